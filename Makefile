@@ -1,0 +1,99 @@
+# trit — one binary (build/trit), one library (build/libtrit.a).
+# Targets: all test demo asan fuzz bench format clean
+NLC_VERSION ?= 3.22.1
+TRIT_CACHE  ?= $(HOME)/.cache/trit
+REF         ?= $(TRIT_CACHE)/llama.cpp-$(NLC_VERSION)
+export TRIT_NLC_VERSION = $(NLC_VERSION)
+export TRIT_CACHE
+
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation \
+           -Isrc -MMD -MP -pthread -DTRIT_NLC_VERSION='"$(NLC_VERSION)"'
+LDLIBS  := -lmicrohttpd -lcurl -ljansson -lpcre2-8 -lxxhash -ldl -lm -pthread
+AVX2    := -mavx2 -mfma -mf16c
+AVX512  := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
+
+# The llama backend is compiled against the reference header when it is present (it dlopens
+# libllama at run time, so trit itself never needs the reference to start).
+ifneq ($(wildcard $(REF)/src/include/llama.h),)
+LLAMA_CFLAGS := -DTRIT_HAVE_LLAMA_H -I$(REF)/src/include -I$(REF)/src/ggml/include
+endif
+
+B ?= build
+LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c src/*/*/*.c))
+CLI_SRC := $(wildcard src/cli/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+
+.PHONY: all test unit integration demo asan fuzz fuzz-build bench format format-check clean setup doctor
+all: $(B)/trit $(B)/libtrit.a
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(if $(findstring _avx512,$<),$(AVX512),$(if $(findstring _avx2,$<),$(AVX2))) \
+	  $(if $(findstring src/backends/,$<),$(LLAMA_CFLAGS)) -c $< -o $@
+
+$(B)/libtrit.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/trit: $(CLI_OBJ) $(B)/libtrit.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(B)/libtrit.a $(LDLIBS) -rdynamic
+
+$(B)/tests/%: tests/unit/%.c $(B)/libtrit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/libtrit.a -lcriterion $(LDLIBS)
+
+setup:
+	@scripts/setup
+
+test: setup
+	@$(MAKE) --no-print-directory all units
+	@tests/run
+
+units: $(UNIT_BIN)
+
+unit: all units
+	@tests/run --unit-only
+
+integration: all
+	@tests/run --integration-only
+
+asan:
+	@$(MAKE) --no-print-directory B=build/asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" all units
+
+demo: setup
+	@$(MAKE) --no-print-directory all
+	@scripts/demo
+
+# libFuzzer targets (clang-14): build/fuzz/fuzz_<name>; run each for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+fuzz-build:
+	@$(MAKE) --no-print-directory B=build/fuzz CC=clang-14 \
+	  OPT="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" build/fuzz/libtrit.a
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  clang-14 -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc -O1 -g \
+	    -fsanitize=fuzzer,address,undefined -o build/fuzz/$$n $$f build/fuzz/libtrit.a $(LDLIBS) || exit 1; done
+fuzz: fuzz-build
+	@tests/fuzz/run $(FUZZ_SECONDS)
+
+bench: all
+	@bench/engine-vs-llama
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+format-check:
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+doctor: all
+	@$(B)/trit doctor
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -1,0 +1,50 @@
+/* cli/main.c — `trit <command> [args]`: dispatch table, version, help. */
+#include "cli/cli.h"
+#include "base/base.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define X(name, help)                                                                          \
+    __attribute__((weak)) int cmd_##name(int argc, char **argv) {                              \
+        (void)argc;                                                                            \
+        (void)argv;                                                                            \
+        fprintf(stderr, "trit: '%s' is not built into this binary yet\n", #name);              \
+        return 2;                                                                              \
+    }
+TRIT_COMMANDS(X)
+#undef X
+
+static const struct {
+    const char *name, *help;
+    int (*fn)(int, char **);
+} commands[] = {
+#define X(name, help) {#name, help, cmd_##name},
+    TRIT_COMMANDS(X)
+#undef X
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "trit %s — ternary LLM inference engine and parity gates\n\n"
+                 "usage: trit <command> [options]   (trit <command> --help for its options)\n\n",
+            TRIT_VERSION);
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(commands); i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("trit %s (reference: node-llama-cpp %s)\n", TRIT_VERSION, TRIT_NLC_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(commands); i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "trit: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

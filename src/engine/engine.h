@@ -1,0 +1,71 @@
+/* engine — forward pass, KV cache, batched prefill, sampler, trace hooks.
+ *
+ * Contract: a trit_ctx evaluates tokens of one sequence against a model, keeping a KV cache.
+ * Its graph is llama.cpp's for the same architecture (llama, bitnet), computed with the
+ * kernels module, so logits agree with the reference within the ladder thresholds.
+ * Not thread-safe per context; several contexts may share one model (read-only) and run
+ * concurrently. Trace points use llama.cpp's tensor names ("attn_norm-0", "Qcur-0",
+ * "kqv_out-0", "ffn_inp-0", "l_out-0", "result_norm", "result_output", ...).
+ * Depends on model, kernels, quant, base. */
+#ifndef TRIT_ENGINE_H
+#define TRIT_ENGINE_H
+
+#include "base/base.h"
+#include "model/model.h"
+
+typedef struct trit_ctx_params {
+    int n_ctx;        /* 0 -> min(model n_ctx_train, 4096) */
+    int n_threads;    /* <= 0 -> number of CPUs */
+    int n_batch;      /* max tokens per prefill chunk; 0 -> 512 */
+    uint32_t kv_type; /* TRIT_F16 (default, like llama.cpp), TRIT_F32 */
+    int rope_mode;    /* -1: the model's; else force TRIT_ROPE_NORM/NEOX (fault injection) */
+    int act;          /* -1: the model's; else force TRIT_ACT_SILU/RELU2 */
+} trit_ctx_params;
+
+typedef struct trit_ctx trit_ctx;
+
+trit_ctx_params trit_ctx_default_params(void);
+trit_ctx *trit_ctx_new(trit_model *m, const trit_ctx_params *p, trit_err *err);
+void trit_ctx_free(trit_ctx *c);
+int trit_ctx_n_ctx(const trit_ctx *c);
+int trit_ctx_n_past(const trit_ctx *c); /* tokens currently in the KV cache */
+const trit_model *trit_ctx_model(const trit_ctx *c);
+
+/* Evaluate tokens[0..n) at positions pos..pos+n-1. Cache entries at positions >= pos are
+ * discarded first (so pos = 0 restarts the sequence). logits_all: keep logits of every
+ * token; else only of the last. Returns 0, or -1 (bad token id, context full...). */
+int trit_eval(trit_ctx *c, const int32_t *tokens, int n, int pos, bool logits_all,
+              trit_err *err);
+/* Logits (n_vocab floats) of token i of the last trit_eval; i = -1 means the last token.
+ * NULL if not kept. */
+const float *trit_get_logits(const trit_ctx *c, int i);
+void trit_kv_clear(trit_ctx *c);
+
+/* Trace hook: called after each named tensor is computed, with ne0 = row length and
+ * ne1 = rows (tokens) actually computed — the last layer's tail computes only the rows whose
+ * logits are wanted, as llama.cpp does. fn == NULL disables. */
+typedef void (*trit_trace_fn)(void *ud, const char *name, const float *data, int64_t ne0,
+                              int64_t ne1);
+void trit_ctx_set_trace(trit_ctx *c, trit_trace_fn fn, void *ud);
+
+/* ---- sampler ---- */
+typedef struct trit_sampler_params {
+    float temp;  /* <= 0: greedy */
+    int top_k;   /* <= 0: off */
+    float top_p; /* >= 1: off */
+    float min_p; /* <= 0: off */
+    uint64_t seed;
+} trit_sampler_params;
+typedef struct trit_sampler trit_sampler;
+trit_sampler_params trit_sampler_default_params(void); /* temp 0.8, top_k 40, top_p 0.95, min_p 0.05 */
+trit_sampler *trit_sampler_new(const trit_sampler_params *p);
+int32_t trit_sampler_sample(trit_sampler *s, const float *logits, int n_vocab);
+void trit_sampler_free(trit_sampler *s);
+/* Greedy: highest logit, ties to the lowest id (llama.cpp's behaviour). */
+int32_t trit_argmax(const float *logits, int n);
+/* log-softmax helpers for logprobs: lp[i] = logit[i] - logsumexp. */
+double trit_logsumexp(const float *logits, int n);
+/* Top-k ids by logit (descending, ties lowest id first); returns count written. */
+int trit_top_k(const float *logits, int n, int k, int32_t *ids);
+
+#endif

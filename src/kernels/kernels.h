@@ -1,0 +1,73 @@
+/* kernels — the arithmetic of inference: activation quantization, dot products, threaded
+ * matmul, RMSNorm, RoPE, softmax, attention.
+ *
+ * Contract: every kernel exists as a scalar reference in kernels/ref/ (obviously right, and
+ * numerically the same as llama.cpp's CPU reference for the same op) and optionally as
+ * optimized x86 versions (kernels/x86/*_avx2.c, *_avx512.c), chosen at run time by
+ * trit_kernels_best() from the CPU's features; $TRIT_KERNELS=ref|avx2|avx512 overrides.
+ * tests/unit/test_kernels.c compares each optimized kernel with its reference (NMSE <= 5e-4
+ * for matmul-like ops, <= 1e-7 otherwise), like llama.cpp's test-backend-ops.
+ * Depends on quant and base only; knows nothing of models, engines or servers. */
+#ifndef TRIT_KERNELS_H
+#define TRIT_KERNELS_H
+
+#include "base/base.h"
+#include "quant/quant.h"
+
+/* Which activation format a weight type is multiplied with (as ggml's vec_dot_type):
+ * TQ1_0/TQ2_0 -> Q8_K, Q8_0 -> Q8_0, F16 -> F16, BF16 -> BF16, F32 -> F32,
+ * I2_S -> TRIT_ACT_I8 (one int8 row with one fp32 scale per row, bitnet.cpp's per-token absmax). */
+#define TRIT_ACT_I8 1000
+uint32_t trit_act_type(uint32_t wtype);
+/* Bytes of one quantized activation row of n elements for weight type wtype. */
+size_t trit_act_row_size(uint32_t wtype, int64_t n);
+
+typedef struct trit_kernels {
+    const char *name; /* "ref", "avx2", "avx512" */
+    /* Quantize one activation row for weight type wtype into dst (trit_act_row_size bytes). */
+    void (*quantize_act)(uint32_t wtype, const float *x, void *dst, int64_t n);
+    /* dot(weight row, activation row) for n elements, including all block scales. I2_S
+     * returns the dot scaled by the activation scale only (the per-tensor weight scale is
+     * applied by the caller). */
+    float (*vec_dot)(uint32_t wtype, int64_t n, const void *w_row, const void *act_row);
+    /* Row-block variant for cache efficiency: out[r] = vec_dot(w_row r, act) for nr rows
+     * spaced row_bytes apart. */
+    void (*vec_dot_rows)(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
+                         const void *act_row, float *out);
+} trit_kernels;
+
+const trit_kernels *trit_kernels_ref(void);
+const trit_kernels *trit_kernels_avx2(void);   /* NULL if not compiled or CPU lacks it */
+const trit_kernels *trit_kernels_avx512(void); /* NULL if not compiled or CPU lacks it */
+const trit_kernels *trit_kernels_best(void);
+/* CPU features as a string ("avx2 fma f16c avx512f avx512bw avx512vnni ..."). */
+const char *trit_cpu_features(void);
+
+/* Y[t][r] = w_scale * dot(W row r, X row t) for t < n_tok, r < n_out.
+ * W: n_out rows of n_in elements of wtype (row stride trit_row_size; I2_S packed rows).
+ * X: n_tok rows of n_in floats. Y: n_tok rows of n_out floats. Activations are quantized
+ * once per row (in the pool's threads) then rows of W are split across threads. */
+void trit_matmul(const trit_kernels *k, trit_pool *pool, uint32_t wtype, const void *W,
+                 float w_scale, int64_t n_in, int64_t n_out, const float *X, int64_t n_tok,
+                 float *Y);
+
+/* ---- elementwise ops (reference numerics = ggml CPU) ---- */
+/* y = x / sqrt(mean(x^2) + eps) (sum accumulated in double, as ggml), then y *= w if w. */
+void trit_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps);
+/* RoPE in place on n_head heads of head_dim floats at position pos; n_rot dims rotated.
+ * mode 0 = NORM (adjacent pairs, llama), 2 = NEOX (halves), as ggml's rope modes. */
+void trit_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int mode);
+void trit_softmax(float *x, int64_t n); /* in place, max-subtracted */
+float trit_silu(float x);
+
+/* Causal attention over a KV cache for n_tok new query tokens at positions pos0..pos0+n_tok-1;
+ * the cache already holds K,V for positions 0..pos0+n_tok-1.
+ * q:   [n_tok][n_head][head_dim] f32 (after RoPE)
+ * kc:  [n_head_kv][n_ctx][head_dim] of kv_type (TRIT_F16 or TRIT_F32), vc likewise
+ * out: [n_tok][n_head][head_dim] f32.  GQA: head h reads kv head h / (n_head / n_head_kv).
+ * Work is split over (token, head) and, for long contexts, over KV chunks (split-KV). */
+void trit_attention(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                    uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim, int pos0,
+                    int n_tok, float scale, float *out);
+
+#endif

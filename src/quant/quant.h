@@ -1,0 +1,81 @@
+/* quant — tensor element types: sizes, names, quantize and dequantize.
+ *
+ * Contract: type ids are ggml's (GGUF tensor type field). trit computes with F32 F16 BF16 Q8_0
+ * Q8_K TQ1_0 TQ2_0 and I2_S (bitnet.cpp's id 36); every other ggml id is known by name and size
+ * (so `trit inspect` and the GGUF validator can describe any file) but has supported=false.
+ * Quantization of TQ1_0/TQ2_0/Q8_0 is byte-identical to llama.cpp's quantize_row_*_ref.
+ * Depends on base only. */
+#ifndef TRIT_QUANT_H
+#define TRIT_QUANT_H
+
+#include "base/base.h"
+
+enum trit_type {
+    TRIT_F32 = 0,
+    TRIT_F16 = 1,
+    TRIT_Q8_0 = 8,
+    TRIT_Q8_K = 15,
+    TRIT_BF16 = 30,
+    TRIT_TQ1_0 = 34,
+    TRIT_TQ2_0 = 35,
+    TRIT_I2_S = 36, /* bitnet.cpp: 2-bit codes, 128-weight blocks, one fp32 scale per tensor */
+    TRIT_TYPE_COUNT_MAX = 64,
+};
+
+typedef struct trit_type_info {
+    const char *name; /* "f32", "q8_0", "tq2_0", "i2_s" ... (ggml's names) */
+    int64_t blck;     /* elements per block */
+    size_t size;      /* bytes per block */
+    bool supported;   /* trit can (de)quantize and compute with it */
+} trit_type_info;
+
+/* NULL for an id no ggml version defines. */
+const trit_type_info *trit_type_get(uint32_t type);
+/* Parse "f32", "TQ2_0", ... (case-insensitive); -1 if unknown. */
+int trit_type_from_name(const char *name);
+
+/* Bytes of one row of n elements (n must be a multiple of blck; returns 0 otherwise).
+ * For I2_S this is n/4 (the per-tensor scale is accounted for by trit_tensor_nbytes). */
+size_t trit_row_size(uint32_t type, int64_t n);
+/* Bytes of a whole tensor with ne[0] elements per row and nrows rows, as stored in GGUF.
+ * I2_S: nrows*ne0/4 packed bytes + 32 bytes (fp32 scale then padding), as bitnet.cpp. */
+size_t trit_tensor_nbytes(uint32_t type, int64_t ne0, int64_t nrows);
+
+/* Row-wise conversion for row-quantized types (everything but I2_S).
+ * n must be a multiple of the block size. Return 0, or -1 for an unsupported type. */
+int trit_quantize_row(uint32_t type, const float *x, void *y, int64_t n);
+int trit_dequantize_row(uint32_t type, const void *x, float *y, int64_t n);
+
+/* Whole-tensor conversion (handles I2_S's per-tensor scale; for other types loops rows).
+ * y must hold trit_tensor_nbytes(type, ne0, nrows). */
+int trit_quantize_tensor(uint32_t type, const float *x, void *y, int64_t ne0, int64_t nrows);
+int trit_dequantize_tensor(uint32_t type, const void *x, float *y, int64_t ne0, int64_t nrows);
+
+/* Block layouts (identical to ggml's). */
+#define QK8_0 32
+typedef struct {
+    uint16_t d; /* fp16 */
+    int8_t qs[QK8_0];
+} block_q8_0;
+
+#define QK_K 256
+typedef struct {
+    float d;
+    int8_t qs[QK_K];
+    int16_t bsums[QK_K / 16];
+} block_q8_K;
+
+typedef struct {
+    uint8_t qs[(QK_K - 4 * QK_K / 64) / 5]; /* 5 ternary elements per byte (3^5 = 243 < 256) */
+    uint8_t qh[QK_K / 64];                  /* 4 elements per byte */
+    uint16_t d;
+} block_tq1_0;
+
+typedef struct {
+    uint8_t qs[QK_K / 4]; /* 2 bits per element */
+    uint16_t d;
+} block_tq2_0;
+
+#define QK_I2_S 128 /* weights per packed block in bitnet.cpp's x86 layout (32 bytes) */
+
+#endif
