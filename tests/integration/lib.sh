@@ -1,0 +1,75 @@
+# tests/integration/lib.sh — shared helpers for integration scripts (source it).
+# Provides: $TRIT (the binary), $TMP (per-script temp dir), ref_bin NAME, free_port,
+# tiny_model ARCH TYPE [extra mkmodel args...] (cached per test run), start_llama_server,
+# start_trit_serve, wait_http URL, and a trap that kills every process started here.
+set -euo pipefail
+ROOT="${TRIT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+TRIT="${TRIT:-$ROOT/build/trit}"
+TRIT_TEST_TMP="${TRIT_TEST_TMP:-/tmp/trit-test-$$}"
+mkdir -p "$TRIT_TEST_TMP/models"
+TMP="$(mktemp -d "$TRIT_TEST_TMP/$(basename "$0" .sh).XXXX")"
+REF_DIR="${TRIT_REF_DIR:-${TRIT_CACHE:-$HOME/.cache/trit}/llama.cpp-${TRIT_NLC_VERSION:-3.22.1}}"
+REF_BIN="$REF_DIR/build/bin"
+_pids=()
+
+ref_bin() { echo "$REF_BIN/$1"; }
+
+cleanup() {
+  local p
+  for p in "${_pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "${_pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT INT TERM
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+
+free_port() {
+  python3 - <<'PY' 2>/dev/null || echo $((20000 + RANDOM % 20000))
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
+}
+
+# tiny_model ARCH TYPE [args...] -> prints the path; built once per test run (flock'd).
+tiny_model() {
+  local arch="$1" type="$2"; shift 2
+  local tag; tag=$(printf '%s' "$*" | tr -c 'A-Za-z0-9_.-' '_')
+  local out="$TRIT_TEST_TMP/models/tiny-$arch-$type${tag:+-$tag}.gguf"
+  (
+    flock 8
+    if [ ! -s "$out" ]; then
+      "$TRIT" mkmodel --arch "$arch" --preset tiny --type "$type" --seed 1 "$@" -o "$out.tmp" >&2 &&
+        mv "$out.tmp" "$out"
+    fi
+  ) 8>"$out.lock"
+  [ -s "$out" ] || fail "mkmodel $arch $type $*"
+  echo "$out"
+}
+
+# wait_http URL [seconds] — until GET URL answers 200.
+wait_http() {
+  local url="$1" t="${2:-60}" i
+  for ((i = 0; i < t * 10; i++)); do
+    curl -sf -o /dev/null "$url" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# start_llama_server MODEL PORT [extra args] — reference server, 1 slot, no prompt cache.
+start_llama_server() {
+  local model="$1" port="$2"; shift 2
+  "$(ref_bin llama-server)" -m "$model" --host 127.0.0.1 --port "$port" -np 1 --no-cache-prompt \
+    -t "${LLAMA_THREADS:-1}" -c "${LLAMA_CTX:-2048}" --no-webui "$@" >"$TMP/llama-server-$port.log" 2>&1 &
+  _pids+=($!)
+  wait_http "http://127.0.0.1:$port/health" 120 || { tail -20 "$TMP/llama-server-$port.log" >&2; fail "llama-server did not start"; }
+}
+
+# start_trit_serve MODEL PORT [extra args]
+start_trit_serve() {
+  local model="$1" port="$2"; shift 2
+  "$TRIT" serve "$model" --host 127.0.0.1 --port "$port" --threads "${TRIT_THREADS:-1}" "$@" >"$TMP/trit-serve-$port.log" 2>&1 &
+  _pids+=($!)
+  wait_http "http://127.0.0.1:$port/health" 60 || { tail -20 "$TMP/trit-serve-$port.log" >&2; fail "trit serve did not start"; }
+}
