@@ -1,0 +1,117 @@
+/* backends — one interface to an inference engine, three implementations, used by the parity
+ * tools (ladder, trace, ppl, ...):
+ *   "trit:MODEL[?opts]"   in-process trit engine (engine.h / tokenizer.h / model.h)
+ *   "llama:MODEL[?opts]"  the reference libllama, dlopen'd at run time from trit_ref_dir()
+ *   "http:URL"            any OpenAI-compatible server (tokenize via /tokenize, top_logprobs)
+ * Options after '?' are '&'-separated k=v: threads=N, ctx=N (both backends);
+ * rope=norm|neox and act=silu|relu2 (trit only: fault injection via trit_ctx_params).
+ *
+ * Contract: every call either does what it says exactly or fails with a trit_err; a
+ * capability a backend does not have (eval/trace over http) fails with TRIT_EUNAVAIL and is
+ * never faked. Results are malloc'd and owned by the caller unless said otherwise.
+ * A backend is not thread-safe; open two for concurrency. Depends on engine, tokenizer,
+ * model, client, base. */
+#ifndef TRIT_BACKEND_H
+#define TRIT_BACKEND_H
+
+#include "base/base.h"
+
+typedef struct trit_backend trit_backend;
+
+typedef struct trit_backend_opts {
+    int n_threads; /* <= 0: backend default (trit: all CPUs; llama: all CPUs) */
+    int n_ctx;     /* <= 0: min(model n_ctx_train, 4096) */
+    int rope_mode; /* -1: model's; TRIT_ROPE_NORM/NEOX: forced (trit only) */
+    int act;       /* -1: model's; TRIT_ACT_SILU/RELU2: forced (trit only) */
+} trit_backend_opts;
+
+/* threads/ctx from the environment ($TRIT_THREADS) or 0; rope_mode/act -1. */
+trit_backend_opts trit_backend_default_opts(void);
+
+typedef struct trit_backend_info {
+    char kind[8];          /* "trit" | "llama" | "http" */
+    char spec[512];        /* the spec it was opened with */
+    char version[128];     /* trit version, reference version/build, or server's model id */
+    char model_path[512];  /* "" for http */
+    char model_sha256[65]; /* "" when unknown (http) */
+    char model_desc[256];  /* one line: arch, sizes, types */
+    int n_vocab;           /* 0 when unknown (http before first call) */
+    int n_ctx;             /* context size of the evaluation context; 0 when unknown */
+    int n_threads;         /* 0 when unknown */
+    char numerics[256];    /* threads, KV type, fault injection overrides, ... */
+    bool can_eval, can_trace, can_tokenize;
+} trit_backend_info;
+
+/* Parse `spec` and open (load the model / connect). opts may be NULL (defaults); options in
+ * the spec override opts. */
+trit_backend *trit_backend_open(const char *spec, const trit_backend_opts *opts, trit_err *err);
+void trit_backend_close(trit_backend *b);
+/* Valid until close. */
+const trit_backend_info *trit_backend_describe(trit_backend *b);
+
+/* Text -> ids. add_special: BOS etc. as the vocabulary says; parse_special: control tokens in
+ * the text become single ids. *ids malloc'd. */
+int trit_backend_tokenize(trit_backend *b, const char *text, bool add_special, bool parse_special,
+                          int32_t **ids, size_t *n_ids, trit_err *err);
+/* The backend's own chat template applied to one user message, with the generation prompt
+ * (text to tokenize with add_special=false, parse_special=true). */
+int trit_backend_chat_prompt(trit_backend *b, const char *user, trit_buf *out, trit_err *err);
+
+/* Logits for every position of ids[0..n), evaluated from an empty cache.
+ * *logits is malloc'd, n x n_vocab floats row-major; *n_vocab set. */
+int trit_backend_eval(trit_backend *b, const int32_t *ids, size_t n, float **logits, int *n_vocab,
+                      trit_err *err);
+/* Same, streaming: fn is called once per position in order (no n x n_vocab buffer). A
+ * non-zero return from fn stops and is returned. */
+typedef int (*trit_backend_logits_fn)(void *ud, size_t pos, const float *logits, int n_vocab);
+int trit_backend_eval_each(trit_backend *b, const int32_t *ids, size_t n, trit_backend_logits_fn fn,
+                           void *ud, trit_err *err);
+
+/* Greedy decode: ids is the prompt; up to max_tokens steps (stops after an end-of-generation
+ * token, which is included). Per step: the chosen id and the top-k by logit. top_logit is NaN
+ * when the backend only knows logprobs (http). */
+#define TRIT_BACKEND_TOPK 10
+typedef struct trit_gen_step {
+    int32_t id;
+    int n_top;
+    int32_t top_id[TRIT_BACKEND_TOPK];
+    float top_logit[TRIT_BACKEND_TOPK];
+    float top_logprob[TRIT_BACKEND_TOPK];
+} trit_gen_step;
+int trit_backend_generate_greedy(trit_backend *b, const int32_t *ids, size_t n, int max_tokens,
+                                 trit_gen_step **steps, size_t *n_steps, trit_err *err);
+
+/* Activation statistics of named tensors while evaluating ids[0..n) from an empty cache.
+ * names: llama.cpp tensor names ("attn_norm-0", "Qcur-0", "kqv_out-0", "ffn_out-1",
+ * "result_norm", ...) or NULL/n_names == 0 for every point the backend exposes. Also accepted:
+ * a bare base name ("Qcur") matching every layer. last_token_only: stats over the last row
+ * (token) only; else over every computed row. Stats come in computation order. */
+typedef struct trit_trace_stat {
+    char name[64];              /* "Qcur-0" */
+    int layer;                  /* parsed from the "-N" suffix; -1 when none ("result_norm") */
+    int order;                  /* index in computation order */
+    int64_t ne0;                /* row length */
+    int64_t rows;               /* rows included */
+    int64_t count;              /* elements included = ne0 * rows */
+    double mean, std, min, max; /* over finite values */
+    int64_t nan, inf, zero;
+    uint64_t hash;     /* XXH3-64 of the included float32 data */
+    double rms_vs_ref; /* reserved for diff; 0 */
+    float *data; /* copy of the included values when trit_backend_trace_keep_data; else NULL */
+} trit_trace_stat;
+int trit_backend_trace(trit_backend *b, const int32_t *ids, size_t n, const char *const *names,
+                       size_t n_names, bool last_token_only, trit_trace_stat **stats,
+                       size_t *n_stats, trit_err *err);
+/* Keep a copy of traced values in trit_trace_stat.data (for NMSE between backends). */
+void trit_backend_trace_keep_data(trit_backend *b, bool keep);
+void trit_trace_stats_free(trit_trace_stat *stats, size_t n);
+
+/* Helpers shared by the implementations. */
+/* Compute stats of data[0..count) into st (name/layer/order set by the caller). */
+void trit_trace_stat_compute(trit_trace_stat *st, const float *data, int64_t ne0, int64_t rows);
+/* -1 when the name has no "-N" layer suffix. */
+int trit_trace_name_layer(const char *name);
+/* True when `name` is selected by names[0..n) (exact or base-name match); n == 0: all. */
+bool trit_trace_name_wanted(const char *name, const char *const *names, size_t n_names);
+
+#endif
