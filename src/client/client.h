@@ -1,0 +1,132 @@
+/* client — OpenAI-compatible HTTP client (libcurl): completions, chat, logprobs, streaming.
+ *
+ * Contract: talks to any OpenAI-compatible server (trit serve, llama-server, vLLM). A call
+ * never fails silently: every outcome is a trit_client_resp whose `kind` says what happened
+ * (ok / refused / timeout / http_status / bad_json / other) with one-sentence `msg`.
+ * Token logprobs are read from both shapes servers return:
+ *   - "logprobs":{"content":[{"id","token","bytes","logprob","top_logprobs":[...]}]}
+ *     (chat completions everywhere; llama-server also for /v1/completions), and
+ *   - the legacy completions shape "logprobs":{"tokens","token_logprobs","top_logprobs"}.
+ * A token's text is taken from "bytes" when present (so split UTF-8 sequences survive),
+ * else from "token". Token ids are -1 when the server does not return them.
+ * Thread-safe: calls may run concurrently from several threads (trit_client_run_many does
+ * that for you). Depends on base, libcurl, jansson. */
+#ifndef TRIT_CLIENT_H
+#define TRIT_CLIENT_H
+
+#include "base/base.h"
+
+#include <jansson.h>
+
+#define TRIT_CLIENT_MAX_TOP 20
+
+typedef enum trit_client_errkind {
+    TRIT_CLIENT_OK = 0,
+    TRIT_CLIENT_REFUSED,     /* could not connect (refused, unresolved, reset before reply) */
+    TRIT_CLIENT_TIMEOUT,     /* no complete reply within timeout_s */
+    TRIT_CLIENT_HTTP_STATUS, /* reply with a status other than 2xx (http_status says which) */
+    TRIT_CLIENT_BAD_JSON,    /* 2xx reply whose body is not the expected JSON */
+    TRIT_CLIENT_OTHER,
+} trit_client_errkind;
+
+/* "ok", "refused", "timeout", "http_status", "bad_json", "other" */
+const char *trit_client_errkind_name(trit_client_errkind k);
+
+typedef struct trit_client_alt {
+    char *text; /* raw bytes of the alternative token (NUL-terminated, may hold partial UTF-8) */
+    size_t len;
+    int32_t id; /* -1 if unknown */
+    double logprob;
+} trit_client_alt;
+
+typedef struct trit_client_token {
+    char *text; /* raw bytes of the sampled token */
+    size_t len;
+    int32_t id; /* -1 if unknown */
+    double logprob;
+    int n_top; /* alternatives, most likely first */
+    trit_client_alt top[TRIT_CLIENT_MAX_TOP];
+} trit_client_token;
+
+typedef struct trit_client_msg {
+    const char *role; /* "system", "user", "assistant" */
+    const char *content;
+} trit_client_msg;
+
+/* Streaming: called for each content delta as it arrives (tok is the matching token when the
+ * chunk carries logprobs, else NULL). Return nonzero to abort the request (kind = other). */
+typedef int (*trit_client_chunk_fn)(void *user, const char *delta, size_t n,
+                                    const trit_client_token *tok);
+
+typedef struct trit_client_req {
+    const char *url;     /* server base: "http://127.0.0.1:8080" (a trailing "/v1" is fine) */
+    const char *api_key; /* NULL: no Authorization header */
+    const char *model;   /* NULL: field omitted */
+    /* completions: */
+    const char *prompt;
+    /* chat: */
+    const trit_client_msg *messages;
+    int n_messages;
+    int max_tokens;     /* <= 0: field omitted */
+    double temperature; /* < 0: field omitted */
+    int top_logprobs;   /* 0: logprobs not requested */
+    int64_t seed;       /* < 0: field omitted */
+    const char *const *stop;
+    int n_stop;
+    double timeout_s; /* whole request; <= 0 -> 60 s */
+    bool stream;      /* SSE; on_chunk (optional) sees each delta */
+    trit_client_chunk_fn on_chunk;
+    void *user;
+    const char *extra_json; /* optional JSON object whose members are merged into the body */
+} trit_client_req;
+
+typedef struct trit_client_resp {
+    trit_client_errkind kind;
+    long http_status; /* 0 if no reply */
+    char msg[512];    /* error sentence ("" when ok) */
+    char *content;    /* reply text (NUL-terminated, content_len bytes); "" on error */
+    size_t content_len;
+    trit_client_token *tokens; /* logprobs per generated token (n_tokens; 0 if none returned) */
+    int n_tokens;
+    char finish_reason[32];
+    char model[128];                      /* "model" field of the reply */
+    int prompt_tokens, completion_tokens; /* usage; -1 if absent */
+    double latency_s;                     /* request start to last byte */
+    double ttft_s; /* streaming: time to first content delta; else = latency */
+    char *body;    /* raw reply body (non-streaming), NULL otherwise */
+} trit_client_resp;
+
+void trit_client_resp_init(trit_client_resp *r);
+void trit_client_resp_free(trit_client_resp *r);
+
+/* POST {url}/v1/completions and {url}/v1/chat/completions. Return 0 when kind == OK, else -1
+ * (resp is always filled and must be freed). */
+int trit_client_completion(const trit_client_req *req, trit_client_resp *resp);
+int trit_client_chat(const trit_client_req *req, trit_client_resp *resp);
+
+/* GET {url}{path} (path like "/v1/models", "/health"); or POST when body_json != NULL (e.g.
+ * "/tokenize" with {"content":...}). On 2xx with a JSON body, *out gets a new reference.
+ * Returns 0 on success, else -1 with resp->kind/msg set (resp may be NULL). */
+int trit_client_get_json(const char *url, const char *path, const char *api_key, double timeout_s,
+                         json_t **out, trit_client_resp *resp);
+int trit_client_post_json(const char *url, const char *path, const char *api_key, double timeout_s,
+                          const char *body_json, json_t **out, trit_client_resp *resp);
+
+/* The first model id in GET /v1/models ("" -> -1). */
+int trit_client_model_id(const char *url, const char *api_key, double timeout_s, char *out,
+                         size_t out_sz, trit_client_resp *resp);
+
+/* Run several requests concurrently (one thread each); returns when all have finished. */
+typedef enum { TRIT_CLIENT_CALL_COMPLETION, TRIT_CLIENT_CALL_CHAT } trit_client_call_kind;
+typedef struct trit_client_call {
+    trit_client_call_kind kind;
+    const trit_client_req *req;
+    trit_client_resp *resp; /* caller-owned, initialised by the call */
+} trit_client_call;
+void trit_client_run_many(trit_client_call *calls, int n);
+
+/* Parse a completions / chat reply body (used by the calls above; exposed for tests and the
+ * shadow proxy). is_chat selects choices[0].message.content vs choices[0].text. */
+int trit_client_parse_reply(const char *body, size_t n, bool is_chat, trit_client_resp *resp);
+
+#endif
