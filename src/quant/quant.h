@@ -76,6 +76,15 @@ typedef struct {
     uint16_t d;
 } block_tq2_0;
 
-#define QK_I2_S 128 /* weights per packed block in bitnet.cpp's x86 layout (32 bytes) */
+/* I2_S (bitnet.cpp, x86 "ACT_PARALLEL" layout), a whole tensor of n = ne0*nrows weights:
+ *   bytes [0, n/4): 128-weight blocks of 32 bytes, in element order. In block b, byte m
+ *     (0..31) holds weights 128b+m, +32, +64, +96 in bits 7..6, 5..4, 3..2, 1..0.
+ *     Code 0 = -1, 1 = 0, 2 = +1 (3 is never written; decodes as +2).
+ *   bytes [n/4, n/4+4): fp32 scale = max |w| over the tensor; then 28 bytes of zero padding.
+ *   weight = (code - 1) * scale. Quantizing: |w| < 1e-6 -> 0, otherwise sign(w) (so inputs
+ *   must already be ternary times one scale, as BitNet's weights are).
+ * ne0 must be a multiple of 128, so each row is whole blocks (row r at byte r*ne0/4).
+ * The type table lists I2_S as blck 1 / size 1 like bitnet.cpp's ggml; use trit_row_size. */
+#define QK_I2_S 128
 
 #endif
