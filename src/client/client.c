@@ -1,0 +1,527 @@
+/* client.c — OpenAI-compatible HTTP client on libcurl (easy interface, one handle per call,
+ * so calls are independent and may run on several threads). */
+#include "client/client.h"
+
+#include <curl/curl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+const char *trit_client_errkind_name(trit_client_errkind k) {
+    switch (k) {
+    case TRIT_CLIENT_OK:
+        return "ok";
+    case TRIT_CLIENT_REFUSED:
+        return "refused";
+    case TRIT_CLIENT_TIMEOUT:
+        return "timeout";
+    case TRIT_CLIENT_HTTP_STATUS:
+        return "http_status";
+    case TRIT_CLIENT_BAD_JSON:
+        return "bad_json";
+    default:
+        return "other";
+    }
+}
+
+void trit_client_resp_init(trit_client_resp *r) {
+    memset(r, 0, sizeof *r);
+    r->content = xstrdup("");
+    r->prompt_tokens = r->completion_tokens = -1;
+}
+
+static void token_free(trit_client_token *t) {
+    free(t->text);
+    for (int j = 0; j < t->n_top; j++) free(t->top[j].text);
+}
+
+void trit_client_resp_free(trit_client_resp *r) {
+    if (!r) return;
+    free(r->content);
+    for (int i = 0; i < r->n_tokens; i++) token_free(&r->tokens[i]);
+    free(r->tokens);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+static int resp_fail(trit_client_resp *r, trit_client_errkind k, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int resp_fail(trit_client_resp *r, trit_client_errkind k, const char *fmt, ...) {
+    r->kind = k;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ---- URL: base without trailing "/" or "/v1" ---- */
+static char *endpoint(const char *url, const char *path) {
+    size_t n = strlen(url);
+    while (n > 0 && url[n - 1] == '/') n--;
+    if (n >= 3 && !strncmp(url + n - 3, "/v1", 3) && !strncmp(path, "/v1/", 4)) n -= 3;
+    trit_buf b = {0};
+    trit_buf_append(&b, url, n);
+    trit_buf_puts(&b, path);
+    return b.p;
+}
+
+/* ---- token parsing (both reply shapes) ---- */
+static char *bytes_or_text(json_t *o, size_t *len) {
+    json_t *bytes = json_object_get(o, "bytes");
+    if (json_is_array(bytes)) {
+        size_t n = json_array_size(bytes);
+        char *s = xmalloc(n + 1);
+        for (size_t i = 0; i < n; i++) s[i] = (char)json_integer_value(json_array_get(bytes, i));
+        s[n] = 0;
+        *len = n;
+        return s;
+    }
+    const char *t = json_string_value(json_object_get(o, "token"));
+    if (!t) t = "";
+    *len = json_string_length(json_object_get(o, "token"));
+    return xstrndup(t, *len);
+}
+
+static double num_or(json_t *v, double dflt) {
+    return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+static void parse_content_token(json_t *e, trit_client_token *t) {
+    memset(t, 0, sizeof *t);
+    t->text = bytes_or_text(e, &t->len);
+    json_t *id = json_object_get(e, "id");
+    t->id = json_is_integer(id) ? (int32_t)json_integer_value(id) : -1;
+    t->logprob = num_or(json_object_get(e, "logprob"), NAN);
+    json_t *top = json_object_get(e, "top_logprobs");
+    size_t i;
+    json_t *a;
+    json_array_foreach(top, i, a) {
+        if (t->n_top >= TRIT_CLIENT_MAX_TOP) break;
+        trit_client_alt *alt = &t->top[t->n_top++];
+        alt->text = bytes_or_text(a, &alt->len);
+        json_t *aid = json_object_get(a, "id");
+        alt->id = json_is_integer(aid) ? (int32_t)json_integer_value(aid) : -1;
+        alt->logprob = num_or(json_object_get(a, "logprob"), NAN);
+    }
+}
+
+static int alt_cmp(const void *a, const void *b) {
+    double x = ((const trit_client_alt *)a)->logprob, y = ((const trit_client_alt *)b)->logprob;
+    return (x < y) - (x > y);
+}
+
+static void push_token(trit_client_resp *r, const trit_client_token *t) {
+    r->tokens = xrealloc(r->tokens, (size_t)(r->n_tokens + 1) * sizeof *r->tokens);
+    r->tokens[r->n_tokens++] = *t;
+}
+
+/* logprobs object of one choice -> tokens appended to r */
+static void parse_logprobs(json_t *lp, trit_client_resp *r) {
+    if (!json_is_object(lp)) return;
+    json_t *content = json_object_get(lp, "content");
+    if (json_is_array(content)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(content, i, e) {
+            trit_client_token t;
+            parse_content_token(e, &t);
+            push_token(r, &t);
+        }
+        return;
+    }
+    json_t *toks = json_object_get(lp, "tokens"), *lps = json_object_get(lp, "token_logprobs"),
+           *tops = json_object_get(lp, "top_logprobs");
+    if (!json_is_array(toks)) return;
+    for (size_t i = 0; i < json_array_size(toks); i++) {
+        trit_client_token t;
+        memset(&t, 0, sizeof t);
+        const char *s = json_string_value(json_array_get(toks, i));
+        t.len = s ? json_string_length(json_array_get(toks, i)) : 0;
+        t.text = xstrndup(s ? s : "", t.len);
+        t.id = -1;
+        t.logprob = num_or(json_array_get(lps, i), NAN);
+        json_t *top = json_array_get(tops, i);
+        const char *k;
+        json_t *v;
+        json_object_foreach(top, k, v) {
+            if (t.n_top >= TRIT_CLIENT_MAX_TOP) break;
+            trit_client_alt *alt = &t.top[t.n_top++];
+            alt->len = strlen(k);
+            alt->text = xstrndup(k, alt->len);
+            alt->id = -1;
+            alt->logprob = num_or(v, NAN);
+        }
+        qsort(t.top, (size_t)t.n_top, sizeof t.top[0], alt_cmp);
+        push_token(r, &t);
+    }
+}
+
+static void parse_usage(json_t *root, trit_client_resp *r) {
+    json_t *u = json_object_get(root, "usage");
+    if (!json_is_object(u)) return;
+    json_t *p = json_object_get(u, "prompt_tokens"), *c = json_object_get(u, "completion_tokens");
+    if (json_is_integer(p)) r->prompt_tokens = (int)json_integer_value(p);
+    if (json_is_integer(c)) r->completion_tokens = (int)json_integer_value(c);
+}
+
+static void set_content(trit_client_resp *r, const char *s, size_t n) {
+    free(r->content);
+    r->content = xstrndup(s, n);
+    r->content_len = n;
+}
+
+int trit_client_parse_reply(const char *body, size_t n, bool is_chat, trit_client_resp *r) {
+    json_error_t je;
+    json_t *root = json_loadb(body, n, 0, &je);
+    if (!root) return resp_fail(r, TRIT_CLIENT_BAD_JSON, "reply is not JSON: %s", je.text);
+    int rc = 0;
+    json_t *ch0 = json_array_get(json_object_get(root, "choices"), 0);
+    if (!json_is_object(ch0)) {
+        rc = resp_fail(r, TRIT_CLIENT_BAD_JSON, "reply has no choices[0]");
+        goto done;
+    }
+    json_t *text = is_chat ? json_object_get(json_object_get(ch0, "message"), "content")
+                           : json_object_get(ch0, "text");
+    if (json_is_null(text) && is_chat) {
+        set_content(r, "", 0);
+    } else if (!json_is_string(text)) {
+        rc = resp_fail(r, TRIT_CLIENT_BAD_JSON, "reply has no choices[0].%s string",
+                       is_chat ? "message.content" : "text");
+        goto done;
+    } else {
+        set_content(r, json_string_value(text), json_string_length(text));
+    }
+    const char *fr = json_string_value(json_object_get(ch0, "finish_reason"));
+    snprintf(r->finish_reason, sizeof r->finish_reason, "%s", fr ? fr : "");
+    const char *model = json_string_value(json_object_get(root, "model"));
+    snprintf(r->model, sizeof r->model, "%s", model ? model : "");
+    parse_logprobs(json_object_get(ch0, "logprobs"), r);
+    parse_usage(root, r);
+    r->kind = TRIT_CLIENT_OK;
+done:
+    json_decref(root);
+    return rc;
+}
+
+/* ---- transport ---- */
+typedef struct xfer {
+    trit_buf body;
+    /* streaming */
+    bool stream, is_chat, aborted;
+    trit_buf line;
+    trit_buf content;
+    trit_client_resp *resp;
+    const trit_client_req *req;
+    double t0;
+    bool got_first;
+    bool bad_chunk;
+} xfer;
+
+static void stream_event(xfer *x, const char *data, size_t n) {
+    if (n == 6 && !memcmp(data, "[DONE]", 6)) return;
+    json_error_t je;
+    json_t *root = json_loadb(data, n, 0, &je);
+    if (!root) {
+        if (!x->bad_chunk)
+            resp_fail(x->resp, TRIT_CLIENT_BAD_JSON, "stream chunk is not JSON: %s", je.text);
+        x->bad_chunk = true;
+        return;
+    }
+    json_t *ch0 = json_array_get(json_object_get(root, "choices"), 0);
+    const char *model = json_string_value(json_object_get(root, "model"));
+    if (model) snprintf(x->resp->model, sizeof x->resp->model, "%s", model);
+    parse_usage(root, x->resp);
+    if (json_is_object(ch0)) {
+        json_t *text = x->is_chat ? json_object_get(json_object_get(ch0, "delta"), "content")
+                                  : json_object_get(ch0, "text");
+        int before = x->resp->n_tokens;
+        parse_logprobs(json_object_get(ch0, "logprobs"), x->resp);
+        const char *fr = json_string_value(json_object_get(ch0, "finish_reason"));
+        if (fr) snprintf(x->resp->finish_reason, sizeof x->resp->finish_reason, "%s", fr);
+        if (json_is_string(text) && json_string_length(text) > 0) {
+            if (!x->got_first) {
+                x->got_first = true;
+                x->resp->ttft_s = trit_now_s() - x->t0;
+            }
+            size_t len = json_string_length(text);
+            trit_buf_append(&x->content, json_string_value(text), len);
+            if (x->req->on_chunk) {
+                const trit_client_token *tok =
+                    x->resp->n_tokens > before ? &x->resp->tokens[x->resp->n_tokens - 1] : NULL;
+                if (x->req->on_chunk(x->req->user, json_string_value(text), len, tok))
+                    x->aborted = true;
+            }
+        }
+    }
+    json_decref(root);
+}
+
+static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
+    xfer *x = ud;
+    size_t n = size * nmemb;
+    if (!x->stream) {
+        trit_buf_append(&x->body, ptr, n);
+        return n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = ptr[i];
+        if (c != '\n') {
+            trit_buf_append(&x->line, &c, 1);
+            continue;
+        }
+        size_t L = x->line.len;
+        if (L > 0 && x->line.p[L - 1] == '\r') L--;
+        if (L >= 5 && !memcmp(x->line.p, "data:", 5)) {
+            const char *d = x->line.p + 5;
+            size_t dn = L - 5;
+            while (dn > 0 && *d == ' ') d++, dn--;
+            stream_event(x, d, dn);
+        } else if (L > 0 && x->line.p[0] == '{') {
+            trit_buf_append(&x->body, x->line.p, L); /* an error body on a stream request */
+        }
+        trit_buf_clear(&x->line);
+        if (x->aborted) return 0;
+    }
+    return n;
+}
+
+/* Perform one HTTP request; fills status/kind/latency and x->body. */
+static int perform(const char *url, const char *api_key, const char *post_body, double timeout_s,
+                   xfer *x, trit_client_resp *r) {
+    pthread_once(&curl_once, curl_init_once);
+    CURL *h = curl_easy_init();
+    if (!h) return resp_fail(r, TRIT_CLIENT_OTHER, "curl_easy_init failed");
+    struct curl_slist *hdr = NULL;
+    char auth[600];
+    if (api_key && *api_key) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", api_key);
+        hdr = curl_slist_append(hdr, auth);
+    }
+    if (post_body) {
+        hdr = curl_slist_append(hdr, "Content-Type: application/json");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, post_body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(post_body));
+    }
+    if (x->stream) hdr = curl_slist_append(hdr, "Accept: text/event-stream");
+    hdr = curl_slist_append(hdr, "Expect:");
+    if (timeout_s <= 0) timeout_s = 60;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000));
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(TRIT_MIN(timeout_s, 10.0) * 1000));
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "trit/" TRIT_VERSION);
+    x->t0 = trit_now_s();
+    CURLcode cc = curl_easy_perform(h);
+    r->latency_s = trit_now_s() - x->t0;
+    if (!x->got_first) r->ttft_s = r->latency_s;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->http_status);
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    const char *why = *errbuf ? errbuf : curl_easy_strerror(cc);
+    switch (cc) {
+    case CURLE_OK:
+        break;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+        return resp_fail(r, TRIT_CLIENT_REFUSED, "%s: %s", url, why);
+    case CURLE_OPERATION_TIMEDOUT:
+        return resp_fail(r, TRIT_CLIENT_TIMEOUT, "%s: no reply within %.1f s (%s)", url, timeout_s,
+                         why);
+    case CURLE_WRITE_ERROR:
+        if (x->aborted) return resp_fail(r, TRIT_CLIENT_OTHER, "%s: aborted by callback", url);
+        /* fallthrough */
+    default:
+        return resp_fail(r, TRIT_CLIENT_OTHER, "%s: %s", url, why);
+    }
+    if (r->http_status < 200 || r->http_status >= 300) {
+        char detail[300] = "";
+        json_t *j = x->body.len ? json_loadb(x->body.p, x->body.len, 0, NULL) : NULL;
+        json_t *err = json_object_get(j, "error");
+        const char *m = json_string_value(json_object_get(err, "message"));
+        if (!m) m = json_string_value(err);
+        if (m)
+            snprintf(detail, sizeof detail, ": %s", m);
+        else if (x->body.len)
+            snprintf(detail, sizeof detail, ": %.200s", x->body.p);
+        json_decref(j);
+        return resp_fail(r, TRIT_CLIENT_HTTP_STATUS, "%s: HTTP %ld%s", url, r->http_status, detail);
+    }
+    return 0;
+}
+
+static char *build_body(const trit_client_req *q, bool is_chat) {
+    json_t *o = json_object();
+    if (q->extra_json) {
+        json_t *extra = json_loads(q->extra_json, 0, NULL);
+        if (json_is_object(extra)) json_object_update(o, extra);
+        json_decref(extra);
+    }
+    if (q->model) json_object_set_new(o, "model", json_string(q->model));
+    if (is_chat) {
+        json_t *msgs = json_array();
+        for (int i = 0; i < q->n_messages; i++)
+            json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", q->messages[i].role,
+                                                  "content", q->messages[i].content));
+        json_object_set_new(o, "messages", msgs);
+    } else {
+        json_object_set_new(o, "prompt", json_string(q->prompt ? q->prompt : ""));
+    }
+    if (q->max_tokens > 0) json_object_set_new(o, "max_tokens", json_integer(q->max_tokens));
+    if (q->temperature >= 0) json_object_set_new(o, "temperature", json_real(q->temperature));
+    if (q->seed >= 0) json_object_set_new(o, "seed", json_integer(q->seed));
+    if (q->top_logprobs > 0) {
+        if (is_chat) {
+            json_object_set_new(o, "logprobs", json_true());
+            json_object_set_new(o, "top_logprobs", json_integer(q->top_logprobs));
+        } else {
+            json_object_set_new(o, "logprobs", json_integer(q->top_logprobs));
+        }
+    }
+    if (q->n_stop > 0) {
+        json_t *st = json_array();
+        for (int i = 0; i < q->n_stop; i++) json_array_append_new(st, json_string(q->stop[i]));
+        json_object_set_new(o, "stop", st);
+    }
+    if (q->stream) json_object_set_new(o, "stream", json_true());
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+static int do_generate(const trit_client_req *q, trit_client_resp *r, bool is_chat) {
+    trit_client_resp_init(r);
+    if (!q->url || !*q->url) return resp_fail(r, TRIT_CLIENT_OTHER, "no server URL given");
+    if (is_chat && (q->n_messages <= 0 || !q->messages))
+        return resp_fail(r, TRIT_CLIENT_OTHER, "chat request without messages");
+    char *url = endpoint(q->url, is_chat ? "/v1/chat/completions" : "/v1/completions");
+    char *body = build_body(q, is_chat);
+    xfer x = {.stream = q->stream, .is_chat = is_chat, .resp = r, .req = q};
+    int rc = perform(url, q->api_key, body, q->timeout_s, &x, r);
+    if (rc == 0) {
+        if (q->stream) {
+            if (x.bad_chunk) {
+                rc = -1;
+            } else if (x.body.len && !x.content.len && !r->n_tokens) {
+                rc = resp_fail(r, TRIT_CLIENT_BAD_JSON, "%s: stream carried no events", url);
+            } else {
+                set_content(r, x.content.p ? x.content.p : "", x.content.len);
+                r->kind = TRIT_CLIENT_OK;
+            }
+        } else {
+            rc = trit_client_parse_reply(x.body.p ? x.body.p : "", x.body.len, is_chat, r);
+            if (rc) {
+                char m[512];
+                snprintf(m, sizeof m, "%s: %s", url, r->msg);
+                memcpy(r->msg, m, sizeof m);
+            }
+            r->body = x.body.p;
+            x.body.p = NULL;
+        }
+    }
+    trit_buf_free(&x.body);
+    trit_buf_free(&x.line);
+    trit_buf_free(&x.content);
+    free(body);
+    free(url);
+    return rc;
+}
+
+int trit_client_completion(const trit_client_req *q, trit_client_resp *r) {
+    return do_generate(q, r, false);
+}
+int trit_client_chat(const trit_client_req *q, trit_client_resp *r) {
+    return do_generate(q, r, true);
+}
+
+int trit_client_post_json(const char *url, const char *path, const char *api_key, double timeout_s,
+                          const char *body_json, json_t **out, trit_client_resp *resp) {
+    trit_client_resp local;
+    trit_client_resp *r = resp ? resp : &local;
+    trit_client_resp_init(r);
+    if (out) *out = NULL;
+    char *full = endpoint(url, path);
+    xfer x = {0};
+    int rc = perform(full, api_key, body_json, timeout_s, &x, r);
+    if (rc == 0) {
+        json_error_t je;
+        json_t *j = json_loadb(x.body.p ? x.body.p : "", x.body.len, 0, &je);
+        if (!j) {
+            rc = resp_fail(r, TRIT_CLIENT_BAD_JSON, "%s: reply is not JSON: %s", full, je.text);
+        } else {
+            r->kind = TRIT_CLIENT_OK;
+            if (out)
+                *out = j;
+            else
+                json_decref(j);
+        }
+    }
+    trit_buf_free(&x.body);
+    free(full);
+    if (r == &local) trit_client_resp_free(&local);
+    return rc;
+}
+
+int trit_client_get_json(const char *url, const char *path, const char *api_key, double timeout_s,
+                         json_t **out, trit_client_resp *resp) {
+    return trit_client_post_json(url, path, api_key, timeout_s, NULL, out, resp);
+}
+
+int trit_client_model_id(const char *url, const char *api_key, double timeout_s, char *out,
+                         size_t out_sz, trit_client_resp *resp) {
+    json_t *j = NULL;
+    if (out_sz) *out = 0;
+    if (trit_client_get_json(url, "/v1/models", api_key, timeout_s, &j, resp)) return -1;
+    json_t *m0 = json_array_get(json_object_get(j, "data"), 0);
+    if (!m0) m0 = json_array_get(json_object_get(j, "models"), 0);
+    const char *id = json_string_value(json_object_get(m0, "id"));
+    if (!id) id = json_string_value(json_object_get(m0, "model"));
+    if (!id) id = json_string_value(json_object_get(m0, "name"));
+    if (id) snprintf(out, out_sz, "%s", id);
+    json_decref(j);
+    if (!id && resp) resp_fail(resp, TRIT_CLIENT_BAD_JSON, "/v1/models lists no model id");
+    return id ? 0 : -1;
+}
+
+/* ---- concurrency ---- */
+static void *call_thread(void *arg) {
+    trit_client_call *c = arg;
+    if (c->kind == TRIT_CLIENT_CALL_CHAT)
+        trit_client_chat(c->req, c->resp);
+    else
+        trit_client_completion(c->req, c->resp);
+    return NULL;
+}
+
+void trit_client_run_many(trit_client_call *calls, int n) {
+    if (n <= 0) return;
+    pthread_t *th = xcalloc((size_t)n, sizeof *th);
+    bool *started = xcalloc((size_t)n, sizeof *started);
+    for (int i = 1; i < n; i++)
+        started[i] = pthread_create(&th[i], NULL, call_thread, &calls[i]) == 0;
+    call_thread(&calls[0]);
+    for (int i = 1; i < n; i++) {
+        if (started[i])
+            pthread_join(th[i], NULL);
+        else
+            call_thread(&calls[i]);
+    }
+    free(th);
+    free(started);
+}
