@@ -18,7 +18,7 @@
 #include "base/base.h"
 #include "quant/quant.h"
 
-#define GGUF_MAGIC "GGUF"
+#define GGUF_MAGIC             "GGUF"
 #define GGUF_DEFAULT_ALIGNMENT 32
 
 enum gguf_vtype {
@@ -56,18 +56,18 @@ typedef struct gguf_kv {
     /* arrays (type == GGUF_T_ARRAY) */
     uint32_t arr_type;
     uint64_t arr_n;
-    const uint8_t *arr_data;   /* raw little-endian elements (not for string arrays) */
-    const gguf_str *arr_strs;  /* string arrays: arr_n entries (owned by the file) */
+    const uint8_t *arr_data;  /* raw little-endian elements (not for string arrays) */
+    const gguf_str *arr_strs; /* string arrays: arr_n entries (owned by the file) */
 } gguf_kv;
 
 typedef struct gguf_tensor {
     gguf_str name;
-    char *cname;       /* NUL-terminated copy of name */
+    char *cname; /* NUL-terminated copy of name */
     uint32_t n_dims;
-    int64_t ne[4];     /* ne[0] is the row length; unused dims are 1 */
-    uint32_t type;     /* ggml type id */
-    uint64_t offset;   /* relative to the data section */
-    const void *data;  /* points into the mapping */
+    int64_t ne[4];    /* ne[0] is the row length; unused dims are 1 */
+    uint32_t type;    /* ggml type id */
+    uint64_t offset;  /* relative to the data section */
+    const void *data; /* points into the mapping */
     size_t nbytes;
 } gguf_tensor;
 
@@ -119,6 +119,19 @@ void gguf_w_str(gguf_writer *w, const char *key, const char *v);
 void gguf_w_arr_str(gguf_writer *w, const char *key, const char *const *v, size_t n);
 void gguf_w_arr_i32(gguf_writer *w, const char *key, const int32_t *v, size_t n);
 void gguf_w_arr_f32(gguf_writer *w, const char *key, const float *v, size_t n);
+/* The remaining scalar types, and a raw array of any fixed-size element type (elements in
+ * little-endian, n * element size bytes; not for strings or nested arrays). */
+void gguf_w_u8(gguf_writer *w, const char *key, uint8_t v);
+void gguf_w_i8(gguf_writer *w, const char *key, int8_t v);
+void gguf_w_u16(gguf_writer *w, const char *key, uint16_t v);
+void gguf_w_i16(gguf_writer *w, const char *key, int16_t v);
+void gguf_w_i64(gguf_writer *w, const char *key, int64_t v);
+void gguf_w_f64(gguf_writer *w, const char *key, double v);
+void gguf_w_arr_raw(gguf_writer *w, const char *key, uint32_t elem_type, const void *data,
+                    size_t n);
+/* Size in bytes of one element of a fixed-size value type; 0 for string/array/unknown. */
+size_t gguf_vtype_size(uint32_t t);
+/* Setting a key that was already set replaces its value (keeping its position). */
 /* Copy a KV (any type, arrays included) from a reader, under the same key. */
 void gguf_w_copy_kv(gguf_writer *w, const gguf_kv *kv);
 /* Add a tensor. data may be NULL when a fill callback is given to gguf_writer_write.
