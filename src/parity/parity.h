@@ -137,6 +137,7 @@ typedef struct trit_stats_filter {
     double since_ts;      /* only records with ts >= since_ts (0: all) */
     double until_ts;      /* and ts < until_ts (0: no bound) */
     long last_n;          /* only the last N rounds (0: all) */
+    long skip_last;       /* ...after dropping the newest skip_last rounds (trend windows) */
     long hour_min_rounds; /* minimum rounds in an hour to count for worst_hour (default 20) */
 } trit_stats_filter;
 
@@ -148,24 +149,33 @@ typedef struct trit_stats_acc trit_stats_acc;
 trit_stats_acc *trit_stats_acc_new(const trit_stats_filter *filter);
 void trit_stats_acc_add(trit_stats_acc *a, const trit_ledger_rec *rec);
 void trit_stats_acc_finish(trit_stats_acc *a, trit_stats *st); /* also frees a */
+/* Compute with another filter (the accumulator is kept; records are filtered by ts/last_n
+ * here, so one scan serves several windows). */
+void trit_stats_acc_compute(const trit_stats_acc *a, const trit_stats_filter *filter,
+                            trit_stats *st);
+void trit_stats_acc_free(trit_stats_acc *a);
+/* Load several ledgers into an accumulator (merged). */
+trit_stats_acc *trit_stats_acc_load(const char *const *paths, int n_paths, bool quiet,
+                                    trit_err *err);
 
 void trit_stats_print(FILE *out, const trit_stats *st);
 json_t *trit_stats_json(const trit_stats *st);
 
 /* ======================= gates ======================= */
 typedef struct trit_gate_cfg {
-    double ppl_max_delta;    /* 0.05 */
-    double exact_min;        /* 0.90 */
-    bool require_classified; /* every no-match classified tie vs real (true) */
-    long rounds_min;         /* 50000 */
-    double v2_unreach_max;   /* 0.001 (strictly less than) */
-    double p95_gap_max_ms;   /* 100 (strictly less than) */
-    double trend_window_h;   /* 48 */
-    long trend_min_rounds;   /* rounds each window needs for the trend gate (100) */
-    double spike_nomatch;    /* 0.20 */
-    long spike_min_rounds;   /* rounds in an hour for it to count (20) */
-    double tie_eps;          /* 0.05 nats */
-    bool require_ppl;        /* true: a missing ppl file is FAIL */
+    double ppl_max_delta;     /* 0.05 */
+    double exact_min;         /* 0.90 */
+    bool require_classified;  /* every no-match classified tie vs real (true) */
+    long rounds_min;          /* 50000 */
+    double v2_unreach_max;    /* 0.001 (strictly less than) */
+    double p95_gap_max_ms;    /* 100 (strictly less than) */
+    double trend_window_h;    /* 48 */
+    long trend_min_rounds;    /* rounds each window needs for the trend gate (100) */
+    double spike_nomatch;     /* 0.20 */
+    long spike_min_rounds;    /* rounds in an hour for it to count (20) */
+    double tie_eps;           /* 0.05 nats */
+    long trend_window_rounds; /* > 0: windows are the last N rounds vs the N before */
+    long min_samples;         /* compared rounds needed by the rate / latency gates (100) */
 } trit_gate_cfg;
 
 void trit_gate_cfg_default(trit_gate_cfg *c);

@@ -1,0 +1,349 @@
+/* gates.c — the cutover gate table (DESIGN.md "Cutover gates"): INI config, ppl figures,
+ * verdicts. Too few samples or a missing reference is FAIL, never PASS; the rounds gate reads
+ * WAITING while the count is still below its target. */
+#include "parity/parity.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void trit_gate_cfg_default(trit_gate_cfg *c) {
+    memset(c, 0, sizeof *c);
+    c->ppl_max_delta = 0.05;
+    c->exact_min = 0.90;
+    c->require_classified = true;
+    c->rounds_min = 50000;
+    c->v2_unreach_max = 0.001;
+    c->p95_gap_max_ms = 100;
+    c->trend_window_h = 48;
+    c->trend_window_rounds = 0;
+    c->trend_min_rounds = 100;
+    c->spike_nomatch = 0.20;
+    c->spike_min_rounds = 20;
+    c->tie_eps = TRIT_TIE_EPS_DEFAULT;
+    c->min_samples = 100;
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
+    return s;
+}
+
+enum { K_DBL, K_LONG, K_BOOL };
+typedef struct {
+    const char *name;
+    int kind;
+    size_t off;
+} ini_key;
+#define KD(f)                                                                                      \
+    { #f, K_DBL, offsetof(trit_gate_cfg, f) }
+#define KL(f)                                                                                      \
+    { #f, K_LONG, offsetof(trit_gate_cfg, f) }
+#define KB(f)                                                                                      \
+    { #f, K_BOOL, offsetof(trit_gate_cfg, f) }
+static const ini_key keys[] = {
+    KD(ppl_max_delta),    KD(exact_min),      KB(require_classified), KL(rounds_min),
+    KD(v2_unreach_max),   KD(p95_gap_max_ms), KD(trend_window_h),     KL(trend_window_rounds),
+    KL(trend_min_rounds), KD(spike_nomatch),  KL(spike_min_rounds),   KD(tie_eps),
+    KL(min_samples),
+};
+
+int trit_gate_cfg_parse(const char *text, const char *name, trit_gate_cfg *c, trit_err *err) {
+    char *copy = xstrdup(text);
+    char *save = NULL;
+    int lineno = 0, rc = 0;
+    bool in_gates = true; /* keys before any section belong to [gates] */
+    for (char *p = copy; p; p = save) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        save = nl ? nl + 1 : NULL;
+        lineno++;
+        char *s = trim(p);
+        if (!*s || *s == '#' || *s == ';') continue;
+        if (*s == '[') {
+            char *e = strchr(s, ']');
+            if (!e || *trim(e + 1)) {
+                rc = trit_fail(err, TRIT_EFORMAT, "%s:%d: malformed section header '%s'", name,
+                               lineno, s);
+                break;
+            }
+            *e = 0;
+            in_gates = !strcmp(trim(s + 1), "gates");
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            rc = trit_fail(err, TRIT_EFORMAT, "%s:%d: expected 'key = value', got '%s'", name,
+                           lineno, s);
+            break;
+        }
+        *eq = 0;
+        char *k = trim(s), *v = trim(eq + 1);
+        char *hash = strpbrk(v, "#;");
+        if (hash) *hash = 0, v = trim(v);
+        if (!in_gates) continue; /* other sections belong to other tools */
+        const ini_key *key = NULL;
+        for (size_t i = 0; i < TRIT_ARRAY_LEN(keys); i++)
+            if (!strcmp(keys[i].name, k)) key = &keys[i];
+        if (!key) {
+            rc =
+                trit_fail(err, TRIT_EFORMAT, "%s:%d: unknown key '%s' in [gates]", name, lineno, k);
+            break;
+        }
+        char *end;
+        errno = 0;
+        if (key->kind == K_BOOL) {
+            bool b;
+            if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
+                b = true;
+            else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
+                b = false;
+            else {
+                rc = trit_fail(err, TRIT_EFORMAT, "%s:%d: %s: expected true/false, got '%s'", name,
+                               lineno, k, v);
+                break;
+            }
+            *(bool *)((char *)c + key->off) = b;
+        } else if (key->kind == K_LONG) {
+            long x = strtol(v, &end, 10);
+            if (!*v || *end || errno || x < 0) {
+                rc = trit_fail(err, TRIT_EFORMAT,
+                               "%s:%d: %s: expected a non-negative integer, got '%s'", name, lineno,
+                               k, v);
+                break;
+            }
+            *(long *)((char *)c + key->off) = x;
+        } else {
+            double x = strtod(v, &end);
+            if (!*v || *end || errno || !isfinite(x) || x < 0) {
+                rc = trit_fail(err, TRIT_EFORMAT,
+                               "%s:%d: %s: expected a non-negative number, got '%s'", name, lineno,
+                               k, v);
+                break;
+            }
+            *(double *)((char *)c + key->off) = x;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+int trit_gate_cfg_load(const char *path, trit_gate_cfg *c, trit_err *err) {
+    trit_buf b = {0};
+    if (trit_read_file(path, &b, err)) {
+        trit_err_prefix(err, "gate config");
+        return -1;
+    }
+    int rc = trit_gate_cfg_parse(b.p, path, c, err);
+    trit_buf_free(&b);
+    return rc;
+}
+
+const char *trit_gate_verdict_name(trit_gate_verdict v) {
+    return v == TRIT_GATE_PASS ? "PASS" : v == TRIT_GATE_FAIL ? "FAIL" : "WAITING";
+}
+
+static double num_field(json_t *o, const char *k1, const char *k2) {
+    json_t *v = json_object_get(json_object_get(o, k1), k2);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+int trit_ppl_figs_load(const char *path, trit_ppl_figs *p, trit_err *err) {
+    memset(p, 0, sizeof *p);
+    p->gen1 = p->gen1_err = p->gen2 = p->gen2_err = p->kld_mean = NAN;
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j)
+        return trit_fail(err, TRIT_EFORMAT, "ppl file %s: %s (line %d)", path, je.text, je.line);
+    p->gen1 = num_field(j, "gen1", "ppl");
+    p->gen1_err = num_field(j, "gen1", "ppl_err");
+    p->gen2 = num_field(j, "gen2", "ppl");
+    p->gen2_err = num_field(j, "gen2", "ppl_err");
+    p->kld_mean = num_field(j, "kld", "mean");
+    json_decref(j);
+    if (isnan(p->gen1) || isnan(p->gen2))
+        return trit_fail(err, TRIT_EFORMAT, "ppl file %s: needs gen1.ppl and gen2.ppl numbers",
+                         path);
+    p->present = true;
+    return 0;
+}
+
+static trit_gate_row *add_row(trit_gate_table *t, const char *gate, const char *target) {
+    trit_gate_row *r = &t->row[t->n++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->gate, sizeof r->gate, "%s", gate);
+    snprintf(r->target, sizeof r->target, "%s", target);
+    return r;
+}
+
+#define SET(field, ...) snprintf(r->field, sizeof r->field, __VA_ARGS__)
+
+/* the per-window gates (exact, unreachable, p95 gap, spike) of one window; true = all pass */
+static bool window_ok(const trit_gate_cfg *c, const trit_stats *s) {
+    if (s->compared < 1) return false;
+    if (!(s->exact_rate >= c->exact_min)) return false;
+    if (!(s->v2_unreach_rate < c->v2_unreach_max)) return false;
+    if (!isnan(s->p95_gap) && s->p95_gap * 1000 >= c->p95_gap_max_ms) return false;
+    if (!isnan(s->worst_hour_nomatch) && s->worst_hour_nomatch > c->spike_nomatch) return false;
+    return true;
+}
+
+void trit_gates_eval(const trit_gate_cfg *c, const trit_stats *all, const trit_stats *recent,
+                     const trit_stats *previous, const trit_ppl_figs *ppl, trit_gate_table *t) {
+    memset(t, 0, sizeof *t);
+    char tg[64];
+    trit_gate_row *r;
+
+    /* ppl */
+    trit_ppl_figs from_ledger = {0};
+    if ((!ppl || !ppl->present) && all->has_ppl && !isnan(all->ppl_gen1) && !isnan(all->ppl_gen2)) {
+        from_ledger = (trit_ppl_figs){true,          all->ppl_gen1,     all->ppl_gen1_err,
+                                      all->ppl_gen2, all->ppl_gen2_err, all->kld_mean};
+        ppl = &from_ledger;
+    }
+    snprintf(tg, sizeof tg, "|delta| <= %g", c->ppl_max_delta);
+    r = add_row(t, "ppl gen-2 vs gen-1", tg);
+    if (!ppl || !ppl->present) {
+        SET(current, "not measured");
+        r->verdict = TRIT_GATE_FAIL;
+        SET(why, "no ppl figures (--ppl FILE from `trit ppl --json -o FILE`)");
+    } else {
+        double d = ppl->gen2 - ppl->gen1;
+        SET(current, "%+.4f (%.4f vs %.4f, KLD %.5f)", d, ppl->gen2, ppl->gen1, ppl->kld_mean);
+        r->verdict = fabs(d) <= c->ppl_max_delta ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+    }
+
+    /* exact-match */
+    snprintf(tg, sizeof tg, ">= %.1f%%", 100 * c->exact_min);
+    r = add_row(t, "exact-match rate", tg);
+    if (all->compared < c->min_samples || all->compared == 0) {
+        SET(current, "%ld compared", all->compared);
+        r->verdict = TRIT_GATE_FAIL;
+        SET(why, "too few samples (%ld < %ld compared rounds)", all->compared,
+            TRIT_MAX(c->min_samples, 1L));
+    } else {
+        SET(current, "%.2f%% (%ld/%ld)", 100 * all->exact_rate, all->bucket[TRIT_BUCKET_EXACT],
+            all->compared);
+        if (all->noise_rounds)
+            SET(current, "%.2f%% (noise %.2f%%)", 100 * all->exact_rate,
+                100 * all->noise_exact_rate);
+        r->verdict = all->exact_rate >= c->exact_min ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+    }
+
+    /* classified */
+    r = add_row(t, "no-match classified", c->require_classified ? "all tie/real" : "(off)");
+    long nm = all->bucket[TRIT_BUCKET_NOMATCH];
+    SET(current, "%ld no-match: %ld tie, %ld real, %ld unclassified", nm, all->ties, all->reals,
+        all->tie_unknown);
+    if (c->require_classified && all->tie_unknown > 0) {
+        r->verdict = TRIT_GATE_FAIL;
+        SET(why, "no-match rounds without logprobs at the split");
+    } else if (all->compared < c->min_samples || all->compared == 0) {
+        r->verdict = TRIT_GATE_FAIL;
+        SET(why, "too few samples");
+    } else {
+        r->verdict = TRIT_GATE_PASS;
+    }
+
+    /* rounds */
+    snprintf(tg, sizeof tg, ">= %ld", c->rounds_min);
+    r = add_row(t, "rounds", tg);
+    SET(current, "%ld", all->rounds);
+    r->verdict =
+        all->rounds >= c->rounds_min && all->rounds > 0 ? TRIT_GATE_PASS : TRIT_GATE_WAITING;
+    if (r->verdict != TRIT_GATE_PASS)
+        SET(why, "%ld more rounds needed", c->rounds_min - all->rounds);
+
+    /* v2 unreachable */
+    snprintf(tg, sizeof tg, "< %g%%", 100 * c->v2_unreach_max);
+    r = add_row(t, "v2 unreachable", tg);
+    long denom = all->rounds - all->bucket[TRIT_BUCKET_V1_UNREACH];
+    if (denom < c->min_samples || denom == 0) {
+        SET(current, "%ld rounds", denom);
+        r->verdict = TRIT_GATE_FAIL;
+        SET(why, "too few samples");
+    } else {
+        SET(current, "%.3f%% (%ld/%ld)", 100 * all->v2_unreach_rate,
+            all->bucket[TRIT_BUCKET_V2_UNREACH], denom);
+        r->verdict = all->v2_unreach_rate < c->v2_unreach_max ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+    }
+
+    /* p95 latency gap */
+    snprintf(tg, sizeof tg, "< %g ms", c->p95_gap_max_ms);
+    r = add_row(t, "p95 latency gap", tg);
+    if (all->compared < c->min_samples || all->compared == 0 || isnan(all->p95_gap)) {
+        SET(current, "n/a");
+        r->verdict = TRIT_GATE_FAIL;
+        SET(why, "too few samples");
+    } else {
+        SET(current, "%+.1f ms (p95 %.1f vs %.1f ms)", 1000 * all->p95_gap, 1000 * all->p95_v2,
+            1000 * all->p95_v1);
+        r->verdict = 1000 * all->p95_gap < c->p95_gap_max_ms ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+    }
+
+    /* trend */
+    if (c->trend_window_rounds > 0)
+        snprintf(tg, sizeof tg, "last %ld rounds no worse", c->trend_window_rounds);
+    else
+        snprintf(tg, sizeof tg, "last %gh no worse than the %gh before", c->trend_window_h,
+                 c->trend_window_h);
+    r = add_row(t, "trend", tg);
+    long need = TRIT_MAX(c->trend_min_rounds, 1L);
+    if (!recent || !previous || recent->compared < need || previous->compared < need) {
+        SET(current, "windows %ld / %ld compared", recent ? recent->compared : 0,
+            previous ? previous->compared : 0);
+        r->verdict = TRIT_GATE_FAIL;
+        SET(why, "too few samples (each window needs %ld compared rounds)", need);
+    } else {
+        bool prev_ok = window_ok(c, previous), rec_ok = window_ok(c, recent);
+        SET(current, "exact %.2f%% -> %.2f%%", 100 * previous->exact_rate,
+            100 * recent->exact_rate);
+        bool worse = (prev_ok && !rec_ok) ||
+                     (previous->exact_rate >= c->exact_min && recent->exact_rate < c->exact_min);
+        r->verdict = worse ? TRIT_GATE_FAIL : TRIT_GATE_PASS;
+        if (worse) SET(why, "a gate passing in the previous window fails in the last one");
+    }
+
+    /* spike */
+    snprintf(tg, sizeof tg, "no hour > %g%% no-match", 100 * c->spike_nomatch);
+    r = add_row(t, "spike", tg);
+    if (isnan(all->worst_hour_nomatch)) {
+        SET(current, "no hour with %ld compared rounds", c->spike_min_rounds);
+        r->verdict = TRIT_GATE_FAIL;
+        SET(why, "too few samples");
+    } else {
+        SET(current, "worst hour %.1f%% (%ld rounds)", 100 * all->worst_hour_nomatch,
+            all->worst_hour_rounds);
+        r->verdict = all->worst_hour_nomatch <= c->spike_nomatch ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+    }
+
+    t->go = true;
+    for (int i = 0; i < t->n; i++)
+        if (t->row[i].verdict != TRIT_GATE_PASS) t->go = false;
+}
+
+void trit_gates_print(FILE *out, const trit_gate_table *t) {
+    fprintf(out, "%-20s %-38s %-44s %s\n", "gate", "target", "current", "verdict");
+    for (int i = 0; i < t->n; i++) {
+        const trit_gate_row *r = &t->row[i];
+        fprintf(out, "%-20s %-38s %-44s %s%s%s\n", r->gate, r->target, r->current,
+                trit_gate_verdict_name(r->verdict), *r->why ? "  " : "", r->why);
+    }
+    fprintf(out, "\n%s\n", t->go ? "GO: every gate passes" : "NO-GO: not every gate passes");
+}
+
+json_t *trit_gates_json(const trit_gate_table *t) {
+    json_t *rows = json_array();
+    for (int i = 0; i < t->n; i++) {
+        const trit_gate_row *r = &t->row[i];
+        json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:s,s:s}", "gate", r->gate, "target",
+                                              r->target, "current", r->current, "verdict",
+                                              trit_gate_verdict_name(r->verdict), "why", r->why));
+    }
+    return json_pack("{s:o,s:b}", "gates", rows, "go", t->go);
+}
