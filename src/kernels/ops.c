@@ -1,0 +1,266 @@
+/* kernels/ops.c — reference elementwise ops and attention, with ggml CPU numerics.
+ *
+ * What is mirrored from ggml-cpu (ops.cpp, vec.h) because it changes results at the 1e-4
+ * level: RMSNorm sums squares in double; RoPE angles come from a cache built by repeated
+ * multiplication theta *= base^(-2/n_dims) in float; flash attention takes two paths:
+ *  - fewer than 64 query rows (decode, short prompts): Q is rounded to fp16 for the K·Q
+ *    dot with the fp16 K cache, and the V accumulator is an fp16 vector, rounded after
+ *    every scale and every multiply-add (ggml_vec_scale_f16 / ggml_vec_mad_f16);
+ *  - 64 or more query rows (batched prefill): all in f32, online softmax per tile of 64
+ *    keys (the rescale happens once per tile, as in the tiled kernel).
+ * Sums whose order differs from ggml's SIMD order only differ at the 1e-7 relative level. */
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+/* ---- fp16 helpers ---- */
+static float g_f16_table[65536];
+static pthread_once_t g_f16_once = PTHREAD_ONCE_INIT;
+static void f16_table_init(void) {
+    for (uint32_t i = 0; i < 65536; i++) g_f16_table[i] = trit_fp16_to_fp32((uint16_t)i);
+}
+static inline float h2f(uint16_t h) {
+    return g_f16_table[h];
+}
+
+/* Round a float to the nearest fp16 value (ties to even) and return it as a float. */
+static inline float f16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t a = u & 0x7fffffffu;
+    if (a >= 0x38800000u && a < 0x477ff000u) { /* normal fp16 range, no overflow */
+        uint32_t lsb = (u >> 13) & 1u;
+        u = (u + 0x0fffu + lsb) & ~0x1fffu;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    return trit_fp16_to_fp32(trit_fp32_to_fp16(f));
+}
+
+/* ---- elementwise ---- */
+void trit_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    if (w) {
+        for (int64_t i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
+    } else {
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] * scale;
+    }
+}
+
+void trit_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int mode) {
+    float cs[1024]; /* cos, sin pairs for n_rot/2 angles (n_rot <= 1024) */
+    if (n_rot > 1024) n_rot = 1024;
+    const float theta_scale = powf(freq_base, -2.0f / (float)n_rot);
+    float theta = (float)pos;
+    for (int i0 = 0; i0 < n_rot; i0 += 2) {
+        cs[i0] = cosf(theta);
+        cs[i0 + 1] = sinf(theta);
+        theta *= theta_scale;
+    }
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (size_t)h * head_dim;
+        if (mode == 2) { /* NEOX: pairs (i, i + n_rot/2) */
+            const int half = n_rot / 2;
+            for (int i = 0; i < half; i++) {
+                const float c = cs[2 * i], s = cs[2 * i + 1];
+                const float x0 = v[i], x1 = v[i + half];
+                v[i] = x0 * c - x1 * s;
+                v[i + half] = x0 * s + x1 * c;
+            }
+        } else { /* NORM: adjacent pairs */
+            for (int i0 = 0; i0 < n_rot; i0 += 2) {
+                const float c = cs[i0], s = cs[i0 + 1];
+                const float x0 = v[i0], x1 = v[i0 + 1];
+                v[i0] = x0 * c - x1 * s;
+                v[i0 + 1] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+void trit_softmax(float *x, int64_t n) {
+    if (n <= 0) return;
+    float max = -INFINITY;
+    for (int64_t i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += (double)x[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+float trit_silu(float x) {
+    return x / (1.0f + expf(-x));
+}
+
+/* ---- attention ---- */
+#define ATT_MAX_DIM 1024
+#define FA_TILE_KV  64 /* GGML_FA_TILE_KV */
+#define FA_TILE_Q   64 /* GGML_FA_TILE_Q: query rows needed for the tiled (f32) kernel */
+
+typedef struct att_job {
+    const float *q;
+    const void *kc, *vc;
+    uint32_t kv_type;
+    int n_ctx, n_head, n_head_kv, head_dim, pos0, n_tok;
+    float scale;
+    float *out;
+    bool tiled;
+} att_job;
+
+static inline void load_row(const void *base, uint32_t type, size_t idx, int d, float *dst) {
+    if (type == TRIT_F16) {
+        const uint16_t *p = (const uint16_t *)base + idx * (size_t)d;
+        for (int i = 0; i < d; i++) dst[i] = h2f(p[i]);
+    } else {
+        memcpy(dst, (const float *)base + idx * (size_t)d, (size_t)d * sizeof(float));
+    }
+}
+
+static inline const void *row_ptr(const void *base, uint32_t type, size_t idx, int d) {
+    return type == TRIT_F16 ? (const void *)((const uint16_t *)base + idx * (size_t)d)
+                            : (const void *)((const float *)base + idx * (size_t)d);
+}
+
+static inline float dot_kv(const void *krow, uint32_t type, const float *q, int d) {
+    double s = 0.0;
+    if (type == TRIT_F16) {
+        const uint16_t *k = krow;
+        for (int i = 0; i < d; i++) s += (double)(h2f(k[i]) * q[i]);
+    } else {
+        const float *k = krow;
+        for (int i = 0; i < d; i++) s += (double)k[i] * (double)q[i];
+    }
+    return (float)s;
+}
+
+/* One query row, fewer than FA_TILE_Q rows in the batch: ggml's one_chunk kernel. */
+static void att_row_vec(const att_job *J, const float *qrow, const void *kh, const void *vh,
+                        int n_kv, float *dst) {
+    const int D = J->head_dim;
+    const bool f16 = J->kv_type == TRIT_F16;
+    float q[ATT_MAX_DIM], acc[ATT_MAX_DIM];
+    for (int i = 0; i < D; i++) q[i] = f16 ? f16_round(qrow[i]) : qrow[i];
+    memset(acc, 0, (size_t)D * sizeof(float));
+    float S = 0.0f, M = -INFINITY;
+    for (int ic = 0; ic < n_kv; ic++) {
+        const float s = dot_kv(row_ptr(kh, J->kv_type, (size_t)ic, D), J->kv_type, q, D) * J->scale;
+        float ms = 1.0f, vs = 1.0f;
+        if (s > M) {
+            const float Mold = M;
+            M = s;
+            ms = expf(Mold - M);
+            if (f16)
+                for (int i = 0; i < D; i++) acc[i] = f16_round(acc[i] * ms);
+            else
+                for (int i = 0; i < D; i++) acc[i] *= ms;
+        } else {
+            vs = expf(s - M);
+        }
+        if (f16) {
+            const uint16_t *v = (const uint16_t *)vh + (size_t)ic * D;
+            /* fp16 accumulator: fma in f32 (product of two floats is exact in double, so
+             * double + one rounding equals fmaf but for double-rounding corner cases) */
+            for (int i = 0; i < D; i++)
+                acc[i] = f16_round((float)((double)h2f(v[i]) * (double)vs + (double)acc[i]));
+        } else {
+            const float *v = (const float *)vh + (size_t)ic * D;
+            for (int i = 0; i < D; i++) acc[i] += v[i] * vs;
+        }
+        S = S * ms + vs;
+    }
+    const float S_inv = S == 0.0f ? 0.0f : 1.0f / S;
+    for (int i = 0; i < D; i++) dst[i] = acc[i] * S_inv;
+}
+
+/* One query row of a batch of >= FA_TILE_Q rows: ggml's tiled kernel (f32 throughout). */
+static void att_row_tiled(const att_job *J, const float *q, const void *kh, const void *vh,
+                          int n_kv, float *dst) {
+    const int D = J->head_dim;
+    float acc[ATT_MAX_DIM], vrow[ATT_MAX_DIM], kq[FA_TILE_KV];
+    memset(acc, 0, (size_t)D * sizeof(float));
+    float S = 0.0f, M = -INFINITY;
+    for (int ic = 0; ic < n_kv; ic += FA_TILE_KV) {
+        const int nt = TRIT_MIN(FA_TILE_KV, n_kv - ic);
+        float tmax = -INFINITY;
+        for (int t = 0; t < nt; t++) {
+            const void *kr = row_ptr(kh, J->kv_type, (size_t)(ic + t), D);
+            double s = 0.0;
+            if (J->kv_type == TRIT_F16) {
+                const uint16_t *k = kr;
+                for (int i = 0; i < D; i++) s += (double)(h2f(k[i]) * q[i]);
+            } else {
+                const float *k = kr;
+                for (int i = 0; i < D; i++) s += (double)(k[i] * q[i]);
+            }
+            kq[t] = (float)s * J->scale;
+            tmax = kq[t] > tmax ? kq[t] : tmax;
+        }
+        const float Mnew = fmaxf(M, tmax);
+        if (Mnew > M) {
+            const float ms = expf(M - Mnew);
+            for (int i = 0; i < D; i++) acc[i] *= ms;
+            S *= ms;
+        }
+        M = Mnew;
+        double sum = 0.0;
+        for (int t = 0; t < nt; t++) {
+            kq[t] = expf(kq[t] - M);
+            sum += (double)kq[t];
+        }
+        S = (float)((double)S + sum);
+        for (int t = 0; t < nt; t++) {
+            load_row(vh, J->kv_type, (size_t)(ic + t), D, vrow);
+            const float p = kq[t];
+            for (int i = 0; i < D; i++) acc[i] += p * vrow[i];
+        }
+    }
+    const float S_inv = S == 0.0f ? 0.0f : 1.0f / S;
+    for (int i = 0; i < D; i++) dst[i] = acc[i] * S_inv;
+}
+
+static void att_worker(void *arg, int ith, int nth) {
+    const att_job *J = arg;
+    const int64_t units = (int64_t)J->n_tok * J->n_head;
+    const int64_t per = (units + nth - 1) / nth;
+    const int64_t u0 = per * ith, u1 = TRIT_MIN(units, u0 + per);
+    const int group = J->n_head / J->n_head_kv;
+    const size_t es = J->kv_type == TRIT_F16 ? 2 : 4;
+    for (int64_t u = u0; u < u1; u++) {
+        const int t = (int)(u / J->n_head), h = (int)(u % J->n_head);
+        const int hk = h / group;
+        const size_t off = (size_t)hk * J->n_ctx * J->head_dim * es;
+        const void *kh = (const char *)J->kc + off;
+        const void *vh = (const char *)J->vc + off;
+        const int n_kv = J->pos0 + t + 1; /* causal: keys at positions <= this query's */
+        const float *q = J->q + ((size_t)t * J->n_head + h) * J->head_dim;
+        float *dst = J->out + ((size_t)t * J->n_head + h) * J->head_dim;
+        if (J->tiled)
+            att_row_tiled(J, q, kh, vh, n_kv, dst);
+        else
+            att_row_vec(J, q, kh, vh, n_kv, dst);
+    }
+}
+
+void trit_attention(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                    uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim, int pos0,
+                    int n_tok, float scale, float *out) {
+    pthread_once(&g_f16_once, f16_table_init);
+    if (n_tok <= 0 || head_dim > ATT_MAX_DIM || n_head_kv <= 0 || n_head % n_head_kv != 0) return;
+    att_job J = {q,        kc,   vc,    kv_type, n_ctx, n_head, n_head_kv,
+                 head_dim, pos0, n_tok, scale,   out,   false};
+    /* ggml uses the tiled kernel when the batch has >= 64 query rows and DV is a multiple of
+     * the f32 SIMD width (16 on AVX-512, the reference's native build) */
+    J.tiled = n_tok >= FA_TILE_Q && head_dim % 16 == 0;
+    if (pool && (int64_t)n_tok * n_head > 1)
+        trit_pool_run(pool, att_worker, &J);
+    else
+        att_worker(&J, 0, 1);
+}

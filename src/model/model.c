@@ -1,0 +1,383 @@
+/* model — hyper-parameters and weight binding for llama and bitnet GGUF files.
+ *
+ * Mirrors llama.cpp's loader (llama-model.cpp, models/llama.cpp, models/bitnet.cpp): the same
+ * keys with the same defaults, the same tensor names and shapes. Everything is checked here
+ * so the engine can trust the model: a file that loads is a file the engine can run. */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *trit_arch_name(enum trit_arch a) {
+    return a == TRIT_ARCH_BITNET ? "bitnet" : "llama";
+}
+const char *trit_act_name(enum trit_act a) {
+    return a == TRIT_ACT_RELU2 ? "relu2" : "silu";
+}
+
+/* "<arch>.<suffix>" */
+static const char *akey(const char *arch, const char *suffix, char *buf, size_t n) {
+    snprintf(buf, n, "%s.%s", arch, suffix);
+    return buf;
+}
+
+static int get_u32_req(const gguf_file *f, const char *arch, const char *suffix, int *out,
+                       trit_err *err) {
+    char k[128];
+    uint32_t v;
+    akey(arch, suffix, k, sizeof k);
+    if (!gguf_find(f, k)) return trit_fail(err, TRIT_EFORMAT, "missing key %s", k);
+    if (gguf_get_u32(f, k, &v) != 0 || v > (1u << 30))
+        return trit_fail(err, TRIT_EFORMAT, "key %s: expected an unsigned integer", k);
+    *out = (int)v;
+    return 0;
+}
+
+/* Optional u32 key: keeps *out when absent; error when present with a bad type. */
+static int get_u32_opt(const gguf_file *f, const char *arch, const char *suffix, int *out,
+                       trit_err *err) {
+    char k[128];
+    uint32_t v;
+    akey(arch, suffix, k, sizeof k);
+    const gguf_kv *kv = gguf_find(f, k);
+    if (!kv) return 0;
+    if (kv->type == GGUF_T_ARRAY) {
+        /* per-layer arrays: accept when every entry is the same (llama.cpp allows varying ones
+         * for other archs; these two archs never use them) */
+        int64_t first = 0, x;
+        for (uint64_t i = 0; i < kv->arr_n; i++) {
+            if (gguf_arr_i64(kv, i, &x) != 0)
+                return trit_fail(err, TRIT_EFORMAT, "key %s: bad array element %llu", k,
+                                 (unsigned long long)i);
+            if (i == 0)
+                first = x;
+            else if (x != first)
+                return trit_fail(err, TRIT_EUNSUP,
+                                 "key %s: per-layer values differ (not supported)", k);
+        }
+        if (kv->arr_n == 0 || first < 0 || first > (1 << 30))
+            return trit_fail(err, TRIT_EFORMAT, "key %s: bad array", k);
+        *out = (int)first;
+        return 0;
+    }
+    if (gguf_get_u32(f, k, &v) != 0 || v > (1u << 30))
+        return trit_fail(err, TRIT_EFORMAT, "key %s: expected an unsigned integer", k);
+    *out = (int)v;
+    return 0;
+}
+
+static int get_f32_opt(const gguf_file *f, const char *arch, const char *suffix, float *out,
+                       trit_err *err) {
+    char k[128];
+    akey(arch, suffix, k, sizeof k);
+    if (!gguf_find(f, k)) return 0;
+    if (gguf_get_f32(f, k, out) != 0)
+        return trit_fail(err, TRIT_EFORMAT, "key %s: expected a float", k);
+    return 0;
+}
+
+static const char *type_name(uint32_t t) {
+    const trit_type_info *ti = trit_type_get(t);
+    return ti ? ti->name : "unknown";
+}
+
+/* Bind tensor `name` with exactly dims ne0 x ne1 (ne1 = 0: 1-D tensor of ne0). */
+static int bind(trit_model *m, trit_weight *w, const char *name, int64_t ne0, int64_t ne1,
+                bool required, bool matrix, trit_err *err) {
+    const gguf_tensor *t = gguf_find_tensor(m->gguf, name);
+    memset(w, 0, sizeof *w);
+    if (!t) {
+        if (!required) return 0;
+        return trit_fail(err, TRIT_EFORMAT, "missing tensor %s", name);
+    }
+    int64_t want1 = ne1 > 0 ? ne1 : 1;
+    if (t->ne[0] != ne0 || t->ne[1] != want1 || t->ne[2] != 1 || t->ne[3] != 1)
+        return trit_fail(err, TRIT_EFORMAT,
+                         "tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                         name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                         (long long)t->ne[3], (long long)ne0, (long long)want1);
+    const trit_type_info *ti = trit_type_get(t->type);
+    if (!ti || !ti->supported)
+        return trit_fail(err, TRIT_EUNSUP, "tensor %s has unsupported type %s", name,
+                         type_name(t->type));
+    if (!matrix && t->type != TRIT_F32)
+        return trit_fail(err, TRIT_EUNSUP, "tensor %s: norm weights must be f32, not %s", name,
+                         ti->name);
+    if (matrix && t->type == TRIT_Q8_K)
+        return trit_fail(err, TRIT_EUNSUP, "tensor %s: q8_k is not a weight type", name);
+    if (ne0 % ti->blck != 0)
+        return trit_fail(err, TRIT_EFORMAT,
+                         "tensor %s: row length %lld is not a multiple of %s's block size %lld",
+                         name, (long long)ne0, ti->name, (long long)ti->blck);
+    size_t need = trit_tensor_nbytes(t->type, ne0, want1);
+    if (need == 0 || t->nbytes < need)
+        return trit_fail(err, TRIT_EFORMAT, "tensor %s: %zu bytes of data, need %zu", name,
+                         t->nbytes, need);
+    w->name = t->cname;
+    w->type = t->type;
+    memcpy(w->ne, t->ne, sizeof w->ne);
+    w->data = t->data;
+    w->nbytes = t->nbytes;
+    w->scale = 1.0f;
+    if (t->type == TRIT_I2_S) {
+        /* bitnet.cpp: one fp32 scale right after the packed 2-bit codes */
+        float s;
+        memcpy(&s, (const uint8_t *)t->data + (size_t)(ne0 * want1 / 4), sizeof s);
+        if (!isfinite(s))
+            return trit_fail(err, TRIT_EFORMAT, "tensor %s: i2_s scale is not finite", name);
+        w->scale = s;
+    }
+    if (matrix) {
+        /* optional "<base>.scale" (bitnet graph's *_s tensors), shape {1} f32 */
+        char sname[256];
+        size_t n = strlen(name);
+        if (n > 7 && strcmp(name + n - 7, ".weight") == 0 && n < sizeof sname) {
+            snprintf(sname, sizeof sname, "%.*s.scale", (int)(n - 7), name);
+            const gguf_tensor *st = gguf_find_tensor(m->gguf, sname);
+            if (st) {
+                if (st->type != TRIT_F32 || st->ne[0] != 1 || st->ne[1] != 1 || st->ne[2] != 1 ||
+                    st->ne[3] != 1 || st->nbytes < 4)
+                    return trit_fail(err, TRIT_EFORMAT, "tensor %s must be one f32 value", sname);
+                float s;
+                memcpy(&s, st->data, sizeof s);
+                if (!isfinite(s))
+                    return trit_fail(err, TRIT_EFORMAT, "tensor %s is not finite", sname);
+                w->scale *= s;
+            }
+        }
+    }
+    return 0;
+}
+
+static int load_hparams(trit_model *m, const char *arch, trit_err *err) {
+    trit_hparams *hp = &m->hp;
+    const gguf_file *f = m->gguf;
+    if (get_u32_req(f, arch, "embedding_length", &hp->n_embd, err) ||
+        get_u32_req(f, arch, "block_count", &hp->n_layer, err) ||
+        get_u32_req(f, arch, "context_length", &hp->n_ctx_train, err))
+        return -1;
+    hp->n_ff = 0;
+    hp->n_head = 0;
+    if (get_u32_opt(f, arch, "feed_forward_length", &hp->n_ff, err) ||
+        get_u32_opt(f, arch, "attention.head_count", &hp->n_head, err))
+        return -1;
+    hp->n_head_kv = hp->n_head;
+    if (get_u32_opt(f, arch, "attention.head_count_kv", &hp->n_head_kv, err)) return -1;
+    if (hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
+        hp->n_ff <= 0)
+        return trit_fail(err, TRIT_EFORMAT,
+                         "bad dims: n_embd %d, n_layer %d, n_head %d, n_head_kv %d, n_ff %d",
+                         hp->n_embd, hp->n_layer, hp->n_head, hp->n_head_kv, hp->n_ff);
+    if (hp->n_layer > 4096)
+        return trit_fail(err, TRIT_ERANGE, "block_count %d is too large", hp->n_layer);
+    hp->head_dim = hp->n_embd / hp->n_head;
+    int head_v = hp->head_dim;
+    if (get_u32_opt(f, arch, "attention.key_length", &hp->head_dim, err) ||
+        get_u32_opt(f, arch, "attention.value_length", &head_v, err))
+        return -1;
+    if (head_v != hp->head_dim)
+        return trit_fail(err, TRIT_EUNSUP,
+                         "head dims inconsistent: key_length %d != value_length %d", hp->head_dim,
+                         head_v);
+    if (hp->head_dim <= 0 || hp->head_dim > 1024 || hp->head_dim % 2 != 0)
+        return trit_fail(err, TRIT_EFORMAT, "head dims inconsistent: head_dim %d", hp->head_dim);
+    if (hp->n_head % hp->n_head_kv != 0)
+        return trit_fail(err, TRIT_EFORMAT,
+                         "head dims inconsistent: n_head %d is not a multiple of n_head_kv %d",
+                         hp->n_head, hp->n_head_kv);
+    if (hp->arch == TRIT_ARCH_BITNET && hp->head_dim * hp->n_head != hp->n_embd)
+        return trit_fail(err, TRIT_EFORMAT,
+                         "head dims inconsistent: head_dim %d x n_head %d != n_embd %d",
+                         hp->head_dim, hp->n_head, hp->n_embd);
+    hp->n_rot = hp->head_dim;
+    if (get_u32_opt(f, arch, "rope.dimension_count", &hp->n_rot, err)) return -1;
+    if (hp->n_rot != hp->head_dim)
+        return trit_fail(err, TRIT_EUNSUP,
+                         "head dims inconsistent: rope.dimension_count %d != head_dim %d",
+                         hp->n_rot, hp->head_dim);
+    char k[128];
+    if (!gguf_find(f, akey(arch, "attention.layer_norm_rms_epsilon", k, sizeof k)))
+        return trit_fail(err, TRIT_EFORMAT, "missing key %s", k);
+    if (gguf_get_f32(f, k, &hp->rms_eps) != 0 || !(hp->rms_eps >= 0))
+        return trit_fail(err, TRIT_EFORMAT, "key %s: expected a non-negative float", k);
+    hp->rope_freq_base = 10000.0f;
+    if (get_f32_opt(f, arch, "rope.freq_base", &hp->rope_freq_base, err)) return -1;
+    if (!(hp->rope_freq_base > 0))
+        return trit_fail(err, TRIT_EFORMAT, "rope.freq_base must be positive");
+    /* rope scaling: only "none"/"linear" with factor 1 is what this engine computes */
+    char *st = gguf_get_str(f, akey(arch, "rope.scaling.type", k, sizeof k));
+    if (st && strcmp(st, "none") != 0 && strcmp(st, "linear") != 0) {
+        int rc = trit_fail(err, TRIT_EUNSUP, "rope scaling type \"%s\" is not supported", st);
+        free(st);
+        return rc;
+    }
+    free(st);
+    float factor = 0.0f;
+    if (get_f32_opt(f, arch, "rope.scaling.factor", &factor, err)) return -1;
+    if (factor != 0.0f && factor != 1.0f)
+        return trit_fail(err, TRIT_EUNSUP, "rope scaling factor %g is not supported", factor);
+    float attn_scale = 0.0f;
+    if (get_f32_opt(f, arch, "attention.scale", &attn_scale, err)) return -1;
+    if (attn_scale != 0.0f && fabsf(attn_scale - 1.0f / sqrtf((float)hp->head_dim)) > 1e-7f)
+        return trit_fail(err, TRIT_EUNSUP, "attention.scale %g is not supported", attn_scale);
+    hp->rope_mode = TRIT_ROPE_NORM; /* llama.cpp: LLAMA_ROPE_TYPE_NORM for llama and bitnet */
+
+    /* n_vocab: <arch>.vocab_size, else the tokenizer list, else the embedding rows */
+    hp->n_vocab = 0;
+    if (get_u32_opt(f, arch, "vocab_size", &hp->n_vocab, err)) return -1;
+    if (hp->n_vocab == 0) {
+        const gguf_kv *tk = gguf_find(f, "tokenizer.ggml.tokens");
+        if (tk && tk->type == GGUF_T_ARRAY) hp->n_vocab = (int)tk->arr_n;
+    }
+    if (hp->n_vocab == 0) {
+        const gguf_tensor *te = gguf_find_tensor(f, "token_embd.weight");
+        if (te && te->ne[1] > 0 && te->ne[1] < (1 << 30)) hp->n_vocab = (int)te->ne[1];
+    }
+    if (hp->n_vocab <= 0)
+        return trit_fail(err, TRIT_EFORMAT, "cannot determine the vocabulary size");
+
+    /* FFN activation (trit's key; llama.cpp always uses SiLU) */
+    char *act = gguf_get_str(f, akey(arch, "ffn_activation", k, sizeof k));
+    hp->act = TRIT_ACT_SILU;
+    hp->act_from_file = false;
+    if (act) {
+        hp->act_from_file = true;
+        if (strcmp(act, "silu") == 0)
+            hp->act = TRIT_ACT_SILU;
+        else if (strcmp(act, "relu2") == 0)
+            hp->act = TRIT_ACT_RELU2;
+        else {
+            int rc =
+                trit_fail(err, TRIT_EUNSUP, "%s = \"%s\": expected \"silu\" or \"relu2\"", k, act);
+            free(act);
+            return rc;
+        }
+        free(act);
+    } else if (gguf_find(f, k)) {
+        return trit_fail(err, TRIT_EFORMAT, "key %s: expected a string", k);
+    }
+    return 0;
+}
+
+static int load_tensors(trit_model *m, trit_err *err) {
+    const trit_hparams *hp = &m->hp;
+    const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff, n_vocab = hp->n_vocab;
+    const int64_t n_q = (int64_t)hp->head_dim * hp->n_head;
+    const int64_t n_kv = (int64_t)hp->head_dim * hp->n_head_kv;
+    const bool bitnet = hp->arch == TRIT_ARCH_BITNET;
+    char name[128];
+
+    if (bind(m, &m->tok_embd, "token_embd.weight", n_embd, n_vocab, true, true, err) ||
+        bind(m, &m->output_norm, "output_norm.weight", n_embd, 0, true, false, err))
+        return -1;
+    if (m->tok_embd.type == TRIT_I2_S)
+        return trit_fail(err, TRIT_EUNSUP, "token_embd.weight: i2_s embeddings are not supported");
+    if (!bitnet) {
+        if (bind(m, &m->output, "output.weight", n_embd, n_vocab, false, true, err)) return -1;
+    }
+    /* bitnet's graph always uses tok_embd as the LM head (llama.cpp FIXME), llama when absent */
+    m->tied_output = bitnet || m->output.data == NULL;
+    if (m->tied_output) m->output = m->tok_embd;
+    if (gguf_find_tensor(m->gguf, "rope_freqs.weight"))
+        return trit_fail(err, TRIT_EUNSUP,
+                         "rope_freqs.weight (rope frequency factors) is not supported");
+
+    m->layers = xcalloc((size_t)hp->n_layer, sizeof *m->layers);
+    for (int i = 0; i < hp->n_layer; i++) {
+        trit_layer *L = &m->layers[i];
+#define B(field, suffix, d0, d1, matrix)                                                           \
+    do {                                                                                           \
+        snprintf(name, sizeof name, "blk.%d.%s", i, suffix);                                       \
+        if (bind(m, &L->field, name, d0, d1, true, matrix, err)) return -1;                        \
+    } while (0)
+        B(attn_norm, "attn_norm.weight", n_embd, 0, false);
+        B(wq, "attn_q.weight", n_embd, n_q, true);
+        B(wk, "attn_k.weight", n_embd, n_kv, true);
+        B(wv, "attn_v.weight", n_embd, n_kv, true);
+        B(wo, "attn_output.weight", n_q, n_embd, true);
+        B(ffn_norm, "ffn_norm.weight", n_embd, 0, false);
+        B(ffn_gate, "ffn_gate.weight", n_embd, n_ff, true);
+        B(ffn_up, "ffn_up.weight", n_embd, n_ff, true);
+        B(ffn_down, "ffn_down.weight", n_ff, n_embd, true);
+        if (bitnet) {
+            B(attn_sub_norm, "attn_sub_norm.weight", n_embd, 0, false);
+            B(ffn_sub_norm, "ffn_sub_norm.weight", n_ff, 0, false);
+        }
+#undef B
+        /* biases and MoE are not part of these graphs here: refuse rather than ignore */
+        static const char *const extra[] = {
+            "attn_output.bias",    "attn_q.bias",     "attn_k.bias",   "attn_v.bias",
+            "ffn_gate_inp.weight", "attn_qkv.weight", "ffn_down.bias", "ffn_up.bias"};
+        for (size_t j = 0; j < TRIT_ARRAY_LEN(extra); j++) {
+            snprintf(name, sizeof name, "blk.%d.%s", i, extra[j]);
+            if (gguf_find_tensor(m->gguf, name))
+                return trit_fail(err, TRIT_EUNSUP, "tensor %s is not supported", name);
+        }
+    }
+    return 0;
+}
+
+trit_model *trit_model_load(const char *path, trit_err *err) {
+    gguf_file *f = gguf_open(path, err);
+    if (!f) return NULL;
+    trit_model *m = xcalloc(1, sizeof *m);
+    m->gguf = f;
+    m->path = xstrdup(path);
+    char *arch = gguf_get_str(f, "general.architecture");
+    if (!arch) {
+        trit_fail(err, TRIT_EFORMAT, "%s: missing key general.architecture", path);
+        goto fail;
+    }
+    if (strcmp(arch, "llama") == 0)
+        m->hp.arch = TRIT_ARCH_LLAMA;
+    else if (strcmp(arch, "bitnet") == 0)
+        m->hp.arch = TRIT_ARCH_BITNET;
+    else {
+        trit_fail(err, TRIT_EUNSUP, "%s: unknown architecture \"%s\" (trit runs llama and bitnet)",
+                  path, arch);
+        free(arch);
+        goto fail;
+    }
+    if (load_hparams(m, arch, err) || load_tensors(m, err)) {
+        trit_err_prefix(err, "%s", path);
+        free(arch);
+        goto fail;
+    }
+    free(arch);
+    m->name = gguf_get_str(f, "general.name");
+    if (!m->name) {
+        const char *b = strrchr(path, '/');
+        m->name = xstrdup(b ? b + 1 : path);
+    }
+    return m;
+fail:
+    trit_model_free(m);
+    return NULL;
+}
+
+void trit_model_free(trit_model *m) {
+    if (!m) return;
+    free(m->layers);
+    if (m->gguf) gguf_close(m->gguf);
+    free(m->path);
+    free(m->name);
+    free(m);
+}
+
+const char *trit_model_sha256(trit_model *m) {
+    if (!m->sha256[0]) {
+        if (trit_sha256_file(m->path, m->sha256, NULL) != 0) return "";
+    }
+    return m->sha256;
+}
+
+void trit_model_describe(const trit_model *m, trit_buf *out) {
+    const trit_hparams *hp = &m->hp;
+    trit_buf_printf(out, "%s %dL %dd %dh/%dkv ff%d vocab%d %s act=%s (%s)",
+                    trit_arch_name(hp->arch), hp->n_layer, hp->n_embd, hp->n_head, hp->n_head_kv,
+                    hp->n_ff, hp->n_vocab,
+                    type_name(m->layers ? m->layers[0].wq.type : m->tok_embd.type),
+                    trit_act_name(hp->act), hp->act_from_file ? "from file" : "default");
+}
