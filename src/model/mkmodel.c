@@ -1,0 +1,301 @@
+/* mkmodel.c — synthetic llama / bitnet GGUF models (see mkmodel.h for the file layout).
+ *
+ * Scales (n = n_embd, f = n_ff, L = n_layer), chosen so greedy decoding is meaningful:
+ *   token_embd, output: N(0, 1). output_norm: g = T / sqrt(n) with T = 10, so logits have a
+ *   standard deviation of about T and the top token usually stands clear of the rest.
+ *   Every sublayer writes about alpha = sqrt(n) / (2 sqrt(2L)) into the residual, so after all
+ *   layers the context part of the residual has rms ~ sqrt(n)/2. With tied embeddings
+ *   (bitnet) the token's own embedding then contributes only ~2 logit std to repeating
+ *   itself, so the next token depends on the context rather than always echoing the input.
+ *   attn_q/attn_k: 2/sqrt(n) (attention neither uniform nor one-hot), attn_v, ffn_gate,
+ *   ffn_up: 1/sqrt(n); attn_output: alpha/sqrt(n); ffn_down: alpha/sqrt(f) (bitnet, after
+ *   ffn_sub_norm) or alpha/(0.6 sqrt(f)) (llama: silu(g)*u has rms ~0.6).
+ *   Norm weights: 1 + 0.1 N(0,1) (so they matter to parity checks).
+ *   Bitnet ternarisation keeps ~0.66 of a Gaussian's std; block weights are drawn 1.5x wider.
+ * Random numbers: splitmix64; "normal" = Irwin-Hall sum of four 16-bit uniforms, rescaled to
+ * unit variance (bounded at 3.46 sigma, fast, and exactly reproducible without libm). */
+#include "model/mkmodel.h"
+
+#include "gguf/gguf.h"
+#include "quant/quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const trit_mkmodel_preset presets[] = {
+    {"tiny", 256, 2, 4, 2, 512, 2048, 10000.0f, 1e-5f},
+    {"small", 768, 6, 12, 4, 2048, 2048, 10000.0f, 1e-5f},
+    {"bitnet-2b-4t", 2560, 30, 20, 5, 6912, 4096, 500000.0f, 1e-5f},
+};
+
+const trit_mkmodel_preset *trit_mkmodel_preset_get(const char *name) {
+    for (size_t i = 0; name && i < TRIT_ARRAY_LEN(presets); i++)
+        if (!strcmp(presets[i].name, name)) return &presets[i];
+    return NULL;
+}
+
+int trit_llama_ftype(uint32_t type) {
+    switch (type) {
+    case TRIT_F32:
+        return 0;
+    case TRIT_F16:
+        return 1;
+    case TRIT_Q8_0:
+        return 7;
+    case TRIT_BF16:
+        return 32;
+    case TRIT_TQ1_0:
+        return 36;
+    case TRIT_TQ2_0:
+        return 37;
+    case TRIT_I2_S:
+        return 40; /* bitnet.cpp's LLAMA_FTYPE_MOSTLY_I2_S */
+    }
+    return -1;
+}
+
+/* ---- random numbers ---- */
+typedef struct {
+    uint64_t s;
+} rng;
+
+static uint64_t rng_u64(rng *r) {
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static float rng_normal(rng *r) {
+    uint64_t u = rng_u64(r);
+    uint32_t s = (uint32_t)(u & 0xffff) + (uint32_t)((u >> 16) & 0xffff) +
+                 (uint32_t)((u >> 32) & 0xffff) + (uint32_t)(u >> 48);
+    /* sum of 4 U(0,1): mean 2, variance 1/3 */
+    return ((float)s * (1.0f / 65536.0f) - 2.0f) * 1.7320508f;
+}
+
+static rng rng_for(uint64_t seed, const char *name) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of the tensor name */
+    for (const char *c = name; *c; c++) h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+    rng r = {seed * 0x9e3779b97f4a7c15ull ^ h};
+    rng_u64(&r);
+    return r;
+}
+
+/* ---- tensor plan ---- */
+enum kind { K_NORM, K_DENSE, K_ROWS };
+
+typedef struct {
+    char name[64];
+    uint32_t type;
+    int64_t ne0, ne1; /* ne1 = 1 for 1-D */
+    int n_dims;
+    enum kind kind;
+    float std, base; /* K_NORM: base * (1 + std N); others: std N */
+    bool ternary;
+} tspec;
+
+typedef struct {
+    const trit_mkmodel_params *p;
+    tspec *t;
+    size_t n;
+} plan;
+
+static void add(plan *pl, size_t cap, const char *name, uint32_t type, int n_dims, int64_t ne0,
+                int64_t ne1, enum kind k, float std, float base, bool ternary) {
+    if (pl->n >= cap) abort();
+    tspec *t = &pl->t[pl->n++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->type = type;
+    t->n_dims = n_dims;
+    t->ne0 = ne0;
+    t->ne1 = ne1;
+    t->kind = k;
+    t->std = std;
+    t->base = base;
+    t->ternary = ternary;
+}
+
+static void fill_normal(rng *r, float *x, int64_t n, float std) {
+    for (int64_t i = 0; i < n; i++) x[i] = rng_normal(r) * std;
+}
+
+/* BitNet b1.58 weight quantization with the scale rounded to fp16 (exact in TQ1_0/TQ2_0). */
+static void ternarize(float *x, int64_t n) {
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += fabs((double)x[i]);
+    float s = (float)(sum / (double)n);
+    if (s < 1e-5f) s = 1e-5f;
+    s = trit_fp16_to_fp32(trit_fp32_to_fp16(s));
+    for (int64_t i = 0; i < n; i++) {
+        float q = roundf(x[i] / s);
+        q = q > 1 ? 1 : q < -1 ? -1 : q;
+        x[i] = q * s + 0.0f; /* + 0.0f: no negative zeros */
+    }
+}
+
+static int fill_tensor(void *ctx, size_t index, void *dst, size_t nbytes, trit_err *err) {
+    plan *pl = ctx;
+    const tspec *t = &pl->t[index];
+    rng r = rng_for(pl->p->seed, t->name);
+    if (t->kind == K_ROWS) { /* huge embedding-like tensors: one row at a time */
+        float *row = xmalloc((size_t)t->ne0 * sizeof(float));
+        size_t rs = trit_row_size(t->type, t->ne0);
+        for (int64_t i = 0; i < t->ne1; i++) {
+            fill_normal(&r, row, t->ne0, t->std);
+            if (trit_quantize_row(t->type, row, (uint8_t *)dst + (size_t)i * rs, t->ne0)) {
+                free(row);
+                return trit_fail(err, TRIT_EUNSUP, "cannot convert %s to %s", t->name,
+                                 trit_type_get(t->type)->name);
+            }
+        }
+        free(row);
+        return 0;
+    }
+    int64_t n = t->ne0 * t->ne1;
+    float *x = xmalloc((size_t)n * sizeof(float));
+    if (t->kind == K_NORM) {
+        for (int64_t i = 0; i < n; i++) x[i] = t->base * (1.0f + t->std * rng_normal(&r));
+    } else {
+        fill_normal(&r, x, n, t->std);
+        if (t->ternary) ternarize(x, n);
+    }
+    int rc = trit_quantize_tensor(t->type, x, dst, t->ne0, t->ne1);
+    free(x);
+    if (rc || trit_tensor_nbytes(t->type, t->ne0, t->ne1) != nbytes)
+        return trit_fail(err, TRIT_EUNSUP, "cannot convert %s to %s", t->name,
+                         trit_type_get(t->type)->name);
+    return 0;
+}
+
+static bool type_ok(uint32_t t) {
+    return t == TRIT_F32 || t == TRIT_F16 || t == TRIT_BF16 || t == TRIT_Q8_0 || t == TRIT_TQ1_0 ||
+           t == TRIT_TQ2_0 || t == TRIT_I2_S;
+}
+
+int trit_mkmodel(const trit_mkmodel_params *p, trit_err *err) {
+    const trit_mkmodel_preset *ps = trit_mkmodel_preset_get(p->preset);
+    if (!ps)
+        return trit_fail(err, TRIT_EINVAL,
+                         "unknown preset '%s' (expected tiny, small or bitnet-2b-4t)",
+                         p->preset ? p->preset : "(null)");
+    if (!type_ok(p->type))
+        return trit_fail(err, TRIT_EUNSUP,
+                         "mkmodel cannot write type %u (expected f32, f16, bf16, q8_0, tq1_0, "
+                         "tq2_0 or i2_s)",
+                         p->type);
+    if (p->arch != TRIT_ARCH_LLAMA && p->arch != TRIT_ARCH_BITNET)
+        return trit_fail(err, TRIT_EINVAL, "unknown architecture %d", (int)p->arch);
+    if (p->type == TRIT_I2_S && p->arch != TRIT_ARCH_BITNET)
+        return trit_fail(err, TRIT_EINVAL,
+                         "i2_s stores ternary weights only: use it with --arch bitnet");
+    if (!p->out_path) return trit_fail(err, TRIT_EINVAL, "no output path");
+
+    char *vocab_default = NULL;
+    const char *vocab = p->vocab_path;
+    if (!vocab) {
+        size_t len = strlen(trit_ref_dir()) + 64;
+        vocab_default = xmalloc(len);
+        snprintf(vocab_default, len, "%s/src/models/ggml-vocab-llama-bpe.gguf", trit_ref_dir());
+        vocab = vocab_default;
+    }
+    gguf_file *vf = gguf_open(vocab, err);
+    if (!vf) {
+        trit_err_prefix(err, "vocabulary");
+        free(vocab_default);
+        return -1;
+    }
+    const gguf_kv *tokens = gguf_find(vf, "tokenizer.ggml.tokens");
+    if (!tokens || tokens->type != GGUF_T_ARRAY || tokens->arr_type != GGUF_T_STRING ||
+        tokens->arr_n == 0) {
+        trit_fail(err, TRIT_EFORMAT, "vocabulary %s has no tokenizer.ggml.tokens string array",
+                  vocab);
+        gguf_close(vf);
+        free(vocab_default);
+        return -1;
+    }
+    const int64_t n_vocab = (int64_t)tokens->arr_n;
+    const bool bitnet = p->arch == TRIT_ARCH_BITNET;
+    const char *arch = bitnet ? "bitnet" : "llama";
+    const int n = ps->n_embd, f = ps->n_ff, L = ps->n_layer;
+    const int hd = n / ps->n_head, n_kv = hd * ps->n_head_kv;
+
+    gguf_writer *w = gguf_writer_new();
+    char key[128], name[160];
+#define AKEY(s) (snprintf(key, sizeof key, "%s." s, arch), key)
+    gguf_w_str(w, "general.architecture", arch);
+    gguf_w_str(w, "general.type", "model");
+    snprintf(name, sizeof name, "trit synthetic %s %s %s seed %llu", arch, ps->name,
+             trit_type_get(p->type)->name, (unsigned long long)p->seed);
+    gguf_w_str(w, "general.name", name);
+    gguf_w_u32(w, AKEY("vocab_size"), (uint32_t)n_vocab);
+    gguf_w_u32(w, AKEY("context_length"), (uint32_t)ps->n_ctx);
+    gguf_w_u32(w, AKEY("embedding_length"), (uint32_t)n);
+    gguf_w_u32(w, AKEY("block_count"), (uint32_t)L);
+    gguf_w_u32(w, AKEY("feed_forward_length"), (uint32_t)f);
+    gguf_w_u32(w, AKEY("rope.dimension_count"), (uint32_t)hd);
+    gguf_w_u32(w, AKEY("attention.head_count"), (uint32_t)ps->n_head);
+    gguf_w_u32(w, AKEY("attention.head_count_kv"), (uint32_t)ps->n_head_kv);
+    gguf_w_f32(w, AKEY("rope.freq_base"), ps->rope_freq_base);
+    gguf_w_f32(w, AKEY("attention.layer_norm_rms_epsilon"), ps->rms_eps);
+    if (bitnet) {
+        gguf_w_str(w, AKEY("rope.scaling.type"), "linear");
+        gguf_w_f32(w, AKEY("rope.scaling.factor"), 1.0f);
+    }
+    if (p->act_set) gguf_w_str(w, AKEY("ffn_activation"), trit_act_name(p->act));
+    gguf_w_u32(w, "general.file_type", (uint32_t)trit_llama_ftype(p->type));
+    gguf_w_u32(w, "general.quantization_version", 2);
+    for (size_t i = 0; i < gguf_n_kv(vf); i++) {
+        const gguf_kv *kv = gguf_kv_at(vf, i);
+        if (kv->key.n > 10 && !memcmp(kv->key.p, "tokenizer.", 10)) gguf_w_copy_kv(w, kv);
+    }
+#undef AKEY
+
+    /* the plan */
+    size_t cap = 3 + (size_t)L * 11;
+    plan pl = {.p = p, .t = xcalloc(cap, sizeof(tspec))};
+    const uint32_t emb_type = p->type == TRIT_F32    ? TRIT_F32
+                              : p->type == TRIT_BF16 ? TRIT_BF16
+                                                     : TRIT_F16;
+    const float T = 10.0f, g = T / sqrtf((float)n);
+    const float alpha = sqrtf((float)n) / (2.0f * sqrtf(2.0f * (float)L));
+    const float tern = bitnet ? 1.5f : 1.0f, rn = 1.0f / sqrtf((float)n);
+    const float down = bitnet ? alpha / sqrtf((float)f) : alpha / (0.6f * sqrtf((float)f));
+    add(&pl, cap, "token_embd.weight", emb_type, 2, n, n_vocab, K_ROWS, 1.0f, 0, false);
+    for (int l = 0; l < L; l++) {
+        char b[64];
+#define BLK(s) (snprintf(b, sizeof b, "blk.%d." s ".weight", l), b)
+        const uint32_t wt = p->type;
+        add(&pl, cap, BLK("attn_norm"), TRIT_F32, 1, n, 1, K_NORM, 0.1f, 1.0f, false);
+        add(&pl, cap, BLK("attn_q"), wt, 2, n, n, K_DENSE, 2 * rn * tern, 0, bitnet);
+        add(&pl, cap, BLK("attn_k"), wt, 2, n, n_kv, K_DENSE, 2 * rn * tern, 0, bitnet);
+        add(&pl, cap, BLK("attn_v"), wt, 2, n, n_kv, K_DENSE, rn * tern, 0, bitnet);
+        add(&pl, cap, BLK("attn_output"), wt, 2, n, n, K_DENSE, alpha * rn * tern, 0, bitnet);
+        if (bitnet)
+            add(&pl, cap, BLK("attn_sub_norm"), TRIT_F32, 1, n, 1, K_NORM, 0.1f, 1.0f, false);
+        add(&pl, cap, BLK("ffn_norm"), TRIT_F32, 1, n, 1, K_NORM, 0.1f, 1.0f, false);
+        add(&pl, cap, BLK("ffn_gate"), wt, 2, n, f, K_DENSE, rn * tern, 0, bitnet);
+        add(&pl, cap, BLK("ffn_up"), wt, 2, n, f, K_DENSE, rn * tern, 0, bitnet);
+        add(&pl, cap, BLK("ffn_down"), wt, 2, f, n, K_DENSE, down * tern, 0, bitnet);
+        if (bitnet)
+            add(&pl, cap, BLK("ffn_sub_norm"), TRIT_F32, 1, f, 1, K_NORM, 0.1f, 1.0f, false);
+#undef BLK
+    }
+    add(&pl, cap, "output_norm.weight", TRIT_F32, 1, n, 1, K_NORM, 0.1f, g, false);
+    if (!bitnet) add(&pl, cap, "output.weight", emb_type, 2, n, n_vocab, K_ROWS, 1.0f, 0, false);
+
+    for (size_t i = 0; i < pl.n; i++) {
+        const tspec *t = &pl.t[i];
+        int64_t ne[2] = {t->ne0, t->ne1};
+        gguf_w_tensor(w, t->name, t->type, (uint32_t)t->n_dims, ne, NULL,
+                      trit_tensor_nbytes(t->type, t->ne0, t->ne1));
+    }
+    int rc = gguf_writer_write(w, p->out_path, fill_tensor, &pl, err);
+    gguf_writer_free(w);
+    gguf_close(vf);
+    free(pl.t);
+    free(vocab_default);
+    return rc;
+}
