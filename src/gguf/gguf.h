@@ -102,6 +102,8 @@ int gguf_arr_i64(const gguf_kv *kv, uint64_t i, int64_t *out);
 int gguf_arr_f64(const gguf_kv *kv, uint64_t i, double *out);
 /* Format a scalar value (or an array summary) for display. */
 void gguf_kv_format(const gguf_kv *kv, trit_buf *out, size_t max_array_items);
+/* Format array element i (strings quoted and escaped); nothing if i is out of bounds. */
+void gguf_arr_format_elem(const gguf_kv *kv, uint64_t i, trit_buf *out);
 
 /* ---- writer ---- */
 typedef struct gguf_writer gguf_writer;

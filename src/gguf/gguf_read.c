@@ -693,6 +693,10 @@ static void fmt_elem(trit_buf *out, const gguf_kv *kv, uint64_t i) {
     }
 }
 
+void gguf_arr_format_elem(const gguf_kv *kv, uint64_t i, trit_buf *out) {
+    if (kv && kv->type == GGUF_T_ARRAY && i < kv->arr_n) fmt_elem(out, kv, i);
+}
+
 void gguf_kv_format(const gguf_kv *kv, trit_buf *out, size_t max_array_items) {
     switch (kv->type) {
     case GGUF_T_U8:
