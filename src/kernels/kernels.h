@@ -3,7 +3,7 @@
  *
  * Contract: every kernel exists as a scalar reference in kernels/ref/ (obviously right, and
  * numerically the same as llama.cpp's CPU reference for the same op) and optionally as
- * optimized x86 versions (kernels/x86/*_avx2.c, *_avx512.c), chosen at run time by
+ * optimized x86 versions (kernels/x86/..._avx2.c, ..._avx512.c), chosen at run time by
  * trit_kernels_best() from the CPU's features; $TRIT_KERNELS=ref|avx2|avx512 overrides.
  * tests/unit/test_kernels.c compares each optimized kernel with its reference (NMSE <= 5e-4
  * for matmul-like ops, <= 1e-7 otherwise), like llama.cpp's test-backend-ops.
@@ -34,7 +34,16 @@ typedef struct trit_kernels {
      * spaced row_bytes apart. */
     void (*vec_dot_rows)(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                          const void *act_row, float *out);
+    /* Optional (NULL: trit_matmul uses vec_dot_rows per token). Tile of nr weight rows x nt
+     * activation rows (act_bytes apart): out[t * ldo + r] = vec_dot(w row r, act row t). */
+    void (*gemm)(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
+                 const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo);
 } trit_kernels;
+
+/* The optimized tables themselves (defined in x86/..._avx2.c and x86/..._avx512.c);
+ * use trit_kernels_avx2()/avx512(), which check the CPU first. */
+extern const trit_kernels trit_kernels_avx2_impl;
+extern const trit_kernels trit_kernels_avx512_impl;
 
 const trit_kernels *trit_kernels_ref(void);
 const trit_kernels *trit_kernels_avx2(void);   /* NULL if not compiled or CPU lacks it */

@@ -1,0 +1,293 @@
+/* kernels/kernels.c — activation formats, CPU feature detection, kernel-set dispatch and the
+ * threaded matmul (Y = w_scale * W . X^T) built on a kernel set's quantize_act/vec_dot_rows.
+ * Contract: see kernels.h. The activation buffer is per calling thread and grows only, so a
+ * steady-state matmul performs no allocation. */
+#include "kernels/kernels.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+uint32_t trit_act_type(uint32_t wtype) {
+    switch (wtype) {
+    case TRIT_TQ1_0:
+    case TRIT_TQ2_0:
+        return TRIT_Q8_K;
+    case TRIT_Q8_0:
+        return TRIT_Q8_0;
+    case TRIT_F16:
+        return TRIT_F16;
+    case TRIT_BF16:
+        return TRIT_BF16;
+    case TRIT_F32:
+        return TRIT_F32;
+    case TRIT_I2_S:
+        return TRIT_ACT_I8;
+    default:
+        return (uint32_t)-1;
+    }
+}
+
+size_t trit_act_row_size(uint32_t wtype, int64_t n) {
+    if (n <= 0) return 0;
+    switch (trit_act_type(wtype)) {
+    case TRIT_Q8_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q8_K);
+    case TRIT_Q8_0:
+        return n % QK8_0 ? 0 : (size_t)(n / QK8_0) * sizeof(block_q8_0);
+    case TRIT_F16:
+    case TRIT_BF16:
+        return (size_t)n * 2;
+    case TRIT_F32:
+        return (size_t)n * 4;
+    case TRIT_ACT_I8: /* int8 q[n], float scale, int32 sum(q) */
+        return n % QK_I2_S ? 0 : (size_t)n + 8;
+    default:
+        return 0;
+    }
+}
+
+/* Bytes of one weight row (as trit_row_size; kept local so kernels need no quant tables). */
+static size_t weight_row_bytes(uint32_t wtype, int64_t n) {
+    switch (wtype) {
+    case TRIT_TQ1_0:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_tq1_0);
+    case TRIT_TQ2_0:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_tq2_0);
+    case TRIT_Q8_0:
+        return n % QK8_0 ? 0 : (size_t)(n / QK8_0) * sizeof(block_q8_0);
+    case TRIT_F16:
+    case TRIT_BF16:
+        return (size_t)n * 2;
+    case TRIT_F32:
+        return (size_t)n * 4;
+    case TRIT_I2_S:
+        return n % QK_I2_S ? 0 : (size_t)n / 4;
+    default:
+        return 0;
+    }
+}
+
+/* ---- CPU features and dispatch ---- */
+
+static bool have_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+
+static bool have_avx512(void) {
+    __builtin_cpu_init();
+    return have_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vnni");
+}
+
+static char g_features[256];
+
+static void features_init(void) {
+    static const char *names[] = {"sse4.2",   "avx",        "avx2",       "fma",
+                                  "f16c",     "avx512f",    "avx512bw",   "avx512vl",
+                                  "avx512dq", "avx512vnni", "avx512bf16", "avxvnni"};
+    __builtin_cpu_init();
+    size_t len = 0;
+    g_features[0] = 0;
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(names); i++) {
+        bool on = false;
+        /* __builtin_cpu_supports needs a literal; map each name explicitly. */
+        switch (i) {
+        case 0:
+            on = __builtin_cpu_supports("sse4.2");
+            break;
+        case 1:
+            on = __builtin_cpu_supports("avx");
+            break;
+        case 2:
+            on = __builtin_cpu_supports("avx2");
+            break;
+        case 3:
+            on = __builtin_cpu_supports("fma");
+            break;
+        case 4:
+            on = __builtin_cpu_supports("f16c");
+            break;
+        case 5:
+            on = __builtin_cpu_supports("avx512f");
+            break;
+        case 6:
+            on = __builtin_cpu_supports("avx512bw");
+            break;
+        case 7:
+            on = __builtin_cpu_supports("avx512vl");
+            break;
+        case 8:
+            on = __builtin_cpu_supports("avx512dq");
+            break;
+        case 9:
+            on = __builtin_cpu_supports("avx512vnni");
+            break;
+        case 10:
+            on = __builtin_cpu_supports("avx512bf16");
+            break;
+        case 11:
+            on = __builtin_cpu_supports("avxvnni");
+            break;
+        }
+        if (on && len + strlen(names[i]) + 2 < sizeof(g_features))
+            len += (size_t)snprintf(g_features + len, sizeof(g_features) - len, "%s%s",
+                                    len ? " " : "", names[i]);
+    }
+}
+
+const char *trit_cpu_features(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, features_init);
+    return g_features;
+}
+
+const trit_kernels *trit_kernels_avx2(void) {
+    return trit_kernels_avx2_impl.name && have_avx2() ? &trit_kernels_avx2_impl : NULL;
+}
+
+const trit_kernels *trit_kernels_avx512(void) {
+    return trit_kernels_avx512_impl.name && have_avx512() ? &trit_kernels_avx512_impl : NULL;
+}
+
+static const trit_kernels *g_best;
+
+static void best_init(void) {
+    const char *want = getenv("TRIT_KERNELS");
+    const trit_kernels *k = NULL;
+    if (want && *want) {
+        if (!strcmp(want, "ref"))
+            k = trit_kernels_ref();
+        else if (!strcmp(want, "avx2"))
+            k = trit_kernels_avx2();
+        else if (!strcmp(want, "avx512"))
+            k = trit_kernels_avx512();
+        if (!k)
+            trit_log(TRIT_LOG_WARN,
+                     "TRIT_KERNELS=%s is not available on this CPU (or unknown; use "
+                     "ref|avx2|avx512); choosing automatically",
+                     want);
+    }
+    if (!k) k = trit_kernels_avx512();
+    if (!k) k = trit_kernels_avx2();
+    if (!k) k = trit_kernels_ref();
+    g_best = k;
+}
+
+const trit_kernels *trit_kernels_best(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, best_init);
+    return g_best;
+}
+
+/* ---- threaded matmul ---- */
+
+typedef struct mm_job {
+    const trit_kernels *k;
+    uint32_t wtype;
+    const char *W;
+    size_t wrow; /* bytes per weight row */
+    float w_scale;
+    int64_t n_in, n_out, n_tok;
+    const float *X;
+    float *Y;
+    char *act; /* n_tok quantized activation rows */
+    size_t arow;
+    int64_t chunk;            /* weight rows per work item */
+    atomic_int_fast64_t next; /* next work item */
+} mm_job;
+
+static void mm_quantize(void *arg, int ith, int nth) {
+    mm_job *j = arg;
+    for (int64_t t = ith; t < j->n_tok; t += nth)
+        j->k->quantize_act(j->wtype, j->X + t * j->n_in, j->act + t * j->arow, j->n_in);
+}
+
+/* Token tile for the gemm path: activations of this many tokens stay hot while a chunk of
+ * weight rows is swept. */
+#define MM_TOK_TILE 8
+
+static void mm_dot(void *arg, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    mm_job *j = arg;
+    const int64_t n_items = (j->n_out + j->chunk - 1) / j->chunk;
+    for (;;) {
+        const int64_t it = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (it >= n_items) break;
+        const int64_t r0 = it * j->chunk;
+        const int64_t nr = TRIT_MIN(j->chunk, j->n_out - r0);
+        const char *w = j->W + r0 * j->wrow;
+        if (j->k->gemm && j->n_tok > 1) {
+            for (int64_t t0 = 0; t0 < j->n_tok; t0 += MM_TOK_TILE) {
+                const int64_t nt = TRIT_MIN(MM_TOK_TILE, j->n_tok - t0);
+                j->k->gemm(j->wtype, j->n_in, w, j->wrow, nr, j->act + t0 * j->arow, j->arow, nt,
+                           j->Y + t0 * j->n_out + r0, j->n_out);
+            }
+        } else {
+            for (int64_t t = 0; t < j->n_tok; t++)
+                j->k->vec_dot_rows(j->wtype, j->n_in, w, j->wrow, nr, j->act + t * j->arow,
+                                   j->Y + t * j->n_out + r0);
+        }
+        if (j->w_scale != 1.0f)
+            for (int64_t t = 0; t < j->n_tok; t++) {
+                float *y = j->Y + t * j->n_out + r0;
+                for (int64_t r = 0; r < nr; r++) y[r] *= j->w_scale;
+            }
+    }
+}
+
+static _Thread_local char *tl_act;
+static _Thread_local size_t tl_act_cap;
+
+void trit_matmul(const trit_kernels *k, trit_pool *pool, uint32_t wtype, const void *W,
+                 float w_scale, int64_t n_in, int64_t n_out, const float *X, int64_t n_tok,
+                 float *Y) {
+    if (!k) k = trit_kernels_best();
+    const size_t arow = trit_act_row_size(wtype, n_in);
+    const size_t wrow = weight_row_bytes(wtype, n_in);
+    if (!arow || !wrow || n_out <= 0 || n_tok <= 0) {
+        trit_log(TRIT_LOG_ERROR, "trit_matmul: unsupported type %u or bad shape (n_in %lld)", wtype,
+                 (long long)n_in);
+        abort();
+    }
+    const size_t need = arow * (size_t)n_tok + 64;
+    if (need > tl_act_cap) {
+        free(tl_act);
+        tl_act_cap = need + need / 4;
+        tl_act = xaligned_alloc(64, (tl_act_cap + 63) & ~(size_t)63);
+    }
+    const int nth = pool ? trit_pool_size(pool) : 1;
+    mm_job j = {.k = k,
+                .wtype = wtype,
+                .W = W,
+                .wrow = wrow,
+                .w_scale = w_scale,
+                .n_in = n_in,
+                .n_out = n_out,
+                .n_tok = n_tok,
+                .X = X,
+                .Y = Y,
+                .act = tl_act,
+                .arow = arow};
+    /* Work items: ~8 per thread for balance, at least 16 rows (one cache-friendly sweep),
+     * a multiple of 16 so tiles stay aligned. */
+    int64_t chunk = n_out / ((int64_t)nth * 8);
+    chunk = TRIT_MAX(16, (chunk + 15) / 16 * 16);
+    if (n_tok > 1) chunk = TRIT_MIN(chunk, 64);
+    j.chunk = chunk;
+    atomic_init(&j.next, 0);
+    if (nth > 1 && n_tok > 1)
+        trit_pool_run(pool, mm_quantize, &j);
+    else
+        mm_quantize(&j, 0, 1);
+    if (nth > 1 && n_out > chunk)
+        trit_pool_run(pool, mm_dot, &j);
+    else
+        mm_dot(&j, 0, 1);
+}

@@ -1,0 +1,223 @@
+/* kernels/ref — scalar reference kernels: activation quantization and dot products.
+ *
+ * Contract: obviously-right C with the same arithmetic order as ggml's generic (scalar) CPU
+ * code, so results match llama.cpp's reference path to float rounding (integer dots exactly):
+ *   Q8_K  quantize = quantize_row_q8_K_ref (signed absmax, iscale = -127/max, nearest-even,
+ *         bsums per 16), the quantizer ggml uses on x86 too.
+ *   Q8_0  quantize = quantize_row_q8_0_ref (d = amax/127, id = 1/d, roundf).
+ *   F16/BF16 activations: round-to-nearest-even conversion; F32: a copy.
+ *   I8 (for I2_S weights) = bitnet.cpp's quantize_row_i8_s: amax = max(1e-5, max|x|) in
+ *         double, s = (float)(127/amax), q = clamp(nearest-even(x*s), -128, 127). Layout:
+ *         int8 q[n], float s, int32 sum(q).
+ *   dots: TQ1_0/TQ2_0 x Q8_K and Q8_0 x Q8_0 = ggml_vec_dot_*_generic (int block sums, float
+ *         total; the per-block multiply-add is fused, as GCC contracts it in ggml's build);
+ * F32/F16/BF16 accumulate float products in double (ggml's scalar path); I2_S x I8 =
+ * sum((code-1)*q) / s (bitnet.cpp's (sum(code*q) - sum(q)) / s). Used by tests as the oracle and by
+ * trit_kernels_best() when no optimized set applies. */
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ggml's nearest_int: round half to even via the 1.5*2^23 trick (|f| <= 2^22). */
+static inline int nearest_int(float f) {
+    float v = f + 12582912.f;
+    int i;
+    memcpy(&i, &v, sizeof(i));
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+static void ref_quantize_q8_K(const float *x, block_q8_K *y, int64_t n) {
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
+        float max = 0, amax = 0;
+        for (int j = 0; j < QK_K; j++) {
+            float ax = fabsf(x[j]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[j];
+            }
+        }
+        if (amax == 0) {
+            y[b].d = 0;
+            memset(y[b].qs, 0, QK_K);
+            memset(y[b].bsums, 0, sizeof(y[b].bsums));
+            continue;
+        }
+        const float iscale = -127.f / max;
+        for (int j = 0; j < QK_K; j++) {
+            int v = nearest_int(iscale * x[j]);
+            y[b].qs[j] = (int8_t)(v < 127 ? v : 127);
+        }
+        for (int j = 0; j < QK_K / 16; j++) {
+            int s = 0;
+            for (int k = 0; k < 16; k++) s += y[b].qs[j * 16 + k];
+            y[b].bsums[j] = (int16_t)s;
+        }
+        y[b].d = 1 / iscale;
+    }
+}
+
+static void ref_quantize_q8_0(const float *x, block_q8_0 *y, int64_t n) {
+    for (int64_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
+        float amax = 0;
+        for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[b].d = trit_fp32_to_fp16(d);
+        for (int j = 0; j < QK8_0; j++) y[b].qs[j] = (int8_t)roundf(x[j] * id);
+    }
+}
+
+static void ref_quantize_i8(const float *x, void *dst, int64_t n) {
+    int8_t *q = dst;
+    double amax = 0.00001;
+    for (int64_t i = 0; i < n; i++) amax = fmax(amax, fabs((double)x[i]));
+    const float s = (float)(127.0 / amax);
+    int32_t sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int v = nearest_int(x[i] * s);
+        v = v > 127 ? 127 : v < -128 ? -128 : v;
+        q[i] = (int8_t)v;
+        sum += v;
+    }
+    memcpy(q + n, &s, sizeof(s));
+    memcpy(q + n + sizeof(s), &sum, sizeof(sum));
+}
+
+static void ref_quantize_act(uint32_t wtype, const float *x, void *dst, int64_t n) {
+    switch (wtype) {
+    case TRIT_TQ1_0:
+    case TRIT_TQ2_0:
+    case TRIT_Q8_K:
+        ref_quantize_q8_K(x, dst, n);
+        break;
+    case TRIT_Q8_0:
+        ref_quantize_q8_0(x, dst, n);
+        break;
+    case TRIT_F16:
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = trit_fp32_to_fp16(x[i]);
+        break;
+    case TRIT_BF16:
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = trit_fp32_to_bf16(x[i]);
+        break;
+    case TRIT_F32:
+        memcpy(dst, x, (size_t)n * sizeof(float));
+        break;
+    case TRIT_I2_S:
+        ref_quantize_i8(x, dst, n);
+        break;
+    default:
+        break;
+    }
+}
+
+static float ref_dot_tq2_0(int64_t n, const block_tq2_0 *x, const block_q8_K *y) {
+    float sumf = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int32_t sumi = 0;
+        for (int j = 0; j < QK_K / 4; j += 32)
+            for (int l = 0; l < 4; l++)
+                for (int k = 0; k < 32; k++)
+                    sumi += y[i].qs[j * 4 + l * 32 + k] * (((x[i].qs[j + k] >> (l * 2)) & 3) - 1);
+        const float d = y[i].d * trit_fp16_to_fp32(x[i].d);
+        sumf = fmaf((float)sumi, d, sumf);
+    }
+    return sumf;
+}
+
+/* One base-3 digit of a TQ1_0 byte: digit l of q is ((uint8_t)(q * 3^l) * 3) >> 8. */
+static inline int tq1_digit(uint8_t q, int l) {
+    static const uint8_t pow3[6] = {1, 3, 9, 27, 81, 243};
+    uint8_t v = (uint8_t)(q * pow3[l]);
+    return (int)(((uint16_t)v * 3) >> 8);
+}
+
+static float ref_dot_tq1_0(int64_t n, const block_tq1_0 *x, const block_q8_K *y) {
+    const int nqs = (int)sizeof(x->qs), nqh = (int)sizeof(x->qh), n32 = nqs - nqs % 32;
+    float sumf = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int sum = 0;
+        for (int j = 0; j < n32; j += 32)
+            for (int l = 0; l < 5; l++)
+                for (int m = 0; m < 32; m++)
+                    sum += (tq1_digit(x[i].qs[j + m], l) - 1) * y[i].qs[j * 5 + l * 32 + m];
+        for (int j = n32; j < nqs; j += 16)
+            for (int l = 0; l < 5; l++)
+                for (int m = 0; m < 16; m++)
+                    sum += (tq1_digit(x[i].qs[j + m], l) - 1) * y[i].qs[j * 5 + l * 16 + m];
+        for (int l = 0; l < 4; l++)
+            for (int j = 0; j < nqh; j++)
+                sum += (tq1_digit(x[i].qh[j], l) - 1) * y[i].qs[nqs * 5 + l * nqh + j];
+        sumf = fmaf((float)sum, trit_fp16_to_fp32(x[i].d) * y[i].d, sumf);
+    }
+    return sumf;
+}
+
+static float ref_dot_q8_0(int64_t n, const block_q8_0 *x, const block_q8_0 *y) {
+    float sumf = 0;
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        int sumi = 0;
+        for (int j = 0; j < QK8_0; j++) sumi += x[i].qs[j] * y[i].qs[j];
+        sumf = fmaf((float)sumi, trit_fp16_to_fp32(x[i].d) * trit_fp16_to_fp32(y[i].d), sumf);
+    }
+    return sumf;
+}
+
+static float ref_dot_i2_s(int64_t n, const uint8_t *x, const int8_t *q) {
+    float s;
+    memcpy(&s, q + n, sizeof(s));
+    int32_t sumi = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t blk = i / QK_I2_S, j = i % QK_I2_S, grp = j / 32, pos = j % 32;
+        const int code = (x[blk * 32 + pos] >> (6 - 2 * grp)) & 3;
+        sumi += (code - 1) * q[i];
+    }
+    return (float)sumi / s;
+}
+
+static float ref_vec_dot(uint32_t wtype, int64_t n, const void *w, const void *a) {
+    double sum = 0;
+    switch (wtype) {
+    case TRIT_TQ2_0:
+        return ref_dot_tq2_0(n, w, a);
+    case TRIT_TQ1_0:
+        return ref_dot_tq1_0(n, w, a);
+    case TRIT_Q8_0:
+        return ref_dot_q8_0(n, w, a);
+    case TRIT_I2_S:
+        return ref_dot_i2_s(n, w, a);
+    case TRIT_F32:
+        for (int64_t i = 0; i < n; i++)
+            sum += (double)(((const float *)w)[i] * ((const float *)a)[i]);
+        return (float)sum;
+    case TRIT_F16:
+        for (int64_t i = 0; i < n; i++)
+            sum += (double)(trit_fp16_to_fp32(((const uint16_t *)w)[i]) *
+                            trit_fp16_to_fp32(((const uint16_t *)a)[i]));
+        return (float)sum;
+    case TRIT_BF16:
+        for (int64_t i = 0; i < n; i++)
+            sum += (double)(trit_bf16_to_fp32(((const uint16_t *)w)[i]) *
+                            trit_bf16_to_fp32(((const uint16_t *)a)[i]));
+        return (float)sum;
+    default:
+        return NAN;
+    }
+}
+
+static void ref_vec_dot_rows(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
+                             const void *act, float *out) {
+    for (int64_t r = 0; r < nr; r++)
+        out[r] = ref_vec_dot(wtype, n, (const char *)w + r * row_bytes, act);
+}
+
+static const trit_kernels ref_kernels = {
+    .name = "ref",
+    .quantize_act = ref_quantize_act,
+    .vec_dot = ref_vec_dot,
+    .vec_dot_rows = ref_vec_dot_rows,
+};
+
+const trit_kernels *trit_kernels_ref(void) {
+    return &ref_kernels;
+}

@@ -1,0 +1,376 @@
+/* kernels/x86 AVX2 (+FMA, F16C) — optimized activation quantizers and dot products.
+ *
+ * Contract: same results as kernels/ref (ref.c) — integer block sums exactly, float totals to
+ * rounding (lane-wise accumulation instead of sequential). Q8_K quantization is bit-identical
+ * to the reference (ggml uses its scalar quantize_row_q8_K_ref on x86 too). Q8_0 activation
+ * quantization follows ggml's x86 quantize_row_q8_0 (id = 127/amax, round-half-even), which is
+ * what llama.cpp runs on this hardware; it may differ from the scalar ref by one step on exact
+ * halves. Types without a fast path here use the ref kernels. Compiled with -mavx2 -mfma
+ * -mf16c; only reached after kernels.c has checked the CPU. */
+#include "kernels/kernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int hsum8_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* 32 int32 (four vectors) -> 32 int8 in order, saturating. */
+static inline __m256i pack32(__m256i a, __m256i b, __m256i c, __m256i d) {
+    __m256i ab = _mm256_packs_epi32(a, b);
+    __m256i cd = _mm256_packs_epi32(c, d);
+    __m256i r = _mm256_packs_epi16(ab, cd);
+    return _mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* ---- activation quantizers ---- */
+
+static void q8_K_avx2(const float *x, block_q8_K *y, int64_t n) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
+        __m256 vmax = _mm256_setzero_ps();
+        for (int j = 0; j < QK_K; j += 8)
+            vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask));
+        const float amax = hmax8(vmax);
+        if (amax == 0) {
+            memset(&y[b], 0, sizeof(y[b]));
+            continue;
+        }
+        /* the first element reaching amax gives the signed max (as the ref's strict '>') */
+        const __m256 vam = _mm256_set1_ps(amax);
+        int first = 0;
+        for (int j = 0; j < QK_K; j += 8) {
+            int m = _mm256_movemask_ps(
+                _mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask), vam, _CMP_EQ_OQ));
+            if (m) {
+                first = j + __builtin_ctz((unsigned)m);
+                break;
+            }
+        }
+        const float iscale = -127.f / x[first];
+        const __m256 vs = _mm256_set1_ps(iscale);
+        const __m256i v127 = _mm256_set1_epi32(127);
+        for (int j = 0; j < QK_K; j += 32) {
+            __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(x + j)));
+            __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(x + j + 8)));
+            __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(x + j + 16)));
+            __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(x + j + 24)));
+            i0 = _mm256_min_epi32(i0, v127);
+            i1 = _mm256_min_epi32(i1, v127);
+            i2 = _mm256_min_epi32(i2, v127);
+            i3 = _mm256_min_epi32(i3, v127);
+            /* bsums of elements j..j+15 and j+16..j+31 */
+            __m256i s01 = _mm256_add_epi32(i0, i1), s23 = _mm256_add_epi32(i2, i3);
+            y[b].bsums[j / 16] = (int16_t)hsum8_i32(s01);
+            y[b].bsums[j / 16 + 1] = (int16_t)hsum8_i32(s23);
+            _mm256_storeu_si256((__m256i *)(y[b].qs + j), pack32(i0, i1, i2, i3));
+        }
+        y[b].d = 1 / iscale;
+    }
+}
+
+static void q8_0_avx2(const float *x, block_q8_0 *y, int64_t n) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int64_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+        __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        __m256 m =
+            _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, abs_mask), _mm256_and_ps(v1, abs_mask)),
+                          _mm256_max_ps(_mm256_and_ps(v2, abs_mask), _mm256_and_ps(v3, abs_mask)));
+        const float amax = hmax8(m);
+        y[b].d = trit_fp32_to_fp16(amax / 127.f);
+        const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.f / amax : 0.0f);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, id));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, id));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, id));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, id));
+        _mm256_storeu_si256((__m256i *)y[b].qs, pack32(i0, i1, i2, i3));
+    }
+}
+
+static void i8_avx2(const float *x, void *dst, int64_t n) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 vmax = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 8)
+        vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
+    const double amax = fmax(0.00001, (double)hmax8(vmax));
+    const float s = (float)(127.0 / amax);
+    const __m256 vs = _mm256_set1_ps(s);
+    const __m256i lo = _mm256_set1_epi32(-128), hi = _mm256_set1_epi32(127);
+    int8_t *q = dst;
+    __m256i vsum = _mm256_setzero_si256();
+    for (int64_t i = 0; i < n; i += 32) {
+        __m256i r[4];
+        for (int k = 0; k < 4; k++) {
+            r[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * k), vs));
+            r[k] = _mm256_max_epi32(lo, _mm256_min_epi32(hi, r[k]));
+            vsum = _mm256_add_epi32(vsum, r[k]);
+        }
+        _mm256_storeu_si256((__m256i *)(q + i), pack32(r[0], r[1], r[2], r[3]));
+    }
+    const int32_t sum = hsum8_i32(vsum);
+    memcpy(q + n, &s, sizeof(s));
+    memcpy(q + n + sizeof(s), &sum, sizeof(sum));
+}
+
+static void f16_avx2(const float *x, uint16_t *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = trit_fp32_to_fp16(x[i]);
+}
+
+static void quantize_act_avx2(uint32_t wtype, const float *x, void *dst, int64_t n) {
+    switch (wtype) {
+    case TRIT_TQ1_0:
+    case TRIT_TQ2_0:
+    case TRIT_Q8_K:
+        q8_K_avx2(x, dst, n);
+        break;
+    case TRIT_Q8_0:
+        q8_0_avx2(x, dst, n);
+        break;
+    case TRIT_F16:
+        f16_avx2(x, dst, n);
+        break;
+    case TRIT_I2_S:
+        i8_avx2(x, dst, n);
+        break;
+    default:
+        trit_kernels_ref()->quantize_act(wtype, x, dst, n);
+        break;
+    }
+}
+
+/* ---- dot products ---- */
+
+/* TQ2_0 x Q8_K for two weight rows at once (shared activation loads). Codes 0..2 multiply
+ * the int8 activations with maddubs (16-bit sums; at most 2*127*2*8 per lane per block);
+ * subtracting the activation block sum removes the +1 offset. */
+static void dot_tq2_0_x2(int64_t n, const block_tq2_0 *x0, const block_tq2_0 *x1,
+                         const block_q8_K *y, float *out0, float *out1) {
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+        for (int j = 0; j < 64; j += 32) {
+            const __m256i w0 = _mm256_loadu_si256((const __m256i *)(x0[i].qs + j));
+            const __m256i w1 = _mm256_loadu_si256((const __m256i *)(x1[i].qs + j));
+            for (int l = 0; l < 4; l++) {
+                const __m256i a = _mm256_loadu_si256((const __m256i *)(y[i].qs + j * 4 + l * 32));
+                const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w0, 2 * l), m3);
+                const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(w1, 2 * l), m3);
+                s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(c0, a));
+                s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(c1, a));
+            }
+        }
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        s0 = _mm256_madd_epi16(_mm256_sub_epi16(s0, bs), ones);
+        s1 = _mm256_madd_epi16(_mm256_sub_epi16(s1, bs), ones);
+        const __m256 d0 = _mm256_set1_ps(y[i].d * trit_fp16_to_fp32(x0[i].d));
+        const __m256 d1 = _mm256_set1_ps(y[i].d * trit_fp16_to_fp32(x1[i].d));
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), d0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), d1, acc1);
+    }
+    *out0 = hsum8(acc0);
+    *out1 = hsum8(acc1);
+}
+
+/* Base-3 digit of bytes already multiplied by 3^l (mod 256): ((v * 3) >> 8) is 0, 1 or 2 and
+ * equals [v >= 86] + [v >= 171]. */
+static inline __m256i tq1_digit(__m256i v) {
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256i a = _mm256_min_epu8(_mm256_subs_epu8(v, _mm256_set1_epi8(85)), one);
+    __m256i b = _mm256_min_epu8(_mm256_subs_epu8(v, _mm256_set1_epi8((char)170)), one);
+    return _mm256_add_epi8(a, b);
+}
+
+/* v * 9 (mod 256) per byte */
+static inline __m256i mul9(__m256i v) {
+    return _mm256_add_epi8(_mm256_and_si256(_mm256_slli_epi16(v, 3), _mm256_set1_epi8((char)0xF8)),
+                           v);
+}
+
+static float dot_tq1_0(int64_t n, const block_tq1_0 *x, const block_q8_K *y) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        __m256i s = _mm256_setzero_si256();
+        /* qs[0..31]: digits l=0..4 pair with y[l*32 + m] */
+        {
+            const __m256i q0 = _mm256_loadu_si256((const __m256i *)x[i].qs);
+            const __m256i q1 = _mm256_add_epi8(q0, _mm256_add_epi8(q0, q0));
+            const __m256i q2 = mul9(q0), q3 = mul9(q1), q4 = mul9(q2);
+            const __m256i q[5] = {q0, q1, q2, q3, q4};
+            for (int l = 0; l < 5; l++) {
+                const __m256i a = _mm256_loadu_si256((const __m256i *)(y[i].qs + l * 32));
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(q[l]), a));
+            }
+        }
+        /* qs[32..47]: digits l pair with y[160 + l*16 + m]; qh[0..3]: digit l with y[240+l*4+j] */
+        {
+            const __m128i h0 = _mm_loadu_si128((const __m128i *)(x[i].qs + 32));
+            __m256i q0 = _mm256_broadcastsi128_si256(h0); /* both halves = bytes 32..47 */
+            __m256i q1 = _mm256_add_epi8(q0, _mm256_add_epi8(q0, q0));
+            __m256i q2 = mul9(q0), q3 = mul9(q1), q4 = mul9(q2);
+            /* pairs (l0,l1), (l2,l3) as 256-bit: low lane digit l, high lane digit l+1 */
+            __m256i p01 = _mm256_blend_epi32(q0, q1, 0xF0);
+            __m256i p23 = _mm256_blend_epi32(q2, q3, 0xF0);
+            /* qh: 4 bytes, digits 0..3 -> 16 bytes [d0(4) d1(4) d2(4) d3(4)] */
+            uint32_t qh;
+            memcpy(&qh, x[i].qh, 4);
+            __m256i hq = _mm256_cvtepu8_epi16(_mm_set1_epi32((int)qh));
+            hq = _mm256_mullo_epi16(
+                hq, _mm256_setr_epi16(1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27));
+            hq = _mm256_and_si256(hq, _mm256_set1_epi16(0xFF));
+            __m128i h5 =
+                _mm_packus_epi16(_mm256_castsi256_si128(hq), _mm256_extracti128_si256(hq, 1));
+            __m256i p45 = _mm256_inserti128_si256(q4, h5, 1);
+            const __m256i a01 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 160));
+            const __m256i a23 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 192));
+            const __m256i a45 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 224));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(p01), a01));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(p23), a23));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(p45), a45));
+        }
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        s = _mm256_madd_epi16(_mm256_sub_epi16(s, bs), ones);
+        const __m256 d = _mm256_set1_ps(y[i].d * trit_fp16_to_fp32(x[i].d));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc);
+    }
+    return hsum8(acc);
+}
+
+static float dot_q8_0(int64_t n, const block_q8_0 *x, const block_q8_0 *y) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const __m256i p = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx)), ones);
+        const __m256 d = _mm256_set1_ps(trit_fp16_to_fp32(x[i].d) * trit_fp16_to_fp32(y[i].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum8(acc);
+}
+
+static float dot_i2_s(int64_t n, const uint8_t *x, const int8_t *q) {
+    float s;
+    int32_t qsum;
+    memcpy(&s, q + n, sizeof(s));
+    memcpy(&qsum, q + n + sizeof(s), sizeof(qsum));
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256i acc = _mm256_setzero_si256();
+    const int64_t nb = n / QK_I2_S;
+    for (int64_t b0 = 0; b0 < nb; b0 += 8) { /* 16-bit sums flushed every 8 blocks */
+        __m256i s16 = _mm256_setzero_si256();
+        for (int64_t b = b0; b < TRIT_MIN(nb, b0 + 8); b++) {
+            const __m256i w = _mm256_loadu_si256((const __m256i *)(x + b * 32));
+            const int8_t *a = q + b * QK_I2_S;
+            for (int g = 0; g < 4; g++) {
+                const __m256i c = _mm256_and_si256(_mm256_srli_epi16(w, 6 - 2 * g), m3);
+                s16 = _mm256_add_epi16(
+                    s16,
+                    _mm256_maddubs_epi16(c, _mm256_loadu_si256((const __m256i *)(a + 32 * g))));
+            }
+        }
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s16, ones));
+    }
+    return (float)(hsum8_i32(acc) - qsum) / s;
+}
+
+static float dot_f32(int64_t n, const float *x, const float *y) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+    float sum = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) sum += x[i] * y[i];
+    return sum;
+}
+
+static inline __m256 ld_f16(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+static float dot_f16(int64_t n, const uint16_t *x, const uint16_t *y) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(ld_f16(x + i), ld_f16(y + i), a0);
+        a1 = _mm256_fmadd_ps(ld_f16(x + i + 8), ld_f16(y + i + 8), a1);
+        a2 = _mm256_fmadd_ps(ld_f16(x + i + 16), ld_f16(y + i + 16), a2);
+        a3 = _mm256_fmadd_ps(ld_f16(x + i + 24), ld_f16(y + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(ld_f16(x + i), ld_f16(y + i), a0);
+    float sum = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) sum += trit_fp16_to_fp32(x[i]) * trit_fp16_to_fp32(y[i]);
+    return sum;
+}
+
+static float vec_dot_avx2(uint32_t wtype, int64_t n, const void *w, const void *a) {
+    float r0, r1;
+    switch (wtype) {
+    case TRIT_TQ2_0:
+        dot_tq2_0_x2(n, w, w, a, &r0, &r1);
+        return r0;
+    case TRIT_TQ1_0:
+        return dot_tq1_0(n, w, a);
+    case TRIT_Q8_0:
+        return dot_q8_0(n, w, a);
+    case TRIT_I2_S:
+        return dot_i2_s(n, w, a);
+    case TRIT_F32:
+        return dot_f32(n, w, a);
+    case TRIT_F16:
+        return dot_f16(n, w, a);
+    default:
+        return trit_kernels_ref()->vec_dot(wtype, n, w, a);
+    }
+}
+
+static void vec_dot_rows_avx2(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
+                              int64_t nr, const void *act, float *out) {
+    const char *wp = w;
+    int64_t r = 0;
+    if (wtype == TRIT_TQ2_0)
+        for (; r + 2 <= nr; r += 2)
+            dot_tq2_0_x2(n, (const void *)(wp + r * row_bytes),
+                         (const void *)(wp + (r + 1) * row_bytes), act, &out[r], &out[r + 1]);
+    for (; r < nr; r++) out[r] = vec_dot_avx2(wtype, n, wp + r * row_bytes, act);
+}
+
+const trit_kernels trit_kernels_avx2_impl = {
+    .name = "avx2",
+    .quantize_act = quantize_act_avx2,
+    .vec_dot = vec_dot_avx2,
+    .vec_dot_rows = vec_dot_rows_avx2,
+    .gemm = NULL,
+};

@@ -1,0 +1,500 @@
+/* test_kernels — activation formats, the ref kernels against hand-computed cases and against
+ * the reference ggml (dlopen'd from the reference llama.cpp build), every optimized kernel set
+ * against ref on random inputs (NMSE <= 5e-4, integer block sums exact), and trit_matmul
+ * with 1..N threads against the single-thread result. */
+#include "kernels/kernels.h"
+
+#include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- deterministic test data ---- */
+static uint64_t rng_state;
+static uint64_t rng_next(void) {
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static float rng_uniform(void) {
+    return (float)((rng_next() >> 40) * (1.0 / 16777216.0));
+}
+static float rng_normal(void) {
+    float u = rng_uniform() + 1e-7f, v = rng_uniform();
+    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+static float *random_floats(int64_t n, float scale) {
+    float *x = xmalloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) x[i] = rng_normal() * scale;
+    return x;
+}
+
+/* Random weight rows of wtype (nrows x n), built directly in the packed format. */
+static void *random_weights(uint32_t wtype, int64_t n, int64_t nrows, size_t *row_bytes) {
+    size_t rb = wtype == TRIT_I2_S ? (size_t)n / 4 : trit_row_size(wtype, n);
+    cr_assert(rb > 0);
+    uint8_t *w = xmalloc(rb * (size_t)nrows);
+    for (int64_t r = 0; r < nrows; r++) {
+        uint8_t *row = w + rb * (size_t)r;
+        switch (wtype) {
+        case TRIT_TQ2_0: {
+            block_tq2_0 *b = (block_tq2_0 *)row;
+            for (int64_t i = 0; i < n / QK_K; i++) {
+                for (int j = 0; j < QK_K / 4; j++) {
+                    uint8_t v = 0;
+                    for (int k = 0; k < 4; k++) v |= (uint8_t)((rng_next() % 3) << (2 * k));
+                    b[i].qs[j] = v;
+                }
+                b[i].d = trit_fp32_to_fp16(0.5f + rng_uniform());
+            }
+            break;
+        }
+        case TRIT_TQ1_0: {
+            block_tq1_0 *b = (block_tq1_0 *)row;
+            for (int64_t i = 0; i < n / QK_K; i++) {
+                for (size_t j = 0; j < sizeof(b->qs); j++) b[i].qs[j] = (uint8_t)rng_next();
+                for (size_t j = 0; j < sizeof(b->qh); j++) b[i].qh[j] = (uint8_t)rng_next();
+                b[i].d = trit_fp32_to_fp16(0.5f + rng_uniform());
+            }
+            break;
+        }
+        case TRIT_I2_S:
+            for (size_t j = 0; j < rb; j++) {
+                uint8_t v = 0;
+                for (int k = 0; k < 4; k++) v |= (uint8_t)((rng_next() % 3) << (2 * k));
+                row[j] = v;
+            }
+            break;
+        default: {
+            float *x = random_floats(n, 1.0f);
+            cr_assert_eq(trit_quantize_row(wtype, x, row, n), 0);
+            free(x);
+        }
+        }
+    }
+    *row_bytes = rb;
+    return w;
+}
+
+static double nmse(const float *a, const float *b, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
+static const uint32_t all_types[] = {TRIT_TQ2_0, TRIT_TQ1_0, TRIT_Q8_0, TRIT_I2_S,
+                                     TRIT_F32,   TRIT_F16,   TRIT_BF16};
+
+/* ---- activation formats ---- */
+Test(kernels_act, types_and_sizes) {
+    cr_assert_eq(trit_act_type(TRIT_TQ1_0), TRIT_Q8_K);
+    cr_assert_eq(trit_act_type(TRIT_TQ2_0), TRIT_Q8_K);
+    cr_assert_eq(trit_act_type(TRIT_Q8_0), TRIT_Q8_0);
+    cr_assert_eq(trit_act_type(TRIT_F16), TRIT_F16);
+    cr_assert_eq(trit_act_type(TRIT_BF16), TRIT_BF16);
+    cr_assert_eq(trit_act_type(TRIT_F32), TRIT_F32);
+    cr_assert_eq(trit_act_type(TRIT_I2_S), TRIT_ACT_I8);
+    cr_assert_eq(trit_act_row_size(TRIT_TQ2_0, 512), 2 * 292);
+    cr_assert_eq(trit_act_row_size(TRIT_Q8_0, 64), 2 * 34);
+    cr_assert_eq(trit_act_row_size(TRIT_F16, 10), 20);
+    cr_assert_eq(trit_act_row_size(TRIT_F32, 10), 40);
+    cr_assert_eq(trit_act_row_size(TRIT_I2_S, 256), 256 + 8);
+    /* sizes that are not whole blocks, and unknown types, have no row */
+    cr_assert_eq(trit_act_row_size(TRIT_TQ2_0, 100), 0);
+    cr_assert_eq(trit_act_row_size(TRIT_Q8_0, 33), 0);
+    cr_assert_eq(trit_act_row_size(TRIT_I2_S, 64), 0);
+    cr_assert_eq(trit_act_row_size(12, 256), 0);
+    cr_assert_eq(trit_act_row_size(TRIT_F32, 0), 0);
+}
+
+Test(kernels_act, dispatch) {
+    cr_assert_str_eq(trit_kernels_ref()->name, "ref");
+    const trit_kernels *b = trit_kernels_best();
+    cr_assert_not_null(b);
+    cr_assert_not_null(trit_cpu_features());
+    if (__builtin_cpu_supports("avx2")) {
+        cr_assert_not_null(trit_kernels_avx2());
+        cr_assert(strstr(trit_cpu_features(), "avx2") != NULL);
+        cr_assert_str_neq(b->name, "ref");
+    }
+}
+
+/* ---- ref kernels against hand-computed cases ---- */
+Test(kernels_ref, q8_K_quantize_known) {
+    float x[QK_K];
+    for (int i = 0; i < QK_K; i++) x[i] = (float)(i - 100); /* max |x| = 155 at i = 255 */
+    block_q8_K b;
+    trit_kernels_ref()->quantize_act(TRIT_TQ2_0, x, &b, QK_K);
+    /* iscale = -127/155, d = 1/iscale = -155/127 */
+    cr_assert_float_eq(b.d, -155.0f / 127.0f, 1e-6);
+    cr_assert_eq(b.qs[255], -127);
+    cr_assert_eq(b.qs[100], 0);
+    cr_assert_eq(b.qs[0], 82); /* -100 * -127/155 = 81.94 */
+    int s = 0;
+    for (int i = 0; i < 16; i++) s += b.qs[i];
+    cr_assert_eq(b.bsums[0], s);
+    /* all-zero block: d = 0, all quants 0 */
+    memset(x, 0, sizeof x);
+    trit_kernels_ref()->quantize_act(TRIT_TQ1_0, x, &b, QK_K);
+    cr_assert_eq(b.d, 0.0f);
+    cr_assert_eq(b.qs[7], 0);
+    cr_assert_eq(b.bsums[3], 0);
+}
+
+Test(kernels_ref, tq2_0_hand) {
+    block_tq2_0 w;
+    block_q8_K a;
+    memset(&w, 0, sizeof w);
+    memset(&a, 0, sizeof a);
+    /* element e of a TQ2_0 block: byte (e/128)*32 + e%32, bits 2*((e%128)/32) */
+    /* weights: +1 at element 0, -1 at element 33, 0 elsewhere (code 1) */
+    for (int j = 0; j < 64; j++) w.qs[j] = 0x55;      /* all codes 1 -> 0 */
+    w.qs[0] = (uint8_t)((w.qs[0] & ~3u) | 2u);        /* element 0: +1 */
+    w.qs[1] = (uint8_t)((w.qs[1] & ~(3u << 2)) | 0u); /* element 32 + 1 = 33: -1 */
+    w.d = trit_fp32_to_fp16(2.0f);
+    a.d = 0.5f;
+    for (int i = 0; i < QK_K; i++) a.qs[i] = (int8_t)(i % 100);
+    for (int j = 0; j < 16; j++) {
+        int s = 0;
+        for (int k = 0; k < 16; k++) s += a.qs[j * 16 + k];
+        a.bsums[j] = (int16_t)s;
+    }
+    /* 0*1 - 33 = -33, times 2 * 0.5 */
+    const trit_kernels *ks[] = {trit_kernels_ref(), trit_kernels_avx2(), trit_kernels_avx512()};
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(ks); i++)
+        if (ks[i])
+            cr_assert_eq(ks[i]->vec_dot(TRIT_TQ2_0, QK_K, &w, &a), -33.0f, "%s", ks[i]->name);
+}
+
+Test(kernels_ref, q8_0_hand) {
+    block_q8_0 w[2], a[2];
+    memset(w, 0, sizeof w);
+    memset(a, 0, sizeof a);
+    w[0].d = trit_fp32_to_fp16(0.5f);
+    a[0].d = trit_fp32_to_fp16(4.0f);
+    w[1].d = trit_fp32_to_fp16(1.0f);
+    a[1].d = trit_fp32_to_fp16(1.0f);
+    w[0].qs[3] = 10, a[0].qs[3] = -3; /* -30 * 2 = -60 */
+    w[1].qs[31] = 7, a[1].qs[31] = 5; /* 35 */
+    cr_assert_eq(trit_kernels_ref()->vec_dot(TRIT_Q8_0, 64, w, a), -25.0f);
+    float x[32] = {0};
+    x[0] = 127.0f, x[1] = -63.5f, x[2] = 0.25f;
+    trit_kernels_ref()->quantize_act(TRIT_Q8_0, x, a, 32);
+    cr_assert_eq(trit_fp16_to_fp32(a[0].d), 1.0f);
+    cr_assert_eq(a[0].qs[0], 127);
+    cr_assert_eq(a[0].qs[1], -64); /* roundf: half away from zero */
+    cr_assert_eq(a[0].qs[2], 0);
+}
+
+Test(kernels_ref, i2_s_hand) {
+    int8_t act[128 + 8];
+    float x[128];
+    for (int i = 0; i < 128; i++) x[i] = (i == 5) ? 2.0f : (i == 70 ? -1.0f : 0.0f);
+    trit_kernels_ref()->quantize_act(TRIT_I2_S, x, act, 128);
+    float s;
+    int32_t sum;
+    memcpy(&s, act + 128, 4);
+    memcpy(&sum, act + 132, 4);
+    cr_assert_float_eq(s, 63.5f, 1e-6);
+    cr_assert_eq(act[5], 127);
+    cr_assert_eq(act[70], -64); /* -63.5 rounds half to even */
+    cr_assert_eq(sum, 63);
+    uint8_t w[32];
+    memset(w, 0x55, sizeof w);                   /* all zero weights */
+    w[5] = (uint8_t)((w[5] & 0x3f) | (2u << 6)); /* element 5 (group 0): +1 */
+    w[6] = (uint8_t)((w[6] & ~(3u << 2)));       /* element 64 + 6 = 70 (group 2): -1 */
+    /* (127 + 64) / 63.5 */
+    const trit_kernels *ks[] = {trit_kernels_ref(), trit_kernels_avx2(), trit_kernels_avx512()};
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(ks); i++)
+        if (ks[i])
+            cr_assert_float_eq(ks[i]->vec_dot(TRIT_I2_S, 128, w, act), 191.0f / 63.5f, 1e-6, "%s",
+                               ks[i]->name);
+}
+
+Test(kernels_ref, float_dots_hand) {
+    float a[3] = {1, 2, 3}, b[3] = {4, -5, 6};
+    cr_assert_eq(trit_kernels_ref()->vec_dot(TRIT_F32, 3, a, b), 12.0f);
+    uint16_t ha[3], hb[3];
+    for (int i = 0; i < 3; i++) ha[i] = trit_fp32_to_fp16(a[i]), hb[i] = trit_fp32_to_fp16(b[i]);
+    cr_assert_eq(trit_kernels_ref()->vec_dot(TRIT_F16, 3, ha, hb), 12.0f);
+    for (int i = 0; i < 3; i++) ha[i] = trit_fp32_to_bf16(a[i]), hb[i] = trit_fp32_to_bf16(b[i]);
+    cr_assert_eq(trit_kernels_ref()->vec_dot(TRIT_BF16, 3, ha, hb), 12.0f);
+}
+
+/* ---- optimized sets against ref ---- */
+static const trit_kernels *opt_sets[2];
+static int n_opt_sets(void) {
+    int n = 0;
+    if (trit_kernels_avx2()) opt_sets[n++] = trit_kernels_avx2();
+    if (trit_kernels_avx512()) opt_sets[n++] = trit_kernels_avx512();
+    return n;
+}
+
+Test(kernels_opt, q8_K_quantize_bit_identical) {
+    const int nk = n_opt_sets();
+    rng_state = 11;
+    const int64_t n = 8 * QK_K;
+    float *x = random_floats(n, 3.0f);
+    x[17] = 50.0f, x[30] = -50.0f;                         /* tie on |max|, first wins (block 0) */
+    x[QK_K + 3] = -9.0f, x[QK_K + 9] = 9.0f;               /* (block 1) */
+    for (int j = 0; j < QK_K; j++) x[2 * QK_K + j] = 0.0f; /* all-zero block */
+    const size_t sz = trit_act_row_size(TRIT_TQ2_0, n);
+    block_q8_K *r = xcalloc(1, sz), *o = xcalloc(1, sz);
+    trit_kernels_ref()->quantize_act(TRIT_TQ2_0, x, r, n);
+    for (int k = 0; k < nk; k++) {
+        memset(o, 0xAB, sz);
+        opt_sets[k]->quantize_act(TRIT_TQ2_0, x, o, n);
+        cr_assert_eq(memcmp(r, o, sz), 0, "%s: Q8_K quantization differs from ref",
+                     opt_sets[k]->name);
+    }
+    free(x), free(r), free(o);
+}
+
+Test(kernels_opt, act_quantizers_close) {
+    const int nk = n_opt_sets();
+    rng_state = 12;
+    const int64_t n = 2560;
+    float *x = random_floats(n, 2.0f);
+    float *dr = xmalloc(n * sizeof(float)), *dq = xmalloc(n * sizeof(float));
+    for (int k = 0; k < nk; k++) {
+        for (size_t t = 0; t < TRIT_ARRAY_LEN(all_types); t++) {
+            const uint32_t wt = all_types[t];
+            const size_t sz = trit_act_row_size(wt, n);
+            char *r = xmalloc(sz), *o = xmalloc(sz);
+            trit_kernels_ref()->quantize_act(wt, x, r, n);
+            opt_sets[k]->quantize_act(wt, x, o, n);
+            if (wt == TRIT_I2_S) { /* int8 + scale + sum: identical */
+                cr_assert_eq(memcmp(r, o, sz), 0, "%s: I8 activations differ", opt_sets[k]->name);
+            } else if (wt == TRIT_F32 || wt == TRIT_F16 || wt == TRIT_BF16) {
+                cr_assert_eq(memcmp(r, o, sz), 0, "%s: type %u conversion differs",
+                             opt_sets[k]->name, wt);
+            } else { /* Q8_0: x86 ggml rounding (half-even, 127/amax); dequantized NMSE */
+                const uint32_t at = trit_act_type(wt);
+                cr_assert_eq(trit_dequantize_row(at, r, dr, n), 0);
+                cr_assert_eq(trit_dequantize_row(at, o, dq, n), 0);
+                cr_assert_leq(nmse(dq, dr, n), 1e-7, "%s type %u", opt_sets[k]->name, wt);
+            }
+            free(r), free(o);
+        }
+    }
+    free(x), free(dr), free(dq);
+}
+
+/* Each optimized dot equals the ref dot on the same (ref-quantized) activation row, to float
+ * rounding (NMSE over many rows <= 1e-10 here: the integer parts are exact), and with its own
+ * activation quantization within NMSE 5e-4 of the float product. */
+static void check_dots(const trit_kernels *k, uint32_t wt, int64_t n) {
+    const int64_t nrows = 24;
+    size_t rb;
+    void *w = random_weights(wt, n, nrows, &rb);
+    float *x = random_floats(n, 1.0f);
+    const size_t asz = trit_act_row_size(wt, n);
+    char *ar = xmalloc(asz), *ao = xmalloc(asz);
+    trit_kernels_ref()->quantize_act(wt, x, ar, n);
+    k->quantize_act(wt, x, ao, n);
+    float ref[24], opt[24], opt_rows[24], own[24];
+    for (int64_t r = 0; r < nrows; r++) {
+        const char *wr = (const char *)w + r * rb;
+        ref[r] = trit_kernels_ref()->vec_dot(wt, n, wr, ar);
+        opt[r] = k->vec_dot(wt, n, wr, ar);
+        own[r] = k->vec_dot(wt, n, wr, ao);
+    }
+    k->vec_dot_rows(wt, n, w, rb, nrows, ar, opt_rows);
+    for (int64_t r = 0; r < nrows; r++) {
+        cr_assert(isfinite(opt[r]), "%s type %u n %lld: not finite", k->name, wt, (long long)n);
+        cr_assert_eq(opt[r], opt_rows[r], "%s type %u: vec_dot_rows differs from vec_dot", k->name,
+                     wt);
+    }
+    cr_assert_leq(nmse(opt, ref, nrows), 1e-10, "%s type %u n %lld: %g", k->name, wt, (long long)n,
+                  nmse(opt, ref, nrows));
+    cr_assert_leq(nmse(own, ref, nrows), 5e-4, "%s type %u n %lld (own activations)", k->name, wt,
+                  (long long)n);
+    free(w), free(x), free(ar), free(ao);
+}
+
+Test(kernels_opt, dots_vs_ref) {
+    const int nk = n_opt_sets();
+    const int64_t sizes[] = {256, 512, 2560, 6912};
+    for (int k = 0; k < nk; k++)
+        for (size_t t = 0; t < TRIT_ARRAY_LEN(all_types); t++)
+            for (size_t s = 0; s < TRIT_ARRAY_LEN(sizes); s++) {
+                rng_state = 100 + t * 10 + s;
+                check_dots(opt_sets[k], all_types[t], sizes[s]);
+            }
+}
+
+Test(kernels_opt, float_dots_odd_sizes) {
+    const int nk = n_opt_sets();
+    const int64_t sizes[] = {1, 7, 15, 17, 33, 100};
+    for (int k = 0; k < nk; k++)
+        for (size_t s = 0; s < TRIT_ARRAY_LEN(sizes); s++)
+            for (int t = 0; t < 3; t++) {
+                const uint32_t wt = t == 0 ? TRIT_F32 : t == 1 ? TRIT_F16 : TRIT_BF16;
+                rng_state = 7 + s;
+                check_dots(opt_sets[k], wt, sizes[s]);
+            }
+}
+
+/* Integer exactness: with unit scales every optimized ternary dot is the exact integer sum. */
+Test(kernels_opt, ternary_exact_with_unit_scales) {
+    const int nk = n_opt_sets();
+    rng_state = 5;
+    const int64_t n = 4 * QK_K;
+    for (int t = 0; t < 2; t++) {
+        const uint32_t wt = t ? TRIT_TQ1_0 : TRIT_TQ2_0;
+        size_t rb;
+        uint8_t *w = random_weights(wt, n, 1, &rb);
+        for (int64_t i = 0; i < n / QK_K; i++) {
+            if (wt == TRIT_TQ2_0)
+                ((block_tq2_0 *)w)[i].d = trit_fp32_to_fp16(1.0f);
+            else
+                ((block_tq1_0 *)w)[i].d = trit_fp32_to_fp16(1.0f);
+        }
+        block_q8_K a[4];
+        for (int i = 0; i < 4; i++) {
+            a[i].d = 1.0f;
+            for (int j = 0; j < QK_K; j++) a[i].qs[j] = (int8_t)(rng_next() % 255 - 127);
+            for (int j = 0; j < 16; j++) {
+                int s = 0;
+                for (int q = 0; q < 16; q++) s += a[i].qs[j * 16 + q];
+                a[i].bsums[j] = (int16_t)s;
+            }
+        }
+        const float ref = trit_kernels_ref()->vec_dot(wt, n, w, a);
+        cr_assert_eq(ref, roundf(ref));
+        for (int k = 0; k < nk; k++)
+            cr_assert_eq(opt_sets[k]->vec_dot(wt, n, w, a), ref, "%s", opt_sets[k]->name);
+        free(w);
+    }
+}
+
+/* ---- matmul ---- */
+static void check_matmul(uint32_t wt, int64_t n_in, int64_t n_out, int64_t n_tok, float w_scale) {
+    size_t rb;
+    rng_state = 1000 + wt + n_tok;
+    void *w = random_weights(wt, n_in, n_out, &rb);
+    float *x = random_floats(n_in * n_tok, 1.0f);
+    float *y1 = xmalloc(sizeof(float) * n_out * n_tok),
+          *yn = xmalloc(sizeof(float) * n_out * n_tok);
+    float *yr = xmalloc(sizeof(float) * n_out * n_tok);
+    const trit_kernels *best = trit_kernels_best();
+    trit_matmul(best, NULL, wt, w, w_scale, n_in, n_out, x, n_tok, y1);
+    trit_matmul(trit_kernels_ref(), NULL, wt, w, w_scale, n_in, n_out, x, n_tok, yr);
+    cr_assert_leq(nmse(y1, yr, n_out * n_tok), 5e-4, "type %u", wt);
+    /* explicit dot check of one element */
+    const size_t asz = trit_act_row_size(wt, n_in);
+    char *act = xmalloc(asz);
+    trit_kernels_ref()->quantize_act(wt, x + (n_tok - 1) * n_in, act, n_in);
+    const float e =
+        w_scale * trit_kernels_ref()->vec_dot(wt, n_in, (char *)w + (n_out - 1) * rb, act);
+    cr_assert_float_eq(yr[(n_tok - 1) * n_out + n_out - 1], e, 1e-4 * (1 + fabsf(e)));
+    for (int nth = 2; nth <= 4; nth++) {
+        trit_pool *pool = trit_pool_new(nth);
+        memset(yn, 0, sizeof(float) * n_out * n_tok);
+        trit_matmul(best, pool, wt, w, w_scale, n_in, n_out, x, n_tok, yn);
+        cr_assert_eq(memcmp(y1, yn, sizeof(float) * n_out * n_tok), 0,
+                     "type %u: %d threads differ from 1 thread", wt, nth);
+        trit_pool_free(pool);
+    }
+    free(w), free(x), free(y1), free(yn), free(yr), free(act);
+}
+
+Test(kernels_matmul, threads_and_ref) {
+    for (size_t t = 0; t < TRIT_ARRAY_LEN(all_types); t++) {
+        check_matmul(all_types[t], 512, 200, 1, 1.0f);
+        check_matmul(all_types[t], 256, 37, 5, 1.0f);
+        check_matmul(all_types[t], 768, 130, 19, all_types[t] == TRIT_I2_S ? 0.75f : 1.0f);
+    }
+}
+
+/* ---- against the reference ggml ---- */
+typedef void (*ggml_vec_dot_fn)(int n, float *s, size_t bs, const void *x, size_t bx, const void *y,
+                                size_t by, int nrc);
+typedef void (*ggml_quant_fn)(const float *x, void *y, int64_t k);
+
+static void *ggml_sym(const char *name) {
+    static void *base, *cpu;
+    if (!base) {
+        char *pb = trit_ref_path("libggml-base.so"), *pc = trit_ref_path("libggml-cpu.so");
+        if (pb) base = dlopen(pb, RTLD_NOW | RTLD_GLOBAL);
+        if (pc && base) cpu = dlopen(pc, RTLD_NOW | RTLD_GLOBAL);
+        free(pb), free(pc);
+        if (cpu) {
+            void (*init)(void) = (void (*)(void))dlsym(cpu, "ggml_cpu_init");
+            if (init) init();
+        }
+    }
+    void *s = cpu ? dlsym(cpu, name) : NULL;
+    if (!s && base) s = dlsym(base, name);
+    return s;
+}
+
+Test(kernels_ggml, ref_matches_ggml) {
+    ggml_quant_fn q8k = (ggml_quant_fn)ggml_sym("quantize_row_q8_K_ref");
+    ggml_quant_fn q80 = (ggml_quant_fn)ggml_sym("quantize_row_q8_0_ref");
+    ggml_vec_dot_fn tq2 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_tq2_0_q8_K_generic");
+    ggml_vec_dot_fn tq1 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_tq1_0_q8_K_generic");
+    ggml_vec_dot_fn d80 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_q8_0_q8_0_generic");
+    ggml_vec_dot_fn tq2x = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_tq2_0_q8_K");
+    ggml_vec_dot_fn df16 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_f16");
+    if (!q8k || !tq2 || !tq1 || !d80 || !q80 || !df16 || !tq2x) {
+        cr_skip_test("reference libggml not found (run scripts/setup)");
+        return;
+    }
+    const trit_kernels *ref = trit_kernels_ref();
+    const int64_t n = 2560;
+    rng_state = 77;
+    float *x = random_floats(n, 1.5f);
+    /* Q8_K quantization: byte identical (bsums included) */
+    const size_t asz = trit_act_row_size(TRIT_TQ2_0, n);
+    block_q8_K *a1 = xmalloc(asz), *a2 = xmalloc(asz);
+    ref->quantize_act(TRIT_TQ2_0, x, a1, n);
+    q8k(x, a2, n);
+    cr_assert_eq(memcmp(a1, a2, asz), 0, "Q8_K quantization differs from ggml");
+    /* Q8_0 quantization: byte identical to quantize_row_q8_0_ref */
+    const size_t bsz = trit_act_row_size(TRIT_Q8_0, n);
+    block_q8_0 *b1 = xmalloc(bsz), *b2 = xmalloc(bsz);
+    ref->quantize_act(TRIT_Q8_0, x, b1, n);
+    q80(x, b2, n);
+    cr_assert_eq(memcmp(b1, b2, bsz), 0, "Q8_0 quantization differs from ggml");
+    /* dots: identical to the generic ggml code */
+    for (int t = 0; t < 3; t++) {
+        const uint32_t wt = t == 0 ? TRIT_TQ2_0 : t == 1 ? TRIT_TQ1_0 : TRIT_Q8_0;
+        ggml_vec_dot_fn g = t == 0 ? tq2 : t == 1 ? tq1 : d80;
+        size_t rb;
+        void *w = random_weights(wt, n, 8, &rb);
+        const void *act = wt == TRIT_Q8_0 ? (const void *)b1 : (const void *)a1;
+        for (int r = 0; r < 8; r++) {
+            float s = NAN;
+            g((int)n, &s, 0, (char *)w + r * rb, 0, act, 0, 1);
+            cr_assert_eq(ref->vec_dot(wt, n, (char *)w + r * rb, act), s, "type %u row %d", wt, r);
+            if (wt == TRIT_TQ2_0) { /* ggml's own AVX2 kernel: equal to float rounding */
+                float sx = NAN;
+                tq2x((int)n, &sx, 0, (char *)w + r * rb, 0, act, 0, 1);
+                cr_assert_float_eq(trit_kernels_best()->vec_dot(wt, n, (char *)w + r * rb, act), sx,
+                                   1e-5 * (1 + fabsf(sx)));
+            }
+        }
+        free(w);
+    }
+    /* F16 dot: ggml's SIMD sum vs our double-accumulated ref, to float rounding */
+    uint16_t *h1 = xmalloc(n * 2), *h2 = xmalloc(n * 2);
+    for (int64_t i = 0; i < n; i++)
+        h1[i] = trit_fp32_to_fp16(x[i]), h2[i] = trit_fp32_to_fp16(x[n - 1 - i]);
+    float s = NAN;
+    df16((int)n, &s, 0, h1, 0, h2, 0, 1);
+    const float r = ref->vec_dot(TRIT_F16, n, h1, h2);
+    double mag = 0; /* float accumulation error scales with sum |x_i y_i| */
+    for (int64_t i = 0; i < n; i++)
+        mag += fabs((double)trit_fp16_to_fp32(h1[i]) * trit_fp16_to_fp32(h2[i]));
+    /* A reference built -march=native on an AVX512-FP16 CPU accumulates F16 dots in fp16
+     * (simd-mappings.h, GGML_F16x32_FMA): then only ~1e-3 relative agreement is possible. */
+    const double tol = __builtin_cpu_supports("avx512f") ? 2e-4 * mag : 1e-6 * mag;
+    cr_assert_float_eq(r, s, tol, "ref %g ggml %g", r, s);
+    free(x), free(a1), free(a2), free(b1), free(b2), free(h1), free(h2);
+}
