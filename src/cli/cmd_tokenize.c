@@ -1,0 +1,143 @@
+/* cmd_tokenize.c — `trit tokenize MODEL [TEXT] [options]`: encode text with a model's
+ * vocabulary (any GGUF with tokenizer.ggml.*, vocab-only files included) and print the ids.
+ * Output matches llama-tokenize: "%6d -> 'piece'" lines, or with --ids a list "[1, 2, 3]". */
+#include "cli/cli.h"
+#include "tokenizer/tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out) {
+    fprintf(
+        out,
+        "usage: trit tokenize MODEL [TEXT] [options]\n"
+        "\n"
+        "Tokenize TEXT (or --file F, or --stdin) with MODEL's vocabulary.\n"
+        "\n"
+        "options:\n"
+        "  --ids            print only the ids, as a list: [1, 2, 3]\n"
+        "  --no-special     do not add BOS/EOS even if the vocabulary asks for them\n"
+        "  --parse-special  recognise special tokens in the text (<|eot_id|> ...) as single ids\n"
+        "  --file F         read the text from file F (bytes verbatim)\n"
+        "  --stdin          read the text from standard input\n"
+        "  --show-count     print the number of tokens at the end\n"
+        "  --info           print the vocabulary's model, pre-tokenizer and special ids on "
+        "stderr\n"
+        "  -h, --help       this help\n"
+        "\n"
+        "The text must be valid UTF-8 (otherwise: error naming the byte offset, exit 1).\n"
+        "exit codes: 0 ok, 1 error (model, input), 2 usage\n");
+}
+
+static int read_stream(FILE *f, trit_buf *out) {
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) trit_buf_append(out, buf, n);
+    return ferror(f) ? -1 : 0;
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *file = NULL;
+    bool ids_only = false, add_special = true, parse_special = false, use_stdin = false;
+    bool show_count = false, info = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--ids")) {
+            ids_only = true;
+        } else if (!strcmp(a, "--no-special") || !strcmp(a, "--no-bos")) {
+            add_special = false;
+        } else if (!strcmp(a, "--parse-special")) {
+            parse_special = true;
+        } else if (!strcmp(a, "--stdin")) {
+            use_stdin = true;
+        } else if (!strcmp(a, "--show-count")) {
+            show_count = true;
+        } else if (!strcmp(a, "--info")) {
+            info = true;
+        } else if (!strcmp(a, "--file") || !strcmp(a, "-f")) {
+            if (++i >= argc) {
+                fprintf(stderr, "trit tokenize: %s needs a file name\n", a);
+                return 2;
+            }
+            file = argv[i];
+        } else if (a[0] == '-' && a[1] == '-') {
+            fprintf(stderr, "trit tokenize: unknown option '%s' (see --help)\n", a);
+            return 2;
+        } else if (!model) {
+            model = a;
+        } else if (!text) {
+            text = a;
+        } else {
+            fprintf(stderr, "trit tokenize: unexpected argument '%s' (quote the text)\n", a);
+            return 2;
+        }
+    }
+    if (!model) {
+        usage(stderr);
+        return 2;
+    }
+    if (!text && !file && !use_stdin) {
+        fprintf(stderr, "trit tokenize: give TEXT, --file F or --stdin\n");
+        return 2;
+    }
+    trit_err err = {0};
+    trit_tokenizer *t = trit_tok_load_file(model, &err);
+    if (!t) {
+        fprintf(stderr, "trit tokenize: %s\n", err.msg);
+        return 1;
+    }
+    if (info)
+        fprintf(stderr,
+                "model=%s pre=%s n_vocab=%d bos=%d eos=%d eot=%d add_bos=%d chat_template=%s\n",
+                trit_tok_model(t), trit_tok_pre(t), trit_tok_n_vocab(t), trit_tok_bos(t),
+                trit_tok_eos(t), trit_tok_eot(t), trit_tok_add_bos(t),
+                trit_chat_tmpl_name(trit_tok_chat_tmpl(t)));
+    trit_buf in = {0};
+    int rc = 0;
+    if (use_stdin) {
+        if (read_stream(stdin, &in) != 0) {
+            fprintf(stderr, "trit tokenize: error reading standard input\n");
+            rc = 1;
+        }
+    } else if (file) {
+        if (trit_read_file(file, &in, &err) != 0) {
+            fprintf(stderr, "trit tokenize: %s\n", err.msg);
+            rc = 1;
+        }
+    } else {
+        trit_buf_puts(&in, text);
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (!rc && trit_tok_encode(t, in.p ? in.p : "", in.len, add_special, parse_special, &ids, &n,
+                               &err) != 0) {
+        fprintf(stderr, "trit tokenize: %s\n", err.msg);
+        rc = 1;
+    }
+    if (!rc) {
+        trit_buf piece = {0};
+        if (ids_only) fputc('[', stdout);
+        for (size_t i = 0; i < n; i++) {
+            if (ids_only) {
+                printf(i ? ", %d" : "%d", ids[i]);
+            } else {
+                trit_buf_clear(&piece);
+                trit_tok_piece(t, ids[i], true, &piece);
+                printf("%6d -> '", ids[i]);
+                fwrite(piece.p ? piece.p : "", 1, piece.len, stdout);
+                printf("'\n");
+            }
+        }
+        if (ids_only) printf("]\n");
+        if (show_count) printf("Total number of tokens: %zu\n", n);
+        trit_buf_free(&piece);
+    }
+    free(ids);
+    trit_buf_free(&in);
+    trit_tok_free(t);
+    return rc;
+}
