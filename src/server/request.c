@@ -316,11 +316,12 @@ int srv_parse_request(int kind, const char *body, size_t n, srv_request *out, sr
     out->kind = kind;
     out->max_tokens = -1;
     out->logprobs = -1;
-    trit_sampler_params sp = trit_sampler_default_params();
-    out->temperature = sp.temp;
-    out->top_k = sp.top_k;
-    out->top_p = sp.top_p;
-    out->min_p = sp.min_p;
+    /* llama-server's defaults (= trit_sampler_default_params; not called so that this file
+     * links without the engine, for the fuzzer) */
+    out->temperature = 0.8f;
+    out->top_k = 40;
+    out->top_p = 0.95f;
+    out->min_p = 0.05f;
     json_t *root = NULL;
     if (load_object(body, n, &root, e)) return -1;
     int rc = -1;
@@ -513,7 +514,10 @@ void srv_utf8_repair(const char *s, size_t n, trit_buf *out) {
             i += k ? k : 1;
         }
     }
-    if (!out->p) trit_buf_puts(out, "");
+    if (out->p)
+        out->p[out->len] = 0;
+    else
+        trit_buf_puts(out, "");
 }
 
 size_t srv_partial_stop(const char *text, size_t n, const char *stop) {

@@ -1,0 +1,286 @@
+/* Unit tests for the server's pure parts: request parsing/validation, the OpenAI error object,
+ * llama-server's text rules (stop strings, UTF-8 hold-back and repair), metrics text. */
+#include "server/server.h"
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <string.h>
+
+static int parse(int kind, const char *body, srv_request *r, srv_error *e) {
+    memset(e, 0, sizeof *e);
+    return srv_parse_request(kind, body, strlen(body), r, e);
+}
+
+static void expect_400(int kind, const char *body, const char *param) {
+    srv_request r;
+    srv_error e;
+    cr_assert_eq(parse(kind, body, &r, &e), -1, "accepted: %s", body);
+    cr_assert_eq(e.status, 400, "status %d for %s", e.status, body);
+    cr_assert(e.message[0], "no message for %s", body);
+    if (param) cr_assert_str_eq(e.param, param, "param for %s: %s", body, e.message);
+}
+
+Test(request, completion_defaults) {
+    srv_request r;
+    srv_error e;
+    cr_assert_eq(parse(SRV_COMPLETION, "{\"prompt\":\"Hello\"}", &r, &e), 0, "%s", e.message);
+    cr_assert_str_eq(r.prompt, "Hello");
+    cr_assert(!r.has_ids);
+    cr_assert_eq(r.max_tokens, -1);
+    cr_assert_eq(r.logprobs, -1);
+    cr_assert_float_eq(r.temperature, 0.8f, 1e-6);
+    cr_assert_eq(r.top_k, 40);
+    cr_assert(!r.stream && !r.echo && !r.has_seed);
+    cr_assert_eq(r.n_stop, 0);
+    srv_request_free(&r);
+}
+
+Test(request, completion_full) {
+    srv_request r;
+    srv_error e;
+    const char *b = "{\"model\":\"m\",\"prompt\":[1,2,3],\"max_tokens\":7,\"temperature\":0,"
+                    "\"top_p\":0.5,\"top_k\":3,\"min_p\":0.1,\"seed\":42,\"stop\":[\"\\n\",\"ab\"],"
+                    "\"stream\":true,\"stream_options\":{\"include_usage\":true},\"logprobs\":3,"
+                    "\"n\":1,\"user\":\"x\",\"frequency_penalty\":0}";
+    cr_assert_eq(parse(SRV_COMPLETION, b, &r, &e), 0, "%s", e.message);
+    cr_assert_str_eq(r.model, "m");
+    cr_assert(r.has_ids);
+    cr_assert_eq(r.n_prompt_ids, 3);
+    cr_assert_eq(r.prompt_ids[2], 3);
+    cr_assert_eq(r.max_tokens, 7);
+    cr_assert_float_eq(r.temperature, 0.0f, 1e-9);
+    cr_assert_eq(r.top_k, 3);
+    cr_assert(r.has_seed && r.seed == 42);
+    cr_assert_eq(r.n_stop, 2);
+    cr_assert_str_eq(r.stop[1], "ab");
+    cr_assert(r.stream && r.include_usage);
+    cr_assert_eq(r.logprobs, 3);
+    srv_request_free(&r);
+}
+
+Test(request, prompt_batch_of_one_and_echo) {
+    srv_request r;
+    srv_error e;
+    cr_assert_eq(parse(SRV_COMPLETION,
+                       "{\"prompt\":[\"x\"],\"echo\":true,\"max_tokens\":0,"
+                       "\"logprobs\":0}",
+                       &r, &e),
+                 0, "%s", e.message);
+    cr_assert_str_eq(r.prompt, "x");
+    cr_assert(r.echo);
+    cr_assert_eq(r.max_tokens, 0);
+    cr_assert_eq(r.logprobs, 0);
+    srv_request_free(&r);
+    cr_assert_eq(parse(SRV_COMPLETION, "{\"prompt\":[[5,6]]}", &r, &e), 0, "%s", e.message);
+    cr_assert(r.has_ids && r.n_prompt_ids == 2 && r.prompt_ids[0] == 5);
+    srv_request_free(&r);
+}
+
+Test(request, chat) {
+    srv_request r;
+    srv_error e;
+    const char *b = "{\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+                    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]},"
+                    "{\"role\":\"developer\",\"content\":null}],"
+                    "\"logprobs\":true,\"top_logprobs\":2,\"stop\":\"END\"}";
+    cr_assert_eq(parse(SRV_CHAT, b, &r, &e), 0, "%s", e.message);
+    cr_assert_eq(r.n_msgs, 3);
+    cr_assert_str_eq(r.msgs[0].role, "system");
+    cr_assert_str_eq(r.msgs[1].content, "hi");
+    cr_assert_str_eq(r.msgs[2].role, "system");
+    cr_assert_str_eq(r.msgs[2].content, "");
+    cr_assert_eq(r.logprobs, 2);
+    cr_assert_eq(r.n_stop, 1);
+    srv_request_free(&r);
+}
+
+Test(request, rejects_bad_input) {
+    expect_400(SRV_COMPLETION, "", NULL);
+    expect_400(SRV_COMPLETION, "{", NULL);
+    expect_400(SRV_COMPLETION, "[1,2]", NULL);
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"\xff\"}", NULL); /* invalid UTF-8 */
+    expect_400(SRV_COMPLETION, "{}", "prompt");
+    expect_400(SRV_COMPLETION, "{\"prompt\":5}", "prompt");
+    expect_400(SRV_COMPLETION, "{\"prompt\":[]}", "prompt");
+    expect_400(SRV_COMPLETION, "{\"prompt\":[1,-2]}", "prompt");
+    expect_400(SRV_COMPLETION, "{\"prompt\":[\"a\",\"b\"]}", "prompt");
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"max_tokens\":\"7\"}", "max_tokens");
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"max_tokens\":1.5}", "max_tokens");
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"temperature\":-1}", "temperature");
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"top_p\":2}", "top_p");
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"n\":2}", "n");
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"stream\":1}", "stream");
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"stop\":[1]}", "stop");
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"logprobs\":99}", "logprobs");
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"seed\":\"x\"}", "seed");
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"echo\":true,\"stream\":true}", "echo");
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"model\":3}", "model");
+    expect_400(SRV_CHAT, "{\"messages\":[]}", "messages");
+    expect_400(SRV_CHAT, "{\"messages\":\"hi\"}", "messages");
+    expect_400(SRV_CHAT, "{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", "messages");
+    expect_400(SRV_CHAT, "{\"messages\":[{\"content\":\"x\"}]}", "messages");
+    expect_400(SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":7}]}", "messages");
+    expect_400(SRV_CHAT,
+               "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_logprobs\":3}",
+               "top_logprobs");
+    expect_400(SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":3}",
+               "logprobs");
+}
+
+Test(request, error_object_shape) {
+    srv_error e;
+    srv_fail(&e, 400, NULL, "prompt", "missing_field", "'prompt' is required");
+    char *s = srv_error_json(&e);
+    json_error_t je;
+    json_t *v = json_loads(s, 0, &je);
+    cr_assert(v, "not JSON: %s", s);
+    json_t *err = json_object_get(v, "error");
+    cr_assert(json_is_object(err));
+    cr_assert_str_eq(json_string_value(json_object_get(err, "message")), "'prompt' is required");
+    cr_assert_str_eq(json_string_value(json_object_get(err, "type")), "invalid_request_error");
+    cr_assert_str_eq(json_string_value(json_object_get(err, "param")), "prompt");
+    cr_assert_str_eq(json_string_value(json_object_get(err, "code")), "missing_field");
+    json_decref(v);
+    free(s);
+    srv_fail(&e, 500, "server_error", NULL, NULL, "bad \xff byte");
+    s = srv_error_json(&e);
+    v = json_loads(s, 0, &je);
+    cr_assert(v, "invalid UTF-8 in a message must still give JSON: %s", s);
+    cr_assert(json_is_null(json_object_get(json_object_get(v, "error"), "param")));
+    json_decref(v);
+    free(s);
+}
+
+Test(request, tokenize_detokenize) {
+    srv_tokenize_req q;
+    srv_error e;
+    const char *b = "{\"content\":\"hi\",\"add_special\":true,\"with_pieces\":true}";
+    cr_assert_eq(srv_parse_tokenize(b, strlen(b), &q, &e), 0, "%s", e.message);
+    cr_assert_str_eq(q.content, "hi");
+    cr_assert(q.add_special && q.with_pieces && q.parse_special);
+    free(q.content);
+    b = "{\"content\":1}";
+    cr_assert_eq(srv_parse_tokenize(b, strlen(b), &q, &e), -1);
+    cr_assert_eq(e.status, 400);
+    int32_t *ids;
+    size_t n;
+    b = "{\"tokens\":[1,2,128000]}";
+    cr_assert_eq(srv_parse_detokenize(b, strlen(b), &ids, &n, &e), 0, "%s", e.message);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(ids[2], 128000);
+    free(ids);
+    b = "{\"tokens\":[\"a\"]}";
+    cr_assert_eq(srv_parse_detokenize(b, strlen(b), &ids, &n, &e), -1);
+    b = "{}";
+    cr_assert_eq(srv_parse_detokenize(b, strlen(b), &ids, &n, &e), -1);
+}
+
+Test(text, utf8_complete_len) {
+    cr_assert_eq(srv_utf8_complete_len("abc", 3), 3);
+    cr_assert_eq(srv_utf8_complete_len("a\xc3", 2), 1);
+    cr_assert_eq(srv_utf8_complete_len("a\xc3\xa9", 3), 3);
+    cr_assert_eq(srv_utf8_complete_len("a\xe2\x82", 3), 1);
+    cr_assert_eq(srv_utf8_complete_len("\xf0\x9f\x98", 3), 0);
+    cr_assert_eq(srv_utf8_complete_len("\xf0\x9f\x98\x80", 4), 4);
+    cr_assert_eq(srv_utf8_complete_len("", 0), 0);
+}
+
+static void repair_eq(const char *in, size_t n, const char *want) {
+    trit_buf b = {0};
+    srv_utf8_repair(in, n, &b);
+    cr_assert_str_eq(b.p, want);
+    cr_assert(trit_utf8_valid(b.p, b.len));
+    trit_buf_free(&b);
+}
+
+Test(text, utf8_repair_maximal_subparts) {
+    repair_eq("ok \xc3\xa9", 5, "ok \xc3\xa9");
+    repair_eq("a\xff"
+              "b",
+              3,
+              "a\xef\xbf\xbd"
+              "b");
+    repair_eq("\xe2\x82", 2, "\xef\xbf\xbd"); /* truncated at end: one U+FFFD */
+    repair_eq("\xe2\x82"
+              "a",
+              3,
+              "\xef\xbf\xbd"
+              "a");                                                       /* truncated then ASCII */
+    repair_eq("\xe0\x80", 2, "\xef\xbf\xbd\xef\xbf\xbd");                 /* overlong: two */
+    repair_eq("\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* surrogate */
+    repair_eq("\x80\x80", 2, "\xef\xbf\xbd\xef\xbf\xbd");
+    repair_eq("", 0, "");
+}
+
+Test(text, partial_stop) {
+    cr_assert_eq(srv_partial_stop("hello wo", 8, "world"), 6);
+    cr_assert_eq(srv_partial_stop("hello", 5, "world"), (size_t)-1);
+    cr_assert_eq(srv_partial_stop("abc", 3, "c"), 2);
+    cr_assert_eq(srv_partial_stop("", 0, "x"), (size_t)-1);
+}
+
+Test(text, stop_string_truncates_and_holds_back) {
+    char *stops[] = {"END"};
+    srv_text t = {0};
+    trit_buf send = {0};
+    srv_text_push(&t, "Hello ", 6, true, stops, 1, &send);
+    cr_assert_str_eq(send.p, "Hello ");
+    trit_buf_clear(&send);
+    srv_text_push(&t, "E", 1, true, stops, 1, &send); /* could start "END": held */
+    cr_assert_eq(send.len, 0);
+    srv_text_push(&t, "N", 1, true, stops, 1, &send);
+    cr_assert_eq(send.len, 0);
+    srv_text_push(&t, "Dxyz", 4, true, stops, 1, &send);
+    cr_assert(t.stopped);
+    cr_assert_eq(send.len, 0);
+    cr_assert_str_eq(t.gen.p, "Hello ");
+    srv_text_free(&t);
+    trit_buf_free(&send);
+}
+
+Test(text, held_text_released_when_not_a_stop) {
+    char *stops[] = {"END"};
+    srv_text t = {0};
+    trit_buf send = {0};
+    srv_text_push(&t, "xE", 2, true, stops, 1, &send); /* llama-server holds the whole delta */
+    cr_assert_eq(send.len, 0);
+    srv_text_push(&t, "at", 2, true, stops, 1, &send);
+    cr_assert_str_eq(send.p, "xEat");
+    cr_assert(!t.stopped);
+    srv_text_free(&t);
+    trit_buf_free(&send);
+}
+
+Test(text, utf8_never_split) {
+    srv_text t = {0};
+    trit_buf send = {0};
+    srv_text_push(&t, "a\xe2\x82", 3, true, NULL, 0, &send); /* "a€" cut after 2 bytes of € */
+    cr_assert_eq(send.len, 0);
+    srv_text_push(&t, "\xac", 1, true, NULL, 0, &send);
+    cr_assert_str_eq(send.p, "a\xe2\x82\xac");
+    srv_text_free(&t);
+    trit_buf_free(&send);
+}
+
+Test(metrics, render) {
+    srv_metrics *m = srv_metrics_new();
+    srv_metrics_request(m, "/v1/completions", 200, 0.02);
+    srv_metrics_request(m, "/v1/completions", 200, 3.0);
+    srv_metrics_request(m, "/v1/completions", 400, 0.001);
+    srv_metrics_tokens(m, 10, 5, 0.5);
+    trit_buf b = {0};
+    srv_metrics_render(m, 2, 1, 4, &b);
+    cr_assert(strstr(b.p, "trit_requests_total{route=\"/v1/completions\",code=\"200\"} 2\n"), "%s",
+              b.p);
+    cr_assert(strstr(b.p, "trit_requests_total{route=\"/v1/completions\",code=\"400\"} 1\n"));
+    cr_assert(strstr(b.p, "trit_request_duration_seconds_bucket{route=\"/v1/completions\","
+                          "le=\"0.025\"} 2\n"));
+    cr_assert(strstr(b.p, "trit_request_duration_seconds_count{route=\"/v1/completions\"} 3\n"));
+    cr_assert(strstr(b.p, "trit_prompt_tokens_total 10\n"));
+    cr_assert(strstr(b.p, "trit_generated_tokens_total 5\n"));
+    cr_assert(strstr(b.p, "trit_tokens_per_second 10.000\n"));
+    cr_assert(strstr(b.p, "trit_queue_depth 2\n"));
+    cr_assert(strstr(b.p, "trit_slots_busy 1\n"));
+    trit_buf_free(&b);
+    srv_metrics_free(m);
+}
