@@ -13,42 +13,243 @@ static inline float hsum16(__m512 v) {
     return _mm512_reduce_add_ps(v);
 }
 
-/* TQ2_0 x Q8_K, nr (1..4) weight rows at once against one activation row. 256-bit VNNI
- * (AVX512VL) keeps the 32-byte code groups aligned with the activation layout. */
-static void dot_tq2_0_rows(int64_t n, const char *w, size_t row_bytes, int nr, const block_q8_K *y,
-                           float *out) {
-    const __m256i m3 = _mm256_set1_epi8(3);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    const int64_t nb = n / QK_K;
-    for (int64_t i = 0; i < nb; i++) {
-        __m256i a[8];
-        for (int k = 0; k < 8; k++) a[k] = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * k));
-        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        const __m256i ysum = _mm256_madd_epi16(bs, _mm256_set1_epi16(1));
-        for (int r = 0; r < nr; r++) {
-            const block_tq2_0 *x = (const block_tq2_0 *)(w + r * row_bytes) + i;
-            __m256i s = _mm256_setzero_si256();
-            for (int j = 0; j < 2; j++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
-                s = _mm256_dpbusd_epi32(s, _mm256_and_si256(q, m3), a[4 * j + 0]);
-                s = _mm256_dpbusd_epi32(s, _mm256_and_si256(_mm256_srli_epi16(q, 2), m3),
-                                        a[4 * j + 1]);
-                s = _mm256_dpbusd_epi32(s, _mm256_and_si256(_mm256_srli_epi16(q, 4), m3),
-                                        a[4 * j + 2]);
-                s = _mm256_dpbusd_epi32(s, _mm256_and_si256(_mm256_srli_epi16(q, 6), m3),
-                                        a[4 * j + 3]);
+#define INL  static inline __attribute__((always_inline))
+#define MAXT 4 /* tokens per tile */
+#define MAXR 4 /* weight rows per tile */
+
+/* ---- ternary tiles: R weight rows x T activation rows ----
+ * Each 256-element block is decoded into four 64-byte vectors of unsigned codes (0..2) whose
+ * element k pairs with activation element 64*v + k, so activations are plain 64-byte loads and
+ * vpdpbusd sums code*q into 32-bit lanes. The +1 code offset is removed with the activation
+ * block sums (bsums), the block scales are applied per block in float. */
+
+/* TQ2_0: code of element 32*(4j+l) + m is (qs[32j + m] >> 2l) & 3; vector v covers chunks
+ * 2v, 2v+1, i.e. j = v/2 and l = 2(v%2), 2(v%2)+1. */
+INL void tq2_codes(const block_tq2_0 *x, __m512i c[4]) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    for (int j = 0; j < 2; j++) {
+        const __m512i q =
+            _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qs + 32 * j)));
+        c[2 * j] = _mm512_and_si512(_mm512_srlv_epi16(q, sh01), m3);
+        c[2 * j + 1] = _mm512_and_si512(_mm512_srlv_epi16(q, sh23), m3);
+    }
+}
+
+/* Base-3 digit of bytes already multiplied by 3^l (mod 256): ((v * 3) >> 8) = [v >= 86] +
+ * [v >= 171]. */
+INL __m512i tq1_digit(__m512i v) {
+    const __m512i one = _mm512_set1_epi8(1);
+    return _mm512_add_epi8(_mm512_min_epu8(_mm512_subs_epu8(v, _mm512_set1_epi8(85)), one),
+                           _mm512_min_epu8(_mm512_subs_epu8(v, _mm512_set1_epi8((char)170)), one));
+}
+
+INL __m256i mul3_256(__m256i v) {
+    return _mm256_add_epi8(v, _mm256_add_epi8(v, v));
+}
+INL __m256i mul9_256(__m256i v) {
+    return _mm256_add_epi8(_mm256_and_si256(_mm256_slli_epi16(v, 3), _mm256_set1_epi8((char)0xF8)),
+                           v);
+}
+
+/* TQ1_0: qs[0..31] digit l pairs with element 32l + m (l < 5); qs[32..47] digit l with
+ * 160 + 16l + m; qh[0..3] digit l with 240 + 4l + j. */
+INL void tq1_codes(const block_tq1_0 *x, __m512i c[4]) {
+    const __m256i q0 = _mm256_loadu_si256((const __m256i *)x->qs);
+    const __m256i q1 = mul3_256(q0), q2 = mul9_256(q0), q3 = mul9_256(q1), q4 = mul9_256(q2);
+    const __m256i t0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(x->qs + 32)));
+    const __m256i t1 = mul3_256(t0), t2 = mul9_256(t0), t3 = mul9_256(t1), t4 = mul9_256(t2);
+    uint32_t qh;
+    memcpy(&qh, x->qh, 4);
+    __m256i hq = _mm256_cvtepu8_epi16(_mm_set1_epi32((int)qh));
+    hq = _mm256_mullo_epi16(hq,
+                            _mm256_setr_epi16(1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27));
+    const __m128i h = _mm256_cvtepi16_epi8(hq); /* truncating: mod 256 */
+    const __m256i p01 = _mm256_blend_epi32(t0, t1, 0xF0);
+    const __m256i p23 = _mm256_blend_epi32(t2, t3, 0xF0);
+    const __m256i p45 = _mm256_inserti128_si256(t4, h, 1);
+    c[0] = tq1_digit(_mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1));
+    c[1] = tq1_digit(_mm512_inserti64x4(_mm512_castsi256_si512(q2), q3, 1));
+    c[2] = tq1_digit(_mm512_inserti64x4(_mm512_castsi256_si512(q4), p01, 1));
+    c[3] = tq1_digit(_mm512_inserti64x4(_mm512_castsi256_si512(p23), p45, 1));
+}
+
+INL float wscale_tq2(const void *x) {
+    return _cvtsh_ss(((const block_tq2_0 *)x)->d);
+}
+INL float wscale_tq1(const void *x) {
+    return _cvtsh_ss(((const block_tq1_0 *)x)->d);
+}
+
+/* out[t * ldo + r] for r < R, t < T. tq1 selects the TQ1_0 decoder. */
+INL void tern_tile(const bool tq1, const int R, const int T, int64_t n, const char *w,
+                   size_t row_bytes, const char *act, size_t act_bytes, float *out, int64_t ldo) {
+    const size_t wb = tq1 ? sizeof(block_tq1_0) : sizeof(block_tq2_0);
+    __m512 acc[MAXR][MAXT];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        __m512i ysum[MAXT];
+        float yd[MAXT];
+        for (int t = 0; t < T; t++) {
+            const block_q8_K *y = (const block_q8_K *)(act + t * act_bytes) + i;
+            ysum[t] = _mm512_castsi256_si512(_mm256_madd_epi16(
+                _mm256_loadu_si256((const __m256i *)y->bsums), _mm256_set1_epi16(1)));
+            ysum[t] = _mm512_zextsi256_si512(_mm512_castsi512_si256(ysum[t]));
+            yd[t] = y->d;
+        }
+        for (int r = 0; r < R; r++) {
+            const char *xb = w + r * row_bytes + (size_t)i * wb;
+            __m512i c[4];
+            if (tq1)
+                tq1_codes((const block_tq1_0 *)xb, c);
+            else
+                tq2_codes((const block_tq2_0 *)xb, c);
+            const float xd = tq1 ? wscale_tq1(xb) : wscale_tq2(xb);
+            for (int t = 0; t < T; t++) {
+                const int8_t *yq = ((const block_q8_K *)(act + t * act_bytes) + i)->qs;
+                __m512i s = _mm512_sub_epi32(_mm512_setzero_si512(), ysum[t]);
+                for (int v = 0; v < 4; v++)
+                    s = _mm512_dpbusd_epi32(s, c[v], _mm512_loadu_si512(yq + 64 * v));
+                acc[r][t] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(yd[t] * xd), acc[r][t]);
             }
-            s = _mm256_sub_epi32(s, ysum);
-            const __m256 d = _mm256_set1_ps(y[i].d * trit_fp16_to_fp32(x->d));
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc[r]);
         }
     }
-    for (int r = 0; r < nr; r++) {
-        __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
-        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        out[r] = _mm_cvtss_f32(s);
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) out[t * ldo + r] = hsum16(acc[r][t]);
+}
+
+/* I2_S x I8: 128-element blocks of 32 bytes, element 32g + m in byte m at bits 6-2g. No block
+ * scales: whole-row 32-bit sums, then (sum - sum(q)) / s. */
+INL void i2s_tile(const int R, const int T, int64_t n, const char *w, size_t row_bytes,
+                  const char *act, size_t act_bytes, float *out, int64_t ldo) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(6), _mm256_set1_epi16(4), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(2), _mm256_set1_epi16(0), 1);
+    __m512i acc[MAXR][MAXT];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_si512();
+    for (int64_t b = 0; b < n / QK_I2_S; b++) {
+        __m512i a0[MAXT], a1[MAXT];
+        for (int t = 0; t < T; t++) {
+            const int8_t *q = (const int8_t *)(act + t * act_bytes) + b * QK_I2_S;
+            a0[t] = _mm512_loadu_si512(q);
+            a1[t] = _mm512_loadu_si512(q + 64);
+        }
+        for (int r = 0; r < R; r++) {
+            const __m512i q = _mm512_broadcast_i64x4(
+                _mm256_loadu_si256((const __m256i *)(w + r * row_bytes + b * 32)));
+            const __m512i c0 = _mm512_and_si512(_mm512_srlv_epi16(q, sh01), m3);
+            const __m512i c1 = _mm512_and_si512(_mm512_srlv_epi16(q, sh23), m3);
+            for (int t = 0; t < T; t++)
+                acc[r][t] =
+                    _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[r][t], c0, a0[t]), c1, a1[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        const int8_t *q = (const int8_t *)(act + t * act_bytes);
+        float s;
+        int32_t qsum;
+        memcpy(&s, q + n, sizeof(s));
+        memcpy(&qsum, q + n + sizeof(s), sizeof(qsum));
+        for (int r = 0; r < R; r++)
+            out[t * ldo + r] = (float)(_mm512_reduce_add_epi32(acc[r][t]) - qsum) / s;
+    }
+}
+
+#define TILE_CASES(CALL)                                                                           \
+    switch (R * 8 + T) {                                                                           \
+    case 8 + 1:                                                                                    \
+        CALL(1, 1);                                                                                \
+        break;                                                                                     \
+    case 8 + 2:                                                                                    \
+        CALL(1, 2);                                                                                \
+        break;                                                                                     \
+    case 8 + 3:                                                                                    \
+        CALL(1, 3);                                                                                \
+        break;                                                                                     \
+    case 8 + 4:                                                                                    \
+        CALL(1, 4);                                                                                \
+        break;                                                                                     \
+    case 16 + 1:                                                                                   \
+        CALL(2, 1);                                                                                \
+        break;                                                                                     \
+    case 16 + 2:                                                                                   \
+        CALL(2, 2);                                                                                \
+        break;                                                                                     \
+    case 16 + 3:                                                                                   \
+        CALL(2, 3);                                                                                \
+        break;                                                                                     \
+    case 16 + 4:                                                                                   \
+        CALL(2, 4);                                                                                \
+        break;                                                                                     \
+    case 24 + 1:                                                                                   \
+        CALL(3, 1);                                                                                \
+        break;                                                                                     \
+    case 24 + 2:                                                                                   \
+        CALL(3, 2);                                                                                \
+        break;                                                                                     \
+    case 24 + 3:                                                                                   \
+        CALL(3, 3);                                                                                \
+        break;                                                                                     \
+    case 24 + 4:                                                                                   \
+        CALL(3, 4);                                                                                \
+        break;                                                                                     \
+    case 32 + 1:                                                                                   \
+        CALL(4, 1);                                                                                \
+        break;                                                                                     \
+    case 32 + 2:                                                                                   \
+        CALL(4, 2);                                                                                \
+        break;                                                                                     \
+    case 32 + 3:                                                                                   \
+        CALL(4, 3);                                                                                \
+        break;                                                                                     \
+    case 32 + 4:                                                                                   \
+        CALL(4, 4);                                                                                \
+        break;                                                                                     \
+    }
+
+static void tile_tq2(int R, int T, int64_t n, const char *w, size_t rb, const char *a, size_t ab,
+                     float *o, int64_t ldo) {
+#define C(r, t) tern_tile(false, r, t, n, w, rb, a, ab, o, ldo)
+    TILE_CASES(C)
+#undef C
+}
+static void tile_tq1(int R, int T, int64_t n, const char *w, size_t rb, const char *a, size_t ab,
+                     float *o, int64_t ldo) {
+#define C(r, t) tern_tile(true, r, t, n, w, rb, a, ab, o, ldo)
+    TILE_CASES(C)
+#undef C
+}
+static void tile_i2s(int R, int T, int64_t n, const char *w, size_t rb, const char *a, size_t ab,
+                     float *o, int64_t ldo) {
+#define C(r, t) i2s_tile(r, t, n, w, rb, a, ab, o, ldo)
+    TILE_CASES(C)
+#undef C
+}
+
+typedef void (*tile_fn)(int R, int T, int64_t n, const char *w, size_t rb, const char *a, size_t ab,
+                        float *o, int64_t ldo);
+
+static tile_fn tile_for(uint32_t wtype) {
+    return wtype == TRIT_TQ2_0   ? tile_tq2
+           : wtype == TRIT_TQ1_0 ? tile_tq1
+           : wtype == TRIT_I2_S  ? tile_i2s
+                                 : NULL;
+}
+
+/* Sweep nr rows x nt tokens in tiles (rows outer in groups of 4, tokens inner in groups of
+ * tokens_per_tile), so each weight tile is decoded once per token group. */
+static void tiles(tile_fn f, int64_t n, const char *w, size_t rb, int64_t nr, const char *a,
+                  size_t ab, int64_t nt, float *out, int64_t ldo, int tpt) {
+    for (int64_t r = 0; r < nr; r += MAXR) {
+        const int R = (int)TRIT_MIN(MAXR, nr - r);
+        for (int64_t t = 0; t < nt; t += tpt) {
+            const int T = (int)TRIT_MIN(tpt, nt - t);
+            f(R, T, n, w + r * rb, rb, a + t * ab, ab, out + t * ldo + r, ldo);
+        }
     }
 }
 
@@ -90,10 +291,12 @@ static float dot_f16(int64_t n, const uint16_t *x, const uint16_t *y) {
 
 static float vec_dot_avx512(uint32_t wtype, int64_t n, const void *w, const void *a) {
     float r;
-    switch (wtype) {
-    case TRIT_TQ2_0:
-        dot_tq2_0_rows(n, w, 0, 1, a, &r);
+    tile_fn f = tile_for(wtype);
+    if (f) {
+        f(1, 1, n, w, 0, a, 0, &r, 1);
         return r;
+    }
+    switch (wtype) {
     case TRIT_F32:
         return dot_f32(n, w, a);
     case TRIT_F16:
@@ -106,10 +309,9 @@ static float vec_dot_avx512(uint32_t wtype, int64_t n, const void *w, const void
 static void vec_dot_rows_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
                                 int64_t nr, const void *act, float *out) {
     const char *wp = w;
-    if (wtype == TRIT_TQ2_0) {
-        for (int64_t r = 0; r < nr; r += 4)
-            dot_tq2_0_rows(n, wp + r * row_bytes, row_bytes, (int)TRIT_MIN(4, nr - r), act,
-                           out + r);
+    tile_fn f = tile_for(wtype);
+    if (f) {
+        tiles(f, n, wp, row_bytes, nr, act, 0, 1, out, 0, 1);
         return;
     }
     if (wtype != TRIT_F32 && wtype != TRIT_F16) {
@@ -117,6 +319,18 @@ static void vec_dot_rows_avx512(uint32_t wtype, int64_t n, const void *w, size_t
         return;
     }
     for (int64_t r = 0; r < nr; r++) out[r] = vec_dot_avx512(wtype, n, wp + r * row_bytes, act);
+}
+
+static void gemm_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
+                        const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
+    tile_fn f = tile_for(wtype);
+    if (f) {
+        tiles(f, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo, MAXT);
+        return;
+    }
+    for (int64_t t = 0; t < nt; t++)
+        vec_dot_rows_avx512(wtype, n, w, row_bytes, nr, (const char *)act + t * act_bytes,
+                            out + t * ldo);
 }
 
 static void quantize_act_avx512(uint32_t wtype, const float *x, void *dst, int64_t n) {
@@ -128,5 +342,5 @@ const trit_kernels trit_kernels_avx512_impl = {
     .quantize_act = quantize_act_avx512,
     .vec_dot = vec_dot_avx512,
     .vec_dot_rows = vec_dot_rows_avx512,
-    .gemm = NULL,
+    .gemm = gemm_avx512,
 };
