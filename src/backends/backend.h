@@ -4,7 +4,8 @@
  *   "llama:MODEL[?opts]"  the reference libllama, dlopen'd at run time from trit_ref_dir()
  *   "http:URL"            any OpenAI-compatible server (tokenize via /tokenize, top_logprobs)
  * Options after '?' are '&'-separated k=v: threads=N, ctx=N (both backends);
- * rope=norm|neox and act=silu|relu2 (trit only: fault injection via trit_ctx_params).
+ * rope=norm|neox and act=silu|relu2 (trit only: fault injection via trit_ctx_params);
+ * fa=auto|on|off (llama only: flash attention).
  *
  * Contract: every call either does what it says exactly or fails with a trit_err; a
  * capability a backend does not have (eval/trace over http) fails with TRIT_EUNAVAIL and is
@@ -19,10 +20,11 @@
 typedef struct trit_backend trit_backend;
 
 typedef struct trit_backend_opts {
-    int n_threads; /* <= 0: backend default (trit: all CPUs; llama: all CPUs) */
-    int n_ctx;     /* <= 0: min(model n_ctx_train, 4096) */
-    int rope_mode; /* -1: model's; TRIT_ROPE_NORM/NEOX: forced (trit only) */
-    int act;       /* -1: model's; TRIT_ACT_SILU/RELU2: forced (trit only) */
+    int n_threads;  /* <= 0: backend default (trit: all CPUs; llama: all CPUs) */
+    int n_ctx;      /* <= 0: min(model n_ctx_train, 4096) */
+    int rope_mode;  /* -1: model's; TRIT_ROPE_NORM/NEOX: forced (trit only) */
+    int act;        /* -1: model's; TRIT_ACT_SILU/RELU2: forced (trit only) */
+    int flash_attn; /* llama only: 0 llama's default (auto), 1 on, 2 off */
 } trit_backend_opts;
 
 /* threads/ctx from the environment ($TRIT_THREADS) or 0; rope_mode/act -1. */

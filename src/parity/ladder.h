@@ -1,0 +1,120 @@
+/* parity/ladder.h — the logit parity ladder and layer traces, between two backends.
+ *
+ * Contract: rungs 0 preflight, 1 tokens, 2 shapes, 3 first-position logits, 4 every prompt
+ * position, 5 greedy decode; each rung is pass / fail / unavailable and the run stops at the
+ * first failing rung unless `all`. Thresholds default to ../shared/DESIGN.md and are printed
+ * and recorded with every result. Exit status: 0 pass, 1 divergence, 2 setup failure (a
+ * backend did not load, or a rung could not run). Metrics are computed in double.
+ * Traces: per (layer, point) stats; a diff refuses stats whose element counts differ.
+ * Depends on backends, base, jansson. */
+#ifndef TRIT_LADDER_H
+#define TRIT_LADDER_H
+
+#include "backends/backend.h"
+#include "base/base.h"
+
+#include <jansson.h>
+#include <stdio.h>
+
+/* ---- thresholds ---- */
+typedef struct trit_ladder_thresholds {
+    double first_mse, first_maxabs;               /* rung 3: 1e-6, 5e-4 */
+    double pos_mse, pos_kl, pos_top5, pos_maxabs; /* rung 4: 2e-6, 5e-4, 0.95, 1e-3 */
+    double tie_eps;                               /* rung 5: top-2 gap (logits), 0.05 */
+    double trace_nmse;                            /* bisect: first point beyond, 1e-3 */
+} trit_ladder_thresholds;
+void trit_ladder_thresholds_default(trit_ladder_thresholds *t);
+/* "first_mse=1e-6,pos_kl=1e-3,..." (keys as the fields). Unknown keys / bad numbers: error. */
+int trit_ladder_thresholds_parse(const char *s, trit_ladder_thresholds *t, trit_err *err);
+void trit_ladder_thresholds_print(FILE *out, const trit_ladder_thresholds *t);
+json_t *trit_ladder_thresholds_json(const trit_ladder_thresholds *t);
+
+/* ---- metrics of two logit rows (a = reference, b = candidate) ---- */
+typedef struct trit_logit_cmp {
+    double mse, max_abs, cosine, l2; /* l2 = ||a - b|| */
+    double kl;                       /* KL(softmax(a) || softmax(b)), nats */
+    double top5;                     /* |top5(a) & top5(b)| / 5 */
+    int max_abs_idx, argmax_a, argmax_b;
+} trit_logit_cmp;
+void trit_logits_compare(const float *a, const float *b, int n, trit_logit_cmp *out);
+double trit_logits_kl(const float *p_logits, const float *q_logits, int n);
+/* Fraction of the top-k ids (by logit, ties lowest id) the rows share. */
+double trit_topk_overlap(const float *a, const float *b, int n, int k);
+
+/* ---- decode split: tie or real ----
+ * A tie only if both sides' top-2 are within eps (logits; logprobs when logits are unknown)
+ * and each side's token is in the other's top-5. why gets one sentence. */
+bool trit_ladder_split_is_tie(const trit_gen_step *a, const trit_gen_step *b, double eps, char *why,
+                              size_t why_sz);
+
+/* ---- the ladder ---- */
+enum { TRIT_LADDER_PASS = 0, TRIT_LADDER_DIVERGE = 1, TRIT_LADDER_SETUP = 2 };
+
+typedef struct trit_ladder_opts {
+    const char *ref, *cand; /* backend specs */
+    const char *const *prompts;
+    size_t n_prompts;
+    int max_tokens;     /* rung 5 steps (default 16) */
+    bool chat_template; /* each backend's own chat template around the prompt */
+    bool all;           /* run every rung even after a failure */
+    bool json;          /* print the receipt to stdout instead of text */
+    bool bisect;        /* after a logit failure: shortest failing prefix + trace divergence */
+    trit_ladder_thresholds th;
+    trit_backend_opts bopts;
+} trit_ladder_opts;
+
+/* Run; *receipt (may be NULL) gets the JSON receipt. Text report to out (NULL: silent). */
+int trit_ladder_run(const trit_ladder_opts *o, FILE *out, json_t **receipt);
+/* Same backend spec opened twice: identical logits for every prompt position? */
+int trit_ladder_determinism(const trit_ladder_opts *o, FILE *out, json_t **receipt);
+
+/* ---- bisect (exposed for tests) ----
+ * Shortest prefix length L (1..n) whose logits break the rung-4 thresholds; 0 if none. */
+int trit_ladder_shortest_failing_prefix(trit_backend *ref, trit_backend *cand, const int32_t *ids,
+                                        size_t n, const trit_ladder_thresholds *th, size_t *len,
+                                        trit_err *err);
+
+/* ---- traces (trace.c) ---- */
+typedef struct trit_trace_file {
+    char backend[512], model_sha256[65], prompt_sha256[65];
+    bool last_token;
+    size_t n_tokens;
+    trit_trace_stat *stats;
+    size_t n;
+} trit_trace_file;
+json_t *trit_trace_to_json(const trit_backend_info *info, const char *prompt, size_t n_tokens,
+                           bool last_token, const trit_trace_stat *st, size_t n, bool values);
+int trit_trace_from_json(json_t *j, trit_trace_file *f, trit_err *err);
+int trit_trace_load(const char *path, trit_trace_file *f, trit_err *err);
+void trit_trace_file_free(trit_trace_file *f);
+
+/* Order for comparison: layer (inputs first, then 0..L-1, then outputs), then graph order. */
+void trit_trace_sort(trit_trace_stat *st, size_t n);
+/* Normalised MSE of b against a: sum (a-b)^2 / sum a^2 (absolute MSE when a is all zero). */
+double trit_nmse(const float *a, const float *b, size_t n);
+
+typedef struct trit_trace_diff_opts {
+    double std_lo, std_hi; /* [0.5, 2.0] */
+    double nmse;           /* 1e-3 */
+} trit_trace_diff_opts;
+typedef struct trit_trace_diff_point {
+    char name[64];
+    int layer;
+    double std_a, std_b, std_ratio, mean_a, mean_b;
+    double nmse; /* from values when both have them; else NAN */
+    bool only_a, only_b, outside;
+    int first_pos; /* values: first row beyond the NMSE bound; -1 */
+} trit_trace_diff_point;
+typedef struct trit_trace_diff {
+    trit_trace_diff_point *pts;
+    size_t n;
+    long first_bad; /* index into pts of the first point outside; -1 none */
+    size_t n_common;
+} trit_trace_diff;
+/* Refuses (TRIT_EINVAL, clear message) when a common point's element counts differ
+ * (typically all-tokens vs last-token sampling), or when there is no common point. */
+int trit_trace_diff_run(const trit_trace_stat *a, size_t na, const trit_trace_stat *b, size_t nb,
+                        const trit_trace_diff_opts *o, trit_trace_diff *d, trit_err *err);
+void trit_trace_diff_free(trit_trace_diff *d);
+
+#endif
