@@ -5,6 +5,7 @@
 #include "tokenizer/tok_internal.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
