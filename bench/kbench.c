@@ -97,6 +97,7 @@ int main(int argc, char **argv) {
     }
     trit_pool *pool = trit_pool_new(nth);
     printf("bandwidth_gbs %.2f\n", kbench_bandwidth(pool, (size_t)1 << 30, 5));
+    printf("kernels %s (cpu: %s)\n", trit_kernels_best()->name, trit_cpu_features());
     if (bw_only) return 0;
     const trit_kernels *k = !strcmp(kn, "ref")      ? trit_kernels_ref()
                             : !strcmp(kn, "avx2")   ? trit_kernels_avx2()
