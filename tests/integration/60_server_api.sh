@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# 60_server_api — trit serve's HTTP API with curl on a tiny llama model: every endpoint, error
+# statuses (400/401/404/405/413) with OpenAI error objects, streaming format ([DONE], usage,
+# role delta), stop strings, logprobs/echo shapes, tokenize/detokenize, prompt too long,
+# /metrics counters, cancellation on client disconnect, graceful SIGTERM.
+source "$(dirname "$0")/lib.sh"
+command -v jq >/dev/null || fail "jq is required"
+
+MODEL=$(tiny_model llama f32)
+PORT=$(free_port)
+KEY=sekret-$RANDOM
+start_trit_serve "$MODEL" "$PORT" --api-key "$KEY" --max-body 8192 --ctx 256
+U="http://127.0.0.1:$PORT"
+AUTH=(-H "Authorization: Bearer $KEY")
+
+# req METHOD PATH [curl args...] -> body in $TMP/body, status echoed
+req() {
+  local m="$1" p="$2"; shift 2
+  curl -s -o "$TMP/body" -w '%{http_code}' -X "$m" "$U$p" "$@"
+}
+expect() { # expect STATUS METHOD PATH [args]
+  local want="$1"; shift
+  local got; got=$(req "$@")
+  [ "$got" = "$want" ] || fail "$* -> HTTP $got, want $want: $(head -c 400 "$TMP/body")"
+}
+is_error_obj() { # the OpenAI error object shape
+  jq -e '.error | (.message|type=="string" and length>0) and (.type|type=="string") and has("param") and has("code")' "$TMP/body" >/dev/null ||
+    fail "not an OpenAI error object: $(head -c 400 "$TMP/body")"
+}
+post() { curl -s "${AUTH[@]}" -H 'Content-Type: application/json' "$U$1" -d "$2"; }
+
+# --- health, auth, models ---
+expect 200 GET /health
+jq -e '.status=="ok"' "$TMP/body" >/dev/null || fail "/health body"
+expect 401 GET /v1/models
+is_error_obj
+expect 401 GET /v1/models -H "Authorization: Bearer wrong"
+expect 401 POST /v1/completions -d '{"prompt":"x"}'
+expect 200 GET /v1/models "${AUTH[@]}"
+jq -e --arg id "$(basename "$MODEL")" '.object=="list" and .data[0].id==$id' "$TMP/body" >/dev/null ||
+  fail "/v1/models: $(cat "$TMP/body")"
+pass "health, auth (401), models"
+
+# --- routing and errors ---
+expect 404 GET /nope "${AUTH[@]}"
+is_error_obj
+expect 405 GET /v1/completions "${AUTH[@]}"
+is_error_obj
+curl -s -D - -o /dev/null -X DELETE "$U/v1/chat/completions" "${AUTH[@]}" | grep -qi '^Allow: POST' || fail "405 without Allow"
+expect 400 POST /v1/completions "${AUTH[@]}" -d '{"prompt":'
+is_error_obj
+expect 400 POST /v1/completions "${AUTH[@]}" -d '{"prompt":"x","max_tokens":"many"}'
+jq -e '.error.param=="max_tokens"' "$TMP/body" >/dev/null || fail "param not named: $(cat "$TMP/body")"
+expect 400 POST /v1/completions "${AUTH[@]}" --data-binary $'{"prompt":"\xff\xfe"}'
+is_error_obj
+expect 400 POST /v1/completions "${AUTH[@]}" -d '{"prompt":"x","n":3}'
+expect 400 POST /v1/chat/completions "${AUTH[@]}" -d '{"messages":"hi"}'
+expect 400 POST /v1/chat/completions "${AUTH[@]}" -d '{"messages":[{"role":"user","content":"x"}],"temperature":"hot"}'
+expect 400 POST /v1/completions "${AUTH[@]}" -d '{"prompt":[999999999]}'
+head -c 20000 /dev/zero | tr '\0' a | sed 's/^/{"prompt":"/; s/$/"}/' >"$TMP/big.json"
+expect 413 POST /v1/completions "${AUTH[@]}" --data-binary @"$TMP/big.json"
+is_error_obj
+long=$(printf 'hello %.0s' $(seq 400))
+expect 400 POST /v1/completions "${AUTH[@]}" -d "{\"prompt\":\"$long\"}"
+jq -e '.error.code=="context_length_exceeded" and (.error.message|test("context"))' "$TMP/body" >/dev/null ||
+  fail "prompt too long: $(cat "$TMP/body")"
+pass "404, 405 (+Allow), 400 (json, types, utf-8, n, token id, too long), 413"
+
+# --- completions ---
+post /v1/completions '{"prompt":"Hello world","max_tokens":12,"temperature":0}' >"$TMP/c1.json"
+jq -e '.object=="text_completion" and (.choices[0].text|type=="string") and .choices[0].finish_reason=="length"
+       and .usage.completion_tokens==12 and .usage.prompt_tokens==3 and .usage.total_tokens==15' "$TMP/c1.json" >/dev/null ||
+  fail "completion shape: $(cat "$TMP/c1.json")"
+post /v1/completions '{"prompt":"Hello world","max_tokens":12,"temperature":0}' >"$TMP/c2.json"
+[ "$(jq -r .choices[0].text "$TMP/c1.json")" = "$(jq -r .choices[0].text "$TMP/c2.json")" ] || fail "temperature 0 not deterministic"
+post /v1/completions '{"prompt":[128000,9906,1917],"max_tokens":12,"temperature":0}' >"$TMP/c3.json"
+[ "$(jq -r .choices[0].text "$TMP/c1.json")" = "$(jq -r .choices[0].text "$TMP/c3.json")" ] || fail "token-id prompt differs from text prompt"
+post /v1/completions '{"prompt":"Hello world","max_tokens":12,"temperature":1.0,"seed":5}' >"$TMP/s1.json"
+post /v1/completions '{"prompt":"Hello world","max_tokens":12,"temperature":1.0,"seed":5}' >"$TMP/s2.json"
+[ "$(jq -r .choices[0].text "$TMP/s1.json")" = "$(jq -r .choices[0].text "$TMP/s2.json")" ] || fail "same seed, different text"
+pass "completions: shape, usage, determinism, token-id prompts, seeds"
+
+# --- streaming ---
+curl -sN "${AUTH[@]}" "$U/v1/completions" -d '{"prompt":"Hello world","max_tokens":12,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}' >"$TMP/st.txt"
+[ "$(grep -c '^data: ' "$TMP/st.txt")" -ge 3 ] || fail "too few SSE events"
+[ "$(grep '^data: ' "$TMP/st.txt" | tail -1)" = "data: [DONE]" ] || fail "stream does not end with [DONE]"
+grep -v '^data: \|^$' "$TMP/st.txt" && fail "non-SSE lines in stream"
+grep '^data: {' "$TMP/st.txt" | sed 's/^data: //' >"$TMP/st.jsonl"
+jq -se 'last | .usage.completion_tokens==12 and (.choices|length)==0' "$TMP/st.jsonl" >/dev/null || fail "no usage chunk"
+jq -se '[.[] | select(.choices|length>0) | .choices[0].finish_reason] | last=="length"' "$TMP/st.jsonl" >/dev/null || fail "no finish_reason"
+[ "$(jq -sj '[.[] | .choices[]?.text] | join("")' "$TMP/st.jsonl")" = "$(jq -j .choices[0].text "$TMP/c1.json")" ] ||
+  fail "streamed text differs from non-streamed"
+post /v1/chat/completions '{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi there"}],"max_tokens":10,"temperature":0}' >"$TMP/ch.json"
+jq -e '.object=="chat.completion" and .choices[0].message.role=="assistant" and .usage.completion_tokens==10' "$TMP/ch.json" >/dev/null ||
+  fail "chat shape: $(cat "$TMP/ch.json")"
+curl -sN "${AUTH[@]}" "$U/v1/chat/completions" -d '{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi there"}],"max_tokens":10,"temperature":0,"stream":true}' |
+  grep '^data: {' | sed 's/^data: //' >"$TMP/cst.jsonl"
+jq -se '.[0].choices[0].delta.role=="assistant" and (.[0].object=="chat.completion.chunk")' "$TMP/cst.jsonl" >/dev/null || fail "first chat chunk has no role"
+[ "$(jq -sj '[.[] | .choices[0].delta.content // ""] | join("")' "$TMP/cst.jsonl")" = "$(jq -j .choices[0].message.content "$TMP/ch.json")" ] ||
+  fail "streamed chat differs from non-streamed"
+pass "streaming: SSE format, [DONE], usage chunk, role delta, same text as non-streaming"
+
+# --- stop strings: cut a piece out of the middle of a known answer ---
+full=$(jq -j .choices[0].text "$TMP/c1.json")
+stop=${full:6:4}
+[ -n "$stop" ] || fail "answer too short for a stop-string test"
+want=${full%%"$stop"*}
+body=$(jq -nc --arg s "$stop" '{prompt:"Hello world",max_tokens:12,temperature:0,stop:[$s]}')
+post /v1/completions "$body" >"$TMP/stop.json"
+[ "$(jq -j .choices[0].text "$TMP/stop.json")" = "$want" ] || fail "stop string: got '$(jq -j .choices[0].text "$TMP/stop.json")', want '$want'"
+jq -e '.choices[0].finish_reason=="stop"' "$TMP/stop.json" >/dev/null || fail "stop: finish_reason"
+body=$(jq -nc --arg s "$stop" '{prompt:"Hello world",max_tokens:12,temperature:0,stop:[$s],stream:true}')
+got=$(curl -sN "${AUTH[@]}" "$U/v1/completions" -d "$body" | grep '^data: {' | sed 's/^data: //' | jq -sj '[.[] | .choices[]?.text] | join("")')
+[ "$got" = "$want" ] || fail "streamed stop string: got '$got', want '$want'"
+pass "stop strings (non-streaming and streaming): '$stop'"
+
+# --- logprobs ---
+post /v1/completions '{"prompt":"Hello world","max_tokens":0,"echo":true,"logprobs":1}' >"$TMP/lp.json"
+jq -e '.choices[0].text=="Hello world" and (.choices[0].logprobs | (.tokens|length)==3 and .token_logprobs[0]==null
+       and ([.token_logprobs[1:][] | select(type=="number" and . <= 0)]|length)==2 and (.text_offset|length)==3
+       and .top_logprobs[0]==null and (.top_logprobs[1]|length)==1) and .usage.completion_tokens==0' "$TMP/lp.json" >/dev/null ||
+  fail "echo logprobs: $(cat "$TMP/lp.json")"
+post /v1/completions '{"prompt":"Hello world","max_tokens":4,"temperature":0,"logprobs":3}' >"$TMP/lp2.json"
+jq -e '.choices[0].logprobs | (.tokens|length)==4 and ([.top_logprobs[] | length]|min)==3' "$TMP/lp2.json" >/dev/null ||
+  fail "completion logprobs: $(cat "$TMP/lp2.json")"
+jq -e '.choices[0].logprobs | [.tokens[]] | join("")' "$TMP/lp2.json" >/dev/null
+post /v1/chat/completions '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":3,"temperature":0,"logprobs":true,"top_logprobs":2}' >"$TMP/clp.json"
+jq -e '.choices[0].logprobs.content | length==3 and all(.[]; (.logprob|type)=="number" and (.top_logprobs|length)==2 and (.bytes|type)=="array")
+       and (.[0].token == .[0].top_logprobs[0].token)' "$TMP/clp.json" >/dev/null ||
+  fail "chat logprobs: $(cat "$TMP/clp.json")"
+pass "logprobs: echo prompt logprobs (first null), legacy completions shape, chat shape (greedy = top-1)"
+
+# --- tokenize / detokenize ---
+post /tokenize '{"content":"Hello world","add_special":true}' >"$TMP/tok.json"
+jq -e '.tokens==[128000,9906,1917]' "$TMP/tok.json" >/dev/null || fail "tokenize: $(cat "$TMP/tok.json")"
+post /tokenize '{"content":"Hello world","with_pieces":true}' >"$TMP/tok2.json"
+jq -e '.tokens[1].piece==" world" and .tokens[1].id==1917' "$TMP/tok2.json" >/dev/null || fail "with_pieces: $(cat "$TMP/tok2.json")"
+post /detokenize '{"tokens":[9906,1917]}' >"$TMP/det.json"
+jq -e '.content=="Hello world"' "$TMP/det.json" >/dev/null || fail "detokenize: $(cat "$TMP/det.json")"
+expect 400 POST /detokenize "${AUTH[@]}" -d '{"tokens":[1,"x"]}'
+pass "tokenize, with_pieces, detokenize"
+
+# --- metrics move ---
+m1=$(curl -s "${AUTH[@]}" "$U/metrics")
+echo "$m1" | grep -q '^# TYPE trit_request_duration_seconds histogram' || fail "no latency histogram"
+c1=$(echo "$m1" | sed -n 's/^trit_requests_total{route="\/v1\/completions",code="200"} //p')
+g1=$(echo "$m1" | sed -n 's/^trit_generated_tokens_total //p')
+post /v1/completions '{"prompt":"Hi","max_tokens":5,"temperature":0}' >/dev/null
+m2=$(curl -s "${AUTH[@]}" "$U/metrics")
+c2=$(echo "$m2" | sed -n 's/^trit_requests_total{route="\/v1\/completions",code="200"} //p')
+g2=$(echo "$m2" | sed -n 's/^trit_generated_tokens_total //p')
+[ "$c2" -eq $((c1 + 1)) ] || fail "requests counter $c1 -> $c2"
+[ "$g2" -eq $((g1 + 5)) ] || fail "generated tokens $g1 -> $g2"
+echo "$m2" | grep -q 'trit_requests_total{route="/v1/completions",code="413"} 1' || fail "413 not counted"
+for k in trit_prompt_tokens_total trit_tokens_per_second trit_queue_depth trit_slots_busy; do
+  echo "$m2" | grep -q "^$k " || fail "metric $k missing"
+done
+pass "/metrics: counters, histogram, gauges"
+
+# --- a client that disconnects cancels its request ---
+curl -sN -m 1 "${AUTH[@]}" "$U/v1/completions" -d '{"prompt":"Hi","max_tokens":200,"temperature":0,"stream":true}' >/dev/null || true
+curl -s -m 1 "${AUTH[@]}" "$U/v1/completions" -d '{"prompt":"Hi","max_tokens":200,"temperature":0}' >/dev/null || true
+for i in $(seq 50); do
+  busy=$(curl -s "${AUTH[@]}" "$U/metrics" | sed -n 's/^trit_slots_busy //p')
+  [ "$busy" = 0 ] && break
+  sleep 0.1
+done
+[ "$busy" = 0 ] || fail "slot still busy 5 s after the client went away"
+g3=$(curl -s "${AUTH[@]}" "$U/metrics" | sed -n 's/^trit_generated_tokens_total //p')
+[ $((g3 - g2)) -lt 400 ] || fail "cancelled requests generated all their tokens ($((g3 - g2)))"
+pass "disconnect cancels generation (generated $((g3 - g2)) of 400 tokens)"
+
+# --- graceful SIGTERM: the in-flight stream completes, the process exits 0 ---
+pid=${_pids[-1]}
+curl -sN "${AUTH[@]}" "$U/v1/completions" -d '{"prompt":"Hi","max_tokens":30,"temperature":0,"stream":true}' >"$TMP/term.txt" &
+cpid=$!
+sleep 0.3
+kill -TERM "$pid"
+wait "$cpid" || true
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 0 ] || fail "trit serve exited $rc after SIGTERM"
+tail -2 "$TMP/term.txt" | grep -q '^data: \[DONE\]' || fail "in-flight stream was cut at shutdown: $(tail -c 300 "$TMP/term.txt")"
+curl -s -m 2 "$U/health" >/dev/null && fail "still answering after shutdown"
+pass "SIGTERM: in-flight stream finished, exit 0"
+echo "60_server_api: all passed"
