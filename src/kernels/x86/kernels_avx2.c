@@ -187,8 +187,8 @@ static void dot_tq2_0_x2(int64_t n, const block_tq2_0 *x0, const block_tq2_0 *x1
         const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
         s0 = _mm256_madd_epi16(_mm256_sub_epi16(s0, bs), ones);
         s1 = _mm256_madd_epi16(_mm256_sub_epi16(s1, bs), ones);
-        const __m256 d0 = _mm256_set1_ps(y[i].d * trit_fp16_to_fp32(x0[i].d));
-        const __m256 d1 = _mm256_set1_ps(y[i].d * trit_fp16_to_fp32(x1[i].d));
+        const __m256 d0 = _mm256_set1_ps(y[i].d * _cvtsh_ss(x0[i].d));
+        const __m256 d1 = _mm256_set1_ps(y[i].d * _cvtsh_ss(x1[i].d));
         acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), d0, acc0);
         acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), d1, acc1);
     }
@@ -255,7 +255,7 @@ static float dot_tq1_0(int64_t n, const block_tq1_0 *x, const block_q8_K *y) {
         }
         const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
         s = _mm256_madd_epi16(_mm256_sub_epi16(s, bs), ones);
-        const __m256 d = _mm256_set1_ps(y[i].d * trit_fp16_to_fp32(x[i].d));
+        const __m256 d = _mm256_set1_ps(y[i].d * _cvtsh_ss(x[i].d));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc);
     }
     return hsum8(acc);
@@ -269,7 +269,7 @@ static float dot_q8_0(int64_t n, const block_q8_0 *x, const block_q8_0 *y) {
         const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
         const __m256i p = _mm256_madd_epi16(
             _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx)), ones);
-        const __m256 d = _mm256_set1_ps(trit_fp16_to_fp32(x[i].d) * trit_fp16_to_fp32(y[i].d));
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
     }
     return hsum8(acc);

@@ -273,20 +273,33 @@ static inline __m512 ld_f16(const uint16_t *p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
 
-static float dot_f16(int64_t n, const uint16_t *x, const uint16_t *y) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+/* F16 x F16 for up to 4 rows sharing each converted activation vector (the output matmul
+ * of a tied-embedding model streams ~128k such rows per token). */
+INL void f16_rows(const int R, int64_t n, const char *w, size_t rb, const uint16_t *a, float *out) {
+    __m512 acc[MAXR];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm512_fmadd_ps(ld_f16(x + i), ld_f16(y + i), a0);
-        a1 = _mm512_fmadd_ps(ld_f16(x + i + 16), ld_f16(y + i + 16), a1);
+    for (; i + 16 <= n; i += 16) {
+        const __m512 av = ld_f16(a + i);
+        for (int r = 0; r < R; r++)
+            acc[r] = _mm512_fmadd_ps(ld_f16((const uint16_t *)(w + r * rb) + i), av, acc[r]);
     }
-    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(ld_f16(x + i), ld_f16(y + i), a0);
     if (i < n) {
         const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i)),
-                             _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, y + i)), a1);
+        const __m512 av = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a + i));
+        for (int r = 0; r < R; r++)
+            acc[r] = _mm512_fmadd_ps(
+                _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)(w + r * rb) + i)),
+                av, acc[r]);
     }
-    return hsum16(_mm512_add_ps(a0, a1));
+    for (int r = 0; r < R; r++) out[r] = hsum16(acc[r]);
+}
+
+static void f16_rows_any(int64_t n, const char *w, size_t rb, int64_t nr, const uint16_t *a,
+                         float *out) {
+    int64_t r = 0;
+    for (; r + 4 <= nr; r += 4) f16_rows(4, n, w + r * rb, rb, a, out + r);
+    for (; r < nr; r++) f16_rows(1, n, w + r * rb, rb, a, out + r);
 }
 
 static float vec_dot_avx512(uint32_t wtype, int64_t n, const void *w, const void *a) {
@@ -300,7 +313,8 @@ static float vec_dot_avx512(uint32_t wtype, int64_t n, const void *w, const void
     case TRIT_F32:
         return dot_f32(n, w, a);
     case TRIT_F16:
-        return dot_f16(n, w, a);
+        f16_rows(1, n, w, 0, a, &r);
+        return r;
     default:
         return trit_kernels_avx2_impl.vec_dot(wtype, n, w, a);
     }
@@ -314,7 +328,11 @@ static void vec_dot_rows_avx512(uint32_t wtype, int64_t n, const void *w, size_t
         tiles(f, n, wp, row_bytes, nr, act, 0, 1, out, 0, 1);
         return;
     }
-    if (wtype != TRIT_F32 && wtype != TRIT_F16) {
+    if (wtype == TRIT_F16) {
+        f16_rows_any(n, wp, row_bytes, nr, act, out);
+        return;
+    }
+    if (wtype != TRIT_F32) {
         trit_kernels_avx2_impl.vec_dot_rows(wtype, n, w, row_bytes, nr, act, out);
         return;
     }
