@@ -319,6 +319,13 @@ void trit_trace_list_add(trit_trace_list *l, const char *name, const float *data
     trit_trace_stat *st = NULL;
     for (size_t i = 0; i < l->n; i++)
         if (!strcmp(l->v[i].name, name)) st = &l->v[i];
+    if (st && l->replace_dups) {
+        free(st->data);
+        size_t i = (size_t)(st - l->v);
+        memmove(st, st + 1, (l->n - i - 1) * sizeof *st);
+        l->n--;
+        st = NULL;
+    }
     if (st && st->ne0 != ne0) st = NULL; /* different shape: keep both */
     if (!st) {
         if (l->n == l->cap) {
@@ -346,6 +353,7 @@ void trit_trace_list_add(trit_trace_list *l, const char *name, const float *data
 void trit_trace_list_finish(trit_trace_list *l, trit_trace_stat **stats, size_t *n_stats) {
     for (size_t i = 0; i < l->n; i++) {
         trit_trace_stat *st = &l->v[i];
+        st->order = (int)i;
         trit_trace_stat_compute(st, st->data, st->ne0, st->rows);
         if (!l->keep_data) {
             free(st->data);

@@ -43,6 +43,10 @@ typedef struct trit_trace_list {
     const char *const *names;
     size_t n_names;
     bool last_token_only, keep_data;
+    /* a name seen again replaces the earlier tensor (llama.cpp names several tensors of one
+     * pass alike, e.g. Qcur before and after RoPE: the last is the point); otherwise the rows
+     * of a later prefill chunk are appended */
+    bool replace_dups;
 } trit_trace_list;
 /* Add the stats of a [rows x ne0] float block (only the last row when last_token_only). */
 void trit_trace_list_add(trit_trace_list *l, const char *name, const float *data, int64_t ne0,

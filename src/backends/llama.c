@@ -375,7 +375,8 @@ static int l_trace(trit_backend *b, const int32_t *ids, size_t n, const char *co
     trit_trace_list tl = {.names = names,
                           .n_names = n_names,
                           .last_token_only = last_token_only,
-                          .keep_data = b->keep_data};
+                          .keep_data = b->keep_data,
+                          .replace_dups = true};
     m->tl = &tl;
     m->tr_tokens = (int64_t)n;
     m->tr_outputs = last_token_only ? 1 : (int64_t)n;

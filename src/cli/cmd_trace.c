@@ -1,0 +1,288 @@
+/* cli/cmd_trace.c — `trit trace capture` (per-point activation stats to a JSON file) and
+ * `trit trace diff` (std ratios, NMSE, first point out of band; refuses mismatched counts). */
+#include "cli/cli.h"
+#include "parity/ladder.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(
+        f,
+        "usage: trit trace capture SPEC (--prompt TEXT | --prompt-file F) -o FILE\n"
+        "                          [--last-token] [--points a,b,...] [--values]\n"
+        "                          [--threads N]\n"
+        "       trit trace diff A.json B.json [--std-band LO,HI] [--nmse X] [--format text|json]\n"
+        "\n"
+        "capture: evaluates the prompt (tokenized with the backend's own vocabulary, BOS as the\n"
+        "  vocabulary says) and records, per trace point (\"attn_norm-0\", \"Qcur-0\",\n"
+        "  \"kqv_out-0\", \"ffn_out-0\", ...; a base name like Qcur selects every layer),\n"
+        "  count, mean, std, min, max, NaN/Inf/zero counts and a hash, over every token\n"
+        "  (default) or only the last (--last-token). --values also stores the values, so a\n"
+        "  diff can compute NMSE.\n"
+        "diff: refuses to compare points whose element counts differ (all-tokens vs\n"
+        "  last-token sampling); otherwise prints per-point std ratios (B/A) and NMSE, and\n"
+        "  the first point (by layer, then graph order) with a std ratio outside the band\n"
+        "  (default 0.5,2.0), new NaN/Inf, or NMSE above the bound (default 1e-3, needs\n"
+        "  --values in both).\n"
+        "Exit: capture 0 ok, 2 error; diff 0 all within, 1 a point outside, 2 refused/error.\n");
+}
+
+static int capture(int argc, char **argv) {
+    const char *spec = NULL, *out = NULL, *points = NULL;
+    char *prompt = NULL;
+    bool last = false, values = false;
+    trit_backend_opts bo = trit_backend_default_opts();
+    trit_err err = {0};
+    enum { O_PROMPT = 256, O_PFILE, O_LAST, O_POINTS, O_VALUES, O_THREADS };
+    static const struct option lo[] = {{"prompt", required_argument, 0, O_PROMPT},
+                                       {"prompt-file", required_argument, 0, O_PFILE},
+                                       {"last-token", no_argument, 0, O_LAST},
+                                       {"points", required_argument, 0, O_POINTS},
+                                       {"values", no_argument, 0, O_VALUES},
+                                       {"threads", required_argument, 0, O_THREADS},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    int c, rc = 2;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
+        switch (c) {
+        case O_PROMPT:
+            free(prompt);
+            prompt = xstrdup(optarg);
+            break;
+        case O_PFILE: {
+            trit_buf b = {0};
+            if (trit_read_file(optarg, &b, &err) != 0) {
+                fprintf(stderr, "trit trace capture: %s\n", err.msg);
+                goto out;
+            }
+            free(prompt);
+            prompt = b.p;
+            break;
+        }
+        case O_LAST:
+            last = true;
+            break;
+        case O_POINTS:
+            points = optarg;
+            break;
+        case O_VALUES:
+            values = true;
+            break;
+        case O_THREADS:
+            bo.n_threads = atoi(optarg);
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            rc = 0;
+            goto out;
+        default:
+            usage(stderr);
+            goto out;
+        }
+    }
+    if (optind < argc) spec = argv[optind++];
+    if (!spec || optind < argc || !prompt || !out) {
+        fprintf(stderr, "trit trace capture: needs SPEC, --prompt and -o FILE\n");
+        usage(stderr);
+        goto out;
+    }
+    char *pts_copy = points ? xstrdup(points) : NULL;
+    const char **names = NULL;
+    size_t n_names = 0;
+    if (pts_copy) {
+        char *save = NULL;
+        for (char *t = strtok_r(pts_copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            names = xrealloc(names, (n_names + 1) * sizeof *names);
+            names[n_names++] = t;
+        }
+    }
+    trit_backend *b = trit_backend_open(spec, &bo, &err);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    trit_trace_stat *st = NULL;
+    size_t ns = 0;
+    if (!b) {
+        fprintf(stderr, "trit trace capture: %s\n", err.msg);
+    } else if (trit_backend_tokenize(b, prompt, true, true, &ids, &n, &err) != 0 ||
+               (trit_backend_trace_keep_data(b, values),
+                trit_backend_trace(b, ids, n, names, n_names, last, &st, &ns, &err) != 0)) {
+        fprintf(stderr, "trit trace capture: %s\n", err.msg);
+    } else if (ns == 0) {
+        fprintf(stderr, "trit trace capture: no trace point matched%s%s\n",
+                points ? " --points " : "", points ? points : "");
+    } else {
+        json_t *j = trit_trace_to_json(trit_backend_describe(b), prompt, n, last, st, ns, values);
+        char *s = json_dumps(j, JSON_INDENT(1));
+        if (trit_write_file_atomic(out, s, strlen(s), &err) != 0) {
+            fprintf(stderr, "trit trace capture: %s\n", err.msg);
+        } else {
+            printf("trit trace: %zu points, %zu tokens, %s sampling -> %s\n", ns, n,
+                   last ? "last-token" : "all-tokens", out);
+            rc = 0;
+        }
+        free(s);
+        json_decref(j);
+    }
+    trit_trace_stats_free(st, ns);
+    free(ids);
+    trit_backend_close(b);
+    free(names);
+    free(pts_copy);
+out:
+    free(prompt);
+    return rc;
+}
+
+static int diff(int argc, char **argv) {
+    trit_trace_diff_opts o = {.std_lo = 0.5, .std_hi = 2.0, .nmse = 1e-3};
+    bool json = false;
+    enum { O_BAND = 256, O_NMSE, O_FORMAT };
+    static const struct option lo[] = {{"std-band", required_argument, 0, O_BAND},
+                                       {"nmse", required_argument, 0, O_NMSE},
+                                       {"format", required_argument, 0, O_FORMAT},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case O_BAND: {
+            char *end;
+            o.std_lo = strtod(optarg, &end);
+            if (*end != ',' || (o.std_hi = strtod(end + 1, &end), *end) || !(o.std_lo > 0) ||
+                !(o.std_hi > o.std_lo)) {
+                fprintf(stderr, "trit trace diff: --std-band %s: expected LO,HI with 0 < LO < HI\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        }
+        case O_NMSE: {
+            char *end;
+            o.nmse = strtod(optarg, &end);
+            if (*end || !(o.nmse >= 0)) {
+                fprintf(stderr, "trit trace diff: --nmse %s: expected a number >= 0\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case O_FORMAT:
+            if (strcmp(optarg, "json") && strcmp(optarg, "text")) {
+                fprintf(stderr, "trit trace diff: --format %s: expected text or json\n", optarg);
+                return 2;
+            }
+            json = !strcmp(optarg, "json");
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (argc - optind != 2) {
+        fprintf(stderr, "trit trace diff: needs two trace files\n");
+        usage(stderr);
+        return 2;
+    }
+    trit_trace_file A, B;
+    trit_err err = {0};
+    if (trit_trace_load(argv[optind], &A, &err) != 0) {
+        fprintf(stderr, "trit trace diff: %s\n", err.msg);
+        return 2;
+    }
+    if (trit_trace_load(argv[optind + 1], &B, &err) != 0) {
+        fprintf(stderr, "trit trace diff: %s\n", err.msg);
+        trit_trace_file_free(&A);
+        return 2;
+    }
+    int rc = 2;
+    trit_trace_diff d;
+    if (A.last_token != B.last_token) {
+        fprintf(stderr,
+                "trit trace diff: refusing to compare: A was sampled %s and B %s; their stats "
+                "cover different elements (capture both the same way)\n",
+                A.last_token ? "last-token" : "all-tokens",
+                B.last_token ? "last-token" : "all-tokens");
+        goto done;
+    }
+    if (trit_trace_diff_run(A.stats, A.n, B.stats, B.n, &o, &d, &err) != 0) {
+        fprintf(stderr, "trit trace diff: %s\n", err.msg);
+        goto done;
+    }
+    if (A.prompt_sha256[0] && B.prompt_sha256[0] && strcmp(A.prompt_sha256, B.prompt_sha256))
+        fprintf(stderr, "trit trace diff: warning: the two captures used different prompts\n");
+    rc = d.first_bad >= 0 ? 1 : 0;
+    if (json) {
+        json_t *pts = json_array();
+        for (size_t i = 0; i < d.n; i++) {
+            trit_trace_diff_point *p = &d.pts[i];
+            json_array_append_new(
+                pts, json_pack("{s:s, s:i, s:b, s:b, s:f, s:f, s:o, s:o, s:b, s:i}", "name",
+                               p->name, "layer", p->layer, "only_a", p->only_a, "only_b", p->only_b,
+                               "std_a", p->std_a, "std_b", p->std_b, "std_ratio",
+                               isfinite(p->std_ratio) ? json_real(p->std_ratio) : json_null(),
+                               "nmse", isnan(p->nmse) ? json_null() : json_real(p->nmse), "outside",
+                               p->outside, "first_pos", p->first_pos));
+        }
+        json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:f, s:I, s:o, s:o}", "a", A.backend, "b",
+                              B.backend, "std_lo", o.std_lo, "std_hi", o.std_hi, "nmse", o.nmse,
+                              "common", (json_int_t)d.n_common, "first_outside",
+                              d.first_bad >= 0 ? json_string(d.pts[d.first_bad].name) : json_null(),
+                              "points", pts);
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(j);
+    } else {
+        printf("trace diff: A %s | B %s | %s sampling | band [%g, %g] nmse <= %g\n", A.backend,
+               B.backend, A.last_token ? "last-token" : "all-tokens", o.std_lo, o.std_hi, o.nmse);
+        printf("  %-22s %5s %12s %12s %9s %10s\n", "point", "layer", "std A", "std B", "ratio",
+               "nmse");
+        for (size_t i = 0; i < d.n; i++) {
+            trit_trace_diff_point *p = &d.pts[i];
+            if (p->only_a || p->only_b) {
+                printf("  %-22s %5d %s\n", p->name, p->layer,
+                       p->only_a ? "(only in A)" : "(only in B)");
+                continue;
+            }
+            char nm[32] = "-";
+            if (!isnan(p->nmse)) snprintf(nm, sizeof nm, "%.3g", p->nmse);
+            printf("  %-22s %5d %12.6g %12.6g %9.4f %10s%s\n", p->name, p->layer, p->std_a,
+                   p->std_b, p->std_ratio, nm, p->outside ? "  <-- outside" : "");
+        }
+        if (d.first_bad >= 0) {
+            trit_trace_diff_point *p = &d.pts[d.first_bad];
+            printf("FIRST OUTSIDE: %s (layer %d): std ratio %.4g", p->name, p->layer, p->std_ratio);
+            if (!isnan(p->nmse)) printf(", nmse %.3g", p->nmse);
+            if (p->first_pos >= 0) printf(", first at position %d", p->first_pos);
+            printf("\n");
+        } else {
+            printf("OK: %zu common points within the band\n", d.n_common);
+        }
+    }
+    trit_trace_diff_free(&d);
+done:
+    trit_trace_file_free(&A);
+    trit_trace_file_free(&B);
+    return rc;
+}
+
+int cmd_trace(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "capture")) return capture(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "diff")) return diff(argc - 1, argv + 1);
+    fprintf(stderr, "trit trace: unknown subcommand '%s' (capture, diff)\n", argv[1]);
+    return 2;
+}
