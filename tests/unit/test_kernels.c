@@ -373,6 +373,46 @@ Test(kernels_opt, ternary_exact_with_unit_scales) {
     }
 }
 
+/* The multi-token tile path (gemm) gives the same numbers as vec_dot per (row, token). */
+Test(kernels_opt, gemm_matches_vec_dot) {
+    const int nk = n_opt_sets();
+    const int64_t n = 512, nr = 11, nt = 7;
+    for (int k = 0; k < nk; k++) {
+        if (!opt_sets[k]->gemm) continue;
+        for (size_t ti = 0; ti < TRIT_ARRAY_LEN(all_types); ti++) {
+            const uint32_t wt = all_types[ti];
+            rng_state = 300 + ti;
+            size_t rb;
+            char *w = random_weights(wt, n, nr, &rb);
+            float *x = random_floats(n * nt, 1.0f);
+            const size_t ab = trit_act_row_size(wt, n);
+            char *act = xmalloc(ab * nt);
+            for (int64_t t = 0; t < nt; t++)
+                opt_sets[k]->quantize_act(wt, x + t * n, act + t * ab, n);
+            float out[7 * 13];
+            for (size_t i = 0; i < TRIT_ARRAY_LEN(out); i++) out[i] = NAN;
+            opt_sets[k]->gemm(wt, n, w, rb, nr, act, ab, nt, out, 13);
+            for (int64_t t = 0; t < nt; t++)
+                for (int64_t r = 0; r < nr; r++) {
+                    const float e = opt_sets[k]->vec_dot(wt, n, w + r * rb, act + t * ab);
+                    cr_assert_float_eq(out[t * 13 + r], e, 1e-5f * (1 + fabsf(e)),
+                                       "%s type %u r %lld t %lld", opt_sets[k]->name, wt,
+                                       (long long)r, (long long)t);
+                }
+            free(w), free(x), free(act);
+        }
+    }
+}
+
+/* $TRIT_KERNELS picks the set (Criterion runs each test in its own process, so the choice
+ * trit_kernels_best() caches on first use is made here). */
+Test(kernels_act, env_override) {
+    setenv("TRIT_KERNELS", "ref", 1);
+    /* trit_kernels_best caches its choice at first use; this test runs in its own process */
+    cr_assert_str_eq(trit_kernels_best()->name, "ref");
+    unsetenv("TRIT_KERNELS");
+}
+
 /* ---- matmul ---- */
 static void check_matmul(uint32_t wt, int64_t n_in, int64_t n_out, int64_t n_tok, float w_scale) {
     size_t rb;
