@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# 62_server_vs_llama — at temperature 0, trit serve and the reference llama-server
+# (-np 1 --no-cache-prompt) return byte-identical content for the same prompts, on tiny
+# llama-f32 and bitnet-tq2_0 models: /v1/completions (text and token-id prompts, a stop
+# string) and /v1/chat/completions (chat template rendered like llama-server's), non-streaming
+# and streaming. Compared as the raw JSON string values, so U+FFFD repair must match too.
+source "$(dirname "$0")/lib.sh"
+command -v jq >/dev/null || fail "jq is required"
+[ -x "$(ref_bin llama-server)" ] || fail "reference llama-server not built (scripts/reference)"
+
+N_TOK=${N_TOK:-24}
+prompts=(
+  "Hello world"
+  "The capital of France is"
+  "Once upon a time, in a land far away,"
+  "Ünïcödé ☃ 日本語 🙂 — and bytes"
+  "<|start_header_id|>user<|end_header_id|>\n\nQ: 2+2?<|eot_id|>"
+)
+chats=(
+  '[{"role":"user","content":"Hi"}]'
+  '[{"role":"system","content":"You are terse."},{"role":"user","content":"Name three colours."}]'
+  '[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"},{"role":"user","content":"Tell me a story about 日本."}]'
+)
+
+# content KIND URL BODY -> the raw JSON-encoded content string (non-streaming)
+content() {
+  local kind="$1" url="$2" body="$3" out
+  out=$(curl -s -m 120 "$url/v1/$kind" -H 'Content-Type: application/json' -d "$body")
+  if [ "$kind" = completions ]; then jq -c '.choices[0].text' <<<"$out"; else jq -c '.choices[0].message.content' <<<"$out"; fi
+}
+# streamed KIND URL BODY -> the concatenated deltas, JSON-encoded
+streamed() {
+  local kind="$1" url="$2" body="$3"
+  curl -sN -m 120 "$url/v1/$kind" -H 'Content-Type: application/json' -d "$body" | grep '^data: {' | sed 's/^data: //' |
+    if [ "$kind" = completions ]; then jq -sc '[.[] | .choices[]?.text // ""] | join("")'; else jq -sc '[.[] | .choices[]?.delta.content // ""] | join("")'; fi
+}
+
+total=0
+bad=0
+check() { # check WHAT A B — a mismatch is reported and counted; the script fails at the end
+  total=$((total + 1))
+  [ "$2" = "$3" ] && return 0
+  bad=$((bad + 1))
+  echo "MISMATCH: $1:
+  llama-server: $2
+  trit serve:   $3" >&2
+}
+
+run_model() {
+  local arch="$1" type="$2" model lport tport L T
+  model=$(tiny_model "$arch" "$type")
+  lport=$(free_port)
+  tport=$(free_port)
+  start_llama_server "$model" "$lport"
+  start_trit_serve "$model" "$tport"
+  L="http://127.0.0.1:$lport"
+  T="http://127.0.0.1:$tport"
+  local tmpl; tmpl=$(curl -s "$L/apply-template" -d '{"messages":[{"role":"user","content":"Hi"}]}' | jq -r .prompt)
+  echo "  reference renders chat as: $(printf '%q' "$tmpl")"
+  local p body a b ids bad_before=$bad
+  for p in "${prompts[@]}"; do
+    p=$(printf '%b' "$p")
+    body=$(jq -nc --arg p "$p" --argjson n "$N_TOK" '{prompt:$p,max_tokens:$n,temperature:0}')
+    a=$(content completions "$L" "$body"); b=$(content completions "$T" "$body")
+    check "$arch-$type completion '$p'" "$a" "$b"
+    body=$(jq -nc --arg p "$p" --argjson n "$N_TOK" '{prompt:$p,max_tokens:$n,temperature:0,stream:true}')
+    a=$(streamed completions "$L" "$body"); b=$(streamed completions "$T" "$body")
+    check "$arch-$type streamed completion '$p'" "$a" "$b"
+  done
+  # token-id prompt (tokenized by the reference) and a stop string taken from its answer
+  ids=$(curl -s "$L/tokenize" -d '{"content":"Numbers: 1, 2, 3,","add_special":true}' | jq -c .tokens)
+  body=$(jq -nc --argjson p "$ids" --argjson n "$N_TOK" '{prompt:$p,max_tokens:$n,temperature:0}')
+  a=$(content completions "$L" "$body"); b=$(content completions "$T" "$body")
+  check "$arch-$type token-id prompt" "$a" "$b"
+  local stop; stop=$(jq -r . <<<"$a" | cut -c5-7)
+  if [ -n "$stop" ]; then
+    body=$(jq -nc --argjson p "$ids" --argjson n "$N_TOK" --arg s "$stop" '{prompt:$p,max_tokens:$n,temperature:0,stop:[$s]}')
+    a=$(content completions "$L" "$body"); b=$(content completions "$T" "$body")
+    check "$arch-$type stop '$stop'" "$a" "$b"
+    body=$(jq -nc --argjson p "$ids" --argjson n "$N_TOK" --arg s "$stop" '{prompt:$p,max_tokens:$n,temperature:0,stop:[$s],stream:true}')
+    a=$(streamed completions "$L" "$body"); b=$(streamed completions "$T" "$body")
+    check "$arch-$type streamed stop '$stop'" "$a" "$b"
+  fi
+  for m in "${chats[@]}"; do
+    body=$(jq -nc --argjson m "$m" --argjson n "$N_TOK" '{messages:$m,max_tokens:$n,temperature:0}')
+    a=$(content chat/completions "$L" "$body"); b=$(content chat/completions "$T" "$body")
+    check "$arch-$type chat $m" "$a" "$b"
+    body=$(jq -nc --argjson m "$m" --argjson n "$N_TOK" '{messages:$m,max_tokens:$n,temperature:0,stream:true}')
+    a=$(streamed chat/completions "$L" "$body"); b=$(streamed chat/completions "$T" "$body")
+    check "$arch-$type streamed chat $m" "$a" "$b"
+  done
+  # usage agrees too (same prompt tokenization and chat rendering)
+  body=$(jq -nc --argjson m "${chats[1]}" '{messages:$m,max_tokens:4,temperature:0}')
+  a=$(curl -s "$L/v1/chat/completions" -d "$body" | jq -c '.usage.prompt_tokens')
+  b=$(curl -s "$T/v1/chat/completions" -d "$body" | jq -c '.usage.prompt_tokens')
+  check "$arch-$type chat prompt_tokens" "$a" "$b"
+  [ "$bad" = "$bad_before" ] && pass "$arch-$type: byte-identical with llama-server" ||
+    echo "  $arch-$type: $((bad - bad_before)) mismatches" >&2
+  kill "${_pids[@]}" 2>/dev/null || true
+}
+
+run_model llama f32
+run_model bitnet tq2_0
+[ "$bad" = 0 ] || fail "$bad of $total comparisons differ"
+echo "62_server_vs_llama: $total comparisons identical"
