@@ -48,15 +48,14 @@ typedef struct cur {
     const uint8_t *p;
     size_t n, off;
     trit_err *err;
-    const char *what; /* description of the file for messages */
 } cur;
 
 static int need(cur *c, size_t k, const char *field) {
     if (k > c->n - c->off)
         return trit_fail(c->err, TRIT_EFORMAT,
-                         "%s: truncated: %s needs %zu bytes at offset %zu but the file is %zu "
+                         "truncated: %s needs %zu bytes at offset %zu but the file is %zu "
                          "bytes",
-                         c->what, field, k, c->off, c->n);
+                         field, k, c->off, c->n);
     return 0;
 }
 static int rd_u32(cur *c, uint32_t *v, const char *field) {
@@ -80,9 +79,9 @@ static int rd_str(cur *c, gguf_str *s, const char *field) {
     if (rd_u64(c, &len, field)) return -1;
     if (len > c->n - c->off)
         return trit_fail(c->err, TRIT_EFORMAT,
-                         "%s: %s string length %" PRIu64
+                         "%s string length %" PRIu64
                          " at offset %zu runs past the end of the file (%zu bytes)",
-                         c->what, field, len, at, c->n);
+                         field, len, at, c->n);
     s->p = (const char *)c->p + c->off;
     s->n = len;
     c->off += (size_t)len;
@@ -159,8 +158,8 @@ static int read_scalar(cur *c, gguf_kv *kv, uint32_t t, const char *key) {
     case GGUF_T_BOOL:
         if (u > 1)
             return trit_fail(c->err, TRIT_EFORMAT,
-                             "%s: bool value %u of key '%s' at offset %zu is not 0 or 1", c->what,
-                             (unsigned)u, key, c->off);
+                             "bool value %u of key '%s' at offset %zu is not 0 or 1", (unsigned)u,
+                             key, c->off);
         kv->v.u64 = u;
         break;
     case GGUF_T_I8:
@@ -202,8 +201,8 @@ static int read_kv(cur *c, gguf_kv *kv, size_t i) {
     size_t type_at = c->off;
     if (rd_u32(c, &kv->type, "value type")) return -1;
     if (kv->type >= GGUF_T_COUNT)
-        return trit_fail(c->err, TRIT_EFORMAT, "%s: bad value type %u for key '%s' at offset %zu",
-                         c->what, kv->type, key, type_at);
+        return trit_fail(c->err, TRIT_EFORMAT, "bad value type %u for key '%s' at offset %zu",
+                         kv->type, key, type_at);
     if (kv->type != GGUF_T_ARRAY) {
         if (read_scalar(c, kv, kv->type, key)) {
             trit_err_prefix(c->err, "key '%s'", key);
@@ -215,30 +214,29 @@ static int read_kv(cur *c, gguf_kv *kv, size_t i) {
     if (rd_u32(c, &kv->arr_type, "array element type")) return -1;
     if (kv->arr_type >= GGUF_T_COUNT)
         return trit_fail(c->err, TRIT_EFORMAT,
-                         "%s: bad array element type %u for key '%s' at offset %zu", c->what,
-                         kv->arr_type, key, at);
+                         "bad array element type %u for key '%s' at offset %zu", kv->arr_type, key,
+                         at);
     if (kv->arr_type == GGUF_T_ARRAY)
         return trit_fail(c->err, TRIT_EUNSUP,
-                         "%s: nested arrays are not supported (key '%s' at offset %zu)", c->what,
-                         key, at);
+                         "nested arrays are not supported (key '%s' at offset %zu)", key, at);
     at = c->off;
     if (rd_u64(c, &kv->arr_n, "array length")) return -1;
     size_t left = c->n - c->off;
     size_t esz = kv->arr_type == GGUF_T_STRING ? 8 : vtype_sizes[kv->arr_type];
     if (kv->arr_n > left / esz)
         return trit_fail(c->err, TRIT_EFORMAT,
-                         "%s: array length %" PRIu64
+                         "array length %" PRIu64
                          " of key '%s' at offset %zu is too large for the %zu bytes left",
-                         c->what, kv->arr_n, key, at, left);
+                         kv->arr_n, key, at, left);
     kv->arr_data = c->p + c->off;
     if (kv->arr_type != GGUF_T_STRING) {
         if (kv->arr_type == GGUF_T_BOOL)
             for (uint64_t j = 0; j < kv->arr_n; j++)
                 if (kv->arr_data[j] > 1)
                     return trit_fail(c->err, TRIT_EFORMAT,
-                                     "%s: bool element %" PRIu64
+                                     "bool element %" PRIu64
                                      " of key '%s' at offset %zu is not 0 or 1",
-                                     c->what, j, key, c->off + (size_t)j);
+                                     j, key, c->off + (size_t)j);
         c->off += (size_t)kv->arr_n * esz;
         return 0;
     }
@@ -259,13 +257,12 @@ static int check_alignment(gguf_file *f, cur *c) {
     if (kv->type != GGUF_T_U32 && kv->type != GGUF_T_U64 && kv->type != GGUF_T_U16 &&
         kv->type != GGUF_T_U8)
         return trit_fail(c->err, TRIT_EFORMAT,
-                         "%s: general.alignment has type %s; it must be an unsigned integer",
-                         c->what, gguf_vtype_name(kv->type));
+                         "general.alignment has type %s; it must be an unsigned integer",
+                         gguf_vtype_name(kv->type));
     uint64_t a = kv->v.u64;
     if (a == 0 || (a & (a - 1)) || a > (1u << 30))
         return trit_fail(c->err, TRIT_EFORMAT,
-                         "%s: general.alignment %" PRIu64 " is not a power of two (1..2^30)",
-                         c->what, a);
+                         "general.alignment %" PRIu64 " is not a power of two (1..2^30)", a);
     f->alignment = (size_t)a;
     return 0;
 }
@@ -283,8 +280,8 @@ static int read_tensor_info(cur *c, gguf_tensor *t, size_t i) {
     if (rd_u32(c, &t->n_dims, "tensor n_dims")) return -1;
     if (t->n_dims == 0 || t->n_dims > GGUF_MAX_DIMS)
         return trit_fail(c->err, TRIT_EFORMAT,
-                         "%s: tensor '%s' has n_dims %u at offset %zu (must be 1..%d)", c->what,
-                         name, t->n_dims, at, GGUF_MAX_DIMS);
+                         "tensor '%s' has n_dims %u at offset %zu (must be 1..%d)", name, t->n_dims,
+                         at, GGUF_MAX_DIMS);
     for (int d = 0; d < GGUF_MAX_DIMS; d++) t->ne[d] = 1;
     int64_t nelem = 1;
     for (uint32_t d = 0; d < t->n_dims; d++) {
@@ -293,13 +290,12 @@ static int read_tensor_info(cur *c, gguf_tensor *t, size_t i) {
         if (rd_u64(c, &ne, "tensor dimension")) return -1;
         if (ne == 0)
             return trit_fail(c->err, TRIT_EFORMAT,
-                             "%s: tensor '%s' has zero dimension ne[%u] at offset %zu", c->what,
-                             name, d, at);
+                             "tensor '%s' has zero dimension ne[%u] at offset %zu", name, d, at);
         if (ne > (uint64_t)INT64_MAX || (int64_t)ne > INT64_MAX / nelem)
             return trit_fail(c->err, TRIT_ERANGE,
-                             "%s: tensor '%s' dims overflow: ne[%u] = %" PRIu64
+                             "tensor '%s' dims overflow: ne[%u] = %" PRIu64
                              " at offset %zu makes the element count exceed 2^63",
-                             c->what, name, d, ne, at);
+                             name, d, ne, at);
         t->ne[d] = (int64_t)ne;
         nelem *= (int64_t)ne;
     }
@@ -308,23 +304,22 @@ static int read_tensor_info(cur *c, gguf_tensor *t, size_t i) {
     const trit_type_info *ti = trit_type_get(t->type);
     if (!ti || ti->blck <= 0 || ti->size == 0)
         return trit_fail(c->err, TRIT_EUNSUP,
-                         "%s: tensor '%s' has unknown tensor type %u at offset %zu", c->what, name,
-                         t->type, at);
+                         "tensor '%s' has unknown tensor type %u at offset %zu", name, t->type, at);
     if (t->ne[0] % ti->blck)
         return trit_fail(c->err, TRIT_EFORMAT,
-                         "%s: tensor '%s' of type %s has row length %" PRId64
+                         "tensor '%s' of type %s has row length %" PRId64
                          ", not a multiple of the block size %" PRId64 " (offset %zu)",
-                         c->what, name, ti->name, t->ne[0], ti->blck, at);
+                         name, ti->name, t->ne[0], ti->blck, at);
     uint64_t nblocks = (uint64_t)nelem / (uint64_t)ti->blck;
     if (nblocks > (SIZE_MAX - 64) / ti->size)
         return trit_fail(c->err, TRIT_ERANGE,
-                         "%s: tensor '%s' is too large (%" PRId64 " elements of type %s)", c->what,
-                         name, nelem, ti->name);
+                         "tensor '%s' is too large (%" PRId64 " elements of type %s)", name, nelem,
+                         ti->name);
     t->nbytes = trit_tensor_nbytes(t->type, t->ne[0], nelem / t->ne[0]);
     if (t->nbytes == 0)
         return trit_fail(c->err, TRIT_EUNSUP,
-                         "%s: tensor '%s': row length %" PRId64 " is not valid for type %s",
-                         c->what, name, t->ne[0], ti->name);
+                         "tensor '%s': row length %" PRId64 " is not valid for type %s", name,
+                         t->ne[0], ti->name);
     at = c->off;
     if (rd_u64(c, &t->offset, "tensor offset")) return -1;
     (void)at;
@@ -348,23 +343,22 @@ static void file_free(gguf_file *f) {
 
 static gguf_file *parse(gguf_file *f, trit_err *err) {
     const char *what = f->path && f->path[0] ? f->path : "gguf";
-    cur c = {.p = f->data, .n = f->size, .off = 0, .err = err, .what = what};
+    cur c = {.p = f->data, .n = f->size, .off = 0, .err = err};
     if (f->size < 4 || memcmp(f->data, GGUF_MAGIC, 4) != 0) {
         if (f->size < 4)
             trit_fail(err, TRIT_EFORMAT,
-                      "%s: truncated: %zu bytes is too short for the GGUF magic at offset 0", what,
-                      f->size);
+                      "truncated: %zu bytes is too short for the GGUF magic at offset 0", f->size);
         else
             trit_fail(err, TRIT_EFORMAT,
-                      "%s: bad magic at offset 0: expected \"GGUF\", found %02x %02x %02x %02x",
-                      what, f->data[0], f->data[1], f->data[2], f->data[3]);
+                      "bad magic at offset 0: expected \"GGUF\", found %02x %02x %02x %02x",
+                      f->data[0], f->data[1], f->data[2], f->data[3]);
         goto fail;
     }
     c.off = 4;
     if (rd_u32(&c, &f->version, "version")) goto fail;
     if (f->version != 2 && f->version != 3) {
-        trit_fail(err, TRIT_EUNSUP, "%s: unsupported GGUF version %u at offset 4 (need 2 or 3)",
-                  what, f->version);
+        trit_fail(err, TRIT_EUNSUP, "unsupported GGUF version %u at offset 4 (need 2 or 3)",
+                  f->version);
         goto fail;
     }
     uint64_t n_tensors, n_kv;
@@ -374,14 +368,14 @@ static gguf_file *parse(gguf_file *f, trit_err *err) {
      * length (8) + n_dims (4) + one dim (8) + type (4) + offset (8) */
     if (n_kv > left / 13) {
         trit_fail(err, TRIT_ERANGE,
-                  "%s: KV count %" PRIu64 " at offset 16 is too large for the %zu bytes left", what,
-                  n_kv, left);
+                  "KV count %" PRIu64 " at offset 16 is too large for the %zu bytes left", n_kv,
+                  left);
         goto fail;
     }
     if (n_tensors > left / 32 || n_tensors + n_kv > UINT32_MAX - 1) {
         trit_fail(err, TRIT_ERANGE,
-                  "%s: tensor count %" PRIu64 " at offset 8 is too large for the %zu bytes left",
-                  what, n_tensors, left);
+                  "tensor count %" PRIu64 " at offset 8 is too large for the %zu bytes left",
+                  n_tensors, left);
         goto fail;
     }
     f->kvs = xcalloc((size_t)n_kv + 1, sizeof *f->kvs);
@@ -394,7 +388,7 @@ static gguf_file *parse(gguf_file *f, trit_err *err) {
         if (idx_insert(f->kv_idx, f->kv_cap, f->kvs[i].key, i, kv_name, f)) {
             char key[80];
             show(f->kvs[i].key, key);
-            trit_fail(err, TRIT_EFORMAT, "%s: duplicate key '%s' at offset %zu", what, key, at);
+            trit_fail(err, TRIT_EFORMAT, "duplicate key '%s' at offset %zu", key, at);
             goto fail;
         }
     }
@@ -413,17 +407,16 @@ static gguf_file *parse(gguf_file *f, trit_err *err) {
         if (idx_insert(f->t_idx, f->t_cap, t->name, i, t_name, f)) {
             char name[80];
             show(t->name, name);
-            trit_fail(err, TRIT_EFORMAT, "%s: duplicate tensor name '%s' at offset %zu", what, name,
-                      at);
+            trit_fail(err, TRIT_EFORMAT, "duplicate tensor name '%s' at offset %zu", name, at);
             goto fail;
         }
         if (t->offset % f->alignment) {
             char name[80];
             show(t->name, name);
             trit_fail(err, TRIT_EFORMAT,
-                      "%s: tensor '%s' data offset %" PRIu64 " (info at offset %zu) is "
+                      "tensor '%s' data offset %" PRIu64 " (info at offset %zu) is "
                       "misaligned: not a multiple of the alignment %zu",
-                      what, name, t->offset, at, f->alignment);
+                      name, t->offset, at, f->alignment);
             goto fail;
         }
     }
@@ -437,15 +430,16 @@ static gguf_file *parse(gguf_file *f, trit_err *err) {
             char name[80];
             show(t->name, name);
             trit_fail(err, TRIT_EFORMAT,
-                      "%s: tensor '%s' data past end of file: %zu bytes at offset %zu + %" PRIu64
+                      "tensor '%s' data past end of file: %zu bytes at offset %zu + %" PRIu64
                       " but the file is %zu bytes",
-                      what, name, t->nbytes, f->data_off, t->offset, f->size);
+                      name, t->nbytes, f->data_off, t->offset, f->size);
             goto fail;
         }
         t->data = f->data + f->data_off + t->offset;
     }
     return f;
 fail:
+    trit_err_prefix(err, "%s", what);
     file_free(f);
     return NULL;
 }
