@@ -120,6 +120,7 @@ static void i8_avx2(const float *x, void *dst, int64_t n) {
     __m256i vsum = _mm256_setzero_si256();
     for (int64_t i = 0; i < n; i += 32) {
         __m256i r[4];
+#pragma GCC unroll 8
         for (int k = 0; k < 4; k++) {
             r[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * k), vs));
             r[k] = _mm256_max_epi32(lo, _mm256_min_epi32(hi, r[k]));
@@ -176,6 +177,7 @@ static void dot_tq2_0_x2(int64_t n, const block_tq2_0 *x0, const block_tq2_0 *x1
         for (int j = 0; j < 64; j += 32) {
             const __m256i w0 = _mm256_loadu_si256((const __m256i *)(x0[i].qs + j));
             const __m256i w1 = _mm256_loadu_si256((const __m256i *)(x1[i].qs + j));
+#pragma GCC unroll 8
             for (int l = 0; l < 4; l++) {
                 const __m256i a = _mm256_loadu_si256((const __m256i *)(y[i].qs + j * 4 + l * 32));
                 const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w0, 2 * l), m3);
@@ -222,6 +224,7 @@ static float dot_tq1_0(int64_t n, const block_tq1_0 *x, const block_q8_K *y) {
             const __m256i q1 = _mm256_add_epi8(q0, _mm256_add_epi8(q0, q0));
             const __m256i q2 = mul9(q0), q3 = mul9(q1), q4 = mul9(q2);
             const __m256i q[5] = {q0, q1, q2, q3, q4};
+#pragma GCC unroll 8
             for (int l = 0; l < 5; l++) {
                 const __m256i a = _mm256_loadu_si256((const __m256i *)(y[i].qs + l * 32));
                 s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(q[l]), a));
@@ -288,6 +291,7 @@ static float dot_i2_s(int64_t n, const uint8_t *x, const int8_t *q) {
         for (int64_t b = b0; b < TRIT_MIN(nb, b0 + 8); b++) {
             const __m256i w = _mm256_loadu_si256((const __m256i *)(x + b * 32));
             const int8_t *a = q + b * QK_I2_S;
+#pragma GCC unroll 8
             for (int g = 0; g < 4; g++) {
                 const __m256i c = _mm256_and_si256(_mm256_srli_epi16(w, 6 - 2 * g), m3);
                 s16 = _mm256_add_epi16(

@@ -23,18 +23,24 @@ static inline float hsum16(__m512 v) {
  * vpdpbusd sums code*q into 32-bit lanes. The +1 code offset is removed with the activation
  * block sums (bsums), the block scales are applied per block in float. */
 
-/* TQ2_0: code of element 32*(4j+l) + m is (qs[32j + m] >> 2l) & 3; vector v covers chunks
- * 2v, 2v+1, i.e. j = v/2 and l = 2(v%2), 2(v%2)+1. */
+/* TQ2_0: code of element 32*(4j+l) + m is (qs[32j + m] >> 2l) & 3. One 64-byte load holds
+ * j = 0 (low half) and j = 1 (high half), so code vector l pairs with the activation vector
+ * concat(q[32l .. 32l+31], q[128+32l .. 128+32l+31]), built once per token and block. */
 INL void tq2_codes(const block_tq2_0 *x, __m512i c[4]) {
     const __m512i m3 = _mm512_set1_epi8(3);
-    const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
-    const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
-    for (int j = 0; j < 2; j++) {
-        const __m512i q =
-            _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qs + 32 * j)));
-        c[2 * j] = _mm512_and_si512(_mm512_srlv_epi16(q, sh01), m3);
-        c[2 * j + 1] = _mm512_and_si512(_mm512_srlv_epi16(q, sh23), m3);
-    }
+    const __m512i q = _mm512_loadu_si512(x->qs);
+    c[0] = _mm512_and_si512(q, m3);
+    c[1] = _mm512_and_si512(_mm512_srli_epi16(q, 2), m3);
+    c[2] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m3);
+    c[3] = _mm512_and_si512(_mm512_srli_epi16(q, 6), m3);
+}
+
+INL void tq2_acts(const int8_t *q, __m512i a[4]) {
+#pragma GCC unroll 8
+    for (int l = 0; l < 4; l++)
+        a[l] = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q + 32 * l))),
+            _mm256_loadu_si256((const __m256i *)(q + 128 + 32 * l)), 1);
 }
 
 /* Base-3 digit of bytes already multiplied by 3^l (mod 256): ((v * 3) >> 8) = [v >= 86] +
@@ -87,18 +93,26 @@ INL void tern_tile(const bool tq1, const int R, const int T, int64_t n, const ch
                    size_t row_bytes, const char *act, size_t act_bytes, float *out, int64_t ldo) {
     const size_t wb = tq1 ? sizeof(block_tq1_0) : sizeof(block_tq2_0);
     __m512 acc[MAXR][MAXT];
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
-        __m512i ysum[MAXT];
+        __m512i ysum[MAXT], a[MAXT][4];
         float yd[MAXT];
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             const block_q8_K *y = (const block_q8_K *)(act + t * act_bytes) + i;
-            ysum[t] = _mm512_castsi256_si512(_mm256_madd_epi16(
+            ysum[t] = _mm512_zextsi256_si512(_mm256_madd_epi16(
                 _mm256_loadu_si256((const __m256i *)y->bsums), _mm256_set1_epi16(1)));
-            ysum[t] = _mm512_zextsi256_si512(_mm512_castsi512_si256(ysum[t]));
             yd[t] = y->d;
+            if (tq1)
+#pragma GCC unroll 8
+                for (int v = 0; v < 4; v++) a[t][v] = _mm512_loadu_si512(y->qs + 64 * v);
+            else
+                tq2_acts(y->qs, a[t]);
         }
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const char *xb = w + r * row_bytes + (size_t)i * wb;
             __m512i c[4];
@@ -107,17 +121,22 @@ INL void tern_tile(const bool tq1, const int R, const int T, int64_t n, const ch
             else
                 tq2_codes((const block_tq2_0 *)xb, c);
             const float xd = tq1 ? wscale_tq1(xb) : wscale_tq2(xb);
+#pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
-                const int8_t *yq = ((const block_q8_K *)(act + t * act_bytes) + i)->qs;
-                __m512i s = _mm512_sub_epi32(_mm512_setzero_si512(), ysum[t]);
-                for (int v = 0; v < 4; v++)
-                    s = _mm512_dpbusd_epi32(s, c[v], _mm512_loadu_si512(yq + 64 * v));
-                acc[r][t] =
-                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(yd[t] * xd), acc[r][t]);
+                /* two independent dpbusd chains */
+                __m512i s0 = _mm512_dpbusd_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), ysum[t]),
+                                                 c[0], a[t][0]);
+                __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[1], a[t][1]);
+                s0 = _mm512_dpbusd_epi32(s0, c[2], a[t][2]);
+                s1 = _mm512_dpbusd_epi32(s1, c[3], a[t][3]);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
+                                            _mm512_set1_ps(yd[t] * xd), acc[r][t]);
             }
         }
     }
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) out[t * ldo + r] = hsum16(acc[r][t]);
 }
 
@@ -125,35 +144,43 @@ INL void tern_tile(const bool tq1, const int R, const int T, int64_t n, const ch
  * scales: whole-row 32-bit sums, then (sum - sum(q)) / s. */
 INL void i2s_tile(const int R, const int T, int64_t n, const char *w, size_t row_bytes,
                   const char *act, size_t act_bytes, float *out, int64_t ldo) {
-    const __m512i m3 = _mm512_set1_epi8(3);
-    const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(6), _mm256_set1_epi16(4), 1);
-    const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(2), _mm256_set1_epi16(0), 1);
+    const __m256i m3 = _mm256_set1_epi8(3);
     __m512i acc[MAXR][MAXT];
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_si512();
     for (int64_t b = 0; b < n / QK_I2_S; b++) {
         __m512i a0[MAXT], a1[MAXT];
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             const int8_t *q = (const int8_t *)(act + t * act_bytes) + b * QK_I2_S;
             a0[t] = _mm512_loadu_si512(q);
             a1[t] = _mm512_loadu_si512(q + 64);
         }
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            const __m512i q = _mm512_broadcast_i64x4(
-                _mm256_loadu_si256((const __m256i *)(w + r * row_bytes + b * 32)));
-            const __m512i c0 = _mm512_and_si512(_mm512_srlv_epi16(q, sh01), m3);
-            const __m512i c1 = _mm512_and_si512(_mm512_srlv_epi16(q, sh23), m3);
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(w + r * row_bytes + b * 32));
+            const __m512i c0 = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_and_si256(_mm256_srli_epi16(q, 6), m3)),
+                _mm256_and_si256(_mm256_srli_epi16(q, 4), m3), 1);
+            const __m512i c1 = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_and_si256(_mm256_srli_epi16(q, 2), m3)),
+                _mm256_and_si256(q, m3), 1);
+#pragma GCC unroll 8
             for (int t = 0; t < T; t++)
                 acc[r][t] =
                     _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[r][t], c0, a0[t]), c1, a1[t]);
         }
     }
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
         const int8_t *q = (const int8_t *)(act + t * act_bytes);
         float s;
         int32_t qsum;
         memcpy(&s, q + n, sizeof(s));
         memcpy(&qsum, q + n + sizeof(s), sizeof(qsum));
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++)
             out[t * ldo + r] = (float)(_mm512_reduce_add_epi32(acc[r][t]) - qsum) / s;
     }
@@ -277,21 +304,25 @@ static inline __m512 ld_f16(const uint16_t *p) {
  * of a tied-embedding model streams ~128k such rows per token). */
 INL void f16_rows(const int R, int64_t n, const char *w, size_t rb, const uint16_t *a, float *out) {
     __m512 acc[MAXR];
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         const __m512 av = ld_f16(a + i);
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++)
             acc[r] = _mm512_fmadd_ps(ld_f16((const uint16_t *)(w + r * rb) + i), av, acc[r]);
     }
     if (i < n) {
         const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
         const __m512 av = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a + i));
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++)
             acc[r] = _mm512_fmadd_ps(
                 _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)(w + r * rb) + i)),
                 av, acc[r]);
     }
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++) out[r] = hsum16(acc[r]);
 }
 
