@@ -52,6 +52,14 @@ void trit_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps
     }
 }
 
+/* ggml's rotate_pairs compiled with -march=native contracts to these fmas (bit-exact) */
+static inline float rot0(float x0, float x1, float c, float s) {
+    return fmaf(x0, c, -(x1 * s));
+}
+static inline float rot1(float x0, float x1, float c, float s) {
+    return fmaf(x0, s, x1 * c);
+}
+
 void trit_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int mode) {
     float cs[1024]; /* cos, sin pairs for n_rot/2 angles (n_rot <= 1024) */
     if (n_rot > 1024) n_rot = 1024;
@@ -69,15 +77,15 @@ void trit_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float fre
             for (int i = 0; i < half; i++) {
                 const float c = cs[2 * i], s = cs[2 * i + 1];
                 const float x0 = v[i], x1 = v[i + half];
-                v[i] = x0 * c - x1 * s;
-                v[i + half] = x0 * s + x1 * c;
+                v[i] = rot0(x0, x1, c, s);
+                v[i + half] = rot1(x0, x1, c, s);
             }
         } else { /* NORM: adjacent pairs */
             for (int i0 = 0; i0 < n_rot; i0 += 2) {
                 const float c = cs[i0], s = cs[i0 + 1];
                 const float x0 = v[i0], x1 = v[i0 + 1];
-                v[i0] = x0 * c - x1 * s;
-                v[i0 + 1] = x0 * s + x1 * c;
+                v[i0] = rot0(x0, x1, c, s);
+                v[i0 + 1] = rot1(x0, x1, c, s);
             }
         }
     }
@@ -168,8 +176,10 @@ static void att_row_vec(const att_job *J, const float *qrow, const void *kh, con
             const uint16_t *v = (const uint16_t *)vh + (size_t)ic * D;
             /* fp16 accumulator: fma in f32 (product of two floats is exact in double, so
              * double + one rounding equals fmaf but for double-rounding corner cases) */
-            for (int i = 0; i < D; i++)
-                acc[i] = f16_round((float)((double)h2f(v[i]) * (double)vs + (double)acc[i]));
+            for (int i = 0; i < D; i++) {
+                const float prod = h2f(v[i]) * vs;
+                acc[i] = f16_round(acc[i] + prod);
+            }
         } else {
             const float *v = (const float *)vh + (size_t)ic * D;
             for (int i = 0; i < D; i++) acc[i] += v[i] * vs;

@@ -222,7 +222,8 @@ static int load_hparams(trit_model *m, const char *arch, trit_err *err) {
     if (get_f32_opt(f, arch, "attention.scale", &attn_scale, err)) return -1;
     if (attn_scale != 0.0f && fabsf(attn_scale - 1.0f / sqrtf((float)hp->head_dim)) > 1e-7f)
         return trit_fail(err, TRIT_EUNSUP, "attention.scale %g is not supported", attn_scale);
-    hp->rope_mode = TRIT_ROPE_NORM; /* llama.cpp: LLAMA_ROPE_TYPE_NORM for llama and bitnet */
+    /* llama.cpp's llama_model_rope_type: NORM for llama, NEOX for bitnet */
+    hp->rope_mode = hp->arch == TRIT_ARCH_BITNET ? TRIT_ROPE_NEOX : TRIT_ROPE_NORM;
 
     /* n_vocab: <arch>.vocab_size, else the tokenizer list, else the embedding rows */
     hp->n_vocab = 0;

@@ -20,7 +20,7 @@ typedef struct trit_hparams {
     enum trit_arch arch;
     int n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim, n_rot;
     float rms_eps, rope_freq_base;
-    enum trit_rope_mode rope_mode; /* llama and bitnet: NORM, as llama.cpp */
+    enum trit_rope_mode rope_mode; /* llama.cpp's: NORM for llama, NEOX for bitnet */
     enum trit_act act;
     bool act_from_file; /* the GGUF had the activation key */
 } trit_hparams;
