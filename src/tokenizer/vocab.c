@@ -229,11 +229,8 @@ static void add_eog(trit_tokenizer *t, int32_t id) {
     t->eog[t->n_eog++] = id;
 }
 
-static const trit_tokenizer *g_sort_tok;
-static int cmp_special(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    uint32_t lx = g_sort_tok->text_len[x], ly = g_sort_tok->text_len[y];
-    if (lx != ly) return lx > ly ? -1 : 1;
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
@@ -429,12 +426,14 @@ trit_tokenizer *trit_tok_load(const gguf_file *f, trit_err *err) {
     add_eog(t, t->eom);
 
     /* special tokens, longest first (for partitioning text) */
-    t->special = xmalloc((size_t)n * sizeof(int32_t));
+    uint64_t *keys = xmalloc((size_t)n * sizeof(uint64_t)); /* (longest first, then id) */
     for (int32_t i = 0; i < n; i++)
         if (t->attr[i] & (TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN))
-            t->special[t->n_special++] = i;
-    g_sort_tok = t; /* qsort has no context argument; loading is not concurrent-hot */
-    qsort(t->special, t->n_special, sizeof(int32_t), cmp_special);
+            keys[t->n_special++] = ((uint64_t)(UINT32_MAX - t->text_len[i]) << 32) | (uint32_t)i;
+    qsort(keys, t->n_special, sizeof(uint64_t), cmp_u64);
+    t->special = xmalloc((t->n_special + 1) * sizeof(int32_t));
+    for (size_t i = 0; i < t->n_special; i++) t->special[i] = (int32_t)(keys[i] & 0xFFFFFFFF);
+    free(keys);
 
     /* Phi-3: special tokens swallow the whitespace that follows them (as the reference) */
     name = gguf_get_str(f, "general.name");
