@@ -313,18 +313,14 @@ static bool trace_cb(struct ggml_tensor *t, bool ask, void *ud) {
     if (ask)
         return (t->type == GGML_TYPE_F32 || t->type == GGML_TYPE_F16) &&
                llama_point_name(t->name) && trit_trace_name_wanted(t->name, tl->names, tl->n_names);
-    /* rows = the outermost non-trivial dimension when it counts tokens (or outputs) */
+    /* rows = the outermost non-trivial dimension when it counts tokens (or outputs, for the
+     * last layer's tail); otherwise the tensor holds one token's values */
     int64_t nel = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
     if (nel <= 0) return true;
+    int nd = 3;
+    while (nd > 0 && t->ne[nd] == 1) nd--;
     int64_t rows = 1;
-    for (int d = 3; d >= 1; d--) {
-        bool higher1 = true;
-        for (int e = d + 1; e < 4; e++) higher1 = higher1 && t->ne[e] == 1;
-        if (higher1 && (t->ne[d] == m->tr_tokens || t->ne[d] == m->tr_outputs)) {
-            rows = t->ne[d];
-            break;
-        }
-    }
+    if (nd >= 1 && (t->ne[nd] == m->tr_tokens || t->ne[nd] == m->tr_outputs)) rows = t->ne[nd];
     if ((size_t)nel > m->tr_cap) {
         m->tr_cap = (size_t)nel;
         m->tr_buf = xrealloc(m->tr_buf, m->tr_cap * sizeof(float));
