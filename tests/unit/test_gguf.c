@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- helpers ---- */
@@ -708,4 +709,110 @@ Test(gguf_corrupt, random_mutations) {
     }
     free(copy);
     trit_buf_free(&b);
+}
+
+/* ---- the CLI commands built on the reader (trit inspect, trit doctor) ----
+ * The binary is the `trit` next to this test's build dir (build/<B>/trit); skipped if absent. */
+static bool trit_bin(char *out, size_t n) {
+    char self[4096];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (k <= 0) return false;
+    self[k] = 0;
+    char *slash = strrchr(self, '/'); /* .../build/B/tests/test_gguf */
+    if (!slash) return false;
+    *slash = 0;
+    snprintf(out, n, "%s/../trit", self);
+    return access(out, X_OK) == 0;
+}
+
+/* Run a shell command; capture stdout+stderr; return the exit status. */
+static int run(const char *cmd, trit_buf *out) {
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char chunk[4096];
+    size_t k;
+    trit_buf_clear(out);
+    while ((k = fread(chunk, 1, sizeof chunk, p)) > 0) trit_buf_append(out, chunk, k);
+    if (!out->p) trit_buf_puts(out, "");
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(cli, inspect, .init = setup_tmp, .fini = teardown_tmp) {
+    char bin[4200];
+    if (!trit_bin(bin, sizeof bin)) cr_skip_test("trit binary not built next to the tests");
+    gguf_writer *w = gguf_writer_new();
+    gguf_w_str(w, "general.architecture", "llama");
+    gguf_w_u32(w, "llama.embedding_length", 64);
+    gguf_w_u32(w, "llama.block_count", 1);
+    const char *toks[] = {"a", "b", "c", "d", "e", "f", "g"};
+    gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, 7);
+    float x[64] = {0};
+    int64_t ne[2] = {32, 2};
+    gguf_w_tensor(w, "output_norm.weight", TRIT_F32, 2, ne, x, sizeof x);
+    trit_err err = {0};
+    cr_assert_eq(gguf_writer_write(w, tpath("m.gguf"), NULL, NULL, &err), 0, "%s", err.msg);
+    gguf_writer_free(w);
+
+    trit_buf o = {0};
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "'%s' inspect '%s' 2>&1", bin, tpath("m.gguf"));
+    cr_assert_eq(run(cmd, &o), 0, "%s", o.p);
+    cr_assert(strstr(o.p, "GGUF v3"), "%s", o.p);
+    cr_assert(strstr(o.p, "[string x 7] [\"a\", \"b\", \"c\", \"d\", \"e\", ...]"), "%s", o.p);
+    cr_assert(strstr(o.p, "architecture: llama"), "%s", o.p);
+    cr_assert(strstr(o.p, "vocab_size       7"), "%s", o.p);
+    cr_assert(strstr(o.p, "silu (default: llama.cpp behaviour)"), "%s", o.p);
+    cr_assert(strstr(o.p, "output_norm.weight"), "%s", o.p);
+    cr_assert(strstr(o.p, "32 x 2"), "%s", o.p);
+    cr_assert(strstr(o.p, "1 tensors, 64 parameters, 256 B"), "%s", o.p);
+
+    snprintf(cmd, sizeof cmd, "'%s' inspect --json '%s'", bin, tpath("m.gguf"));
+    cr_assert_eq(run(cmd, &o), 0, "%s", o.p);
+    cr_assert(strstr(o.p, "\"ffn_activation\": \"silu\""), "%s", o.p);
+    cr_assert(strstr(o.p, "\"ffn_activation_source\": \"default\""), "%s", o.p);
+    cr_assert(strstr(o.p, "\"bytes\": 256"), "%s", o.p);
+    cr_assert(strstr(o.p, "\"n\": 7"), "%s", o.p);
+
+    snprintf(cmd, sizeof cmd, "'%s' inspect '%s' --kv tokenizer.ggml.tokens", bin, tpath("m.gguf"));
+    cr_assert_eq(run(cmd, &o), 0, "%s", o.p);
+    cr_assert_str_eq(o.p, "0\ta\n1\tb\n2\tc\n3\td\n4\te\n5\tf\n6\tg\n");
+    snprintf(cmd, sizeof cmd, "'%s' inspect '%s' --kv no.such.key 2>&1", bin, tpath("m.gguf"));
+    cr_assert_eq(run(cmd, &o), 1);
+    cr_assert(strstr(o.p, "key 'no.such.key' not found"), "%s", o.p);
+
+    snprintf(cmd, sizeof cmd, "'%s' inspect '%s' 2>&1", bin, tpath("missing.gguf"));
+    cr_assert_eq(run(cmd, &o), 1);
+    cr_assert(strstr(o.p, "cannot open"), "%s", o.p);
+    char src[600];
+    snprintf(src, sizeof src, "%s", tpath("m.gguf")); /* tpath() reuses one buffer */
+    snprintf(cmd, sizeof cmd, "head -c 100 '%s' > '%s' && '%s' inspect '%s' 2>&1", src,
+             tpath("cut.gguf"), bin, tpath("cut.gguf"));
+    cr_assert_eq(run(cmd, &o), 1);
+    cr_assert(strstr(o.p, "cut.gguf") && strstr(o.p, "offset"), "%s", o.p);
+    snprintf(cmd, sizeof cmd, "'%s' inspect 2>&1", bin);
+    cr_assert_eq(run(cmd, &o), 2, "no argument is a usage error");
+    snprintf(cmd, sizeof cmd, "'%s' inspect --help", bin);
+    cr_assert_eq(run(cmd, &o), 0);
+    cr_assert(strstr(o.p, "usage: trit inspect"), "%s", o.p);
+    trit_buf_free(&o);
+}
+
+Test(cli, doctor) {
+    char bin[4200];
+    if (!trit_bin(bin, sizeof bin)) cr_skip_test("trit binary not built next to the tests");
+    trit_buf o = {0};
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "'%s' doctor --help", bin);
+    cr_assert_eq(run(cmd, &o), 0);
+    snprintf(cmd, sizeof cmd, "'%s' doctor --bogus 2>&1", bin);
+    cr_assert_eq(run(cmd, &o), 2);
+    /* a missing reference is a required failure: exit 1 and a red line naming it */
+    snprintf(cmd, sizeof cmd, "TRIT_REF_DIR=/nonexistent/ref '%s' doctor --no-color", bin);
+    cr_assert_eq(run(cmd, &o), 1, "%s", o.p);
+    cr_assert(strstr(o.p, "\u2717 reference dir") && strstr(o.p, "/nonexistent/ref"), "%s", o.p);
+    cr_assert(strstr(o.p, "\u2713 compiler"), "%s", o.p);
+    cr_assert(strstr(o.p, "\u2713 jansson"), "%s", o.p);
+    cr_assert(strstr(o.p, "required item"), "%s", o.p);
+    trit_buf_free(&o);
 }
