@@ -88,6 +88,14 @@ trit_backend *trit_backend_open(const char *spec, const trit_backend_opts *opts,
                   "http:URL)");
         return NULL;
     }
+    if (!strncmp(spec, "http://", 7) || !strncmp(spec, "https://", 8)) {
+        /* a bare URL means the http backend */
+        char *full = xmalloc(strlen(spec) + 6);
+        sprintf(full, "http:%s", spec);
+        trit_backend *b = trit_backend_open(full, opts, err);
+        free(full);
+        return b;
+    }
     const char *colon = strchr(spec, ':');
     size_t klen = colon ? (size_t)(colon - spec) : 0;
     char kind[8] = "";

@@ -75,30 +75,37 @@ static int h_tokenize(trit_backend *b, const char *text, bool add_special, bool 
 static int h_generate(trit_backend *b, const int32_t *ids, size_t n, int max_tokens,
                       trit_gen_step **steps, size_t *n_steps, trit_err *err) {
     http_impl *h = b->impl;
-    /* prompt as token ids (llama-server and trit serve accept an array of ints) */
-    json_t *extra = json_object();
+    /* prompt as token ids (llama-server and trit serve accept an array of ints); the body is
+     * built here because the client's request builder sends text prompts only */
+    json_t *body = json_object();
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) json_array_append_new(arr, json_integer(ids[i]));
-    json_object_set_new(extra, "prompt", arr);
-    json_object_set_new(extra, "logprobs", json_integer(TRIT_BACKEND_TOPK));
-    char *extra_s = json_dumps(extra, JSON_COMPACT);
-    json_decref(extra);
-    trit_client_req req = {.url = h->url,
-                           .api_key = h->key,
-                           .model = h->model,
-                           .prompt = "",
-                           .max_tokens = max_tokens,
-                           .temperature = 0,
-                           .top_logprobs = TRIT_BACKEND_TOPK,
-                           .seed = -1,
-                           .timeout_s = h->timeout_s,
-                           .extra_json = extra_s};
+    json_object_set_new(body, "prompt", arr);
+    if (h->model) json_object_set_new(body, "model", json_string(h->model));
+    json_object_set_new(body, "max_tokens", json_integer(max_tokens));
+    json_object_set_new(body, "temperature", json_real(0));
+    json_object_set_new(body, "logprobs", json_integer(TRIT_BACKEND_TOPK));
+    char *body_s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
     trit_client_resp resp;
     trit_client_resp_init(&resp);
-    int rc = trit_client_completion(&req, &resp);
-    free(extra_s);
+    json_t *reply = NULL;
+    int rc = trit_client_post_json(h->url, "/v1/completions", h->key, h->timeout_s, body_s, &reply,
+                                   &resp);
+    free(body_s);
     if (rc != 0) {
         trit_fail(err, TRIT_ENET, "completion at %s: %s", h->url, resp.msg);
+        trit_client_resp_free(&resp);
+        return -1;
+    }
+    char *reply_s = json_dumps(reply, JSON_COMPACT);
+    json_decref(reply);
+    trit_client_resp_free(&resp);
+    trit_client_resp_init(&resp);
+    rc = trit_client_parse_reply(reply_s, strlen(reply_s), false, &resp);
+    free(reply_s);
+    if (rc != 0) {
+        trit_fail(err, TRIT_EFORMAT, "completion at %s: %s", h->url, resp.msg);
         trit_client_resp_free(&resp);
         return -1;
     }
@@ -133,7 +140,7 @@ static const trit_backend_ops http_ops = {
 };
 
 int trit_backend_open_http(trit_backend *b, const char *target, const char *query, trit_err *err) {
-    if (strncmp(target, "http://", 7) && strncmp(target, "https://", 8))
+    if (strncmp(target, "http://", 7) != 0 && strncmp(target, "https://", 8) != 0)
         return trit_fail(err, TRIT_EINVAL, "http backend: '%s' is not an http(s):// URL", target);
     http_impl *h = xcalloc(1, sizeof *h);
     b->impl = h;

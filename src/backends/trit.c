@@ -10,22 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* While the engine and tokenizer are being written, reference them weakly so the binary links;
- * open reports TRIT_EUNAVAIL when they are absent. (Removed once they are in the tree.) */
-#pragma weak trit_ctx_default_params
-#pragma weak trit_ctx_new
-#pragma weak trit_ctx_free
-#pragma weak trit_ctx_n_ctx
-#pragma weak trit_eval
-#pragma weak trit_get_logits
-#pragma weak trit_ctx_set_trace
-#pragma weak trit_tok_load
-#pragma weak trit_tok_free
-#pragma weak trit_tok_encode
-#pragma weak trit_tok_is_eog
-#pragma weak trit_tok_chat_tmpl
-#pragma weak trit_chat_apply
-
 typedef struct trit_impl {
     trit_model *model;
     trit_tokenizer *tok;
@@ -137,8 +121,6 @@ static const trit_backend_ops trit_ops = {
 };
 
 int trit_backend_open_trit(trit_backend *b, const char *target, trit_err *err) {
-    if (!trit_ctx_new || !trit_tok_load || !trit_chat_apply)
-        return trit_fail(err, TRIT_EUNAVAIL, "trit engine/tokenizer not linked into this build");
     trit_impl *m = xcalloc(1, sizeof *m);
     b->impl = m;
     b->ops = &trit_ops;

@@ -63,3 +63,21 @@ rc=0
 [ "$rc" -eq 2 ] || fail "missing model: exit $rc (want 2)"
 grep -q "rung 0" "$TMP/miss.txt" || fail "missing model: rung 0 not named"
 pass "missing model is a setup failure (exit 2) at rung 0"
+
+# http backend (llama-server): tokens via /tokenize and greedy decode pass; logits over the
+# OpenAI API are reported unavailable (never faked), which makes the run a setup failure (2)
+M=$(tiny_model llama f32)
+port=$(free_port)
+LLAMA_CTX=512 start_llama_server "$M" "$port"
+rc=0
+"$TRIT" ladder --ref "llama:$M" --cand "http://127.0.0.1:$port" --prompt "$PROMPT" --max-tokens 8 \
+  --all $T -o "$TMP/http.json" >"$TMP/http.txt" || rc=$?
+cat "$TMP/http.txt"
+[ "$rc" -eq 2 ] || fail "llama vs http: exit $rc (want 2: logits unavailable)"
+python3 - "$TMP/http.json" <<'PY' || fail "llama vs http: rung statuses"
+import json, sys
+r = json.load(open(sys.argv[1]))
+st = {x["rung"]: x["status"] for x in r["prompts"][0]["rungs"]}
+assert st == {1: "pass", 2: "pass", 3: "unavailable", 4: "unavailable", 5: "pass"}, st
+print("ok: http backend: tokens and greedy decode match llama; logits reported unavailable")
+PY
