@@ -157,6 +157,19 @@ for k in trit_prompt_tokens_total trit_tokens_per_second trit_queue_depth trit_s
 done
 pass "/metrics: counters, histogram, gauges"
 
+# --- trit chat: streams answers, keeps the conversation, reports errors ---
+printf 'Hi\n/reset\nHi\n' | "$TRIT" chat --url "$U" --api-key "$KEY" --max-tokens 6 --temperature 0 >"$TMP/chat.txt" ||
+  fail "trit chat failed"
+body=$(jq -nc '{messages:[{role:"user",content:"Hi"}],max_tokens:6,temperature:0}')
+ans=$(post /v1/chat/completions "$body" | jq -r .choices[0].message.content)
+printf '%s\n%s\n' "$ans" "$ans" >"$TMP/chat.want"
+cmp -s "$TMP/chat.txt" "$TMP/chat.want" || fail "trit chat: want the API's answer twice (/reset forgets), got: $(cat "$TMP/chat.txt")"
+rc=0
+echo Hi | "$TRIT" chat --url "$U" --api-key wrong >/dev/null 2>"$TMP/chat.err" || rc=$?
+[ "$rc" = 1 ] && grep -q 401 "$TMP/chat.err" || fail "trit chat with a bad key: rc=$rc $(cat "$TMP/chat.err")"
+"$TRIT" chat --bogus >/dev/null 2>&1 && fail "trit chat accepted --bogus"
+pass "trit chat (streaming, /reset, errors)"
+
 # --- a client that disconnects cancels its request ---
 curl -sN -m 1 "${AUTH[@]}" "$U/v1/completions" -d '{"prompt":"Hi","max_tokens":200,"temperature":0,"stream":true}' >/dev/null || true
 curl -s -m 1 "${AUTH[@]}" "$U/v1/completions" -d '{"prompt":"Hi","max_tokens":200,"temperature":0}' >/dev/null || true

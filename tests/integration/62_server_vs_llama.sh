@@ -89,6 +89,12 @@ run_model() {
     a=$(streamed chat/completions "$L" "$body"); b=$(streamed chat/completions "$T" "$body")
     check "$arch-$type streamed chat $m" "$a" "$b"
   done
+  # trit chat keeps a conversation the same way against both servers
+  a=$(printf 'Hi\nAnd then?\n' | "$TRIT" chat --url "$L" --system "Be brief." --max-tokens 8 --temperature 0 | jq -Rsc .) ||
+    fail "trit chat against llama-server failed"
+  b=$(printf 'Hi\nAnd then?\n' | "$TRIT" chat --url "$T" --system "Be brief." --max-tokens 8 --temperature 0 | jq -Rsc .) ||
+    fail "trit chat against trit serve failed"
+  check "$arch-$type trit chat transcript" "$a" "$b"
   # usage agrees too (same prompt tokenization and chat rendering)
   body=$(jq -nc --argjson m "${chats[1]}" '{messages:$m,max_tokens:4,temperature:0}')
   a=$(curl -s "$L/v1/chat/completions" -d "$body" | jq -c '.usage.prompt_tokens')
