@@ -51,34 +51,36 @@ INL __m512i tq1_digit(__m512i v) {
                            _mm512_min_epu8(_mm512_subs_epu8(v, _mm512_set1_epi8((char)170)), one));
 }
 
-INL __m256i mul3_256(__m256i v) {
-    return _mm256_add_epi8(v, _mm256_add_epi8(v, v));
+INL __m512i mul3_512(__m512i v) {
+    return _mm512_add_epi8(v, _mm512_add_epi8(v, v));
 }
-INL __m256i mul9_256(__m256i v) {
-    return _mm256_add_epi8(_mm256_and_si256(_mm256_slli_epi16(v, 3), _mm256_set1_epi8((char)0xF8)),
+INL __m512i mul9_512(__m512i v) {
+    return _mm512_add_epi8(_mm512_and_si512(_mm512_slli_epi16(v, 3), _mm512_set1_epi8((char)0xF8)),
                            v);
 }
 
 /* TQ1_0: qs[0..31] digit l pairs with element 32l + m (l < 5); qs[32..47] digit l with
- * 160 + 16l + m; qh[0..3] digit l with 240 + 4l + j. */
+ * 160 + 16l + m; qh[0..3] digit l with 240 + 4l + j.
+ * One 512-bit register Z holds [qs[0..31] | qs[32..47] | qh[0..3] x 4]; Z_l = Z * 3^l (mod 256)
+ * for l = 0..4 are computed once, and the four code vectors are assembled from their 128-bit
+ * lanes (the qh lane takes copy j from Z_j), then turned into digits. */
 INL void tq1_codes(const block_tq1_0 *x, __m512i c[4]) {
-    const __m256i q0 = _mm256_loadu_si256((const __m256i *)x->qs);
-    const __m256i q1 = mul3_256(q0), q2 = mul9_256(q0), q3 = mul9_256(q1), q4 = mul9_256(q2);
-    const __m256i t0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(x->qs + 32)));
-    const __m256i t1 = mul3_256(t0), t2 = mul9_256(t0), t3 = mul9_256(t1), t4 = mul9_256(t2);
-    uint32_t qh;
-    memcpy(&qh, x->qh, 4);
-    __m256i hq = _mm256_cvtepu8_epi16(_mm_set1_epi32((int)qh));
-    hq = _mm256_mullo_epi16(hq,
-                            _mm256_setr_epi16(1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27));
-    const __m128i h = _mm256_cvtepi16_epi8(hq); /* truncating: mod 256 */
-    const __m256i p01 = _mm256_blend_epi32(t0, t1, 0xF0);
-    const __m256i p23 = _mm256_blend_epi32(t2, t3, 0xF0);
-    const __m256i p45 = _mm256_inserti128_si256(t4, h, 1);
-    c[0] = tq1_digit(_mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1));
-    c[1] = tq1_digit(_mm512_inserti64x4(_mm512_castsi256_si512(q2), q3, 1));
-    c[2] = tq1_digit(_mm512_inserti64x4(_mm512_castsi256_si512(q4), p01, 1));
-    c[3] = tq1_digit(_mm512_inserti64x4(_mm512_castsi256_si512(p23), p45, 1));
+    /* 52 bytes (qs, qh): a masked load never reads past the block */
+    const __m512i raw = _mm512_maskz_loadu_epi8(0x000FFFFFFFFFFFFFull, x->qs);
+    const __m512i z0 = _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 12, 12, 12), raw);
+    const __m512i z1 = mul3_512(z0), z2 = mul9_512(z0), z3 = mul9_512(z1), z4 = mul9_512(z2);
+    /* qh lane (bytes 48..63): copy j (4 bytes) from z_j */
+    __m512i h = _mm512_mask_blend_epi32(0x2000, z0, z1);
+    h = _mm512_mask_blend_epi32(0x4000, h, z2);
+    h = _mm512_mask_blend_epi32(0x8000, h, z3);
+    c[0] = tq1_digit(_mm512_shuffle_i64x2(z0, z1, _MM_SHUFFLE(1, 0, 1, 0)));
+    c[1] = tq1_digit(_mm512_shuffle_i64x2(z2, z3, _MM_SHUFFLE(1, 0, 1, 0)));
+    const __m512i t01 = _mm512_shuffle_i64x2(z0, z1, _MM_SHUFFLE(2, 2, 2, 2)); /* z0.t . z1.t . */
+    c[2] = tq1_digit(_mm512_shuffle_i64x2(z4, t01, _MM_SHUFFLE(2, 0, 1, 0)));
+    const __m512i t23 = _mm512_shuffle_i64x2(z2, z3, _MM_SHUFFLE(2, 2, 2, 2)); /* z2.t . z3.t . */
+    const __m512i t4h = _mm512_shuffle_i64x2(z4, h, _MM_SHUFFLE(3, 3, 2, 2));  /* z4.t . h.h . */
+    c[3] = tq1_digit(_mm512_shuffle_i64x2(t23, t4h, _MM_SHUFFLE(2, 0, 2, 0)));
 }
 
 INL float wscale_tq2(const void *x) {
