@@ -42,7 +42,7 @@ $(B)/libtrit.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(B)/trit: $(CLI_OBJ) $(B)/libtrit.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(B)/libtrit.a $(LDLIBS) -rdynamic
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(B)/libtrit.a $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libtrit.a
 	@mkdir -p $(dir $@)
