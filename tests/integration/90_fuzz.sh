@@ -4,7 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 command -v clang-14 >/dev/null || fail "clang-14 not installed (needed for libFuzzer; scripts/setup installs it)"
 build_rc=0
-make -C "$ROOT" --no-print-directory fuzz-build >"$TMP/build.log" 2>&1 || build_rc=$?
+make -C "$ROOT" -j2 --no-print-directory fuzz-build >"$TMP/build.log" 2>&1 || build_rc=$?
 grep -E 'fuzz-build:|error:' "$TMP/build.log" | head -20 || true
 [ -x "$ROOT/build/fuzz/fuzz_gguf" ] || fail "build/fuzz/fuzz_gguf was not built (log: $TMP/build.log)"
 run_rc=0
