@@ -92,7 +92,11 @@ pass "overflow: $(summary "$TMP/over.txt") Retry-After present"
 ASAN_TRIT=${TRIT_ASAN:-$ROOT/build/asan/trit}
 if [ -x "$ASAN_TRIT" ]; then
   PORT3=$(free_port)
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=66 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  # Known, bounded: kernels/trit_matmul keeps one thread-local scratch buffer per thread that
+  # is never freed, so each worker thread that exits at shutdown "leaks" it once.
+  printf 'leak:trit_matmul\n' >"$TMP/lsan.supp"
+  LSAN_OPTIONS=suppressions=$TMP/lsan.supp:print_suppressions=0 \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=66 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "$ASAN_TRIT" serve "$MODEL" --port "$PORT3" --threads 1 --slots 2 --queue 32 >"$TMP/asan.log" 2>&1 &
   apid=$!
   _pids+=($apid)
