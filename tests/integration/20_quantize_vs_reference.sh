@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # 20_quantize_vs_reference — `trit quantize` is byte-identical to the reference llama-quantize.
-# A tiny F32 llama model from `trit mkmodel` is quantized to TQ2_0, TQ1_0 and Q8_0 by both
+# A tiny F32 llama model from `trit mkmodel` is quantized to TQ2_0, TQ1_0, Q8_0, F16, BF16 by both
 # tools (embeddings and output kept F32 on both sides): every blk.* tensor must be identical,
 # and with --keep-embeddings the whole file (metadata, tensor order, padding) too.
 source "$(dirname "$0")/lib.sh"
@@ -9,7 +9,7 @@ Q="$(ref_bin llama-quantize)"
 [ -x "$Q" ] || fail "reference llama-quantize not built ($Q); run scripts/setup"
 F32="$(tiny_model llama f32)"
 
-for ty in tq2_0 tq1_0 q8_0; do
+for ty in tq2_0 tq1_0 q8_0 f16 bf16; do
   "$Q" --token-embedding-type f32 --output-tensor-type f32 "$F32" "$TMP/ref-$ty.gguf" "$ty" 1 \
     >"$TMP/llama-quantize-$ty.log" 2>&1 || { tail -20 "$TMP/llama-quantize-$ty.log" >&2; fail "llama-quantize $ty"; }
 
@@ -26,6 +26,16 @@ for ty in tq2_0 tq1_0 q8_0; do
   cmp "$TMP/ref-$ty.gguf" "$TMP/keep-$ty.gguf" || fail "$ty: whole file differs from llama-quantize's"
   pass "$ty: byte-identical to llama-quantize (blk tensors and whole file)"
 done
+
+# mkmodel's direct ternary output equals llama-quantize's quantization of the same F32 model
+BF="$(tiny_model bitnet f32)"
+for ty in tq2_0 tq1_0; do
+  "$Q" --token-embedding-type f16 "$BF" "$TMP/ref-bitnet-$ty.gguf" "$ty" 1 >"$TMP/lq-bitnet-$ty.log" 2>&1 \
+    || { tail -20 "$TMP/lq-bitnet-$ty.log" >&2; fail "llama-quantize bitnet $ty"; }
+  "$TRIT" quantize --compare "$TMP/ref-bitnet-$ty.gguf" "$(tiny_model bitnet "$ty")" >"$TMP/cmp" \
+    || { cat "$TMP/cmp" >&2; fail "mkmodel bitnet $ty differs from llama-quantize of mkmodel bitnet f32"; }
+done
+pass "mkmodel bitnet tq2_0/tq1_0 == llama-quantize(mkmodel bitnet f32), every tensor"
 
 # ternary round trip: a bitnet tq2_0 model re-quantized to tq1_0 and back gives the same bytes
 BT="$(tiny_model bitnet tq2_0)"
