@@ -21,7 +21,8 @@ static void usage(FILE *out) {
             "(dequantized to f32, then quantized byte-identically to llama.cpp's reference\n"
             "quantizers); 1-D tensors (norms) are kept as they are; a tensor whose rows are not\n"
             "a whole number of TYPE's blocks is kept, with a note. All metadata is copied, with\n"
-            "general.file_type set for TYPE.\n"
+            "general.file_type set for TYPE. i2_s (bitnet.cpp) keeps one scale per tensor and\n"
+            "each weight's sign only: use it on ternary models (a note says when it was lossy).\n"
             "  --keep-embeddings   leave token_embd.weight and output.weight as they are\n"
             "  --allow-requantize  convert tensors that are already quantized (q8_0/tq*/i2_s);\n"
             "                      without it such a tensor is an error (quality loss)\n"
@@ -119,10 +120,23 @@ static int fill_converted(void *vctx, size_t index, void *dst, size_t nbytes, tr
     const uint32_t to = c->out_type[index];
     const int64_t ne0 = t->ne[0], rows = tensor_rows(t);
     if (t->type == TRIT_I2_S || to == TRIT_I2_S) { /* per-tensor scale: whole tensor */
-        float *x = xmalloc((size_t)(ne0 * rows) * sizeof(float));
+        const size_t n = (size_t)(ne0 * rows);
+        float *x = xmalloc(n * sizeof(float)), *y = NULL;
         int rc = trit_dequantize_tensor(t->type, t->data, x, ne0, rows) ||
                  trit_quantize_tensor(to, x, dst, ne0, rows);
+        if (!rc && to == TRIT_I2_S) { /* I2_S keeps signs only: say so if that lost anything */
+            y = xmalloc(n * sizeof(float));
+            rc = trit_dequantize_tensor(to, dst, y, ne0, rows);
+            size_t bad = 0;
+            for (size_t i = 0; !rc && i < n; i++) bad += x[i] != y[i];
+            if (bad)
+                fprintf(stderr,
+                        "trit quantize: note: %s is not ternary times one scale: i2_s changed "
+                        "%zu of %zu weights\n",
+                        t->cname, bad, n);
+        }
         free(x);
+        free(y);
         if (rc) return trit_fail(err, TRIT_EUNSUP, "conversion failed");
         return 0;
     }
