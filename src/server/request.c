@@ -311,6 +311,37 @@ static int parse_logprobs(json_t *root, srv_request *r, srv_error *e) {
     return 0;
 }
 
+static int parse_logit_bias(json_t *root, srv_request *r, srv_error *e) {
+    json_t *b = json_object_get(root, "logit_bias");
+    if (!b || json_is_null(b)) return 0;
+    if (!json_is_object(b))
+        return srv_fail(e, 400, NULL, "logit_bias", "invalid_type",
+                        "'logit_bias' must be an object {\"token id\": bias}");
+    size_t n = json_object_size(b);
+    if (n > 1024)
+        return srv_fail(e, 400, NULL, "logit_bias", "invalid_value",
+                        "at most 1024 logit_bias entries");
+    r->bias_ids = xmalloc((n ? n : 1) * sizeof *r->bias_ids);
+    r->bias = xmalloc((n ? n : 1) * sizeof *r->bias);
+    const char *key;
+    json_t *v;
+    json_object_foreach(b, key, v) {
+        char *end = NULL;
+        long id = strtol(key, &end, 10);
+        if (!*key || *end || id < 0 || id > INT32_MAX)
+            return srv_fail(e, 400, NULL, "logit_bias", "invalid_value",
+                            "logit_bias keys must be token ids, not '%.40s'", key);
+        if (!json_is_number(v) || !isfinite(json_number_value(v)) ||
+            fabs(json_number_value(v)) > 100)
+            return srv_fail(e, 400, NULL, "logit_bias", "invalid_value",
+                            "logit_bias[%ld] must be a number in [-100, 100]", id);
+        r->bias_ids[r->n_bias] = (int32_t)id;
+        r->bias[r->n_bias] = (float)json_number_value(v);
+        r->n_bias++;
+    }
+    return 0;
+}
+
 int srv_parse_request(int kind, const char *body, size_t n, srv_request *out, srv_error *e) {
     memset(out, 0, sizeof *out);
     out->kind = kind;
@@ -383,6 +414,7 @@ int srv_parse_request(int kind, const char *body, size_t n, srv_request *out, sr
     }
     if (kind == SRV_COMPLETION && get_bool(root, "echo", &out->echo, e)) goto done;
     if (parse_logprobs(root, out, e)) goto done;
+    if (parse_logit_bias(root, out, e)) goto done;
     if (out->echo && out->stream) {
         srv_fail(e, 400, NULL, "echo", "unsupported", "'echo' cannot be combined with 'stream'");
         goto done;
@@ -404,6 +436,8 @@ void srv_request_free(srv_request *r) {
         free((char *)r->msgs[i].content);
     }
     free(r->msgs);
+    free(r->bias_ids);
+    free(r->bias);
     for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->stop);
     memset(r, 0, sizeof *r);

@@ -447,6 +447,7 @@ static void run_job(slot *sl, job *j) {
     int pos = (int)j->n_prompt;
     double t_gen = trit_now_s();
     bool failed = false;
+    float *biased = NULL;
     while (r->max_tokens != 0) {
         if (atomic_load(&j->cancel) || atomic_load(&s->cancel_all)) {
             finish = NULL;
@@ -457,6 +458,12 @@ static void run_job(slot *sl, job *j) {
             srv_fail(&e, 500, "server_error", NULL, "no_logits", "engine returned no logits");
             failed = true;
             break;
+        }
+        if (r->n_bias) {
+            if (!biased) biased = xmalloc((size_t)s->n_vocab * sizeof *biased);
+            memcpy(biased, logits, (size_t)s->n_vocab * sizeof *biased);
+            for (size_t i = 0; i < r->n_bias; i++) biased[r->bias_ids[i]] += r->bias[i];
+            logits = biased;
         }
         int32_t tok =
             smp ? trit_sampler_sample(smp, logits, s->n_vocab) : trit_argmax(logits, s->n_vocab);
@@ -539,6 +546,7 @@ static void run_job(slot *sl, job *j) {
     }
     if (want_lp) lp_free(&lp);
     trit_sampler_free(smp);
+    free(biased);
     srv_text_free(&text);
     trit_buf_free(&send);
     trit_buf_free(&piece);
@@ -640,6 +648,11 @@ static void render_chatml(const srv_request *r, trit_buf *out) {
 static int build_prompt(server *s, job *j, srv_error *e) {
     srv_request *r = &j->req;
     trit_err err = {0};
+    for (size_t i = 0; i < r->n_bias; i++)
+        if (r->bias_ids[i] >= s->n_vocab)
+            return srv_fail(e, 400, NULL, "logit_bias", "invalid_token",
+                            "logit_bias token %d is outside the vocabulary (%d tokens)",
+                            (int)r->bias_ids[i], s->n_vocab);
     if (r->kind == SRV_COMPLETION && r->has_ids) {
         for (size_t i = 0; i < r->n_prompt_ids; i++)
             if (r->prompt_ids[i] >= s->n_vocab)

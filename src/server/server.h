@@ -60,6 +60,10 @@ typedef struct srv_request {
     bool stream, include_usage;
     bool echo;    /* completion only */
     int logprobs; /* -1: off; else number of alternatives per token (0..20) */
+    /* logit_bias {"token id": bias in [-100, 100]}: added to the logits before sampling */
+    int32_t *bias_ids;
+    float *bias;
+    size_t n_bias;
 } srv_request;
 
 /* Parse and validate a request body (any bytes). 0 ok (free with srv_request_free), or -1

@@ -80,6 +80,19 @@ post /v1/completions '{"prompt":"Hello world","max_tokens":12,"temperature":1.0,
 [ "$(jq -r .choices[0].text "$TMP/s1.json")" = "$(jq -r .choices[0].text "$TMP/s2.json")" ] || fail "same seed, different text"
 pass "completions: shape, usage, determinism, token-id prompts, seeds"
 
+# --- end-of-generation tokens end the answer and never leak (forced with logit_bias) ---
+post /v1/completions '{"prompt":"Hello","max_tokens":5,"temperature":0,"logit_bias":{"128009":100}}' >"$TMP/eog.json"
+jq -e '.choices[0].text=="" and .choices[0].finish_reason=="stop" and .usage.completion_tokens==1' "$TMP/eog.json" >/dev/null ||
+  fail "EOG: $(cat "$TMP/eog.json")"
+curl -sN "${AUTH[@]}" "$U/v1/chat/completions" -d '{"messages":[{"role":"user","content":"x"}],"max_tokens":5,"stream":true,"logit_bias":{"128009":100}}' >"$TMP/eog.txt"
+grep -q 'eot_id' "$TMP/eog.txt" && fail "<|eot_id|> leaked into the stream"
+grep -q '"finish_reason":"stop"' "$TMP/eog.txt" || fail "EOG stream: no finish_reason stop"
+post /v1/completions '{"prompt":"x","max_tokens":3,"temperature":0,"logit_bias":{"9906":100}}' | jq -e '.choices[0].text=="HelloHelloHello"' >/dev/null ||
+  fail "logit_bias did not force the token"
+expect 400 POST /v1/completions "${AUTH[@]}" -d '{"prompt":"x","logit_bias":{"abc":1}}'
+expect 400 POST /v1/completions "${AUTH[@]}" -d '{"prompt":"x","logit_bias":{"5":1000}}'
+pass "EOG ends generation without leaking <|eot_id|>; logit_bias"
+
 # --- streaming ---
 curl -sN "${AUTH[@]}" "$U/v1/completions" -d '{"prompt":"Hello world","max_tokens":12,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}' >"$TMP/st.txt"
 [ "$(grep -c '^data: ' "$TMP/st.txt")" -ge 3 ] || fail "too few SSE events"

@@ -89,6 +89,12 @@ run_model() {
     a=$(streamed chat/completions "$L" "$body"); b=$(streamed chat/completions "$T" "$body")
     check "$arch-$type streamed chat $m" "$a" "$b"
   done
+  # logit_bias forcing an end-of-generation token, and a word
+  for bias in '{"128009":100}' '{"9906":100}' '{"1917":5,"13":3}'; do
+    body=$(jq -nc --argjson b "$bias" '{prompt:"Hello",max_tokens:6,temperature:0,logit_bias:$b}')
+    a=$(content completions "$L" "$body"); b=$(content completions "$T" "$body")
+    check "$arch-$type logit_bias $bias" "$a" "$b"
+  done
   # trit chat keeps a conversation the same way against both servers
   a=$(printf 'Hi\nAnd then?\n' | "$TRIT" chat --url "$L" --system "Be brief." --max-tokens 8 --temperature 0 | jq -Rsc .) ||
     fail "trit chat against llama-server failed"

@@ -284,3 +284,19 @@ Test(metrics, render) {
     trit_buf_free(&b);
     srv_metrics_free(m);
 }
+
+Test(request, logit_bias) {
+    srv_request r;
+    srv_error e;
+    cr_assert_eq(parse(SRV_COMPLETION,
+                       "{\"prompt\":\"a\",\"logit_bias\":{\"128009\":100,\"5\":-2.5}}", &r, &e),
+                 0, "%s", e.message);
+    cr_assert_eq(r.n_bias, 2);
+    cr_assert_eq(r.bias_ids[0], 128009);
+    cr_assert_float_eq(r.bias[1], -2.5f, 1e-6);
+    srv_request_free(&r);
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"logit_bias\":[1]}", "logit_bias");
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"logit_bias\":{\"-1\":1}}", "logit_bias");
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"logit_bias\":{\"7\":\"x\"}}", "logit_bias");
+    expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"logit_bias\":{\"7\":101}}", "logit_bias");
+}
