@@ -17,7 +17,7 @@ static void serve_usage(FILE *f) {
             "/detokenize; GET /v1/models, /health, /metrics. Stops cleanly on SIGINT/SIGTERM.\n\n"
             "  --host ADDR          IPv4 address to bind (default 127.0.0.1)\n"
             "  --port N             port (default 8180; 0 = any free port)\n"
-            "  --threads N          threads per slot (default: all CPUs)\n"
+            "  --threads N          threads per slot (default: CPUs / slots)\n"
             "  --slots N            parallel requests, each with its own context (default 1)\n"
             "  --queue N            requests that may wait for a slot (default 16); more -> 429\n"
             "  --ctx N              context length per slot (default: min(train ctx, 4096))\n"

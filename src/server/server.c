@@ -1020,7 +1020,9 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
     for (int i = 0; i < s->n_slots; i++) {
         trit_ctx_params cp = trit_ctx_default_params();
         cp.n_ctx = cfg->n_ctx;
-        cp.n_threads = cfg->n_threads;
+        /* default: share the CPUs among the slots instead of oversubscribing them */
+        cp.n_threads =
+            cfg->n_threads > 0 ? cfg->n_threads : TRIT_MAX(1, trit_cpu_count() / s->n_slots);
         s->slots[i].srv = s;
         s->slots[i].id = i;
         s->slots[i].ctx = trit_ctx_new(model, &cp, err);
@@ -1047,9 +1049,8 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
                                 MHD_USE_ITC | MHD_USE_ERROR_LOG,
                             (uint16_t)cfg->port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR,
                             (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_END);
     if (!s->d) {
         trit_fail(err, TRIT_EIO, "cannot listen on %s:%d (%s)", cfg->host, cfg->port,
                   strerror(errno));
