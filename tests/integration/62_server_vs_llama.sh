@@ -111,7 +111,29 @@ run_model() {
   kill "${_pids[@]}" 2>/dev/null || true
 }
 
+# a named chat template (llama3): llama-server renders it with --no-jinja (with jinja on, the
+# name would be taken as the template text itself)
+run_template() {
+  local model lport tport L T m body a b bad_before=$bad
+  model=$(tiny_model llama f32)
+  lport=$(free_port)
+  tport=$(free_port)
+  start_llama_server "$model" "$lport" --no-jinja --chat-template llama3
+  start_trit_serve "$model" "$tport" --chat-template llama3
+  L="http://127.0.0.1:$lport"
+  T="http://127.0.0.1:$tport"
+  for m in "${chats[@]}"; do
+    body=$(jq -nc --argjson m "$m" --argjson n "$N_TOK" '{messages:$m,max_tokens:$n,temperature:0}')
+    a=$(curl -s "$L/v1/chat/completions" -d "$body" | jq -c '[.usage.prompt_tokens, .choices[0].message.content]')
+    b=$(curl -s "$T/v1/chat/completions" -d "$body" | jq -c '[.usage.prompt_tokens, .choices[0].message.content]')
+    check "llama3 template chat $m" "$a" "$b"
+  done
+  [ "$bad" = "$bad_before" ] && pass "llama3 chat template: identical prompt tokens and content"
+  kill "${_pids[@]}" 2>/dev/null || true
+}
+
 run_model llama f32
+run_template
 run_model bitnet tq2_0
 [ "$bad" = 0 ] || fail "$bad of $total comparisons differ"
 echo "62_server_vs_llama: $total comparisons identical"
