@@ -261,6 +261,28 @@ static int enqueue(server *s, job *j, srv_error *e) {
     return 0;
 }
 
+/* The client is gone: stop the job, and take it out of the queue at once if it has not
+ * started, so it stops holding a queue place. Call without holding j->mu or s->qmu. */
+static void job_cancel(job *j) {
+    server *s = j->srv;
+    atomic_store(&j->cancel, true);
+    bool unlinked = false;
+    pthread_mutex_lock(&s->qmu);
+    for (job **pp = &s->head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            if (s->tail == j) s->tail = prev;
+            j->next = NULL;
+            s->qlen--;
+            unlinked = true;
+            break;
+        }
+    pthread_mutex_unlock(&s->qmu);
+    if (!unlinked) return;
+    job_finish(j, 499, NULL);
+    job_release(j); /* the reference the worker would have dropped */
+}
+
 /* ---- logprobs ---- */
 typedef struct lp_acc {
     json_t *content; /* chat / llama-server shape: [{token, logprob, bytes, top_logprobs}] */
@@ -621,8 +643,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
         }
         pthread_cond_timedwait(&j->cv, &j->mu, &ts);
         if (j->state != JOB_DONE && peer_gone(j->fd)) {
-            atomic_store(&j->cancel, true);
             pthread_mutex_unlock(&j->mu);
+            job_cancel(j);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
@@ -630,7 +652,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void sse_done(void *cls) {
     job *j = cls;
-    atomic_store(&j->cancel, true);
+    job_cancel(j); /* no-op for a finished job */
     pthread_mutex_lock(&j->mu);
     int status = j->state == JOB_DONE ? j->status : 499;
     pthread_mutex_unlock(&j->mu);
@@ -736,8 +758,11 @@ static enum MHD_Result h_generate(server *s, struct MHD_Connection *c, conn *cn,
             ts.tv_nsec -= 1000000000;
         }
         pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-        if (j->state != JOB_DONE && !atomic_load(&j->cancel) && peer_gone(j->fd))
-            atomic_store(&j->cancel, true);
+        if (j->state != JOB_DONE && !atomic_load(&j->cancel) && peer_gone(j->fd)) {
+            pthread_mutex_unlock(&j->mu);
+            job_cancel(j);
+            pthread_mutex_lock(&j->mu);
+        }
     }
     int status = j->status;
     char *body = j->body;

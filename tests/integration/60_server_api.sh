@@ -196,6 +196,25 @@ g3=$(curl -s "${AUTH[@]}" "$U/metrics" | sed -n 's/^trit_generated_tokens_total 
 [ $((g3 - g2)) -lt 400 ] || fail "cancelled requests generated all their tokens ($((g3 - g2)))"
 pass "disconnect cancels generation (generated $((g3 - g2)) of 400 tokens)"
 
+# --- clients that give up while queued leave the queue at once ---
+curl -s "${AUTH[@]}" "$U/v1/completions" -d '{"prompt":"Hi","max_tokens":1500,"temperature":0}' >/dev/null &
+long=$!
+sleep 0.3
+for i in 1 2 3; do curl -s -m 0.5 "${AUTH[@]}" "$U/v1/completions" -d '{"prompt":"Hi","max_tokens":5}' >/dev/null & done
+sleep 0.5
+wait_q=""
+for i in $(seq 10); do
+  m=$(curl -s "${AUTH[@]}" "$U/metrics")
+  wait_q=$(echo "$m" | sed -n 's/^trit_queue_depth //p')
+  [ "$wait_q" = 0 ] && break
+  sleep 0.1
+done
+[ "$wait_q" = 0 ] || fail "abandoned requests still queued ($wait_q)"
+echo "$m" | grep -q '^trit_slots_busy 1$' || fail "the long request should still be running"
+kill "$long" 2>/dev/null || true
+wait "$long" 2>/dev/null || true
+pass "abandoned queued requests are dropped from the queue"
+
 # --- graceful SIGTERM: the in-flight stream completes, the process exits 0 ---
 pid=${_pids[-1]}
 curl -sN "${AUTH[@]}" "$U/v1/completions" -d '{"prompt":"Hi","max_tokens":30,"temperature":0,"stream":true}' >"$TMP/term.txt" &
