@@ -571,7 +571,7 @@ static size_t find_from(const char *hay, size_t n, size_t from, const char *need
     return (size_t)-1;
 }
 
-void srv_text_push(srv_text *t, const char *piece, size_t n, bool has_next, char *const *stops,
+void srv_text_push(srv_text *t, const char *piece, size_t n, bool not_eog, char *const *stops,
                    size_t n_stops, trit_buf *send) {
     trit_buf_append(&t->gen, piece, n);
     if (srv_utf8_complete_len(t->gen.p, t->gen.len) < t->gen.len) return; /* cut-off char */
@@ -591,7 +591,7 @@ void srv_text_push(srv_text *t, const char *piece, size_t n, bool has_next, char
         t->gen.len = pos + stop_pos;
         t->gen.p[t->gen.len] = 0;
         pos = TRIT_MIN(t->n_sent, t->gen.len);
-    } else if (has_next) {
+    } else if (not_eog) {
         for (size_t i = 0; i < n_stops; i++)
             if (srv_partial_stop(test, tn, stops[i]) != (size_t)-1) send_text = false;
     }

@@ -97,8 +97,10 @@ typedef struct srv_text {
     size_t n_sent; /* bytes of gen already handed out by srv_text_push */
     bool stopped;  /* a stop string was found */
 } srv_text;
-/* has_next: generation would continue after this token (not EOG, budget left). */
-void srv_text_push(srv_text *t, const char *piece, size_t n, bool has_next, char *const *stops,
+/* not_eog: false for an end-of-generation token (then a partial stop string is not held
+ * back). Like llama-server, text is held even on the last token of the budget; the
+ * non-streamed answer is t->gen in full. */
+void srv_text_push(srv_text *t, const char *piece, size_t n, bool not_eog, char *const *stops,
                    size_t n_stops, trit_buf *send);
 void srv_text_free(srv_text *t);
 

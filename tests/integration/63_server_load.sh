@@ -72,6 +72,14 @@ echo "$m" | grep -q '^trit_slots_busy 0$' || fail "slots still busy after the ru
 echo "$m" | grep -q '^trit_queue_depth 0$' || fail "queue not empty after the run"
 pass "load: $N requests, 16 clients, 0 failures, RSS stable, metrics consistent"
 
+# --- no state leaks between requests: after the load (slots hold other sequences' KV), the
+# same temperature-0 request gives the same answer on every slot, concurrently or not ---
+kv_body='{"prompt":"The same prompt every time","max_tokens":8,"temperature":0}'
+ref=$(curl -s "$U/v1/completions" -d "$kv_body" | jq -c .choices[0].text)
+seq 1 24 | xargs -P 8 -I{} curl -s "$U/v1/completions" -d "$kv_body" | jq -c .choices[0].text | sort | uniq -c >"$TMP/kv.txt"
+[ "$(wc -l <"$TMP/kv.txt")" = 1 ] && grep -qF "24 $ref" "$TMP/kv.txt" || fail "answers differ between requests/slots: ref $ref vs $(cat "$TMP/kv.txt")"
+pass "24 concurrent identical requests on 2 dirty slots: one answer"
+
 # --- overflow: 1 slot, queue of 1, 12 clients: only 200s and 429s (with Retry-After) ---
 PORT2=$(free_port)
 start_trit_serve "$MODEL" "$PORT2" --slots 1 --queue 1
