@@ -228,4 +228,23 @@ wait "$pid" || rc=$?
 tail -2 "$TMP/term.txt" | grep -q '^data: \[DONE\]' || fail "in-flight stream was cut at shutdown: $(tail -c 300 "$TMP/term.txt")"
 curl -s -m 2 "$U/health" >/dev/null && fail "still answering after shutdown"
 pass "SIGTERM: in-flight stream finished, exit 0"
+# --- SIGTERM with --grace 0: in-flight work is cancelled with a 503, exit 0 at once ---
+PORT2=$(free_port)
+start_trit_serve "$MODEL" "$PORT2" --grace 0
+pid2=${_pids[-1]}
+curl -s -o "$TMP/cut.json" -w '%{http_code}' "http://127.0.0.1:$PORT2/v1/completions" \
+  -d '{"prompt":"Hi","max_tokens":1500,"logit_bias":{"128009":-100,"128001":-100}}' >"$TMP/cut.code" &
+cpid=$!
+sleep 0.5
+t0=$(date +%s%N)
+kill -TERM "$pid2"
+rc=0
+wait "$pid2" || rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+wait "$cpid" || true
+[ "$rc" = 0 ] || fail "exit $rc after SIGTERM with --grace 0"
+[ "$ms" -lt 3000 ] || fail "shutdown with --grace 0 took $ms ms"
+[ "$(cat "$TMP/cut.code")" = 503 ] && jq -e '.error.code=="shutting_down"' "$TMP/cut.json" >/dev/null ||
+  fail "cancelled request: HTTP $(cat "$TMP/cut.code") $(cat "$TMP/cut.json")"
+pass "SIGTERM --grace 0: in-flight request answered 503 shutting_down, exit 0 in $ms ms"
 echo "60_server_api: all passed"
