@@ -221,11 +221,10 @@ void trit_gates_eval(const trit_gate_cfg *c, const trit_stats *all, const trit_s
     /* exact-match */
     snprintf(tg, sizeof tg, ">= %.1f%%", 100 * c->exact_min);
     r = add_row(t, "exact-match rate", tg);
-    if (all->compared < c->min_samples || all->compared == 0) {
-        SET(current, "%ld compared", all->compared);
+    if (all->compared == 0) {
+        SET(current, "0 compared");
         r->verdict = TRIT_GATE_FAIL;
-        SET(why, "too few samples (%ld < %ld compared rounds)", all->compared,
-            TRIT_MAX(c->min_samples, 1L));
+        SET(why, "too few samples (0 compared rounds)");
     } else {
         SET(current, "%.2f%% (%ld/%ld)", 100 * all->exact_rate, all->bucket[TRIT_BUCKET_EXACT],
             all->compared);
@@ -233,6 +232,10 @@ void trit_gates_eval(const trit_gate_cfg *c, const trit_stats *all, const trit_s
             SET(current, "%.2f%% (noise %.2f%%)", 100 * all->exact_rate,
                 100 * all->noise_exact_rate);
         r->verdict = all->exact_rate >= c->exact_min ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+        if (r->verdict == TRIT_GATE_PASS && all->compared < c->min_samples) {
+            r->verdict = TRIT_GATE_FAIL;
+            SET(why, "too few samples (%ld < %ld compared rounds)", all->compared, c->min_samples);
+        }
     }
 
     /* classified */
@@ -263,20 +266,24 @@ void trit_gates_eval(const trit_gate_cfg *c, const trit_stats *all, const trit_s
     snprintf(tg, sizeof tg, "< %g%%", 100 * c->v2_unreach_max);
     r = add_row(t, "v2 unreachable", tg);
     long denom = all->rounds - all->bucket[TRIT_BUCKET_V1_UNREACH];
-    if (denom < c->min_samples || denom == 0) {
-        SET(current, "%ld rounds", denom);
+    if (denom == 0) {
+        SET(current, "0 rounds");
         r->verdict = TRIT_GATE_FAIL;
         SET(why, "too few samples");
     } else {
         SET(current, "%.3f%% (%ld/%ld)", 100 * all->v2_unreach_rate,
             all->bucket[TRIT_BUCKET_V2_UNREACH], denom);
         r->verdict = all->v2_unreach_rate < c->v2_unreach_max ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+        if (r->verdict == TRIT_GATE_PASS && denom < c->min_samples) {
+            r->verdict = TRIT_GATE_FAIL;
+            SET(why, "too few samples (%ld < %ld rounds)", denom, c->min_samples);
+        }
     }
 
     /* p95 latency gap */
     snprintf(tg, sizeof tg, "< %g ms", c->p95_gap_max_ms);
     r = add_row(t, "p95 latency gap", tg);
-    if (all->compared < c->min_samples || all->compared == 0 || isnan(all->p95_gap)) {
+    if (all->compared == 0 || isnan(all->p95_gap)) {
         SET(current, "n/a");
         r->verdict = TRIT_GATE_FAIL;
         SET(why, "too few samples");
@@ -284,6 +291,10 @@ void trit_gates_eval(const trit_gate_cfg *c, const trit_stats *all, const trit_s
         SET(current, "%+.1f ms (p95 %.1f vs %.1f ms)", 1000 * all->p95_gap, 1000 * all->p95_v2,
             1000 * all->p95_v1);
         r->verdict = 1000 * all->p95_gap < c->p95_gap_max_ms ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+        if (r->verdict == TRIT_GATE_PASS && all->compared < c->min_samples) {
+            r->verdict = TRIT_GATE_FAIL;
+            SET(why, "too few samples (%ld < %ld compared rounds)", all->compared, c->min_samples);
+        }
     }
 
     /* trend */
