@@ -91,11 +91,15 @@ void trit_compare_resps(const trit_client_resp *v1, const trit_client_resp *v2, 
         out->div_token_v1 = out->div_token_v2 = -1;
         out->tie = TRIT_TIE_UNKNOWN;
         out->gap_v1 = out->gap_v2 = NAN;
+        char also[48] = "";
+        if (bad == v1 && v2->kind != TRIT_CLIENT_OK)
+            snprintf(also, sizeof also, " [v2 also %s]", trit_client_errkind_name(v2->kind));
         if (bad->kind == TRIT_CLIENT_HTTP_STATUS)
-            snprintf(out->cause, sizeof out->cause, "http %ld: %s", bad->http_status, bad->msg);
-        else
-            snprintf(out->cause, sizeof out->cause, "%s: %s", trit_client_errkind_name(bad->kind),
+            snprintf(out->cause, sizeof out->cause, "http %ld:%s %s", bad->http_status, also,
                      bad->msg);
+        else
+            snprintf(out->cause, sizeof out->cause, "%s:%s %s", trit_client_errkind_name(bad->kind),
+                     also, bad->msg);
         return;
     }
     trit_compare_texts(v1->content, v1->content_len, v1->tokens, v1->n_tokens, v2->content,

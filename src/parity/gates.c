@@ -339,10 +339,10 @@ void trit_gates_eval(const trit_gate_cfg *c, const trit_stats *all, const trit_s
 }
 
 void trit_gates_print(FILE *out, const trit_gate_table *t) {
-    fprintf(out, "%-20s %-38s %-44s %s\n", "gate", "target", "current", "verdict");
+    fprintf(out, "%-20s %-38s %-50s %s\n", "gate", "target", "current", "verdict");
     for (int i = 0; i < t->n; i++) {
         const trit_gate_row *r = &t->row[i];
-        fprintf(out, "%-20s %-38s %-44s %s%s%s\n", r->gate, r->target, r->current,
+        fprintf(out, "%-20s %-38s %-50s %s%s%s\n", r->gate, r->target, r->current,
                 trit_gate_verdict_name(r->verdict), *r->why ? "  " : "", r->why);
     }
     fprintf(out, "\n%s\n", t->go ? "GO: every gate passes" : "NO-GO: not every gate passes");
