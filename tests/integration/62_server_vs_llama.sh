@@ -5,7 +5,8 @@
 # string) and /v1/chat/completions (chat template rendered like llama-server's), non-streaming
 # and streaming. Compared as the raw JSON string values, so U+FFFD repair must match too.
 source "$(dirname "$0")/lib.sh"
-command -v jq >/dev/null || fail "jq is required"
+command -v node >/dev/null || fail "node is required (scripts/setup installs it)"
+js() { node "$ROOT/tests/integration/openai/js.mjs" "$@"; } # jq stand-in
 [ -x "$(ref_bin llama-server)" ] || fail "reference llama-server not built (scripts/reference)"
 
 N_TOK=${N_TOK:-24}
@@ -26,13 +27,14 @@ chats=(
 content() {
   local kind="$1" url="$2" body="$3" out
   out=$(curl -s -m 120 "$url/v1/$kind" -H 'Content-Type: application/json' -d "$body")
-  if [ "$kind" = completions ]; then jq -c '.choices[0].text' <<<"$out"; else jq -c '.choices[0].message.content' <<<"$out"; fi
+  if [ "$kind" = completions ]; then js 'd.choices[0].text' <<<"$out"; else js 'd.choices[0].message.content' <<<"$out"; fi
 }
 # streamed KIND URL BODY -> the concatenated deltas, JSON-encoded
 streamed() {
   local kind="$1" url="$2" body="$3"
   curl -sN -m 120 "$url/v1/$kind" -H 'Content-Type: application/json' -d "$body" | grep '^data: {' | sed 's/^data: //' |
-    if [ "$kind" = completions ]; then jq -sc '[.[] | .choices[]?.text // ""] | join("")'; else jq -sc '[.[] | .choices[]?.delta.content // ""] | join("")'; fi
+    if [ "$kind" = completions ]; then js -s 'd.map(x => (x.choices || []).map(c => c.text ?? "").join("")).join("")'; else
+      js -s 'd.map(x => (x.choices || []).map(c => c.delta?.content ?? "").join("")).join("")'; fi
 }
 
 total=0
@@ -55,56 +57,56 @@ run_model() {
   start_trit_serve "$model" "$tport"
   L="http://127.0.0.1:$lport"
   T="http://127.0.0.1:$tport"
-  local tmpl; tmpl=$(curl -s "$L/apply-template" -d '{"messages":[{"role":"user","content":"Hi"}]}' | jq -r .prompt)
+  local tmpl; tmpl=$(curl -s "$L/apply-template" -d '{"messages":[{"role":"user","content":"Hi"}]}' | js -r 'd.prompt')
   echo "  reference renders chat as: $(printf '%q' "$tmpl")"
   local p body a b ids bad_before=$bad
   for p in "${prompts[@]}"; do
     p=$(printf '%b' "$p")
-    body=$(jq -nc --arg p "$p" --argjson n "$N_TOK" '{prompt:$p,max_tokens:$n,temperature:0}')
+    body=$(js -n --arg p "$p" --argjson n "$N_TOK" '({prompt:$p,max_tokens:$n,temperature:0})')
     a=$(content completions "$L" "$body"); b=$(content completions "$T" "$body")
     check "$arch-$type completion '$p'" "$a" "$b"
-    body=$(jq -nc --arg p "$p" --argjson n "$N_TOK" '{prompt:$p,max_tokens:$n,temperature:0,stream:true}')
+    body=$(js -n --arg p "$p" --argjson n "$N_TOK" '({prompt:$p,max_tokens:$n,temperature:0,stream:true})')
     a=$(streamed completions "$L" "$body"); b=$(streamed completions "$T" "$body")
     check "$arch-$type streamed completion '$p'" "$a" "$b"
   done
   # token-id prompt (tokenized by the reference) and a stop string taken from its answer
-  ids=$(curl -s "$L/tokenize" -d '{"content":"Numbers: 1, 2, 3,","add_special":true}' | jq -c .tokens)
-  body=$(jq -nc --argjson p "$ids" --argjson n "$N_TOK" '{prompt:$p,max_tokens:$n,temperature:0}')
+  ids=$(curl -s "$L/tokenize" -d '{"content":"Numbers: 1, 2, 3,","add_special":true}' | js 'd.tokens')
+  body=$(js -n --argjson p "$ids" --argjson n "$N_TOK" '({prompt:$p,max_tokens:$n,temperature:0})')
   a=$(content completions "$L" "$body"); b=$(content completions "$T" "$body")
   check "$arch-$type token-id prompt" "$a" "$b"
-  local stop; stop=$(jq -r . <<<"$a" | cut -c5-7)
+  local stop; stop=$(js -r 'd' <<<"$a" | cut -c5-7)
   if [ -n "$stop" ]; then
-    body=$(jq -nc --argjson p "$ids" --argjson n "$N_TOK" --arg s "$stop" '{prompt:$p,max_tokens:$n,temperature:0,stop:[$s]}')
+    body=$(js -n --argjson p "$ids" --argjson n "$N_TOK" --arg s "$stop" '({prompt:$p,max_tokens:$n,temperature:0,stop:[$s]})')
     a=$(content completions "$L" "$body"); b=$(content completions "$T" "$body")
     check "$arch-$type stop '$stop'" "$a" "$b"
-    body=$(jq -nc --argjson p "$ids" --argjson n "$N_TOK" --arg s "$stop" '{prompt:$p,max_tokens:$n,temperature:0,stop:[$s],stream:true}')
+    body=$(js -n --argjson p "$ids" --argjson n "$N_TOK" --arg s "$stop" '({prompt:$p,max_tokens:$n,temperature:0,stop:[$s],stream:true})')
     a=$(streamed completions "$L" "$body"); b=$(streamed completions "$T" "$body")
     check "$arch-$type streamed stop '$stop'" "$a" "$b"
   fi
   for m in "${chats[@]}"; do
-    body=$(jq -nc --argjson m "$m" --argjson n "$N_TOK" '{messages:$m,max_tokens:$n,temperature:0}')
+    body=$(js -n --argjson m "$m" --argjson n "$N_TOK" '({messages:$m,max_tokens:$n,temperature:0})')
     a=$(content chat/completions "$L" "$body"); b=$(content chat/completions "$T" "$body")
     check "$arch-$type chat $m" "$a" "$b"
-    body=$(jq -nc --argjson m "$m" --argjson n "$N_TOK" '{messages:$m,max_tokens:$n,temperature:0,stream:true}')
+    body=$(js -n --argjson m "$m" --argjson n "$N_TOK" '({messages:$m,max_tokens:$n,temperature:0,stream:true})')
     a=$(streamed chat/completions "$L" "$body"); b=$(streamed chat/completions "$T" "$body")
     check "$arch-$type streamed chat $m" "$a" "$b"
   done
   # logit_bias forcing an end-of-generation token, and a word
   for bias in '{"128009":100}' '{"9906":100}' '{"1917":5,"13":3}'; do
-    body=$(jq -nc --argjson b "$bias" '{prompt:"Hello",max_tokens:6,temperature:0,logit_bias:$b}')
+    body=$(js -n --argjson b "$bias" '({prompt:"Hello",max_tokens:6,temperature:0,logit_bias:$b})')
     a=$(content completions "$L" "$body"); b=$(content completions "$T" "$body")
     check "$arch-$type logit_bias $bias" "$a" "$b"
   done
   # trit chat keeps a conversation the same way against both servers
-  a=$(printf 'Hi\nAnd then?\n' | "$TRIT" chat --url "$L" --system "Be brief." --max-tokens 8 --temperature 0 | jq -Rsc .) ||
+  a=$(printf 'Hi\nAnd then?\n' | "$TRIT" chat --url "$L" --system "Be brief." --max-tokens 8 --temperature 0 | js -R 'd') ||
     fail "trit chat against llama-server failed"
-  b=$(printf 'Hi\nAnd then?\n' | "$TRIT" chat --url "$T" --system "Be brief." --max-tokens 8 --temperature 0 | jq -Rsc .) ||
+  b=$(printf 'Hi\nAnd then?\n' | "$TRIT" chat --url "$T" --system "Be brief." --max-tokens 8 --temperature 0 | js -R 'd') ||
     fail "trit chat against trit serve failed"
   check "$arch-$type trit chat transcript" "$a" "$b"
   # usage agrees too (same prompt tokenization and chat rendering)
-  body=$(jq -nc --argjson m "${chats[1]}" '{messages:$m,max_tokens:4,temperature:0}')
-  a=$(curl -s "$L/v1/chat/completions" -d "$body" | jq -c '.usage.prompt_tokens')
-  b=$(curl -s "$T/v1/chat/completions" -d "$body" | jq -c '.usage.prompt_tokens')
+  body=$(js -n --argjson m "${chats[1]}" '({messages:$m,max_tokens:4,temperature:0})')
+  a=$(curl -s "$L/v1/chat/completions" -d "$body" | js 'd.usage.prompt_tokens')
+  b=$(curl -s "$T/v1/chat/completions" -d "$body" | js 'd.usage.prompt_tokens')
   check "$arch-$type chat prompt_tokens" "$a" "$b"
   [ "$bad" = "$bad_before" ] && pass "$arch-$type: byte-identical with llama-server" ||
     echo "  $arch-$type: $((bad - bad_before)) mismatches" >&2
@@ -123,9 +125,9 @@ run_template() {
   L="http://127.0.0.1:$lport"
   T="http://127.0.0.1:$tport"
   for m in "${chats[@]}"; do
-    body=$(jq -nc --argjson m "$m" --argjson n "$N_TOK" '{messages:$m,max_tokens:$n,temperature:0}')
-    a=$(curl -s "$L/v1/chat/completions" -d "$body" | jq -c '[.usage.prompt_tokens, .choices[0].message.content]')
-    b=$(curl -s "$T/v1/chat/completions" -d "$body" | jq -c '[.usage.prompt_tokens, .choices[0].message.content]')
+    body=$(js -n --argjson m "$m" --argjson n "$N_TOK" '({messages:$m,max_tokens:$n,temperature:0})')
+    a=$(curl -s "$L/v1/chat/completions" -d "$body" | js '[d.usage.prompt_tokens, d.choices[0].message.content]')
+    b=$(curl -s "$T/v1/chat/completions" -d "$body" | js '[d.usage.prompt_tokens, d.choices[0].message.content]')
     check "llama3 template chat $m" "$a" "$b"
   done
   [ "$bad" = "$bad_before" ] && pass "llama3 chat template: identical prompt tokens and content"

@@ -50,19 +50,19 @@ PORT=$(free_port)
 start_trit_serve "$MODEL" "$PORT" --slots 2 --queue 32
 pid=${_pids[-1]}
 U="http://127.0.0.1:$PORT"
-t0=$(date +%s.%N)
+t0=$(date +%s%N)
 run_load "$U" 100 "$C" "$TMP/warm.txt"
 rss_warm=$(rss_kb "$pid")
 file_warm=$(rss_file_kb "$pid")
 run_load "$U" "$N" "$C" "$TMP/main.txt"
-t1=$(date +%s.%N)
+t1=$(date +%s%N)
 rss_end=$(rss_kb "$pid")
 file_end=$(rss_file_kb "$pid")
 [ "$(wc -l <"$TMP/main.txt")" = "$N" ] || fail "expected $N results, got $(wc -l <"$TMP/main.txt")"
 grep -v '^200 OK$' "$TMP/main.txt" && fail "failed requests: $(summary "$TMP/main.txt")"
 grep -v '^200 OK$' "$TMP/warm.txt" && fail "failed warm-up requests: $(summary "$TMP/warm.txt")"
 growth=$((rss_end - rss_warm))
-echo "  $N requests x $C clients: all 200 in $(echo "$t1 - $t0" | bc) s (incl. 100 warm-up)"
+echo "  $N requests x $C clients: all 200 in $(((t1 - t0) / 1000000)) ms (incl. 100 warm-up)"
 echo "  anonymous RSS ${rss_warm} kB -> ${rss_end} kB (growth ${growth} kB); file RSS (mmapped model) ${file_warm} -> ${file_end} kB"
 [ "$growth" -lt 8192 ] || fail "anonymous RSS grew by $growth kB after warm-up (from $rss_warm kB)"
 m=$(curl -s "$U/metrics")
@@ -75,8 +75,9 @@ pass "load: $N requests, 16 clients, 0 failures, RSS stable, metrics consistent"
 # --- no state leaks between requests: after the load (slots hold other sequences' KV), the
 # same temperature-0 request gives the same answer on every slot, concurrently or not ---
 kv_body='{"prompt":"The same prompt every time","max_tokens":8,"temperature":0}'
-ref=$(curl -s "$U/v1/completions" -d "$kv_body" | jq -c .choices[0].text)
-seq 1 24 | xargs -P 8 -I{} curl -s "$U/v1/completions" -d "$kv_body" | jq -c .choices[0].text | sort | uniq -c >"$TMP/kv.txt"
+ref=$(curl -s "$U/v1/completions" -d "$kv_body" | node "$ROOT/tests/integration/openai/js.mjs" 'd.choices[0].text')
+seq 1 24 | xargs -P 8 -I{} sh -c 'curl -s "$0/v1/completions" -d "$1"; echo' "$U" "$kv_body" |
+  node "$ROOT/tests/integration/openai/js.mjs" -s 'd.map(x => JSON.stringify(x.choices[0].text)).join("\n")' -r | sort | uniq -c >"$TMP/kv.txt"
 [ "$(wc -l <"$TMP/kv.txt")" = 1 ] && grep -qF "24 $ref" "$TMP/kv.txt" || fail "answers differ between requests/slots: ref $ref vs $(cat "$TMP/kv.txt")"
 pass "24 concurrent identical requests on 2 dirty slots: one answer"
 
