@@ -80,6 +80,100 @@ void trit_ledger_close(trit_ledger *l) {
     free(l);
 }
 
+/* ---- round records ---- */
+static json_t *jnum(double v) {
+    return isnan(v) || isinf(v) ? json_null() : json_real(v);
+}
+
+json_t *trit_ledger_text_json(const char *s, size_t n) {
+    json_t *j = json_stringn(s, n);
+    if (j) return j;
+    /* not valid UTF-8 (a reply cut inside a character): keep the valid prefix + marker */
+    size_t k = trit_utf8_complete_prefix(s, n);
+    while (k > 0 && !trit_utf8_valid(s, k)) k--;
+    trit_buf b = {0};
+    trit_buf_append(&b, s, k);
+    trit_buf_puts(&b, "\xEF\xBF\xBD"); /* U+FFFD */
+    j = json_stringn(b.p, b.len);
+    trit_buf_free(&b);
+    return j ? j : json_string("");
+}
+
+static json_t *top_json(const trit_client_resp *r, int idx) {
+    if (idx < 0 || idx >= r->n_tokens) return json_null();
+    const trit_client_token *t = &r->tokens[idx];
+    json_t *a = json_array();
+    for (int j = 0; j < t->n_top && j < 5; j++)
+        json_array_append_new(a, json_pack("{s:o,s:i,s:o}", "t",
+                                           trit_ledger_text_json(t->top[j].text, t->top[j].len),
+                                           "id", (int)t->top[j].id, "lp", jnum(t->top[j].logprob)));
+    return json_pack("{s:o,s:i,s:o}", "t", trit_ledger_text_json(t->text, t->len), "id", (int)t->id,
+                     "top", a);
+}
+
+static int ntok(const trit_client_resp *r) {
+    if (r->kind != TRIT_CLIENT_OK) return -1;
+    return r->completion_tokens >= 0 ? r->completion_tokens : r->n_tokens;
+}
+
+static void hash_hex(const trit_client_resp *r, char out[65]) {
+    trit_sha256_hex(r->content, r->content_len, out);
+}
+
+static json_t *side(const char *url, const char *model) {
+    return json_pack("{s:s,s:s}", "url", url ? url : "", "model", model ? model : "");
+}
+
+json_t *trit_ledger_round_json(const trit_round_meta *m, const trit_client_resp *r1,
+                               const trit_client_resp *r2, const trit_compare *cmp) {
+    double ts = m->ts > 0 ? m->ts : trit_wall_s();
+    char iso[32], h1[65], h2[65];
+    trit_iso8601(ts, iso);
+    hash_hex(r1, h1);
+    hash_hex(r2, h2);
+    json_t *rec = json_object();
+    json_object_set_new(rec, "type", json_string("round"));
+    json_object_set_new(rec, "source", json_string(m->source ? m->source : "burnin"));
+    json_object_set_new(rec, "ts", json_real(ts));
+    json_object_set_new(rec, "time", json_string(iso));
+    json_object_set_new(rec, "round", json_integer(m->round));
+    json_object_set_new(rec, "prompt_id", json_string(m->prompt_id ? m->prompt_id : ""));
+    json_object_set_new(rec, "category", json_string(m->category ? m->category : ""));
+    json_object_set_new(rec, "endpoint", json_string(m->endpoint ? m->endpoint : ""));
+    json_object_set_new(rec, "bucket", json_string(trit_bucket_name(cmp->bucket)));
+    json_object_set_new(rec, "tie",
+                        cmp->tie == TRIT_TIE_TIE    ? json_string("tie")
+                        : cmp->tie == TRIT_TIE_REAL ? json_string("real")
+                                                    : json_null());
+    json_object_set_new(rec, "prefix_len",
+                        cmp->bucket <= TRIT_BUCKET_NOMATCH
+                            ? json_integer((json_int_t)cmp->prefix_len)
+                            : json_null());
+    json_object_set_new(rec, "div_byte", json_integer(cmp->div_byte));
+    json_object_set_new(rec, "div_token_v1", json_integer(cmp->div_token_v1));
+    json_object_set_new(rec, "div_token_v2", json_integer(cmp->div_token_v2));
+    json_object_set_new(rec, "gap_v1", jnum(cmp->gap_v1));
+    json_object_set_new(rec, "gap_v2", jnum(cmp->gap_v2));
+    json_object_set_new(rec, "cause", cmp->cause[0] ? json_string(cmp->cause) : json_null());
+    json_object_set_new(rec, "lat_v1", json_real(r1->latency_s));
+    json_object_set_new(rec, "lat_v2", json_real(r2->latency_s));
+    json_object_set_new(rec, "ntok_v1", json_integer(ntok(r1)));
+    json_object_set_new(rec, "ntok_v2", json_integer(ntok(r2)));
+    json_object_set_new(rec, "finish_v1", json_string(r1->finish_reason));
+    json_object_set_new(rec, "finish_v2", json_string(r2->finish_reason));
+    json_object_set_new(rec, "hash_v1", json_string(h1));
+    json_object_set_new(rec, "hash_v2", json_string(h2));
+    if (cmp->bucket == TRIT_BUCKET_NOMATCH || cmp->bucket == TRIT_BUCKET_PREFIX)
+        json_object_set_new(rec, "split",
+                            json_pack("{s:o,s:o}", "v1", top_json(r1, cmp->div_token_v1), "v2",
+                                      top_json(r2, cmp->div_token_v2)));
+    json_object_set_new(rec, "v1", side(m->v1_url, m->v1_model));
+    json_object_set_new(rec, "v2", side(m->v2_url, m->v2_model));
+    json_object_set_new(rec, "text_v1", trit_ledger_text_json(r1->content, r1->content_len));
+    json_object_set_new(rec, "text_v2", trit_ledger_text_json(r2->content, r2->content_len));
+    return rec;
+}
+
 /* ---- fast scanner ---- */
 typedef struct cur {
     const char *p, *e;

@@ -68,6 +68,22 @@ trit_ledger *trit_ledger_open(const char *path, trit_err *err);
 int trit_ledger_append(trit_ledger *l, json_t *obj, trit_err *err);
 void trit_ledger_close(trit_ledger *l);
 
+/* The standard round record (DESIGN: "A parity round"; fields in docs/parity.md), built from
+ * two replies and their comparison; used by burn-in and the shadow proxy alike. Add extra
+ * fields (noise lane...) with json_object_set_new before appending. */
+typedef struct trit_round_meta {
+    const char *source; /* "burnin", "shadow" */
+    double ts;          /* wall seconds; <= 0 -> now */
+    int64_t round;
+    const char *prompt_id, *category, *endpoint; /* endpoint: "completions" / "chat" */
+    const char *v1_url, *v1_model, *v2_url, *v2_model;
+} trit_round_meta;
+json_t *trit_ledger_round_json(const trit_round_meta *m, const trit_client_resp *v1,
+                               const trit_client_resp *v2, const trit_compare *cmp);
+/* A JSON string of n bytes; invalid UTF-8 (a reply cut inside a character) keeps the valid
+ * prefix and ends in U+FFFD, so a record can always be written. */
+json_t *trit_ledger_text_json(const char *s, size_t n);
+
 /* The summary of one record as the fast scanner sees it. Strings point into the scanner's
  * line buffer (valid only inside the callback). */
 enum { TRIT_REC_ROUND = 0, TRIT_REC_PPL = 1, TRIT_REC_OTHER = 2 };

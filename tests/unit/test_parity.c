@@ -534,3 +534,41 @@ Test(prompts, corpus_has_30_prompts_in_all_categories) {
     cr_assert(strstr(err.msg, ":2") != NULL, "%s", err.msg);
     unlink(path);
 }
+
+Test(ledger, round_record_roundtrip_and_invalid_utf8) {
+    trit_client_resp a, b;
+    trit_client_resp_init(&a);
+    trit_client_resp_init(&b);
+    free(a.content);
+    free(b.content);
+    a.content = xstrdup("ab\xc3"); /* cut inside a character */
+    a.content_len = 3;
+    b.content = xstrdup("ab\xc3\xa9"); /* "abé" */
+    b.content_len = 4;
+    a.latency_s = 0.5, b.latency_s = 0.25;
+    trit_compare c;
+    trit_compare_resps(&a, &b, 0.05, &c);
+    cr_assert_eq(c.bucket, TRIT_BUCKET_PREFIX);
+    trit_round_meta m = {.source = "shadow",
+                         .ts = 1234.5,
+                         .round = 9,
+                         .prompt_id = "q",
+                         .category = "cat",
+                         .v1_url = "http://a",
+                         .v2_url = "http://b"};
+    json_t *rec = trit_ledger_round_json(&m, &a, &b, &c);
+    cr_assert_not_null(rec);
+    cr_assert_str_eq(json_string_value(json_object_get(rec, "text_v1")), "ab\xef\xbf\xbd");
+    char *line = json_dumps(rec, JSON_COMPACT);
+    trit_ledger_rec r;
+    cr_assert_eq(trit_ledger_parse_line(line, strlen(line), &r), 0);
+    cr_assert_eq(r.round, 9);
+    cr_assert_eq(r.bucket, TRIT_BUCKET_PREFIX);
+    cr_assert_eq(r.prefix_len, 2);
+    cr_assert_float_eq(r.lat_v1, 0.5, 1e-9);
+    cr_assert_float_eq(r.ts, 1234.5, 1e-9);
+    free(line);
+    json_decref(rec);
+    trit_client_resp_free(&a);
+    trit_client_resp_free(&b);
+}
