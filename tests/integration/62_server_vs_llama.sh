@@ -39,11 +39,24 @@ streamed() {
 
 total=0
 bad=0
-check() { # check WHAT A B — a mismatch is reported and counted; the script fails at the end
+ties=0
+# check WHAT A B [KIND REF_URL CAND_URL BODY] — a mismatch is reported and counted, and the
+# script fails at the end. With the request given, the split is classified (openai/split.mjs):
+# a near-tie between two tokens (DESIGN.md's decode rung) is engine numerics on a random tiny
+# model, not a server defect: it is listed but only fails with PARITY_STRICT=1.
+check() {
   total=$((total + 1))
   [ "$2" = "$3" ] && return 0
+  local why=""
+  if [ $# -ge 7 ]; then
+    why=$(node "$ROOT/tests/integration/openai/split.mjs" "$4" "$5" "$6" "$7") && {
+      ties=$((ties + 1))
+      echo "  near-tie: $1: $why" >&2
+      [ "${PARITY_STRICT:-0}" = 1 ] || return 0
+    }
+  fi
   bad=$((bad + 1))
-  echo "MISMATCH: $1:
+  echo "MISMATCH: $1:${why:+ $why}
   llama-server: $2
   trit serve:   $3" >&2
 }
@@ -59,21 +72,21 @@ run_model() {
   T="http://127.0.0.1:$tport"
   local tmpl; tmpl=$(curl -s "$L/apply-template" -d '{"messages":[{"role":"user","content":"Hi"}]}' | js -r 'd.prompt')
   echo "  reference renders chat as: $(printf '%q' "$tmpl")"
-  local p body a b ids bad_before=$bad
+  local p body a b ids bad_before=$bad ties_before=$ties
   for p in "${prompts[@]}"; do
     p=$(printf '%b' "$p")
     body=$(js -n --arg p "$p" --argjson n "$N_TOK" '({prompt:$p,max_tokens:$n,temperature:0})')
     a=$(content completions "$L" "$body"); b=$(content completions "$T" "$body")
-    check "$arch-$type completion '$p'" "$a" "$b"
+    check "$arch-$type completion '$p'" "$a" "$b" completions "$L" "$T" "$body"
     body=$(js -n --arg p "$p" --argjson n "$N_TOK" '({prompt:$p,max_tokens:$n,temperature:0,stream:true})')
     a=$(streamed completions "$L" "$body"); b=$(streamed completions "$T" "$body")
-    check "$arch-$type streamed completion '$p'" "$a" "$b"
+    check "$arch-$type streamed completion '$p'" "$a" "$b" completions "$L" "$T" "$body"
   done
   # token-id prompt (tokenized by the reference) and a stop string taken from its answer
   ids=$(curl -s "$L/tokenize" -d '{"content":"Numbers: 1, 2, 3,","add_special":true}' | js 'd.tokens')
   body=$(js -n --argjson p "$ids" --argjson n "$N_TOK" '({prompt:$p,max_tokens:$n,temperature:0})')
   a=$(content completions "$L" "$body"); b=$(content completions "$T" "$body")
-  check "$arch-$type token-id prompt" "$a" "$b"
+  check "$arch-$type token-id prompt" "$a" "$b" completions "$L" "$T" "$body"
   local stop; stop=$(js -r 'd' <<<"$a" | cut -c5-7)
   if [ -n "$stop" ]; then
     body=$(js -n --argjson p "$ids" --argjson n "$N_TOK" --arg s "$stop" '({prompt:$p,max_tokens:$n,temperature:0,stop:[$s]})')
@@ -86,10 +99,10 @@ run_model() {
   for m in "${chats[@]}"; do
     body=$(js -n --argjson m "$m" --argjson n "$N_TOK" '({messages:$m,max_tokens:$n,temperature:0})')
     a=$(content chat/completions "$L" "$body"); b=$(content chat/completions "$T" "$body")
-    check "$arch-$type chat $m" "$a" "$b"
+    check "$arch-$type chat $m" "$a" "$b" chat/completions "$L" "$T" "$body"
     body=$(js -n --argjson m "$m" --argjson n "$N_TOK" '({messages:$m,max_tokens:$n,temperature:0,stream:true})')
     a=$(streamed chat/completions "$L" "$body"); b=$(streamed chat/completions "$T" "$body")
-    check "$arch-$type streamed chat $m" "$a" "$b"
+    check "$arch-$type streamed chat $m" "$a" "$b" chat/completions "$L" "$T" "$body"
   done
   # logit_bias forcing an end-of-generation token, and a word
   for bias in '{"128009":100}' '{"9906":100}' '{"1917":5,"13":3}'; do
@@ -108,7 +121,7 @@ run_model() {
   a=$(curl -s "$L/v1/chat/completions" -d "$body" | js 'd.usage.prompt_tokens')
   b=$(curl -s "$T/v1/chat/completions" -d "$body" | js 'd.usage.prompt_tokens')
   check "$arch-$type chat prompt_tokens" "$a" "$b"
-  [ "$bad" = "$bad_before" ] && pass "$arch-$type: byte-identical with llama-server" ||
+  [ "$bad" = "$bad_before" ] && pass "$arch-$type: byte-identical with llama-server$([ "$ties" = "$ties_before" ] || echo " except $((ties - ties_before)) near-tie splits")" ||
     echo "  $arch-$type: $((bad - bad_before)) mismatches" >&2
   kill "${_pids[@]}" 2>/dev/null || true
 }
@@ -137,5 +150,5 @@ run_template() {
 run_model llama f32
 run_template
 run_model bitnet tq2_0
-[ "$bad" = 0 ] || fail "$bad of $total comparisons differ"
-echo "62_server_vs_llama: $total comparisons identical"
+[ "$bad" = 0 ] || fail "$bad of $total comparisons differ ($ties near-tie splits)"
+echo "62_server_vs_llama: $((total - ties)) of $total comparisons byte-identical, $ties differ only after a near-tie split"
