@@ -16,31 +16,34 @@ L="$TMP/ledger.jsonl"
   --pace 0 --max-tokens 12 --ledger "$L" --timeout 60 || fail "burnin run exited $?"
 [ "$(grep -c . "$L")" -eq 20 ] || fail "ledger has $(grep -c . "$L") lines, want 20"
 [ -s "$L.state" ] || fail "no state file"
-python3 - "$L" <<'PY' || fail "ledger content"
-import json, sys
-recs = [json.loads(l) for l in open(sys.argv[1])]
-assert [r["round"] for r in recs] == list(range(20)), "round numbers"
-for r in recs:
-    assert r["bucket"] in ("exact", "prefix-only", "no-match"), r["bucket"]
-    assert r["v1"]["model"] and r["v2"]["model"], "provenance"
-    assert len(r["hash_v1"]) == 64 and r["lat_v1"] > 0 and r["ntok_v1"] > 0
-    if r["bucket"] == "no-match":
-        assert r["tie"] in ("tie", "real"), "unclassified no-match"
-print("buckets:", {b: sum(r["bucket"] == b for r in recs) for b in set(r["bucket"] for r in recs)})
-PY
+node - "$L" <<'JS' || fail "ledger content"
+const assert = require('assert');
+const recs = require('fs').readFileSync(process.argv[2], 'utf8').split('\n').filter(l => l.trim()).map(l => JSON.parse(l));
+assert.deepStrictEqual(recs.map(r => r.round), [...Array(20).keys()], 'round numbers');
+const count = {};
+for (const r of recs) {
+  assert(['exact', 'prefix-only', 'no-match'].includes(r.bucket), r.bucket);
+  assert(r.v1.model && r.v2.model, 'provenance');
+  assert(r.hash_v1.length === 64 && r.lat_v1 > 0 && r.ntok_v1 > 0, 'hash/latency/tokens');
+  if (r.bucket === 'no-match') assert(['tie', 'real'].includes(r.tie), 'unclassified no-match');
+  count[r.bucket] = (count[r.bucket] || 0) + 1;
+}
+console.log('buckets:', JSON.stringify(count));
+JS
 pass "20 rounds, ledger well-formed"
 
 "$TRIT" burnin stats --ledger "$L" | tee "$TMP/stats.txt"
 grep -q "^rounds *20" "$TMP/stats.txt" || fail "stats rounds"
 "$TRIT" burnin stats --ledger "$L" --json >"$TMP/stats.json"
-python3 -c "import json,sys; s=json.load(open(sys.argv[1])); assert s['rounds']==20 and s['compared']==20, s" "$TMP/stats.json" ||
+jget() { node -e 'let t="";process.stdin.on("data",c=>t+=c).on("end",()=>console.log(JSON.parse(t)[process.argv[1]]))' "$1"; }
+[ "$(jget rounds <"$TMP/stats.json")/$(jget compared <"$TMP/stats.json")" = 20/20 ] ||
   fail "stats --json"
-"$TRIT" burnin recent 5 --ledger "$L" --json | python3 -c "import json,sys; assert json.load(sys.stdin)['rounds']==5" ||
+[ "$("$TRIT" burnin recent 5 --ledger "$L" --json | jget rounds)" = 5 ] ||
   fail "recent 5"
-"$TRIT" burnin since 1h --ledger "$L" --json | python3 -c "import json,sys; assert json.load(sys.stdin)['rounds']==20" ||
+[ "$("$TRIT" burnin since 1h --ledger "$L" --json | jget rounds)" = 20 ] ||
   fail "since 1h"
 "$TRIT" burnin drift --ledger "$L" >/dev/null || fail "drift"
-"$TRIT" burnin stats --ledger "$L" --ledger "$L" --json | python3 -c "import json,sys; assert json.load(sys.stdin)['rounds']==40" ||
+[ "$("$TRIT" burnin stats --ledger "$L" --ledger "$L" --json | jget rounds)" = 40 ] ||
   fail "merged ledgers"
 pass "stats, recent, since, drift, merge"
 
@@ -58,16 +61,17 @@ set +e
 "$TRIT" gate --config "$ROOT/cutover.ini" --ledger "$L" --ppl "$TMP/ppl.json" --json >"$TMP/gate2.json"
 rc=$?
 set -e
-python3 - "$TMP/gate2.json" "$rc" <<'PY' || fail "gate with ppl"
-import json, sys
-g = json.load(open(sys.argv[1])); rc = int(sys.argv[2])
-rows = {r["gate"]: r["verdict"] for r in g["gates"]}
-print(rows)
-assert len(rows) == 8
-assert rows["ppl gen-2 vs gen-1"] == "PASS"
-assert rows["exact-match rate"] == "PASS"   # same reference binary and model: exact
-assert (rc == 0) == g["go"] == all(v == "PASS" for v in rows.values())
-PY
+node - "$TMP/gate2.json" "$rc" <<'JS' || fail "gate with ppl"
+const assert = require('assert');
+const g = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8')), rc = +process.argv[3];
+const rows = Object.fromEntries(g.gates.map(r => [r.gate, r.verdict]));
+console.log(JSON.stringify(rows));
+assert.strictEqual(Object.keys(rows).length, 8);
+assert.strictEqual(rows['ppl gen-2 vs gen-1'], 'PASS');
+assert.strictEqual(rows['exact-match rate'], 'PASS'); // same reference binary and model: exact
+const all = Object.values(rows).every(v => v === 'PASS');
+assert(rc === 0 ? g.go && all : !g.go && !all, 'exit code vs verdicts');
+JS
 # too few samples with the production defaults: never GO
 set +e; (cd "$TMP" && "$TRIT" gate --ledger "$L" --ppl "$TMP/ppl.json" >/dev/null); rc=$?; set -e
 [ "$rc" -eq 1 ] || fail "gate with default config (50000 rounds) exited $rc"
@@ -81,13 +85,14 @@ if "$TRIT" serve --help >/dev/null 2>&1; then
     --prompts "$ROOT/prompts/burnin.jsonl" --rounds 6 --pace 0 --max-tokens 12 --ledger "$L2" ||
     fail "burnin vs trit serve exited $?"
   [ "$(grep -c . "$L2")" -eq 6 ] || fail "trit ledger lines"
-  python3 -c "
-import json,sys
-for l in open(sys.argv[1]):
-    r = json.loads(l)
-    assert r['bucket'] in ('exact','prefix-only','no-match'), r['bucket']
-    assert r['noise_bucket'] in ('exact','prefix-only','no-match'), r['noise_bucket']
-" "$L2" || fail "trit serve lane or noise lane"
+  node - "$L2" <<'JS' || fail "trit serve lane or noise lane"
+const assert = require('assert');
+for (const l of require('fs').readFileSync(process.argv[2], 'utf8').split('\n').filter(l => l.trim())) {
+  const r = JSON.parse(l), ok = ['exact', 'prefix-only', 'no-match'];
+  assert(ok.includes(r.bucket), r.bucket);
+  assert(ok.includes(r.noise_bucket), r.noise_bucket);
+}
+JS
   "$TRIT" burnin stats --ledger "$L2"
   pass "trit serve as v2 with a noise lane (6 rounds)"
 else

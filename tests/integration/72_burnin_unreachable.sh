@@ -24,10 +24,7 @@ rc=0; wait "$pid" || rc=$?
 
 # a listener that accepts and never answers -> timeout; a wrong base path -> HTTP 404
 PB=$(free_port)
-python3 -c "
-import socket, time, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(8); time.sleep(60)" "$PB" &
+node -e 'const s = require("net").createServer(() => {}); s.listen(+process.argv[1], "127.0.0.1"); setTimeout(() => process.exit(0), 60000)' "$PB" &
 _pids+=($!)
 sleep 0.5
 "$TRIT" burnin run --v1 "http://127.0.0.1:$P1" --v2 "http://127.0.0.1:$PB" --prompts "$ROOT/prompts/burnin.jsonl" \
@@ -35,26 +32,23 @@ sleep 0.5
 "$TRIT" burnin run --v1 "http://127.0.0.1:$P1/nope" --v2 "http://127.0.0.1:$P1" --prompts "$ROOT/prompts/burnin.jsonl" \
   --rounds 15 --pace 0 --max-tokens 4 --ledger "$L" 2>>"$TMP/run.err" || fail "404 lane exited $?"
 
-python3 - "$L" "$stopped_at" <<'PY' || { tail -20 "$TMP/run.err"; fail "classification"; }
-import json, sys
-recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-stopped = int(sys.argv[2])
-assert [r["round"] for r in recs] == list(range(15)), [r["round"] for r in recs]
-first = recs[:12]
-un = [r for r in first if r["bucket"] == "v2-unreachable"]
-assert un, "no v2-unreachable round after stopping v2"
-for r in un:
-    assert r["cause"].startswith("refused"), r["cause"]
-for r in first:
-    assert r["bucket"] in ("exact", "v2-unreachable"), (r["round"], r["bucket"])
-# once unreachable, it stays unreachable (the server is gone)
-k = first.index(un[0]); assert all(r["bucket"] == "v2-unreachable" for r in first[k:])
-assert k >= 3, k
-assert recs[12]["bucket"] == "v2-unreachable" and recs[12]["cause"].startswith("timeout"), recs[12]["cause"]
-assert recs[13]["bucket"] == "v2-unreachable" and recs[13]["cause"].startswith("timeout")
-assert recs[14]["bucket"] == "v1-unreachable" and recs[14]["cause"].startswith("http 404"), recs[14]["cause"]
-print(f"{k} exact, {len(un)} v2-unreachable (refused), 2 timeout, 1 http 404; 0 mismatches")
-PY
+node - "$L" <<'JS' || { tail -20 "$TMP/run.err"; fail "classification"; }
+const assert = require('assert');
+const recs = require('fs').readFileSync(process.argv[2], 'utf8').split('\n').filter(l => l.trim()).map(l => JSON.parse(l));
+assert.deepStrictEqual(recs.map(r => r.round), [...Array(15).keys()]);
+const first = recs.slice(0, 12);
+const un = first.filter(r => r.bucket === 'v2-unreachable');
+assert(un.length, 'no v2-unreachable round after stopping v2');
+for (const r of un) assert(r.cause.startsWith('refused'), r.cause);
+for (const r of first) assert(['exact', 'v2-unreachable'].includes(r.bucket), `${r.round} ${r.bucket}`);
+// once unreachable, it stays unreachable (the server is gone)
+const k = first.indexOf(un[0]);
+assert(first.slice(k).every(r => r.bucket === 'v2-unreachable') && k >= 3, `k=${k}`);
+assert(recs[12].bucket === 'v2-unreachable' && recs[12].cause.startsWith('timeout'), recs[12].cause);
+assert(recs[13].bucket === 'v2-unreachable' && recs[13].cause.startsWith('timeout'), recs[13].cause);
+assert(recs[14].bucket === 'v1-unreachable' && recs[14].cause.startsWith('http 404'), recs[14].cause);
+console.log(`${k} exact, ${un.length} v2-unreachable (refused), 2 timeout, 1 http 404; 0 mismatches`);
+JS
 "$TRIT" burnin stats --ledger "$L" | tee "$TMP/stats.txt"
 grep -q "no-match         tie=0 real=0 unclassified=0" "$TMP/stats.txt" || fail "unreachable counted as no-match"
 set +e; "$TRIT" gate --config "$ROOT/cutover.ini" --ledger "$L" >"$TMP/gate.txt"; rc=$?; set -e
@@ -75,16 +69,17 @@ set -e
 tail -3 "$TMP/spike.err"
 [ "$rc" -eq 3 ] || fail "spike: exit $rc, want 3"
 grep -q "spike" "$TMP/spike.err" || fail "no spike message"
-python3 - "$LS" <<'PY' || fail "spike ledger"
-import json, sys
-recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-rounds = [r for r in recs if r["type"] == "round"]
-assert 5 <= len(rounds) < 30, len(rounds)
-assert recs[-1]["type"] == "event" and recs[-1]["event"] == "spike", recs[-1]
-nm = [r for r in rounds if r["bucket"] == "no-match"]
-assert nm and all(r["tie"] in ("tie", "real") and r["split"]["v1"]["top"] for r in nm)
-print(f"halted after {len(rounds)} rounds: {len(nm)} no-match, all classified tie/real")
-PY
+node - "$LS" <<'JS' || fail "spike ledger"
+const assert = require('assert');
+const recs = require('fs').readFileSync(process.argv[2], 'utf8').split('\n').filter(l => l.trim()).map(l => JSON.parse(l));
+const rounds = recs.filter(r => r.type === 'round');
+assert(rounds.length >= 5 && rounds.length < 30, rounds.length);
+const last = recs[recs.length - 1];
+assert(last.type === 'event' && last.event === 'spike', JSON.stringify(last));
+const nm = rounds.filter(r => r.bucket === 'no-match');
+assert(nm.length && nm.every(r => ['tie', 'real'].includes(r.tie) && r.split.v1.top.length));
+console.log(`halted after ${rounds.length} rounds: ${nm.length} no-match, all classified tie/real`);
+JS
 set +e; "$TRIT" gate --config "$ROOT/cutover.ini" --ledger "$LS" >"$TMP/gate-spike.txt"; rc=$?; set -e
 [ "$rc" -eq 1 ] && grep -q "^exact-match rate .*FAIL" "$TMP/gate-spike.txt" || fail "gate after spike"
 pass "no-match spike halts the run (exit 3)"
