@@ -38,6 +38,10 @@ typedef struct trit_kernels {
      * activation rows (act_bytes apart): out[t * ldo + r] = vec_dot(w row r, act row t). */
     void (*gemm)(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                  const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo);
+    /* Optional (NULL: use trit_attention): same contract and numerics as trit_attention. */
+    void (*attention)(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                      uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
+                      int pos0, int n_tok, float scale, float *out);
 } trit_kernels;
 
 /* The optimized tables themselves (defined in x86/..._avx2.c and x86/..._avx512.c);
@@ -78,5 +82,12 @@ float trit_silu(float x);
 void trit_attention(trit_pool *pool, const float *q, const void *kc, const void *vc,
                     uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim, int pos0,
                     int n_tok, float scale, float *out);
+
+/* AVX-512 attention (kernels/x86/kernels_avx512.c): trit_attention's contract and numerics
+ * (K.Q sums in f32 lanes instead of a sequential double sum), dynamic work split. Call only
+ * when trit_kernels_avx512() is non-NULL (it is that set's .attention). */
+void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                           uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
+                           int pos0, int n_tok, float scale, float *out);
 
 #endif

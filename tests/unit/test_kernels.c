@@ -452,6 +452,54 @@ Test(kernels_matmul, threads_and_ref) {
     }
 }
 
+/* ---- optimized attention against trit_attention (ops.c) ---- */
+static void check_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, int pos0, int n_tok,
+                            double max_nmse) {
+    const int n_ctx = pos0 + n_tok + 3, es = kv_type == TRIT_F16 ? 2 : 4;
+    rng_state = 4242 + (uint64_t)(D * 7 + n_tok);
+    float *q = random_floats((int64_t)n_tok * n_head * D, 1.0f);
+    char *kc = xcalloc((size_t)n_head_kv * n_ctx * D, es),
+         *vc = xcalloc((size_t)n_head_kv * n_ctx * D, es);
+    for (int64_t i = 0; i < (int64_t)n_head_kv * n_ctx * D; i++) {
+        const float k = rng_normal() * 2.0f, v = rng_normal();
+        if (kv_type == TRIT_F16) {
+            ((uint16_t *)kc)[i] = trit_fp32_to_fp16(k);
+            ((uint16_t *)vc)[i] = trit_fp32_to_fp16(v);
+        } else {
+            ((float *)kc)[i] = k;
+            ((float *)vc)[i] = v;
+        }
+    }
+    const int64_t n_out = (int64_t)n_tok * n_head * D;
+    float *o1 = xmalloc(sizeof(float) * n_out), *o2 = xmalloc(sizeof(float) * n_out);
+    const float scale = 1.0f / sqrtf((float)D);
+    trit_attention(NULL, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, D, pos0, n_tok, scale, o1);
+    trit_pool *pool = trit_pool_new(2);
+    trit_attention_avx512(pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, D, pos0, n_tok, scale,
+                          o2);
+    trit_pool_free(pool);
+    const double e = nmse(o2, o1, n_out);
+    cr_assert_leq(e, max_nmse, "kv %u heads %d/%d D %d pos0 %d n_tok %d: nmse %g", kv_type, n_head,
+                  n_head_kv, D, pos0, n_tok, e);
+    free(q), free(kc), free(vc), free(o1), free(o2);
+}
+
+Test(kernels_opt, attention_vs_ops) {
+    if (!trit_kernels_avx512()) {
+        cr_skip_test("no AVX-512 on this CPU");
+        return;
+    }
+    cr_assert_eq(trit_kernels_avx512()->attention, trit_attention_avx512);
+    for (int f = 0; f < 2; f++) {
+        const uint32_t kt = f ? TRIT_F16 : TRIT_F32;
+        const double tol = f ? 1e-6 : 1e-10;
+        check_attention(kt, 4, 2, 64, 37, 1, tol);   /* decode */
+        check_attention(kt, 8, 2, 128, 0, 5, tol);   /* short prompt */
+        check_attention(kt, 4, 1, 128, 3, 70, tol);  /* tiled (>= 64 rows) */
+        check_attention(kt, 2, 2, 32, 130, 64, tol); /* tiled, several key tiles */
+    }
+}
+
 /* ---- against the reference ggml ---- */
 typedef void (*ggml_vec_dot_fn)(int n, float *s, size_t bs, const void *x, size_t bx, const void *y,
                                 size_t by, int nrc);

@@ -7,6 +7,8 @@
 #include "kernels/kernels.h"
 
 #include <immintrin.h>
+#include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 static inline float hsum16(__m512 v) {
@@ -394,4 +396,178 @@ const trit_kernels trit_kernels_avx512_impl = {
     .vec_dot = vec_dot_avx512,
     .vec_dot_rows = vec_dot_rows_avx512,
     .gemm = gemm_avx512,
+    .attention = trit_attention_avx512,
 };
+
+/* ---- attention (AVX-512), same contract and numerics as trit_attention in ops.c ----
+ * Decode / short batches (< 64 query rows): Q rounded to fp16 for K.Q, fp16 V accumulator
+ * rounded after every scale and multiply-add (F16C round trips = round-to-nearest-even);
+ * batches of >= 64 rows: f32 with online softmax per tile of 64 keys. Only the order of the
+ * K.Q sums differs from ops.c (16-lane f32 instead of a sequential double sum): ~1e-7
+ * relative. Work is handed out dynamically in (token, head) units, so causal rows of
+ * different lengths balance across threads. */
+#define ATT_TILE 64
+
+typedef struct att512_job {
+    const float *q;
+    const void *kc, *vc;
+    bool f16;
+    int n_ctx, n_head, n_head_kv, head_dim, pos0, n_tok;
+    float scale;
+    float *out;
+    bool tiled;
+    atomic_int_fast64_t next;
+} att512_job;
+
+INL __m512 ld_kv(const void *row, bool f16, int i) {
+    return f16 ? ld_f16((const uint16_t *)row + i) : _mm512_loadu_ps((const float *)row + i);
+}
+
+INL __m512 round16(__m512 x) {
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+static float kq_dot(const void *krow, bool f16, const float *q, int D) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= D; i += 32) {
+        a0 = _mm512_fmadd_ps(ld_kv(krow, f16, i), _mm512_loadu_ps(q + i), a0);
+        a1 = _mm512_fmadd_ps(ld_kv(krow, f16, i + 16), _mm512_loadu_ps(q + i + 16), a1);
+    }
+    if (i < D) a0 = _mm512_fmadd_ps(ld_kv(krow, f16, i), _mm512_loadu_ps(q + i), a0);
+    return hsum16(_mm512_add_ps(a0, a1));
+}
+
+static void att512_vec(const att512_job *J, const float *qrow, const void *kh, const void *vh,
+                       int n_kv, float *dst) {
+    const int D = J->head_dim;
+    const size_t es = J->f16 ? 2 : 4;
+    float q[1024] __attribute__((aligned(64))), acc[1024] __attribute__((aligned(64)));
+    for (int i = 0; i < D; i += 16) {
+        __m512 x = _mm512_loadu_ps(qrow + i);
+        _mm512_store_ps(q + i, J->f16 ? round16(x) : x);
+        _mm512_store_ps(acc + i, _mm512_setzero_ps());
+    }
+    float S = 0.0f, M = -INFINITY;
+    for (int ic = 0; ic < n_kv; ic++) {
+        const float s = kq_dot((const char *)kh + (size_t)ic * D * es, J->f16, q, D) * J->scale;
+        float ms = 1.0f, vs = 1.0f;
+        if (s > M) {
+            const float Mold = M;
+            M = s;
+            ms = expf(Mold - M);
+            const __m512 vms = _mm512_set1_ps(ms);
+            for (int i = 0; i < D; i += 16) {
+                __m512 a = _mm512_mul_ps(_mm512_load_ps(acc + i), vms);
+                _mm512_store_ps(acc + i, J->f16 ? round16(a) : a);
+            }
+        } else {
+            vs = expf(s - M);
+        }
+        const void *vrow = (const char *)vh + (size_t)ic * D * es;
+        const __m512 vvs = _mm512_set1_ps(vs);
+        for (int i = 0; i < D; i += 16) {
+            const __m512 prod = _mm512_mul_ps(ld_kv(vrow, J->f16, i), vvs);
+            __m512 a = _mm512_add_ps(_mm512_load_ps(acc + i), prod);
+            _mm512_store_ps(acc + i, J->f16 ? round16(a) : a);
+        }
+        S = S * ms + vs;
+    }
+    const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
+    for (int i = 0; i < D; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_load_ps(acc + i), inv));
+}
+
+static void att512_tiled(const att512_job *J, const float *q, const void *kh, const void *vh,
+                         int n_kv, float *dst) {
+    const int D = J->head_dim;
+    const size_t es = J->f16 ? 2 : 4;
+    float acc[1024] __attribute__((aligned(64))), kq[ATT_TILE];
+    for (int i = 0; i < D; i += 16) _mm512_store_ps(acc + i, _mm512_setzero_ps());
+    float S = 0.0f, M = -INFINITY;
+    for (int ic = 0; ic < n_kv; ic += ATT_TILE) {
+        const int nt = TRIT_MIN(ATT_TILE, n_kv - ic);
+        float tmax = -INFINITY;
+        for (int t = 0; t < nt; t++) {
+            kq[t] = kq_dot((const char *)kh + (size_t)(ic + t) * D * es, J->f16, q, D) * J->scale;
+            tmax = kq[t] > tmax ? kq[t] : tmax;
+        }
+        const float Mnew = fmaxf(M, tmax);
+        if (Mnew > M) {
+            const __m512 vms = _mm512_set1_ps(expf(M - Mnew));
+            for (int i = 0; i < D; i += 16)
+                _mm512_store_ps(acc + i, _mm512_mul_ps(_mm512_load_ps(acc + i), vms));
+            S *= expf(M - Mnew);
+        }
+        M = Mnew;
+        double sum = 0.0;
+        for (int t = 0; t < nt; t++) {
+            kq[t] = expf(kq[t] - M);
+            sum += (double)kq[t];
+        }
+        S = (float)((double)S + sum);
+        for (int t = 0; t < nt; t++) {
+            const void *vrow = (const char *)vh + (size_t)(ic + t) * D * es;
+            const __m512 p = _mm512_set1_ps(kq[t]);
+            for (int i = 0; i < D; i += 16)
+                _mm512_store_ps(
+                    acc + i, _mm512_fmadd_ps(p, ld_kv(vrow, J->f16, i), _mm512_load_ps(acc + i)));
+        }
+    }
+    const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
+    for (int i = 0; i < D; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_load_ps(acc + i), inv));
+}
+
+static void att512_worker(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    att512_job *J = arg;
+    const int64_t units = (int64_t)J->n_tok * J->n_head;
+    const int group = J->n_head / J->n_head_kv;
+    const size_t es = J->f16 ? 2 : 4;
+    for (;;) {
+        /* longest rows (last tokens) first */
+        const int64_t k = atomic_fetch_add_explicit(&J->next, 1, memory_order_relaxed);
+        if (k >= units) break;
+        const int64_t u = units - 1 - k;
+        const int t = (int)(u / J->n_head), h = (int)(u % J->n_head);
+        const size_t off = (size_t)(h / group) * J->n_ctx * J->head_dim * es;
+        const int n_kv = J->pos0 + t + 1;
+        const float *q = J->q + ((size_t)t * J->n_head + h) * J->head_dim;
+        float *dst = J->out + ((size_t)t * J->n_head + h) * J->head_dim;
+        if (J->tiled)
+            att512_tiled(J, q, (const char *)J->kc + off, (const char *)J->vc + off, n_kv, dst);
+        else
+            att512_vec(J, q, (const char *)J->kc + off, (const char *)J->vc + off, n_kv, dst);
+    }
+}
+
+void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                           uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
+                           int pos0, int n_tok, float scale, float *out) {
+    if (head_dim % 16 || head_dim > 1024 || (kv_type != TRIT_F16 && kv_type != TRIT_F32) ||
+        n_head_kv <= 0 || n_head % n_head_kv) {
+        trit_attention(pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim, pos0, n_tok,
+                       scale, out);
+        return;
+    }
+    if (n_tok <= 0) return;
+    att512_job J = {.q = q,
+                    .kc = kc,
+                    .vc = vc,
+                    .f16 = kv_type == TRIT_F16,
+                    .n_ctx = n_ctx,
+                    .n_head = n_head,
+                    .n_head_kv = n_head_kv,
+                    .head_dim = head_dim,
+                    .pos0 = pos0,
+                    .n_tok = n_tok,
+                    .scale = scale,
+                    .out = out,
+                    .tiled = n_tok >= ATT_TILE};
+    atomic_init(&J.next, 0);
+    if (pool && (int64_t)n_tok * n_head > 1)
+        trit_pool_run(pool, att512_worker, &J);
+    else
+        att512_worker(&J, 0, 1);
+}
