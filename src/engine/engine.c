@@ -272,7 +272,9 @@ static void forward(trit_ctx *c, const int32_t *tok, int T, int p0, int n_out, f
                 c->gate[i] = (r * r) * c->up[i];
             }
         } else {
-            for (size_t i = 0; i < nf; i++) c->gate[i] = trit_silu(c->gate[i]) * c->up[i];
+            for (int t = 0; t < rows; t++)
+                trit_swiglu(c->gate + (size_t)t * F, c->up + (size_t)t * F, c->gate + (size_t)t * F,
+                            F);
         }
         const float *down_in = c->gate;
         if (bitnet) {

@@ -71,7 +71,10 @@ void trit_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps
  * mode 0 = NORM (adjacent pairs, llama), 2 = NEOX (halves), as ggml's rope modes. */
 void trit_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int mode);
 void trit_softmax(float *x, int64_t n); /* in place, max-subtracted */
-float trit_silu(float x);
+float trit_silu(float x); /* x / (1 + expf(-x)), libm expf (ggml_silu_f32) */
+/* One row of SwiGLU, y = silu(g) * u, as ggml_vec_swiglu_f32 on the reference's AVX-512
+ * build: ggml's polynomial exp (ggml_v_expf) for the first n - n%16 elements, libm after. */
+void trit_swiglu(const float *g, const float *u, float *y, int64_t n);
 
 /* Causal attention over a KV cache for n_tok new query tokens at positions pos0..pos0+n_tok-1;
  * the cache already holds K,V for positions 0..pos0+n_tok-1.

@@ -10,6 +10,7 @@
  *    keys (the rescale happens once per tile, as in the tiled kernel).
  * Sums whose order differs from ggml's SIMD order only differ at the 1e-7 relative level. */
 #include "kernels/kernels.h"
+#include "kernels/ref/ggml_order.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -108,6 +109,13 @@ float trit_silu(float x) {
     return x / (1.0f + expf(-x));
 }
 
+void trit_swiglu(const float *g, const float *u, float *y, int64_t n) {
+    const int64_t n16 = n & ~(int64_t)15; /* ggml_vec_swiglu_f32's 16-wide part: ggml_v_silu */
+    int64_t i = 0;
+    for (; i < n16; i++) y[i] = go_v_silu(g[i]) * u[i];
+    for (; i < n; i++) y[i] = trit_silu(g[i]) * u[i];
+}
+
 /* ---- attention ---- */
 #define ATT_MAX_DIM 1024
 #define FA_TILE_KV  64 /* GGML_FA_TILE_KV */
@@ -123,94 +131,98 @@ typedef struct att_job {
     bool tiled;
 } att_job;
 
-static inline void load_row(const void *base, uint32_t type, size_t idx, int d, float *dst) {
-    if (type == TRIT_F16) {
-        const uint16_t *p = (const uint16_t *)base + idx * (size_t)d;
-        for (int i = 0; i < d; i++) dst[i] = h2f(p[i]);
-    } else {
-        memcpy(dst, (const float *)base + idx * (size_t)d, (size_t)d * sizeof(float));
-    }
-}
-
 static inline const void *row_ptr(const void *base, uint32_t type, size_t idx, int d) {
     return type == TRIT_F16 ? (const void *)((const uint16_t *)base + idx * (size_t)d)
                             : (const void *)((const float *)base + idx * (size_t)d);
 }
 
-static inline float dot_kv(const void *krow, uint32_t type, const float *q, int d) {
-    double s = 0.0;
+/* K.Q for one key: ggml's kq_vec_dot for the K type (vec_dot_f16 with Q rounded to fp16, or
+ * vec_dot_f32), the lanes64 order. qf: the query as the dot sees it. */
+static inline float dot_kv(const void *krow, uint32_t type, const float *qf, int d) {
     if (type == TRIT_F16) {
-        const uint16_t *k = krow;
-        for (int i = 0; i < d; i++) s += (double)(h2f(k[i]) * q[i]);
-    } else {
-        const float *k = krow;
-        for (int i = 0; i < d; i++) s += (double)k[i] * (double)q[i];
+        float k[ATT_MAX_DIM];
+        const uint16_t *kh = krow;
+        for (int i = 0; i < d; i++) k[i] = h2f(kh[i]);
+        return go_dot_f16_lanes64(d, k, qf);
     }
-    return (float)s;
+    return go_dot_f32_lanes64(d, (const float *)krow, qf);
 }
 
-/* One query row, fewer than FA_TILE_Q rows in the batch: ggml's one_chunk kernel. */
-static void att_row_vec(const att_job *J, const float *qrow, const void *kh, const void *vh,
-                        int n_kv, float *dst) {
+/* One query row, fewer than FA_TILE_Q rows in the batch: ggml's one_chunk kernel over keys
+ * [ic0, ic1). Returns the running max M and sum S; acc holds the unnormalized V sum as f32
+ * (converted from the fp16 accumulator for an F16 cache). */
+static void att_row_vec_range(const att_job *J, const float *qrow, const void *kh, const void *vh,
+                              int ic0, int ic1, float *acc, float *Mout, float *Sout) {
     const int D = J->head_dim;
     const bool f16 = J->kv_type == TRIT_F16;
-    float q[ATT_MAX_DIM], acc[ATT_MAX_DIM];
+    float q[ATT_MAX_DIM];
     for (int i = 0; i < D; i++) q[i] = f16 ? f16_round(qrow[i]) : qrow[i];
     memset(acc, 0, (size_t)D * sizeof(float));
     float S = 0.0f, M = -INFINITY;
-    for (int ic = 0; ic < n_kv; ic++) {
+    for (int ic = ic0; ic < ic1; ic++) {
         const float s = dot_kv(row_ptr(kh, J->kv_type, (size_t)ic, D), J->kv_type, q, D) * J->scale;
         float ms = 1.0f, vs = 1.0f;
         if (s > M) {
             const float Mold = M;
             M = s;
             ms = expf(Mold - M);
-            if (f16)
+            if (f16) /* ggml_vec_scale_f16: f32 multiply, rounded to fp16 */
                 for (int i = 0; i < D; i++) acc[i] = f16_round(acc[i] * ms);
             else
                 for (int i = 0; i < D; i++) acc[i] *= ms;
         } else {
             vs = expf(s - M);
         }
-        if (f16) {
+        if (f16) { /* ggml_vec_mad_f16: f32 fma, rounded to fp16 */
             const uint16_t *v = (const uint16_t *)vh + (size_t)ic * D;
-            /* fp16 accumulator: fma in f32 (product of two floats is exact in double, so
-             * double + one rounding equals fmaf but for double-rounding corner cases) */
-            for (int i = 0; i < D; i++) {
-                const float prod = h2f(v[i]) * vs;
-                acc[i] = f16_round(acc[i] + prod);
-            }
+            for (int i = 0; i < D; i++) acc[i] = f16_round(fmaf(h2f(v[i]), vs, acc[i]));
         } else {
             const float *v = (const float *)vh + (size_t)ic * D;
-            for (int i = 0; i < D; i++) acc[i] += v[i] * vs;
+            for (int i = 0; i < D; i++) acc[i] = fmaf(v[i], vs, acc[i]);
         }
-        S = S * ms + vs;
+        S = fmaf(S, ms, vs); /* S*ms + vs, contracted as in ggml's build */
     }
-    const float S_inv = S == 0.0f ? 0.0f : 1.0f / S;
-    for (int i = 0; i < D; i++) dst[i] = acc[i] * S_inv;
+    *Mout = M;
+    *Sout = S;
 }
 
-/* One query row of a batch of >= FA_TILE_Q rows: ggml's tiled kernel (f32 throughout). */
+static void att_row_vec(const att_job *J, const float *qrow, const void *kh, const void *vh,
+                        int n_kv, float *dst) {
+    float M, S;
+    att_row_vec_range(J, qrow, kh, vh, 0, n_kv, dst, &M, &S);
+    const float S_inv = S == 0.0f ? 0.0f : 1.0f / S;
+    for (int i = 0; i < J->head_dim; i++) dst[i] *= S_inv;
+}
+
+/* One query row of a batch of >= FA_TILE_Q rows: ggml's tiled kernel (f32 throughout). Per
+ * tile of 64 keys: K.Q as a sequential fma chain (simd_gemm), scaled; the tile max; the
+ * running sum grows by the tile's ggml_vec_soft_max_f32 (v_expf, 16-lane sums in double);
+ * V accumulates as a sequential fma chain over the tile's keys (simd_gemm). */
 static void att_row_tiled(const att_job *J, const float *q, const void *kh, const void *vh,
                           int n_kv, float *dst) {
     const int D = J->head_dim;
-    float acc[ATT_MAX_DIM], vrow[ATT_MAX_DIM], kq[FA_TILE_KV];
+    const bool f16 = J->kv_type == TRIT_F16;
+    float acc[ATT_MAX_DIM], kq[FA_TILE_KV];
     memset(acc, 0, (size_t)D * sizeof(float));
     float S = 0.0f, M = -INFINITY;
     for (int ic = 0; ic < n_kv; ic += FA_TILE_KV) {
         const int nt = TRIT_MIN(FA_TILE_KV, n_kv - ic);
         float tmax = -INFINITY;
-        for (int t = 0; t < nt; t++) {
+        for (int t = 0; t < FA_TILE_KV; t++) {
+            if (t >= nt) {
+                kq[t] = -INFINITY;
+                continue;
+            }
             const void *kr = row_ptr(kh, J->kv_type, (size_t)(ic + t), D);
-            double s = 0.0;
-            if (J->kv_type == TRIT_F16) {
+            float s = 0.0f;
+            if (f16) {
                 const uint16_t *k = kr;
-                for (int i = 0; i < D; i++) s += (double)(h2f(k[i]) * q[i]);
+                for (int i = 0; i < D; i++) s = fmaf(q[i], h2f(k[i]), s);
             } else {
                 const float *k = kr;
-                for (int i = 0; i < D; i++) s += (double)(k[i] * q[i]);
+                for (int i = 0; i < D; i++) s = fmaf(q[i], k[i], s);
             }
-            kq[t] = (float)s * J->scale;
+            kq[t] = s * J->scale;
             tmax = kq[t] > tmax ? kq[t] : tmax;
         }
         const float Mnew = fmaxf(M, tmax);
@@ -221,15 +233,20 @@ static void att_row_tiled(const att_job *J, const float *q, const void *kh, cons
         }
         M = Mnew;
         double sum = 0.0;
-        for (int t = 0; t < nt; t++) {
-            kq[t] = expf(kq[t] - M);
-            sum += (double)kq[t];
+        for (int g = 0; g < FA_TILE_KV; g += 16) {
+            for (int t = g; t < g + 16; t++) kq[t] = go_v_expf(kq[t] - M);
+            sum += (double)go_reduce16(kq + g);
         }
         S = (float)((double)S + sum);
         for (int t = 0; t < nt; t++) {
-            load_row(vh, J->kv_type, (size_t)(ic + t), D, vrow);
             const float p = kq[t];
-            for (int i = 0; i < D; i++) acc[i] += p * vrow[i];
+            if (f16) {
+                const uint16_t *v = (const uint16_t *)vh + (size_t)(ic + t) * D;
+                for (int i = 0; i < D; i++) acc[i] = fmaf(p, h2f(v[i]), acc[i]);
+            } else {
+                const float *v = (const float *)vh + (size_t)(ic + t) * D;
+                for (int i = 0; i < D; i++) acc[i] = fmaf(p, v[i], acc[i]);
+            }
         }
     }
     const float S_inv = S == 0.0f ? 0.0f : 1.0f / S;
