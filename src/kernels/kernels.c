@@ -187,6 +187,11 @@ const trit_kernels *trit_kernels_best(void) {
 
 /* ---- threaded matmul ---- */
 
+bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n_tok) {
+    return (wtype == TRIT_F32 || wtype == TRIT_F16) && n_tok >= 2 && n_in % 16 == 0 &&
+           n_out % 4 == 0;
+}
+
 typedef struct mm_job {
     const trit_kernels *k;
     uint32_t wtype;
@@ -199,6 +204,7 @@ typedef struct mm_job {
     char *act; /* n_tok quantized activation rows */
     size_t arow;
     int64_t chunk;            /* weight rows per work item */
+    bool use_gemm;            /* tile with k->gemm (else vec_dot_rows per token) */
     atomic_int_fast64_t next; /* next work item */
 } mm_job;
 
@@ -223,7 +229,7 @@ static void mm_dot(void *arg, int ith, int nth) {
         const int64_t r0 = it * j->chunk;
         const int64_t nr = TRIT_MIN(j->chunk, j->n_out - r0);
         const char *w = j->W + r0 * j->wrow;
-        if (j->k->gemm && j->n_tok > 1) {
+        if (j->use_gemm) {
             for (int64_t t0 = 0; t0 < j->n_tok; t0 += MM_TOK_TILE) {
                 const int64_t nt = TRIT_MIN(MM_TOK_TILE, j->n_tok - t0);
                 j->k->gemm(j->wtype, j->n_in, w, j->wrow, nr, j->act + t0 * j->arow, j->arow, nt,
@@ -281,6 +287,10 @@ void trit_matmul(const trit_kernels *k, trit_pool *pool, uint32_t wtype, const v
     chunk = TRIT_MAX(16, (chunk + 15) / 16 * 16);
     if (n_tok > 1) chunk = TRIT_MIN(chunk, 64);
     j.chunk = chunk;
+    /* F32/F16 follow the reference's choice between tinyBLAS and vec_dot (different orders) */
+    const bool blas_type = wtype == TRIT_F32 || wtype == TRIT_F16;
+    j.use_gemm =
+        k->gemm && n_tok > 1 && (!blas_type || trit_matmul_tinyblas(wtype, n_in, n_out, n_tok));
     atomic_init(&j.next, 0);
     if (nth > 1 && n_tok > 1)
         trit_pool_run(pool, mm_quantize, &j);

@@ -35,7 +35,9 @@ typedef struct trit_kernels {
     void (*vec_dot_rows)(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                          const void *act_row, float *out);
     /* Optional (NULL: trit_matmul uses vec_dot_rows per token). Tile of nr weight rows x nt
-     * activation rows (act_bytes apart): out[t * ldo + r] = vec_dot(w row r, act row t). */
+     * activation rows (act_bytes apart): out[t * ldo + r] = vec_dot(w row r, act row t),
+     * except F32/F16 weights, where gemm sums in tinyBLAS's order (one 16-lane fma accumulator,
+     * see ref/ggml_order.h) and is only called where trit_matmul_tinyblas() holds. */
     void (*gemm)(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                  const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo);
     /* Optional (NULL: use trit_attention): same contract and numerics as trit_attention. */
@@ -56,6 +58,11 @@ const trit_kernels *trit_kernels_best(void);
 /* CPU features as a string ("avx2 fma f16c avx512f avx512bw avx512vnni ..."). */
 const char *trit_cpu_features(void);
 
+/* Whether the reference (llamafile tinyBLAS, AVX-512 build) handles this product, so trit_matmul
+ * uses gemm's tinyBLAS order: F32/F16 weights, n_tok >= 2, n_in % 16 == 0, n_out % 4 == 0.
+ * Elsewhere F32/F16 sum in ggml_vec_dot's order (vec_dot). */
+bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n_tok);
+
 /* Y[t][r] = w_scale * dot(W row r, X row t) for t < n_tok, r < n_out.
  * W: n_out rows of n_in elements of wtype (row stride trit_row_size; I2_S packed rows).
  * X: n_tok rows of n_in floats. Y: n_tok rows of n_out floats. Activations are quantized
@@ -71,7 +78,7 @@ void trit_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps
  * mode 0 = NORM (adjacent pairs, llama), 2 = NEOX (halves), as ggml's rope modes. */
 void trit_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int mode);
 void trit_softmax(float *x, int64_t n); /* in place, max-subtracted */
-float trit_silu(float x); /* x / (1 + expf(-x)), libm expf (ggml_silu_f32) */
+float trit_silu(float x);               /* x / (1 + expf(-x)), libm expf (ggml_silu_f32) */
 /* One row of SwiGLU, y = silu(g) * u, as ggml_vec_swiglu_f32 on the reference's AVX-512
  * build: ggml's polynomial exp (ggml_v_expf) for the first n - n%16 elements, libm after. */
 void trit_swiglu(const float *g, const float *u, float *y, int64_t n);

@@ -35,6 +35,20 @@ static inline float go_reduce8(const float a[8]) {
     return (u[0] + u[2]) + (u[1] + u[3]);
 }
 
+/* The n % 64 tail of ggml_vec_dot_f32 (`sumf += x[i]*y[i]` as GCC compiled it): whole groups
+ * of 16, then one group of 8, are multiplied as vectors and added one by one; the last < 8
+ * elements are fused multiply-adds. */
+static inline float go_f32_tail(float sum, int64_t i, int64_t n, const float *x, const float *y) {
+    const int64_t m = n - i;
+    const int64_t plain = (m >= 16 ? m & ~(int64_t)15 : 0) + (m % 16 >= 8 ? 8 : 0);
+    for (int64_t e = i + plain; i < e; i++) {
+        const float p = x[i] * y[i];
+        sum = sum + p;
+    }
+    for (; i < n; i++) sum = fmaf(x[i], y[i], sum);
+    return sum;
+}
+
 /* ggml_vec_dot_f32 */
 static inline float go_dot_f32_lanes64(int64_t n, const float *x, const float *y) {
     float a[4][16];
@@ -49,9 +63,7 @@ static inline float go_dot_f32_lanes64(int64_t n, const float *x, const float *y
         a[1][l] = a[1][l] + a[3][l];
         a[0][l] = a[0][l] + a[1][l];
     }
-    float sum = go_reduce16(a[0]);
-    for (int64_t i = np; i < n; i++) sum = fmaf(x[i], y[i], sum);
-    return sum;
+    return go_f32_tail(go_reduce16(a[0]), np, n, x, y);
 }
 
 /* ggml_vec_dot_f16 (operands already converted to float; they are exact fp16 values) */

@@ -15,6 +15,7 @@
  * sum((code-1)*q) / s (bitnet.cpp's (sum(code*q) - sum(q)) / s). Used by tests as the oracle and by
  * trit_kernels_best() when no optimized set applies. */
 #include "kernels/kernels.h"
+#include "kernels/ref/ggml_order.h"
 
 #include <math.h>
 #include <string.h>
@@ -111,18 +112,26 @@ static void ref_quantize_act(uint32_t wtype, const float *x, void *dst, int64_t 
     }
 }
 
+/* The quant dots follow ggml's AVX2 kernels (the reference runs those on x86, AVX-512 build
+ * included): eight float lanes; per block, lane L gets the integer sum of the products whose
+ * activation index k has (k % 32) / 4 == L (one 32-bit lane of a 256-bit maddubs/madd), the
+ * ternary +1 offset removed with bsums[2L] + bsums[2L + 1], then acc[L] = fma(lane, d, acc[L]);
+ * the total is reduce8 (hsum_float_8). */
 static float ref_dot_tq2_0(int64_t n, const block_tq2_0 *x, const block_q8_K *y) {
-    float sumf = 0;
+    float acc[8] = {0};
     for (int64_t i = 0; i < n / QK_K; i++) {
-        int32_t sumi = 0;
+        int32_t lane[8] = {0};
         for (int j = 0; j < QK_K / 4; j += 32)
             for (int l = 0; l < 4; l++)
-                for (int k = 0; k < 32; k++)
-                    sumi += y[i].qs[j * 4 + l * 32 + k] * (((x[i].qs[j + k] >> (l * 2)) & 3) - 1);
+                for (int p = 0; p < 32; p++)
+                    lane[p / 4] += y[i].qs[j * 4 + l * 32 + p] * ((x[i].qs[j + p] >> (l * 2)) & 3);
         const float d = y[i].d * trit_fp16_to_fp32(x[i].d);
-        sumf = fmaf((float)sumi, d, sumf);
+        for (int L = 0; L < 8; L++) {
+            lane[L] -= y[i].bsums[2 * L] + y[i].bsums[2 * L + 1];
+            acc[L] = fmaf((float)lane[L], d, acc[L]);
+        }
     }
-    return sumf;
+    return go_reduce8(acc);
 }
 
 /* One base-3 digit of a TQ1_0 byte: digit l of q is ((uint8_t)(q * 3^l) * 3) >> 8. */
@@ -134,33 +143,48 @@ static inline int tq1_digit(uint8_t q, int l) {
 
 static float ref_dot_tq1_0(int64_t n, const block_tq1_0 *x, const block_q8_K *y) {
     const int nqs = (int)sizeof(x->qs), nqh = (int)sizeof(x->qh), n32 = nqs - nqs % 32;
-    float sumf = 0;
+    float acc[8] = {0};
     for (int64_t i = 0; i < n / QK_K; i++) {
-        int sum = 0;
+        int32_t lane[8] = {0};
+        const int8_t *q = y[i].qs;
         for (int j = 0; j < n32; j += 32)
             for (int l = 0; l < 5; l++)
-                for (int m = 0; m < 32; m++)
-                    sum += (tq1_digit(x[i].qs[j + m], l) - 1) * y[i].qs[j * 5 + l * 32 + m];
+                for (int m = 0; m < 32; m++) {
+                    const int k = j * 5 + l * 32 + m;
+                    lane[(k % 32) / 4] += tq1_digit(x[i].qs[j + m], l) * q[k];
+                }
         for (int j = n32; j < nqs; j += 16)
             for (int l = 0; l < 5; l++)
-                for (int m = 0; m < 16; m++)
-                    sum += (tq1_digit(x[i].qs[j + m], l) - 1) * y[i].qs[j * 5 + l * 16 + m];
+                for (int m = 0; m < 16; m++) {
+                    const int k = j * 5 + l * 16 + m;
+                    lane[(k % 32) / 4] += tq1_digit(x[i].qs[j + m], l) * q[k];
+                }
         for (int l = 0; l < 4; l++)
-            for (int j = 0; j < nqh; j++)
-                sum += (tq1_digit(x[i].qh[j], l) - 1) * y[i].qs[nqs * 5 + l * nqh + j];
-        sumf = fmaf((float)sum, trit_fp16_to_fp32(x[i].d) * y[i].d, sumf);
+            for (int j = 0; j < nqh; j++) {
+                const int k = nqs * 5 + l * nqh + j;
+                lane[(k % 32) / 4] += tq1_digit(x[i].qh[j], l) * q[k];
+            }
+        const float d = y[i].d * trit_fp16_to_fp32(x[i].d);
+        for (int L = 0; L < 8; L++) {
+            lane[L] -= y[i].bsums[2 * L] + y[i].bsums[2 * L + 1];
+            acc[L] = fmaf((float)lane[L], d, acc[L]);
+        }
     }
-    return sumf;
+    return go_reduce8(acc);
 }
 
+/* Q8_0: lane L = bytes 4L..4L+3 of the block, acc[L] = fma(d, lane, acc[L]), reduce8. */
 static float ref_dot_q8_0(int64_t n, const block_q8_0 *x, const block_q8_0 *y) {
-    float sumf = 0;
+    float acc[8] = {0};
     for (int64_t i = 0; i < n / QK8_0; i++) {
-        int sumi = 0;
-        for (int j = 0; j < QK8_0; j++) sumi += x[i].qs[j] * y[i].qs[j];
-        sumf = fmaf((float)sumi, trit_fp16_to_fp32(x[i].d) * trit_fp16_to_fp32(y[i].d), sumf);
+        const float d = trit_fp16_to_fp32(x[i].d) * trit_fp16_to_fp32(y[i].d);
+        for (int L = 0; L < 8; L++) {
+            int sumi = 0;
+            for (int j = 4 * L; j < 4 * L + 4; j++) sumi += x[i].qs[j] * y[i].qs[j];
+            acc[L] = fmaf(d, (float)sumi, acc[L]);
+        }
     }
-    return sumf;
+    return go_reduce8(acc);
 }
 
 static float ref_dot_i2_s(int64_t n, const uint8_t *x, const int8_t *q) {
@@ -175,6 +199,41 @@ static float ref_dot_i2_s(int64_t n, const uint8_t *x, const int8_t *q) {
     return (float)sumi / s;
 }
 
+/* ggml_vec_dot_f16 (lanes64) on fp16 rows, converted 64 at a time */
+static float ref_dot_f16_lanes64(int64_t n, const uint16_t *x, const uint16_t *y) {
+    float a[4][16];
+    memset(a, 0, sizeof a);
+    const int64_t np = n & ~(int64_t)63;
+    for (int64_t i = 0; i < np; i += 64)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 16; l++)
+                a[j][l] = fmaf(trit_fp16_to_fp32(x[i + 16 * j + l]),
+                               trit_fp16_to_fp32(y[i + 16 * j + l]), a[j][l]);
+    for (int l = 0; l < 16; l++) {
+        a[0][l] = a[0][l] + a[2][l];
+        a[1][l] = a[1][l] + a[3][l];
+        a[0][l] = a[0][l] + a[1][l];
+    }
+    double sum = (double)go_reduce16(a[0]);
+    for (int64_t i = np; i < n; i++)
+        sum += (double)(trit_fp16_to_fp32(x[i]) * trit_fp16_to_fp32(y[i]));
+    return (float)sum;
+}
+
+/* tinyBLAS (lanes16) on F32 or F16 rows, n % 16 == 0 */
+static float ref_dot_lanes16(uint32_t wtype, int64_t n, const void *w, const void *act) {
+    float a[16] = {0};
+    for (int64_t i = 0; i < n; i += 16)
+        for (int l = 0; l < 16; l++) {
+            if (wtype == TRIT_F16)
+                a[l] = fmaf(trit_fp16_to_fp32(((const uint16_t *)w)[i + l]),
+                            trit_fp16_to_fp32(((const uint16_t *)act)[i + l]), a[l]);
+            else
+                a[l] = fmaf(((const float *)w)[i + l], ((const float *)act)[i + l], a[l]);
+        }
+    return go_reduce16(a);
+}
+
 static float ref_vec_dot(uint32_t wtype, int64_t n, const void *w, const void *a) {
     double sum = 0;
     switch (wtype) {
@@ -187,14 +246,9 @@ static float ref_vec_dot(uint32_t wtype, int64_t n, const void *w, const void *a
     case TRIT_I2_S:
         return ref_dot_i2_s(n, w, a);
     case TRIT_F32:
-        for (int64_t i = 0; i < n; i++)
-            sum += (double)(((const float *)w)[i] * ((const float *)a)[i]);
-        return (float)sum;
+        return go_dot_f32_lanes64(n, w, a);
     case TRIT_F16:
-        for (int64_t i = 0; i < n; i++)
-            sum += (double)(trit_fp16_to_fp32(((const uint16_t *)w)[i]) *
-                            trit_fp16_to_fp32(((const uint16_t *)a)[i]));
-        return (float)sum;
+        return ref_dot_f16_lanes64(n, w, a);
     case TRIT_BF16:
         for (int64_t i = 0; i < n; i++)
             sum += (double)(trit_bf16_to_fp32(((const uint16_t *)w)[i]) *
@@ -211,11 +265,27 @@ static void ref_vec_dot_rows(uint32_t wtype, int64_t n, const void *w, size_t ro
         out[r] = ref_vec_dot(wtype, n, (const char *)w + r * row_bytes, act);
 }
 
+/* F32/F16: the tinyBLAS order (trit_matmul calls gemm for these only where tinyBLAS applies);
+ * other types: vec_dot. */
+static void ref_gemm(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
+                     const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
+    for (int64_t t = 0; t < nt; t++) {
+        const char *a = (const char *)act + t * act_bytes;
+        for (int64_t r = 0; r < nr; r++) {
+            const char *wr = (const char *)w + r * row_bytes;
+            out[t * ldo + r] = wtype == TRIT_F32 || wtype == TRIT_F16
+                                   ? ref_dot_lanes16(wtype, n, wr, a)
+                                   : ref_vec_dot(wtype, n, wr, a);
+        }
+    }
+}
+
 static const trit_kernels ref_kernels = {
     .name = "ref",
     .quantize_act = ref_quantize_act,
     .vec_dot = ref_vec_dot,
     .vec_dot_rows = ref_vec_dot_rows,
+    .gemm = ref_gemm,
 };
 
 const trit_kernels *trit_kernels_ref(void) {

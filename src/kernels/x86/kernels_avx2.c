@@ -8,6 +8,7 @@
  * halves. Types without a fast path here use the ref kernels. Compiled with -mavx2 -mfma
  * -mf16c; only reached after kernels.c has checked the CPU. */
 #include "kernels/kernels.h"
+#include "kernels/ref/ggml_order.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -304,39 +305,81 @@ static float dot_i2_s(int64_t n, const uint8_t *x, const int8_t *q) {
     return (float)(hsum8_i32(acc) - qsum) / s;
 }
 
-static float dot_f32(int64_t n, const float *x, const float *y) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
-    }
-    for (; i + 8 <= n; i += 8)
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-    float sum = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < n; i++) sum += x[i] * y[i];
-    return sum;
+/* F32/F16 dots in ggml's orders (ref/ggml_order.h): a 16-lane accumulator is a pair of
+ * 256-bit registers (lo = lanes 0..7, hi = lanes 8..15), and reduce16 = hsum8(hi + lo). */
+static inline float reduce16(__m256 lo, __m256 hi) {
+    return hsum8(_mm256_add_ps(hi, lo));
 }
 
 static inline __m256 ld_f16(const uint16_t *p) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
 
-static float dot_f16(int64_t n, const uint16_t *x, const uint16_t *y) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm256_fmadd_ps(ld_f16(x + i), ld_f16(y + i), a0);
-        a1 = _mm256_fmadd_ps(ld_f16(x + i + 8), ld_f16(y + i + 8), a1);
-        a2 = _mm256_fmadd_ps(ld_f16(x + i + 16), ld_f16(y + i + 16), a2);
-        a3 = _mm256_fmadd_ps(ld_f16(x + i + 24), ld_f16(y + i + 24), a3);
+/* lanes64 (ggml_vec_dot_f32 / f16): accumulator j (of 4) takes elements 16j..16j+15 of every
+ * 64-element step. F16 when h. */
+static inline float dot_lanes64(bool h, int64_t n, const void *xv, const void *yv) {
+    const float *xf = xv, *yf = yv;
+    const uint16_t *xh = xv, *yh = yv;
+    __m256 a[4][2];
+#pragma GCC unroll 8
+    for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm256_setzero_ps();
+    const int64_t np = n & ~(int64_t)63;
+    for (int64_t i = 0; i < np; i += 64) {
+#pragma GCC unroll 8
+        for (int j = 0; j < 4; j++)
+#pragma GCC unroll 8
+            for (int u = 0; u < 2; u++) {
+                const int64_t o = i + 16 * j + 8 * u;
+                const __m256 xv8 = h ? ld_f16(xh + o) : _mm256_loadu_ps(xf + o);
+                const __m256 yv8 = h ? ld_f16(yh + o) : _mm256_loadu_ps(yf + o);
+                a[j][u] = _mm256_fmadd_ps(xv8, yv8, a[j][u]);
+            }
     }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(ld_f16(x + i), ld_f16(y + i), a0);
-    float sum = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < n; i++) sum += trit_fp16_to_fp32(x[i]) * trit_fp16_to_fp32(y[i]);
-    return sum;
+#pragma GCC unroll 8
+    for (int u = 0; u < 2; u++) {
+        a[0][u] = _mm256_add_ps(a[0][u], a[2][u]);
+        a[1][u] = _mm256_add_ps(a[1][u], a[3][u]);
+        a[0][u] = _mm256_add_ps(a[0][u], a[1][u]);
+    }
+    const float r = reduce16(a[0][0], a[0][1]);
+    if (h) {
+        double sum = r;
+        for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(xh[i]) * _cvtsh_ss(yh[i]));
+        return (float)sum;
+    }
+    return go_f32_tail(r, np, n, xf, yf);
+}
+
+static float dot_f32(int64_t n, const float *x, const float *y) {
+    return dot_lanes64(false, n, x, y);
+}
+
+static float dot_f16(int64_t n, const uint16_t *x, const uint16_t *y) {
+    return dot_lanes64(true, n, x, y);
+}
+
+/* lanes16 (tinyBLAS): one 16-lane fma accumulator per row; R rows share the activation loads.
+ * n % 16 == 0. */
+static inline void rows_lanes16(bool h, const int R, int64_t n, const char *w, size_t rb,
+                                const void *act, float *out) {
+    __m256 a[4][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+#pragma GCC unroll 8
+        for (int u = 0; u < 2; u++) {
+            const __m256 av = h ? ld_f16((const uint16_t *)act + i + 8 * u)
+                                : _mm256_loadu_ps((const float *)act + i + 8 * u);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                const __m256 wv = h ? ld_f16((const uint16_t *)(w + r * rb) + i + 8 * u)
+                                    : _mm256_loadu_ps((const float *)(w + r * rb) + i + 8 * u);
+                a[r][u] = _mm256_fmadd_ps(wv, av, a[r][u]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) out[r] = reduce16(a[r][0], a[r][1]);
 }
 
 static float vec_dot_avx2(uint32_t wtype, int64_t n, const void *w, const void *a) {
@@ -371,10 +414,29 @@ static void vec_dot_rows_avx2(uint32_t wtype, int64_t n, const void *w, size_t r
     for (; r < nr; r++) out[r] = vec_dot_avx2(wtype, n, wp + r * row_bytes, act);
 }
 
+/* F32/F16: tinyBLAS order (trit_matmul calls gemm for these only where tinyBLAS applies);
+ * other types: vec_dot_rows per token. */
+static void gemm_avx2(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
+                      const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
+    const bool h = wtype == TRIT_F16;
+    for (int64_t t = 0; t < nt; t++) {
+        const char *a = (const char *)act + t * act_bytes;
+        if (wtype != TRIT_F32 && !h) {
+            vec_dot_rows_avx2(wtype, n, w, row_bytes, nr, a, out + t * ldo);
+            continue;
+        }
+        int64_t r = 0;
+        for (; r + 4 <= nr; r += 4)
+            rows_lanes16(h, 4, n, (const char *)w + r * row_bytes, row_bytes, a, out + t * ldo + r);
+        for (; r < nr; r++)
+            rows_lanes16(h, 1, n, (const char *)w + r * row_bytes, row_bytes, a, out + t * ldo + r);
+    }
+}
+
 const trit_kernels trit_kernels_avx2_impl = {
     .name = "avx2",
     .quantize_act = quantize_act_avx2,
     .vec_dot = vec_dot_avx2,
     .vec_dot_rows = vec_dot_rows_avx2,
-    .gemm = NULL,
+    .gemm = gemm_avx2,
 };

@@ -5,6 +5,7 @@
  * activations straight into 32-bit sums, so no 16-bit intermediate can overflow. Activation
  * quantizers and types without a fast path here use the AVX2 set. */
 #include "kernels/kernels.h"
+#include "kernels/ref/ggml_order.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -13,6 +14,14 @@
 
 static inline float hsum16(__m512 v) {
     return _mm512_reduce_add_ps(v);
+}
+
+/* ggml's hsum_float_8: 4 + 4, then (0+2) + (1+3) */
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
 }
 
 #define INL  static inline __attribute__((always_inline))
@@ -96,11 +105,11 @@ INL float wscale_tq1(const void *x) {
 INL void tern_tile(const bool tq1, const int R, const int T, int64_t n, const char *w,
                    size_t row_bytes, const char *act, size_t act_bytes, float *out, int64_t ldo) {
     const size_t wb = tq1 ? sizeof(block_tq1_0) : sizeof(block_tq2_0);
-    __m512 acc[MAXR][MAXT];
+    __m256 acc[MAXR][MAXT];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
         __m512i ysum[MAXT], a[MAXT][4];
         float yd[MAXT];
@@ -133,15 +142,20 @@ INL void tern_tile(const bool tq1, const int R, const int T, int64_t n, const ch
                 __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[1], a[t][1]);
                 s0 = _mm512_dpbusd_epi32(s0, c[2], a[t][2]);
                 s1 = _mm512_dpbusd_epi32(s1, c[3], a[t][3]);
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
-                                            _mm512_set1_ps(yd[t] * xd), acc[r][t]);
+                /* fold to ggml's eight lanes (lane L = activation bytes 4L..4L+3 of each
+                 * 32-byte segment), then its per-block float fma */
+                const __m512i s = _mm512_add_epi32(s0, s1);
+                const __m256i s8 =
+                    _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+                acc[r][t] =
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(s8), _mm256_set1_ps(yd[t] * xd), acc[r][t]);
             }
         }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) out[t * ldo + r] = hsum16(acc[r][t]);
+        for (int t = 0; t < T; t++) out[t * ldo + r] = hsum8(acc[r][t]);
 }
 
 /* I2_S x I8: 128-element blocks of 32 bytes, element 32g + m in byte m at bits 6-2g. No block
@@ -284,28 +298,76 @@ static void tiles(tile_fn f, int64_t n, const char *w, size_t rb, int64_t nr, co
     }
 }
 
-static float dot_f32(int64_t n, const float *x, const float *y) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), a1);
-    }
-    for (; i + 16 <= n; i += 16)
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), a0);
-    if (i < n) {
-        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i), a1);
-    }
-    return hsum16(_mm512_add_ps(a0, a1));
-}
-
 static inline __m512 ld_f16(const uint16_t *p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
 
-/* F16 x F16 for up to 4 rows sharing each converted activation vector (the output matmul
- * of a tied-embedding model streams ~128k such rows per token). */
+/* lanes64 (ggml_vec_dot_f32 / f16, see ref/ggml_order.h) for R rows sharing the activation
+ * loads: four accumulators per row, reduced (a0+a2) + (a1+a3), then the n % 64 tail in
+ * scalar (f32: fma into the float total; f16: products added in double). h: F16. */
+INL void rows_lanes64(const bool h, const int R, int64_t n, const char *w, size_t rb,
+                      const void *act, float *out) {
+    __m512 acc[MAXR][4];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_ps();
+    const int64_t np = n & ~(int64_t)63;
+    for (int64_t i = 0; i < np; i += 64) {
+#pragma GCC unroll 8
+        for (int j = 0; j < 4; j++) {
+            const int64_t o = i + 16 * j;
+            const __m512 av =
+                h ? ld_f16((const uint16_t *)act + o) : _mm512_loadu_ps((const float *)act + o);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                const __m512 wv = h ? ld_f16((const uint16_t *)(w + r * rb) + o)
+                                    : _mm512_loadu_ps((const float *)(w + r * rb) + o);
+                acc[r][j] = _mm512_fmadd_ps(wv, av, acc[r][j]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        const __m512 s =
+            _mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][2]), _mm512_add_ps(acc[r][1], acc[r][3]));
+        const float v = hsum16(s);
+        if (h) {
+            const uint16_t *x = (const uint16_t *)(w + r * rb), *y = act;
+            double sum = v;
+            for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(x[i]) * _cvtsh_ss(y[i]));
+            out[r] = (float)sum;
+        } else {
+            const float *x = (const float *)(w + r * rb), *y = act;
+            out[r] = go_f32_tail(v, np, n, x, y);
+        }
+    }
+}
+
+static void rows_lanes64_any(bool h, int64_t n, const char *w, size_t rb, int64_t nr, const void *a,
+                             float *out) {
+    int64_t r = 0;
+    for (; r + 4 <= nr; r += 4) rows_lanes64(h, 4, n, w + r * rb, rb, a, out + r);
+    for (; r < nr; r++) rows_lanes64(h, 1, n, w + r * rb, rb, a, out + r);
+}
+
+/* lanes16 (tinyBLAS) F32 rows: one accumulator per row, n % 16 == 0 */
+INL void f32_rows16(const int R, int64_t n, const char *w, size_t rb, const float *a, float *out) {
+    __m512 acc[MAXR];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __m512 av = _mm512_loadu_ps(a + i);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+            acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps((const float *)(w + r * rb) + i), av, acc[r]);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) out[r] = hsum16(acc[r]);
+}
+
+/* F16 x F16, lanes16 (tinyBLAS, the batched order), for up to 4 rows sharing each converted
+ * activation vector. */
 INL void f16_rows(const int R, int64_t n, const char *w, size_t rb, const uint16_t *a, float *out) {
     __m512 acc[MAXR];
 #pragma GCC unroll 8
@@ -346,9 +408,8 @@ static float vec_dot_avx512(uint32_t wtype, int64_t n, const void *w, const void
     }
     switch (wtype) {
     case TRIT_F32:
-        return dot_f32(n, w, a);
     case TRIT_F16:
-        f16_rows(1, n, w, 0, a, &r);
+        rows_lanes64(wtype == TRIT_F16, 1, n, w, 0, a, &r);
         return r;
     default:
         return trit_kernels_avx2_impl.vec_dot(wtype, n, w, a);
@@ -363,15 +424,11 @@ static void vec_dot_rows_avx512(uint32_t wtype, int64_t n, const void *w, size_t
         tiles(f, n, wp, row_bytes, nr, act, 0, 1, out, 0, 1);
         return;
     }
-    if (wtype == TRIT_F16) {
-        f16_rows_any(n, wp, row_bytes, nr, act, out);
+    if (wtype == TRIT_F16 || wtype == TRIT_F32) {
+        rows_lanes64_any(wtype == TRIT_F16, n, wp, row_bytes, nr, act, out);
         return;
     }
-    if (wtype != TRIT_F32) {
-        trit_kernels_avx2_impl.vec_dot_rows(wtype, n, w, row_bytes, nr, act, out);
-        return;
-    }
-    for (int64_t r = 0; r < nr; r++) out[r] = vec_dot_avx512(wtype, n, wp + r * row_bytes, act);
+    trit_kernels_avx2_impl.vec_dot_rows(wtype, n, w, row_bytes, nr, act, out);
 }
 
 static void gemm_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
@@ -381,9 +438,24 @@ static void gemm_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_byt
         tiles(f, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo, MAXT);
         return;
     }
-    for (int64_t t = 0; t < nt; t++)
-        vec_dot_rows_avx512(wtype, n, w, row_bytes, nr, (const char *)act + t * act_bytes,
-                            out + t * ldo);
+    /* F32/F16: tinyBLAS's order (trit_matmul calls gemm for these only where it applies) */
+    for (int64_t t = 0; t < nt; t++) {
+        const char *a = (const char *)act + t * act_bytes;
+        float *o = out + t * ldo;
+        if (wtype == TRIT_F16) {
+            f16_rows_any(n, w, row_bytes, nr, (const uint16_t *)a, o);
+        } else if (wtype == TRIT_F32) {
+            int64_t r = 0;
+            for (; r + 4 <= nr; r += 4)
+                f32_rows16(4, n, (const char *)w + r * row_bytes, row_bytes, (const float *)a,
+                           o + r);
+            for (; r < nr; r++)
+                f32_rows16(1, n, (const char *)w + r * row_bytes, row_bytes, (const float *)a,
+                           o + r);
+        } else {
+            vec_dot_rows_avx512(wtype, n, w, row_bytes, nr, a, o);
+        }
+    }
 }
 
 static void quantize_act_avx512(uint32_t wtype, const float *x, void *dst, int64_t n) {
