@@ -47,9 +47,19 @@ typedef struct {
 #define KB(f)                                                                                      \
     { #f, K_BOOL, offsetof(trit_gate_cfg, f) }
 static const ini_key keys[] = {
-    KD(ppl_max_delta),    KD(exact_min),      KB(require_classified), KL(rounds_min),
-    KD(v2_unreach_max),   KD(p95_gap_max_ms), KD(trend_window_h),     KL(trend_window_rounds),
-    KL(trend_min_rounds), KD(spike_nomatch),  KL(spike_min_rounds),   KD(tie_eps),
+    KD(ppl_max_delta),
+    KD(ppl_max_rel_delta),
+    KD(exact_min),
+    KB(require_classified),
+    KL(rounds_min),
+    KD(v2_unreach_max),
+    KD(p95_gap_max_ms),
+    KD(trend_window_h),
+    KL(trend_window_rounds),
+    KL(trend_min_rounds),
+    KD(spike_nomatch),
+    KL(spike_min_rounds),
+    KD(tie_eps),
     KL(min_samples),
 };
 
@@ -206,7 +216,10 @@ void trit_gates_eval(const trit_gate_cfg *c, const trit_stats *all, const trit_s
                                       all->ppl_gen2, all->ppl_gen2_err, all->kld_mean};
         ppl = &from_ledger;
     }
-    snprintf(tg, sizeof tg, "|delta| <= %g", c->ppl_max_delta);
+    if (c->ppl_max_rel_delta > 0)
+        snprintf(tg, sizeof tg, "|ratio - 1| <= %g", c->ppl_max_rel_delta);
+    else
+        snprintf(tg, sizeof tg, "|delta| <= %g", c->ppl_max_delta);
     r = add_row(t, "ppl gen-2 vs gen-1", tg);
     if (!ppl || !ppl->present) {
         SET(current, "not measured");
@@ -215,7 +228,17 @@ void trit_gates_eval(const trit_gate_cfg *c, const trit_stats *all, const trit_s
     } else {
         double d = ppl->gen2 - ppl->gen1;
         SET(current, "%+.4f (%.4f vs %.4f, KLD %.5f)", d, ppl->gen2, ppl->gen1, ppl->kld_mean);
-        r->verdict = fabs(d) <= c->ppl_max_delta ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+        if (c->ppl_max_rel_delta > 0) {
+            /* Relative form: for models whose absolute perplexity is meaningless (synthetic
+             * weights score ~1e19 on English), the ratio is what says "same model". */
+            double rel = ppl->gen1 > 0 ? ppl->gen2 / ppl->gen1 - 1.0 : NAN;
+            SET(current, "%+.4f%% (%.6g vs %.6g, KLD %.5f)", 100.0 * rel, ppl->gen2, ppl->gen1,
+                ppl->kld_mean);
+            r->verdict =
+                !isnan(rel) && fabs(rel) <= c->ppl_max_rel_delta ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+        } else {
+            r->verdict = fabs(d) <= c->ppl_max_delta ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+        }
     }
 
     /* exact-match */

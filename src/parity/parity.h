@@ -180,6 +180,7 @@ json_t *trit_stats_json(const trit_stats *st);
 /* ======================= gates ======================= */
 typedef struct trit_gate_cfg {
     double ppl_max_delta;     /* 0.05 */
+    double ppl_max_rel_delta; /* 0 = off; > 0: gate on |ppl2/ppl1 - 1| instead (synthetic models) */
     double exact_min;         /* 0.90 */
     bool require_classified;  /* every no-match classified tie vs real (true) */
     long rounds_min;          /* 50000 */

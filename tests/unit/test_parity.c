@@ -446,6 +446,35 @@ Test(gates, each_threshold_fails) {
     cr_assert_not(t.go);
 }
 
+Test(gates, ppl_relative_form) {
+    trit_gate_cfg c;
+    trit_gate_cfg_default(&c);
+    c.rounds_min = 1000;
+    trit_stats s = good_stats();
+    trit_gate_table t;
+    /* a synthetic model: absolute PPL 1e19, gen-2 0.1% higher -> absolute gate fails... */
+    trit_ppl_figs p = {true, 1e19, 1e17, 1.001e19, 1e17, 0.0001};
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
+    /* ...the relative form judges the ratio */
+    c.ppl_max_rel_delta = 0.005;
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_PASS);
+    p.gen2 = 1.01e19; /* 1% off */
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
+    p.gen1 = 0; /* no usable reference figure is FAIL, never PASS */
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
+    /* and the key parses from INI */
+    trit_gate_cfg d;
+    trit_gate_cfg_default(&d);
+    trit_err err = {0};
+    cr_assert_eq(trit_gate_cfg_parse("[gates]\nppl_max_rel_delta = 0.005\n", "t.ini", &d, &err), 0,
+                 "%s", err.msg);
+    cr_assert_float_eq(d.ppl_max_rel_delta, 0.005, 1e-12);
+}
+
 Test(gates, ppl_from_file_and_ledger) {
     char *path = tmp_path("ppl.json");
     FILE *f = fopen(path, "w");
