@@ -26,7 +26,7 @@ static inline float hsum8(__m256 v) {
 
 #define INL  static inline __attribute__((always_inline))
 #define MAXT 4 /* tokens per tile */
-#define MAXR 4 /* weight rows per tile */
+#define MAXR 8 /* weight rows per tile (8 only with 1 token) */
 
 /* ---- ternary tiles: R weight rows x T activation rows ----
  * Each 256-element block is decoded into four 64-byte vectors of unsigned codes (0..2) whose
@@ -101,15 +101,38 @@ INL float wscale_tq1(const void *x) {
     return _cvtsh_ss(((const block_tq1_0 *)x)->d);
 }
 
-/* out[t * ldo + r] for r < R, t < T. tq1 selects the TQ1_0 decoder. */
+INL void tern_codes(const bool tq1, const char *xb, __m512i c[4], float *xd) {
+    if (tq1)
+        tq1_codes((const block_tq1_0 *)xb, c);
+    else
+        tq2_codes((const block_tq2_0 *)xb, c);
+    *xd = tq1 ? wscale_tq1(xb) : wscale_tq2(xb);
+}
+
+/* 32-bit code x activation sums of one block, +1 offset removed (lanes 0..7 carry -ysum):
+ * 16 lanes, lane k = activation bytes 4k..4k+3 of the block's 64-byte vectors. */
+INL __m512i tern_sums(const __m512i c[4], const __m512i a[4], __m512i ysum) {
+    /* two independent dpbusd chains */
+    __m512i s0 = _mm512_dpbusd_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), ysum), c[0], a[0]);
+    __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[1], a[1]);
+    s0 = _mm512_dpbusd_epi32(s0, c[2], a[2]);
+    s1 = _mm512_dpbusd_epi32(s1, c[3], a[3]);
+    return _mm512_add_epi32(s0, s1);
+}
+
+/* out[t * ldo + r] for r < R, t < T. tq1 selects the TQ1_0 decoder. The float sums follow
+ * ggml's AVX2 kernel: eight lanes (lane L = activation bytes 4L..4L+3 of each 32-byte
+ * segment: the two 256-bit halves of a 16-lane sum added), one fma per block. Rows are
+ * handled in pairs whose folded sums share one 512-bit register (row r in lanes 0..7, row
+ * r+1 in lanes 8..15), so a pair costs one convert and one fma. */
 INL void tern_tile(const bool tq1, const int R, const int T, int64_t n, const char *w,
                    size_t row_bytes, const char *act, size_t act_bytes, float *out, int64_t ldo) {
     const size_t wb = tq1 ? sizeof(block_tq1_0) : sizeof(block_tq2_0);
-    __m256 acc[MAXR][MAXT];
+    __m512 acc[(MAXR + 1) / 2][MAXT];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
+    for (int p = 0; p < (R + 1) / 2; p++)
 #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+        for (int t = 0; t < T; t++) acc[p][t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
         __m512i ysum[MAXT], a[MAXT][4];
         float yd[MAXT];
@@ -126,36 +149,40 @@ INL void tern_tile(const bool tq1, const int R, const int T, int64_t n, const ch
                 tq2_acts(y->qs, a[t]);
         }
 #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
+        for (int r = 0; r < R; r += 2) {
             const char *xb = w + r * row_bytes + (size_t)i * wb;
-            __m512i c[4];
-            if (tq1)
-                tq1_codes((const block_tq1_0 *)xb, c);
-            else
-                tq2_codes((const block_tq2_0 *)xb, c);
-            const float xd = tq1 ? wscale_tq1(xb) : wscale_tq2(xb);
+            __m512i c0[4], c1[4];
+            float xd0, xd1 = 0.0f;
+            tern_codes(tq1, xb, c0, &xd0);
+            if (r + 1 < R) tern_codes(tq1, xb + row_bytes, c1, &xd1);
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
-                /* two independent dpbusd chains */
-                __m512i s0 = _mm512_dpbusd_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), ysum[t]),
-                                                 c[0], a[t][0]);
-                __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[1], a[t][1]);
-                s0 = _mm512_dpbusd_epi32(s0, c[2], a[t][2]);
-                s1 = _mm512_dpbusd_epi32(s1, c[3], a[t][3]);
-                /* fold to ggml's eight lanes (lane L = activation bytes 4L..4L+3 of each
-                 * 32-byte segment), then its per-block float fma */
-                const __m512i s = _mm512_add_epi32(s0, s1);
-                const __m256i s8 =
-                    _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
-                acc[r][t] =
-                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(s8), _mm256_set1_ps(yd[t] * xd), acc[r][t]);
+                const __m512i s0 = tern_sums(c0, a[t], ysum[t]);
+                __m512i f;
+                __m512 d;
+                if (r + 1 < R) {
+                    const __m512i s1 = tern_sums(c1, a[t], ysum[t]);
+                    f = _mm512_add_epi32(_mm512_shuffle_i64x2(s0, s1, _MM_SHUFFLE(1, 0, 1, 0)),
+                                         _mm512_shuffle_i64x2(s0, s1, _MM_SHUFFLE(3, 2, 3, 2)));
+                    d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(yd[t] * xd0),
+                                             _mm512_set1_ps(yd[t] * xd1));
+                } else {
+                    f = _mm512_zextsi256_si512(_mm256_add_epi32(_mm512_castsi512_si256(s0),
+                                                                _mm512_extracti64x4_epi64(s0, 1)));
+                    d = _mm512_set1_ps(yd[t] * xd0);
+                }
+                acc[r / 2][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(f), d, acc[r / 2][t]);
             }
         }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) out[t * ldo + r] = hsum8(acc[r][t]);
+        for (int t = 0; t < T; t++) {
+            const __m512 v = acc[r / 2][t];
+            out[t * ldo + r] =
+                hsum8(r % 2 ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v));
+        }
 }
 
 /* I2_S x I8: 128-element blocks of 32 bytes, element 32g + m in byte m at bits 6-2g. No block
@@ -254,6 +281,18 @@ INL void i2s_tile(const int R, const int T, int64_t n, const char *w, size_t row
     case 32 + 4:                                                                                   \
         CALL(4, 4);                                                                                \
         break;                                                                                     \
+    case 40 + 1:                                                                                   \
+        CALL(5, 1);                                                                                \
+        break;                                                                                     \
+    case 48 + 1:                                                                                   \
+        CALL(6, 1);                                                                                \
+        break;                                                                                     \
+    case 56 + 1:                                                                                   \
+        CALL(7, 1);                                                                                \
+        break;                                                                                     \
+    case 64 + 1:                                                                                   \
+        CALL(8, 1);                                                                                \
+        break;                                                                                     \
     }
 
 static void tile_tq2(int R, int T, int64_t n, const char *w, size_t rb, const char *a, size_t ab,
@@ -289,8 +328,9 @@ static tile_fn tile_for(uint32_t wtype) {
  * tokens_per_tile), so each weight tile is decoded once per token group. */
 static void tiles(tile_fn f, int64_t n, const char *w, size_t rb, int64_t nr, const char *a,
                   size_t ab, int64_t nt, float *out, int64_t ldo, int tpt) {
-    for (int64_t r = 0; r < nr; r += MAXR) {
-        const int R = (int)TRIT_MIN(MAXR, nr - r);
+    const int rstep = tpt == 1 ? 8 : 4; /* more rows share each activation load at 1 token */
+    for (int64_t r = 0; r < nr; r += rstep) {
+        const int R = (int)TRIT_MIN(rstep, nr - r);
         for (int64_t t = 0; t < nt; t += tpt) {
             const int T = (int)TRIT_MIN(tpt, nt - t);
             f(R, T, n, w + r * rb, rb, a + t * ab, ab, out + t * ldo + r, ldo);
