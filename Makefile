@@ -53,7 +53,8 @@ setup:
 
 test: setup
 	@$(MAKE) --no-print-directory all units
-	@tests/run
+	@$(MAKE) --no-print-directory asan
+	@ASAN_B=build/asan tests/run
 
 units: $(UNIT_BIN)
 
@@ -64,7 +65,8 @@ integration: all
 	@tests/run --integration-only
 
 asan:
-	@$(MAKE) --no-print-directory B=build/asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" all units
+	@$(MAKE) --no-print-directory B=build/asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  all units
 
 demo: setup
 	@$(MAKE) --no-print-directory all
