@@ -16,6 +16,14 @@
 #include <pthread.h>
 #include <string.h>
 
+/* The hot loops are cloned for x86-64-v3 (AVX2, FMA: fmaf inline, vectorized lanes); the
+ * arithmetic is the same in every clone. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HOT __attribute__((target_clones("default", "arch=x86-64-v3")))
+#else
+#define HOT
+#endif
+
 /* ---- fp16 helpers ---- */
 static float g_f16_table[65536];
 static pthread_once_t g_f16_once = PTHREAD_ONCE_INIT;
@@ -109,7 +117,7 @@ float trit_silu(float x) {
     return x / (1.0f + expf(-x));
 }
 
-void trit_swiglu(const float *g, const float *u, float *y, int64_t n) {
+HOT void trit_swiglu(const float *g, const float *u, float *y, int64_t n) {
     const int64_t n16 = n & ~(int64_t)15; /* ggml_vec_swiglu_f32's 16-wide part: ggml_v_silu */
     int64_t i = 0;
     for (; i < n16; i++) y[i] = go_v_silu(g[i]) * u[i];
@@ -151,8 +159,9 @@ static inline float dot_kv(const void *krow, uint32_t type, const float *qf, int
 /* One query row, fewer than FA_TILE_Q rows in the batch: ggml's one_chunk kernel over keys
  * [ic0, ic1). Returns the running max M and sum S; acc holds the unnormalized V sum as f32
  * (converted from the fp16 accumulator for an F16 cache). */
-static void att_row_vec_range(const att_job *J, const float *qrow, const void *kh, const void *vh,
-                              int ic0, int ic1, float *acc, float *Mout, float *Sout) {
+HOT static void att_row_vec_range(const att_job *J, const float *qrow, const void *kh,
+                                  const void *vh, int ic0, int ic1, float *acc, float *Mout,
+                                  float *Sout) {
     const int D = J->head_dim;
     const bool f16 = J->kv_type == TRIT_F16;
     float q[ATT_MAX_DIM];
@@ -198,8 +207,8 @@ static void att_row_vec(const att_job *J, const float *qrow, const void *kh, con
  * tile of 64 keys: K.Q as a sequential fma chain (simd_gemm), scaled; the tile max; the
  * running sum grows by the tile's ggml_vec_soft_max_f32 (v_expf, 16-lane sums in double);
  * V accumulates as a sequential fma chain over the tile's keys (simd_gemm). */
-static void att_row_tiled(const att_job *J, const float *q, const void *kh, const void *vh,
-                          int n_kv, float *dst) {
+HOT static void att_row_tiled(const att_job *J, const float *q, const void *kh, const void *vh,
+                              int n_kv, float *dst) {
     const int D = J->head_dim;
     const bool f16 = J->kv_type == TRIT_F16;
     float acc[ATT_MAX_DIM], kq[FA_TILE_KV];

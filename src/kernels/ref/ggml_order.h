@@ -104,7 +104,13 @@ static inline float go_v_expf(float x) {
     const float j = fmaf(
         fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
         u, fmaf(0x1.ffffecp-1f, b, 1.0f));
-    return ldexpf(j, (int)n); /* _mm512_scalef_ps(j, n), n integral */
+    /* _mm512_scalef_ps(j, n), n integral: one rounding, as a product with 2^n */
+    const int e = (int)n;
+    if (e < -126 || e > 127) return ldexpf(j, e);
+    const uint32_t bits = (uint32_t)(e + 127) << 23;
+    float p2;
+    memcpy(&p2, &bits, 4);
+    return j * p2;
 }
 
 /* ggml_v_silu: x / (1 + v_expf(0 - x)) */
