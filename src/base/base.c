@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,15 +44,20 @@ int trit_log_level(void) {
         const char *e = getenv("TRIT_LOG");
         g_log_level = TRIT_LOG_WARN;
         if (e) {
-            if (!strcmp(e, "error")) g_log_level = TRIT_LOG_ERROR;
-            else if (!strcmp(e, "info")) g_log_level = TRIT_LOG_INFO;
-            else if (!strcmp(e, "debug")) g_log_level = TRIT_LOG_DEBUG;
+            if (!strcmp(e, "error"))
+                g_log_level = TRIT_LOG_ERROR;
+            else if (!strcmp(e, "info"))
+                g_log_level = TRIT_LOG_INFO;
+            else if (!strcmp(e, "debug"))
+                g_log_level = TRIT_LOG_DEBUG;
         }
     }
     return g_log_level;
 }
 
-void trit_log_set_level(int level) { g_log_level = level; }
+void trit_log_set_level(int level) {
+    g_log_level = level;
+}
 
 void trit_log(int level, const char *fmt, ...) {
     if (level > trit_log_level()) return;
@@ -84,7 +90,9 @@ void *xrealloc(void *p, size_t n) {
     if (!q) oom(n);
     return q;
 }
-char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
+char *xstrdup(const char *s) {
+    return xstrndup(s, strlen(s));
+}
 char *xstrndup(const char *s, size_t n) {
     char *p = xmalloc(n + 1);
     memcpy(p, s, n);
@@ -111,7 +119,9 @@ void trit_buf_append(trit_buf *b, const void *data, size_t n) {
     b->len += n;
     b->p[b->len] = 0;
 }
-void trit_buf_puts(trit_buf *b, const char *s) { trit_buf_append(b, s, strlen(s)); }
+void trit_buf_puts(trit_buf *b, const char *s) {
+    trit_buf_append(b, s, strlen(s));
+}
 void trit_buf_printf(trit_buf *b, const char *fmt, ...) {
     va_list ap, ap2;
     va_start(ap, fmt);
@@ -217,7 +227,7 @@ uint16_t trit_fp32_to_fp16(float f) {
         return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 | ((ax >> 13) & 0x3ff) : 0));
     }
     if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* rounds to >= 65520: inf */
-    if (ax < 0x38800000u) {                                   /* below 2^-14: subnormal half */
+    if (ax < 0x38800000u) {                                  /* below 2^-14: subnormal half */
         /* add 0.5 (as float) so the FPU rounds to nearest-even at 2^-24 granularity */
         float v = u2f(ax) + 0.5f;
         return (uint16_t)(sign | ((f2u(v) - 0x3f000000u) & 0x7ff));
@@ -227,7 +237,9 @@ uint16_t trit_fp32_to_fp16(float f) {
     return (uint16_t)(sign | (ax >> 13));
 }
 
-float trit_bf16_to_fp32(uint16_t h) { return u2f((uint32_t)h << 16); }
+float trit_bf16_to_fp32(uint16_t h) {
+    return u2f((uint32_t)h << 16);
+}
 
 uint16_t trit_fp32_to_bf16(float f) {
     uint32_t u = f2u(f);
@@ -241,7 +253,9 @@ uint64_t trit_now_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
-double trit_now_s(void) { return (double)trit_now_ns() * 1e-9; }
+double trit_now_s(void) {
+    return (double)trit_now_ns() * 1e-9;
+}
 double trit_wall_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -259,23 +273,53 @@ void trit_iso8601(double wall_s, char out[32]) {
     snprintf(out, 32, "%s.%03dZ", tmp, ms);
 }
 
-/* ---- thread pool ---- */
+/* ---- thread pool ----
+ * A run publishes (fn, arg) and bumps `generation`; workers spin on it for a bounded time
+ * (TRIT_SPIN_US, default 200 us) before sleeping on a condition variable, and the caller spins
+ * on `pending` the same way. A decode step issues hundreds of runs per token, so waking
+ * sleeping threads each time would cost more than the work; on an oversubscribed machine the
+ * bounded spin falls back to sleeping. */
 struct trit_pool {
     int n;
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
-    uint64_t generation;
-    int pending;
-    bool quit;
+    _Atomic uint64_t generation;
+    _Atomic int pending;
+    _Atomic bool quit;
     trit_pool_fn fn;
     void *arg;
+    uint64_t spin_ns;
 };
 
 typedef struct {
     trit_pool *p;
     int ith;
 } pool_worker;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Spin until *gen != seen (returns true) or the spin budget is spent (false). */
+static bool spin_for_generation(trit_pool *p, uint64_t seen) {
+    uint64_t t0 = 0;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(&p->generation, memory_order_acquire) != seen ||
+            atomic_load_explicit(&p->quit, memory_order_relaxed))
+            return true;
+        cpu_relax();
+        if ((i & 63) == 0) {
+            uint64_t now = trit_now_ns();
+            if (!t0)
+                t0 = now;
+            else if (now - t0 > p->spin_ns)
+                return false;
+        }
+    }
+}
 
 static void *pool_main(void *v) {
     pool_worker *w = v;
@@ -284,20 +328,20 @@ static void *pool_main(void *v) {
     free(w);
     uint64_t seen = 0;
     for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->quit && p->generation == seen) pthread_cond_wait(&p->cv_work, &p->mu);
-        if (p->quit) {
+        if (!spin_for_generation(p, seen)) {
+            pthread_mutex_lock(&p->mu);
+            while (!atomic_load(&p->quit) && atomic_load(&p->generation) == seen)
+                pthread_cond_wait(&p->cv_work, &p->mu);
             pthread_mutex_unlock(&p->mu);
-            return NULL;
         }
-        seen = p->generation;
-        trit_pool_fn fn = p->fn;
-        void *arg = p->arg;
-        pthread_mutex_unlock(&p->mu);
-        fn(arg, ith, p->n);
-        pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->cv_done);
-        pthread_mutex_unlock(&p->mu);
+        if (atomic_load(&p->quit)) return NULL;
+        seen = atomic_load_explicit(&p->generation, memory_order_acquire);
+        p->fn(p->arg, ith, p->n);
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->cv_done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
 }
 
@@ -310,6 +354,8 @@ trit_pool *trit_pool_new(int n_threads) {
     if (n_threads <= 0) n_threads = trit_cpu_count();
     trit_pool *p = xcalloc(1, sizeof *p);
     p->n = n_threads;
+    const char *e = getenv("TRIT_SPIN_US");
+    p->spin_ns = (uint64_t)((e && *e ? atof(e) : 200.0) * 1000.0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_work, NULL);
     pthread_cond_init(&p->cv_done, NULL);
@@ -323,30 +369,44 @@ trit_pool *trit_pool_new(int n_threads) {
     return p;
 }
 
-int trit_pool_size(const trit_pool *p) { return p ? p->n : 1; }
+int trit_pool_size(const trit_pool *p) {
+    return p ? p->n : 1;
+}
 
 void trit_pool_run(trit_pool *p, trit_pool_fn fn, void *arg) {
     if (!p || p->n == 1) {
         fn(arg, 0, 1);
         return;
     }
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->arg = arg;
-    p->pending = p->n - 1;
-    p->generation++;
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    pthread_mutex_lock(&p->mu); /* wakes workers that stopped spinning */
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
     fn(arg, 0, p->n);
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0) pthread_cond_wait(&p->cv_done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    uint64_t t0 = 0;
+    for (unsigned i = 1; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) {
+        cpu_relax();
+        if ((i & 63) == 0) {
+            uint64_t now = trit_now_ns();
+            if (!t0)
+                t0 = now;
+            else if (now - t0 > p->spin_ns) {
+                pthread_mutex_lock(&p->mu);
+                while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->cv_done, &p->mu);
+                pthread_mutex_unlock(&p->mu);
+                break;
+            }
+        }
+    }
 }
 
 void trit_pool_free(trit_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->quit = true;
+    atomic_store(&p->quit, true);
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
@@ -463,7 +523,9 @@ int trit_sha256_file(const char *path, char out[65], trit_err *err) {
     return 0;
 }
 
-uint64_t trit_hash64(const void *data, size_t n) { return XXH3_64bits(data, n); }
+uint64_t trit_hash64(const void *data, size_t n) {
+    return XXH3_64bits(data, n);
+}
 
 /* ---- reference paths ---- */
 const char *trit_ref_dir(void) {
@@ -503,10 +565,14 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n) {
     size_t len;
     unsigned min;
     if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, min = 0x80;
-    else if ((c & 0xf0) == 0xe0) len = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, min = 0x10000;
-    else return 0;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, min = 0x80;
+    else if ((c & 0xf0) == 0xe0)
+        len = 3, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, min = 0x10000;
+    else
+        return 0;
     unsigned cp = c & (0x3f >> (len - 1));
     for (size_t i = 1; i < len; i++) {
         if (i >= n) return (size_t)-1;
@@ -534,7 +600,11 @@ size_t trit_utf8_complete_prefix(const char *s, size_t n) {
     for (size_t back = 1; back <= 4 && back <= n; back++) {
         unsigned c = p[n - back];
         if ((c & 0xc0) == 0x80) continue; /* continuation byte */
-        size_t need = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 1;
+        size_t need = c < 0x80             ? 1
+                      : (c & 0xe0) == 0xc0 ? 2
+                      : (c & 0xf0) == 0xe0 ? 3
+                      : (c & 0xf8) == 0xf0 ? 4
+                                           : 1;
         return need > back ? n - back : n;
     }
     return n;
