@@ -25,10 +25,10 @@ typedef struct trit_err {
 
 enum {
     TRIT_EOK = 0,
-    TRIT_EIO = 1,      /* open/read/write/mmap failed */
-    TRIT_EFORMAT = 2,  /* malformed input (file or request) */
-    TRIT_EUNSUP = 3,   /* well-formed but not supported (type, arch) */
-    TRIT_EINVAL = 4,   /* bad argument from the caller */
+    TRIT_EIO = 1,     /* open/read/write/mmap failed */
+    TRIT_EFORMAT = 2, /* malformed input (file or request) */
+    TRIT_EUNSUP = 3,  /* well-formed but not supported (type, arch) */
+    TRIT_EINVAL = 4,  /* bad argument from the caller */
     TRIT_ENOTFOUND = 5,
     TRIT_ERANGE = 6,   /* too big / out of bounds */
     TRIT_ENET = 7,     /* network: refused, timeout, HTTP error */
@@ -74,12 +74,13 @@ int trit_write_file_atomic(const char *path, const void *data, size_t n, trit_er
 float trit_fp16_to_fp32(uint16_t h);
 uint16_t trit_fp32_to_fp16(float f);
 float trit_bf16_to_fp32(uint16_t h);
-uint16_t trit_fp32_to_bf16(float f); /* round-to-nearest-even, NaN kept quiet (ggml_compute_fp32_to_bf16) */
+uint16_t
+trit_fp32_to_bf16(float f); /* round-to-nearest-even, NaN kept quiet (ggml_compute_fp32_to_bf16) */
 
 /* ---- time ---- */
-uint64_t trit_now_ns(void);    /* monotonic */
-double trit_now_s(void);       /* monotonic, seconds */
-double trit_wall_s(void);      /* CLOCK_REALTIME seconds since epoch */
+uint64_t trit_now_ns(void);                     /* monotonic */
+double trit_now_s(void);                        /* monotonic, seconds */
+double trit_wall_s(void);                       /* CLOCK_REALTIME seconds since epoch */
 void trit_iso8601(double wall_s, char out[32]); /* "2026-11-24T20:43:07.123Z" */
 
 /* ---- thread pool: fn(arg, ith, nth) runs on nth workers (the caller is worker 0) and
@@ -119,7 +120,7 @@ bool trit_utf8_valid(const char *s, size_t n);
 /* Length of the longest prefix of s[0..n) that ends on a complete UTF-8 sequence. */
 size_t trit_utf8_complete_prefix(const char *s, size_t n);
 #define TRIT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define TRIT_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define TRIT_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define TRIT_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define TRIT_MAX(a, b)    ((a) > (b) ? (a) : (b))
 
 #endif

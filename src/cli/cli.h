@@ -4,22 +4,22 @@
 #ifndef TRIT_CLI_H
 #define TRIT_CLI_H
 
-#define TRIT_COMMANDS(X)                                                                       \
-    X(doctor, "preflight: compiler, CPU features, libraries, reference llama.cpp")            \
-    X(inspect, "print a GGUF file's metadata and tensor table (--json)")                      \
-    X(quantize, "convert a GGUF model's tensors: quantize IN OUT TYPE")                       \
-    X(mkmodel, "write a deterministic synthetic model (llama/bitnet, presets)")               \
-    X(tokenize, "tokenize text with a model's vocabulary")                                    \
-    X(run, "generate text from a prompt")                                                     \
-    X(bench, "prompt-processing and generation speed (like llama-bench)")                     \
-    X(serve, "OpenAI-compatible HTTP server")                                                 \
-    X(chat, "interactive chat against an OpenAI-compatible server")                           \
-    X(burnin, "shadow burn-in: same prompts to gen-1 and gen-2, compare, ledger, stats")      \
-    X(ppl, "perplexity and KL divergence")                                                    \
-    X(ladder, "logit parity ladder between two backends")                                     \
-    X(trace, "layer-by-layer activation traces: capture and diff")                           \
-    X(gate, "cutover gate table: GO / NO-GO")                                                 \
-    X(shadow, "live shadow proxy: primary answers, candidate compared")                       \
+#define TRIT_COMMANDS(X)                                                                           \
+    X(doctor, "preflight: compiler, CPU features, libraries, reference llama.cpp")                 \
+    X(inspect, "print a GGUF file's metadata and tensor table (--json)")                           \
+    X(quantize, "convert a GGUF model's tensors: quantize IN OUT TYPE")                            \
+    X(mkmodel, "write a deterministic synthetic model (llama/bitnet, presets)")                    \
+    X(tokenize, "tokenize text with a model's vocabulary")                                         \
+    X(run, "generate text from a prompt")                                                          \
+    X(bench, "prompt-processing and generation speed (like llama-bench)")                          \
+    X(serve, "OpenAI-compatible HTTP server")                                                      \
+    X(chat, "interactive chat against an OpenAI-compatible server")                                \
+    X(burnin, "shadow burn-in: same prompts to gen-1 and gen-2, compare, ledger, stats")           \
+    X(ppl, "perplexity and KL divergence")                                                         \
+    X(ladder, "logit parity ladder between two backends")                                          \
+    X(trace, "layer-by-layer activation traces: capture and diff")                                 \
+    X(gate, "cutover gate table: GO / NO-GO")                                                      \
+    X(shadow, "live shadow proxy: primary answers, candidate compared")                            \
     X(report, "self-contained HTML report from a ledger")
 
 #define X(name, help) int cmd_##name(int argc, char **argv);

@@ -5,12 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#define X(name, help)                                                                          \
-    __attribute__((weak)) int cmd_##name(int argc, char **argv) {                              \
-        (void)argc;                                                                            \
-        (void)argv;                                                                            \
-        fprintf(stderr, "trit: '%s' is not built into this binary yet\n", #name);              \
-        return 2;                                                                              \
+#define X(name, help)                                                                              \
+    __attribute__((weak)) int cmd_##name(int argc, char **argv) {                                  \
+        (void)argc;                                                                                \
+        (void)argv;                                                                                \
+        fprintf(stderr, "trit: '%s' is not built into this binary yet\n", #name);                  \
+        return 2;                                                                                  \
     }
 TRIT_COMMANDS(X)
 #undef X
@@ -25,8 +25,9 @@ static const struct {
 };
 
 static void usage(FILE *out) {
-    fprintf(out, "trit %s — ternary LLM inference engine and parity gates\n\n"
-                 "usage: trit <command> [options]   (trit <command> --help for its options)\n\n",
+    fprintf(out,
+            "trit %s — ternary LLM inference engine and parity gates\n\n"
+            "usage: trit <command> [options]   (trit <command> --help for its options)\n\n",
             TRIT_VERSION);
     for (size_t i = 0; i < TRIT_ARRAY_LEN(commands); i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
