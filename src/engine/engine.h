@@ -34,8 +34,7 @@ const trit_model *trit_ctx_model(const trit_ctx *c);
 /* Evaluate tokens[0..n) at positions pos..pos+n-1. Cache entries at positions >= pos are
  * discarded first (so pos = 0 restarts the sequence). logits_all: keep logits of every
  * token; else only of the last. Returns 0, or -1 (bad token id, context full...). */
-int trit_eval(trit_ctx *c, const int32_t *tokens, int n, int pos, bool logits_all,
-              trit_err *err);
+int trit_eval(trit_ctx *c, const int32_t *tokens, int n, int pos, bool logits_all, trit_err *err);
 /* Logits (n_vocab floats) of token i of the last trit_eval; i = -1 means the last token.
  * NULL if not kept. */
 const float *trit_get_logits(const trit_ctx *c, int i);
@@ -57,7 +56,8 @@ typedef struct trit_sampler_params {
     uint64_t seed;
 } trit_sampler_params;
 typedef struct trit_sampler trit_sampler;
-trit_sampler_params trit_sampler_default_params(void); /* temp 0.8, top_k 40, top_p 0.95, min_p 0.05 */
+trit_sampler_params
+trit_sampler_default_params(void); /* temp 0.8, top_k 40, top_p 0.95, min_p 0.05 */
 trit_sampler *trit_sampler_new(const trit_sampler_params *p);
 int32_t trit_sampler_sample(trit_sampler *s, const float *logits, int n_vocab);
 void trit_sampler_free(trit_sampler *s);

@@ -35,7 +35,7 @@ typedef struct trit_weight {
 } trit_weight;
 
 typedef struct trit_layer {
-    trit_weight attn_norm, wq, wk, wv, wo, attn_sub_norm; /* attn_sub_norm: bitnet only */
+    trit_weight attn_norm, wq, wk, wv, wo, attn_sub_norm;           /* attn_sub_norm: bitnet only */
     trit_weight ffn_norm, ffn_gate, ffn_up, ffn_down, ffn_sub_norm; /* ffn_sub_norm: bitnet */
 } trit_layer;
 
@@ -43,7 +43,7 @@ typedef struct trit_model {
     trit_hparams hp;
     gguf_file *gguf;
     char *path;
-    char *name; /* general.name or file basename */
+    char *name;                                /* general.name or file basename */
     trit_weight tok_embd, output_norm, output; /* output == tok_embd when tied */
     bool tied_output;
     trit_layer *layers;
