@@ -539,17 +539,23 @@ INL __m512 round16(__m512 x) {
     return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
+/* K.Q in ggml_vec_dot_f16/f32's lanes64 order (ref/ggml_order.h): four 16-lane fma
+ * accumulators over steps of 64, (a0+a2)+(a1+a3), then reduce16. D % 64 == 0 here. */
 static float kq_dot(const void *krow, bool f16, const float *q, int D) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 32 <= D; i += 32) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int i = 0; i < D; i += 64) {
         a0 = _mm512_fmadd_ps(ld_kv(krow, f16, i), _mm512_loadu_ps(q + i), a0);
         a1 = _mm512_fmadd_ps(ld_kv(krow, f16, i + 16), _mm512_loadu_ps(q + i + 16), a1);
+        a2 = _mm512_fmadd_ps(ld_kv(krow, f16, i + 32), _mm512_loadu_ps(q + i + 32), a2);
+        a3 = _mm512_fmadd_ps(ld_kv(krow, f16, i + 48), _mm512_loadu_ps(q + i + 48), a3);
     }
-    if (i < D) a0 = _mm512_fmadd_ps(ld_kv(krow, f16, i), _mm512_loadu_ps(q + i), a0);
-    return hsum16(_mm512_add_ps(a0, a1));
+    float lanes[16];
+    _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
+    const float r = go_reduce16(lanes);
+    return f16 ? (float)(double)r : r; /* f16: the (empty) tail is summed in double */
 }
 
+/* ggml's one_chunk kernel (decode, < 64 query rows): as att_row_vec in ops.c. */
 static void att512_vec(const att512_job *J, const float *qrow, const void *kh, const void *vh,
                        int n_kv, float *dst) {
     const int D = J->head_dim;
@@ -579,43 +585,74 @@ static void att512_vec(const att512_job *J, const float *qrow, const void *kh, c
         const void *vrow = (const char *)vh + (size_t)ic * D * es;
         const __m512 vvs = _mm512_set1_ps(vs);
         for (int i = 0; i < D; i += 16) {
-            const __m512 prod = _mm512_mul_ps(ld_kv(vrow, J->f16, i), vvs);
-            __m512 a = _mm512_add_ps(_mm512_load_ps(acc + i), prod);
+            __m512 a = _mm512_fmadd_ps(ld_kv(vrow, J->f16, i), vvs, _mm512_load_ps(acc + i));
             _mm512_store_ps(acc + i, J->f16 ? round16(a) : a);
         }
-        S = S * ms + vs;
+        S = fmaf(S, ms, vs);
     }
     const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
     for (int i = 0; i < D; i += 16)
         _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_load_ps(acc + i), inv));
 }
 
+/* Sequential K.Q fma chains (ggml's simd_gemm order) for 4 keys at once. */
+static void kq_chain4(const float *q, const float *k0, const float *k1, const float *k2,
+                      const float *k3, int D, float out[4]) {
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    for (int i = 0; i < D; i++) {
+        s0 = fmaf(q[i], k0[i], s0);
+        s1 = fmaf(q[i], k1[i], s1);
+        s2 = fmaf(q[i], k2[i], s2);
+        s3 = fmaf(q[i], k3[i], s3);
+    }
+    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+}
+
+/* ggml's tiled kernel (>= 64 query rows): as att_row_tiled in ops.c, bit for bit. */
 static void att512_tiled(const att512_job *J, const float *q, const void *kh, const void *vh,
                          int n_kv, float *dst) {
     const int D = J->head_dim;
     const size_t es = J->f16 ? 2 : 4;
     float acc[1024] __attribute__((aligned(64))), kq[ATT_TILE];
+    static _Thread_local float kt[4][1024] __attribute__((aligned(64)));
     for (int i = 0; i < D; i += 16) _mm512_store_ps(acc + i, _mm512_setzero_ps());
     float S = 0.0f, M = -INFINITY;
     for (int ic = 0; ic < n_kv; ic += ATT_TILE) {
         const int nt = TRIT_MIN(ATT_TILE, n_kv - ic);
         float tmax = -INFINITY;
-        for (int t = 0; t < nt; t++) {
-            kq[t] = kq_dot((const char *)kh + (size_t)(ic + t) * D * es, J->f16, q, D) * J->scale;
-            tmax = kq[t] > tmax ? kq[t] : tmax;
+        for (int t0 = 0; t0 < nt; t0 += 4) {
+            const float *kr[4];
+            for (int j = 0; j < 4; j++) {
+                const int t = TRIT_MIN(t0 + j, nt - 1);
+                const void *row = (const char *)kh + (size_t)(ic + t) * D * es;
+                if (J->f16) {
+                    for (int i = 0; i < D; i += 16) _mm512_store_ps(kt[j] + i, ld_kv(row, true, i));
+                    kr[j] = kt[j];
+                } else {
+                    kr[j] = row;
+                }
+            }
+            float s[4];
+            kq_chain4(q, kr[0], kr[1], kr[2], kr[3], D, s);
+            for (int j = 0; j < 4 && t0 + j < nt; j++) {
+                kq[t0 + j] = s[j] * J->scale;
+                tmax = kq[t0 + j] > tmax ? kq[t0 + j] : tmax;
+            }
         }
+        for (int t = nt; t < ATT_TILE; t++) kq[t] = -INFINITY;
         const float Mnew = fmaxf(M, tmax);
         if (Mnew > M) {
-            const __m512 vms = _mm512_set1_ps(expf(M - Mnew));
+            const float ms = expf(M - Mnew);
+            const __m512 vms = _mm512_set1_ps(ms);
             for (int i = 0; i < D; i += 16)
                 _mm512_store_ps(acc + i, _mm512_mul_ps(_mm512_load_ps(acc + i), vms));
-            S *= expf(M - Mnew);
+            S *= ms;
         }
         M = Mnew;
         double sum = 0.0;
-        for (int t = 0; t < nt; t++) {
-            kq[t] = expf(kq[t] - M);
-            sum += (double)kq[t];
+        for (int g = 0; g < ATT_TILE; g += 16) {
+            for (int t = g; t < g + 16; t++) kq[t] = go_v_expf(kq[t] - M);
+            sum += (double)go_reduce16(kq + g);
         }
         S = (float)((double)S + sum);
         for (int t = 0; t < nt; t++) {
@@ -657,7 +694,7 @@ static void att512_worker(void *arg, int ith, int nth) {
 void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, const void *vc,
                            uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
                            int pos0, int n_tok, float scale, float *out) {
-    if (head_dim % 16 || head_dim > 1024 || (kv_type != TRIT_F16 && kv_type != TRIT_F32) ||
+    if (head_dim % 64 || head_dim > 1024 || (kv_type != TRIT_F16 && kv_type != TRIT_F32) ||
         n_head_kv <= 0 || n_head % n_head_kv) {
         trit_attention(pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim, pos0, n_tok,
                        scale, out);
