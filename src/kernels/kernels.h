@@ -88,10 +88,17 @@ void trit_swiglu(const float *g, const float *u, float *y, int64_t n);
  * q:   [n_tok][n_head][head_dim] f32 (after RoPE)
  * kc:  [n_head_kv][n_ctx][head_dim] of kv_type (TRIT_F16 or TRIT_F32), vc likewise
  * out: [n_tok][n_head][head_dim] f32.  GQA: head h reads kv head h / (n_head / n_head_kv).
- * Work is split over (token, head) and, for long contexts, over KV chunks (split-KV). */
+ * Work is split over (token, head) and, for long contexts, over KV chunks (split-KV): a single
+ * query token whose KV view (llama.cpp's, padded to 256: min(n_ctx, max(256, pad256(n_kv))))
+ * has >= 512 cells is split into one chunk per pool thread, each chunk's (max, sum, V sum)
+ * combined with log-sum-exp rescaling, exactly as ggml's split-KV path with the same thread
+ * count (so trit -t N matches llama.cpp -t N bit for bit; one thread never splits). */
 void trit_attention(trit_pool *pool, const float *q, const void *kc, const void *vc,
                     uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim, int pos0,
                     int n_tok, float scale, float *out);
+
+/* Whether trit_attention splits a decode step (n_tok == 1) with n_kv keys over n_threads. */
+bool trit_attention_splits(int n_ctx, int n_kv, int n_threads);
 
 /* AVX-512 attention (kernels/x86/kernels_avx512.c): trit_attention's contract and numerics
  * (K.Q sums in f32 lanes instead of a sequential double sum), dynamic work split. Call only

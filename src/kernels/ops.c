@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The hot loops are cloned for x86-64-v3 (AVX2, FMA: fmaf inline, vectorized lanes); the
@@ -285,6 +286,86 @@ static void att_worker(void *arg, int ith, int nth) {
     }
 }
 
+/* ---- split-KV decode (ggml's use_split_kv_path) ----
+ * One query token, KV view length L >= 512: chunk c of ceil(L / nth) keys goes to thread c,
+ * which runs the one_chunk kernel for every head over its keys and leaves (M, S, V sum) as a
+ * partial; the partials are then combined in chunk order with log-sum-exp rescaling
+ * (ggml_flash_attn_ext_reduce_partials). L is llama.cpp's padded KV view,
+ * min(n_ctx, max(256, pad256(n_kv))), so trit with N threads sums exactly as llama.cpp with N
+ * threads; with one thread there is no split (and ggml's single chunk is the unsplit result). */
+/* a*so + b*sn as GCC contracted ggml's combine: fma(a, so, b*sn) (checked bit for bit against
+ * ggml with 1..4 threads) */
+#define SPLIT_COMBINE(a, so, b, sn) fmaf(a, so, (b) * (sn))
+#define SPLIT_PAD                   256
+#define SPLIT_MIN                   512
+
+typedef struct split_job {
+    const att_job *J;
+    int n_kv, chunk, nth;
+    float *partials; /* [n_head][nth][2 + head_dim] */
+} split_job;
+
+static void split_worker(void *arg, int ith, int nth) {
+    const split_job *P = arg;
+    const att_job *J = P->J;
+    const int D = J->head_dim, group = J->n_head / J->n_head_kv;
+    const size_t es = J->kv_type == TRIT_F16 ? 2 : 4;
+    (void)nth;
+    const int ic0 = ith * P->chunk, ic1 = TRIT_MIN(ic0 + P->chunk, P->n_kv);
+    for (int h = 0; h < J->n_head; h++) {
+        float *p = P->partials + ((size_t)h * P->nth + ith) * (size_t)(2 + D);
+        if (ic0 >= ic1) { /* only masked cells (or past the view) */
+            p[0] = -INFINITY;
+            p[1] = 0.0f;
+            continue;
+        }
+        const size_t off = (size_t)(h / group) * J->n_ctx * D * es;
+        att_row_vec_range(J, J->q + (size_t)h * D, (const char *)J->kc + off,
+                          (const char *)J->vc + off, ic0, ic1, p + 2, &p[0], &p[1]);
+    }
+}
+
+static void split_reduce(const split_job *P, int L) {
+    const att_job *J = P->J;
+    const int D = J->head_dim;
+    for (int h = 0; h < J->n_head; h++) {
+        float *o = J->out + (size_t)h * D;
+        float M = -INFINITY, S = 0.0f;
+        memset(o, 0, (size_t)D * sizeof(float));
+        for (int c = 0; c < P->nth; c++) {
+            if ((int64_t)c * P->chunk >= L) continue;
+            const float *p = P->partials + ((size_t)h * P->nth + c) * (size_t)(2 + D);
+            if (p[1] == 0.0f) continue;
+            const float Mn = fmaxf(M, p[0]);
+            const float so = expf(M - Mn), sn = expf(p[0] - Mn);
+            for (int d = 0; d < D; d++) o[d] = SPLIT_COMBINE(o[d], so, p[2 + d], sn);
+            S = SPLIT_COMBINE(S, so, p[1], sn);
+            M = Mn;
+        }
+        if (S != 0.0f) {
+            const float inv = 1.0f / S;
+            for (int d = 0; d < D; d++) o[d] *= inv;
+        }
+    }
+}
+
+static _Thread_local float *tl_partials;
+static _Thread_local size_t tl_partials_cap;
+
+/* Whether (and in how many keys per chunk) a decode step is split; 0: not split. */
+static int split_chunk(int n_ctx, int n_kv, int nth, int *L_out) {
+    if (nth <= 1) return 0;
+    int L = (n_kv + SPLIT_PAD - 1) / SPLIT_PAD * SPLIT_PAD;
+    L = TRIT_MIN(n_ctx, TRIT_MAX(SPLIT_PAD, L));
+    *L_out = L;
+    return L >= SPLIT_MIN ? (L + nth - 1) / nth : 0;
+}
+
+bool trit_attention_splits(int n_ctx, int n_kv, int n_threads) {
+    int L;
+    return split_chunk(n_ctx, n_kv, n_threads, &L) > 0;
+}
+
 void trit_attention(trit_pool *pool, const float *q, const void *kc, const void *vc,
                     uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim, int pos0,
                     int n_tok, float scale, float *out) {
@@ -295,6 +376,21 @@ void trit_attention(trit_pool *pool, const float *q, const void *kc, const void 
     /* ggml uses the tiled kernel when the batch has >= 64 query rows and DV is a multiple of
      * the f32 SIMD width (16 on AVX-512, the reference's native build) */
     J.tiled = n_tok >= FA_TILE_Q && head_dim % 16 == 0;
+    const int nth = pool ? trit_pool_size(pool) : 1;
+    int L = 0;
+    const int chunk = n_tok == 1 ? split_chunk(n_ctx, pos0 + 1, nth, &L) : 0;
+    if (chunk > 0) {
+        const size_t need = (size_t)n_head * nth * (2 + (size_t)head_dim);
+        if (need > tl_partials_cap) {
+            free(tl_partials);
+            tl_partials = xmalloc(need * sizeof(float));
+            tl_partials_cap = need;
+        }
+        split_job P = {&J, pos0 + 1, chunk, nth, tl_partials};
+        trit_pool_run(pool, split_worker, &P);
+        split_reduce(&P, L);
+        return;
+    }
     if (pool && (int64_t)n_tok * n_head > 1)
         trit_pool_run(pool, att_worker, &J);
     else

@@ -701,6 +701,12 @@ void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, cons
         return;
     }
     if (n_tok <= 0) return;
+    if (n_tok == 1 && pool && trit_attention_splits(n_ctx, pos0 + 1, trit_pool_size(pool))) {
+        /* split-KV decode (ggml's chunking and combine) lives in ops.c */
+        trit_attention(pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim, pos0, n_tok,
+                       scale, out);
+        return;
+    }
     att512_job J = {.q = q,
                     .kc = kc,
                     .vc = vc,
