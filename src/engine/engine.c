@@ -232,9 +232,11 @@ static void forward(trit_ctx *c, const int32_t *tok, int T, int p0, int n_out, f
         store_kv(c, il, c->kx, c->kcache, rows, p0);
         store_kv(c, il, c->vx, c->vcache, rows, p0);
         const size_t es = c->kv_type == TRIT_F16 ? 2 : 4;
-        trit_attention(c->pool, c->q, (const char *)c->kcache + (size_t)il * c->kv_layer_elems * es,
-                       (const char *)c->vcache + (size_t)il * c->kv_layer_elems * es, c->kv_type,
-                       c->n_ctx, hp->n_head, hp->n_head_kv, (int)D, p0, rows, kq_scale, c->att);
+        /* the kernel set's attention when it has one (same numerics as trit_attention) */
+        (c->k->attention ? c->k->attention : trit_attention)(
+            c->pool, c->q, (const char *)c->kcache + (size_t)il * c->kv_layer_elems * es,
+            (const char *)c->vcache + (size_t)il * c->kv_layer_elems * es, c->kv_type, c->n_ctx,
+            hp->n_head, hp->n_head_kv, (int)D, p0, rows, kq_scale, c->att);
         TRACE("kqv_out", il, c->att, NQ, rows);
 
         const float *attn_in = c->att;
