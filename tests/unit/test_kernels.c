@@ -585,3 +585,120 @@ Test(kernels_ggml, ref_matches_ggml) {
     }
     free(x), free(a1), free(a2), free(b1), free(b2), free(h);
 }
+
+/* ---- split-KV decode ---- */
+
+static void kv_fill(uint32_t kv_type, int n, char *kc, char *vc) {
+    for (int64_t i = 0; i < n; i++) {
+        const float k = rng_normal() * 2.0f, v = rng_normal();
+        if (kv_type == TRIT_F16) {
+            ((uint16_t *)kc)[i] = trit_fp32_to_fp16(k);
+            ((uint16_t *)vc)[i] = trit_fp32_to_fp16(v);
+        } else {
+            ((float *)kc)[i] = k;
+            ((float *)vc)[i] = v;
+        }
+    }
+}
+
+/* One decode step with n_threads (0: no pool, never split) into out. */
+static void decode_att(uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int D, int pos0,
+                       int n_threads, const float *q, const char *kc, const char *vc, float *out) {
+    trit_pool *pool = n_threads ? trit_pool_new(n_threads) : NULL;
+    trit_attention(pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, D, pos0, 1,
+                   1.0f / sqrtf((float)D), out);
+    trit_pool_free(pool);
+}
+
+Test(kernels_split, when_it_splits) {
+    cr_assert_not(trit_attention_splits(2048, 1, 4));
+    cr_assert_not(trit_attention_splits(2048, 256, 4)); /* view 256 */
+    cr_assert(trit_attention_splits(2048, 257, 4));     /* view 512 */
+    cr_assert_not(trit_attention_splits(400, 300, 4));  /* view capped by n_ctx */
+    cr_assert_not(trit_attention_splits(2048, 1500, 1));
+    cr_assert(trit_attention_splits(2048, 1500, 2));
+}
+
+/* Attention of one decode query in double (F16 cache: Q rounded to fp16 as ggml's K.Q). */
+static void exact_att(uint32_t kv_type, int n_ctx, int nh, int nkv, int D, int n_kv, const float *q,
+                      const char *kc, const char *vc, float *out) {
+    double *w = xmalloc(sizeof(double) * n_kv);
+    for (int h = 0; h < nh; h++) {
+        const size_t base = (size_t)(h / (nh / nkv)) * n_ctx * D;
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j < n_kv; j++) {
+            double s = 0;
+            for (int i = 0; i < D; i++) {
+                const size_t k = base + (size_t)j * D + i;
+                const float qi = q[h * D + i];
+                s += kv_type == TRIT_F16 ? (double)trit_fp16_to_fp32(((uint16_t *)kc)[k]) *
+                                               trit_fp16_to_fp32(trit_fp32_to_fp16(qi))
+                                         : (double)((float *)kc)[k] * qi;
+            }
+            w[j] = s / sqrt((double)D);
+            mx = fmax(mx, w[j]);
+        }
+        for (int j = 0; j < n_kv; j++) sum += (w[j] = exp(w[j] - mx));
+        for (int i = 0; i < D; i++) {
+            double a = 0;
+            for (int j = 0; j < n_kv; j++) {
+                const size_t k = base + (size_t)j * D + i;
+                a += w[j] * (kv_type == TRIT_F16 ? trit_fp16_to_fp32(((uint16_t *)vc)[k])
+                                                 : ((float *)vc)[k]);
+            }
+            out[h * D + i] = (float)(a / sum);
+        }
+    }
+    free(w);
+}
+
+/* Split vs unsplit over a long context. F32 cache: only float rounding of the combine differs
+ * (NMSE ~1e-14, bound 1e-7). F16 cache: ggml's numerics keep the V sum in an fp16 accumulator,
+ * rounded after every key, so any two summation orders differ by ~1e-5 NMSE after hundreds of
+ * keys; the split result (each chunk rounds its own accumulator) is checked to be as close to
+ * the exact (double) attention as the unsplit one. Both are what llama.cpp computes with the
+ * same thread count. */
+Test(kernels_split, matches_unsplit) {
+    const int n_ctx = 2048, nh = 8, nkv = 2, D = 128;
+    for (int f = 0; f < 2; f++) {
+        const uint32_t kt = f ? TRIT_F16 : TRIT_F32;
+        const int es = f ? 2 : 4;
+        rng_state = 99 + (uint64_t)f;
+        char *kc = xcalloc((size_t)nkv * n_ctx * D, es), *vc = xcalloc((size_t)nkv * n_ctx * D, es);
+        kv_fill(kt, nkv * n_ctx * D, kc, vc);
+        float *q = random_floats((int64_t)nh * D, 1.0f);
+        float *o1 = xmalloc(sizeof(float) * nh * D), *o2 = xmalloc(sizeof(float) * nh * D),
+              *o3 = xmalloc(sizeof(float) * nh * D);
+        for (int pos0 = 700; pos0 < n_ctx; pos0 += 600) {
+            decode_att(kt, n_ctx, nh, nkv, D, pos0, 0, q, kc, vc, o1);
+            for (int nth = 2; nth <= 4; nth += 2) {
+                cr_assert(trit_attention_splits(n_ctx, pos0 + 1, nth));
+                decode_att(kt, n_ctx, nh, nkv, D, pos0, nth, q, kc, vc, o2);
+                const double e = nmse(o2, o1, nh * D);
+                cr_assert_leq(e, f ? 1e-4 : 1e-7, "kv %u pos0 %d threads %d: nmse %g", kt, pos0,
+                              nth, e);
+                cr_assert_gt(e, 0.0, "split path not taken?");
+                if (f) {
+                    exact_att(kt, n_ctx, nh, nkv, D, pos0 + 1, q, kc, vc, o3);
+                    const double es = nmse(o2, o3, nh * D), eu = nmse(o1, o3, nh * D);
+                    cr_assert_leq(es, 2 * eu, "pos0 %d threads %d: split nmse %g vs unsplit %g",
+                                  pos0, nth, es, eu);
+                }
+                decode_att(kt, n_ctx, nh, nkv, D, pos0, nth, q, kc, vc, o3); /* deterministic */
+                cr_assert_eq(memcmp(o2, o3, sizeof(float) * nh * D), 0);
+                if (trit_kernels_avx512()) { /* the AVX-512 set defers split steps: identical */
+                    trit_pool *pool = trit_pool_new(nth);
+                    trit_attention_avx512(pool, q, kc, vc, kt, n_ctx, nh, nkv, D, pos0, 1,
+                                          1.0f / sqrtf((float)D), o3);
+                    trit_pool_free(pool);
+                    cr_assert_eq(memcmp(o2, o3, sizeof(float) * nh * D), 0);
+                }
+            }
+        }
+        /* short context: a multi-threaded pool does not split, output bit-identical */
+        decode_att(kt, n_ctx, nh, nkv, D, 200, 0, q, kc, vc, o1);
+        decode_att(kt, n_ctx, nh, nkv, D, 200, 4, q, kc, vc, o2);
+        cr_assert_eq(memcmp(o1, o2, sizeof(float) * nh * D), 0, "kv %u: short context changed", kt);
+        free(kc), free(vc), free(q), free(o1), free(o2), free(o3);
+    }
+}
