@@ -183,11 +183,11 @@ Test(kernels_ref, q8_0_hand) {
     w[1].qs[31] = 7, a[1].qs[31] = 5; /* 35 */
     cr_assert_eq(trit_kernels_ref()->vec_dot(TRIT_Q8_0, 64, w, a), -25.0f);
     float x[32] = {0};
-    x[0] = 127.0f, x[1] = -63.5f, x[2] = 0.25f;
+    x[0] = 127.0f, x[1] = -62.5f, x[2] = 0.25f;
     trit_kernels_ref()->quantize_act(TRIT_Q8_0, x, a, 32);
     cr_assert_eq(trit_fp16_to_fp32(a[0].d), 1.0f);
     cr_assert_eq(a[0].qs[0], 127);
-    cr_assert_eq(a[0].qs[1], -64); /* roundf: half away from zero */
+    cr_assert_eq(a[0].qs[1], -62); /* half to even, as ggml's x86 quantize_row_q8_0 */
     cr_assert_eq(a[0].qs[2], 0);
 }
 
@@ -529,8 +529,8 @@ static void *ggml_sym(const char *name) {
  * AVX-512 build of llama.cpp runs): the Q8_K quantizer, the quant dots (ggml's AVX2 kernels)
  * and the F32/F16 dots (ggml_vec_dot_f32/f16, SIMD lanes). */
 Test(kernels_ggml, ref_matches_ggml) {
-    ggml_quant_fn q8k = (ggml_quant_fn)ggml_sym("quantize_row_q8_K_ref");
-    ggml_quant_fn q80 = (ggml_quant_fn)ggml_sym("quantize_row_q8_0_ref");
+    ggml_quant_fn q8k = (ggml_quant_fn)ggml_sym("quantize_row_q8_K");
+    ggml_quant_fn q80 = (ggml_quant_fn)ggml_sym("quantize_row_q8_0");
     ggml_vec_dot_fn tq2 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_tq2_0_q8_K");
     ggml_vec_dot_fn tq1 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_tq1_0_q8_K");
     ggml_vec_dot_fn d80 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_q8_0_q8_0");
@@ -551,12 +551,18 @@ Test(kernels_ggml, ref_matches_ggml) {
     ref->quantize_act(TRIT_TQ2_0, x, a1, n);
     q8k(x, a2, n);
     cr_assert_eq(memcmp(a1, a2, asz), 0, "Q8_K quantization differs from ggml");
-    /* Q8_0 quantization: byte identical to quantize_row_q8_0_ref */
+    /* Q8_0 quantization: byte identical to ggml's x86 quantize_row_q8_0, for every set; exact
+     * halves (x * 127/amax = k + 0.5) included */
+    for (int64_t i = 0; i < n; i += 32) x[i + 5] = x[i] * 2.5f / 127.f * (i % 64 ? 1.0f : -1.0f);
     const size_t bsz = trit_act_row_size(TRIT_Q8_0, n);
     block_q8_0 *b1 = xmalloc(bsz), *b2 = xmalloc(bsz);
-    ref->quantize_act(TRIT_Q8_0, x, b1, n);
     q80(x, b2, n);
-    cr_assert_eq(memcmp(b1, b2, bsz), 0, "Q8_0 quantization differs from ggml");
+    for (int k = 0; k < 3; k++)
+        if (sets[k]) {
+            sets[k]->quantize_act(TRIT_Q8_0, x, b1, n);
+            cr_assert_eq(memcmp(b1, b2, bsz), 0, "%s: Q8_0 quantization differs from ggml",
+                         sets[k]->name);
+        }
     /* dots: bit-identical for every kernel set, also for lengths that are not a multiple of
      * 64 (the f32/f16 tails) */
     uint16_t *h = xmalloc(n * 2);
