@@ -89,10 +89,10 @@ void trit_swiglu(const float *g, const float *u, float *y, int64_t n);
  * kc:  [n_head_kv][n_ctx][head_dim] of kv_type (TRIT_F16 or TRIT_F32), vc likewise
  * out: [n_tok][n_head][head_dim] f32.  GQA: head h reads kv head h / (n_head / n_head_kv).
  * Work is split over (token, head) and, for long contexts, over KV chunks (split-KV): a single
- * query token whose KV view (llama.cpp's, padded to 256: min(n_ctx, max(256, pad256(n_kv))))
- * has >= 512 cells is split into one chunk per pool thread, each chunk's (max, sum, V sum)
- * combined with log-sum-exp rescaling, exactly as ggml's split-KV path with the same thread
- * count (so trit -t N matches llama.cpp -t N bit for bit; one thread never splits). */
+ * query token whose KV view (llama.cpp's, padded to 256 cells: max(256, pad256(n_kv)),
+ * independent of n_ctx) has >= 512 cells is split into one chunk per pool thread, each chunk's
+ * (max, sum, V sum) combined with log-sum-exp rescaling, exactly as ggml's split-KV path with the
+ * same thread count (so trit -t N matches llama.cpp -t N bit for bit; one thread never splits). */
 void trit_attention(trit_pool *pool, const float *q, const void *kc, const void *vc,
                     uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim, int pos0,
                     int n_tok, float scale, float *out);

@@ -290,9 +290,10 @@ static void att_worker(void *arg, int ith, int nth) {
  * One query token, KV view length L >= 512: chunk c of ceil(L / nth) keys goes to thread c,
  * which runs the one_chunk kernel for every head over its keys and leaves (M, S, V sum) as a
  * partial; the partials are then combined in chunk order with log-sum-exp rescaling
- * (ggml_flash_attn_ext_reduce_partials). L is llama.cpp's padded KV view,
- * min(n_ctx, max(256, pad256(n_kv))), so trit with N threads sums exactly as llama.cpp with N
- * threads; with one thread there is no split (and ggml's single chunk is the unsplit result). */
+ * (ggml_flash_attn_ext_reduce_partials). L is llama.cpp's KV view, max(256, pad256(n_kv))
+ * (its cache size is a multiple of 256, so the view's min(cache, ...) never binds), whatever
+ * trit's own n_ctx: trit with N threads sums exactly as llama.cpp with N threads; with one
+ * thread there is no split (ggml's single chunk is the unsplit result). */
 /* a*so + b*sn as GCC contracted ggml's combine: fma(a, so, b*sn) (checked bit for bit against
  * ggml with 1..4 threads) */
 #define SPLIT_COMBINE(a, so, b, sn) fmaf(a, so, (b) * (sn))
@@ -354,9 +355,9 @@ static _Thread_local size_t tl_partials_cap;
 
 /* Whether (and in how many keys per chunk) a decode step is split; 0: not split. */
 static int split_chunk(int n_ctx, int n_kv, int nth, int *L_out) {
+    (void)n_ctx; /* llama.cpp pads its cache to 256 cells, so its view is never capped below */
     if (nth <= 1) return 0;
-    int L = (n_kv + SPLIT_PAD - 1) / SPLIT_PAD * SPLIT_PAD;
-    L = TRIT_MIN(n_ctx, TRIT_MAX(SPLIT_PAD, L));
+    const int L = TRIT_MAX(SPLIT_PAD, (n_kv + SPLIT_PAD - 1) / SPLIT_PAD * SPLIT_PAD);
     *L_out = L;
     return L >= SPLIT_MIN ? (L + nth - 1) / nth : 0;
 }
