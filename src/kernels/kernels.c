@@ -188,8 +188,8 @@ const trit_kernels *trit_kernels_best(void) {
 /* ---- threaded matmul ---- */
 
 bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n_tok) {
-    return (wtype == TRIT_F32 || wtype == TRIT_F16) && n_tok >= 2 && n_in % 16 == 0 &&
-           n_out % 4 == 0;
+    return (wtype == TRIT_F32 || wtype == TRIT_F16 || wtype == TRIT_BF16) && n_tok >= 2 &&
+           n_in % 16 == 0 && n_out % 4 == 0;
 }
 
 typedef struct mm_job {
@@ -288,7 +288,7 @@ void trit_matmul(const trit_kernels *k, trit_pool *pool, uint32_t wtype, const v
     if (n_tok > 1) chunk = TRIT_MIN(chunk, 64);
     j.chunk = chunk;
     /* F32/F16 follow the reference's choice between tinyBLAS and vec_dot (different orders) */
-    const bool blas_type = wtype == TRIT_F32 || wtype == TRIT_F16;
+    const bool blas_type = wtype == TRIT_F32 || wtype == TRIT_F16 || wtype == TRIT_BF16;
     j.use_gemm =
         k->gemm && n_tok > 1 && (!blas_type || trit_matmul_tinyblas(wtype, n_in, n_out, n_tok));
     atomic_init(&j.next, 0);

@@ -36,8 +36,8 @@ typedef struct trit_kernels {
                          const void *act_row, float *out);
     /* Optional (NULL: trit_matmul uses vec_dot_rows per token). Tile of nr weight rows x nt
      * activation rows (act_bytes apart): out[t * ldo + r] = vec_dot(w row r, act row t),
-     * except F32/F16 weights, where gemm sums in tinyBLAS's order (one 16-lane fma accumulator,
-     * see ref/ggml_order.h) and is only called where trit_matmul_tinyblas() holds. */
+     * except F32/F16/BF16 weights, where gemm sums in tinyBLAS's order (one 16-lane fma
+     * accumulator, see ref/ggml_order.h) and is only called where trit_matmul_tinyblas() holds. */
     void (*gemm)(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                  const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo);
     /* Optional (NULL: use trit_attention): same contract and numerics as trit_attention. */
@@ -59,8 +59,8 @@ const trit_kernels *trit_kernels_best(void);
 const char *trit_cpu_features(void);
 
 /* Whether the reference (llamafile tinyBLAS, AVX-512 build) handles this product, so trit_matmul
- * uses gemm's tinyBLAS order: F32/F16 weights, n_tok >= 2, n_in % 16 == 0, n_out % 4 == 0.
- * Elsewhere F32/F16 sum in ggml_vec_dot's order (vec_dot). */
+ * uses gemm's tinyBLAS order: F32/F16/BF16 weights, n_tok >= 2, n_in % 16 == 0,
+ * n_out % 4 == 0. Elsewhere they sum in ggml_vec_dot's order (vec_dot). */
 bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n_tok);
 
 /* Y[t][r] = w_scale * dot(W row r, X row t) for t < n_tok, r < n_out.

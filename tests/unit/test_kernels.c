@@ -536,7 +536,8 @@ Test(kernels_ggml, ref_matches_ggml) {
     ggml_vec_dot_fn d80 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_q8_0_q8_0");
     ggml_vec_dot_fn df16 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_f16");
     ggml_vec_dot_fn df32 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_f32");
-    if (!q8k || !tq2 || !tq1 || !d80 || !q80 || !df16 || !df32) {
+    ggml_vec_dot_fn dbf = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_bf16");
+    if (!q8k || !tq2 || !tq1 || !d80 || !q80 || !df16 || !df32 || !dbf) {
         cr_skip_test("reference libggml not found (run scripts/setup)");
         return;
     }
@@ -565,18 +566,21 @@ Test(kernels_ggml, ref_matches_ggml) {
         }
     /* dots: bit-identical for every kernel set, also for lengths that are not a multiple of
      * 64 (the f32/f16 tails) */
-    uint16_t *h = xmalloc(n * 2);
-    for (int64_t i = 0; i < n; i++) h[i] = trit_fp32_to_fp16(x[n - 1 - i]);
-    for (int t = 0; t < 5; t++) {
-        const uint32_t wt = (uint32_t[]){TRIT_TQ2_0, TRIT_TQ1_0, TRIT_Q8_0, TRIT_F16, TRIT_F32}[t];
-        ggml_vec_dot_fn g = (ggml_vec_dot_fn[]){tq2, tq1, d80, df16, df32}[t];
-        const int64_t nn = wt == TRIT_F16 || wt == TRIT_F32 ? n - 24 : n;
+    uint16_t *h = xmalloc(n * 2), *hb = xmalloc(n * 2);
+    for (int64_t i = 0; i < n; i++)
+        h[i] = trit_fp32_to_fp16(x[n - 1 - i]), hb[i] = trit_fp32_to_bf16(x[n - 1 - i]);
+    for (int t = 0; t < 6; t++) {
+        const uint32_t wt =
+            (uint32_t[]){TRIT_TQ2_0, TRIT_TQ1_0, TRIT_Q8_0, TRIT_F16, TRIT_F32, TRIT_BF16}[t];
+        ggml_vec_dot_fn g = (ggml_vec_dot_fn[]){tq2, tq1, d80, df16, df32, dbf}[t];
+        const int64_t nn = wt == TRIT_F16 || wt == TRIT_F32 || wt == TRIT_BF16 ? n - 24 : n;
         size_t rb;
         void *w = random_weights(wt, n, 8, &rb);
-        const void *act = wt == TRIT_Q8_0  ? (const void *)b1
-                          : wt == TRIT_F16 ? (const void *)h
-                          : wt == TRIT_F32 ? (const void *)x
-                                           : (const void *)a1;
+        const void *act = wt == TRIT_Q8_0   ? (const void *)b1
+                          : wt == TRIT_F16  ? (const void *)h
+                          : wt == TRIT_F32  ? (const void *)x
+                          : wt == TRIT_BF16 ? (const void *)hb
+                                            : (const void *)a1;
         for (int r = 0; r < 8; r++) {
             float s = NAN;
             g((int)nn, &s, 0, (char *)w + r * rb, 0, act, 0, 1);
@@ -589,7 +593,7 @@ Test(kernels_ggml, ref_matches_ggml) {
         }
         free(w);
     }
-    free(x), free(a1), free(a2), free(b1), free(b2), free(h);
+    free(x), free(a1), free(a2), free(b1), free(b2), free(h), free(hb);
 }
 
 /* ---- split-KV decode ---- */

@@ -221,7 +221,7 @@ static float ref_dot_f16_lanes64(int64_t n, const uint16_t *x, const uint16_t *y
     return (float)sum;
 }
 
-/* tinyBLAS (lanes16) on F32 or F16 rows, n % 16 == 0 */
+/* tinyBLAS (lanes16) on F32, F16 or BF16 rows, n % 16 == 0 */
 static float ref_dot_lanes16(uint32_t wtype, int64_t n, const void *w, const void *act) {
     float a[16] = {0};
     for (int64_t i = 0; i < n; i += 16)
@@ -229,6 +229,9 @@ static float ref_dot_lanes16(uint32_t wtype, int64_t n, const void *w, const voi
             if (wtype == TRIT_F16)
                 a[l] = fmaf(trit_fp16_to_fp32(((const uint16_t *)w)[i + l]),
                             trit_fp16_to_fp32(((const uint16_t *)act)[i + l]), a[l]);
+            else if (wtype == TRIT_BF16)
+                a[l] = fmaf(trit_bf16_to_fp32(((const uint16_t *)w)[i + l]),
+                            trit_bf16_to_fp32(((const uint16_t *)act)[i + l]), a[l]);
             else
                 a[l] = fmaf(((const float *)w)[i + l], ((const float *)act)[i + l], a[l]);
         }
@@ -250,11 +253,21 @@ static float ref_vec_dot(uint32_t wtype, int64_t n, const void *w, const void *a
         return go_dot_f32_lanes64(n, w, a);
     case TRIT_F16:
         return ref_dot_f16_lanes64(n, w, a);
-    case TRIT_BF16:
-        for (int64_t i = 0; i < n; i++)
-            sum += (double)(trit_bf16_to_fp32(((const uint16_t *)w)[i]) *
-                            trit_bf16_to_fp32(((const uint16_t *)a)[i]));
+    case TRIT_BF16: { /* ggml_vec_dot_bf16 (AVX512F): two 16-lane fma accumulators over steps
+                       * of 32, each reduced into a double; the tail in double */
+        const uint16_t *x = w, *y = a;
+        float c[2][16] = {{0}};
+        int64_t i = 0;
+        for (; i + 32 <= n; i += 32)
+            for (int j = 0; j < 2; j++)
+                for (int l = 0; l < 16; l++)
+                    c[j][l] = fmaf(trit_bf16_to_fp32(x[i + 16 * j + l]),
+                                   trit_bf16_to_fp32(y[i + 16 * j + l]), c[j][l]);
+        sum = (double)go_reduce16(c[0]);
+        sum += (double)go_reduce16(c[1]);
+        for (; i < n; i++) sum += (double)(trit_bf16_to_fp32(x[i]) * trit_bf16_to_fp32(y[i]));
         return (float)sum;
+    }
     default:
         return NAN;
     }
@@ -274,7 +287,7 @@ static void ref_gemm(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
         const char *a = (const char *)act + t * act_bytes;
         for (int64_t r = 0; r < nr; r++) {
             const char *wr = (const char *)w + r * row_bytes;
-            out[t * ldo + r] = wtype == TRIT_F32 || wtype == TRIT_F16
+            out[t * ldo + r] = wtype == TRIT_F32 || wtype == TRIT_F16 || wtype == TRIT_BF16
                                    ? ref_dot_lanes16(wtype, n, wr, a)
                                    : ref_vec_dot(wtype, n, wr, a);
         }

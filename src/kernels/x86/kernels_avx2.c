@@ -419,6 +419,10 @@ static void vec_dot_rows_avx2(uint32_t wtype, int64_t n, const void *w, size_t r
 static void gemm_avx2(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                       const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
     const bool h = wtype == TRIT_F16;
+    if (wtype == TRIT_BF16) { /* no fast path: the ref's tinyBLAS order */
+        trit_kernels_ref()->gemm(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
+        return;
+    }
     for (int64_t t = 0; t < nt; t++) {
         const char *a = (const char *)act + t * act_bytes;
         if (wtype != TRIT_F32 && !h) {

@@ -478,6 +478,10 @@ static void gemm_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_byt
         tiles(f, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo, MAXT);
         return;
     }
+    if (wtype == TRIT_BF16) { /* no fast path: the ref's tinyBLAS order */
+        trit_kernels_ref()->gemm(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
+        return;
+    }
     /* F32/F16: tinyBLAS's order (trit_matmul calls gemm for these only where it applies) */
     for (int64_t t = 0; t < nt; t++) {
         const char *a = (const char *)act + t * act_bytes;
