@@ -1,12 +1,14 @@
 /* kernels — the arithmetic of inference: activation quantization, dot products, threaded
  * matmul, RMSNorm, RoPE, softmax, attention.
  *
- * Contract: every kernel exists as a scalar reference in kernels/ref/ (obviously right, and
- * numerically the same as llama.cpp's CPU reference for the same op) and optionally as
- * optimized x86 versions (kernels/x86/..._avx2.c, ..._avx512.c), chosen at run time by
- * trit_kernels_best() from the CPU's features; $TRIT_KERNELS=ref|avx2|avx512 overrides.
- * tests/unit/test_kernels.c compares each optimized kernel with its reference (NMSE <= 5e-4
- * for matmul-like ops, <= 1e-7 otherwise), like llama.cpp's test-backend-ops.
+ * Contract: every kernel exists as a scalar reference in kernels/ref/ (obviously right) and
+ * optionally as optimized x86 versions (kernels/x86/..._avx2.c, ..._avx512.c), chosen at run
+ * time by trit_kernels_best() from the CPU's features; $TRIT_KERNELS=ref|avx2|avx512 overrides.
+ * Every set sums in the order of the reference llama.cpp build (ggml CPU, AVX-512 + FMA + F16C,
+ * GCC; see ref/ggml_order.h), so results are bit-identical to llama.cpp's for the same op and
+ * thread count. tests/unit/test_kernels.c checks each optimized kernel against its reference
+ * (NMSE, as llama.cpp's test-backend-ops) and, where the reference is built, against ggml's
+ * own x86 functions bit for bit. I2_S (not in ggml) follows bitnet.cpp's integer sums.
  * Depends on quant and base only; knows nothing of models, engines or servers. */
 #ifndef TRIT_KERNELS_H
 #define TRIT_KERNELS_H

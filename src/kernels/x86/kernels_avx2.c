@@ -1,12 +1,10 @@
 /* kernels/x86 AVX2 (+FMA, F16C) — optimized activation quantizers and dot products.
  *
- * Contract: same results as kernels/ref (ref.c) — integer block sums exactly, float totals to
- * rounding (lane-wise accumulation instead of sequential). Q8_K quantization is bit-identical
- * to the reference (ggml uses its scalar quantize_row_q8_K_ref on x86 too). Q8_0 activation
- * quantization follows ggml's x86 quantize_row_q8_0 (id = 127/amax, round-half-even), which is
- * what llama.cpp runs on this hardware; it may differ from the scalar ref by one step on exact
- * halves. Types without a fast path here use the ref kernels. Compiled with -mavx2 -mfma
- * -mf16c; only reached after kernels.c has checked the CPU. */
+ * Contract: same results as kernels/ref (ref.c), bit for bit: integer block sums, and float
+ * totals in the reference ggml's lane orders (ref/ggml_order.h). Q8_K and Q8_0 activations are
+ * quantized as ggml's x86 quantizers (Q8_0: id = 127/amax, round half to even), like the ref.
+ * Types without a fast path here use the ref kernels. Compiled with -mavx2 -mfma -mf16c; only
+ * reached after kernels.c has checked the CPU. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
 

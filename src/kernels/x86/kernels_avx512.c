@@ -1,8 +1,8 @@
 /* kernels/x86 AVX-512 (F, BW, VL, DQ, VNNI) — VNNI dot products for the hot weight types.
  *
- * Contract: as kernels_avx2.c (same results as the ref kernels: integer sums exactly, float
- * totals to rounding). vpdpbusd multiplies the unsigned ternary codes (0..2) by the int8
- * activations straight into 32-bit sums, so no 16-bit intermediate can overflow. Activation
+ * Contract: as kernels_avx2.c (bit-identical to the ref kernels: integer sums, float totals in
+ * the reference ggml's lane orders). vpdpbusd multiplies the unsigned ternary codes (0..2) by the
+ * int8 activations straight into 32-bit sums, so no 16-bit intermediate can overflow. Activation
  * quantizers and types without a fast path here use the AVX2 set. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
