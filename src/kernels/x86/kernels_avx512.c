@@ -599,17 +599,18 @@ static void att512_vec(const att512_job *J, const float *qrow, const void *kh, c
         _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_load_ps(acc + i), inv));
 }
 
-/* Sequential K.Q fma chains (ggml's simd_gemm order) for 4 keys at once. */
-static void kq_chain4(const float *q, const float *k0, const float *k1, const float *k2,
-                      const float *k3, int D, float out[4]) {
-    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+/* Sequential K.Q fma chains (ggml's simd_gemm order) for KQ_CHAINS keys at once: independent
+ * chains keep both fma ports busy while each chain keeps its exact order. */
+#define KQ_CHAINS 8
+static void kq_chains(const float *q, const float *const k[KQ_CHAINS], int D,
+                      float out[KQ_CHAINS]) {
+    float s[KQ_CHAINS] = {0};
     for (int i = 0; i < D; i++) {
-        s0 = fmaf(q[i], k0[i], s0);
-        s1 = fmaf(q[i], k1[i], s1);
-        s2 = fmaf(q[i], k2[i], s2);
-        s3 = fmaf(q[i], k3[i], s3);
+        const float qi = q[i];
+#pragma GCC unroll 8
+        for (int j = 0; j < KQ_CHAINS; j++) s[j] = fmaf(qi, k[j][i], s[j]);
     }
-    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+    for (int j = 0; j < KQ_CHAINS; j++) out[j] = s[j];
 }
 
 /* ggml's tiled kernel (>= 64 query rows): as att_row_tiled in ops.c, bit for bit. */
@@ -618,15 +619,15 @@ static void att512_tiled(const att512_job *J, const float *q, const void *kh, co
     const int D = J->head_dim;
     const size_t es = J->f16 ? 2 : 4;
     float acc[1024] __attribute__((aligned(64))), kq[ATT_TILE];
-    static _Thread_local float kt[4][1024] __attribute__((aligned(64)));
+    static _Thread_local float kt[KQ_CHAINS][1024] __attribute__((aligned(64)));
     for (int i = 0; i < D; i += 16) _mm512_store_ps(acc + i, _mm512_setzero_ps());
     float S = 0.0f, M = -INFINITY;
     for (int ic = 0; ic < n_kv; ic += ATT_TILE) {
         const int nt = TRIT_MIN(ATT_TILE, n_kv - ic);
         float tmax = -INFINITY;
-        for (int t0 = 0; t0 < nt; t0 += 4) {
-            const float *kr[4];
-            for (int j = 0; j < 4; j++) {
+        for (int t0 = 0; t0 < nt; t0 += KQ_CHAINS) {
+            const float *kr[KQ_CHAINS];
+            for (int j = 0; j < KQ_CHAINS; j++) {
                 const int t = TRIT_MIN(t0 + j, nt - 1);
                 const void *row = (const char *)kh + (size_t)(ic + t) * D * es;
                 if (J->f16) {
@@ -636,9 +637,9 @@ static void att512_tiled(const att512_job *J, const float *q, const void *kh, co
                     kr[j] = row;
                 }
             }
-            float s[4];
-            kq_chain4(q, kr[0], kr[1], kr[2], kr[3], D, s);
-            for (int j = 0; j < 4 && t0 + j < nt; j++) {
+            float s[KQ_CHAINS];
+            kq_chains(q, kr, D, s);
+            for (int j = 0; j < KQ_CHAINS && t0 + j < nt; j++) {
                 kq[t0 + j] = s[j] * J->scale;
                 tmax = kq[t0 + j] > tmax ? kq[t0 + j] : tmax;
             }
