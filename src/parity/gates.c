@@ -381,3 +381,25 @@ json_t *trit_gates_json(const trit_gate_table *t) {
     }
     return json_pack("{s:o,s:b}", "gates", rows, "go", t->go);
 }
+
+void trit_gates_windows(const trit_gate_cfg *cfg, const trit_stats_acc *acc, trit_stats *all,
+                        trit_stats *recent, trit_stats *previous) {
+    trit_stats_filter f = {.hour_min_rounds = cfg->spike_min_rounds};
+    trit_stats_acc_compute(acc, &f, all);
+    trit_stats_filter fr = f, fp = f;
+    if (cfg->trend_window_rounds > 0) {
+        fr.last_n = fp.last_n = cfg->trend_window_rounds;
+        fp.skip_last = cfg->trend_window_rounds;
+    } else {
+        double w = cfg->trend_window_h * 3600, end = isnan(all->last_ts) ? 0 : all->last_ts;
+        fr.since_ts = end - w;
+        fp.since_ts = end - 2 * w;
+        fp.until_ts = end - w;
+        if (fp.since_ts <= 0) fp.since_ts = 1e-9;
+    }
+    trit_stats_acc_compute(acc, &fr, recent);
+    trit_stats_acc_compute(acc, &fp, previous);
+    if (cfg->trend_window_rounds <= 0 && previous->rounds == 0 && !isnan(all->last_ts) &&
+        all->first_ts > all->last_ts - cfg->trend_window_h * 3600)
+        previous->compared = 0; /* no previous window yet */
+}

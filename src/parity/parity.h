@@ -231,6 +231,12 @@ int trit_ppl_figs_load(const char *path, trit_ppl_figs *p, trit_err *err);
  * the ledger had a ppl record, else missing). */
 void trit_gates_eval(const trit_gate_cfg *cfg, const trit_stats *all, const trit_stats *recent,
                      const trit_stats *previous, const trit_ppl_figs *ppl, trit_gate_table *t);
+/* The gates' windows over one accumulator: `all` (everything), `recent` (the last trend
+ * window: trend_window_rounds rounds, else trend_window_h hours before the newest record)
+ * and `previous` (the window before it; compared = 0 while the ledger is younger than one
+ * window). `trit gate` and the report both use this, so they always agree. */
+void trit_gates_windows(const trit_gate_cfg *cfg, const trit_stats_acc *acc, trit_stats *all,
+                        trit_stats *recent, trit_stats *previous);
 void trit_gates_print(FILE *out, const trit_gate_table *t);
 json_t *trit_gates_json(const trit_gate_table *t);
 

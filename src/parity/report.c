@@ -331,25 +331,8 @@ static void gate_section(trit_buf *h, const trit_report_opts *o, trit_stats_acc 
     trit_gate_cfg_default(&cfg);
     trit_err err = {0};
     bool cfg_bad = o->config && trit_gate_cfg_load(o->config, &cfg, &err);
-    trit_stats_filter f = {.hour_min_rounds = cfg.spike_min_rounds};
     trit_stats all, recent, prev;
-    trit_stats_acc_compute(acc, &f, &all);
-    trit_stats_filter fr = f, fp = f;
-    if (cfg.trend_window_rounds > 0) {
-        fr.last_n = fp.last_n = cfg.trend_window_rounds;
-        fp.skip_last = cfg.trend_window_rounds;
-    } else {
-        double w = cfg.trend_window_h * 3600, end = isnan(all.last_ts) ? 0 : all.last_ts;
-        fr.since_ts = end - w;
-        fp.since_ts = end - 2 * w;
-        fp.until_ts = end - w;
-        if (fp.since_ts <= 0) fp.since_ts = 1e-9;
-    }
-    trit_stats_acc_compute(acc, &fr, &recent);
-    trit_stats_acc_compute(acc, &fp, &prev);
-    if (cfg.trend_window_rounds <= 0 && prev.rounds == 0 && !isnan(all.last_ts) &&
-        all.first_ts > all.last_ts - cfg.trend_window_h * 3600)
-        prev.compared = 0;
+    trit_gates_windows(&cfg, acc, &all, &recent, &prev);
     trit_gate_table t;
     trit_gates_eval(&cfg, &all, &recent, &prev, ppl && ppl->present ? ppl : NULL, &t);
     *all_out = all;
