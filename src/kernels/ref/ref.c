@@ -29,36 +29,6 @@ static inline int nearest_int(float f) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
-static void ref_quantize_q8_K(const float *x, block_q8_K *y, int64_t n) {
-    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
-        float max = 0, amax = 0;
-        for (int j = 0; j < QK_K; j++) {
-            float ax = fabsf(x[j]);
-            if (ax > amax) {
-                amax = ax;
-                max = x[j];
-            }
-        }
-        if (amax == 0) {
-            y[b].d = 0;
-            memset(y[b].qs, 0, QK_K);
-            memset(y[b].bsums, 0, sizeof(y[b].bsums));
-            continue;
-        }
-        const float iscale = -127.f / max;
-        for (int j = 0; j < QK_K; j++) {
-            int v = nearest_int(iscale * x[j]);
-            y[b].qs[j] = (int8_t)(v < 127 ? v : 127);
-        }
-        for (int j = 0; j < QK_K / 16; j++) {
-            int s = 0;
-            for (int k = 0; k < 16; k++) s += y[b].qs[j * 16 + k];
-            y[b].bsums[j] = (int16_t)s;
-        }
-        y[b].d = 1 / iscale;
-    }
-}
-
 static void ref_quantize_q8_0(const float *x, block_q8_0 *y, int64_t n) {
     for (int64_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
         float amax = 0;
@@ -91,7 +61,7 @@ static void ref_quantize_act(uint32_t wtype, const float *x, void *dst, int64_t 
     case TRIT_TQ1_0:
     case TRIT_TQ2_0:
     case TRIT_Q8_K:
-        ref_quantize_q8_K(x, dst, n);
+        trit_quantize_row(TRIT_Q8_K, x, dst, n); /* rows are whole QK_K blocks */
         break;
     case TRIT_Q8_0:
         ref_quantize_q8_0(x, dst, n);
