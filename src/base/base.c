@@ -609,3 +609,12 @@ size_t trit_utf8_complete_prefix(const char *s, size_t n) {
     }
     return n;
 }
+
+int trit_parse_long(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}

@@ -116,6 +116,9 @@ const char *trit_ref_dir(void);
 char *trit_ref_path(const char *name);
 
 /* ---- misc ---- */
+/* A whole decimal integer (strtol base 10, nothing after it, no overflow) in [lo, hi]:
+ * 0, or -1 without touching *out. For command-line options. */
+int trit_parse_long(const char *s, long lo, long hi, long *out);
 bool trit_utf8_valid(const char *s, size_t n);
 /* Length of the longest prefix of s[0..n) that ends on a complete UTF-8 sequence. */
 size_t trit_utf8_complete_prefix(const char *s, size_t n);

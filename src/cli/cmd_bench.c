@@ -36,15 +36,6 @@ static long rss_kb(const char *field) {
     return v;
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out) {
-    char *e;
-    errno = 0;
-    long v = strtol(s, &e, 10);
-    if (errno || e == s || *e || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 static void stats(const double *x, int n, double *mean, double *sd) {
     double s = 0, q = 0;
     for (int i = 0; i < n; i++) s += x[i];
@@ -84,7 +75,7 @@ int cmd_bench(int argc, char **argv) {
             fprintf(stderr, "trit bench: unexpected argument '%s'\n", a);
             return 2;
         }
-        if (!v || parse_long(v, lo, 1 << 20, dst)) {
+        if (!v || trit_parse_long(v, lo, 1 << 20, dst)) {
             fprintf(stderr, "trit bench: %s needs a number >= %ld\n", a, lo);
             return 2;
         }

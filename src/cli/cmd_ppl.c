@@ -58,10 +58,8 @@ typedef struct {
 } args;
 
 static int parse_int(const char *flag, const char *v, int min, int *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || errno || x < min || x > 1 << 24) {
+    long x;
+    if (trit_parse_long(v, min, 1 << 24, &x)) {
         fprintf(stderr, "trit ppl: %s %s: expected an integer >= %d\n", flag, v, min);
         return -1;
     }

@@ -45,15 +45,6 @@ static void usage(FILE *out) {
             "exit codes: 0 ok, 1 failure (model, tokenizer, evaluation), 2 bad arguments\n");
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_float(const char *s, float *out) {
     char *end;
     errno = 0;
@@ -132,19 +123,19 @@ int cmd_run(int argc, char **argv) {
             prompt_ids = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             NEED();
-            if (parse_int(v, 0, 1 << 24, &n_predict)) BAD();
+            if (trit_parse_long(v, 0, 1 << 24, &n_predict)) BAD();
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             NEED();
-            if (parse_int(v, 1, 1024, &threads)) BAD();
+            if (trit_parse_long(v, 1, 1024, &threads)) BAD();
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
             NEED();
-            if (parse_int(v, 1, 1 << 24, &n_ctx)) BAD();
+            if (trit_parse_long(v, 1, 1 << 24, &n_ctx)) BAD();
         } else if (!strcmp(a, "--temp")) {
             NEED();
             if (parse_float(v, &sp.temp)) BAD();
         } else if (!strcmp(a, "--top-k")) {
             NEED();
-            if (parse_int(v, 0, 1 << 24, &lv)) BAD();
+            if (trit_parse_long(v, 0, 1 << 24, &lv)) BAD();
             sp.top_k = (int)lv;
         } else if (!strcmp(a, "--top-p")) {
             NEED();

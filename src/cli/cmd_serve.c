@@ -31,13 +31,10 @@ static void serve_usage(FILE *f) {
 }
 
 static int parse_int(const char *opt, const char *v, long lo, long hi, long *out) {
-    char *end = NULL;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || !*v || *end || x < lo || x > hi) {
+    if (!v || trit_parse_long(v, lo, hi, out)) {
         fprintf(stderr, "trit serve: %s needs an integer in [%ld, %ld]\n", opt, lo, hi);
         return -1;
     }
-    *out = x;
     return 0;
 }
 

@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <immintrin.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,4 +346,20 @@ Test(base, time_and_iso8601) {
     trit_iso8601(1795552987.125, iso);
     cr_assert_str_eq(iso, "2026-11-24T20:43:07.125Z");
     cr_assert_gt(trit_wall_s(), 1.7e9);
+}
+
+/* ---- option parsing ---- */
+Test(base, parse_long) {
+    long v = 7;
+    cr_assert_eq(trit_parse_long("42", 0, 100, &v), 0);
+    cr_assert_eq(v, 42);
+    cr_assert_eq(trit_parse_long("-5", -10, 10, &v), 0);
+    cr_assert_eq(v, -5);
+    v = 7;
+    cr_assert_eq(trit_parse_long("", 0, 100, &v), -1);
+    cr_assert_eq(trit_parse_long("12x", 0, 100, &v), -1);
+    cr_assert_eq(trit_parse_long("101", 0, 100, &v), -1);
+    cr_assert_eq(trit_parse_long("-1", 0, 100, &v), -1);
+    cr_assert_eq(trit_parse_long("99999999999999999999999", 0, LONG_MAX, &v), -1);
+    cr_assert_eq(v, 7, "a rejected value leaves *out alone");
 }
