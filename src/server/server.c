@@ -159,6 +159,18 @@ static enum MHD_Result send_error(server *s, struct MHD_Connection *c, conn *cn,
     return send_error_allow(s, c, cn, route, e, NULL);
 }
 
+/* pthread_cond_timedwait for at most ms (< 1000) milliseconds from now */
+static void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, long ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += ms * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
 /* true when the peer has closed its side of the connection */
 static bool peer_gone(int fd) {
     if (fd < 0) return false;
@@ -634,14 +646,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
             pthread_mutex_unlock(&j->mu);
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        cond_wait_ms(&j->cv, &j->mu, 100);
         if (j->state != JOB_DONE && peer_gone(j->fd)) {
             pthread_mutex_unlock(&j->mu);
             job_cancel(j);
@@ -750,14 +755,7 @@ static enum MHD_Result h_generate(server *s, struct MHD_Connection *c, conn *cn,
     }
     pthread_mutex_lock(&j->mu);
     while (j->state != JOB_DONE) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        cond_wait_ms(&j->cv, &j->mu, 100);
         if (j->state != JOB_DONE && !atomic_load(&j->cancel) && peer_gone(j->fd)) {
             pthread_mutex_unlock(&j->mu);
             job_cancel(j);
@@ -1103,14 +1101,7 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
     double deadline = trit_now_s() + cfg->grace_s;
     pthread_mutex_lock(&s->qmu);
     while ((s->qlen || s->busy) && trit_now_s() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&s->qcv, &s->qmu, &ts);
+        cond_wait_ms(&s->qcv, &s->qmu, 50);
     }
     if (s->qlen || s->busy) {
         fprintf(stderr, "trit serve: cancelling %d running and %d queued requests\n", s->busy,
