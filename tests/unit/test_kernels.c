@@ -10,21 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- deterministic test data ---- */
-static uint64_t rng_state;
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static float rng_uniform(void) {
-    return (float)((rng_next() >> 40) * (1.0 / 16777216.0));
-}
-static float rng_normal(void) {
-    float u = rng_uniform() + 1e-7f, v = rng_uniform();
-    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
-}
+#include "unit/helpers.h"
+
+/* ---- deterministic test data (rng_*: unit/helpers.h) ---- */
 static float *random_floats(int64_t n, float scale) {
     float *x = xmalloc((size_t)n * sizeof(float));
     for (int64_t i = 0; i < n; i++) x[i] = rng_normal() * scale;

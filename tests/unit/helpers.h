@@ -1,0 +1,25 @@
+/* helpers.h — shared by the unit tests: a deterministic random stream (splitmix64) with
+ * uniform [0, 1) and standard normal floats. Each test file including it has its own state;
+ * set rng_state to seed it. */
+#ifndef TRIT_TEST_HELPERS_H
+#define TRIT_TEST_HELPERS_H
+
+#include <math.h>
+#include <stdint.h>
+
+static uint64_t rng_state;
+static inline uint64_t rng_next(void) {
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static inline float rng_uniform(void) {
+    return (float)((rng_next() >> 40) * (1.0 / 16777216.0));
+}
+static inline float rng_normal(void) {
+    float u = rng_uniform() + 1e-7f, v = rng_uniform();
+    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+
+#endif
