@@ -49,38 +49,37 @@ static inline float go_f32_tail(float sum, int64_t i, int64_t n, const float *x,
     return sum;
 }
 
-/* ggml_vec_dot_f32 */
-static inline float go_dot_f32_lanes64(int64_t n, const float *x, const float *y) {
-    float a[4][16];
-    memset(a, 0, sizeof a);
-    const int64_t np = n & ~(int64_t)63;
-    for (int64_t i = 0; i < np; i += 64)
-        for (int j = 0; j < 4; j++)
-            for (int l = 0; l < 16; l++)
-                a[j][l] = fmaf(x[i + 16 * j + l], y[i + 16 * j + l], a[j][l]);
+/* lanes64's four 16-lane accumulators folded as ggml does ((0+2) + (1+3)), then reduced */
+static inline float go_fold64(float a[4][16]) {
     for (int l = 0; l < 16; l++) {
         a[0][l] = a[0][l] + a[2][l];
         a[1][l] = a[1][l] + a[3][l];
         a[0][l] = a[0][l] + a[1][l];
     }
-    return go_f32_tail(go_reduce16(a[0]), np, n, x, y);
+    return go_reduce16(a[0]);
+}
+
+/* lanes64's whole-64 part: the fma chains over x[0, np) . y, np = n rounded down to 64 */
+static inline float go_lanes64_body(int64_t np, const float *x, const float *y) {
+    float a[4][16];
+    memset(a, 0, sizeof a);
+    for (int64_t i = 0; i < np; i += 64)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 16; l++)
+                a[j][l] = fmaf(x[i + 16 * j + l], y[i + 16 * j + l], a[j][l]);
+    return go_fold64(a);
+}
+
+/* ggml_vec_dot_f32 */
+static inline float go_dot_f32_lanes64(int64_t n, const float *x, const float *y) {
+    const int64_t np = n & ~(int64_t)63;
+    return go_f32_tail(go_lanes64_body(np, x, y), np, n, x, y);
 }
 
 /* ggml_vec_dot_f16 (operands already converted to float; they are exact fp16 values) */
 static inline float go_dot_f16_lanes64(int64_t n, const float *x, const float *y) {
-    float a[4][16];
-    memset(a, 0, sizeof a);
     const int64_t np = n & ~(int64_t)63;
-    for (int64_t i = 0; i < np; i += 64)
-        for (int j = 0; j < 4; j++)
-            for (int l = 0; l < 16; l++)
-                a[j][l] = fmaf(x[i + 16 * j + l], y[i + 16 * j + l], a[j][l]);
-    for (int l = 0; l < 16; l++) {
-        a[0][l] = a[0][l] + a[2][l];
-        a[1][l] = a[1][l] + a[3][l];
-        a[0][l] = a[0][l] + a[1][l];
-    }
-    double sum = (double)go_reduce16(a[0]);
+    double sum = (double)go_lanes64_body(np, x, y);
     for (int64_t i = np; i < n; i++) sum += (double)(x[i] * y[i]);
     return (float)sum;
 }

@@ -180,12 +180,7 @@ static float ref_dot_f16_lanes64(int64_t n, const uint16_t *x, const uint16_t *y
             for (int l = 0; l < 16; l++)
                 a[j][l] = fmaf(trit_fp16_to_fp32(x[i + 16 * j + l]),
                                trit_fp16_to_fp32(y[i + 16 * j + l]), a[j][l]);
-    for (int l = 0; l < 16; l++) {
-        a[0][l] = a[0][l] + a[2][l];
-        a[1][l] = a[1][l] + a[3][l];
-        a[0][l] = a[0][l] + a[1][l];
-    }
-    double sum = (double)go_reduce16(a[0]);
+    double sum = (double)go_fold64(a);
     for (int64_t i = np; i < n; i++)
         sum += (double)(trit_fp16_to_fp32(x[i]) * trit_fp16_to_fp32(y[i]));
     return (float)sum;
