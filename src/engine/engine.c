@@ -166,6 +166,24 @@ static void matmul(trit_ctx *c, const trit_weight *w, const float *X, int64_t n_
     trit_matmul(c->k, c->pool, w->type, w->data, w->scale, w->ne[0], w->ne[1], X, n_tok, Y);
 }
 
+/* Products of weights with the same input X (q/k/v, gate/up): one quantization of X and one
+ * pool run when the weights share a type and row length (bit-identical to separate matmuls). */
+static void matmul_shared(trit_ctx *c, const float *X, int64_t n_tok, int n,
+                          const trit_weight *const *w, float *const *Y) {
+    bool same = true;
+    for (int i = 1; i < n; i++)
+        same = same && w[i]->type == w[0]->type && w[i]->ne[0] == w[0]->ne[0];
+    if (!same) {
+        for (int i = 0; i < n; i++) matmul(c, w[i], X, n_tok, Y[i]);
+        return;
+    }
+    trit_mm_part parts[TRIT_MM_MAX_PARTS];
+    for (int i = 0; i < n; i++)
+        parts[i] = (trit_mm_part){
+            .W = w[i]->data, .w_scale = w[i]->scale, .n_out = w[i]->ne[1], .Y = Y[i]};
+    trit_matmul_multi(c->k, c->pool, w[0]->type, w[0]->ne[0], X, n_tok, n, parts);
+}
+
 static void rmsnorm_rows(const trit_ctx *c, const float *x, const trit_weight *w, float *y,
                          int64_t n, int rows, size_t stride_in, size_t stride_out) {
     for (int t = 0; t < rows; t++)
@@ -216,9 +234,8 @@ static void forward(trit_ctx *c, const int32_t *tok, int T, int p0, int n_out, f
         rmsnorm_rows(c, x, &L->attn_norm, c->xn, E, rows, E, E);
         TRACE("attn_norm", il, c->xn, E, rows);
 
-        matmul(c, &L->wq, c->xn, rows, c->q);
-        matmul(c, &L->wk, c->xn, rows, c->kx);
-        matmul(c, &L->wv, c->xn, rows, c->vx);
+        matmul_shared(c, c->xn, rows, 3, (const trit_weight *[]){&L->wq, &L->wk, &L->wv},
+                      (float *[]){c->q, c->kx, c->vx});
         for (int t = 0; t < rows; t++) {
             trit_rope(c->q + t * NQ, hp->n_head, (int)D, hp->n_rot, p0 + t, hp->rope_freq_base,
                       hp->rope_mode);
@@ -263,9 +280,9 @@ static void forward(trit_ctx *c, const int32_t *tok, int T, int p0, int n_out, f
         rmsnorm_rows(c, x, &L->ffn_norm, c->xn, E, rows, E, E);
         TRACE("ffn_norm", il, c->xn, E, rows);
 
-        matmul(c, &L->ffn_up, c->xn, rows, c->up);
+        matmul_shared(c, c->xn, rows, 2, (const trit_weight *[]){&L->ffn_up, &L->ffn_gate},
+                      (float *[]){c->up, c->gate});
         TRACE("ffn_up", il, c->up, F, rows);
-        matmul(c, &L->ffn_gate, c->xn, rows, c->gate);
         TRACE("ffn_gate", il, c->gate, F, rows);
         const size_t nf = (size_t)rows * F;
         if (hp->act == TRIT_ACT_RELU2) {

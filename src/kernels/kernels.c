@@ -5,6 +5,7 @@
 #include "kernels/kernels.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,74 +193,120 @@ bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n
            n_in % 16 == 0 && n_out % 4 == 0;
 }
 
+/* A matmul job: one or more parts sharing wtype, n_in and the quantized activations. Rows
+ * are numbered across the parts (part p owns global rows row_end[p-1] .. row_end[p]-1) and
+ * claimed in chunks that never cross a part boundary. */
 typedef struct mm_job {
     const trit_kernels *k;
     uint32_t wtype;
-    const char *W;
     size_t wrow; /* bytes per weight row */
-    float w_scale;
-    int64_t n_in, n_out, n_tok;
+    int64_t n_in, n_tok;
     const float *X;
-    float *Y;
     char *act; /* n_tok quantized activation rows */
     size_t arow;
-    int64_t chunk;            /* weight rows per work item */
-    bool use_gemm;            /* tile with k->gemm (else vec_dot_rows per token) */
-    atomic_int_fast64_t next; /* next work item */
+    int n_parts;
+    trit_mm_part parts[TRIT_MM_MAX_PARTS];
+    int64_t row_end[TRIT_MM_MAX_PARTS]; /* cumulative rows */
+    bool use_gemm[TRIT_MM_MAX_PARTS];   /* tile with k->gemm (else vec_dot_rows per token) */
+    int64_t total_rows;
+    int64_t max_chunk;        /* rows per claim at most (batches keep their tiles hot) */
+    int nth;                  /* threads sharing the rows */
+    bool quantize_in_run;     /* the pool's threads quantize X, then meet at a barrier */
+    atomic_int quantized;     /* threads past quantization */
+    atomic_int_fast64_t next; /* next unclaimed global row */
 } mm_job;
 
-static void mm_quantize(void *arg, int ith, int nth) {
-    mm_job *j = arg;
-    for (int64_t t = ith; t < j->n_tok; t += nth)
-        j->k->quantize_act(j->wtype, j->X + t * j->n_in, j->act + t * j->arow, j->n_in);
-}
-
+/* Rows per claim are a multiple of this (tiles stay aligned), except at a part's end. */
+#define MM_MIN_CHUNK 16
 /* Token tile for the gemm path: activations of this many tokens stay hot while a chunk of
  * weight rows is swept. */
 #define MM_TOK_TILE 8
 
-static void mm_dot(void *arg, int ith, int nth) {
-    (void)ith;
-    (void)nth;
-    mm_job *j = arg;
-    const int64_t n_items = (j->n_out + j->chunk - 1) / j->chunk;
+static void mm_quantize(mm_job *j, int ith, int nth) {
+    for (int64_t t = ith; t < j->n_tok; t += nth)
+        j->k->quantize_act(j->wtype, j->X + t * j->n_in, j->act + t * j->arow, j->n_in);
+}
+
+/* Guided scheduling: a claim takes 1/(2 nth) of the rows still unclaimed (at least
+ * MM_MIN_CHUNK), so threads start with long contiguous sweeps and finish on short ones,
+ * and no thread waits long for the last chunk. Returns false when all rows are claimed. */
+static bool mm_claim(mm_job *j, int *part, int64_t *r0, int64_t *nr) {
+    int_fast64_t cur = atomic_load_explicit(&j->next, memory_order_relaxed);
     for (;;) {
-        const int64_t it = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (it >= n_items) break;
-        const int64_t r0 = it * j->chunk;
-        const int64_t nr = TRIT_MIN(j->chunk, j->n_out - r0);
-        const char *w = j->W + r0 * j->wrow;
-        if (j->use_gemm) {
-            for (int64_t t0 = 0; t0 < j->n_tok; t0 += MM_TOK_TILE) {
-                const int64_t nt = TRIT_MIN(MM_TOK_TILE, j->n_tok - t0);
-                j->k->gemm(j->wtype, j->n_in, w, j->wrow, nr, j->act + t0 * j->arow, j->arow, nt,
-                           j->Y + t0 * j->n_out + r0, j->n_out);
-            }
-        } else {
-            for (int64_t t = 0; t < j->n_tok; t++)
-                j->k->vec_dot_rows(j->wtype, j->n_in, w, j->wrow, nr, j->act + t * j->arow,
-                                   j->Y + t * j->n_out + r0);
+        if (cur >= j->total_rows) return false;
+        int p = 0;
+        while (cur >= j->row_end[p]) p++;
+        int64_t len = (j->total_rows - cur) / (2 * (int64_t)j->nth);
+        len = (len + MM_MIN_CHUNK - 1) / MM_MIN_CHUNK * MM_MIN_CHUNK;
+        len = TRIT_MIN(TRIT_MAX(len, MM_MIN_CHUNK), j->max_chunk);
+        len = TRIT_MIN(len, j->row_end[p] - cur);
+        if (atomic_compare_exchange_weak_explicit(&j->next, &cur, cur + len, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *part = p;
+            *r0 = cur - (p ? j->row_end[p - 1] : 0);
+            *nr = len;
+            return true;
         }
-        if (j->w_scale != 1.0f)
-            for (int64_t t = 0; t < j->n_tok; t++) {
-                float *y = j->Y + t * j->n_out + r0;
-                for (int64_t r = 0; r < nr; r++) y[r] *= j->w_scale;
-            }
     }
+}
+
+/* Rows r0 .. r0+nr-1 of part p for every token. */
+static void mm_rows(const mm_job *j, int p, int64_t r0, int64_t nr) {
+    const trit_mm_part *P = &j->parts[p];
+    const char *w = (const char *)P->W + r0 * j->wrow;
+    if (j->use_gemm[p]) {
+        for (int64_t t0 = 0; t0 < j->n_tok; t0 += MM_TOK_TILE) {
+            const int64_t nt = TRIT_MIN(MM_TOK_TILE, j->n_tok - t0);
+            j->k->gemm(j->wtype, j->n_in, w, j->wrow, nr, j->act + t0 * j->arow, j->arow, nt,
+                       P->Y + t0 * P->n_out + r0, P->n_out);
+        }
+    } else {
+        for (int64_t t = 0; t < j->n_tok; t++)
+            j->k->vec_dot_rows(j->wtype, j->n_in, w, j->wrow, nr, j->act + t * j->arow,
+                               P->Y + t * P->n_out + r0);
+    }
+    if (P->w_scale != 1.0f)
+        for (int64_t t = 0; t < j->n_tok; t++) {
+            float *y = P->Y + t * P->n_out + r0;
+            for (int64_t r = 0; r < nr; r++) y[r] *= P->w_scale;
+        }
+}
+
+static inline void mm_relax(unsigned i) {
+    if (i < 4096) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    } else {
+        sched_yield(); /* a peer was descheduled (oversubscribed machine) */
+    }
+}
+
+static void mm_run(void *arg, int ith, int nth) {
+    mm_job *j = arg;
+    if (j->quantize_in_run) {
+        mm_quantize(j, ith, nth);
+        atomic_fetch_add_explicit(&j->quantized, 1, memory_order_release);
+        for (unsigned i = 0; atomic_load_explicit(&j->quantized, memory_order_acquire) < nth; i++)
+            mm_relax(i);
+    }
+    int p;
+    int64_t r0, nr;
+    while (mm_claim(j, &p, &r0, &nr)) mm_rows(j, p, r0, nr);
 }
 
 static _Thread_local char *tl_act;
 static _Thread_local size_t tl_act_cap;
 
-void trit_matmul(const trit_kernels *k, trit_pool *pool, uint32_t wtype, const void *W,
-                 float w_scale, int64_t n_in, int64_t n_out, const float *X, int64_t n_tok,
-                 float *Y) {
+void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
+                       const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts) {
     if (!k) k = trit_kernels_best();
     const size_t arow = trit_act_row_size(wtype, n_in);
     const size_t wrow = weight_row_bytes(wtype, n_in);
-    if (!arow || !wrow || n_out <= 0 || n_tok <= 0) {
-        trit_log(TRIT_LOG_ERROR, "trit_matmul: unsupported type %u or bad shape (n_in %lld)", wtype,
-                 (long long)n_in);
+    if (!arow || !wrow || n_tok <= 0 || n_parts < 1 || n_parts > TRIT_MM_MAX_PARTS) {
+        trit_log(TRIT_LOG_ERROR,
+                 "trit_matmul: unsupported type %u or bad shape (n_in %lld, n_tok %lld, %d parts)",
+                 wtype, (long long)n_in, (long long)n_tok, n_parts);
         abort();
     }
     const size_t need = arow * (size_t)n_tok + 64;
@@ -268,36 +315,47 @@ void trit_matmul(const trit_kernels *k, trit_pool *pool, uint32_t wtype, const v
         tl_act_cap = need + need / 4;
         tl_act = xaligned_alloc(64, (tl_act_cap + 63) & ~(size_t)63);
     }
-    const int nth = pool ? trit_pool_size(pool) : 1;
     mm_job j = {.k = k,
                 .wtype = wtype,
-                .W = W,
                 .wrow = wrow,
-                .w_scale = w_scale,
                 .n_in = n_in,
-                .n_out = n_out,
                 .n_tok = n_tok,
                 .X = X,
-                .Y = Y,
                 .act = tl_act,
-                .arow = arow};
-    /* Work items: ~8 per thread for balance, at least 16 rows (one cache-friendly sweep),
-     * a multiple of 16 so tiles stay aligned. */
-    int64_t chunk = n_out / ((int64_t)nth * 8);
-    chunk = TRIT_MAX(16, (chunk + 15) / 16 * 16);
-    if (n_tok > 1) chunk = TRIT_MIN(chunk, 64);
-    j.chunk = chunk;
+                .arow = arow,
+                .n_parts = n_parts};
     /* F32/F16 follow the reference's choice between tinyBLAS and vec_dot (different orders) */
     const bool blas_type = wtype == TRIT_F32 || wtype == TRIT_F16 || wtype == TRIT_BF16;
-    j.use_gemm =
-        k->gemm && n_tok > 1 && (!blas_type || trit_matmul_tinyblas(wtype, n_in, n_out, n_tok));
+    for (int p = 0; p < n_parts; p++) {
+        if (parts[p].n_out <= 0) {
+            trit_log(TRIT_LOG_ERROR, "trit_matmul: part %d has %lld rows", p,
+                     (long long)parts[p].n_out);
+            abort();
+        }
+        j.parts[p] = parts[p];
+        j.total_rows += parts[p].n_out;
+        j.row_end[p] = j.total_rows;
+        j.use_gemm[p] = k->gemm && n_tok > 1 &&
+                        (!blas_type || trit_matmul_tinyblas(wtype, n_in, parts[p].n_out, n_tok));
+    }
+    j.nth = pool ? trit_pool_size(pool) : 1;
+    j.max_chunk = n_tok > 1 ? 64 : j.total_rows;
     atomic_init(&j.next, 0);
-    if (nth > 1 && n_tok > 1)
-        trit_pool_run(pool, mm_quantize, &j);
-    else
+    atomic_init(&j.quantized, 0);
+    if (j.nth > 1 && j.total_rows > MM_MIN_CHUNK) {
+        j.quantize_in_run = n_tok > 1;
+        if (!j.quantize_in_run) mm_quantize(&j, 0, 1);
+        trit_pool_run(pool, mm_run, &j);
+    } else {
+        j.nth = 1;
         mm_quantize(&j, 0, 1);
-    if (nth > 1 && n_out > chunk)
-        trit_pool_run(pool, mm_dot, &j);
-    else
-        mm_dot(&j, 0, 1);
+        mm_run(&j, 0, 1);
+    }
+}
+
+void trit_matmul(const trit_kernels *k, trit_pool *pool, uint32_t wtype, const void *W,
+                 float w_scale, int64_t n_in, int64_t n_out, const float *X, int64_t n_tok,
+                 float *Y) {
+    const trit_mm_part part = {.W = W, .w_scale = w_scale, .n_out = n_out, .Y = Y};
+    trit_matmul_multi(k, pool, wtype, n_in, X, n_tok, 1, &part);
 }

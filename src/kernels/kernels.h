@@ -67,11 +67,29 @@ bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n
 
 /* Y[t][r] = w_scale * dot(W row r, X row t) for t < n_tok, r < n_out.
  * W: n_out rows of n_in elements of wtype (row stride trit_row_size; I2_S packed rows).
- * X: n_tok rows of n_in floats. Y: n_tok rows of n_out floats. Activations are quantized
- * once per row (in the pool's threads) then rows of W are split across threads. */
+ * X: n_tok rows of n_in floats. Y: n_tok rows of n_out floats. One pool run: activations are
+ * quantized once per row (by the pool's threads), then rows of W are handed out to threads in
+ * shrinking chunks (guided scheduling). */
 void trit_matmul(const trit_kernels *k, trit_pool *pool, uint32_t wtype, const void *W,
                  float w_scale, int64_t n_in, int64_t n_out, const float *X, int64_t n_tok,
                  float *Y);
+
+/* One product of a trit_matmul_multi: Y = w_scale * W . X^T, W n_out rows (Y n_tok rows of
+ * n_out floats). */
+typedef struct trit_mm_part {
+    const void *W;
+    float w_scale;
+    int64_t n_out;
+    float *Y;
+} trit_mm_part;
+#define TRIT_MM_MAX_PARTS 8
+
+/* Several products of weights of the same type and row length with the same activations (q/k/v,
+ * gate/up): X is quantized once and the rows of all parts are split across the pool in a single
+ * run. Each Y is bit-identical to trit_matmul(k, pool, wtype, W, w_scale, n_in, n_out, X, n_tok,
+ * Y) (a row's dot does not depend on how rows are grouped). 1 <= n_parts <= TRIT_MM_MAX_PARTS. */
+void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
+                       const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts);
 
 /* ---- elementwise ops (reference numerics = ggml CPU) ---- */
 /* y = x / sqrt(mean(x^2) + eps) (sum accumulated in double, as ggml), then y *= w if w. */
