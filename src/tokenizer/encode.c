@@ -108,6 +108,26 @@ static void split_chars(work *w, const char *s, size_t len) {
     }
 }
 
+/* The merge loop BPE and SPM share: queue every adjacent pair (try_pair pushes the ones the
+ * vocabulary knows, ranked its way), then repeatedly merge the best pair still intact and
+ * queue the new neighbours. */
+typedef void (*try_pair_fn)(const trit_tokenizer *t, work *w, int32_t l, int32_t r);
+static void merge_symbols(const trit_tokenizer *t, work *w, try_pair_fn try_pair) {
+    w->q.n = 0;
+    for (size_t i = 1; i < w->nsym; i++) try_pair(t, w, (int32_t)i - 1, (int32_t)i);
+    while (w->q.n) {
+        bigram g = heap_pop(&w->q);
+        sym *a = &w->syms[g.left], *b = &w->syms[g.right];
+        if (a->n == 0 || b->n == 0 || a->n + b->n != g.size) continue;
+        a->n += b->n;
+        b->n = 0;
+        a->next = b->next;
+        if (b->next >= 0) w->syms[b->next].prev = g.left;
+        try_pair(t, w, a->prev, g.left);
+        try_pair(t, w, g.left, a->next);
+    }
+}
+
 /* ---------------- BPE ---------------- */
 
 static void bpe_try(const trit_tokenizer *t, work *w, int32_t l, int32_t r) {
@@ -132,19 +152,7 @@ static void bpe_word(const trit_tokenizer *t, work *w, const char *s, size_t len
         }
     }
     split_chars(w, s, len);
-    w->q.n = 0;
-    for (size_t i = 1; i < w->nsym; i++) bpe_try(t, w, (int32_t)i - 1, (int32_t)i);
-    while (w->q.n) {
-        bigram g = heap_pop(&w->q);
-        sym *a = &w->syms[g.left], *b = &w->syms[g.right];
-        if (a->n == 0 || b->n == 0 || a->n + b->n != g.size) continue;
-        a->n += b->n;
-        b->n = 0;
-        a->next = b->next;
-        if (b->next >= 0) w->syms[b->next].prev = g.left;
-        bpe_try(t, w, a->prev, g.left);
-        bpe_try(t, w, g.left, a->next);
-    }
+    merge_symbols(t, w, bpe_try);
     for (int32_t i = 0; i != -1 && w->nsym; i = w->syms[i].next) {
         const sym *y = &w->syms[i];
         if (y->n == 0) continue;
@@ -243,19 +251,7 @@ static void spm_fragment(const trit_tokenizer *t, work *w, const char *s, size_t
     }
     if (!text.len) return;
     split_chars(w, text.p, text.len);
-    w->q.n = 0;
-    for (size_t i = 1; i < w->nsym; i++) spm_try(t, w, (int32_t)i - 1, (int32_t)i);
-    while (w->q.n) {
-        bigram g = heap_pop(&w->q);
-        sym *a = &w->syms[g.left], *b = &w->syms[g.right];
-        if (a->n == 0 || b->n == 0 || a->n + b->n != g.size) continue;
-        a->n += b->n;
-        b->n = 0;
-        a->next = b->next;
-        if (b->next >= 0) w->syms[b->next].prev = g.left;
-        spm_try(t, w, a->prev, g.left);
-        spm_try(t, w, g.left, a->next);
-    }
+    merge_symbols(t, w, spm_try);
     for (int32_t i = 0; i != -1; i = w->syms[i].next) {
         const sym *y = &w->syms[i];
         int32_t id = tok_map_get(&t->tok2id, y->text, y->n);
