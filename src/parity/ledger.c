@@ -81,7 +81,7 @@ void trit_ledger_close(trit_ledger *l) {
 }
 
 /* ---- round records ---- */
-static json_t *jnum(double v) {
+json_t *trit_json_num(double v) {
     return isnan(v) || isinf(v) ? json_null() : json_real(v);
 }
 
@@ -104,9 +104,9 @@ static json_t *top_json(const trit_client_resp *r, int idx) {
     const trit_client_token *t = &r->tokens[idx];
     json_t *a = json_array();
     for (int j = 0; j < t->n_top && j < 5; j++)
-        json_array_append_new(a, json_pack("{s:o,s:i,s:o}", "t",
-                                           trit_ledger_text_json(t->top[j].text, t->top[j].len),
-                                           "id", (int)t->top[j].id, "lp", jnum(t->top[j].logprob)));
+        json_array_append_new(
+            a, json_pack("{s:o,s:i,s:o}", "t", trit_ledger_text_json(t->top[j].text, t->top[j].len),
+                         "id", (int)t->top[j].id, "lp", trit_json_num(t->top[j].logprob)));
     return json_pack("{s:o,s:i,s:o}", "t", trit_ledger_text_json(t->text, t->len), "id", (int)t->id,
                      "top", a);
 }
@@ -152,8 +152,8 @@ json_t *trit_ledger_round_json(const trit_round_meta *m, const trit_client_resp 
     json_object_set_new(rec, "div_byte", json_integer(cmp->div_byte));
     json_object_set_new(rec, "div_token_v1", json_integer(cmp->div_token_v1));
     json_object_set_new(rec, "div_token_v2", json_integer(cmp->div_token_v2));
-    json_object_set_new(rec, "gap_v1", jnum(cmp->gap_v1));
-    json_object_set_new(rec, "gap_v2", jnum(cmp->gap_v2));
+    json_object_set_new(rec, "gap_v1", trit_json_num(cmp->gap_v1));
+    json_object_set_new(rec, "gap_v2", trit_json_num(cmp->gap_v2));
     json_object_set_new(rec, "cause", cmp->cause[0] ? json_string(cmp->cause) : json_null());
     json_object_set_new(rec, "lat_v1", json_real(r1->latency_s));
     json_object_set_new(rec, "lat_v2", json_real(r2->latency_s));

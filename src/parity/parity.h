@@ -83,6 +83,8 @@ json_t *trit_ledger_round_json(const trit_round_meta *m, const trit_client_resp 
 /* A JSON string of n bytes; invalid UTF-8 (a reply cut inside a character) keeps the valid
  * prefix and ends in U+FFFD, so a record can always be written. */
 json_t *trit_ledger_text_json(const char *s, size_t n);
+/* A JSON number, or null for NaN and infinities (JSON has neither). */
+json_t *trit_json_num(double v);
 
 /* The summary of one record as the fast scanner sees it. Strings point into the scanner's
  * line buffer (valid only inside the callback). */

@@ -3,6 +3,7 @@
 #include "parity/ppl.h"
 
 #include "client/client.h"
+#include "parity/parity.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -391,10 +392,6 @@ void trit_ppl_print(FILE *out, const trit_ppl_result *r) {
     fprintf(out, "Same top p: %6.3f ± %5.3f %%\n", 100.0 * r->same_top, 100.0 * r->same_top_err);
 }
 
-static json_t *jnum(double v) {
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
 json_t *trit_ppl_result_json(const trit_ppl_result *r) {
     json_t *o = json_object();
     json_object_set_new(o, "source", json_string(r->source));
@@ -402,30 +399,31 @@ json_t *trit_ppl_result_json(const trit_ppl_result *r) {
     json_object_set_new(o, "chunks", json_integer(r->n_chunk));
     json_object_set_new(o, "text_tokens", json_integer(r->n_tokens));
     json_object_set_new(o, "count", json_integer(r->count));
-    json_object_set_new(o, "ppl", jnum(r->ppl));
-    json_object_set_new(o, "ppl_err", jnum(r->ppl_err));
-    json_object_set_new(o, "seconds", jnum(r->seconds));
+    json_object_set_new(o, "ppl", trit_json_num(r->ppl));
+    json_object_set_new(o, "ppl_err", trit_json_num(r->ppl_err));
+    json_object_set_new(o, "seconds", trit_json_num(r->seconds));
     if (r->has_kld) {
         json_t *k = json_object();
-        json_object_set_new(k, "mean", jnum(r->kld_mean));
-        json_object_set_new(k, "err", jnum(r->kld_err));
-        json_object_set_new(k, "max", jnum(r->kld_max));
+        json_object_set_new(k, "mean", trit_json_num(r->kld_mean));
+        json_object_set_new(k, "err", trit_json_num(r->kld_err));
+        json_object_set_new(k, "max", trit_json_num(r->kld_max));
         static const char *key[TRIT_PPL_NPCT] = {"p99.9", "p99", "p95", "p90",
                                                  "p10",   "p5",  "p1",  "p0.1"};
-        for (int i = 0; i < TRIT_PPL_NPCT; i++) json_object_set_new(k, key[i], jnum(r->kld_pct[i]));
-        json_object_set_new(k, "median", jnum(r->kld_median));
-        json_object_set_new(k, "min", jnum(r->kld_min));
-        json_object_set_new(k, "ppl_base", jnum(r->ppl_base));
-        json_object_set_new(k, "ppl_base_err", jnum(r->ppl_base_err));
-        json_object_set_new(k, "ln_ppl_ratio", jnum(r->ln_ratio));
-        json_object_set_new(k, "ln_ppl_ratio_err", jnum(r->ln_ratio_err));
-        json_object_set_new(k, "dp_mean", jnum(r->dp_mean));
-        json_object_set_new(k, "dp_max", jnum(r->dp_max));
-        json_object_set_new(k, "dp_min", jnum(r->dp_min));
-        json_object_set_new(k, "rms_dp", jnum(r->rms_dp));
-        json_object_set_new(k, "rms_dp_err", jnum(r->rms_dp_err));
-        json_object_set_new(k, "same_top", jnum(r->same_top));
-        json_object_set_new(k, "same_top_err", jnum(r->same_top_err));
+        for (int i = 0; i < TRIT_PPL_NPCT; i++)
+            json_object_set_new(k, key[i], trit_json_num(r->kld_pct[i]));
+        json_object_set_new(k, "median", trit_json_num(r->kld_median));
+        json_object_set_new(k, "min", trit_json_num(r->kld_min));
+        json_object_set_new(k, "ppl_base", trit_json_num(r->ppl_base));
+        json_object_set_new(k, "ppl_base_err", trit_json_num(r->ppl_base_err));
+        json_object_set_new(k, "ln_ppl_ratio", trit_json_num(r->ln_ratio));
+        json_object_set_new(k, "ln_ppl_ratio_err", trit_json_num(r->ln_ratio_err));
+        json_object_set_new(k, "dp_mean", trit_json_num(r->dp_mean));
+        json_object_set_new(k, "dp_max", trit_json_num(r->dp_max));
+        json_object_set_new(k, "dp_min", trit_json_num(r->dp_min));
+        json_object_set_new(k, "rms_dp", trit_json_num(r->rms_dp));
+        json_object_set_new(k, "rms_dp_err", trit_json_num(r->rms_dp_err));
+        json_object_set_new(k, "same_top", trit_json_num(r->same_top));
+        json_object_set_new(k, "same_top_err", trit_json_num(r->same_top_err));
         json_object_set_new(o, "kld", k);
     }
     return o;

@@ -460,9 +460,6 @@ static void call_candidate(proxy *px, const job *j, upstream *u) {
     trit_buf_free(&url);
 }
 
-static json_t *jnum(double v) {
-    return isfinite(v) ? json_real(v) : json_null();
-}
 static json_t *jstr_n(const char *s, size_t n) {
     json_t *v = json_stringn(s ? s : "", n);
     if (!v) { /* invalid UTF-8: keep it readable */
@@ -548,8 +545,8 @@ static void process(proxy *px, job *j) {
     json_object_set_new(rec, "div_byte", json_integer(cmp.div_byte));
     json_object_set_new(rec, "div_token_v1", json_integer(cmp.div_token_v1));
     json_object_set_new(rec, "div_token_v2", json_integer(cmp.div_token_v2));
-    json_object_set_new(rec, "gap_v1", jnum(cmp.gap_v1));
-    json_object_set_new(rec, "gap_v2", jnum(cmp.gap_v2));
+    json_object_set_new(rec, "gap_v1", trit_json_num(cmp.gap_v1));
+    json_object_set_new(rec, "gap_v2", trit_json_num(cmp.gap_v2));
     json_object_set_new(rec, "cause", cmp.cause[0] ? json_string(cmp.cause) : json_null());
     json_object_set_new(rec, "lat_v1", json_real(r1.latency_s));
     json_object_set_new(rec, "lat_v2", json_real(r2.latency_s));

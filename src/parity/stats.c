@@ -381,60 +381,58 @@ void trit_stats_print(FILE *out, const trit_stats *st) {
         fprintf(out, "skipped lines    %ld (malformed or truncated)\n", st->skipped_lines);
 }
 
-static json_t *jnum(double v) {
-    return isnan(v) || isinf(v) ? json_null() : json_real(v);
-}
-
 json_t *trit_stats_json(const trit_stats *st) {
     json_t *b = json_object();
     for (int i = 0; i < TRIT_BUCKET_N; i++)
         json_object_set_new(b, trit_bucket_name((trit_bucket)i), json_integer(st->bucket[i]));
     json_t *cats = json_object();
     for (int i = 0; i < st->n_cat; i++)
-        json_object_set_new(
-            cats, st->cat[i].name,
-            json_pack(
-                "{s:I,s:I,s:I,s:o}", "rounds", (json_int_t)st->cat[i].rounds, "compared",
-                (json_int_t)st->cat[i].compared, "exact", (json_int_t)st->cat[i].exact,
-                "exact_rate",
-                jnum(st->cat[i].compared ? (double)st->cat[i].exact / st->cat[i].compared : NAN)));
+        json_object_set_new(cats, st->cat[i].name,
+                            json_pack("{s:I,s:I,s:I,s:o}", "rounds", (json_int_t)st->cat[i].rounds,
+                                      "compared", (json_int_t)st->cat[i].compared, "exact",
+                                      (json_int_t)st->cat[i].exact, "exact_rate",
+                                      trit_json_num(st->cat[i].compared ? (double)st->cat[i].exact /
+                                                                              st->cat[i].compared
+                                                                        : NAN)));
     json_t *o = json_object();
     json_object_set_new(o, "records", json_integer(st->records));
     json_object_set_new(o, "rounds", json_integer(st->rounds));
     json_object_set_new(o, "compared", json_integer(st->compared));
     json_object_set_new(o, "skipped_lines", json_integer(st->skipped_lines));
-    json_object_set_new(o, "exact_rate", jnum(st->exact_rate));
+    json_object_set_new(o, "exact_rate", trit_json_num(st->exact_rate));
     json_object_set_new(o, "buckets", b);
     json_object_set_new(o, "no_match",
                         json_pack("{s:I,s:I,s:I}", "tie", (json_int_t)st->ties, "real",
                                   (json_int_t)st->reals, "unclassified",
                                   (json_int_t)st->tie_unknown));
-    json_object_set_new(o, "median_prefix", jnum(st->median_prefix));
+    json_object_set_new(o, "median_prefix", trit_json_num(st->median_prefix));
     json_object_set_new(o, "latency_s",
-                        json_pack("{s:o,s:o,s:o,s:o,s:o}", "p50_v1", jnum(st->p50_v1), "p95_v1",
-                                  jnum(st->p95_v1), "p50_v2", jnum(st->p50_v2), "p95_v2",
-                                  jnum(st->p95_v2), "p95_gap", jnum(st->p95_gap)));
-    json_object_set_new(o, "v2_unreachable_rate", jnum(st->v2_unreach_rate));
-    json_object_set_new(o, "top_miss",
-                        st->top_miss_count
-                            ? json_pack("{s:s,s:I,s:I,s:o}", "prompt_id", st->top_miss, "misses",
-                                        (json_int_t)st->top_miss_count, "of",
-                                        (json_int_t)st->misses, "share", jnum(st->top_miss_share))
-                            : json_null());
+                        json_pack("{s:o,s:o,s:o,s:o,s:o}", "p50_v1", trit_json_num(st->p50_v1),
+                                  "p95_v1", trit_json_num(st->p95_v1), "p50_v2",
+                                  trit_json_num(st->p50_v2), "p95_v2", trit_json_num(st->p95_v2),
+                                  "p95_gap", trit_json_num(st->p95_gap)));
+    json_object_set_new(o, "v2_unreachable_rate", trit_json_num(st->v2_unreach_rate));
+    json_object_set_new(
+        o, "top_miss",
+        st->top_miss_count ? json_pack("{s:s,s:I,s:I,s:o}", "prompt_id", st->top_miss, "misses",
+                                       (json_int_t)st->top_miss_count, "of", (json_int_t)st->misses,
+                                       "share", trit_json_num(st->top_miss_share))
+                           : json_null());
     json_object_set_new(o, "categories", cats);
     json_object_set_new(o, "noise",
                         json_pack("{s:I,s:o,s:o}", "rounds", (json_int_t)st->noise_rounds,
-                                  "exact_rate", jnum(st->noise_exact_rate), "excess_miss",
-                                  jnum(st->excess_miss)));
-    json_object_set_new(o, "worst_hour_nomatch", jnum(st->worst_hour_nomatch));
-    json_object_set_new(o, "first_ts", jnum(st->first_ts));
-    json_object_set_new(o, "last_ts", jnum(st->last_ts));
-    json_object_set_new(o, "ppl",
-                        st->has_ppl
-                            ? json_pack("{s:{s:o,s:o},s:{s:o,s:o},s:{s:o}}", "gen1", "ppl",
-                                        jnum(st->ppl_gen1), "ppl_err", jnum(st->ppl_gen1_err),
-                                        "gen2", "ppl", jnum(st->ppl_gen2), "ppl_err",
-                                        jnum(st->ppl_gen2_err), "kld", "mean", jnum(st->kld_mean))
-                            : json_null());
+                                  "exact_rate", trit_json_num(st->noise_exact_rate), "excess_miss",
+                                  trit_json_num(st->excess_miss)));
+    json_object_set_new(o, "worst_hour_nomatch", trit_json_num(st->worst_hour_nomatch));
+    json_object_set_new(o, "first_ts", trit_json_num(st->first_ts));
+    json_object_set_new(o, "last_ts", trit_json_num(st->last_ts));
+    json_object_set_new(
+        o, "ppl",
+        st->has_ppl
+            ? json_pack("{s:{s:o,s:o},s:{s:o,s:o},s:{s:o}}", "gen1", "ppl",
+                        trit_json_num(st->ppl_gen1), "ppl_err", trit_json_num(st->ppl_gen1_err),
+                        "gen2", "ppl", trit_json_num(st->ppl_gen2), "ppl_err",
+                        trit_json_num(st->ppl_gen2_err), "kld", "mean", trit_json_num(st->kld_mean))
+            : json_null());
     return o;
 }
