@@ -76,7 +76,10 @@ pass "load: $N requests, 16 clients, 0 failures, RSS stable, metrics consistent"
 # same temperature-0 request gives the same answer on every slot, concurrently or not ---
 kv_body='{"prompt":"The same prompt every time","max_tokens":8,"temperature":0}'
 ref=$(curl -s "$U/v1/completions" -d "$kv_body" | node "$ROOT/tests/integration/openai/js.mjs" 'd.choices[0].text')
-seq 1 24 | xargs -P 8 -I{} sh -c 'curl -s "$0/v1/completions" -d "$1"; echo' "$U" "$kv_body" |
+# each reply to its own file: concurrent writers into one pipe can interleave their bytes
+mkdir -p "$TMP/kv"
+seq 1 24 | xargs -P 8 -I{} sh -c 'curl -s -o "$2/{}.json" "$0/v1/completions" -d "$1"' "$U" "$kv_body" "$TMP/kv"
+for f in "$TMP"/kv/*.json; do cat "$f"; echo; done |
   node "$ROOT/tests/integration/openai/js.mjs" -s 'd.map(x => JSON.stringify(x.choices[0].text)).join("\n")' -r | sort | uniq -c >"$TMP/kv.txt"
 [ "$(wc -l <"$TMP/kv.txt")" = 1 ] && grep -qF "24 $ref" "$TMP/kv.txt" || fail "answers differ between requests/slots: ref $ref vs $(cat "$TMP/kv.txt")"
 pass "24 concurrent identical requests on 2 dirty slots: one answer"
