@@ -103,7 +103,7 @@ int cmd_bench(int argc, char **argv) {
     }
     int32_t *toks = xmalloc((size_t)TRIT_MAX(np, 1) * sizeof *toks);
     uint64_t r = 12345;
-    for (long i = 0; i < np; i++) {
+    for (long i = 0; i < TRIT_MAX(np, 1); i++) { /* toks[0] also seeds tg when -p 0 */
         r = r * 6364136223846793005ull + 1442695040888963407ull;
         toks[i] = (int32_t)((r >> 33) % (uint64_t)m->hp.n_vocab);
     }
@@ -121,7 +121,10 @@ int cmd_bench(int argc, char **argv) {
             trit_kv_clear(c);
             double t0 = trit_now_s();
             for (long i = 0; i < ng && rc == 0; i++) {
-                if (trit_eval(c, &t, 1, (int)i, false, &err)) rc = 1;
+                if (trit_eval(c, &t, 1, (int)i, false, &err)) {
+                    rc = 1;
+                    break;
+                }
                 t = trit_argmax(trit_get_logits(c, -1), m->hp.n_vocab);
             }
             double dt = trit_now_s() - t0;

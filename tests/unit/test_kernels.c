@@ -440,6 +440,43 @@ Test(kernels_matmul, threads_and_ref) {
     }
 }
 
+/* trit_matmul_multi: each part bit-identical to its own trit_matmul, for 1 and 3 threads. */
+static void check_matmul_multi(uint32_t wt, int64_t n_in, int64_t n_tok) {
+    const int64_t n_out[3] = {96, 32, 32}; /* q, k, v shapes */
+    size_t rb;
+    rng_state = 7000 + wt + n_tok;
+    float *x = random_floats(n_in * n_tok, 1.0f);
+    void *w[3];
+    float *ys[3], *ym[3];
+    trit_mm_part parts[3];
+    for (int p = 0; p < 3; p++) {
+        w[p] = random_weights(wt, n_in, n_out[p], &rb);
+        ys[p] = xmalloc(sizeof(float) * n_out[p] * n_tok);
+        ym[p] = xcalloc((size_t)(n_out[p] * n_tok), sizeof(float));
+        const float sc = wt == TRIT_I2_S ? 0.5f + p : 1.0f;
+        parts[p] = (trit_mm_part){w[p], sc, n_out[p], ym[p]};
+        trit_matmul(trit_kernels_best(), NULL, wt, w[p], sc, n_in, n_out[p], x, n_tok, ys[p]);
+    }
+    for (int nth = 1; nth <= 3; nth += 2) {
+        trit_pool *pool = trit_pool_new(nth);
+        for (int p = 0; p < 3; p++) memset(ym[p], 0, sizeof(float) * n_out[p] * n_tok);
+        trit_matmul_multi(trit_kernels_best(), pool, wt, n_in, x, n_tok, 3, parts);
+        for (int p = 0; p < 3; p++)
+            cr_assert_eq(memcmp(ys[p], ym[p], sizeof(float) * n_out[p] * n_tok), 0,
+                         "type %u part %d n_tok %lld threads %d", wt, p, (long long)n_tok, nth);
+        trit_pool_free(pool);
+    }
+    for (int p = 0; p < 3; p++) free(w[p]), free(ys[p]), free(ym[p]);
+    free(x);
+}
+
+Test(kernels_matmul, multi_parts_match_single) {
+    for (size_t t = 0; t < TRIT_ARRAY_LEN(all_types); t++) {
+        check_matmul_multi(all_types[t], 512, 1);
+        check_matmul_multi(all_types[t], 256, 7);
+    }
+}
+
 /* ---- optimized attention against trit_attention (ops.c) ---- */
 static void check_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, int pos0, int n_tok,
                             double max_nmse) {
