@@ -5,6 +5,7 @@
 #include "parity/parity.h"
 
 #include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,12 +65,9 @@ static int parse_duration(const char *s, double *out) {
     return 0;
 }
 
+/* A non-negative decimal integer; overflow is an error, not LONG_MAX. */
 static int parse_long(const char *s, long *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < 0) return -1;
-    *out = v;
-    return 0;
+    return trit_parse_long(s, 0, LONG_MAX, out);
 }
 
 /* ISO-8601 (UTC, 'Z' optional, fraction ignored), epoch seconds, or age (2h, 30m, 1d) */

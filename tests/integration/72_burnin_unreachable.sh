@@ -84,3 +84,16 @@ set +e; "$TRIT" gate --config "$ROOT/cutover.ini" --ledger "$LS" >"$TMP/gate-spi
 [ "$rc" -eq 1 ] && grep -q "^exact-match rate .*FAIL" "$TMP/gate-spike.txt" || fail "gate after spike"
 pass "no-match spike halts the run (exit 3)"
 echo "72_burnin_unreachable: ok"
+
+# bad option values are refused with a clear message (exit 2), never clamped or guessed
+for opt in "--rounds 99999999999999999999999" "--rounds -4" "--rounds 12x" "--max-tokens 0"; do
+  set +e
+  # shellcheck disable=SC2086
+  "$TRIT" burnin run --v1 http://127.0.0.1:9 --v2 http://127.0.0.1:9 $opt --ledger "$TMP/bad.jsonl" \
+    >/dev/null 2>"$TMP/bad.err"
+  rc=$?
+  set -e
+  [ "$rc" -eq 2 ] && grep -q "bad value" "$TMP/bad.err" || fail "burnin run $opt: rc $rc, $(cat "$TMP/bad.err")"
+done
+[ ! -s "$TMP/bad.jsonl" ] || fail "a refused run wrote to its ledger"
+pass "bad option values refused with exit 2"
