@@ -1,11 +1,15 @@
 /* helpers.h — shared by the unit tests: a deterministic random stream (splitmix64) with
- * uniform [0, 1) and standard normal floats. Each test file including it has its own state;
- * set rng_state to seed it. */
+ * uniform [0, 1) and standard normal floats (each test file including it has its own state;
+ * set rng_state to seed it), and a GGUF string-value assertion. */
 #ifndef TRIT_TEST_HELPERS_H
 #define TRIT_TEST_HELPERS_H
 
+#include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+
+#include "gguf/gguf.h"
 
 static uint64_t rng_state;
 static inline uint64_t rng_next(void) {
@@ -20,6 +24,14 @@ static inline float rng_uniform(void) {
 static inline float rng_normal(void) {
     float u = rng_uniform() + 1e-7f, v = rng_uniform();
     return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+
+/* The string value of key is want (a missing or non-string key fails, naming the key). */
+static inline void check_kv_str(const gguf_file *f, const char *key, const char *want) {
+    char *v = gguf_get_str(f, key);
+    cr_assert_not_null(v, "key %s missing or not a string", key);
+    cr_assert_str_eq(v, want, "%s = '%s', want '%s'", key, v, want);
+    free(v);
 }
 
 #endif

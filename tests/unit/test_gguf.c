@@ -3,6 +3,8 @@
 #include "gguf/gguf.h"
 
 #include <criterion/criterion.h>
+
+#include "helpers.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,9 +157,7 @@ Test(gguf, roundtrip_all_types, .init = setup_tmp, .fini = teardown_tmp) {
     cr_assert_eq(gguf_get_bool(f, "t.bool", &bo), 0);
     cr_assert(bo);
     cr_assert_eq(gguf_get_bool(f, "t.u8", &bo), -1);
-    char *s = gguf_get_str(f, "t.str");
-    cr_assert_str_eq(s, "héllo \"world\"\n");
-    free(s);
+    check_kv_str(f, "t.str", "héllo \"world\"\n");
     cr_assert_null(gguf_get_str(f, "t.u8"));
     cr_assert_eq(gguf_get_u32(f, "t.u64", &u32), -1, "u64 max does not fit u32");
     cr_assert_eq(gguf_get_i64(f, "t.u64", &i64), -1, "u64 max does not fit i64");
@@ -342,15 +342,9 @@ Test(gguf, reference_vocab, .init = setup_tmp, .fini = teardown_tmp) {
     trit_err err = {0};
     gguf_file *f = gguf_open(path, &err);
     cr_assert_not_null(f, "%s", err.msg);
-    char *arch = gguf_get_str(f, "general.architecture");
-    cr_assert_str_eq(arch, "llama");
-    free(arch);
-    char *model = gguf_get_str(f, "tokenizer.ggml.model");
-    cr_assert_str_eq(model, "gpt2");
-    free(model);
-    char *pre = gguf_get_str(f, "tokenizer.ggml.pre");
-    cr_assert_str_eq(pre, "llama-bpe");
-    free(pre);
+    check_kv_str(f, "general.architecture", "llama");
+    check_kv_str(f, "tokenizer.ggml.model", "gpt2");
+    check_kv_str(f, "tokenizer.ggml.pre", "llama-bpe");
     const gguf_kv *tok = gguf_find(f, "tokenizer.ggml.tokens");
     cr_assert_not_null(tok);
     cr_assert_eq(tok->arr_type, GGUF_T_STRING);

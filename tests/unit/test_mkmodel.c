@@ -5,6 +5,8 @@
 #include "quant/quant.h"
 
 #include <criterion/criterion.h>
+
+#include "helpers.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,9 +93,7 @@ Test(mkmodel, llama_layout) {
     trit_err err = {0};
     gguf_file *f = gguf_open(path, &err);
     cr_assert_not_null(f, "%s", err.msg);
-    char *arch = gguf_get_str(f, "general.architecture");
-    cr_assert_str_eq(arch, "llama");
-    free(arch);
+    check_kv_str(f, "general.architecture", "llama");
     check_u32(f, "general.file_type", 7);
     check_u32(f, "llama.embedding_length", 256);
     check_u32(f, "llama.block_count", 2);
@@ -109,9 +109,7 @@ Test(mkmodel, llama_layout) {
     cr_assert_eq(gguf_get_f32(f, "llama.rope.freq_base", &base), 0);
     cr_assert_eq(base, 10000.0f);
     cr_assert_null(gguf_find(f, "llama.ffn_activation"), "no activation key without --act");
-    char *tm = gguf_get_str(f, "tokenizer.ggml.model");
-    cr_assert_str_eq(tm, "llama", "tokenizer copied from the SPM vocab");
-    free(tm);
+    check_kv_str(f, "tokenizer.ggml.model", "llama");
     const gguf_kv *toks = gguf_find(f, "tokenizer.ggml.tokens");
     cr_assert_not_null(toks);
     cr_assert_eq(toks->arr_n, 32000);
@@ -224,12 +222,8 @@ Test(mkmodel, activation_key_and_default_vocab) {
     cr_assert_eq(trit_mkmodel(&p, &err), 0, "%s", err.msg);
     gguf_file *f = gguf_open(out, &err);
     cr_assert_not_null(f, "%s", err.msg);
-    char *act = gguf_get_str(f, "bitnet.ffn_activation");
-    cr_assert_str_eq(act, "relu2");
-    free(act);
-    char *pre = gguf_get_str(f, "tokenizer.ggml.pre");
-    cr_assert_str_eq(pre, "llama-bpe");
-    free(pre);
+    check_kv_str(f, "bitnet.ffn_activation", "relu2");
+    check_kv_str(f, "tokenizer.ggml.pre", "llama-bpe");
     check_u32(f, "bitnet.vocab_size", 128256);
     check_u32(f, "general.file_type", 37);
     need(f, "token_embd.weight", TRIT_F16, 256, 128256);
