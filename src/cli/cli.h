@@ -22,6 +22,23 @@
     X(shadow, "live shadow proxy: primary answers, candidate compared")                            \
     X(report, "self-contained HTML report from a ledger")
 
+/* Option-parsing helpers for a loop `for (i...) { const char *a = argv[i]; const char *v =
+ * next-or-NULL; ... }`: CLI_NEED consumes the value or fails with exit 2; CLI_BAD fails with
+ * exit 2 naming the option and the value. prog is the command's name for messages. */
+#define CLI_NEED(prog)                                                                             \
+    do {                                                                                           \
+        if (!v) {                                                                                  \
+            fprintf(stderr, "%s: %s needs a value\n", prog, a);                                    \
+            return 2;                                                                              \
+        }                                                                                          \
+        i++;                                                                                       \
+    } while (0)
+#define CLI_BAD(prog)                                                                              \
+    do {                                                                                           \
+        fprintf(stderr, "%s: bad value for %s: '%s'\n", prog, a, v);                               \
+        return 2;                                                                                  \
+    } while (0)
+
 #define X(name, help) int cmd_##name(int argc, char **argv);
 TRIT_COMMANDS(X)
 #undef X

@@ -111,19 +111,8 @@ static int burnin_run_main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED()                                                                                     \
-    do {                                                                                           \
-        if (!v) {                                                                                  \
-            fprintf(stderr, "trit burnin run: %s needs a value\n", a);                             \
-            return 2;                                                                              \
-        }                                                                                          \
-        i++;                                                                                       \
-    } while (0)
-#define BAD()                                                                                      \
-    do {                                                                                           \
-        fprintf(stderr, "trit burnin run: bad value for %s: '%s'\n", a, v);                        \
-        return 2;                                                                                  \
-    } while (0)
+#define NEED() CLI_NEED("trit burnin run")
+#define BAD()  CLI_BAD("trit burnin run")
         long n;
         double d;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {

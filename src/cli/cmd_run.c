@@ -98,19 +98,8 @@ int cmd_run(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED()                                                                                     \
-    do {                                                                                           \
-        if (!v) {                                                                                  \
-            fprintf(stderr, "trit run: %s needs a value\n", a);                                    \
-            return 2;                                                                              \
-        }                                                                                          \
-        i++;                                                                                       \
-    } while (0)
-#define BAD()                                                                                      \
-    do {                                                                                           \
-        fprintf(stderr, "trit run: bad value for %s: '%s'\n", a, v);                               \
-        return 2;                                                                                  \
-    } while (0)
+#define NEED() CLI_NEED("trit run")
+#define BAD()  CLI_BAD("trit run")
         long lv;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
