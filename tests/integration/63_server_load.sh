@@ -92,10 +92,22 @@ run_load "$U2" 48 12 "$TMP/over.txt"
 grep -v '^200 OK$\|^429 OK$' "$TMP/over.txt" && fail "unexpected results under overflow: $(summary "$TMP/over.txt")"
 grep -q '^429' "$TMP/over.txt" || fail "queue overflow never answered 429: $(summary "$TMP/over.txt")"
 grep -q '^200' "$TMP/over.txt" || fail "no request succeeded under overflow"
-for i in $(seq 6); do curl -s -o /dev/null "$U2/v1/completions" -d '{"prompt":"x","max_tokens":40}' & done
-sleep 0.3
-curl -s -D "$TMP/h429" -o "$TMP/b429" "$U2/v1/completions" -d '{"prompt":"x","max_tokens":2}' >/dev/null
-wait_http "$U2/health" 5 || true
+# keep the slot and the queue busy with long requests, then probe until the overflow answer
+# comes (a fixed sleep raced with fast machines draining the queue first)
+bg=()
+for i in $(seq 6); do
+  curl -s -o /dev/null "$U2/v1/completions" -d '{"prompt":"x","max_tokens":400}' &
+  bg+=($!)
+done
+got=""
+for try in $(seq 40); do
+  code=$(curl -s -D "$TMP/h429" -o "$TMP/b429" -w '%{http_code}' "$U2/v1/completions" \
+    -d '{"prompt":"x","max_tokens":2}')
+  [ "$code" = 429 ] && { got=1; break; }
+  sleep 0.05
+done
+wait "${bg[@]}" 2>/dev/null || true
+[ -n "$got" ] || fail "no 429 while 1 slot and a queue of 1 were held by 6 long requests"
 grep -qi '^Retry-After: ' "$TMP/h429" || fail "429 without Retry-After: $(cat "$TMP/h429")"
 grep -q '"rate_limit_error"' "$TMP/b429" || fail "429 body: $(cat "$TMP/b429")"
 pass "overflow: $(summary "$TMP/over.txt") Retry-After present"
