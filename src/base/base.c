@@ -610,6 +610,60 @@ size_t trit_utf8_complete_prefix(const char *s, size_t n) {
     return n;
 }
 
+/* Bytes of the longest valid (possibly incomplete) sequence prefix at s[0..n), and whether it
+ * is a complete character. Follows Unicode Table 3-7 (well-formed byte sequences). */
+static size_t utf8_scan(const unsigned char *s, size_t n, bool *complete) {
+    unsigned char c = s[0];
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xBF;
+    *complete = false;
+    if (c < 0x80) {
+        *complete = true;
+        return 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+        need = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 0; /* invalid lead byte */
+    }
+    size_t i = 1;
+    for (; i < need && i < n; i++) {
+        unsigned char b = s[i];
+        unsigned char l = i == 1 ? lo : 0x80, h = i == 1 ? hi : 0xBF;
+        if (b < l || b > h) return i;
+    }
+    *complete = i == need;
+    return i;
+}
+
+void trit_utf8_repair(const char *s, size_t n, trit_buf *out) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    trit_buf_reserve(out, n);
+    while (i < n) {
+        bool complete;
+        size_t k = utf8_scan(u + i, n - i, &complete);
+        if (complete) {
+            trit_buf_append(out, u + i, k);
+            i += k;
+        } else {
+            trit_buf_append(out, "\xEF\xBF\xBD", 3);
+            i += k ? k : 1;
+        }
+    }
+    if (out->p)
+        out->p[out->len] = 0;
+    else
+        trit_buf_puts(out, "");
+}
+
 int trit_parse_long(const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;

@@ -122,6 +122,11 @@ int trit_parse_long(const char *s, long lo, long hi, long *out);
 bool trit_utf8_valid(const char *s, size_t n);
 /* Length of the longest prefix of s[0..n) that ends on a complete UTF-8 sequence. */
 size_t trit_utf8_complete_prefix(const char *s, size_t n);
+/* The project's one rule for text that must become valid UTF-8 (JSON replies, ledger records,
+ * the shadow proxy): append s[0..n) to out with every invalid sequence replaced by U+FFFD,
+ * one per maximal subpart (Unicode Table 3-7), which is what llama-server sends. out is
+ * NUL-terminated afterwards. */
+void trit_utf8_repair(const char *s, size_t n, trit_buf *out);
 #define TRIT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define TRIT_MIN(a, b)    ((a) < (b) ? (a) : (b))
 #define TRIT_MAX(a, b)    ((a) > (b) ? (a) : (b))

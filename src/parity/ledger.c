@@ -88,12 +88,8 @@ json_t *trit_json_num(double v) {
 json_t *trit_ledger_text_json(const char *s, size_t n) {
     json_t *j = json_stringn(s, n);
     if (j) return j;
-    /* not valid UTF-8 (a reply cut inside a character): keep the valid prefix + marker */
-    size_t k = trit_utf8_complete_prefix(s, n);
-    while (k > 0 && !trit_utf8_valid(s, k)) k--;
-    trit_buf b = {0};
-    trit_buf_append(&b, s, k);
-    trit_buf_puts(&b, "\xEF\xBF\xBD"); /* U+FFFD */
+    trit_buf b = {0}; /* invalid UTF-8: the project's one repair rule (llama-server's) */
+    trit_utf8_repair(s, n, &b);
     j = json_stringn(b.p, b.len);
     trit_buf_free(&b);
     return j ? j : json_string("");

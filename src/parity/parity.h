@@ -80,8 +80,8 @@ typedef struct trit_round_meta {
 } trit_round_meta;
 json_t *trit_ledger_round_json(const trit_round_meta *m, const trit_client_resp *v1,
                                const trit_client_resp *v2, const trit_compare *cmp);
-/* A JSON string of n bytes; invalid UTF-8 (a reply cut inside a character) keeps the valid
- * prefix and ends in U+FFFD, so a record can always be written. */
+/* A JSON string of n bytes; invalid UTF-8 is repaired by trit_utf8_repair (U+FFFD per
+ * maximal subpart, as llama-server does), so a record can always be written. */
 json_t *trit_ledger_text_json(const char *s, size_t n);
 /* A JSON number, or null for NaN and infinities (JSON has neither). */
 json_t *trit_json_num(double v);

@@ -460,23 +460,6 @@ static void call_candidate(proxy *px, const job *j, upstream *u) {
     trit_buf_free(&url);
 }
 
-static json_t *jstr_n(const char *s, size_t n) {
-    json_t *v = json_stringn(s ? s : "", n);
-    if (!v) { /* invalid UTF-8: keep it readable */
-        trit_buf b = {0};
-        for (size_t i = 0; i < n; i++) {
-            unsigned char ch = (unsigned char)s[i];
-            if (ch < 0x80)
-                trit_buf_append(&b, &s[i], 1);
-            else
-                trit_buf_puts(&b, "\xEF\xBF\xBD");
-        }
-        v = json_stringn(b.p ? b.p : "", b.len);
-        trit_buf_free(&b);
-    }
-    return v;
-}
-
 /* The user-visible prompt of a request (for the report), and a stable id for it. */
 static void prompt_of(const char *body, size_t n, bool is_chat, trit_buf *out) {
     json_t *j = json_loadb(body, n, 0, NULL);
@@ -561,9 +544,10 @@ static void process(proxy *px, job *j) {
     json_object_set_new(rec, "v1", json_pack("{s:s}", "url", px->o->primary));
     json_object_set_new(rec, "v2", json_pack("{s:s}", "url", px->o->candidate));
     json_object_set_new(rec, "dropped", json_integer(atomic_load(&px->dropped)));
-    json_object_set_new(rec, "prompt", jstr_n(prompt.p, TRIT_MIN(prompt.len, (size_t)4000)));
-    json_object_set_new(rec, "text_v1", jstr_n(r1.content, r1.content_len));
-    json_object_set_new(rec, "text_v2", jstr_n(r2.content, r2.content_len));
+    json_object_set_new(rec, "prompt",
+                        trit_ledger_text_json(prompt.p, TRIT_MIN(prompt.len, (size_t)4000)));
+    json_object_set_new(rec, "text_v1", trit_ledger_text_json(r1.content, r1.content_len));
+    json_object_set_new(rec, "text_v2", trit_ledger_text_json(r2.content, r2.content_len));
     trit_err err = {0};
     if (px->ledger && trit_ledger_append(px->ledger, rec, &err))
         fprintf(stderr, "shadow: ledger: %s\n", err.msg);

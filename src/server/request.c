@@ -32,7 +32,7 @@ static json_t *str_or_null(const char *s) {
 
 char *srv_error_json(const srv_error *e) {
     trit_buf msg = {0};
-    srv_utf8_repair(e->message, strlen(e->message), &msg);
+    trit_utf8_repair(e->message, strlen(e->message), &msg);
     json_t *err = json_object();
     json_object_set_new(err, "message", json_string(msg.p ? msg.p : ""));
     json_object_set_new(err, "type", json_string(e->type[0] ? e->type : "server_error"));
@@ -498,60 +498,6 @@ size_t srv_utf8_complete_len(const char *s, size_t n) {
         }
     }
     return n;
-}
-
-/* Bytes of the longest valid (possibly incomplete) sequence prefix at s[0..n), and whether it
- * is a complete character. Follows Unicode Table 3-7 (well-formed byte sequences). */
-static size_t utf8_scan(const unsigned char *s, size_t n, bool *complete) {
-    unsigned char c = s[0];
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    *complete = false;
-    if (c < 0x80) {
-        *complete = true;
-        return 1;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0; /* invalid lead byte */
-    }
-    size_t i = 1;
-    for (; i < need && i < n; i++) {
-        unsigned char b = s[i];
-        unsigned char l = i == 1 ? lo : 0x80, h = i == 1 ? hi : 0xBF;
-        if (b < l || b > h) return i;
-    }
-    *complete = i == need;
-    return i;
-}
-
-void srv_utf8_repair(const char *s, size_t n, trit_buf *out) {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    trit_buf_reserve(out, n);
-    while (i < n) {
-        bool complete;
-        size_t k = utf8_scan(u + i, n - i, &complete);
-        if (complete) {
-            trit_buf_append(out, u + i, k);
-            i += k;
-        } else {
-            trit_buf_append(out, "\xEF\xBF\xBD", 3);
-            i += k ? k : 1;
-        }
-    }
-    if (out->p)
-        out->p[out->len] = 0;
-    else
-        trit_buf_puts(out, "");
 }
 
 size_t srv_partial_stop(const char *text, size_t n, const char *stop) {

@@ -106,7 +106,7 @@ typedef struct conn {
 /* ---- small helpers ---- */
 static json_t *jstr(const char *s, size_t n) {
     trit_buf b = {0};
-    srv_utf8_repair(s, n, &b);
+    trit_utf8_repair(s, n, &b);
     json_t *v = json_stringn(b.p, b.len);
     trit_buf_free(&b);
     return v ? v : json_string("");
@@ -360,7 +360,7 @@ static void lp_add(server *s, lp_acc *a, int32_t tok, const float *logits, int k
             json_object_set_new(t, "bytes", bytes_arr(p.p, p.len));
             json_array_append_new(tops, t);
             trit_buf r = {0};
-            srv_utf8_repair(p.p ? p.p : "", p.len, &r);
+            trit_utf8_repair(p.p ? p.p : "", p.len, &r);
             if (!json_object_get(dict, r.p))
                 json_object_set_new(dict, r.p, json_real(logits[ids[i]] - lse));
             trit_buf_free(&r);

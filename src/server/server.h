@@ -85,8 +85,6 @@ int srv_parse_detokenize(const char *body, size_t n, int32_t **ids, size_t *n_id
 /* Length of text without a cut-off multi-byte sequence at its end (llama-server's
  * validate_utf8). */
 size_t srv_utf8_complete_len(const char *s, size_t n);
-/* Append s[0..n) to out with invalid UTF-8 replaced by U+FFFD (maximal subparts). */
-void srv_utf8_repair(const char *s, size_t n, trit_buf *out);
 /* Position where a suffix of text[0..n) is a prefix of stop, or (size_t)-1. */
 size_t srv_partial_stop(const char *text, size_t n, const char *stop);
 

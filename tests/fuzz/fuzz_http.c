@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t n = 0;
     if (srv_parse_detokenize(s, size, &ids, &n, &e) == 0) free(ids);
     trit_buf b = {0};
-    srv_utf8_repair(s, size, &b);
+    trit_utf8_repair(s, size, &b);
     if (!trit_utf8_valid(b.p, b.len)) abort();
     trit_buf_free(&b);
     (void)srv_utf8_complete_len(s, size);

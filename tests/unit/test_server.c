@@ -187,7 +187,7 @@ Test(text, utf8_complete_len) {
 
 static void repair_eq(const char *in, size_t n, const char *want) {
     trit_buf b = {0};
-    srv_utf8_repair(in, n, &b);
+    trit_utf8_repair(in, n, &b);
     cr_assert_str_eq(b.p, want);
     cr_assert(trit_utf8_valid(b.p, b.len));
     trit_buf_free(&b);
