@@ -3,8 +3,9 @@
  * One trit_ctx = one sequence. All scratch buffers are sized for n_batch tokens at creation;
  * the forward pass never allocates (the logits buffer grows only when a caller first asks
  * for more rows than before). Graph order and tensor names follow llama.cpp's
- * src/models/llama.cpp and src/models/bitnet.cpp; the tail of the last layer (after
- * attention) is only computed for the rows whose logits are wanted, as inp_out_ids does. */
+ * src/models/llama.cpp and src/models/bitnet.cpp (bitnet-b1.58: the same graph, relu² FFN); the
+ * tail of the last layer (after attention) is only computed for the rows whose logits are wanted,
+ * as inp_out_ids does. */
 #include "engine/engine.h"
 
 #include "kernels/kernels.h"
@@ -213,7 +214,8 @@ static void store_kv(trit_ctx *c, int il, const float *src, void *cache, int T, 
 static void forward(trit_ctx *c, const int32_t *tok, int T, int p0, int n_out, float *logits_dst) {
     const trit_model *m = c->m;
     const trit_hparams *hp = &c->hp;
-    const bool bitnet = hp->arch == TRIT_ARCH_BITNET;
+    /* bitnet, bitnet-b1.58, bitnet-25: sub-norms (the activation is hp->act) */
+    const bool bitnet = trit_arch_is_bitnet(hp->arch);
     const int64_t E = hp->n_embd, F = hp->n_ff, D = hp->head_dim;
     const int64_t NQ = D * hp->n_head, NKV = D * hp->n_head_kv;
     const float kq_scale = 1.0f / sqrtf((float)D);
