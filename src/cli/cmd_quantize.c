@@ -26,6 +26,10 @@ static void usage(FILE *out) {
             "  --keep-embeddings   leave token_embd.weight and output.weight as they are\n"
             "  --allow-requantize  convert tensors that are already quantized (q8_0/tq*/i2_s);\n"
             "                      without it such a tensor is an error (quality loss)\n"
+            "trit quantize IN.gguf OUT.gguf --i2s-to-tq2 | --tq2-to-i2s\n"
+            "  converts every I2_S tensor (bitnet.cpp) to TQ2_0 (llama.cpp) or back, all else\n"
+            "  copied: exact when the per-tensor fp32 scale is an fp16 value (TQ2_0 keeps an fp16\n"
+            "  scale per 256 weights); otherwise the worst-case error is printed\n"
             "--compare: for every tensor of A (whose name starts with NAME_PREFIX), check that B\n"
             "has it with the same type, shape and bytes. Prints each difference.\n"
             "exit codes: 0 done / identical, 1 failed / different, 2 bad arguments\n");
@@ -158,6 +162,7 @@ int cmd_quantize(int argc, char **argv) {
     const char *pos[3] = {0};
     int npos = 0;
     bool keep_emb = false, requant = false, cmp = false;
+    uint32_t cross_from = 0, cross_to = 0; /* --i2s-to-tq2 / --tq2-to-i2s */
     const char *prefix = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -170,7 +175,11 @@ int cmd_quantize(int argc, char **argv) {
             requant = true;
         else if (!strcmp(a, "--compare"))
             cmp = true;
-        else if (!strcmp(a, "--prefix")) {
+        else if (!strcmp(a, "--i2s-to-tq2") || !strcmp(a, "--tq2-to-i2s")) {
+            const bool to_tq2 = !strcmp(a, "--i2s-to-tq2");
+            cross_from = to_tq2 ? TRIT_I2_S : TRIT_TQ2_0;
+            cross_to = to_tq2 ? TRIT_TQ2_0 : TRIT_I2_S;
+        } else if (!strcmp(a, "--prefix")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "trit quantize: --prefix needs a value\n");
                 return 2;
@@ -195,6 +204,23 @@ int cmd_quantize(int argc, char **argv) {
             return 2;
         }
         return compare(pos[0], pos[1], prefix);
+    }
+    if (cross_to) { /* cross-format conversion: quant/convert.c does it all */
+        if (npos != 2) {
+            fprintf(stderr, "trit quantize: --i2s-to-tq2/--tq2-to-i2s take IN OUT only\n");
+            return 2;
+        }
+        trit_convert_report r;
+        trit_err e = {0};
+        trit_buf b = {0};
+        int rc = trit_convert_file(pos[0], pos[1], cross_from, cross_to, &r, &e);
+        if (!rc) trit_convert_describe(&r, cross_to, &b);
+        if (rc)
+            fprintf(stderr, "trit quantize: %s\n", e.msg);
+        else
+            fprintf(stderr, "trit quantize: wrote %s: %s\n", pos[1], b.p);
+        trit_buf_free(&b);
+        return rc ? 1 : 0;
     }
     if (npos != 3) {
         fprintf(stderr, "trit quantize: needs IN OUT TYPE\n");
