@@ -158,11 +158,16 @@ void trit_act_explain(const char *arch_name, enum trit_act act, enum trit_act_so
 
 /* The command that makes a file with a tensor trit cannot compute with runnable: the
  * reference's llama-quantize (it reads every ggml type; trit quantize reads only the types
- * trit computes with). Ternary archs go to TQ2_0 (lossless for ternary weights), llama to
- * Q8_0. */
+ * trit computes with). Ternary archs go to TQ2_0 (lossless for ternary weights) with F16
+ * embedding/output (TQ2_0's defaults would be Q6_K/Q4_K again), llama to Q8_0. */
 static void convert_hint(const trit_model *m, char *buf, size_t n) {
-    const char *to = trit_arch_is_bitnet(m->hp.arch) ? "TQ2_0" : "Q8_0";
-    snprintf(buf, n, "llama-quantize --allow-requantize %s OUT.gguf %s", m->path, to);
+    if (trit_arch_is_bitnet(m->hp.arch))
+        snprintf(buf, n,
+                 "llama-quantize --allow-requantize --token-embedding-type f16 "
+                 "--output-tensor-type f16 %s OUT.gguf TQ2_0",
+                 m->path);
+    else
+        snprintf(buf, n, "llama-quantize --allow-requantize %s OUT.gguf Q8_0", m->path);
 }
 
 static const char *type_name(uint32_t t) {
