@@ -363,10 +363,21 @@ static int load_tensors(trit_model *m, trit_err *err) {
     if (bind(m, &m->tok_embd, "token_embd.weight", n_embd, n_vocab, true, true, err) ||
         bind(m, &m->output_norm, "output_norm.weight", n_embd, 0, true, false, err))
         return -1;
-    if (m->tok_embd.type == TRIT_I2_S)
-        return trit_fail(err, TRIT_EUNSUP, "token_embd.weight: i2_s embeddings are not supported");
+    if (m->tok_embd.type == TRIT_I2_S) /* bitnet.cpp never writes one: say how to undo it */
+        return trit_fail(err, TRIT_EUNSUP,
+                         "token_embd.weight: i2_s embeddings are not supported (bitnet.cpp keeps "
+                         "them f16); convert it: trit quantize %s OUT.gguf tq2_0 "
+                         "--allow-requantize",
+                         m->path);
     if (!bitnet) {
         if (bind(m, &m->output, "output.weight", n_embd, n_vocab, false, true, err)) return -1;
+    } else if (gguf_find_tensor(m->gguf, "output.weight")) {
+        /* the bitnet graphs never read it (llama.cpp's loader rejects the unused tensor):
+         * running with token_embd instead would silently answer for another model */
+        return trit_fail(err, TRIT_EUNSUP,
+                         "tensor output.weight: arch %s ties the LM head to token_embd.weight "
+                         "and has no output.weight (llama.cpp refuses the file too)",
+                         trit_arch_name(hp->arch));
     }
     /* bitnet's graph always uses tok_embd as the LM head (llama.cpp FIXME), llama when absent */
     m->tied_output = bitnet || m->output.data == NULL;

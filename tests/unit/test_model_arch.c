@@ -291,6 +291,12 @@ Test(arch, refusals_name_tensor_type_and_command) {
     refused("iq2.gguf",
             &(spec){.arch = "llama", .retype = "blk.0.ffn_down.weight", .retype_to = 16},
             (const char *const[]){"blk.0.ffn_down.weight", "iq2_xxs", "Q8_0", NULL});
+    refused("i2emb.gguf",
+            &(spec){.arch = "bitnet", .retype = "token_embd.weight", .retype_to = TRIT_I2_S},
+            (const char *const[]){"token_embd.weight", "i2_s", "trit quantize", "tq2_0", NULL});
+    /* the bitnet graphs have no output.weight: one in the file is not silently ignored */
+    refused("out.gguf", &(spec){.arch = "bitnet-b1.58", .extra = "output.weight", .extra_ne0 = 4},
+            (const char *const[]){"output.weight", "bitnet-b1.58", "token_embd", NULL});
     refused("arch.gguf", &(spec){.arch = "bitnet-3"},
             (const char *const[]){"unknown architecture", "bitnet-3", "bitnet-b1.58", NULL});
 }
