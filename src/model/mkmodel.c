@@ -277,18 +277,12 @@ static void copy_kv(gguf_writer *w, const gguf_file *vf, const char *key) {
     if (kv) gguf_w_copy_kv(w, kv);
 }
 
-/* KVs as llama.cpp's converter writes them (see mkmodel.h). */
-static void kvs_converter(gguf_writer *w, const trit_mkmodel_params *p,
-                          const trit_mkmodel_preset *ps, const char *arch, int64_t n_vocab,
-                          const gguf_file *vf) {
-    char key[128], name[160];
+/* The eight shape keys both layouts write first, in this order. */
+static void kvs_dims(gguf_writer *w, const trit_mkmodel_preset *ps, const char *arch,
+                     int64_t n_vocab) {
+    char key[128];
     const int hd = ps->n_embd / ps->n_head;
 #define AKEY(s) (snprintf(key, sizeof key, "%s." s, arch), key)
-    gguf_w_str(w, "general.architecture", arch);
-    gguf_w_str(w, "general.type", "model");
-    snprintf(name, sizeof name, "trit synthetic %s %s %s seed %llu", arch, ps->name,
-             trit_type_get(p->type)->name, (unsigned long long)p->seed);
-    gguf_w_str(w, "general.name", name);
     gguf_w_u32(w, AKEY("vocab_size"), (uint32_t)n_vocab);
     gguf_w_u32(w, AKEY("context_length"), (uint32_t)ps->n_ctx);
     gguf_w_u32(w, AKEY("embedding_length"), (uint32_t)ps->n_embd);
@@ -297,6 +291,21 @@ static void kvs_converter(gguf_writer *w, const trit_mkmodel_params *p,
     gguf_w_u32(w, AKEY("rope.dimension_count"), (uint32_t)hd);
     gguf_w_u32(w, AKEY("attention.head_count"), (uint32_t)ps->n_head);
     gguf_w_u32(w, AKEY("attention.head_count_kv"), (uint32_t)ps->n_head_kv);
+#undef AKEY
+}
+
+/* KVs as llama.cpp's converter writes them (see mkmodel.h). */
+static void kvs_converter(gguf_writer *w, const trit_mkmodel_params *p,
+                          const trit_mkmodel_preset *ps, const char *arch, int64_t n_vocab,
+                          const gguf_file *vf) {
+    char key[128], name[160];
+#define AKEY(s) (snprintf(key, sizeof key, "%s." s, arch), key)
+    gguf_w_str(w, "general.architecture", arch);
+    gguf_w_str(w, "general.type", "model");
+    snprintf(name, sizeof name, "trit synthetic %s %s %s seed %llu", arch, ps->name,
+             trit_type_get(p->type)->name, (unsigned long long)p->seed);
+    gguf_w_str(w, "general.name", name);
+    kvs_dims(w, ps, arch, n_vocab);
     gguf_w_f32(w, AKEY("rope.freq_base"), ps->rope_freq_base);
     gguf_w_f32(w, AKEY("attention.layer_norm_rms_epsilon"), ps->rms_eps);
     if (trit_arch_is_bitnet(p->arch)) {
@@ -324,20 +333,12 @@ static const char chat_2b4t[] =
 static void kvs_2b4t(gguf_writer *w, const trit_mkmodel_params *p, const trit_mkmodel_preset *ps,
                      const char *arch, int64_t n_vocab, const gguf_file *vf) {
     char key[128], name[160];
-    const int hd = ps->n_embd / ps->n_head;
 #define AKEY(s) (snprintf(key, sizeof key, "%s." s, arch), key)
     gguf_w_str(w, "general.architecture", arch);
     snprintf(name, sizeof name, "bitnet2b (trit synthetic %s %s seed %llu)", ps->name,
              trit_type_get(p->type)->name, (unsigned long long)p->seed);
     gguf_w_str(w, "general.name", name);
-    gguf_w_u32(w, AKEY("vocab_size"), (uint32_t)n_vocab);
-    gguf_w_u32(w, AKEY("context_length"), (uint32_t)ps->n_ctx);
-    gguf_w_u32(w, AKEY("embedding_length"), (uint32_t)ps->n_embd);
-    gguf_w_u32(w, AKEY("block_count"), (uint32_t)ps->n_layer);
-    gguf_w_u32(w, AKEY("feed_forward_length"), (uint32_t)ps->n_ff);
-    gguf_w_u32(w, AKEY("rope.dimension_count"), (uint32_t)hd);
-    gguf_w_u32(w, AKEY("attention.head_count"), (uint32_t)ps->n_head);
-    gguf_w_u32(w, AKEY("attention.head_count_kv"), (uint32_t)ps->n_head_kv);
+    kvs_dims(w, ps, arch, n_vocab);
     gguf_w_bool(w, "tokenizer.ggml.add_bos_token", true);
     gguf_w_f32(w, AKEY("attention.layer_norm_rms_epsilon"), ps->rms_eps);
     gguf_w_f32(w, AKEY("rope.freq_base"), ps->rope_freq_base);
