@@ -60,6 +60,21 @@ a=$(run_ids "$L") && b=$(run_ids "$R") && c=$(run_ids "$S") || fail "trit run"
 [ "$a" = "$b" ] || fail "bitnet-b1.58 != bitnet+relu2: '$a' vs '$b'"
 [ "$a" != "$c" ] || fail "relu2 and SiLU decode the same tokens: the comparison proves nothing"
 pass "bitnet-b1.58 decodes token for token as bitnet + ffn_activation=relu2 (24 tokens)"
+# the same with the ladder, trit on both sides: every rung, logits bit for bit
+"$TRIT" ladder --ref "trit:$R" --cand "trit:$L" --prompt "$PROMPT" --max-tokens 16 --all $T \
+  >"$TMP/ladder-b158.txt" 2>&1 || { tail -12 "$TMP/ladder-b158.txt"; fail "ladder bitnet+relu2 vs bitnet-b1.58"; }
+grep -q "rung 4 positions   PASS        .*max mse 0 " "$TMP/ladder-b158.txt" ||
+  { tail -12 "$TMP/ladder-b158.txt"; fail "bitnet-b1.58 vs bitnet+relu2: logits not identical"; }
+pass "ladder trit:bitnet+relu2 vs trit:bitnet-b1.58 passes every rung with mse 0"
+"$TRIT" inspect --json "$L" >"$TMP/inspect.json" || fail "inspect --json"
+python3 - "$TMP/inspect.json" <<'PY' || fail "inspect --json: architecture fields"
+import json, sys
+a = json.load(open(sys.argv[1]))["architecture"]
+assert a["name"] == "bitnet-b1.58" and a["ffn_activation"] == "relu2", a
+assert a["ffn_activation_source"] == "arch", a
+assert a["ffn_activation_reason"] == "arch bitnet-b1.58 defines relu2", a
+assert a["trit_runs"] is True and "trit_refusal" not in a, a
+PY
 
 # ---- (c) I2_S -> TQ2_0, under the reference and trit ----
 "$TRIT" quantize "$S" "$TMP/i2s-tq2.gguf" --i2s-to-tq2 2>"$TMP/conv.txt" ||
