@@ -87,7 +87,7 @@ typedef struct {
  * The type table lists I2_S as blck 1 / size 1 like bitnet.cpp's ggml; use trit_row_size. */
 #define QK_I2_S 128
 
-/* ---- I2_S <-> TQ2_0 (quant/convert.c) ----
+/* ---- I2_S <-> TQ2_0 (quant/convert.c; the one part of quant that also uses gguf) ----
  * Exact when the per-tensor fp32 scale is an fp16 value (I2_S -> TQ2_0) or every non-zero
  * TQ2_0 block has the same d (TQ2_0 -> I2_S); otherwise the measured error is reported. */
 typedef struct trit_convert_report {
