@@ -20,7 +20,10 @@ static const struct arch_row {
     bool bitnet_graph;
     enum trit_act act;        /* activation when the file has no ffn_activation key */
     enum trit_act_source why; /* ... and why */
-    bool scale_tensors;       /* loads optional "<name>.scale" tensors (upstream: every arch) */
+    /* whose loader: upstream llama.cpp's (optional "<name>.scale" tensors for every arch; no
+     * output.weight for bitnet) or bitnet.cpp's fork's (no scale tensors; an optional
+     * output.weight its graph never reads) */
+    bool upstream;
 } arch_rows[] = {
     {"llama", TRIT_ARCH_LLAMA, false, TRIT_ACT_SILU, TRIT_ACT_SRC_UPSTREAM, true},
     {"bitnet", TRIT_ARCH_BITNET, true, TRIT_ACT_SILU, TRIT_ACT_SRC_UPSTREAM, true},
@@ -234,7 +237,7 @@ static int bind(trit_model *m, trit_weight *w, const char *name, int64_t ne0, in
         if (n > 7 && strcmp(name + n - 7, ".weight") == 0 && n < sizeof sname) {
             snprintf(sname, sizeof sname, "%.*s.scale", (int)(n - 7), name);
             const gguf_tensor *st = gguf_find_tensor(m->gguf, sname);
-            if (st && !arch_row_of(m->hp.arch)->scale_tensors)
+            if (st && !arch_row_of(m->hp.arch)->upstream)
                 /* bitnet.cpp's fork loads none for this arch: llama.cpp would refuse the
                  * file (wrong number of tensors), and ignoring it would change the answer */
                 return trit_fail(err, TRIT_EUNSUP,
@@ -372,12 +375,19 @@ static int load_tensors(trit_model *m, trit_err *err) {
     if (!bitnet) {
         if (bind(m, &m->output, "output.weight", n_embd, n_vocab, false, true, err)) return -1;
     } else if (gguf_find_tensor(m->gguf, "output.weight")) {
-        /* the bitnet graphs never read it (llama.cpp's loader rejects the unused tensor):
-         * running with token_embd instead would silently answer for another model */
-        return trit_fail(err, TRIT_EUNSUP,
-                         "tensor output.weight: arch %s ties the LM head to token_embd.weight "
-                         "and has no output.weight (llama.cpp refuses the file too)",
-                         trit_arch_name(hp->arch));
+        /* upstream's bitnet loader has no output tensor (llama.cpp rejects the unused one);
+         * bitnet.cpp's B158/25 loader reads an optional one that build_bitnet_158 then never
+         * uses: accept it there, with the same token_embd head as the fork */
+        if (arch_row_of(hp->arch)->upstream)
+            return trit_fail(err, TRIT_EUNSUP,
+                             "tensor output.weight: arch %s ties the LM head to "
+                             "token_embd.weight and has no output.weight (llama.cpp refuses the "
+                             "file too)",
+                             trit_arch_name(hp->arch));
+        trit_log(TRIT_LOG_WARN,
+                 "%s: output.weight is not used: arch %s's graph (bitnet.cpp build_bitnet_158) "
+                 "projects with token_embd.weight",
+                 m->path, trit_arch_name(hp->arch));
     }
     /* bitnet's graph always uses tok_embd as the LM head (llama.cpp FIXME), llama when absent */
     m->tied_output = bitnet || m->output.data == NULL;

@@ -294,9 +294,15 @@ Test(arch, refusals_name_tensor_type_and_command) {
     refused("i2emb.gguf",
             &(spec){.arch = "bitnet", .retype = "token_embd.weight", .retype_to = TRIT_I2_S},
             (const char *const[]){"token_embd.weight", "i2_s", "trit quantize", "tq2_0", NULL});
-    /* the bitnet graphs have no output.weight: one in the file is not silently ignored */
-    refused("out.gguf", &(spec){.arch = "bitnet-b1.58", .extra = "output.weight", .extra_ne0 = 4},
-            (const char *const[]){"output.weight", "bitnet-b1.58", "token_embd", NULL});
+    /* upstream's bitnet has no output.weight (llama.cpp rejects the file); bitnet.cpp's
+     * B158 loader reads an optional one its graph never uses: accepted, head = token_embd */
+    refused("out.gguf", &(spec){.arch = "bitnet", .extra = "output.weight", .extra_ne0 = 4},
+            (const char *const[]){"output.weight", "bitnet", "token_embd", NULL});
+    trit_model *m = load("out158.gguf",
+                         &(spec){.arch = "bitnet-b1.58", .extra = "output.weight", .extra_ne0 = 4});
+    cr_assert(m->tied_output);
+    cr_assert_eq(m->output.data, m->tok_embd.data);
+    trit_model_free(m);
     refused("arch.gguf", &(spec){.arch = "bitnet-3"},
             (const char *const[]){"unknown architecture", "bitnet-3", "bitnet-b1.58", NULL});
 }
