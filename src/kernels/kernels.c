@@ -17,7 +17,13 @@ uint32_t trit_act_type(uint32_t wtype) {
     case TRIT_TQ2_0:
         return TRIT_Q8_K;
     case TRIT_Q8_0:
+    case TRIT_Q4_0: /* ggml's vec_dot_type for the legacy types */
+    case TRIT_Q5_0:
+    case TRIT_Q4_0_R8:
         return TRIT_Q8_0;
+    case TRIT_Q4_1:
+    case TRIT_Q5_1:
+        return TRIT_Q8_1;
     case TRIT_F16:
         return TRIT_F16;
     case TRIT_BF16:
@@ -38,6 +44,8 @@ size_t trit_act_row_size(uint32_t wtype, int64_t n) {
         return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q8_K);
     case TRIT_Q8_0:
         return n % QK8_0 ? 0 : (size_t)(n / QK8_0) * sizeof(block_q8_0);
+    case TRIT_Q8_1:
+        return n % QK8_1 ? 0 : (size_t)(n / QK8_1) * sizeof(block_q8_1);
     case TRIT_F16:
     case TRIT_BF16:
         return (size_t)n * 2;
@@ -59,6 +67,15 @@ static size_t weight_row_bytes(uint32_t wtype, int64_t n) {
         return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_tq2_0);
     case TRIT_Q8_0:
         return n % QK8_0 ? 0 : (size_t)(n / QK8_0) * sizeof(block_q8_0);
+    case TRIT_Q4_0:
+    case TRIT_Q4_0_R8:
+        return n % QK4_0 ? 0 : (size_t)(n / QK4_0) * sizeof(block_q4_0);
+    case TRIT_Q4_1:
+        return n % QK4_1 ? 0 : (size_t)(n / QK4_1) * sizeof(block_q4_1);
+    case TRIT_Q5_0:
+        return n % QK5_0 ? 0 : (size_t)(n / QK5_0) * sizeof(block_q5_0);
+    case TRIT_Q5_1:
+        return n % QK5_1 ? 0 : (size_t)(n / QK5_1) * sizeof(block_q5_1);
     case TRIT_F16:
     case TRIT_BF16:
         return (size_t)n * 2;

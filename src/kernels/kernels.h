@@ -17,9 +17,16 @@
 #include "quant/quant.h"
 
 /* Which activation format a weight type is multiplied with (as ggml's vec_dot_type):
- * TQ1_0/TQ2_0 -> Q8_K, Q8_0 -> Q8_0, F16 -> F16, BF16 -> BF16, F32 -> F32,
- * I2_S -> TRIT_ACT_I8 (one int8 row with one fp32 scale per row, bitnet.cpp's per-token absmax). */
+ * TQ1_0/TQ2_0 -> Q8_K, Q8_0/Q4_0/Q5_0/Q4_0_R8 -> Q8_0, Q4_1/Q5_1 -> Q8_1, F16 -> F16, BF16 -> BF16,
+ * F32 -> F32, I2_S -> TRIT_ACT_I8 (one int8 row with one fp32 scale per row, bitnet.cpp's per-token
+ * absmax). */
 #define TRIT_ACT_I8 1000
+/* Kernel-only weight type: Q4_0 bytes, summed as the reference's CPU_REPACK path does
+ * (ggml_gemv/gemm_q4_0_8x8_q8_0: one fma per block into a single float per output). The
+ * reference repacks every 2-D Q4_0 matmul weight with n_out % 8 == 0 on an AVX2 CPU (not the
+ * token embedding, so not a tied output head); an engine matching it passes this type for
+ * those weights and TRIT_Q4_0 (vec_dot / tinyBLAS order) for the others. */
+#define TRIT_Q4_0_R8 1001
 uint32_t trit_act_type(uint32_t wtype);
 /* Bytes of one quantized activation row of n elements for weight type wtype. */
 size_t trit_act_row_size(uint32_t wtype, int64_t n);
@@ -90,6 +97,17 @@ typedef struct trit_mm_part {
  * Y) (a row's dot does not depend on how rows are grouped). 1 <= n_parts <= TRIT_MM_MAX_PARTS. */
 void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
                        const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts);
+
+/* ---- legacy 32-weight types (kernels/ref/legacy_ref.c, kernels/x86/legacy_avx2.c) ----
+ * Scalar twins and AVX2 versions, bit-identical to each other and to the reference's x86
+ * build (orders: legacy_ref.c's header). The kernel sets dispatch Q4_0/Q4_1/Q5_0/Q5_1 and
+ * TRIT_Q4_0_R8 to these; the _avx2 ones need an AVX2+FMA+F16C CPU (trit_kernels_avx2()). */
+void trit_ref_quantize_q8_1(const float *x, block_q8_1 *y, int64_t n); /* x86 quantize_row_q8_1 */
+float trit_ref_dot_legacy(uint32_t wtype, int64_t n, const void *w, const void *act);
+float trit_ref_dot_q4_0_r8(int64_t n, const block_q4_0 *w, const block_q8_0 *act);
+void trit_avx2_quantize_q8_1(const float *x, block_q8_1 *y, int64_t n);
+float trit_avx2_dot_legacy(uint32_t wtype, int64_t n, const void *w, const void *act);
+float trit_avx2_dot_q4_0_r8(int64_t n, const block_q4_0 *w, const block_q8_0 *act);
 
 /* ---- elementwise ops (reference numerics = ggml CPU) ---- */
 /* y = x / sqrt(mean(x^2) + eps) (sum accumulated in double, as ggml), then y *= w if w. */

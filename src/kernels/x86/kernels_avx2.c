@@ -148,7 +148,14 @@ static void quantize_act_avx2(uint32_t wtype, const float *x, void *dst, int64_t
         q8_K_avx2(x, dst, n);
         break;
     case TRIT_Q8_0:
+    case TRIT_Q4_0: /* legacy types: ggml's vec_dot_type (Q8_0 / Q8_1, x86 quantizers) */
+    case TRIT_Q5_0:
+    case TRIT_Q4_0_R8:
         q8_0_avx2(x, dst, n);
+        break;
+    case TRIT_Q4_1:
+    case TRIT_Q5_1:
+        trit_avx2_quantize_q8_1(x, dst, n);
         break;
     case TRIT_F16:
         f16_avx2(x, dst, n);
@@ -390,6 +397,13 @@ static float vec_dot_avx2(uint32_t wtype, int64_t n, const void *w, const void *
         return dot_tq1_0(n, w, a);
     case TRIT_Q8_0:
         return dot_q8_0(n, w, a);
+    case TRIT_Q4_0: /* legacy types: x86/legacy_avx2.c */
+    case TRIT_Q4_1:
+    case TRIT_Q5_0:
+    case TRIT_Q5_1:
+        return trit_avx2_dot_legacy(wtype, n, w, a);
+    case TRIT_Q4_0_R8:
+        return trit_avx2_dot_q4_0_r8(n, w, a);
     case TRIT_I2_S:
         return dot_i2_s(n, w, a);
     case TRIT_F32:
