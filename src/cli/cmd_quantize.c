@@ -163,7 +163,7 @@ typedef struct {
     const char *in, *out;
     const trit_ftype_info *ft;
     trit_qopts q;
-    bool allow_requantize, keep_emb;
+    bool allow_requantize, keep_emb, dry_run;
     bool compare;
     const char *prefix;
     const char *pos[4];
@@ -189,7 +189,7 @@ static void list_ftypes(FILE *out) {
 
 /* getopt_long over argv; 0 to go on, or the exit code (0 for --help, 2 for bad arguments). */
 static int parse_args(int argc, char **argv, quant_args *a, bool *done) {
-    enum { O_TOK = 1000, O_OUT, O_LEAVE, O_PURE, O_REQ, O_KEEP, O_CMP, O_PREFIX };
+    enum { O_TOK = 1000, O_OUT, O_LEAVE, O_PURE, O_REQ, O_KEEP, O_CMP, O_PREFIX, O_DRY };
     static const struct option lo[] = {{"token-embedding-type", required_argument, 0, O_TOK},
                                        {"output-tensor-type", required_argument, 0, O_OUT},
                                        {"leave-output-tensor", no_argument, 0, O_LEAVE},
@@ -198,6 +198,7 @@ static int parse_args(int argc, char **argv, quant_args *a, bool *done) {
                                        {"keep-embeddings", no_argument, 0, O_KEEP},
                                        {"compare", no_argument, 0, O_CMP},
                                        {"prefix", required_argument, 0, O_PREFIX},
+                                       {"dry-run", no_argument, 0, O_DRY},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
     a->q.token_embedding_type = a->q.output_tensor_type = -1;
@@ -231,6 +232,9 @@ static int parse_args(int argc, char **argv, quant_args *a, bool *done) {
             break;
         case O_PREFIX:
             a->prefix = optarg;
+            break;
+        case O_DRY:
+            a->dry_run = true;
             break;
         case 'h':
             usage(stdout);
@@ -324,13 +328,10 @@ static bool is_embedding(const char *name) {
 }
 
 /* out_type[i] for the tensor at output position i (c->order), as llama-quantize's
- * preliminary loop decides; then refuse what trit cannot do before anything is written:
- * a source type it cannot read, a target type it cannot quantize to yet, requantizing
- * without --allow-requantize. Returns 0 or -1 with err set. */
-static int plan_types(const quant_args *a, conv_ctx *c, size_t *n_conv, trit_err *err) {
+ * preliminary loop decides (its counters advance in this order). Returns 0 or -1 with err. */
+static int plan_types(const quant_args *a, conv_ctx *c, trit_err *err) {
     const trit_qmodel m = model_summary(c->in);
     trit_qstate st = {0};
-    *n_conv = 0;
     for (size_t i = 0; i < gguf_n_tensors(c->in); i++) {
         const gguf_tensor *t = gguf_tensor_at(c->in, c->order[i]);
         const int before = st.n_fallback;
@@ -340,12 +341,27 @@ static int plan_types(const quant_args *a, conv_ctx *c, size_t *n_conv, trit_err
         if (a->keep_emb && is_embedding(t->cname)) to = (int)t->type;
         if (st.n_fallback > before)
             fprintf(stderr,
-                    "trit quantize: %s: row length %lld is not a multiple of %s's block: "
-                    "falling back to %s (as llama-quantize)\n",
-                    t->cname, (long long)t->ne[0], a->ft->name, trit_type_get((uint32_t)to)->name);
+                    "trit quantize: %s: row length %lld is not a multiple of the chosen type's "
+                    "block: falling back to %s (as llama-quantize)\n",
+                    t->cname, (long long)t->ne[0], trit_type_get((uint32_t)to)->name);
         c->out_type[i] = (uint32_t)to;
-        if ((uint32_t)to == t->type) continue;
-        const trit_type_info *src = trit_type_get(t->type), *dst = trit_type_get((uint32_t)to);
+    }
+    if (st.n_fallback)
+        fprintf(stderr, "trit quantize: %d of %zu tensors required fallback quantization\n",
+                st.n_fallback, gguf_n_tensors(c->in));
+    return 0;
+}
+
+/* Refuse what trit cannot do before anything is written: a source type it cannot read, a
+ * target type it cannot quantize to yet, requantizing without --allow-requantize. Counts
+ * the tensors to convert. Returns 0 or -1 with err set. */
+static int check_plan(const quant_args *a, const conv_ctx *c, size_t *n_conv, trit_err *err) {
+    *n_conv = 0;
+    for (size_t i = 0; i < gguf_n_tensors(c->in); i++) {
+        const gguf_tensor *t = gguf_tensor_at(c->in, c->order[i]);
+        const uint32_t to = c->out_type[i];
+        if (to == t->type) continue;
+        const trit_type_info *src = trit_type_get(t->type), *dst = trit_type_get(to);
         if (!src || !src->supported)
             return trit_fail(err, TRIT_EUNSUP, "%s has type %s, which trit cannot read", t->cname,
                              src ? src->name : "?");
@@ -360,15 +376,21 @@ static int plan_types(const quant_args *a, conv_ctx *c, size_t *n_conv, trit_err
                              "%s is already quantized (%s): requantizing is disabled; pass "
                              "--allow-requantize to convert it anyway",
                              t->cname, src->name);
-        if (!trit_tensor_nbytes((uint32_t)to, t->ne[0], tensor_rows(t)))
+        if (!trit_tensor_nbytes(to, t->ne[0], tensor_rows(t)))
             return trit_fail(err, TRIT_EUNSUP, "%s: shape [%lld, ...] cannot be stored as %s",
                              t->cname, (long long)t->ne[0], dst->name);
         (*n_conv)++;
     }
-    if (st.n_fallback)
-        fprintf(stderr, "trit quantize: %d of %zu tensors required fallback quantization\n",
-                st.n_fallback, gguf_n_tensors(c->in));
     return 0;
+}
+
+/* --dry-run: the plan on stdout, one "NAME TYPE" line per tensor in file order (what
+ * llama-quantize --dry-run decides), whether or not trit can quantize to those types. */
+static void print_plan(const conv_ctx *c) {
+    for (size_t i = 0; i < gguf_n_tensors(c->in); i++) {
+        const trit_type_info *ti = trit_type_get(c->out_type[i]);
+        printf("%s %s\n", gguf_tensor_at(c->in, c->order[i])->cname, ti ? ti->name : "?");
+    }
 }
 
 /* KVs as llama-quantize: every input KV, then general.quantization_version (2) and
@@ -394,6 +416,21 @@ static void add_header(gguf_writer *w, const quant_args *a, const conv_ctx *c) {
     }
 }
 
+/* Check the plan, then write OUT (header, then each tensor copied or converted). */
+static int write_output(const quant_args *a, conv_ctx *c, trit_err *err) {
+    size_t n_conv = 0;
+    if (check_plan(a, c, &n_conv, err)) return -1;
+    gguf_writer *w = gguf_writer_new();
+    const double t0 = trit_now_s();
+    add_header(w, a, c);
+    const int rc = gguf_writer_write(w, a->out, fill_converted, c, err);
+    gguf_writer_free(w);
+    if (!rc)
+        fprintf(stderr, "trit quantize: wrote %s (%s): %zu tensors converted, %zu kept (%.1f s)\n",
+                a->out, a->ft->name, n_conv, gguf_n_tensors(c->in) - n_conv, trit_now_s() - t0);
+    return rc;
+}
+
 static int convert(const quant_args *a) {
     trit_err err = {0};
     gguf_file *in = gguf_open(a->in, &err);
@@ -408,20 +445,12 @@ static int convert(const quant_args *a) {
     for (size_t i = 0; i < nt; i++) c.order[i] = i;
     sort_file = in;
     qsort(c.order, nt, sizeof(size_t), cmp_tensor);
-    size_t n_conv = 0;
-    int rc = plan_types(a, &c, &n_conv, &err);
-    gguf_writer *w = gguf_writer_new();
-    double t0 = trit_now_s();
-    if (!rc) {
-        add_header(w, a, &c);
-        rc = gguf_writer_write(w, a->out, fill_converted, &c, &err);
-    }
-    if (rc)
-        fprintf(stderr, "trit quantize: %s\n", err.msg);
-    else
-        fprintf(stderr, "trit quantize: wrote %s (%s): %zu tensors converted, %zu kept (%.1f s)\n",
-                a->out, a->ft->name, n_conv, nt - n_conv, trit_now_s() - t0);
-    gguf_writer_free(w);
+    int rc = plan_types(a, &c, &err);
+    if (!rc && a->dry_run)
+        print_plan(&c);
+    else if (!rc)
+        rc = write_output(a, &c, &err);
+    if (rc) fprintf(stderr, "trit quantize: %s\n", err.msg);
     free(c.out_type);
     free(c.order);
     gguf_close(in);
