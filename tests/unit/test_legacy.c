@@ -4,13 +4,17 @@
  * identical; the x86 Q8_1 activation quantizer, every kernel set's dots, the repacked-Q4_0
  * order and llamafile's batched tinyBLAS against the reference's own x86 functions (dlopen'd
  * libggml-base.so / libggml-cpu.so), bit for bit. Without the reference those tests are
- * reported as skipped. */
+ * reported as skipped. Also llama-quantize's ftype names and per-tensor type rules
+ * (quant/ftype.c; tests/integration/20_quantize_vs_reference checks them against the real
+ * llama-quantize --dry-run). */
 #include "kernels/kernels.h"
+#include "quant/ftype.h"
 #include "quant/quant.h"
 
 #include <criterion/criterion.h>
 #include <dlfcn.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -386,4 +390,125 @@ Test(legacy_matmul, affine_types_match_vec_dot) {
         free(W), free(act), free(Y);
     }
     free(X);
+}
+
+/* ---- llama-quantize's ftypes and per-tensor types (quant/ftype.c) ---- */
+Test(quant_ftype, names) {
+    const trit_ftype_info *f = trit_ftype_find("q4_k_m");
+    cr_assert_not_null(f);
+    cr_assert_str_eq(f->name, "Q4_K_M");
+    cr_assert_eq(f->ftype, 15);
+    cr_assert_eq(f->default_type, 12); /* q4_K */
+    cr_assert_eq(trit_ftype_find("Q4_K")->ftype, 15, "alias of Q4_K_M");
+    cr_assert_eq(trit_ftype_find("TQ2_0")->default_type, TRIT_TQ2_0);
+    cr_assert_eq(trit_ftype_find("37")->default_type, TRIT_TQ2_0, "by LLAMA_FTYPE number");
+    cr_assert_eq(trit_ftype_find("2")->default_type, TRIT_Q4_0);
+    cr_assert_eq(trit_ftype_find("f16")->ftype, 1);
+    cr_assert_null(trit_ftype_find("Q9_9"));
+    cr_assert_null(trit_ftype_find("15x"));
+    cr_assert_null(trit_ftype_find("99"));
+    cr_assert_null(trit_ftype_find(""));
+    cr_assert_null(trit_ftype_find(NULL));
+    size_t n;
+    const trit_ftype_info *l = trit_ftype_list(&n);
+    cr_assert_gt(n, 30);
+    for (size_t i = 0; i < n; i++) cr_assert_eq(trit_ftype_find(l[i].name), &l[i], "%s", l[i].name);
+}
+
+/* One tensor's type under ftype name with a 32-layer GQA llama, untied, no options. */
+static int choose(const char *ft, const char *name, int64_t ne0, int64_t ne1, trit_qstate *st,
+                  bool tied) {
+    const trit_ftype_info *f = trit_ftype_find(ft);
+    const trit_qmodel m = {
+        .n_layer = 32, .n_gqa = 4, .tied_embeddings = tied, .n_attention_wv = 32};
+    const trit_qopts o = {.ftype = f->ftype,
+                          .default_type = f->default_type,
+                          .token_embedding_type = -1,
+                          .output_tensor_type = -1};
+    const int64_t ne[4] = {ne0, ne1, 1, 1};
+    trit_err err = {0};
+    trit_qstate local = {0};
+    return trit_quant_choose_type(&m, &o, st ? st : &local, name, ne1 > 1 ? 2 : 1, ne, TRIT_F16,
+                                  &err);
+}
+
+Test(quant_ftype, rules) {
+    /* 1-D tensors and norms keep their type */
+    cr_assert_eq(choose("Q4_0", "blk.0.attn_norm.weight", 4096, 1, NULL, false), TRIT_F16);
+    cr_assert_eq(choose("Q4_0", "blk.0.ffn_gate_inp.weight", 4096, 8, NULL, false), TRIT_F16);
+    /* output: Q6_K unless the default is Q8_0; tied embeddings follow the output rule */
+    cr_assert_eq(choose("Q4_0", "output.weight", 4096, 32000, NULL, false), 14);
+    cr_assert_eq(choose("Q8_0", "output.weight", 4096, 32000, NULL, false), TRIT_Q8_0);
+    cr_assert_eq(choose("TQ2_0", "token_embd.weight", 4096, 32000, NULL, true), 14);
+    /* untied embeddings: Q4_K for the ternary ftypes, the default type otherwise */
+    cr_assert_eq(choose("TQ1_0", "token_embd.weight", 4096, 32000, NULL, false), 12);
+    cr_assert_eq(choose("Q5_1", "token_embd.weight", 4096, 32000, NULL, false), TRIT_Q5_1);
+    /* float ftypes: every quantizable tensor gets the default type, no mixes */
+    cr_assert_eq(choose("BF16", "output.weight", 4096, 32000, NULL, false), TRIT_BF16);
+    /* fallbacks: rows not whole 256-blocks, then not whole 32-blocks */
+    cr_assert_eq(choose("TQ2_0", "blk.0.attn_q.weight", 320, 320, NULL, false), TRIT_Q4_0);
+    cr_assert_eq(choose("Q4_K_S", "blk.9.attn_q.weight", 320, 320, NULL, false), TRIT_Q5_0);
+    cr_assert_eq(choose("Q6_K", "blk.0.attn_q.weight", 320, 320, NULL, false), TRIT_Q8_0);
+    cr_assert_eq(choose("TQ2_0", "blk.0.ffn_down.weight", 528, 320, NULL, false), TRIT_F16);
+    cr_assert_eq(choose("Q4_0", "blk.0.ffn_down.weight", 528, 320, NULL, false), TRIT_F16);
+    /* output whose rows the default type cannot split: Q8_0 */
+    cr_assert_eq(choose("Q4_0", "output.weight", 4100, 32000, NULL, false), TRIT_F16);
+    cr_assert_eq(choose("Q4_0", "output.weight", 4128, 32000, NULL, false), TRIT_Q8_0);
+    /* Q4_K_M: ffn_down of the use_more_bits layers is Q6_K (counter = layer) */
+    trit_qstate st = {0};
+    int q6 = 0;
+    for (int l = 0; l < 32; l++) {
+        char name[64];
+        snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l);
+        const int t = choose("Q4_K_M", name, 11008, 4096, &st, false);
+        cr_assert(t == 12 || t == 14, "layer %d: type %d", l, t);
+        q6 += t == 14;
+        const bool more = l < 4 || l >= 28 || (l - 4) % 3 == 2;
+        cr_assert_eq(t == 14, more, "layer %d", l);
+    }
+    cr_assert_eq(st.i_ffn_down, 32);
+    cr_assert_eq(q6, 16);
+}
+
+Test(quant_ftype, options) {
+    const trit_ftype_info *f = trit_ftype_find("TQ2_0");
+    const trit_qmodel m = {.n_layer = 2, .tied_embeddings = true};
+    trit_qopts o = {.ftype = f->ftype,
+                    .default_type = f->default_type,
+                    .token_embedding_type = -1,
+                    .output_tensor_type = TRIT_Q8_0};
+    const int64_t ne[4] = {256, 1000, 1, 1}, odd[4] = {320, 1000, 1, 1};
+    trit_qstate st = {0};
+    trit_err err = {0};
+    /* tied: --output-tensor-type also names the embedding's type */
+    cr_assert_eq(trit_quant_choose_type(&m, &o, &st, "token_embd.weight", 2, ne, TRIT_F16, &err),
+                 TRIT_Q8_0);
+    /* --token-embedding-type wins over it, without a fallback check */
+    o.token_embedding_type = TRIT_Q5_1;
+    cr_assert_eq(trit_quant_choose_type(&m, &o, &st, "token_embd.weight", 2, ne, TRIT_F16, &err),
+                 TRIT_Q5_1);
+    /* --pure: the default type everywhere, fallback still applies */
+    o.pure = true;
+    cr_assert_eq(trit_quant_choose_type(&m, &o, &st, "blk.0.attn_v.weight", 2, ne, TRIT_F16, &err),
+                 TRIT_TQ2_0);
+    cr_assert_eq(trit_quant_choose_type(&m, &o, &st, "blk.0.attn_v.weight", 2, odd, TRIT_F16, &err),
+                 TRIT_Q4_0);
+    cr_assert_eq(st.n_fallback, 1);
+    /* --leave-output-tensor */
+    o.pure = false;
+    o.output_tensor_type = -1;
+    o.leave_output = true;
+    cr_assert_eq(trit_quant_choose_type(&m, &o, &st, "output.weight", 2, ne, TRIT_F16, &err),
+                 TRIT_F16);
+    /* an MoE tensor whose layer cannot be read from its name: an error naming it */
+    const trit_qmodel moe = {.n_layer = 2, .n_expert = 8};
+    const trit_ftype_info *k = trit_ftype_find("Q4_K_M");
+    const trit_qopts ok = {.ftype = k->ftype,
+                           .default_type = k->default_type,
+                           .token_embedding_type = -1,
+                           .output_tensor_type = -1};
+    const int64_t e3[4] = {256, 512, 8, 1};
+    cr_assert_eq(
+        trit_quant_choose_type(&moe, &ok, &st, "ffn_down_exps.weight", 3, e3, TRIT_F16, &err), -1);
+    cr_assert(strstr(err.msg, "ffn_down_exps.weight"), "%s", err.msg);
 }
