@@ -17,16 +17,20 @@
 #include "quant/quant.h"
 
 /* Which activation format a weight type is multiplied with (as ggml's vec_dot_type):
- * TQ1_0/TQ2_0 -> Q8_K, Q8_0/Q4_0/Q5_0/Q4_0_R8 -> Q8_0, Q4_1/Q5_1 -> Q8_1, F16 -> F16, BF16 -> BF16,
- * F32 -> F32, I2_S -> TRIT_ACT_I8 (one int8 row with one fp32 scale per row, bitnet.cpp's per-token
- * absmax). */
+ * TQ1_0/TQ2_0 -> Q8_K, Q8_0/Q4_0/Q5_0/Q4_0_R8/_NOREPACK -> Q8_0, Q4_1/Q5_1 -> Q8_1, F16 -> F16,
+ * BF16 -> BF16, F32 -> F32, I2_S -> TRIT_ACT_I8 (one int8 row with one fp32 scale per row,
+ * bitnet.cpp's per-token absmax). */
 #define TRIT_ACT_I8 1000
-/* Kernel-only weight type: Q4_0 bytes, summed as the reference's CPU_REPACK path does
- * (ggml_gemv/gemm_q4_0_8x8_q8_0: one fma per block into a single float per output). The
- * reference repacks every 2-D Q4_0 matmul weight with n_out % 8 == 0 on an AVX2 CPU (not the
- * token embedding, so not a tied output head); an engine matching it passes this type for
- * those weights and TRIT_Q4_0 (vec_dot / tinyBLAS order) for the others. */
-#define TRIT_Q4_0_R8 1001
+/* Kernel-only weight types for Q4_0 bytes. The reference (AVX2 CPU, CPU_REPACK buffer on by
+ * default) repacks every 2-D Q4_0 matmul weight with n_out % 8 == 0 and sums it as
+ * ggml_gemv/gemm_q4_0_8x8_q8_0 do (one fma per block into one float per output): that order
+ * is TRIT_Q4_0_R8. Other Q4_0 products use vec_dot's lanes (tinyBLAS sums batches the same
+ * way). trit_matmul/_multi pick the reference's choice for TRIT_Q4_0 by shape (R8 when every
+ * part's n_out % 8 == 0). The token embedding is not repacked (its buffer serves GET_ROWS), so
+ * an engine computing a tied LM head from a Q4_0 embedding passes TRIT_Q4_0_NOREPACK: always
+ * the vec_dot order. */
+#define TRIT_Q4_0_R8       1001
+#define TRIT_Q4_0_NOREPACK 1002
 uint32_t trit_act_type(uint32_t wtype);
 /* Bytes of one quantized activation row of n elements for weight type wtype. */
 size_t trit_act_row_size(uint32_t wtype, int64_t n);

@@ -321,6 +321,17 @@ Test(legacy_ggml, repacked_q4_0_identical) {
         }
     }
     cr_assert_gt(differs, 0, "vec_dot and repack orders never differed: the test shows nothing");
+    /* trit_matmul picks the repacked order for Q4_0 by itself (n_out % 8 == 0), 1 and 4 tokens */
+    float Y[4 * 16];
+    for (int k = 0; k < 3; k++) {
+        if (!sets[k]) continue;
+        trit_matmul(sets[k], NULL, TRIT_Q4_0, w, 1.0f, n, nr, x, 1, Y);
+        cr_assert_eq(memcmp(Y, gv, sizeof gv), 0, "%s: trit_matmul Q4_0 1 token != ggml gemv",
+                     sets[k]->name);
+        trit_matmul(sets[k], NULL, TRIT_Q4_0, w, 1.0f, n, nr, x, nt, Y);
+        cr_assert_eq(memcmp(Y, gm, sizeof gm), 0, "%s: trit_matmul Q4_0 4 tokens != ggml gemm",
+                     sets[k]->name);
+    }
     free((void *)w), free(packed), free(x), free(act), free(act4);
 }
 
@@ -329,19 +340,22 @@ Test(legacy_ggml, repacked_q4_0_identical) {
 Test(legacy_ggml, batched_matmul_matches_tinyblas) {
     sgemm_fn sgemm = (sgemm_fn)ggml_sym("llamafile_sgemm");
     NEED(sgemm);
-    const uint32_t types[] = {TRIT_Q4_0, TRIT_Q5_0, TRIT_Q8_0};
-    const int64_t n = 1024, n_out = 36, n_tok = 7, nb = n / 32;
+    /* (36 rows: not repacked; _NOREPACK forces the unrepacked order for any shape) */
+    const uint32_t types[] = {TRIT_Q4_0, TRIT_Q5_0, TRIT_Q8_0, TRIT_Q4_0_NOREPACK};
+    const int64_t n = 1024, n_tok = 7, nb = n / 32;
     float *X = test_data(n * n_tok, 51, 0.9f);
     for (size_t t = 0; t < TRIT_ARRAY_LEN(types); t++) {
         const uint32_t wt = types[t];
-        void *W = legacy_weights(wt, n, n_out, 52 + t);
+        const uint32_t st = wt == TRIT_Q4_0_NOREPACK ? TRIT_Q4_0 : wt; /* storage type */
+        const int64_t n_out = wt == TRIT_Q4_0_NOREPACK ? 40 : 36;
+        void *W = legacy_weights(st, n, n_out, 52 + t);
         block_q8_0 *act = xmalloc(n_tok * nb * sizeof(block_q8_0));
         for (int64_t i = 0; i < n_tok; i++)
             trit_kernels_ref()->quantize_act(wt, X + i * n, act + i * nb, n);
         float *C = xmalloc(n_tok * n_out * 4), *Y = xmalloc(n_tok * n_out * 4);
         const struct compute_params p = {.ith = 0, .nth = 1};
-        cr_assert(sgemm(&p, n_out, n_tok, nb, W, nb, act, nb, C, n_out, (int)wt, TRIT_Q8_0, 0),
-                  "llamafile_sgemm refused %s", trit_type_get(wt)->name);
+        cr_assert(sgemm(&p, n_out, n_tok, nb, W, nb, act, nb, C, n_out, (int)st, TRIT_Q8_0, 0),
+                  "llamafile_sgemm refused %s", trit_type_get(st)->name);
         const trit_kernels *sets[3] = {trit_kernels_ref(), trit_kernels_avx2(),
                                        trit_kernels_avx512()};
         for (int k = 0; k < 3; k++) {
@@ -353,8 +367,8 @@ Test(legacy_ggml, batched_matmul_matches_tinyblas) {
                 trit_pool_free(pool);
                 for (int64_t i = 0; i < n_tok * n_out; i++)
                     cr_assert(memcmp(&Y[i], &C[i], 4) == 0,
-                              "%s %s %d threads: out %lld: %.9g vs tinyBLAS %.9g", sets[k]->name,
-                              trit_type_get(wt)->name, th, (long long)i, Y[i], C[i]);
+                              "%s type %u %d threads: out %lld: %.9g vs tinyBLAS %.9g",
+                              sets[k]->name, wt, th, (long long)i, Y[i], C[i]);
             }
         }
         free(W), free(act), free(C), free(Y);
