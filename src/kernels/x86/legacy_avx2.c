@@ -149,9 +149,41 @@ float trit_avx2_dot_legacy(uint32_t wtype, int64_t n, const void *w, const void 
     }
 }
 
+/* Eight blocks' eight-lane integer sums -> one vector of the eight block totals (exact). */
+static inline __m256i block_totals8(const __m256i p[8]) {
+    const __m256i s01 = _mm256_hadd_epi32(p[0], p[1]), s23 = _mm256_hadd_epi32(p[2], p[3]);
+    const __m256i s45 = _mm256_hadd_epi32(p[4], p[5]), s67 = _mm256_hadd_epi32(p[6], p[7]);
+    const __m256i s0123 = _mm256_hadd_epi32(s01, s23), s4567 = _mm256_hadd_epi32(s45, s67);
+    /* low 128 bits: blocks 0-3 (4-7) over lanes 0-3, high: over lanes 4-7 */
+    return _mm256_add_epi32(_mm256_permute2x128_si256(s0123, s4567, 0x20),
+                            _mm256_permute2x128_si256(s0123, s4567, 0x31));
+}
+
+/* The repacked order: acc = fma((float)isum_b, wd_b * ad_b, acc), block after block. The
+ * integer sums and scale products of eight blocks are computed as vectors; the fma chain
+ * itself stays sequential (that is the order). */
 float trit_avx2_dot_q4_0_r8(int64_t n, const block_q4_0 *x, const block_q8_0 *y) {
+    const int64_t nb = n / QK4_0;
     float acc = 0.0f;
-    for (int64_t i = 0; i < n / QK4_0; i++) {
+    int64_t i = 0;
+    for (; i + 8 <= nb; i += 8) {
+        __m256i p[8];
+        uint16_t wd[8], ad[8];
+        for (int b = 0; b < 8; b++) {
+            const __m256i qx = _mm256_sub_epi8(nibbles32(x[i + b].qs), _mm256_set1_epi8(8));
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i + b].qs);
+            p[b] = dot_lanes_i8(qx, qy);
+            wd[b] = x[i + b].d;
+            ad[b] = y[i + b].d;
+        }
+        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)wd)),
+                                       _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ad)));
+        float f[8], dd[8];
+        _mm256_storeu_ps(f, _mm256_cvtepi32_ps(block_totals8(p)));
+        _mm256_storeu_ps(dd, d);
+        for (int b = 0; b < 8; b++) acc = fmaf(f[b], dd[b], acc);
+    }
+    for (; i < nb; i++) {
         const __m256i qx = _mm256_sub_epi8(nibbles32(x[i].qs), _mm256_set1_epi8(8));
         const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
         const int isum = hsum8_i32(dot_lanes_i8(qx, qy));
