@@ -12,6 +12,7 @@
  *         int8 q[n], float s, int32 sum(q).
  *   dots: TQ1_0/TQ2_0 x Q8_K and Q8_0 x Q8_0 = ggml_vec_dot_*_generic (int block sums, float
  *         total; the per-block multiply-add is fused, as GCC contracts it in ggml's build);
+ *   legacy Q4_0/Q4_1/Q5_0/Q5_1 (Q8_0/Q8_1 activations) and repacked Q4_0: legacy_ref.c;
  * F32/F16/BF16 accumulate float products in double (ggml's scalar path); I2_S x I8 =
  * sum((code-1)*q) / s (bitnet.cpp's (sum(code*q) - sum(q)) / s). Used by tests as the oracle and by
  * trit_kernels_best() when no optimized set applies. */

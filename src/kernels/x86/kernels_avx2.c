@@ -3,8 +3,8 @@
  * Contract: same results as kernels/ref (ref.c), bit for bit: integer block sums, and float
  * totals in the reference ggml's lane orders (ref/ggml_order.h). Q8_K and Q8_0 activations are
  * quantized as ggml's x86 quantizers (Q8_0: id = 127/amax, round half to even), like the ref.
- * Types without a fast path here use the ref kernels. Compiled with -mavx2 -mfma -mf16c; only
- * reached after kernels.c has checked the CPU. */
+ * The legacy 32-weight types are in legacy_avx2.c. * Types without a fast path here use the ref
+ * kernels. Compiled with -mavx2 -mfma -mf16c; only reached after kernels.c has checked the CPU. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
 
