@@ -207,14 +207,20 @@ Test(legacy_ggml, q8_1_ref_and_x86) {
     NEED(x86);
     const int64_t n = 4096;
     float *x = test_data(n, 9, 2.0f);
-    for (int64_t i = 256; i < n; i += 32) /* x * 127/amax = k + 0.5 exactly */
-        x[i + 3] = x[i] * 2.5f / 127.f * (i % 64 ? 1.0f : -1.0f);
+    for (int64_t i = 256; i < n; i += 64) { /* amax 127 * 2^k: x * 127/amax = 2.5 exactly */
+        const float s2 = (i % 128 ? 0.5f : 4.0f);
+        for (int j = 0; j < 32; j++) x[i + j] = (float)(j % 5 - 2) * s2;
+        x[i] = 127.0f * s2;
+        x[i + 1] = 2.5f * s2;
+        x[i + 2] = -0.5f * s2;
+    }
     const size_t sz = (size_t)(n / 32) * sizeof(block_q8_1);
     block_q8_1 *a = xmalloc(sz), *b = xmalloc(sz);
     cr_assert_eq(trit_quantize_row(TRIT_Q8_1, x, a, n), 0);
     ref(x, b, n);
     expect_same_bytes(a, b, sz, "q8_1 (ref)");
     x86(x, b, n);
+    cr_assert_neq(memcmp(a, b, sz), 0, "the exact halves should round differently in _ref and x86");
     const trit_kernels *sets[3] = {trit_kernels_ref(), trit_kernels_avx2(), trit_kernels_avx512()};
     for (int k = 0; k < 3; k++) {
         if (!sets[k]) continue;
