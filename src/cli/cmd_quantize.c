@@ -310,8 +310,12 @@ static trit_qmodel model_summary(const gguf_file *in) {
     const int n_head = arch_int(in, a, "attention.head_count", 0);
     const int n_head_kv = arch_int(in, a, "attention.head_count_kv", n_head);
     m.n_gqa = n_head_kv > 0 ? n_head / n_head_kv : 0;
-    /* llama's LLM_TYPE_70B: 80 layers with grouped KV heads (65B has none) */
-    m.is_70b = !strcmp(a, "llama") && m.n_layer == 80 && n_head != n_head_kv;
+    /* LLM_TYPE_70B as the reference's model loaders set it: llama with 80 layers and grouped
+     * KV heads (without: 65B), qwen2/deci/olmo with 80 layers, jais2 with 68 */
+    m.is_70b =
+        (!strcmp(a, "llama") && m.n_layer == 80 && n_head != n_head_kv) ||
+        ((!strcmp(a, "qwen2") || !strcmp(a, "deci") || !strcmp(a, "olmo")) && m.n_layer == 80) ||
+        (!strcmp(a, "jais2") && m.n_layer == 68);
     for (size_t i = 0; i < gguf_n_tensors(in); i++) {
         const char *name = gguf_tensor_at(in, i)->cname;
         if (!strcmp(name, "output.weight")) m.tied_embeddings = false;
