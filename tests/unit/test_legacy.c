@@ -290,7 +290,7 @@ Test(legacy_ggml, repacked_q4_0_identical) {
     NEED(gemv);
     NEED(gemm);
     NEED(qmat);
-    const int64_t n = 2080, nr = 16, nb = n / 32, nt = 4; /* 65 blocks: a tail */
+    const int64_t n = 2080, nr = 48, nb = n / 32, nt = 4; /* 65 blocks: a tail */
     const block_q4_0 *w = legacy_weights(TRIT_Q4_0, n, nr, 44);
     uint8_t *packed = xmalloc((size_t)(nr / 8 * nb) * 144);
     for (int64_t g = 0; g < nr / 8; g++) {
@@ -303,7 +303,7 @@ Test(legacy_ggml, repacked_q4_0_identical) {
     for (int64_t t = 0; t < nt; t++)
         trit_kernels_ref()->quantize_act(TRIT_Q4_0_R8, x + t * n, act + t * nb, n);
     const trit_kernels *sets[3] = {trit_kernels_ref(), trit_kernels_avx2(), trit_kernels_avx512()};
-    float gv[16], gm[4 * 16];
+    float gv[48], gm[4 * 48];
     gemv((int)n, gv, 0, packed, act, 1, (int)nr);
     void *act4 = xmalloc(nt * nb * sizeof(block_q8_0));
     qmat(x, act4, n);
@@ -328,16 +328,22 @@ Test(legacy_ggml, repacked_q4_0_identical) {
     }
     cr_assert_gt(differs, 0, "vec_dot and repack orders never differed: the test shows nothing");
     /* trit_matmul picks the repacked order for Q4_0 by itself (n_out % 8 == 0), 1 and 4 tokens */
-    float Y[4 * 16];
-    for (int k = 0; k < 3; k++) {
-        if (!sets[k]) continue;
-        trit_matmul(sets[k], NULL, TRIT_Q4_0, w, 1.0f, n, nr, x, 1, Y);
+    /* trit_matmul picks the repacked order for Q4_0 by itself (n_out % 8 == 0), 1 and 4 tokens,
+     * with and without a thread pool */
+    float Y[4 * 48];
+    trit_pool *pool = trit_pool_new(3);
+    for (int k = 0; k < 6; k++) {
+        const trit_kernels *ks = sets[k % 3];
+        if (!ks) continue;
+        trit_pool *p = k < 3 ? NULL : pool;
+        trit_matmul(ks, p, TRIT_Q4_0, w, 1.0f, n, nr, x, 1, Y);
         cr_assert_eq(memcmp(Y, gv, sizeof gv), 0, "%s: trit_matmul Q4_0 1 token != ggml gemv",
-                     sets[k]->name);
-        trit_matmul(sets[k], NULL, TRIT_Q4_0, w, 1.0f, n, nr, x, nt, Y);
+                     ks->name);
+        trit_matmul(ks, p, TRIT_Q4_0, w, 1.0f, n, nr, x, nt, Y);
         cr_assert_eq(memcmp(Y, gm, sizeof gm), 0, "%s: trit_matmul Q4_0 4 tokens != ggml gemm",
-                     sets[k]->name);
+                     ks->name);
     }
+    trit_pool_free(pool);
     free((void *)w), free(packed), free(x), free(act), free(act4);
 }
 
