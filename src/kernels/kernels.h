@@ -112,6 +112,15 @@ float trit_ref_dot_q4_0_r8(int64_t n, const block_q4_0 *w, const block_q8_0 *act
 void trit_avx2_quantize_q8_1(const float *x, block_q8_1 *y, int64_t n);
 float trit_avx2_dot_legacy(uint32_t wtype, int64_t n, const void *w, const void *act);
 float trit_avx2_dot_q4_0_r8(int64_t n, const block_q4_0 *w, const block_q8_0 *act);
+/* The weight types the legacy kernels compute (Q4_0/Q4_1/Q5_0/Q5_1 and the Q4_0 orders). */
+static inline bool trit_is_legacy_wtype(uint32_t t) {
+    return t == TRIT_Q4_0 || t == TRIT_Q4_1 || t == TRIT_Q5_0 || t == TRIT_Q5_1 ||
+           t == TRIT_Q4_0_R8 || t == TRIT_Q4_0_NOREPACK;
+}
+/* gemm's contract (kernels.h) for Q4_0/Q4_1/Q5_0/Q5_1/_R8/_NOREPACK: each result equals the
+ * type's vec_dot; a weight block is unpacked once per tile of tokens. */
+void trit_avx2_gemm_legacy(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
+                           const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo);
 
 /* ---- elementwise ops (reference numerics = ggml CPU) ---- */
 /* y = x / sqrt(mean(x^2) + eps) (sum accumulated in double, as ggml), then y *= w if w. */

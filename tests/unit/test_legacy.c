@@ -354,7 +354,7 @@ Test(legacy_ggml, batched_matmul_matches_tinyblas) {
     NEED(sgemm);
     /* (36 rows: not repacked; _NOREPACK forces the unrepacked order for any shape) */
     const uint32_t types[] = {TRIT_Q4_0, TRIT_Q5_0, TRIT_Q8_0, TRIT_Q4_0_NOREPACK};
-    const int64_t n = 1024, n_tok = 7, nb = n / 32;
+    const int64_t n = 1024, n_tok = 11, nb = n / 32; /* two token tiles */
     float *X = test_data(n * n_tok, 51, 0.9f);
     for (size_t t = 0; t < TRIT_ARRAY_LEN(types); t++) {
         const uint32_t wt = types[t];
@@ -391,7 +391,7 @@ Test(legacy_ggml, batched_matmul_matches_tinyblas) {
 /* trit_matmul with the affine types (Q4_1/Q5_1: Q8_1 activations) equals the per-row dots for
  * every kernel set, one token and a batch. */
 Test(legacy_matmul, affine_types_match_vec_dot) {
-    const int64_t n = 512, n_out = 20, n_tok = 3;
+    const int64_t n = 512, n_out = 20, n_tok = 11;
     float *X = test_data(n * n_tok, 61, 1.0f);
     for (int t = 0; t < 2; t++) {
         const uint32_t wt = t ? TRIT_Q5_1 : TRIT_Q4_1;

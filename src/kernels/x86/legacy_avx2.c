@@ -191,3 +191,126 @@ float trit_avx2_dot_q4_0_r8(int64_t n, const block_q4_0 *x, const block_q8_0 *y)
     }
     return acc;
 }
+
+/* ---- batches: each weight block is unpacked once for up to GEMM_TOK tokens ---- */
+#define GEMM_TOK 8
+
+/* Block i of a weight row as 32 signed or unsigned codes (element order), its d and m. */
+static inline __m256i codes(uint32_t wtype, const uint8_t *row, int64_t i, uint16_t *d,
+                            uint16_t *m) {
+    switch (wtype) {
+    case TRIT_Q4_0: {
+        const block_q4_0 *b = (const block_q4_0 *)row + i;
+        *d = b->d;
+        return _mm256_sub_epi8(nibbles32(b->qs), _mm256_set1_epi8(8));
+    }
+    case TRIT_Q5_0: {
+        const block_q5_0 *b = (const block_q5_0 *)row + i;
+        *d = b->d;
+        const __m256i q = _mm256_or_si256(nibbles32(b->qs), high_bits32(b->qh));
+        return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+    }
+    case TRIT_Q4_1: {
+        const block_q4_1 *b = (const block_q4_1 *)row + i;
+        *d = b->d;
+        *m = b->m;
+        return nibbles32(b->qs);
+    }
+    default: { /* TRIT_Q5_1 */
+        const block_q5_1 *b = (const block_q5_1 *)row + i;
+        *d = b->d;
+        *m = b->m;
+        return _mm256_or_si256(nibbles32(b->qs), high_bits32(b->qh));
+    }
+    }
+}
+
+/* One weight row against nt <= GEMM_TOK activation rows, vec_dot's order for each. */
+static void row_lanes(uint32_t wtype, int64_t n, const uint8_t *row, const uint8_t *act,
+                      size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
+    const bool affine = wtype == TRIT_Q4_1 || wtype == TRIT_Q5_1;
+    __m256 acc[GEMM_TOK];
+    float summs[GEMM_TOK];
+    for (int64_t t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), summs[t] = 0.0f;
+    for (int64_t i = 0; i < n / 32; i++) {
+        uint16_t wd, wm = 0;
+        const __m256i qx = codes(wtype, row, i, &wd, &wm);
+        const float fd = _cvtsh_ss(wd), fm = _cvtsh_ss(wm);
+        for (int64_t t = 0; t < nt; t++) {
+            const uint8_t *a = act + t * act_bytes;
+            if (affine) {
+                const block_q8_1 *y = (const block_q8_1 *)a + i;
+                summs[t] = fmaf(fm, _cvtsh_ss(y->s), summs[t]);
+                const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
+                const __m256 d = _mm256_set1_ps(fd * _cvtsh_ss(y->d));
+                acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_lanes_u8(qx, qy)), acc[t]);
+            } else {
+                const block_q8_0 *y = (const block_q8_0 *)a + i;
+                const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
+                const __m256 d = _mm256_set1_ps(fd * _cvtsh_ss(y->d));
+                acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_lanes_i8(qx, qy)), acc[t]);
+            }
+        }
+    }
+    for (int64_t t = 0; t < nt; t++)
+        out[t * ldo] = affine ? hsum8(acc[t]) + summs[t] : hsum8(acc[t]);
+}
+
+/* One repacked-order Q4_0 row against nt <= GEMM_TOK activation rows: eight blocks unpacked
+ * once, then per token the eight block totals and the in-order fma chain. */
+static void row_r8(int64_t n, const block_q4_0 *x, const uint8_t *act, size_t act_bytes, int64_t nt,
+                   float *out, int64_t ldo) {
+    const int64_t nb = n / QK4_0, nb8 = nb - nb % 8;
+    float acc[GEMM_TOK] = {0};
+    for (int64_t i = 0; i < nb8; i += 8) {
+        __m256i qx[8];
+        uint16_t wd[8];
+        for (int b = 0; b < 8; b++) {
+            qx[b] = _mm256_sub_epi8(nibbles32(x[i + b].qs), _mm256_set1_epi8(8));
+            wd[b] = x[i + b].d;
+        }
+        const __m256 wdv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)wd));
+        for (int64_t t = 0; t < nt; t++) {
+            const block_q8_0 *y = (const block_q8_0 *)(act + t * act_bytes) + i;
+            __m256i p[8];
+            uint16_t ad[8];
+            for (int b = 0; b < 8; b++) {
+                p[b] = dot_lanes_i8(qx[b], _mm256_loadu_si256((const __m256i *)y[b].qs));
+                ad[b] = y[b].d;
+            }
+            const __m256 d =
+                _mm256_mul_ps(wdv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ad)));
+            float f[8], dd[8];
+            _mm256_storeu_ps(f, _mm256_cvtepi32_ps(block_totals8(p)));
+            _mm256_storeu_ps(dd, d);
+            for (int b = 0; b < 8; b++) acc[t] = fmaf(f[b], dd[b], acc[t]);
+        }
+    }
+    for (int64_t t = 0; t < nt; t++) { /* the tail blocks, one at a time */
+        const block_q8_0 *y = (const block_q8_0 *)(act + t * act_bytes);
+        for (int64_t i = nb8; i < nb; i++) {
+            const __m256i qx = _mm256_sub_epi8(nibbles32(x[i].qs), _mm256_set1_epi8(8));
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+            const int isum = hsum8_i32(dot_lanes_i8(qx, qy));
+            acc[t] = fmaf((float)isum, _cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d), acc[t]);
+        }
+        out[t * ldo] = acc[t];
+    }
+}
+
+void trit_avx2_gemm_legacy(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
+                           const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
+    const uint32_t st = wtype == TRIT_Q4_0_NOREPACK ? TRIT_Q4_0 : wtype; /* storage = order */
+    for (int64_t t0 = 0; t0 < nt; t0 += GEMM_TOK) {
+        const int64_t tn = nt - t0 < GEMM_TOK ? nt - t0 : GEMM_TOK;
+        const uint8_t *a = (const uint8_t *)act + t0 * act_bytes;
+        for (int64_t r = 0; r < nr; r++) {
+            const uint8_t *row = (const uint8_t *)w + r * row_bytes;
+            float *o = out + t0 * ldo + r;
+            if (wtype == TRIT_Q4_0_R8)
+                row_r8(n, (const block_q4_0 *)row, a, act_bytes, tn, o, ldo);
+            else
+                row_lanes(st, n, row, a, act_bytes, tn, o, ldo);
+        }
+    }
+}
