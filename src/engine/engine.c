@@ -316,7 +316,9 @@ static void forward(trit_ctx *c, const int32_t *tok, int T, int p0, int n_out, f
     if (n_out == 0) return;
     rmsnorm_rows(c, x, &m->output_norm, c->xn, E, rows, E, E);
     TRACE("result_norm", -1, c->xn, E, rows);
-    matmul(c, &m->output, c->xn, rows, logits_dst);
+    trit_weight head = m->output; /* the reference does not repack a shared Q4_0 embedding */
+    if (m->tied_output && head.type == TRIT_Q4_0) head.type = TRIT_Q4_0_NOREPACK;
+    matmul(c, &head, c->xn, rows, logits_dst);
     TRACE("result_output", -1, logits_dst, hp->n_vocab, rows);
 }
 

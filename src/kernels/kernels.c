@@ -17,7 +17,14 @@ uint32_t trit_act_type(uint32_t wtype) {
     case TRIT_TQ2_0:
         return TRIT_Q8_K;
     case TRIT_Q8_0:
+    case TRIT_Q4_0: /* ggml's vec_dot_type for the legacy types */
+    case TRIT_Q5_0:
+    case TRIT_Q4_0_R8:
+    case TRIT_Q4_0_NOREPACK:
         return TRIT_Q8_0;
+    case TRIT_Q4_1:
+    case TRIT_Q5_1:
+        return TRIT_Q8_1;
     case TRIT_F16:
         return TRIT_F16;
     case TRIT_BF16:
@@ -38,6 +45,8 @@ size_t trit_act_row_size(uint32_t wtype, int64_t n) {
         return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q8_K);
     case TRIT_Q8_0:
         return n % QK8_0 ? 0 : (size_t)(n / QK8_0) * sizeof(block_q8_0);
+    case TRIT_Q8_1:
+        return n % QK8_1 ? 0 : (size_t)(n / QK8_1) * sizeof(block_q8_1);
     case TRIT_F16:
     case TRIT_BF16:
         return (size_t)n * 2;
@@ -59,6 +68,16 @@ static size_t weight_row_bytes(uint32_t wtype, int64_t n) {
         return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_tq2_0);
     case TRIT_Q8_0:
         return n % QK8_0 ? 0 : (size_t)(n / QK8_0) * sizeof(block_q8_0);
+    case TRIT_Q4_0:
+    case TRIT_Q4_0_R8:
+    case TRIT_Q4_0_NOREPACK:
+        return n % QK4_0 ? 0 : (size_t)(n / QK4_0) * sizeof(block_q4_0);
+    case TRIT_Q4_1:
+        return n % QK4_1 ? 0 : (size_t)(n / QK4_1) * sizeof(block_q4_1);
+    case TRIT_Q5_0:
+        return n % QK5_0 ? 0 : (size_t)(n / QK5_0) * sizeof(block_q5_0);
+    case TRIT_Q5_1:
+        return n % QK5_1 ? 0 : (size_t)(n / QK5_1) * sizeof(block_q5_1);
     case TRIT_F16:
     case TRIT_BF16:
         return (size_t)n * 2;
@@ -311,12 +330,23 @@ static void mm_run(void *arg, int ith, int nth) {
     while (mm_claim(j, &p, &r0, &nr)) mm_rows(j, p, r0, nr);
 }
 
+/* The order the reference sums a product of this type in (see TRIT_Q4_0_R8): Q4_0 weights
+ * whose every part has a multiple of 8 rows are repacked there; _NOREPACK forces vec_dot's. */
+static uint32_t reference_order_type(uint32_t wtype, int n_parts, const trit_mm_part *parts) {
+    if (wtype == TRIT_Q4_0_NOREPACK) return TRIT_Q4_0;
+    if (wtype != TRIT_Q4_0) return wtype;
+    for (int p = 0; p < n_parts; p++)
+        if (parts[p].n_out % 8) return TRIT_Q4_0;
+    return TRIT_Q4_0_R8;
+}
+
 static _Thread_local char *tl_act;
 static _Thread_local size_t tl_act_cap;
 
 void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
                        const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts) {
     if (!k) k = trit_kernels_best();
+    wtype = reference_order_type(wtype, n_parts, parts);
     const size_t arow = trit_act_row_size(wtype, n_in);
     const size_t wrow = weight_row_bytes(wtype, n_in);
     if (!arow || !wrow || n_tok <= 0 || n_parts < 1 || n_parts > TRIT_MM_MAX_PARTS) {

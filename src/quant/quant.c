@@ -13,9 +13,9 @@
  * 36 is bitnet.cpp's I2_S, whose ggml also lists blck 1 / size 1 and sizes tensors by hand. */
 static const trit_type_info types[TRIT_TYPE_COUNT_MAX] = {
     [0] = {"f32", 1, 4, true},          [1] = {"f16", 1, 2, true},
-    [2] = {"q4_0", 32, 18, false},      [3] = {"q4_1", 32, 20, false},
-    [6] = {"q5_0", 32, 22, false},      [7] = {"q5_1", 32, 24, false},
-    [8] = {"q8_0", 32, 34, true},       [9] = {"q8_1", 32, 36, false},
+    [2] = {"q4_0", 32, 18, true},       [3] = {"q4_1", 32, 20, true},
+    [6] = {"q5_0", 32, 22, true},       [7] = {"q5_1", 32, 24, true},
+    [8] = {"q8_0", 32, 34, true},       [9] = {"q8_1", 32, 36, true},
     [10] = {"q2_K", 256, 84, false},    [11] = {"q3_K", 256, 110, false},
     [12] = {"q4_K", 256, 144, false},   [13] = {"q5_K", 256, 176, false},
     [14] = {"q6_K", 256, 210, false},   [15] = {"q8_K", 256, 292, true},
@@ -233,6 +233,21 @@ int trit_quantize_row(uint32_t type, const float *x, void *y, int64_t n) {
     case TRIT_Q8_0:
         quantize_q8_0(x, y, n);
         return 0;
+    case TRIT_Q4_0: /* legacy 32-weight types: quant/legacy.c */
+        trit_quantize_q4_0(x, y, n);
+        return 0;
+    case TRIT_Q4_1:
+        trit_quantize_q4_1(x, y, n);
+        return 0;
+    case TRIT_Q5_0:
+        trit_quantize_q5_0(x, y, n);
+        return 0;
+    case TRIT_Q5_1:
+        trit_quantize_q5_1(x, y, n);
+        return 0;
+    case TRIT_Q8_1:
+        trit_quantize_q8_1(x, y, n);
+        return 0;
     case TRIT_Q8_K:
         quantize_q8_K(x, y, n);
         return 0;
@@ -261,6 +276,21 @@ int trit_dequantize_row(uint32_t type, const void *x, float *y, int64_t n) {
         return 0;
     case TRIT_Q8_0:
         dequantize_q8_0(x, y, n);
+        return 0;
+    case TRIT_Q4_0: /* legacy 32-weight types: quant/legacy.c */
+        trit_dequantize_q4_0(x, y, n);
+        return 0;
+    case TRIT_Q4_1:
+        trit_dequantize_q4_1(x, y, n);
+        return 0;
+    case TRIT_Q5_0:
+        trit_dequantize_q5_0(x, y, n);
+        return 0;
+    case TRIT_Q5_1:
+        trit_dequantize_q5_1(x, y, n);
+        return 0;
+    case TRIT_Q8_1:
+        trit_dequantize_q8_1(x, y, n);
         return 0;
     case TRIT_Q8_K:
         dequantize_q8_K(x, y, n);

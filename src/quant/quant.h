@@ -1,10 +1,10 @@
 /* quant — tensor element types: sizes, names, quantize and dequantize.
  *
  * Contract: type ids are ggml's (GGUF tensor type field). trit computes with F32 F16 BF16 Q8_0
- * Q8_K TQ1_0 TQ2_0 and I2_S (bitnet.cpp's id 36); every other ggml id is known by name and size
- * (so `trit inspect` and the GGUF validator can describe any file) but has supported=false.
- * Quantization of TQ1_0/TQ2_0/Q8_0 is byte-identical to llama.cpp's quantize_row_*_ref.
- * Depends on base only. */
+ * Q4_0 Q4_1 Q5_0 Q5_1 (Q8_1) Q8_K TQ1_0 TQ2_0 and I2_S (bitnet.cpp's id 36); every other ggml id is
+ * known by name and size (so `trit inspect` and the GGUF validator can describe any file) but has
+ * supported=false. Quantization of TQ1_0/TQ2_0/Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 is byte-identical to
+ * llama.cpp's quantize_row_*_ref. Depends on base only. */
 #ifndef TRIT_QUANT_H
 #define TRIT_QUANT_H
 
@@ -13,7 +13,12 @@
 enum trit_type {
     TRIT_F32 = 0,
     TRIT_F16 = 1,
+    TRIT_Q4_0 = 2,
+    TRIT_Q4_1 = 3,
+    TRIT_Q5_0 = 6,
+    TRIT_Q5_1 = 7,
     TRIT_Q8_0 = 8,
+    TRIT_Q8_1 = 9,
     TRIT_Q8_K = 15,
     TRIT_BF16 = 30,
     TRIT_TQ1_0 = 34,
@@ -57,6 +62,53 @@ typedef struct {
     uint16_t d; /* fp16 */
     int8_t qs[QK8_0];
 } block_q8_0;
+
+/* Legacy 32-weight blocks (ggml-common.h). Element j of a block: j < 16 is the low nibble of
+ * qs[j], j >= 16 the high nibble of qs[j - 16]; Q5_*: bit j of qh (little-endian u32) is its
+ * 5th bit. Q4_0/Q5_0: w = (q - 8 | q - 16) * d; Q4_1/Q5_1: w = q * d + m. Q8_1 is the
+ * activation type of Q4_1/Q5_1 dots: s = d * sum(qs) (fp16). Code: quant/legacy.c. */
+#define QK4_0 32
+#define QK4_1 32
+#define QK5_0 32
+#define QK5_1 32
+#define QK8_1 32
+typedef struct {
+    uint16_t d; /* fp16 */
+    uint8_t qs[QK4_0 / 2];
+} block_q4_0;
+typedef struct {
+    uint16_t d, m; /* fp16 */
+    uint8_t qs[QK4_1 / 2];
+} block_q4_1;
+typedef struct {
+    uint16_t d;
+    uint8_t qh[4];
+    uint8_t qs[QK5_0 / 2];
+} block_q5_0;
+typedef struct {
+    uint16_t d, m;
+    uint8_t qh[4];
+    uint8_t qs[QK5_1 / 2];
+} block_q5_1;
+typedef struct {
+    uint16_t d, s; /* fp16: scale, d * sum(qs) */
+    int8_t qs[QK8_1];
+} block_q8_1;
+
+/* quant/legacy.c: row conversions (n a multiple of 32), called by trit_quantize_row /
+ * trit_dequantize_row. Quantizers are byte-identical to ggml's quantize_row_*_ref (what
+ * llama-quantize writes). trit_quantize_row(TRIT_Q8_1) is quantize_row_q8_1_ref; the x86
+ * activation quantizer (nearest-even rounding) is the kernels' quantize_act. */
+void trit_quantize_q4_0(const float *x, block_q4_0 *y, int64_t n);
+void trit_quantize_q4_1(const float *x, block_q4_1 *y, int64_t n);
+void trit_quantize_q5_0(const float *x, block_q5_0 *y, int64_t n);
+void trit_quantize_q5_1(const float *x, block_q5_1 *y, int64_t n);
+void trit_quantize_q8_1(const float *x, block_q8_1 *y, int64_t n);
+void trit_dequantize_q4_0(const block_q4_0 *x, float *y, int64_t n);
+void trit_dequantize_q4_1(const block_q4_1 *x, float *y, int64_t n);
+void trit_dequantize_q5_0(const block_q5_0 *x, float *y, int64_t n);
+void trit_dequantize_q5_1(const block_q5_1 *x, float *y, int64_t n);
+void trit_dequantize_q8_1(const block_q8_1 *x, float *y, int64_t n);
 
 #define QK_K 256
 typedef struct {

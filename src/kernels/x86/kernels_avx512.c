@@ -473,6 +473,10 @@ static void vec_dot_rows_avx512(uint32_t wtype, int64_t n, const void *w, size_t
 
 static void gemm_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                         const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
+    if (trit_is_legacy_wtype(wtype)) { /* x86/legacy_avx2.c: blocks unpacked once per tile */
+        trit_avx2_gemm_legacy(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
+        return;
+    }
     tile_fn f = tile_for(wtype);
     if (f) {
         tiles(f, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo, MAXT);
