@@ -15,6 +15,11 @@ uint32_t trit_act_type(uint32_t wtype) {
     switch (wtype) {
     case TRIT_TQ1_0:
     case TRIT_TQ2_0:
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
         return TRIT_Q8_K;
     case TRIT_Q8_0:
         return TRIT_Q8_0;
@@ -59,6 +64,16 @@ static size_t weight_row_bytes(uint32_t wtype, int64_t n) {
         return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_tq2_0);
     case TRIT_Q8_0:
         return n % QK8_0 ? 0 : (size_t)(n / QK8_0) * sizeof(block_q8_0);
+    case TRIT_Q2_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q2_K);
+    case TRIT_Q3_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q3_K);
+    case TRIT_Q4_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q4_K);
+    case TRIT_Q5_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q5_K);
+    case TRIT_Q6_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q6_K);
     case TRIT_F16:
     case TRIT_BF16:
         return (size_t)n * 2;

@@ -17,7 +17,7 @@
 #include "quant/quant.h"
 
 /* Which activation format a weight type is multiplied with (as ggml's vec_dot_type):
- * TQ1_0/TQ2_0 -> Q8_K, Q8_0 -> Q8_0, F16 -> F16, BF16 -> BF16, F32 -> F32,
+ * TQ1_0/TQ2_0 and Q2_K..Q6_K -> Q8_K, Q8_0 -> Q8_0, F16 -> F16, BF16 -> BF16, F32 -> F32,
  * I2_S -> TRIT_ACT_I8 (one int8 row with one fp32 scale per row, bitnet.cpp's per-token absmax). */
 #define TRIT_ACT_I8 1000
 uint32_t trit_act_type(uint32_t wtype);
@@ -47,6 +47,23 @@ typedef struct trit_kernels {
                       uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
                       int pos0, int n_tok, float scale, float *out);
 } trit_kernels;
+
+/* Q2_K..Q6_K x Q8_K dots of n elements (whole QK_K blocks), bit-identical to the reference's x86
+ * ggml_vec_dot_qN_K_q8_K: the scalar twin (ref/kquants_ref.c) and the optimized versions
+ * (x86/kquants_avx2.c, x86/kquants_avx512.c; types without a fast path there use the twin).
+ * The _rows forms: out[r] = dot(row r of nr rows row_bytes apart, act). Call the AVX2/AVX-512
+ * ones only where trit_kernels_avx2()/avx512() is non-NULL. NAN for another type. */
+float trit_ref_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
+float trit_avx2_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
+void trit_avx2_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
+                               int64_t nr, const void *act, float *out);
+float trit_avx512_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
+void trit_avx512_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
+                                 int64_t nr, const void *act, float *out);
+/* Whether wtype is one of Q2_K..Q6_K. */
+static inline bool trit_is_kquant(uint32_t wtype) {
+    return wtype >= TRIT_Q2_K && wtype <= TRIT_Q6_K;
+}
 
 /* The optimized tables themselves (defined in x86/..._avx2.c and x86/..._avx512.c);
  * use trit_kernels_avx2()/avx512(), which check the CPU first. */

@@ -197,3 +197,137 @@ Test(kquants_ggml, quantize_dequantize_identical) {
     }
     free(x), free(ya), free(yb), free(a), free(b);
 }
+
+/* ---- dot products ---- */
+
+/* nr random weight rows of type t (quantized from normal data, so every scale/min path is
+ * exercised) and one Q8_K activation row, n elements each. */
+static void *make_rows(uint32_t t, int64_t n, int nr, uint64_t seed, size_t *rb) {
+    *rb = trit_row_size(t, n);
+    uint8_t *w = xmalloc(*rb * (size_t)nr);
+    float *x = xmalloc((size_t)n * sizeof(float));
+    for (int r = 0; r < nr; r++) {
+        fill_case(r % 3 == 2 ? 3 : r % 3 == 1 ? 2 : 0, x, n, seed + (uint64_t)r);
+        cr_assert_eq(trit_quantize_row(t, x, w + (size_t)r * *rb, n), 0);
+    }
+    free(x);
+    return w;
+}
+
+static void *make_act(int64_t n, uint64_t seed, float scale) {
+    float *x = xmalloc((size_t)n * sizeof(float));
+    rng_state = seed;
+    for (int64_t i = 0; i < n; i++) x[i] = rng_normal() * scale;
+    void *a = xmalloc(trit_act_row_size(TRIT_Q6_K, n));
+    trit_kernels_ref()->quantize_act(TRIT_Q6_K, x, a, n);
+    free(x);
+    return a;
+}
+
+/* Random raw weight bytes (finite fp16 scales), so quants and scales take every value,
+ * including Q6_K's -128 scale and Q2_K/Q3_K's extreme nibbles. */
+static void *random_raw_rows(uint32_t t, int64_t n, int nr, size_t *rb) {
+    *rb = trit_row_size(t, n);
+    uint8_t *w = xmalloc(*rb * (size_t)nr);
+    for (size_t i = 0; i < *rb * (size_t)nr; i++) w[i] = (uint8_t)rng_next();
+    const size_t bs = trit_type_get(t)->size;
+    for (size_t b = 0; b < *rb * (size_t)nr / bs; b++) {
+        uint16_t h[2] = {trit_fp32_to_fp16(rng_normal() * 0.01f),
+                         trit_fp32_to_fp16(rng_normal() * 0.01f)};
+        size_t off = t == TRIT_Q4_K || t == TRIT_Q5_K ? 0 : bs - (t == TRIT_Q2_K ? 4 : 2);
+        memcpy(w + b * bs + off, h, t == TRIT_Q3_K || t == TRIT_Q6_K ? 2 : 4);
+    }
+    return w;
+}
+
+/* (c) ref == AVX2 == AVX-512 == ggml's x86 vec_dot, bit for bit, for several n. */
+Test(kquants_ggml, dots_identical) {
+    const int64_t lens[4] = {256, 512, 2816, 4096};
+    const trit_kernels *sets[3] = {trit_kernels_ref(), trit_kernels_avx2(), trit_kernels_avx512()};
+    int checked = 0;
+    for (int t = 0; t < 5; t++) {
+        vec_dot_fn g = (vec_dot_fn)need_sym("ggml_vec_dot_%s_q8_K", knames[t]);
+        for (int li = 0; li < 4; li++) {
+            const int64_t n = lens[li];
+            const int nr = 6;
+            size_t rb;
+            for (int raw = 0; raw < 2; raw++) {
+                rng_state = 4242 + (uint64_t)(t * 10 + li);
+                uint8_t *w = raw ? random_raw_rows(ktypes[t], n, nr, &rb)
+                                 : make_rows(ktypes[t], n, nr, 31 * (uint64_t)li + 7, &rb);
+                void *act = make_act(n, 600 + (uint64_t)li, li == 3 ? 40.0f : 1.0f);
+                float rows[6];
+                for (int k = 0; k < 3; k++) {
+                    if (!sets[k]) continue;
+                    sets[k]->vec_dot_rows(ktypes[t], n, w, rb, nr, act, rows);
+                    for (int r = 0; r < nr; r++) {
+                        float s = NAN;
+                        g((int)n, &s, 0, w + (size_t)r * rb, 0, act, 0, 1);
+                        const float v = sets[k]->vec_dot(ktypes[t], n, w + (size_t)r * rb, act);
+                        cr_assert(memcmp(&v, &s, 4) == 0,
+                                  "%s %s n=%lld row %d%s: %.9g vs ggml %.9g", sets[k]->name,
+                                  knames[t], (long long)n, r, raw ? " (raw)" : "", v, s);
+                        cr_assert(memcmp(&rows[r], &v, 4) == 0, "%s %s: vec_dot_rows %.9g vs %.9g",
+                                  sets[k]->name, knames[t], rows[r], v);
+                        checked++;
+                    }
+                }
+                free(w);
+                free(act);
+            }
+        }
+    }
+    cr_log_info("%d k-quant dots bit-identical to ggml", checked);
+}
+
+/* Every set's activation quantizer gives ggml's Q8_K bytes for k-quant weights. */
+Test(kquants_ggml, activations_identical) {
+    quant_fn q8k = (quant_fn)need_sym("quantize_row_%s", "q8_K");
+    const trit_kernels *sets[3] = {trit_kernels_ref(), trit_kernels_avx2(), trit_kernels_avx512()};
+    const int64_t n = 1024;
+    float *x = xmalloc(n * sizeof(float));
+    fill_case(0, x, n, 3);
+    const size_t sz = trit_act_row_size(TRIT_Q4_K, n);
+    uint8_t *a = xmalloc(sz), *b = xmalloc(sz);
+    q8k(x, b, n);
+    for (int t = 0; t < 5; t++)
+        for (int k = 0; k < 3; k++) {
+            if (!sets[k]) continue;
+            sets[k]->quantize_act(ktypes[t], x, a, n);
+            cr_assert_eq(memcmp(a, b, sz), 0, "%s %s: Q8_K activations differ from ggml",
+                         sets[k]->name, knames[t]);
+        }
+    free(x), free(a), free(b);
+}
+
+/* The threaded matmul (vec_dot_rows, and gemm for several tokens) gives vec_dot per (row,
+ * token) for every set. */
+Test(kquants, matmul_matches_vec_dot) {
+    const trit_kernels *sets[3] = {trit_kernels_ref(), trit_kernels_avx2(), trit_kernels_avx512()};
+    const int64_t n = 512, n_out = 70, n_tok = 3;
+    float *X = xmalloc(n * n_tok * sizeof(float)), *Y = xmalloc(n_out * n_tok * sizeof(float));
+    fill_case(0, X, n * n_tok, 17);
+    void *act = xmalloc(trit_act_row_size(TRIT_Q6_K, n));
+    for (int t = 0; t < 5; t++) {
+        size_t rb;
+        uint8_t *w = make_rows(ktypes[t], n, (int)n_out, 90, &rb);
+        for (int k = 0; k < 3; k++) {
+            if (!sets[k]) continue;
+            for (int64_t nt = 1; nt <= n_tok; nt += n_tok - 1) {
+                trit_matmul(sets[k], NULL, ktypes[t], w, 1.0f, n, n_out, X, nt, Y);
+                for (int64_t tk = 0; tk < nt; tk++) {
+                    sets[k]->quantize_act(ktypes[t], X + tk * n, act, n);
+                    for (int64_t r = 0; r < n_out; r++) {
+                        const float e = sets[k]->vec_dot(ktypes[t], n, w + r * rb, act);
+                        cr_assert(memcmp(&e, &Y[tk * n_out + r], 4) == 0,
+                                  "%s %s tok %lld row %lld: matmul %.9g vs vec_dot %.9g",
+                                  sets[k]->name, knames[t], (long long)tk, (long long)r,
+                                  Y[tk * n_out + r], e);
+                    }
+                }
+            }
+        }
+        free(w);
+    }
+    free(X), free(Y), free(act);
+}

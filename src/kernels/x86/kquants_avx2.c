@@ -1,0 +1,134 @@
+/* kernels/x86/kquants_avx2.c — AVX2 Q4_K and Q6_K x Q8_K dot products (the k-quants on the
+ * decode path: Q4_K/Q6_K output and FFN matrices), bit-identical to ref/kquants_ref.c and so to
+ * the reference's x86 ggml_vec_dot_q4_K_q8_K / q6_K_q8_K.
+ *
+ * Each 32-byte chunk of quants is multiplied with its 32 activations by maddubs (unsigned quant x
+ * signed int8 -> 16-bit pair sums; no saturation: at most 2 * 63 * 128), then madd with the
+ * group scale gives one 32-bit sum per 4 bytes, i.e. exactly the ref's lane (k % 32) / 4. The
+ * float steps per block are the ref's (one fma per lane with the block scale). Q2_K, Q3_K and
+ * Q5_K use the scalar twin. Compiled with -mavx2 -mfma -mf16c. */
+#include "kernels/kernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+/* ggml's hsum_float_8 order: (hi + lo), then (0+2) + (1+3) */
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* The 8 scales (low 128 bits, as int16) and 8 mins (high 128 bits) of a Q4_K/Q5_K block. */
+static inline __m256i k4_scales_mins(const uint8_t s[K_SCALE_SIZE]) {
+    uint32_t u[4];
+    memcpy(u, s, 12);
+    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    const uint32_t sc_lo = u[0] & m6;                                      /* scales 0..3 */
+    const uint32_t sc_hi = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);        /* scales 4..7 */
+    const uint32_t mn_lo = u[1] & m6;                                      /* mins 0..3 */
+    const uint32_t mn_hi = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4); /* mins 4..7 */
+    return _mm256_cvtepu8_epi16(_mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo));
+}
+
+/* Q4_K: per block, 4 chunks of 64 elements (32 bytes: low nibbles = first 32, high = next 32). */
+static float dot_q4_K(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    __m256 acc = _mm256_setzero_ps();
+    __m128 acc_m = _mm_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * _cvtsh_ss(x[i].d);
+        const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
+        const __m256i sm = k4_scales_mins(x[i].scales);
+        /* mins . (activation sums per 32), pairwise into 4 lanes */
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        const __m128i q8s =
+            _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+        const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), q8s);
+        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
+        /* scale g broadcast as an int16 pair to every lane */
+        const __m128i sc128 = _mm256_castsi256_si128(sm);
+        const __m256i scales = _mm256_inserti128_si256(_mm256_castsi128_si256(sc128), sc128, 1);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            const __m256i sl =
+                _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * j))));
+            const __m256i sh = _mm256_shuffle_epi8(
+                scales, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * j + 1))));
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            const __m256i a0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
+            const __m256i a1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
+            const __m256i p0 =
+                _mm256_madd_epi16(sl, _mm256_maddubs_epi16(_mm256_and_si256(q, m4), a0));
+            const __m256i p1 = _mm256_madd_epi16(
+                sh, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), a1));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+    acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
+    return hsum8(acc) + _mm_cvtss_f32(acc_m);
+}
+
+/* Q6_K: per block, 2 halves of 128 elements; quants 0..63 (4 low bits from ql, 2 from qh). */
+static float dot_q6_K(int64_t nb, const block_q6_K *x, const block_q8_K *y) {
+    const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * _cvtsh_ss(x[i].d);
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        /* the -32 offset: 32 * (bsums . scales), pairwise per lane */
+        const __m256i offs = _mm256_slli_epi32(
+            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), sc16), 5);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 2; j++) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * j));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * j + 32));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * j));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m15),
+                                   _mm256_slli_epi16(_mm256_and_si256(h, m3), 4));
+            q[1] = _mm256_or_si256(
+                _mm256_and_si256(l1, m15),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m3), 4));
+            q[2] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m15),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m3), 4));
+            q[3] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m15),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m3), 4));
+            for (int l = 0; l < 4; l++) {
+                /* groups g = 8j + 2l (bytes 0..15) and g + 1 (bytes 16..31) */
+                const int g = 8 * j + 2 * l;
+                const __m256i s = _mm256_setr_m128i(_mm_set1_epi16(x[i].scales[g]),
+                                                    _mm_set1_epi16(x[i].scales[g + 1]));
+                const __m256i a = _mm256_loadu_si256((const __m256i *)(y[i].qs + 128 * j + 32 * l));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(s, _mm256_maddubs_epi16(q[l], a)));
+            }
+        }
+        sumi = _mm256_sub_epi32(sumi, offs);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc);
+}
+
+float trit_avx2_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act) {
+    switch (wtype) {
+    case TRIT_Q4_K:
+        return dot_q4_K(n / QK_K, w, act);
+    case TRIT_Q6_K:
+        return dot_q6_K(n / QK_K, w, act);
+    default: /* no fast path: the scalar twin (same result) */
+        return trit_ref_dot_kquant(wtype, n, w, act);
+    }
+}
+
+void trit_avx2_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
+                               int64_t nr, const void *act, float *out) {
+    for (int64_t r = 0; r < nr; r++)
+        out[r] = trit_avx2_dot_kquant(wtype, n, (const char *)w + r * row_bytes, act);
+}
