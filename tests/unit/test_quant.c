@@ -40,7 +40,7 @@ Test(quant_table, known_types) {
     cr_assert_eq(trit_type_get(12)->size, 144);
     cr_assert(trit_type_get(12)->supported);     /* k-quants: kquants.c */
     cr_assert_not(trit_type_get(23)->supported); /* iq4_xs */
-    cr_assert_null(trit_type_get(4)); /* Q4_2: removed from every ggml */
+    cr_assert_null(trit_type_get(4));            /* Q4_2: removed from every ggml */
     cr_assert_null(trit_type_get(5));
     cr_assert_null(trit_type_get(63));
     cr_assert_null(trit_type_get(1000));
