@@ -60,9 +60,21 @@ void trit_avx2_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t 
 float trit_avx512_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
 void trit_avx512_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
                                  int64_t nr, const void *act, float *out);
-/* Whether wtype is one of Q2_K..Q6_K. */
+/* The reference's CPU_REPACK buffer (ggml-cpu repack.cpp, on by default in llama.cpp) stores a
+ * Q4_K weight matrix (AVX2) or a Q2_K one (AVX-512) whose row count is a multiple of 8 as
+ * 8-row interleaved blocks and multiplies it with gemv/gemm kernels that reduce each block to one
+ * integer per row, so their float order differs from vec_dot's:
+ *   acc = fma((float)sum(sc * q * q8), xd * yd, acc); accm = fma((float)sum(min * bsums),
+ *   xdmin * yd, accm) per block; result = acc - accm.
+ * trit_matmul passes wtype | TRIT_REPACK8 (trit_matmul_dot_type) to a kernel set's vec_dot,
+ * vec_dot_rows and gemm for such products, which then sum in that order. */
+#define TRIT_REPACK8 0x10000u
+uint32_t trit_matmul_dot_type(uint32_t wtype, int64_t n_out);
+
+/* Whether wtype is one of Q2_K..Q6_K (TRIT_REPACK8 allowed). */
 static inline bool trit_is_kquant(uint32_t wtype) {
-    return wtype >= TRIT_Q2_K && wtype <= TRIT_Q6_K;
+    const uint32_t t = wtype & ~TRIT_REPACK8;
+    return t >= TRIT_Q2_K && t <= TRIT_Q6_K;
 }
 
 /* The optimized tables themselves (defined in x86/..._avx2.c and x86/..._avx512.c);

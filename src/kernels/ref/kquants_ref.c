@@ -15,6 +15,9 @@
  *   Q5_K  acc as Q3_K; summs = fma(dmin, (float)(mins . q8sums), summs) (contracted by GCC);
  *         result = reduce8(acc) + summs
  *   Q6_K  acc as Q3_K, lane = sum(sc * q6 * q8) - 32 * (bsums[2L]*sc[2L] + bsums[2L+1]*sc[2L+1])
+ * and, for Q2_K/Q4_K | TRIT_REPACK8, the reference's repacked gemv/gemm order (ggml-cpu
+ * arch/x86/repack.cpp, ggml_gemv_q4_K_8x8_q8_K etc.; see kernels.h): one integer per block,
+ *   acc = fma(isum, xd * yd, acc), accm = fma(sum(min * bsums), xdmin * yd, accm), acc - accm.
  * Used by kernels/ref (ref.c) and as the fallback of the optimized sets. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
@@ -51,6 +54,16 @@ static inline int q8_sum32(const block_q8_K *y, int m) {
     return y->bsums[2 * m] + y->bsums[2 * m + 1];
 }
 
+/* Q2_K block i: lane sums of sc * q * q8 (element 128j + 32l + p: (qs[32j + p] >> 2l) & 3,
+ * scale = low nibble of scales[k / 16]). */
+static void q2_K_lanes(const block_q2_K *x, const block_q8_K *y, int32_t lane[8]) {
+    int q[QK_K], sc[16];
+    for (int k = 0; k < QK_K; k++)
+        q[k] = (x->qs[32 * (k / 128) + k % 32] >> (2 * ((k % 128) / 32))) & 3;
+    for (int g = 0; g < 16; g++) sc[g] = x->scales[g] & 0xF;
+    lanes_scaled(q, sc, y->qs, lane);
+}
+
 static float dot_q2_K(int64_t nb, const block_q2_K *x, const block_q8_K *y) {
     float acc[8] = {0};
     for (int64_t i = 0; i < nb; i++) {
@@ -62,16 +75,29 @@ static float dot_q2_K(int64_t nb, const block_q2_K *x, const block_q8_K *y) {
                              (x[i].scales[2 * L + 1] >> 4) * y[i].bsums[2 * L + 1];
             acc[L] = fmaf(dmin, (float)prod, acc[L]);
         }
-        /* element 128j + 32l + p: (qs[32j + p] >> 2l) & 3 */
-        int q[QK_K], sc[16];
-        for (int k = 0; k < QK_K; k++)
-            q[k] = (x[i].qs[32 * (k / 128) + k % 32] >> (2 * ((k % 128) / 32))) & 3;
-        for (int g = 0; g < 16; g++) sc[g] = x[i].scales[g] & 0xF;
         int32_t lane[8] = {0};
-        lanes_scaled(q, sc, y[i].qs, lane);
+        q2_K_lanes(&x[i], &y[i], lane);
         for (int L = 0; L < 8; L++) acc[L] = fmaf(d, (float)lane[L], acc[L]);
     }
     return go_reduce8(acc);
+}
+
+static inline int32_t sum8(const int32_t lane[8]) {
+    int32_t s = 0;
+    for (int L = 0; L < 8; L++) s += lane[L];
+    return s;
+}
+
+static float dot_q2_K_r8(int64_t nb, const block_q2_K *x, const block_q8_K *y) {
+    float acc = 0, accm = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        int32_t lane[8] = {0}, imin = 0;
+        q2_K_lanes(&x[i], &y[i], lane);
+        for (int g = 0; g < 16; g++) imin += (x[i].scales[g] >> 4) * y[i].bsums[g];
+        acc = fmaf((float)sum8(lane), trit_fp16_to_fp32(x[i].d) * y[i].d, acc);
+        accm = fmaf((float)imin, trit_fp16_to_fp32(x[i].dmin) * y[i].d, accm);
+    }
+    return acc - accm;
 }
 
 static float dot_q3_K(int64_t nb, const block_q3_K *x, const block_q8_K *y) {
@@ -105,25 +131,42 @@ static inline int k4_nibble(const uint8_t *qs, int k) {
     return (k % 64) < 32 ? b & 0xF : b >> 4;
 }
 
+/* Q4_K block: lane sums of sc * q4 * q8, and mins . (activation sums per 32) as 4 pairwise
+ * lanes (ggml's prod) */
+static void q4_K_lanes(const block_q4_K *x, const block_q8_K *y, int32_t lane[8],
+                       int32_t mlane[4]) {
+    int sc[8], mn[8], sc16[16], q[QK_K];
+    k4_scales_mins(x->scales, sc, mn);
+    for (int L = 0; L < 4; L++)
+        mlane[L] = mn[2 * L] * q8_sum32(y, 2 * L) + mn[2 * L + 1] * q8_sum32(y, 2 * L + 1);
+    for (int g = 0; g < 16; g++) sc16[g] = sc[g / 2];
+    for (int k = 0; k < QK_K; k++) q[k] = k4_nibble(x->qs, k);
+    lanes_scaled(q, sc16, y->qs, lane);
+}
+
 static float dot_q4_K(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
     float acc[8] = {0}, acc_m[4] = {0};
     for (int64_t i = 0; i < nb; i++) {
         const float d = y[i].d * trit_fp16_to_fp32(x[i].d);
         const float dmin = -y[i].d * trit_fp16_to_fp32(x[i].dmin);
-        int sc[8], mn[8], sc16[16], q[QK_K];
-        k4_scales_mins(x[i].scales, sc, mn);
-        for (int L = 0; L < 4; L++) {
-            const int prod =
-                mn[2 * L] * q8_sum32(&y[i], 2 * L) + mn[2 * L + 1] * q8_sum32(&y[i], 2 * L + 1);
-            acc_m[L] = fmaf(dmin, (float)prod, acc_m[L]);
-        }
-        for (int g = 0; g < 16; g++) sc16[g] = sc[g / 2];
-        for (int k = 0; k < QK_K; k++) q[k] = k4_nibble(x[i].qs, k);
-        int32_t lane[8] = {0};
-        lanes_scaled(q, sc16, y[i].qs, lane);
+        int32_t lane[8] = {0}, mlane[4];
+        q4_K_lanes(&x[i], &y[i], lane, mlane);
+        for (int L = 0; L < 4; L++) acc_m[L] = fmaf(dmin, (float)mlane[L], acc_m[L]);
         for (int L = 0; L < 8; L++) acc[L] = fmaf(d, (float)lane[L], acc[L]);
     }
     return go_reduce8(acc) + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]));
+}
+
+static float dot_q4_K_r8(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
+    float acc = 0, accm = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        int32_t lane[8] = {0}, mlane[4];
+        q4_K_lanes(&x[i], &y[i], lane, mlane);
+        const int32_t imin = mlane[0] + mlane[1] + mlane[2] + mlane[3];
+        acc = fmaf((float)sum8(lane), trit_fp16_to_fp32(x[i].d) * y[i].d, acc);
+        accm = fmaf((float)imin, trit_fp16_to_fp32(x[i].dmin) * y[i].d, accm);
+    }
+    return acc - accm;
 }
 
 static float dot_q5_K(int64_t nb, const block_q5_K *x, const block_q8_K *y) {
@@ -185,6 +228,10 @@ float trit_ref_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *
         return dot_q5_K(nb, w, act);
     case TRIT_Q6_K:
         return dot_q6_K(nb, w, act);
+    case TRIT_Q2_K | TRIT_REPACK8:
+        return dot_q2_K_r8(nb, w, act);
+    case TRIT_Q4_K | TRIT_REPACK8:
+        return dot_q4_K_r8(nb, w, act);
     default:
         return NAN;
     }

@@ -1,6 +1,7 @@
 /* kernels/x86/kquants_avx2.c — AVX2 Q4_K and Q6_K x Q8_K dot products (the k-quants on the
  * decode path: Q4_K/Q6_K output and FFN matrices), bit-identical to ref/kquants_ref.c and so to
- * the reference's x86 ggml_vec_dot_q4_K_q8_K / q6_K_q8_K.
+ * the reference's x86 ggml_vec_dot_q4_K_q8_K / q6_K_q8_K, and for Q4_K | TRIT_REPACK8 to its
+ * repacked ggml_gemv_q4_K_8x8_q8_K (one integer per block; the fmas in scalar).
  *
  * Each 32-byte chunk of quants is multiplied with its 32 activations by maddubs (unsigned quant x
  * signed int8 -> 16-bit pair sums; no saturation: at most 2 * 63 * 128), then madd with the
@@ -33,44 +34,71 @@ static inline __m256i k4_scales_mins(const uint8_t s[K_SCALE_SIZE]) {
     return _mm256_cvtepu8_epi16(_mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo));
 }
 
-/* Q4_K: per block, 4 chunks of 64 elements (32 bytes: low nibbles = first 32, high = next 32). */
-static float dot_q4_K(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
+static inline int hsum8_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* Q4_K block: the 8 lanes of sum(sc * q4 * q8) (4 chunks of 64 elements, 32 bytes each: low
+ * nibbles = first 32, high = next 32), and in *mins the 4 lanes of mins . (activation sums per
+ * 32), pairwise (ggml's prod). */
+static inline __m256i q4_K_block(const block_q4_K *x, const block_q8_K *y, __m128i *mins) {
     const __m256i m4 = _mm256_set1_epi8(0xF);
+    const __m256i sm = k4_scales_mins(x->scales);
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+    const __m128i q8s = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    *mins = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), q8s);
+    /* scale g broadcast as an int16 pair to every lane */
+    const __m128i sc128 = _mm256_castsi256_si128(sm);
+    const __m256i scales = _mm256_inserti128_si256(_mm256_castsi128_si256(sc128), sc128, 1);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+        const __m256i sl =
+            _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * j))));
+        const __m256i sh =
+            _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * j + 1))));
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
+        const __m256i a0 = _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j));
+        const __m256i a1 = _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j + 32));
+        const __m256i p0 = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(_mm256_and_si256(q, m4), a0));
+        const __m256i p1 = _mm256_madd_epi16(
+            sh, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), a1));
+        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+    }
+    return sumi;
+}
+
+/* Q4_K in vec_dot's order (kquants_ref.c) */
+static float dot_q4_K(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
     __m256 acc = _mm256_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const float d = y[i].d * _cvtsh_ss(x[i].d);
         const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
-        const __m256i sm = k4_scales_mins(x[i].scales);
-        /* mins . (activation sums per 32), pairwise into 4 lanes */
-        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        const __m128i q8s =
-            _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-        const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), q8s);
+        __m128i prod;
+        const __m256i sumi = q4_K_block(&x[i], &y[i], &prod);
         acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
-        /* scale g broadcast as an int16 pair to every lane */
-        const __m128i sc128 = _mm256_castsi256_si128(sm);
-        const __m256i scales = _mm256_inserti128_si256(_mm256_castsi128_si256(sc128), sc128, 1);
-        __m256i sumi = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {
-            const __m256i sl =
-                _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * j))));
-            const __m256i sh = _mm256_shuffle_epi8(
-                scales, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * j + 1))));
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            const __m256i a0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
-            const __m256i a1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
-            const __m256i p0 =
-                _mm256_madd_epi16(sl, _mm256_maddubs_epi16(_mm256_and_si256(q, m4), a0));
-            const __m256i p1 = _mm256_madd_epi16(
-                sh, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), a1));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
-        }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
     acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
     return hsum8(acc) + _mm_cvtss_f32(acc_m);
+}
+
+/* Q4_K in the reference's repacked order (TRIT_REPACK8, kernels.h): one integer per block */
+static float dot_q4_K_r8(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
+    float acc = 0, accm = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        __m128i prod;
+        const int isum = hsum8_i32(q4_K_block(&x[i], &y[i], &prod));
+        prod = _mm_add_epi32(prod, _mm_unpackhi_epi64(prod, prod));
+        const int imin = _mm_cvtsi128_si32(_mm_add_epi32(prod, _mm_shuffle_epi32(prod, 0xB1)));
+        acc = fmaf((float)isum, _cvtsh_ss(x[i].d) * y[i].d, acc);
+        accm = fmaf((float)imin, _cvtsh_ss(x[i].dmin) * y[i].d, accm);
+    }
+    return acc - accm;
 }
 
 /* Q6_K: per block, 2 halves of 128 elements; quants 0..63 (4 low bits from ql, 2 from qh). */
@@ -122,6 +150,8 @@ float trit_avx2_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void 
         return dot_q4_K(n / QK_K, w, act);
     case TRIT_Q6_K:
         return dot_q6_K(n / QK_K, w, act);
+    case TRIT_Q4_K | TRIT_REPACK8:
+        return dot_q4_K_r8(n / QK_K, w, act);
     default: /* no fast path: the scalar twin (same result) */
         return trit_ref_dot_kquant(wtype, n, w, act);
     }

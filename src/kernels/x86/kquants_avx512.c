@@ -4,7 +4,9 @@
  * Two 32-byte chunks travel in one 64-byte register: maddubs + madd with the group scales give
  * 32-bit sums per 4 bytes, and the two 256-bit halves are added (integer, exact) into the eight
  * lanes (k % 32) / 4 the ref uses, so the per-block float steps are the ref's. Other k-quants use
- * the AVX2 set. Compiled with the AVX-512 flags; only reached after kernels.c checked the CPU. */
+ * the AVX2 set. Q4_K | TRIT_REPACK8 sums in the reference's repacked order (kernels.h) from the
+ * same integer lanes. Compiled with the AVX-512 flags; only reached after kernels.c checked the
+ * CPU. */
 #include "kernels/kernels.h"
 
 #include <immintrin.h>
@@ -48,40 +50,60 @@ static inline void k4_scales_mins(const uint8_t s[K_SCALE_SIZE], uint8_t sc[8], 
     }
 }
 
-/* Q4_K: register p (0..1) holds quant chunks 2p (low half) and 2p+1 (high half); low nibbles
- * pair with activations 128p + 0..31 / 128p + 64..95, high nibbles with 128p + 32..63 / 96..127. */
-static float dot_q4_K(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
+/* Q4_K block: the 8 lanes of sum(sc * q4 * q8), and in mins[4] mins . (activation sums per
+ * 32) pairwise (ggml's prod). Register p (0..1) holds quant chunks 2p (low half) and 2p+1 (high
+ * half); low nibbles pair with activations 128p + 0..31 / 128p + 64..95, high nibbles with
+ * 128p + 32..63 / 96..127. */
+static inline __m256i q4_K_block(const block_q4_K *x, const block_q8_K *y, int32_t mins[4]) {
     const __m512i m4 = _mm512_set1_epi8(0xF);
+    uint8_t sc[8], mn[8];
+    k4_scales_mins(x->scales, sc, mn);
+    for (int L = 0; L < 4; L++)
+        mins[L] = mn[2 * L] * (y->bsums[4 * L] + y->bsums[4 * L + 1]) +
+                  mn[2 * L + 1] * (y->bsums[4 * L + 2] + y->bsums[4 * L + 3]);
+    __m512i sumi = _mm512_setzero_si512();
+    for (int p = 0; p < 2; p++) {
+        const __m512i q = _mm512_loadu_si512(x->qs + 64 * p);
+        const int8_t *a = y->qs + 128 * p;
+        const __m512i pl = _mm512_maddubs_epi16(_mm512_and_si512(q, m4), load2x32(a, a + 64));
+        const __m512i ph = _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(q, 4), m4),
+                                                load2x32(a + 32, a + 96));
+        sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(pair16(sc[4 * p], sc[4 * p + 2]), pl));
+        sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(pair16(sc[4 * p + 1], sc[4 * p + 3]), ph));
+    }
+    return fold512(sumi);
+}
+
+/* Q4_K in vec_dot's order (kquants_ref.c) */
+static float dot_q4_K(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
     __m256 acc = _mm256_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const float d = y[i].d * _cvtsh_ss(x[i].d);
         const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
-        uint8_t sc[8], mn[8];
-        k4_scales_mins(x[i].scales, sc, mn);
-        /* mins . activation sums per 32, pairwise into 4 lanes (ggml's acc_m) */
         int32_t prod[4];
-        for (int L = 0; L < 4; L++)
-            prod[L] = mn[2 * L] * (y[i].bsums[4 * L] + y[i].bsums[4 * L + 1]) +
-                      mn[2 * L + 1] * (y[i].bsums[4 * L + 2] + y[i].bsums[4 * L + 3]);
+        const __m256i sumi = q4_K_block(&x[i], &y[i], prod);
         acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin),
                              _mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)prod)), acc_m);
-        __m512i sumi = _mm512_setzero_si512();
-        for (int p = 0; p < 2; p++) {
-            const __m512i q = _mm512_loadu_si512(x[i].qs + 64 * p);
-            const int8_t *a = y[i].qs + 128 * p;
-            const __m512i pl = _mm512_maddubs_epi16(_mm512_and_si512(q, m4), load2x32(a, a + 64));
-            const __m512i ph = _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(q, 4), m4),
-                                                    load2x32(a + 32, a + 96));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(pair16(sc[4 * p], sc[4 * p + 2]), pl));
-            sumi =
-                _mm512_add_epi32(sumi, _mm512_madd_epi16(pair16(sc[4 * p + 1], sc[4 * p + 3]), ph));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold512(sumi)), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
     acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
     return hsum8(acc) + _mm_cvtss_f32(acc_m);
+}
+
+/* Q4_K in the reference's repacked order (TRIT_REPACK8, kernels.h): one integer per block */
+static float dot_q4_K_r8(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
+    float acc = 0, accm = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        int32_t prod[4];
+        const __m256i sumi = q4_K_block(&x[i], &y[i], prod);
+        const int isum = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(sumi));
+        const int imin = prod[0] + prod[1] + prod[2] + prod[3];
+        acc = fmaf((float)isum, _cvtsh_ss(x[i].d) * y[i].d, acc);
+        accm = fmaf((float)imin, _cvtsh_ss(x[i].dmin) * y[i].d, accm);
+    }
+    return acc - accm;
 }
 
 /* Q6_K: per 128-element half j, register A holds quants 128j + 0..63 (ql low nibbles, qh bits
@@ -138,6 +160,8 @@ float trit_avx512_dot_kquant(uint32_t wtype, int64_t n, const void *w, const voi
         return dot_q4_K(n / QK_K, w, act);
     case TRIT_Q6_K:
         return dot_q6_K(n / QK_K, w, act);
+    case TRIT_Q4_K | TRIT_REPACK8:
+        return dot_q4_K_r8(n / QK_K, w, act);
     default: /* no AVX-512 path: the AVX2 set (same result) */
         return trit_avx2_dot_kquant(wtype, n, w, act);
     }
