@@ -62,18 +62,21 @@ void trit_avx512_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_
                                  int64_t nr, const void *act, float *out);
 /* The reference's CPU_REPACK buffer (ggml-cpu repack.cpp, on by default in llama.cpp) stores a
  * Q4_K weight matrix (AVX2) or a Q2_K one (AVX-512) whose row count is a multiple of 8 as
- * 8-row interleaved blocks and multiplies it with gemv/gemm kernels that reduce each block to one
- * integer per row, so their float order differs from vec_dot's:
- *   acc = fma((float)sum(sc * q * q8), xd * yd, acc); accm = fma((float)sum(min * bsums),
- *   xdmin * yd, accm) per block; result = acc - accm.
- * trit_matmul passes wtype | TRIT_REPACK8 (trit_matmul_dot_type) to a kernel set's vec_dot,
- * vec_dot_rows and gemm for such products, which then sum in that order. */
-#define TRIT_REPACK8 0x10000u
-uint32_t trit_matmul_dot_type(uint32_t wtype, int64_t n_out);
+ * 8-row interleaved blocks and multiplies it with gemv/gemm kernels that reduce each step of a
+ * block to one integer per row, so their float order differs from vec_dot's:
+ *   per step: acc = fma((float)sum(sc * q * q8), xd * yd, acc);
+ *             accm = fma((float)sum(min * bsums), xdmin * yd, accm);   result = acc - accm.
+ * A step is the whole block in gemv (TRIT_REPACK8), and 64 (Q4_K) or 128 (Q2_K) elements in
+ * gemm (TRIT_REPACK8 | TRIT_REPACK8_GEMM), which the reference uses for the first
+ * n_tok - n_tok % 4 tokens of a batch (the rest go through gemv). trit_matmul passes the flagged
+ * type (trit_matmul_dot_type) to a kernel set's vec_dot / vec_dot_rows for such products. */
+#define TRIT_REPACK8      0x10000u
+#define TRIT_REPACK8_GEMM 0x20000u
+uint32_t trit_matmul_dot_type(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok);
 
 /* Whether wtype is one of Q2_K..Q6_K (TRIT_REPACK8 allowed). */
 static inline bool trit_is_kquant(uint32_t wtype) {
-    const uint32_t t = wtype & ~TRIT_REPACK8;
+    const uint32_t t = wtype & ~(TRIT_REPACK8 | TRIT_REPACK8_GEMM);
     return t >= TRIT_Q2_K && t <= TRIT_Q6_K;
 }
 

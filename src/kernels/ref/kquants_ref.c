@@ -15,9 +15,10 @@
  *   Q5_K  acc as Q3_K; summs = fma(dmin, (float)(mins . q8sums), summs) (contracted by GCC);
  *         result = reduce8(acc) + summs
  *   Q6_K  acc as Q3_K, lane = sum(sc * q6 * q8) - 32 * (bsums[2L]*sc[2L] + bsums[2L+1]*sc[2L+1])
- * and, for Q2_K/Q4_K | TRIT_REPACK8, the reference's repacked gemv/gemm order (ggml-cpu
- * arch/x86/repack.cpp, ggml_gemv_q4_K_8x8_q8_K etc.; see kernels.h): one integer per block,
- *   acc = fma(isum, xd * yd, acc), accm = fma(sum(min * bsums), xdmin * yd, accm), acc - accm.
+ * and, for Q2_K/Q4_K | TRIT_REPACK8 (| _GEMM), the reference's repacked gemv/gemm order
+ * (ggml-cpu arch/x86/repack.cpp, ggml_gemv/gemm_q4_K_8x8_q8_K etc.; see kernels.h): one integer
+ * per step, acc = fma(isum, xd * yd, acc), accm = fma(sum(min * bsums), xdmin * yd, accm),
+ * result acc - accm.
  * Used by kernels/ref (ref.c) and as the fallback of the optimized sets. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
@@ -82,24 +83,6 @@ static float dot_q2_K(int64_t nb, const block_q2_K *x, const block_q8_K *y) {
     return go_reduce8(acc);
 }
 
-static inline int32_t sum8(const int32_t lane[8]) {
-    int32_t s = 0;
-    for (int L = 0; L < 8; L++) s += lane[L];
-    return s;
-}
-
-static float dot_q2_K_r8(int64_t nb, const block_q2_K *x, const block_q8_K *y) {
-    float acc = 0, accm = 0;
-    for (int64_t i = 0; i < nb; i++) {
-        int32_t lane[8] = {0}, imin = 0;
-        q2_K_lanes(&x[i], &y[i], lane);
-        for (int g = 0; g < 16; g++) imin += (x[i].scales[g] >> 4) * y[i].bsums[g];
-        acc = fmaf((float)sum8(lane), trit_fp16_to_fp32(x[i].d) * y[i].d, acc);
-        accm = fmaf((float)imin, trit_fp16_to_fp32(x[i].dmin) * y[i].d, accm);
-    }
-    return acc - accm;
-}
-
 static float dot_q3_K(int64_t nb, const block_q3_K *x, const block_q8_K *y) {
     float acc[8] = {0};
     for (int64_t i = 0; i < nb; i++) {
@@ -157,18 +140,6 @@ static float dot_q4_K(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
     return go_reduce8(acc) + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]));
 }
 
-static float dot_q4_K_r8(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
-    float acc = 0, accm = 0;
-    for (int64_t i = 0; i < nb; i++) {
-        int32_t lane[8] = {0}, mlane[4];
-        q4_K_lanes(&x[i], &y[i], lane, mlane);
-        const int32_t imin = mlane[0] + mlane[1] + mlane[2] + mlane[3];
-        acc = fmaf((float)sum8(lane), trit_fp16_to_fp32(x[i].d) * y[i].d, acc);
-        accm = fmaf((float)imin, trit_fp16_to_fp32(x[i].dmin) * y[i].d, accm);
-    }
-    return acc - accm;
-}
-
 static float dot_q5_K(int64_t nb, const block_q5_K *x, const block_q8_K *y) {
     float acc[8] = {0}, summs = 0.f;
     for (int64_t i = 0; i < nb; i++) {
@@ -215,6 +186,57 @@ static float dot_q6_K(int64_t nb, const block_q6_K *x, const block_q8_K *y) {
     return go_reduce8(acc);
 }
 
+/* ---- the reference's repacked order (TRIT_REPACK8 / _GEMM, kernels.h) ---- */
+
+/* One block's products sc * q * q8 per element, and its min terms per 16-element group
+ * (Q2_K: min[g] * bsums[g]; Q4_K: min[m] * (sum of the 32 activations of group m), at g = 2m). */
+static void q2_K_terms(const block_q2_K *x, const block_q8_K *y, int32_t prod[QK_K],
+                       int32_t minp[16]) {
+    for (int k = 0; k < QK_K; k++) {
+        const int q = (x->qs[32 * (k / 128) + k % 32] >> (2 * ((k % 128) / 32))) & 3;
+        prod[k] = (x->scales[k / 16] & 0xF) * q * y->qs[k];
+    }
+    for (int g = 0; g < 16; g++) minp[g] = (x->scales[g] >> 4) * y->bsums[g];
+}
+
+static void q4_K_terms(const block_q4_K *x, const block_q8_K *y, int32_t prod[QK_K],
+                       int32_t minp[16]) {
+    int sc[8], mn[8];
+    k4_scales_mins(x->scales, sc, mn);
+    for (int k = 0; k < QK_K; k++) prod[k] = sc[k / 32] * k4_nibble(x->qs, k) * y->qs[k];
+    for (int m = 0; m < 8; m++) {
+        minp[2 * m] = mn[m] * q8_sum32(y, m);
+        minp[2 * m + 1] = 0;
+    }
+}
+
+/* Per step of `step` elements: acc = fma(sum prod, xd * yd, acc), accm = fma(sum minp,
+ * xdmin * yd, accm); the result is acc - accm (ggml_gemv/gemm_qN_K_8x8_q8_K). */
+static float dot_repack8(uint32_t wtype, int64_t nb, const void *w, const block_q8_K *y, int step) {
+    const size_t bs = wtype == TRIT_Q2_K ? sizeof(block_q2_K) : sizeof(block_q4_K);
+    float acc = 0, accm = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        const void *blk = (const char *)w + i * bs;
+        int32_t prod[QK_K], minp[16];
+        uint16_t hd, hm;
+        if (wtype == TRIT_Q2_K) {
+            q2_K_terms(blk, &y[i], prod, minp);
+            hd = ((const block_q2_K *)blk)->d, hm = ((const block_q2_K *)blk)->dmin;
+        } else {
+            q4_K_terms(blk, &y[i], prod, minp);
+            hd = ((const block_q4_K *)blk)->d, hm = ((const block_q4_K *)blk)->dmin;
+        }
+        for (int k0 = 0; k0 < QK_K; k0 += step) {
+            int32_t isum = 0, imin = 0;
+            for (int k = k0; k < k0 + step; k++) isum += prod[k];
+            for (int g = k0 / 16; g < (k0 + step) / 16; g++) imin += minp[g];
+            acc = fmaf((float)isum, trit_fp16_to_fp32(hd) * y[i].d, acc);
+            accm = fmaf((float)imin, trit_fp16_to_fp32(hm) * y[i].d, accm);
+        }
+    }
+    return acc - accm;
+}
+
 float trit_ref_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act) {
     const int64_t nb = n / QK_K;
     switch (wtype) {
@@ -229,9 +251,12 @@ float trit_ref_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *
     case TRIT_Q6_K:
         return dot_q6_K(nb, w, act);
     case TRIT_Q2_K | TRIT_REPACK8:
-        return dot_q2_K_r8(nb, w, act);
     case TRIT_Q4_K | TRIT_REPACK8:
-        return dot_q4_K_r8(nb, w, act);
+        return dot_repack8(wtype & ~TRIT_REPACK8, nb, w, act, QK_K);
+    case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+        return dot_repack8(TRIT_Q2_K, nb, w, act, 128);
+    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+        return dot_repack8(TRIT_Q4_K, nb, w, act, 64);
     default:
         return NAN;
     }

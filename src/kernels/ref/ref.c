@@ -227,6 +227,8 @@ static float ref_vec_dot(uint32_t wtype, int64_t n, const void *w, const void *a
     case TRIT_Q6_K:
     case TRIT_Q2_K | TRIT_REPACK8:
     case TRIT_Q4_K | TRIT_REPACK8:
+    case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
         return trit_ref_dot_kquant(wtype, n, w, a); /* ref/kquants_ref.c */
     case TRIT_F32:
         return go_dot_f32_lanes64(n, w, a);

@@ -408,6 +408,8 @@ static float vec_dot_avx2(uint32_t wtype, int64_t n, const void *w, const void *
     case TRIT_Q6_K:
     case TRIT_Q2_K | TRIT_REPACK8:
     case TRIT_Q4_K | TRIT_REPACK8:
+    case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
         return trit_avx2_dot_kquant(wtype, n, w, a); /* x86/kquants_avx2.c */
     default:
         return trit_kernels_ref()->vec_dot(wtype, n, w, a);

@@ -458,6 +458,8 @@ static float vec_dot_avx512(uint32_t wtype, int64_t n, const void *w, const void
     case TRIT_Q6_K:
     case TRIT_Q2_K | TRIT_REPACK8:
     case TRIT_Q4_K | TRIT_REPACK8:
+    case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
         return trit_avx512_dot_kquant(wtype, n, w, a); /* x86/kquants_avx512.c */
     default:
         return trit_kernels_avx2_impl.vec_dot(wtype, n, w, a);

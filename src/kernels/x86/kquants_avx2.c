@@ -43,8 +43,9 @@ static inline int hsum8_i32(__m256i v) {
 
 /* Q4_K block: the 8 lanes of sum(sc * q4 * q8) (4 chunks of 64 elements, 32 bytes each: low
  * nibbles = first 32, high = next 32), and in *mins the 4 lanes of mins . (activation sums per
- * 32), pairwise (ggml's prod). */
-static inline __m256i q4_K_block(const block_q4_K *x, const block_q8_K *y, __m128i *mins) {
+ * 32), pairwise (ggml's prod). If part is not NULL, part[j] gets chunk j's total. */
+static inline __m256i q4_K_block(const block_q4_K *x, const block_q8_K *y, __m128i *mins,
+                                 int32_t *part) {
     const __m256i m4 = _mm256_set1_epi8(0xF);
     const __m256i sm = k4_scales_mins(x->scales);
     const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
@@ -65,7 +66,9 @@ static inline __m256i q4_K_block(const block_q4_K *x, const block_q8_K *y, __m12
         const __m256i p0 = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(_mm256_and_si256(q, m4), a0));
         const __m256i p1 = _mm256_madd_epi16(
             sh, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), a1));
-        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        const __m256i pj = _mm256_add_epi32(p0, p1);
+        if (part) part[j] = hsum8_i32(pj);
+        sumi = _mm256_add_epi32(sumi, pj);
     }
     return sumi;
 }
@@ -78,7 +81,7 @@ static float dot_q4_K(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
         const float d = y[i].d * _cvtsh_ss(x[i].d);
         const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
         __m128i prod;
-        const __m256i sumi = q4_K_block(&x[i], &y[i], &prod);
+        const __m256i sumi = q4_K_block(&x[i], &y[i], &prod, NULL);
         acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
@@ -87,16 +90,26 @@ static float dot_q4_K(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
     return hsum8(acc) + _mm_cvtss_f32(acc_m);
 }
 
-/* Q4_K in the reference's repacked order (TRIT_REPACK8, kernels.h): one integer per block */
-static float dot_q4_K_r8(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
+/* Q4_K in the reference's repacked order (TRIT_REPACK8, kernels.h): one integer per block
+ * (gemv), or per 64 elements (gemm) */
+static float dot_q4_K_r8(int64_t nb, const block_q4_K *x, const block_q8_K *y, bool gemm) {
     float acc = 0, accm = 0;
     for (int64_t i = 0; i < nb; i++) {
         __m128i prod;
-        const int isum = hsum8_i32(q4_K_block(&x[i], &y[i], &prod));
-        prod = _mm_add_epi32(prod, _mm_unpackhi_epi64(prod, prod));
-        const int imin = _mm_cvtsi128_si32(_mm_add_epi32(prod, _mm_shuffle_epi32(prod, 0xB1)));
-        acc = fmaf((float)isum, _cvtsh_ss(x[i].d) * y[i].d, acc);
-        accm = fmaf((float)imin, _cvtsh_ss(x[i].dmin) * y[i].d, accm);
+        int32_t part[4];
+        const int isum = hsum8_i32(q4_K_block(&x[i], &y[i], &prod, gemm ? part : NULL));
+        const float dd = _cvtsh_ss(x[i].d) * y[i].d, dm = _cvtsh_ss(x[i].dmin) * y[i].d;
+        int32_t pm[4]; /* mins lane L = groups 2L, 2L+1 = the 64 elements of chunk L */
+        _mm_storeu_si128((__m128i *)pm, prod);
+        if (gemm) {
+            for (int j = 0; j < 4; j++) {
+                acc = fmaf((float)part[j], dd, acc);
+                accm = fmaf((float)pm[j], dm, accm);
+            }
+            continue;
+        }
+        acc = fmaf((float)isum, dd, acc);
+        accm = fmaf((float)(pm[0] + pm[1] + pm[2] + pm[3]), dm, accm);
     }
     return acc - accm;
 }
@@ -151,7 +164,9 @@ float trit_avx2_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void 
     case TRIT_Q6_K:
         return dot_q6_K(n / QK_K, w, act);
     case TRIT_Q4_K | TRIT_REPACK8:
-        return dot_q4_K_r8(n / QK_K, w, act);
+        return dot_q4_K_r8(n / QK_K, w, act, false);
+    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+        return dot_q4_K_r8(n / QK_K, w, act, true);
     default: /* no fast path: the scalar twin (same result) */
         return trit_ref_dot_kquant(wtype, n, w, act);
     }

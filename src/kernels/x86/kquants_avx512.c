@@ -162,6 +162,7 @@ float trit_avx512_dot_kquant(uint32_t wtype, int64_t n, const void *w, const voi
         return dot_q6_K(n / QK_K, w, act);
     case TRIT_Q4_K | TRIT_REPACK8:
         return dot_q4_K_r8(n / QK_K, w, act);
+    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM: /* per-64 sums: the AVX2 set's */
     default: /* no AVX-512 path: the AVX2 set (same result) */
         return trit_avx2_dot_kquant(wtype, n, w, act);
     }
