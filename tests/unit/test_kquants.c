@@ -331,3 +331,84 @@ Test(kquants, matmul_matches_vec_dot) {
     }
     free(X), free(Y), free(act);
 }
+
+/* ---- the reference's repacked Q4_K / Q2_K kernels (ggml-cpu repack.cpp) ---- */
+struct ggml_init_params { /* ggml.h */
+    size_t mem_size;
+    void *mem_buffer;
+    bool no_alloc;
+};
+typedef void *(*ggml_init_fn)(struct ggml_init_params);
+typedef void *(*ggml_new_tensor_2d_fn)(void *ctx, int type, int64_t ne0, int64_t ne1);
+typedef void *(*ggml_get_data_fn)(const void *t);
+typedef void (*ggml_free_fn)(void *ctx);
+typedef int (*ggml_repack_fn)(void *t, const void *data, size_t size);
+typedef void (*ggml_gemx_fn)(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
+                             int nc);
+typedef void (*ggml_quant_mat_fn)(const float *x, void *vy, int64_t k);
+
+/* Every set's vec_dot with TRIT_REPACK8 (| _GEMM) is bit-identical to ggml's gemv (one token)
+ * and gemm (4 tokens, activations from ggml_quantize_mat_q8_K_4x8) on the same weights repacked
+ * by ggml's own repack<block_qN_K, 8, 8>; trit's Q8_K activation rows equal ggml's interleaved
+ * ones. nc = 24 columns takes the AVX-512 16-column path and the 8-column tail. */
+Test(kquants_ggml, repacked_orders_identical) {
+    static const char *const repack_sym[2] = {
+        "_ZN4ggml3cpu6repack6repackI10block_q4_KLl8ELl8EEEiP11ggml_tensorPKvm",
+        "_ZN4ggml3cpu6repack6repackI10block_q2_KLl8ELl8EEEiP11ggml_tensorPKvm"};
+    const uint32_t types[2] = {TRIT_Q4_K, TRIT_Q2_K};
+    ggml_init_fn init = (ggml_init_fn)need_sym("%s", "ggml_init");
+    ggml_new_tensor_2d_fn new2d = (ggml_new_tensor_2d_fn)need_sym("%s", "ggml_new_tensor_2d");
+    ggml_get_data_fn get_data = (ggml_get_data_fn)need_sym("%s", "ggml_get_data");
+    ggml_free_fn gfree = (ggml_free_fn)need_sym("%s", "ggml_free");
+    ggml_quant_mat_fn qmat = (ggml_quant_mat_fn)need_sym("%s", "ggml_quantize_mat_q8_K_4x8");
+    const trit_kernels *sets[3] = {trit_kernels_ref(), trit_kernels_avx2(), trit_kernels_avx512()};
+    const int nc = 24;
+    int checked = 0;
+    for (int ti = 0; ti < 2; ti++) {
+        const uint32_t t = types[ti];
+        const char *tn = t == TRIT_Q4_K ? "q4_K" : "q2_K";
+        ggml_repack_fn repack = (ggml_repack_fn)need_sym("%s", repack_sym[ti]);
+        ggml_gemx_fn gemv = (ggml_gemx_fn)need_sym("ggml_gemv_%s_8x8_q8_K", tn);
+        ggml_gemx_fn gemm = (ggml_gemx_fn)need_sym("ggml_gemm_%s_8x8_q8_K", tn);
+        for (int64_t n = 256; n <= 2048; n *= 8) {
+            size_t rb;
+            uint8_t *w = make_rows(t, n, nc, 500 + (uint64_t)n, &rb);
+            void *ctx = init((struct ggml_init_params){.mem_size = 16u << 20});
+            cr_assert_not_null(ctx);
+            void *wt = new2d(ctx, (int)t, n, nc);
+            cr_assert_eq(repack(wt, w, rb * nc), 0, "%s: ggml repack", tn);
+            const void *wr = get_data(wt);
+            /* 4 activation rows: trit's Q8_K rows and ggml's 4-row interleaved form */
+            const size_t ar = trit_act_row_size(t, n);
+            float *X = xmalloc((size_t)(4 * n) * sizeof(float));
+            fill_case(0, X, 4 * n, 70 + (uint64_t)n);
+            for (int64_t i = 0; i < 4 * n; i += 97) X[i] *= 30.0f; /* varied block scales */
+            uint8_t *act = xmalloc(4 * ar), *act4 = xmalloc(4 * ar);
+            for (int r = 0; r < 4; r++) sets[0]->quantize_act(t, X + r * n, act + r * ar, n);
+            qmat(X, act4, n);
+            float sv[4][24], sm[4 * 24];
+            for (int r = 0; r < 4; r++) gemv((int)n, sv[r], 0, wr, act + r * ar, 1, nc);
+            gemm((int)n, sm, (size_t)nc, wr, act4, 4, nc);
+            for (int k = 0; k < 3; k++) {
+                if (!sets[k]) continue;
+                for (int r = 0; r < 4; r++)
+                    for (int c = 0; c < nc; c++) {
+                        const void *wc = w + (size_t)c * rb;
+                        const float v = sets[k]->vec_dot(t | TRIT_REPACK8, n, wc, act + r * ar);
+                        const float g = sets[k]->vec_dot(t | TRIT_REPACK8 | TRIT_REPACK8_GEMM, n,
+                                                         wc, act + r * ar);
+                        cr_assert(memcmp(&v, &sv[r][c], 4) == 0,
+                                  "%s %s n=%lld tok %d col %d: gemv order %.9g vs ggml %.9g",
+                                  sets[k]->name, tn, (long long)n, r, c, v, sv[r][c]);
+                        cr_assert(memcmp(&g, &sm[r * nc + c], 4) == 0,
+                                  "%s %s n=%lld tok %d col %d: gemm order %.9g vs ggml %.9g",
+                                  sets[k]->name, tn, (long long)n, r, c, g, sm[r * nc + c]);
+                        checked += 2;
+                    }
+            }
+            gfree(ctx);
+            free(w), free(X), free(act), free(act4);
+        }
+    }
+    cr_log_info("%d repacked-order dots bit-identical to ggml's gemv/gemm", checked);
+}
