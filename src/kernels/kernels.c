@@ -347,6 +347,8 @@ static _Thread_local size_t tl_act_cap;
 void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
                        const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts) {
     if (!k) k = trit_kernels_best();
+    const bool no_repack = wtype & TRIT_NO_REPACK; /* the caller's word (kernels.h) */
+    wtype &= ~TRIT_NO_REPACK;
     const size_t arow = trit_act_row_size(wtype, n_in);
     const size_t wrow = weight_row_bytes(wtype, n_in);
     if (!arow || !wrow || n_tok <= 0 || n_parts < 1 || n_parts > TRIT_MM_MAX_PARTS) {
@@ -381,7 +383,7 @@ void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, i
         j.parts[p] = parts[p];
         j.total_rows += parts[p].n_out;
         j.row_end[p] = j.total_rows;
-        j.repacked[p] = trit_matmul_dot_type(wtype, parts[p].n_out, 0, 1) != wtype;
+        j.repacked[p] = !no_repack && trit_matmul_dot_type(wtype, parts[p].n_out, 0, 1) != wtype;
         j.use_gemm[p] = k->gemm && n_tok > 1 && !j.repacked[p] &&
                         (!blas_type || trit_matmul_tinyblas(wtype, n_in, parts[p].n_out, n_tok));
     }

@@ -72,6 +72,9 @@ void trit_avx512_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_
  * type (trit_matmul_dot_type) to a kernel set's vec_dot / vec_dot_rows for such products. */
 #define TRIT_REPACK8      0x10000u
 #define TRIT_REPACK8_GEMM 0x20000u
+/* OR-ed into trit_matmul's wtype by a caller whose weight the reference does not repack: a
+ * tied LM head is token_embd, loaded for GET_ROWS, which the repack buffer never takes. */
+#define TRIT_NO_REPACK 0x40000u
 uint32_t trit_matmul_dot_type(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok);
 
 /* Whether wtype is one of Q2_K..Q6_K (TRIT_REPACK8 allowed). */
