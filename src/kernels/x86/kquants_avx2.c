@@ -114,9 +114,12 @@ static float dot_q4_K_r8(int64_t nb, const block_q4_K *x, const block_q8_K *y, b
     return acc - accm;
 }
 
-/* int16 scale a for bytes 0..15 of a 32-byte chunk, b for bytes 16..31 */
-static inline __m256i scale_pair(int a, int b) {
-    return _mm256_setr_m128i(_mm_set1_epi16((short)a), _mm_set1_epi16((short)b));
+/* From 16 int8 scales: scale g as int16 for bytes 0..15 of a 32-byte chunk, g + 1 for bytes
+ * 16..31 (ggml's get_scale_shuffle + cvtepi8_epi16). */
+static inline __m256i scale_pair(__m128i sc8, int g) {
+    const __m128i idx = _mm_set_epi64x((long long)(0x0101010101010101ull * (unsigned)(g + 1)),
+                                       (long long)(0x0101010101010101ull * (unsigned)g));
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, idx));
 }
 
 /* Q2_K block: in *mins the 8 lanes mins . bsums pairwise (ggml's prod), returns the 8 lanes of
@@ -126,6 +129,7 @@ static inline __m256i q2_K_block(const block_q2_K *x, const block_q8_K *y, __m25
                                  int32_t *part, int32_t *mpart) {
     const __m256i m3 = _mm256_set1_epi8(3);
     const __m128i sc8 = _mm_loadu_si128((const __m128i *)x->scales);
+    const __m128i lo8 = _mm_and_si128(sc8, _mm_set1_epi8(0xF)); /* 4-bit scales */
     const __m256i mn16 =
         _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0xF)));
     *mins = _mm256_madd_epi16(mn16, _mm256_loadu_si256((const __m256i *)y->bsums));
@@ -143,7 +147,7 @@ static inline __m256i q2_K_block(const block_q2_K *x, const block_q8_K *y, __m25
             const int g = 8 * j + 2 * l;
             const __m256i ql = _mm256_and_si256(_mm256_srli_epi16(q, 2 * l), m3);
             const __m256i a = _mm256_loadu_si256((const __m256i *)(y->qs + 128 * j + 32 * l));
-            const __m256i s = scale_pair(x->scales[g] & 0xF, x->scales[g + 1] & 0xF);
+            const __m256i s = scale_pair(lo8, g);
             sj = _mm256_add_epi32(sj, _mm256_madd_epi16(s, _mm256_maddubs_epi16(ql, a)));
         }
         if (part) part[j] = hsum8_i32(sj);
@@ -196,12 +200,16 @@ static float dot_q3_K(int64_t nb, const block_q3_K *x, const block_q8_K *y) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const float d = y[i].d * _cvtsh_ss(x[i].d);
-        int sc[16];
-        for (int j = 0; j < 16; j++) {
-            const int lo = j < 8 ? x[i].scales[j] & 0xF : x[i].scales[j - 8] >> 4;
-            const int hi = (x[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-            sc[j] = (lo | (hi << 4)) - 32;
-        }
+        /* the 16 6-bit scales as int8 (ggml's aux unpacking), minus the bias 32 */
+        uint32_t aux[3];
+        memcpy(aux, x[i].scales, 12);
+        const uint32_t k2 = 0x0f0f0f0f, k1 = 0x03030303;
+        const __m128i sc8 =
+            _mm_sub_epi8(_mm_set_epi32((int)(((aux[1] >> 4) & k2) | (((aux[2] >> 6) & k1) << 4)),
+                                       (int)(((aux[0] >> 4) & k2) | (((aux[2] >> 4) & k1) << 4)),
+                                       (int)((aux[1] & k2) | (((aux[2] >> 2) & k1) << 4)),
+                                       (int)((aux[0] & k2) | ((aux[2] & k1) << 4))),
+                         _mm_set1_epi8(32));
         const __m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
         __m256i sumi = _mm256_setzero_si256();
         for (int j = 0; j < 2; j++) {
@@ -214,7 +222,7 @@ static float dot_q3_K(int64_t nb, const block_q3_K *x, const block_q8_K *y) {
                 const __m256i a = _mm256_loadu_si256((const __m256i *)(y[i].qs + 128 * j + 32 * l));
                 const __m256i p16 =
                     _mm256_sub_epi16(_mm256_maddubs_epi16(ql, a), _mm256_maddubs_epi16(q4, a));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale_pair(sc[g], sc[g + 1]), p16));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale_pair(sc8, g), p16));
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
@@ -295,8 +303,7 @@ static float dot_q6_K(int64_t nb, const block_q6_K *x, const block_q8_K *y) {
             for (int l = 0; l < 4; l++) {
                 /* groups g = 8j + 2l (bytes 0..15) and g + 1 (bytes 16..31) */
                 const int g = 8 * j + 2 * l;
-                const __m256i s = _mm256_setr_m128i(_mm_set1_epi16(x[i].scales[g]),
-                                                    _mm_set1_epi16(x[i].scales[g + 1]));
+                const __m256i s = scale_pair(sc8, g);
                 const __m256i a = _mm256_loadu_si256((const __m256i *)(y[i].qs + 128 * j + 32 * l));
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(s, _mm256_maddubs_epi16(q[l], a)));
             }

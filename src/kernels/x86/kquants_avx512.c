@@ -26,6 +26,12 @@ static inline __m256i fold512(__m512i v) {
     return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
+/* the sum of 4 int32 lanes */
+static inline int hsum4_i32(__m128i v) {
+    v = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
+    return _mm_cvtsi128_si32(_mm_add_epi32(v, _mm_shuffle_epi32(v, 0xB1)));
+}
+
 /* int16 a in the low 256 bits, b in the high 256 bits */
 static inline __m512i pair16(int a, int b) {
     return _mm512_inserti64x4(_mm512_set1_epi16((short)a), _mm256_set1_epi16((short)b), 1);
@@ -37,39 +43,33 @@ static inline __m512i load2x32(const void *p, const void *q) {
                               _mm256_loadu_si256((const __m256i *)q), 1);
 }
 
-/* The 8 scales and 8 mins of a Q4_K block (ggml's 6-bit packing). */
-static inline void k4_scales_mins(const uint8_t s[K_SCALE_SIZE], uint8_t sc[8], uint8_t mn[8]) {
-    for (int j = 0; j < 8; j++) {
-        if (j < 4) {
-            sc[j] = s[j] & 63;
-            mn[j] = s[j + 4] & 63;
-        } else {
-            sc[j] = (uint8_t)((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
-            mn[j] = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-        }
-    }
-}
-
-/* Q4_K block: the 8 lanes of sum(sc * q4 * q8), and in mins[4] mins . (activation sums per
- * 32) pairwise (ggml's prod). Register p (0..1) holds quant chunks 2p (low half) and 2p+1 (high
- * half); low nibbles pair with activations 128p + 0..31 / 128p + 64..95, high nibbles with
- * 128p + 32..63 / 96..127. */
-static inline __m256i q4_K_block(const block_q4_K *x, const block_q8_K *y, int32_t mins[4]) {
+/* Q4_K block: the 8 lanes of sum(sc * q4 * q8), and in *mins the 4 lanes of mins . (activation
+ * sums per 32) pairwise (ggml's prod). The 6-bit scales and mins are unpacked as ggml's utmp
+ * (scales 0..3, 4..7, mins 0..3, 4..7 as bytes, widened to int16). Register p (0..1) holds quant
+ * chunks 2p (low half) and 2p+1 (high half); low nibbles pair with activations 128p + 0..31 /
+ * 128p + 64..95 (scales 4p, 4p+2), high nibbles with 128p + 32..63 / 96..127 (4p+1, 4p+3). */
+static inline __m256i q4_K_block(const block_q4_K *x, const block_q8_K *y, __m128i *mins) {
     const __m512i m4 = _mm512_set1_epi8(0xF);
-    uint8_t sc[8], mn[8];
-    k4_scales_mins(x->scales, sc, mn);
-    for (int L = 0; L < 4; L++)
-        mins[L] = mn[2 * L] * (y->bsums[4 * L] + y->bsums[4 * L + 1]) +
-                  mn[2 * L + 1] * (y->bsums[4 * L + 2] + y->bsums[4 * L + 3]);
+    uint32_t u[3];
+    memcpy(u, x->scales, 12);
+    const uint32_t m6 = 0x3f3f3f3f, mk4 = 0x0f0f0f0f, m2 = 0x03030303;
+    const __m256i sm = _mm256_cvtepu8_epi16(
+        _mm_set_epi32((int)(((u[2] >> 4) & mk4) | (((u[1] >> 6) & m2) << 4)), (int)(u[1] & m6),
+                      (int)((u[2] & mk4) | (((u[0] >> 6) & m2) << 4)), (int)(u[0] & m6)));
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+    const __m128i q8s = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    *mins = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), q8s);
+    const __m512i sm512 = _mm512_castsi256_si512(sm); /* indices below read words 0..7 only */
     __m512i sumi = _mm512_setzero_si512();
     for (int p = 0; p < 2; p++) {
+        const __m512i il = pair16(4 * p, 4 * p + 2), ih = pair16(4 * p + 1, 4 * p + 3);
         const __m512i q = _mm512_loadu_si512(x->qs + 64 * p);
         const int8_t *a = y->qs + 128 * p;
         const __m512i pl = _mm512_maddubs_epi16(_mm512_and_si512(q, m4), load2x32(a, a + 64));
         const __m512i ph = _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(q, 4), m4),
                                                 load2x32(a + 32, a + 96));
-        sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(pair16(sc[4 * p], sc[4 * p + 2]), pl));
-        sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(pair16(sc[4 * p + 1], sc[4 * p + 3]), ph));
+        sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_permutexvar_epi16(il, sm512), pl));
+        sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_permutexvar_epi16(ih, sm512), ph));
     }
     return fold512(sumi);
 }
@@ -81,10 +81,9 @@ static float dot_q4_K(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
     for (int64_t i = 0; i < nb; i++) {
         const float d = y[i].d * _cvtsh_ss(x[i].d);
         const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
-        int32_t prod[4];
-        const __m256i sumi = q4_K_block(&x[i], &y[i], prod);
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin),
-                             _mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)prod)), acc_m);
+        __m128i prod;
+        const __m256i sumi = q4_K_block(&x[i], &y[i], &prod);
+        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
@@ -96,10 +95,10 @@ static float dot_q4_K(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
 static float dot_q4_K_r8(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
     float acc = 0, accm = 0;
     for (int64_t i = 0; i < nb; i++) {
-        int32_t prod[4];
-        const __m256i sumi = q4_K_block(&x[i], &y[i], prod);
+        __m128i prod;
+        const __m256i sumi = q4_K_block(&x[i], &y[i], &prod);
         const int isum = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(sumi));
-        const int imin = prod[0] + prod[1] + prod[2] + prod[3];
+        const int imin = hsum4_i32(prod);
         acc = fmaf((float)isum, _cvtsh_ss(x[i].d) * y[i].d, acc);
         accm = fmaf((float)imin, _cvtsh_ss(x[i].dmin) * y[i].d, accm);
     }
