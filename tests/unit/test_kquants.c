@@ -178,6 +178,14 @@ Test(kquants_ggml, quantize_dequantize_identical) {
                 cr_assert_eq(memcmp(ya, yb, n * sizeof(float)), 0, "%s %s: dequantized differ",
                              knames[t], case_names[c]);
             }
+        /* whole tensors: ggml_quantize_chunk without an imatrix (what llama-quantize calls) */
+        typedef size_t (*chunk_fn)(int type, const float *src, void *dst, int64_t start,
+                                   int64_t nrows, int64_t n_per_row, const float *imatrix);
+        chunk_fn chunk = (chunk_fn)need_sym("%s", "ggml_quantize_chunk");
+        fill_case(0, x, n, 4242);
+        cr_assert_eq(trit_quantize_tensor(ktypes[t], x, a, QK_K, 3), 0);
+        cr_assert_eq(chunk((int)ktypes[t], x, b, 0, 3, QK_K, NULL), rb);
+        cr_assert_eq(memcmp(a, b, rb), 0, "%s: differs from ggml_quantize_chunk", knames[t]);
         /* dequantize arbitrary bytes (every bit pattern a file may hold) identically too */
         rng_state = 99 + (uint64_t)t;
         for (size_t i = 0; i < rb; i++) a[i] = (uint8_t)rng_next();
@@ -301,35 +309,41 @@ Test(kquants_ggml, activations_identical) {
 }
 
 /* The threaded matmul (vec_dot_rows, and gemm for several tokens) gives vec_dot per (row,
- * token) for every set. */
+ * token) for every set, in the order trit_matmul_dot_type names: n_out = 72 makes Q4_K/Q2_K
+ * "repacked" (gemm order for tokens 0..3 of 5, gemv order for token 4), n_out = 70 does not. */
 Test(kquants, matmul_matches_vec_dot) {
     const trit_kernels *sets[3] = {trit_kernels_ref(), trit_kernels_avx2(), trit_kernels_avx512()};
-    const int64_t n = 512, n_out = 70, n_tok = 3;
-    float *X = xmalloc(n * n_tok * sizeof(float)), *Y = xmalloc(n_out * n_tok * sizeof(float));
-    fill_case(0, X, n * n_tok, 17);
-    void *act = xmalloc(trit_act_row_size(TRIT_Q6_K, n));
-    for (int t = 0; t < 5; t++) {
-        size_t rb;
-        uint8_t *w = make_rows(ktypes[t], n, (int)n_out, 90, &rb);
-        for (int k = 0; k < 3; k++) {
-            if (!sets[k]) continue;
-            for (int64_t nt = 1; nt <= n_tok; nt += n_tok - 1) {
-                trit_matmul(sets[k], NULL, ktypes[t], w, 1.0f, n, n_out, X, nt, Y);
-                for (int64_t tk = 0; tk < nt; tk++) {
-                    sets[k]->quantize_act(ktypes[t], X + tk * n, act, n);
-                    for (int64_t r = 0; r < n_out; r++) {
-                        const float e = sets[k]->vec_dot(ktypes[t], n, w + r * rb, act);
-                        cr_assert(memcmp(&e, &Y[tk * n_out + r], 4) == 0,
-                                  "%s %s tok %lld row %lld: matmul %.9g vs vec_dot %.9g",
-                                  sets[k]->name, knames[t], (long long)tk, (long long)r,
-                                  Y[tk * n_out + r], e);
+    for (int64_t n_out = 70; n_out <= 72; n_out += 2) {
+        const int64_t n = 512, n_tok = 5;
+        float *X = xmalloc(n * n_tok * sizeof(float)), *Y = xmalloc(n_out * n_tok * sizeof(float));
+        fill_case(0, X, n * n_tok, 17);
+        void *act = xmalloc(trit_act_row_size(TRIT_Q6_K, n));
+        for (int t = 0; t < 5; t++) {
+            size_t rb;
+            uint8_t *w = make_rows(ktypes[t], n, (int)n_out, 90, &rb);
+            for (int k = 0; k < 3; k++) {
+                if (!sets[k]) continue;
+                for (int64_t nt = 1; nt <= n_tok; nt += n_tok - 1) {
+                    trit_matmul(sets[k], NULL, ktypes[t], w, 1.0f, n, n_out, X, nt, Y);
+                    for (int64_t tk = 0; tk < nt; tk++) {
+                        sets[k]->quantize_act(ktypes[t], X + tk * n, act, n);
+                        const uint32_t dt = trit_matmul_dot_type(ktypes[t], n_out, tk, nt);
+                        cr_assert_eq(dt != ktypes[t], n_out % 8 == 0 && (ktypes[t] == TRIT_Q4_K ||
+                                                                         ktypes[t] == TRIT_Q2_K));
+                        for (int64_t r = 0; r < n_out; r++) {
+                            const float e = sets[k]->vec_dot(dt, n, w + r * rb, act);
+                            cr_assert(memcmp(&e, &Y[tk * n_out + r], 4) == 0,
+                                      "%s %s tok %lld row %lld: matmul %.9g vs vec_dot %.9g",
+                                      sets[k]->name, knames[t], (long long)tk, (long long)r,
+                                      Y[tk * n_out + r], e);
+                        }
                     }
                 }
             }
+            free(w);
         }
-        free(w);
+        free(X), free(Y), free(act);
     }
-    free(X), free(Y), free(act);
 }
 
 /* ---- the reference's repacked Q4_K / Q2_K kernels (ggml-cpu repack.cpp) ---- */
