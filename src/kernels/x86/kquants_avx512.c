@@ -129,8 +129,9 @@ static float dot_q6_K(int64_t nb, const block_q6_K *x, const block_q8_K *y) {
         __m512i sumi = _mm512_setzero_si512();
         for (int j = 0; j < 2; j++) {
             /* scales of this half's 8 groups, word w -> group 8j + w / 8 (+ 4) */
-            const __m512i sc8 = _mm512_castsi256_si512(
-                _mm256_permute4x64_epi64(sc16, j ? 0xEE : 0x44)); /* groups 8j..8j+7 twice */
+            const __m256i half = j ? _mm256_permute4x64_epi64(sc16, 0xEE)  /* groups 8..15 twice */
+                                   : _mm256_permute4x64_epi64(sc16, 0x44); /* 0..7 twice */
+            const __m512i sc8 = _mm512_castsi256_si512(half); /* groups 8j..8j+7 twice */
             const __m512i sA = _mm512_permutexvar_epi16(gidx[0], sc8);
             const __m512i sB = _mm512_permutexvar_epi16(gidx[1], sc8);
             const __m512i l = _mm512_loadu_si512(x[i].ql + 64 * j);
