@@ -316,9 +316,10 @@ static void forward(trit_ctx *c, const int32_t *tok, int T, int p0, int n_out, f
     if (n_out == 0) return;
     rmsnorm_rows(c, x, &m->output_norm, c->xn, E, rows, E, E);
     TRACE("result_norm", -1, c->xn, E, rows);
-    trit_weight head = m->output; /* the reference does not repack a shared Q4_0 embedding */
-    if (m->tied_output && head.type == TRIT_Q4_0) head.type = TRIT_Q4_0_NOREPACK;
-    matmul(c, &head, c->xn, rows, logits_dst);
+    /* a tied head is token_embd, which the reference never repacks (kernels.h TRIT_NO_REPACK) */
+    trit_matmul(c->k, c->pool, m->output.type | (m->tied_output ? TRIT_NO_REPACK : 0),
+                m->output.data, m->output.scale, m->output.ne[0], m->output.ne[1], c->xn, rows,
+                logits_dst);
     TRACE("result_output", -1, logits_dst, hp->n_vocab, rows);
 }
 

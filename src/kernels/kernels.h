@@ -17,9 +17,9 @@
 #include "quant/quant.h"
 
 /* Which activation format a weight type is multiplied with (as ggml's vec_dot_type):
- * TQ1_0/TQ2_0 -> Q8_K, Q8_0/Q4_0/Q5_0/Q4_0_R8/_NOREPACK -> Q8_0, Q4_1/Q5_1 -> Q8_1, F16 -> F16,
- * BF16 -> BF16, F32 -> F32, I2_S -> TRIT_ACT_I8 (one int8 row with one fp32 scale per row,
- * bitnet.cpp's per-token absmax). */
+ * TQ1_0/TQ2_0 and Q2_K..Q6_K -> Q8_K, Q8_0/Q4_0/Q5_0/Q4_0_R8/_NOREPACK -> Q8_0, Q4_1/Q5_1 -> Q8_1,
+ * F16 -> F16, BF16 -> BF16, F32 -> F32, I2_S -> TRIT_ACT_I8 (one int8 row with one fp32 scale per
+ * row, bitnet.cpp's per-token absmax). */
 #define TRIT_ACT_I8 1000
 /* Kernel-only weight types for Q4_0 bytes. The reference (AVX2 CPU, CPU_REPACK buffer on by
  * default) repacks every 2-D Q4_0 matmul weight with n_out % 8 == 0 and sums it as
@@ -58,6 +58,41 @@ typedef struct trit_kernels {
                       uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
                       int pos0, int n_tok, float scale, float *out);
 } trit_kernels;
+
+/* Q2_K..Q6_K x Q8_K dots of n elements (whole QK_K blocks), bit-identical to the reference's x86
+ * ggml_vec_dot_qN_K_q8_K: the scalar twin (ref/kquants_ref.c) and the optimized versions
+ * (x86/kquants_avx2.c, x86/kquants_avx512.c; types without a fast path there use the twin).
+ * The _rows forms: out[r] = dot(row r of nr rows row_bytes apart, act). Call the AVX2/AVX-512
+ * ones only where trit_kernels_avx2()/avx512() is non-NULL. NAN for another type. */
+float trit_ref_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
+float trit_avx2_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
+void trit_avx2_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
+                               int64_t nr, const void *act, float *out);
+float trit_avx512_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
+void trit_avx512_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
+                                 int64_t nr, const void *act, float *out);
+/* The reference's CPU_REPACK buffer (ggml-cpu repack.cpp, on by default in llama.cpp) stores a
+ * Q4_K weight matrix (AVX2) or a Q2_K one (AVX-512) whose row count is a multiple of 8 as
+ * 8-row interleaved blocks and multiplies it with gemv/gemm kernels that reduce each step of a
+ * block to one integer per row, so their float order differs from vec_dot's:
+ *   per step: acc = fma((float)sum(sc * q * q8), xd * yd, acc);
+ *             accm = fma((float)sum(min * bsums), xdmin * yd, accm);   result = acc - accm.
+ * A step is the whole block in gemv (TRIT_REPACK8), and 64 (Q4_K) or 128 (Q2_K) elements in
+ * gemm (TRIT_REPACK8 | TRIT_REPACK8_GEMM), which the reference uses for the first
+ * n_tok - n_tok % 4 tokens of a batch (the rest go through gemv). trit_matmul passes the flagged
+ * type (trit_matmul_dot_type) to a kernel set's vec_dot / vec_dot_rows for such products. */
+#define TRIT_REPACK8      0x10000u
+#define TRIT_REPACK8_GEMM 0x20000u
+/* OR-ed into trit_matmul's wtype by a caller whose weight the reference does not repack: a
+ * tied LM head is token_embd, loaded for GET_ROWS, which the repack buffer never takes. */
+#define TRIT_NO_REPACK 0x40000u
+uint32_t trit_matmul_dot_type(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok);
+
+/* Whether wtype is one of Q2_K..Q6_K (TRIT_REPACK8 allowed). */
+static inline bool trit_is_kquant(uint32_t wtype) {
+    const uint32_t t = wtype & ~(TRIT_REPACK8 | TRIT_REPACK8_GEMM);
+    return t >= TRIT_Q2_K && t <= TRIT_Q6_K;
+}
 
 /* The optimized tables themselves (defined in x86/..._avx2.c and x86/..._avx512.c);
  * use trit_kernels_avx2()/avx512(), which check the CPU first. */

@@ -1,14 +1,18 @@
 /* quant — tensor element types: sizes, names, quantize and dequantize.
  *
  * Contract: type ids are ggml's (GGUF tensor type field). trit computes with F32 F16 BF16 Q8_0
- * Q4_0 Q4_1 Q5_0 Q5_1 (Q8_1) Q8_K TQ1_0 TQ2_0 and I2_S (bitnet.cpp's id 36); every other ggml id is
- * known by name and size (so `trit inspect` and the GGUF validator can describe any file) but has
- * supported=false. Quantization of TQ1_0/TQ2_0/Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 is byte-identical to
- * llama.cpp's quantize_row_*_ref. Depends on base only. */
+ * Q4_0 Q4_1 Q5_0 Q5_1 (Q8_1) Q8_K TQ1_0 TQ2_0, the k-quants Q2_K..Q6_K, and I2_S (bitnet.cpp's
+ * id 36); every other ggml id is known by name and size (so `trit inspect` and the GGUF validator
+ * can describe any file) but has supported=false. Quantization of TQ1_0/TQ2_0/Q8_0/Q4_0/Q4_1/
+ * Q5_0/Q5_1/Q2_K..Q6_K is byte-identical to llama.cpp's quantize_row_*_ref (what llama-quantize
+ * runs without an imatrix); the legacy types live in legacy.c, the k-quants in kquants.c.
+ * Depends on base only. */
 #ifndef TRIT_QUANT_H
 #define TRIT_QUANT_H
 
 #include "base/base.h"
+
+#include <string.h>
 
 enum trit_type {
     TRIT_F32 = 0,
@@ -19,6 +23,11 @@ enum trit_type {
     TRIT_Q5_1 = 7,
     TRIT_Q8_0 = 8,
     TRIT_Q8_1 = 9,
+    TRIT_Q2_K = 10,
+    TRIT_Q3_K = 11,
+    TRIT_Q4_K = 12,
+    TRIT_Q5_K = 13,
+    TRIT_Q6_K = 14,
     TRIT_Q8_K = 15,
     TRIT_BF16 = 30,
     TRIT_TQ1_0 = 34,
@@ -116,6 +125,57 @@ typedef struct {
     int8_t qs[QK_K];
     int16_t bsums[QK_K / 16];
 } block_q8_K;
+
+/* k-quants: 256-element super-blocks (ggml-common.h's layouts, field for field). */
+#define K_SCALE_SIZE 12
+typedef struct {
+    uint8_t scales[QK_K / 16]; /* per 16 elements: scale (low nibble), min (high nibble) */
+    uint8_t qs[QK_K / 4];      /* 2-bit quants */
+    uint16_t d;                /* fp16 super-block scale of the scales */
+    uint16_t dmin;             /* fp16 super-block scale of the mins */
+} block_q2_K;
+
+typedef struct {
+    uint8_t hmask[QK_K / 8]; /* high bit of each 3-bit quant */
+    uint8_t qs[QK_K / 4];    /* low 2 bits */
+    uint8_t scales[12];      /* 16 6-bit scales (biased by 32) */
+    uint16_t d;              /* fp16 super-block scale */
+} block_q3_K;
+
+typedef struct {
+    uint16_t d;                   /* fp16 super-block scale of the scales */
+    uint16_t dmin;                /* fp16 super-block scale of the mins */
+    uint8_t scales[K_SCALE_SIZE]; /* 8 6-bit scales and 8 6-bit mins, per 32 elements */
+    uint8_t qs[QK_K / 2];         /* 4-bit quants */
+} block_q4_K;
+
+typedef struct {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[K_SCALE_SIZE]; /* as block_q4_K */
+    uint8_t qh[QK_K / 8];         /* 5th bit of each quant */
+    uint8_t qs[QK_K / 2];         /* low 4 bits */
+} block_q5_K;
+
+typedef struct {
+    uint8_t ql[QK_K / 2];     /* low 4 bits */
+    uint8_t qh[QK_K / 4];     /* high 2 bits */
+    int8_t scales[QK_K / 16]; /* 8-bit scales per 16 elements */
+    uint16_t d;               /* fp16 super-block scale */
+} block_q6_K;
+
+/* ggml's nearest_int: round to nearest, ties to even, via the 1.5*2^23 trick (|f| <= 2^22). */
+static inline int trit_nearest_int(float f) {
+    float v = f + 12582912.f;
+    int32_t i;
+    memcpy(&i, &v, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/* kquants.c: one row of n (a multiple of QK_K) elements, as ggml's quantize_row_qN_K_ref /
+ * dequantize_row_qN_K. type is one of TRIT_Q2_K..TRIT_Q6_K; return 0, or -1 for another type. */
+int trit_kquant_quantize_row(uint32_t type, const float *x, void *y, int64_t n);
+int trit_kquant_dequantize_row(uint32_t type, const void *x, float *y, int64_t n);
 
 typedef struct {
     uint8_t qs[(QK_K - 4 * QK_K / 64) / 5]; /* 5 ternary elements per byte (3^5 = 243 < 256) */

@@ -285,9 +285,11 @@ Test(arch, scale_tensors) {
 
 /* A type trit does not compute with: the message names tensor, type and the command. */
 Test(arch, refusals_name_tensor_type_and_command) {
-    refused("q6k.gguf", &(spec){.arch = "bitnet", .retype = "token_embd.weight", .retype_to = 14},
-            (const char *const[]){"token_embd.weight", "q6_K", "llama-quantize --allow-requantize",
-                                  "--token-embedding-type f16", "TQ2_0", NULL});
+    /* q6_K and q4_K are computed since the k-quant work; iq4_xs (23) is not */
+    refused("iq4.gguf", &(spec){.arch = "bitnet", .retype = "token_embd.weight", .retype_to = 23},
+            (const char *const[]){"token_embd.weight", "iq4_xs",
+                                  "llama-quantize --allow-requantize", "--token-embedding-type f16",
+                                  "TQ2_0", NULL});
     refused("iq2.gguf",
             &(spec){.arch = "llama", .retype = "blk.0.ffn_down.weight", .retype_to = 16},
             (const char *const[]){"blk.0.ffn_down.weight", "iq2_xxs", "Q8_0", NULL});

@@ -144,6 +144,11 @@ static void quantize_act_avx2(uint32_t wtype, const float *x, void *dst, int64_t
     switch (wtype) {
     case TRIT_TQ1_0:
     case TRIT_TQ2_0:
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
     case TRIT_Q8_K:
         q8_K_avx2(x, dst, n);
         break;
@@ -413,6 +418,16 @@ static float vec_dot_avx2(uint32_t wtype, int64_t n, const void *w, const void *
         return dot_f32(n, w, a);
     case TRIT_F16:
         return dot_f16(n, w, a);
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
+    case TRIT_Q2_K | TRIT_REPACK8:
+    case TRIT_Q4_K | TRIT_REPACK8:
+    case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+        return trit_avx2_dot_kquant(wtype, n, w, a); /* x86/kquants_avx2.c */
     default:
         return trit_kernels_ref()->vec_dot(wtype, n, w, a);
     }
@@ -422,6 +437,10 @@ static void vec_dot_rows_avx2(uint32_t wtype, int64_t n, const void *w, size_t r
                               int64_t nr, const void *act, float *out) {
     const char *wp = w;
     int64_t r = 0;
+    if (trit_is_kquant(wtype)) { /* x86/kquants_avx2.c */
+        trit_avx2_dot_kquant_rows(wtype, n, w, row_bytes, nr, act, out);
+        return;
+    }
     if (wtype == TRIT_TQ2_0)
         for (; r + 2 <= nr; r += 2)
             dot_tq2_0_x2(n, (const void *)(wp + r * row_bytes),

@@ -451,6 +451,16 @@ static float vec_dot_avx512(uint32_t wtype, int64_t n, const void *w, const void
     case TRIT_F16:
         rows_lanes64(wtype == TRIT_F16, 1, n, w, 0, a, &r);
         return r;
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
+    case TRIT_Q2_K | TRIT_REPACK8:
+    case TRIT_Q4_K | TRIT_REPACK8:
+    case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+        return trit_avx512_dot_kquant(wtype, n, w, a); /* x86/kquants_avx512.c */
     default:
         return trit_kernels_avx2_impl.vec_dot(wtype, n, w, a);
     }
@@ -466,6 +476,10 @@ static void vec_dot_rows_avx512(uint32_t wtype, int64_t n, const void *w, size_t
     }
     if (wtype == TRIT_F16 || wtype == TRIT_F32) {
         rows_lanes64_any(wtype == TRIT_F16, n, wp, row_bytes, nr, act, out);
+        return;
+    }
+    if (trit_is_kquant(wtype)) { /* x86/kquants_avx512.c */
+        trit_avx512_dot_kquant_rows(wtype, n, w, row_bytes, nr, act, out);
         return;
     }
     trit_kernels_avx2_impl.vec_dot_rows(wtype, n, w, row_bytes, nr, act, out);
