@@ -585,7 +585,10 @@ static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *
             return send_error(c, (unsigned)st, "invalid_request_error", why);
         }
     }
-    if (px->o->api_key && !trit_api_key_matches(px->o->api_key, hdr(c, "Authorization"))) {
+    /* like trit serve, GET /health stays open so load balancers can probe without a key */
+    bool health = !strcmp(cn->target, "/health") || !strcmp(cn->target, "/v1/health");
+    if (px->o->api_key && !health &&
+        !trit_api_key_matches(px->o->api_key, hdr(c, "Authorization"))) {
         atomic_fetch_add(&px->refused, 1);
         return send_error(c, 401, "authentication_error",
                           "missing or invalid API key (send 'Authorization: Bearer KEY')");
