@@ -98,7 +98,7 @@ int trit_shadow_check_target(const char *target, trit_shadow_target *t, char *wh
             int lo = i + 2 < n ? hexval(target[i + 2]) : -1;
             if (hi < 0 || lo < 0) return refuse(why, why_sz, 400, "malformed percent-escape", i);
             int v = hi * 16 + lo;
-            if (v < 0x21 || v > 0x7e || strchr("/\\@%.?#", v))
+            if (v < 0x20 || v > 0x7e || strchr("/\\@%.?#", v))
                 return refuse(why, why_sz, 400,
                               "percent-escape of a control byte or of / \\ @ % . ? # refused", i);
             i += 2;

@@ -69,7 +69,7 @@ typedef struct trit_shadow_target {
 } trit_shadow_target;
 /* Validate a raw request-target (as sent on the request line). Accepted: origin-form only —
  * "/" then path bytes from RFC 3986's pchar set without '@' and '\', no "//", no "." / ".."
- * segment, percent-escapes only of printable bytes other than / \ @ % . ? #; then optionally
+ * segment, percent-escapes only of printable bytes or space other than / \ @ % . ? #; then optionally
  * "?" and a query of printable ASCII without '#' and '\' (escapes well-formed). Returns 0, or
  * the HTTP status to refuse with (400; 414 when longer than TRIT_SHADOW_MAX_TARGET) with a
  * sentence in why. */
