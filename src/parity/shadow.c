@@ -847,8 +847,10 @@ static void prompt_of(const char *body, size_t n, bool is_chat, trit_buf *out) {
         if (json_is_string(p))
             trit_buf_append(out, json_string_value(p), json_string_length(p));
         else if (p) {
-            char *s = json_dumps(p, JSON_COMPACT);
-            trit_buf_puts(out, s);
+            /* token ids or any other JSON value: its text (a bare number needs ENCODE_ANY,
+             * and json_dumps can still fail: NULL) */
+            char *s = json_dumps(p, JSON_COMPACT | JSON_ENCODE_ANY);
+            if (s) trit_buf_puts(out, s);
             free(s);
         }
     }
