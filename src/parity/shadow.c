@@ -577,6 +577,15 @@ static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *
         atomic_fetch_add(&px->refused, 1);
         return send_error(c, (unsigned)st, "invalid_request_error", why);
     }
+    /* the proxy is not for browsers: a page (even a DNS-rebound one: browsers send Origin on
+     * every POST) gets 403 before anything is forwarded */
+    const char *origin = hdr(c, "Origin");
+    if (origin) {
+        atomic_fetch_add(&px->refused, 1);
+        return send_error(c, 403, "permission_error",
+                          "requests from browser pages (with an Origin header) are refused by "
+                          "the shadow proxy");
+    }
     const char *names[] = {"Authorization", "Content-Type", "Accept"};
     for (size_t k = 0; k < TRIT_ARRAY_LEN(names); k++) {
         const char *v = hdr(c, names[k]);

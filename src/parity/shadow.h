@@ -8,7 +8,8 @@
  *    straight through). The upstream URL is always gen-1's configured scheme://host:port
  *    (+ its base path) followed by the validated path and query, so no request can make the
  *    proxy talk to another host. Other targets get 400, bodies over max_body 413, header
- *    values over TRIT_SHADOW_MAX_HEADER bytes 431, a gen-1 that cannot be reached 502; all
+ *    values over TRIT_SHADOW_MAX_HEADER bytes 431, requests with an Origin header (browser
+ *    pages) 403, a gen-1 that cannot be reached 502; all
  *    with an OpenAI-shaped error body. Only Authorization, Content-Type and Accept are
  *    forwarded to gen-1.
  *  - POST /v1/completions and /v1/chat/completions are also copied to gen-2 by one worker
@@ -69,7 +70,8 @@ typedef struct trit_shadow_target {
 } trit_shadow_target;
 /* Validate a raw request-target (as sent on the request line). Accepted: origin-form only —
  * "/" then path bytes from RFC 3986's pchar set without '@' and '\', no "//", no "." / ".."
- * segment, percent-escapes only of printable bytes or space other than / \ @ % . ? #; then optionally
+ * segment, percent-escapes only of printable bytes or space other than / \ @ % . ? #; then
+ * optionally
  * "?" and a query of printable ASCII without '#' and '\' (escapes well-formed). Returns 0, or
  * the HTTP status to refuse with (400; 414 when longer than TRIT_SHADOW_MAX_TARGET) with a
  * sentence in why. */

@@ -234,3 +234,13 @@ PY
 done
 "$TRIT" burnin stats --ledger "$L" >"$TMP/k9stats.txt" 2>&1 || { cat "$TMP/k9stats.txt"; fail "stats cannot read the ledger after kill -9"; }
 pass "4 x kill -9 under load: $prev records, none lost, rounds unique, ledger readable"
+
+# --- browser pages are refused (Origin on every browser POST, rebound pages included) ---
+PX6=$(free_port)
+start_shadow "$PX6" "$TMP/l6.jsonl" --quiet
+n0=$(wc -l <"$TMP/g1.jsonl")
+code=$(curl -s -o "$TMP/o.json" -w '%{http_code}' "http://127.0.0.1:$PX6/v1/completions" -H 'Origin: http://evil.example' \
+  -H 'Content-Type: text/plain' -d '{"prompt":"x"}')
+[ "$code" = 403 ] && grep -q '"error"' "$TMP/o.json" || fail "browser POST through the shadow: HTTP $code"
+[ "$(wc -l <"$TMP/g1.jsonl")" = "$n0" ] || fail "a browser request reached gen-1"
+pass "requests with an Origin header get 403 and reach no upstream"
