@@ -86,6 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const trit_type_info *a = trit_type_get(tm), *b = trit_type_get(te);
     if (a && a->blck > blk) blk = a->blck;
     if (b && b->blck > blk) blk = b->blck;
+    if ((tm == TRIT_I2_S || te == TRIT_I2_S) && blk < 128) blk = 128; /* QK_I2_S; blck says 1 */
     int n_embd = (int)blk, n_ff = (int)blk, n_head = 2, n_head_kv = flags & 1 ? 1 : 2;
     const char *arch = bitnet ? "bitnet" : "llama";
     char k[128];
@@ -137,7 +138,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int wrc = gguf_writer_write(w, path, NULL, NULL, &err);
     gguf_writer_free(w);
     for (int i = 0; i < nkeep; i++) free(keep[i]);
-    if (wrc) abort(); /* the writer must accept what the recipe builds */
+    if (wrc) { /* the writer must accept what the recipe builds */
+        fprintf(stderr, "writer: %s\n", err.msg);
+        abort();
+    }
     if (npatch) {
         int fd = open(path, O_WRONLY);
         off_t len = lseek(fd, 0, SEEK_END);
