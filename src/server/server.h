@@ -10,6 +10,12 @@
  *    exported below so unit tests and the fuzzer can call them without a model. They never
  *    crash on any input: bad input is a srv_error with an HTTP status and an OpenAI error
  *    object {"error":{"message","type","param","code"}}.
+ *  - Network policy (docs/SECURITY.md): browser origins other than loopback pages (or the
+ *    cfg->cors list) get 403, and so do Host names other than this server's when it is bound
+ *    to loopback (DNS rebinding); request bodies are bounded per request (max_body -> 413) and
+ *    over all connections (max_body_total -> 503); parsing + tokenizing on connection threads
+ *    takes one of max_parsing turns (503 after 5 s); a client that half-closes after its
+ *    request still gets the reply.
  *  - Text semantics mirror llama-server so temperature-0 content is byte-identical: generated
  *    bytes accumulate raw; a stop string truncates them; text that could start a stop string
  *    is held back while streaming; a cut-off UTF-8 sequence at the end is never streamed;
