@@ -145,6 +145,9 @@ PY
 hwm1=$(awk '/VmHWM/{print $2}' "/proc/$spid/status")
 grow=$(((hwm1 - hwm0) / 1024))
 echo "server peak RSS grew by ${grow} MiB (from $((hwm0 / 1024)) MiB)"
-[ "$grow" -lt 300 ] || fail "peak memory grew by ${grow} MiB for 200 x 1 MiB bodies (unbounded)"
+# ASan's quarantine and redzones hold freed memory: a looser bound for such a build
+limit=300
+case "$TRIT" in *asan*) limit=1200 ;; esac
+[ "$grow" -lt "$limit" ] || fail "peak memory grew by ${grow} MiB for 200 x 1 MiB bodies (unbounded)"
 curl -sf -o /dev/null "$U/health" || fail "server dead after the body flood"
 pass "200 concurrent 1 MiB bodies: peak RSS +${grow} MiB, refusals are 503 OpenAI errors, server alive"
