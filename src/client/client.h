@@ -9,6 +9,9 @@
  *   - the legacy completions shape "logprobs":{"tokens","token_logprobs","top_logprobs"}.
  * A token's text is taken from "bytes" when present (so split UTF-8 sequences survive),
  * else from "token". Token ids are -1 when the server does not return them.
+ * Replies are bounded (TRIT_CLIENT_MAX_REPLY or req->max_reply): a longer one is an error,
+ * never unbounded memory. trit_api_key_load is the one way commands read API keys (file with
+ * safe checks, or an environment variable) so no key has to be on argv.
  * Thread-safe: calls may run concurrently from several threads (trit_client_run_many does
  * that for you). Depends on base, libcurl, jansson. */
 #ifndef TRIT_CLIENT_H
