@@ -59,7 +59,8 @@ static void hist_truncate(history *h, int n) {
 }
 
 int cmd_chat(int argc, char **argv) {
-    const char *url = "http://127.0.0.1:8180", *key_arg = NULL, *key_file = NULL;
+    const char *url = "http://127.0.0.1:8180", *key_file = NULL;
+    char *key_arg = NULL;
     const char *system = NULL, *model = NULL;
     int max_tokens = 0;
     double temperature = -1, timeout = 600;
@@ -90,7 +91,7 @@ int cmd_chat(int argc, char **argv) {
             url = v;
             break;
         case O_KEY:
-            key_arg = v;
+            key_arg = optarg;
             break;
         case O_KEYFILE:
             key_file = v;
@@ -137,7 +138,7 @@ int cmd_chat(int argc, char **argv) {
     char *api_key = NULL;
     trit_err err = {0};
     if (key_arg) {
-        api_key = xstrdup(key_arg);
+        api_key = trit_api_key_take_arg(key_arg);
     } else if (trit_api_key_load(key_file, "TRIT_API_KEY", &api_key, &err)) {
         fprintf(stderr, "trit chat: %s\n", err.msg);
         return 2;

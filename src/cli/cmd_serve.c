@@ -51,7 +51,8 @@ static int parse_int(const char *opt, const char *v, long lo, long hi, long *out
 int cmd_serve(int argc, char **argv) {
     srv_config cfg;
     srv_config_default(&cfg);
-    const char *model_path = NULL, *key_file = NULL, *key_arg = NULL;
+    const char *model_path = NULL, *key_file = NULL;
+    char *key_arg = NULL;
     enum {
         O_HOST = 256,
         O_PORT,
@@ -177,7 +178,7 @@ int cmd_serve(int argc, char **argv) {
     trit_err err = {0};
     char *key = NULL;
     if (key_arg) {
-        key = xstrdup(key_arg);
+        key = trit_api_key_take_arg(key_arg);
     } else if (trit_api_key_load(key_file, "TRIT_API_KEY", &key, &err)) {
         fprintf(stderr, "trit serve: %s\n", err.msg);
         return 2;

@@ -589,6 +589,12 @@ int trit_api_key_load(const char *file, const char *env_name, char **out, trit_e
     return 0;
 }
 
+char *trit_api_key_take_arg(char *arg) {
+    char *k = xstrdup(arg);
+    memset(arg, 'x', strlen(arg));
+    return k;
+}
+
 bool trit_api_key_matches(const char *want, const char *authorization) {
     const char *h = authorization;
     if (!want || !h || strncasecmp(h, "Bearer ", 7) != 0) return false;

@@ -131,6 +131,10 @@ int trit_client_model_id(const char *url, const char *api_key, double timeout_s,
  * else the environment variable env_name when set and non-empty, else none (*out = NULL).
  * *out is malloc'd. Returns 0, or -1 with err naming the file and the problem. */
 int trit_api_key_load(const char *file, const char *env_name, char **out, trit_err *err);
+/* A key given on the command line (--api-key KEY): a malloc'd copy; the argv bytes are
+ * overwritten with 'x' so ps and /proc/PID/cmdline stop showing the key (they show it until
+ * this runs, so a file or the environment is still better). */
+char *trit_api_key_take_arg(char *arg);
 /* Constant-time check of an 'Authorization: Bearer KEY' header value against want. */
 bool trit_api_key_matches(const char *want, const char *authorization);
 

@@ -7,7 +7,7 @@
 #  - Host header: a rebinding name gets 403 on a loopback-bound server; --host-allow adds one;
 #  - a client that half-closes (shutdown(SHUT_WR)) after its request still gets the reply;
 #  - keys: $TRIT_API_KEY and --api-key-file (refused when readable by others; trailing newline
-#    stripped);
+#    stripped); a key given with --api-key is blanked from /proc/PID/cmdline;
 #  - 200 concurrent 1 MiB /tokenize bodies: the server's peak memory stays bounded, every
 #    refusal is an OpenAI error (503 + Retry-After), and the server still answers afterwards.
 source "$(dirname "$0")/lib.sh"
@@ -106,7 +106,12 @@ b=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer file-key' "
 [ "$a$b" = 401200 ] || fail "--api-key-file (newline stripped, file beats env): $a $b"
 echo hi | "$TRIT" chat --url "http://127.0.0.1:$P5" --api-key-file "$TMP/key" --max-tokens 2 >/dev/null 2>"$TMP/chat.err" ||
   fail "trit chat --api-key-file: $(cat "$TMP/chat.err")"
-pass "keys: \$TRIT_API_KEY, --api-key-file (0600 only, newline stripped) for serve and chat"
+P6=$(free_port)
+start_trit_serve "$M" "$P6" --api-key argv-secret-key
+tr '\0' ' ' <"/proc/${_pids[-1]}/cmdline" | grep -q argv-secret-key && fail "--api-key still visible in /proc/PID/cmdline"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer argv-secret-key' "http://127.0.0.1:$P6/v1/models")" = 200 ] ||
+  fail "--api-key no longer works"
+pass "keys: \$TRIT_API_KEY, --api-key-file (0600 only, newline stripped) for serve and chat; --api-key is blanked in ps"
 
 # --- 200 concurrent 1 MiB bodies: bounded memory, OpenAI errors, still alive ---
 spid=${_pids[0]}
