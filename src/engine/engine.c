@@ -85,6 +85,7 @@ trit_ctx *trit_ctx_new(trit_model *m, const trit_ctx_params *pp, trit_err *err) 
     c->kv_type = p.kv_type;
     c->k = trit_kernels_best();
     c->pool = trit_pool_new(p.n_threads);
+    trit_pool_set_spin_us(c->pool, trit_tuning_get()->spin_us); /* this CPU's row (kernels.c) */
     c->n_threads = trit_pool_size(c->pool);
 
     const size_t es = c->kv_type == TRIT_F16 ? 2 : 4;

@@ -60,6 +60,22 @@ const trit_kernels *trit_kernels_best(void);
 /* CPU features as a string ("avx2 fma f16c avx512f avx512bw avx512vnni ..."). */
 const char *trit_cpu_features(void);
 
+/* Per-CPU tuning of the decode matmul and the pool spin, from a table keyed on the CPUID
+ * vendor and family (documented in kernels.c and docs/PERFORMANCE.md); the environment
+ * variables TRIT_SWEEP_ROWS, TRIT_PF_ROWS and TRIT_SPIN_US override a field. None of these
+ * change a result (each row's dot is the same whatever the sweep). */
+typedef struct trit_tuning {
+    const char *row; /* the table row chosen: "intel-avx512", "amd-zen4", "avx2", "default" */
+    char cpu[64];    /* "GenuineIntel family 0x6 model 0x8f" */
+    int sweep_rows;  /* decode: weight rows per vec_dot_rows call (they share activation loads) */
+    int pf_rows;     /* decode: rows prefetched ahead of the current sweep (0: none) */
+    int spin_us;     /* thread-pool spin before sleeping (trit_pool_set_spin_us) */
+} trit_tuning;
+const trit_tuning *trit_tuning_get(void);
+/* Replace sweep_rows, pf_rows and spin_us (kbench --tune; not thread-safe with a running matmul).
+ */
+void trit_tuning_set(const trit_tuning *t);
+
 /* Whether the reference (llamafile tinyBLAS, AVX-512 build) handles this product, so trit_matmul
  * uses gemm's tinyBLAS order: F32/F16/BF16 weights, n_tok >= 2, n_in % 16 == 0,
  * n_out % 4 == 0. Elsewhere they sum in ggml_vec_dot's order (vec_dot). */
@@ -90,6 +106,14 @@ typedef struct trit_mm_part {
  * Y) (a row's dot does not depend on how rows are grouped). 1 <= n_parts <= TRIT_MM_MAX_PARTS. */
 void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
                        const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts);
+
+/* Streaming-read bandwidth in bytes/s: the pool's threads each read a slice of a buffer of
+ * `bytes` (much larger than the caches), the best of reps timed passes after one warm-up. The
+ * decode bound is this divided by the weight bytes read per token (bench/engine-vs-llama's
+ * rule; trit bench prints it). TRIT_BW_BYTES/REPS are the sizes both use. */
+#define TRIT_BW_BYTES ((size_t)1 << 30)
+#define TRIT_BW_REPS  5
+double trit_read_bandwidth(trit_pool *pool, size_t bytes, int reps);
 
 /* ---- elementwise ops (reference numerics = ggml CPU) ---- */
 /* y = x / sqrt(mean(x^2) + eps) (sum accumulated in double, as ggml), then y *= w if w. */

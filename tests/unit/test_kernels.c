@@ -477,6 +477,43 @@ Test(kernels_matmul, multi_parts_match_single) {
     }
 }
 
+/* The per-CPU decode sweep and prefetch (trit_tuning) change no result: every candidate gives
+ * the bytes of the table's row, for 1 and 2 threads and a row count no sweep divides. */
+Test(kernels_matmul, tuning_changes_no_result) {
+    const trit_tuning saved = *trit_tuning_get();
+    cr_assert(saved.sweep_rows >= 1 && saved.pf_rows >= 0 && saved.spin_us >= 0);
+    cr_assert(saved.row && saved.row[0] && saved.cpu[0], "tuning row and cpu are named");
+    const uint32_t types[] = {TRIT_TQ2_0, TRIT_TQ1_0, TRIT_F16};
+    for (size_t ty = 0; ty < TRIT_ARRAY_LEN(types); ty++) {
+        const int64_t n_in = 512, n_out = 203;
+        size_t rb;
+        rng_state = 9100 + ty;
+        float *x = random_floats(n_in, 1.0f);
+        void *w = random_weights(types[ty], n_in, n_out, &rb);
+        float *y0 = xmalloc(sizeof(float) * n_out), *y1 = xmalloc(sizeof(float) * n_out);
+        trit_matmul(trit_kernels_best(), NULL, types[ty], w, 1.0f, n_in, n_out, x, 1, y0);
+        const int sweeps[] = {1, 2, 3, 8}, pfs[] = {0, 1, 5, 16};
+        for (int nth = 1; nth <= 2; nth++) {
+            trit_pool *pool = trit_pool_new(nth);
+            for (size_t s = 0; s < TRIT_ARRAY_LEN(sweeps); s++)
+                for (size_t p = 0; p < TRIT_ARRAY_LEN(pfs); p++) {
+                    trit_tuning t = saved;
+                    t.sweep_rows = sweeps[s], t.pf_rows = pfs[p];
+                    trit_tuning_set(&t);
+                    memset(y1, 0, sizeof(float) * n_out);
+                    trit_matmul(trit_kernels_best(), pool, types[ty], w, 1.0f, n_in, n_out, x, 1,
+                                y1);
+                    cr_assert_eq(memcmp(y0, y1, sizeof(float) * n_out), 0,
+                                 "type %u sweep %d pf %d threads %d", types[ty], sweeps[s], pfs[p],
+                                 nth);
+                }
+            trit_pool_free(pool);
+        }
+        trit_tuning_set(&saved);
+        free(x), free(w), free(y0), free(y1);
+    }
+}
+
 /* ---- optimized attention against trit_attention (ops.c) ---- */
 static void check_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, int pos0, int n_tok,
                             double max_nmse) {
