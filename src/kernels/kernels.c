@@ -187,6 +187,47 @@ const trit_kernels *trit_kernels_best(void) {
     return g_best;
 }
 
+/* ---- numerics modes ---- */
+
+int trit_numerics_parse(const char *s) {
+    if (s && !strcmp(s, "exact")) return TRIT_NUMERICS_EXACT;
+    if (s && !strcmp(s, "fast")) return TRIT_NUMERICS_FAST;
+    return -1;
+}
+
+const char *trit_numerics_name(int numerics) {
+    return numerics == TRIT_NUMERICS_FAST ? "fast" : "exact";
+}
+
+/* The fast copies of the three sets, built once: the exact set's entries, with the fast
+ * attention of the same instruction set. */
+static trit_kernels g_fast[3];
+static char g_fast_names[3][24];
+
+static void fast_init(void) {
+    const trit_kernels *base[3] = {trit_kernels_ref(), &trit_kernels_avx2_impl,
+                                   &trit_kernels_avx512_impl};
+    for (int i = 0; i < 3; i++) {
+        g_fast[i] = *base[i];
+        snprintf(g_fast_names[i], sizeof g_fast_names[i], "%s+fast",
+                 base[i]->name ? base[i]->name : "none");
+        g_fast[i].name = g_fast_names[i];
+        g_fast[i].attention = i == 2 ? trit_attention_fast_avx512 : trit_attention_fast;
+    }
+}
+
+const trit_kernels *trit_kernels_for(const trit_kernels *k, int numerics) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (!k) k = trit_kernels_best();
+    if (numerics != TRIT_NUMERICS_FAST) return k;
+    pthread_once(&once, fast_init);
+    for (int i = 0; i < 3; i++)
+        if (k == &g_fast[i]) return k; /* already a fast set */
+    if (k == &trit_kernels_avx512_impl) return &g_fast[2];
+    if (k == &trit_kernels_avx2_impl) return &g_fast[1];
+    return &g_fast[0];
+}
+
 /* ---- threaded matmul ---- */
 
 bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n_tok) {

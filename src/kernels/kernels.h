@@ -151,4 +151,30 @@ void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, cons
                            uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
                            int pos0, int n_tok, float scale, float *out);
 
+/* ---- numerics modes ----
+ * TRIT_NUMERICS_EXACT (the default): every result bit-identical to the reference ggml.
+ * TRIT_NUMERICS_FAST (--numerics fast): kernels that sum in a faster order where ggml's costs
+ * speed; each has a scalar twin in the same order and an NMSE test against the exact kernel
+ * (test_kernels, test-backend-ops' thresholds). Results are still deterministic: independent
+ * of the thread count and of the other work in the process. What fast changes today:
+ * attention (trit_attention_fast: one f32 path, no fp16 round trips, 16-lane K.Q). */
+enum trit_numerics { TRIT_NUMERICS_EXACT = 0, TRIT_NUMERICS_FAST = 1 };
+/* "exact" / "fast" -> the mode; -1 for anything else. */
+int trit_numerics_parse(const char *s);
+const char *trit_numerics_name(int numerics);
+/* The kernel set for a numerics mode: k itself for EXACT; for FAST a copy of k (same
+ * quantizers and dots) whose name ends in "+fast" and whose fast kernels replace the exact
+ * ones. NULL k: trit_kernels_best(). */
+const trit_kernels *trit_kernels_for(const trit_kernels *k, int numerics);
+
+/* Attention, --numerics fast: trit_attention's contract in the order documented in ops.c
+ * (scalar twin) and followed bit for bit by trit_attention_fast_avx512 (call only when
+ * trit_kernels_avx512() is non-NULL). */
+void trit_attention_fast(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                         uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
+                         int pos0, int n_tok, float scale, float *out);
+void trit_attention_fast_avx512(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                                uint32_t kv_type, int n_ctx, int n_head, int n_head_kv,
+                                int head_dim, int pos0, int n_tok, float scale, float *out);
+
 #endif

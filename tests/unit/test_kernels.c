@@ -565,6 +565,91 @@ Test(kernels_opt, attention_vs_ops) {
     }
 }
 
+/* --numerics fast attention: the AVX-512 kernel equals its scalar twin byte for byte, with 1
+ * and 3 threads (no split-KV: the thread count changes nothing), and stays within
+ * test-backend-ops' flash-attention bound (NMSE 5e-4) of the exact path. */
+typedef void (*att_fn)(trit_pool *, const float *, const void *, const void *, uint32_t, int, int,
+                       int, int, int, int, float, float *);
+
+static void check_fast_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, int pos0,
+                                 int n_tok) {
+    const int n_ctx = pos0 + n_tok + 3, es = kv_type == TRIT_F16 ? 2 : 4;
+    rng_state = 5151 + (uint64_t)(D * 7 + n_tok + pos0);
+    float *q = random_floats((int64_t)n_tok * n_head * D, 1.0f);
+    char *kc = xcalloc((size_t)n_head_kv * n_ctx * D, es),
+         *vc = xcalloc((size_t)n_head_kv * n_ctx * D, es);
+    for (int64_t i = 0; i < (int64_t)n_head_kv * n_ctx * D; i++) {
+        const float k = rng_normal() * 2.0f, v = rng_normal();
+        if (kv_type == TRIT_F16) {
+            ((uint16_t *)kc)[i] = trit_fp32_to_fp16(k);
+            ((uint16_t *)vc)[i] = trit_fp32_to_fp16(v);
+        } else {
+            ((float *)kc)[i] = k;
+            ((float *)vc)[i] = v;
+        }
+    }
+    const int64_t n_out = (int64_t)n_tok * n_head * D;
+    float *exact = xmalloc(sizeof(float) * n_out), *twin = xmalloc(sizeof(float) * n_out),
+          *o = xmalloc(sizeof(float) * n_out);
+    const float scale = 1.0f / sqrtf((float)D);
+    trit_attention(NULL, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, D, pos0, n_tok, scale,
+                   exact);
+    trit_attention_fast(NULL, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, D, pos0, n_tok, scale,
+                        twin);
+    const double e = nmse(twin, exact, n_out);
+    cr_assert_leq(e, 5e-4, "fast vs exact: kv %u D %d pos0 %d n_tok %d: nmse %g", kv_type, D, pos0,
+                  n_tok, e);
+    cr_log_info("nmse %g kv %u D %d n_tok %d", e, kv_type, D, n_tok);
+    cr_assert_gt(e, 0.0, "fast differs from exact somewhere (else the test checks nothing)");
+    const att_fn fns[2] = {trit_attention_fast,
+                           trit_kernels_avx512() ? trit_attention_fast_avx512 : NULL};
+    for (int f = 0; f < 2; f++)
+        for (int nth = 1; nth <= 3 && fns[f]; nth += 2) {
+            trit_pool *pool = trit_pool_new(nth);
+            memset(o, 0, sizeof(float) * n_out);
+            fns[f](pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, D, pos0, n_tok, scale, o);
+            cr_assert_eq(memcmp(o, twin, sizeof(float) * n_out), 0,
+                         "%s, %d threads: kv %u D %d pos0 %d n_tok %d differs from the twin",
+                         f ? "avx512" : "scalar", nth, kv_type, D, pos0, n_tok);
+            trit_pool_free(pool);
+        }
+    free(q), free(kc), free(vc), free(exact), free(twin), free(o);
+}
+
+Test(kernels_fast, attention_twin_and_nmse) {
+    for (int f = 0; f < 2; f++) {
+        const uint32_t kt = f ? TRIT_F16 : TRIT_F32;
+        check_fast_attention(kt, 4, 2, 64, 37, 1);   /* decode */
+        check_fast_attention(kt, 8, 2, 128, 0, 5);   /* short prompt */
+        check_fast_attention(kt, 4, 1, 128, 3, 70);  /* >= 64 rows */
+        check_fast_attention(kt, 2, 2, 80, 130, 64); /* D % 64 != 0, several key tiles */
+        check_fast_attention(kt, 4, 4, 128, 700, 1); /* long decode (exact path splits) */
+        check_fast_attention(kt, 4, 2, 64, 63, 3);   /* tile edge */
+    }
+    if (!trit_kernels_avx512()) cr_log_warn("no AVX-512: only the scalar twin was checked");
+}
+
+Test(kernels_fast, kernel_sets_and_names) {
+    cr_assert_eq(trit_numerics_parse("exact"), TRIT_NUMERICS_EXACT);
+    cr_assert_eq(trit_numerics_parse("fast"), TRIT_NUMERICS_FAST);
+    cr_assert_eq(trit_numerics_parse("Fast"), -1);
+    cr_assert_eq(trit_numerics_parse(""), -1);
+    cr_assert_eq(trit_numerics_parse(NULL), -1);
+    const trit_kernels *b = trit_kernels_best();
+    cr_assert_eq(trit_kernels_for(b, TRIT_NUMERICS_EXACT), b, "exact is the best set itself");
+    const trit_kernels *f = trit_kernels_for(b, TRIT_NUMERICS_FAST);
+    cr_assert_neq(f, b);
+    cr_assert(strstr(f->name, "+fast"), "name %s", f->name);
+    cr_assert_eq(f->vec_dot, b->vec_dot, "fast keeps the exact dots");
+    cr_assert_eq(f->attention, trit_kernels_avx512() && b == trit_kernels_avx512()
+                                   ? trit_attention_fast_avx512
+                                   : trit_attention_fast);
+    cr_assert_eq(trit_kernels_for(f, TRIT_NUMERICS_FAST), f);
+    const trit_kernels *rf = trit_kernels_for(trit_kernels_ref(), TRIT_NUMERICS_FAST);
+    cr_assert_eq(rf->attention, trit_attention_fast);
+    cr_assert_str_eq(rf->name, "ref+fast");
+}
+
 /* ---- against the reference ggml ---- */
 typedef void (*ggml_vec_dot_fn)(int n, float *s, size_t bs, const void *x, size_t bx, const void *y,
                                 size_t by, int nrc);

@@ -731,3 +731,116 @@ void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, cons
     else
         att512_worker(&J, 0, 1);
 }
+
+/* ---- attention, --numerics fast: trit_attention_fast's orders (ops.c) in 16-lane vectors ----
+ * K.Q: one 16-lane fma accumulator per key, four keys at a time (independent chains), reduced
+ * by _mm512_reduce_add_ps (= go_reduce16); the tile max, expf rescale, go_v_expf and the
+ * running sum are the scalar twin's own statements; V: one fma per 16 elements per key, in key
+ * order. So the bytes equal the scalar twin's (test_kernels), and the fp16 round trips and
+ * the sequential K.Q chains of the exact path are gone. */
+static void fast512_row(const att512_job *J, const float *q, const void *kh, const void *vh,
+                        int n_kv, float *dst) {
+    const int D = J->head_dim, nc = D / 16;
+    const size_t rs = (size_t)D * (J->f16 ? 2 : 4); /* bytes per K/V row */
+    __m512 acc[64];
+    float s[ATT_TILE];
+    for (int c = 0; c < nc; c++) acc[c] = _mm512_setzero_ps();
+    float S = 0.0f, M = -INFINITY;
+    for (int ic = 0; ic < n_kv; ic += ATT_TILE) {
+        const int nt = TRIT_MIN(ATT_TILE, n_kv - ic);
+        const char *k0 = (const char *)kh + (size_t)ic * rs;
+        int t = 0;
+        for (; t + 4 <= nt; t += 4) {
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int i = 0; i < D; i += 16) {
+                const __m512 qv = _mm512_loadu_ps(q + i);
+                a0 = _mm512_fmadd_ps(ld_kv(k0 + (size_t)t * rs, J->f16, i), qv, a0);
+                a1 = _mm512_fmadd_ps(ld_kv(k0 + (size_t)(t + 1) * rs, J->f16, i), qv, a1);
+                a2 = _mm512_fmadd_ps(ld_kv(k0 + (size_t)(t + 2) * rs, J->f16, i), qv, a2);
+                a3 = _mm512_fmadd_ps(ld_kv(k0 + (size_t)(t + 3) * rs, J->f16, i), qv, a3);
+            }
+            s[t] = _mm512_reduce_add_ps(a0) * J->scale;
+            s[t + 1] = _mm512_reduce_add_ps(a1) * J->scale;
+            s[t + 2] = _mm512_reduce_add_ps(a2) * J->scale;
+            s[t + 3] = _mm512_reduce_add_ps(a3) * J->scale;
+        }
+        for (; t < nt; t++) {
+            __m512 a = _mm512_setzero_ps();
+            for (int i = 0; i < D; i += 16)
+                a = _mm512_fmadd_ps(ld_kv(k0 + (size_t)t * rs, J->f16, i), _mm512_loadu_ps(q + i),
+                                    a);
+            s[t] = _mm512_reduce_add_ps(a) * J->scale;
+        }
+        float tmax = -INFINITY;
+        for (t = 0; t < nt; t++) tmax = fmaxf(tmax, s[t]);
+        const float Mnew = fmaxf(M, tmax);
+        if (Mnew > M) {
+            const float ms = expf(M - Mnew);
+            const __m512 vms = _mm512_set1_ps(ms);
+            for (int c = 0; c < nc; c++) acc[c] = _mm512_mul_ps(acc[c], vms);
+            S *= ms;
+            M = Mnew;
+        }
+        for (t = 0; t < nt; t++) {
+            s[t] = go_v_expf(s[t] - M);
+            S += s[t];
+        }
+        const char *v0 = (const char *)vh + (size_t)ic * rs;
+        for (t = 0; t < nt; t++) {
+            const __m512 p = _mm512_set1_ps(s[t]);
+            const char *vr = v0 + (size_t)t * rs;
+            for (int c = 0; c < nc; c++)
+                acc[c] = _mm512_fmadd_ps(p, ld_kv(vr, J->f16, 16 * c), acc[c]);
+        }
+    }
+    const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
+    for (int c = 0; c < nc; c++) _mm512_storeu_ps(dst + 16 * c, _mm512_mul_ps(acc[c], inv));
+}
+
+static void fast512_worker(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    att512_job *J = arg;
+    const int64_t units = (int64_t)J->n_tok * J->n_head;
+    const int group = J->n_head / J->n_head_kv;
+    const size_t es = J->f16 ? 2 : 4;
+    for (;;) {
+        /* longest rows (last tokens) first */
+        const int64_t k = atomic_fetch_add_explicit(&J->next, 1, memory_order_relaxed);
+        if (k >= units) break;
+        const int64_t u = units - 1 - k;
+        const int t = (int)(u / J->n_head), h = (int)(u % J->n_head);
+        const size_t off = (size_t)(h / group) * J->n_ctx * J->head_dim * es;
+        fast512_row(J, J->q + ((size_t)t * J->n_head + h) * J->head_dim, (const char *)J->kc + off,
+                    (const char *)J->vc + off, J->pos0 + t + 1,
+                    J->out + ((size_t)t * J->n_head + h) * J->head_dim);
+    }
+}
+
+void trit_attention_fast_avx512(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                                uint32_t kv_type, int n_ctx, int n_head, int n_head_kv,
+                                int head_dim, int pos0, int n_tok, float scale, float *out) {
+    if (head_dim % 16 || head_dim > 1024 || (kv_type != TRIT_F16 && kv_type != TRIT_F32) ||
+        n_head_kv <= 0 || n_head % n_head_kv) {
+        trit_attention_fast(pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim, pos0,
+                            n_tok, scale, out);
+        return;
+    }
+    if (n_tok <= 0) return;
+    att512_job J = {.q = q,
+                    .kc = kc,
+                    .vc = vc,
+                    .f16 = kv_type == TRIT_F16,
+                    .n_ctx = n_ctx,
+                    .n_head = n_head,
+                    .n_head_kv = n_head_kv,
+                    .head_dim = head_dim,
+                    .pos0 = pos0,
+                    .n_tok = n_tok,
+                    .scale = scale,
+                    .out = out};
+    atomic_init(&J.next, 0);
+    if (pool && (int64_t)n_tok * n_head > 1)
+        trit_pool_run(pool, fast512_worker, &J);
+    else
+        fast512_worker(&J, 0, 1);
+}
