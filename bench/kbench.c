@@ -1,9 +1,13 @@
 /* bench/kbench — kernel micro-benchmark: streaming-read bandwidth, then trit_matmul throughput
  * (GB/s of weights, GMAC/s) per weight type for decode (1 token) and prefill (n tokens) shapes.
  * Usage: kbench [-t THREADS] [-k ref|avx2|avx512|best] [-n TOKENS] [--bw-only] [--vs-ggml] [--tune]
+ *               [--attention]
  * --tune: decode (1-token) matmul time for each candidate sweep/prefetch pair of trit_tuning,
  * the candidates interleaved round by round and the minimum kept (robust on a loaded machine);
  * prints the best pair per weight type, to choose a row of kernels.c's table on a new CPU.
+ * --attention: exact vs --numerics fast attention of the kernel set (2B-4T heads: 20 query /
+ * 5 KV heads of 128, F16 cache) for decode at several context lengths and a 512-token
+ * prefill; the two interleaved round by round, minimum kept.
  * Output lines are "key value" pairs so scripts can grep them. */
 #include "kernels/kernels.h"
 #include "quant/quant.h"
@@ -109,6 +113,38 @@ static void tune(const trit_kernels *k, trit_pool *pool) {
     trit_tuning_set(&saved);
 }
 
+/* --attention: exact vs fast, interleaved rounds, minimum time of each. */
+static void attention_ab(const trit_kernels *k, trit_pool *pool) {
+    const int H = 20, HKV = 5, D = 128, ROUNDS = 9;
+    const struct { int pos0, n_tok; } shapes[] = {{127, 1}, {511, 1}, {2047, 1}, {0, 512}};
+    const trit_kernels *f = trit_kernels_for(k, TRIT_NUMERICS_FAST);
+    for (size_t c = 0; c < TRIT_ARRAY_LEN(shapes); c++) {
+        const int n_tok = shapes[c].n_tok, pos0 = shapes[c].pos0, n_ctx = pos0 + n_tok;
+        const size_t nkv = (size_t)HKV * n_ctx * D;
+        uint16_t *kc = xmalloc(nkv * 2), *vc = xmalloc(nkv * 2);
+        for (size_t i = 0; i < nkv; i++) {
+            kc[i] = trit_fp32_to_fp16((float)((i * 37) % 101) / 50.0f - 1.0f);
+            vc[i] = trit_fp32_to_fp16((float)((i * 53) % 97) / 48.0f - 1.0f);
+        }
+        const size_t nq = (size_t)n_tok * H * D;
+        float *q = xmalloc(nq * sizeof(float)), *o = xmalloc(nq * sizeof(float));
+        for (size_t i = 0; i < nq; i++) q[i] = (float)((i * 29) % 89) / 44.0f - 1.0f;
+        double best[2] = {1e9, 1e9};
+        for (int r = 0; r < ROUNDS; r++)
+            for (int m = 0; m < 2; m++) {
+                const trit_kernels *ks = m ? f : k;
+                const double t0 = trit_now_s();
+                (ks->attention ? ks->attention : trit_attention)(
+                    pool, q, kc, vc, TRIT_F16, n_ctx, H, HKV, D, pos0, n_tok, 0.08838834764f, o);
+                best[m] = TRIT_MIN(best[m], trit_now_s() - t0);
+            }
+        printf("attention n_kv %5d n_tok %4d  exact(%s) %8.3f ms  fast(%s) %8.3f ms  fast/exact "
+               "%.2fx faster\n",
+               n_ctx, n_tok, k->name, best[0] * 1e3, f->name, best[1] * 1e3, best[0] / best[1]);
+        free(kc), free(vc), free(q), free(o);
+    }
+}
+
 typedef void (*ggml_dot_fn)(int n, float *s, size_t bs, const void *x, size_t bx, const void *y,
                             size_t by, int nrc);
 
@@ -172,7 +208,7 @@ static void vs_ggml(const trit_kernels *k, int n_tok) {
 
 int main(int argc, char **argv) {
     int nth = 2, n_tok = 64;
-    bool bw_only = false, ggml = false, tuning = false;
+    bool bw_only = false, ggml = false, tuning = false, att = false;
     const char *kn = "best";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc)
@@ -187,14 +223,16 @@ int main(int argc, char **argv) {
             ggml = true;
         else if (!strcmp(argv[i], "--tune"))
             tuning = true;
+        else if (!strcmp(argv[i], "--attention"))
+            att = true;
         else {
             fprintf(stderr, "usage: kbench [-t THREADS] [-k ref|avx2|avx512|best] [-n TOKENS] "
-                            "[--bw-only] [--vs-ggml] [--tune]\n");
+                            "[--bw-only] [--vs-ggml] [--tune] [--attention]\n");
             return 2;
         }
     }
     trit_pool *pool = trit_pool_new(nth);
-    if (!ggml && !tuning)
+    if (!ggml && !tuning && !att)
         printf("bandwidth_gbs %.2f\n",
                trit_read_bandwidth(pool, TRIT_BW_BYTES, TRIT_BW_REPS) / 1e9);
     printf("kernels %s (cpu: %s)\n", trit_kernels_best()->name, trit_cpu_features());
@@ -209,6 +247,11 @@ int main(int argc, char **argv) {
     }
     if (ggml) {
         vs_ggml(k, n_tok);
+        return 0;
+    }
+    if (att) {
+        attention_ab(k, pool);
+        trit_pool_free(pool);
         return 0;
     }
     if (tuning) {

@@ -417,8 +417,8 @@ typedef struct fast_att_job {
     atomic_int_fast64_t next;
 } fast_att_job;
 
-static void fast_att_row(const att_job *J, const float *q, const void *kh, const void *vh, int n_kv,
-                         float *dst) {
+HOT static void fast_att_row(const att_job *J, const float *q, const void *kh, const void *vh,
+                             int n_kv, float *dst) {
     const int D = J->head_dim;
     const bool f16 = J->kv_type == TRIT_F16;
     float acc[ATT_MAX_DIM], kf[ATT_MAX_DIM], s[FA_TILE_KV];
