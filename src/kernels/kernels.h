@@ -141,6 +141,18 @@ void trit_attention(trit_pool *pool, const float *q, const void *kc, const void 
                     uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim, int pos0,
                     int n_tok, float scale, float *out);
 
+/* ggml's one_chunk attention kernel for one query row over keys [ic0, ic1) of one KV head
+ * (kh, vh: that head's rows): the unnormalized V sum (f32; an F16 cache's fp16 accumulator
+ * converted) in acc[head_dim], the running max in *M and sum in *S. */
+typedef void (*trit_att_range_fn)(const float *qrow, const void *kh, const void *vh,
+                                  uint32_t kv_type, int head_dim, float scale, int ic0, int ic1,
+                                  float *acc, float *M, float *S);
+/* trit_attention for one decode token with its split-KV chunks computed by range (a kernel
+ * set's bit-identical one_chunk kernel); the chunking and combine are trit_attention's. */
+void trit_attention_split(trit_pool *pool, trit_att_range_fn range, const float *q, const void *kc,
+                          const void *vc, uint32_t kv_type, int n_ctx, int n_head, int n_head_kv,
+                          int head_dim, int pos0, float scale, float *out);
+
 /* Whether trit_attention splits a decode step (n_tok == 1) with n_kv keys over n_threads. */
 bool trit_attention_splits(int n_ctx, int n_kv, int n_threads);
 

@@ -304,7 +304,8 @@ static void att_worker(void *arg, int ith, int nth) {
 typedef struct split_job {
     const att_job *J;
     int n_kv, chunk, nth;
-    float *partials; /* [n_head][nth][2 + head_dim] */
+    float *partials;         /* [n_head][nth][2 + head_dim] */
+    trit_att_range_fn range; /* a kernel set's one_chunk kernel; NULL: att_row_vec_range */
 } split_job;
 
 static void split_worker(void *arg, int ith, int nth) {
@@ -322,8 +323,12 @@ static void split_worker(void *arg, int ith, int nth) {
             continue;
         }
         const size_t off = (size_t)(h / group) * J->n_ctx * D * es;
-        att_row_vec_range(J, J->q + (size_t)h * D, (const char *)J->kc + off,
-                          (const char *)J->vc + off, ic0, ic1, p + 2, &p[0], &p[1]);
+        if (P->range)
+            P->range(J->q + (size_t)h * D, (const char *)J->kc + off, (const char *)J->vc + off,
+                     J->kv_type, D, J->scale, ic0, ic1, p + 2, &p[0], &p[1]);
+        else
+            att_row_vec_range(J, J->q + (size_t)h * D, (const char *)J->kc + off,
+                              (const char *)J->vc + off, ic0, ic1, p + 2, &p[0], &p[1]);
     }
 }
 
@@ -368,9 +373,10 @@ bool trit_attention_splits(int n_ctx, int n_kv, int n_threads) {
     return split_chunk(n_ctx, n_kv, n_threads, &L) > 0;
 }
 
-void trit_attention(trit_pool *pool, const float *q, const void *kc, const void *vc,
-                    uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim, int pos0,
-                    int n_tok, float scale, float *out) {
+/* trit_attention with the split-KV chunks computed by range (NULL: att_row_vec_range). */
+static void attention_core(trit_pool *pool, trit_att_range_fn range, const float *q, const void *kc,
+                           const void *vc, uint32_t kv_type, int n_ctx, int n_head, int n_head_kv,
+                           int head_dim, int pos0, int n_tok, float scale, float *out) {
     pthread_once(&g_f16_once, f16_table_init);
     if (n_tok <= 0 || head_dim > ATT_MAX_DIM || n_head_kv <= 0 || n_head % n_head_kv != 0) return;
     att_job J = {q,        kc,   vc,    kv_type, n_ctx, n_head, n_head_kv,
@@ -388,7 +394,7 @@ void trit_attention(trit_pool *pool, const float *q, const void *kc, const void 
             tl_partials = xmalloc(need * sizeof(float));
             tl_partials_cap = need;
         }
-        split_job P = {&J, pos0 + 1, chunk, nth, tl_partials};
+        split_job P = {&J, pos0 + 1, chunk, nth, tl_partials, range};
         trit_pool_run(pool, split_worker, &P);
         split_reduce(&P, L);
         return;
@@ -397,6 +403,20 @@ void trit_attention(trit_pool *pool, const float *q, const void *kc, const void 
         trit_pool_run(pool, att_worker, &J);
     else
         att_worker(&J, 0, 1);
+}
+
+void trit_attention(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                    uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim, int pos0,
+                    int n_tok, float scale, float *out) {
+    attention_core(pool, NULL, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim, pos0, n_tok,
+                   scale, out);
+}
+
+void trit_attention_split(trit_pool *pool, trit_att_range_fn range, const float *q, const void *kc,
+                          const void *vc, uint32_t kv_type, int n_ctx, int n_head, int n_head_kv,
+                          int head_dim, int pos0, float scale, float *out) {
+    attention_core(pool, range, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim, pos0, 1,
+                   scale, out);
 }
 
 /* ---- attention, --numerics fast (scalar twin of trit_attention_fast_avx512) ----

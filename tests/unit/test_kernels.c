@@ -844,7 +844,8 @@ Test(kernels_split, matches_unsplit) {
                 }
                 decode_att(kt, n_ctx, nh, nkv, D, pos0, nth, q, kc, vc, o3); /* deterministic */
                 cr_assert_eq(memcmp(o2, o3, sizeof(float) * nh * D), 0);
-                if (trit_kernels_avx512()) { /* the AVX-512 set defers split steps: identical */
+                if (trit_kernels_avx512()) { /* the AVX-512 chunk kernel in ops.c's split: identical
+                                              */
                     trit_pool *pool = trit_pool_new(nth);
                     trit_attention_avx512(pool, q, kc, vc, kt, n_ctx, nh, nkv, D, pos0, 1,
                                           1.0f / sqrtf((float)D), o3);

@@ -559,20 +559,20 @@ static float kq_dot(const void *krow, bool f16, const float *q, int D) {
     return f16 ? (float)(double)r : r; /* f16: the (empty) tail is summed in double */
 }
 
-/* ggml's one_chunk kernel (decode, < 64 query rows): as att_row_vec in ops.c. */
-static void att512_vec(const att512_job *J, const float *qrow, const void *kh, const void *vh,
-                       int n_kv, float *dst) {
-    const int D = J->head_dim;
-    const size_t es = J->f16 ? 2 : 4;
-    float q[1024] __attribute__((aligned(64))), acc[1024] __attribute__((aligned(64)));
+/* ggml's one_chunk kernel over keys [ic0, ic1) (as att_row_vec_range in ops.c, bit for bit):
+ * the unnormalized V sum in acc (64-byte aligned, D floats), the running max and sum. */
+static void att512_range(const float *qrow, const void *kh, const void *vh, bool f16, int D,
+                         float scale, int ic0, int ic1, float *acc, float *Mout, float *Sout) {
+    const size_t es = f16 ? 2 : 4;
+    float q[1024] __attribute__((aligned(64)));
     for (int i = 0; i < D; i += 16) {
         __m512 x = _mm512_loadu_ps(qrow + i);
-        _mm512_store_ps(q + i, J->f16 ? round16(x) : x);
-        _mm512_store_ps(acc + i, _mm512_setzero_ps());
+        _mm512_store_ps(q + i, f16 ? round16(x) : x);
+        _mm512_storeu_ps(acc + i, _mm512_setzero_ps());
     }
     float S = 0.0f, M = -INFINITY;
-    for (int ic = 0; ic < n_kv; ic++) {
-        const float s = kq_dot((const char *)kh + (size_t)ic * D * es, J->f16, q, D) * J->scale;
+    for (int ic = ic0; ic < ic1; ic++) {
+        const float s = kq_dot((const char *)kh + (size_t)ic * D * es, f16, q, D) * scale;
         float ms = 1.0f, vs = 1.0f;
         if (s > M) {
             const float Mold = M;
@@ -580,8 +580,8 @@ static void att512_vec(const att512_job *J, const float *qrow, const void *kh, c
             ms = expf(Mold - M);
             const __m512 vms = _mm512_set1_ps(ms);
             for (int i = 0; i < D; i += 16) {
-                __m512 a = _mm512_mul_ps(_mm512_load_ps(acc + i), vms);
-                _mm512_store_ps(acc + i, J->f16 ? round16(a) : a);
+                __m512 a = _mm512_mul_ps(_mm512_loadu_ps(acc + i), vms);
+                _mm512_storeu_ps(acc + i, f16 ? round16(a) : a);
             }
         } else {
             vs = expf(s - M);
@@ -589,14 +589,29 @@ static void att512_vec(const att512_job *J, const float *qrow, const void *kh, c
         const void *vrow = (const char *)vh + (size_t)ic * D * es;
         const __m512 vvs = _mm512_set1_ps(vs);
         for (int i = 0; i < D; i += 16) {
-            __m512 a = _mm512_fmadd_ps(ld_kv(vrow, J->f16, i), vvs, _mm512_load_ps(acc + i));
-            _mm512_store_ps(acc + i, J->f16 ? round16(a) : a);
+            __m512 a = _mm512_fmadd_ps(ld_kv(vrow, f16, i), vvs, _mm512_loadu_ps(acc + i));
+            _mm512_storeu_ps(acc + i, f16 ? round16(a) : a);
         }
         S = fmaf(S, ms, vs);
     }
+    *Mout = M;
+    *Sout = S;
+}
+
+/* trit_att_range_fn for the split-KV path (ops.c chunks and combines; this computes). */
+static void att512_range_fn(const float *qrow, const void *kh, const void *vh, uint32_t kv_type,
+                            int D, float scale, int ic0, int ic1, float *acc, float *M, float *S) {
+    att512_range(qrow, kh, vh, kv_type == TRIT_F16, D, scale, ic0, ic1, acc, M, S);
+}
+
+/* ggml's one_chunk kernel (decode, < 64 query rows): as att_row_vec in ops.c. */
+static void att512_vec(const att512_job *J, const float *qrow, const void *kh, const void *vh,
+                       int n_kv, float *dst) {
+    float M, S;
+    att512_range(qrow, kh, vh, J->f16, J->head_dim, J->scale, 0, n_kv, dst, &M, &S);
     const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
-    for (int i = 0; i < D; i += 16)
-        _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_load_ps(acc + i), inv));
+    for (int i = 0; i < J->head_dim; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_loadu_ps(dst + i), inv));
 }
 
 /* Sequential K.Q fma chains (ggml's simd_gemm order) for KQ_CHAINS keys at once: independent
@@ -707,9 +722,9 @@ void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, cons
     }
     if (n_tok <= 0) return;
     if (n_tok == 1 && pool && trit_attention_splits(n_ctx, pos0 + 1, trit_pool_size(pool))) {
-        /* split-KV decode (ggml's chunking and combine) lives in ops.c */
-        trit_attention(pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim, pos0, n_tok,
-                       scale, out);
+        /* split-KV decode: ggml's chunking and combine live in ops.c, the chunks run here */
+        trit_attention_split(pool, att512_range_fn, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv,
+                             head_dim, pos0, scale, out);
         return;
     }
     att512_job J = {.q = q,
