@@ -9,6 +9,9 @@
  * thread count. tests/unit/test_kernels.c checks each optimized kernel against its reference
  * (NMSE, as llama.cpp's test-backend-ops) and, where the reference is built, against ggml's
  * own x86 functions bit for bit. I2_S (not in ggml) follows bitnet.cpp's integer sums.
+ * trit_kernels_for(k, TRIT_NUMERICS_FAST) is a copy of a set whose fast kernels (attention)
+ * sum in their own documented order instead (scalar twin + NMSE test; see "numerics modes").
+ * The decode sweep, prefetch distance and pool spin come from a per-CPU table (trit_tuning).
  * Depends on quant and base only; knows nothing of models, engines or servers. */
 #ifndef TRIT_KERNELS_H
 #define TRIT_KERNELS_H
