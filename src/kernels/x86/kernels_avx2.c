@@ -206,10 +206,10 @@ static inline __m256i tq1_digit(__m256i v) {
     return _mm256_add_epi8(a, b);
 }
 
-/* v * 9 (mod 256) per byte */
-static inline __m256i mul9(__m256i v) {
-    return _mm256_add_epi8(_mm256_and_si256(_mm256_slli_epi16(v, 3), _mm256_set1_epi8((char)0xF8)),
-                           v);
+/* v * 3 (mod 256) per byte: two adds (a chain of these gives v * 3^l at two ops a step, one
+ * fewer than a shift-and-mask * 9) */
+static inline __m256i mul3(__m256i v) {
+    return _mm256_add_epi8(v, _mm256_add_epi8(v, v));
 }
 
 static float dot_tq1_0(int64_t n, const block_tq1_0 *x, const block_q8_K *y) {
@@ -220,8 +220,7 @@ static float dot_tq1_0(int64_t n, const block_tq1_0 *x, const block_q8_K *y) {
         /* qs[0..31]: digits l=0..4 pair with y[l*32 + m] */
         {
             const __m256i q0 = _mm256_loadu_si256((const __m256i *)x[i].qs);
-            const __m256i q1 = _mm256_add_epi8(q0, _mm256_add_epi8(q0, q0));
-            const __m256i q2 = mul9(q0), q3 = mul9(q1), q4 = mul9(q2);
+            const __m256i q1 = mul3(q0), q2 = mul3(q1), q3 = mul3(q2), q4 = mul3(q3);
             const __m256i q[5] = {q0, q1, q2, q3, q4};
 #pragma GCC unroll 8
             for (int l = 0; l < 5; l++) {
@@ -233,8 +232,7 @@ static float dot_tq1_0(int64_t n, const block_tq1_0 *x, const block_q8_K *y) {
         {
             const __m128i h0 = _mm_loadu_si128((const __m128i *)(x[i].qs + 32));
             __m256i q0 = _mm256_broadcastsi128_si256(h0); /* both halves = bytes 32..47 */
-            __m256i q1 = _mm256_add_epi8(q0, _mm256_add_epi8(q0, q0));
-            __m256i q2 = mul9(q0), q3 = mul9(q1), q4 = mul9(q2);
+            __m256i q1 = mul3(q0), q2 = mul3(q1), q3 = mul3(q2), q4 = mul3(q3);
             /* pairs (l0,l1), (l2,l3) as 256-bit: low lane digit l, high lane digit l+1 */
             __m256i p01 = _mm256_blend_epi32(q0, q1, 0xF0);
             __m256i p23 = _mm256_blend_epi32(q2, q3, 0xF0);
