@@ -212,53 +212,71 @@ static inline __m256i mul3(__m256i v) {
     return _mm256_add_epi8(v, _mm256_add_epi8(v, v));
 }
 
-static float dot_tq1_0(int64_t n, const block_tq1_0 *x, const block_q8_K *y) {
+/* One TQ1_0 x Q8_K block's integer sums in ggml's AVX2 lanes (8 x int32, +1 offset removed). */
+static inline __attribute__((always_inline)) __m256i tq1_block(const block_tq1_0 *x,
+                                                               const block_q8_K *y) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        __m256i s = _mm256_setzero_si256();
-        /* qs[0..31]: digits l=0..4 pair with y[l*32 + m] */
-        {
-            const __m256i q0 = _mm256_loadu_si256((const __m256i *)x[i].qs);
-            const __m256i q1 = mul3(q0), q2 = mul3(q1), q3 = mul3(q2), q4 = mul3(q3);
-            const __m256i q[5] = {q0, q1, q2, q3, q4};
+    __m256i s = _mm256_setzero_si256();
+    /* qs[0..31]: digits l=0..4 pair with y[l*32 + m] */
+    {
+        const __m256i q0 = _mm256_loadu_si256((const __m256i *)x->qs);
+        const __m256i q1 = mul3(q0), q2 = mul3(q1), q3 = mul3(q2), q4 = mul3(q3);
+        const __m256i q[5] = {q0, q1, q2, q3, q4};
 #pragma GCC unroll 8
-            for (int l = 0; l < 5; l++) {
-                const __m256i a = _mm256_loadu_si256((const __m256i *)(y[i].qs + l * 32));
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(q[l]), a));
-            }
+        for (int l = 0; l < 5; l++) {
+            const __m256i a = _mm256_loadu_si256((const __m256i *)(y->qs + l * 32));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(q[l]), a));
         }
-        /* qs[32..47]: digits l pair with y[160 + l*16 + m]; qh[0..3]: digit l with y[240+l*4+j] */
-        {
-            const __m128i h0 = _mm_loadu_si128((const __m128i *)(x[i].qs + 32));
-            __m256i q0 = _mm256_broadcastsi128_si256(h0); /* both halves = bytes 32..47 */
-            __m256i q1 = mul3(q0), q2 = mul3(q1), q3 = mul3(q2), q4 = mul3(q3);
-            /* pairs (l0,l1), (l2,l3) as 256-bit: low lane digit l, high lane digit l+1 */
-            __m256i p01 = _mm256_blend_epi32(q0, q1, 0xF0);
-            __m256i p23 = _mm256_blend_epi32(q2, q3, 0xF0);
-            /* qh: 4 bytes, digits 0..3 -> 16 bytes [d0(4) d1(4) d2(4) d3(4)] */
-            uint32_t qh;
-            memcpy(&qh, x[i].qh, 4);
-            __m256i hq = _mm256_cvtepu8_epi16(_mm_set1_epi32((int)qh));
-            hq = _mm256_mullo_epi16(
-                hq, _mm256_setr_epi16(1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27));
-            hq = _mm256_and_si256(hq, _mm256_set1_epi16(0xFF));
-            __m128i h5 =
-                _mm_packus_epi16(_mm256_castsi256_si128(hq), _mm256_extracti128_si256(hq, 1));
-            __m256i p45 = _mm256_inserti128_si256(q4, h5, 1);
-            const __m256i a01 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 160));
-            const __m256i a23 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 192));
-            const __m256i a45 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 224));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(p01), a01));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(p23), a23));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(p45), a45));
-        }
-        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        s = _mm256_madd_epi16(_mm256_sub_epi16(s, bs), ones);
-        const __m256 d = _mm256_set1_ps(y[i].d * _cvtsh_ss(x[i].d));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc);
     }
-    return hsum8(acc);
+    /* qs[32..47]: digits l pair with y[160 + l*16 + m]; qh[0..3]: digit l with y[240+l*4+j] */
+    {
+        const __m128i h0 = _mm_loadu_si128((const __m128i *)(x->qs + 32));
+        __m256i q0 = _mm256_broadcastsi128_si256(h0); /* both halves = bytes 32..47 */
+        __m256i q1 = mul3(q0), q2 = mul3(q1), q3 = mul3(q2), q4 = mul3(q3);
+        /* pairs (l0,l1), (l2,l3) as 256-bit: low lane digit l, high lane digit l+1 */
+        __m256i p01 = _mm256_blend_epi32(q0, q1, 0xF0);
+        __m256i p23 = _mm256_blend_epi32(q2, q3, 0xF0);
+        /* qh: 4 bytes, digits 0..3 -> 16 bytes [d0(4) d1(4) d2(4) d3(4)] */
+        uint32_t qh;
+        memcpy(&qh, x->qh, 4);
+        __m256i hq = _mm256_cvtepu8_epi16(_mm_set1_epi32((int)qh));
+        hq = _mm256_mullo_epi16(
+            hq, _mm256_setr_epi16(1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27));
+        hq = _mm256_and_si256(hq, _mm256_set1_epi16(0xFF));
+        __m128i h5 = _mm_packus_epi16(_mm256_castsi256_si128(hq), _mm256_extracti128_si256(hq, 1));
+        __m256i p45 = _mm256_inserti128_si256(q4, h5, 1);
+        const __m256i a01 = _mm256_loadu_si256((const __m256i *)(y->qs + 160));
+        const __m256i a23 = _mm256_loadu_si256((const __m256i *)(y->qs + 192));
+        const __m256i a45 = _mm256_loadu_si256((const __m256i *)(y->qs + 224));
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(p01), a01));
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(p23), a23));
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(p45), a45));
+    }
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+    s = _mm256_madd_epi16(_mm256_sub_epi16(s, bs), ones);
+    return s;
+}
+
+/* TQ1_0 x Q8_K for R (1 or 2) weight rows sharing the activation loads. */
+static inline __attribute__((always_inline)) void dot_tq1_0_rows(const int R, int64_t n,
+                                                                 const block_tq1_0 *const x[2],
+                                                                 const block_q8_K *y, float *out) {
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t i = 0; i < n / QK_K; i++)
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            const __m256 d = _mm256_set1_ps(y[i].d * _cvtsh_ss(x[r][i].d));
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tq1_block(&x[r][i], &y[i])), d, acc[r]);
+        }
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
+}
+
+static float dot_tq1_0(int64_t n, const block_tq1_0 *x, const block_q8_K *y) {
+    const block_tq1_0 *xs[2] = {x, x};
+    float r;
+    dot_tq1_0_rows(1, n, xs, y, &r);
+    return r;
 }
 
 static float dot_q8_0(int64_t n, const block_q8_0 *x, const block_q8_0 *y) {
@@ -407,6 +425,12 @@ static void vec_dot_rows_avx2(uint32_t wtype, int64_t n, const void *w, size_t r
         for (; r + 2 <= nr; r += 2)
             dot_tq2_0_x2(n, (const void *)(wp + r * row_bytes),
                          (const void *)(wp + (r + 1) * row_bytes), act, &out[r], &out[r + 1]);
+    if (wtype == TRIT_TQ1_0)
+        for (; r + 2 <= nr; r += 2) {
+            const block_tq1_0 *xs[2] = {(const void *)(wp + r * row_bytes),
+                                        (const void *)(wp + (r + 1) * row_bytes)};
+            dot_tq1_0_rows(2, n, xs, act, &out[r]);
+        }
     for (; r < nr; r++) out[r] = vec_dot_avx2(wtype, n, wp + r * row_bytes, act);
 }
 
