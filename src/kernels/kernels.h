@@ -129,6 +129,11 @@ float trit_silu(float x);               /* x / (1 + expf(-x)), libm expf (ggml_s
 /* One row of SwiGLU, y = silu(g) * u, as ggml_vec_swiglu_f32 on the reference's AVX-512
  * build: ggml's polynomial exp (ggml_v_expf) for the first n - n%16 elements, libm after. */
 void trit_swiglu(const float *g, const float *u, float *y, int64_t n);
+/* AVX-512 twins (kernels/x86/kernels_avx512.c; call only when trit_kernels_avx512() is
+ * non-NULL): trit_swiglu bit for bit (trit_swiglu runs it when the best set is avx512), and
+ * go_v_expf of 16 floats (ref/ggml_order.h). */
+void trit_swiglu_avx512(const float *g, const float *u, float *y, int64_t n);
+void trit_v_expf16_avx512(const float *x, float *y);
 
 /* Causal attention over a KV cache for n_tok new query tokens at positions pos0..pos0+n_tok-1;
  * the cache already holds K,V for positions 0..pos0+n_tok-1.

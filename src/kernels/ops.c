@@ -120,6 +120,10 @@ float trit_silu(float x) {
 }
 
 HOT void trit_swiglu(const float *g, const float *u, float *y, int64_t n) {
+    if (trit_kernels_best() == &trit_kernels_avx512_impl) {
+        trit_swiglu_avx512(g, u, y, n); /* the same numbers, 16 lanes at a time */
+        return;
+    }
     const int64_t n16 = n & ~(int64_t)15; /* ggml_vec_swiglu_f32's 16-wide part: ggml_v_silu */
     int64_t i = 0;
     for (; i < n16; i++) y[i] = go_v_silu(g[i]) * u[i];

@@ -3,6 +3,7 @@
  * against ref on random inputs (NMSE <= 5e-4, integer block sums exact), and trit_matmul
  * with 1..N threads against the single-thread result. */
 #include "kernels/kernels.h"
+#include "kernels/ref/ggml_order.h"
 
 #include <criterion/criterion.h>
 #include <dlfcn.h>
@@ -648,6 +649,40 @@ Test(kernels_fast, kernel_sets_and_names) {
     const trit_kernels *rf = trit_kernels_for(trit_kernels_ref(), TRIT_NUMERICS_FAST);
     cr_assert_eq(rf->attention, trit_attention_fast);
     cr_assert_str_eq(rf->name, "ref+fast");
+}
+
+/* The AVX-512 ggml_v_expf equals the scalar go_v_expf lane for lane (ordinary, tiny, huge,
+ * infinite and NaN-free edge inputs), and trit_swiglu_avx512 equals ggml's SwiGLU order
+ * (go_v_silu for the 16-lane part, libm after) bit for bit. */
+Test(kernels_opt, v_expf_lanes_and_swiglu) {
+    if (!trit_kernels_avx512()) {
+        cr_skip_test("no AVX-512 on this CPU");
+        return;
+    }
+    float x[16], y[16];
+    const float edge[] = {0.0f,    -0.0f,   1.0f,    -1.0f,   88.7f,  -87.3f,
+                          -103.9f, -150.f,  -200.0f, 100.0f,  133.0f, -INFINITY,
+                          1e-30f,  -1e-30f, -88.5f,  -126.5f, 89.5f,  -300.0f};
+    rng_state = 31337;
+    for (int rep = 0; rep < 2000; rep++) {
+        for (int l = 0; l < 16; l++) {
+            const int k = rep * 16 + l;
+            x[l] = k < (int)TRIT_ARRAY_LEN(edge) ? edge[k] : (rng_uniform() - 0.75f) * 240.0f;
+        }
+        trit_v_expf16_avx512(x, y);
+        for (int l = 0; l < 16; l++) {
+            const float want = go_v_expf(x[l]);
+            cr_assert(memcmp(&want, &y[l], 4) == 0, "v_expf(%a): %a, scalar %a", x[l], y[l], want);
+        }
+    }
+    const int64_t n = 6912 + 5; /* a 16-lane part and a libm tail */
+    float *g = random_floats(n, 3.0f), *u = random_floats(n, 1.0f);
+    float *y1 = xmalloc(sizeof(float) * n), *y2 = xmalloc(sizeof(float) * n);
+    const int64_t n16 = n & ~(int64_t)15;
+    for (int64_t i = 0; i < n; i++) y1[i] = (i < n16 ? go_v_silu(g[i]) : trit_silu(g[i])) * u[i];
+    trit_swiglu_avx512(g, u, y2, n);
+    cr_assert_eq(memcmp(y1, y2, sizeof(float) * n), 0, "swiglu differs from ggml's order");
+    free(g), free(u), free(y1), free(y2);
 }
 
 /* ---- against the reference ggml ---- */

@@ -24,7 +24,49 @@ static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-#define INL  static inline __attribute__((always_inline))
+#define INL static inline __attribute__((always_inline))
+
+/* ggml_v_expf (AVX-512), 16 lanes: go_v_expf's statements (ref/ggml_order.h) as vectors, so
+ * every lane equals go_v_expf of it (test_kernels kernels_opt/v_expf_lanes). fnmadd(n, c, x) is
+ * fma(-n, c, x); scalef(j, n) with integral n is j * 2^n in one rounding. */
+INL __m512 v_expf512(__m512 x) {
+    const __m512 r = _mm512_set1_ps(0x1.8p23f);
+    const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
+    const __m512 n = _mm512_sub_ps(z, r);
+    const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+    const __mmask16 big = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m512 u = _mm512_mul_ps(b, b);
+    const __m512 j = _mm512_fmadd_ps(
+        _mm512_fmadd_ps(
+            _mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+            _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+    const __m512 res = _mm512_scalef_ps(j, n);
+    if (!big) return res;
+    /* |n| > 192: 0 below, infinity above */
+    const __mmask16 neg = _mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ);
+    const __m512 alt = _mm512_mask_blend_ps(neg, _mm512_set1_ps(INFINITY), _mm512_setzero_ps());
+    return _mm512_mask_blend_ps(big, res, alt);
+}
+
+void trit_v_expf16_avx512(const float *x, float *y) {
+    _mm512_storeu_ps(y, v_expf512(_mm512_loadu_ps(x)));
+}
+
+/* trit_swiglu's numerics (ggml_vec_swiglu_f32 on the AVX-512 build): the whole 16-lane part
+ * with the vector silu x / (1 + v_expf(0 - x)), the tail with libm (trit_swiglu). */
+void trit_swiglu_avx512(const float *g, const float *u, float *y, int64_t n) {
+    const int64_t n16 = n & ~(int64_t)15;
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n16; i += 16) {
+        const __m512 x = _mm512_loadu_ps(g + i);
+        const __m512 silu =
+            _mm512_div_ps(x, _mm512_add_ps(one, v_expf512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(silu, _mm512_loadu_ps(u + i)));
+    }
+    for (int64_t i = n16; i < n; i++) y[i] = trit_silu(g[i]) * u[i];
+}
 #define MAXT 4 /* tokens per tile */
 #define MAXR 8 /* weight rows per tile (8 only with 1 token) */
 
@@ -668,8 +710,9 @@ static void att512_tiled(const att512_job *J, const float *q, const void *kh, co
         M = Mnew;
         double sum = 0.0;
         for (int g = 0; g < ATT_TILE; g += 16) {
-            for (int t = g; t < g + 16; t++) kq[t] = go_v_expf(kq[t] - M);
-            sum += (double)go_reduce16(kq + g);
+            const __m512 e = v_expf512(_mm512_sub_ps(_mm512_loadu_ps(kq + g), _mm512_set1_ps(M)));
+            _mm512_storeu_ps(kq + g, e);
+            sum += (double)_mm512_reduce_add_ps(e); /* = go_reduce16 */
         }
         S = (float)((double)S + sum);
         for (int t = 0; t < nt; t++) {
@@ -755,7 +798,7 @@ static void fast512_row(const att512_job *J, const float *q, const void *kh, con
     const int D = J->head_dim, nc = D / 16;
     const size_t rs = (size_t)D * (J->f16 ? 2 : 4); /* bytes per K/V row */
     __m512 acc[64];
-    float s[ATT_TILE];
+    float s[ATT_TILE] = {0}; /* whole 16-lane groups are exponentiated */
     for (int c = 0; c < nc; c++) acc[c] = _mm512_setzero_ps();
     float S = 0.0f, M = -INFINITY;
     for (int ic = 0; ic < n_kv; ic += ATT_TILE) {
@@ -793,10 +836,10 @@ static void fast512_row(const att512_job *J, const float *q, const void *kh, con
             S *= ms;
             M = Mnew;
         }
-        for (t = 0; t < nt; t++) {
-            s[t] = go_v_expf(s[t] - M);
-            S += s[t];
-        }
+        for (t = 0; t < nt; t += 16) /* s[nt..] may be garbage: those lanes are unused */
+            _mm512_storeu_ps(s + t,
+                             v_expf512(_mm512_sub_ps(_mm512_loadu_ps(s + t), _mm512_set1_ps(M))));
+        for (t = 0; t < nt; t++) S += s[t];
         const char *v0 = (const char *)vh + (size_t)ic * rs;
         for (t = 0; t < nt; t++) {
             const __m512 p = _mm512_set1_ps(s[t]);
