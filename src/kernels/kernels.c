@@ -303,14 +303,14 @@ static bool mm_claim(mm_job *j, int *part, int64_t *r0, int64_t *nr) {
  * override a field, and `kbench --tune` measures the candidates on a new machine.
  *
  *   row               match                          sweep  pf  spin us  why
- *   intel-avx512      Intel with AVX-512               4     4   200     measured on Sapphire
+ *   intel-avx512      Intel, avx512 set in use         4     4   200     measured on Sapphire
  *                                                                        Rapids (PERFORMANCE.md)
- *   amd-zen4          AMD family 0x19/0x1A + AVX-512   4     8   200     reasoned, not measured:
+ *   amd-zen4          AMD family 0x19/0x1A, avx512 set 4     8   200     reasoned, not measured:
  *                     (Zen 4, Zen 5)                                     DRAM behind Infinity
  *                     Fabric is farther than on Intel's mesh, so the prefetch runs two sweeps
  *                     ahead; 8-row sweeps lost on the TQ1_0 tile (its decoder spills) in
  *                     kbench --tune on Intel, so the sweep stays at 4
- *   avx2              no AVX-512                       2     8   200     the AVX2 set pairs rows
+ *   avx2              avx2 (or ref) set in use         2     8   200     the AVX2 set pairs rows
  *                                                                        (dot_tq2_0_x2); longer
  *                                                                        distance for short sweeps
  *   default           anything else                    4     4   200     the measured row
@@ -352,7 +352,8 @@ static void tuning_init(void) {
     char vendor[13];
     unsigned family, model;
     cpu_ident(vendor, &family, &model);
-    const bool avx512 = have_avx512();
+    /* the set in use, not only the CPU: TRIT_KERNELS=avx2 on an AVX-512 CPU gets the avx2 row */
+    const bool avx512 = trit_kernels_best() == &trit_kernels_avx512_impl;
     trit_tuning t = {.row = "default", .sweep_rows = 4, .pf_rows = 4, .spin_us = 200};
     if (!strcmp(vendor, "GenuineIntel") && avx512) {
         t.row = "intel-avx512";

@@ -65,8 +65,8 @@ const char *trit_cpu_features(void);
 
 /* Per-CPU tuning of the decode matmul and the pool spin, from a table keyed on the CPUID
  * vendor and family (documented in kernels.c and docs/PERFORMANCE.md); the environment
- * variables TRIT_SWEEP_ROWS, TRIT_PF_ROWS and TRIT_SPIN_US override a field. None of these
- * change a result (each row's dot is the same whatever the sweep). */
+ * variables TRIT_SWEEP_ROWS, TRIT_PF_ROWS and TRIT_SPIN_US (whole numbers) override a field. None
+ * of these change a result (each row's dot is the same whatever the sweep). */
 typedef struct trit_tuning {
     const char *row; /* the table row chosen: "intel-avx512", "amd-zen4", "avx2", "default" */
     char cpu[64];    /* "GenuineIntel family 0x6 model 0x8f" */
