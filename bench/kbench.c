@@ -64,8 +64,8 @@ static void tune(const trit_kernels *k, trit_pool *pool) {
     static const int sweeps[] = {2, 4, 8}, pfs[] = {0, 4, 8, 16};
     enum { NS = TRIT_ARRAY_LEN(sweeps), NP = TRIT_ARRAY_LEN(pfs), ROUNDS = 7 };
     const trit_tuning saved = *trit_tuning_get();
-    printf("tune cpu %s (table row %s: sweep %d pf %d)\n", saved.cpu, saved.row, saved.sweep_rows,
-           saved.pf_rows);
+    printf("tune cpu %s (table row %s: sweep %d pf %d cap %d KiB)\n", saved.cpu, saved.row,
+           saved.sweep_rows, saved.pf_rows, saved.pf_max_kb);
     const struct {
         uint32_t t;
         int64_t n_in, n_out;
@@ -90,7 +90,7 @@ static void tune(const trit_kernels *k, trit_pool *pool) {
             for (int s = 0; s < NS; s++)
                 for (int p = 0; p < NP; p++) {
                     trit_tuning t = saved;
-                    t.sweep_rows = sweeps[s], t.pf_rows = pfs[p];
+                    t.sweep_rows = sweeps[s], t.pf_rows = pfs[p], t.pf_max_kb = 0;
                     trit_tuning_set(&t);
                     /* one timed sample = as many copies as make up ~128 MiB (or one) */
                     const size_t per = TRIT_MAX(((size_t)128 << 20) / mb, (size_t)1);

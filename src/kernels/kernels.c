@@ -253,7 +253,7 @@ typedef struct mm_job {
     int64_t total_rows;
     int64_t max_chunk;        /* rows per claim at most (batches keep their tiles hot) */
     int nth;                  /* threads sharing the rows */
-    int sweep_rows, pf_rows;  /* decode sweep (trit_tuning_get) */
+    int sweep_rows, pf_rows;  /* decode sweep and prefetch distance (decode_pf_rows) */
     bool quantize_in_run;     /* the pool's threads quantize X, then meet at a barrier */
     atomic_int quantized;     /* threads past quantization */
     atomic_int_fast64_t next; /* next unclaimed global row */
@@ -302,18 +302,19 @@ static bool mm_claim(mm_job *j, int *part, int64_t *r0, int64_t *nr) {
  * a table keyed on the CPUID vendor and family; TRIT_SWEEP_ROWS, TRIT_PF_ROWS and TRIT_SPIN_US
  * override a field, and `kbench --tune` measures the candidates on a new machine.
  *
- *   row               match                          sweep  pf  spin us  why
- *   intel-avx512      Intel, avx512 set in use         4     4   200     measured on Sapphire
- *                                                                        Rapids (PERFORMANCE.md)
- *   amd-zen4          AMD family 0x19/0x1A, avx512 set 4     8   200     reasoned, not measured:
- *                     (Zen 4, Zen 5)                                     DRAM behind Infinity
- *                     Fabric is farther than on Intel's mesh, so the prefetch runs two sweeps
- *                     ahead; 8-row sweeps lost on the TQ1_0 tile (its decoder spills) in
- *                     kbench --tune on Intel, so the sweep stays at 4
- *   avx2              avx2 (or ref) set in use         2     8   200     the AVX2 set pairs rows
- *                                                                        (dot_tq2_0_x2); longer
- *                                                                        distance for short sweeps
- *   default           anything else                    4     4   200     the measured row
+ *   row            match                          sweep  pf  pf cap  spin us
+ *   intel-avx512   Intel, avx512 set in use         4     4   -       200
+ *   amd-zen4       AMD family 0x19/0x1A, avx512 set 4     8   16 KiB  200
+ *   avx2           avx2 (or ref) set in use         2     8   16 KiB  200
+ *   default        anything else                    4     4   -       200
+ * Why: intel-avx512 was measured on Sapphire Rapids (PERFORMANCE.md; 8-16 rows ahead were
+ * worse there). amd-zen4 is reasoned, not measured: DRAM behind Infinity Fabric is farther
+ * than on Intel's mesh, so ternary rows (660 bytes) are prefetched two sweeps ahead; AMD's
+ * prefetcht2 fills L1 as well as L2, so the distance is capped at half of Zen 4's 32 KiB L1D
+ * (an F16 output row of 2560 is 5 KiB: one sweep ahead, as on Intel); 8-row sweeps lost for
+ * TQ1_0 (its decoder spills) in kbench --tune on Intel, so the sweep stays at 4. avx2: that
+ * set pairs rows (dot_tq2_0_x2), so sweeps of 2 with a longer distance, capped as for AMD
+ * since AVX2-only CPUs have 32-48 KiB L1D and may be AMD. default: the measured row.
  * The spin is the pool's wait before sleeping (base.c): 200 us covers the gap between the
  * hundreds of pool runs of one decode step on every CPU we met; it is per row so a CPU where
  * spinning hurts (SMT siblings sharing a core) can get its own. */
@@ -354,18 +355,22 @@ static void tuning_init(void) {
     cpu_ident(vendor, &family, &model);
     /* the set in use, not only the CPU: TRIT_KERNELS=avx2 on an AVX-512 CPU gets the avx2 row */
     const bool avx512 = trit_kernels_best() == &trit_kernels_avx512_impl;
-    trit_tuning t = {.row = "default", .sweep_rows = 4, .pf_rows = 4, .spin_us = 200};
+    trit_tuning t = {
+        .row = "default", .sweep_rows = 4, .pf_rows = 4, .pf_max_kb = 0, .spin_us = 200};
     if (!strcmp(vendor, "GenuineIntel") && avx512) {
         t.row = "intel-avx512";
     } else if (!strcmp(vendor, "AuthenticAMD") && (family == 0x19 || family == 0x1A) && avx512) {
-        t = (trit_tuning){.row = "amd-zen4", .sweep_rows = 4, .pf_rows = 8, .spin_us = 200};
+        t = (trit_tuning){
+            .row = "amd-zen4", .sweep_rows = 4, .pf_rows = 8, .pf_max_kb = 16, .spin_us = 200};
     } else if (!avx512) {
-        t = (trit_tuning){.row = "avx2", .sweep_rows = 2, .pf_rows = 8, .spin_us = 200};
+        t = (trit_tuning){
+            .row = "avx2", .sweep_rows = 2, .pf_rows = 8, .pf_max_kb = 16, .spin_us = 200};
     }
     snprintf(t.cpu, sizeof t.cpu, "%s family 0x%x model 0x%x", vendor[0] ? vendor : "unknown",
              family, model);
     t.sweep_rows = env_int("TRIT_SWEEP_ROWS", 1, 64, t.sweep_rows);
     t.pf_rows = env_int("TRIT_PF_ROWS", 0, 256, t.pf_rows);
+    t.pf_max_kb = env_int("TRIT_PF_MAX_KB", 0, 1 << 20, t.pf_max_kb);
     t.spin_us = env_int("TRIT_SPIN_US", 0, 1000000, t.spin_us);
     g_tuning = t;
 }
@@ -381,7 +386,16 @@ void trit_tuning_set(const trit_tuning *t) {
     pthread_once(&g_tuning_once, tuning_init);
     g_tuning.sweep_rows = TRIT_MAX(t->sweep_rows, 1);
     g_tuning.pf_rows = TRIT_MAX(t->pf_rows, 0);
+    g_tuning.pf_max_kb = TRIT_MAX(t->pf_max_kb, 0);
     g_tuning.spin_us = TRIT_MAX(t->spin_us, 0);
+}
+
+/* Rows to prefetch ahead for rows of row_bytes: pf_rows, capped at pf_max_kb KiB but never
+ * under one sweep (0 stays 0: no prefetch). */
+static int decode_pf_rows(const trit_tuning *t, size_t row_bytes) {
+    if (!t->pf_rows || !t->pf_max_kb || !row_bytes) return t->pf_rows;
+    const int64_t cap = (int64_t)t->pf_max_kb * 1024 / (int64_t)row_bytes;
+    return (int)TRIT_MAX(TRIT_MIN((int64_t)t->pf_rows, cap), (int64_t)t->sweep_rows);
 }
 
 /* One prefetch per 64-byte line of [p, p + n); unrolled, since a sweep prefetches whole rows
@@ -494,7 +508,7 @@ void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, i
     }
     j.nth = pool ? trit_pool_size(pool) : 1;
     j.sweep_rows = trit_tuning_get()->sweep_rows;
-    j.pf_rows = trit_tuning_get()->pf_rows;
+    j.pf_rows = decode_pf_rows(trit_tuning_get(), wrow);
     j.max_chunk = n_tok > 1 ? 64 : j.total_rows;
     atomic_init(&j.next, 0);
     atomic_init(&j.quantized, 0);

@@ -72,10 +72,12 @@ typedef struct trit_tuning {
     char cpu[64];    /* "GenuineIntel family 0x6 model 0x8f" */
     int sweep_rows;  /* decode: weight rows per vec_dot_rows call (they share activation loads) */
     int pf_rows;     /* decode: rows prefetched ahead of the current sweep (0: none) */
+    int pf_max_kb;   /* ... but at most this many KiB ahead, never under one sweep (0: no cap) */
     int spin_us;     /* thread-pool spin before sleeping (trit_pool_set_spin_us) */
 } trit_tuning;
 const trit_tuning *trit_tuning_get(void);
-/* Replace sweep_rows, pf_rows and spin_us (kbench --tune; not thread-safe with a running matmul).
+/* Replace sweep_rows, pf_rows, pf_max_kb and spin_us (kbench --tune; not thread-safe with a
+ * running matmul).
  */
 void trit_tuning_set(const trit_tuning *t);
 

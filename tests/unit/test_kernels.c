@@ -493,13 +493,13 @@ Test(kernels_matmul, tuning_changes_no_result) {
         void *w = random_weights(types[ty], n_in, n_out, &rb);
         float *y0 = xmalloc(sizeof(float) * n_out), *y1 = xmalloc(sizeof(float) * n_out);
         trit_matmul(trit_kernels_best(), NULL, types[ty], w, 1.0f, n_in, n_out, x, 1, y0);
-        const int sweeps[] = {1, 2, 3, 8}, pfs[] = {0, 1, 5, 16};
+        const int sweeps[] = {1, 2, 3, 8}, pfs[] = {0, 1, 5, 16}, caps[] = {0, 1, 0, 4};
         for (int nth = 1; nth <= 2; nth++) {
             trit_pool *pool = trit_pool_new(nth);
             for (size_t s = 0; s < TRIT_ARRAY_LEN(sweeps); s++)
                 for (size_t p = 0; p < TRIT_ARRAY_LEN(pfs); p++) {
                     trit_tuning t = saved;
-                    t.sweep_rows = sweeps[s], t.pf_rows = pfs[p];
+                    t.sweep_rows = sweeps[s], t.pf_rows = pfs[p], t.pf_max_kb = caps[p];
                     trit_tuning_set(&t);
                     memset(y1, 0, sizeof(float) * n_out);
                     trit_matmul(trit_kernels_best(), pool, types[ty], w, 1.0f, n_in, n_out, x, 1,
