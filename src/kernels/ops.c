@@ -8,7 +8,10 @@
  *    every scale and every multiply-add (ggml_vec_scale_f16 / ggml_vec_mad_f16);
  *  - 64 or more query rows (batched prefill): all in f32, online softmax per tile of 64
  *    keys (the rescale happens once per tile, as in the tiled kernel).
- * Sums whose order differs from ggml's SIMD order only differ at the 1e-7 relative level. */
+ * Sums whose order differs from ggml's SIMD order only differ at the 1e-7 relative level.
+ * The split-KV decode path takes a kernel set's chunk kernel (trit_attention_split), and
+ * trit_swiglu hands the avx512 set's identical vector version the work. trit_attention_fast is
+ * --numerics fast's attention: its own documented order, scalar here, AVX-512 twin in x86/. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
 
