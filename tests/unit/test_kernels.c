@@ -387,6 +387,12 @@ Test(kernels_opt, gemm_matches_vec_dot) {
                     cr_assert_float_eq(out[t * 13 + r], e, 1e-5f * (1 + fabsf(e)),
                                        "%s type %u r %lld t %lld", opt_sets[k]->name, wt,
                                        (long long)r, (long long)t);
+                    /* quant types: the gemm's contract is vec_dot itself, bit for bit */
+                    if (wt != TRIT_F32 && wt != TRIT_F16 && wt != TRIT_BF16)
+                        cr_assert(memcmp(&out[t * 13 + r], &e, 4) == 0,
+                                  "%s type %u r %lld t %lld: gemm %a vs vec_dot %a",
+                                  opt_sets[k]->name, wt, (long long)r, (long long)t,
+                                  out[t * 13 + r], e);
                 }
             free(w), free(x), free(act);
         }

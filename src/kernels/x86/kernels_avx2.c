@@ -197,6 +197,90 @@ static void dot_tq2_0_x2(int64_t n, const block_tq2_0 *x0, const block_tq2_0 *x1
     *out1 = hsum8(acc1);
 }
 
+/* TQ2_0 x Q8_K for two weight rows x T activation rows (prefill): the codes of each 32-byte
+ * weight load are split once per block and multiplied with every token's activations. Per
+ * (row, token) the int16 sums, the block-sum correction and the fma are dot_tq2_0_x2's, in the
+ * same order, so each output equals vec_dot's bit for bit. */
+static inline __attribute__((always_inline)) void
+tq2_tile2(const int T, int64_t n, const block_tq2_0 *x0, const block_tq2_0 *x1, const char *act,
+          size_t act_bytes, float *out, int64_t ldo) {
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256 acc0[4], acc1[4];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        __m256i s0[4], s1[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) s0[t] = s1[t] = _mm256_setzero_si256();
+        for (int j = 0; j < 64; j += 32) {
+            const __m256i w0 = _mm256_loadu_si256((const __m256i *)(x0[i].qs + j));
+            const __m256i w1 = _mm256_loadu_si256((const __m256i *)(x1[i].qs + j));
+#pragma GCC unroll 8
+            for (int l = 0; l < 4; l++) {
+                const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w0, 2 * l), m3);
+                const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(w1, 2 * l), m3);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const block_q8_K *y = (const block_q8_K *)(act + t * act_bytes) + i;
+                    const __m256i a = _mm256_loadu_si256((const __m256i *)(y->qs + j * 4 + l * 32));
+                    s0[t] = _mm256_add_epi16(s0[t], _mm256_maddubs_epi16(c0, a));
+                    s1[t] = _mm256_add_epi16(s1[t], _mm256_maddubs_epi16(c1, a));
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const block_q8_K *y = (const block_q8_K *)(act + t * act_bytes) + i;
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+            const __m256i i0 = _mm256_madd_epi16(_mm256_sub_epi16(s0[t], bs), ones);
+            const __m256i i1 = _mm256_madd_epi16(_mm256_sub_epi16(s1[t], bs), ones);
+            const __m256 d0 = _mm256_set1_ps(y->d * _cvtsh_ss(x0[i].d));
+            const __m256 d1 = _mm256_set1_ps(y->d * _cvtsh_ss(x1[i].d));
+            acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), d0, acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), d1, acc1[t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        out[t * ldo] = hsum8(acc0[t]);
+        out[t * ldo + 1] = hsum8(acc1[t]);
+    }
+}
+
+/* TQ2_0 gemm: pairs of rows x groups of up to 4 tokens; an odd last row by vec_dot per token. */
+static void tq2_gemm(int64_t n, const char *w, size_t rb, int64_t nr, const char *act, size_t ab,
+                     int64_t nt, float *out, int64_t ldo) {
+    int64_t r = 0;
+    for (; r + 2 <= nr; r += 2) {
+        const block_tq2_0 *x0 = (const void *)(w + r * rb), *x1 = (const void *)(w + (r + 1) * rb);
+        for (int64_t t = 0; t < nt; t += 4) {
+            const char *a = act + t * ab;
+            float *o = out + t * ldo + r;
+            switch (TRIT_MIN(nt - t, 4)) {
+            case 1:
+                tq2_tile2(1, n, x0, x1, a, ab, o, ldo);
+                break;
+            case 2:
+                tq2_tile2(2, n, x0, x1, a, ab, o, ldo);
+                break;
+            case 3:
+                tq2_tile2(3, n, x0, x1, a, ab, o, ldo);
+                break;
+            default:
+                tq2_tile2(4, n, x0, x1, a, ab, o, ldo);
+                break;
+            }
+        }
+    }
+    for (; r < nr; r++)
+        for (int64_t t = 0; t < nt; t++) {
+            float r0, r1;
+            dot_tq2_0_x2(n, (const void *)(w + r * rb), (const void *)(w + r * rb),
+                         (const void *)(act + t * ab), &r0, &r1);
+            out[t * ldo + r] = r0;
+        }
+}
+
 /* Base-3 digit of bytes already multiplied by 3^l (mod 256): ((v * 3) >> 8) is 0, 1 or 2 and
  * equals [v >= 86] + [v >= 171]. */
 static inline __m256i tq1_digit(__m256i v) {
@@ -441,6 +525,10 @@ static void gemm_avx2(uint32_t wtype, int64_t n, const void *w, size_t row_bytes
     const bool h = wtype == TRIT_F16;
     if (wtype == TRIT_BF16) { /* no fast path: the ref's tinyBLAS order */
         trit_kernels_ref()->gemm(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
+        return;
+    }
+    if (wtype == TRIT_TQ2_0) { /* weights decoded once per 4 tokens */
+        tq2_gemm(n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
         return;
     }
     for (int64_t t = 0; t < nt; t++) {
