@@ -347,22 +347,25 @@ static inline __attribute__((always_inline)) __m256i tq1_sums(const __m256i c[8]
     return _mm256_madd_epi16(_mm256_sub_epi16(s, bs), _mm256_set1_epi16(1));
 }
 
+/* s plus the int16 maddubs sums of digit vectors k0..k1-1 (scaled bytes v) with y. */
+static inline __attribute__((always_inline)) __m256i tq1_add(__m256i s, const __m256i v[8],
+                                                             const block_q8_K *y, int k0, int k1) {
+#pragma GCC unroll 8
+    for (int k = k0; k < k1; k++) {
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * k));
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(v[k]), a));
+    }
+    return s;
+}
+
 /* tq1_sums of one block with the digits made as they are consumed (decode: no reuse). */
 static inline __attribute__((always_inline)) __m256i tq1_block(const block_tq1_0 *x,
                                                                const block_q8_K *y) {
-    __m256i v[8], s = _mm256_setzero_si256();
+    __m256i v[8];
     tq1_scaled(x, false, v);
-#pragma GCC unroll 8
-    for (int k = 0; k < 5; k++)
-        s = _mm256_add_epi16(
-            s, _mm256_maddubs_epi16(tq1_digit(v[k]),
-                                    _mm256_loadu_si256((const __m256i *)(y->qs + 32 * k))));
+    __m256i s = tq1_add(_mm256_setzero_si256(), v, y, 0, 5);
     tq1_scaled(x, true, v);
-#pragma GCC unroll 8
-    for (int k = 5; k < 8; k++)
-        s = _mm256_add_epi16(
-            s, _mm256_maddubs_epi16(tq1_digit(v[k]),
-                                    _mm256_loadu_si256((const __m256i *)(y->qs + 32 * k))));
+    s = tq1_add(s, v, y, 5, 8);
     const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
     return _mm256_madd_epi16(_mm256_sub_epi16(s, bs), _mm256_set1_epi16(1));
 }
