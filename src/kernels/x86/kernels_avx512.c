@@ -653,18 +653,71 @@ static void att512_vec(const att512_job *J, const float *qrow, const void *kh, c
         _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_loadu_ps(dst + i), inv));
 }
 
-/* Sequential K.Q fma chains (ggml's simd_gemm order) for KQ_CHAINS keys at once: independent
- * chains keep both fma ports busy while each chain keeps its exact order. */
-#define KQ_CHAINS 8
-static void kq_chains(const float *q, const float *const k[KQ_CHAINS], int D,
-                      float out[KQ_CHAINS]) {
-    float s[KQ_CHAINS] = {0};
-    for (int i = 0; i < D; i++) {
-        const float qi = q[i];
-#pragma GCC unroll 8
-        for (int j = 0; j < KQ_CHAINS; j++) s[j] = fmaf(qi, k[j][i], s[j]);
+/* In-register transpose of a 16 x 16 float block: r[i] lane j becomes r[j] lane i
+ * (32-bit then 64-bit unpacks inside 128-bit lanes, then two rounds of 128-bit lane shuffles). */
+INL void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
     }
-    for (int j = 0; j < KQ_CHAINS; j++) out[j] = s[j];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i += 4) {
+        const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]),
+                      c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+        u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    /* u[4g + c], 128-bit lane L: element 4L + c of rows 4g .. 4g+3 */
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        const __m512 a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88),
+                     b = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD),
+                     e = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88),
+                     f = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+        r[c] = _mm512_shuffle_f32x4(a, e, 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(a, e, 0xDD);
+        r[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(b, f, 0xDD);
+    }
+}
+
+/* K.Q of the nt (<= ATT_TILE) keys of a tile for one query, each key's dot the sequential fma
+ * chain of ggml's simd_gemm (s = fma(q[i], k[i], s), i ascending, from 0): lane j of a vector
+ * is key j's chain, so 16 chains advance per fma, and two 16-key groups are interleaved so
+ * their chains overlap. K is transposed 16 x 16 at a time into kt ([group][i][16 keys]).
+ * Keys past nt repeat the last key (their lanes are ignored). out: ATT_TILE floats. */
+static void kq_tile(const float *q, const char *k0, size_t rs, bool f16, int D, int nt,
+                    float *out) {
+    static _Thread_local float kt[2][1024][16] __attribute__((aligned(64)));
+    for (int g0 = 0; g0 < nt; g0 += 32) {
+        const int ng = g0 + 16 < nt ? 2 : 1;
+        for (int g = 0; g < ng; g++)
+            for (int ib = 0; ib < D; ib += 16) {
+                __m512 r[16];
+#pragma GCC unroll 16
+                for (int j = 0; j < 16; j++)
+                    r[j] = ld_kv(k0 + (size_t)TRIT_MIN(g0 + 16 * g + j, nt - 1) * rs, f16, ib);
+                transpose16(r);
+#pragma GCC unroll 16
+                for (int i = 0; i < 16; i++) _mm512_store_ps(kt[g][ib + i], r[i]);
+            }
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        if (ng == 2)
+            for (int i = 0; i < D; i++) {
+                const __m512 qi = _mm512_set1_ps(q[i]);
+                a0 = _mm512_fmadd_ps(qi, _mm512_load_ps(kt[0][i]), a0);
+                a1 = _mm512_fmadd_ps(qi, _mm512_load_ps(kt[1][i]), a1);
+            }
+        else
+            for (int i = 0; i < D; i++)
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_load_ps(kt[0][i]), a0);
+        _mm512_storeu_ps(out + g0, a0);
+        if (ng == 2) _mm512_storeu_ps(out + g0 + 16, a1);
+    }
 }
 
 /* ggml's tiled kernel (>= 64 query rows): as att_row_tiled in ops.c, bit for bit. */
@@ -673,30 +726,15 @@ static void att512_tiled(const att512_job *J, const float *q, const void *kh, co
     const int D = J->head_dim;
     const size_t es = J->f16 ? 2 : 4;
     float acc[1024] __attribute__((aligned(64))), kq[ATT_TILE];
-    static _Thread_local float kt[KQ_CHAINS][1024] __attribute__((aligned(64)));
     for (int i = 0; i < D; i += 16) _mm512_store_ps(acc + i, _mm512_setzero_ps());
     float S = 0.0f, M = -INFINITY;
     for (int ic = 0; ic < n_kv; ic += ATT_TILE) {
         const int nt = TRIT_MIN(ATT_TILE, n_kv - ic);
         float tmax = -INFINITY;
-        for (int t0 = 0; t0 < nt; t0 += KQ_CHAINS) {
-            const float *kr[KQ_CHAINS];
-            for (int j = 0; j < KQ_CHAINS; j++) {
-                const int t = TRIT_MIN(t0 + j, nt - 1);
-                const void *row = (const char *)kh + (size_t)(ic + t) * D * es;
-                if (J->f16) {
-                    for (int i = 0; i < D; i += 16) _mm512_store_ps(kt[j] + i, ld_kv(row, true, i));
-                    kr[j] = kt[j];
-                } else {
-                    kr[j] = row;
-                }
-            }
-            float s[KQ_CHAINS];
-            kq_chains(q, kr, D, s);
-            for (int j = 0; j < KQ_CHAINS && t0 + j < nt; j++) {
-                kq[t0 + j] = s[j] * J->scale;
-                tmax = kq[t0 + j] > tmax ? kq[t0 + j] : tmax;
-            }
+        kq_tile(q, (const char *)kh + (size_t)ic * D * es, (size_t)D * es, J->f16, D, nt, kq);
+        for (int t = 0; t < nt; t++) {
+            kq[t] = kq[t] * J->scale;
+            tmax = kq[t] > tmax ? kq[t] : tmax;
         }
         for (int t = nt; t < ATT_TILE; t++) kq[t] = -INFINITY;
         const float Mnew = fmaxf(M, tmax);
