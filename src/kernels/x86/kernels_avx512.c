@@ -685,105 +685,133 @@ INL void transpose16(__m512 r[16]) {
     }
 }
 
-/* K.Q of the nt (<= ATT_TILE) keys of a tile for one query, each key's dot the sequential fma
- * chain of ggml's simd_gemm (s = fma(q[i], k[i], s), i ascending, from 0): lane j of a vector
- * is key j's chain, so 16 chains advance per fma, and two 16-key groups are interleaved so
- * their chains overlap. K is transposed 16 x 16 at a time into kt ([group][i][16 keys]).
- * Keys past nt repeat the last key (their lanes are ignored). out: ATT_TILE floats. */
-static void kq_tile(const float *q, const char *k0, size_t rs, bool f16, int D, int nt,
-                    float *out) {
-    static _Thread_local float kt[2][1024][16] __attribute__((aligned(64)));
-    for (int g0 = 0; g0 < nt; g0 += 32) {
-        const int ng = g0 + 16 < nt ? 2 : 1;
-        for (int g = 0; g < ng; g++)
-            for (int ib = 0; ib < D; ib += 16) {
-                __m512 r[16];
+/* The K rows of a tile (nt <= ATT_TILE keys, rs bytes apart) transposed for kq_dots:
+ * kt[group][i][j] = element i of key 16 * group + j; keys past nt repeat the last key. */
+typedef float kt_tile[ATT_TILE / 16][1024][16];
+
+static void kt_fill(const char *k0, size_t rs, bool f16, int D, int nt, kt_tile kt) {
+    for (int g = 0; g * 16 < nt; g++)
+        for (int ib = 0; ib < D; ib += 16) {
+            __m512 r[16];
 #pragma GCC unroll 16
-                for (int j = 0; j < 16; j++)
-                    r[j] = ld_kv(k0 + (size_t)TRIT_MIN(g0 + 16 * g + j, nt - 1) * rs, f16, ib);
-                transpose16(r);
+            for (int j = 0; j < 16; j++)
+                r[j] = ld_kv(k0 + (size_t)TRIT_MIN(16 * g + j, nt - 1) * rs, f16, ib);
+            transpose16(r);
 #pragma GCC unroll 16
-                for (int i = 0; i < 16; i++) _mm512_store_ps(kt[g][ib + i], r[i]);
-            }
+            for (int i = 0; i < 16; i++) _mm512_store_ps(kt[g][ib + i], r[i]);
+        }
+}
+
+/* K.Q of the first nt keys of a transposed tile for one query, each key's dot the sequential
+ * fma chain of ggml's simd_gemm (s = fma(q[i], k[i], s), i ascending, from 0): lane j of a
+ * vector is key j's chain, so 16 chains advance per fma, and two 16-key groups are interleaved
+ * so their chains overlap. out: ATT_TILE floats (lanes past nt are garbage). */
+static void kq_dots(const float *q, const kt_tile kt, int D, int nt, float *out) {
+    for (int g = 0; g * 16 < nt; g += 2) {
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        if (ng == 2)
+        if ((g + 1) * 16 < nt)
             for (int i = 0; i < D; i++) {
                 const __m512 qi = _mm512_set1_ps(q[i]);
-                a0 = _mm512_fmadd_ps(qi, _mm512_load_ps(kt[0][i]), a0);
-                a1 = _mm512_fmadd_ps(qi, _mm512_load_ps(kt[1][i]), a1);
+                a0 = _mm512_fmadd_ps(qi, _mm512_load_ps(kt[g][i]), a0);
+                a1 = _mm512_fmadd_ps(qi, _mm512_load_ps(kt[g + 1][i]), a1);
             }
         else
             for (int i = 0; i < D; i++)
-                a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_load_ps(kt[0][i]), a0);
-        _mm512_storeu_ps(out + g0, a0);
-        if (ng == 2) _mm512_storeu_ps(out + g0 + 16, a1);
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_load_ps(kt[g][i]), a0);
+        _mm512_storeu_ps(out + 16 * g, a0);
+        _mm512_storeu_ps(out + 16 * g + 16, a1);
     }
 }
 
-/* ggml's tiled kernel (>= 64 query rows): as att_row_tiled in ops.c, bit for bit. */
-static void att512_tiled(const att512_job *J, const float *q, const void *kh, const void *vh,
-                         int n_kv, float *dst) {
+/* Query rows per unit of the tiled kernel: the rows of one head share each transposed K tile. */
+#define ATT_ROWS 4
+
+/* ggml's tiled kernel (>= 64 query rows): as att_row_tiled in ops.c, bit for bit, for nr (<=
+ * ATT_ROWS) consecutive query rows of one head (row r sees n_kv0 + r keys; q and dst rows
+ * q_stride floats apart). Each K tile is transposed once for the rows; every row keeps its own
+ * running max, sum and V accumulator, in ops.c's order. */
+static void att512_tiled(const att512_job *J, const float *q, size_t q_stride, const void *kh,
+                         const void *vh, int n_kv0, int nr, float *dst) {
     const int D = J->head_dim;
     const size_t es = J->f16 ? 2 : 4;
-    float acc[1024] __attribute__((aligned(64))), kq[ATT_TILE];
-    for (int i = 0; i < D; i += 16) _mm512_store_ps(acc + i, _mm512_setzero_ps());
-    float S = 0.0f, M = -INFINITY;
-    for (int ic = 0; ic < n_kv; ic += ATT_TILE) {
-        const int nt = TRIT_MIN(ATT_TILE, n_kv - ic);
-        float tmax = -INFINITY;
-        kq_tile(q, (const char *)kh + (size_t)ic * D * es, (size_t)D * es, J->f16, D, nt, kq);
-        for (int t = 0; t < nt; t++) {
-            kq[t] = kq[t] * J->scale;
-            tmax = kq[t] > tmax ? kq[t] : tmax;
-        }
-        for (int t = nt; t < ATT_TILE; t++) kq[t] = -INFINITY;
-        const float Mnew = fmaxf(M, tmax);
-        if (Mnew > M) {
-            const float ms = expf(M - Mnew);
-            const __m512 vms = _mm512_set1_ps(ms);
-            for (int i = 0; i < D; i += 16)
-                _mm512_store_ps(acc + i, _mm512_mul_ps(_mm512_load_ps(acc + i), vms));
-            S *= ms;
-        }
-        M = Mnew;
-        double sum = 0.0;
-        for (int g = 0; g < ATT_TILE; g += 16) {
-            const __m512 e = v_expf512(_mm512_sub_ps(_mm512_loadu_ps(kq + g), _mm512_set1_ps(M)));
-            _mm512_storeu_ps(kq + g, e);
-            sum += (double)_mm512_reduce_add_ps(e); /* = go_reduce16 */
-        }
-        S = (float)((double)S + sum);
-        for (int t = 0; t < nt; t++) {
-            const void *vrow = (const char *)vh + (size_t)(ic + t) * D * es;
-            const __m512 p = _mm512_set1_ps(kq[t]);
-            for (int i = 0; i < D; i += 16)
-                _mm512_store_ps(
-                    acc + i, _mm512_fmadd_ps(p, ld_kv(vrow, J->f16, i), _mm512_load_ps(acc + i)));
+    static _Thread_local kt_tile kt __attribute__((aligned(64)));
+    float acc[ATT_ROWS][1024] __attribute__((aligned(64))), kq[ATT_TILE];
+    float S[ATT_ROWS], M[ATT_ROWS];
+    for (int r = 0; r < nr; r++) {
+        for (int i = 0; i < D; i += 16) _mm512_store_ps(acc[r] + i, _mm512_setzero_ps());
+        S[r] = 0.0f, M[r] = -INFINITY;
+    }
+    const int n_kv_max = n_kv0 + nr - 1;
+    for (int ic = 0; ic < n_kv_max; ic += ATT_TILE) {
+        kt_fill((const char *)kh + (size_t)ic * D * es, (size_t)D * es, J->f16, D,
+                TRIT_MIN(ATT_TILE, n_kv_max - ic), kt);
+        for (int r = 0; r < nr; r++) {
+            if (ic >= n_kv0 + r) continue; /* this row has no keys in the tile */
+            const int nt = TRIT_MIN(ATT_TILE, n_kv0 + r - ic);
+            float tmax = -INFINITY;
+            kq_dots(q + (size_t)r * q_stride, kt, D, nt, kq);
+            for (int t = 0; t < nt; t++) {
+                kq[t] = kq[t] * J->scale;
+                tmax = kq[t] > tmax ? kq[t] : tmax;
+            }
+            for (int t = nt; t < ATT_TILE; t++) kq[t] = -INFINITY;
+            const float Mnew = fmaxf(M[r], tmax);
+            if (Mnew > M[r]) {
+                const float ms = expf(M[r] - Mnew);
+                const __m512 vms = _mm512_set1_ps(ms);
+                for (int i = 0; i < D; i += 16)
+                    _mm512_store_ps(acc[r] + i, _mm512_mul_ps(_mm512_load_ps(acc[r] + i), vms));
+                S[r] *= ms;
+            }
+            M[r] = Mnew;
+            double sum = 0.0;
+            for (int g = 0; g < ATT_TILE; g += 16) {
+                const __m512 e =
+                    v_expf512(_mm512_sub_ps(_mm512_loadu_ps(kq + g), _mm512_set1_ps(M[r])));
+                _mm512_storeu_ps(kq + g, e);
+                sum += (double)_mm512_reduce_add_ps(e); /* = go_reduce16 */
+            }
+            S[r] = (float)((double)S[r] + sum);
+            for (int t = 0; t < nt; t++) {
+                const void *vrow = (const char *)vh + (size_t)(ic + t) * D * es;
+                const __m512 p = _mm512_set1_ps(kq[t]);
+                for (int i = 0; i < D; i += 16)
+                    _mm512_store_ps(acc[r] + i, _mm512_fmadd_ps(p, ld_kv(vrow, J->f16, i),
+                                                                _mm512_load_ps(acc[r] + i)));
+            }
         }
     }
-    const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
-    for (int i = 0; i < D; i += 16)
-        _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_load_ps(acc + i), inv));
+    for (int r = 0; r < nr; r++) {
+        const __m512 inv = _mm512_set1_ps(S[r] == 0.0f ? 0.0f : 1.0f / S[r]);
+        for (int i = 0; i < D; i += 16)
+            _mm512_storeu_ps(dst + (size_t)r * q_stride + i,
+                             _mm512_mul_ps(_mm512_load_ps(acc[r] + i), inv));
+    }
 }
 
 static void att512_worker(void *arg, int ith, int nth) {
     (void)ith, (void)nth;
     att512_job *J = arg;
-    const int64_t units = (int64_t)J->n_tok * J->n_head;
     const int group = J->n_head / J->n_head_kv;
     const size_t es = J->f16 ? 2 : 4;
+    /* tiled: a unit is ATT_ROWS consecutive tokens of one head (they share K tiles) */
+    const int rows = J->tiled ? ATT_ROWS : 1;
+    const int64_t blocks = (J->n_tok + rows - 1) / rows, units_b = blocks * J->n_head;
     for (;;) {
         /* longest rows (last tokens) first */
         const int64_t k = atomic_fetch_add_explicit(&J->next, 1, memory_order_relaxed);
-        if (k >= units) break;
-        const int64_t u = units - 1 - k;
-        const int t = (int)(u / J->n_head), h = (int)(u % J->n_head);
+        if (k >= units_b) break;
+        const int64_t u = units_b - 1 - k;
+        const int t = (int)(u / J->n_head) * rows, h = (int)(u % J->n_head);
+        const int nr = TRIT_MIN(rows, J->n_tok - t);
         const size_t off = (size_t)(h / group) * J->n_ctx * J->head_dim * es;
         const int n_kv = J->pos0 + t + 1;
         const float *q = J->q + ((size_t)t * J->n_head + h) * J->head_dim;
         float *dst = J->out + ((size_t)t * J->n_head + h) * J->head_dim;
+        const size_t stride = (size_t)J->n_head * J->head_dim; /* next token, same head */
         if (J->tiled)
-            att512_tiled(J, q, (const char *)J->kc + off, (const char *)J->vc + off, n_kv, dst);
+            att512_tiled(J, q, stride, (const char *)J->kc + off, (const char *)J->vc + off, n_kv,
+                         nr, dst);
         else
             att512_vec(J, q, (const char *)J->kc + off, (const char *)J->vc + off, n_kv, dst);
     }
