@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -527,35 +528,38 @@ uint64_t trit_hash64(const void *data, size_t n) {
     return XXH3_64bits(data, n);
 }
 
-/* ---- reference paths ---- */
-const char *trit_ref_dir(void) {
-    static char dir[4096];
-    if (dir[0]) return dir;
-    const char *e = getenv("TRIT_REF_DIR");
-    if (e && *e) {
-        snprintf(dir, sizeof dir, "%s", e);
-        return dir;
-    }
-    const char *cache = getenv("TRIT_CACHE");
-    const char *home = getenv("HOME");
-    if (cache && *cache)
-        snprintf(dir, sizeof dir, "%s/llama.cpp-%s", cache, TRIT_NLC_VERSION);
-    else
-        snprintf(dir, sizeof dir, "%s/.cache/trit/llama.cpp-%s", home ? home : "/root",
-                 TRIT_NLC_VERSION);
-    return dir;
+/* ---- one row of logits ---- */
+double trit_logsumexp(const float *logits, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
+    /* an empty row or one of -inf/NaN only: the maximum is the answer (no exp of inf - inf) */
+    if (!isfinite(mx)) return mx;
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += exp((double)logits[i] - (double)mx);
+    return (double)mx + log(s);
 }
 
-char *trit_ref_path(const char *name) {
-    const char *d = trit_ref_dir();
-    size_t n = strlen(d) + strlen(name) + 16;
-    char *p = xmalloc(n);
-    snprintf(p, n, "%s/build/bin/%s", d, name);
-    if (access(p, F_OK) != 0) {
-        free(p);
-        return NULL;
+/* a ranks before b: higher logit, or equal logit and lower id (llama.cpp's greedy order) */
+static inline bool ranks_before(float va, int32_t ia, float vb, int32_t ib) {
+    return va > vb || (va == vb && ia < ib);
+}
+
+int trit_top_k(const float *logits, int n, int k, int32_t *ids) {
+    if (k <= 0 || n <= 0) return 0;
+    if (k > n) k = n;
+    int m = 0; /* ids[0..m) sorted best first: one insertion pass, O(n k) */
+    for (int i = 0; i < n; i++) {
+        const float v = logits[i];
+        /* full and not better than the last kept: skip */
+        if (m == k && !ranks_before(v, i, logits[ids[m - 1]], ids[m - 1])) continue;
+        int j = m < k ? m++ : k - 1;
+        while (j > 0 && ranks_before(v, i, logits[ids[j - 1]], ids[j - 1])) {
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        ids[j] = i;
     }
-    return p;
+    return m;
 }
 
 /* ---- utf8 ---- */

@@ -107,13 +107,12 @@ void trit_sha256_hex(const void *data, size_t n, char out[65]);
 int trit_sha256_file(const char *path, char out[65], trit_err *err);
 uint64_t trit_hash64(const void *data, size_t n); /* XXH3-64 */
 
-/* ---- paths of the reference llama.cpp build (scripts/reference) ----
- * $TRIT_REF_DIR, else $TRIT_CACHE/llama.cpp-<ver>, else ~/.cache/trit/llama.cpp-<ver>.
- * Layout: <dir>/src (source), <dir>/build/bin (llama-server, libllama.so, ...). */
-const char *trit_ref_dir(void);
-/* Full path of a reference binary or library under build/bin (static buffer per call site
- * is NOT used: result is malloc'd, caller frees). Returns NULL if it does not exist. */
-char *trit_ref_path(const char *name);
+/* ---- one row of logits: log-softmax and top-k (sampler, server logprobs, parity) ----
+ * lp[i] = logit[i] - trit_logsumexp(row); the sum is taken in double after subtracting the
+ * row's maximum, so every caller's logprobs and KL divergences agree bit for bit. */
+double trit_logsumexp(const float *logits, int n);
+/* Top-k ids by logit (descending, ties lowest id first); returns the count written. */
+int trit_top_k(const float *logits, int n, int k, int32_t *ids);
 
 /* ---- misc ---- */
 /* A whole decimal integer (strtol base 10, nothing after it, no overflow) in [lo, hi]:

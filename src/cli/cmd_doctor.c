@@ -4,6 +4,7 @@
  * writable cache. Advisory (!): AVX2/AVX-512/VNNI, optional reference tools, node/npm,
  * clang-14 (fuzzing). */
 #include "cli/cli.h"
+#include "reference/reference.h"
 #include "base/base.h"
 #include "kernels/kernels.h"
 

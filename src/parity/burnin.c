@@ -8,7 +8,7 @@
  * redone), during it (truncated line skipped with a warning, round redone), or between the
  * append and the state update (state is stale, the ledger wins) — loses and duplicates
  * nothing. A lock (flock on the ledger) keeps two runs from writing the same ledger. */
-#include "parity/parity.h"
+#include "parity/burnin.h"
 
 #include <errno.h>
 #include <fcntl.h>

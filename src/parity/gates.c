@@ -1,7 +1,7 @@
 /* gates.c — the cutover gate table (DESIGN.md "Cutover gates"): INI config, ppl figures,
  * verdicts. Too few samples or a missing reference is FAIL, never PASS; the rounds gate reads
  * WAITING while the count is still below its target. */
-#include "parity/parity.h"
+#include "parity/gates.h"
 
 #include <ctype.h>
 #include <errno.h>

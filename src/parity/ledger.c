@@ -1,6 +1,6 @@
 /* ledger.c — JSONL ledger: append + fsync; a fast summary scanner that reads only the fields
  * stats need (strings skipped with memchr), so 50 000 rounds scan in a few tens of ms. */
-#include "parity/parity.h"
+#include "parity/ledger.h"
 
 #include <errno.h>
 #include <fcntl.h>

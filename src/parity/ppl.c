@@ -1,9 +1,10 @@
 /* parity/ppl.c — perplexity and KL divergence with llama-perplexity's chunking, numerics and
  * base-logits file format (see ppl.h for the contract). */
 #include "parity/ppl.h"
+#include "reference/reference.h"
 
 #include "client/client.h"
-#include "parity/parity.h"
+#include "parity/ledger.h"
 
 #include <errno.h>
 #include <fcntl.h>

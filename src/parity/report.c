@@ -1,7 +1,7 @@
 /* parity/report.c — the self-contained HTML report (see report.h). */
 #include "parity/report.h"
 
-#include "parity/parity.h"
+#include "parity/gates.h"
 
 #include <jansson.h>
 #include <math.h>

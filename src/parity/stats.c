@@ -1,7 +1,7 @@
 /* stats.c — aggregate ledger rounds: rates, buckets, ties, latency percentiles, top_miss,
  * categories, noise lane, worst hour, ppl. Records are kept compact (no texts) so several
  * windows can be computed from one scan. */
-#include "parity/parity.h"
+#include "parity/stats.h"
 
 #include <math.h>
 #include <stdio.h>

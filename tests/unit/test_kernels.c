@@ -3,6 +3,7 @@
  * against ref on random inputs (NMSE <= 5e-4, integer block sums exact), and trit_matmul
  * with 1..N threads against the single-thread result. */
 #include "kernels/kernels.h"
+#include "reference/reference.h"
 
 #include <criterion/criterion.h>
 #include <dlfcn.h>
