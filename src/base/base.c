@@ -159,22 +159,50 @@ int trit_read_file(const char *path, trit_buf *out, trit_err *err) {
     return 0;
 }
 
-int trit_write_file_atomic(const char *path, const void *data, size_t n, trit_err *err) {
-    size_t plen = strlen(path);
-    char *tmp = xmalloc(plen + 32);
-    snprintf(tmp, plen + 32, "%s.tmp.%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+/* A temp file next to path with an unpredictable name, created exclusively (never through a
+ * link an attacker planted): fd, or -1 with errno set. tmp gets the name. */
+static int create_temp_beside(const char *path, unsigned mode, char *tmp, size_t tmp_sz) {
+    for (int attempt = 0; attempt < 16; attempt++) {
+        uint64_t r = 0;
+        /* getentropy when it works; else time, pid and the attempt, still never reused */
+        if (getentropy(&r, sizeof r) != 0)
+            r = (uint64_t)(trit_now_s() * 1e9) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)attempt;
+        snprintf(tmp, tmp_sz, "%s.tmp.%016llx", path, (unsigned long long)r);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    return -1;
+}
+
+/* fsync the directory holding path, so a rename into it survives a crash */
+static int fsync_parent_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int trit_write_file_atomic_mode(const char *path, const void *data, size_t n, unsigned mode,
+                                trit_err *err) {
+    size_t tmp_sz = strlen(path) + 32;
+    char *tmp = xmalloc(tmp_sz);
+    int fd = create_temp_beside(path, mode, tmp, tmp_sz);
     if (fd < 0) {
-        trit_fail(err, TRIT_EIO, "cannot create %s: %s", tmp, strerror(errno));
+        trit_fail(err, TRIT_EIO, "cannot create a temp file for %s: %s", path, strerror(errno));
         free(tmp);
         return -1;
     }
+    /* the whole content, then fsync, close, rename over path, fsync of the directory */
     const char *p = data;
     size_t left = n;
     while (left) {
         ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
         if (w < 0) {
-            if (errno == EINTR) continue;
             trit_fail(err, TRIT_EIO, "write %s: %s", tmp, strerror(errno));
             close(fd);
             unlink(tmp);
@@ -191,7 +219,14 @@ int trit_write_file_atomic(const char *path, const void *data, size_t n, trit_er
         return -1;
     }
     free(tmp);
+    if (fsync_parent_dir(path) != 0)
+        return trit_fail(err, TRIT_EIO, "cannot sync the directory of %s: %s", path,
+                         strerror(errno));
     return 0;
+}
+
+int trit_write_file_atomic(const char *path, const void *data, size_t n, trit_err *err) {
+    return trit_write_file_atomic_mode(path, data, n, 0644, err);
 }
 
 /* ---- fp16 / bf16 ---- */

@@ -67,7 +67,13 @@ void trit_buf_clear(trit_buf *b);
 void trit_buf_free(trit_buf *b);
 /* Read a whole file (binary-safe). */
 int trit_read_file(const char *path, trit_buf *out, trit_err *err);
-/* Write a whole file atomically (tmp + fsync + rename). */
+/* Write a whole file atomically: a temp file beside it with an unpredictable name, created
+ * O_EXCL|O_NOFOLLOW with `mode`, written, fsync'd, renamed over path, then the directory
+ * fsync'd. Readers see the old or the new content, never a mix; a planted link is never
+ * followed. trit_write_file_atomic uses 0644 (reports, receipts); private files (burn-in
+ * state) use 0600. */
+int trit_write_file_atomic_mode(const char *path, const void *data, size_t n, unsigned mode,
+                                trit_err *err);
 int trit_write_file_atomic(const char *path, const void *data, size_t n, trit_err *err);
 
 /* ---- fp16 / bf16 (IEEE binary16 with round-to-nearest-even like F16C; bf16 as ggml) ---- */

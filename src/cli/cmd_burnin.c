@@ -260,12 +260,10 @@ static int miss_cmp(const void *a, const void *b) {
 
 static int burnin_drift(const char **ledgers, int nl, bool as_json) {
     drift_ctx c = {0};
-    for (int i = 0; i < nl; i++) {
-        trit_err err = {0};
-        if (trit_ledger_scan(ledgers[i], drift_cb, &c, false, NULL, &err)) {
-            fprintf(stderr, "trit burnin drift: %s\n", err.msg);
-            return 1;
-        }
+    trit_err err = {0};
+    if (trit_ledger_scan_many(ledgers, nl, drift_cb, &c, false, NULL, &err)) {
+        fprintf(stderr, "trit burnin drift: %s\n", err.msg);
+        return 1;
     }
     qsort(c.p, (size_t)c.n, sizeof *c.p, miss_cmp);
     long misses = 0;

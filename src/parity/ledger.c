@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,9 +31,24 @@ static int write_all(int fd, const char *p, size_t n) {
 }
 
 trit_ledger *trit_ledger_open(const char *path, trit_err *err) {
-    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    /* 0600: prompts and replies are the operator's data, not every local user's */
+    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
         trit_fail(err, TRIT_EIO, "cannot open ledger %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* one writer per ledger: two would interleave round numbers (a burn-in and a shadow on
+     * one file wrote duplicate rounds); the lock lives as long as the descriptor */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            trit_fail(err, TRIT_EIO,
+                      "ledger %s is in use by another writer (a burn-in, shadow or ppl run holds "
+                      "its lock); give each writer its own ledger and merge them with --ledger A "
+                      "--ledger B",
+                      path);
+        else
+            trit_fail(err, TRIT_EIO, "cannot lock ledger %s: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
     /* A crash can leave a truncated last line: start ours on a fresh line so the fragment
@@ -440,4 +456,85 @@ int trit_ledger_scan(const char *path, trit_ledger_fn fn, void *user, bool quiet
     }
     trit_buf_free(&b);
     return 0;
+}
+
+/* ---- several ledgers, merged ---- */
+
+/* A set of record ids (XXH3-64 of the line), open addressing; 0 marks an empty slot, so an
+ * id of 0 is stored as 1 (one more collision in 2^64). */
+typedef struct id_set {
+    uint64_t *slot;
+    size_t cap, n;
+} id_set;
+
+/* true the first time id is added */
+static bool id_set_add(id_set *s, uint64_t id) {
+    if (id == 0) id = 1;
+    if ((s->n + 1) * 2 > s->cap) {
+        /* grow to keep the load under 1/2, re-inserting every id */
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        uint64_t *slot = xcalloc(cap, sizeof *slot);
+        for (size_t i = 0; i < s->cap; i++) {
+            if (!s->slot[i]) continue;
+            size_t h = s->slot[i] & (cap - 1);
+            while (slot[h]) h = (h + 1) & (cap - 1);
+            slot[h] = s->slot[i];
+        }
+        free(s->slot);
+        s->slot = slot;
+        s->cap = cap;
+    }
+    size_t h = id & (s->cap - 1);
+    while (s->slot[h]) {
+        if (s->slot[h] == id) return false;
+        h = (h + 1) & (s->cap - 1);
+    }
+    s->slot[h] = id;
+    s->n++;
+    return true;
+}
+
+typedef struct many_ctx {
+    id_set seen;
+    trit_ledger_fn fn;
+    void *user;
+    long duplicates;
+} many_ctx;
+
+static int many_cb(void *user, const trit_ledger_rec *r, const char *line, size_t len) {
+    many_ctx *c = user;
+    /* the same record read twice (a ledger given twice, a copy merged with its original)
+     * counts once; a record's id is its line's hash */
+    if (!id_set_add(&c->seen, trit_hash64(line, len))) {
+        c->duplicates++;
+        return 0;
+    }
+    return c->fn ? c->fn(c->user, r, line, len) : 0;
+}
+
+int trit_ledger_scan_many(const char *const *paths, int n_paths, trit_ledger_fn fn, void *user,
+                          bool quiet, trit_ledger_scan_info *info, trit_err *err) {
+    trit_ledger_scan_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    info->max_round = -1;
+    many_ctx c = {.fn = fn, .user = user};
+    int rc = 0;
+    for (int i = 0; i < n_paths && rc == 0; i++) {
+        trit_ledger_scan_info one;
+        rc = trit_ledger_scan(paths[i], many_cb, &c, quiet, &one, err);
+        if (rc) break;
+        /* totals over the files; last_good_offset only means something for one file */
+        info->lines += one.lines;
+        info->records += one.records;
+        info->skipped += one.skipped;
+        info->max_round = TRIT_MAX(info->max_round, one.max_round);
+    }
+    info->duplicates = c.duplicates;
+    info->records -= c.duplicates;
+    if (rc == 0 && c.duplicates > 0 && !quiet)
+        fprintf(stderr, "note: %ld duplicate record%s across the ledgers counted once\n",
+                c.duplicates, c.duplicates == 1 ? "" : "s");
+    free(c.seen.slot);
+    return rc;
 }

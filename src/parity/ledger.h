@@ -65,11 +65,19 @@ typedef struct trit_ledger_scan_info {
     long lines, records, skipped; /* skipped: malformed / truncated lines (each warned once) */
     long last_good_offset;        /* byte offset just after the last complete good line */
     int64_t max_round;            /* highest "round" of type round, -1 if none */
+    long duplicates;              /* trit_ledger_scan_many: records seen before (not passed on) */
 } trit_ledger_scan_info;
 /* Read every line of path; fn (may be NULL) returning nonzero stops the scan. A missing file
  * is an error; malformed lines are skipped with a warning on stderr (unless quiet). */
 int trit_ledger_scan(const char *path, trit_ledger_fn fn, void *user, bool quiet,
                      trit_ledger_scan_info *info, trit_err *err);
+/* Several ledgers merged, each record once: a record's id is the XXH3-64 of its line, so one
+ * ledger given twice, or a copy merged with its original, counts once, while two ledgers'
+ * own round 5 (different times, texts) are two records. fn sees only first occurrences;
+ * info (may be NULL) sums the files and counts the duplicates. A note on stderr names the
+ * duplicate count (unless quiet). */
+int trit_ledger_scan_many(const char *const *paths, int n_paths, trit_ledger_fn fn, void *user,
+                          bool quiet, trit_ledger_scan_info *info, trit_err *err);
 /* Parse one line's summary fields (exposed for tests); -1 if not a complete JSON object. */
 int trit_ledger_parse_line(const char *line, size_t len, trit_ledger_rec *rec);
 

@@ -65,7 +65,7 @@ struct trit_stats_acc {
     long n, cap;
     strtab prompts, cats;
     trit_stats_filter filter;
-    long records, ppl_records, skipped;
+    long records, ppl_records, skipped, duplicates;
     bool has_ppl;
     double ppl_ts;
     double ppl[5];
@@ -127,14 +127,14 @@ static int acc_cb(void *user, const trit_ledger_rec *rec, const char *line, size
 trit_stats_acc *trit_stats_acc_load(const char *const *paths, int n_paths, bool quiet,
                                     trit_err *err) {
     trit_stats_acc *a = trit_stats_acc_new(NULL);
-    for (int i = 0; i < n_paths; i++) {
-        trit_ledger_scan_info info;
-        if (trit_ledger_scan(paths[i], acc_cb, a, quiet, &info, err)) {
-            trit_stats_acc_free(a);
-            return NULL;
-        }
-        a->skipped += info.skipped;
+    trit_ledger_scan_info info;
+    /* merged and de-duplicated: --ledger X --ledger X counts X once */
+    if (trit_ledger_scan_many(paths, n_paths, acc_cb, a, quiet, &info, err)) {
+        trit_stats_acc_free(a);
+        return NULL;
     }
+    a->skipped += info.skipped;
+    a->duplicates += info.duplicates;
     return a;
 }
 
@@ -172,6 +172,7 @@ void trit_stats_acc_compute(const trit_stats_acc *a, const trit_stats_filter *fi
     st->records = a->records;
     st->ppl_records = a->ppl_records;
     st->skipped_lines = a->skipped;
+    st->duplicates = a->duplicates;
 
     /* order by time (a copy only when the input is not already ordered) */
     crec *r = a->r;
@@ -379,6 +380,9 @@ void trit_stats_print(FILE *out, const trit_stats *st) {
                 st->ppl_gen2 - st->ppl_gen1, st->kld_mean);
     if (st->skipped_lines)
         fprintf(out, "skipped lines    %ld (malformed or truncated)\n", st->skipped_lines);
+    if (st->duplicates)
+        fprintf(out, "duplicates       %ld (in more than one ledger; counted once)\n",
+                st->duplicates);
 }
 
 json_t *trit_stats_json(const trit_stats *st) {
@@ -399,6 +403,7 @@ json_t *trit_stats_json(const trit_stats *st) {
     json_object_set_new(o, "rounds", json_integer(st->rounds));
     json_object_set_new(o, "compared", json_integer(st->compared));
     json_object_set_new(o, "skipped_lines", json_integer(st->skipped_lines));
+    json_object_set_new(o, "duplicates", json_integer(st->duplicates));
     json_object_set_new(o, "exact_rate", trit_json_num(st->exact_rate));
     json_object_set_new(o, "buckets", b);
     json_object_set_new(o, "no_match",

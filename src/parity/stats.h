@@ -18,6 +18,7 @@ typedef struct trit_stats_cat {
 
 typedef struct trit_stats {
     long records, rounds, ppl_records, skipped_lines;
+    long duplicates; /* records found in more than one merged ledger, counted once */
     long bucket[TRIT_BUCKET_N];
     long ties, reals, tie_unknown; /* over no-match rounds */
     long compared;                 /* rounds with both sides reachable */
