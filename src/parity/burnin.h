@@ -11,13 +11,15 @@
 #include "parity/ledger.h"
 #include "parity/prompts.h"
 
+/* gen1 is the reference side (`--v1`), gen2 the candidate (`--v2`); the ledger's record
+ * fields keep their v1/v2 names (docs/parity.md). */
 typedef struct trit_burnin_opts {
-    const char *v1, *v2, *noise; /* URLs; noise may be NULL */
-    const char *api_key;
+    const char *gen1_url, *gen2_url, *noise_url; /* noise_url may be NULL (no noise lane) */
+    const char *gen1_key, *gen2_key, *noise_key; /* bearer tokens; NULL: none */
     const char *prompts_path;
     const char *ledger_path;
     const char *state_path; /* NULL -> ledger_path + ".state" */
-    long rounds;            /* rounds to run in this invocation; <= 0 with forever */
+    long rounds;            /* run until the ledger holds this many rounds; <= 0 with forever */
     bool forever;
     double pace_s;
     int max_tokens;
@@ -31,15 +33,16 @@ typedef struct trit_burnin_opts {
 } trit_burnin_opts;
 
 void trit_burnin_opts_default(trit_burnin_opts *o);
-/* Exit codes of trit_burnin_run (and `trit burnin run`). */
-enum {
-    TRIT_BURNIN_OK = 0,
-    TRIT_BURNIN_ERROR = 1,       /* bad input, cannot write the ledger */
-    TRIT_BURNIN_INTERRUPTED = 0, /* SIGINT/SIGTERM: clean stop counts as success */
+/* How trit_burnin_run ended; each value means one thing (`trit burnin run` maps them to its
+ * exit code: INTERRUPTED, a clean stop on SIGINT/SIGTERM, exits 0 like OK). */
+typedef enum trit_burnin_status {
+    TRIT_BURNIN_OK = 0,          /* the ledger holds the rounds asked for */
+    TRIT_BURNIN_ERROR = 1,       /* bad input, ledger in use or not writable */
     TRIT_BURNIN_SPIKE = 3,       /* no-match spike halted the run */
-};
+    TRIT_BURNIN_INTERRUPTED = 4, /* SIGINT/SIGTERM (or trit_burnin_request_stop) */
+} trit_burnin_status;
 /* Run rounds; resumes from the ledger (source of truth) and state file. */
-int trit_burnin_run(const trit_burnin_opts *o, trit_err *err);
+trit_burnin_status trit_burnin_run(const trit_burnin_opts *o, trit_err *err);
 /* Ask a running trit_burnin_run to stop after its current round (signal-safe). */
 void trit_burnin_request_stop(void);
 

@@ -294,13 +294,30 @@ Test(stats, synthetic_counts) {
     cr_assert_eq(trit_stats_compute(paths, 1, &f, &st, &err), 0);
     cr_assert_eq(st.rounds, 5);
 
-    /* merged: the same ledger twice doubles the counts */
+    /* merged: the same ledger twice counts once (issue 14: it doubled the counts) */
     const char *two[] = {path, path};
     cr_assert_eq(trit_stats_compute(two, 2, NULL, &st, &err), 0);
-    cr_assert_eq(st.rounds, 20);
+    cr_assert_eq(st.rounds, 10);
+    cr_assert_eq(st.duplicates, 11); /* 10 rounds and the ppl record */
     json_t *j = trit_stats_json(&st);
-    cr_assert_eq(json_integer_value(json_object_get(j, "rounds")), 20);
+    cr_assert_eq(json_integer_value(json_object_get(j, "rounds")), 10);
+    cr_assert_eq(json_integer_value(json_object_get(j, "duplicates")), 11);
     json_decref(j);
+    /* ...while another ledger's rounds with the same numbers are other records */
+    char *other = tmp_path("other.jsonl");
+    trit_ledger *l = trit_ledger_open(other, &err);
+    cr_assert_not_null(l, "%s", err.msg);
+    for (int i = 0; i < 4; i++) {
+        json_t *r = round_rec(i, 7200.0 * 1000 + i, "p9", "c", "exact", NULL, 5, 0.1, 0.1);
+        cr_assert_eq(trit_ledger_append(l, r, &err), 0);
+        json_decref(r);
+    }
+    trit_ledger_close(l);
+    const char *both[] = {path, other, path};
+    cr_assert_eq(trit_stats_compute(both, 3, NULL, &st, &err), 0);
+    cr_assert_eq(st.rounds, 14);
+    cr_assert_eq(st.duplicates, 11);
+    unlink(other);
     unlink(path);
 }
 
