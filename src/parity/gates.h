@@ -25,6 +25,7 @@ typedef struct trit_gate_cfg {
     double tie_eps;           /* 0.05 nats */
     long trend_window_rounds; /* > 0: windows are the last N rounds vs the N before */
     long min_samples;         /* compared rounds needed by the rate / latency gates (100) */
+    double kld_max;           /* 0 = off; > 0: a "KLD gen-2 vs gen-1" gate, mean KLD <= this */
 } trit_gate_cfg;
 
 void trit_gate_cfg_default(trit_gate_cfg *c);
@@ -51,10 +52,12 @@ typedef struct trit_gate_table {
 } trit_gate_table;
 
 /* ppl JSON file written by `trit ppl --json -o FILE`:
- * {"gen1":{"ppl":..,"ppl_err":..},"gen2":{"ppl":..,"ppl_err":..},"kld":{"mean":..}} */
+ * {"gen1":{"ppl":..,"ppl_err":..,"chunks":..,"ctx":..,"count":..},"gen2":{...},
+ *  "kld":{"mean":..}}. The PPL gate fails unless both runs have the same shape. */
 typedef struct trit_ppl_figs {
     bool present;
     double gen1, gen1_err, gen2, gen2_err, kld_mean; /* NAN if absent */
+    trit_ppl_shape shape1, shape2; /* chunks x ctx, scored tokens of each run (-1 absent) */
 } trit_ppl_figs;
 int trit_ppl_figs_load(const char *path, trit_ppl_figs *p, trit_err *err);
 

@@ -300,6 +300,17 @@ static int bucket_parse_n(const char *s, size_t n) {
     return trit_bucket_parse(tmp);
 }
 
+static long long_field(const json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (long)json_integer_value(v) : -1;
+}
+
+void trit_ppl_shape_from_json(const json_t *side, trit_ppl_shape *s) {
+    s->chunks = long_field(side, "chunks");
+    s->ctx = long_field(side, "ctx");
+    s->count = long_field(side, "count");
+}
+
 static void ppl_fields(const char *line, size_t len, trit_ledger_rec *r) {
     json_t *j = json_loadb(line, len, 0, NULL);
     if (!j) return;
@@ -314,6 +325,8 @@ static void ppl_fields(const char *line, size_t len, trit_ledger_rec *r) {
         r->ppl_gen2_err = json_number_value(v);
     if ((v = json_object_get(json_object_get(j, "kld"), "mean")) && json_is_number(v))
         r->kld_mean = json_number_value(v);
+    trit_ppl_shape_from_json(json_object_get(j, "gen1"), &r->ppl_shape1);
+    trit_ppl_shape_from_json(json_object_get(j, "gen2"), &r->ppl_shape2);
     json_decref(j);
 }
 
@@ -330,6 +343,7 @@ int trit_ledger_parse_line(const char *line, size_t len, trit_ledger_rec *r) {
     r->lat_v1 = r->lat_v2 = NAN;
     r->ntok_v1 = r->ntok_v2 = -1;
     r->ppl_gen1 = r->ppl_gen1_err = r->ppl_gen2 = r->ppl_gen2_err = r->kld_mean = NAN;
+    r->ppl_shape1 = r->ppl_shape2 = (trit_ppl_shape){-1, -1, -1};
     cur c = {line, line + len};
     ws(&c);
     if (c.p >= c.e || *c.p != '{') return -1;

@@ -39,6 +39,14 @@ json_t *trit_ledger_text_json(const char *s, size_t n);
 /* A JSON number, or null for NaN and infinities (JSON has neither). */
 json_t *trit_json_num(double v);
 
+/* The shape of one side's perplexity run, as `trit ppl --json` writes it in "gen1"/"gen2":
+ * chunks x ctx tokens, count = scored tokens; -1 where absent. Two runs compare only when
+ * their shapes are equal. */
+typedef struct trit_ppl_shape {
+    long chunks, ctx, count;
+} trit_ppl_shape;
+void trit_ppl_shape_from_json(const json_t *side, trit_ppl_shape *s);
+
 /* The summary of one record as the fast scanner sees it. Strings point into the scanner's
  * line buffer (valid only inside the callback). */
 enum { TRIT_REC_ROUND = 0, TRIT_REC_PPL = 1, TRIT_REC_OTHER = 2 };
@@ -58,6 +66,7 @@ typedef struct trit_ledger_rec {
     int ntok_v1, ntok_v2;
     /* type ppl: */
     double ppl_gen1, ppl_gen1_err, ppl_gen2, ppl_gen2_err, kld_mean; /* NAN if absent */
+    trit_ppl_shape ppl_shape1, ppl_shape2;
 } trit_ledger_rec;
 
 typedef int (*trit_ledger_fn)(void *user, const trit_ledger_rec *rec, const char *line, size_t len);

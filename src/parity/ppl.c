@@ -221,18 +221,30 @@ void trit_ppl_acc_kld(trit_ppl_acc *a, const float *logits, int n_vocab, int32_t
     a->sum_nll_base2 += nll_base * nll_base;
     a->sum_nll_nll_base += nll * nll_base;
 
-    max_logit += log_sum_exp;
-    double sum = 0;
+    /* KL(base || model) = sum p (log p - log q), in double. The base row holds quantized
+     * log-probabilities that do not sum to exactly one (llama-perplexity's kl_divergence()
+     * uses them as they are, so a token's value could go negative, -2e-5 in the demo); here
+     * the base is renormalized over the entries the reference counts (log p > -16), and the
+     * model side is the project's one log-softmax (trit_logsumexp). By Gibbs' inequality the
+     * sum is then >= 0; only rounding can dip below, and that is clamped. */
+    const double lse_model = trit_logsumexp(logits, n_vocab);
+    double base_mass = 0;
     int imax_base = -1;
     float p_log_base_max = 0;
     for (int i = 0; i < n_vocab; i++) {
         const float p_log_base = scale * base[i] + min_log_prob;
         if (i == 0 || p_log_base > p_log_base_max) p_log_base_max = p_log_base, imax_base = i;
-        if (p_log_base > -16.f) {
-            const float p_base = expf(p_log_base);
-            sum += p_base * (p_log_base - logits[i] + max_logit);
-        }
+        if (p_log_base > -16.f) base_mass += exp((double)p_log_base);
     }
+    const double log_base_mass = log(base_mass);
+    double sum = 0;
+    for (int i = 0; i < n_vocab; i++) {
+        const float p_log_base = scale * base[i] + min_log_prob;
+        if (!(p_log_base > -16.f)) continue;
+        const double lp = (double)p_log_base - log_base_mass;
+        sum += exp(lp) * (lp - ((double)logits[i] - lse_model));
+    }
+    if (sum < 0 && sum > -1e-9) sum = 0; /* rounding only */
     a->sum_kld += sum;
     a->sum_kld2 += sum * sum;
     a->count++;

@@ -360,7 +360,7 @@ static void gate_section(trit_buf *h, const trit_report_opts *o, trit_stats_acc 
         trit_buf_puts(h, "</td></tr>");
     }
     trit_buf_puts(h, "</table><p class=muted>config: ");
-    esc(h, o->config ? o->config : "defaults (DESIGN.md)");
+    esc(h, o->config ? o->config : "production defaults (DESIGN.md)");
     trit_buf_puts(h, "</p></section>\n");
 }
 

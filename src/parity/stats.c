@@ -69,6 +69,7 @@ struct trit_stats_acc {
     bool has_ppl;
     double ppl_ts;
     double ppl[5];
+    trit_ppl_shape ppl_shape1, ppl_shape2;
 };
 
 trit_stats_acc *trit_stats_acc_new(const trit_stats_filter *filter) {
@@ -96,6 +97,7 @@ void trit_stats_acc_add(trit_stats_acc *a, const trit_ledger_rec *rec) {
             a->has_ppl = true;
             a->ppl[0] = rec->ppl_gen1, a->ppl[1] = rec->ppl_gen1_err, a->ppl[2] = rec->ppl_gen2;
             a->ppl[3] = rec->ppl_gen2_err, a->ppl[4] = rec->kld_mean;
+            a->ppl_shape1 = rec->ppl_shape1, a->ppl_shape2 = rec->ppl_shape2;
         }
         return;
     }
@@ -286,6 +288,7 @@ void trit_stats_acc_compute(const trit_stats_acc *a, const trit_stats_filter *fi
     st->has_ppl = a->has_ppl;
     st->ppl_gen1 = a->ppl[0], st->ppl_gen1_err = a->ppl[1], st->ppl_gen2 = a->ppl[2];
     st->ppl_gen2_err = a->ppl[3], st->kld_mean = a->ppl[4];
+    st->ppl_shape1 = a->ppl_shape1, st->ppl_shape2 = a->ppl_shape2;
     free(l1);
     free(l2);
     free(pre);

@@ -39,6 +39,7 @@ typedef struct trit_stats {
     long worst_hour_rounds;    /* rounds in that hour */
     bool has_ppl;              /* from the last ppl record */
     double ppl_gen1, ppl_gen1_err, ppl_gen2, ppl_gen2_err, kld_mean;
+    trit_ppl_shape ppl_shape1, ppl_shape2;
 } trit_stats;
 
 typedef struct trit_stats_filter {

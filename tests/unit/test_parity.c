@@ -403,7 +403,7 @@ Test(gates, all_pass_is_go) {
     trit_gate_cfg_default(&c);
     c.rounds_min = 1000;
     trit_stats s = good_stats();
-    trit_ppl_figs p = {true, 10.0, 0.1, 10.02, 0.1, 0.001};
+    trit_ppl_figs p = {true, 10.0, 0.1, 10.02, 0.1, 0.001, {8, 256, 1016}, {8, 256, 1016}};
     trit_gate_table t;
     trit_gates_eval(&c, &s, &s, &s, &p, &t);
     for (int i = 0; i < t.n; i++)
@@ -441,7 +441,7 @@ Test(gates, each_threshold_fails) {
     trit_gate_cfg c;
     trit_gate_cfg_default(&c);
     c.rounds_min = 1000;
-    trit_ppl_figs p = {true, 10.0, 0.1, 10.2, 0.1, 0.01};
+    trit_ppl_figs p = {true, 10.0, 0.1, 10.2, 0.1, 0.01, {8, 256, 1016}, {8, 256, 1016}};
     trit_stats s = good_stats(), prev = good_stats();
     s.exact_rate = 0.85;
     s.tie_unknown = 3;
@@ -470,7 +470,7 @@ Test(gates, ppl_relative_form) {
     trit_stats s = good_stats();
     trit_gate_table t;
     /* a synthetic model: absolute PPL 1e19, gen-2 0.1% higher -> absolute gate fails... */
-    trit_ppl_figs p = {true, 1e19, 1e17, 1.001e19, 1e17, 0.0001};
+    trit_ppl_figs p = {true, 1e19, 1e17, 1.001e19, 1e17, 0.0001, {8, 256, 1016}, {8, 256, 1016}};
     trit_gates_eval(&c, &s, &s, &s, &p, &t);
     cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
     /* ...the relative form judges the ratio */
@@ -490,6 +490,47 @@ Test(gates, ppl_relative_form) {
     cr_assert_eq(trit_gate_cfg_parse("[gates]\nppl_max_rel_delta = 0.005\n", "t.ini", &d, &err), 0,
                  "%s", err.msg);
     cr_assert_float_eq(d.ppl_max_rel_delta, 0.005, 1e-12);
+}
+
+/* issue 14: the PPL gate ignored runs of different shape; a delta between 8 and 4 chunks, or
+ * over different token counts, or with the counts not recorded, is not a pass. The KLD is an
+ * optional gate of its own. */
+Test(gates, ppl_shape_mismatch_fails_and_kld_gate) {
+    trit_gate_cfg c;
+    trit_gate_cfg_default(&c);
+    c.rounds_min = 1000;
+    trit_stats s = good_stats();
+    trit_gate_table t;
+    trit_ppl_figs p = {true, 10.0, 0.1, 10.02, 0.1, 0.001, {8, 256, 1016}, {8, 256, 1016}};
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_PASS);
+    p.shape2.chunks = 4;
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
+    cr_assert(strstr(t.row[0].why, "runs differ") != NULL, "%s", t.row[0].why);
+    p.shape2.chunks = 8, p.shape2.count = 1000;
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
+    p.shape2 = p.shape1 = (trit_ppl_shape){-1, -1, -1};
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
+    cr_assert(strstr(t.row[0].why, "not recorded") != NULL, "%s", t.row[0].why);
+    /* KLD: reported in the ppl row; a gate only when kld_max is set */
+    p.shape1 = p.shape2 = (trit_ppl_shape){8, 256, 1016};
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert(strstr(t.row[0].current, "KLD 0.00100") != NULL, "%s", t.row[0].current);
+    for (int i = 0; i < t.n; i++) cr_assert_str_neq(t.row[i].gate, "KLD gen-2 vs gen-1");
+    trit_err err = {0};
+    cr_assert_eq(trit_gate_cfg_parse("[gates]\nkld_max = 0.0005\n", "t.ini", &c, &err), 0, "%s",
+                 err.msg);
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "KLD gen-2 vs gen-1"), TRIT_GATE_FAIL);
+    p.kld_mean = 0.0001;
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "KLD gen-2 vs gen-1"), TRIT_GATE_PASS);
+    p.kld_mean = NAN;
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "KLD gen-2 vs gen-1"), TRIT_GATE_FAIL);
 }
 
 Test(gates, ppl_from_file_and_ledger) {
@@ -516,6 +557,7 @@ Test(gates, ppl_from_file_and_ledger) {
     trit_gate_cfg_default(&c);
     trit_stats s = good_stats();
     s.has_ppl = true, s.ppl_gen1 = 5, s.ppl_gen2 = 5.01, s.kld_mean = 0.001;
+    s.ppl_shape1 = s.ppl_shape2 = (trit_ppl_shape){4, 128, 252};
     trit_gate_table t;
     trit_gates_eval(&c, &s, &s, &s, NULL, &t);
     cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_PASS);
