@@ -5,16 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define X(name, help)                                                                              \
-    __attribute__((weak)) int cmd_##name(int argc, char **argv) {                                  \
-        (void)argc;                                                                                \
-        (void)argv;                                                                                \
-        fprintf(stderr, "trit: '%s' is not built into this binary yet\n", #name);                  \
-        return 2;                                                                                  \
-    }
-TRIT_COMMANDS(X)
-#undef X
-
 static const struct {
     const char *name, *help;
     int (*fn)(int, char **);
