@@ -450,73 +450,69 @@ static int burnin_drift(const char **ledgers, int nl, bool as_json) {
     return 0;
 }
 
-int cmd_burnin(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "run")) return burnin_run_main(argc - 1, argv + 1);
-    if (strcmp(sub, "stats") && strcmp(sub, "drift") && strcmp(sub, "recent") &&
-        strcmp(sub, "since")) {
-        fprintf(stderr, "trit burnin: unknown subcommand '%s' (run, stats, drift, recent, since)\n",
-                sub);
-        return 2;
-    }
-    const char **ledgers = xcalloc((size_t)argc, sizeof *ledgers);
-    int nl = 0, rc = 0;
+/* `trit burnin stats|drift|recent [N]|since T`: options, then the one positional argument
+ * recent and since take. */
+static int burnin_report_main(const char *sub, int argc, char **argv) {
+    const char **ledgers = xcalloc((size_t)argc + 1, sizeof *ledgers);
+    int nl = 0, rc = 2, c;
     bool as_json = false;
     trit_stats_filter f = {0};
-    bool have_pos = false;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            goto out;
-        } else if (!strcmp(a, "--json")) {
+    enum { O_LEDGER = 256, O_JSON };
+    static const struct option lo[] = {{"ledger", required_argument, 0, O_LEDGER},
+                                       {"json", no_argument, 0, O_JSON},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case O_LEDGER:
+            ledgers[nl++] = optarg;
+            break;
+        case O_JSON:
             as_json = true;
-        } else if (!strcmp(a, "--ledger")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "trit burnin %s: --ledger needs a file\n", sub);
-                rc = 2;
-                goto out;
-            }
-            ledgers[nl++] = argv[++i];
-        } else if (a[0] != '-' && !have_pos && !strcmp(sub, "recent")) {
-            if (parse_long(a, &f.last_n) || f.last_n == 0) {
-                fprintf(stderr, "trit burnin recent: N must be a positive integer, got '%s'\n", a);
-                rc = 2;
-                goto out;
-            }
-            have_pos = true;
-        } else if (!have_pos && !strcmp(sub, "since") &&
-                   (a[0] != '-' || a[1] == 0 || (a[1] >= '0' && a[1] <= '9'))) {
-            if (parse_time(a, &f.since_ts)) {
-                fprintf(stderr,
-                        "trit burnin since: bad TIMESTAMP '%s' (ISO-8601, epoch seconds, or an "
-                        "age like 2h)\n",
-                        a);
-                rc = 2;
-                goto out;
-            }
-            have_pos = true;
-        } else {
-            fprintf(stderr, "trit burnin %s: unknown argument '%s' (see --help)\n", sub, a);
-            rc = 2;
+            break;
+        case 'h':
+            usage(stdout);
+            rc = 0;
+            goto out;
+        default:
+            goto out; /* getopt named the bad option */
+        }
+    }
+    /* the positional argument: recent's N (default 100), since's TIMESTAMP (required) */
+    const char *pos = optind < argc ? argv[optind++] : NULL;
+    bool takes_pos = !strcmp(sub, "recent") || !strcmp(sub, "since");
+    if (optind < argc || (pos && !takes_pos)) {
+        fprintf(stderr, "trit burnin %s: unexpected argument '%s' (see --help)\n", sub,
+                optind < argc ? argv[optind] : pos);
+        goto out;
+    }
+    if (!strcmp(sub, "recent")) {
+        f.last_n = 100;
+        if (pos && (parse_long(pos, &f.last_n) || f.last_n == 0)) {
+            fprintf(stderr, "trit burnin recent: N must be a positive integer, got '%s'\n", pos);
             goto out;
         }
     }
-    if (!strcmp(sub, "since") && !have_pos) {
-        fprintf(stderr, "trit burnin since: TIMESTAMP is required\n");
-        rc = 2;
-        goto out;
+    if (!strcmp(sub, "since")) {
+        if (!pos) {
+            fprintf(stderr, "trit burnin since: TIMESTAMP is required\n");
+            goto out;
+        }
+        if (parse_time(pos, &f.since_ts)) {
+            fprintf(stderr,
+                    "trit burnin since: bad TIMESTAMP '%s' (ISO-8601, epoch seconds, or an age "
+                    "like 2h)\n",
+                    pos);
+            goto out;
+        }
     }
-    if (!strcmp(sub, "recent") && !have_pos) f.last_n = 100;
     if (nl == 0) ledgers[nl++] = "burnin.ledger.jsonl";
     if (!strcmp(sub, "drift")) {
         rc = burnin_drift(ledgers, nl, as_json);
         goto out;
     }
+    /* stats, recent, since: the aggregates over the filtered, merged ledgers */
     trit_stats st;
     trit_err err = {0};
     if (trit_stats_compute(ledgers, nl, &f, &st, &err)) {
@@ -532,7 +528,23 @@ int cmd_burnin(int argc, char **argv) {
     } else {
         trit_stats_print(stdout, &st);
     }
+    rc = 0;
 out:
     free(ledgers);
     return rc;
+}
+
+int cmd_burnin(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *sub = argv[1];
+    if (!strcmp(sub, "run")) return burnin_run_main(argc - 1, argv + 1);
+    if (!strcmp(sub, "stats") || !strcmp(sub, "drift") || !strcmp(sub, "recent") ||
+        !strcmp(sub, "since"))
+        return burnin_report_main(sub, argc - 1, argv + 1);
+    fprintf(stderr, "trit burnin: unknown subcommand '%s' (run, stats, drift, recent, since)\n",
+            sub);
+    return 2;
 }

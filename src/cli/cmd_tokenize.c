@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "tokenizer/tokenizer.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ static void usage(FILE *out) {
         "  --info           print the vocabulary's model, pre-tokenizer and special ids on "
         "stderr\n"
         "  -h, --help       this help\n"
+        "A TEXT that starts with '-' goes after \"--\": trit tokenize MODEL -- -text\n"
         "\n"
         "The text must be valid UTF-8 (otherwise: error naming the byte offset, exit 1).\n"
         "exit codes: 0 ok, 1 error (model, input), 2 usage\n");
@@ -41,40 +43,55 @@ int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *text = NULL, *file = NULL;
     bool ids_only = false, add_special = true, parse_special = false, use_stdin = false;
     bool show_count = false, info = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+    enum { O_IDS = 256, O_NO_SPECIAL, O_PARSE_SPECIAL, O_STDIN, O_SHOW_COUNT, O_INFO };
+    static const struct option lo[] = {{"ids", no_argument, 0, O_IDS},
+                                       {"no-special", no_argument, 0, O_NO_SPECIAL},
+                                       {"no-bos", no_argument, 0, O_NO_SPECIAL},
+                                       {"parse-special", no_argument, 0, O_PARSE_SPECIAL},
+                                       {"stdin", no_argument, 0, O_STDIN},
+                                       {"show-count", no_argument, 0, O_SHOW_COUNT},
+                                       {"info", no_argument, 0, O_INFO},
+                                       {"file", required_argument, 0, 'f'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "f:h", lo, NULL)) != -1) {
+        switch (c) {
+        case O_IDS:
+            ids_only = true;
+            break;
+        case O_NO_SPECIAL:
+            add_special = false;
+            break;
+        case O_PARSE_SPECIAL:
+            parse_special = true;
+            break;
+        case O_STDIN:
+            use_stdin = true;
+            break;
+        case O_SHOW_COUNT:
+            show_count = true;
+            break;
+        case O_INFO:
+            info = true;
+            break;
+        case 'f':
+            file = optarg;
+            break;
+        case 'h':
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--ids")) {
-            ids_only = true;
-        } else if (!strcmp(a, "--no-special") || !strcmp(a, "--no-bos")) {
-            add_special = false;
-        } else if (!strcmp(a, "--parse-special")) {
-            parse_special = true;
-        } else if (!strcmp(a, "--stdin")) {
-            use_stdin = true;
-        } else if (!strcmp(a, "--show-count")) {
-            show_count = true;
-        } else if (!strcmp(a, "--info")) {
-            info = true;
-        } else if (!strcmp(a, "--file") || !strcmp(a, "-f")) {
-            if (++i >= argc) {
-                fprintf(stderr, "trit tokenize: %s needs a file name\n", a);
-                return 2;
-            }
-            file = argv[i];
-        } else if (a[0] == '-' && a[1] == '-') {
-            fprintf(stderr, "trit tokenize: unknown option '%s' (see --help)\n", a);
-            return 2;
-        } else if (!model) {
-            model = a;
-        } else if (!text) {
-            text = a;
-        } else {
-            fprintf(stderr, "trit tokenize: unexpected argument '%s' (quote the text)\n", a);
-            return 2;
+        default:
+            return 2; /* getopt named the bad option */
         }
+    }
+    /* MODEL, then TEXT (a text that starts with '-' goes after "--") */
+    if (optind < argc) model = argv[optind++];
+    if (optind < argc) text = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "trit tokenize: unexpected argument '%s' (quote the text)\n", argv[optind]);
+        return 2;
     }
     if (!model) {
         usage(stderr);
