@@ -113,10 +113,10 @@ static int ladder_option(int c, const char *v, ladder_args *a) {
     long n;
     switch (c) {
     case O_REF:
-        a->o.ref = v;
+        a->o.gen1_spec = v;
         return 0;
     case O_CAND:
-        a->o.cand = v;
+        a->o.gen2_spec = v;
         return 0;
     case O_PROMPT:
         a->prompts = xrealloc(a->prompts, (a->n_prompts + 1) * sizeof *a->prompts);
@@ -194,7 +194,7 @@ static int parse_ladder_args(int argc, char **argv, ladder_args *a) {
         fprintf(stderr, "trit ladder: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (!a->o.ref || (!a->determinism && !a->o.cand)) {
+    if (!a->o.gen1_spec || (!a->determinism && !a->o.gen2_spec)) {
         fprintf(stderr, "trit ladder: --ref and --cand are required (--determinism: --ref)\n\n");
         usage(stderr);
         return 2;

@@ -154,16 +154,18 @@ static json_t *side(const char *url, const char *model) {
 }
 
 typedef struct prov {
-    char v1[128], v2[128], noise[128];
-    bool have_v1, have_v2, have_noise;
+    char gen1[128], gen2[128], noise[128]; /* model ids */
+    bool have_gen1, have_gen2, have_noise;
 } prov;
 
 /* each side's model id (/v1/models), asked with that side's own key */
 static void refresh_prov(const trit_burnin_opts *o, prov *p) {
-    if (!p->have_v1)
-        p->have_v1 = !trit_client_model_id(o->gen1_url, o->gen1_key, 5, p->v1, sizeof p->v1, NULL);
-    if (!p->have_v2)
-        p->have_v2 = !trit_client_model_id(o->gen2_url, o->gen2_key, 5, p->v2, sizeof p->v2, NULL);
+    if (!p->have_gen1)
+        p->have_gen1 =
+            !trit_client_model_id(o->gen1_url, o->gen1_key, 5, p->gen1, sizeof p->gen1, NULL);
+    if (!p->have_gen2)
+        p->have_gen2 =
+            !trit_client_model_id(o->gen2_url, o->gen2_key, 5, p->gen2, sizeof p->gen2, NULL);
     if (o->noise_url && !p->have_noise)
         p->have_noise =
             !trit_client_model_id(o->noise_url, o->noise_key, 5, p->noise, sizeof p->noise, NULL);
@@ -346,8 +348,8 @@ static int burnin_round(burnin *b, trit_bucket *bucket, double *ts, trit_err *er
     trit_compare cmp, ncmp;
     trit_compare_resps(&r1, &r2, o->tie_eps, &cmp);
     if (o->noise_url) trit_compare_resps(&r1, &r3, o->tie_eps, &ncmp);
-    if ((!b->pv.have_v1 && r1.kind == TRIT_CLIENT_OK) ||
-        (!b->pv.have_v2 && r2.kind == TRIT_CLIENT_OK))
+    if ((!b->pv.have_gen1 && r1.kind == TRIT_CLIENT_OK) ||
+        (!b->pv.have_gen2 && r2.kind == TRIT_CLIENT_OK))
         refresh_prov(o, &b->pv);
 
     /* the record: the one builder shared with the shadow proxy, plus the noise lane */
@@ -358,9 +360,9 @@ static int burnin_round(burnin *b, trit_bucket *bucket, double *ts, trit_err *er
                             .category = pr->category,
                             .endpoint = o->chat ? "chat" : "completions",
                             .v1_url = o->gen1_url,
-                            .v1_model = b->pv.v1,
+                            .v1_model = b->pv.gen1,
                             .v2_url = o->gen2_url,
-                            .v2_model = b->pv.v2};
+                            .v2_model = b->pv.gen2};
     json_t *rec = trit_ledger_round_json(&meta, &r1, &r2, &cmp);
     if (o->noise_url) add_noise_fields(rec, o, &b->pv, &r3, &ncmp);
     int rc = trit_ledger_append(b->ledger, rec, err);

@@ -325,15 +325,15 @@ static bool pos_breaks(const trit_logit_cmp *c, const trit_ladder_thresholds *th
              c->top5 >= th->pos_top5);
 }
 
-static int eval_pair(trit_backend *ref, trit_backend *cand, const int32_t *ids, size_t n,
+static int eval_pair(trit_backend *gen1, trit_backend *gen2, const int32_t *ids, size_t n,
                      float **la, float **lb, int *nv, trit_err *err) {
     int nva = 0, nvb = 0;
     *la = *lb = NULL;
-    if (trit_backend_eval(ref, ids, n, la, &nva, err) != 0) {
+    if (trit_backend_eval(gen1, ids, n, la, &nva, err) != 0) {
         trit_err_prefix(err, "ref eval");
         return -1;
     }
-    if (trit_backend_eval(cand, ids, n, lb, &nvb, err) != 0) {
+    if (trit_backend_eval(gen2, ids, n, lb, &nvb, err) != 0) {
         trit_err_prefix(err, "cand eval");
         free(*la);
         *la = NULL;
@@ -349,13 +349,13 @@ static int eval_pair(trit_backend *ref, trit_backend *cand, const int32_t *ids, 
     return 0;
 }
 
-int trit_ladder_shortest_failing_prefix(trit_backend *ref, trit_backend *cand, const int32_t *ids,
+int trit_ladder_shortest_failing_prefix(trit_backend *gen1, trit_backend *gen2, const int32_t *ids,
                                         size_t n, const trit_ladder_thresholds *th, size_t *len,
                                         trit_err *err) {
     *len = 0;
     float *la, *lb;
     int nv;
-    if (eval_pair(ref, cand, ids, n, &la, &lb, &nv, err) != 0) return -1;
+    if (eval_pair(gen1, gen2, ids, n, &la, &lb, &nv, err) != 0) return -1;
     size_t first = SIZE_MAX;
     for (size_t i = 0; i < n && first == SIZE_MAX; i++) {
         trit_logit_cmp c;
@@ -368,7 +368,7 @@ int trit_ladder_shortest_failing_prefix(trit_backend *ref, trit_backend *cand, c
     /* causality says prefix first+1 fails and prefix first passes; check it rather than
      * assume it (a backend that is not causal would be a finding of its own) */
     size_t L = first + 1;
-    if (eval_pair(ref, cand, ids, L, &la, &lb, &nv, err) != 0) return -1;
+    if (eval_pair(gen1, gen2, ids, L, &la, &lb, &nv, err) != 0) return -1;
     trit_logit_cmp c;
     trit_logits_compare(la + first * nv, lb + first * nv, nv, &c);
     bool fails = pos_breaks(&c, th);
@@ -385,21 +385,21 @@ int trit_ladder_shortest_failing_prefix(trit_backend *ref, trit_backend *cand, c
 
 /* Trace both on ids[0..n) (all tokens, values kept); first (point, row) beyond the NMSE
  * bound in layer/graph order. */
-static int trace_divergence(trit_backend *ref, trit_backend *cand, const int32_t *ids, size_t n,
+static int trace_divergence(trit_backend *gen1, trit_backend *gen2, const int32_t *ids, size_t n,
                             const trit_ladder_thresholds *th, FILE *out, json_t *j, trit_err *err) {
     trit_trace_stat *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
-    trit_backend_trace_keep_data(ref, true);
-    trit_backend_trace_keep_data(cand, true);
-    int rc = trit_backend_trace(ref, ids, n, NULL, 0, false, &a, &na, err);
+    trit_backend_trace_keep_data(gen1, true);
+    trit_backend_trace_keep_data(gen2, true);
+    int rc = trit_backend_trace(gen1, ids, n, NULL, 0, false, &a, &na, err);
     if (rc == 0) {
-        rc = trit_backend_trace(cand, ids, n, NULL, 0, false, &b, &nb, err);
+        rc = trit_backend_trace(gen2, ids, n, NULL, 0, false, &b, &nb, err);
         if (rc) trit_err_prefix(err, "cand trace");
     } else {
         trit_err_prefix(err, "ref trace");
     }
-    trit_backend_trace_keep_data(ref, false);
-    trit_backend_trace_keep_data(cand, false);
+    trit_backend_trace_keep_data(gen1, false);
+    trit_backend_trace_keep_data(gen2, false);
     if (rc != 0) {
         trit_trace_stats_free(a, na);
         return -1;
@@ -446,12 +446,12 @@ static int trace_divergence(trit_backend *ref, trit_backend *cand, const int32_t
     return 0;
 }
 
-static void do_bisect(trit_backend *ref, trit_backend *cand, const int32_t *ids, size_t n,
+static void do_bisect(trit_backend *gen1, trit_backend *gen2, const int32_t *ids, size_t n,
                       const trit_ladder_thresholds *th, FILE *out, json_t *pj) {
     json_t *j = json_object();
     trit_err err = {0};
     size_t L = 0;
-    if (trit_ladder_shortest_failing_prefix(ref, cand, ids, n, th, &L, &err) != 0) {
+    if (trit_ladder_shortest_failing_prefix(gen1, gen2, ids, n, th, &L, &err) != 0) {
         if (out) fprintf(out, "  bisect: %s\n", err.msg);
         json_object_set_new(j, "error", json_string(err.msg));
     } else if (L == 0) {
@@ -460,7 +460,7 @@ static void do_bisect(trit_backend *ref, trit_backend *cand, const int32_t *ids,
     } else {
         if (out) fprintf(out, "  bisect: shortest failing prefix: %zu tokens\n", L);
         json_object_set_new(j, "shortest_failing_prefix", json_integer((json_int_t)L));
-        if (trace_divergence(ref, cand, ids, L, th, out, j, &err) != 0) {
+        if (trace_divergence(gen1, gen2, ids, L, th, out, j, &err) != 0) {
             if (out) fprintf(out, "  bisect: trace: %s\n", err.msg);
             json_object_set_new(j, "trace_error", json_string(err.msg));
         }
@@ -784,13 +784,13 @@ static json_t *receipt_new(const trit_ladder_opts *o, const char *mode) {
 static bool preflight(const trit_ladder_opts *o, rung_ctx *rc, json_t *r, trit_backend **gen1,
                       trit_backend **gen2) {
     trit_err err = {0};
-    *gen1 = trit_backend_open(o->ref, &o->bopts, &err);
+    *gen1 = trit_backend_open(o->gen1_spec, &o->bopts, &err);
     if (!*gen1) {
         rung_done(rc, 0, RUNG_SETUP_FAILURE, NULL, "ref: %s", err.msg);
         return false;
     }
     json_object_set_new(r, "ref", info_json(trit_backend_describe(*gen1)));
-    *gen2 = trit_backend_open(o->cand, &o->bopts, &err);
+    *gen2 = trit_backend_open(o->gen2_spec, &o->bopts, &err);
     if (!*gen2) {
         rung_done(rc, 0, RUNG_SETUP_FAILURE, NULL, "cand: %s", err.msg);
         return false;
@@ -855,8 +855,8 @@ int trit_ladder_run(const trit_ladder_opts *o, FILE *out, json_t **receipt) {
     json_object_set_new(r, "prompts", prompts);
     rung_ctx rc = {.out = out, .first_fail = -1, .first_skip = -1, .status = TRIT_LADDER_PASS};
     if (out) {
-        fprintf(out, "trit ladder: ref %s | cand %s | template %s | %d decode steps\n", o->ref,
-                o->cand, o->chat_template ? "chat" : "raw", o->max_tokens);
+        fprintf(out, "trit ladder: ref %s | cand %s | template %s | %d decode steps\n",
+                o->gen1_spec, o->gen2_spec, o->chat_template ? "chat" : "raw", o->max_tokens);
         trit_ladder_thresholds_print(out, &o->th);
     }
     /* rung 0 */
@@ -897,11 +897,11 @@ int trit_ladder_run(const trit_ladder_opts *o, FILE *out, json_t **receipt) {
 
 int trit_ladder_determinism(const trit_ladder_opts *o, FILE *out, json_t **receipt) {
     json_t *r = receipt_new(o, "determinism");
-    json_object_set_new(r, "spec", json_string(o->ref));
+    json_object_set_new(r, "spec", json_string(o->gen1_spec));
     trit_err err = {0};
     trit_ladder_status status = TRIT_LADDER_PASS;
-    trit_backend *a = trit_backend_open(o->ref, &o->bopts, &err), *b = NULL;
-    if (a) b = trit_backend_open(o->ref, &o->bopts, &err);
+    trit_backend *a = trit_backend_open(o->gen1_spec, &o->bopts, &err), *b = NULL;
+    if (a) b = trit_backend_open(o->gen1_spec, &o->bopts, &err);
     if (!a || !b) {
         if (out) fprintf(out, "determinism: setup failure: %s\n", err.msg);
         json_object_set_new(r, "error", json_string(err.msg));

@@ -67,7 +67,8 @@ typedef enum trit_ladder_status {
 const char *trit_ladder_status_name(trit_ladder_status st);
 
 typedef struct trit_ladder_opts {
-    const char *ref, *cand; /* backend specs */
+    const char *gen1_spec, *gen2_spec; /* backend specs: gen-1 (reference, --ref) and gen-2
+                                          (candidate, --cand) */
     const char *const *prompts;
     size_t n_prompts;
     int max_tokens;     /* rung 5 steps (default 16) */
@@ -86,7 +87,7 @@ int trit_ladder_determinism(const trit_ladder_opts *o, FILE *out, json_t **recei
 
 /* ---- bisect (exposed for tests) ----
  * Shortest prefix length L (1..n) whose logits break the rung-4 thresholds; 0 if none. */
-int trit_ladder_shortest_failing_prefix(trit_backend *ref, trit_backend *cand, const int32_t *ids,
+int trit_ladder_shortest_failing_prefix(trit_backend *gen1, trit_backend *gen2, const int32_t *ids,
                                         size_t n, const trit_ladder_thresholds *th, size_t *len,
                                         trit_err *err);
 
