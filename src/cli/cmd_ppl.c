@@ -128,6 +128,42 @@ static void print_pair(FILE *out, const char *label, const trit_ppl_result *r) {
             r->ppl, r->ppl_err, r->n_chunk, r->n_ctx, r->seconds);
 }
 
+/* Compare mode's text report: both PPLs, the delta, and the KLD of gen-2 against gen-1. */
+static void print_compare(const trit_ppl_result *r1, const trit_ppl_result *r2, bool can_kld) {
+    double d = r2->ppl - r1->ppl;
+    print_pair(stdout, "gen-1", r1);
+    print_pair(stdout, "gen-2", r2);
+    printf("delta PPL (gen-2 - gen-1) = %+.6f (%+.4f%%)\n", d, 100 * d / r1->ppl);
+    if (r2->has_kld) {
+        printf("\nKL divergence of gen-2 against gen-1 (%ld positions):\n", r2->count);
+        trit_ppl_print(stdout, r2);
+    } else {
+        printf("KLD: not available (%s)\n",
+               can_kld ? "no base logits" : "a source is an OpenAI server: no full logits");
+    }
+}
+
+/* The compare figures as a {"type":"ppl"} ledger record (the ledger's writer lock applies:
+ * refused while a burn-in or shadow writes it). 0, or -1 after saying why. */
+static int append_ppl_record(const char *ledger, json_t *figures) {
+    trit_err err = {0};
+    json_t *rec = json_object();
+    char iso[32];
+    double ts = trit_wall_s();
+    trit_iso8601(ts, iso);
+    json_object_set_new(rec, "type", json_string("ppl"));
+    json_object_set_new(rec, "source", json_string("ppl"));
+    json_object_set_new(rec, "ts", json_real(ts));
+    json_object_set_new(rec, "time", json_string(iso));
+    json_object_update(rec, figures);
+    trit_ledger *l = trit_ledger_open(ledger, &err);
+    int rc = !l || trit_ledger_append(l, rec, &err) ? -1 : 0;
+    if (rc) fprintf(stderr, "trit ppl: %s\n", err.msg);
+    trit_ledger_close(l);
+    json_decref(rec);
+    return rc;
+}
+
 static int compare_mode(const args *a, const char *text, size_t len) {
     trit_err err = {0};
     const char *s1, *s2;
@@ -192,40 +228,14 @@ static int compare_mode(const args *a, const char *text, size_t len) {
         json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
         printf("\n");
     } else {
-        print_pair(stdout, "gen-1", &r1);
-        print_pair(stdout, "gen-2", &r2);
-        printf("delta PPL (gen-2 - gen-1) = %+.6f (%+.4f%%)\n", d, 100 * d / r1.ppl);
-        if (r2.has_kld) {
-            printf("\nKL divergence of gen-2 against gen-1 (%ld positions):\n", r2.count);
-            trit_ppl_print(stdout, &r2);
-        } else {
-            printf("KLD: not available (%s)\n",
-                   can_kld ? "no base logits" : "a source is an OpenAI server: no full logits");
-        }
+        print_compare(&r1, &r2, can_kld);
     }
     rc = same_shape ? 0 : 1;
     if (a->out && write_json(a->out, j, &err)) {
         fprintf(stderr, "trit ppl: %s\n", err.msg);
         rc = 2;
     }
-    if (a->ledger) {
-        json_t *rec = json_object();
-        char iso[32];
-        double ts = trit_wall_s();
-        trit_iso8601(ts, iso);
-        json_object_set_new(rec, "type", json_string("ppl"));
-        json_object_set_new(rec, "source", json_string("ppl"));
-        json_object_set_new(rec, "ts", json_real(ts));
-        json_object_set_new(rec, "time", json_string(iso));
-        json_object_update(rec, j);
-        trit_ledger *l = trit_ledger_open(a->ledger, &err);
-        if (!l || trit_ledger_append(l, rec, &err)) {
-            fprintf(stderr, "trit ppl: %s\n", err.msg);
-            rc = 2;
-        }
-        trit_ledger_close(l);
-        json_decref(rec);
-    }
+    if (a->ledger && append_ppl_record(a->ledger, j)) rc = 2;
     json_decref(j);
 out:
     if (base == tmp_base) unlink(tmp_base);

@@ -39,6 +39,42 @@ static int read_stream(FILE *f, trit_buf *out) {
     return ferror(f) ? -1 : 0;
 }
 
+/* The text to tokenize into in: 0, or 1 after saying why it could not be read. */
+static int read_input(bool use_stdin, const char *file, const char *text, trit_buf *in) {
+    trit_err err = {0};
+    if (use_stdin && read_stream(stdin, in) != 0) {
+        fprintf(stderr, "trit tokenize: error reading standard input\n");
+        return 1;
+    }
+    if (!use_stdin && file && trit_read_file(file, in, &err) != 0) {
+        fprintf(stderr, "trit tokenize: %s\n", err.msg);
+        return 1;
+    }
+    if (!use_stdin && !file) trit_buf_puts(in, text);
+    return 0;
+}
+
+/* llama-tokenize's output: "%6d -> 'piece'" lines, or with --ids one list "[1, 2, 3]". */
+static void print_ids(const trit_tokenizer *t, const int32_t *ids, size_t n, bool ids_only,
+                      bool show_count) {
+    trit_buf piece = {0};
+    if (ids_only) fputc('[', stdout);
+    for (size_t i = 0; i < n; i++) {
+        if (ids_only) {
+            printf(i ? ", %d" : "%d", ids[i]);
+            continue;
+        }
+        trit_buf_clear(&piece);
+        trit_tok_piece(t, ids[i], true, &piece);
+        printf("%6d -> '", ids[i]);
+        fwrite(piece.p ? piece.p : "", 1, piece.len, stdout);
+        printf("'\n");
+    }
+    if (ids_only) printf("]\n");
+    if (show_count) printf("Total number of tokens: %zu\n", n);
+    trit_buf_free(&piece);
+}
+
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *text = NULL, *file = NULL;
     bool ids_only = false, add_special = true, parse_special = false, use_stdin = false;
@@ -113,21 +149,9 @@ int cmd_tokenize(int argc, char **argv) {
                 trit_tok_model(t), trit_tok_pre(t), trit_tok_n_vocab(t), trit_tok_bos(t),
                 trit_tok_eos(t), trit_tok_eot(t), trit_tok_add_bos(t),
                 trit_chat_tmpl_name(trit_tok_chat_tmpl(t)));
+    /* the text: stdin, a file (bytes verbatim), or the argument */
     trit_buf in = {0};
-    int rc = 0;
-    if (use_stdin) {
-        if (read_stream(stdin, &in) != 0) {
-            fprintf(stderr, "trit tokenize: error reading standard input\n");
-            rc = 1;
-        }
-    } else if (file) {
-        if (trit_read_file(file, &in, &err) != 0) {
-            fprintf(stderr, "trit tokenize: %s\n", err.msg);
-            rc = 1;
-        }
-    } else {
-        trit_buf_puts(&in, text);
-    }
+    int rc = read_input(use_stdin, file, text, &in);
     int32_t *ids = NULL;
     size_t n = 0;
     if (!rc && trit_tok_encode(t, in.p ? in.p : "", in.len, add_special, parse_special, &ids, &n,
@@ -135,24 +159,7 @@ int cmd_tokenize(int argc, char **argv) {
         fprintf(stderr, "trit tokenize: %s\n", err.msg);
         rc = 1;
     }
-    if (!rc) {
-        trit_buf piece = {0};
-        if (ids_only) fputc('[', stdout);
-        for (size_t i = 0; i < n; i++) {
-            if (ids_only) {
-                printf(i ? ", %d" : "%d", ids[i]);
-            } else {
-                trit_buf_clear(&piece);
-                trit_tok_piece(t, ids[i], true, &piece);
-                printf("%6d -> '", ids[i]);
-                fwrite(piece.p ? piece.p : "", 1, piece.len, stdout);
-                printf("'\n");
-            }
-        }
-        if (ids_only) printf("]\n");
-        if (show_count) printf("Total number of tokens: %zu\n", n);
-        trit_buf_free(&piece);
-    }
+    if (!rc) print_ids(t, ids, n, ids_only, show_count);
     free(ids);
     trit_buf_free(&in);
     trit_tok_free(t);
