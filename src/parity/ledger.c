@@ -330,7 +330,8 @@ static void ppl_fields(const char *line, size_t len, trit_ledger_rec *r) {
     json_decref(j);
 }
 
-int trit_ledger_parse_line(const char *line, size_t len, trit_ledger_rec *r) {
+/* Every summary field absent. */
+static void rec_init(trit_ledger_rec *r) {
     memset(r, 0, sizeof *r);
     r->type = TRIT_REC_OTHER;
     r->round = -1;
@@ -344,82 +345,95 @@ int trit_ledger_parse_line(const char *line, size_t len, trit_ledger_rec *r) {
     r->ntok_v1 = r->ntok_v2 = -1;
     r->ppl_gen1 = r->ppl_gen1_err = r->ppl_gen2 = r->ppl_gen2_err = r->kld_mean = NAN;
     r->ppl_shape1 = r->ppl_shape2 = (trit_ppl_shape){-1, -1, -1};
+}
+
+/* A top-level string field the summary keeps (the others are skipped). */
+static void string_field(trit_ledger_rec *r, const char *k, size_t kn, const char *s, size_t sn) {
+    if (key_is(k, kn, "type"))
+        r->type = key_is(s, sn, "round") ? TRIT_REC_ROUND
+                  : key_is(s, sn, "ppl") ? TRIT_REC_PPL
+                                         : TRIT_REC_OTHER;
+    else if (key_is(k, kn, "prompt_id"))
+        r->prompt_id = s, r->prompt_id_len = sn;
+    else if (key_is(k, kn, "category"))
+        r->category = s, r->category_len = sn;
+    else if (key_is(k, kn, "source"))
+        r->source = s;
+    else if (key_is(k, kn, "bucket"))
+        r->bucket = bucket_parse_n(s, sn);
+    else if (key_is(k, kn, "noise_bucket"))
+        r->noise_bucket = bucket_parse_n(s, sn);
+    else if (key_is(k, kn, "tie"))
+        r->tie = tie_parse(s, sn);
+}
+
+/* A top-level number (or null: NAN) the summary keeps. */
+static void number_field(trit_ledger_rec *r, const char *k, size_t kn, double v) {
+    if (key_is(k, kn, "round"))
+        r->round = isnan(v) ? -1 : (int64_t)v;
+    else if (key_is(k, kn, "ts"))
+        r->ts = v;
+    else if (key_is(k, kn, "prefix_len"))
+        r->prefix_len = isnan(v) ? -1 : (long)v;
+    else if (key_is(k, kn, "div_byte"))
+        r->div_byte = isnan(v) ? -1 : (long)v;
+    else if (key_is(k, kn, "div_token_v1"))
+        r->div_token = isnan(v) ? -1 : (int)v;
+    else if (key_is(k, kn, "lat_v1"))
+        r->lat_v1 = v;
+    else if (key_is(k, kn, "lat_v2"))
+        r->lat_v2 = v;
+    else if (key_is(k, kn, "ntok_v1"))
+        r->ntok_v1 = isnan(v) ? -1 : (int)v;
+    else if (key_is(k, kn, "ntok_v2"))
+        r->ntok_v2 = isnan(v) ? -1 : (int)v;
+}
+
+/* One "key": value member at c; 0, or -1 when it is not well-formed JSON. */
+static int member(cur *c, trit_ledger_rec *r) {
+    const char *k, *s;
+    size_t kn, sn;
+    ws(c);
+    if (str(c, &k, &kn)) return -1;
+    ws(c);
+    if (c->p >= c->e || *c->p != ':') return -1;
+    c->p++;
+    ws(c);
+    if (c->p >= c->e) return -1;
+    if (*c->p == '"') {
+        if (str(c, &s, &sn)) return -1;
+        string_field(r, k, kn, s, sn);
+        return 0;
+    }
+    /* numbers, null, booleans, objects, arrays: skipped, numbers noted */
+    const char *vb = c->p;
+    if (skip_value(c, 0)) return -1;
+    if (*vb != '{' && *vb != '[') number_field(r, k, kn, num_at(vb, c->p));
+    return 0;
+}
+
+int trit_ledger_parse_line(const char *line, size_t len, trit_ledger_rec *r) {
+    rec_init(r);
     cur c = {line, line + len};
     ws(&c);
     if (c.p >= c.e || *c.p != '{') return -1;
     c.p++;
     ws(&c);
-    if (c.p < c.e && *c.p == '}') {
-        c.p++;
-        goto tail;
-    }
-    for (;;) {
-        ws(&c);
-        const char *k, *s;
-        size_t kn, sn;
-        if (str(&c, &k, &kn)) return -1;
-        ws(&c);
-        if (c.p >= c.e || *c.p != ':') return -1;
-        c.p++;
+    /* members until the closing brace; an empty object has none */
+    bool empty = c.p < c.e && *c.p == '}';
+    if (empty) c.p++;
+    while (!empty) {
+        if (member(&c, r)) return -1;
         ws(&c);
         if (c.p >= c.e) return -1;
-        const char *vb = c.p;
-        bool is_str = *c.p == '"';
-        if (is_str) {
-            if (str(&c, &s, &sn)) return -1;
-            if (key_is(k, kn, "type"))
-                r->type = key_is(s, sn, "round") ? TRIT_REC_ROUND
-                          : key_is(s, sn, "ppl") ? TRIT_REC_PPL
-                                                 : TRIT_REC_OTHER;
-            else if (key_is(k, kn, "prompt_id"))
-                r->prompt_id = s, r->prompt_id_len = sn;
-            else if (key_is(k, kn, "category"))
-                r->category = s, r->category_len = sn;
-            else if (key_is(k, kn, "source"))
-                r->source = s;
-            else if (key_is(k, kn, "bucket"))
-                r->bucket = bucket_parse_n(s, sn);
-            else if (key_is(k, kn, "noise_bucket"))
-                r->noise_bucket = bucket_parse_n(s, sn);
-            else if (key_is(k, kn, "tie"))
-                r->tie = tie_parse(s, sn);
-        } else {
-            if (skip_value(&c, 0)) return -1;
-            if (*vb != '{' && *vb != '[') {
-                double v = num_at(vb, c.p);
-                if (key_is(k, kn, "round"))
-                    r->round = isnan(v) ? -1 : (int64_t)v;
-                else if (key_is(k, kn, "ts"))
-                    r->ts = v;
-                else if (key_is(k, kn, "prefix_len"))
-                    r->prefix_len = isnan(v) ? -1 : (long)v;
-                else if (key_is(k, kn, "div_byte"))
-                    r->div_byte = isnan(v) ? -1 : (long)v;
-                else if (key_is(k, kn, "div_token_v1"))
-                    r->div_token = isnan(v) ? -1 : (int)v;
-                else if (key_is(k, kn, "lat_v1"))
-                    r->lat_v1 = v;
-                else if (key_is(k, kn, "lat_v2"))
-                    r->lat_v2 = v;
-                else if (key_is(k, kn, "ntok_v1"))
-                    r->ntok_v1 = isnan(v) ? -1 : (int)v;
-                else if (key_is(k, kn, "ntok_v2"))
-                    r->ntok_v2 = isnan(v) ? -1 : (int)v;
-            }
-        }
-        ws(&c);
-        if (c.p >= c.e) return -1;
-        if (*c.p == ',') {
-            c.p++;
-            continue;
-        }
         if (*c.p == '}') {
             c.p++;
             break;
         }
-        return -1;
+        if (*c.p != ',') return -1;
+        c.p++;
     }
-tail:
+    /* nothing after the object: a truncated or concatenated line is malformed */
     ws(&c);
     if (c.p != c.e) return -1;
     if (r->type == TRIT_REC_PPL) ppl_fields(line, len, r);

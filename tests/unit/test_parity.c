@@ -183,6 +183,18 @@ Test(ledger, parse_line_fields) {
     cr_assert_eq(r.type, TRIT_REC_PPL);
     cr_assert_float_eq(r.ppl_gen2, 10.52, 1e-9);
     cr_assert_float_eq(r.kld_mean, 0.003, 1e-9);
+    cr_assert_eq(r.ppl_shape1.chunks, -1, "no counts recorded: -1");
+    const char *q =
+        "{\"type\":\"ppl\",\"gen1\":{\"ppl\":10.5,\"chunks\":8,\"ctx\":256,\"count\":1016},"
+        "\"gen2\":{\"ppl\":10.52,\"chunks\":4,\"ctx\":256,\"count\":508}}";
+    cr_assert_eq(trit_ledger_parse_line(q, strlen(q), &r), 0);
+    cr_assert_eq(r.ppl_shape1.chunks, 8);
+    cr_assert_eq(r.ppl_shape1.count, 1016);
+    cr_assert_eq(r.ppl_shape2.chunks, 4);
+    cr_assert_eq(r.ppl_shape2.ctx, 256);
+    cr_assert_eq(r.ppl_shape2.count, 508);
+    cr_assert_eq(trit_ledger_parse_line("{}", 2, &r), 0);
+    cr_assert_eq(trit_ledger_parse_line("{\"a\":1,}", 8, &r), -1);
 }
 
 static json_t *round_rec(long round, double ts, const char *pid, const char *cat,
