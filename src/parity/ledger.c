@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,26 +368,33 @@ static void string_field(trit_ledger_rec *r, const char *k, size_t kn, const cha
         r->tie = tie_parse(s, sn);
 }
 
+/* A count or index from a JSON number: -1 (absent) unless it is in [0, max], so no cast is
+ * out of range (the fuzzer's "round":1e62) and round + 1 cannot overflow. */
+static int64_t as_index(double v, double max) {
+    return v >= 0 && v <= max ? (int64_t)v : -1;
+}
+
 /* A top-level number (or null: NAN) the summary keeps. */
 static void number_field(trit_ledger_rec *r, const char *k, size_t kn, double v) {
+    const double big = 1e15; /* rounds, byte offsets: far beyond any real ledger */
     if (key_is(k, kn, "round"))
-        r->round = isnan(v) ? -1 : (int64_t)v;
+        r->round = as_index(v, big);
     else if (key_is(k, kn, "ts"))
         r->ts = v;
     else if (key_is(k, kn, "prefix_len"))
-        r->prefix_len = isnan(v) ? -1 : (long)v;
+        r->prefix_len = (long)as_index(v, big);
     else if (key_is(k, kn, "div_byte"))
-        r->div_byte = isnan(v) ? -1 : (long)v;
+        r->div_byte = (long)as_index(v, big);
     else if (key_is(k, kn, "div_token_v1"))
-        r->div_token = isnan(v) ? -1 : (int)v;
+        r->div_token = (int)as_index(v, INT_MAX);
     else if (key_is(k, kn, "lat_v1"))
         r->lat_v1 = v;
     else if (key_is(k, kn, "lat_v2"))
         r->lat_v2 = v;
     else if (key_is(k, kn, "ntok_v1"))
-        r->ntok_v1 = isnan(v) ? -1 : (int)v;
+        r->ntok_v1 = (int)as_index(v, INT_MAX);
     else if (key_is(k, kn, "ntok_v2"))
-        r->ntok_v2 = isnan(v) ? -1 : (int)v;
+        r->ntok_v2 = (int)as_index(v, INT_MAX);
 }
 
 /* One "key": value member at c; 0, or -1 when it is not well-formed JSON. */

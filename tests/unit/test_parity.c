@@ -194,6 +194,14 @@ Test(ledger, parse_line_fields) {
     cr_assert_eq(r.ppl_shape2.ctx, 256);
     cr_assert_eq(r.ppl_shape2.count, 508);
     cr_assert_eq(trit_ledger_parse_line("{}", 2, &r), 0);
+    /* out-of-range numbers are absent, not undefined casts (found by fuzz_ledger) */
+    const char *big = "{\"type\":\"round\",\"round\":1e62,\"prefix_len\":-1e300,"
+                      "\"div_token_v1\":3e10,\"ntok_v1\":1e99,\"bucket\":\"exact\"}";
+    cr_assert_eq(trit_ledger_parse_line(big, strlen(big), &r), 0);
+    cr_assert_eq(r.round, -1);
+    cr_assert_eq(r.prefix_len, -1);
+    cr_assert_eq(r.div_token, -1);
+    cr_assert_eq(r.ntok_v1, -1);
     cr_assert_eq(trit_ledger_parse_line("{\"a\":1,}", 8, &r), -1);
 }
 
