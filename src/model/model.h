@@ -50,12 +50,12 @@ typedef struct trit_model {
     char sha256[65]; /* filled lazily by trit_model_sha256 */
 } trit_model;
 
-trit_model *trit_model_load(const char *path, trit_err *err);
-void trit_model_free(trit_model *m);
-const char *trit_model_sha256(trit_model *m);
 /* The model's GGUF file, for modules that read its other sections (the tokenizer's
  * vocabulary, the chat template): callers outside model/ use this, not m->gguf. */
 const gguf_file *trit_model_gguf(const trit_model *m);
+trit_model *trit_model_load(const char *path, trit_err *err);
+void trit_model_free(trit_model *m);
+const char *trit_model_sha256(trit_model *m);
 const char *trit_arch_name(enum trit_arch a);
 const char *trit_act_name(enum trit_act a); /* "silu" | "relu2" */
 /* One line: "bitnet 4L 256d 4h/2kv ff512 vocab128256 tq2_0 act=relu2 (from file)". */
