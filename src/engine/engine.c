@@ -3,8 +3,9 @@
  * One trit_ctx = one sequence. All scratch buffers are sized for n_batch tokens at creation;
  * the forward pass never allocates (the logits buffer grows only when a caller first asks
  * for more rows than before). Graph order and tensor names follow llama.cpp's
- * src/models/llama.cpp and src/models/bitnet.cpp; the tail of the last layer (after
- * attention) is only computed for the rows whose logits are wanted, as inp_out_ids does. */
+ * src/models/llama.cpp and src/models/bitnet.cpp (bitnet-b1.58: the same graph, relu² FFN); the
+ * tail of the last layer (after attention) is only computed for the rows whose logits are wanted,
+ * as inp_out_ids does. */
 #include "engine/engine.h"
 
 #include "kernels/kernels.h"
@@ -213,7 +214,8 @@ static void store_kv(trit_ctx *c, int il, const float *src, void *cache, int T, 
 static void forward(trit_ctx *c, const int32_t *tok, int T, int p0, int n_out, float *logits_dst) {
     const trit_model *m = c->m;
     const trit_hparams *hp = &c->hp;
-    const bool bitnet = hp->arch == TRIT_ARCH_BITNET;
+    /* bitnet, bitnet-b1.58, bitnet-25: sub-norms (the activation is hp->act) */
+    const bool bitnet = trit_arch_is_bitnet(hp->arch);
     const int64_t E = hp->n_embd, F = hp->n_ff, D = hp->head_dim;
     const int64_t NQ = D * hp->n_head, NKV = D * hp->n_head_kv;
     const float kq_scale = 1.0f / sqrtf((float)D);
@@ -314,7 +316,10 @@ static void forward(trit_ctx *c, const int32_t *tok, int T, int p0, int n_out, f
     if (n_out == 0) return;
     rmsnorm_rows(c, x, &m->output_norm, c->xn, E, rows, E, E);
     TRACE("result_norm", -1, c->xn, E, rows);
-    matmul(c, &m->output, c->xn, rows, logits_dst);
+    /* a tied head is token_embd, which the reference never repacks (kernels.h TRIT_NO_REPACK) */
+    trit_matmul(c->k, c->pool, m->output.type | (m->tied_output ? TRIT_NO_REPACK : 0),
+                m->output.data, m->output.scale, m->output.ne[0], m->output.ne[1], c->xn, rows,
+                logits_dst);
     TRACE("result_output", -1, logits_dst, hp->n_vocab, rows);
 }
 

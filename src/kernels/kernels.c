@@ -15,9 +15,21 @@ uint32_t trit_act_type(uint32_t wtype) {
     switch (wtype) {
     case TRIT_TQ1_0:
     case TRIT_TQ2_0:
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
         return TRIT_Q8_K;
     case TRIT_Q8_0:
+    case TRIT_Q4_0: /* ggml's vec_dot_type for the legacy types */
+    case TRIT_Q5_0:
+    case TRIT_Q4_0_R8:
+    case TRIT_Q4_0_NOREPACK:
         return TRIT_Q8_0;
+    case TRIT_Q4_1:
+    case TRIT_Q5_1:
+        return TRIT_Q8_1;
     case TRIT_F16:
         return TRIT_F16;
     case TRIT_BF16:
@@ -38,6 +50,8 @@ size_t trit_act_row_size(uint32_t wtype, int64_t n) {
         return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q8_K);
     case TRIT_Q8_0:
         return n % QK8_0 ? 0 : (size_t)(n / QK8_0) * sizeof(block_q8_0);
+    case TRIT_Q8_1:
+        return n % QK8_1 ? 0 : (size_t)(n / QK8_1) * sizeof(block_q8_1);
     case TRIT_F16:
     case TRIT_BF16:
         return (size_t)n * 2;
@@ -59,6 +73,26 @@ static size_t weight_row_bytes(uint32_t wtype, int64_t n) {
         return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_tq2_0);
     case TRIT_Q8_0:
         return n % QK8_0 ? 0 : (size_t)(n / QK8_0) * sizeof(block_q8_0);
+    case TRIT_Q4_0:
+    case TRIT_Q4_0_R8:
+    case TRIT_Q4_0_NOREPACK:
+        return n % QK4_0 ? 0 : (size_t)(n / QK4_0) * sizeof(block_q4_0);
+    case TRIT_Q4_1:
+        return n % QK4_1 ? 0 : (size_t)(n / QK4_1) * sizeof(block_q4_1);
+    case TRIT_Q5_0:
+        return n % QK5_0 ? 0 : (size_t)(n / QK5_0) * sizeof(block_q5_0);
+    case TRIT_Q5_1:
+        return n % QK5_1 ? 0 : (size_t)(n / QK5_1) * sizeof(block_q5_1);
+    case TRIT_Q2_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q2_K);
+    case TRIT_Q3_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q3_K);
+    case TRIT_Q4_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q4_K);
+    case TRIT_Q5_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q5_K);
+    case TRIT_Q6_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q6_K);
     case TRIT_F16:
     case TRIT_BF16:
         return (size_t)n * 2;
@@ -193,6 +227,14 @@ bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n
            n_in % 16 == 0 && n_out % 4 == 0;
 }
 
+uint32_t trit_matmul_dot_type(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok) {
+    /* ggml-cpu repack.cpp's choice on x86: Q4_K with AVX2, Q2_K with AVX-512, ne[1] % 8 == 0 */
+    const bool repacked = (wtype == TRIT_Q4_K || wtype == TRIT_Q2_K) && n_out % 8 == 0;
+    if (!repacked) return wtype;
+    /* forward_mul_mat_one_chunk: gemm for whole groups of 4 tokens, gemv for the rest */
+    return wtype | TRIT_REPACK8 | (tok < n_tok - n_tok % 4 ? TRIT_REPACK8_GEMM : 0);
+}
+
 /* A matmul job: one or more parts sharing wtype, n_in and the quantized activations. Rows
  * are numbered across the parts (part p owns global rows row_end[p-1] .. row_end[p]-1) and
  * claimed in chunks that never cross a part boundary. */
@@ -208,6 +250,7 @@ typedef struct mm_job {
     trit_mm_part parts[TRIT_MM_MAX_PARTS];
     int64_t row_end[TRIT_MM_MAX_PARTS]; /* cumulative rows */
     bool use_gemm[TRIT_MM_MAX_PARTS];   /* tile with k->gemm (else vec_dot_rows per token) */
+    bool repacked[TRIT_MM_MAX_PARTS];   /* dots per token in the reference's repacked order */
     int64_t total_rows;
     int64_t max_chunk;        /* rows per claim at most (batches keep their tiles hot) */
     int nth;                  /* threads sharing the rows */
@@ -259,6 +302,12 @@ static void prefetch_l2(const char *p, size_t n) {
     for (size_t o = 0; o < n; o += 64) __builtin_prefetch(p + o, 0, 1);
 }
 
+/* The type part p's dots get for token t (trit_matmul_dot_type: the repacked orders). */
+static inline uint32_t dot_type(const mm_job *j, int p, int64_t t) {
+    if (!j->repacked[p]) return j->wtype;
+    return trit_matmul_dot_type(j->wtype, j->parts[p].n_out, t, j->n_tok);
+}
+
 /* Rows r0 .. r0+nr-1 of part p for every token. */
 static void mm_rows(const mm_job *j, int p, int64_t r0, int64_t nr) {
     const trit_mm_part *P = &j->parts[p];
@@ -273,12 +322,12 @@ static void mm_rows(const mm_job *j, int p, int64_t r0, int64_t nr) {
         for (int64_t r = 0; r < nr; r += MM_PF_ROWS) {
             const int64_t n = TRIT_MIN(MM_PF_ROWS, nr - r);
             prefetch_l2(w + (r + n) * j->wrow, (size_t)TRIT_MIN(MM_PF_ROWS, nr - r - n) * j->wrow);
-            j->k->vec_dot_rows(j->wtype, j->n_in, w + r * j->wrow, j->wrow, n, j->act,
+            j->k->vec_dot_rows(dot_type(j, p, 0), j->n_in, w + r * j->wrow, j->wrow, n, j->act,
                                P->Y + r0 + r);
         }
     } else {
         for (int64_t t = 0; t < j->n_tok; t++)
-            j->k->vec_dot_rows(j->wtype, j->n_in, w, j->wrow, nr, j->act + t * j->arow,
+            j->k->vec_dot_rows(dot_type(j, p, t), j->n_in, w, j->wrow, nr, j->act + t * j->arow,
                                P->Y + t * P->n_out + r0);
     }
     if (P->w_scale != 1.0f)
@@ -311,12 +360,26 @@ static void mm_run(void *arg, int ith, int nth) {
     while (mm_claim(j, &p, &r0, &nr)) mm_rows(j, p, r0, nr);
 }
 
+/* The order the reference sums a product of this type in (see TRIT_Q4_0_R8): Q4_0 weights
+ * whose every part has a multiple of 8 rows are repacked there; _NOREPACK forces vec_dot's. */
+static uint32_t reference_order_type(uint32_t wtype, int n_parts, const trit_mm_part *parts) {
+    if (wtype == TRIT_Q4_0_NOREPACK) return TRIT_Q4_0;
+    if (wtype != TRIT_Q4_0) return wtype;
+    for (int p = 0; p < n_parts; p++)
+        if (parts[p].n_out % 8) return TRIT_Q4_0;
+    return TRIT_Q4_0_R8;
+}
+
 static _Thread_local char *tl_act;
 static _Thread_local size_t tl_act_cap;
 
 void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
                        const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts) {
     if (!k) k = trit_kernels_best();
+    const bool no_repack = wtype & TRIT_NO_REPACK; /* the caller's word (kernels.h) */
+    wtype &= ~TRIT_NO_REPACK;
+    wtype = no_repack && wtype == TRIT_Q4_0 ? TRIT_Q4_0_NOREPACK
+                                            : reference_order_type(wtype, n_parts, parts);
     const size_t arow = trit_act_row_size(wtype, n_in);
     const size_t wrow = weight_row_bytes(wtype, n_in);
     if (!arow || !wrow || n_tok <= 0 || n_parts < 1 || n_parts > TRIT_MM_MAX_PARTS) {
@@ -351,7 +414,8 @@ void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, i
         j.parts[p] = parts[p];
         j.total_rows += parts[p].n_out;
         j.row_end[p] = j.total_rows;
-        j.use_gemm[p] = k->gemm && n_tok > 1 &&
+        j.repacked[p] = !no_repack && trit_matmul_dot_type(wtype, parts[p].n_out, 0, 1) != wtype;
+        j.use_gemm[p] = k->gemm && n_tok > 1 && !j.repacked[p] &&
                         (!blas_type || trit_matmul_tinyblas(wtype, n_in, parts[p].n_out, n_tok));
     }
     j.nth = pool ? trit_pool_size(pool) : 1;

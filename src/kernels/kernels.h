@@ -17,9 +17,20 @@
 #include "quant/quant.h"
 
 /* Which activation format a weight type is multiplied with (as ggml's vec_dot_type):
- * TQ1_0/TQ2_0 -> Q8_K, Q8_0 -> Q8_0, F16 -> F16, BF16 -> BF16, F32 -> F32,
- * I2_S -> TRIT_ACT_I8 (one int8 row with one fp32 scale per row, bitnet.cpp's per-token absmax). */
+ * TQ1_0/TQ2_0 and Q2_K..Q6_K -> Q8_K, Q8_0/Q4_0/Q5_0/Q4_0_R8/_NOREPACK -> Q8_0, Q4_1/Q5_1 -> Q8_1,
+ * F16 -> F16, BF16 -> BF16, F32 -> F32, I2_S -> TRIT_ACT_I8 (one int8 row with one fp32 scale per
+ * row, bitnet.cpp's per-token absmax). */
 #define TRIT_ACT_I8 1000
+/* Kernel-only weight types for Q4_0 bytes. The reference (AVX2 CPU, CPU_REPACK buffer on by
+ * default) repacks every 2-D Q4_0 matmul weight with n_out % 8 == 0 and sums it as
+ * ggml_gemv/gemm_q4_0_8x8_q8_0 do (one fma per block into one float per output): that order
+ * is TRIT_Q4_0_R8. Other Q4_0 products use vec_dot's lanes (tinyBLAS sums batches the same
+ * way). trit_matmul/_multi pick the reference's choice for TRIT_Q4_0 by shape (R8 when every
+ * part's n_out % 8 == 0). The token embedding is not repacked (its buffer serves GET_ROWS), so
+ * an engine computing a tied LM head from a Q4_0 embedding passes TRIT_Q4_0_NOREPACK: always
+ * the vec_dot order. */
+#define TRIT_Q4_0_R8       1001
+#define TRIT_Q4_0_NOREPACK 1002
 uint32_t trit_act_type(uint32_t wtype);
 /* Bytes of one quantized activation row of n elements for weight type wtype. */
 size_t trit_act_row_size(uint32_t wtype, int64_t n);
@@ -47,6 +58,41 @@ typedef struct trit_kernels {
                       uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
                       int pos0, int n_tok, float scale, float *out);
 } trit_kernels;
+
+/* Q2_K..Q6_K x Q8_K dots of n elements (whole QK_K blocks), bit-identical to the reference's x86
+ * ggml_vec_dot_qN_K_q8_K: the scalar twin (ref/kquants_ref.c) and the optimized versions
+ * (x86/kquants_avx2.c, x86/kquants_avx512.c; types without a fast path there use the twin).
+ * The _rows forms: out[r] = dot(row r of nr rows row_bytes apart, act). Call the AVX2/AVX-512
+ * ones only where trit_kernels_avx2()/avx512() is non-NULL. NAN for another type. */
+float trit_ref_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
+float trit_avx2_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
+void trit_avx2_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
+                               int64_t nr, const void *act, float *out);
+float trit_avx512_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
+void trit_avx512_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
+                                 int64_t nr, const void *act, float *out);
+/* The reference's CPU_REPACK buffer (ggml-cpu repack.cpp, on by default in llama.cpp) stores a
+ * Q4_K weight matrix (AVX2) or a Q2_K one (AVX-512) whose row count is a multiple of 8 as
+ * 8-row interleaved blocks and multiplies it with gemv/gemm kernels that reduce each step of a
+ * block to one integer per row, so their float order differs from vec_dot's:
+ *   per step: acc = fma((float)sum(sc * q * q8), xd * yd, acc);
+ *             accm = fma((float)sum(min * bsums), xdmin * yd, accm);   result = acc - accm.
+ * A step is the whole block in gemv (TRIT_REPACK8), and 64 (Q4_K) or 128 (Q2_K) elements in
+ * gemm (TRIT_REPACK8 | TRIT_REPACK8_GEMM), which the reference uses for the first
+ * n_tok - n_tok % 4 tokens of a batch (the rest go through gemv). trit_matmul passes the flagged
+ * type (trit_matmul_dot_type) to a kernel set's vec_dot / vec_dot_rows for such products. */
+#define TRIT_REPACK8      0x10000u
+#define TRIT_REPACK8_GEMM 0x20000u
+/* OR-ed into trit_matmul's wtype by a caller whose weight the reference does not repack: a
+ * tied LM head is token_embd, loaded for GET_ROWS, which the repack buffer never takes. */
+#define TRIT_NO_REPACK 0x40000u
+uint32_t trit_matmul_dot_type(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok);
+
+/* Whether wtype is one of Q2_K..Q6_K (TRIT_REPACK8 allowed). */
+static inline bool trit_is_kquant(uint32_t wtype) {
+    const uint32_t t = wtype & ~(TRIT_REPACK8 | TRIT_REPACK8_GEMM);
+    return t >= TRIT_Q2_K && t <= TRIT_Q6_K;
+}
 
 /* The optimized tables themselves (defined in x86/..._avx2.c and x86/..._avx512.c);
  * use trit_kernels_avx2()/avx512(), which check the CPU first. */
@@ -90,6 +136,26 @@ typedef struct trit_mm_part {
  * Y) (a row's dot does not depend on how rows are grouped). 1 <= n_parts <= TRIT_MM_MAX_PARTS. */
 void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
                        const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts);
+
+/* ---- legacy 32-weight types (kernels/ref/legacy_ref.c, kernels/x86/legacy_avx2.c) ----
+ * Scalar twins and AVX2 versions, bit-identical to each other and to the reference's x86
+ * build (orders: legacy_ref.c's header). The kernel sets dispatch Q4_0/Q4_1/Q5_0/Q5_1 and
+ * TRIT_Q4_0_R8 to these; the _avx2 ones need an AVX2+FMA+F16C CPU (trit_kernels_avx2()). */
+void trit_ref_quantize_q8_1(const float *x, block_q8_1 *y, int64_t n); /* x86 quantize_row_q8_1 */
+float trit_ref_dot_legacy(uint32_t wtype, int64_t n, const void *w, const void *act);
+float trit_ref_dot_q4_0_r8(int64_t n, const block_q4_0 *w, const block_q8_0 *act);
+void trit_avx2_quantize_q8_1(const float *x, block_q8_1 *y, int64_t n);
+float trit_avx2_dot_legacy(uint32_t wtype, int64_t n, const void *w, const void *act);
+float trit_avx2_dot_q4_0_r8(int64_t n, const block_q4_0 *w, const block_q8_0 *act);
+/* The weight types the legacy kernels compute (Q4_0/Q4_1/Q5_0/Q5_1 and the Q4_0 orders). */
+static inline bool trit_is_legacy_wtype(uint32_t t) {
+    return t == TRIT_Q4_0 || t == TRIT_Q4_1 || t == TRIT_Q5_0 || t == TRIT_Q5_1 ||
+           t == TRIT_Q4_0_R8 || t == TRIT_Q4_0_NOREPACK;
+}
+/* gemm's contract (kernels.h) for Q4_0/Q4_1/Q5_0/Q5_1/_R8/_NOREPACK: each result equals the
+ * type's vec_dot; a weight block is unpacked once per tile of tokens. */
+void trit_avx2_gemm_legacy(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
+                           const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo);
 
 /* ---- elementwise ops (reference numerics = ggml CPU) ---- */
 /* y = x / sqrt(mean(x^2) + eps) (sum accumulated in double, as ggml), then y *= w if w. */

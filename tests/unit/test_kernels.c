@@ -97,7 +97,7 @@ Test(kernels_act, types_and_sizes) {
     cr_assert_eq(trit_act_row_size(TRIT_TQ2_0, 100), 0);
     cr_assert_eq(trit_act_row_size(TRIT_Q8_0, 33), 0);
     cr_assert_eq(trit_act_row_size(TRIT_I2_S, 64), 0);
-    cr_assert_eq(trit_act_row_size(12, 256), 0);
+    cr_assert_eq(trit_act_row_size(23 /* iq4_xs */, 256), 0);
     cr_assert_eq(trit_act_row_size(TRIT_F32, 0), 0);
 }
 

@@ -3,8 +3,8 @@
  * Contract: same results as kernels/ref (ref.c), bit for bit: integer block sums, and float
  * totals in the reference ggml's lane orders (ref/ggml_order.h). Q8_K and Q8_0 activations are
  * quantized as ggml's x86 quantizers (Q8_0: id = 127/amax, round half to even), like the ref.
- * Types without a fast path here use the ref kernels. Compiled with -mavx2 -mfma -mf16c; only
- * reached after kernels.c has checked the CPU. */
+ * The legacy 32-weight types are in legacy_avx2.c. * Types without a fast path here use the ref
+ * kernels. Compiled with -mavx2 -mfma -mf16c; only reached after kernels.c has checked the CPU. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
 
@@ -144,11 +144,24 @@ static void quantize_act_avx2(uint32_t wtype, const float *x, void *dst, int64_t
     switch (wtype) {
     case TRIT_TQ1_0:
     case TRIT_TQ2_0:
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
     case TRIT_Q8_K:
         q8_K_avx2(x, dst, n);
         break;
     case TRIT_Q8_0:
+    case TRIT_Q4_0: /* legacy types: ggml's vec_dot_type (Q8_0 / Q8_1, x86 quantizers) */
+    case TRIT_Q5_0:
+    case TRIT_Q4_0_R8:
+    case TRIT_Q4_0_NOREPACK:
         q8_0_avx2(x, dst, n);
+        break;
+    case TRIT_Q4_1:
+    case TRIT_Q5_1:
+        trit_avx2_quantize_q8_1(x, dst, n);
         break;
     case TRIT_F16:
         f16_avx2(x, dst, n);
@@ -390,12 +403,31 @@ static float vec_dot_avx2(uint32_t wtype, int64_t n, const void *w, const void *
         return dot_tq1_0(n, w, a);
     case TRIT_Q8_0:
         return dot_q8_0(n, w, a);
+    case TRIT_Q4_0: /* legacy types: x86/legacy_avx2.c */
+    case TRIT_Q4_1:
+    case TRIT_Q5_0:
+    case TRIT_Q5_1:
+        return trit_avx2_dot_legacy(wtype, n, w, a);
+    case TRIT_Q4_0_NOREPACK:
+        return trit_avx2_dot_legacy(TRIT_Q4_0, n, w, a);
+    case TRIT_Q4_0_R8:
+        return trit_avx2_dot_q4_0_r8(n, w, a);
     case TRIT_I2_S:
         return dot_i2_s(n, w, a);
     case TRIT_F32:
         return dot_f32(n, w, a);
     case TRIT_F16:
         return dot_f16(n, w, a);
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
+    case TRIT_Q2_K | TRIT_REPACK8:
+    case TRIT_Q4_K | TRIT_REPACK8:
+    case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+        return trit_avx2_dot_kquant(wtype, n, w, a); /* x86/kquants_avx2.c */
     default:
         return trit_kernels_ref()->vec_dot(wtype, n, w, a);
     }
@@ -405,6 +437,10 @@ static void vec_dot_rows_avx2(uint32_t wtype, int64_t n, const void *w, size_t r
                               int64_t nr, const void *act, float *out) {
     const char *wp = w;
     int64_t r = 0;
+    if (trit_is_kquant(wtype)) { /* x86/kquants_avx2.c */
+        trit_avx2_dot_kquant_rows(wtype, n, w, row_bytes, nr, act, out);
+        return;
+    }
     if (wtype == TRIT_TQ2_0)
         for (; r + 2 <= nr; r += 2)
             dot_tq2_0_x2(n, (const void *)(wp + r * row_bytes),
@@ -416,6 +452,10 @@ static void vec_dot_rows_avx2(uint32_t wtype, int64_t n, const void *w, size_t r
  * other types: vec_dot_rows per token. */
 static void gemm_avx2(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                       const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
+    if (trit_is_legacy_wtype(wtype)) { /* x86/legacy_avx2.c: blocks unpacked once per tile */
+        trit_avx2_gemm_legacy(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
+        return;
+    }
     const bool h = wtype == TRIT_F16;
     if (wtype == TRIT_BF16) { /* no fast path: the ref's tinyBLAS order */
         trit_kernels_ref()->gemm(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);

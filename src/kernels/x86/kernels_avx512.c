@@ -451,6 +451,16 @@ static float vec_dot_avx512(uint32_t wtype, int64_t n, const void *w, const void
     case TRIT_F16:
         rows_lanes64(wtype == TRIT_F16, 1, n, w, 0, a, &r);
         return r;
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
+    case TRIT_Q2_K | TRIT_REPACK8:
+    case TRIT_Q4_K | TRIT_REPACK8:
+    case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+        return trit_avx512_dot_kquant(wtype, n, w, a); /* x86/kquants_avx512.c */
     default:
         return trit_kernels_avx2_impl.vec_dot(wtype, n, w, a);
     }
@@ -468,11 +478,19 @@ static void vec_dot_rows_avx512(uint32_t wtype, int64_t n, const void *w, size_t
         rows_lanes64_any(wtype == TRIT_F16, n, wp, row_bytes, nr, act, out);
         return;
     }
+    if (trit_is_kquant(wtype)) { /* x86/kquants_avx512.c */
+        trit_avx512_dot_kquant_rows(wtype, n, w, row_bytes, nr, act, out);
+        return;
+    }
     trit_kernels_avx2_impl.vec_dot_rows(wtype, n, w, row_bytes, nr, act, out);
 }
 
 static void gemm_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                         const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
+    if (trit_is_legacy_wtype(wtype)) { /* x86/legacy_avx2.c: blocks unpacked once per tile */
+        trit_avx2_gemm_legacy(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
+        return;
+    }
     tile_fn f = tile_for(wtype);
     if (f) {
         tiles(f, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo, MAXT);
