@@ -3,6 +3,7 @@
  * Usage: kbench [-t THREADS] [-k ref|avx2|avx512|best] [-n TOKENS] [--bw-only] [--vs-ggml]
  * Output lines are "key value" pairs so scripts can grep them. */
 #include "kernels/kernels.h"
+#include "reference/reference.h"
 #include "quant/quant.h"
 
 #include <dlfcn.h>
