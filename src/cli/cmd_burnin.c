@@ -540,6 +540,10 @@ int cmd_burnin(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
+    /* the subcommand sees itself as "trit burnin SUB" (getopt_long's messages name it) */
+    char prog[48];
+    snprintf(prog, sizeof prog, "trit burnin %.20s", sub);
+    argv[1] = prog;
     if (!strcmp(sub, "run")) return burnin_run_main(argc - 1, argv + 1);
     if (!strcmp(sub, "stats") || !strcmp(sub, "drift") || !strcmp(sub, "recent") ||
         !strcmp(sub, "since"))

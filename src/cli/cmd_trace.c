@@ -327,8 +327,13 @@ int cmd_trace(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "capture")) return capture(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "diff")) return diff(argc - 1, argv + 1);
-    fprintf(stderr, "trit trace: unknown subcommand '%s' (capture, diff)\n", argv[1]);
+    const char *sub = argv[1];
+    /* the subcommand sees itself as "trit trace SUB" (getopt_long's messages name it) */
+    char prog[40];
+    snprintf(prog, sizeof prog, "trit trace %.20s", sub);
+    argv[1] = prog;
+    if (!strcmp(sub, "capture")) return capture(argc - 1, argv + 1);
+    if (!strcmp(sub, "diff")) return diff(argc - 1, argv + 1);
+    fprintf(stderr, "trit trace: unknown subcommand '%s' (capture, diff)\n", sub);
     return 2;
 }
