@@ -64,9 +64,6 @@ int32_t trit_sampler_sample(trit_sampler *s, const float *logits, int n_vocab);
 void trit_sampler_free(trit_sampler *s);
 /* Greedy: highest logit, ties to the lowest id (llama.cpp's behaviour). */
 int32_t trit_argmax(const float *logits, int n);
-/* log-softmax helpers for logprobs: lp[i] = logit[i] - logsumexp. */
-double trit_logsumexp(const float *logits, int n);
-/* Top-k ids by logit (descending, ties lowest id first); returns count written. */
-int trit_top_k(const float *logits, int n, int k, int32_t *ids);
+/* trit_logsumexp and trit_top_k (logprobs, top-k) live in base.h: parity uses them too. */
 
 #endif

@@ -71,6 +71,9 @@ typedef struct trit_model {
     char sha256[65]; /* filled lazily by trit_model_sha256 */
 } trit_model;
 
+/* The model's GGUF file, for modules that read its other sections (the tokenizer's
+ * vocabulary, the chat template): callers outside model/ use this, not m->gguf. */
+const gguf_file *trit_model_gguf(const trit_model *m);
 trit_model *trit_model_load(const char *path, trit_err *err);
 void trit_model_free(trit_model *m);
 const char *trit_model_sha256(trit_model *m);

@@ -8,6 +8,7 @@
  *   the kernel tables and activation sizes know the types; bad lengths are refused.
  * Tests needing the reference skip (reported as skipped) when it is not built. */
 #include "kernels/kernels.h"
+#include "reference/reference.h"
 #include "quant/quant.h"
 
 #include <criterion/criterion.h>
