@@ -3,6 +3,7 @@
  * ids; --json prints one object {prompt_ids, ids, text, top5 (per step: id, logprob), stop}. */
 #include "cli/cli.h"
 #include "engine/engine.h"
+#include "kernels/kernels.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
