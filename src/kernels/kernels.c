@@ -316,6 +316,12 @@ static _Thread_local size_t tl_act_cap;
 
 void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
                        const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts) {
+    trit_matmul_multi_order(k, pool, wtype, n_in, X, n_tok, n_parts, parts, false);
+}
+
+void trit_matmul_multi_order(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
+                             const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts,
+                             bool single_order) {
     if (!k) k = trit_kernels_best();
     const size_t arow = trit_act_row_size(wtype, n_in);
     const size_t wrow = weight_row_bytes(wtype, n_in);
@@ -351,8 +357,11 @@ void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, i
         j.parts[p] = parts[p];
         j.total_rows += parts[p].n_out;
         j.row_end[p] = j.total_rows;
+        /* single_order: every row is summed as a one-token product would be (a decode row in
+         * a batch); only F32/F16/BF16 change order with the token count */
         j.use_gemm[p] = k->gemm && n_tok > 1 &&
-                        (!blas_type || trit_matmul_tinyblas(wtype, n_in, parts[p].n_out, n_tok));
+                        (!blas_type || (!single_order &&
+                                        trit_matmul_tinyblas(wtype, n_in, parts[p].n_out, n_tok)));
     }
     j.nth = pool ? trit_pool_size(pool) : 1;
     j.max_chunk = n_tok > 1 ? 64 : j.total_rows;
