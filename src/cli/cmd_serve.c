@@ -17,8 +17,11 @@ static void serve_usage(FILE *f) {
             "/detokenize; GET /v1/models, /health, /metrics. Stops cleanly on SIGINT/SIGTERM.\n\n"
             "  --host ADDR          IPv4 address to bind (default 127.0.0.1)\n"
             "  --port N             port (default 8180; 0 = any free port)\n"
-            "  --threads N          threads per slot (default: CPUs / slots)\n"
-            "  --slots N            parallel requests, each with its own context (default 1)\n"
+            "  --threads N          engine threads, shared by all slots (default: all CPUs)\n"
+            "  --slots N            requests served at once, batched into one forward pass per\n"
+            "                       step, each with its own KV cache (default 4)\n"
+            "  --draft N            prompt-lookup drafts per step for greedy requests, verified\n"
+            "                       losslessly (default 0 = off, at most 16)\n"
             "  --queue N            requests that may wait for a slot (default 16); more -> 429\n"
             "  --ctx N              context length per slot (default: min(train ctx, 4096))\n"
             "  --api-key KEY        require 'Authorization: Bearer KEY' (all but /health)\n"
@@ -64,6 +67,10 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--slots") || !strcmp(a, "-np")) {
             if (parse_int(a, v, 1, 256, &x)) return 2;
             cfg.n_slots = (int)x;
+            i++;
+        } else if (!strcmp(a, "--draft")) {
+            if (parse_int(a, v, 0, 16, &x)) return 2;
+            cfg.n_draft = (int)x;
             i++;
         } else if (!strcmp(a, "--queue")) {
             if (parse_int(a, v, 0, 1 << 20, &x)) return 2;
