@@ -682,7 +682,7 @@ static void slot_take_rows(slot *sl) {
         sl->feed[0] = tok;
         sl->pos = at;
         int max = TRIT_MIN(s->n_draft, s->n_ctx - 2 - at);
-        if (sl->smp || sl->j->req.n_bias) max = 0; /* drafts verify greedy choices only */
+        if (sl->smp) max = 0; /* drafts verify greedy choices only */
         const int nd = max > 0 ? propose_drafts(sl, max, sl->feed + 1) : 0;
         sl->n_drafted += nd;
         sl->n_feed = 1 + nd;

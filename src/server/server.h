@@ -11,7 +11,7 @@
  *    between steps. Every request evaluates its prompt from position 0 (no state survives a
  *    request). A reply's bytes and logprobs are the same whatever else runs (the engine's
  *    batch invariance): any load, arrival order, slot, --slots or --draft.
- *  - --draft N: greedy requests (temperature 0, no logit_bias) evaluate up to N prompt-lookup
+ *  - --draft N: greedy requests (temperature 0) evaluate up to N prompt-lookup
  *    drafted tokens with each step, verified with single-token numerics: same output, fewer
  *    steps on repetitive text.
  *  - Memory: echo + logprobs keeps only the top-k per prompt position (computed chunk by chunk,
