@@ -35,7 +35,7 @@ struct trit_ctx {
     trit_pool *pool;
 
     size_t kv_layer_elems; /* n_head_kv * n_ctx * head_dim */
-    trit_seq *own;         /* trit_eval's sequence */
+    trit_seq *own;         /* trit_eval's sequence (made by the first trit_eval) */
 
     /* scratch, cap_rows rows each */
     int cap_rows;
@@ -107,7 +107,6 @@ trit_ctx *trit_ctx_new(trit_model *m, const trit_ctx_params *pp, trit_err *err) 
     c->n_threads = trit_pool_size(c->pool);
 
     c->kv_layer_elems = (size_t)hp->n_head_kv * c->n_ctx * hp->head_dim;
-    c->own = trit_seq_new(c);
     ensure_rows(c, c->n_batch);
     c->out_blk = xmalloc((size_t)(OUT_BLOCK + 1) * hp->n_vocab * sizeof(float));
     c->logits_cap = 1;
@@ -179,7 +178,7 @@ int trit_ctx_n_ctx(const trit_ctx *c) {
     return c->n_ctx;
 }
 int trit_ctx_n_past(const trit_ctx *c) {
-    return c->own->n_past;
+    return c->own ? c->own->n_past : 0;
 }
 int trit_ctx_n_batch(const trit_ctx *c) {
     return c->n_batch;
@@ -191,7 +190,7 @@ const trit_model *trit_ctx_model(const trit_ctx *c) {
     return c->m;
 }
 void trit_kv_clear(trit_ctx *c) {
-    c->own->n_past = 0;
+    if (c->own) c->own->n_past = 0;
 }
 
 void trit_ctx_set_trace(trit_ctx *c, trit_trace_fn fn, void *ud) {
@@ -554,6 +553,8 @@ static void keep_logits(void *ud, int entry, int tok, const float *logits) {
 int trit_eval(trit_ctx *c, const int32_t *tokens, int n, int pos, bool logits_all, trit_err *err) {
     const int n_vocab = c->hp.n_vocab;
     if (n <= 0 || !tokens) return trit_fail(err, TRIT_EINVAL, "nothing to evaluate (n = %d)", n);
+    /* the context's own cache is made on first use (a server's context only runs trit_seqs) */
+    if (!c->own) c->own = trit_seq_new(c);
     if (pos < 0 || pos > c->own->n_past)
         return trit_fail(err, TRIT_EINVAL, "position %d is outside 0..%d (tokens in the cache)",
                          pos, c->own->n_past);

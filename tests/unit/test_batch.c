@@ -5,6 +5,7 @@
  * Models: synthetic tiny llama (F16: the tinyBLAS/vec_dot order switch) and bitnet (TQ2_0,
  * F16 tied output), written with mkmodel over the reference's SPM vocab (skips without). */
 #include "engine/engine.h"
+#include "kernels/kernels.h"
 #include "model/mkmodel.h"
 
 #include <criterion/criterion.h>
@@ -261,4 +262,53 @@ Test(batch, bad_batches_refused) {
     trit_seq_free(a);
     trit_ctx_free(c);
     trit_model_free(fx.m);
+}
+
+/* The output matmul runs OUT_BLOCK (64) rows at a time: every row of a logits_all eval must
+ * equal one trit_matmul over all rows at once (tinyBLAS order for >= 2 rows): 129 rows (blocks
+ * 64 + 65: a last block of a single row would sum in the other order) and 130 (64 + 64 + 2).
+ * result_norm (the output matmul's input) comes from the trace hook. */
+typedef struct norm_capture {
+    float *rows;
+    int64_t n;
+} norm_capture;
+static void capture_norm(void *ud, const char *name, const float *data, int64_t ne0, int64_t ne1) {
+    norm_capture *nc = ud;
+    if (strcmp(name, "result_norm")) return;
+    nc->rows = realloc(nc->rows, (size_t)(ne0 * ne1) * sizeof(float));
+    memcpy(nc->rows, data, (size_t)(ne0 * ne1) * sizeof(float));
+    nc->n = ne1;
+}
+
+Test(batch, all_logits_blocks_equal_one_matmul) {
+    trit_model *m = make_model(TRIT_ARCH_LLAMA, TRIT_F16);
+    const trit_weight *w = &m->output;
+    const int V = m->hp.n_vocab;
+    int32_t toks[130];
+    for (int i = 0; i < 130; i++) toks[i] = (i * 7919 + 13) % V;
+    trit_ctx_params cp = trit_ctx_default_params();
+    cp.n_ctx = 512;
+    cp.n_threads = THREADS; /* n_batch 512: one chunk */
+    for (int n = 129; n <= 130; n++) {
+        trit_err err = {0};
+        trit_ctx *c = trit_ctx_new(m, &cp, &err);
+        cr_assert_not_null(c, "%s", err.msg);
+        norm_capture nc = {0};
+        trit_ctx_set_trace(c, capture_norm, &nc);
+        cr_assert_eq(trit_eval(c, toks, n, 0, true, &err), 0, "%s", err.msg);
+        cr_assert_eq(nc.n, n, "result_norm rows");
+        float *Y = malloc((size_t)nc.n * V * sizeof(float));
+        trit_matmul(trit_kernels_best(), NULL, w->type, w->data, w->scale, w->ne[0], w->ne[1],
+                    nc.rows, nc.n, Y);
+        const int first = n - (int)nc.n;
+        for (int r = 0; r < nc.n; r++)
+            cr_assert(!memcmp(trit_get_logits(c, first + r), Y + (size_t)r * V,
+                              (size_t)V * sizeof(float)),
+                      "%d tokens: logits row %d differ from one matmul over all rows", n,
+                      first + r);
+        free(Y);
+        free(nc.rows);
+        trit_ctx_free(c);
+    }
+    trit_model_free(m);
 }
