@@ -770,13 +770,33 @@ static int check_bounds(const server *s, const job *j, srv_error *e) {
     return 0;
 }
 
-/* Move queued jobs into free slots. Returns the number of busy slots. Waits for work when
- * there is none; returns -1 when the server is stopping and nothing is left. */
+/* Give queued job j to free slot sl (called without s->qmu): it starts, or is refused at
+ * once (cancelled while queued, over a bound) and the slot stays free. */
+static void slot_take(server *s, slot *sl, job *j) {
+    pthread_mutex_lock(&j->mu);
+    j->state = JOB_RUNNING;
+    pthread_mutex_unlock(&j->mu);
+    srv_error e = {0};
+    if (atomic_load(&j->cancel) || atomic_load(&s->cancel_all)) {
+        srv_fail(&e, 503, "server_error", NULL, "cancelled", "request cancelled before it started");
+    } else if (!check_bounds(s, j, &e)) {
+        slot_start(sl, j);
+        return;
+    }
+    job_fail(j, &e);
+    pthread_mutex_lock(&s->qmu);
+    s->busy--;
+    pthread_cond_broadcast(&s->qcv);
+    pthread_mutex_unlock(&s->qmu);
+    job_release(j);
+}
+
+/* Between steps: move queued jobs into free slots. Returns the number of busy slots; waits
+ * while there is no work at all; returns -1 once the server stops and nothing is left. */
 static int admit(server *s) {
+    int busy = 0;
     pthread_mutex_lock(&s->qmu);
     for (;;) {
-        int busy = 0;
-        for (int i = 0; i < s->n_slots; i++) busy += s->slots[i].j != NULL;
         for (int i = 0; i < s->n_slots && s->head; i++) {
             slot *sl = &s->slots[i];
             if (sl->j) continue;
@@ -784,41 +804,20 @@ static int admit(server *s) {
             s->head = j->next;
             if (!s->head) s->tail = NULL;
             s->qlen--;
-            s->busy++;
+            s->busy++; /* counted from here; slot_take or slot_finish gives it back */
             pthread_mutex_unlock(&s->qmu);
-            pthread_mutex_lock(&j->mu);
-            j->state = JOB_RUNNING;
-            pthread_mutex_unlock(&j->mu);
-            srv_error e = {0};
-            if (atomic_load(&j->cancel) || atomic_load(&s->cancel_all)) {
-                srv_fail(&e, 503, "server_error", NULL, "cancelled",
-                         "request cancelled before it started");
-                job_fail(j, &e);
-            } else if (check_bounds(s, j, &e)) {
-                job_fail(j, &e);
-            } else {
-                slot_start(sl, j);
-                busy++;
-            }
+            slot_take(s, sl, j);
             pthread_mutex_lock(&s->qmu);
-            if (!sl->j) {
-                s->busy--;
-                pthread_cond_broadcast(&s->qcv);
-                pthread_mutex_unlock(&s->qmu);
-                job_release(j);
-                pthread_mutex_lock(&s->qmu);
-            }
         }
-        if (busy) {
-            pthread_mutex_unlock(&s->qmu);
-            return busy;
-        }
-        if (s->workers_exit && !s->head) {
-            pthread_mutex_unlock(&s->qmu);
-            return -1;
-        }
-        if (!s->head) pthread_cond_wait(&s->qcv, &s->qmu);
+        busy = 0;
+        for (int i = 0; i < s->n_slots; i++) busy += s->slots[i].j != NULL;
+        if (busy) break;            /* a step to run (jobs still queued join after it) */
+        if (s->head) continue;      /* every job taken was refused: take the next ones */
+        if (s->workers_exit) break; /* stopping, nothing left */
+        pthread_cond_wait(&s->qcv, &s->qmu);
     }
+    pthread_mutex_unlock(&s->qmu);
+    return busy ? busy : -1;
 }
 
 /* One step: finish cancelled requests, consume the last step's rows, then evaluate every
