@@ -569,8 +569,10 @@ static const char *emit_token(slot *sl, int32_t tok, const float *logits, int po
 
 /* Prompt-lookup drafts: the tokens that followed the most recent earlier occurrence of the
  * history's last n-gram (n = 3, 2, 1), at most max of them, into out. Returns the count. The
- * drafts only choose which positions are evaluated together; the engine verifies each one
- * with single-token numerics, so the reply is the one plain decoding gives. */
+ * drafts only choose which positions are evaluated together; the engine evaluates each one
+ * with single-token numerics and a draft counts only when it equals the token chosen from the
+ * row before it (greedy or sampled: the sampler draws once per emitted token either way), so
+ * the reply is the one plain decoding gives. */
 static int propose_drafts(const slot *sl, int max, int32_t *out) {
     const int32_t *h = sl->hist;
     const int n = sl->n_hist;
@@ -682,7 +684,6 @@ static void slot_take_rows(slot *sl) {
         sl->feed[0] = tok;
         sl->pos = at;
         int max = TRIT_MIN(s->n_draft, s->n_ctx - 2 - at);
-        if (sl->smp) max = 0; /* drafts verify greedy choices only */
         const int nd = max > 0 ? propose_drafts(sl, max, sl->feed + 1) : 0;
         sl->n_drafted += nd;
         sl->n_feed = 1 + nd;

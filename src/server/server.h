@@ -11,7 +11,7 @@
  *    between steps. Every request evaluates its prompt from position 0 (no state survives a
  *    request). A reply's bytes and logprobs are the same whatever else runs (the engine's
  *    batch invariance): any load, arrival order, slot, --slots or --draft.
- *  - --draft N: greedy requests (temperature 0) evaluate up to N prompt-lookup
+ *  - --draft N: every request evaluates up to N prompt-lookup
  *    drafted tokens with each step, verified with single-token numerics: same output, fewer
  *    steps on repetitive text.
  *  - Memory: echo + logprobs keeps only the top-k per prompt position (computed chunk by chunk,
@@ -135,7 +135,7 @@ typedef struct srv_config {
     const char *alias; /* model name in responses; default the file's basename */
     int chat_tmpl;     /* -1: the model's (chatml when it has none, like llama-server) */
     double grace_s;    /* shutdown: wait this long for in-flight requests; default 10 */
-    int n_draft;       /* prompt-lookup drafts per step for greedy requests (0 = off, <= 16) */
+    int n_draft;       /* prompt-lookup drafts per step (0 = off, <= 16) */
 } srv_config;
 void srv_config_default(srv_config *c);
 /* Template id for chatml (llama-server's default when the model has no template). */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # 66_load_identical — byte-identical replies under any load (issue 15 item 3): the burn-in
-# prompt corpus (prompts/burnin.jsonl) at temperature 0 with logprobs, as completions and chat,
+# prompt corpus (prompts/burnin.jsonl) at temperature 0 with logprobs (a quarter sampled at
+# temperature 0.8 with a seed), as completions and chat,
 # answered by trit serve with 1 slot / 1 client, then with 4 slots and 4 concurrent clients,
 # other arrival orders, prompt-lookup drafts (--draft) and another thread count: every reply's
 # choices (text, logprobs, finish_reason) and usage must be identical byte for byte.
@@ -25,11 +26,13 @@ for i, it in enumerate(items):
     # every third prompt pushes " the" (id 279) up with logit_bias: the synthetic model's
     # replies never repeat themselves, these do often enough for drafts to be accepted
     extra = {"logit_bias": {"279": 40}} if i % 3 == 0 else {}
+    # every fourth is sampled (temperature 0.8, seeded): drafts must not change its draws
+    sampled = {"temperature": 0.8, "seed": 1000 + i} if i % 4 == 1 else {"temperature": 0}
     reqs.append((it["id"] + "/completion", "/v1/completions",
-                 dict({"prompt": it["prompt"], "max_tokens": 16, "temperature": 0, "logprobs": 3}, **extra)))
+                 dict({"prompt": it["prompt"], "max_tokens": 16, "logprobs": 3}, **extra, **sampled)))
     reqs.append((it["id"] + "/chat", "/v1/chat/completions",
                  dict({"messages": [{"role": "user", "content": it["prompt"]}], "max_tokens": 16,
-                       "temperature": 0, "logprobs": True, "top_logprobs": 3}, **extra)))
+                       "logprobs": True, "top_logprobs": 3}, **extra, **sampled)))
 if order == "reverse":
     reqs.reverse()
 elif order.startswith("shuffle:"):
