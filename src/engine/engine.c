@@ -371,8 +371,10 @@ static void output_batch(trit_ctx *c, const fwd *f, const float *xn, trit_logits
         for (int r = f->sp[i].r0; r < r1;) {
             int nr = TRIT_MIN(OUT_BLOCK, r1 - r);
             if (r1 - r - nr == 1) nr++; /* never leave a single tinyBLAS row for the next call */
-            float *Y = c->out_blk - (size_t)r * V; /* mm_rows offsets by r rows */
-            mm_rows(c, 1, &w, xn, r, nr, depends && !tile, &Y);
+            const trit_mm_part part = {
+                .W = w->data, .w_scale = w->scale, .n_out = w->ne[1], .Y = c->out_blk};
+            trit_matmul_multi_order(c->k, c->pool, w->type, w->ne[0], xn + (size_t)r * w->ne[0], nr,
+                                    1, &part, depends && !tile);
             TRACE("result_output", -1, c->out_blk, V, nr);
             for (int t = 0; t < nr; t++) give_row(f, r + t, c->out_blk + (size_t)t * V, fn, ud);
             r += nr;
