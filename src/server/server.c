@@ -631,6 +631,7 @@ static void slot_finish(slot *sl, const char *finish, const srv_error *fail) {
     if (sl->n_drafted)
         trit_log(TRIT_LOG_INFO, "slot %d: drafts %ld proposed, %ld accepted", sl->id, sl->n_drafted,
                  sl->n_accepted);
+    srv_metrics_drafts(s->metrics, sl->n_drafted, sl->n_accepted);
     if (fail) {
         job_fail(j, fail);
     } else if (!finish && atomic_load(&s->cancel_all)) {
@@ -847,6 +848,9 @@ static void run_step(server *s) {
         for (int i = 0; i < n; i++) slot_finish(st.of[i], NULL, &fe);
         return;
     }
+    int rows = 0;
+    for (int i = 0; i < n; i++) rows += e[i].n_tokens;
+    srv_metrics_step(s->metrics, n, rows);
     for (int i = 0; i < n; i++)
         if (st.of[i]->n_eval < (int)st.of[i]->j->n_prompt)
             slot_prompt_done(st.of[i], e[i].n_tokens);

@@ -118,6 +118,9 @@ srv_metrics *srv_metrics_new(void);
 void srv_metrics_free(srv_metrics *m);
 void srv_metrics_request(srv_metrics *m, const char *route, int code, double seconds);
 void srv_metrics_tokens(srv_metrics *m, long prompt, long generated, double gen_seconds);
+void srv_metrics_drafts(srv_metrics *m, long drafted, long accepted);
+/* One batched forward pass over `seqs` sequences, `rows` token rows in all. */
+void srv_metrics_step(srv_metrics *m, int seqs, int rows);
 /* Prometheus text exposition; queue depth and busy slots are sampled by the caller. */
 void srv_metrics_render(srv_metrics *m, int queue_depth, int busy_slots, int n_slots,
                         trit_buf *out);

@@ -55,9 +55,10 @@ PY
 run() {
   local name="$1" clients="$2" order="$3"; shift 3
   local port; port=$(free_port)
-  TRIT_LOG=info TRIT_THREADS="$1" start_trit_serve "$MODEL" "$port" "${@:2}" --queue 64
+  TRIT_THREADS="$1" start_trit_serve "$MODEL" "$port" "${@:2}" --queue 64
   python3 "$TMP/client.py" "http://127.0.0.1:$port" "$clients" "$order" "$TMP/$name.txt" "$PROMPTS" ||
     fail "$name: client failed"
+  curl -sf "http://127.0.0.1:$port/metrics" >"$TMP/$name.metrics" || fail "$name: /metrics"
   kill "${_pids[-1]}"; wait "${_pids[-1]}" 2>/dev/null || true
   cp "$TMP/trit-serve-$port.log" "$TMP/$name.log"
 }
@@ -91,6 +92,10 @@ for name in draft4; do
 done
 n_short=$(same "$TMP/base.txt" "$TMP/slots3.txt" 256) || fail "slots3 (1 thread): replies within 256 tokens differ from 2 threads"
 [ "$n_short" -ge 40 ] || fail "only $n_short replies within 256 tokens compared across thread counts"
-accepted=$(sed -n 's/.*drafts [0-9]* proposed, \([0-9]*\) accepted.*/\1/p' "$TMP/draft4.log" | awk '{s += $1} END {print s + 0}')
+metric() { awk -v k="$2" '$1 == k {print $2}' "$TMP/$1.metrics"; }
+accepted=$(metric draft4 trit_draft_accepted_total)
+# continuous batching happened: steps of 4 clients on 4 slots carry several sequences
+per_step=$(python3 -c "print('%.2f' % ($(metric draft4 trit_batch_sequences_total) / $(metric draft4 trit_batch_steps_total)))")
+python3 -c "import sys; sys.exit(not $per_step > 1.5)" || fail "4 clients on 4 slots: only $per_step sequences per step"
 [ "$accepted" -gt 0 ] || fail "no drafted token was ever accepted: the draft path was not exercised"
-pass "$n replies identical: 1 slot/1 client = 4 slots/4 clients (reversed) with --draft 4 ($accepted drafted tokens accepted), 2 threads; $n_short within 256 tokens also = 3 slots/1 thread/8 clients (shuffled); $(($(date +%s) - t0)) s"
+pass "$n replies identical: 1 slot/1 client = 4 slots/4 clients (reversed) with --draft 4 ($accepted drafted tokens accepted, $per_step sequences per step), 2 threads; $n_short within 256 tokens also = 3 slots/1 thread/8 clients (shuffled); $(($(date +%s) - t0)) s"
