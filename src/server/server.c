@@ -116,6 +116,7 @@ struct server {
     slot *slots;
     int n_slots;
     int n_draft; /* drafted tokens per step at most (--draft) */
+    int rr;      /* the slot that comes first in the next step */
     pthread_t sched;
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
@@ -461,9 +462,10 @@ static void emit_chunk(job *j, const char *text, size_t n, json_t *lp /* taken *
 }
 
 /* ---- generation: one scheduler thread, continuous batching ----
- * Every step runs one batched forward pass (trit_batch_eval) over all busy slots: the next
- * prompt chunk (n_batch tokens, the boundaries trit_eval uses) of a slot still in its prompt,
- * the last sampled token (plus drafted tokens, --draft) of a generating slot. New requests
+ * Every step runs one batched forward pass (trit_batch_eval) over the busy slots: the last
+ * chosen token (plus drafted tokens, --draft) of every generating slot, and the next prompt
+ * chunks (n_batch tokens, the boundaries trit_eval uses; n_batch prompt rows per step at most,
+ * slots taking turns) of slots still in their prompt. New requests
  * take a free slot between steps. The engine's batch invariance makes every reply's bytes
  * and logprobs independent of the other requests, their arrival, the slot and --slots. */
 
@@ -823,13 +825,15 @@ static int admit(server *s) {
 }
 
 /* One step: finish cancelled requests, consume the last step's rows, then evaluate every
- * busy slot's next entry in one batched forward pass. */
+ * busy slot's next entry (prompt chunks within one n_batch budget) in one batched pass. */
 static void run_step(server *s) {
     trit_batch_entry e[SRV_MAX_SLOTS];
     step st = {.s = s};
-    int n = 0;
-    for (int i = 0; i < s->n_slots; i++) {
-        slot *sl = &s->slots[i];
+    int n = 0, prefill = 0;
+    const int nb = trit_ctx_n_batch(s->ctx);
+    s->rr = (s->rr + 1) % s->n_slots; /* prompts take turns at the prefill budget */
+    for (int k = 0; k < s->n_slots; k++) {
+        slot *sl = &s->slots[(s->rr + k) % s->n_slots];
         if (!sl->j) continue;
         if (atomic_load(&sl->j->cancel) || atomic_load(&s->cancel_all)) {
             slot_finish(sl, NULL, NULL);
@@ -838,6 +842,12 @@ static void run_step(server *s) {
         if (sl->n_rows) slot_take_rows(sl);
         if (!sl->j) continue;
         slot_entry(sl, &e[n]);
+        /* prompt chunks share n_batch rows per step (the first always runs), so several long
+         * prompts do not stall the generating slots; a deferred chunk keeps its boundaries */
+        if (sl->n_eval < (int)sl->j->n_prompt) {
+            if (prefill && prefill + e[n].n_tokens > nb) continue;
+            prefill += e[n].n_tokens;
+        }
         st.of[n++] = sl;
     }
     if (!n) return;

@@ -6,11 +6,12 @@
  *    (stop accepting, let in-flight requests finish within cfg->grace_s, cancel the rest) and
  *    returns 0. One trit_ctx (one thread pool using every thread), one scheduler thread, a KV
  *    cache per slot, one bounded FIFO queue. Continuous batching: each step evaluates the next
- *    token of every generating slot and the next prompt chunk (n_batch tokens) of every slot
- *    still reading its prompt in ONE batched forward pass; queued requests take free slots
- *    between steps. Every request evaluates its prompt from position 0 (no state survives a
- *    request). A reply's bytes and logprobs are the same whatever else runs (the engine's
- *    batch invariance): any load, arrival order, slot, --slots or --draft.
+ *    token of every generating slot and prompt chunks (n_batch tokens, at trit_eval's
+ *    boundaries; at most n_batch prompt rows per step, slots taking turns) in ONE batched
+ *    forward pass; queued requests take free slots between steps. Every request evaluates its
+ * prompt from position 0 (no state survives a request). A reply's bytes and logprobs are the same
+ * whatever else runs (the engine's batch invariance): any load, arrival order, slot, --slots or
+ * --draft.
  *  - --draft N: every request evaluates up to N prompt-lookup
  *    drafted tokens with each step, verified with single-token numerics: same output, fewer
  *    steps on repetitive text.
