@@ -465,9 +465,9 @@ static void emit_chunk(job *j, const char *text, size_t n, json_t *lp /* taken *
  * Every step runs one batched forward pass (trit_batch_eval) over the busy slots: the last
  * chosen token (plus drafted tokens, --draft) of every generating slot, and the next prompt
  * chunks (n_batch tokens, the boundaries trit_eval uses; n_batch prompt rows per step at most,
- * slots taking turns) of slots still in their prompt. New requests
- * take a free slot between steps. The engine's batch invariance makes every reply's bytes
- * and logprobs independent of the other requests, their arrival, the slot and --slots. */
+ * slots taking turns) of slots still in their prompt. New requests take a free slot between
+ * steps. The engine's batch invariance makes every reply's bytes and logprobs independent of
+ * the other requests, their arrival, the slot and --slots. */
 
 /* Start job j on free slot sl: the request's sampling, text and logprobs state. */
 static void slot_start(slot *sl, job *j) {
