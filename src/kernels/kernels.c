@@ -527,6 +527,12 @@ static _Thread_local size_t tl_act_cap;
 
 void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
                        const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts) {
+    trit_matmul_multi_order(k, pool, wtype, n_in, X, n_tok, n_parts, parts, false);
+}
+
+void trit_matmul_multi_order(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
+                             const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts,
+                             bool single_order) {
     if (!k) k = trit_kernels_best();
     const bool no_repack = wtype & TRIT_NO_REPACK; /* the caller's word (kernels.h) */
     wtype &= ~TRIT_NO_REPACK;
@@ -567,8 +573,11 @@ void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, i
         j.total_rows += parts[p].n_out;
         j.row_end[p] = j.total_rows;
         j.repacked[p] = !no_repack && trit_matmul_dot_type(wtype, parts[p].n_out, 0, 1) != wtype;
+        /* single_order: every row is summed as a one-token product would be (a decode row in
+         * a batch); only F32/F16/BF16 change order with the token count */
         j.use_gemm[p] = k->gemm && n_tok > 1 && !j.repacked[p] &&
-                        (!blas_type || trit_matmul_tinyblas(wtype, n_in, parts[p].n_out, n_tok));
+                        (!blas_type || (!single_order &&
+                                        trit_matmul_tinyblas(wtype, n_in, parts[p].n_out, n_tok)));
     }
     j.nth = pool ? trit_pool_size(pool) : 1;
     j.sweep_rows = trit_tuning_get()->sweep_rows;

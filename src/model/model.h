@@ -96,4 +96,10 @@ void trit_act_explain(const char *arch_name, enum trit_act act, enum trit_act_so
 /* One line: "bitnet 4L 256d 4h/2kv ff512 vocab128256 tq2_0 act=relu2 (key ...)". */
 void trit_model_describe(const trit_model *m, trit_buf *out);
 
+/* A string metadata value of the model's file (e.g. "tokenizer.chat_template"), malloc'd, or
+ * NULL when absent or not a string — for callers outside model/ that must not read m->gguf. */
+static inline char *trit_model_meta_str(const trit_model *m, const char *key) {
+    return gguf_get_str(m->gguf, key);
+}
+
 #endif
