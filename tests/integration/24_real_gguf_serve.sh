@@ -19,11 +19,11 @@ Q="$(ref_bin llama-quantize)"
 [ -x "$Q" ] || fail "reference llama-quantize not built ($Q); run scripts/setup"
 [ -x "$(ref_bin llama-server)" ] || fail "reference llama-server not built; run scripts/setup"
 js() { node "$ROOT/tests/integration/openai/js.mjs" "$@"; } # jq stand-in
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-6}
 CHAT_ROUNDS=${CHAT_ROUNDS:-2}
 N_TOK=${N_TOK:-16}
 
-# a short prompt corpus: prose, code, a question, non-ASCII text, and a chat-looking prompt
+# a short prompt corpus: prose, code, a question, non-ASCII text, a list
 P="$TMP/prompts.jsonl"
 cat >"$P" <<'EOF'
 {"id":"prose","category":"prose","prompt":"Once upon a time, in a land far away,"}
@@ -32,6 +32,9 @@ cat >"$P" <<'EOF'
 {"id":"unicode","category":"unicode","prompt":"Ünïcödé ☃ 日本語 🙂 — and bytes"}
 {"id":"list","category":"list","prompt":"Numbers: 1, 2, 3,"}
 EOF
+# and one longer than llama-server's 512-token micro-batch: prefill in more than one chunk
+node -e 'const w = "the river runs past seven quiet mills, 42 stones and one bridge; ".repeat(60);
+  console.log(JSON.stringify({id: "long", category: "long", prompt: w + "So the story ends:"}))' >>"$P"
 
 # stop_servers — end this case's server pair (and forget their ids: cleanup must not
 # signal a reused pid later)
