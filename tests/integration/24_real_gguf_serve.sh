@@ -126,7 +126,7 @@ bad=()
 # run_case ARCH FTYPE [direct] — quantize, serve both, burn in; "direct" adds direct_compare
 run_case() {
   local arch="$1" ft="$2" extra="${3:-}" M F lport tport L T label ok=1
-  label="$arch $ft (llama-quantize defaults)"
+  label="$arch $ft (llama-quantize defaults${TRIT_THREADS:+, $TRIT_THREADS threads})"
   F=$(tiny_model "$arch" f16)
   M="$TMP/$arch-$ft.gguf"
   "$Q" "$F" "$M" "$ft" 1 >"$TMP/q-$arch-$ft.log" 2>&1 ||
@@ -138,7 +138,8 @@ run_case() {
   start_trit_serve "$M" "$tport"
   L="http://127.0.0.1:$lport"
   T="http://127.0.0.1:$tport"
-  local led="$TMP/ledger-$arch-$ft.jsonl" ledc="$TMP/ledger-$arch-$ft-chat.jsonl"
+  local led="$TMP/ledger-$arch-$ft${TRIT_THREADS:+-t$TRIT_THREADS}.jsonl"
+  local ledc="$TMP/ledger-$arch-$ft${TRIT_THREADS:+-t$TRIT_THREADS}-chat.jsonl"
   if "$TRIT" burnin run --v1 "$L" --v2 "$T" --prompts "$P" --rounds "$ROUNDS" --pace 0 \
     --max-tokens "$N_TOK" --ledger "$led" --timeout 120 --quiet && burnin_exact "$label" "$led" "$ROUNDS"; then
     pass "$label: burn-in $ROUNDS/$ROUNDS completions exact"
@@ -156,7 +157,7 @@ run_case() {
   fi
   if [ "$extra" = direct ]; then direct_compare "$label" "$L" "$T" || ok=0; fi
   stop_servers
-  [ "$ok" = 1 ] || bad+=("$arch/$ft: serve")
+  [ "$ok" = 1 ] || bad+=("$arch/$ft${TRIT_THREADS:+/t$TRIT_THREADS}: serve")
 }
 
 # ladder_case ARCH FTYPE — every rung, llama vs trit, on the file run_case made
@@ -181,6 +182,8 @@ run_case llama TQ1_0
 run_case llama Q4_0
 run_case llama Q4_K_M
 run_case llama Q6_K
+# the same thread count on both sides, 2 this time: matmul work split between threads
+LLAMA_THREADS=2 TRIT_THREADS=2 run_case llama Q4_K_M
 # control: the check can fail. llama-server on the llama Q4_0 file and trit serve on the llama
 # Q6_K file (same f16 weights, another quantization) must not come out 100 % exact. (TQ1_0 vs
 # TQ2_0 would not do: both hold the same ternary values and fp16 scale per 256 weights, so
@@ -206,4 +209,4 @@ control() {
 ladder_case llama Q4_0
 
 [ "${#bad[@]}" -eq 0 ] || fail "not passing: ${bad[*]}"
-echo "24_real_gguf_serve: ok (7 llama-quantize default files: burn-in 100% exact, 2 compared request by request)"
+echo "24_real_gguf_serve: ok (7 llama-quantize default files, one also at 2 threads: burn-in 100% exact, 2 compared request by request)"
