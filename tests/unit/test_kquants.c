@@ -310,7 +310,8 @@ Test(kquants_ggml, activations_identical) {
 
 /* The threaded matmul (vec_dot_rows, and gemm for several tokens) gives vec_dot per (row,
  * token) for every set, in the order trit_matmul_dot_type names: n_out = 72 makes Q4_K/Q2_K
- * "repacked" (gemm order for tokens 0..3 of 5, gemv order for token 4), n_out = 70 does not. */
+ * "repacked" (gemm order for tokens 0..3 of 5 and all of 4, gemv order for token 4 of 5 and
+ * one token), n_out = 70 does not. */
 Test(kquants, matmul_matches_vec_dot) {
     const trit_kernels *sets[3] = {trit_kernels_ref(), trit_kernels_avx2(), trit_kernels_avx512()};
     for (int64_t n_out = 70; n_out <= 72; n_out += 2) {
@@ -323,7 +324,7 @@ Test(kquants, matmul_matches_vec_dot) {
             uint8_t *w = make_rows(ktypes[t], n, (int)n_out, 90, &rb);
             for (int k = 0; k < 3; k++) {
                 if (!sets[k]) continue;
-                for (int64_t nt = 1; nt <= n_tok; nt += n_tok - 1) {
+                for (int64_t nt = 1; nt <= n_tok; nt = nt == 1 ? 4 : nt + 1) { /* 1, 4, 5 */
                     trit_matmul(sets[k], NULL, ktypes[t], w, 1.0f, n, n_out, X, nt, Y);
                     for (int64_t tk = 0; tk < nt; tk++) {
                         sets[k]->quantize_act(ktypes[t], X + tk * n, act, n);
