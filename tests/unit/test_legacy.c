@@ -350,6 +350,27 @@ Test(legacy_ggml, repacked_q4_0_identical) {
         trit_matmul(ks, p, TRIT_Q4_0, w, 1.0f, n, nr, x, nt, Y);
         cr_assert_eq(memcmp(Y, gm, sizeof gm), 0, "%s: trit_matmul Q4_0 4 tokens != ggml gemm",
                      ks->name);
+        /* the choice is per weight (the reference repacks tensor by tensor): in one
+         * trit_matmul_multi, 48 rows sum as ggml's gemm and 36 rows (not repacked) as
+         * vec_dot; TRIT_NO_REPACK gives vec_dot's order to 48 rows too */
+        float Y36[4 * 36], Yn[48];
+        const trit_mm_part parts[2] = {{.W = w, .w_scale = 1.0f, .n_out = nr, .Y = Y},
+                                       {.W = w, .w_scale = 1.0f, .n_out = 36, .Y = Y36}};
+        trit_matmul_multi(ks, p, TRIT_Q4_0, n, x, nt, 2, parts);
+        trit_matmul(ks, p, TRIT_Q4_0 | TRIT_NO_REPACK, w, 1.0f, n, nr, x, 1, Yn);
+        cr_assert_eq(memcmp(Y, gm, sizeof gm), 0, "%s: multi part of 48 rows != ggml gemm",
+                     ks->name);
+        for (int64_t t = 0; t < nt; t++)
+            for (int64_t r = 0; r < nr; r++) {
+                const float e = ks->vec_dot(TRIT_Q4_0, n, w + r * nb, act + t * nb);
+                if (r < 36)
+                    cr_assert(memcmp(&e, &Y36[t * 36 + r], 4) == 0,
+                              "%s: multi part of 36 rows, token %lld row %lld: not vec_dot's",
+                              ks->name, (long long)t, (long long)r);
+                if (t == 0)
+                    cr_assert(memcmp(&e, &Yn[r], 4) == 0, "%s: TRIT_NO_REPACK row %lld", ks->name,
+                              (long long)r);
+            }
     }
     trit_pool_free(pool);
     free((void *)w), free(packed), free(x), free(act), free(act4);
