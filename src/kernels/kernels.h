@@ -70,7 +70,8 @@ void trit_avx512_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_
  * kernels reduce each step of a block to one integer per row, so their float order differs
  * from vec_dot's. trit names that order with flags OR-ed into the weight type, the "dot type"
  * trit_matmul_dot_type(wtype, n_out, tok, n_tok) returns, which trit_matmul passes to a kernel
- * set's vec_dot / vec_dot_rows / gemm (one mechanism for every repacked type):
+ * set's vec_dot / vec_dot_rows / gemm, deciding per weight (part of a trit_matmul_multi), as
+ * the reference repacks tensor by tensor. One mechanism for every repacked type:
  *   Q4_0 | TRIT_REPACK8: ggml_gemv/gemm_q4_0_8x8_q8_0, one float per output,
  *     acc = fma((float)block_isum, wd * ad, acc) block after block. The gemm (groups of 4
  *     tokens) sums each 32-element block exactly as the gemv, so every token gets this type.
