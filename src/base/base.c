@@ -289,7 +289,7 @@ struct trit_pool {
     _Atomic bool quit;
     trit_pool_fn fn;
     void *arg;
-    uint64_t spin_ns;
+    _Atomic uint64_t spin_ns; /* trit_pool_set_spin_us may change it between runs */
 };
 
 typedef struct {
@@ -371,6 +371,12 @@ trit_pool *trit_pool_new(int n_threads) {
 
 int trit_pool_size(const trit_pool *p) {
     return p ? p->n : 1;
+}
+
+/* Atomic because a spinning worker reads it; a worker that read the old value only falls back
+ * to sleeping sooner or later. */
+void trit_pool_set_spin_us(trit_pool *p, int us) {
+    if (p) p->spin_ns = (uint64_t)TRIT_MAX(us, 0) * 1000u;
 }
 
 void trit_pool_run(trit_pool *p, trit_pool_fn fn, void *arg) {

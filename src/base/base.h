@@ -89,6 +89,9 @@ typedef struct trit_pool trit_pool;
 typedef void (*trit_pool_fn)(void *arg, int ith, int nth);
 trit_pool *trit_pool_new(int n_threads); /* n_threads <= 0: number of online CPUs */
 int trit_pool_size(const trit_pool *p);
+/* How long idle workers (and the caller, waiting for them) spin before sleeping; the default is
+ * $TRIT_SPIN_US or 200 us. The engine sets its CPU's value (trit_tuning_get in kernels). */
+void trit_pool_set_spin_us(trit_pool *p, int us);
 void trit_pool_run(trit_pool *p, trit_pool_fn fn, void *arg);
 void trit_pool_free(trit_pool *p);
 int trit_cpu_count(void);

@@ -3,9 +3,11 @@
  * ids; --json prints one object {prompt_ids, ids, text, top5 (per step: id, logprob), stop}. */
 #include "cli/cli.h"
 #include "engine/engine.h"
+#include "kernels/kernels.h"
 #include "tokenizer/tokenizer.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,8 @@ static void usage(FILE *out) {
             "  -t, --threads N        worker threads (default: all CPUs)\n"
             "  -c, --ctx N            context size (default min(train, 4096))\n"
             "  --kv-type f16|f32      KV cache type (default f16, like llama.cpp)\n"
+            "  --numerics exact|fast  exact (default): bit-identical to llama.cpp; fast: faster\n"
+            "                         summation orders (deterministic, not bit-identical)\n"
             "  --no-bos               do not add BOS when tokenizing -p\n"
             "  --ignore-eos           keep generating past end-of-generation tokens\n"
             "  --ids                  print generated token ids (one line) instead of text\n"
@@ -95,77 +99,131 @@ int cmd_run(int argc, char **argv) {
     uint32_t kv_type = TRIT_F16;
     bool no_bos = false, out_ids = false, out_json = false, ignore_eos = false;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED() CLI_NEED("trit run")
-#define BAD()  CLI_BAD("trit run")
+    int numerics = TRIT_NUMERICS_EXACT;
+    enum {
+        O_PROMPT_IDS = 256,
+        O_TEMP,
+        O_TOP_K,
+        O_TOP_P,
+        O_MIN_P,
+        O_SEED,
+        O_KV_TYPE,
+        O_NUMERICS,
+        O_NO_BOS,
+        O_IGNORE_EOS,
+        O_IDS,
+        O_JSON
+    };
+    static const struct option lo[] = {{"prompt", required_argument, 0, 'p'},
+                                       {"prompt-ids", required_argument, 0, O_PROMPT_IDS},
+                                       {"n-predict", required_argument, 0, 'n'},
+                                       {"threads", required_argument, 0, 't'},
+                                       {"ctx", required_argument, 0, 'c'},
+                                       {"temp", required_argument, 0, O_TEMP},
+                                       {"top-k", required_argument, 0, O_TOP_K},
+                                       {"top-p", required_argument, 0, O_TOP_P},
+                                       {"min-p", required_argument, 0, O_MIN_P},
+                                       {"seed", required_argument, 0, O_SEED},
+                                       {"kv-type", required_argument, 0, O_KV_TYPE},
+                                       {"numerics", required_argument, 0, O_NUMERICS},
+                                       {"no-bos", no_argument, 0, O_NO_BOS},
+                                       {"ignore-eos", no_argument, 0, O_IGNORE_EOS},
+                                       {"ids", no_argument, 0, O_IDS},
+                                       {"json", no_argument, 0, O_JSON},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    int opt, li = -1;
+    optind = 1;
+    /* "-" first: non-options come back as 1 in order, so MODEL may stand anywhere */
+    while ((opt = getopt_long(argc, argv, "-p:n:t:c:h", lo, &li)) != -1) {
+        char shown[48]; /* the option as the user wrote it, for messages */
+        if (li >= 0)
+            snprintf(shown, sizeof shown, "--%s", lo[li].name);
+        else
+            snprintf(shown, sizeof shown, "-%c", opt);
+        const char *v = optarg;
+        bool bad = false;
         long lv;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        li = -1;
+        switch (opt) {
+        case 1:
+            if (model_path) {
+                fprintf(stderr, "trit run: unexpected argument '%s'\n", v);
+                return 2;
+            }
+            model_path = v;
+            break;
+        case 'h':
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            NEED();
+        case 'p':
             prompt = v;
-        } else if (!strcmp(a, "--prompt-ids")) {
-            NEED();
+            break;
+        case O_PROMPT_IDS:
             prompt_ids = v;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            NEED();
-            if (trit_parse_long(v, 0, 1 << 24, &n_predict)) BAD();
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            NEED();
-            if (trit_parse_long(v, 1, 1024, &threads)) BAD();
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
-            NEED();
-            if (trit_parse_long(v, 1, 1 << 24, &n_ctx)) BAD();
-        } else if (!strcmp(a, "--temp")) {
-            NEED();
-            if (parse_float(v, &sp.temp)) BAD();
-        } else if (!strcmp(a, "--top-k")) {
-            NEED();
-            if (trit_parse_long(v, 0, 1 << 24, &lv)) BAD();
-            sp.top_k = (int)lv;
-        } else if (!strcmp(a, "--top-p")) {
-            NEED();
-            if (parse_float(v, &sp.top_p)) BAD();
-        } else if (!strcmp(a, "--min-p")) {
-            NEED();
-            if (parse_float(v, &sp.min_p)) BAD();
-        } else if (!strcmp(a, "--seed")) {
-            NEED();
+            break;
+        case 'n':
+            bad = trit_parse_long(v, 0, 1 << 24, &n_predict) != 0;
+            break;
+        case 't':
+            bad = trit_parse_long(v, 1, 1024, &threads) != 0;
+            break;
+        case 'c':
+            bad = trit_parse_long(v, 1, 1 << 24, &n_ctx) != 0;
+            break;
+        case O_TEMP:
+            bad = parse_float(v, &sp.temp) != 0;
+            break;
+        case O_TOP_K:
+            bad = trit_parse_long(v, 0, 1 << 24, &lv) != 0;
+            if (!bad) sp.top_k = (int)lv;
+            break;
+        case O_TOP_P:
+            bad = parse_float(v, &sp.top_p) != 0;
+            break;
+        case O_MIN_P:
+            bad = parse_float(v, &sp.min_p) != 0;
+            break;
+        case O_SEED: {
             char *end;
             errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (errno || end == v || *end) BAD();
-            sp.seed = s;
-        } else if (!strcmp(a, "--kv-type")) {
-            NEED();
+            const unsigned long long seed = strtoull(v, &end, 10);
+            bad = errno || end == v || *end;
+            if (!bad) sp.seed = seed;
+            break;
+        }
+        case O_KV_TYPE:
             if (!strcmp(v, "f16"))
                 kv_type = TRIT_F16;
             else if (!strcmp(v, "f32"))
                 kv_type = TRIT_F32;
             else
-                BAD();
-        } else if (!strcmp(a, "--no-bos")) {
+                bad = true;
+            break;
+        case O_NUMERICS:
+            numerics = trit_numerics_parse(v);
+            bad = numerics < 0;
+            break;
+        case O_NO_BOS:
             no_bos = true;
-        } else if (!strcmp(a, "--ignore-eos")) {
+            break;
+        case O_IGNORE_EOS:
             ignore_eos = true;
-        } else if (!strcmp(a, "--ids")) {
+            break;
+        case O_IDS:
             out_ids = true;
-        } else if (!strcmp(a, "--json")) {
+            break;
+        case O_JSON:
             out_json = true;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "trit run: unknown option '%s' (see trit run --help)\n", a);
-            return 2;
-        } else if (!model_path) {
-            model_path = a;
-        } else {
-            fprintf(stderr, "trit run: unexpected argument '%s'\n", a);
+            break;
+        default: /* getopt_long named the unknown option or the missing value */
+            fprintf(stderr, "trit run: see trit run --help\n");
             return 2;
         }
-#undef NEED
-#undef BAD
+        if (bad) {
+            fprintf(stderr, "trit run: bad value for %s: '%s'\n", shown, v);
+            return 2;
+        }
     }
     if (!model_path) {
         fprintf(stderr, "trit run: no MODEL given (see trit run --help)\n");
@@ -230,6 +288,7 @@ int cmd_run(int argc, char **argv) {
     trit_ctx_params cp = trit_ctx_default_params();
     cp.n_threads = (int)threads;
     cp.kv_type = kv_type;
+    cp.numerics = numerics;
     cp.n_ctx = (int)n_ctx;
     if (cp.n_ctx == 0) {
         int want = (int)TRIT_MIN((long)n_ids + n_predict, 1L << 24);

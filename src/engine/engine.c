@@ -70,6 +70,10 @@ trit_ctx *trit_ctx_new(trit_model *m, const trit_ctx_params *pp, trit_err *err) 
         trit_fail(err, TRIT_EINVAL, "act %d is not one of -1, 0 (silu), 1 (relu2)", p.act);
         return NULL;
     }
+    if (p.numerics != TRIT_NUMERICS_EXACT && p.numerics != TRIT_NUMERICS_FAST) {
+        trit_fail(err, TRIT_EINVAL, "numerics %d is not one of 0 (exact), 1 (fast)", p.numerics);
+        return NULL;
+    }
     if (p.n_ctx < 0 || p.n_batch < 0) {
         trit_fail(err, TRIT_EINVAL, "n_ctx and n_batch must not be negative");
         return NULL;
@@ -84,8 +88,9 @@ trit_ctx *trit_ctx_new(trit_model *m, const trit_ctx_params *pp, trit_err *err) 
     c->n_batch = p.n_batch > 0 ? p.n_batch : 512;
     c->n_batch = TRIT_MIN(c->n_batch, c->n_ctx);
     c->kv_type = p.kv_type;
-    c->k = trit_kernels_best();
+    c->k = trit_kernels_for(trit_kernels_best(), p.numerics); /* exact: the best set itself */
     c->pool = trit_pool_new(p.n_threads);
+    trit_pool_set_spin_us(c->pool, trit_tuning_get()->spin_us); /* this CPU's row (kernels.c) */
     c->n_threads = trit_pool_size(c->pool);
 
     const size_t es = c->kv_type == TRIT_F16 ? 2 : 4;

@@ -20,6 +20,7 @@ typedef struct trit_ctx_params {
     uint32_t kv_type; /* TRIT_F16 (default, like llama.cpp), TRIT_F32 */
     int rope_mode;    /* -1: the model's; else force TRIT_ROPE_NORM/NEOX (fault injection) */
     int act;          /* -1: the model's; else force TRIT_ACT_SILU/RELU2 */
+    int numerics;     /* TRIT_NUMERICS_EXACT (0, default: bit-identical to ggml) or _FAST */
 } trit_ctx_params;
 
 typedef struct trit_ctx trit_ctx;

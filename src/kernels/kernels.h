@@ -9,6 +9,9 @@
  * thread count. tests/unit/test_kernels.c checks each optimized kernel against its reference
  * (NMSE, as llama.cpp's test-backend-ops) and, where the reference is built, against ggml's
  * own x86 functions bit for bit. I2_S (not in ggml) follows bitnet.cpp's integer sums.
+ * trit_kernels_for(k, TRIT_NUMERICS_FAST) is a copy of a set whose fast kernels (attention)
+ * sum in their own documented order instead (scalar twin + NMSE test; see "numerics modes").
+ * The decode sweep, prefetch distance and pool spin come from a per-CPU table (trit_tuning).
  * Depends on quant and base only; knows nothing of models, engines or servers. */
 #ifndef TRIT_KERNELS_H
 #define TRIT_KERNELS_H
@@ -107,6 +110,24 @@ const trit_kernels *trit_kernels_best(void);
 /* CPU features as a string ("avx2 fma f16c avx512f avx512bw avx512vnni ..."). */
 const char *trit_cpu_features(void);
 
+/* Per-CPU tuning of the decode matmul and the pool spin, from a table keyed on the CPUID
+ * vendor and family (documented in kernels.c and docs/PERFORMANCE.md); the environment
+ * variables TRIT_SWEEP_ROWS, TRIT_PF_ROWS and TRIT_SPIN_US (whole numbers) override a field. None
+ * of these change a result (each row's dot is the same whatever the sweep). */
+typedef struct trit_tuning {
+    const char *row; /* the table row chosen: "intel-avx512", "amd-zen4", "avx2", "default" */
+    char cpu[64];    /* "GenuineIntel family 0x6 model 0x8f" */
+    int sweep_rows;  /* decode: weight rows per vec_dot_rows call (they share activation loads) */
+    int pf_rows;     /* decode: rows prefetched ahead of the current sweep (0: none) */
+    int pf_max_kb;   /* ... but at most this many KiB ahead, never under one sweep (0: no cap) */
+    int spin_us;     /* thread-pool spin before sleeping (trit_pool_set_spin_us) */
+} trit_tuning;
+const trit_tuning *trit_tuning_get(void);
+/* Replace sweep_rows, pf_rows, pf_max_kb and spin_us (kbench --tune; not thread-safe with a
+ * running matmul).
+ */
+void trit_tuning_set(const trit_tuning *t);
+
 /* Whether the reference (llamafile tinyBLAS, AVX-512 build) handles this product, so trit_matmul
  * uses gemm's tinyBLAS order: F32/F16/BF16 weights, n_tok >= 2, n_in % 16 == 0,
  * n_out % 4 == 0. Elsewhere they sum in ggml_vec_dot's order (vec_dot). */
@@ -157,6 +178,13 @@ static inline bool trit_is_legacy_wtype(uint32_t t) {
  * weight block is unpacked once per tile of tokens. */
 void trit_avx2_gemm_legacy(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                            const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo);
+/* Streaming-read bandwidth in bytes/s: the pool's threads each read a slice of a buffer of
+ * `bytes` (much larger than the caches), the best of reps timed passes after one warm-up. The
+ * decode bound is this divided by the weight bytes read per token (bench/engine-vs-llama's
+ * rule; trit bench prints it). TRIT_BW_BYTES/REPS are the sizes both use. */
+#define TRIT_BW_BYTES ((size_t)1 << 30)
+#define TRIT_BW_REPS  5
+double trit_read_bandwidth(trit_pool *pool, size_t bytes, int reps);
 
 /* ---- elementwise ops (reference numerics = ggml CPU) ---- */
 /* y = x / sqrt(mean(x^2) + eps) (sum accumulated in double, as ggml), then y *= w if w. */
@@ -169,6 +197,11 @@ float trit_silu(float x);               /* x / (1 + expf(-x)), libm expf (ggml_s
 /* One row of SwiGLU, y = silu(g) * u, as ggml_vec_swiglu_f32 on the reference's AVX-512
  * build: ggml's polynomial exp (ggml_v_expf) for the first n - n%16 elements, libm after. */
 void trit_swiglu(const float *g, const float *u, float *y, int64_t n);
+/* AVX-512 twins (kernels/x86/kernels_avx512.c; call only when trit_kernels_avx512() is
+ * non-NULL): trit_swiglu bit for bit (trit_swiglu runs it when the best set is avx512), and
+ * go_v_expf of 16 floats (ref/ggml_order.h). */
+void trit_swiglu_avx512(const float *g, const float *u, float *y, int64_t n);
+void trit_v_expf16_avx512(const float *x, float *y);
 
 /* Causal attention over a KV cache for n_tok new query tokens at positions pos0..pos0+n_tok-1;
  * the cache already holds K,V for positions 0..pos0+n_tok-1.
@@ -184,6 +217,18 @@ void trit_attention(trit_pool *pool, const float *q, const void *kc, const void 
                     uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim, int pos0,
                     int n_tok, float scale, float *out);
 
+/* ggml's one_chunk attention kernel for one query row over keys [ic0, ic1) of one KV head
+ * (kh, vh: that head's rows): the unnormalized V sum (f32; an F16 cache's fp16 accumulator
+ * converted) in acc[head_dim], the running max in *M and sum in *S. */
+typedef void (*trit_att_range_fn)(const float *qrow, const void *kh, const void *vh,
+                                  uint32_t kv_type, int head_dim, float scale, int ic0, int ic1,
+                                  float *acc, float *M, float *S);
+/* trit_attention for one decode token with its split-KV chunks computed by range (a kernel
+ * set's bit-identical one_chunk kernel); the chunking and combine are trit_attention's. */
+void trit_attention_split(trit_pool *pool, trit_att_range_fn range, const float *q, const void *kc,
+                          const void *vc, uint32_t kv_type, int n_ctx, int n_head, int n_head_kv,
+                          int head_dim, int pos0, float scale, float *out);
+
 /* Whether trit_attention splits a decode step (n_tok == 1) with n_kv keys over n_threads. */
 bool trit_attention_splits(int n_ctx, int n_kv, int n_threads);
 
@@ -193,5 +238,31 @@ bool trit_attention_splits(int n_ctx, int n_kv, int n_threads);
 void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, const void *vc,
                            uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
                            int pos0, int n_tok, float scale, float *out);
+
+/* ---- numerics modes ----
+ * TRIT_NUMERICS_EXACT (the default): every result bit-identical to the reference ggml.
+ * TRIT_NUMERICS_FAST (--numerics fast): kernels that sum in a faster order where ggml's costs
+ * speed; each has a scalar twin in the same order and an NMSE test against the exact kernel
+ * (test_kernels, test-backend-ops' thresholds). Results are still deterministic: independent
+ * of the thread count and of the other work in the process. What fast changes today:
+ * attention (trit_attention_fast: one f32 path, no fp16 round trips, 16-lane K.Q). */
+enum trit_numerics { TRIT_NUMERICS_EXACT = 0, TRIT_NUMERICS_FAST = 1 };
+/* "exact" / "fast" -> the mode; -1 for anything else. */
+int trit_numerics_parse(const char *s);
+const char *trit_numerics_name(int numerics);
+/* The kernel set for a numerics mode: k itself for EXACT; for FAST a copy of k (same
+ * quantizers and dots) whose name ends in "+fast" and whose fast kernels replace the exact
+ * ones. NULL k: trit_kernels_best(). */
+const trit_kernels *trit_kernels_for(const trit_kernels *k, int numerics);
+
+/* Attention, --numerics fast: trit_attention's contract in the order documented in ops.c
+ * (scalar twin) and followed bit for bit by trit_attention_fast_avx512 (call only when
+ * trit_kernels_avx512() is non-NULL). */
+void trit_attention_fast(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                         uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
+                         int pos0, int n_tok, float scale, float *out);
+void trit_attention_fast_avx512(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                                uint32_t kv_type, int n_ctx, int n_head, int n_head_kv,
+                                int head_dim, int pos0, int n_tok, float scale, float *out);
 
 #endif

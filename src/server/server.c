@@ -58,6 +58,7 @@ typedef struct job {
     double t0;
     const char *route;
     int fd;
+    int peer; /* peer_gone's view of the client: PEER_* */
     /* streaming: SSE bytes produced by the worker, consumed by the connection */
     trit_buf sse;
     size_t sse_off;
@@ -95,11 +96,19 @@ struct server {
     long created;
     atomic_ulong seq;
     uint64_t id_salt;
+    /* connection-thread work limits (HTTP side): buffered body bytes, parsers at once */
+    atomic_size_t body_bytes;
+    pthread_mutex_t pmu;
+    pthread_cond_t pcv;
+    int parsing;
+    bool loopback; /* bound to a loopback address: Host headers are checked */
 };
 
 typedef struct conn {
     trit_buf body;
     bool too_big;
+    bool too_busy;  /* the server-wide body budget was full */
+    size_t counted; /* bytes of body counted in server.body_bytes */
     double t0;
 } conn;
 
@@ -125,13 +134,23 @@ static char *dumps(json_t *v) {
     return s ? s : xstrdup("{}");
 }
 
-static enum MHD_Result send_body(struct MHD_Connection *c, int status, const char *ctype,
+/* CORS headers for an allowed browser origin (the handler refused the others with 403): the
+ * origin is echoed, never "*", unless --cors '*' was given. */
+static void add_cors(server *s, struct MHD_Connection *c, struct MHD_Response *r) {
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!origin || !srv_origin_allowed(origin, s->cfg.cors)) return;
+    bool any = s->cfg.cors && !strcmp(s->cfg.cors, "*");
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", any ? "*" : origin);
+    MHD_add_response_header(r, "Vary", "Origin");
+}
+
+static enum MHD_Result send_body(server *s, struct MHD_Connection *c, int status, const char *ctype,
                                  char *body /* taken */, const char *retry_after,
                                  const char *allow) {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", ctype);
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    add_cors(s, c, r);
     if (retry_after) MHD_add_response_header(r, "Retry-After", retry_after);
     if (allow) MHD_add_response_header(r, "Allow", allow);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
@@ -143,14 +162,14 @@ static enum MHD_Result send_json(server *s, struct MHD_Connection *c, conn *cn, 
                                  int status, json_t *v) {
     srv_metrics_request(s->metrics, route, status, trit_now_s() - cn->t0);
     char *body = dumps(v);
-    return send_body(c, status, "application/json; charset=utf-8", body, NULL, NULL);
+    return send_body(s, c, status, "application/json; charset=utf-8", body, NULL, NULL);
 }
 
 static enum MHD_Result send_error_allow(server *s, struct MHD_Connection *c, conn *cn,
                                         const char *route, const srv_error *e, const char *allow) {
     srv_metrics_request(s->metrics, route, e->status, trit_now_s() - cn->t0);
     const char *retry = e->status == 429 || e->status == 503 ? "1" : NULL;
-    return send_body(c, e->status, "application/json; charset=utf-8", srv_error_json(e), retry,
+    return send_body(s, c, e->status, "application/json; charset=utf-8", srv_error_json(e), retry,
                      allow);
 }
 
@@ -171,18 +190,57 @@ static void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, long ms) {
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
-/* true when the peer has closed its side of the connection */
-static bool peer_gone(int fd) {
-    if (fd < 0) return false;
-    struct pollfd p = {.fd = fd, .events = POLLIN};
+/* What peer_gone has seen of a job's client. */
+enum { PEER_UNCHECKED = 0, PEER_SENDING, PEER_HALF_CLOSED };
+
+/* True when the client is gone: the connection was reset or closed in both directions, or
+ * it stopped sending (end-of-file) while the request was being served. A client may instead
+ * shut down its sending side right after the request (a half-close) and still read the reply:
+ * TCP cannot tell the two apart before a byte is written, so end-of-file already present at
+ * the first check (about 100 ms after the request arrived) is taken as a half-close and the
+ * reply is sent; end-of-file that appears later is a client that gave up (a timeout). */
+static bool peer_gone(job *j) {
+    if (j->fd < 0) return false;
+    struct pollfd p = {.fd = j->fd, .events = POLLIN};
+    int first = j->peer == PEER_UNCHECKED;
+    if (first) j->peer = PEER_SENDING;
     if (poll(&p, 1, 0) <= 0) return false;
     if (p.revents & (POLLHUP | POLLERR)) return true;
-    if (p.revents & POLLIN) {
-        char b;
-        ssize_t r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    if (!(p.revents & POLLIN)) return false;
+    char b;
+    ssize_t r = recv(j->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+    if (r > 0 || j->peer == PEER_HALF_CLOSED) return false; /* pipelined bytes / known */
+    if (first) {
+        j->peer = PEER_HALF_CLOSED;
+        return false;
     }
-    return false;
+    return true;
+}
+
+/* ---- connection-thread work limits ---- */
+/* A turn to parse + tokenize on a connection thread; waits up to 5 s. false: busy (503). */
+static bool parse_turn_take(server *s) {
+    double deadline = trit_now_s() + 5;
+    pthread_mutex_lock(&s->pmu);
+    while (s->parsing >= s->cfg.max_parsing && trit_now_s() < deadline)
+        cond_wait_ms(&s->pcv, &s->pmu, 100);
+    bool ok = s->parsing < s->cfg.max_parsing;
+    if (ok) s->parsing++;
+    pthread_mutex_unlock(&s->pmu);
+    return ok;
+}
+
+static void parse_turn_give(server *s) {
+    pthread_mutex_lock(&s->pmu);
+    s->parsing--;
+    pthread_cond_signal(&s->pcv);
+    pthread_mutex_unlock(&s->pmu);
+}
+
+static int busy_error(srv_error *e) {
+    return srv_fail(e, 503, "server_error", NULL, "server_busy",
+                    "the server is busy parsing other requests; retry shortly");
 }
 
 /* ---- jobs ---- */
@@ -647,7 +705,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
         cond_wait_ms(&j->cv, &j->mu, 100);
-        if (j->state != JOB_DONE && peer_gone(j->fd)) {
+        if (j->state != JOB_DONE && peer_gone(j)) {
             pthread_mutex_unlock(&j->mu);
             job_cancel(j);
             return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -730,7 +788,15 @@ static enum MHD_Result h_generate(server *s, struct MHD_Connection *c, conn *cn,
     srv_error e = {0};
     job *j = job_new(s, route);
     j->t0 = cn->t0;
-    if (srv_parse_request(kind, cn->body.p, cn->body.len, &j->req, &e) || build_prompt(s, j, &e)) {
+    if (!parse_turn_take(s)) {
+        busy_error(&e);
+        job_release(j);
+        return send_error(s, c, cn, route, &e);
+    }
+    int bad =
+        srv_parse_request(kind, cn->body.p, cn->body.len, &j->req, &e) || build_prompt(s, j, &e);
+    parse_turn_give(s);
+    if (bad) {
         job_release(j);
         return send_error(s, c, cn, route, &e);
     }
@@ -748,7 +814,7 @@ static enum MHD_Result h_generate(server *s, struct MHD_Connection *c, conn *cn,
             MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, j, sse_done);
         MHD_add_response_header(r, "Content-Type", "text/event-stream");
         MHD_add_response_header(r, "Cache-Control", "no-cache");
-        MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+        add_cors(s, c, r);
         enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
         MHD_destroy_response(r);
         return ret;
@@ -756,7 +822,7 @@ static enum MHD_Result h_generate(server *s, struct MHD_Connection *c, conn *cn,
     pthread_mutex_lock(&j->mu);
     while (j->state != JOB_DONE) {
         cond_wait_ms(&j->cv, &j->mu, 100);
-        if (j->state != JOB_DONE && !atomic_load(&j->cancel) && peer_gone(j->fd)) {
+        if (j->state != JOB_DONE && !atomic_load(&j->cancel) && peer_gone(j)) {
             pthread_mutex_unlock(&j->mu);
             job_cancel(j);
             pthread_mutex_lock(&j->mu);
@@ -772,20 +838,27 @@ static enum MHD_Result h_generate(server *s, struct MHD_Connection *c, conn *cn,
         free(body);
         return MHD_NO;
     }
-    return send_body(c, status, "application/json; charset=utf-8", body ? body : xstrdup("{}"),
+    return send_body(s, c, status, "application/json; charset=utf-8", body ? body : xstrdup("{}"),
                      NULL, NULL);
 }
 
 static enum MHD_Result h_tokenize(server *s, struct MHD_Connection *c, conn *cn) {
     srv_error e = {0};
     srv_tokenize_req q;
-    if (srv_parse_tokenize(cn->body.p, cn->body.len, &q, &e))
+    if (!parse_turn_take(s)) {
+        busy_error(&e);
         return send_error(s, c, cn, "/tokenize", &e);
+    }
+    if (srv_parse_tokenize(cn->body.p, cn->body.len, &q, &e)) {
+        parse_turn_give(s);
+        return send_error(s, c, cn, "/tokenize", &e);
+    }
     int32_t *ids = NULL;
     size_t n = 0;
     trit_err err = {0};
     int rc =
         trit_tok_encode(s->tok, q.content, q.len, q.add_special, q.parse_special, &ids, &n, &err);
+    parse_turn_give(s);
     free(q.content);
     if (rc) {
         srv_fail(&e, 400, NULL, "content", "tokenize_failed", "%s", err.msg);
@@ -868,7 +941,7 @@ static enum MHD_Result h_metrics(server *s, struct MHD_Connection *c, conn *cn) 
     srv_metrics_request(s->metrics, "/metrics", 200, trit_now_s() - cn->t0);
     trit_buf out = {0};
     srv_metrics_render(s->metrics, q, busy, s->n_slots, &out);
-    return send_body(c, 200, "text/plain; version=0.0.4; charset=utf-8", out.p, NULL, NULL);
+    return send_body(s, c, 200, "text/plain; version=0.0.4; charset=utf-8", out.p, NULL, NULL);
 }
 
 static bool auth_ok(server *s, struct MHD_Connection *c) {
@@ -904,12 +977,29 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         cn = xcalloc(1, sizeof *cn);
         cn->t0 = trit_now_s();
         *con_cls = cn;
-        if (!strcmp(method, "OPTIONS")) { /* CORS preflight */
+        /* DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own name */
+        const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+        if (s->loopback && !srv_host_allowed(host, s->cfg.host, s->cfg.host_allow)) {
+            srv_fail(&e, 403, "permission_error", NULL, "host_not_allowed",
+                     "Host '%.100s' is not this server's name (add it with --host-allow)",
+                     host ? host : "");
+            return send_error(s, c, cn, route, &e);
+        }
+        /* browsers: only allowed origins; a foreign page's request is refused before it runs
+         * (simple POSTs reach the server without a preflight) */
+        const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+        if (!srv_origin_allowed(origin, s->cfg.cors)) {
+            srv_fail(&e, 403, "permission_error", NULL, "origin_not_allowed",
+                     "Origin '%.100s' is not allowed (see --cors)", origin);
+            return send_error(s, c, cn, route, &e);
+        }
+        if (!strcmp(method, "OPTIONS")) { /* CORS preflight of an allowed origin */
             struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-            MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+            add_cors(s, c, r);
             MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
             MHD_add_response_header(r, "Access-Control-Allow-Headers",
                                     "Authorization, Content-Type");
+            MHD_add_response_header(r, "Access-Control-Max-Age", "600");
             enum MHD_Result ret = MHD_queue_response(c, 204, r);
             MHD_destroy_response(r);
             return ret;
@@ -941,13 +1031,29 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             cn->too_big = true;
             trit_buf_free(&cn->body);
         }
-        if (!cn->too_big) trit_buf_append(&cn->body, upload, *upload_size);
+        /* every buffered byte counts against the server-wide budget (many connections x
+         * max_body would otherwise be unbounded memory) */
+        if (!cn->too_big && !cn->too_busy) {
+            size_t was = atomic_fetch_add(&s->body_bytes, *upload_size);
+            cn->counted += *upload_size;
+            if (was + *upload_size > s->cfg.max_body_total) {
+                cn->too_busy = true;
+                trit_buf_free(&cn->body);
+            }
+        }
+        if (!cn->too_big && !cn->too_busy) trit_buf_append(&cn->body, upload, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
     if (cn->too_big) {
         srv_fail(&e, 413, NULL, NULL, "body_too_large", "request body exceeds %zu bytes",
                  s->cfg.max_body);
+        return send_error(s, c, cn, route, &e);
+    }
+    if (cn->too_busy) {
+        srv_fail(&e, 503, "server_error", NULL, "server_busy",
+                 "too many request bodies in flight (%zu bytes); retry shortly",
+                 s->cfg.max_body_total);
         return send_error(s, c, cn, route, &e);
     }
     switch (id) {
@@ -979,6 +1085,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
     conn *cn = *con_cls;
     if (!cn) return;
+    server *s = cls;
+    atomic_fetch_sub(&s->body_bytes, cn->counted);
     trit_buf_free(&cn->body);
     free(cn);
     *con_cls = NULL;
@@ -995,6 +1103,8 @@ void srv_config_default(srv_config *c) {
     c->max_body = 1u << 20;
     c->chat_tmpl = -1;
     c->grace_s = 10;
+    c->max_body_total = (size_t)64 << 20;
+    c->max_parsing = 4;
 }
 
 static char *basename_of(const char *path) {
@@ -1026,6 +1136,10 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
     }
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcv, NULL);
+    pthread_mutex_init(&s->pmu, NULL);
+    pthread_cond_init(&s->pcv, NULL);
+    if (s->cfg.max_parsing < 1) s->cfg.max_parsing = 1;
+    if (s->cfg.max_body_total < s->cfg.max_body) s->cfg.max_body_total = s->cfg.max_body;
 
     /* signals are taken synchronously by this thread (sigwait); every thread created below
      * inherits the blocked mask */
@@ -1068,6 +1182,7 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
         trit_fail(err, TRIT_EINVAL, "--host '%s' is not an IPv4 address", cfg->host);
         goto out;
     }
+    s->loopback = (ntohl(addr.sin_addr.s_addr) >> 24) == 127;
     s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                                 MHD_USE_ITC | MHD_USE_ERROR_LOG,
                             (uint16_t)cfg->port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR,
@@ -1128,6 +1243,8 @@ out:
     srv_metrics_free(s->metrics);
     pthread_mutex_destroy(&s->qmu);
     pthread_cond_destroy(&s->qcv);
+    pthread_mutex_destroy(&s->pmu);
+    pthread_cond_destroy(&s->pcv);
     free(s->name);
     free(s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
