@@ -13,8 +13,8 @@
 #include <string.h>
 
 uint32_t trit_act_type(uint32_t wtype) {
-    switch (wtype &
-            ~(TRIT_REPACK8 | TRIT_REPACK8_GEMM)) { /* a dot type's order is not its format */
+    /* a dot type's repack flags name an order, not a format */
+    switch (wtype & ~(TRIT_REPACK8 | TRIT_REPACK8_GEMM)) {
     case TRIT_TQ1_0:
     case TRIT_TQ2_0:
     case TRIT_Q2_K:
