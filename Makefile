@@ -92,6 +92,7 @@ fuzz: fuzz-build
 
 bench: all
 	@bench/engine-vs-llama
+	@bench/serve-vs-llama
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

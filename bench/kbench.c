@@ -10,6 +10,7 @@
  * prefill; the two interleaved round by round, minimum kept.
  * Output lines are "key value" pairs so scripts can grep them. */
 #include "kernels/kernels.h"
+#include "reference/reference.h"
 #include "quant/quant.h"
 
 #include <dlfcn.h>

@@ -4,6 +4,7 @@
 #include "client/client.h"
 #include "engine/engine.h"
 #include "model/model.h"
+#include "kernels/kernels.h"
 #include "server/server.h"
 #include "tokenizer/tokenizer.h"
 
@@ -19,8 +20,13 @@ static void serve_usage(FILE *f) {
             "/detokenize; GET /v1/models, /health, /metrics. Stops cleanly on SIGINT/SIGTERM.\n\n"
             "  --host ADDR          IPv4 address to bind (default 127.0.0.1)\n"
             "  --port N             port (default 8180; 0 = any free port)\n"
-            "  --threads N          threads per slot (default: CPUs / slots)\n"
-            "  --slots N            parallel requests, each with its own context (default 1)\n"
+            "  --threads N          engine threads, shared by all slots (default: all CPUs)\n"
+            "  --slots N            requests served at once, batched into one forward pass per\n"
+            "                       step, each with its own KV cache (default 4)\n"
+            "  --draft N            prompt-lookup drafts per step, verified losslessly (the\n"
+            "                       same reply as without; default 0 = off, at most 16)\n"
+            "  --numerics exact|fast  exact (default): bit-identical to llama.cpp; fast: faster\n"
+            "                       attention order (deterministic, not bit-identical)\n"
             "  --queue N            requests that may wait for a slot (default 16); more -> 429\n"
             "  --ctx N              context length per slot (default: min(train ctx, 4096))\n"
             "  --api-key-file FILE  require 'Authorization: Bearer KEY' (all but /health); the\n"
@@ -65,7 +71,9 @@ int cmd_serve(int argc, char **argv) {
         O_GRACE,
         O_CORS,
         O_HOSTALLOW,
-        O_PARSING
+        O_PARSING,
+        O_DRAFT,
+        O_NUMERICS
     };
     static const struct option lo[] = {{"host", required_argument, 0, O_HOST},
                                        {"port", required_argument, 0, O_PORT},
@@ -82,6 +90,8 @@ int cmd_serve(int argc, char **argv) {
                                        {"cors", required_argument, 0, O_CORS},
                                        {"host-allow", required_argument, 0, O_HOSTALLOW},
                                        {"max-parsing", required_argument, 0, O_PARSING},
+                                       {"draft", required_argument, 0, O_DRAFT},
+                                       {"numerics", required_argument, 0, O_NUMERICS},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
     /* llama-server's "-np N" spelling of --slots (getopt has no two-letter short options) */
@@ -165,6 +175,16 @@ int cmd_serve(int argc, char **argv) {
         case O_PARSING:
             if (parse_int("--max-parsing", optarg, 1, 1024, &x)) return 2;
             cfg.max_parsing = (int)x;
+            break;
+        case O_DRAFT:
+            if (parse_int("--draft", optarg, 0, 16, &x)) return 2;
+            cfg.n_draft = (int)x;
+            break;
+        case O_NUMERICS:
+            if ((cfg.numerics = trit_numerics_parse(optarg)) < 0) {
+                fprintf(stderr, "trit serve: --numerics: '%s' is not exact or fast\n", optarg);
+                return 2;
+            }
             break;
         default: /* '?': unknown option or a missing value */
             fprintf(stderr, "trit serve: unknown option or missing value: '%s' (see --help)\n", a);

@@ -294,6 +294,7 @@ typedef struct mm_job {
     int64_t row_end[TRIT_MM_MAX_PARTS]; /* cumulative rows */
     bool use_gemm[TRIT_MM_MAX_PARTS];   /* tile with k->gemm (else vec_dot_rows per token) */
     bool repacked[TRIT_MM_MAX_PARTS];   /* dots per token in the reference's repacked order */
+    bool single_order;                  /* every token as a one-token product (dot_type) */
     int64_t total_rows;
     int64_t max_chunk;        /* rows per claim at most (batches keep their tiles hot) */
     int nth;                  /* threads sharing the rows */
@@ -453,6 +454,8 @@ static void prefetch_l2(const char *p, size_t n) {
 /* The type part p's dots get for token t (trit_matmul_dot_type: the repacked orders). */
 static inline uint32_t dot_type(const mm_job *j, int p, int64_t t) {
     if (!j->repacked[p]) return j->wtype;
+    if (j->single_order) /* each row as the only token of its product */
+        return trit_matmul_dot_type(j->wtype, j->parts[p].n_out, 0, 1);
     return trit_matmul_dot_type(j->wtype, j->parts[p].n_out, t, j->n_tok);
 }
 
@@ -518,6 +521,12 @@ static _Thread_local size_t tl_act_cap;
 
 void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
                        const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts) {
+    trit_matmul_multi_order(k, pool, wtype, n_in, X, n_tok, n_parts, parts, false);
+}
+
+void trit_matmul_multi_order(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
+                             const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts,
+                             bool single_order) {
     if (!k) k = trit_kernels_best();
     const bool no_repack = wtype & TRIT_NO_REPACK; /* the caller's word (kernels.h) */
     wtype &= ~TRIT_NO_REPACK;
@@ -543,7 +552,8 @@ void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, i
                 .X = X,
                 .act = tl_act,
                 .arow = arow,
-                .n_parts = n_parts};
+                .n_parts = n_parts,
+                .single_order = single_order};
     /* F32/F16 follow the reference's choice between tinyBLAS and vec_dot (different orders) */
     const bool blas_type = wtype == TRIT_F32 || wtype == TRIT_F16 || wtype == TRIT_BF16;
     for (int p = 0; p < n_parts; p++) {
@@ -557,12 +567,13 @@ void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, i
         j.row_end[p] = j.total_rows;
         j.repacked[p] = !no_repack && trit_matmul_dot_type(wtype, parts[p].n_out, 0, 1) != wtype;
         /* gemm takes one dot type per tile: a repacked part tiles only if all its tokens share
-         * one (Q4_0 does; Q4_K/Q2_K's gemm/gemv token split may not) */
-        const bool one_order =
-            !j.repacked[p] || trit_matmul_dot_type(wtype, parts[p].n_out, 0, n_tok) ==
-                                  trit_matmul_dot_type(wtype, parts[p].n_out, n_tok - 1, n_tok);
+         * one (Q4_0 does; Q4_K/Q2_K's gemm/gemv token split may not). single_order: every row
+         * is summed as a one-token product would be (a decode row in a batch); F32/F16/BF16
+         * change order with the token count, repacked types through dot_type */
+        const bool one_order = !j.repacked[p] || dot_type(&j, p, 0) == dot_type(&j, p, n_tok - 1);
         j.use_gemm[p] = k->gemm && n_tok > 1 && one_order &&
-                        (!blas_type || trit_matmul_tinyblas(wtype, n_in, parts[p].n_out, n_tok));
+                        (!blas_type || (!single_order &&
+                                        trit_matmul_tinyblas(wtype, n_in, parts[p].n_out, n_tok)));
     }
     j.nth = pool ? trit_pool_size(pool) : 1;
     j.sweep_rows = trit_tuning_get()->sweep_rows;

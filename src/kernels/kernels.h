@@ -185,6 +185,15 @@ void trit_avx2_gemm_legacy(uint32_t wtype, int64_t n, const void *w, size_t row_
 #define TRIT_BW_BYTES ((size_t)1 << 30)
 #define TRIT_BW_REPS  5
 double trit_read_bandwidth(trit_pool *pool, size_t bytes, int reps);
+/* trit_matmul_multi with a choice of summation order: single_order = true sums every row of X
+ * as a one-token product (n_tok == 1) would, whatever n_tok, so a batch that joins the decode
+ * rows of several sequences gives each row the numbers of its own single-token step
+ * (F32/F16/BF16 weights use ggml_vec_dot's order instead of tinyBLAS's, repacked Q4_K/Q2_K
+ * their gemv order instead of the gemm one (TRIT_REPACK8); every other dot type sums a row the
+ * same way for any n_tok). single_order = false is trit_matmul_multi. */
+void trit_matmul_multi_order(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
+                             const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts,
+                             bool single_order);
 
 /* ---- elementwise ops (reference numerics = ggml CPU) ---- */
 /* y = x / sqrt(mean(x^2) + eps) (sum accumulated in double, as ggml), then y *= w if w. */

@@ -15,6 +15,7 @@
  * Random numbers: splitmix64; "normal" = Irwin-Hall sum of four 16-bit uniforms, rescaled to
  * unit variance (bounded at 3.46 sigma, fast, and exactly reproducible without libm). */
 #include "model/mkmodel.h"
+#include "reference/reference.h"
 
 #include "gguf/gguf.h"
 #include "quant/quant.h"

@@ -478,6 +478,10 @@ void trit_model_free(trit_model *m) {
     free(m);
 }
 
+const gguf_file *trit_model_gguf(const trit_model *m) {
+    return m->gguf;
+}
+
 const char *trit_model_sha256(trit_model *m) {
     if (!m->sha256[0]) {
         if (trit_sha256_file(m->path, m->sha256, NULL) != 0) return "";

@@ -71,6 +71,9 @@ typedef struct trit_model {
     char sha256[65]; /* filled lazily by trit_model_sha256 */
 } trit_model;
 
+/* The model's GGUF file, for modules that read its other sections (the tokenizer's
+ * vocabulary, the chat template): callers outside model/ use this, not m->gguf. */
+const gguf_file *trit_model_gguf(const trit_model *m);
 trit_model *trit_model_load(const char *path, trit_err *err);
 void trit_model_free(trit_model *m);
 const char *trit_model_sha256(trit_model *m);
@@ -92,5 +95,11 @@ void trit_act_explain(const char *arch_name, enum trit_act act, enum trit_act_so
                       size_t n);
 /* One line: "bitnet 4L 256d 4h/2kv ff512 vocab128256 tq2_0 act=relu2 (key ...)". */
 void trit_model_describe(const trit_model *m, trit_buf *out);
+
+/* A string metadata value of the model's file (e.g. "tokenizer.chat_template"), malloc'd, or
+ * NULL when absent or not a string — for callers outside model/ that must not read m->gguf. */
+static inline char *trit_model_meta_str(const trit_model *m, const char *key) {
+    return gguf_get_str(m->gguf, key);
+}
 
 #endif

@@ -977,12 +977,15 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
     pthread_mutex_init(&px.mu, NULL);
     pthread_cond_init(&px.cv, NULL);
     if (o->ledger_path) {
-        trit_ledger_scan_info info = {0};
-        if (access(o->ledger_path, F_OK) == 0 &&
-            trit_ledger_scan(o->ledger_path, max_round_cb, NULL, o->quiet, &info, err))
-            return -1;
-        px.next_round = access(o->ledger_path, F_OK) == 0 ? info.max_round + 1 : 0;
+        /* open (and so lock) first, then find the next round: no other writer can append in
+         * between, and a second writer is refused by trit_ledger_open */
         if (!(px.ledger = trit_ledger_open(o->ledger_path, err))) return -1;
+        trit_ledger_scan_info info = {0};
+        if (trit_ledger_scan(o->ledger_path, max_round_cb, NULL, o->quiet, &info, err)) {
+            trit_ledger_close(px.ledger);
+            return -1;
+        }
+        px.next_round = info.max_round + 1; /* -1 + 1 = 0 for a new ledger */
     }
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;

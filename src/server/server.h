@@ -4,8 +4,19 @@
  * Contract:
  *  - srv_run() loads nothing: it takes a loaded model + tokenizer, serves until SIGINT/SIGTERM
  *    (stop accepting, let in-flight requests finish within cfg->grace_s, cancel the rest) and
- *    returns 0. One trit_ctx per slot, one worker thread per slot, one bounded FIFO queue.
- *    Every request evaluates its prompt from position 0 (no state survives a request).
+ *    returns 0. One trit_ctx (one thread pool using every thread), one scheduler thread, a KV
+ *    cache per slot, one bounded FIFO queue. Continuous batching: each step evaluates the next
+ *    token of every generating slot and prompt chunks (n_batch tokens, at trit_eval's
+ *    boundaries; at most n_batch prompt rows per step, slots taking turns) in ONE batched
+ *    forward pass; queued requests take free slots between steps. Every request evaluates its
+ * prompt from position 0 (no state survives a request). A reply's bytes and logprobs are the same
+ * whatever else runs (the engine's batch invariance): any load, arrival order, slot, --slots or
+ * --draft.
+ *  - --draft N: every request evaluates up to N prompt-lookup
+ *    drafted tokens with each step, verified with single-token numerics: same output, fewer
+ *    steps on repetitive text.
+ *  - Memory: echo + logprobs keeps only the top-k per prompt position (computed chunk by chunk,
+ *    released with the reply); a request over SRV_MAX_PROMPT_LP entries is refused (413).
  *  - The pure parts (request parsing/validation, stop strings, UTF-8 repair, metrics text) are
  *    exported below so unit tests and the fuzzer can call them without a model. They never
  *    crash on any input: bad input is a srv_error with an HTTP status and an OpenAI error
@@ -125,6 +136,9 @@ srv_metrics *srv_metrics_new(void);
 void srv_metrics_free(srv_metrics *m);
 void srv_metrics_request(srv_metrics *m, const char *route, int code, double seconds);
 void srv_metrics_tokens(srv_metrics *m, long prompt, long generated, double gen_seconds);
+void srv_metrics_drafts(srv_metrics *m, long drafted, long accepted);
+/* One batched forward pass over `seqs` sequences, `rows` token rows in all. */
+void srv_metrics_step(srv_metrics *m, int seqs, int rows);
 /* Prometheus text exposition; queue depth and busy slots are sampled by the caller. */
 void srv_metrics_render(srv_metrics *m, int queue_depth, int busy_slots, int n_slots,
                         trit_buf *out);
@@ -133,9 +147,9 @@ void srv_metrics_render(srv_metrics *m, int queue_depth, int busy_slots, int n_s
 typedef struct srv_config {
     const char *host; /* default 127.0.0.1 */
     int port;         /* default 8180; 0 = any free port */
-    int n_slots;      /* default 1 */
+    int n_slots;      /* sequences served at once; default 4 (llama-server's -np auto) */
     int queue_cap;    /* requests waiting for a slot; default 16 */
-    int n_threads;    /* per slot */
+    int n_threads;    /* the engine's threads, shared by every slot; 0 -> all CPUs */
     int n_ctx;        /* per slot; 0 -> engine default */
     const char *api_key;
     size_t max_body;        /* default 1 MiB */
@@ -147,6 +161,8 @@ typedef struct srv_config {
     size_t max_body_total;  /* body bytes buffered over all connections; default 64 MiB -> 503 */
     int max_parsing;        /* requests parsed + tokenized at once on connection threads
                              * (default 4); a request that waits over 5 s for a turn -> 503 */
+    int n_draft;            /* prompt-lookup drafts per step (0 = off, <= 16) */
+    int numerics;           /* TRIT_NUMERICS_EXACT (default, bit-identical to llama.cpp) or _FAST */
 } srv_config;
 void srv_config_default(srv_config *c);
 /* Template id for chatml (llama-server's default when the model has no template). */

@@ -4,6 +4,7 @@
  * with 1..N threads against the single-thread result. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
+#include "reference/reference.h"
 
 #include <criterion/criterion.h>
 #include <dlfcn.h>

@@ -8,6 +8,7 @@
  * (quant/ftype.c; tests/integration/20_quantize_vs_reference checks them against the real
  * llama-quantize --dry-run). */
 #include "kernels/kernels.h"
+#include "reference/reference.h"
 #include "quant/ftype.h"
 #include "quant/quant.h"
 

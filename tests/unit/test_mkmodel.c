@@ -1,6 +1,7 @@
 /* test_mkmodel — synthetic models: determinism, layout (keys, tensors, shapes, types),
  * ternary bitnet weights, bad parameters. Uses the reference's vocab GGUFs (skips without). */
 #include "gguf/gguf.h"
+#include "reference/reference.h"
 #include "model/mkmodel.h"
 #include "quant/quant.h"
 

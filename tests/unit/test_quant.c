@@ -1,6 +1,7 @@
 /* test_quant — type table, sizes, round trips, known answers, and byte identity against the
  * reference ggml (dlopen'd libggml-base.so from the reference llama.cpp build). */
 #include "quant/quant.h"
+#include "reference/reference.h"
 
 #include <criterion/criterion.h>
 #include <dlfcn.h>

@@ -268,6 +268,9 @@ Test(metrics, render) {
     srv_metrics_request(m, "/v1/completions", 200, 3.0);
     srv_metrics_request(m, "/v1/completions", 400, 0.001);
     srv_metrics_tokens(m, 10, 5, 0.5);
+    srv_metrics_drafts(m, 8, 3);
+    srv_metrics_step(m, 2, 4);
+    srv_metrics_step(m, 1, 2);
     trit_buf b = {0};
     srv_metrics_render(m, 2, 1, 4, &b);
     cr_assert(strstr(b.p, "trit_requests_total{route=\"/v1/completions\",code=\"200\"} 2\n"), "%s",
@@ -281,6 +284,11 @@ Test(metrics, render) {
     cr_assert(strstr(b.p, "trit_tokens_per_second 10.000\n"));
     cr_assert(strstr(b.p, "trit_queue_depth 2\n"));
     cr_assert(strstr(b.p, "trit_slots_busy 1\n"));
+    cr_assert(strstr(b.p, "trit_draft_tokens_total 8\n"));
+    cr_assert(strstr(b.p, "trit_draft_accepted_total 3\n"));
+    cr_assert(strstr(b.p, "trit_batch_steps_total 2\n"));
+    cr_assert(strstr(b.p, "trit_batch_sequences_total 3\n"));
+    cr_assert(strstr(b.p, "trit_batch_rows_total 6\n"));
     trit_buf_free(&b);
     srv_metrics_free(m);
 }
