@@ -13,7 +13,8 @@
 #include <string.h>
 
 uint32_t trit_act_type(uint32_t wtype) {
-    switch (wtype) {
+    /* a dot type's repack flags name an order, not a format */
+    switch (wtype & ~(TRIT_REPACK8 | TRIT_REPACK8_GEMM)) {
     case TRIT_TQ1_0:
     case TRIT_TQ2_0:
     case TRIT_Q2_K:
@@ -25,8 +26,6 @@ uint32_t trit_act_type(uint32_t wtype) {
     case TRIT_Q8_0:
     case TRIT_Q4_0: /* ggml's vec_dot_type for the legacy types */
     case TRIT_Q5_0:
-    case TRIT_Q4_0_R8:
-    case TRIT_Q4_0_NOREPACK:
         return TRIT_Q8_0;
     case TRIT_Q4_1:
     case TRIT_Q5_1:
@@ -75,8 +74,6 @@ static size_t weight_row_bytes(uint32_t wtype, int64_t n) {
     case TRIT_Q8_0:
         return n % QK8_0 ? 0 : (size_t)(n / QK8_0) * sizeof(block_q8_0);
     case TRIT_Q4_0:
-    case TRIT_Q4_0_R8:
-    case TRIT_Q4_0_NOREPACK:
         return n % QK4_0 ? 0 : (size_t)(n / QK4_0) * sizeof(block_q4_0);
     case TRIT_Q4_1:
         return n % QK4_1 ? 0 : (size_t)(n / QK4_1) * sizeof(block_q4_1);
@@ -270,9 +267,13 @@ bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n
 }
 
 uint32_t trit_matmul_dot_type(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok) {
-    /* ggml-cpu repack.cpp's choice on x86: Q4_K with AVX2, Q2_K with AVX-512, ne[1] % 8 == 0 */
-    const bool repacked = (wtype == TRIT_Q4_K || wtype == TRIT_Q2_K) && n_out % 8 == 0;
+    /* ggml-cpu repack.cpp's choice on x86 (the reference build has AVX2 and AVX-512): Q4_0 and
+     * Q4_K with AVX2, Q2_K with AVX-512, each only when ne[1] % 8 == 0 */
+    const bool repacked =
+        (wtype == TRIT_Q4_0 || wtype == TRIT_Q4_K || wtype == TRIT_Q2_K) && n_out % 8 == 0;
     if (!repacked) return wtype;
+    /* Q4_0: gemm_q4_0_8x8_q8_0 sums each block as its gemv does, one order for every token */
+    if (wtype == TRIT_Q4_0) return wtype | TRIT_REPACK8;
     /* forward_mul_mat_one_chunk: gemm for whole groups of 4 tokens, gemv for the rest */
     return wtype | TRIT_REPACK8 | (tok < n_tok - n_tok % 4 ? TRIT_REPACK8_GEMM : 0);
 }
@@ -293,6 +294,7 @@ typedef struct mm_job {
     int64_t row_end[TRIT_MM_MAX_PARTS]; /* cumulative rows */
     bool use_gemm[TRIT_MM_MAX_PARTS];   /* tile with k->gemm (else vec_dot_rows per token) */
     bool repacked[TRIT_MM_MAX_PARTS];   /* dots per token in the reference's repacked order */
+    bool single_order;                  /* every token as a one-token product (dot_type) */
     int64_t total_rows;
     int64_t max_chunk;        /* rows per claim at most (batches keep their tiles hot) */
     int nth;                  /* threads sharing the rows */
@@ -452,6 +454,8 @@ static void prefetch_l2(const char *p, size_t n) {
 /* The type part p's dots get for token t (trit_matmul_dot_type: the repacked orders). */
 static inline uint32_t dot_type(const mm_job *j, int p, int64_t t) {
     if (!j->repacked[p]) return j->wtype;
+    if (j->single_order) /* each row as the only token of its product */
+        return trit_matmul_dot_type(j->wtype, j->parts[p].n_out, 0, 1);
     return trit_matmul_dot_type(j->wtype, j->parts[p].n_out, t, j->n_tok);
 }
 
@@ -462,8 +466,8 @@ static void mm_rows(const mm_job *j, int p, int64_t r0, int64_t nr) {
     if (j->use_gemm[p]) {
         for (int64_t t0 = 0; t0 < j->n_tok; t0 += MM_TOK_TILE) {
             const int64_t nt = TRIT_MIN(MM_TOK_TILE, j->n_tok - t0);
-            j->k->gemm(j->wtype, j->n_in, w, j->wrow, nr, j->act + t0 * j->arow, j->arow, nt,
-                       P->Y + t0 * P->n_out + r0, P->n_out);
+            j->k->gemm(dot_type(j, p, t0), j->n_in, w, j->wrow, nr, j->act + t0 * j->arow, j->arow,
+                       nt, P->Y + t0 * P->n_out + r0, P->n_out);
         }
     } else if (j->n_tok == 1) {
         /* sweeps of S rows; rows [r + S, r + D) are prefetched before the first sweep, then
@@ -512,16 +516,6 @@ static void mm_run(void *arg, int ith, int nth) {
     while (mm_claim(j, &p, &r0, &nr)) mm_rows(j, p, r0, nr);
 }
 
-/* The order the reference sums a product of this type in (see TRIT_Q4_0_R8): Q4_0 weights
- * whose every part has a multiple of 8 rows are repacked there; _NOREPACK forces vec_dot's. */
-static uint32_t reference_order_type(uint32_t wtype, int n_parts, const trit_mm_part *parts) {
-    if (wtype == TRIT_Q4_0_NOREPACK) return TRIT_Q4_0;
-    if (wtype != TRIT_Q4_0) return wtype;
-    for (int p = 0; p < n_parts; p++)
-        if (parts[p].n_out % 8) return TRIT_Q4_0;
-    return TRIT_Q4_0_R8;
-}
-
 static _Thread_local char *tl_act;
 static _Thread_local size_t tl_act_cap;
 
@@ -536,8 +530,6 @@ void trit_matmul_multi_order(const trit_kernels *k, trit_pool *pool, uint32_t wt
     if (!k) k = trit_kernels_best();
     const bool no_repack = wtype & TRIT_NO_REPACK; /* the caller's word (kernels.h) */
     wtype &= ~TRIT_NO_REPACK;
-    wtype = no_repack && wtype == TRIT_Q4_0 ? TRIT_Q4_0_NOREPACK
-                                            : reference_order_type(wtype, n_parts, parts);
     const size_t arow = trit_act_row_size(wtype, n_in);
     const size_t wrow = weight_row_bytes(wtype, n_in);
     if (!arow || !wrow || n_tok <= 0 || n_parts < 1 || n_parts > TRIT_MM_MAX_PARTS) {
@@ -560,7 +552,8 @@ void trit_matmul_multi_order(const trit_kernels *k, trit_pool *pool, uint32_t wt
                 .X = X,
                 .act = tl_act,
                 .arow = arow,
-                .n_parts = n_parts};
+                .n_parts = n_parts,
+                .single_order = single_order};
     /* F32/F16 follow the reference's choice between tinyBLAS and vec_dot (different orders) */
     const bool blas_type = wtype == TRIT_F32 || wtype == TRIT_F16 || wtype == TRIT_BF16;
     for (int p = 0; p < n_parts; p++) {
@@ -573,9 +566,12 @@ void trit_matmul_multi_order(const trit_kernels *k, trit_pool *pool, uint32_t wt
         j.total_rows += parts[p].n_out;
         j.row_end[p] = j.total_rows;
         j.repacked[p] = !no_repack && trit_matmul_dot_type(wtype, parts[p].n_out, 0, 1) != wtype;
-        /* single_order: every row is summed as a one-token product would be (a decode row in
-         * a batch); only F32/F16/BF16 change order with the token count */
-        j.use_gemm[p] = k->gemm && n_tok > 1 && !j.repacked[p] &&
+        /* gemm takes one dot type per tile: a repacked part tiles only if all its tokens share
+         * one (Q4_0 does; Q4_K/Q2_K's gemm/gemv token split may not). single_order: every row
+         * is summed as a one-token product would be (a decode row in a batch); F32/F16/BF16
+         * change order with the token count, repacked types through dot_type */
+        const bool one_order = !j.repacked[p] || dot_type(&j, p, 0) == dot_type(&j, p, n_tok - 1);
+        j.use_gemm[p] = k->gemm && n_tok > 1 && one_order &&
                         (!blas_type || (!single_order &&
                                         trit_matmul_tinyblas(wtype, n_in, parts[p].n_out, n_tok)));
     }

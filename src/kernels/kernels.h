@@ -20,20 +20,11 @@
 #include "quant/quant.h"
 
 /* Which activation format a weight type is multiplied with (as ggml's vec_dot_type):
- * TQ1_0/TQ2_0 and Q2_K..Q6_K -> Q8_K, Q8_0/Q4_0/Q5_0/Q4_0_R8/_NOREPACK -> Q8_0, Q4_1/Q5_1 -> Q8_1,
- * F16 -> F16, BF16 -> BF16, F32 -> F32, I2_S -> TRIT_ACT_I8 (one int8 row with one fp32 scale per
- * row, bitnet.cpp's per-token absmax). */
+ * TQ1_0/TQ2_0 and Q2_K..Q6_K -> Q8_K, Q8_0/Q4_0/Q5_0 -> Q8_0, Q4_1/Q5_1 -> Q8_1, F16 -> F16,
+ * BF16 -> BF16, F32 -> F32, I2_S -> TRIT_ACT_I8 (one int8 row with one fp32 scale per row,
+ * bitnet.cpp's per-token absmax). A dot type's repack flags (TRIT_REPACK8, below) change the
+ * summation order only, not the activation format: they are ignored here. */
 #define TRIT_ACT_I8 1000
-/* Kernel-only weight types for Q4_0 bytes. The reference (AVX2 CPU, CPU_REPACK buffer on by
- * default) repacks every 2-D Q4_0 matmul weight with n_out % 8 == 0 and sums it as
- * ggml_gemv/gemm_q4_0_8x8_q8_0 do (one fma per block into one float per output): that order
- * is TRIT_Q4_0_R8. Other Q4_0 products use vec_dot's lanes (tinyBLAS sums batches the same
- * way). trit_matmul/_multi pick the reference's choice for TRIT_Q4_0 by shape (R8 when every
- * part's n_out % 8 == 0). The token embedding is not repacked (its buffer serves GET_ROWS), so
- * an engine computing a tied LM head from a Q4_0 embedding passes TRIT_Q4_0_NOREPACK: always
- * the vec_dot order. */
-#define TRIT_Q4_0_R8       1001
-#define TRIT_Q4_0_NOREPACK 1002
 uint32_t trit_act_type(uint32_t wtype);
 /* Bytes of one quantized activation row of n elements for weight type wtype. */
 size_t trit_act_row_size(uint32_t wtype, int64_t n);
@@ -44,7 +35,8 @@ typedef struct trit_kernels {
     void (*quantize_act)(uint32_t wtype, const float *x, void *dst, int64_t n);
     /* dot(weight row, activation row) for n elements, including all block scales. I2_S
      * returns the dot scaled by the activation scale only (the per-tensor weight scale is
-     * applied by the caller). */
+     * applied by the caller). Here and in vec_dot_rows/gemm, wtype is a dot type: a weight
+     * type, or one with repack flags naming the reference's repacked order (TRIT_REPACK8). */
     float (*vec_dot)(uint32_t wtype, int64_t n, const void *w_row, const void *act_row);
     /* Row-block variant for cache efficiency: out[r] = vec_dot(w_row r, act) for nr rows
      * spaced row_bytes apart. */
@@ -74,24 +66,33 @@ void trit_avx2_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t 
 float trit_avx512_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
 void trit_avx512_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
                                  int64_t nr, const void *act, float *out);
-/* The reference's CPU_REPACK buffer (ggml-cpu repack.cpp, on by default in llama.cpp) stores a
- * Q4_K weight matrix (AVX2) or a Q2_K one (AVX-512) whose row count is a multiple of 8 as
- * 8-row interleaved blocks and multiplies it with gemv/gemm kernels that reduce each step of a
- * block to one integer per row, so their float order differs from vec_dot's:
- *   per step: acc = fma((float)sum(sc * q * q8), xd * yd, acc);
- *             accm = fma((float)sum(min * bsums), xdmin * yd, accm);   result = acc - accm.
- * A step is the whole block in gemv (TRIT_REPACK8), and 64 (Q4_K) or 128 (Q2_K) elements in
- * gemm (TRIT_REPACK8 | TRIT_REPACK8_GEMM), which the reference uses for the first
- * n_tok - n_tok % 4 tokens of a batch (the rest go through gemv). trit_matmul passes the flagged
- * type (trit_matmul_dot_type) to a kernel set's vec_dot / vec_dot_rows for such products. */
+/* The reference's CPU_REPACK buffer (ggml-cpu repack.cpp, on by default in llama.cpp; its
+ * choice is ggml_repack_get_optimal_repack_type) stores a 2-D weight matrix whose row count
+ * (ne[1]) is a multiple of 8 as 8-row interleaved blocks when its type has an x86 repacked
+ * kernel: Q4_0 and Q4_K (AVX2), Q2_K (AVX-512; the reference build has both). Its gemv/gemm
+ * kernels reduce each step of a block to one integer per row, so their float order differs
+ * from vec_dot's. trit names that order with flags OR-ed into the weight type, the "dot type"
+ * trit_matmul_dot_type(wtype, n_out, tok, n_tok) returns, which trit_matmul passes to a kernel
+ * set's vec_dot / vec_dot_rows / gemm, deciding per weight (part of a trit_matmul_multi), as
+ * the reference repacks tensor by tensor. One mechanism for every repacked type:
+ *   Q4_0 | TRIT_REPACK8: ggml_gemv/gemm_q4_0_8x8_q8_0, one float per output,
+ *     acc = fma((float)block_isum, wd * ad, acc) block after block. The gemm (groups of 4
+ *     tokens) sums each 32-element block exactly as the gemv, so every token gets this type.
+ *   Q4_K / Q2_K | TRIT_REPACK8 (gemv) and | TRIT_REPACK8 | TRIT_REPACK8_GEMM (gemm):
+ *     per step: acc = fma((float)sum(sc * q * q8), xd * yd, acc);
+ *               accm = fma((float)sum(min * bsums), xdmin * yd, accm);   result = acc - accm.
+ *     A step is the whole block in gemv, and 64 (Q4_K) or 128 (Q2_K) elements in gemm, which
+ *     the reference uses for the first n_tok - n_tok % 4 tokens of a batch (the rest: gemv).
+ * Any other type or shape: the type itself (vec_dot's order). */
 #define TRIT_REPACK8      0x10000u
 #define TRIT_REPACK8_GEMM 0x20000u
 /* OR-ed into trit_matmul's wtype by a caller whose weight the reference does not repack: a
- * tied LM head is token_embd, loaded for GET_ROWS, which the repack buffer never takes. */
+ * tied LM head is token_embd, loaded for GET_ROWS, which the repack buffer never takes. Its
+ * products then use the type's vec_dot order for every shape. */
 #define TRIT_NO_REPACK 0x40000u
 uint32_t trit_matmul_dot_type(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok);
 
-/* Whether wtype is one of Q2_K..Q6_K (TRIT_REPACK8 allowed). */
+/* Whether wtype is one of Q2_K..Q6_K (repack flags allowed). */
 static inline bool trit_is_kquant(uint32_t wtype) {
     const uint32_t t = wtype & ~(TRIT_REPACK8 | TRIT_REPACK8_GEMM);
     return t >= TRIT_Q2_K && t <= TRIT_Q6_K;
@@ -161,20 +162,20 @@ void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, i
 /* ---- legacy 32-weight types (kernels/ref/legacy_ref.c, kernels/x86/legacy_avx2.c) ----
  * Scalar twins and AVX2 versions, bit-identical to each other and to the reference's x86
  * build (orders: legacy_ref.c's header). The kernel sets dispatch Q4_0/Q4_1/Q5_0/Q5_1 and
- * TRIT_Q4_0_R8 to these; the _avx2 ones need an AVX2+FMA+F16C CPU (trit_kernels_avx2()). */
+ * Q4_0 | TRIT_REPACK8 to these; the _avx2 ones need an AVX2+FMA+F16C CPU (trit_kernels_avx2()). */
 void trit_ref_quantize_q8_1(const float *x, block_q8_1 *y, int64_t n); /* x86 quantize_row_q8_1 */
 float trit_ref_dot_legacy(uint32_t wtype, int64_t n, const void *w, const void *act);
 float trit_ref_dot_q4_0_r8(int64_t n, const block_q4_0 *w, const block_q8_0 *act);
 void trit_avx2_quantize_q8_1(const float *x, block_q8_1 *y, int64_t n);
 float trit_avx2_dot_legacy(uint32_t wtype, int64_t n, const void *w, const void *act);
 float trit_avx2_dot_q4_0_r8(int64_t n, const block_q4_0 *w, const block_q8_0 *act);
-/* The weight types the legacy kernels compute (Q4_0/Q4_1/Q5_0/Q5_1 and the Q4_0 orders). */
+/* The (dot) types the legacy kernels compute: Q4_0/Q4_1/Q5_0/Q5_1 and repacked Q4_0. */
 static inline bool trit_is_legacy_wtype(uint32_t t) {
     return t == TRIT_Q4_0 || t == TRIT_Q4_1 || t == TRIT_Q5_0 || t == TRIT_Q5_1 ||
-           t == TRIT_Q4_0_R8 || t == TRIT_Q4_0_NOREPACK;
+           t == (TRIT_Q4_0 | TRIT_REPACK8);
 }
-/* gemm's contract (kernels.h) for Q4_0/Q4_1/Q5_0/Q5_1/_R8/_NOREPACK: each result equals the
- * type's vec_dot; a weight block is unpacked once per tile of tokens. */
+/* gemm's contract (kernels.h) for those types: each result equals the type's vec_dot; a
+ * weight block is unpacked once per tile of tokens. */
 void trit_avx2_gemm_legacy(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                            const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo);
 /* Streaming-read bandwidth in bytes/s: the pool's threads each read a slice of a buffer of
@@ -187,8 +188,9 @@ double trit_read_bandwidth(trit_pool *pool, size_t bytes, int reps);
 /* trit_matmul_multi with a choice of summation order: single_order = true sums every row of X
  * as a one-token product (n_tok == 1) would, whatever n_tok, so a batch that joins the decode
  * rows of several sequences gives each row the numbers of its own single-token step
- * (F32/F16/BF16 weights use ggml_vec_dot's order instead of tinyBLAS's; every other type sums
- * a row the same way for any n_tok). single_order = false is trit_matmul_multi. */
+ * (F32/F16/BF16 weights use ggml_vec_dot's order instead of tinyBLAS's, repacked Q4_K/Q2_K
+ * their gemv order instead of the gemm one (TRIT_REPACK8); every other dot type sums a row the
+ * same way for any n_tok). single_order = false is trit_matmul_multi. */
 void trit_matmul_multi_order(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
                              const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts,
                              bool single_order);

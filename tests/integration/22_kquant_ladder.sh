@@ -7,6 +7,8 @@
 # embeddings/heads: llama TQ2_0 (Q4_K token_embd, Q6_K output) and bitnet TQ2_0 (tied Q6_K, and
 # with --token-embedding-type q4_K a tied Q4_K head, which the reference does not repack).
 # One Q4_K_M run uses TRIT_KERNELS=avx2 and one uses 2 threads.
+# Q4_0, the other type the reference repacks (same mechanism, kernels.h TRIT_REPACK8): a llama
+# Q4_0 file (1 and 2 threads) and a bitnet one with a tied Q4_0 head (not repacked there).
 source "$(dirname "$0")/lib.sh"
 Q="$(ref_bin llama-quantize)"
 [ -x "$Q" ] || fail "reference llama-quantize not built ($Q); run scripts/setup"
@@ -37,8 +39,8 @@ run_mix() { # run_mix ARCH SRC_TYPE FTYPE [ENV...]
   # shellcheck disable=SC2086 # QARGS: extra llama-quantize options, word-split on purpose
   [ -s "$M" ] || "$Q" ${QARGS:-} "$(tiny_model "$arch" "$src")" "$M" "$ft" 1 >"$TMP/q-$arch-$ft.log" 2>&1 ||
     { tail -20 "$TMP/q-$arch-$ft.log" >&2; fail "llama-quantize $arch $ft"; }
-  local types; types=$("$TRIT" inspect "$M" | awk '$2 ~ /^q[2-6]_K$/ {print $2}' | sort -u | tr '\n' ' ')
-  [ -n "$types" ] || fail "$arch $ft: no k-quant tensors in the file"
+  local types; types=$("$TRIT" inspect "$M" | awk '$2 ~ /^(q[2-6]_K|q4_0)$/ {print $2}' | sort -u | tr '\n' ' ')
+  [ -n "$types" ] || fail "$arch $ft: no k-quant (or q4_0) tensors in the file"
   seen="$seen $types"
   runs=$((runs + 1))
   local tag="$runs-$arch-$ft" rc=0
@@ -59,8 +61,11 @@ run_mix llama f16 TQ2_0
 run_mix bitnet f32 TQ2_0
 # a tied Q4_K head: token_embd is never repacked by the reference (TRIT_NO_REPACK)
 QARGS="--token-embedding-type q4_K" run_mix bitnet f32 TQ2_0
+run_mix llama f16 Q4_0
+THREADS=2 run_mix llama f16 Q4_0
+QARGS="--token-embedding-type q4_0" run_mix bitnet f32 Q4_0
 
-for t in q2_K q3_K q4_K q5_K q6_K; do
+for t in q2_K q3_K q4_K q5_K q6_K q4_0; do
   case " $seen " in *" $t "*) ;; *) fail "type $t was not covered by any mix (saw:$seen)" ;; esac
 done
-pass "every k-quant type (q2_K..q6_K) ran bit-identically to llama.cpp"
+pass "every k-quant type (q2_K..q6_K) and q4_0 ran bit-identically to llama.cpp"

@@ -311,7 +311,8 @@ Test(kquants_ggml, activations_identical) {
 
 /* The threaded matmul (vec_dot_rows, and gemm for several tokens) gives vec_dot per (row,
  * token) for every set, in the order trit_matmul_dot_type names: n_out = 72 makes Q4_K/Q2_K
- * "repacked" (gemm order for tokens 0..3 of 5, gemv order for token 4), n_out = 70 does not. */
+ * "repacked" (gemm order for tokens 0..3 of 5 and all of 4, gemv order for token 4 of 5 and
+ * one token), n_out = 70 does not; with single_order every token gets the one-token order. */
 Test(kquants, matmul_matches_vec_dot) {
     const trit_kernels *sets[3] = {trit_kernels_ref(), trit_kernels_avx2(), trit_kernels_avx512()};
     for (int64_t n_out = 70; n_out <= 72; n_out += 2) {
@@ -324,22 +325,33 @@ Test(kquants, matmul_matches_vec_dot) {
             uint8_t *w = make_rows(ktypes[t], n, (int)n_out, 90, &rb);
             for (int k = 0; k < 3; k++) {
                 if (!sets[k]) continue;
-                for (int64_t nt = 1; nt <= n_tok; nt += n_tok - 1) {
-                    trit_matmul(sets[k], NULL, ktypes[t], w, 1.0f, n, n_out, X, nt, Y);
-                    for (int64_t tk = 0; tk < nt; tk++) {
-                        sets[k]->quantize_act(ktypes[t], X + tk * n, act, n);
-                        const uint32_t dt = trit_matmul_dot_type(ktypes[t], n_out, tk, nt);
-                        cr_assert_eq(dt != ktypes[t], n_out % 8 == 0 && (ktypes[t] == TRIT_Q4_K ||
-                                                                         ktypes[t] == TRIT_Q2_K));
-                        for (int64_t r = 0; r < n_out; r++) {
-                            const float e = sets[k]->vec_dot(dt, n, w + r * rb, act);
-                            cr_assert(memcmp(&e, &Y[tk * n_out + r], 4) == 0,
-                                      "%s %s tok %lld row %lld: matmul %.9g vs vec_dot %.9g",
-                                      sets[k]->name, knames[t], (long long)tk, (long long)r,
-                                      Y[tk * n_out + r], e);
+                /* so = 1: trit_matmul_multi_order's single_order (decode rows in a batch), every
+                 * token in the one-token (gemv) order */
+                for (int so = 0; so < 2; so++)
+                    for (int64_t nt = 1; nt <= n_tok; nt = nt == 1 ? 4 : nt + 1) { /* 1, 4, 5 */
+                        const trit_mm_part part = {.W = w, .w_scale = 1.0f, .n_out = n_out, .Y = Y};
+                        if (so)
+                            trit_matmul_multi_order(sets[k], NULL, ktypes[t], n, X, nt, 1, &part,
+                                                    true);
+                        else
+                            trit_matmul(sets[k], NULL, ktypes[t], w, 1.0f, n, n_out, X, nt, Y);
+                        for (int64_t tk = 0; tk < nt; tk++) {
+                            sets[k]->quantize_act(ktypes[t], X + tk * n, act, n);
+                            const uint32_t dt = so ? trit_matmul_dot_type(ktypes[t], n_out, 0, 1)
+                                                   : trit_matmul_dot_type(ktypes[t], n_out, tk, nt);
+                            cr_assert_eq(dt != ktypes[t],
+                                         n_out % 8 == 0 &&
+                                             (ktypes[t] == TRIT_Q4_K || ktypes[t] == TRIT_Q2_K));
+                            for (int64_t r = 0; r < n_out; r++) {
+                                const float e = sets[k]->vec_dot(dt, n, w + r * rb, act);
+                                cr_assert(memcmp(&e, &Y[tk * n_out + r], 4) == 0,
+                                          "%s %s tok %lld row %lld single_order %d: matmul %.9g "
+                                          "vs vec_dot %.9g",
+                                          sets[k]->name, knames[t], (long long)tk, (long long)r, so,
+                                          Y[tk * n_out + r], e);
+                            }
                         }
                     }
-                }
             }
             free(w);
         }

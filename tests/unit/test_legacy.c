@@ -61,7 +61,7 @@ Test(legacy_table, sizes_and_names) {
     }
     cr_assert_eq(trit_act_type(TRIT_Q4_0), TRIT_Q8_0);
     cr_assert_eq(trit_act_type(TRIT_Q5_0), TRIT_Q8_0);
-    cr_assert_eq(trit_act_type(TRIT_Q4_0_R8), TRIT_Q8_0);
+    cr_assert_eq(trit_act_type(TRIT_Q4_0 | TRIT_REPACK8), TRIT_Q8_0);
     cr_assert_eq(trit_act_type(TRIT_Q4_1), TRIT_Q8_1);
     cr_assert_eq(trit_act_type(TRIT_Q5_1), TRIT_Q8_1);
     cr_assert_eq(trit_act_row_size(TRIT_Q4_1, 64), 72);
@@ -280,7 +280,7 @@ static void repack_q4_0x8(const block_q4_0 *rows[8], int64_t b, uint8_t *out) {
         for (int k = 0; k < 8; k++) out[16 + i * 8 + k] = rows[i % 8][b].qs[(i / 8) * 8 + k] ^ 0x88;
 }
 
-/* The reference repacks 2-D Q4_0 matmul weights (n_out % 8 == 0): TRIT_Q4_0_R8 equals
+/* The reference repacks 2-D Q4_0 matmul weights (n_out % 8 == 0): Q4_0 | TRIT_REPACK8 equals
  * ggml_gemv_q4_0_8x8_q8_0 (one token) and ggml_gemm_q4_0_8x8_q8_0 (4 tokens, activations
  * interleaved by ggml_quantize_mat_q8_0_4x8) bit for bit; plain vec_dot does not. */
 Test(legacy_ggml, repacked_q4_0_identical) {
@@ -302,7 +302,7 @@ Test(legacy_ggml, repacked_q4_0_identical) {
     float *x = test_data(n * nt, 45, 1.1f);
     block_q8_0 *act = xmalloc(nt * nb * sizeof(block_q8_0));
     for (int64_t t = 0; t < nt; t++)
-        trit_kernels_ref()->quantize_act(TRIT_Q4_0_R8, x + t * n, act + t * nb, n);
+        trit_kernels_ref()->quantize_act(TRIT_Q4_0, x + t * n, act + t * nb, n);
     const trit_kernels *sets[3] = {trit_kernels_ref(), trit_kernels_avx2(), trit_kernels_avx512()};
     float gv[48], gm[4 * 48];
     gemv((int)n, gv, 0, packed, act, 1, (int)nr);
@@ -314,11 +314,11 @@ Test(legacy_ggml, repacked_q4_0_identical) {
         if (!sets[k]) continue;
         for (int64_t r = 0; r < nr; r++) {
             const block_q4_0 *row = w + r * nb;
-            float v = sets[k]->vec_dot(TRIT_Q4_0_R8, n, row, act);
+            float v = sets[k]->vec_dot(TRIT_Q4_0 | TRIT_REPACK8, n, row, act);
             cr_assert(memcmp(&v, &gv[r], 4) == 0, "%s gemv row %lld: %.9g vs ggml %.9g",
                       sets[k]->name, (long long)r, v, gv[r]);
             for (int64_t t = 0; t < nt; t++) {
-                v = sets[k]->vec_dot(TRIT_Q4_0_R8, n, row, act + t * nb);
+                v = sets[k]->vec_dot(TRIT_Q4_0 | TRIT_REPACK8, n, row, act + t * nb);
                 cr_assert(memcmp(&v, &gm[t * nr + r], 4) == 0,
                           "%s gemm token %lld row %lld: %.9g vs ggml %.9g", sets[k]->name,
                           (long long)t, (long long)r, v, gm[t * nr + r]);
@@ -328,7 +328,15 @@ Test(legacy_ggml, repacked_q4_0_identical) {
         }
     }
     cr_assert_gt(differs, 0, "vec_dot and repack orders never differed: the test shows nothing");
-    /* trit_matmul picks the repacked order for Q4_0 by itself (n_out % 8 == 0), 1 and 4 tokens */
+    /* the dot type trit_matmul uses: Q4_0 with n_out % 8 == 0 is repacked for every token (its
+     * gemm sums like its gemv), other shapes and the other legacy types never are */
+    for (int64_t t = 0; t < 5; t++) {
+        cr_assert_eq(trit_matmul_dot_type(TRIT_Q4_0, nr, t, 5), TRIT_Q4_0 | TRIT_REPACK8);
+        cr_assert_eq(trit_matmul_dot_type(TRIT_Q4_0, 36, t, 5), TRIT_Q4_0);
+        const uint32_t others[] = {TRIT_Q4_1, TRIT_Q5_0, TRIT_Q5_1, TRIT_Q8_0};
+        for (size_t o = 0; o < TRIT_ARRAY_LEN(others); o++)
+            cr_assert_eq(trit_matmul_dot_type(others[o], nr, t, 5), others[o]);
+    }
     /* trit_matmul picks the repacked order for Q4_0 by itself (n_out % 8 == 0), 1 and 4 tokens,
      * with and without a thread pool */
     float Y[4 * 48];
@@ -343,6 +351,27 @@ Test(legacy_ggml, repacked_q4_0_identical) {
         trit_matmul(ks, p, TRIT_Q4_0, w, 1.0f, n, nr, x, nt, Y);
         cr_assert_eq(memcmp(Y, gm, sizeof gm), 0, "%s: trit_matmul Q4_0 4 tokens != ggml gemm",
                      ks->name);
+        /* the choice is per weight (the reference repacks tensor by tensor): in one
+         * trit_matmul_multi, 48 rows sum as ggml's gemm and 36 rows (not repacked) as
+         * vec_dot; TRIT_NO_REPACK gives vec_dot's order to 48 rows too */
+        float Y36[4 * 36], Yn[48];
+        const trit_mm_part parts[2] = {{.W = w, .w_scale = 1.0f, .n_out = nr, .Y = Y},
+                                       {.W = w, .w_scale = 1.0f, .n_out = 36, .Y = Y36}};
+        trit_matmul_multi(ks, p, TRIT_Q4_0, n, x, nt, 2, parts);
+        trit_matmul(ks, p, TRIT_Q4_0 | TRIT_NO_REPACK, w, 1.0f, n, nr, x, 1, Yn);
+        cr_assert_eq(memcmp(Y, gm, sizeof gm), 0, "%s: multi part of 48 rows != ggml gemm",
+                     ks->name);
+        for (int64_t t = 0; t < nt; t++)
+            for (int64_t r = 0; r < nr; r++) {
+                const float e = ks->vec_dot(TRIT_Q4_0, n, w + r * nb, act + t * nb);
+                if (r < 36)
+                    cr_assert(memcmp(&e, &Y36[t * 36 + r], 4) == 0,
+                              "%s: multi part of 36 rows, token %lld row %lld: not vec_dot's",
+                              ks->name, (long long)t, (long long)r);
+                if (t == 0)
+                    cr_assert(memcmp(&e, &Yn[r], 4) == 0, "%s: TRIT_NO_REPACK row %lld", ks->name,
+                              (long long)r);
+            }
     }
     trit_pool_free(pool);
     free((void *)w), free(packed), free(x), free(act), free(act4);
@@ -353,18 +382,18 @@ Test(legacy_ggml, repacked_q4_0_identical) {
 Test(legacy_ggml, batched_matmul_matches_tinyblas) {
     sgemm_fn sgemm = (sgemm_fn)ggml_sym("llamafile_sgemm");
     NEED(sgemm);
-    /* (36 rows: not repacked; _NOREPACK forces the unrepacked order for any shape) */
-    const uint32_t types[] = {TRIT_Q4_0, TRIT_Q5_0, TRIT_Q8_0, TRIT_Q4_0_NOREPACK};
+    /* (36 rows: not repacked; TRIT_NO_REPACK forces the unrepacked order for any shape) */
+    const uint32_t types[] = {TRIT_Q4_0, TRIT_Q5_0, TRIT_Q8_0, TRIT_Q4_0 | TRIT_NO_REPACK};
     const int64_t n = 1024, n_tok = 11, nb = n / 32; /* two token tiles */
     float *X = test_data(n * n_tok, 51, 0.9f);
     for (size_t t = 0; t < TRIT_ARRAY_LEN(types); t++) {
         const uint32_t wt = types[t];
-        const uint32_t st = wt == TRIT_Q4_0_NOREPACK ? TRIT_Q4_0 : wt; /* storage type */
-        const int64_t n_out = wt == TRIT_Q4_0_NOREPACK ? 40 : 36;
+        const uint32_t st = wt & ~TRIT_NO_REPACK; /* storage type */
+        const int64_t n_out = wt & TRIT_NO_REPACK ? 40 : 36;
         void *W = legacy_weights(st, n, n_out, 52 + t);
         block_q8_0 *act = xmalloc(n_tok * nb * sizeof(block_q8_0));
         for (int64_t i = 0; i < n_tok; i++)
-            trit_kernels_ref()->quantize_act(wt, X + i * n, act + i * nb, n);
+            trit_kernels_ref()->quantize_act(st, X + i * n, act + i * nb, n);
         float *C = xmalloc(n_tok * n_out * 4), *Y = xmalloc(n_tok * n_out * 4);
         const struct compute_params p = {.ith = 0, .nth = 1};
         cr_assert(sgemm(&p, n_out, n_tok, nb, W, nb, act, nb, C, n_out, (int)st, TRIT_Q8_0, 0),

@@ -11,7 +11,7 @@
  *     the reduction. llamafile's tinyBLAS_Q0_AVX (batched Q4_0/Q5_0/Q8_0) sums each output
  *     in exactly this order (per block fma of da*db into 8 lanes, then the same hsum), so
  *     batches use vec_dot too.
- *   Q4_0 "repacked" (TRIT_Q4_0_R8): the reference's CPU_REPACK buffer turns every 2-D Q4_0
+ *   Q4_0 "repacked" (Q4_0 | TRIT_REPACK8): the reference's CPU_REPACK buffer turns every 2-D Q4_0
  *     matmul weight with a multiple of 8 rows into block_q4_0x8 (x86: AVX2 present) and
  *     computes with ggml_gemv/gemm_q4_0_8x8_q8_0: one float per output, acc =
  *     fma((float)block_isum, wd * ad, acc) block after block, no lanes, no reduction.

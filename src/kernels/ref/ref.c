@@ -73,8 +73,6 @@ static void ref_quantize_act(uint32_t wtype, const float *x, void *dst, int64_t 
     case TRIT_Q8_0:
     case TRIT_Q4_0: /* legacy types: activations as ggml's vec_dot_type (x86 quantizers) */
     case TRIT_Q5_0:
-    case TRIT_Q4_0_R8:
-    case TRIT_Q4_0_NOREPACK:
         ref_quantize_q8_0(x, dst, n);
         break;
     case TRIT_Q4_1:
@@ -232,9 +230,7 @@ static float ref_vec_dot(uint32_t wtype, int64_t n, const void *w, const void *a
     case TRIT_Q5_0:
     case TRIT_Q5_1:
         return trit_ref_dot_legacy(wtype, n, w, a);
-    case TRIT_Q4_0_NOREPACK:
-        return trit_ref_dot_legacy(TRIT_Q4_0, n, w, a);
-    case TRIT_Q4_0_R8:
+    case TRIT_Q4_0 | TRIT_REPACK8: /* the reference's repacked order (kernels.h) */
         return trit_ref_dot_q4_0_r8(n, w, a);
     case TRIT_I2_S:
         return ref_dot_i2_s(n, w, a);

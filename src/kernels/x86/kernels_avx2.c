@@ -155,8 +155,6 @@ static void quantize_act_avx2(uint32_t wtype, const float *x, void *dst, int64_t
     case TRIT_Q8_0:
     case TRIT_Q4_0: /* legacy types: ggml's vec_dot_type (Q8_0 / Q8_1, x86 quantizers) */
     case TRIT_Q5_0:
-    case TRIT_Q4_0_R8:
-    case TRIT_Q4_0_NOREPACK:
         q8_0_avx2(x, dst, n);
         break;
     case TRIT_Q4_1:
@@ -585,9 +583,7 @@ static float vec_dot_avx2(uint32_t wtype, int64_t n, const void *w, const void *
     case TRIT_Q5_0:
     case TRIT_Q5_1:
         return trit_avx2_dot_legacy(wtype, n, w, a);
-    case TRIT_Q4_0_NOREPACK:
-        return trit_avx2_dot_legacy(TRIT_Q4_0, n, w, a);
-    case TRIT_Q4_0_R8:
+    case TRIT_Q4_0 | TRIT_REPACK8: /* the reference's repacked order (kernels.h) */
         return trit_avx2_dot_q4_0_r8(n, w, a);
     case TRIT_I2_S:
         return dot_i2_s(n, w, a);

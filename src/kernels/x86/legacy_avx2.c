@@ -1,6 +1,6 @@
 /* kernels/x86/legacy_avx2.c — AVX2 (+FMA, F16C) kernels for the legacy 32-weight types:
  * the x86 Q8_1 activation quantizer and the Q4_0/Q5_0 x Q8_0, Q4_1/Q5_1 x Q8_1 dots, plus the
- * repacked-Q4_0 order (TRIT_Q4_0_R8).
+ * repacked-Q4_0 order (Q4_0 | TRIT_REPACK8, kernels.h).
  *
  * Contract: bit-identical to kernels/ref/legacy_ref.c (whose header gives the reference's
  * orders): one block per step, 32 codes unpacked into a byte vector in element order, int8
@@ -300,17 +300,16 @@ static void row_r8(int64_t n, const block_q4_0 *x, const uint8_t *act, size_t ac
 
 void trit_avx2_gemm_legacy(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                            const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
-    const uint32_t st = wtype == TRIT_Q4_0_NOREPACK ? TRIT_Q4_0 : wtype; /* storage = order */
     for (int64_t t0 = 0; t0 < nt; t0 += GEMM_TOK) {
         const int64_t tn = nt - t0 < GEMM_TOK ? nt - t0 : GEMM_TOK;
         const uint8_t *a = (const uint8_t *)act + t0 * act_bytes;
         for (int64_t r = 0; r < nr; r++) {
             const uint8_t *row = (const uint8_t *)w + r * row_bytes;
             float *o = out + t0 * ldo + r;
-            if (wtype == TRIT_Q4_0_R8)
+            if (wtype == (TRIT_Q4_0 | TRIT_REPACK8)) /* the reference's repacked order */
                 row_r8(n, (const block_q4_0 *)row, a, act_bytes, tn, o, ldo);
             else
-                row_lanes(st, n, row, a, act_bytes, tn, o, ldo);
+                row_lanes(wtype, n, row, a, act_bytes, tn, o, ldo);
         }
     }
 }
