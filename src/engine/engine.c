@@ -235,9 +235,42 @@ static bool tile_rows(const fwd *f, int i) {
     return !f->e[i].steps && f->sp[i].n >= 2;
 }
 
-/* Only these weight types sum a row differently with 1 or >= 2 tokens (kernels.h). */
-static bool order_depends(uint32_t type) {
-    return type == TRIT_F32 || type == TRIT_F16 || type == TRIT_BF16;
+/* How a row's sum depends on the matmul call that computes it (kernels.h), which decides how
+ * a batch's rows may share calls and still get their own sequence's trit_eval numbers:
+ *   ORDER_FREE   never (vec_dot per row: ternary, Q8_0, unrepacked k-quants ...);
+ *   ORDER_TILE   F32/F16/BF16: tinyBLAS order when the call has >= 2 rows, vec_dot with 1;
+ *   ORDER_GROUP4 a weight the reference repacks with a separate gemm (Q4_K on AVX2, Q2_K on
+ *                AVX-512, n_out % 8 == 0): rows in whole groups of 4 from the call's first
+ *                row take the gemm order, the rest gemv's. */
+enum order_kind { ORDER_FREE, ORDER_TILE, ORDER_GROUP4 };
+
+/* The kind of np weights multiplied in one call (wtype may carry TRIT_NO_REPACK). */
+static enum order_kind order_of(uint32_t wtype, const trit_weight *const *w, int np) {
+    const uint32_t t = wtype & ~TRIT_NO_REPACK;
+    if (t == TRIT_F32 || t == TRIT_F16 || t == TRIT_BF16) return ORDER_TILE;
+    for (int p = 0; p < np; p++)
+        if (trit_matmul_dot_type(wtype, w[p]->ne[1], 0, 4) !=
+            trit_matmul_dot_type(wtype, w[p]->ne[1], 0, 1))
+            return ORDER_GROUP4;
+    return ORDER_FREE;
+}
+
+/* The next call of a batch, from entry i: returns the first entry after it and sets *single
+ * (one-token order for every row). FREE: every row in one call. TILE: a run of entries of one
+ * kind (one-row or multi-row; entries without rows join any run). GROUP4: a multi-row entry
+ * alone (its groups of 4 start at its own first row, as in trit_eval), or a run of one-row
+ * entries in one-token order. */
+static int next_call(const fwd *f, int i, enum order_kind k, bool *single) {
+    const bool tile = tile_rows(f, i);
+    *single = k != ORDER_FREE && !tile;
+    if (k == ORDER_FREE) return f->n;
+    int j = i + 1;
+    if (k == ORDER_GROUP4 && tile) {
+        while (j < f->n && f->sp[j].n == 0) j++;
+        return j;
+    }
+    while (j < f->n && (f->sp[j].n == 0 || tile_rows(f, j) == tile)) j++;
+    return j;
 }
 
 /* Rows r0 .. r0+nr-1 of X through np weights of one type and row length (one quantization
@@ -269,17 +302,12 @@ static void matmul_batch(trit_ctx *c, const fwd *f, int np, const trit_weight *c
         for (int p = 0; p < np; p++) matmul_batch(c, f, 1, &w[p], X, &Y[p]);
         return;
     }
-    if (!order_depends(w[0]->type)) {
-        mm_rows(c, np, w, X, 0, f->rows, false, Y);
-        return;
-    }
+    const enum order_kind k = order_of(w[0]->type, w, np);
     for (int i = 0; i < f->n;) {
-        /* a run: entries i .. j-1 of one kind (entries without rows join any run) */
-        const bool tile = tile_rows(f, i);
-        int j = i + 1;
-        while (j < f->n && (f->sp[j].n == 0 || tile_rows(f, j) == tile)) j++;
+        bool single;
+        const int j = next_call(f, i, k, &single); /* entries i .. j-1 share this call */
         const int r0 = f->sp[i].r0, r1 = f->sp[j - 1].r0 + f->sp[j - 1].n;
-        if (r1 > r0) mm_rows(c, np, w, X, r0, r1 - r0, !tile, Y);
+        if (r1 > r0) mm_rows(c, np, w, X, r0, r1 - r0, single, Y);
         i = j;
     }
 }
@@ -368,21 +396,21 @@ static void give_row(const fwd *f, int r, const float *logits, trit_logits_fn fn
 static void output_batch(trit_ctx *c, const fwd *f, const float *xn, trit_logits_fn fn, void *ud) {
     const trit_weight *w = &c->m->output;
     const int64_t V = c->hp.n_vocab;
-    const bool depends = order_depends(w->type);
+    /* a tied head is token_embd, which the reference never repacks (TRIT_NO_REPACK) */
+    const uint32_t wt = w->type | (c->m->tied_output ? TRIT_NO_REPACK : 0);
+    const enum order_kind k = order_of(wt, &w, 1);
     for (int i = 0; i < f->n;) {
-        const bool tile = tile_rows(f, i);
-        int j = i + 1;
-        while (j < f->n && (f->sp[j].n == 0 || !depends || tile_rows(f, j) == tile)) j++;
+        bool single;
+        const int j = next_call(f, i, k, &single);
         const int r1 = f->sp[j - 1].r0 + f->sp[j - 1].n;
+        /* blocks of OUT_BLOCK (a multiple of 4, so GROUP4's groups stay aligned) */
         for (int r = f->sp[i].r0; r < r1;) {
             int nr = TRIT_MIN(OUT_BLOCK, r1 - r);
             if (r1 - r - nr == 1) nr++; /* never leave a single tinyBLAS row for the next call */
             const trit_mm_part part = {
                 .W = w->data, .w_scale = w->scale, .n_out = w->ne[1], .Y = c->out_blk};
-            /* a tied head is token_embd, which the reference never repacks (TRIT_NO_REPACK) */
-            const uint32_t wt = w->type | (c->m->tied_output ? TRIT_NO_REPACK : 0);
             trit_matmul_multi_order(c->k, c->pool, wt, w->ne[0], xn + (size_t)r * w->ne[0], nr, 1,
-                                    &part, depends && !tile);
+                                    &part, single);
             TRACE("result_output", -1, c->out_blk, V, nr);
             for (int t = 0; t < nr; t++) give_row(f, r + t, c->out_blk + (size_t)t * V, fn, ud);
             r += nr;

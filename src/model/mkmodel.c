@@ -171,9 +171,11 @@ static int fill_tensor(void *ctx, size_t index, void *dst, size_t nbytes, trit_e
     return 0;
 }
 
+/* Any weight type trit quantizes (the activation-only Q8_K/Q8_1 excepted); a shape that is
+ * not whole blocks of the type fails later with the tensor named. */
 static bool type_ok(uint32_t t) {
-    return t == TRIT_F32 || t == TRIT_F16 || t == TRIT_BF16 || t == TRIT_Q8_0 || t == TRIT_TQ1_0 ||
-           t == TRIT_TQ2_0 || t == TRIT_I2_S;
+    const trit_type_info *ti = trit_type_get(t);
+    return ti && ti->supported && t != TRIT_Q8_K && t != TRIT_Q8_1;
 }
 
 #define LAYOUT_2B4T "bitnet-b1.58-2b-4t"
@@ -371,8 +373,8 @@ int trit_mkmodel(const trit_mkmodel_params *p, trit_err *err) {
                          p->preset ? p->preset : "(null)");
     if (!type_ok(p->type))
         return trit_fail(err, TRIT_EUNSUP,
-                         "mkmodel cannot write type %u (expected f32, f16, bf16, q8_0, tq1_0, "
-                         "tq2_0 or i2_s)",
+                         "mkmodel cannot write type %u (expected a type trit computes with: "
+                         "f32, f16, bf16, q8_0, q4_0 ... q5_1, q2_K ... q6_K, tq1_0, tq2_0, i2_s)",
                          p->type);
     if (p->arch != TRIT_ARCH_LLAMA && p->arch != TRIT_ARCH_BITNET &&
         p->arch != TRIT_ARCH_BITNET_B158 && p->arch != TRIT_ARCH_BITNET_25)

@@ -33,15 +33,16 @@ static void teardown(void) {
 }
 TestSuite(batch, .init = setup, .fini = teardown);
 
-static trit_model *make_model(enum trit_arch arch, uint32_t type) {
+static trit_model *make_model_embd(enum trit_arch arch, uint32_t type, uint32_t embd_type) {
     static char vocab[1024];
     snprintf(vocab, sizeof vocab, "%s/src/models/ggml-vocab-llama-spm.gguf", trit_ref_dir());
     if (access(vocab, R_OK)) cr_skip_test("reference vocab %s not present (scripts/setup)", vocab);
     char path[256];
-    snprintf(path, sizeof path, "%s/m-%d-%u.gguf", dir, (int)arch, type);
+    snprintf(path, sizeof path, "%s/m-%d-%u-%u.gguf", dir, (int)arch, type, embd_type);
     trit_mkmodel_params p = {.arch = arch,
                              .preset = "tiny",
                              .type = type,
+                             .embd_type = embd_type,
                              .seed = 5,
                              .vocab_path = vocab,
                              .out_path = path};
@@ -50,6 +51,10 @@ static trit_model *make_model(enum trit_arch arch, uint32_t type) {
     trit_model *m = trit_model_load(path, &err);
     cr_assert_not_null(m, "load: %s", err.msg);
     return m;
+}
+
+static trit_model *make_model(enum trit_arch arch, uint32_t type) {
+    return make_model_embd(arch, type, 0);
 }
 
 static trit_ctx *make_ctx(trit_model *m) {
@@ -165,8 +170,8 @@ static void run_batched(fixture *fx, const int *subset, int n, int order_kind) {
     trit_ctx_free(c);
 }
 
-static void invariance(enum trit_arch arch, uint32_t type) {
-    fixture fx = {.m = make_model(arch, type)};
+static void invariance_embd(enum trit_arch arch, uint32_t type, uint32_t embd_type) {
+    fixture fx = {.m = make_model_embd(arch, type, embd_type)};
     make_reference(&fx);
     const int all[NSEQ] = {0, 1, 2, 3}, two[2] = {3, 1}, three[3] = {2, 0, 3};
     for (int s = 0; s < NSEQ; s++) run_batched(&fx, &all[s], 1, 0);
@@ -176,12 +181,24 @@ static void invariance(enum trit_arch arch, uint32_t type) {
     free_fixture(&fx);
 }
 
+static void invariance(enum trit_arch arch, uint32_t type) {
+    invariance_embd(arch, type, 0);
+}
+
 Test(batch, llama_f16_invariant) {
     invariance(TRIT_ARCH_LLAMA, TRIT_F16);
 }
 
 Test(batch, bitnet_tq2_invariant) {
     invariance(TRIT_ARCH_BITNET, TRIT_TQ2_0);
+}
+
+/* Weights the reference repacks with a separate gemm order for groups of 4 rows (Q4_K on
+ * AVX2: llama-quantize's default embedding/output for llama TQ2_0, and Q4_K_M's layers): a
+ * prefill entry must keep its own groups and decode rows the one-token order. */
+Test(batch, llama_q4k_repacked_invariant) {
+    invariance_embd(TRIT_ARCH_LLAMA, TRIT_TQ2_0, TRIT_Q4_K);
+    invariance_embd(TRIT_ARCH_LLAMA, TRIT_Q4_K, TRIT_Q4_K);
 }
 
 /* Draft verification: one steps entry with the next GEN tokens of sequence 3 (split-KV rows)
