@@ -20,7 +20,8 @@
     X(trace, "layer-by-layer activation traces: capture and diff")                                 \
     X(gate, "cutover gate table: GO / NO-GO")                                                      \
     X(shadow, "live shadow proxy: primary answers, candidate compared")                            \
-    X(report, "self-contained HTML report from a ledger")
+    X(report, "self-contained HTML report from a ledger")                                          \
+    X(train, "train a small BitNet b1.58 model on a text corpus (QAT) and export GGUF")
 
 /* Option-parsing helpers for a loop `for (i...) { const char *a = argv[i]; const char *v =
  * next-or-NULL; ... }`: CLI_NEED consumes the value or fails with exit 2; CLI_BAD fails with
