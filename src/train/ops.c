@@ -6,6 +6,7 @@
 #include "train/train.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- helpers ---- */
@@ -72,61 +73,93 @@ void trit_t_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, c
     }
 }
 
-/* ---- matmul: y[N, O] = x[N, I] · w[O, I]^T (a GGUF weight: ne0 = I, ne1 = O) ---- */
-typedef struct {
-    float *y, *dx, *dw;
-    const float *x, *w, *dy;
-    int N, I, O;
-} mm_job;
+/* ---- matmul ----
+ * Every product is one kernel, C[a, b] (+)= A[a, :] · B[b, :] over K ("NT": both operands
+ * row-major along K), so each output is one dot product and threads split rows of C:
+ *   forward  y[N, O]  = x[N, I] · w[O, I]^T          A = x,    B = w,    K = I
+ *   backward dx[N, I] += dy[N, O] · (w^T)[I, O]^T   A = dy,   B = w^T,  K = O
+ *            dw[O, I] += (dy^T)[O, N] · (x^T)[I, N]^T  A = dy^T, B = x^T, K = N
+ * The transposes cost O(size) against O(N·I·O) for the product. */
+typedef void (*nt_fn)(float *C, size_t ldc, const float *A, const float *B, int a0, int a1, int nb,
+                      int K, bool acc);
 
-static void mm_fwd_worker(void *arg, int ith, int nth) {
-    const mm_job *j = arg;
+/* Scalar twin: one dot per output, eight partial sums (the AVX2 kernel's lane layout). */
+void trit_t_nt_ref(float *C, size_t ldc, const float *A, const float *B, int a0, int a1, int nb,
+                   int K, bool acc) {
+    for (int a = a0; a < a1; a++)
+        for (int b = 0; b < nb; b++) {
+            const float d = dot(A + (size_t)a * K, B + (size_t)b * K, K);
+            float *c = C + (size_t)a * ldc + b;
+            *c = acc ? *c + d : d;
+        }
+}
+
+static nt_fn nt_kernel(void) {
+    static nt_fn fn;
+    if (!fn) {
+        const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        fn = avx2 && !getenv("TRIT_TRAIN_SCALAR") ? trit_t_nt_avx2 : trit_t_nt_ref;
+    }
+    return fn;
+}
+
+typedef struct {
+    float *C;
+    const float *A, *B;
+    int na, nb, K;
+    bool acc;
+    nt_fn fn;
+} nt_job;
+
+static void nt_worker(void *arg, int ith, int nth) {
+    const nt_job *j = arg;
     int lo, hi;
-    split(j->N, ith, nth, &lo, &hi); /* rows (tokens) */
-    for (int t = lo; t < hi; t++) {
-        const float *xt = j->x + (size_t)t * j->I;
-        float *yt = j->y + (size_t)t * j->O;
-        for (int o = 0; o < j->O; o++) yt[o] = dot(xt, j->w + (size_t)o * j->I, j->I);
+    split(j->na, ith, nth, &lo, &hi);
+    /* columns in blocks of 64 rows of B, so the block stays in cache across all rows of A */
+    for (int b0 = 0; b0 < j->nb; b0 += 64) {
+        const int nb = TRIT_MIN(64, j->nb - b0);
+        j->fn(j->C + b0, (size_t)j->nb, j->A, j->B + (size_t)b0 * j->K, lo, hi, nb, j->K, j->acc);
     }
 }
 
+static void nt(trit_pool *pool, float *C, const float *A, const float *B, int na, int nb, int K,
+               bool acc) {
+    nt_job j = {C, A, B, na, nb, K, acc, nt_kernel()};
+    run(pool, nt_worker, &j);
+}
+
+/* dst[c, r] = src[r, c]   (src: [R, Cn]) */
+static float *transpose(const float *src, int R, int Cn) {
+    float *t = xmalloc((size_t)R * Cn * sizeof(float));
+    for (int r0 = 0; r0 < R; r0 += 32)
+        for (int c0 = 0; c0 < Cn; c0 += 32)
+            for (int r = r0; r < TRIT_MIN(R, r0 + 32); r++)
+                for (int c = c0; c < TRIT_MIN(Cn, c0 + 32); c++)
+                    t[(size_t)c * R + r] = src[(size_t)r * Cn + c];
+    return t;
+}
+
+/* y[N, O] = x[N, I] · w[O, I]^T (w is a GGUF weight: ne0 = I, ne1 = O) */
 void trit_t_matmul_fwd(trit_pool *pool, float *y, const float *x, const float *w, int N, int I,
                        int O) {
-    mm_job j = {.y = y, .x = x, .w = w, .N = N, .I = I, .O = O};
-    run(pool, mm_fwd_worker, &j);
-}
-
-static void mm_bwd_dx_worker(void *arg, int ith, int nth) {
-    const mm_job *j = arg;
-    int lo, hi;
-    split(j->N, ith, nth, &lo, &hi); /* dx rows (tokens) */
-    for (int t = lo; t < hi; t++) {
-        const float *dyt = j->dy + (size_t)t * j->O;
-        float *dxt = j->dx + (size_t)t * j->I;
-        for (int o = 0; o < j->O; o++)
-            if (dyt[o] != 0.0f) axpy(dxt, dyt[o], j->w + (size_t)o * j->I, j->I);
-    }
-}
-
-static void mm_bwd_dw_worker(void *arg, int ith, int nth) {
-    const mm_job *j = arg;
-    int lo, hi;
-    split(j->O, ith, nth, &lo, &hi); /* dw rows (output features) */
-    for (int o = lo; o < hi; o++) {
-        float *dwo = j->dw + (size_t)o * j->I;
-        for (int t = 0; t < j->N; t++) {
-            const float g = j->dy[(size_t)t * j->O + o];
-            if (g != 0.0f) axpy(dwo, g, j->x + (size_t)t * j->I, j->I);
-        }
-    }
+    nt(pool, y, x, w, N, O, I, false);
 }
 
 /* dx[N, I] += dy[N, O] · w[O, I];  dw[O, I] += dy^T · x. Either may be NULL. */
 void trit_t_matmul_bwd(trit_pool *pool, float *dx, float *dw, const float *dy, const float *x,
                        const float *w, int N, int I, int O) {
-    mm_job j = {.dx = dx, .dw = dw, .dy = dy, .x = x, .w = w, .N = N, .I = I, .O = O};
-    if (dx) run(pool, mm_bwd_dx_worker, &j);
-    if (dw) run(pool, mm_bwd_dw_worker, &j);
+    if (dx) {
+        float *wt = transpose(w, O, I); /* [I, O] */
+        nt(pool, dx, dy, wt, N, I, O, true);
+        free(wt);
+    }
+    if (dw) {
+        float *dyt = transpose(dy, N, O); /* [O, N] */
+        float *xt = transpose(x, N, I);   /* [I, N] */
+        nt(pool, dw, dyt, xt, O, I, N, true);
+        free(dyt);
+        free(xt);
+    }
 }
 
 /* ---- RoPE, NEOX mode (pairs i, i + D/2), position = row index within its sequence ----

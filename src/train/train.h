@@ -113,6 +113,13 @@ void trit_t_attention_bwd(trit_pool *pool, float *dq, float *dk, float *dv, floa
 void trit_t_swiglu_fwd(float *h, const float *g, const float *u, size_t n);
 void trit_t_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u,
                        size_t n);
+/* The matmul kernel: C[a, b] (+)= A[a, :] . B[b, :] over K, rows a0..a1 of C, nb columns,
+ * C's row stride ldc. _ref is the scalar twin, _avx2 the AVX2+FMA kernel (same partial-sum
+ * layout; differs from _ref only by FMA rounding). TRIT_TRAIN_SCALAR=1 forces _ref. */
+void trit_t_nt_ref(float *C, size_t ldc, const float *A, const float *B, int a0, int a1, int nb,
+                   int K, bool acc);
+void trit_t_nt_avx2(float *C, size_t ldc, const float *A, const float *B, int a0, int a1, int nb,
+                    int K, bool acc);
 /* Fake quantizers (in place). */
 float trit_t_ternarize(float *wq, const float *w, size_t n); /* returns the scale s */
 void trit_t_act_quant(float *x, int N, int C);
