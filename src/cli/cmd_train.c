@@ -94,10 +94,10 @@ int cmd_train(int argc, char **argv) {
                                        {"no-qat", no_argument, 0, O_NOQAT},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
-    int c;
+    int c, li = -1;
     long v;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:h", lo, &li)) != -1) {
         const char *a = optarg;
         bool bad = false;
         switch (c) {
@@ -189,8 +189,9 @@ int cmd_train(int argc, char **argv) {
             usage(stderr);
             return 2;
         }
-        if (bad) {
-            fprintf(stderr, "trit train: bad value for %s: '%s'\n", argv[optind - 1], a);
+        if (bad) { /* only long options take checked values, so li names it */
+            fprintf(stderr, "trit train: bad value for --%s: '%s'\n", li >= 0 ? lo[li].name : "?",
+                    a);
             return 2;
         }
     }
