@@ -16,7 +16,8 @@ static void usage(FILE *out) {
             "                  [--seq N] [--batch N] [--steps N] [--warmup N] [--lr X]\n"
             "                  [--min-lr-ratio X] [--weight-decay X] [--clip X] [--seed N]\n"
             "                  [--threads N] [--ckpt FILE] [--ckpt-every N] [--eval-every N]\n"
-            "                  [--eval-chunks N] [--curve FILE.jsonl] [--type tq2_0|tq1_0|i2_s]\n\n"
+            "                  [--eval-chunks N] [--curve FILE.jsonl] [--type tq2_0|tq1_0|i2_s]\n"
+            "                  [--context-length N] [--no-qat]\n\n"
             "Trains a bitnet-arch transformer with BitNet b1.58 quantization-aware training\n"
             "(ternary absmean weights, int8 absmax activations, straight-through estimator),\n"
             "AdamW with warm-up + cosine decay and gradient clipping, and writes a GGUF that\n"
@@ -27,6 +28,9 @@ static void usage(FILE *out) {
             "Defaults: vocab 2048, embd 256, layers 2, heads 4, ff 512, seq 128, batch 8,\n"
             "steps 1000, warmup 50, lr 3e-3, min-lr-ratio 0.1, weight-decay 0.1, clip 1,\n"
             "seed 1, ckpt-every 100, eval-every 200, eval-chunks 8, type tq2_0.\n"
+            "--context-length: the GGUF's context_length (default --seq); larger values let\n"
+            "servers take longer prompts (positions past --seq are RoPE extrapolation).\n"
+            "--no-qat: plain fp32 training (the export still ternarizes: for experiments).\n"
             "exit codes: 0 trained and written, 1 failed, 2 bad arguments\n");
 }
 
@@ -54,7 +58,8 @@ enum {
     O_EVAL_CHUNKS,
     O_CURVE,
     O_TYPE,
-    O_NOQAT
+    O_NOQAT,
+    O_CTXLEN
 };
 
 static int parse_float(const char *v, float lo, float hi, float *out) {
@@ -92,6 +97,7 @@ int cmd_train(int argc, char **argv) {
                                        {"curve", required_argument, 0, O_CURVE},
                                        {"type", required_argument, 0, O_TYPE},
                                        {"no-qat", no_argument, 0, O_NOQAT},
+                                       {"context-length", required_argument, 0, O_CTXLEN},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
     int c, li = -1;
@@ -179,6 +185,10 @@ int cmd_train(int argc, char **argv) {
             if (!bad) o.wtype = (uint32_t)t;
             break;
         }
+        case O_CTXLEN:
+            bad = trit_parse_long(a, 0, 1 << 20, &v);
+            o.context_length = (int)v;
+            break;
         case O_NOQAT:
             o.cfg.qat = false;
             break;

@@ -355,7 +355,7 @@ int trit_train_run(const trit_train_opts *o, trit_err *err) {
     char name[128];
     snprintf(name, sizeof name, "trit-trained bitnet %dx%d seed %llu", cfg.n_layer, cfg.n_embd,
              (unsigned long long)o->seed);
-    if (trit_train_export(m, vf, o->wtype, name, o->out_path, err)) goto out;
+    if (trit_train_export(m, vf, o->wtype, o->context_length, name, o->out_path, err)) goto out;
     if (pr) fprintf(pr, "train: wrote %s (curve %s, plot %s)\n", o->out_path, curve, svg);
     rc = 0;
 out:

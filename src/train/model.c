@@ -494,8 +494,8 @@ static int export_fill(void *ctx, size_t index, void *dst, size_t nbytes, trit_e
     return 0;
 }
 
-int trit_train_export(trit_train_model *m, const gguf_file *vocab, uint32_t wtype, const char *name,
-                      const char *path, trit_err *err) {
+int trit_train_export(trit_train_model *m, const gguf_file *vocab, uint32_t wtype,
+                      int context_length, const char *name, const char *path, trit_err *err) {
     const trit_train_config *c = &m->cfg;
     if (wtype != TRIT_TQ2_0 && wtype != TRIT_TQ1_0 && wtype != TRIT_I2_S)
         return trit_fail(err, TRIT_EINVAL, "export type %s is not ternary (tq2_0, tq1_0, i2_s)",
@@ -514,7 +514,8 @@ int trit_train_export(trit_train_model *m, const gguf_file *vocab, uint32_t wtyp
     gguf_w_str(w, "general.type", "model");
     gguf_w_str(w, "general.name", name);
     gguf_w_u32(w, "bitnet.vocab_size", (uint32_t)c->n_vocab);
-    gguf_w_u32(w, "bitnet.context_length", (uint32_t)c->n_ctx);
+    gguf_w_u32(w, "bitnet.context_length",
+               (uint32_t)(context_length > 0 ? context_length : c->n_ctx));
     gguf_w_u32(w, "bitnet.embedding_length", (uint32_t)c->n_embd);
     gguf_w_u32(w, "bitnet.block_count", (uint32_t)c->n_layer);
     gguf_w_u32(w, "bitnet.feed_forward_length", (uint32_t)c->n_ff);

@@ -126,9 +126,11 @@ void trit_t_act_quant(float *x, int N, int C);
 
 /* ---- export ---- */
 /* Write a GGUF (arch bitnet) with the block matrices in wtype (TRIT_TQ2_0, TRIT_TQ1_0 or
- * TRIT_I2_S), token_embd F16, norms F32, and every tokenizer.* KV of vocab. */
-int trit_train_export(trit_train_model *m, const gguf_file *vocab, uint32_t wtype, const char *name,
-                      const char *path, trit_err *err);
+ * TRIT_I2_S), token_embd F16, norms F32, and every tokenizer.* KV of vocab.
+ * bitnet.context_length = context_length (0: the training context n_ctx); a larger value
+ * lets servers accept longer prompts, positions past n_ctx being RoPE extrapolation. */
+int trit_train_export(trit_train_model *m, const gguf_file *vocab, uint32_t wtype,
+                      int context_length, const char *name, const char *path, trit_err *err);
 
 /* ---- checkpoints: params, AdamW moments, step; 0600, tmp + fsync + rename + fsync(dir) ---- */
 int trit_ckpt_save(const char *path, trit_train_model *m, const float *mom, const float *var,
@@ -152,7 +154,8 @@ typedef struct trit_train_opts {
     const char *ckpt_path;  /* NULL: <out>.ckpt */
     const char *curve_path; /* NULL: <out>.curve.jsonl (+ .svg) */
     trit_train_config cfg;
-    int vocab_size; /* when training the vocabulary */
+    int vocab_size;     /* when training the vocabulary */
+    int context_length; /* GGUF metadata (0: seq); see trit_train_export */
     int batch, seq;
     long steps, warmup;
     float lr, min_lr_ratio, weight_decay, clip;
