@@ -42,7 +42,7 @@ check_ppl() { # BACKEND
   python3 - "$held" "$TMP/ppl-$1.json" "$1" <<'PY' || exit 1
 import json, math, sys
 held, j, b = float(sys.argv[1]), json.load(open(sys.argv[2])), sys.argv[3]
-ppl = j.get("ppl") or j.get("PPL") or j["result"]["ppl"]
+ppl = j["ppl"]
 ppl_train = math.exp(held)
 rel = abs(ppl - ppl_train) / ppl_train
 assert rel < 1e-3, f"{b}: trainer ppl {ppl_train:.6f} vs trit ppl {ppl:.6f} (rel {rel:.2e})"
@@ -53,6 +53,23 @@ check_ppl trit
 HAVE_REF=0
 [ -x "$(ref_bin llama-tokenize)" ] && [ -e "$(ref_bin libllama.so)" ] && HAVE_REF=1
 if [ $HAVE_REF = 1 ]; then check_ppl llama; else echo "SKIP: reference not built: llama: ppl"; fi
+
+# 2b. the other ternary types hold the same weights: re-export run a's finished checkpoint
+# as TQ1_0 and I2_S (a finished checkpoint only exports) -> the same perplexity (TQ1_0 uses
+# the same Q8_K activations as TQ2_0: equal; I2_S quantizes activations per tensor: close)
+for ty in tq1_0 i2_s; do
+  "$TRIT" train "$TRAIN" -o "$TMP/a/m-$ty.gguf" --ckpt "$TMP/a/m.gguf.ckpt" --vocab "$TMP/a/m.gguf.vocab.gguf" \
+    --curve "$TMP/a/curve-$ty.jsonl" "${ARGS[@]}" --type $ty >"$TMP/a/log-$ty" 2>&1 || { cat "$TMP/a/log-$ty"; fail "export $ty failed"; }
+  "$TRIT" ppl --backend "trit:$TMP/a/m-$ty.gguf" --text "$HELD" --ctx $SEQ --quiet --json >"$TMP/ppl-$ty.json" ||
+    fail "trit ppl $ty failed"
+  python3 - "$TMP/ppl-trit.json" "$TMP/ppl-$ty.json" $ty <<'PY' || exit 1
+import json, sys
+a, b = json.load(open(sys.argv[1]))["ppl"], json.load(open(sys.argv[2]))["ppl"]
+tol = 1e-6 if sys.argv[3] == "tq1_0" else 1e-3
+assert abs(a - b) <= tol * a, f"{sys.argv[3]}: ppl {b} vs tq2_0 {a}"
+PY
+done
+pass "TQ1_0 (equal) and I2_S (within 1e-3) exports score the perplexity of TQ2_0"
 
 # 3. determinism
 train "$TMP/b" 2 || fail "second run failed"
