@@ -113,16 +113,22 @@ static double heldout_nll(trit_train_model *m, trit_pool *pool, const int32_t *i
     return *count ? sum / (double)*count : 0.0;
 }
 
-/* Keep the curve's lines up to step `upto` (a resumed run rewrites what follows). */
-static void curve_truncate(const char *path, long upto) {
+/* Keep the curve's lines up to step `upto` (a resumed run rewrites what follows). When the
+ * run had finished (final), its closing held-out line is dropped too: it is written again. */
+static void curve_truncate(const char *path, long upto, bool final) {
     trit_buf b = {0}, keep = {0};
     if (trit_read_file(path, &b, NULL)) return;
     char *line = b.p;
     while (line && *line) {
         char *nl = strchr(line, '\n');
+        if (nl) *nl = '\0'; /* one line at a time */
         long st = -1;
-        if (sscanf(line, "{\"step\":%ld", &st) == 1 && st <= upto)
-            trit_buf_append(&keep, line, nl ? (size_t)(nl - line + 1) : strlen(line));
+        const bool parsed = sscanf(line, "{\"step\":%ld", &st) == 1;
+        const bool closing = final && st == upto && strstr(line, "heldout_loss");
+        if (parsed && st <= upto && !closing) {
+            trit_buf_puts(&keep, line);
+            trit_buf_puts(&keep, "\n");
+        }
         line = nl ? nl + 1 : NULL;
     }
     trit_write_file_atomic(path, keep.p ? keep.p : "", keep.len, NULL);
@@ -285,7 +291,7 @@ int trit_train_run(const trit_train_opts *o, trit_err *err) {
             goto out;
         }
         if (pr) fprintf(pr, "train: resumed from %s at step %ld\n", ckpt, step);
-        curve_truncate(curve, step);
+        curve_truncate(curve, step, step >= o->steps);
     } else {
         remove(curve);
     }
