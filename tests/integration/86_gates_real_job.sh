@@ -5,7 +5,7 @@
 #     switch in src/kernels/ops.c: every RMSNorm scale 1 ulp up). Burn-in + `trit ppl`
 #     (reference vs perturbed trit); every no-match in the ledger is classified tie or real,
 #     the PPL gate (|dPPL| <= 0.05 on the held-out text) is printed with its verdict, which
-#     must be PASS: a 1-ulp change must not move perplexity by 0.05.
+#     must be PASS: a 1-ulp change must not move perplexity by 0.05 (and the verdict GO).
 #  2. a grossly wrong gen-2: the same weights with bitnet.ffn_activation = relu2 in the
 #     metadata (trit honours the key; llama.cpp ignores it and keeps SiLU), i.e. trit serving
 #     relu² where gen-1 computes SiLU. `trit gate` must say NO-GO, with the PPL gate failing.
@@ -64,7 +64,8 @@ rc=0
 "$TRIT" gate --config "$CFG" --ledger "$L" --ppl "$TMP/ppl.json" >"$TMP/gate1.txt" 2>&1 || rc=$?
 cat "$TMP/gate1.txt"
 grep -i "ppl" "$TMP/gate1.txt" | grep -q "PASS" || fail "perturbed: the PPL gate did not PASS"
-pass "1-ulp perturbed gen-2: PPL gate PASS (gate exit $rc)"
+[ "$rc" -eq 0 ] || fail "perturbed: trit gate exit $rc (want 0: GO; a 1-ulp change is not a regression)"
+pass "1-ulp perturbed gen-2: PPL gate PASS, GO"
 
 # 2. grossly wrong gen-2: relu² in trit, SiLU in llama.cpp
 BAD="$TMP/relu2.gguf"
@@ -111,7 +112,8 @@ head = b[:4] + struct.pack("<IQQ", ver, n_t, n_kv + 1) + b[24:kv_end] + kv + b[k
 head += b"\0" * ((-len(head)) % align)
 open(dst, "wb").write(head + b[data:])
 PY
-"$TRIT" inspect "$BAD" 2>/dev/null | grep -q "ffn_activation" || fail "relu2 variant has no ffn_activation key"
+"$TRIT" inspect "$BAD" >"$TMP/inspect.txt" 2>&1 || fail "trit inspect cannot read the relu2 variant"
+grep -q "ffn_activation" "$TMP/inspect.txt" || fail "relu2 variant has no ffn_activation key"
 P3=$(free_port)
 start_trit_serve "$BAD" "$P3"
 L2="$TMP/ledger-bad.jsonl"
