@@ -310,6 +310,7 @@ static double forward(trit_train_model *m, trit_pool *pool, const int32_t *tok, 
         float *p = a->logits + (size_t)t * V;
         float mx = p[0];
         for (int i = 1; i < V; i++) mx = fmaxf(mx, p[i]);
+        const float lt = tgt[t] >= 0 ? p[tgt[t]] : 0.0f; /* the target's logit */
         double sum = 0.0;
         for (int i = 0; i < V; i++) {
             p[i] = expf(p[i] - mx);
@@ -319,8 +320,9 @@ static double forward(trit_train_model *m, trit_pool *pool, const int32_t *tok, 
         for (int i = 0; i < V; i++) p[i] *= inv;
         float l = 0.0f;
         if (tgt[t] >= 0) {
-            /* -log softmax computed from the max-shifted logit, not log(p) (no underflow) */
-            l = (float)-log(fmax((double)p[tgt[t]], 1e-38));
+            /* -log softmax = log(sum exp(z - max)) - (z_target - max), as llama-perplexity
+             * computes it: no underflow for improbable targets, unlike -log(p) */
+            l = (float)(log(sum) - (double)(lt - mx));
             total += l;
             count++;
         }
