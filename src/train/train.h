@@ -75,8 +75,8 @@ const trit_train_tensor *trit_train_tensor_at(const trit_train_model *m, size_t 
  * When grads is true, also the backward pass: gradients (zeroed first) of that mean. */
 double trit_train_step_loss(trit_train_model *m, trit_pool *pool, const int32_t *tokens,
                             const int32_t *targets, int B, int T, bool grads);
-/* Log-probabilities are not needed by callers; per-position losses are: the same forward,
- * writing -log p(target) into nll[B*T] (0 where target is -1). */
+/* The same forward pass, writing each position's -log p(target) into nll[B*T] (0 where the
+ * target is -1): the held-out evaluation. */
 void trit_train_forward_nll(trit_train_model *m, trit_pool *pool, const int32_t *tokens,
                             const int32_t *targets, int B, int T, float *nll);
 
