@@ -8,6 +8,7 @@
  * Traces use the context's eval callback (cb_eval) on a separate context made per call, so
  * evaluation contexts never carry a callback. */
 #include "backends/backend_impl.h"
+#include "reference/reference.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -126,7 +126,7 @@ int trit_backend_open_trit(trit_backend *b, const char *target, trit_err *err) {
     b->ops = &trit_ops;
     m->model = trit_model_load(target, err);
     if (!m->model) goto fail;
-    m->tok = trit_tok_load(m->model->gguf, err);
+    m->tok = trit_tok_load(trit_model_gguf(m->model), err);
     if (!m->tok) goto fail;
     trit_ctx_params p = trit_ctx_default_params();
     if (b->opts.n_threads > 0) p.n_threads = b->opts.n_threads;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -158,22 +159,50 @@ int trit_read_file(const char *path, trit_buf *out, trit_err *err) {
     return 0;
 }
 
-int trit_write_file_atomic(const char *path, const void *data, size_t n, trit_err *err) {
-    size_t plen = strlen(path);
-    char *tmp = xmalloc(plen + 32);
-    snprintf(tmp, plen + 32, "%s.tmp.%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+/* A temp file next to path with an unpredictable name, created exclusively (never through a
+ * link an attacker planted): fd, or -1 with errno set. tmp gets the name. */
+static int create_temp_beside(const char *path, unsigned mode, char *tmp, size_t tmp_sz) {
+    for (int attempt = 0; attempt < 16; attempt++) {
+        uint64_t r = 0;
+        /* getentropy when it works; else time, pid and the attempt, still never reused */
+        if (getentropy(&r, sizeof r) != 0)
+            r = (uint64_t)(trit_now_s() * 1e9) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)attempt;
+        snprintf(tmp, tmp_sz, "%s.tmp.%016llx", path, (unsigned long long)r);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    return -1;
+}
+
+/* fsync the directory holding path, so a rename into it survives a crash */
+static int fsync_parent_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int trit_write_file_atomic_mode(const char *path, const void *data, size_t n, unsigned mode,
+                                trit_err *err) {
+    size_t tmp_sz = strlen(path) + 32;
+    char *tmp = xmalloc(tmp_sz);
+    int fd = create_temp_beside(path, mode, tmp, tmp_sz);
     if (fd < 0) {
-        trit_fail(err, TRIT_EIO, "cannot create %s: %s", tmp, strerror(errno));
+        trit_fail(err, TRIT_EIO, "cannot create a temp file for %s: %s", path, strerror(errno));
         free(tmp);
         return -1;
     }
+    /* the whole content, then fsync, close, rename over path, fsync of the directory */
     const char *p = data;
     size_t left = n;
     while (left) {
         ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
         if (w < 0) {
-            if (errno == EINTR) continue;
             trit_fail(err, TRIT_EIO, "write %s: %s", tmp, strerror(errno));
             close(fd);
             unlink(tmp);
@@ -190,7 +219,14 @@ int trit_write_file_atomic(const char *path, const void *data, size_t n, trit_er
         return -1;
     }
     free(tmp);
+    if (fsync_parent_dir(path) != 0)
+        return trit_fail(err, TRIT_EIO, "cannot sync the directory of %s: %s", path,
+                         strerror(errno));
     return 0;
+}
+
+int trit_write_file_atomic(const char *path, const void *data, size_t n, trit_err *err) {
+    return trit_write_file_atomic_mode(path, data, n, 0644, err);
 }
 
 /* ---- fp16 / bf16 ---- */
@@ -289,7 +325,7 @@ struct trit_pool {
     _Atomic bool quit;
     trit_pool_fn fn;
     void *arg;
-    uint64_t spin_ns;
+    _Atomic uint64_t spin_ns; /* trit_pool_set_spin_us may change it between runs */
 };
 
 typedef struct {
@@ -371,6 +407,12 @@ trit_pool *trit_pool_new(int n_threads) {
 
 int trit_pool_size(const trit_pool *p) {
     return p ? p->n : 1;
+}
+
+/* Atomic because a spinning worker reads it; a worker that read the old value only falls back
+ * to sleeping sooner or later. */
+void trit_pool_set_spin_us(trit_pool *p, int us) {
+    if (p) p->spin_ns = (uint64_t)TRIT_MAX(us, 0) * 1000u;
 }
 
 void trit_pool_run(trit_pool *p, trit_pool_fn fn, void *arg) {
@@ -527,35 +569,38 @@ uint64_t trit_hash64(const void *data, size_t n) {
     return XXH3_64bits(data, n);
 }
 
-/* ---- reference paths ---- */
-const char *trit_ref_dir(void) {
-    static char dir[4096];
-    if (dir[0]) return dir;
-    const char *e = getenv("TRIT_REF_DIR");
-    if (e && *e) {
-        snprintf(dir, sizeof dir, "%s", e);
-        return dir;
-    }
-    const char *cache = getenv("TRIT_CACHE");
-    const char *home = getenv("HOME");
-    if (cache && *cache)
-        snprintf(dir, sizeof dir, "%s/llama.cpp-%s", cache, TRIT_NLC_VERSION);
-    else
-        snprintf(dir, sizeof dir, "%s/.cache/trit/llama.cpp-%s", home ? home : "/root",
-                 TRIT_NLC_VERSION);
-    return dir;
+/* ---- one row of logits ---- */
+double trit_logsumexp(const float *logits, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
+    /* an empty row or one of -inf/NaN only: the maximum is the answer (no exp of inf - inf) */
+    if (!isfinite(mx)) return mx;
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += exp((double)logits[i] - (double)mx);
+    return (double)mx + log(s);
 }
 
-char *trit_ref_path(const char *name) {
-    const char *d = trit_ref_dir();
-    size_t n = strlen(d) + strlen(name) + 16;
-    char *p = xmalloc(n);
-    snprintf(p, n, "%s/build/bin/%s", d, name);
-    if (access(p, F_OK) != 0) {
-        free(p);
-        return NULL;
+/* a ranks before b: higher logit, or equal logit and lower id (llama.cpp's greedy order) */
+static inline bool ranks_before(float va, int32_t ia, float vb, int32_t ib) {
+    return va > vb || (va == vb && ia < ib);
+}
+
+int trit_top_k(const float *logits, int n, int k, int32_t *ids) {
+    if (k <= 0 || n <= 0) return 0;
+    if (k > n) k = n;
+    int m = 0; /* ids[0..m) sorted best first: one insertion pass, O(n k) */
+    for (int i = 0; i < n; i++) {
+        const float v = logits[i];
+        /* full and not better than the last kept: skip */
+        if (m == k && !ranks_before(v, i, logits[ids[m - 1]], ids[m - 1])) continue;
+        int j = m < k ? m++ : k - 1;
+        while (j > 0 && ranks_before(v, i, logits[ids[j - 1]], ids[j - 1])) {
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        ids[j] = i;
     }
-    return p;
+    return m;
 }
 
 /* ---- utf8 ---- */

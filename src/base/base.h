@@ -67,7 +67,13 @@ void trit_buf_clear(trit_buf *b);
 void trit_buf_free(trit_buf *b);
 /* Read a whole file (binary-safe). */
 int trit_read_file(const char *path, trit_buf *out, trit_err *err);
-/* Write a whole file atomically (tmp + fsync + rename). */
+/* Write a whole file atomically: a temp file beside it with an unpredictable name, created
+ * O_EXCL|O_NOFOLLOW with `mode`, written, fsync'd, renamed over path, then the directory
+ * fsync'd. Readers see the old or the new content, never a mix; a planted link is never
+ * followed. trit_write_file_atomic uses 0644 (reports, receipts); private files (burn-in
+ * state) use 0600. */
+int trit_write_file_atomic_mode(const char *path, const void *data, size_t n, unsigned mode,
+                                trit_err *err);
 int trit_write_file_atomic(const char *path, const void *data, size_t n, trit_err *err);
 
 /* ---- fp16 / bf16 (IEEE binary16 with round-to-nearest-even like F16C; bf16 as ggml) ---- */
@@ -89,6 +95,9 @@ typedef struct trit_pool trit_pool;
 typedef void (*trit_pool_fn)(void *arg, int ith, int nth);
 trit_pool *trit_pool_new(int n_threads); /* n_threads <= 0: number of online CPUs */
 int trit_pool_size(const trit_pool *p);
+/* How long idle workers (and the caller, waiting for them) spin before sleeping; the default is
+ * $TRIT_SPIN_US or 200 us. The engine sets its CPU's value (trit_tuning_get in kernels). */
+void trit_pool_set_spin_us(trit_pool *p, int us);
 void trit_pool_run(trit_pool *p, trit_pool_fn fn, void *arg);
 void trit_pool_free(trit_pool *p);
 int trit_cpu_count(void);
@@ -107,13 +116,12 @@ void trit_sha256_hex(const void *data, size_t n, char out[65]);
 int trit_sha256_file(const char *path, char out[65], trit_err *err);
 uint64_t trit_hash64(const void *data, size_t n); /* XXH3-64 */
 
-/* ---- paths of the reference llama.cpp build (scripts/reference) ----
- * $TRIT_REF_DIR, else $TRIT_CACHE/llama.cpp-<ver>, else ~/.cache/trit/llama.cpp-<ver>.
- * Layout: <dir>/src (source), <dir>/build/bin (llama-server, libllama.so, ...). */
-const char *trit_ref_dir(void);
-/* Full path of a reference binary or library under build/bin (static buffer per call site
- * is NOT used: result is malloc'd, caller frees). Returns NULL if it does not exist. */
-char *trit_ref_path(const char *name);
+/* ---- one row of logits: log-softmax and top-k (sampler, server logprobs, parity) ----
+ * lp[i] = logit[i] - trit_logsumexp(row); the sum is taken in double after subtracting the
+ * row's maximum, so every caller's logprobs and KL divergences agree bit for bit. */
+double trit_logsumexp(const float *logits, int n);
+/* Top-k ids by logit (descending, ties lowest id first); returns the count written. */
+int trit_top_k(const float *logits, int n, int k, int32_t *ids);
 
 /* ---- misc ---- */
 /* A whole decimal integer (strtol base 10, nothing after it, no overflow) in [lo, hi]:

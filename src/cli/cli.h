@@ -1,6 +1,7 @@
 /* cli — the `trit` binary: main.c dispatches to one cmd_<name>.c per subcommand.
- * Each command returns the process exit code. A command whose file is absent links to a
- * weak stub in main.c that says so and exits 2. */
+ * Each command returns the process exit code (0 ok, 1 failure, 2 usage error) and parses its
+ * options with getopt_long. cli/ uses the model, tokenizer and parity APIs, never a struct's
+ * internals (e.g. trit_model_gguf, not model->gguf). */
 #ifndef TRIT_CLI_H
 #define TRIT_CLI_H
 
@@ -22,23 +23,6 @@
     X(shadow, "live shadow proxy: primary answers, candidate compared")                            \
     X(report, "self-contained HTML report from a ledger")                                          \
     X(train, "train a small BitNet b1.58 model on a text corpus (QAT) and export GGUF")
-
-/* Option-parsing helpers for a loop `for (i...) { const char *a = argv[i]; const char *v =
- * next-or-NULL; ... }`: CLI_NEED consumes the value or fails with exit 2; CLI_BAD fails with
- * exit 2 naming the option and the value. prog is the command's name for messages. */
-#define CLI_NEED(prog)                                                                             \
-    do {                                                                                           \
-        if (!v) {                                                                                  \
-            fprintf(stderr, "%s: %s needs a value\n", prog, a);                                    \
-            return 2;                                                                              \
-        }                                                                                          \
-        i++;                                                                                       \
-    } while (0)
-#define CLI_BAD(prog)                                                                              \
-    do {                                                                                           \
-        fprintf(stderr, "%s: bad value for %s: '%s'\n", prog, a, v);                               \
-        return 2;                                                                                  \
-    } while (0)
 
 #define X(name, help) int cmd_##name(int argc, char **argv);
 TRIT_COMMANDS(X)

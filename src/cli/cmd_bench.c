@@ -3,8 +3,10 @@
  * decode steps from an empty cache; a warm-up run first, then -r repetitions, mean ± stdev. */
 #include "cli/cli.h"
 #include "engine/engine.h"
+#include "kernels/kernels.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,13 +14,52 @@
 #include <string.h>
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: trit bench MODEL [-p 512] [-n 128] [-t THREADS] [-r 5] [--json]\n\n"
-                 "  -p N       prompt tokens for the pp test (0 skips it)\n"
-                 "  -n N       generated tokens for the tg test (0 skips it)\n"
-                 "  -t N       threads (default: all CPUs)\n"
-                 "  -r N       repetitions (default 5), after one warm-up run\n"
-                 "  --json     one JSON object with every figure\n"
-                 "exit codes: 0 ok, 1 failure, 2 bad arguments\n");
+    fprintf(
+        out,
+        "usage: trit bench MODEL [-p 512] [-n 128] [-t THREADS] [-r 5] [--numerics exact|fast]\n"
+        "                  [--bw-gbs X | --no-bound] [--json]\n\n"
+        "  -p, --n-prompt N   prompt tokens for the pp test (0 skips it)\n"
+        "  -n, --n-gen N      generated tokens for the tg test (0 skips it)\n"
+        "  -t, --threads N    threads (default: all CPUs)\n"
+        "  -r, --reps N       repetitions (default 5), after one warm-up run\n"
+        "  --numerics MODE    exact (default: bit-identical to llama.cpp) or fast\n"
+        "  --bw-gbs X         streaming-read bandwidth in GB/s for the tg bound (default:\n"
+        "                     measured at start, best of 5 reads of 1 GiB with the threads)\n"
+        "  --no-bound         skip the bandwidth measurement and the %% of bound\n"
+        "  --json             one JSON object with every figure\n"
+        "The tg bound is the bandwidth divided by the weight bytes read per token (every\n"
+        "tensor, except token_embd when a separate output.weight exists: one embedding row\n"
+        "is read), bench/engine-vs-llama's rule.\n"
+        "exit codes: 0 ok, 1 failure, 2 bad arguments\n");
+}
+
+/* Weight bytes read per generated token (bench/engine-vs-llama's rule, see usage). */
+static double bytes_per_token(const gguf_file *g) {
+    const bool has_output = gguf_find_tensor(g, "output.weight") != NULL;
+    double sum = 0;
+    for (size_t i = 0; i < gguf_n_tensors(g); i++) {
+        const gguf_tensor *t = gguf_tensor_at(g, i);
+        if (has_output && !strcmp(t->cname, "token_embd.weight")) continue;
+        sum += (double)t->nbytes;
+    }
+    return sum;
+}
+
+/* The CPU's marketing name from /proc/cpuinfo ("?" where there is none), into out. */
+static void cpu_name(char *out, size_t cap) {
+    snprintf(out, cap, "?");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        const char *c = strchr(line, ':');
+        if (strncmp(line, "model name", 10) || !c) continue;
+        c++;
+        while (*c == ' ' || *c == '\t') c++;
+        snprintf(out, cap, "%.*s", (int)strcspn(c, "\n"), c);
+        break;
+    }
+    fclose(f);
 }
 
 static long rss_kb(const char *field) {
@@ -47,39 +88,76 @@ static void stats(const double *x, int n, double *mean, double *sd) {
 int cmd_bench(int argc, char **argv) {
     const char *path = NULL;
     long np = 512, ng = 128, threads = 0, reps = 5;
-    bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long *dst = NULL, lo = 0;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
+    int numerics = TRIT_NUMERICS_EXACT;
+    double bw_gbs = 0; /* 0: measure */
+    bool json = false, bound = true;
+    enum { O_NUMERICS = 256, O_BW, O_NO_BOUND, O_JSON };
+    static const struct option lo[] = {{"n-prompt", required_argument, 0, 'p'},
+                                       {"n-gen", required_argument, 0, 'n'},
+                                       {"threads", required_argument, 0, 't'},
+                                       {"reps", required_argument, 0, 'r'},
+                                       {"numerics", required_argument, 0, O_NUMERICS},
+                                       {"bw-gbs", required_argument, 0, O_BW},
+                                       {"no-bound", no_argument, 0, O_NO_BOUND},
+                                       {"json", no_argument, 0, O_JSON},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "p:n:t:r:h", lo, NULL)) != -1) {
+        long *dst = NULL, lo_ = 0;
+        switch (opt) {
+        case 'p':
+            dst = &np;
+            break;
+        case 'n':
+            dst = &ng;
+            break;
+        case 't':
+            dst = &threads, lo_ = 1;
+            break;
+        case 'r':
+            dst = &reps, lo_ = 1;
+            break;
+        case O_NUMERICS:
+            numerics = trit_numerics_parse(optarg);
+            if (numerics < 0) {
+                fprintf(stderr, "trit bench: --numerics must be exact or fast, not '%s'\n", optarg);
+                return 2;
+            }
+            continue;
+        case O_BW: {
+            char *end = NULL;
+            bw_gbs = strtod(optarg, &end);
+            if (end == optarg || *end || !(bw_gbs > 0 && bw_gbs < 1e6)) {
+                fprintf(stderr, "trit bench: --bw-gbs needs a positive number of GB/s, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            continue;
+        }
+        case O_NO_BOUND:
+            bound = false;
+            continue;
+        case O_JSON:
             json = true;
             continue;
-        } else if (!strcmp(a, "-p"))
-            dst = &np;
-        else if (!strcmp(a, "-n"))
-            dst = &ng;
-        else if (!strcmp(a, "-t"))
-            dst = &threads, lo = 1;
-        else if (!strcmp(a, "-r"))
-            dst = &reps, lo = 1;
-        else if (a[0] == '-') {
-            fprintf(stderr, "trit bench: unknown option '%s' (see trit bench --help)\n", a);
-            return 2;
-        } else if (!path) {
-            path = a;
-            continue;
-        } else {
-            fprintf(stderr, "trit bench: unexpected argument '%s'\n", a);
+        case 'h':
+            usage(stdout);
+            return 0;
+        default: /* getopt_long printed what was wrong */
+            fprintf(stderr, "(see trit bench --help)\n");
             return 2;
         }
-        if (!v || trit_parse_long(v, lo, 1 << 20, dst)) {
-            fprintf(stderr, "trit bench: %s needs a number >= %ld\n", a, lo);
+        if (trit_parse_long(optarg, lo_, 1 << 20, dst)) {
+            fprintf(stderr, "trit bench: -%c needs a number >= %ld, not '%s'\n", opt, lo_, optarg);
             return 2;
         }
-        i++;
+    }
+    if (optind < argc) path = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "trit bench: unexpected argument '%s'\n", argv[optind]);
+        return 2;
     }
     if (!path) {
         fprintf(stderr, "trit bench: no MODEL given (see trit bench --help)\n");
@@ -95,6 +173,7 @@ int cmd_bench(int argc, char **argv) {
     cp.n_threads = (int)threads;
     cp.n_ctx = (int)TRIT_MAX(np, ng) + 1;
     cp.n_batch = (int)TRIT_MAX(np, 1);
+    cp.numerics = numerics;
     trit_ctx *c = trit_ctx_new(m, &cp, &err);
     if (!c) {
         fprintf(stderr, "trit bench: %s\n", err.msg);
@@ -141,13 +220,32 @@ int cmd_bench(int argc, char **argv) {
         trit_model_describe(m, &desc);
         const double size_mib = gguf_file_size(m->gguf) / 1048576.0;
         const long rss = rss_kb("VmRSS"), hwm = rss_kb("VmHWM");
+        if (bound && bw_gbs <= 0) { /* after reading the RSS, which its buffer would inflate */
+            trit_pool *pool = trit_pool_new((int)threads);
+            bw_gbs = trit_read_bandwidth(pool, TRIT_BW_BYTES, TRIT_BW_REPS) / 1e9;
+            trit_pool_free(pool);
+        }
         const int nth = threads > 0 ? (int)threads : trit_cpu_count();
+        const double bpt = bytes_per_token(m->gguf);
+        const double tg_bound = bound && bpt > 0 ? bw_gbs * 1e9 / bpt : 0;
+        const double pct = tg_bound > 0 && ng > 0 ? 100.0 * tgm / tg_bound : 0;
+        const trit_kernels *k = trit_kernels_for(trit_kernels_best(), numerics);
+        char cpu[256];
+        cpu_name(cpu, sizeof cpu);
         if (json) {
             json_t *o = json_pack(
-                "{s:s, s:s, s:f, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:i, s:i}", "model", path,
-                "desc", desc.p, "size_mib", size_mib, "threads", nth, "n_prompt", (int)np, "n_gen",
-                (int)ng, "reps", (int)reps, "pp_tps", ppm, "pp_sd", pps, "tg_tps", tgm, "tg_sd",
-                tgs, "rss_kb", (int)rss, "peak_rss_kb", (int)hwm);
+                "{s:s, s:s, s:f, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:i, s:i, s:s, s:s, s:s, "
+                "s:s, s:f}",
+                "model", path, "desc", desc.p, "size_mib", size_mib, "threads", nth, "n_prompt",
+                (int)np, "n_gen", (int)ng, "reps", (int)reps, "pp_tps", ppm, "pp_sd", pps, "tg_tps",
+                tgm, "tg_sd", tgs, "rss_kb", (int)rss, "peak_rss_kb", (int)hwm, "numerics",
+                trit_numerics_name(numerics), "kernels", k->name, "cpu", cpu, "tuning",
+                trit_tuning_get()->row, "bytes_per_token", bpt);
+            if (tg_bound > 0) {
+                json_object_set_new(o, "bw_gbs", json_real(bw_gbs));
+                json_object_set_new(o, "tg_bound_tps", json_real(tg_bound));
+                if (ng > 0) json_object_set_new(o, "tg_pct_bound", json_real(pct));
+            }
             char *s = json_dumps(o, JSON_COMPACT);
             puts(s);
             free(s);
@@ -155,9 +253,18 @@ int cmd_bench(int argc, char **argv) {
         } else {
             printf("model: %s (%s, %.2f MiB), threads %d, reps %ld\n", path, desc.p, size_mib, nth,
                    reps);
-            printf("| test   |            t/s |\n|--------|----------------|\n");
-            if (np > 0) printf("| pp%-4ld | %7.2f ± %5.2f |\n", np, ppm, pps);
-            if (ng > 0) printf("| tg%-4ld | %7.2f ± %5.2f |\n", ng, tgm, tgs);
+            printf("cpu: %s, kernels %s (numerics %s), tuning %s\n", cpu, k->name,
+                   trit_numerics_name(numerics), trit_tuning_get()->row);
+            printf(
+                "| test   |            t/s | %% bound |\n|--------|----------------|---------|\n");
+            if (np > 0) printf("| pp%-4ld | %7.2f ± %5.2f |         |\n", np, ppm, pps);
+            if (ng > 0 && tg_bound > 0)
+                printf("| tg%-4ld | %7.2f ± %5.2f | %6.1f%% |\n", ng, tgm, tgs, pct);
+            else if (ng > 0)
+                printf("| tg%-4ld | %7.2f ± %5.2f |       - |\n", ng, tgm, tgs);
+            if (tg_bound > 0)
+                printf("tg bound: %.2f GB/s read / %.1f MB per token = %.2f t/s\n", bw_gbs,
+                       bpt / 1e6, tg_bound);
             printf("rss: %.1f MiB (peak %.1f MiB)\n", rss / 1024.0, hwm / 1024.0);
         }
         trit_buf_free(&desc);

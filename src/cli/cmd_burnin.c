@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "parity/parity.h"
 
+#include <getopt.h>
 #include <math.h>
 #include <limits.h>
 #include <stdio.h>
@@ -31,7 +32,10 @@ static void usage(FILE *out) {
         "  --ledger FILE       ledger (burnin.ledger.jsonl); state file is FILE.state\n"
         "  --state FILE        state file path\n"
         "  --noise-lane URL    a second gen-1 server: measures the reference's own noise\n"
-        "  --api-key K         bearer token for all servers\n"
+        "  --v1-key K, --v2-key K, --noise-key K\n"
+        "                      bearer token for that server only (no server sees another's)\n"
+        "  --v1-key-file F, --v2-key-file F, --noise-key-file F\n"
+        "                      the same, read from a file (first line; keeps keys out of ps)\n"
         "  --endpoint E        completions (default) or chat\n"
         "  --timeout S         per-request timeout in seconds (60)\n"
         "  --top-logprobs N    alternatives per token (5)\n"
@@ -105,107 +109,225 @@ static int parse_time(const char *s, double *out) {
     return -1;
 }
 
+/* A bearer key from a file: its first line, trailing whitespace removed (keys on argv show
+ * in `ps`; a 0600 file does not). */
+/* A --*-key-file: the one key reader (client.h trit_api_key_load: safe file checks, newline
+ * stripped, empty keys refused). 0, or -1 with the problem said on stderr. */
+static int read_key_file(const char *flag, const char *path, char **out) {
+    trit_err err = {0};
+    char *key = NULL;
+    if (trit_api_key_load(path, NULL, &key, &err)) {
+        fprintf(stderr, "trit burnin run: %s: %s\n", flag, err.msg);
+        return -1;
+    }
+    free(*out);
+    *out = key;
+    return 0;
+}
+
+/* the value of a numeric option failed to parse: name it, exit 2 */
+static int bad_value(const char *opt, const char *v) {
+    fprintf(stderr, "trit burnin run: bad value for --%s: '%s'\n", opt, v);
+    return 2;
+}
+
+enum {
+    O_V1 = 256,
+    O_V2,
+    O_NOISE,
+    O_PROMPTS,
+    O_LEDGER,
+    O_STATE,
+    O_V1_KEY,
+    O_V2_KEY,
+    O_NOISE_KEY,
+    O_V1_KEY_FILE,
+    O_V2_KEY_FILE,
+    O_NOISE_KEY_FILE,
+    O_API_KEY,
+    O_ROUNDS,
+    O_FOREVER,
+    O_QUIET,
+    O_PACE,
+    O_TIMEOUT,
+    O_MAX_TOKENS,
+    O_TOP_LOGPROBS,
+    O_TIE_EPS,
+    O_SPIKE,
+    O_SPIKE_MIN,
+    O_ENDPOINT,
+};
+static const struct option run_options[] = {
+    {"v1", required_argument, 0, O_V1},
+    {"v2", required_argument, 0, O_V2},
+    {"noise-lane", required_argument, 0, O_NOISE},
+    {"prompts", required_argument, 0, O_PROMPTS},
+    {"ledger", required_argument, 0, O_LEDGER},
+    {"state", required_argument, 0, O_STATE},
+    {"v1-key", required_argument, 0, O_V1_KEY},
+    {"v2-key", required_argument, 0, O_V2_KEY},
+    {"noise-key", required_argument, 0, O_NOISE_KEY},
+    {"v1-key-file", required_argument, 0, O_V1_KEY_FILE},
+    {"v2-key-file", required_argument, 0, O_V2_KEY_FILE},
+    {"noise-key-file", required_argument, 0, O_NOISE_KEY_FILE},
+    {"api-key", required_argument, 0, O_API_KEY},
+    {"rounds", required_argument, 0, O_ROUNDS},
+    {"forever", no_argument, 0, O_FOREVER},
+    {"quiet", no_argument, 0, O_QUIET},
+    {"pace", required_argument, 0, O_PACE},
+    {"timeout", required_argument, 0, O_TIMEOUT},
+    {"max-tokens", required_argument, 0, O_MAX_TOKENS},
+    {"top-logprobs", required_argument, 0, O_TOP_LOGPROBS},
+    {"tie-eps", required_argument, 0, O_TIE_EPS},
+    {"spike", required_argument, 0, O_SPIKE},
+    {"spike-min", required_argument, 0, O_SPIKE_MIN},
+    {"endpoint", required_argument, 0, O_ENDPOINT},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+/* The keys read from files, owned here (the options point into them). */
+typedef struct run_keys {
+    char *gen1, *gen2, *noise;
+} run_keys;
+
+/* One option into o (keys from files into k); 0 ok, 2 usage error. */
+static int run_option(int c, const char *v, trit_burnin_opts *o, run_keys *k) {
+    const char *name = run_options[0].name;
+    for (const struct option *p = run_options; p->name; p++)
+        if (p->val == c) name = p->name;
+    long n;
+    double d;
+    switch (c) {
+    case O_V1:
+        o->gen1_url = v;
+        return 0;
+    case O_V2:
+        o->gen2_url = v;
+        return 0;
+    case O_NOISE:
+        o->noise_url = v;
+        return 0;
+    case O_PROMPTS:
+        o->prompts_path = v;
+        return 0;
+    case O_LEDGER:
+        o->ledger_path = v;
+        return 0;
+    case O_STATE:
+        o->state_path = v;
+        return 0;
+    case O_V1_KEY:
+        o->gen1_key = v;
+        return 0;
+    case O_V2_KEY:
+        o->gen2_key = v;
+        return 0;
+    case O_NOISE_KEY:
+        o->noise_key = v;
+        return 0;
+    case O_V1_KEY_FILE:
+        return read_key_file("--v1-key-file", v, &k->gen1) ? 2 : 0;
+    case O_V2_KEY_FILE:
+        return read_key_file("--v2-key-file", v, &k->gen2) ? 2 : 0;
+    case O_NOISE_KEY_FILE:
+        return read_key_file("--noise-key-file", v, &k->noise) ? 2 : 0;
+    case O_API_KEY:
+        /* one key for every server was the old way: each side now has its own */
+        fprintf(stderr, "trit burnin run: --api-key is gone: give each server its own key with "
+                        "--v1-key/--v2-key/--noise-key (or the *-key-file variants)\n");
+        return 2;
+    case O_ROUNDS:
+        if (parse_long(v, &n) || n == 0) return bad_value(name, v);
+        o->rounds = n;
+        return 0;
+    case O_FOREVER:
+        o->forever = true;
+        return 0;
+    case O_QUIET:
+        o->quiet = true;
+        return 0;
+    case O_PACE:
+        if (parse_duration(v, &d)) return bad_value(name, v);
+        o->pace_s = d;
+        return 0;
+    case O_TIMEOUT:
+        if (parse_duration(v, &d) || d <= 0) return bad_value(name, v);
+        o->timeout_s = d;
+        return 0;
+    case O_MAX_TOKENS:
+        if (parse_long(v, &n) || n == 0 || n > 100000) return bad_value(name, v);
+        o->max_tokens = (int)n;
+        return 0;
+    case O_TOP_LOGPROBS:
+        if (parse_long(v, &n) || n > TRIT_CLIENT_MAX_TOP) return bad_value(name, v);
+        o->top_logprobs = (int)n;
+        return 0;
+    case O_TIE_EPS:
+        if (parse_duration(v, &d)) return bad_value(name, v);
+        o->tie_eps = d;
+        return 0;
+    case O_SPIKE:
+        if (parse_duration(v, &d) || d > 1) return bad_value(name, v);
+        o->spike_nomatch = d;
+        return 0;
+    case O_SPIKE_MIN:
+        if (parse_long(v, &n)) return bad_value(name, v);
+        o->spike_min_rounds = n;
+        return 0;
+    case O_ENDPOINT:
+        if (strcmp(v, "chat") && strcmp(v, "completions")) return bad_value(name, v);
+        o->chat = !strcmp(v, "chat");
+        return 0;
+    }
+    return 2;
+}
+
 static int burnin_run_main(int argc, char **argv) {
     trit_burnin_opts o;
     trit_burnin_opts_default(&o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED() CLI_NEED("trit burnin run")
-#define BAD()  CLI_BAD("trit burnin run")
-        long n;
-        double d;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    run_keys keys = {0};
+    int c, rc = 0;
+    optind = 1;
+    /* options (unknown ones: getopt says which, exit 2) */
+    while (rc == 0 && (c = getopt_long(argc, argv, "h", run_options, NULL)) != -1) {
+        if (c == 'h') {
             usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--v1")) {
-            NEED();
-            o.v1 = v;
-        } else if (!strcmp(a, "--v2")) {
-            NEED();
-            o.v2 = v;
-        } else if (!strcmp(a, "--noise-lane")) {
-            NEED();
-            o.noise = v;
-        } else if (!strcmp(a, "--prompts")) {
-            NEED();
-            o.prompts_path = v;
-        } else if (!strcmp(a, "--ledger")) {
-            NEED();
-            o.ledger_path = v;
-        } else if (!strcmp(a, "--state")) {
-            NEED();
-            o.state_path = v;
-        } else if (!strcmp(a, "--api-key")) {
-            NEED();
-            o.api_key = v;
-        } else if (!strcmp(a, "--rounds")) {
-            NEED();
-            if (parse_long(v, &n) || n == 0) BAD();
-            o.rounds = n;
-        } else if (!strcmp(a, "--forever")) {
-            o.forever = true;
-        } else if (!strcmp(a, "--quiet")) {
-            o.quiet = true;
-        } else if (!strcmp(a, "--pace")) {
-            NEED();
-            if (parse_duration(v, &d)) BAD();
-            o.pace_s = d;
-        } else if (!strcmp(a, "--timeout")) {
-            NEED();
-            if (parse_duration(v, &d) || d <= 0) BAD();
-            o.timeout_s = d;
-        } else if (!strcmp(a, "--max-tokens")) {
-            NEED();
-            if (parse_long(v, &n) || n == 0 || n > 100000) BAD();
-            o.max_tokens = (int)n;
-        } else if (!strcmp(a, "--top-logprobs")) {
-            NEED();
-            if (parse_long(v, &n) || n > TRIT_CLIENT_MAX_TOP) BAD();
-            o.top_logprobs = (int)n;
-        } else if (!strcmp(a, "--tie-eps")) {
-            NEED();
-            if (parse_duration(v, &d)) BAD();
-            o.tie_eps = d;
-        } else if (!strcmp(a, "--spike")) {
-            NEED();
-            if (parse_duration(v, &d) || d > 1) BAD();
-            o.spike_nomatch = d;
-        } else if (!strcmp(a, "--spike-min")) {
-            NEED();
-            if (parse_long(v, &n)) BAD();
-            o.spike_min_rounds = n;
-        } else if (!strcmp(a, "--endpoint")) {
-            NEED();
-            if (!strcmp(v, "chat"))
-                o.chat = true;
-            else if (!strcmp(v, "completions"))
-                o.chat = false;
-            else
-                BAD();
-        } else {
-            fprintf(stderr, "trit burnin run: unknown option '%s' (see --help)\n", a);
-            return 2;
+            goto out;
         }
-#undef NEED
-#undef BAD
+        rc = c == '?' ? 2 : run_option(c, optarg, &o, &keys);
     }
-    if (!o.v1 || !o.v2) {
+    if (rc) goto out;
+    if (optind < argc) {
+        fprintf(stderr, "trit burnin run: unexpected argument '%s' (see --help)\n", argv[optind]);
+        rc = 2;
+        goto out;
+    }
+    if (keys.gen1) o.gen1_key = keys.gen1;
+    if (keys.gen2) o.gen2_key = keys.gen2;
+    if (keys.noise) o.noise_key = keys.noise;
+    /* what a run needs: both sides, and a target */
+    if (!o.gen1_url || !o.gen2_url) {
         fprintf(stderr, "trit burnin run: --v1 URL and --v2 URL are required\n");
-        return 2;
-    }
-    if (!o.forever && o.rounds <= 0) {
+        rc = 2;
+    } else if (!o.forever && o.rounds <= 0) {
         fprintf(stderr, "trit burnin run: give --rounds N or --forever\n");
-        return 2;
-    }
-    if (o.forever && o.rounds > 0) {
+        rc = 2;
+    } else if (o.forever && o.rounds > 0) {
         fprintf(stderr, "trit burnin run: --rounds and --forever exclude each other\n");
-        return 2;
+        rc = 2;
     }
+    if (rc) goto out;
     trit_err err = {0};
-    int rc = trit_burnin_run(&o, &err);
-    if (rc != TRIT_BURNIN_OK || err.code)
+    trit_burnin_status st = trit_burnin_run(&o, &err);
+    if (st == TRIT_BURNIN_ERROR || st == TRIT_BURNIN_SPIKE)
         fprintf(stderr, "trit burnin run: %s\n", err.msg[0] ? err.msg : "failed");
+    /* a clean stop on a signal is a success for the shell: the ledger is consistent */
+    rc = st == TRIT_BURNIN_INTERRUPTED ? 0 : (int)st;
+out:
+    free(keys.gen1);
+    free(keys.gen2);
+    free(keys.noise);
     return rc;
 }
 
@@ -260,12 +382,10 @@ static int miss_cmp(const void *a, const void *b) {
 
 static int burnin_drift(const char **ledgers, int nl, bool as_json) {
     drift_ctx c = {0};
-    for (int i = 0; i < nl; i++) {
-        trit_err err = {0};
-        if (trit_ledger_scan(ledgers[i], drift_cb, &c, false, NULL, &err)) {
-            fprintf(stderr, "trit burnin drift: %s\n", err.msg);
-            return 1;
-        }
+    trit_err err = {0};
+    if (trit_ledger_scan_many(ledgers, nl, drift_cb, &c, false, NULL, &err)) {
+        fprintf(stderr, "trit burnin drift: %s\n", err.msg);
+        return 1;
     }
     qsort(c.p, (size_t)c.n, sizeof *c.p, miss_cmp);
     long misses = 0;
@@ -324,73 +444,69 @@ static int burnin_drift(const char **ledgers, int nl, bool as_json) {
     return 0;
 }
 
-int cmd_burnin(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "run")) return burnin_run_main(argc - 1, argv + 1);
-    if (strcmp(sub, "stats") && strcmp(sub, "drift") && strcmp(sub, "recent") &&
-        strcmp(sub, "since")) {
-        fprintf(stderr, "trit burnin: unknown subcommand '%s' (run, stats, drift, recent, since)\n",
-                sub);
-        return 2;
-    }
-    const char **ledgers = xcalloc((size_t)argc, sizeof *ledgers);
-    int nl = 0, rc = 0;
+/* `trit burnin stats|drift|recent [N]|since T`: options, then the one positional argument
+ * recent and since take. */
+static int burnin_report_main(const char *sub, int argc, char **argv) {
+    const char **ledgers = xcalloc((size_t)argc + 1, sizeof *ledgers);
+    int nl = 0, rc = 2, c;
     bool as_json = false;
     trit_stats_filter f = {0};
-    bool have_pos = false;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            goto out;
-        } else if (!strcmp(a, "--json")) {
+    enum { O_LEDGER = 256, O_JSON };
+    static const struct option lo[] = {{"ledger", required_argument, 0, O_LEDGER},
+                                       {"json", no_argument, 0, O_JSON},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case O_LEDGER:
+            ledgers[nl++] = optarg;
+            break;
+        case O_JSON:
             as_json = true;
-        } else if (!strcmp(a, "--ledger")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "trit burnin %s: --ledger needs a file\n", sub);
-                rc = 2;
-                goto out;
-            }
-            ledgers[nl++] = argv[++i];
-        } else if (a[0] != '-' && !have_pos && !strcmp(sub, "recent")) {
-            if (parse_long(a, &f.last_n) || f.last_n == 0) {
-                fprintf(stderr, "trit burnin recent: N must be a positive integer, got '%s'\n", a);
-                rc = 2;
-                goto out;
-            }
-            have_pos = true;
-        } else if (!have_pos && !strcmp(sub, "since") &&
-                   (a[0] != '-' || a[1] == 0 || (a[1] >= '0' && a[1] <= '9'))) {
-            if (parse_time(a, &f.since_ts)) {
-                fprintf(stderr,
-                        "trit burnin since: bad TIMESTAMP '%s' (ISO-8601, epoch seconds, or an "
-                        "age like 2h)\n",
-                        a);
-                rc = 2;
-                goto out;
-            }
-            have_pos = true;
-        } else {
-            fprintf(stderr, "trit burnin %s: unknown argument '%s' (see --help)\n", sub, a);
-            rc = 2;
+            break;
+        case 'h':
+            usage(stdout);
+            rc = 0;
+            goto out;
+        default:
+            goto out; /* getopt named the bad option */
+        }
+    }
+    /* the positional argument: recent's N (default 100), since's TIMESTAMP (required) */
+    const char *pos = optind < argc ? argv[optind++] : NULL;
+    bool takes_pos = !strcmp(sub, "recent") || !strcmp(sub, "since");
+    if (optind < argc || (pos && !takes_pos)) {
+        fprintf(stderr, "trit burnin %s: unexpected argument '%s' (see --help)\n", sub,
+                optind < argc ? argv[optind] : pos);
+        goto out;
+    }
+    if (!strcmp(sub, "recent")) {
+        f.last_n = 100;
+        if (pos && (parse_long(pos, &f.last_n) || f.last_n == 0)) {
+            fprintf(stderr, "trit burnin recent: N must be a positive integer, got '%s'\n", pos);
             goto out;
         }
     }
-    if (!strcmp(sub, "since") && !have_pos) {
-        fprintf(stderr, "trit burnin since: TIMESTAMP is required\n");
-        rc = 2;
-        goto out;
+    if (!strcmp(sub, "since")) {
+        if (!pos) {
+            fprintf(stderr, "trit burnin since: TIMESTAMP is required\n");
+            goto out;
+        }
+        if (parse_time(pos, &f.since_ts)) {
+            fprintf(stderr,
+                    "trit burnin since: bad TIMESTAMP '%s' (ISO-8601, epoch seconds, or an age "
+                    "like 2h)\n",
+                    pos);
+            goto out;
+        }
     }
-    if (!strcmp(sub, "recent") && !have_pos) f.last_n = 100;
     if (nl == 0) ledgers[nl++] = "burnin.ledger.jsonl";
     if (!strcmp(sub, "drift")) {
         rc = burnin_drift(ledgers, nl, as_json);
         goto out;
     }
+    /* stats, recent, since: the aggregates over the filtered, merged ledgers */
     trit_stats st;
     trit_err err = {0};
     if (trit_stats_compute(ledgers, nl, &f, &st, &err)) {
@@ -406,7 +522,27 @@ int cmd_burnin(int argc, char **argv) {
     } else {
         trit_stats_print(stdout, &st);
     }
+    rc = 0;
 out:
     free(ledgers);
     return rc;
+}
+
+int cmd_burnin(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *sub = argv[1];
+    /* the subcommand sees itself as "trit burnin SUB" (getopt_long's messages name it) */
+    char prog[48];
+    snprintf(prog, sizeof prog, "trit burnin %.20s", sub);
+    argv[1] = prog;
+    if (!strcmp(sub, "run")) return burnin_run_main(argc - 1, argv + 1);
+    if (!strcmp(sub, "stats") || !strcmp(sub, "drift") || !strcmp(sub, "recent") ||
+        !strcmp(sub, "since"))
+        return burnin_report_main(sub, argc - 1, argv + 1);
+    fprintf(stderr, "trit burnin: unknown subcommand '%s' (run, stats, drift, recent, since)\n",
+            sub);
+    return 2;
 }

@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "client/client.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,9 @@
 static void chat_usage(FILE *f) {
     fprintf(f, "usage: trit chat [options]  (one user message per stdin line)\n\n"
                "  --url URL          server base URL (default http://127.0.0.1:8180)\n"
-               "  --api-key KEY      send 'Authorization: Bearer KEY' (default $TRIT_API_KEY)\n"
+               "  --api-key-file F   send 'Authorization: Bearer KEY' with the key in file F\n"
+               "                     (chmod 600; default $TRIT_API_KEY)\n"
+               "  --api-key KEY      the same from the command line (visible in ps: avoid)\n"
                "  --system TEXT      system message that starts the conversation\n"
                "  --max-tokens N     per answer (default: the server's)\n"
                "  --temperature T    sampling temperature (default: the server's)\n"
@@ -56,55 +59,88 @@ static void hist_truncate(history *h, int n) {
 }
 
 int cmd_chat(int argc, char **argv) {
-    const char *url = "http://127.0.0.1:8180", *api_key = getenv("TRIT_API_KEY");
+    const char *url = "http://127.0.0.1:8180", *key_file = NULL;
+    char *key_arg = NULL;
     const char *system = NULL, *model = NULL;
     int max_tokens = 0;
     double temperature = -1, timeout = 600;
     long long seed = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { O_URL = 256, O_KEY, O_KEYFILE, O_SYSTEM, O_MODEL, O_MAX, O_TEMP, O_SEED, O_TIMEOUT };
+    static const struct option lo[] = {{"url", required_argument, 0, O_URL},
+                                       {"api-key", required_argument, 0, O_KEY},
+                                       {"api-key-file", required_argument, 0, O_KEYFILE},
+                                       {"system", required_argument, 0, O_SYSTEM},
+                                       {"model", required_argument, 0, O_MODEL},
+                                       {"max-tokens", required_argument, 0, O_MAX},
+                                       {"temperature", required_argument, 0, O_TEMP},
+                                       {"seed", required_argument, 0, O_SEED},
+                                       {"timeout", required_argument, 0, O_TIMEOUT},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    int o;
+    optind = 1;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        const char *a = argv[optind - 1], *v = optarg;
+        char *end = NULL;
+        switch (o) {
+        case 'h':
             chat_usage(stdout);
             return 0;
-        }
-        if (a[0] != '-' || !strcmp(a, "-")) {
-            fprintf(stderr, "trit chat: unexpected argument '%s' (see trit chat --help)\n", a);
-            return 2;
-        }
-        if (!v) {
-            fprintf(stderr, "trit chat: %s needs a value (see trit chat --help)\n", a);
-            return 2;
-        }
-        char *end = NULL;
-        i++;
-        if (!strcmp(a, "--url")) {
+        case O_URL:
             url = v;
-        } else if (!strcmp(a, "--api-key")) {
-            api_key = v;
-        } else if (!strcmp(a, "--system")) {
+            break;
+        case O_KEY:
+            key_arg = optarg;
+            break;
+        case O_KEYFILE:
+            key_file = v;
+            break;
+        case O_SYSTEM:
             system = v;
-        } else if (!strcmp(a, "--model")) {
+            break;
+        case O_MODEL:
             model = v;
-        } else if (!strcmp(a, "--max-tokens")) {
+            break;
+        case O_MAX: {
             long x = strtol(v, &end, 10);
             if (*end || x < 1 || x > 1 << 24) goto bad;
             max_tokens = (int)x;
-        } else if (!strcmp(a, "--temperature")) {
+            break;
+        }
+        case O_TEMP:
             temperature = strtod(v, &end);
             if (*end || temperature < 0) goto bad;
-        } else if (!strcmp(a, "--seed")) {
+            break;
+        case O_SEED:
             seed = strtoll(v, &end, 10);
             if (*end || seed < 0) goto bad;
-        } else if (!strcmp(a, "--timeout")) {
+            break;
+        case O_TIMEOUT:
             timeout = strtod(v, &end);
             if (*end || timeout <= 0) goto bad;
-        } else {
-            fprintf(stderr, "trit chat: unknown option '%s' (see trit chat --help)\n", a);
+            break;
+        default: /* '?': unknown option or a missing value */
+            fprintf(stderr,
+                    "trit chat: unknown option or missing value: '%s' (see trit chat --help)\n", a);
             return 2;
         }
         continue;
     bad:
         fprintf(stderr, "trit chat: bad value '%s' for %s\n", v, a);
+        return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "trit chat: unexpected argument '%s' (see trit chat --help)\n",
+                argv[optind]);
+        return 2;
+    }
+    char *api_key = NULL;
+    trit_err err = {0};
+    if (key_arg) {
+        api_key = trit_api_key_take_arg(key_arg);
+    } else if (trit_api_key_load(key_file, "TRIT_API_KEY", &api_key, &err)) {
+        fprintf(stderr, "trit chat: %s\n", err.msg);
         return 2;
     }
 
@@ -163,5 +199,6 @@ int cmd_chat(int argc, char **argv) {
     hist_truncate(&h, 0);
     free(h.m);
     free(h.owned);
+    free(api_key);
     return rc;
 }

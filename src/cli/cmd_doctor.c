@@ -4,6 +4,7 @@
  * writable cache. Advisory (!): AVX2/AVX-512/VNNI, optional reference tools, node/npm,
  * clang-14 (fuzzing). */
 #include "cli/cli.h"
+#include "reference/reference.h"
 #include "base/base.h"
 #include "kernels/kernels.h"
 
@@ -13,6 +14,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <pcre2.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,20 +231,31 @@ static void check_tools(doc *d) {
 
 int cmd_doctor(int argc, char **argv) {
     doc d = {.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR")};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    enum { O_NO_COLOR = 256 };
+    static const struct option lo[] = {
+        {"no-color", no_argument, 0, O_NO_COLOR}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case O_NO_COLOR:
+            d.color = false;
+            break;
+        case 'h':
             printf("usage: trit doctor [--no-color]\n\n"
                    "Preflight: compiler, CPU features (AVX2, AVX-512, VNNI), library versions,\n"
                    "the reference llama.cpp (version, commit, binaries), a writable cache and\n"
                    "node/npm. \u2713 ok, \u2717 required item missing, ! advisory.\n"
                    "exit: 0 when every required item is \u2713, 1 otherwise, 2 usage\n");
             return 0;
-        } else if (!strcmp(argv[i], "--no-color")) {
-            d.color = false;
-        } else {
-            fprintf(stderr, "trit doctor: unknown option '%s' (see trit doctor --help)\n", argv[i]);
-            return 2;
+        default:
+            return 2; /* getopt named the bad option */
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "trit doctor: unexpected argument '%s' (see trit doctor --help)\n",
+                argv[optind]);
+        return 2;
     }
     printf("trit %s doctor\n", TRIT_VERSION);
     section("build");

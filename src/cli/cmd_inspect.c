@@ -2,6 +2,7 @@
  * metadata (arrays summarised), architecture summary, tensor table and totals. */
 #include "cli/cli.h"
 #include "gguf/gguf.h"
+#include "model/model.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -85,9 +86,11 @@ static json_t *kv_json(const gguf_kv *kv, bool full) {
 /* ---- architecture summary ---- */
 typedef struct arch_sum {
     char *arch;
-    char *act;
-    bool act_default;
-    json_t *fields; /* ordered key -> value */
+    const char *act;  /* NULL for an arch trit does not run */
+    const char *src;  /* "default" | "arch" | "file" */
+    char why[160];    /* trit_act_explain's phrase, or why there is none */
+    char *load_error; /* NULL when trit_model_load accepts the file */
+    json_t *fields;   /* ordered key -> value */
 } arch_sum;
 
 static void arch_field(const gguf_file *f, arch_sum *s, const char *label, const char *suffix) {
@@ -118,22 +121,36 @@ static bool arch_summary(const gguf_file *f, arch_sum *s) {
         if (tok && tok->type == GGUF_T_ARRAY)
             json_object_set_new(s->fields, "vocab_size", json_integer((json_int_t)tok->arr_n));
     }
-    char key[256];
-    snprintf(key, sizeof key, "%s.ffn_activation", s->arch);
-    s->act = gguf_get_str(f, key);
-    if (!s->act) {
-        s->act = xstrdup("silu");
-        s->act_default = true;
+    /* the activation and why, by the loader's own rule */
+    enum trit_act act;
+    enum trit_act_source src;
+    trit_err err = {0};
+    if (trit_arch_from_name(s->arch) < 0) {
+        snprintf(s->why, sizeof s->why, "arch %s is not one trit runs", s->arch);
+    } else if (trit_act_resolve(f, s->arch, &act, &src, &err) != 0) {
+        snprintf(s->why, sizeof s->why, "%s", err.msg);
+    } else {
+        s->act = trit_act_name(act);
+        s->src = src == TRIT_ACT_SRC_KEY ? "file" : src == TRIT_ACT_SRC_ARCH ? "arch" : "default";
+        trit_act_explain(s->arch, act, src, s->why, sizeof s->why);
+        json_object_set_new(s->fields, "ffn_activation", json_string(s->act));
+        json_object_set_new(s->fields, "ffn_activation_source", json_string(s->src));
     }
-    json_object_set_new(s->fields, "ffn_activation", json_string(s->act));
-    json_object_set_new(s->fields, "ffn_activation_source",
-                        json_string(s->act_default ? "default" : "file"));
+    json_object_set_new(s->fields, "ffn_activation_reason", json_string(s->why));
+    /* whether trit runs the file, and if not the loader's refusal (names tensor/type/fix) */
+    trit_model *m = trit_model_load(gguf_path(f), &err);
+    if (m)
+        trit_model_free(m);
+    else
+        s->load_error = xstrdup(err.msg);
+    json_object_set_new(s->fields, "trit_runs", json_boolean(m != NULL));
+    if (!m) json_object_set_new(s->fields, "trit_refusal", json_string(s->load_error));
     return true;
 }
 
 static void arch_free(arch_sum *s) {
     free(s->arch);
-    free(s->act);
+    free(s->load_error);
     json_decref(s->fields);
 }
 
@@ -329,10 +346,23 @@ static int emit_text(const gguf_file *f, bool tensors_only) {
             const char *k;
             json_t *v;
             json_object_foreach(s.fields, k, v) {
-                if (!strcmp(k, "ffn_activation_source")) continue;
+                if (!strcmp(k, "ffn_activation_source") || !strcmp(k, "trit_refusal")) continue;
+                if (!strcmp(k, "ffn_activation_reason")) {
+                    if (!s.act) printf("  %-16s ? (%s)\n", "ffn_activation", s.why);
+                    continue;
+                }
                 if (!strcmp(k, "ffn_activation")) {
-                    printf("  %-16s %s%s\n", k, s.act,
-                           s.act_default ? " (default: llama.cpp behaviour)" : " (from file)");
+                    /* no key and no arch rule: say it is llama.cpp's default, then why */
+                    bool dflt = !strcmp(s.src, "default");
+                    if (dflt)
+                        printf("  %-16s %s (default: llama.cpp behaviour): %s\n", k, s.act, s.why);
+                    else
+                        printf("  %-16s %s (%s)\n", k, s.act, s.why);
+                    continue;
+                }
+                if (!strcmp(k, "trit_runs")) {
+                    printf("  %-16s %s%s\n", k, s.load_error ? "no: " : "yes",
+                           s.load_error ? s.load_error : "");
                     continue;
                 }
                 if (json_is_real(v)) {

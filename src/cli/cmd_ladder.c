@@ -9,30 +9,32 @@
 
 static void usage(FILE *f) {
     fprintf(
-        f, "usage: trit ladder --ref SPEC --cand SPEC (--prompt TEXT | --prompts FILE) [options]\n"
-           "       trit ladder --determinism --ref SPEC (--prompt TEXT | --prompts FILE)\n"
-           "\n"
-           "Rungs: 0 preflight, 1 tokens, 2 shapes, 3 first-position logits, 4 every prompt\n"
-           "position, 5 greedy decode. Stops at the first failing rung unless --all.\n"
-           "SPEC: trit:MODEL[?threads=N&ctx=N&rope=norm|neox&act=silu|relu2] | llama:MODEL[?...]\n"
-           "      | http:URL[?model=ID&key=KEY]\n"
-           "\n"
-           "  --ref SPEC, --cand SPEC   the two backends (reference, candidate)\n"
-           "  --prompt TEXT             one prompt (repeatable)\n"
-           "  --prompts FILE            one prompt per line, or JSONL with a \"prompt\" field\n"
-           "  --max-tokens M            greedy decode steps in rung 5 (default 16)\n"
-           "  --template raw|chat       raw text, or each backend's chat template (default raw)\n"
-           "  --all                     run every rung even after a failure\n"
-           "  --bisect                  on a logit/decode failure: shortest failing prefix, then\n"
-           "                            traces on both sides name the first diverging\n"
-           "                            (position, layer, point)\n"
-           "  --determinism             the --ref backend twice: identical logits?\n"
-           "  --thresholds k=v,...      override: first_mse first_maxabs pos_mse pos_kl pos_top5\n"
-           "                            pos_maxabs tie_eps trace_nmse\n"
-           "  --threads N               threads for both backends (default: $TRIT_THREADS or all)\n"
-           "  --format text|json        report on stdout (default text)\n"
-           "  -o FILE                   write the JSON receipt to FILE\n"
-           "Exit: 0 pass, 1 divergence, 2 setup failure or usage error.\n");
+        f,
+        "usage: trit ladder --ref SPEC --cand SPEC (--prompt TEXT | --prompts FILE) [options]\n"
+        "       trit ladder --determinism --ref SPEC (--prompt TEXT | --prompts FILE)\n"
+        "\n"
+        "Rungs: 0 preflight, 1 tokens, 2 shapes, 3 first-position logits, 4 every prompt\n"
+        "position, 5 greedy decode. Stops at the first failing rung unless --all.\n"
+        "SPEC: trit:MODEL[?threads=N&ctx=N&rope=norm|neox&act=silu|relu2] | llama:MODEL[?...]\n"
+        "      | http:URL[?model=ID&key=KEY]\n"
+        "\n"
+        "  --ref SPEC, --cand SPEC   the two backends (reference, candidate)\n"
+        "  --prompt TEXT             one prompt (repeatable)\n"
+        "  --prompts FILE            one prompt per line, or JSONL with a \"prompt\" field\n"
+        "  --max-tokens M            greedy decode steps in rung 5 (default 16)\n"
+        "  --template raw|chat       raw text, or each backend's chat template (default raw)\n"
+        "  --all                     run every rung even after a failure\n"
+        "  --bisect                  on a logit/decode failure: shortest failing prefix, then\n"
+        "                            traces on both sides name the first diverging\n"
+        "                            (position, layer, point)\n"
+        "  --determinism             the --ref backend twice: identical logits?\n"
+        "  --thresholds k=v,...      override: first_mse first_maxabs pos_mse pos_kl pos_top5\n"
+        "                            pos_maxabs tie_eps trace_nmse\n"
+        "  --threads N               threads for both backends (default: $TRIT_THREADS or all)\n"
+        "  --format text|json        report on stdout (default text)\n"
+        "  -o FILE                   write the JSON receipt to FILE\n"
+        "Exit: 0 pass (every rung ran and passed), 1 divergence, 2 setup failure or usage\n"
+        "error, 3 incomplete (a rung was SKIPPED, e.g. a side cannot tokenize: never a pass).\n");
 }
 
 static int load_prompts(const char *path, char ***out, size_t *n, trit_err *err) {
@@ -67,157 +69,171 @@ static int load_prompts(const char *path, char ***out, size_t *n, trit_err *err)
     return 0;
 }
 
-int cmd_ladder(int argc, char **argv) {
-    trit_ladder_opts o = {.max_tokens = 16};
-    trit_ladder_thresholds_default(&o.th);
-    o.bopts = trit_backend_default_opts();
-    char **prompts = NULL;
-    size_t n_prompts = 0;
-    const char *out_path = NULL;
-    bool determinism = false;
+/* What the command line asked for; prompts are owned here. */
+typedef struct ladder_args {
+    trit_ladder_opts o;
+    char **prompts;
+    size_t n_prompts;
+    const char *out_path;
+    bool determinism;
+} ladder_args;
+
+enum {
+    O_REF = 256,
+    O_CAND,
+    O_PROMPT,
+    O_PROMPTS,
+    O_MAX,
+    O_TMPL,
+    O_ALL,
+    O_BISECT,
+    O_DET,
+    O_TH,
+    O_THREADS,
+    O_FORMAT
+};
+static const struct option ladder_options[] = {{"ref", required_argument, 0, O_REF},
+                                               {"cand", required_argument, 0, O_CAND},
+                                               {"prompt", required_argument, 0, O_PROMPT},
+                                               {"prompts", required_argument, 0, O_PROMPTS},
+                                               {"max-tokens", required_argument, 0, O_MAX},
+                                               {"template", required_argument, 0, O_TMPL},
+                                               {"all", no_argument, 0, O_ALL},
+                                               {"bisect", no_argument, 0, O_BISECT},
+                                               {"determinism", no_argument, 0, O_DET},
+                                               {"thresholds", required_argument, 0, O_TH},
+                                               {"threads", required_argument, 0, O_THREADS},
+                                               {"format", required_argument, 0, O_FORMAT},
+                                               {"help", no_argument, 0, 'h'},
+                                               {0, 0, 0, 0}};
+
+/* One option into a; 0 ok, 2 a bad value (said on stderr). */
+static int ladder_option(int c, const char *v, ladder_args *a) {
     trit_err err = {0};
-    enum {
-        O_REF = 256,
-        O_CAND,
-        O_PROMPT,
-        O_PROMPTS,
-        O_MAX,
-        O_TMPL,
-        O_ALL,
-        O_BISECT,
-        O_DET,
-        O_TH,
-        O_THREADS,
-        O_FORMAT
-    };
-    static const struct option lo[] = {{"ref", required_argument, 0, O_REF},
-                                       {"cand", required_argument, 0, O_CAND},
-                                       {"prompt", required_argument, 0, O_PROMPT},
-                                       {"prompts", required_argument, 0, O_PROMPTS},
-                                       {"max-tokens", required_argument, 0, O_MAX},
-                                       {"template", required_argument, 0, O_TMPL},
-                                       {"all", no_argument, 0, O_ALL},
-                                       {"bisect", no_argument, 0, O_BISECT},
-                                       {"determinism", no_argument, 0, O_DET},
-                                       {"thresholds", required_argument, 0, O_TH},
-                                       {"threads", required_argument, 0, O_THREADS},
-                                       {"format", required_argument, 0, O_FORMAT},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-    int c, rc = 2;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
-        switch (c) {
-        case O_REF:
-            o.ref = optarg;
-            break;
-        case O_CAND:
-            o.cand = optarg;
-            break;
-        case O_PROMPT:
-            prompts = xrealloc(prompts, (n_prompts + 1) * sizeof *prompts);
-            prompts[n_prompts++] = xstrdup(optarg);
-            break;
-        case O_PROMPTS:
-            if (load_prompts(optarg, &prompts, &n_prompts, &err) != 0) {
-                fprintf(stderr, "trit ladder: %s\n", err.msg);
-                goto out;
-            }
-            break;
-        case O_MAX: {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 0 || v > 100000) {
-                fprintf(stderr, "trit ladder: --max-tokens %s: expected 0..100000\n", optarg);
-                goto out;
-            }
-            o.max_tokens = (int)v;
-            break;
+    long n;
+    switch (c) {
+    case O_REF:
+        a->o.gen1_spec = v;
+        return 0;
+    case O_CAND:
+        a->o.gen2_spec = v;
+        return 0;
+    case O_PROMPT:
+        a->prompts = xrealloc(a->prompts, (a->n_prompts + 1) * sizeof *a->prompts);
+        a->prompts[a->n_prompts++] = xstrdup(v);
+        return 0;
+    case O_PROMPTS:
+        if (load_prompts(v, &a->prompts, &a->n_prompts, &err) == 0) return 0;
+        fprintf(stderr, "trit ladder: %s\n", err.msg);
+        return 2;
+    case O_MAX:
+        if (trit_parse_long(v, 0, 100000, &n) == 0) {
+            a->o.max_tokens = (int)n;
+            return 0;
         }
-        case O_TMPL:
-            if (!strcmp(optarg, "chat"))
-                o.chat_template = true;
-            else if (!strcmp(optarg, "raw"))
-                o.chat_template = false;
-            else {
-                fprintf(stderr, "trit ladder: --template %s: expected raw or chat\n", optarg);
-                goto out;
-            }
-            break;
-        case O_ALL:
-            o.all = true;
-            break;
-        case O_BISECT:
-            o.bisect = true;
-            break;
-        case O_DET:
-            determinism = true;
-            break;
-        case O_TH:
-            if (trit_ladder_thresholds_parse(optarg, &o.th, &err) != 0) {
-                fprintf(stderr, "trit ladder: --thresholds: %s\n", err.msg);
-                goto out;
-            }
-            break;
-        case O_THREADS:
-            o.bopts.n_threads = atoi(optarg);
-            break;
-        case O_FORMAT:
-            if (!strcmp(optarg, "json"))
-                o.json = true;
-            else if (!strcmp(optarg, "text"))
-                o.json = false;
-            else {
-                fprintf(stderr, "trit ladder: --format %s: expected text or json\n", optarg);
-                goto out;
-            }
-            break;
-        case 'o':
-            out_path = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            rc = 0;
-            goto out;
-        default:
-            usage(stderr);
-            goto out;
+        fprintf(stderr, "trit ladder: --max-tokens %s: expected 0..100000\n", v);
+        return 2;
+    case O_TMPL:
+        if (strcmp(v, "chat") && strcmp(v, "raw")) {
+            fprintf(stderr, "trit ladder: --template %s: expected raw or chat\n", v);
+            return 2;
         }
+        a->o.chat_template = !strcmp(v, "chat");
+        return 0;
+    case O_ALL:
+        a->o.all = true;
+        return 0;
+    case O_BISECT:
+        a->o.bisect = true;
+        return 0;
+    case O_DET:
+        a->determinism = true;
+        return 0;
+    case O_TH:
+        if (trit_ladder_thresholds_parse(v, &a->o.th, &err) == 0) return 0;
+        fprintf(stderr, "trit ladder: --thresholds: %s\n", err.msg);
+        return 2;
+    case O_THREADS:
+        if (trit_parse_long(v, 1, 1024, &n) == 0) {
+            a->o.bopts.n_threads = (int)n;
+            return 0;
+        }
+        fprintf(stderr, "trit ladder: --threads %s: expected 1..1024\n", v);
+        return 2;
+    case O_FORMAT:
+        if (strcmp(v, "json") && strcmp(v, "text")) {
+            fprintf(stderr, "trit ladder: --format %s: expected text or json\n", v);
+            return 2;
+        }
+        a->o.json = !strcmp(v, "json");
+        return 0;
+    case 'o':
+        a->out_path = v;
+        return 0;
     }
+    usage(stderr); /* getopt named the bad option */
+    return 2;
+}
+
+/* The command line into a: 0 to run, 1 after --help, 2 on a usage error. */
+static int parse_ladder_args(int argc, char **argv, ladder_args *a) {
+    a->o = (trit_ladder_opts){.max_tokens = 16};
+    trit_ladder_thresholds_default(&a->o.th);
+    a->o.bopts = trit_backend_default_opts();
+    int c, rc = 0;
+    optind = 1;
+    while (rc == 0 && (c = getopt_long(argc, argv, "o:h", ladder_options, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return 1;
+        }
+        rc = ladder_option(c, optarg, a);
+    }
+    if (rc) return rc;
     if (optind < argc) {
         fprintf(stderr, "trit ladder: unexpected argument '%s'\n", argv[optind]);
-        goto out;
+        return 2;
     }
-    if (!o.ref || (!determinism && !o.cand)) {
+    if (!a->o.gen1_spec || (!a->determinism && !a->o.gen2_spec)) {
         fprintf(stderr, "trit ladder: --ref and --cand are required (--determinism: --ref)\n\n");
         usage(stderr);
-        goto out;
+        return 2;
     }
-    if (n_prompts == 0) {
+    if (a->n_prompts == 0) {
         fprintf(stderr, "trit ladder: give --prompt TEXT or --prompts FILE\n");
-        goto out;
+        return 2;
     }
-    o.prompts = (const char *const *)prompts;
-    o.n_prompts = n_prompts;
-    json_t *receipt = NULL;
-    FILE *text = o.json ? NULL : stdout;
-    rc = determinism ? trit_ladder_determinism(&o, text, &receipt)
-                     : trit_ladder_run(&o, text, &receipt);
-    if (o.json) {
-        json_dumpf(receipt, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
-    }
-    if (out_path) {
-        char *s = json_dumps(receipt, JSON_INDENT(2));
-        if (trit_write_file_atomic(out_path, s, strlen(s), &err) != 0) {
+    a->o.prompts = (const char *const *)a->prompts;
+    a->o.n_prompts = a->n_prompts;
+    return 0;
+}
+
+int cmd_ladder(int argc, char **argv) {
+    ladder_args a = {0};
+    int rc = parse_ladder_args(argc, argv, &a);
+    if (rc == 0) {
+        /* run: the text report to stdout, or the JSON receipt instead */
+        json_t *receipt = NULL;
+        FILE *text = a.o.json ? NULL : stdout;
+        rc = a.determinism ? trit_ladder_determinism(&a.o, text, &receipt)
+                           : trit_ladder_run(&a.o, text, &receipt);
+        if (a.o.json) {
+            json_dumpf(receipt, stdout, JSON_INDENT(2));
+            fputc('\n', stdout);
+        }
+        /* the receipt file; failing to write it turns a pass into a setup failure */
+        trit_err err = {0};
+        char *s = a.out_path ? json_dumps(receipt, JSON_INDENT(2)) : NULL;
+        if (s && trit_write_file_atomic(a.out_path, s, strlen(s), &err) != 0) {
             fprintf(stderr, "trit ladder: -o: %s\n", err.msg);
             if (rc == 0) rc = 2;
         }
         free(s);
+        json_decref(receipt);
+    } else if (rc == 1) {
+        rc = 0; /* --help */
     }
-    json_decref(receipt);
-out:
-    for (size_t i = 0; i < n_prompts; i++) free(prompts[i]);
-    free(prompts);
+    for (size_t i = 0; i < a.n_prompts; i++) free(a.prompts[i]);
+    free(a.prompts);
     return rc;
 }

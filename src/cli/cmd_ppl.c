@@ -6,6 +6,7 @@
 #include "parity/ppl.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,42 @@ static void print_pair(FILE *out, const char *label, const trit_ppl_result *r) {
             r->ppl, r->ppl_err, r->n_chunk, r->n_ctx, r->seconds);
 }
 
+/* Compare mode's text report: both PPLs, the delta, and the KLD of gen-2 against gen-1. */
+static void print_compare(const trit_ppl_result *r1, const trit_ppl_result *r2, bool can_kld) {
+    double d = r2->ppl - r1->ppl;
+    print_pair(stdout, "gen-1", r1);
+    print_pair(stdout, "gen-2", r2);
+    printf("delta PPL (gen-2 - gen-1) = %+.6f (%+.4f%%)\n", d, 100 * d / r1->ppl);
+    if (r2->has_kld) {
+        printf("\nKL divergence of gen-2 against gen-1 (%ld positions):\n", r2->count);
+        trit_ppl_print(stdout, r2);
+    } else {
+        printf("KLD: not available (%s)\n",
+               can_kld ? "no base logits" : "a source is an OpenAI server: no full logits");
+    }
+}
+
+/* The compare figures as a {"type":"ppl"} ledger record (the ledger's writer lock applies:
+ * refused while a burn-in or shadow writes it). 0, or -1 after saying why. */
+static int append_ppl_record(const char *ledger, json_t *figures) {
+    trit_err err = {0};
+    json_t *rec = json_object();
+    char iso[32];
+    double ts = trit_wall_s();
+    trit_iso8601(ts, iso);
+    json_object_set_new(rec, "type", json_string("ppl"));
+    json_object_set_new(rec, "source", json_string("ppl"));
+    json_object_set_new(rec, "ts", json_real(ts));
+    json_object_set_new(rec, "time", json_string(iso));
+    json_object_update(rec, figures);
+    trit_ledger *l = trit_ledger_open(ledger, &err);
+    int rc = !l || trit_ledger_append(l, rec, &err) ? -1 : 0;
+    if (rc) fprintf(stderr, "trit ppl: %s\n", err.msg);
+    trit_ledger_close(l);
+    json_decref(rec);
+    return rc;
+}
+
 static int compare_mode(const args *a, const char *text, size_t len) {
     trit_err err = {0};
     const char *s1, *s2;
@@ -161,9 +198,14 @@ static int compare_mode(const args *a, const char *text, size_t len) {
         goto out;
     }
     if (r2.has_kld) r2.n_tokens = r1.n_tokens; /* gen-2 read the tokens from gen-1's file */
-    if (r1.n_ctx != r2.n_ctx || r1.n_chunk != r2.n_chunk)
-        fprintf(stderr, "trit ppl: warning: gen-1 scored %d chunks x %d, gen-2 %d x %d\n",
-                r1.n_chunk, r1.n_ctx, r2.n_chunk, r2.n_ctx);
+    /* runs of different shape compare different text: the figures are written (the gate
+     * fails them too), and the command fails */
+    bool same_shape = r1.n_ctx == r2.n_ctx && r1.n_chunk == r2.n_chunk && r1.count == r2.count;
+    if (!same_shape)
+        fprintf(stderr,
+                "trit ppl: gen-1 scored %d chunks x %d (%ld tokens), gen-2 %d x %d (%ld): the "
+                "runs are not comparable\n",
+                r1.n_chunk, r1.n_ctx, r1.count, r2.n_chunk, r2.n_ctx, r2.count);
     json_t *j = json_object();
     json_t *g1 = trit_ppl_result_json(&r1), *g2 = trit_ppl_result_json(&r2);
     json_t *kld = json_object_get(g2, "kld");
@@ -186,165 +228,191 @@ static int compare_mode(const args *a, const char *text, size_t len) {
         json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
         printf("\n");
     } else {
-        print_pair(stdout, "gen-1", &r1);
-        print_pair(stdout, "gen-2", &r2);
-        printf("delta PPL (gen-2 - gen-1) = %+.6f (%+.4f%%)\n", d, 100 * d / r1.ppl);
-        if (r2.has_kld) {
-            printf("\nKL divergence of gen-2 against gen-1 (%ld positions):\n", r2.count);
-            trit_ppl_print(stdout, &r2);
-        } else {
-            printf("KLD: not available (%s)\n",
-                   can_kld ? "no base logits" : "a source is an OpenAI server: no full logits");
-        }
+        print_compare(&r1, &r2, can_kld);
     }
-    rc = 0;
+    rc = same_shape ? 0 : 1;
     if (a->out && write_json(a->out, j, &err)) {
         fprintf(stderr, "trit ppl: %s\n", err.msg);
         rc = 2;
     }
-    if (a->ledger) {
-        json_t *rec = json_object();
-        char iso[32];
-        double ts = trit_wall_s();
-        trit_iso8601(ts, iso);
-        json_object_set_new(rec, "type", json_string("ppl"));
-        json_object_set_new(rec, "source", json_string("ppl"));
-        json_object_set_new(rec, "ts", json_real(ts));
-        json_object_set_new(rec, "time", json_string(iso));
-        json_object_update(rec, j);
-        trit_ledger *l = trit_ledger_open(a->ledger, &err);
-        if (!l || trit_ledger_append(l, rec, &err)) {
-            fprintf(stderr, "trit ppl: %s\n", err.msg);
-            rc = 2;
-        }
-        trit_ledger_close(l);
-        json_decref(rec);
-    }
+    if (a->ledger && append_ppl_record(a->ledger, j)) rc = 2;
     json_decref(j);
 out:
     if (base == tmp_base) unlink(tmp_base);
     return rc;
 }
 
-int cmd_ppl(int argc, char **argv) {
-    args a = {.ctx = 512};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(f, "--json")) {
-            a.json = true;
-            continue;
-        }
-        if (!strcmp(f, "--kl-divergence")) {
-            a.kld = true;
-            continue;
-        }
-        if (!strcmp(f, "--quiet") || !strcmp(f, "-q")) {
-            a.quiet = true;
-            continue;
-        }
-        const char **sv = !strcmp(f, "--backend")              ? &a.backend
-                          : !strcmp(f, "--url")                ? &a.url
-                          : !strcmp(f, "--reference")          ? &a.reference
-                          : !strcmp(f, "--gen1")               ? &a.gen1
-                          : !strcmp(f, "--gen2")               ? &a.gen2
-                          : !strcmp(f, "--text")               ? &a.text
-                          : !strcmp(f, "-o")                   ? &a.out
-                          : !strcmp(f, "--output")             ? &a.out
-                          : !strcmp(f, "--ledger")             ? &a.ledger
-                          : !strcmp(f, "--api-key")            ? &a.api_key
-                          : !strcmp(f, "--kl-divergence-base") ? &a.base
-                                                               : NULL;
-        int *iv = !strcmp(f, "--ctx") || !strcmp(f, "-c")       ? &a.ctx
-                  : !strcmp(f, "--chunks")                      ? &a.chunks
-                  : !strcmp(f, "--threads") || !strcmp(f, "-t") ? &a.threads
-                                                                : NULL;
-        if (!sv && !iv) {
-            fprintf(stderr, "trit ppl: unknown argument '%s' (see --help)\n", f);
-            return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "trit ppl: %s needs a value\n", f);
-            return 2;
-        }
-        if (sv)
-            *sv = argv[++i];
-        else if (parse_int(f, argv[++i], iv == &a.ctx ? 4 : 1, iv))
-            return 2;
+enum {
+    O_BACKEND = 256,
+    O_URL,
+    O_REFERENCE,
+    O_GEN1,
+    O_GEN2,
+    O_TEXT,
+    O_CHUNKS,
+    O_BASE,
+    O_KLD,
+    O_API_KEY,
+    O_JSON,
+    O_LEDGER,
+};
+static const struct option ppl_options[] = {
+    {"backend", required_argument, 0, O_BACKEND},
+    {"url", required_argument, 0, O_URL},
+    {"reference", required_argument, 0, O_REFERENCE},
+    {"gen1", required_argument, 0, O_GEN1},
+    {"gen2", required_argument, 0, O_GEN2},
+    {"text", required_argument, 0, O_TEXT},
+    {"ctx", required_argument, 0, 'c'},
+    {"chunks", required_argument, 0, O_CHUNKS},
+    {"threads", required_argument, 0, 't'},
+    {"kl-divergence-base", required_argument, 0, O_BASE},
+    {"kl-divergence", no_argument, 0, O_KLD},
+    {"api-key", required_argument, 0, O_API_KEY},
+    {"json", no_argument, 0, O_JSON},
+    {"output", required_argument, 0, 'o'},
+    {"ledger", required_argument, 0, O_LEDGER},
+    {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+/* One option into a; 0 ok, 2 a bad value (said). */
+static int ppl_option(int c, const char *v, args *a) {
+    switch (c) {
+    case O_BACKEND:
+        a->backend = v;
+        return 0;
+    case O_URL:
+        a->url = v;
+        return 0;
+    case O_REFERENCE:
+        a->reference = v;
+        return 0;
+    case O_GEN1:
+        a->gen1 = v;
+        return 0;
+    case O_GEN2:
+        a->gen2 = v;
+        return 0;
+    case O_TEXT:
+        a->text = v;
+        return 0;
+    case 'c':
+        return parse_int("--ctx", v, 4, &a->ctx) ? 2 : 0;
+    case O_CHUNKS:
+        return parse_int("--chunks", v, 1, &a->chunks) ? 2 : 0;
+    case 't':
+        return parse_int("--threads", v, 1, &a->threads) ? 2 : 0;
+    case O_BASE:
+        a->base = v;
+        return 0;
+    case O_KLD:
+        a->kld = true;
+        return 0;
+    case O_API_KEY:
+        a->api_key = v;
+        return 0;
+    case O_JSON:
+        a->json = true;
+        return 0;
+    case 'o':
+        a->out = v;
+        return 0;
+    case O_LEDGER:
+        a->ledger = v;
+        return 0;
+    case 'q':
+        a->quiet = true;
+        return 0;
     }
-    int n_src = !!a.backend + !!a.url + !!a.reference;
-    bool compare = a.gen1 || a.gen2;
-    if (compare && (!a.gen1 || !a.gen2)) {
-        fprintf(stderr, "trit ppl: compare mode needs both --gen1 and --gen2\n");
-        return 2;
-    }
-    if ((compare && n_src) || (!compare && n_src != 1)) {
-        fprintf(stderr, "trit ppl: give exactly one of --backend, --url, --reference, or "
-                        "--gen1 with --gen2 (see --help)\n");
-        return 2;
-    }
-    if (a.kld && !a.base) {
-        fprintf(stderr, "trit ppl: --kl-divergence needs --kl-divergence-base FILE\n");
-        return 2;
-    }
-    if (compare && a.kld) {
-        fprintf(stderr, "trit ppl: compare mode computes KLD itself; drop --kl-divergence\n");
-        return 2;
-    }
-    if (a.ledger && !compare) {
-        fprintf(stderr,
-                "trit ppl: --ledger records gen-1 vs gen-2 figures; use it with --gen1/--gen2\n");
-        return 2;
-    }
-    if (!a.text) a.text = DEFAULT_TEXT;
+    return 2;
+}
+
+/* The options that go together: one source, or --gen1 with --gen2; KLD needs a base file. */
+static int ppl_check(const args *a) {
+    int n_src = !!a->backend + !!a->url + !!a->reference;
+    bool compare = a->gen1 || a->gen2;
+    const char *why = NULL;
+    if (compare && (!a->gen1 || !a->gen2))
+        why = "compare mode needs both --gen1 and --gen2";
+    else if ((compare && n_src) || (!compare && n_src != 1))
+        why = "give exactly one of --backend, --url, --reference, or --gen1 with --gen2 (see "
+              "--help)";
+    else if (a->kld && !a->base)
+        why = "--kl-divergence needs --kl-divergence-base FILE";
+    else if (compare && a->kld)
+        why = "compare mode computes KLD itself; drop --kl-divergence";
+    else if (a->ledger && !compare)
+        why = "--ledger records gen-1 vs gen-2 figures; use it with --gen1/--gen2";
+    if (!why) return 0;
+    fprintf(stderr, "trit ppl: %s\n", why);
+    return 2;
+}
+
+/* One source: its figures (text or JSON), and the JSON to -o FILE. */
+static int single_mode(const args *a, const trit_buf *text) {
     trit_err err = {0};
-    trit_buf text = {0};
-    bool need_text = !(a.kld && !compare); /* KLD mode takes the tokens from the base file */
-    if (need_text && trit_ppl_read_text(a.text, &text, &err)) {
-        fprintf(stderr, "trit ppl: %s\n", err.msg);
-        return 2;
-    }
-    if (!text.p) trit_buf_puts(&text, "");
-    if (compare) {
-        int rc = compare_mode(&a, text.p, text.len);
-        trit_buf_free(&text);
-        return rc;
-    }
     trit_ppl_opts o;
     trit_ppl_opts_default(&o);
-    o.n_ctx = a.ctx, o.n_chunks = a.chunks, o.n_threads = a.threads;
-    o.text_path = a.text, o.api_key = a.api_key, o.progress = !a.quiet;
-    if (a.base) {
-        if (a.kld)
-            o.base_in = a.base;
-        else
-            o.base_out = a.base;
-    }
+    o.n_ctx = a->ctx, o.n_chunks = a->chunks, o.n_threads = a->threads;
+    o.text_path = a->text, o.api_key = a->api_key, o.progress = !a->quiet;
+    /* a base file is written, or with --kl-divergence read */
+    if (a->base && a->kld) o.base_in = a->base;
+    if (a->base && !a->kld) o.base_out = a->base;
     trit_ppl_result r;
-    const char *spec = a.backend ? a.backend : a.url ? a.url : a.reference;
-    int kind = a.backend ? SRC_BACKEND : a.url ? SRC_URL : SRC_REF;
-    int rc = run_one(&a, spec, kind, text.p, text.len, &o, &r, &err);
-    trit_buf_free(&text);
-    if (rc) {
+    const char *spec = a->backend ? a->backend : a->url ? a->url : a->reference;
+    int kind = a->backend ? SRC_BACKEND : a->url ? SRC_URL : SRC_REF;
+    if (run_one(a, spec, kind, text->p, text->len, &o, &r, &err)) {
         fprintf(stderr, "trit ppl: %s: %s\n", spec, err.msg);
         return err.code == TRIT_EINVAL || err.code == TRIT_EFORMAT ? 2 : 1;
     }
     json_t *j = trit_ppl_result_json(&r);
-    json_object_set_new(j, "text", json_string(a.text));
-    if (a.json) {
+    json_object_set_new(j, "text", json_string(a->text));
+    if (a->json) {
         json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
         printf("\n");
     } else {
         trit_ppl_print(stdout, &r);
     }
-    rc = 0;
-    if (a.out && write_json(a.out, j, &err)) {
+    int rc = 0;
+    if (a->out && write_json(a->out, j, &err)) {
         fprintf(stderr, "trit ppl: %s\n", err.msg);
         rc = 2;
     }
     json_decref(j);
+    return rc;
+}
+
+int cmd_ppl(int argc, char **argv) {
+    args a = {.ctx = 512};
+    int c, rc = 0;
+    optind = 1;
+    while (rc == 0 && (c = getopt_long(argc, argv, "c:t:o:qh", ppl_options, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        rc = c == '?' ? 2 : ppl_option(c, optarg, &a); /* getopt named a bad option */
+    }
+    if (rc) return rc;
+    if (optind < argc) {
+        fprintf(stderr, "trit ppl: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (ppl_check(&a)) return 2;
+    if (!a.text) a.text = DEFAULT_TEXT;
+    /* the text, unless KLD mode takes the tokens from the base file */
+    bool compare = a.gen1 != NULL;
+    trit_err err = {0};
+    trit_buf text = {0};
+    bool need_text = !(a.kld && !compare);
+    if (need_text && trit_ppl_read_text(a.text, &text, &err)) {
+        fprintf(stderr, "trit ppl: %s\n", err.msg);
+        return 2;
+    }
+    if (!text.p) trit_buf_puts(&text, "");
+    rc = compare ? compare_mode(&a, text.p, text.len) : single_mode(&a, &text);
+    trit_buf_free(&text);
     return rc;
 }

@@ -1,12 +1,13 @@
 /* cmd_report.c — `trit report`: one self-contained HTML page from ledgers and ppl figures. */
 #include "base/base.h"
 #include "cli/cli.h"
+#include "parity/gates.h"
 #include "parity/report.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -19,7 +20,7 @@ static void usage(FILE *out) {
             "per prompt, and the latest misses with both replies side by side.\n"
             "  --ledger FILE   burn-in or shadow ledger (several are merged)\n"
             "  --ppl FILE      `trit ppl --gen1 .. --gen2 .. -o FILE` output\n"
-            "  --config INI    gate thresholds (default ./cutover.ini if present, else defaults)\n"
+            "  --config INI    gate thresholds; without it the production defaults (DESIGN.md)\n"
             "  --title TEXT    page title\n"
             "  --misses N      misses shown side by side (default 50)\n"
             "  -o FILE         output (\"-\" for stdout)\n"
@@ -30,48 +31,66 @@ int cmd_report(int argc, char **argv) {
     const char **ledgers = xcalloc((size_t)argc + 1, sizeof *ledgers);
     trit_report_opts o = {.ledgers = ledgers, .max_misses = 50};
     const char *out = NULL;
-    int rc = 2;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            rc = 0;
-            goto done;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "trit report: %s needs a value (see --help)\n", a);
-            goto done;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--ledger")) {
-            ledgers[o.n_ledgers++] = v;
-        } else if (!strcmp(a, "--ppl")) {
-            o.ppl_path = v;
-        } else if (!strcmp(a, "--config")) {
-            o.config = v;
-        } else if (!strcmp(a, "--title")) {
-            o.title = v;
-        } else if (!strcmp(a, "--misses")) {
-            char *end;
-            long n = strtol(v, &end, 10);
-            if (*end || n < 1 || n > 100000) {
-                fprintf(stderr, "trit report: --misses %s: expected 1..100000\n", v);
+    int rc = 2, c;
+    long n;
+    enum { O_LEDGER = 256, O_PPL, O_CONFIG, O_TITLE, O_MISSES };
+    static const struct option lo[] = {{"ledger", required_argument, 0, O_LEDGER},
+                                       {"ppl", required_argument, 0, O_PPL},
+                                       {"config", required_argument, 0, O_CONFIG},
+                                       {"title", required_argument, 0, O_TITLE},
+                                       {"misses", required_argument, 0, O_MISSES},
+                                       {"output", required_argument, 0, 'o'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
+        switch (c) {
+        case O_LEDGER:
+            ledgers[o.n_ledgers++] = optarg;
+            break;
+        case O_PPL:
+            o.ppl_path = optarg;
+            break;
+        case O_CONFIG:
+            o.config = optarg;
+            break;
+        case O_TITLE:
+            o.title = optarg;
+            break;
+        case O_MISSES:
+            if (trit_parse_long(optarg, 1, 100000, &n)) {
+                fprintf(stderr, "trit report: --misses %s: expected 1..100000\n", optarg);
                 goto done;
             }
             o.max_misses = (int)n;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            out = v;
-        } else {
-            fprintf(stderr, "trit report: unknown argument '%s' (see --help)\n", a);
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            rc = 0;
             goto done;
+        default:
+            goto done; /* getopt named the bad option */
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "trit report: unexpected argument '%s' (see --help)\n", argv[optind]);
+        goto done;
     }
     if (!o.n_ledgers || !out) {
         fprintf(stderr, "trit report: --ledger FILE and -o FILE are required (see --help)\n");
         goto done;
     }
-    if (!o.config && access("cutover.ini", R_OK) == 0) o.config = "cutover.ini";
+    /* a config only when named; a bad one is an error here, not a page with defaults */
     trit_err err = {0};
+    trit_gate_cfg probe;
+    trit_gate_cfg_default(&probe);
+    if (o.config && trit_gate_cfg_load(o.config, &probe, &err)) {
+        fprintf(stderr, "trit report: %s\n", err.msg);
+        goto done;
+    }
     trit_buf html = {0};
     if (trit_report_html(&o, &html, &err)) {
         fprintf(stderr, "trit report: %s\n", err.msg);

@@ -3,26 +3,16 @@
  * ids; --json prints one object {prompt_ids, ids, text, top5 (per step: id, logprob), stop}. */
 #include "cli/cli.h"
 #include "engine/engine.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The tokenizer may not be linked into every build yet: reference it weakly so `run
- * --prompt-ids` keeps working without it. */
-#pragma weak trit_tok_load
-#pragma weak trit_tok_free
-#pragma weak trit_tok_encode
-#pragma weak trit_tok_is_eog
-#pragma weak trit_tok_add_bos
-#pragma weak trit_tok_bos
-#pragma weak trit_detok_push
-#pragma weak trit_detok_flush
-#pragma weak trit_detok_free
-#pragma weak trit_tok_decode
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -38,6 +28,8 @@ static void usage(FILE *out) {
             "  -t, --threads N        worker threads (default: all CPUs)\n"
             "  -c, --ctx N            context size (default min(train, 4096))\n"
             "  --kv-type f16|f32      KV cache type (default f16, like llama.cpp)\n"
+            "  --numerics exact|fast  exact (default): bit-identical to llama.cpp; fast: faster\n"
+            "                         summation orders (deterministic, not bit-identical)\n"
             "  --no-bos               do not add BOS when tokenizing -p\n"
             "  --ignore-eos           keep generating past end-of-generation tokens\n"
             "  --ids                  print generated token ids (one line) instead of text\n"
@@ -76,275 +68,343 @@ static int parse_ids(const char *s, int32_t **ids, size_t *n) {
     return *n > 0 ? 0 : -1;
 }
 
-/* End-of-generation ids from the GGUF when the tokenizer module is not available. */
-static bool eog_fallback(const trit_model *m, int32_t id) {
-    static const char *keys[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id",
-                                 "tokenizer.ggml.eom_token_id"};
-    for (size_t i = 0; i < TRIT_ARRAY_LEN(keys); i++) {
-        uint32_t v;
-        if (gguf_get_u32(m->gguf, keys[i], &v) == 0 && (int32_t)v == id) return true;
-    }
-    return false;
+/* What the command line asked for. */
+typedef struct run_args {
+    const char *model_path, *prompt, *prompt_ids;
+    long n_predict, threads, n_ctx;
+    trit_sampler_params sp;
+    uint32_t kv_type;
+    int numerics; /* TRIT_NUMERICS_EXACT / _FAST */
+    bool no_bos, out_ids, out_json, ignore_eos;
+} run_args;
+
+enum {
+    O_PROMPT_IDS = 256,
+    O_TEMP,
+    O_TOP_K,
+    O_TOP_P,
+    O_MIN_P,
+    O_SEED,
+    O_KV_TYPE,
+    O_NUMERICS,
+    O_NO_BOS,
+    O_IGNORE_EOS,
+    O_IDS,
+    O_JSON,
+};
+static const struct option run_options[] = {
+    {"prompt", required_argument, 0, 'p'},
+    {"prompt-ids", required_argument, 0, O_PROMPT_IDS},
+    {"n-predict", required_argument, 0, 'n'},
+    {"threads", required_argument, 0, 't'},
+    {"ctx", required_argument, 0, 'c'},
+    {"temp", required_argument, 0, O_TEMP},
+    {"top-k", required_argument, 0, O_TOP_K},
+    {"top-p", required_argument, 0, O_TOP_P},
+    {"min-p", required_argument, 0, O_MIN_P},
+    {"seed", required_argument, 0, O_SEED},
+    {"kv-type", required_argument, 0, O_KV_TYPE},
+    {"numerics", required_argument, 0, O_NUMERICS},
+    {"no-bos", no_argument, 0, O_NO_BOS},
+    {"ignore-eos", no_argument, 0, O_IGNORE_EOS},
+    {"ids", no_argument, 0, O_IDS},
+    {"json", no_argument, 0, O_JSON},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+/* the name of option c, for messages */
+static const char *option_name(int c) {
+    for (const struct option *o = run_options; o->name; o++)
+        if (o->val == c) return o->name;
+    return "?";
 }
 
-int cmd_run(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL, *prompt_ids = NULL;
-    long n_predict = 128, threads = 0, n_ctx = 0;
-    trit_sampler_params sp = trit_sampler_default_params();
-    sp.temp = 0.0f;
-    uint32_t kv_type = TRIT_F16;
-    bool no_bos = false, out_ids = false, out_json = false, ignore_eos = false;
+/* One option's value into a; 0 ok, -1 a bad value. */
+static int run_option(int c, const char *v, run_args *a) {
+    long lv;
+    char *end;
+    switch (c) {
+    case 'p':
+        a->prompt = v;
+        return 0;
+    case O_PROMPT_IDS:
+        a->prompt_ids = v;
+        return 0;
+    case 'n':
+        return trit_parse_long(v, 0, 1 << 24, &a->n_predict);
+    case 't':
+        return trit_parse_long(v, 1, 1024, &a->threads);
+    case 'c':
+        return trit_parse_long(v, 1, 1 << 24, &a->n_ctx);
+    case O_TEMP:
+        return parse_float(v, &a->sp.temp);
+    case O_TOP_K:
+        if (trit_parse_long(v, 0, 1 << 24, &lv)) return -1;
+        a->sp.top_k = (int)lv;
+        return 0;
+    case O_TOP_P:
+        return parse_float(v, &a->sp.top_p);
+    case O_MIN_P:
+        return parse_float(v, &a->sp.min_p);
+    case O_SEED:
+        errno = 0;
+        a->sp.seed = strtoull(v, &end, 10);
+        return errno || end == v || *end || v[0] == '-' ? -1 : 0;
+    case O_KV_TYPE:
+        if (strcmp(v, "f16") && strcmp(v, "f32")) return -1;
+        a->kv_type = !strcmp(v, "f16") ? TRIT_F16 : TRIT_F32;
+        return 0;
+    case O_NUMERICS:
+        a->numerics = trit_numerics_parse(v);
+        return a->numerics < 0 ? -1 : 0;
+    case O_NO_BOS:
+        a->no_bos = true;
+        return 0;
+    case O_IGNORE_EOS:
+        a->ignore_eos = true;
+        return 0;
+    case O_IDS:
+        a->out_ids = true;
+        return 0;
+    case O_JSON:
+        a->out_json = true;
+        return 0;
+    }
+    return -1;
+}
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED() CLI_NEED("trit run")
-#define BAD()  CLI_BAD("trit run")
-        long lv;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+/* The command line into a: 0 to run, 1 after --help, 2 on a usage error (said on stderr). */
+static int parse_run_args(int argc, char **argv, run_args *a) {
+    *a = (run_args){.n_predict = 128,
+                    .sp = trit_sampler_default_params(),
+                    .kv_type = TRIT_F16,
+                    .numerics = TRIT_NUMERICS_EXACT};
+    a->sp.temp = 0.0f; /* greedy unless asked */
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:n:t:c:h", run_options, NULL)) != -1) {
+        if (c == 'h') {
             usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            NEED();
-            prompt = v;
-        } else if (!strcmp(a, "--prompt-ids")) {
-            NEED();
-            prompt_ids = v;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            NEED();
-            if (trit_parse_long(v, 0, 1 << 24, &n_predict)) BAD();
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            NEED();
-            if (trit_parse_long(v, 1, 1024, &threads)) BAD();
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
-            NEED();
-            if (trit_parse_long(v, 1, 1 << 24, &n_ctx)) BAD();
-        } else if (!strcmp(a, "--temp")) {
-            NEED();
-            if (parse_float(v, &sp.temp)) BAD();
-        } else if (!strcmp(a, "--top-k")) {
-            NEED();
-            if (trit_parse_long(v, 0, 1 << 24, &lv)) BAD();
-            sp.top_k = (int)lv;
-        } else if (!strcmp(a, "--top-p")) {
-            NEED();
-            if (parse_float(v, &sp.top_p)) BAD();
-        } else if (!strcmp(a, "--min-p")) {
-            NEED();
-            if (parse_float(v, &sp.min_p)) BAD();
-        } else if (!strcmp(a, "--seed")) {
-            NEED();
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (errno || end == v || *end) BAD();
-            sp.seed = s;
-        } else if (!strcmp(a, "--kv-type")) {
-            NEED();
-            if (!strcmp(v, "f16"))
-                kv_type = TRIT_F16;
-            else if (!strcmp(v, "f32"))
-                kv_type = TRIT_F32;
-            else
-                BAD();
-        } else if (!strcmp(a, "--no-bos")) {
-            no_bos = true;
-        } else if (!strcmp(a, "--ignore-eos")) {
-            ignore_eos = true;
-        } else if (!strcmp(a, "--ids")) {
-            out_ids = true;
-        } else if (!strcmp(a, "--json")) {
-            out_json = true;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "trit run: unknown option '%s' (see trit run --help)\n", a);
-            return 2;
-        } else if (!model_path) {
-            model_path = a;
-        } else {
-            fprintf(stderr, "trit run: unexpected argument '%s'\n", a);
+            return 1;
+        }
+        if (c == '?') return 2; /* getopt named it */
+        if (run_option(c, optarg, a)) {
+            fprintf(stderr, "trit run: bad value for --%s: '%s'\n", option_name(c), optarg);
             return 2;
         }
-#undef NEED
-#undef BAD
     }
-    if (!model_path) {
+    /* one positional argument: the model */
+    if (optind < argc) a->model_path = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "trit run: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!a->model_path) {
         fprintf(stderr, "trit run: no MODEL given (see trit run --help)\n");
         return 2;
     }
-    if (!prompt == !prompt_ids) {
+    if (!a->prompt == !a->prompt_ids) {
         fprintf(stderr, "trit run: give exactly one of -p PROMPT or --prompt-ids LIST\n");
         return 2;
     }
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    if (prompt_ids && parse_ids(prompt_ids, &ids, &n_ids)) {
-        fprintf(stderr, "trit run: bad --prompt-ids '%s' (expected e.g. 1,2,3)\n", prompt_ids);
-        free(ids);
-        return 2;
-    }
+    return 0;
+}
 
-    trit_err err = {0};
-    trit_model *m = trit_model_load(model_path, &err);
-    if (!m) {
-        fprintf(stderr, "trit run: %s\n", err.msg);
-        free(ids);
-        return 1;
-    }
-    int rc = 1;
-    trit_tokenizer *tok = NULL;
-    trit_ctx *c = NULL;
-    trit_sampler *smp = NULL;
-    json_t *jtop = NULL;
-    int32_t *gen = NULL;
-    trit_buf text = {0}, piece = {0};
-    trit_detok dt = {0};
-    const bool have_tok_lib = trit_tok_load != NULL && trit_tok_encode != NULL &&
-                              trit_detok_push != NULL && trit_tok_is_eog != NULL;
-    if (have_tok_lib) {
-        tok = trit_tok_load(m->gguf, &err);
-        if (!tok && prompt) {
-            fprintf(stderr, "trit run: tokenizer: %s\n", err.msg);
-            goto done;
-        }
-    } else if (prompt) {
-        fprintf(stderr, "trit run: this build has no tokenizer; use --prompt-ids\n");
-        goto done;
-    }
-    if (prompt) {
-        if (trit_tok_encode(tok, prompt, strlen(prompt), !no_bos, false, &ids, &n_ids, &err)) {
-            fprintf(stderr, "trit run: tokenize: %s\n", err.msg);
-            goto done;
-        }
-        if (n_ids == 0) {
-            fprintf(stderr, "trit run: the prompt has no tokens\n");
-            goto done;
-        }
-    }
-    for (size_t i = 0; i < n_ids; i++)
-        if (ids[i] >= m->hp.n_vocab) {
-            fprintf(stderr, "trit run: prompt token %d is outside the vocabulary (0..%d)\n", ids[i],
-                    m->hp.n_vocab - 1);
-            goto done;
-        }
+/* A generation in progress and its results. */
+typedef struct run_state {
+    const run_args *a;
+    trit_model *m;
+    trit_tokenizer *tok;
+    trit_ctx *c;
+    trit_sampler *smp;
+    int32_t *ids; /* the prompt */
+    size_t n_ids;
+    int32_t *gen; /* generated ids */
+    int n_gen;
+    json_t *top5; /* --json: per step, the top-5 ids and logprobs */
+    trit_buf text, piece;
+    trit_detok dt;
+    const char *stop; /* "eos" | "length" */
+    double t_prompt, t_gen;
+} run_state;
 
+/* The prompt as ids (tokenized, or as given), each checked against the vocabulary. */
+static int prompt_ids(run_state *s, trit_err *err) {
+    const run_args *a = s->a;
+    if (a->prompt_ids && parse_ids(a->prompt_ids, &s->ids, &s->n_ids))
+        return trit_fail(err, TRIT_EINVAL, "bad --prompt-ids '%s' (expected e.g. 1,2,3)",
+                         a->prompt_ids);
+    if (a->prompt) {
+        if (trit_tok_encode(s->tok, a->prompt, strlen(a->prompt), !a->no_bos, false, &s->ids,
+                            &s->n_ids, err)) {
+            trit_err_prefix(err, "tokenize");
+            return -1;
+        }
+        if (s->n_ids == 0) return trit_fail(err, TRIT_EINVAL, "the prompt has no tokens");
+    }
+    for (size_t i = 0; i < s->n_ids; i++)
+        if (s->ids[i] >= s->m->hp.n_vocab)
+            return trit_fail(err, TRIT_ERANGE, "prompt token %d is outside the vocabulary (0..%d)",
+                             s->ids[i], s->m->hp.n_vocab - 1);
+    return 0;
+}
+
+/* Model, tokenizer, prompt, context (sized for prompt + generation), sampler. */
+static int run_setup(run_state *s, trit_err *err) {
+    const run_args *a = s->a;
+    if (!(s->m = trit_model_load(a->model_path, err))) return -1;
+    if (!(s->tok = trit_tok_load(trit_model_gguf(s->m), err))) {
+        trit_err_prefix(err, "tokenizer");
+        return -1;
+    }
+    if (prompt_ids(s, err)) return -1;
     trit_ctx_params cp = trit_ctx_default_params();
-    cp.n_threads = (int)threads;
-    cp.kv_type = kv_type;
-    cp.n_ctx = (int)n_ctx;
+    cp.n_threads = (int)a->threads;
+    cp.kv_type = a->kv_type;
+    cp.numerics = a->numerics;
+    cp.n_ctx = (int)a->n_ctx;
     if (cp.n_ctx == 0) {
-        int want = (int)TRIT_MIN((long)n_ids + n_predict, 1L << 24);
-        cp.n_ctx = TRIT_MIN(TRIT_MAX(want, 1), m->hp.n_ctx_train > 0 ? m->hp.n_ctx_train : 4096);
+        /* just enough for the run, capped by the training context (4096 when unknown) */
+        int want = (int)TRIT_MIN((long)s->n_ids + a->n_predict, 1L << 24);
+        int train = s->m->hp.n_ctx_train > 0 ? s->m->hp.n_ctx_train : 4096;
+        cp.n_ctx = TRIT_MIN(TRIT_MAX(want, 1), train);
     }
-    c = trit_ctx_new(m, &cp, &err);
-    if (!c) {
-        fprintf(stderr, "trit run: %s\n", err.msg);
-        goto done;
-    }
-    if ((long)n_ids + n_predict > trit_ctx_n_ctx(c)) {
-        fprintf(stderr, "trit run: %zu prompt + %ld generated tokens exceed the context (%d)\n",
-                n_ids, n_predict, trit_ctx_n_ctx(c));
-        goto done;
-    }
-    smp = trit_sampler_new(&sp);
-    gen = xmalloc((size_t)(n_predict + 1) * sizeof *gen);
-    if (out_json) jtop = json_array();
+    if (!(s->c = trit_ctx_new(s->m, &cp, err))) return -1;
+    if ((long)s->n_ids + a->n_predict > trit_ctx_n_ctx(s->c))
+        return trit_fail(err, TRIT_ERANGE,
+                         "%zu prompt + %ld generated tokens exceed the context (%d)", s->n_ids,
+                         a->n_predict, trit_ctx_n_ctx(s->c));
+    s->smp = trit_sampler_new(&a->sp);
+    s->gen = xmalloc((size_t)(a->n_predict + 1) * sizeof *s->gen);
+    if (a->out_json) s->top5 = json_array();
+    return 0;
+}
 
+/* --json: the step's top-5 ids with their logprobs */
+static void record_top5(run_state *s, const float *logits) {
+    const int n_vocab = s->m->hp.n_vocab;
+    int32_t top[5];
+    int nt = trit_top_k(logits, n_vocab, 5, top);
+    double lse = trit_logsumexp(logits, n_vocab);
+    json_t *step = json_array();
+    for (int k = 0; k < nt; k++)
+        json_array_append_new(
+            step, json_pack("{s:i, s:f}", "id", top[k], "logprob", (double)logits[top[k]] - lse));
+    json_array_append_new(s->top5, step);
+}
+
+/* Generate: evaluate the prompt, then sample, stream and evaluate one token at a time until
+ * an end-of-generation token (unless --ignore-eos) or n_predict tokens. */
+static int run_generate(run_state *s, trit_err *err) {
+    const run_args *a = s->a;
+    const bool stream = !a->out_ids && !a->out_json;
     double t0 = trit_now_s();
-    if (trit_eval(c, ids, (int)n_ids, 0, false, &err)) {
-        fprintf(stderr, "trit run: %s\n", err.msg);
-        goto done;
-    }
-    double t_prompt = trit_now_s() - t0;
-    const int n_vocab = m->hp.n_vocab;
-    int n_gen = 0;
-    const char *stop = "length";
+    if (trit_eval(s->c, s->ids, (int)s->n_ids, 0, false, err)) return -1;
+    s->t_prompt = trit_now_s() - t0;
+    s->stop = "length";
     double t1 = trit_now_s();
-    while (n_gen < n_predict) {
-        const float *lg = trit_get_logits(c, -1);
-        int32_t id = trit_sampler_sample(smp, lg, n_vocab);
-        if (jtop) {
-            int32_t top[5];
-            int nt = trit_top_k(lg, n_vocab, 5, top);
-            double lse = trit_logsumexp(lg, n_vocab);
-            json_t *step = json_array();
-            for (int k = 0; k < nt; k++)
-                json_array_append_new(step, json_pack("{s:i, s:f}", "id", top[k], "logprob",
-                                                      (double)lg[top[k]] - lse));
-            json_array_append_new(jtop, step);
-        }
-        bool eog = tok ? trit_tok_is_eog(tok, id) : eog_fallback(m, id);
-        if (eog && !ignore_eos) {
-            stop = "eos";
+    while (s->n_gen < a->n_predict) {
+        /* sample from the last position's logits */
+        const float *lg = trit_get_logits(s->c, -1);
+        int32_t id = trit_sampler_sample(s->smp, lg, s->m->hp.n_vocab);
+        if (s->top5) record_top5(s, lg);
+        if (trit_tok_is_eog(s->tok, id) && !a->ignore_eos) {
+            s->stop = "eos";
             break;
         }
-        gen[n_gen++] = id;
-        if (tok) {
-            trit_buf_clear(&piece);
-            trit_detok_push(tok, &dt, id, &piece);
-            trit_buf_append(&text, piece.p, piece.len);
-            if (!out_ids && !out_json) {
-                fwrite(piece.p, 1, piece.len, stdout);
-                fflush(stdout);
-            }
-        } else if (!out_ids && !out_json) {
-            printf("%s%d", n_gen > 1 ? " " : "", id);
+        /* keep it, and stream its text (the detokenizer holds back incomplete UTF-8) */
+        s->gen[s->n_gen++] = id;
+        trit_buf_clear(&s->piece);
+        trit_detok_push(s->tok, &s->dt, id, &s->piece);
+        trit_buf_append(&s->text, s->piece.p, s->piece.len);
+        if (stream) {
+            fwrite(s->piece.p, 1, s->piece.len, stdout);
             fflush(stdout);
         }
-        if (n_gen == n_predict) break;
-        if (trit_eval(c, &id, 1, trit_ctx_n_past(c), false, &err)) {
-            fprintf(stderr, "trit run: %s\n", err.msg);
-            goto done;
-        }
+        /* the last token needs no evaluation */
+        if (s->n_gen == a->n_predict) break;
+        if (trit_eval(s->c, &id, 1, trit_ctx_n_past(s->c), false, err)) return -1;
     }
-    double t_gen = trit_now_s() - t1;
-    if (tok) {
-        trit_buf_clear(&piece);
-        trit_detok_flush(&dt, &piece);
-        trit_buf_append(&text, piece.p, piece.len);
-        if (!out_ids && !out_json) fwrite(piece.p, 1, piece.len, stdout);
-    }
-    if (out_json) {
-        json_t *o = json_object();
-        json_t *jp = json_array(), *jg = json_array();
-        for (size_t i = 0; i < n_ids; i++) json_array_append_new(jp, json_integer(ids[i]));
-        for (int i = 0; i < n_gen; i++) json_array_append_new(jg, json_integer(gen[i]));
+    s->t_gen = trit_now_s() - t1;
+    /* whatever the detokenizer still holds */
+    trit_buf_clear(&s->piece);
+    trit_detok_flush(&s->dt, &s->piece);
+    trit_buf_append(&s->text, s->piece.p, s->piece.len);
+    if (stream) fwrite(s->piece.p, 1, s->piece.len, stdout);
+    return 0;
+}
+
+/* The result on stdout (text already streamed, ids, or one JSON object); timings on stderr. */
+static void run_print(run_state *s) {
+    const run_args *a = s->a;
+    if (a->out_json) {
+        json_t *o = json_object(), *jp = json_array(), *jg = json_array();
+        for (size_t i = 0; i < s->n_ids; i++) json_array_append_new(jp, json_integer(s->ids[i]));
+        for (int i = 0; i < s->n_gen; i++) json_array_append_new(jg, json_integer(s->gen[i]));
         json_object_set_new(o, "prompt_ids", jp);
         json_object_set_new(o, "ids", jg);
-        json_object_set_new(o, "text", json_stringn(text.p ? text.p : "", text.len));
-        json_object_set_new(o, "top5", jtop);
-        jtop = NULL;
-        json_object_set_new(o, "stop", json_string(stop));
-        json_object_set_new(o, "prompt_ms", json_real(t_prompt * 1e3));
-        json_object_set_new(o, "gen_ms", json_real(t_gen * 1e3));
-        char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-        puts(s);
-        free(s);
+        json_object_set_new(o, "text", json_stringn(s->text.p ? s->text.p : "", s->text.len));
+        json_object_set_new(o, "top5", s->top5);
+        s->top5 = NULL;
+        json_object_set_new(o, "stop", json_string(s->stop));
+        json_object_set_new(o, "prompt_ms", json_real(s->t_prompt * 1e3));
+        json_object_set_new(o, "gen_ms", json_real(s->t_gen * 1e3));
+        char *js = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+        puts(js);
+        free(js);
         json_decref(o);
-    } else if (out_ids) {
-        for (int i = 0; i < n_gen; i++) printf("%s%d", i ? " " : "", gen[i]);
+    } else if (a->out_ids) {
+        for (int i = 0; i < s->n_gen; i++) printf("%s%d", i ? " " : "", s->gen[i]);
         printf("\n");
     } else {
         printf("\n");
     }
     fflush(stdout);
+    double tp = s->t_prompt > 0 ? s->t_prompt : 1e-9, tg = s->t_gen > 0 ? s->t_gen : 1e-9;
     fprintf(stderr,
             "trit run: prompt %zu tokens in %.1f ms (%.1f tok/s), generated %d in %.1f ms (%.1f "
             "tok/s), stop=%s\n",
-            n_ids, t_prompt * 1e3, n_ids / (t_prompt > 0 ? t_prompt : 1e-9), n_gen, t_gen * 1e3,
-            n_gen > 1 ? (n_gen - 1) / (t_gen > 0 ? t_gen : 1e-9) : 0.0, stop);
-    rc = 0;
-done:
-    if (jtop) json_decref(jtop);
-    if (tok) {
-        trit_detok_free(&dt);
-        trit_tok_free(tok);
+            s->n_ids, s->t_prompt * 1e3, s->n_ids / tp, s->n_gen, s->t_gen * 1e3,
+            s->n_gen > 1 ? (s->n_gen - 1) / tg : 0.0, s->stop);
+}
+
+static void run_free(run_state *s) {
+    json_decref(s->top5);
+    if (s->tok) trit_detok_free(&s->dt);
+    trit_tok_free(s->tok);
+    trit_buf_free(&s->text);
+    trit_buf_free(&s->piece);
+    free(s->gen);
+    trit_sampler_free(s->smp);
+    trit_ctx_free(s->c);
+    trit_model_free(s->m);
+    free(s->ids);
+}
+
+int cmd_run(int argc, char **argv) {
+    run_args a;
+    int rc = parse_run_args(argc, argv, &a);
+    if (rc) return rc == 1 ? 0 : 2;
+    run_state s = {.a = &a};
+    trit_err err = {0};
+    /* a bad --prompt-ids is a usage error (exit 2); everything after it exit 1 */
+    if (a.prompt_ids) {
+        int32_t *probe = NULL;
+        size_t n = 0;
+        int bad = parse_ids(a.prompt_ids, &probe, &n);
+        free(probe);
+        if (bad) {
+            fprintf(stderr, "trit run: bad --prompt-ids '%s' (expected e.g. 1,2,3)\n",
+                    a.prompt_ids);
+            return 2;
+        }
     }
-    trit_buf_free(&text);
-    trit_buf_free(&piece);
-    free(gen);
-    trit_sampler_free(smp);
-    trit_ctx_free(c);
-    trit_model_free(m);
-    free(ids);
+    rc = run_setup(&s, &err) || run_generate(&s, &err) ? 1 : 0;
+    if (rc)
+        fprintf(stderr, "trit run: %s\n", err.msg);
+    else
+        run_print(&s);
+    run_free(&s);
     return rc;
 }

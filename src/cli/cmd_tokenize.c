@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "tokenizer/tokenizer.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ static void usage(FILE *out) {
         "  --info           print the vocabulary's model, pre-tokenizer and special ids on "
         "stderr\n"
         "  -h, --help       this help\n"
+        "A TEXT that starts with '-' goes after \"--\": trit tokenize MODEL -- -text\n"
         "\n"
         "The text must be valid UTF-8 (otherwise: error naming the byte offset, exit 1).\n"
         "exit codes: 0 ok, 1 error (model, input), 2 usage\n");
@@ -37,44 +39,95 @@ static int read_stream(FILE *f, trit_buf *out) {
     return ferror(f) ? -1 : 0;
 }
 
+/* The text to tokenize into in: 0, or 1 after saying why it could not be read. */
+static int read_input(bool use_stdin, const char *file, const char *text, trit_buf *in) {
+    trit_err err = {0};
+    if (use_stdin && read_stream(stdin, in) != 0) {
+        fprintf(stderr, "trit tokenize: error reading standard input\n");
+        return 1;
+    }
+    if (!use_stdin && file && trit_read_file(file, in, &err) != 0) {
+        fprintf(stderr, "trit tokenize: %s\n", err.msg);
+        return 1;
+    }
+    if (!use_stdin && !file) trit_buf_puts(in, text);
+    return 0;
+}
+
+/* llama-tokenize's output: "%6d -> 'piece'" lines, or with --ids one list "[1, 2, 3]". */
+static void print_ids(const trit_tokenizer *t, const int32_t *ids, size_t n, bool ids_only,
+                      bool show_count) {
+    trit_buf piece = {0};
+    if (ids_only) fputc('[', stdout);
+    for (size_t i = 0; i < n; i++) {
+        if (ids_only) {
+            printf(i ? ", %d" : "%d", ids[i]);
+            continue;
+        }
+        trit_buf_clear(&piece);
+        trit_tok_piece(t, ids[i], true, &piece);
+        printf("%6d -> '", ids[i]);
+        fwrite(piece.p ? piece.p : "", 1, piece.len, stdout);
+        printf("'\n");
+    }
+    if (ids_only) printf("]\n");
+    if (show_count) printf("Total number of tokens: %zu\n", n);
+    trit_buf_free(&piece);
+}
+
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *text = NULL, *file = NULL;
     bool ids_only = false, add_special = true, parse_special = false, use_stdin = false;
     bool show_count = false, info = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+    enum { O_IDS = 256, O_NO_SPECIAL, O_PARSE_SPECIAL, O_STDIN, O_SHOW_COUNT, O_INFO };
+    static const struct option lo[] = {{"ids", no_argument, 0, O_IDS},
+                                       {"no-special", no_argument, 0, O_NO_SPECIAL},
+                                       {"no-bos", no_argument, 0, O_NO_SPECIAL},
+                                       {"parse-special", no_argument, 0, O_PARSE_SPECIAL},
+                                       {"stdin", no_argument, 0, O_STDIN},
+                                       {"show-count", no_argument, 0, O_SHOW_COUNT},
+                                       {"info", no_argument, 0, O_INFO},
+                                       {"file", required_argument, 0, 'f'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "f:h", lo, NULL)) != -1) {
+        switch (c) {
+        case O_IDS:
+            ids_only = true;
+            break;
+        case O_NO_SPECIAL:
+            add_special = false;
+            break;
+        case O_PARSE_SPECIAL:
+            parse_special = true;
+            break;
+        case O_STDIN:
+            use_stdin = true;
+            break;
+        case O_SHOW_COUNT:
+            show_count = true;
+            break;
+        case O_INFO:
+            info = true;
+            break;
+        case 'f':
+            file = optarg;
+            break;
+        case 'h':
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--ids")) {
-            ids_only = true;
-        } else if (!strcmp(a, "--no-special") || !strcmp(a, "--no-bos")) {
-            add_special = false;
-        } else if (!strcmp(a, "--parse-special")) {
-            parse_special = true;
-        } else if (!strcmp(a, "--stdin")) {
-            use_stdin = true;
-        } else if (!strcmp(a, "--show-count")) {
-            show_count = true;
-        } else if (!strcmp(a, "--info")) {
-            info = true;
-        } else if (!strcmp(a, "--file") || !strcmp(a, "-f")) {
-            if (++i >= argc) {
-                fprintf(stderr, "trit tokenize: %s needs a file name\n", a);
-                return 2;
-            }
-            file = argv[i];
-        } else if (a[0] == '-' && a[1] == '-') {
-            fprintf(stderr, "trit tokenize: unknown option '%s' (see --help)\n", a);
-            return 2;
-        } else if (!model) {
-            model = a;
-        } else if (!text) {
-            text = a;
-        } else {
-            fprintf(stderr, "trit tokenize: unexpected argument '%s' (quote the text)\n", a);
-            return 2;
+        default:
+            return 2; /* getopt named the bad option */
         }
+    }
+    /* MODEL, then TEXT (a text that starts with '-' goes after "--") */
+    if (optind < argc) model = argv[optind++];
+    if (optind < argc) text = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "trit tokenize: unexpected argument '%s' (quote the text)\n", argv[optind]);
+        return 2;
     }
     if (!model) {
         usage(stderr);
@@ -96,21 +149,9 @@ int cmd_tokenize(int argc, char **argv) {
                 trit_tok_model(t), trit_tok_pre(t), trit_tok_n_vocab(t), trit_tok_bos(t),
                 trit_tok_eos(t), trit_tok_eot(t), trit_tok_add_bos(t),
                 trit_chat_tmpl_name(trit_tok_chat_tmpl(t)));
+    /* the text: stdin, a file (bytes verbatim), or the argument */
     trit_buf in = {0};
-    int rc = 0;
-    if (use_stdin) {
-        if (read_stream(stdin, &in) != 0) {
-            fprintf(stderr, "trit tokenize: error reading standard input\n");
-            rc = 1;
-        }
-    } else if (file) {
-        if (trit_read_file(file, &in, &err) != 0) {
-            fprintf(stderr, "trit tokenize: %s\n", err.msg);
-            rc = 1;
-        }
-    } else {
-        trit_buf_puts(&in, text);
-    }
+    int rc = read_input(use_stdin, file, text, &in);
     int32_t *ids = NULL;
     size_t n = 0;
     if (!rc && trit_tok_encode(t, in.p ? in.p : "", in.len, add_special, parse_special, &ids, &n,
@@ -118,24 +159,7 @@ int cmd_tokenize(int argc, char **argv) {
         fprintf(stderr, "trit tokenize: %s\n", err.msg);
         rc = 1;
     }
-    if (!rc) {
-        trit_buf piece = {0};
-        if (ids_only) fputc('[', stdout);
-        for (size_t i = 0; i < n; i++) {
-            if (ids_only) {
-                printf(i ? ", %d" : "%d", ids[i]);
-            } else {
-                trit_buf_clear(&piece);
-                trit_tok_piece(t, ids[i], true, &piece);
-                printf("%6d -> '", ids[i]);
-                fwrite(piece.p ? piece.p : "", 1, piece.len, stdout);
-                printf("'\n");
-            }
-        }
-        if (ids_only) printf("]\n");
-        if (show_count) printf("Total number of tokens: %zu\n", n);
-        trit_buf_free(&piece);
-    }
+    if (!rc) print_ids(t, ids, n, ids_only, show_count);
     free(ids);
     trit_buf_free(&in);
     trit_tok_free(t);

@@ -5,16 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define X(name, help)                                                                              \
-    __attribute__((weak)) int cmd_##name(int argc, char **argv) {                                  \
-        (void)argc;                                                                                \
-        (void)argv;                                                                                \
-        fprintf(stderr, "trit: '%s' is not built into this binary yet\n", #name);                  \
-        return 2;                                                                                  \
-    }
-TRIT_COMMANDS(X)
-#undef X
-
 static const struct {
     const char *name, *help;
     int (*fn)(int, char **);
@@ -43,8 +33,14 @@ int main(int argc, char **argv) {
         printf("trit %s (reference: node-llama-cpp %s)\n", TRIT_VERSION, TRIT_NLC_VERSION);
         return 0;
     }
-    for (size_t i = 0; i < TRIT_ARRAY_LEN(commands); i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(commands); i++) {
+        if (strcmp(argv[1], commands[i].name)) continue;
+        /* the command sees itself as "trit NAME" (getopt_long prefixes its messages with it) */
+        char prog[64];
+        snprintf(prog, sizeof prog, "trit %s", commands[i].name);
+        argv[1] = prog;
+        return commands[i].fn(argc - 1, argv + 1);
+    }
     fprintf(stderr, "trit: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

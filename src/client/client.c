@@ -3,11 +3,16 @@
 #include "client/client.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) {
@@ -223,6 +228,8 @@ typedef struct xfer {
     double t0;
     bool got_first;
     bool bad_chunk;
+    size_t received, max_reply; /* bytes so far; the limit (0: TRIT_CLIENT_MAX_REPLY) */
+    bool too_big;
 } xfer;
 
 static void stream_event(xfer *x, const char *data, size_t n) {
@@ -267,6 +274,13 @@ static void stream_event(xfer *x, const char *data, size_t n) {
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
     xfer *x = ud;
     size_t n = size * nmemb;
+    /* the reply limit: returning 0 makes curl stop with CURLE_WRITE_ERROR */
+    size_t max = x->max_reply ? x->max_reply : TRIT_CLIENT_MAX_REPLY;
+    if (x->received + n > max) {
+        x->too_big = true;
+        return 0;
+    }
+    x->received += n;
     if (!x->stream) {
         trit_buf_append(&x->body, ptr, n);
         return n;
@@ -345,6 +359,9 @@ static int perform(const char *url, const char *api_key, const char *post_body, 
         return resp_fail(r, TRIT_CLIENT_TIMEOUT, "%s: no reply within %.1f s (%s)", url, timeout_s,
                          why);
     case CURLE_WRITE_ERROR:
+        if (x->too_big)
+            return resp_fail(r, TRIT_CLIENT_OTHER, "%s: reply exceeds the %zu-byte limit", url,
+                             x->max_reply ? x->max_reply : TRIT_CLIENT_MAX_REPLY);
         if (x->aborted) return resp_fail(r, TRIT_CLIENT_OTHER, "%s: aborted by callback", url);
         /* fallthrough */
     default:
@@ -412,7 +429,8 @@ static int do_generate(const trit_client_req *q, trit_client_resp *r, bool is_ch
         return resp_fail(r, TRIT_CLIENT_OTHER, "chat request without messages");
     char *url = endpoint(q->url, is_chat ? "/v1/chat/completions" : "/v1/completions");
     char *body = build_body(q, is_chat);
-    xfer x = {.stream = q->stream, .is_chat = is_chat, .resp = r, .req = q};
+    xfer x = {
+        .stream = q->stream, .is_chat = is_chat, .resp = r, .req = q, .max_reply = q->max_reply};
     int rc = perform(url, q->api_key, body, q->timeout_s, &x, r);
     if (rc == 0) {
         if (q->stream) {
@@ -524,4 +542,68 @@ void trit_client_run_many(trit_client_call *calls, int n) {
     }
     free(th);
     free(started);
+}
+
+/* ---- API keys ---- */
+int trit_api_key_load(const char *file, const char *env_name, char **out, trit_err *err) {
+    *out = NULL;
+    if (!file) {
+        const char *e = env_name ? getenv(env_name) : NULL;
+        if (e && *e) *out = xstrdup(e);
+        return 0;
+    }
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) return trit_fail(err, TRIT_EIO, "key file %s: %s", file, strerror(errno));
+    struct stat st;
+    char buf[4097];
+    ssize_t n = 0;
+    const char *why = NULL;
+    /* checked on the open descriptor, so the file cannot be swapped between check and read */
+    if (fstat(fd, &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISREG(st.st_mode))
+        why = "not a regular file";
+    else if (st.st_mode & (S_IRWXO))
+        why = "readable or writable by others (run: chmod 600 on it)";
+    else if (st.st_size > 4096)
+        why = "larger than 4096 bytes (expected one line with the key)";
+    else if ((n = read(fd, buf, sizeof buf - 1)) < 0)
+        why = strerror(errno);
+    close(fd);
+    if (why) return trit_fail(err, TRIT_EINVAL, "key file %s: %s", file, why);
+    size_t len = n > 0 ? (size_t)n : 0;
+    buf[len] = 0;
+    /* strip the trailing newline (and CR, blanks) that editors and echo add */
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
+                   buf[len - 1] == '\t'))
+        buf[--len] = 0;
+    const char *k = buf;
+    while (*k == ' ' || *k == '\t') k++;
+    if (!*k) return trit_fail(err, TRIT_EINVAL, "key file %s is empty", file);
+    for (const char *c = k; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return trit_fail(err, TRIT_EINVAL,
+                             "key file %s: the key has a control byte or more than one line", file);
+    *out = xstrdup(k);
+    explicit_bzero(buf, sizeof buf);
+    return 0;
+}
+
+char *trit_api_key_take_arg(char *arg) {
+    char *k = xstrdup(arg);
+    memset(arg, 'x', strlen(arg));
+    return k;
+}
+
+bool trit_api_key_matches(const char *want, const char *authorization) {
+    const char *h = authorization;
+    if (!want || !h || strncasecmp(h, "Bearer ", 7) != 0) return false;
+    h += 7;
+    while (*h == ' ') h++;
+    /* constant time in the length of want: every byte is compared */
+    size_t a = strlen(h), b = strlen(want);
+    unsigned diff = (unsigned)(a ^ b);
+    for (size_t i = 0; i < b; i++)
+        diff |= (unsigned char)(i < a ? h[i] : 0) ^ (unsigned char)want[i];
+    return diff == 0;
 }

@@ -9,6 +9,9 @@
  *   - the legacy completions shape "logprobs":{"tokens","token_logprobs","top_logprobs"}.
  * A token's text is taken from "bytes" when present (so split UTF-8 sequences survive),
  * else from "token". Token ids are -1 when the server does not return them.
+ * Replies are bounded (TRIT_CLIENT_MAX_REPLY or req->max_reply): a longer one is an error,
+ * never unbounded memory. trit_api_key_load is the one way commands read API keys (file with
+ * safe checks, or an environment variable) so no key has to be on argv.
  * Thread-safe: calls may run concurrently from several threads (trit_client_run_many does
  * that for you). Depends on base, libcurl, jansson. */
 #ifndef TRIT_CLIENT_H
@@ -78,7 +81,12 @@ typedef struct trit_client_req {
     trit_client_chunk_fn on_chunk;
     void *user;
     const char *extra_json; /* optional JSON object whose members are merged into the body */
+    size_t max_reply;       /* reply bytes accepted; 0 -> TRIT_CLIENT_MAX_REPLY */
 } trit_client_req;
+
+/* Replies (body, or the SSE stream as received) longer than this end the call with kind
+ * "other" and a message naming the limit, so a misbehaving server cannot exhaust memory. */
+#define TRIT_CLIENT_MAX_REPLY ((size_t)64 << 20)
 
 typedef struct trit_client_resp {
     trit_client_errkind kind;
@@ -115,6 +123,20 @@ int trit_client_post_json(const char *url, const char *path, const char *api_key
 /* The first model id in GET /v1/models ("" -> -1). */
 int trit_client_model_id(const char *url, const char *api_key, double timeout_s, char *out,
                          size_t out_sz, trit_client_resp *resp);
+
+/* ---- API keys ---- */
+/* The API key a command uses: read from file when file is non-NULL (a regular file of at
+ * most 4 KiB, not readable or writable by others — chmod 600 —, one line; the trailing newline
+ * and surrounding blanks are stripped; an empty key or one with control bytes is refused),
+ * else the environment variable env_name when set and non-empty, else none (*out = NULL).
+ * *out is malloc'd. Returns 0, or -1 with err naming the file and the problem. */
+int trit_api_key_load(const char *file, const char *env_name, char **out, trit_err *err);
+/* A key given on the command line (--api-key KEY): a malloc'd copy; the argv bytes are
+ * overwritten with 'x' so ps and /proc/PID/cmdline stop showing the key (they show it until
+ * this runs, so a file or the environment is still better). */
+char *trit_api_key_take_arg(char *arg);
+/* Constant-time check of an 'Authorization: Bearer KEY' header value against want. */
+bool trit_api_key_matches(const char *want, const char *authorization);
 
 /* Run several requests concurrently (one thread each); returns when all have finished. */
 typedef enum { TRIT_CLIENT_CALL_COMPLETION, TRIT_CLIENT_CALL_CHAT } trit_client_call_kind;

@@ -3,8 +3,9 @@
  * One trit_ctx = one sequence. All scratch buffers are sized for n_batch tokens at creation;
  * the forward pass never allocates (the logits buffer grows only when a caller first asks
  * for more rows than before). Graph order and tensor names follow llama.cpp's
- * src/models/llama.cpp and src/models/bitnet.cpp; the tail of the last layer (after
- * attention) is only computed for the rows whose logits are wanted, as inp_out_ids does. */
+ * src/models/llama.cpp and src/models/bitnet.cpp (bitnet-b1.58: the same graph, relu² FFN); the
+ * tail of the last layer (after attention) is only computed for the rows whose logits are wanted,
+ * as inp_out_ids does. */
 #include "engine/engine.h"
 
 #include "kernels/kernels.h"
@@ -13,6 +14,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The KV cache of one sequence: [n_layer][n_head_kv][n_ctx][head_dim] of kv_type, K and V. */
+struct trit_seq {
+    void *kcache, *vcache;
+    int n_past;
+};
+
+/* Where the rows of one batch entry are in the scratch buffers during a forward pass. */
+typedef struct row_span {
+    int r0, n; /* first row, rows (n shrinks to the wanted rows in the last layer) */
+    int tok0;  /* index in the entry of the span's first token */
+} row_span;
 
 struct trit_ctx {
     trit_model *m;
@@ -23,21 +36,28 @@ struct trit_ctx {
     trit_pool *pool;
 
     size_t kv_layer_elems; /* n_head_kv * n_ctx * head_dim */
-    void *kcache, *vcache; /* [n_layer][n_head_kv][n_ctx][head_dim] */
-    int n_past;
+    trit_seq *own;         /* trit_eval's sequence (made by the first trit_eval) */
 
-    /* scratch, n_batch rows each */
+    /* scratch, cap_rows rows each */
+    int cap_rows;
     float *x, *xn, *q, *kx, *vx, *att, *o, *gate, *up;
+    row_span *span; /* cap_rows entries at most */
+    float *out_blk; /* OUT_BLOCK + 1 rows of logits */
 
-    float *logits;
+    float *logits;     /* trit_eval's kept logits */
     size_t logits_cap; /* rows */
-    int n_logits;      /* rows kept by the last eval */
     int n_eval;        /* tokens of the last eval */
     bool logits_all;
 
     trit_trace_fn trace;
     void *trace_ud;
 };
+
+/* Rows of logits computed per output matmul: bounds the logits memory of a step (a prompt
+ * with every row's logits wanted never holds more than this many rows). */
+#define OUT_BLOCK 64
+
+static void ensure_rows(trit_ctx *c, int rows);
 
 trit_ctx_params trit_ctx_default_params(void) {
     trit_ctx_params p = {0};
@@ -69,6 +89,10 @@ trit_ctx *trit_ctx_new(trit_model *m, const trit_ctx_params *pp, trit_err *err) 
         trit_fail(err, TRIT_EINVAL, "act %d is not one of -1, 0 (silu), 1 (relu2)", p.act);
         return NULL;
     }
+    if (p.numerics != TRIT_NUMERICS_EXACT && p.numerics != TRIT_NUMERICS_FAST) {
+        trit_fail(err, TRIT_EINVAL, "numerics %d is not one of 0 (exact), 1 (fast)", p.numerics);
+        return NULL;
+    }
     if (p.n_ctx < 0 || p.n_batch < 0) {
         trit_fail(err, TRIT_EINVAL, "n_ctx and n_batch must not be negative");
         return NULL;
@@ -83,38 +107,66 @@ trit_ctx *trit_ctx_new(trit_model *m, const trit_ctx_params *pp, trit_err *err) 
     c->n_batch = p.n_batch > 0 ? p.n_batch : 512;
     c->n_batch = TRIT_MIN(c->n_batch, c->n_ctx);
     c->kv_type = p.kv_type;
-    c->k = trit_kernels_best();
+    c->k = trit_kernels_for(trit_kernels_best(), p.numerics); /* exact: the best set itself */
     c->pool = trit_pool_new(p.n_threads);
+    trit_pool_set_spin_us(c->pool, trit_tuning_get()->spin_us); /* this CPU's row (kernels.c) */
     c->n_threads = trit_pool_size(c->pool);
 
-    const size_t es = c->kv_type == TRIT_F16 ? 2 : 4;
     c->kv_layer_elems = (size_t)hp->n_head_kv * c->n_ctx * hp->head_dim;
-    c->kcache = xcalloc((size_t)hp->n_layer * c->kv_layer_elems, es);
-    c->vcache = xcalloc((size_t)hp->n_layer * c->kv_layer_elems, es);
-
-    const size_t nb = (size_t)c->n_batch;
-    const size_t n_q = (size_t)hp->head_dim * hp->n_head;
-    const size_t n_kv = (size_t)hp->head_dim * hp->n_head_kv;
-    const size_t wide = TRIT_MAX((size_t)hp->n_embd, n_q);
-    c->x = xmalloc(nb * hp->n_embd * sizeof(float));
-    c->xn = xmalloc(nb * wide * sizeof(float));
-    c->q = xmalloc(nb * n_q * sizeof(float));
-    c->kx = xmalloc(nb * n_kv * sizeof(float));
-    c->vx = xmalloc(nb * n_kv * sizeof(float));
-    c->att = xmalloc(nb * n_q * sizeof(float));
-    c->o = xmalloc(nb * hp->n_embd * sizeof(float));
-    c->gate = xmalloc(nb * hp->n_ff * sizeof(float));
-    c->up = xmalloc(nb * hp->n_ff * sizeof(float));
+    ensure_rows(c, c->n_batch);
+    c->out_blk = xmalloc((size_t)(OUT_BLOCK + 1) * hp->n_vocab * sizeof(float));
     c->logits_cap = 1;
     c->logits = xmalloc((size_t)hp->n_vocab * sizeof(float));
     return c;
 }
 
+/* Grow the scratch buffers to hold `rows` rows (a batch of several sequences may exceed
+ * n_batch); never shrinks, so steady-state steps do not allocate. */
+static void ensure_rows(trit_ctx *c, int rows) {
+    if (rows <= c->cap_rows) return;
+    const trit_hparams *hp = &c->hp;
+    const size_t nb = (size_t)rows;
+    const size_t n_q = (size_t)hp->head_dim * hp->n_head;
+    const size_t n_kv = (size_t)hp->head_dim * hp->n_head_kv;
+    const size_t wide = TRIT_MAX((size_t)hp->n_embd, n_q);
+    c->x = xrealloc(c->x, nb * hp->n_embd * sizeof(float));
+    c->xn = xrealloc(c->xn, nb * wide * sizeof(float));
+    c->q = xrealloc(c->q, nb * n_q * sizeof(float));
+    c->kx = xrealloc(c->kx, nb * n_kv * sizeof(float));
+    c->vx = xrealloc(c->vx, nb * n_kv * sizeof(float));
+    c->att = xrealloc(c->att, nb * n_q * sizeof(float));
+    c->o = xrealloc(c->o, nb * hp->n_embd * sizeof(float));
+    c->gate = xrealloc(c->gate, nb * hp->n_ff * sizeof(float));
+    c->up = xrealloc(c->up, nb * hp->n_ff * sizeof(float));
+    c->span = xrealloc(c->span, nb * sizeof *c->span);
+    c->cap_rows = rows;
+}
+
+trit_seq *trit_seq_new(trit_ctx *c) {
+    const size_t es = c->kv_type == TRIT_F16 ? 2 : 4;
+    trit_seq *s = xcalloc(1, sizeof *s);
+    s->kcache = xcalloc((size_t)c->hp.n_layer * c->kv_layer_elems, es);
+    s->vcache = xcalloc((size_t)c->hp.n_layer * c->kv_layer_elems, es);
+    return s;
+}
+
+void trit_seq_free(trit_seq *s) {
+    if (!s) return;
+    free(s->kcache);
+    free(s->vcache);
+    free(s);
+}
+
+int trit_seq_n_past(const trit_seq *s) {
+    return s->n_past;
+}
+
 void trit_ctx_free(trit_ctx *c) {
     if (!c) return;
     trit_pool_free(c->pool);
-    free(c->kcache);
-    free(c->vcache);
+    trit_seq_free(c->own);
+    free(c->span);
+    free(c->out_blk);
     free(c->x);
     free(c->xn);
     free(c->q);
@@ -132,13 +184,19 @@ int trit_ctx_n_ctx(const trit_ctx *c) {
     return c->n_ctx;
 }
 int trit_ctx_n_past(const trit_ctx *c) {
-    return c->n_past;
+    return c->own ? c->own->n_past : 0;
+}
+int trit_ctx_n_batch(const trit_ctx *c) {
+    return c->n_batch;
+}
+int trit_ctx_n_threads(const trit_ctx *c) {
+    return c->n_threads;
 }
 const trit_model *trit_ctx_model(const trit_ctx *c) {
     return c->m;
 }
 void trit_kv_clear(trit_ctx *c) {
-    c->n_past = 0;
+    if (c->own) c->own->n_past = 0;
 }
 
 void trit_ctx_set_trace(trit_ctx *c, trit_trace_fn fn, void *ud) {
@@ -162,26 +220,68 @@ static void emit(trit_ctx *c, const char *name, int il, const float *data, int64
         if (c->trace) emit(c, name, il, data, ne0, ne1);                                           \
     } while (0)
 
-static void matmul(trit_ctx *c, const trit_weight *w, const float *X, int64_t n_tok, float *Y) {
-    trit_matmul(c->k, c->pool, w->type, w->data, w->scale, w->ne[0], w->ne[1], X, n_tok, Y);
+/* One forward pass: the entries, and where each one's rows are in the scratch buffers. Rows
+ * of entry i are sp[i].r0 .. sp[i].r0 + sp[i].n - 1, entries back to back in order. */
+typedef struct fwd {
+    const trit_batch_entry *e;
+    int n;
+    row_span *sp;
+    int rows; /* rows computed now (all tokens; the wanted rows after the last attention) */
+} fwd;
+
+/* Whether the F32/F16/BF16 products of entry i sum in tinyBLAS order: as a trit_eval chunk,
+ * which uses it when it multiplies >= 2 rows; a steps entry is a series of one-row products. */
+static bool tile_rows(const fwd *f, int i) {
+    return !f->e[i].steps && f->sp[i].n >= 2;
 }
 
-/* Products of weights with the same input X (q/k/v, gate/up): one quantization of X and one
- * pool run when the weights share a type and row length (bit-identical to separate matmuls). */
-static void matmul_shared(trit_ctx *c, const float *X, int64_t n_tok, int n,
-                          const trit_weight *const *w, float *const *Y) {
+/* Only these weight types sum a row differently with 1 or >= 2 tokens (kernels.h). */
+static bool order_depends(uint32_t type) {
+    return type == TRIT_F32 || type == TRIT_F16 || type == TRIT_BF16;
+}
+
+/* Rows r0 .. r0+nr-1 of X through np weights of one type and row length (one quantization
+ * of X, one pool run): Y[p] rows r0.. get W_p . X^T. single: one-token order for every row. */
+static void mm_rows(trit_ctx *c, int np, const trit_weight *const *w, const float *X, int r0,
+                    int nr, bool single, float *const *Y) {
+    const int64_t n_in = w[0]->ne[0];
+    trit_mm_part parts[TRIT_MM_MAX_PARTS];
+    for (int p = 0; p < np; p++)
+        parts[p] = (trit_mm_part){.W = w[p]->data,
+                                  .w_scale = w[p]->scale,
+                                  .n_out = w[p]->ne[1],
+                                  .Y = Y[p] + (size_t)r0 * w[p]->ne[1]};
+    trit_matmul_multi_order(c->k, c->pool, w[0]->type, n_in, X + (size_t)r0 * n_in, nr, np, parts,
+                            single);
+}
+
+/* Y_p = W_p . X^T for every row of the batch (X rows of n_in floats, Y_p rows of n_out).
+ * Weights read once per step: one call for all rows, except F32/F16/BF16 weights when the
+ * batch mixes one-row (decode, steps) and multi-row (prefill) entries — one call per run of
+ * entries of one kind, so each row gets its own sequence's order. Weights of different
+ * types or row lengths (q/k/v of a mixed-type file) go one at a time. */
+static void matmul_batch(trit_ctx *c, const fwd *f, int np, const trit_weight *const *w,
+                         const float *X, float *const *Y) {
     bool same = true;
-    for (int i = 1; i < n; i++)
-        same = same && w[i]->type == w[0]->type && w[i]->ne[0] == w[0]->ne[0];
+    for (int p = 1; p < np; p++)
+        same = same && w[p]->type == w[0]->type && w[p]->ne[0] == w[0]->ne[0];
     if (!same) {
-        for (int i = 0; i < n; i++) matmul(c, w[i], X, n_tok, Y[i]);
+        for (int p = 0; p < np; p++) matmul_batch(c, f, 1, &w[p], X, &Y[p]);
         return;
     }
-    trit_mm_part parts[TRIT_MM_MAX_PARTS];
-    for (int i = 0; i < n; i++)
-        parts[i] = (trit_mm_part){
-            .W = w[i]->data, .w_scale = w[i]->scale, .n_out = w[i]->ne[1], .Y = Y[i]};
-    trit_matmul_multi(c->k, c->pool, w[0]->type, w[0]->ne[0], X, n_tok, n, parts);
+    if (!order_depends(w[0]->type)) {
+        mm_rows(c, np, w, X, 0, f->rows, false, Y);
+        return;
+    }
+    for (int i = 0; i < f->n;) {
+        /* a run: entries i .. j-1 of one kind (entries without rows join any run) */
+        const bool tile = tile_rows(f, i);
+        int j = i + 1;
+        while (j < f->n && (f->sp[j].n == 0 || tile_rows(f, j) == tile)) j++;
+        const int r0 = f->sp[i].r0, r1 = f->sp[j - 1].r0 + f->sp[j - 1].n;
+        if (r1 > r0) mm_rows(c, np, w, X, r0, r1 - r0, !tile, Y);
+        i = j;
+    }
 }
 
 static void rmsnorm_rows(const trit_ctx *c, const float *x, const trit_weight *w, float *y,
@@ -191,6 +291,7 @@ static void rmsnorm_rows(const trit_ctx *c, const float *x, const trit_weight *w
                      c->hp.rms_eps);
 }
 
+/* Write T rows of K or V (src, [T][n_head_kv][head_dim]) into layer il of cache at p0.. */
 static void store_kv(trit_ctx *c, int il, const float *src, void *cache, int T, int p0) {
     const trit_hparams *hp = &c->hp;
     const int D = hp->head_dim, nkv = hp->n_head_kv;
@@ -208,52 +309,139 @@ static void store_kv(trit_ctx *c, int il, const float *src, void *cache, int T, 
     }
 }
 
-/* Forward T tokens at positions p0..p0+T-1. n_out: rows of logits wanted (0, 1 = the last
- * row, or T = all), written to logits_dst. */
-static void forward(trit_ctx *c, const int32_t *tok, int T, int p0, int n_out, float *logits_dst) {
+/* Layer il's attention for every entry against its own cache: q rows -> att rows
+ * ([rows][n_head][head_dim]). An entry runs as a trit_eval chunk of its size (tiled from 64
+ * rows, split-KV for one row with the pool's threads); a steps entry runs one token at a time. */
+static void attention_batch(trit_ctx *c, const fwd *f, int il) {
+    const trit_hparams *hp = &c->hp;
+    const int D = hp->head_dim;
+    const int64_t NQ = (int64_t)D * hp->n_head;
+    const size_t es = c->kv_type == TRIT_F16 ? 2 : 4;
+    const size_t layer = (size_t)il * c->kv_layer_elems * es;
+    const float kq_scale = 1.0f / sqrtf((float)D);
+    /* the kernel set's attention when it has one (same numerics as trit_attention) */
+    void (*att)(trit_pool *, const float *, const void *, const void *, uint32_t, int, int, int,
+                int, int, int, float, float *) = c->k->attention ? c->k->attention : trit_attention;
+    for (int i = 0; i < f->n; i++) {
+        const trit_batch_entry *e = &f->e[i];
+        const char *kc = (const char *)e->seq->kcache + layer;
+        const char *vc = (const char *)e->seq->vcache + layer;
+        const int r0 = f->sp[i].r0, per = e->steps ? 1 : e->n_tokens;
+        for (int t = 0; t < e->n_tokens; t += per)
+            att(c->pool, c->q + (r0 + t) * NQ, kc, vc, c->kv_type, c->n_ctx, hp->n_head,
+                hp->n_head_kv, D, e->pos + t, per, kq_scale, c->att + (r0 + t) * NQ);
+    }
+}
+
+/* inp_out_ids: keep only the rows whose logits are wanted (each entry's last row, all, or
+ * none), moved to the front; x and o hold E floats per row. Returns the rows kept. */
+static int keep_wanted_rows(trit_ctx *c, fwd *f) {
+    const int64_t E = c->hp.n_embd;
+    int r = 0;
+    for (int i = 0; i < f->n; i++) {
+        const int n = f->sp[i].n;
+        const int keep = f->e[i].out == TRIT_OUT_ALL ? n : f->e[i].out == TRIT_OUT_LAST ? 1 : 0;
+        const int src = f->sp[i].r0 + n - keep;
+        if (keep && src != r) {
+            memmove(c->x + (size_t)r * E, c->x + (size_t)src * E, (size_t)keep * E * sizeof(float));
+            memmove(c->o + (size_t)r * E, c->o + (size_t)src * E, (size_t)keep * E * sizeof(float));
+        }
+        f->sp[i] = (row_span){.r0 = r, .n = keep, .tok0 = f->sp[i].tok0 + n - keep};
+        r += keep;
+    }
+    f->rows = r;
+    return r;
+}
+
+/* Hand row r (of entry i) to fn. */
+static void give_row(const fwd *f, int r, const float *logits, trit_logits_fn fn, void *ud) {
+    for (int i = 0; i < f->n; i++)
+        if (r >= f->sp[i].r0 && r < f->sp[i].r0 + f->sp[i].n) {
+            fn(ud, i, f->sp[i].tok0 + r - f->sp[i].r0, logits);
+            return;
+        }
+}
+
+/* result_output: logits of the wanted rows (xn, normed), OUT_BLOCK rows per matmul so a long
+ * all-logits prompt never holds more; a block of tinyBLAS rows keeps >= 2 rows (a row's sum
+ * does not depend on the other rows of its call, only on the call having >= 2 of them). */
+static void output_batch(trit_ctx *c, const fwd *f, const float *xn, trit_logits_fn fn, void *ud) {
+    const trit_weight *w = &c->m->output;
+    const int64_t V = c->hp.n_vocab;
+    const bool depends = order_depends(w->type);
+    for (int i = 0; i < f->n;) {
+        const bool tile = tile_rows(f, i);
+        int j = i + 1;
+        while (j < f->n && (f->sp[j].n == 0 || !depends || tile_rows(f, j) == tile)) j++;
+        const int r1 = f->sp[j - 1].r0 + f->sp[j - 1].n;
+        for (int r = f->sp[i].r0; r < r1;) {
+            int nr = TRIT_MIN(OUT_BLOCK, r1 - r);
+            if (r1 - r - nr == 1) nr++; /* never leave a single tinyBLAS row for the next call */
+            const trit_mm_part part = {
+                .W = w->data, .w_scale = w->scale, .n_out = w->ne[1], .Y = c->out_blk};
+            /* a tied head is token_embd, which the reference never repacks (TRIT_NO_REPACK) */
+            const uint32_t wt = w->type | (c->m->tied_output ? TRIT_NO_REPACK : 0);
+            trit_matmul_multi_order(c->k, c->pool, wt, w->ne[0], xn + (size_t)r * w->ne[0], nr, 1,
+                                    &part, depends && !tile);
+            TRACE("result_output", -1, c->out_blk, V, nr);
+            for (int t = 0; t < nr; t++) give_row(f, r + t, c->out_blk + (size_t)t * V, fn, ud);
+            r += nr;
+        }
+        i = j;
+    }
+}
+
+/* The forward pass of a batch (already validated): llama.cpp's graph per row, weights shared
+ * by all rows, attention per entry. Logits of the wanted rows go to fn. */
+static void forward(trit_ctx *c, fwd *f, trit_logits_fn fn, void *ud) {
     const trit_model *m = c->m;
     const trit_hparams *hp = &c->hp;
-    const bool bitnet = hp->arch == TRIT_ARCH_BITNET;
+    /* bitnet, bitnet-b1.58, bitnet-25: sub-norms (the activation is hp->act) */
+    const bool bitnet = trit_arch_is_bitnet(hp->arch);
     const int64_t E = hp->n_embd, F = hp->n_ff, D = hp->head_dim;
     const int64_t NQ = D * hp->n_head, NKV = D * hp->n_head_kv;
-    const float kq_scale = 1.0f / sqrtf((float)D);
 
-    /* token embeddings (get_rows: dequantize) */
+    /* token embeddings (get_rows: dequantize); rows laid out entry after entry */
     const size_t erow = trit_row_size(m->tok_embd.type, E);
-    for (int t = 0; t < T; t++)
-        trit_dequantize_row(m->tok_embd.type,
-                            (const uint8_t *)m->tok_embd.data + (size_t)tok[t] * erow,
-                            c->x + (size_t)t * E, E);
+    int r = 0;
+    for (int i = 0; i < f->n; i++) {
+        f->sp[i] = (row_span){.r0 = r, .n = f->e[i].n_tokens, .tok0 = 0};
+        for (int t = 0; t < f->e[i].n_tokens; t++, r++)
+            trit_dequantize_row(m->tok_embd.type,
+                                (const uint8_t *)m->tok_embd.data +
+                                    (size_t)f->e[i].tokens[t] * erow,
+                                c->x + (size_t)r * E, E);
+    }
+    f->rows = r;
 
-    float *x = c->x;
-    int rows = T; /* rows still computed (shrinks in the last layer) */
     for (int il = 0; il < hp->n_layer; il++) {
         const trit_layer *L = &m->layers[il];
         const bool last = il == hp->n_layer - 1;
+        int rows = f->rows;
 
-        rmsnorm_rows(c, x, &L->attn_norm, c->xn, E, rows, E, E);
+        rmsnorm_rows(c, c->x, &L->attn_norm, c->xn, E, rows, E, E);
         TRACE("attn_norm", il, c->xn, E, rows);
 
-        matmul_shared(c, c->xn, rows, 3, (const trit_weight *[]){&L->wq, &L->wk, &L->wv},
-                      (float *[]){c->q, c->kx, c->vx});
-        for (int t = 0; t < rows; t++) {
-            trit_rope(c->q + t * NQ, hp->n_head, (int)D, hp->n_rot, p0 + t, hp->rope_freq_base,
-                      hp->rope_mode);
-            trit_rope(c->kx + t * NKV, hp->n_head_kv, (int)D, hp->n_rot, p0 + t, hp->rope_freq_base,
-                      hp->rope_mode);
-        }
+        matmul_batch(c, f, 3, (const trit_weight *[]){&L->wq, &L->wk, &L->wv}, c->xn,
+                     (float *[]){c->q, c->kx, c->vx});
+        for (int i = 0; i < f->n; i++)
+            for (int t = 0; t < f->sp[i].n; t++) {
+                const int row = f->sp[i].r0 + t, pos = f->e[i].pos + t;
+                trit_rope(c->q + row * NQ, hp->n_head, (int)D, hp->n_rot, pos, hp->rope_freq_base,
+                          hp->rope_mode);
+                trit_rope(c->kx + row * NKV, hp->n_head_kv, (int)D, hp->n_rot, pos,
+                          hp->rope_freq_base, hp->rope_mode);
+            }
         TRACE("Qcur", il, c->q, NQ, rows);
         TRACE("Kcur", il, c->kx, NKV, rows);
         TRACE("Vcur", il, c->vx, NKV, rows);
 
-        store_kv(c, il, c->kx, c->kcache, rows, p0);
-        store_kv(c, il, c->vx, c->vcache, rows, p0);
-        const size_t es = c->kv_type == TRIT_F16 ? 2 : 4;
-        /* the kernel set's attention when it has one (same numerics as trit_attention) */
-        (c->k->attention ? c->k->attention : trit_attention)(
-            c->pool, c->q, (const char *)c->kcache + (size_t)il * c->kv_layer_elems * es,
-            (const char *)c->vcache + (size_t)il * c->kv_layer_elems * es, c->kv_type, c->n_ctx,
-            hp->n_head, hp->n_head_kv, (int)D, p0, rows, kq_scale, c->att);
+        for (int i = 0; i < f->n; i++) {
+            const size_t r0 = (size_t)f->sp[i].r0;
+            store_kv(c, il, c->kx + r0 * NKV, f->e[i].seq->kcache, f->sp[i].n, f->e[i].pos);
+            store_kv(c, il, c->vx + r0 * NKV, f->e[i].seq->vcache, f->sp[i].n, f->e[i].pos);
+        }
+        attention_batch(c, f, il);
         TRACE("kqv_out", il, c->att, NQ, rows);
 
         const float *attn_in = c->att;
@@ -262,33 +450,30 @@ static void forward(trit_ctx *c, const int32_t *tok, int T, int p0, int n_out, f
             TRACE("attn_sub_norm", il, c->xn, NQ, rows);
             attn_in = c->xn;
         }
-        matmul(c, &L->wo, attn_in, rows, c->o);
+        matmul_batch(c, f, 1, (const trit_weight *[]){&L->wo}, attn_in, (float *[]){c->o});
         TRACE("attn_out", il, c->o, E, rows);
 
-        float *o = c->o;
-        if (last && n_out < rows) {
-            /* inp_out_ids: keep only the rows whose logits are wanted */
-            if (n_out == 0) return;
-            x += (size_t)(rows - n_out) * E;
-            o += (size_t)(rows - n_out) * E;
-            rows = n_out;
+        if (last) {
+            rows = keep_wanted_rows(c, f);
+            if (rows == 0) return;
         }
 
+        float *x = c->x, *o = c->o;
         for (size_t i = 0; i < (size_t)rows * E; i++) x[i] = o[i] + x[i];
         TRACE("ffn_inp", il, x, E, rows);
 
         rmsnorm_rows(c, x, &L->ffn_norm, c->xn, E, rows, E, E);
         TRACE("ffn_norm", il, c->xn, E, rows);
 
-        matmul_shared(c, c->xn, rows, 2, (const trit_weight *[]){&L->ffn_up, &L->ffn_gate},
-                      (float *[]){c->up, c->gate});
+        matmul_batch(c, f, 2, (const trit_weight *[]){&L->ffn_up, &L->ffn_gate}, c->xn,
+                     (float *[]){c->up, c->gate});
         TRACE("ffn_up", il, c->up, F, rows);
         TRACE("ffn_gate", il, c->gate, F, rows);
         const size_t nf = (size_t)rows * F;
         if (hp->act == TRIT_ACT_RELU2) {
             for (size_t i = 0; i < nf; i++) {
-                const float r = c->gate[i] > 0.0f ? c->gate[i] : 0.0f;
-                c->gate[i] = (r * r) * c->up[i];
+                const float r2 = c->gate[i] > 0.0f ? c->gate[i] : 0.0f;
+                c->gate[i] = (r2 * r2) * c->up[i];
             }
         } else {
             for (int t = 0; t < rows; t++)
@@ -304,26 +489,86 @@ static void forward(trit_ctx *c, const int32_t *tok, int T, int p0, int n_out, f
         } else {
             TRACE(hp->act == TRIT_ACT_RELU2 ? "ffn_relu_sqr" : "ffn_swiglu", il, c->gate, F, rows);
         }
-        matmul(c, &L->ffn_down, down_in, rows, o);
+        matmul_batch(c, f, 1, (const trit_weight *[]){&L->ffn_down}, down_in, (float *[]){o});
         /* llama.cpp names the down projection "ffn_out" in llama, "ffn_down" in bitnet */
         TRACE(bitnet ? "ffn_down" : "ffn_out", il, o, E, rows);
 
         for (size_t i = 0; i < (size_t)rows * E; i++) x[i] = o[i] + x[i];
         TRACE("l_out", il, x, E, rows);
     }
-    if (n_out == 0) return;
-    rmsnorm_rows(c, x, &m->output_norm, c->xn, E, rows, E, E);
-    TRACE("result_norm", -1, c->xn, E, rows);
-    matmul(c, &m->output, c->xn, rows, logits_dst);
-    TRACE("result_output", -1, logits_dst, hp->n_vocab, rows);
+    rmsnorm_rows(c, c->x, &m->output_norm, c->xn, E, f->rows, E, E);
+    TRACE("result_norm", -1, c->xn, E, f->rows);
+    output_batch(c, f, c->xn, fn, ud);
+}
+
+/* Refuse a batch that would read or write outside a cache, or mix up sequences. */
+static int check_batch(const trit_ctx *c, const trit_batch_entry *e, int n, trit_err *err) {
+    const int n_vocab = c->hp.n_vocab;
+    if (n <= 0 || !e) return trit_fail(err, TRIT_EINVAL, "empty batch (%d entries)", n);
+    for (int i = 0; i < n; i++) {
+        const trit_batch_entry *b = &e[i];
+        if (!b->seq || !b->tokens)
+            return trit_fail(err, TRIT_EINVAL, "batch entry %d has no sequence or tokens", i);
+        if (b->n_tokens < 1 || b->n_tokens > c->n_batch)
+            return trit_fail(err, TRIT_EINVAL, "batch entry %d has %d tokens (1..n_batch %d)", i,
+                             b->n_tokens, c->n_batch);
+        if (b->pos < 0 || b->pos > b->seq->n_past)
+            return trit_fail(err, TRIT_EINVAL,
+                             "batch entry %d: position %d is outside 0..%d (tokens in the cache)",
+                             i, b->pos, b->seq->n_past);
+        if ((int64_t)b->pos + b->n_tokens > c->n_ctx)
+            return trit_fail(err, TRIT_ERANGE, "batch entry %d: context full: %d + %d > n_ctx %d",
+                             i, b->pos, b->n_tokens, c->n_ctx);
+        if (b->out != TRIT_OUT_NONE && b->out != TRIT_OUT_LAST && b->out != TRIT_OUT_ALL)
+            return trit_fail(err, TRIT_EINVAL, "batch entry %d: out %d is not none/last/all", i,
+                             (int)b->out);
+        for (int t = 0; t < b->n_tokens; t++)
+            if (b->tokens[t] < 0 || b->tokens[t] >= n_vocab)
+                return trit_fail(err, TRIT_EINVAL,
+                                 "batch entry %d: token id %d at index %d is outside 0..%d", i,
+                                 b->tokens[t], t, n_vocab - 1);
+        for (int j = 0; j < i; j++)
+            if (e[j].seq == b->seq)
+                return trit_fail(err, TRIT_EINVAL, "batch entries %d and %d share a sequence", j,
+                                 i);
+    }
+    return 0;
+}
+
+int trit_batch_eval(trit_ctx *c, const trit_batch_entry *e, int n, trit_logits_fn fn, void *ud,
+                    trit_err *err) {
+    if (check_batch(c, e, n, err)) return -1;
+    int rows = 0;
+    for (int i = 0; i < n; i++) rows += e[i].n_tokens;
+    ensure_rows(c, TRIT_MAX(rows, n));
+    for (int i = 0; i < n; i++) e[i].seq->n_past = e[i].pos; /* discard the cache tail */
+    fwd f = {.e = e, .n = n, .sp = c->span, .rows = rows};
+    forward(c, &f, fn, ud);
+    for (int i = 0; i < n; i++) e[i].seq->n_past = e[i].pos + e[i].n_tokens;
+    return 0;
+}
+
+/* trit_eval's callback: keep the row in c->logits (row tok of the chunk at chunk_off). */
+typedef struct keep_ud {
+    trit_ctx *c;
+    int off;
+} keep_ud;
+static void keep_logits(void *ud, int entry, int tok, const float *logits) {
+    const keep_ud *k = ud;
+    (void)entry;
+    const size_t V = (size_t)k->c->hp.n_vocab;
+    const size_t row = k->c->logits_all ? (size_t)(k->off + tok) : 0;
+    memcpy(k->c->logits + row * V, logits, V * sizeof(float));
 }
 
 int trit_eval(trit_ctx *c, const int32_t *tokens, int n, int pos, bool logits_all, trit_err *err) {
     const int n_vocab = c->hp.n_vocab;
     if (n <= 0 || !tokens) return trit_fail(err, TRIT_EINVAL, "nothing to evaluate (n = %d)", n);
-    if (pos < 0 || pos > c->n_past)
+    /* the context's own cache is made on first use (a server's context only runs trit_seqs) */
+    if (!c->own) c->own = trit_seq_new(c);
+    if (pos < 0 || pos > c->own->n_past)
         return trit_fail(err, TRIT_EINVAL, "position %d is outside 0..%d (tokens in the cache)",
-                         pos, c->n_past);
+                         pos, c->own->n_past);
     if ((int64_t)pos + n > c->n_ctx)
         return trit_fail(err, TRIT_ERANGE, "context full: %d + %d tokens > n_ctx %d", pos, n,
                          c->n_ctx);
@@ -331,25 +576,28 @@ int trit_eval(trit_ctx *c, const int32_t *tokens, int n, int pos, bool logits_al
         if (tokens[i] < 0 || tokens[i] >= n_vocab)
             return trit_fail(err, TRIT_EINVAL, "token id %d at index %d is outside 0..%d",
                              tokens[i], i, n_vocab - 1);
-    c->n_past = pos; /* discard the cache tail */
     const size_t need = logits_all ? (size_t)n : 1;
     if (need > c->logits_cap) {
         c->logits = xrealloc(c->logits, need * (size_t)n_vocab * sizeof(float));
         c->logits_cap = need;
     }
-    c->n_logits = 0;
     c->n_eval = 0;
+    c->logits_all = logits_all;
+    c->own->n_past = pos; /* discard the cache tail */
+    /* chunks of n_batch tokens (llama.cpp's n_ubatch), each one batch entry */
     for (int off = 0; off < n; off += c->n_batch) {
         const int T = TRIT_MIN(c->n_batch, n - off);
         const bool last_chunk = off + T == n;
-        const int n_out = logits_all ? T : (last_chunk ? 1 : 0);
-        float *dst = c->logits + (logits_all ? (size_t)off * n_vocab : 0);
-        forward(c, tokens + off, T, pos + off, n_out, dst);
-        c->n_past = pos + off + T;
+        const trit_batch_entry e = {
+            .seq = c->own,
+            .tokens = tokens + off,
+            .n_tokens = T,
+            .pos = pos + off,
+            .out = logits_all ? TRIT_OUT_ALL : (last_chunk ? TRIT_OUT_LAST : TRIT_OUT_NONE)};
+        keep_ud k = {c, off};
+        if (trit_batch_eval(c, &e, 1, keep_logits, &k, err)) return -1;
     }
-    c->n_logits = (int)need;
     c->n_eval = n;
-    c->logits_all = logits_all;
     return 0;
 }
 

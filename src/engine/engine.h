@@ -1,6 +1,8 @@
-/* engine — forward pass, KV cache, batched prefill, sampler, trace hooks.
+/* engine — forward pass, KV caches, batched steps over many sequences, sampler, trace hooks.
  *
- * Contract: a trit_ctx evaluates tokens of one sequence against a model, keeping a KV cache.
+ * Contract: a trit_ctx evaluates tokens against a model: trit_eval runs one sequence (the
+ * context's own KV cache); trit_batch_eval runs one forward pass over several sequences
+ * (trit_seq, a KV cache each), reading every weight once for all their rows.
  * Its graph is llama.cpp's for the same architecture (llama, bitnet), computed with the
  * kernels module, so logits agree with the reference within the ladder thresholds.
  * Not thread-safe per context; several contexts may share one model (read-only) and run
@@ -20,6 +22,7 @@ typedef struct trit_ctx_params {
     uint32_t kv_type; /* TRIT_F16 (default, like llama.cpp), TRIT_F32 */
     int rope_mode;    /* -1: the model's; else force TRIT_ROPE_NORM/NEOX (fault injection) */
     int act;          /* -1: the model's; else force TRIT_ACT_SILU/RELU2 */
+    int numerics;     /* TRIT_NUMERICS_EXACT (0, default: bit-identical to ggml) or _FAST */
 } trit_ctx_params;
 
 typedef struct trit_ctx trit_ctx;
@@ -39,6 +42,45 @@ int trit_eval(trit_ctx *c, const int32_t *tokens, int n, int pos, bool logits_al
  * NULL if not kept. */
 const float *trit_get_logits(const trit_ctx *c, int i);
 void trit_kv_clear(trit_ctx *c);
+
+/* ---- batched steps over many sequences ----
+ * A trit_seq is the KV cache of one sequence (n_ctx cells of the context that made it; use it
+ * only with that context). trit_batch_eval evaluates several entries in ONE forward pass:
+ * every weight matmul runs over the rows of all entries, attention runs per entry against its
+ * own cache. Batch invariance: an entry's logits are bit-identical whatever the other entries,
+ * their number, their order, and equal to trit_eval of the same tokens on a fresh context with
+ * the same thread count, when the caller chunks a prompt as trit_eval does (entries of at
+ * most n_batch tokens, starting at multiples of n_batch): an entry of T tokens is summed
+ * exactly as a trit_eval chunk of T tokens (F16/F32/BF16 weights in tinyBLAS order for T >= 2
+ * rows, ggml_vec_dot order for 1; attention tiled/split by its own T and the pool's threads).
+ * steps = true evaluates each token of the entry as if alone (single-token numerics: as T
+ * successive one-token trit_evals) — how drafted tokens are verified losslessly. */
+typedef struct trit_seq trit_seq;
+trit_seq *trit_seq_new(trit_ctx *c);
+void trit_seq_free(trit_seq *s);
+int trit_seq_n_past(const trit_seq *s);
+
+enum trit_out { TRIT_OUT_NONE = 0, TRIT_OUT_LAST = 1, TRIT_OUT_ALL = 2 };
+
+typedef struct trit_batch_entry {
+    trit_seq *seq;         /* a sequence appears at most once per batch */
+    const int32_t *tokens; /* n_tokens ids at positions pos .. pos + n_tokens - 1 */
+    int n_tokens;          /* 1 .. n_batch of the context */
+    int pos;               /* 0 .. seq's n_past; cache cells >= pos are discarded first */
+    enum trit_out out;     /* which rows' logits to hand to the callback */
+    bool steps;            /* single-token numerics for every token (draft verification) */
+} trit_batch_entry;
+
+/* Receives the logits (n_vocab floats, valid during the call only) of token `tok` of entry
+ * `entry`. Called in entry order, tokens ascending, after the forward pass. */
+typedef void (*trit_logits_fn)(void *ud, int entry, int tok, const float *logits);
+
+/* Evaluate n entries in one forward pass; each entry's seq then holds pos + n_tokens tokens.
+ * Returns 0, or -1 with err naming the bad entry (nothing evaluated). */
+int trit_batch_eval(trit_ctx *c, const trit_batch_entry *e, int n, trit_logits_fn fn, void *ud,
+                    trit_err *err);
+int trit_ctx_n_batch(const trit_ctx *c);
+int trit_ctx_n_threads(const trit_ctx *c);
 
 /* Trace hook: called after each named tensor is computed, with ne0 = row length and
  * ne1 = rows (tokens) actually computed — the last layer's tail computes only the rows whose
@@ -63,9 +105,6 @@ int32_t trit_sampler_sample(trit_sampler *s, const float *logits, int n_vocab);
 void trit_sampler_free(trit_sampler *s);
 /* Greedy: highest logit, ties to the lowest id (llama.cpp's behaviour). */
 int32_t trit_argmax(const float *logits, int n);
-/* log-softmax helpers for logprobs: lp[i] = logit[i] - logsumexp. */
-double trit_logsumexp(const float *logits, int n);
-/* Top-k ids by logit (descending, ties lowest id first); returns count written. */
-int trit_top_k(const float *logits, int n, int k, int32_t *ids);
+/* trit_logsumexp and trit_top_k (logprobs, top-k) live in base.h: parity uses them too. */
 
 #endif

@@ -57,35 +57,9 @@ int32_t trit_argmax(const float *logits, int n) {
     return n > 0 ? best : -1;
 }
 
-double trit_logsumexp(const float *logits, int n) {
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
-    if (!isfinite(mx)) return mx;
-    double s = 0.0;
-    for (int i = 0; i < n; i++) s += exp((double)logits[i] - (double)mx);
-    return (double)mx + log(s);
-}
-
 /* a ranks before b: higher logit, or equal logit and lower id */
 static inline bool before(float va, int32_t ia, float vb, int32_t ib) {
     return va > vb || (va == vb && ia < ib);
-}
-
-int trit_top_k(const float *logits, int n, int k, int32_t *ids) {
-    if (k <= 0 || n <= 0) return 0;
-    if (k > n) k = n;
-    int m = 0; /* ids[0..m) sorted best first */
-    for (int i = 0; i < n; i++) {
-        const float v = logits[i];
-        if (m == k && !before(v, i, logits[ids[m - 1]], ids[m - 1])) continue;
-        int j = m < k ? m++ : k - 1;
-        while (j > 0 && before(v, i, logits[ids[j - 1]], ids[j - 1])) {
-            ids[j] = ids[j - 1];
-            j--;
-        }
-        ids[j] = i;
-    }
-    return m;
 }
 
 typedef struct {

@@ -4,6 +4,7 @@
  * steady-state matmul performs no allocation. */
 #include "kernels/kernels.h"
 
+#include <cpuid.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -12,12 +13,23 @@
 #include <string.h>
 
 uint32_t trit_act_type(uint32_t wtype) {
-    switch (wtype) {
+    /* a dot type's repack flags name an order, not a format */
+    switch (wtype & ~(TRIT_REPACK8 | TRIT_REPACK8_GEMM)) {
     case TRIT_TQ1_0:
     case TRIT_TQ2_0:
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
         return TRIT_Q8_K;
     case TRIT_Q8_0:
+    case TRIT_Q4_0: /* ggml's vec_dot_type for the legacy types */
+    case TRIT_Q5_0:
         return TRIT_Q8_0;
+    case TRIT_Q4_1:
+    case TRIT_Q5_1:
+        return TRIT_Q8_1;
     case TRIT_F16:
         return TRIT_F16;
     case TRIT_BF16:
@@ -38,6 +50,8 @@ size_t trit_act_row_size(uint32_t wtype, int64_t n) {
         return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q8_K);
     case TRIT_Q8_0:
         return n % QK8_0 ? 0 : (size_t)(n / QK8_0) * sizeof(block_q8_0);
+    case TRIT_Q8_1:
+        return n % QK8_1 ? 0 : (size_t)(n / QK8_1) * sizeof(block_q8_1);
     case TRIT_F16:
     case TRIT_BF16:
         return (size_t)n * 2;
@@ -59,6 +73,24 @@ static size_t weight_row_bytes(uint32_t wtype, int64_t n) {
         return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_tq2_0);
     case TRIT_Q8_0:
         return n % QK8_0 ? 0 : (size_t)(n / QK8_0) * sizeof(block_q8_0);
+    case TRIT_Q4_0:
+        return n % QK4_0 ? 0 : (size_t)(n / QK4_0) * sizeof(block_q4_0);
+    case TRIT_Q4_1:
+        return n % QK4_1 ? 0 : (size_t)(n / QK4_1) * sizeof(block_q4_1);
+    case TRIT_Q5_0:
+        return n % QK5_0 ? 0 : (size_t)(n / QK5_0) * sizeof(block_q5_0);
+    case TRIT_Q5_1:
+        return n % QK5_1 ? 0 : (size_t)(n / QK5_1) * sizeof(block_q5_1);
+    case TRIT_Q2_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q2_K);
+    case TRIT_Q3_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q3_K);
+    case TRIT_Q4_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q4_K);
+    case TRIT_Q5_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q5_K);
+    case TRIT_Q6_K:
+        return n % QK_K ? 0 : (size_t)(n / QK_K) * sizeof(block_q6_K);
     case TRIT_F16:
     case TRIT_BF16:
         return (size_t)n * 2;
@@ -186,11 +218,64 @@ const trit_kernels *trit_kernels_best(void) {
     return g_best;
 }
 
+/* ---- numerics modes ---- */
+
+int trit_numerics_parse(const char *s) {
+    if (s && !strcmp(s, "exact")) return TRIT_NUMERICS_EXACT;
+    if (s && !strcmp(s, "fast")) return TRIT_NUMERICS_FAST;
+    return -1;
+}
+
+const char *trit_numerics_name(int numerics) {
+    return numerics == TRIT_NUMERICS_FAST ? "fast" : "exact";
+}
+
+/* The fast copies of the three sets, built once: the exact set's entries, with the fast
+ * attention of the same instruction set. */
+static trit_kernels g_fast[3];
+static char g_fast_names[3][24];
+
+static void fast_init(void) {
+    const trit_kernels *base[3] = {trit_kernels_ref(), &trit_kernels_avx2_impl,
+                                   &trit_kernels_avx512_impl};
+    for (int i = 0; i < 3; i++) {
+        g_fast[i] = *base[i];
+        snprintf(g_fast_names[i], sizeof g_fast_names[i], "%s+fast",
+                 base[i]->name ? base[i]->name : "none");
+        g_fast[i].name = g_fast_names[i];
+        g_fast[i].attention = i == 2 ? trit_attention_fast_avx512 : trit_attention_fast;
+    }
+}
+
+const trit_kernels *trit_kernels_for(const trit_kernels *k, int numerics) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (!k) k = trit_kernels_best();
+    if (numerics != TRIT_NUMERICS_FAST) return k;
+    pthread_once(&once, fast_init);
+    for (int i = 0; i < 3; i++)
+        if (k == &g_fast[i]) return k; /* already a fast set */
+    if (k == &trit_kernels_avx512_impl) return &g_fast[2];
+    if (k == &trit_kernels_avx2_impl) return &g_fast[1];
+    return &g_fast[0];
+}
+
 /* ---- threaded matmul ---- */
 
 bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n_tok) {
     return (wtype == TRIT_F32 || wtype == TRIT_F16 || wtype == TRIT_BF16) && n_tok >= 2 &&
            n_in % 16 == 0 && n_out % 4 == 0;
+}
+
+uint32_t trit_matmul_dot_type(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok) {
+    /* ggml-cpu repack.cpp's choice on x86 (the reference build has AVX2 and AVX-512): Q4_0 and
+     * Q4_K with AVX2, Q2_K with AVX-512, each only when ne[1] % 8 == 0 */
+    const bool repacked =
+        (wtype == TRIT_Q4_0 || wtype == TRIT_Q4_K || wtype == TRIT_Q2_K) && n_out % 8 == 0;
+    if (!repacked) return wtype;
+    /* Q4_0: gemm_q4_0_8x8_q8_0 sums each block as its gemv does, one order for every token */
+    if (wtype == TRIT_Q4_0) return wtype | TRIT_REPACK8;
+    /* forward_mul_mat_one_chunk: gemm for whole groups of 4 tokens, gemv for the rest */
+    return wtype | TRIT_REPACK8 | (tok < n_tok - n_tok % 4 ? TRIT_REPACK8_GEMM : 0);
 }
 
 /* A matmul job: one or more parts sharing wtype, n_in and the quantized activations. Rows
@@ -208,9 +293,12 @@ typedef struct mm_job {
     trit_mm_part parts[TRIT_MM_MAX_PARTS];
     int64_t row_end[TRIT_MM_MAX_PARTS]; /* cumulative rows */
     bool use_gemm[TRIT_MM_MAX_PARTS];   /* tile with k->gemm (else vec_dot_rows per token) */
+    bool repacked[TRIT_MM_MAX_PARTS];   /* dots per token in the reference's repacked order */
+    bool single_order;                  /* every token as a one-token product (dot_type) */
     int64_t total_rows;
     int64_t max_chunk;        /* rows per claim at most (batches keep their tiles hot) */
     int nth;                  /* threads sharing the rows */
+    int sweep_rows, pf_rows;  /* decode sweep and prefetch distance (decode_pf_rows) */
     bool quantize_in_run;     /* the pool's threads quantize X, then meet at a barrier */
     atomic_int quantized;     /* threads past quantization */
     atomic_int_fast64_t next; /* next unclaimed global row */
@@ -250,13 +338,125 @@ static bool mm_claim(mm_job *j, int *part, int64_t *r0, int64_t *nr) {
     }
 }
 
-/* Decode (one token) is memory-bound: rows are swept MM_PF_ROWS at a time and the next
- * MM_PF_ROWS rows are prefetched (into L2) while the current ones are computed, which keeps
- * more loads in flight than the hardware prefetcher does on these short rows (tg +10%). */
-#define MM_PF_ROWS 4
+/* ---- per-CPU tuning of the decode sweep and the pool spin ----
+ * Decode (one token) is memory-bound: a thread sweeps its rows sweep_rows at a time (one
+ * vec_dot_rows call, so the rows share each activation load) and prefetches (into L2) the rows
+ * pf_rows ahead of the current sweep, which keeps more loads in flight than the hardware
+ * prefetcher does on these short rows (tg +10% on Sapphire Rapids). The best values depend on
+ * the core (load ports, 512-bit width, miss buffers) and the memory latency, so they come from
+ * a table keyed on the CPUID vendor and family; TRIT_SWEEP_ROWS, TRIT_PF_ROWS and TRIT_SPIN_US
+ * override a field, and `kbench --tune` measures the candidates on a new machine.
+ *
+ *   row            match                          sweep  pf  pf cap  spin us
+ *   intel-avx512   Intel, avx512 set in use         4     4   -       200
+ *   amd-zen4       AMD family 0x19/0x1A, avx512 set 4     8   16 KiB  200
+ *   avx2           avx2 (or ref) set in use         2     8   16 KiB  200
+ *   default        anything else                    4     4   -       200
+ * Why: intel-avx512 was measured on Sapphire Rapids (PERFORMANCE.md; 8-16 rows ahead were
+ * worse there). amd-zen4 is reasoned, not measured: DRAM behind Infinity Fabric is farther
+ * than on Intel's mesh, so ternary rows (660 bytes) are prefetched two sweeps ahead; AMD's
+ * prefetcht2 fills L1 as well as L2, so the distance is capped at half of Zen 4's 32 KiB L1D
+ * (an F16 output row of 2560 is 5 KiB: one sweep ahead, as on Intel); 8-row sweeps lost for
+ * TQ1_0 (its decoder spills) in kbench --tune on Intel, so the sweep stays at 4. avx2: that
+ * set pairs rows (dot_tq2_0_x2), so sweeps of 2 with a longer distance, capped as for AMD
+ * since AVX2-only CPUs have 32-48 KiB L1D and may be AMD. default: the measured row.
+ * The spin is the pool's wait before sleeping (base.c): 200 us covers the gap between the
+ * hundreds of pool runs of one decode step on every CPU we met; it is per row so a CPU where
+ * spinning hurts (SMT siblings sharing a core) can get its own. */
+static trit_tuning g_tuning;
 
+static void cpu_ident(char vendor[13], unsigned *family, unsigned *model) {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    memset(vendor, 0, 13);
+    *family = *model = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return;
+    memcpy(vendor, &b, 4), memcpy(vendor + 4, &d, 4), memcpy(vendor + 8, &c, 4);
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    /* CPUID leaf 1 EAX: base family 11:8, model 7:4, extended model 19:16, extended family
+     * 27:20 (the extended fields count only for family 0xF, and model also for family 6) */
+    const unsigned base_fam = (a >> 8) & 0xF, base_model = (a >> 4) & 0xF;
+    *family = base_fam == 0xF ? base_fam + ((a >> 20) & 0xFF) : base_fam;
+    *model =
+        base_fam == 0x6 || base_fam == 0xF ? base_model | (((a >> 16) & 0xF) << 4) : base_model;
+#endif
+}
+
+/* An integer from the environment variable name in [lo, hi], else dflt. */
+static int env_int(const char *name, int lo, int hi, int dflt) {
+    const char *e = getenv(name);
+    long v;
+    if (!e || !*e) return dflt;
+    if (trit_parse_long(e, lo, hi, &v)) {
+        trit_log(TRIT_LOG_WARN, "%s=%s is not a number in %d..%d; using %d", name, e, lo, hi, dflt);
+        return dflt;
+    }
+    return (int)v;
+}
+
+static void tuning_init(void) {
+    char vendor[13];
+    unsigned family, model;
+    cpu_ident(vendor, &family, &model);
+    /* the set in use, not only the CPU: TRIT_KERNELS=avx2 on an AVX-512 CPU gets the avx2 row */
+    const bool avx512 = trit_kernels_best() == &trit_kernels_avx512_impl;
+    trit_tuning t = {
+        .row = "default", .sweep_rows = 4, .pf_rows = 4, .pf_max_kb = 0, .spin_us = 200};
+    if (!strcmp(vendor, "GenuineIntel") && avx512) {
+        t.row = "intel-avx512";
+    } else if (!strcmp(vendor, "AuthenticAMD") && (family == 0x19 || family == 0x1A) && avx512) {
+        t = (trit_tuning){
+            .row = "amd-zen4", .sweep_rows = 4, .pf_rows = 8, .pf_max_kb = 16, .spin_us = 200};
+    } else if (!avx512) {
+        t = (trit_tuning){
+            .row = "avx2", .sweep_rows = 2, .pf_rows = 8, .pf_max_kb = 16, .spin_us = 200};
+    }
+    snprintf(t.cpu, sizeof t.cpu, "%s family 0x%x model 0x%x", vendor[0] ? vendor : "unknown",
+             family, model);
+    t.sweep_rows = env_int("TRIT_SWEEP_ROWS", 1, 64, t.sweep_rows);
+    t.pf_rows = env_int("TRIT_PF_ROWS", 0, 256, t.pf_rows);
+    t.pf_max_kb = env_int("TRIT_PF_MAX_KB", 0, 1 << 20, t.pf_max_kb);
+    t.spin_us = env_int("TRIT_SPIN_US", 0, 1000000, t.spin_us);
+    g_tuning = t;
+}
+
+static pthread_once_t g_tuning_once = PTHREAD_ONCE_INIT;
+
+const trit_tuning *trit_tuning_get(void) {
+    pthread_once(&g_tuning_once, tuning_init);
+    return &g_tuning;
+}
+
+void trit_tuning_set(const trit_tuning *t) {
+    pthread_once(&g_tuning_once, tuning_init);
+    g_tuning.sweep_rows = TRIT_MAX(t->sweep_rows, 1);
+    g_tuning.pf_rows = TRIT_MAX(t->pf_rows, 0);
+    g_tuning.pf_max_kb = TRIT_MAX(t->pf_max_kb, 0);
+    g_tuning.spin_us = TRIT_MAX(t->spin_us, 0);
+}
+
+/* Rows to prefetch ahead for rows of row_bytes: pf_rows, capped at pf_max_kb KiB but never
+ * under one sweep (0 stays 0: no prefetch). */
+static int decode_pf_rows(const trit_tuning *t, size_t row_bytes) {
+    if (!t->pf_rows || !t->pf_max_kb || !row_bytes) return t->pf_rows;
+    const int64_t cap = (int64_t)t->pf_max_kb * 1024 / (int64_t)row_bytes;
+    return (int)TRIT_MAX(TRIT_MIN((int64_t)t->pf_rows, cap), (int64_t)t->sweep_rows);
+}
+
+/* One prefetch per 64-byte line of [p, p + n); unrolled, since a sweep prefetches whole rows
+ * (80 lines per F16 row of 2560) and the loop's own compare and branch were 3 of every 4
+ * instructions it spent (callgrind). */
 static void prefetch_l2(const char *p, size_t n) {
+#pragma GCC unroll 8
     for (size_t o = 0; o < n; o += 64) __builtin_prefetch(p + o, 0, 1);
+}
+
+/* The type part p's dots get for token t (trit_matmul_dot_type: the repacked orders). */
+static inline uint32_t dot_type(const mm_job *j, int p, int64_t t) {
+    if (!j->repacked[p]) return j->wtype;
+    if (j->single_order) /* each row as the only token of its product */
+        return trit_matmul_dot_type(j->wtype, j->parts[p].n_out, 0, 1);
+    return trit_matmul_dot_type(j->wtype, j->parts[p].n_out, t, j->n_tok);
 }
 
 /* Rows r0 .. r0+nr-1 of part p for every token. */
@@ -266,19 +466,24 @@ static void mm_rows(const mm_job *j, int p, int64_t r0, int64_t nr) {
     if (j->use_gemm[p]) {
         for (int64_t t0 = 0; t0 < j->n_tok; t0 += MM_TOK_TILE) {
             const int64_t nt = TRIT_MIN(MM_TOK_TILE, j->n_tok - t0);
-            j->k->gemm(j->wtype, j->n_in, w, j->wrow, nr, j->act + t0 * j->arow, j->arow, nt,
-                       P->Y + t0 * P->n_out + r0, P->n_out);
+            j->k->gemm(dot_type(j, p, t0), j->n_in, w, j->wrow, nr, j->act + t0 * j->arow, j->arow,
+                       nt, P->Y + t0 * P->n_out + r0, P->n_out);
         }
     } else if (j->n_tok == 1) {
-        for (int64_t r = 0; r < nr; r += MM_PF_ROWS) {
-            const int64_t n = TRIT_MIN(MM_PF_ROWS, nr - r);
-            prefetch_l2(w + (r + n) * j->wrow, (size_t)TRIT_MIN(MM_PF_ROWS, nr - r - n) * j->wrow);
-            j->k->vec_dot_rows(j->wtype, j->n_in, w + r * j->wrow, j->wrow, n, j->act,
+        /* sweeps of S rows; rows [r + S, r + D) are prefetched before the first sweep, then
+         * each sweep prefetches the S rows D ahead of it (D = pf rows, at least one sweep) */
+        const int64_t S = j->sweep_rows, D = j->pf_rows ? TRIT_MAX(j->pf_rows, S) : 0;
+        if (D > S) prefetch_l2(w + S * j->wrow, (size_t)TRIT_MAX(TRIT_MIN(D, nr) - S, 0) * j->wrow);
+        for (int64_t r = 0; r < nr; r += S) {
+            const int64_t n = TRIT_MIN(S, nr - r);
+            if (D && r + D < nr)
+                prefetch_l2(w + (r + D) * j->wrow, (size_t)TRIT_MIN(S, nr - r - D) * j->wrow);
+            j->k->vec_dot_rows(dot_type(j, p, 0), j->n_in, w + r * j->wrow, j->wrow, n, j->act,
                                P->Y + r0 + r);
         }
     } else {
         for (int64_t t = 0; t < j->n_tok; t++)
-            j->k->vec_dot_rows(j->wtype, j->n_in, w, j->wrow, nr, j->act + t * j->arow,
+            j->k->vec_dot_rows(dot_type(j, p, t), j->n_in, w, j->wrow, nr, j->act + t * j->arow,
                                P->Y + t * P->n_out + r0);
     }
     if (P->w_scale != 1.0f)
@@ -316,7 +521,15 @@ static _Thread_local size_t tl_act_cap;
 
 void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
                        const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts) {
+    trit_matmul_multi_order(k, pool, wtype, n_in, X, n_tok, n_parts, parts, false);
+}
+
+void trit_matmul_multi_order(const trit_kernels *k, trit_pool *pool, uint32_t wtype, int64_t n_in,
+                             const float *X, int64_t n_tok, int n_parts, const trit_mm_part *parts,
+                             bool single_order) {
     if (!k) k = trit_kernels_best();
+    const bool no_repack = wtype & TRIT_NO_REPACK; /* the caller's word (kernels.h) */
+    wtype &= ~TRIT_NO_REPACK;
     const size_t arow = trit_act_row_size(wtype, n_in);
     const size_t wrow = weight_row_bytes(wtype, n_in);
     if (!arow || !wrow || n_tok <= 0 || n_parts < 1 || n_parts > TRIT_MM_MAX_PARTS) {
@@ -339,7 +552,8 @@ void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, i
                 .X = X,
                 .act = tl_act,
                 .arow = arow,
-                .n_parts = n_parts};
+                .n_parts = n_parts,
+                .single_order = single_order};
     /* F32/F16 follow the reference's choice between tinyBLAS and vec_dot (different orders) */
     const bool blas_type = wtype == TRIT_F32 || wtype == TRIT_F16 || wtype == TRIT_BF16;
     for (int p = 0; p < n_parts; p++) {
@@ -351,10 +565,19 @@ void trit_matmul_multi(const trit_kernels *k, trit_pool *pool, uint32_t wtype, i
         j.parts[p] = parts[p];
         j.total_rows += parts[p].n_out;
         j.row_end[p] = j.total_rows;
-        j.use_gemm[p] = k->gemm && n_tok > 1 &&
-                        (!blas_type || trit_matmul_tinyblas(wtype, n_in, parts[p].n_out, n_tok));
+        j.repacked[p] = !no_repack && trit_matmul_dot_type(wtype, parts[p].n_out, 0, 1) != wtype;
+        /* gemm takes one dot type per tile: a repacked part tiles only if all its tokens share
+         * one (Q4_0 does; Q4_K/Q2_K's gemm/gemv token split may not). single_order: every row
+         * is summed as a one-token product would be (a decode row in a batch); F32/F16/BF16
+         * change order with the token count, repacked types through dot_type */
+        const bool one_order = !j.repacked[p] || dot_type(&j, p, 0) == dot_type(&j, p, n_tok - 1);
+        j.use_gemm[p] = k->gemm && n_tok > 1 && one_order &&
+                        (!blas_type || (!single_order &&
+                                        trit_matmul_tinyblas(wtype, n_in, parts[p].n_out, n_tok)));
     }
     j.nth = pool ? trit_pool_size(pool) : 1;
+    j.sweep_rows = trit_tuning_get()->sweep_rows;
+    j.pf_rows = decode_pf_rows(trit_tuning_get(), wrow);
     j.max_chunk = n_tok > 1 ? 64 : j.total_rows;
     atomic_init(&j.next, 0);
     atomic_init(&j.quantized, 0);
@@ -374,4 +597,46 @@ void trit_matmul(const trit_kernels *k, trit_pool *pool, uint32_t wtype, const v
                  float *Y) {
     const trit_mm_part part = {.W = W, .w_scale = w_scale, .n_out = n_out, .Y = Y};
     trit_matmul_multi(k, pool, wtype, n_in, X, n_tok, 1, &part);
+}
+
+/* ---- streaming-read bandwidth (the memory bound of decode) ---- */
+
+typedef struct bw_job {
+    const uint64_t *p;
+    size_t n; /* uint64 words in all */
+    uint64_t sink[16];
+} bw_job;
+
+/* Thread ith reads its contiguous slice with four independent xor chains (so the adds never
+ * limit it), and stores the result so the reads cannot be dropped. */
+static void bw_read(void *arg, int ith, int nth) {
+    bw_job *j = arg;
+    const size_t per = j->n / (size_t)nth;
+    const uint64_t *p = j->p + per * (size_t)ith;
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    for (size_t i = 0; i + 8 <= per; i += 8) {
+        a ^= p[i] + p[i + 4];
+        b ^= p[i + 1] + p[i + 5];
+        c ^= p[i + 2] + p[i + 6];
+        d ^= p[i + 3] + p[i + 7];
+    }
+    j->sink[ith & 15] = a ^ b ^ c ^ d;
+}
+
+double trit_read_bandwidth(trit_pool *pool, size_t bytes, int reps) {
+    bytes &= ~(size_t)63;
+    if (bytes < 64 || reps < 1) return 0;
+    uint64_t *buf = xaligned_alloc(64, bytes);
+    memset(buf, 1, bytes);
+    bw_job j = {.p = buf, .n = bytes / 8};
+    trit_pool_run(pool, bw_read, &j); /* warm-up (page faults, TLB) */
+    double best = 0;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = trit_now_s();
+        trit_pool_run(pool, bw_read, &j);
+        const double bps = (double)bytes / (trit_now_s() - t0);
+        best = TRIT_MAX(best, bps);
+    }
+    free(buf);
+    return best;
 }

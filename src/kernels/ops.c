@@ -8,12 +8,16 @@
  *    every scale and every multiply-add (ggml_vec_scale_f16 / ggml_vec_mad_f16);
  *  - 64 or more query rows (batched prefill): all in f32, online softmax per tile of 64
  *    keys (the rescale happens once per tile, as in the tiled kernel).
- * Sums whose order differs from ggml's SIMD order only differ at the 1e-7 relative level. */
+ * Sums whose order differs from ggml's SIMD order only differ at the 1e-7 relative level.
+ * The split-KV decode path takes a kernel set's chunk kernel (trit_attention_split), and
+ * trit_swiglu hands the avx512 set's identical vector version the work. trit_attention_fast is
+ * --numerics fast's attention: its own documented order, scalar here, AVX-512 twin in x86/. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,6 +135,10 @@ float trit_silu(float x) {
 }
 
 HOT void trit_swiglu(const float *g, const float *u, float *y, int64_t n) {
+    if (trit_kernels_best() == &trit_kernels_avx512_impl) {
+        trit_swiglu_avx512(g, u, y, n); /* the same numbers, 16 lanes at a time */
+        return;
+    }
     const int64_t n16 = n & ~(int64_t)15; /* ggml_vec_swiglu_f32's 16-wide part: ggml_v_silu */
     int64_t i = 0;
     for (; i < n16; i++) y[i] = go_v_silu(g[i]) * u[i];
@@ -315,7 +323,8 @@ static void att_worker(void *arg, int ith, int nth) {
 typedef struct split_job {
     const att_job *J;
     int n_kv, chunk, nth;
-    float *partials; /* [n_head][nth][2 + head_dim] */
+    float *partials;         /* [n_head][nth][2 + head_dim] */
+    trit_att_range_fn range; /* a kernel set's one_chunk kernel; NULL: att_row_vec_range */
 } split_job;
 
 static void split_worker(void *arg, int ith, int nth) {
@@ -333,8 +342,12 @@ static void split_worker(void *arg, int ith, int nth) {
             continue;
         }
         const size_t off = (size_t)(h / group) * J->n_ctx * D * es;
-        att_row_vec_range(J, J->q + (size_t)h * D, (const char *)J->kc + off,
-                          (const char *)J->vc + off, ic0, ic1, p + 2, &p[0], &p[1]);
+        if (P->range)
+            P->range(J->q + (size_t)h * D, (const char *)J->kc + off, (const char *)J->vc + off,
+                     J->kv_type, D, J->scale, ic0, ic1, p + 2, &p[0], &p[1]);
+        else
+            att_row_vec_range(J, J->q + (size_t)h * D, (const char *)J->kc + off,
+                              (const char *)J->vc + off, ic0, ic1, p + 2, &p[0], &p[1]);
     }
 }
 
@@ -379,9 +392,10 @@ bool trit_attention_splits(int n_ctx, int n_kv, int n_threads) {
     return split_chunk(n_ctx, n_kv, n_threads, &L) > 0;
 }
 
-void trit_attention(trit_pool *pool, const float *q, const void *kc, const void *vc,
-                    uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim, int pos0,
-                    int n_tok, float scale, float *out) {
+/* trit_attention with the split-KV chunks computed by range (NULL: att_row_vec_range). */
+static void attention_core(trit_pool *pool, trit_att_range_fn range, const float *q, const void *kc,
+                           const void *vc, uint32_t kv_type, int n_ctx, int n_head, int n_head_kv,
+                           int head_dim, int pos0, int n_tok, float scale, float *out) {
     pthread_once(&g_f16_once, f16_table_init);
     if (n_tok <= 0 || head_dim > ATT_MAX_DIM || n_head_kv <= 0 || n_head % n_head_kv != 0) return;
     att_job J = {q,        kc,   vc,    kv_type, n_ctx, n_head, n_head_kv,
@@ -399,7 +413,7 @@ void trit_attention(trit_pool *pool, const float *q, const void *kc, const void 
             tl_partials = xmalloc(need * sizeof(float));
             tl_partials_cap = need;
         }
-        split_job P = {&J, pos0 + 1, chunk, nth, tl_partials};
+        split_job P = {&J, pos0 + 1, chunk, nth, tl_partials, range};
         trit_pool_run(pool, split_worker, &P);
         split_reduce(&P, L);
         return;
@@ -408,4 +422,117 @@ void trit_attention(trit_pool *pool, const float *q, const void *kc, const void 
         trit_pool_run(pool, att_worker, &J);
     else
         att_worker(&J, 0, 1);
+}
+
+void trit_attention(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                    uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim, int pos0,
+                    int n_tok, float scale, float *out) {
+    attention_core(pool, NULL, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim, pos0, n_tok,
+                   scale, out);
+}
+
+void trit_attention_split(trit_pool *pool, trit_att_range_fn range, const float *q, const void *kc,
+                          const void *vc, uint32_t kv_type, int n_ctx, int n_head, int n_head_kv,
+                          int head_dim, int pos0, float scale, float *out) {
+    attention_core(pool, range, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim, pos0, 1,
+                   scale, out);
+}
+
+/* ---- attention, --numerics fast (scalar twin of trit_attention_fast_avx512) ----
+ * Same contract as trit_attention, not bit-identical to ggml: every row (decode or batch) takes
+ * one f32 path, with no fp16 rounding of Q or of the V accumulator, tiles of FA_TILE_KV keys:
+ *   s[t]  = go_dot_lanes16(K row t, Q) * scale       (one 16-lane fma accumulator, reduce16)
+ *   M'    = max(M, max_t s[t]); if M' > M: acc *= expf(M - M'), S *= expf(M - M')
+ *   p[t]  = go_v_expf(s[t] - M'); S += p[t]          (float, key order)
+ *   acc_i = fmaf(p[t], V[t][i], acc_i)               (key order)
+ * then out = acc / S. Each (token, head) row is computed by one thread and claimed
+ * dynamically, so the result does not depend on the thread count (no split-KV). The AVX-512
+ * twin follows these orders exactly (test_kernels checks bytes); against the exact path the
+ * NMSE is ~1e-13 for an F32 cache and 1e-7..1e-5 for F16 (mostly the exact path's own fp16
+ * accumulator rounding; test: <= 5e-4, test-backend-ops' bound for flash attention). Needs head_dim
+ * % 16 == 0, else it runs trit_attention. */
+typedef struct fast_att_job {
+    const att_job *J;
+    atomic_int_fast64_t next;
+} fast_att_job;
+
+HOT static void fast_att_row(const att_job *J, const float *q, const void *kh, const void *vh,
+                             int n_kv, float *dst) {
+    const int D = J->head_dim;
+    const bool f16 = J->kv_type == TRIT_F16;
+    float acc[ATT_MAX_DIM], kf[ATT_MAX_DIM], s[FA_TILE_KV];
+    memset(acc, 0, (size_t)D * sizeof(float));
+    float S = 0.0f, M = -INFINITY;
+    for (int ic = 0; ic < n_kv; ic += FA_TILE_KV) {
+        const int nt = TRIT_MIN(FA_TILE_KV, n_kv - ic);
+        float tmax = -INFINITY;
+        for (int t = 0; t < nt; t++) {
+            const void *kr = row_ptr(kh, J->kv_type, (size_t)(ic + t), D);
+            if (f16)
+                for (int i = 0; i < D; i++) kf[i] = h2f(((const uint16_t *)kr)[i]);
+            s[t] = go_dot_lanes16(D, f16 ? kf : (const float *)kr, q) * J->scale;
+            tmax = fmaxf(tmax, s[t]);
+        }
+        const float Mnew = fmaxf(M, tmax);
+        if (Mnew > M) {
+            const float ms = expf(M - Mnew);
+            for (int i = 0; i < D; i++) acc[i] *= ms;
+            S *= ms;
+            M = Mnew;
+        }
+        for (int t = 0; t < nt; t++) {
+            s[t] = go_v_expf(s[t] - M);
+            S += s[t];
+        }
+        for (int t = 0; t < nt; t++) {
+            const void *vr = row_ptr(vh, J->kv_type, (size_t)(ic + t), D);
+            if (f16)
+                for (int i = 0; i < D; i++)
+                    acc[i] = fmaf(s[t], h2f(((const uint16_t *)vr)[i]), acc[i]);
+            else
+                for (int i = 0; i < D; i++) acc[i] = fmaf(s[t], ((const float *)vr)[i], acc[i]);
+        }
+    }
+    const float S_inv = S == 0.0f ? 0.0f : 1.0f / S;
+    for (int i = 0; i < D; i++) dst[i] = acc[i] * S_inv;
+}
+
+static void fast_att_worker(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    fast_att_job *F = arg;
+    const att_job *J = F->J;
+    const int64_t units = (int64_t)J->n_tok * J->n_head;
+    const int group = J->n_head / J->n_head_kv;
+    const size_t es = J->kv_type == TRIT_F16 ? 2 : 4;
+    for (;;) {
+        /* longest rows (last tokens) first, so causal rows of different lengths balance */
+        const int64_t k = atomic_fetch_add_explicit(&F->next, 1, memory_order_relaxed);
+        if (k >= units) break;
+        const int64_t u = units - 1 - k;
+        const int t = (int)(u / J->n_head), h = (int)(u % J->n_head);
+        const size_t off = (size_t)(h / group) * J->n_ctx * J->head_dim * es;
+        fast_att_row(J, J->q + ((size_t)t * J->n_head + h) * J->head_dim, (const char *)J->kc + off,
+                     (const char *)J->vc + off, J->pos0 + t + 1,
+                     J->out + ((size_t)t * J->n_head + h) * J->head_dim);
+    }
+}
+
+void trit_attention_fast(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                         uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
+                         int pos0, int n_tok, float scale, float *out) {
+    pthread_once(&g_f16_once, f16_table_init);
+    if (head_dim % 16) { /* lanes16 needs whole 16-lane steps: the exact path */
+        trit_attention(pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim, pos0, n_tok,
+                       scale, out);
+        return;
+    }
+    if (n_tok <= 0 || head_dim > ATT_MAX_DIM || n_head_kv <= 0 || n_head % n_head_kv != 0) return;
+    const att_job J = {q,        kc,   vc,    kv_type, n_ctx, n_head, n_head_kv,
+                       head_dim, pos0, n_tok, scale,   out,   false};
+    fast_att_job F = {.J = &J};
+    atomic_init(&F.next, 0);
+    if (pool && (int64_t)n_tok * n_head > 1)
+        trit_pool_run(pool, fast_att_worker, &F);
+    else
+        fast_att_worker(&F, 0, 1);
 }

@@ -15,6 +15,7 @@
  * Random numbers: splitmix64; "normal" = Irwin-Hall sum of four 16-bit uniforms, rescaled to
  * unit variance (bounded at 3.46 sigma, fast, and exactly reproducible without libm). */
 #include "model/mkmodel.h"
+#include "reference/reference.h"
 
 #include "gguf/gguf.h"
 #include "quant/quant.h"
@@ -175,6 +176,193 @@ static bool type_ok(uint32_t t) {
            t == TRIT_TQ2_0 || t == TRIT_I2_S;
 }
 
+#define LAYOUT_2B4T "bitnet-b1.58-2b-4t"
+
+bool trit_mkmodel_layout_known(const char *name) {
+    return name && !strcmp(name, LAYOUT_2B4T);
+}
+
+/* The tensors of one model, everything a layout's order needs to pick from. */
+typedef struct {
+    int n, f, L, n_kv;
+    uint32_t wt, emb_type;
+    bool bitnet, scales;
+    float rn, tern, alpha, down, g;
+} shapes;
+
+/* Block l's tensor `suffix` (attn_norm ... ffn_sub_norm) with its generation rule, and its
+ * ".scale" twin right after a block weight when the model has scale tensors. */
+static void add_block_tensor(plan *pl, size_t cap, const shapes *S, int l, const char *suffix) {
+    char b[64];
+    snprintf(b, sizeof b, "blk.%d.%s.weight", l, suffix);
+    const int n = S->n, f = S->f;
+    const float rn = S->rn, tern = S->tern;
+    const bool bn = S->bitnet;
+    if (!strcmp(suffix, "attn_norm") || !strcmp(suffix, "ffn_norm") ||
+        !strcmp(suffix, "attn_sub_norm")) {
+        add(pl, cap, b, TRIT_F32, 1, n, 1, K_NORM, 0.1f, 1.0f, false);
+        return;
+    }
+    if (!strcmp(suffix, "ffn_sub_norm")) {
+        add(pl, cap, b, TRIT_F32, 1, f, 1, K_NORM, 0.1f, 1.0f, false);
+        return;
+    }
+    if (!strcmp(suffix, "attn_q"))
+        add(pl, cap, b, S->wt, 2, n, n, K_DENSE, 2 * rn * tern, 0, bn);
+    else if (!strcmp(suffix, "attn_k"))
+        add(pl, cap, b, S->wt, 2, n, S->n_kv, K_DENSE, 2 * rn * tern, 0, bn);
+    else if (!strcmp(suffix, "attn_v"))
+        add(pl, cap, b, S->wt, 2, n, S->n_kv, K_DENSE, rn * tern, 0, bn);
+    else if (!strcmp(suffix, "attn_output"))
+        add(pl, cap, b, S->wt, 2, n, n, K_DENSE, S->alpha * rn * tern, 0, bn);
+    else if (!strcmp(suffix, "ffn_gate") || !strcmp(suffix, "ffn_up"))
+        add(pl, cap, b, S->wt, 2, n, f, K_DENSE, rn * tern, 0, bn);
+    else /* ffn_down */
+        add(pl, cap, b, S->wt, 2, f, n, K_DENSE, S->down * tern, 0, bn);
+    if (S->scales) {
+        /* a positive factor near 1 (base 1, spread 0.25), not a power of two so the
+         * product rounds and a misplaced multiply shows in a bit-exact comparison */
+        snprintf(b, sizeof b, "blk.%d.%s.scale", l, suffix);
+        add(pl, cap, b, TRIT_F32, 1, 1, 1, K_NORM, 0.25f, 1.0f, false);
+    }
+}
+
+/* llama.cpp's converter order (convert_hf_to_gguf.py through gguf-py's tensor map). */
+static void plan_converter(plan *pl, size_t cap, const shapes *S, int64_t n_vocab) {
+    static const char *const llama_order[] = {"attn_norm", "attn_q",      "attn_k",
+                                              "attn_v",    "attn_output", "ffn_norm",
+                                              "ffn_gate",  "ffn_up",      "ffn_down"};
+    static const char *const bitnet_order[] = {
+        "attn_norm", "attn_q",   "attn_k", "attn_v",   "attn_output", "attn_sub_norm",
+        "ffn_norm",  "ffn_gate", "ffn_up", "ffn_down", "ffn_sub_norm"};
+    add(pl, cap, "token_embd.weight", S->emb_type, 2, S->n, n_vocab, K_ROWS, 1.0f, 0, false);
+    for (int l = 0; l < S->L; l++) {
+        const size_t k = S->bitnet ? TRIT_ARRAY_LEN(bitnet_order) : TRIT_ARRAY_LEN(llama_order);
+        for (size_t j = 0; j < k; j++)
+            add_block_tensor(pl, cap, S, l, S->bitnet ? bitnet_order[j] : llama_order[j]);
+    }
+    add(pl, cap, "output_norm.weight", TRIT_F32, 1, S->n, 1, K_NORM, 0.1f, S->g, false);
+    if (!S->bitnet)
+        add(pl, cap, "output.weight", S->emb_type, 2, S->n, n_vocab, K_ROWS, 1.0f, 0, false);
+}
+
+/* bitnet.cpp's published 2B-4T order: the checkpoint's names sorted as strings
+ * (model.embed_tokens, model.layers.<i>.{input_layernorm, mlp.down_proj, mlp.ffn_sub_norm,
+ * mlp.gate_proj, mlp.up_proj, post_attention_layernorm, self_attn.attn_sub_norm,
+ * self_attn.k_proj, o_proj, q_proj, v_proj}, model.norm), mapped to GGUF names. */
+static int cmp_block_str(const void *a, const void *b) {
+    char x[16], y[16];
+    snprintf(x, sizeof x, "%d", *(const int *)a);
+    snprintf(y, sizeof y, "%d", *(const int *)b);
+    return strcmp(x, y);
+}
+
+static void plan_2b4t(plan *pl, size_t cap, const shapes *S, int64_t n_vocab) {
+    static const char *const order[] = {"attn_norm",   "ffn_down", "ffn_sub_norm",  "ffn_gate",
+                                        "ffn_up",      "ffn_norm", "attn_sub_norm", "attn_k",
+                                        "attn_output", "attn_q",   "attn_v"};
+    add(pl, cap, "token_embd.weight", S->emb_type, 2, S->n, n_vocab, K_ROWS, 1.0f, 0, false);
+    int *blocks = xmalloc((size_t)S->L * sizeof(int));
+    for (int l = 0; l < S->L; l++) blocks[l] = l;
+    qsort(blocks, (size_t)S->L, sizeof(int), cmp_block_str);
+    for (int i = 0; i < S->L; i++)
+        for (size_t j = 0; j < TRIT_ARRAY_LEN(order); j++)
+            add_block_tensor(pl, cap, S, blocks[i], order[j]);
+    free(blocks);
+    add(pl, cap, "output_norm.weight", TRIT_F32, 1, S->n, 1, K_NORM, 0.1f, S->g, false);
+}
+
+/* Copy the vocab GGUF's KV `key` when present (the tokenizer keys both layouts carry). */
+static void copy_kv(gguf_writer *w, const gguf_file *vf, const char *key) {
+    const gguf_kv *kv = gguf_find(vf, key);
+    if (kv) gguf_w_copy_kv(w, kv);
+}
+
+/* The eight shape keys both layouts write first, in this order. */
+static void kvs_dims(gguf_writer *w, const trit_mkmodel_preset *ps, const char *arch,
+                     int64_t n_vocab) {
+    char key[128];
+    const int hd = ps->n_embd / ps->n_head;
+#define AKEY(s) (snprintf(key, sizeof key, "%s." s, arch), key)
+    gguf_w_u32(w, AKEY("vocab_size"), (uint32_t)n_vocab);
+    gguf_w_u32(w, AKEY("context_length"), (uint32_t)ps->n_ctx);
+    gguf_w_u32(w, AKEY("embedding_length"), (uint32_t)ps->n_embd);
+    gguf_w_u32(w, AKEY("block_count"), (uint32_t)ps->n_layer);
+    gguf_w_u32(w, AKEY("feed_forward_length"), (uint32_t)ps->n_ff);
+    gguf_w_u32(w, AKEY("rope.dimension_count"), (uint32_t)hd);
+    gguf_w_u32(w, AKEY("attention.head_count"), (uint32_t)ps->n_head);
+    gguf_w_u32(w, AKEY("attention.head_count_kv"), (uint32_t)ps->n_head_kv);
+#undef AKEY
+}
+
+/* KVs as llama.cpp's converter writes them (see mkmodel.h). */
+static void kvs_converter(gguf_writer *w, const trit_mkmodel_params *p,
+                          const trit_mkmodel_preset *ps, const char *arch, int64_t n_vocab,
+                          const gguf_file *vf) {
+    char key[128], name[160];
+#define AKEY(s) (snprintf(key, sizeof key, "%s." s, arch), key)
+    gguf_w_str(w, "general.architecture", arch);
+    gguf_w_str(w, "general.type", "model");
+    snprintf(name, sizeof name, "trit synthetic %s %s %s seed %llu", arch, ps->name,
+             trit_type_get(p->type)->name, (unsigned long long)p->seed);
+    gguf_w_str(w, "general.name", name);
+    kvs_dims(w, ps, arch, n_vocab);
+    gguf_w_f32(w, AKEY("rope.freq_base"), ps->rope_freq_base);
+    gguf_w_f32(w, AKEY("attention.layer_norm_rms_epsilon"), ps->rms_eps);
+    if (trit_arch_is_bitnet(p->arch)) {
+        gguf_w_str(w, AKEY("rope.scaling.type"), "linear");
+        gguf_w_f32(w, AKEY("rope.scaling.factor"), 1.0f);
+    }
+    if (p->act_set) gguf_w_str(w, AKEY("ffn_activation"), trit_act_name(p->act));
+    gguf_w_u32(w, "general.file_type", (uint32_t)trit_llama_ftype(p->type));
+    gguf_w_u32(w, "general.quantization_version", 2);
+    for (size_t i = 0; i < gguf_n_kv(vf); i++) {
+        const gguf_kv *kv = gguf_kv_at(vf, i);
+        if (kv->key.n > 10 && !memcmp(kv->key.p, "tokenizer.", 10)) gguf_w_copy_kv(w, kv);
+    }
+#undef AKEY
+}
+
+/* A chat template of the published file's shape ("Role: content<|eot_id|>" turns, the form
+ * bitnet.cpp prompts 2B-4T with); the published text itself is not reproduced. */
+static const char chat_2b4t[] =
+    "{% for message in messages %}{% if loop.first %}{{ bos_token }}{% endif %}"
+    "{{ message['role'] | capitalize }}: {{ message['content'] }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}Assistant: {% endif %}";
+
+/* KVs of bitnet.cpp's published 2B-4T file, in its order and types (see mkmodel.h). */
+static void kvs_2b4t(gguf_writer *w, const trit_mkmodel_params *p, const trit_mkmodel_preset *ps,
+                     const char *arch, int64_t n_vocab, const gguf_file *vf) {
+    char key[128], name[160];
+#define AKEY(s) (snprintf(key, sizeof key, "%s." s, arch), key)
+    gguf_w_str(w, "general.architecture", arch);
+    snprintf(name, sizeof name, "bitnet2b (trit synthetic %s %s seed %llu)", ps->name,
+             trit_type_get(p->type)->name, (unsigned long long)p->seed);
+    gguf_w_str(w, "general.name", name);
+    kvs_dims(w, ps, arch, n_vocab);
+    gguf_w_bool(w, "tokenizer.ggml.add_bos_token", true);
+    gguf_w_f32(w, AKEY("attention.layer_norm_rms_epsilon"), ps->rms_eps);
+    gguf_w_f32(w, AKEY("rope.freq_base"), ps->rope_freq_base);
+    if (p->act_set) gguf_w_str(w, AKEY("ffn_activation"), trit_act_name(p->act));
+    gguf_w_u32(w, "general.file_type", (uint32_t)trit_llama_ftype(p->type));
+    gguf_w_str(w, "tokenizer.ggml.model", "gpt2");
+    copy_kv(w, vf, "tokenizer.ggml.tokens");
+    float *scores = xcalloc((size_t)n_vocab, sizeof(float));
+    gguf_w_arr_f32(w, "tokenizer.ggml.scores", scores, (size_t)n_vocab);
+    free(scores);
+    copy_kv(w, vf, "tokenizer.ggml.token_type");
+    copy_kv(w, vf, "tokenizer.ggml.merges");
+    uint32_t bos = 128000, eos = 128001;
+    gguf_get_u32(vf, "tokenizer.ggml.bos_token_id", &bos);
+    gguf_get_u32(vf, "tokenizer.ggml.eos_token_id", &eos);
+    gguf_w_u32(w, "tokenizer.ggml.bos_token_id", bos);
+    gguf_w_u32(w, "tokenizer.ggml.eos_token_id", eos);
+    gguf_w_u32(w, "tokenizer.ggml.padding_token_id", eos);
+    gguf_w_str(w, "tokenizer.chat_template", chat_2b4t);
+    gguf_w_u32(w, "general.quantization_version", 2);
+#undef AKEY
+}
+
 int trit_mkmodel(const trit_mkmodel_params *p, trit_err *err) {
     const trit_mkmodel_preset *ps = trit_mkmodel_preset_get(p->preset);
     if (!ps)
@@ -186,11 +374,27 @@ int trit_mkmodel(const trit_mkmodel_params *p, trit_err *err) {
                          "mkmodel cannot write type %u (expected f32, f16, bf16, q8_0, tq1_0, "
                          "tq2_0 or i2_s)",
                          p->type);
-    if (p->arch != TRIT_ARCH_LLAMA && p->arch != TRIT_ARCH_BITNET)
+    if (p->arch != TRIT_ARCH_LLAMA && p->arch != TRIT_ARCH_BITNET &&
+        p->arch != TRIT_ARCH_BITNET_B158 && p->arch != TRIT_ARCH_BITNET_25)
         return trit_fail(err, TRIT_EINVAL, "unknown architecture %d", (int)p->arch);
-    if (p->type == TRIT_I2_S && p->arch != TRIT_ARCH_BITNET)
+    const bool bitnet = trit_arch_is_bitnet(p->arch);
+    if (p->type == TRIT_I2_S && !bitnet)
         return trit_fail(err, TRIT_EINVAL,
-                         "i2_s stores ternary weights only: use it with --arch bitnet");
+                         "i2_s stores ternary weights only: use it with a bitnet arch");
+    if (p->layout && !trit_mkmodel_layout_known(p->layout))
+        return trit_fail(err, TRIT_EINVAL, "unknown layout '%s' (expected " LAYOUT_2B4T ")",
+                         p->layout);
+    const bool l2b4t = p->layout != NULL;
+    if (l2b4t && p->arch != TRIT_ARCH_BITNET_B158)
+        return trit_fail(err, TRIT_EINVAL, "layout " LAYOUT_2B4T " is arch bitnet-b1.58, not %s",
+                         trit_arch_name(p->arch));
+    if (p->scale_tensors && !(p->arch == TRIT_ARCH_BITNET || p->arch == TRIT_ARCH_LLAMA))
+        return trit_fail(err, TRIT_EINVAL,
+                         "scale tensors belong to upstream llama.cpp's archs (bitnet, llama); "
+                         "bitnet.cpp's %s has none",
+                         trit_arch_name(p->arch));
+    if (p->embd_type && !trit_type_get(p->embd_type))
+        return trit_fail(err, TRIT_EINVAL, "unknown embedding type %u", p->embd_type);
     if (!p->out_path) return trit_fail(err, TRIT_EINVAL, "no output path");
 
     char *vocab_default = NULL;
@@ -217,82 +421,48 @@ int trit_mkmodel(const trit_mkmodel_params *p, trit_err *err) {
         return -1;
     }
     const int64_t n_vocab = (int64_t)tokens->arr_n;
-    const bool bitnet = p->arch == TRIT_ARCH_BITNET;
-    const char *arch = bitnet ? "bitnet" : "llama";
-    const int n = ps->n_embd, f = ps->n_ff, L = ps->n_layer;
-    const int hd = n / ps->n_head, n_kv = hd * ps->n_head_kv;
+    const char *arch = trit_arch_name(p->arch);
 
     gguf_writer *w = gguf_writer_new();
-    char key[128], name[160];
-#define AKEY(s) (snprintf(key, sizeof key, "%s." s, arch), key)
-    gguf_w_str(w, "general.architecture", arch);
-    gguf_w_str(w, "general.type", "model");
-    snprintf(name, sizeof name, "trit synthetic %s %s %s seed %llu", arch, ps->name,
-             trit_type_get(p->type)->name, (unsigned long long)p->seed);
-    gguf_w_str(w, "general.name", name);
-    gguf_w_u32(w, AKEY("vocab_size"), (uint32_t)n_vocab);
-    gguf_w_u32(w, AKEY("context_length"), (uint32_t)ps->n_ctx);
-    gguf_w_u32(w, AKEY("embedding_length"), (uint32_t)n);
-    gguf_w_u32(w, AKEY("block_count"), (uint32_t)L);
-    gguf_w_u32(w, AKEY("feed_forward_length"), (uint32_t)f);
-    gguf_w_u32(w, AKEY("rope.dimension_count"), (uint32_t)hd);
-    gguf_w_u32(w, AKEY("attention.head_count"), (uint32_t)ps->n_head);
-    gguf_w_u32(w, AKEY("attention.head_count_kv"), (uint32_t)ps->n_head_kv);
-    gguf_w_f32(w, AKEY("rope.freq_base"), ps->rope_freq_base);
-    gguf_w_f32(w, AKEY("attention.layer_norm_rms_epsilon"), ps->rms_eps);
-    if (bitnet) {
-        gguf_w_str(w, AKEY("rope.scaling.type"), "linear");
-        gguf_w_f32(w, AKEY("rope.scaling.factor"), 1.0f);
-    }
-    if (p->act_set) gguf_w_str(w, AKEY("ffn_activation"), trit_act_name(p->act));
-    gguf_w_u32(w, "general.file_type", (uint32_t)trit_llama_ftype(p->type));
-    gguf_w_u32(w, "general.quantization_version", 2);
-    for (size_t i = 0; i < gguf_n_kv(vf); i++) {
-        const gguf_kv *kv = gguf_kv_at(vf, i);
-        if (kv->key.n > 10 && !memcmp(kv->key.p, "tokenizer.", 10)) gguf_w_copy_kv(w, kv);
-    }
-#undef AKEY
+    if (l2b4t)
+        kvs_2b4t(w, p, ps, arch, n_vocab, vf);
+    else
+        kvs_converter(w, p, ps, arch, n_vocab, vf);
 
     /* the plan */
-    size_t cap = 3 + (size_t)L * 11;
+    const int n = ps->n_embd, f = ps->n_ff, L = ps->n_layer;
+    shapes S = {.n = n, .f = f, .L = L, .n_kv = n / ps->n_head * ps->n_head_kv, .wt = p->type};
+    S.bitnet = bitnet;
+    S.scales = p->scale_tensors;
+    S.emb_type = p->embd_type           ? p->embd_type
+                 : p->type == TRIT_F32  ? TRIT_F32
+                 : p->type == TRIT_BF16 ? TRIT_BF16
+                                        : TRIT_F16;
+    const float T = 10.0f;
+    S.g = T / sqrtf((float)n);
+    S.alpha = sqrtf((float)n) / (2.0f * sqrtf(2.0f * (float)L));
+    S.tern = bitnet ? 1.5f : 1.0f;
+    S.rn = 1.0f / sqrtf((float)n);
+    S.down = bitnet ? S.alpha / sqrtf((float)f) : S.alpha / (0.6f * sqrtf((float)f));
+    size_t cap = 3 + (size_t)L * 18;
     plan pl = {.p = p, .t = xcalloc(cap, sizeof(tspec))};
-    const uint32_t emb_type = p->type == TRIT_F32    ? TRIT_F32
-                              : p->type == TRIT_BF16 ? TRIT_BF16
-                                                     : TRIT_F16;
-    const float T = 10.0f, g = T / sqrtf((float)n);
-    const float alpha = sqrtf((float)n) / (2.0f * sqrtf(2.0f * (float)L));
-    const float tern = bitnet ? 1.5f : 1.0f, rn = 1.0f / sqrtf((float)n);
-    const float down = bitnet ? alpha / sqrtf((float)f) : alpha / (0.6f * sqrtf((float)f));
-    add(&pl, cap, "token_embd.weight", emb_type, 2, n, n_vocab, K_ROWS, 1.0f, 0, false);
-    for (int l = 0; l < L; l++) {
-        char b[64];
-#define BLK(s) (snprintf(b, sizeof b, "blk.%d." s ".weight", l), b)
-        const uint32_t wt = p->type;
-        add(&pl, cap, BLK("attn_norm"), TRIT_F32, 1, n, 1, K_NORM, 0.1f, 1.0f, false);
-        add(&pl, cap, BLK("attn_q"), wt, 2, n, n, K_DENSE, 2 * rn * tern, 0, bitnet);
-        add(&pl, cap, BLK("attn_k"), wt, 2, n, n_kv, K_DENSE, 2 * rn * tern, 0, bitnet);
-        add(&pl, cap, BLK("attn_v"), wt, 2, n, n_kv, K_DENSE, rn * tern, 0, bitnet);
-        add(&pl, cap, BLK("attn_output"), wt, 2, n, n, K_DENSE, alpha * rn * tern, 0, bitnet);
-        if (bitnet)
-            add(&pl, cap, BLK("attn_sub_norm"), TRIT_F32, 1, n, 1, K_NORM, 0.1f, 1.0f, false);
-        add(&pl, cap, BLK("ffn_norm"), TRIT_F32, 1, n, 1, K_NORM, 0.1f, 1.0f, false);
-        add(&pl, cap, BLK("ffn_gate"), wt, 2, n, f, K_DENSE, rn * tern, 0, bitnet);
-        add(&pl, cap, BLK("ffn_up"), wt, 2, n, f, K_DENSE, rn * tern, 0, bitnet);
-        add(&pl, cap, BLK("ffn_down"), wt, 2, f, n, K_DENSE, down * tern, 0, bitnet);
-        if (bitnet)
-            add(&pl, cap, BLK("ffn_sub_norm"), TRIT_F32, 1, f, 1, K_NORM, 0.1f, 1.0f, false);
-#undef BLK
-    }
-    add(&pl, cap, "output_norm.weight", TRIT_F32, 1, n, 1, K_NORM, 0.1f, g, false);
-    if (!bitnet) add(&pl, cap, "output.weight", emb_type, 2, n, n_vocab, K_ROWS, 1.0f, 0, false);
+    if (l2b4t)
+        plan_2b4t(&pl, cap, &S, n_vocab);
+    else
+        plan_converter(&pl, cap, &S, n_vocab);
 
-    for (size_t i = 0; i < pl.n; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < pl.n && !rc; i++) {
         const tspec *t = &pl.t[i];
         int64_t ne[2] = {t->ne0, t->ne1};
-        gguf_w_tensor(w, t->name, t->type, (uint32_t)t->n_dims, ne, NULL,
-                      trit_tensor_nbytes(t->type, t->ne0, t->ne1));
+        size_t nb = trit_tensor_nbytes(t->type, t->ne0, t->ne1);
+        if (nb == 0)
+            rc = trit_fail(err, TRIT_EUNSUP, "%s: %lld columns do not fit type %s", t->name,
+                           (long long)t->ne0, trit_type_get(t->type)->name);
+        else
+            gguf_w_tensor(w, t->name, t->type, (uint32_t)t->n_dims, ne, NULL, nb);
     }
-    int rc = gguf_writer_write(w, p->out_path, fill_tensor, &pl, err);
+    if (!rc) rc = gguf_writer_write(w, p->out_path, fill_tensor, &pl, err);
     gguf_writer_free(w);
     gguf_close(vf);
     free(pl.t);

@@ -1,8 +1,11 @@
-/* model — hyper-parameters and weight binding for llama and bitnet GGUF files.
+/* model — hyper-parameters and weight binding for llama and bitnet-family GGUF files.
  *
- * Mirrors llama.cpp's loader (llama-model.cpp, models/llama.cpp, models/bitnet.cpp): the same
- * keys with the same defaults, the same tensor names and shapes. Everything is checked here
- * so the engine can trust the model: a file that loads is a file the engine can run. */
+ * Mirrors llama.cpp's loader (llama-model.cpp, models/llama.cpp, models/bitnet.cpp) and, for
+ * bitnet-b1.58 / bitnet-25, bitnet.cpp's llama.cpp fork (LLM_ARCH_BITNET_B158, whose loader
+ * reads the bitnet key set and whose build_bitnet_158 graph is upstream's bitnet graph with
+ * LLM_FFN_RELU_SQR and without scale tensors): the same keys with the same defaults, the same
+ * tensor names and shapes. Everything is checked here so the engine can trust the model: a
+ * file that loads is a file the engine can run. */
 #include "model/model.h"
 
 #include <math.h>
@@ -10,8 +13,45 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One row per general.architecture string trit runs. */
+static const struct arch_row {
+    const char *name;
+    enum trit_arch arch;
+    bool bitnet_graph;
+    enum trit_act act;        /* activation when the file has no ffn_activation key */
+    enum trit_act_source why; /* ... and why */
+    /* whose loader: upstream llama.cpp's (optional "<name>.scale" tensors for every arch; no
+     * output.weight for bitnet) or bitnet.cpp's fork's (no scale tensors; an optional
+     * output.weight its graph never reads) */
+    bool upstream;
+} arch_rows[] = {
+    {"llama", TRIT_ARCH_LLAMA, false, TRIT_ACT_SILU, TRIT_ACT_SRC_UPSTREAM, true},
+    {"bitnet", TRIT_ARCH_BITNET, true, TRIT_ACT_SILU, TRIT_ACT_SRC_UPSTREAM, true},
+    {"bitnet-b1.58", TRIT_ARCH_BITNET_B158, true, TRIT_ACT_RELU2, TRIT_ACT_SRC_ARCH, false},
+    {"bitnet-25", TRIT_ARCH_BITNET_25, true, TRIT_ACT_RELU2, TRIT_ACT_SRC_ARCH, false},
+};
+
+static const struct arch_row *arch_row_of(enum trit_arch a) {
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(arch_rows); i++)
+        if (arch_rows[i].arch == a) return &arch_rows[i];
+    return &arch_rows[0];
+}
+
+static const struct arch_row *arch_row_named(const char *name) {
+    for (size_t i = 0; name && i < TRIT_ARRAY_LEN(arch_rows); i++)
+        if (!strcmp(arch_rows[i].name, name)) return &arch_rows[i];
+    return NULL;
+}
+
 const char *trit_arch_name(enum trit_arch a) {
-    return a == TRIT_ARCH_BITNET ? "bitnet" : "llama";
+    return arch_row_of(a)->name;
+}
+int trit_arch_from_name(const char *name) {
+    const struct arch_row *r = arch_row_named(name);
+    return r ? (int)r->arch : -1;
+}
+bool trit_arch_is_bitnet(enum trit_arch a) {
+    return arch_row_of(a)->bitnet_graph;
 }
 const char *trit_act_name(enum trit_act a) {
     return a == TRIT_ACT_RELU2 ? "relu2" : "silu";
@@ -78,6 +118,61 @@ static int get_f32_opt(const gguf_file *f, const char *arch, const char *suffix,
     return 0;
 }
 
+int trit_act_resolve(const gguf_file *f, const char *arch_name, enum trit_act *act,
+                     enum trit_act_source *src, trit_err *err) {
+    const struct arch_row *r = arch_row_named(arch_name);
+    if (!r) return trit_fail(err, TRIT_EUNSUP, "unknown architecture \"%s\"", arch_name);
+    *act = r->act;
+    *src = r->why;
+    /* the trit key overrides the arch's rule */
+    char k[128];
+    akey(arch_name, "ffn_activation", k, sizeof k);
+    const gguf_kv *kv = gguf_find(f, k);
+    if (!kv) return 0;
+    char *v = gguf_get_str(f, k);
+    if (!v) return trit_fail(err, TRIT_EFORMAT, "key %s: expected a string", k);
+    int rc = 0;
+    if (strcmp(v, "silu") == 0)
+        *act = TRIT_ACT_SILU;
+    else if (strcmp(v, "relu2") == 0)
+        *act = TRIT_ACT_RELU2;
+    else
+        rc = trit_fail(err, TRIT_EUNSUP, "%s = \"%s\": expected \"silu\" or \"relu2\"", k, v);
+    free(v);
+    if (rc == 0) *src = TRIT_ACT_SRC_KEY;
+    return rc;
+}
+
+void trit_act_explain(const char *arch_name, enum trit_act act, enum trit_act_source src, char *buf,
+                      size_t n) {
+    switch (src) {
+    case TRIT_ACT_SRC_KEY:
+        snprintf(buf, n, "key %s.ffn_activation = %s", arch_name, trit_act_name(act));
+        return;
+    case TRIT_ACT_SRC_ARCH:
+        snprintf(buf, n, "arch %s defines %s", arch_name, trit_act_name(act));
+        return;
+    case TRIT_ACT_SRC_UPSTREAM:
+        snprintf(buf, n, "upstream llama.cpp %s uses SiLU", arch_name);
+        return;
+    }
+    snprintf(buf, n, "?");
+}
+
+/* The command that makes a file with a tensor trit cannot compute with runnable: the
+ * reference's llama-quantize (it reads every ggml type; trit quantize reads only the types
+ * trit computes with). Ternary archs go to TQ2_0 (lossless for ternary weights) with F16
+ * embedding/output (TQ2_0's defaults would be Q6_K/Q4_K again), llama to Q8_0. */
+static void convert_hint(const trit_model *m, char *buf, size_t n) {
+    if (trit_arch_is_bitnet(m->hp.arch))
+        snprintf(buf, n,
+                 "llama-quantize --allow-requantize --token-embedding-type f16 "
+                 "--output-tensor-type f16 %s OUT.gguf TQ2_0",
+                 m->path);
+    else
+        snprintf(buf, n, "llama-quantize --allow-requantize %s OUT.gguf Q8_0", m->path);
+}
+
 static const char *type_name(uint32_t t) {
     const trit_type_info *ti = trit_type_get(t);
     return ti ? ti->name : "unknown";
@@ -99,9 +194,15 @@ static int bind(trit_model *m, trit_weight *w, const char *name, int64_t ne0, in
                          name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
                          (long long)t->ne[3], (long long)ne0, (long long)want1);
     const trit_type_info *ti = trit_type_get(t->type);
-    if (!ti || !ti->supported)
-        return trit_fail(err, TRIT_EUNSUP, "tensor %s has unsupported type %s", name,
-                         type_name(t->type));
+    if (!ti || !ti->supported) {
+        /* name the tensor, the type and the way out */
+        char hint[512];
+        convert_hint(m, hint, sizeof hint);
+        return trit_fail(err, TRIT_EUNSUP,
+                         "tensor %s has type %s (id %u), which trit does not compute with; "
+                         "convert it: %s",
+                         name, type_name(t->type), t->type, hint);
+    }
     if (!matrix && t->type != TRIT_F32)
         return trit_fail(err, TRIT_EUNSUP, "tensor %s: norm weights must be f32, not %s", name,
                          ti->name);
@@ -136,6 +237,14 @@ static int bind(trit_model *m, trit_weight *w, const char *name, int64_t ne0, in
         if (n > 7 && strcmp(name + n - 7, ".weight") == 0 && n < sizeof sname) {
             snprintf(sname, sizeof sname, "%.*s.scale", (int)(n - 7), name);
             const gguf_tensor *st = gguf_find_tensor(m->gguf, sname);
+            if (st && !arch_row_of(m->hp.arch)->upstream)
+                /* bitnet.cpp's fork loads none for this arch: llama.cpp would refuse the
+                 * file (wrong number of tensors), and ignoring it would change the answer */
+                return trit_fail(err, TRIT_EUNSUP,
+                                 "tensor %s: arch %s has no per-tensor scale tensors (bitnet.cpp "
+                                 "loads none); declare the file as arch bitnet, whose graph "
+                                 "applies them",
+                                 sname, trit_arch_name(m->hp.arch));
             if (st) {
                 if (st->type != TRIT_F32 || st->ne[0] != 1 || st->ne[1] != 1 || st->ne[2] != 1 ||
                     st->ne[3] != 1 || st->nbytes < 4)
@@ -187,7 +296,7 @@ static int load_hparams(trit_model *m, const char *arch, trit_err *err) {
         return trit_fail(err, TRIT_EFORMAT,
                          "head dims inconsistent: n_head %d is not a multiple of n_head_kv %d",
                          hp->n_head, hp->n_head_kv);
-    if (hp->arch == TRIT_ARCH_BITNET && hp->head_dim * hp->n_head != hp->n_embd)
+    if (trit_arch_is_bitnet(hp->arch) && hp->head_dim * hp->n_head != hp->n_embd)
         return trit_fail(err, TRIT_EFORMAT,
                          "head dims inconsistent: head_dim %d x n_head %d != n_embd %d",
                          hp->head_dim, hp->n_head, hp->n_embd);
@@ -222,8 +331,9 @@ static int load_hparams(trit_model *m, const char *arch, trit_err *err) {
     if (get_f32_opt(f, arch, "attention.scale", &attn_scale, err)) return -1;
     if (attn_scale != 0.0f && fabsf(attn_scale - 1.0f / sqrtf((float)hp->head_dim)) > 1e-7f)
         return trit_fail(err, TRIT_EUNSUP, "attention.scale %g is not supported", attn_scale);
-    /* llama.cpp's llama_model_rope_type: NORM for llama, NEOX for bitnet */
-    hp->rope_mode = hp->arch == TRIT_ARCH_BITNET ? TRIT_ROPE_NEOX : TRIT_ROPE_NORM;
+    /* llama.cpp's llama_model_rope_type: NORM for llama, NEOX for bitnet (and the fork's
+     * BITNET_B158 / BITNET_25) */
+    hp->rope_mode = trit_arch_is_bitnet(hp->arch) ? TRIT_ROPE_NEOX : TRIT_ROPE_NORM;
 
     /* n_vocab: <arch>.vocab_size, else the tokenizer list, else the embedding rows */
     hp->n_vocab = 0;
@@ -239,26 +349,9 @@ static int load_hparams(trit_model *m, const char *arch, trit_err *err) {
     if (hp->n_vocab <= 0)
         return trit_fail(err, TRIT_EFORMAT, "cannot determine the vocabulary size");
 
-    /* FFN activation (trit's key; llama.cpp always uses SiLU) */
-    char *act = gguf_get_str(f, akey(arch, "ffn_activation", k, sizeof k));
-    hp->act = TRIT_ACT_SILU;
-    hp->act_from_file = false;
-    if (act) {
-        hp->act_from_file = true;
-        if (strcmp(act, "silu") == 0)
-            hp->act = TRIT_ACT_SILU;
-        else if (strcmp(act, "relu2") == 0)
-            hp->act = TRIT_ACT_RELU2;
-        else {
-            int rc =
-                trit_fail(err, TRIT_EUNSUP, "%s = \"%s\": expected \"silu\" or \"relu2\"", k, act);
-            free(act);
-            return rc;
-        }
-        free(act);
-    } else if (gguf_find(f, k)) {
-        return trit_fail(err, TRIT_EFORMAT, "key %s: expected a string", k);
-    }
+    /* FFN activation: the arch's rule, or the key when present */
+    if (trit_act_resolve(f, arch, &hp->act, &hp->act_source, err)) return -1;
+    hp->act_from_file = hp->act_source == TRIT_ACT_SRC_KEY;
     return 0;
 }
 
@@ -267,16 +360,34 @@ static int load_tensors(trit_model *m, trit_err *err) {
     const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff, n_vocab = hp->n_vocab;
     const int64_t n_q = (int64_t)hp->head_dim * hp->n_head;
     const int64_t n_kv = (int64_t)hp->head_dim * hp->n_head_kv;
-    const bool bitnet = hp->arch == TRIT_ARCH_BITNET;
+    const bool bitnet = trit_arch_is_bitnet(hp->arch);
     char name[128];
 
     if (bind(m, &m->tok_embd, "token_embd.weight", n_embd, n_vocab, true, true, err) ||
         bind(m, &m->output_norm, "output_norm.weight", n_embd, 0, true, false, err))
         return -1;
-    if (m->tok_embd.type == TRIT_I2_S)
-        return trit_fail(err, TRIT_EUNSUP, "token_embd.weight: i2_s embeddings are not supported");
+    if (m->tok_embd.type == TRIT_I2_S) /* bitnet.cpp never writes one: say how to undo it */
+        return trit_fail(err, TRIT_EUNSUP,
+                         "token_embd.weight: i2_s embeddings are not supported (bitnet.cpp keeps "
+                         "them f16); convert it: trit quantize %s OUT.gguf tq2_0 "
+                         "--allow-requantize",
+                         m->path);
     if (!bitnet) {
         if (bind(m, &m->output, "output.weight", n_embd, n_vocab, false, true, err)) return -1;
+    } else if (gguf_find_tensor(m->gguf, "output.weight")) {
+        /* upstream's bitnet loader has no output tensor (llama.cpp rejects the unused one);
+         * bitnet.cpp's B158/25 loader reads an optional one that build_bitnet_158 then never
+         * uses: accept it there, with the same token_embd head as the fork */
+        if (arch_row_of(hp->arch)->upstream)
+            return trit_fail(err, TRIT_EUNSUP,
+                             "tensor output.weight: arch %s ties the LM head to "
+                             "token_embd.weight and has no output.weight (llama.cpp refuses the "
+                             "file too)",
+                             trit_arch_name(hp->arch));
+        trit_log(TRIT_LOG_WARN,
+                 "%s: output.weight is not used: arch %s's graph (bitnet.cpp build_bitnet_158) "
+                 "projects with token_embd.weight",
+                 m->path, trit_arch_name(hp->arch));
     }
     /* bitnet's graph always uses tok_embd as the LM head (llama.cpp FIXME), llama when absent */
     m->tied_output = bitnet || m->output.data == NULL;
@@ -331,16 +442,16 @@ trit_model *trit_model_load(const char *path, trit_err *err) {
         trit_fail(err, TRIT_EFORMAT, "%s: missing key general.architecture", path);
         goto fail;
     }
-    if (strcmp(arch, "llama") == 0)
-        m->hp.arch = TRIT_ARCH_LLAMA;
-    else if (strcmp(arch, "bitnet") == 0)
-        m->hp.arch = TRIT_ARCH_BITNET;
-    else {
-        trit_fail(err, TRIT_EUNSUP, "%s: unknown architecture \"%s\" (trit runs llama and bitnet)",
+    const int a = trit_arch_from_name(arch);
+    if (a < 0) {
+        trit_fail(err, TRIT_EUNSUP,
+                  "%s: unknown architecture \"%s\" (trit runs llama, bitnet, bitnet-b1.58 and "
+                  "bitnet-25)",
                   path, arch);
         free(arch);
         goto fail;
     }
+    m->hp.arch = (enum trit_arch)a;
     if (load_hparams(m, arch, err) || load_tensors(m, err)) {
         trit_err_prefix(err, "%s", path);
         free(arch);
@@ -367,6 +478,10 @@ void trit_model_free(trit_model *m) {
     free(m);
 }
 
+const gguf_file *trit_model_gguf(const trit_model *m) {
+    return m->gguf;
+}
+
 const char *trit_model_sha256(trit_model *m) {
     if (!m->sha256[0]) {
         if (trit_sha256_file(m->path, m->sha256, NULL) != 0) return "";
@@ -376,9 +491,11 @@ const char *trit_model_sha256(trit_model *m) {
 
 void trit_model_describe(const trit_model *m, trit_buf *out) {
     const trit_hparams *hp = &m->hp;
+    char why[160];
+    trit_act_explain(trit_arch_name(hp->arch), hp->act, hp->act_source, why, sizeof why);
     trit_buf_printf(out, "%s %dL %dd %dh/%dkv ff%d vocab%d %s act=%s (%s)",
                     trit_arch_name(hp->arch), hp->n_layer, hp->n_embd, hp->n_head, hp->n_head_kv,
                     hp->n_ff, hp->n_vocab,
                     type_name(m->layers ? m->layers[0].wq.type : m->tok_embd.type),
-                    trit_act_name(hp->act), hp->act_from_file ? "from file" : "default");
+                    trit_act_name(hp->act), why);
 }

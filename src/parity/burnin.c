@@ -7,17 +7,16 @@
  * prompt is a function of the round number, so a crash anywhere — before the append (round
  * redone), during it (truncated line skipped with a warning, round redone), or between the
  * append and the state update (state is stale, the ledger wins) — loses and duplicates
- * nothing. A lock (flock on the ledger) keeps two runs from writing the same ledger. */
-#include "parity/parity.h"
+ * nothing. The ledger's writer lock (trit_ledger_open) keeps a second burn-in, a shadow proxy
+ * or a ppl run from writing the same ledger. */
+#include "parity/burnin.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -149,48 +148,27 @@ static int resume_cb(void *user, const trit_ledger_rec *r, const char *line, siz
     return 0;
 }
 
-static int read_state(const char *path, long *next_round) {
-    json_t *j = json_load_file(path, 0, NULL);
-    if (!j) return -1;
-    json_t *v = json_object_get(j, "next_round");
-    int rc = json_is_integer(v) ? 0 : -1;
-    if (!rc) *next_round = (long)json_integer_value(v);
-    json_decref(j);
-    return rc;
-}
-
-static int write_state(const char *path, const trit_burnin_opts *o, long next_round, long done,
-                       trit_err *err) {
-    char ts[32];
-    trit_iso8601(trit_wall_s(), ts);
-    json_t *j = json_pack("{s:I,s:I,s:s,s:s,s:s,s:s}", "next_round", (json_int_t)next_round,
-                          "rounds_done", (json_int_t)done, "ledger", o->ledger_path, "v1", o->v1,
-                          "v2", o->v2, "updated", ts);
-    char *s = json_dumps(j, JSON_INDENT(1));
-    json_decref(j);
-    int rc = trit_write_file_atomic(path, s, strlen(s), err);
-    free(s);
-    return rc;
-}
-
 /* ---- one round ---- */
 static json_t *side(const char *url, const char *model) {
     return json_pack("{s:s,s:s}", "url", url, "model", model ? model : "");
 }
 
 typedef struct prov {
-    char v1[128], v2[128], noise[128];
-    bool have_v1, have_v2, have_noise;
+    char gen1[128], gen2[128], noise[128]; /* model ids */
+    bool have_gen1, have_gen2, have_noise;
 } prov;
 
+/* each side's model id (/v1/models), asked with that side's own key */
 static void refresh_prov(const trit_burnin_opts *o, prov *p) {
-    if (!p->have_v1)
-        p->have_v1 = !trit_client_model_id(o->v1, o->api_key, 5, p->v1, sizeof p->v1, NULL);
-    if (!p->have_v2)
-        p->have_v2 = !trit_client_model_id(o->v2, o->api_key, 5, p->v2, sizeof p->v2, NULL);
-    if (o->noise && !p->have_noise)
+    if (!p->have_gen1)
+        p->have_gen1 =
+            !trit_client_model_id(o->gen1_url, o->gen1_key, 5, p->gen1, sizeof p->gen1, NULL);
+    if (!p->have_gen2)
+        p->have_gen2 =
+            !trit_client_model_id(o->gen2_url, o->gen2_key, 5, p->gen2, sizeof p->gen2, NULL);
+    if (o->noise_url && !p->have_noise)
         p->have_noise =
-            !trit_client_model_id(o->noise, o->api_key, 5, p->noise, sizeof p->noise, NULL);
+            !trit_client_model_id(o->noise_url, o->noise_key, 5, p->noise, sizeof p->noise, NULL);
 }
 
 static void sleep_s(double s) {
@@ -204,198 +182,293 @@ static void sleep_s(double s) {
     }
 }
 
-int trit_burnin_run(const trit_burnin_opts *o, trit_err *err) {
-    if (!o->v1 || !o->v2) return trit_fail(err, TRIT_EINVAL, "--v1 and --v2 are required"), 1;
-    if (!o->forever && o->rounds <= 0)
-        return trit_fail(err, TRIT_EINVAL, "give --rounds N (N > 0) or --forever"), 1;
-    trit_prompt *prompts;
-    int np;
-    if (trit_prompts_load(o->prompts_path, &prompts, &np, err)) return TRIT_BURNIN_ERROR;
+/* ---- the state file (a hint; the ledger wins) ---- */
 
-    char *state_path = NULL;
-    if (o->state_path)
-        state_path = xstrdup(o->state_path);
-    else {
+/* What the last run left: next round and the prompt file's hash ("" when absent). */
+typedef struct state_hint {
+    long next_round;
+    char prompts_sha256[65];
+} state_hint;
+
+static int read_state(const char *path, state_hint *h) {
+    json_t *j = json_load_file(path, 0, NULL);
+    if (!j) return -1;
+    json_t *v = json_object_get(j, "next_round");
+    const char *sha = json_string_value(json_object_get(j, "prompts_sha256"));
+    int rc = json_is_integer(v) ? 0 : -1;
+    if (!rc) h->next_round = (long)json_integer_value(v);
+    snprintf(h->prompts_sha256, sizeof h->prompts_sha256, "%s", sha ? sha : "");
+    json_decref(j);
+    return rc;
+}
+
+/* ---- one burn-in run ---- */
+typedef struct burnin {
+    const trit_burnin_opts *o;
+    trit_prompt *prompts;
+    int n_prompts;
+    char prompts_sha256[65]; /* of the prompt file's bytes, kept in the state file */
+    char *state_path;
+    trit_ledger *ledger; /* open = locked */
+    hour_ring ring;      /* compared rounds of the last hour, for the spike check */
+    long next, done;     /* next round number; rounds in the ledger */
+    prov pv;
+} burnin;
+
+static int write_state(const burnin *b, trit_err *err) {
+    const trit_burnin_opts *o = b->o;
+    char ts[32];
+    trit_iso8601(trit_wall_s(), ts);
+    json_t *j = json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s}", "next_round", (json_int_t)b->next,
+                          "rounds_done", (json_int_t)b->done, "ledger", o->ledger_path, "prompts",
+                          o->prompts_path, "prompts_sha256", b->prompts_sha256, "v1", o->gen1_url,
+                          "v2", o->gen2_url, "updated", ts);
+    char *s = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    /* 0600: the state names servers and files; only the operator needs it */
+    int rc = trit_write_file_atomic_mode(b->state_path, s, strlen(s), 0600, err);
+    free(s);
+    return rc;
+}
+
+/* Prompts (and their hash), the state path, and the ledger, opened (and so locked) before it
+ * is read, so no other writer can append between the scan and our first round. */
+static int burnin_open(burnin *b, trit_err *err) {
+    const trit_burnin_opts *o = b->o;
+    if (trit_prompts_load(o->prompts_path, &b->prompts, &b->n_prompts, err)) return -1;
+    if (trit_sha256_file(o->prompts_path, b->prompts_sha256, err)) return -1;
+    if (o->state_path) {
+        b->state_path = xstrdup(o->state_path);
+    } else {
         trit_buf sb = {0};
         trit_buf_printf(&sb, "%s.state", o->ledger_path);
-        state_path = sb.p;
+        b->state_path = sb.p;
     }
-    int rc = TRIT_BURNIN_OK;
-    trit_ledger *led = NULL;
-    hour_ring ring = {0};
-    int lock_fd = -1;
+    b->ledger = trit_ledger_open(o->ledger_path, err);
+    return b->ledger ? 0 : -1;
+}
 
-    /* exclusive lock: one writer per ledger */
-    lock_fd = open(o->ledger_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd < 0) {
-        trit_fail(err, TRIT_EIO, "cannot open ledger %s: %s", o->ledger_path, strerror(errno));
-        rc = TRIT_BURNIN_ERROR;
-        goto out;
-    }
-    if (flock(lock_fd, LOCK_EX | LOCK_NB)) {
-        trit_fail(err, TRIT_EIO, "ledger %s is in use by another burn-in", o->ledger_path);
-        rc = TRIT_BURNIN_ERROR;
-        goto out;
-    }
+static void burnin_close(burnin *b) {
+    trit_ledger_close(b->ledger);
+    free(b->ring.ts);
+    free(b->ring.nm);
+    free(b->state_path);
+    trit_prompts_free(b->prompts, b->n_prompts);
+}
 
-    /* reconcile with the ledger (source of truth) */
-    resume_ctx rctx = {&ring, 0};
+/* Where to continue: the ledger decides the next round; the state file is compared with it
+ * and its prompt hash with the prompt file's (an edited corpus maps rounds to other prompts:
+ * said on stderr and recorded as a ledger event). */
+static int burnin_resume(burnin *b, trit_err *err) {
+    const trit_burnin_opts *o = b->o;
+    resume_ctx rctx = {&b->ring, 0};
     trit_ledger_scan_info info;
-    if (trit_ledger_scan(o->ledger_path, resume_cb, &rctx, false, &info, err)) {
-        rc = TRIT_BURNIN_ERROR;
-        goto out;
-    }
-    long next = info.max_round + 1;
-    long done = rctx.rounds;
-    long st_next;
-    if (read_state(state_path, &st_next) == 0 && st_next != next && !o->quiet)
+    if (trit_ledger_scan(o->ledger_path, resume_cb, &rctx, false, &info, err)) return -1;
+    b->next = (long)info.max_round + 1;
+    b->done = rctx.rounds;
+    state_hint st;
+    if (read_state(b->state_path, &st) != 0) return 0; /* first run, or no usable state */
+    if (st.next_round != b->next && !o->quiet)
         fprintf(stderr,
                 "burnin: state file says next round %ld, ledger says %ld; using the ledger\n",
-                st_next, next);
-    if (done > 0 && !o->quiet)
-        fprintf(stderr, "burnin: resuming at round %ld (%ld rounds already in %s)\n", next, done,
-                o->ledger_path);
-    if (!o->forever && done >= o->rounds) {
-        if (!o->quiet)
-            fprintf(stderr, "burnin: %s already holds %ld rounds (target %ld); nothing to do\n",
-                    o->ledger_path, done, o->rounds);
-        goto out;
-    }
-    if (!(led = trit_ledger_open(o->ledger_path, err))) {
-        rc = TRIT_BURNIN_ERROR;
-        goto out;
-    }
-    if (write_state(state_path, o, next, done, err)) {
-        rc = TRIT_BURNIN_ERROR;
-        goto out;
-    }
+                st.next_round, b->next);
+    if (!st.prompts_sha256[0] || !strcmp(st.prompts_sha256, b->prompts_sha256)) return 0;
+    fprintf(stderr,
+            "burnin: the prompt file %s changed since the last run (sha256 %.16s -> %.16s); "
+            "from round %ld on, rounds map to the new corpus\n",
+            o->prompts_path, st.prompts_sha256, b->prompts_sha256, b->next);
+    char iso[32];
+    double now = trit_wall_s();
+    trit_iso8601(now, iso);
+    json_t *ev = json_pack("{s:s,s:s,s:f,s:s,s:I,s:s,s:s,s:s}", "type", "event", "event",
+                           "prompts-changed", "ts", now, "time", iso, "next_round",
+                           (json_int_t)b->next, "prompts", o->prompts_path, "old_sha256",
+                           st.prompts_sha256, "new_sha256", b->prompts_sha256);
+    int rc = trit_ledger_append(b->ledger, ev, err);
+    json_decref(ev);
+    return rc;
+}
 
+/* The noise lane's fields on a round record: gen-1 against itself. */
+static void add_noise_fields(json_t *rec, const trit_burnin_opts *o, const prov *pv,
+                             const trit_client_resp *r3, const trit_compare *ncmp) {
+    char h3[65];
+    trit_sha256_hex(r3->content, r3->content_len, h3);
+    json_object_set_new(rec, "noise_bucket", json_string(trit_bucket_name(ncmp->bucket)));
+    json_object_set_new(rec, "noise_lat", json_real(r3->latency_s));
+    json_object_set_new(rec, "noise_hash", json_string(h3));
+    json_object_set_new(rec, "noise_cause",
+                        ncmp->cause[0] ? json_string(ncmp->cause) : json_null());
+    json_object_set_new(rec, "noise", side(o->noise_url, pv->noise));
+    json_object_set_new(rec, "text_noise", trit_ledger_text_json(r3->content, r3->content_len));
+}
+
+static void print_round(const burnin *b, const trit_prompt *pr, const trit_client_resp *r1,
+                        const trit_client_resp *r2, const trit_compare *cmp,
+                        const trit_compare *ncmp) {
+    fprintf(stderr, "round %ld [%s/%s] %-14s v1 %.0f ms v2 %.0f ms", b->next, pr->category, pr->id,
+            trit_bucket_name(cmp->bucket), 1000 * r1->latency_s, 1000 * r2->latency_s);
+    if (cmp->bucket == TRIT_BUCKET_NOMATCH)
+        fprintf(stderr, " (byte %ld, token %d, %s)", cmp->div_byte, cmp->div_token_v1,
+                cmp->tie == TRIT_TIE_TIE    ? "tie"
+                : cmp->tie == TRIT_TIE_REAL ? "real"
+                                            : "unclassified");
+    if (cmp->cause[0]) fprintf(stderr, " (%s)", cmp->cause);
+    if (ncmp) fprintf(stderr, " noise %s", trit_bucket_name(ncmp->bucket));
+    fprintf(stderr, "\n");
+}
+
+/* One round: the round's prompt to gen-1, gen-2 (and the noise lane) at once, each with its
+ * own key; classify; append one record. *bucket and *ts say what happened, for the spike
+ * check. */
+static int burnin_round(burnin *b, trit_bucket *bucket, double *ts, trit_err *err) {
+    const trit_burnin_opts *o = b->o;
+    const trit_prompt *pr = &b->prompts[b->next % b->n_prompts];
+    /* the request, the same on every side but the URL and the key */
+    trit_client_msg msg = {"user", pr->prompt};
+    trit_client_req q = {.prompt = pr->prompt,
+                         .messages = &msg,
+                         .n_messages = 1,
+                         .max_tokens = o->max_tokens,
+                         .temperature = 0,
+                         .top_logprobs = o->top_logprobs,
+                         .seed = 42,
+                         .timeout_s = o->timeout_s};
+    trit_client_req q1 = q, q2 = q, q3 = q;
+    q1.url = o->gen1_url, q1.api_key = o->gen1_key;
+    q2.url = o->gen2_url, q2.api_key = o->gen2_key;
+    q3.url = o->noise_url, q3.api_key = o->noise_key;
+    trit_client_resp r1, r2, r3;
+    trit_client_call_kind k = o->chat ? TRIT_CLIENT_CALL_CHAT : TRIT_CLIENT_CALL_COMPLETION;
+    trit_client_call calls[3] = {{k, &q1, &r1}, {k, &q2, &r2}, {k, &q3, &r3}};
+    trit_client_run_many(calls, o->noise_url ? 3 : 2);
+    *ts = trit_wall_s();
+
+    /* classify gen-2 against gen-1, and the noise lane against gen-1 */
+    trit_compare cmp, ncmp;
+    trit_compare_resps(&r1, &r2, o->tie_eps, &cmp);
+    if (o->noise_url) trit_compare_resps(&r1, &r3, o->tie_eps, &ncmp);
+    if ((!b->pv.have_gen1 && r1.kind == TRIT_CLIENT_OK) ||
+        (!b->pv.have_gen2 && r2.kind == TRIT_CLIENT_OK))
+        refresh_prov(o, &b->pv);
+
+    /* the record: the one builder shared with the shadow proxy, plus the noise lane */
+    trit_round_meta meta = {.source = "burnin",
+                            .ts = *ts,
+                            .round = b->next,
+                            .prompt_id = pr->id,
+                            .category = pr->category,
+                            .endpoint = o->chat ? "chat" : "completions",
+                            .v1_url = o->gen1_url,
+                            .v1_model = b->pv.gen1,
+                            .v2_url = o->gen2_url,
+                            .v2_model = b->pv.gen2};
+    json_t *rec = trit_ledger_round_json(&meta, &r1, &r2, &cmp);
+    if (o->noise_url) add_noise_fields(rec, o, &b->pv, &r3, &ncmp);
+    int rc = trit_ledger_append(b->ledger, rec, err);
+    json_decref(rec);
+
+    if (!o->quiet) print_round(b, pr, &r1, &r2, &cmp, o->noise_url ? &ncmp : NULL);
+    trit_client_resp_free(&r1);
+    trit_client_resp_free(&r2);
+    if (o->noise_url) trit_client_resp_free(&r3);
+    *bucket = cmp.bucket;
+    return rc;
+}
+
+/* More than spike_nomatch no-match among the last hour's compared rounds (once the hour
+ * holds spike_min_rounds): record a spike event, say why, and return true (halt). */
+static bool burnin_spike(burnin *b, trit_bucket bucket, double ts, trit_err *err) {
+    const trit_burnin_opts *o = b->o;
+    if (bucket <= TRIT_BUCKET_NOMATCH) ring_push(&b->ring, ts, bucket == TRIT_BUCKET_NOMATCH);
+    long cnt;
+    double share = ring_share(&b->ring, ts, &cnt);
+    if (o->spike_nomatch <= 0 || cnt < TRIT_MAX(o->spike_min_rounds, 1L) ||
+        share <= o->spike_nomatch)
+        return false;
+    char iso[32];
+    trit_iso8601(ts, iso);
+    json_t *ev = json_pack("{s:s,s:s,s:f,s:s,s:I,s:f,s:I}", "type", "event", "event", "spike", "ts",
+                           ts, "time", iso, "round", (json_int_t)(b->next - 1), "nomatch_share",
+                           share, "window_rounds", (json_int_t)cnt);
+    trit_ledger_append(b->ledger, ev, NULL); /* best effort: the halt matters more */
+    json_decref(ev);
+    trit_fail(err, TRIT_EINVAL,
+              "spike: %.1f%% no-match over the last hour (%ld compared rounds, limit %.0f%%); "
+              "burn-in halted",
+              100 * share, cnt, 100 * o->spike_nomatch);
+    return true;
+}
+
+/* Rounds until the target, a signal, a spike or an error; the state file after each. */
+static trit_burnin_status burnin_loop(burnin *b, trit_err *err) {
+    const trit_burnin_opts *o = b->o;
     struct sigaction sa = {0}, old_int, old_term;
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     stop_requested = 0;
-
-    prov pv = {0};
-    refresh_prov(o, &pv);
-    const char *endpoint = o->chat ? "chat" : "completions";
-    while (!stop_requested && (o->forever || done < o->rounds)) {
-        double t_round = trit_now_s();
-        const trit_prompt *pr = &prompts[next % np];
-        trit_client_msg msg = {"user", pr->prompt};
-        trit_client_req q = {0};
-        q.api_key = o->api_key;
-        q.prompt = pr->prompt;
-        q.messages = &msg;
-        q.n_messages = 1;
-        q.max_tokens = o->max_tokens;
-        q.temperature = 0;
-        q.top_logprobs = o->top_logprobs;
-        q.seed = 42;
-        q.timeout_s = o->timeout_s;
-        trit_client_req q1 = q, q2 = q, q3 = q;
-        q1.url = o->v1, q2.url = o->v2, q3.url = o->noise;
-        trit_client_resp r1, r2, r3;
-        trit_client_call_kind k = o->chat ? TRIT_CLIENT_CALL_CHAT : TRIT_CLIENT_CALL_COMPLETION;
-        trit_client_call calls[3] = {{k, &q1, &r1}, {k, &q2, &r2}, {k, &q3, &r3}};
-        trit_client_run_many(calls, o->noise ? 3 : 2);
-        double ts = trit_wall_s();
-
-        trit_compare cmp;
-        trit_compare_resps(&r1, &r2, o->tie_eps, &cmp);
-        trit_compare ncmp;
-        if (o->noise) trit_compare_resps(&r1, &r3, o->tie_eps, &ncmp);
-        if ((!pv.have_v1 && r1.kind == TRIT_CLIENT_OK) ||
-            (!pv.have_v2 && r2.kind == TRIT_CLIENT_OK))
-            refresh_prov(o, &pv);
-
-        char iso[32];
-        trit_iso8601(ts, iso);
-        trit_round_meta meta = {.source = "burnin",
-                                .ts = ts,
-                                .round = next,
-                                .prompt_id = pr->id,
-                                .category = pr->category,
-                                .endpoint = endpoint,
-                                .v1_url = o->v1,
-                                .v1_model = pv.v1,
-                                .v2_url = o->v2,
-                                .v2_model = pv.v2};
-        json_t *rec = trit_ledger_round_json(&meta, &r1, &r2, &cmp);
-        if (o->noise) {
-            char h3[65];
-            trit_sha256_hex(r3.content, r3.content_len, h3);
-            json_object_set_new(rec, "noise_bucket", json_string(trit_bucket_name(ncmp.bucket)));
-            json_object_set_new(rec, "noise_lat", json_real(r3.latency_s));
-            json_object_set_new(rec, "noise_hash", json_string(h3));
-            json_object_set_new(rec, "noise_cause",
-                                ncmp.cause[0] ? json_string(ncmp.cause) : json_null());
-            json_object_set_new(rec, "noise", side(o->noise, pv.noise));
-            json_object_set_new(rec, "text_noise",
-                                trit_ledger_text_json(r3.content, r3.content_len));
-        }
-        int arc = trit_ledger_append(led, rec, err);
-        json_decref(rec);
-
-        if (!o->quiet) {
-            fprintf(stderr, "round %ld [%s/%s] %-14s v1 %.0f ms v2 %.0f ms", next, pr->category,
-                    pr->id, trit_bucket_name(cmp.bucket), 1000 * r1.latency_s, 1000 * r2.latency_s);
-            if (cmp.bucket == TRIT_BUCKET_NOMATCH)
-                fprintf(stderr, " (byte %ld, token %d, %s)", cmp.div_byte, cmp.div_token_v1,
-                        cmp.tie == TRIT_TIE_TIE    ? "tie"
-                        : cmp.tie == TRIT_TIE_REAL ? "real"
-                                                   : "unclassified");
-            if (cmp.cause[0]) fprintf(stderr, " (%s)", cmp.cause);
-            if (o->noise) fprintf(stderr, " noise %s", trit_bucket_name(ncmp.bucket));
-            fprintf(stderr, "\n");
-        }
-        trit_client_resp_free(&r1);
-        trit_client_resp_free(&r2);
-        if (o->noise) trit_client_resp_free(&r3);
-        if (arc) {
+    refresh_prov(o, &b->pv);
+    trit_burnin_status rc = TRIT_BURNIN_OK;
+    while (rc == TRIT_BURNIN_OK && !stop_requested && (o->forever || b->done < o->rounds)) {
+        double t_round = trit_now_s(), ts;
+        trit_bucket bucket;
+        /* the round is done once its line is in the ledger; only then does the state move */
+        if (burnin_round(b, &bucket, &ts, err)) {
             rc = TRIT_BURNIN_ERROR;
             break;
         }
-        next++;
-        done++;
-        if (write_state(state_path, o, next, done, err)) {
+        b->next++;
+        b->done++;
+        if (write_state(b, err)) {
             rc = TRIT_BURNIN_ERROR;
             break;
         }
-
-        /* spike: > spike_nomatch no-match within the last hour (with enough rounds) */
-        if (cmp.bucket <= TRIT_BUCKET_NOMATCH)
-            ring_push(&ring, ts, cmp.bucket == TRIT_BUCKET_NOMATCH);
-        long cnt;
-        double share = ring_share(&ring, ts, &cnt);
-        if (o->spike_nomatch > 0 && cnt >= TRIT_MAX(o->spike_min_rounds, 1L) &&
-            share > o->spike_nomatch) {
-            json_t *ev = json_pack("{s:s,s:s,s:f,s:s,s:I,s:f,s:I}", "type", "event", "event",
-                                   "spike", "ts", ts, "time", iso, "round", (json_int_t)(next - 1),
-                                   "nomatch_share", share, "window_rounds", (json_int_t)cnt);
-            trit_ledger_append(led, ev, NULL);
-            json_decref(ev);
-            trit_fail(err, TRIT_EINVAL,
-                      "spike: %.1f%% no-match over the last hour (%ld compared rounds, limit "
-                      "%.0f%%); burn-in halted",
-                      100 * share, cnt, 100 * o->spike_nomatch);
+        if (burnin_spike(b, bucket, ts, err)) {
             rc = TRIT_BURNIN_SPIKE;
             break;
         }
-        if (o->forever || done < o->rounds) sleep_s(o->pace_s - (trit_now_s() - t_round));
+        /* pace from round start to round start */
+        if (o->forever || b->done < o->rounds) sleep_s(o->pace_s - (trit_now_s() - t_round));
     }
-    if (stop_requested && !o->quiet)
-        fprintf(stderr, "burnin: stopped by signal after round %ld (%ld rounds in ledger)\n",
-                next - 1, done);
+    if (rc == TRIT_BURNIN_OK && stop_requested) {
+        rc = TRIT_BURNIN_INTERRUPTED;
+        if (!o->quiet)
+            fprintf(stderr, "burnin: stopped by signal after round %ld (%ld rounds in ledger)\n",
+                    b->next - 1, b->done);
+    }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-out:
-    trit_ledger_close(led);
-    if (lock_fd >= 0) close(lock_fd);
-    free(ring.ts);
-    free(ring.nm);
-    free(state_path);
-    trit_prompts_free(prompts, np);
+    return rc;
+}
+
+trit_burnin_status trit_burnin_run(const trit_burnin_opts *o, trit_err *err) {
+    if (!o->gen1_url || !o->gen2_url)
+        return trit_fail(err, TRIT_EINVAL, "--v1 and --v2 are required"), TRIT_BURNIN_ERROR;
+    if (!o->forever && o->rounds <= 0)
+        return trit_fail(err, TRIT_EINVAL, "give --rounds N (N > 0) or --forever"),
+               TRIT_BURNIN_ERROR;
+    burnin b = {.o = o};
+    trit_burnin_status rc = TRIT_BURNIN_OK;
+    /* open (locks the ledger), then resume from what the ledger holds */
+    if (burnin_open(&b, err) || burnin_resume(&b, err)) {
+        burnin_close(&b);
+        return TRIT_BURNIN_ERROR;
+    }
+    if (b.done > 0 && !o->quiet)
+        fprintf(stderr, "burnin: resuming at round %ld (%ld rounds already in %s)\n", b.next,
+                b.done, o->ledger_path);
+    if (!o->forever && b.done >= o->rounds) {
+        /* a finished run, re-run: nothing to add */
+        if (!o->quiet)
+            fprintf(stderr, "burnin: %s already holds %ld rounds (target %ld); nothing to do\n",
+                    o->ledger_path, b.done, o->rounds);
+    } else if (write_state(&b, err)) {
+        rc = TRIT_BURNIN_ERROR;
+    } else {
+        rc = burnin_loop(&b, err);
+    }
+    burnin_close(&b);
     return rc;
 }

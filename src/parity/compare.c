@@ -1,5 +1,5 @@
 /* compare.c — bucket two replies, find the first divergent byte/token, tie vs real. */
-#include "parity/parity.h"
+#include "parity/compare.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -42,18 +42,26 @@ static bool in_top5(const trit_client_token *tok, const trit_client_token *other
     return false;
 }
 
+trit_tie trit_tie_rule(double gap_a, double gap_b, bool crossed, double eps) {
+    /* missing logprobs prove nothing either way: unclassified, never "real" */
+    if (isnan(gap_a) || isnan(gap_b)) return TRIT_TIE_UNKNOWN;
+    bool close = fabs(gap_a) <= eps && fabs(gap_b) <= eps;
+    return close && crossed ? TRIT_TIE_TIE : TRIT_TIE_REAL;
+}
+
+/* top-1 minus top-2 logprob of one reply token; NAN when fewer than two are known */
+static double logprob_gap(const trit_client_token *t) {
+    if (!t || t->n_top < 2) return NAN;
+    return t->top[0].logprob - t->top[1].logprob;
+}
+
 trit_tie trit_compare_tie(const trit_client_token *a, const trit_client_token *b, double eps,
                           double *gap_a, double *gap_b) {
-    if (gap_a) *gap_a = NAN;
-    if (gap_b) *gap_b = NAN;
-    if (!a || !b || a->n_top < 2 || b->n_top < 2) return TRIT_TIE_UNKNOWN;
-    double ga = a->top[0].logprob - a->top[1].logprob;
-    double gb = b->top[0].logprob - b->top[1].logprob;
+    double ga = logprob_gap(a), gb = logprob_gap(b);
     if (gap_a) *gap_a = ga;
     if (gap_b) *gap_b = gb;
-    if (isnan(ga) || isnan(gb)) return TRIT_TIE_UNKNOWN;
-    bool close = fabs(ga) <= eps && fabs(gb) <= eps;
-    return close && in_top5(a, b) && in_top5(b, a) ? TRIT_TIE_TIE : TRIT_TIE_REAL;
+    bool crossed = a && b && in_top5(a, b) && in_top5(b, a);
+    return trit_tie_rule(ga, gb, crossed, eps);
 }
 
 void trit_compare_texts(const char *t1, size_t n1, const trit_client_token *k1, int nk1,

@@ -1,7 +1,7 @@
 /* gates.c — the cutover gate table (DESIGN.md "Cutover gates"): INI config, ppl figures,
  * verdicts. Too few samples or a missing reference is FAIL, never PASS; the rounds gate reads
  * WAITING while the count is still below its target. */
-#include "parity/parity.h"
+#include "parity/gates.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -61,6 +61,7 @@ static const ini_key keys[] = {
     KL(spike_min_rounds),
     KD(tie_eps),
     KL(min_samples),
+    KD(kld_max),
 };
 
 int trit_gate_cfg_parse(const char *text, const char *name, trit_gate_cfg *c, trit_err *err) {
@@ -175,6 +176,8 @@ int trit_ppl_figs_load(const char *path, trit_ppl_figs *p, trit_err *err) {
     p->gen2 = num_field(j, "gen2", "ppl");
     p->gen2_err = num_field(j, "gen2", "ppl_err");
     p->kld_mean = num_field(j, "kld", "mean");
+    trit_ppl_shape_from_json(json_object_get(j, "gen1"), &p->shape1);
+    trit_ppl_shape_from_json(json_object_get(j, "gen2"), &p->shape2);
     json_decref(j);
     if (isnan(p->gen1) || isnan(p->gen2))
         return trit_fail(err, TRIT_EFORMAT, "ppl file %s: needs gen1.ppl and gen2.ppl numbers",
@@ -203,66 +206,105 @@ static bool window_ok(const trit_gate_cfg *c, const trit_stats *s) {
     return true;
 }
 
-void trit_gates_eval(const trit_gate_cfg *c, const trit_stats *all, const trit_stats *recent,
-                     const trit_stats *previous, const trit_ppl_figs *ppl, trit_gate_table *t) {
-    memset(t, 0, sizeof *t);
-    char tg[64];
-    trit_gate_row *r;
+/* the ppl figures the gates judge: the file when given, else the ledger's last ppl record */
+static trit_ppl_figs ppl_figs_of(const trit_ppl_figs *ppl, const trit_stats *all) {
+    if (ppl && ppl->present) return *ppl;
+    trit_ppl_figs f = {0};
+    if (all->has_ppl && !isnan(all->ppl_gen1) && !isnan(all->ppl_gen2))
+        f = (trit_ppl_figs){
+            true,          all->ppl_gen1,   all->ppl_gen1_err, all->ppl_gen2, all->ppl_gen2_err,
+            all->kld_mean, all->ppl_shape1, all->ppl_shape2};
+    return f;
+}
 
-    /* ppl */
-    trit_ppl_figs from_ledger = {0};
-    if ((!ppl || !ppl->present) && all->has_ppl && !isnan(all->ppl_gen1) && !isnan(all->ppl_gen2)) {
-        from_ledger = (trit_ppl_figs){true,          all->ppl_gen1,     all->ppl_gen1_err,
-                                      all->ppl_gen2, all->ppl_gen2_err, all->kld_mean};
-        ppl = &from_ledger;
+/* The two runs scored the same text the same way: same chunks x ctx and the same number of
+ * scored tokens. false with why filled when not (or when a run's shape was not recorded). */
+static bool ppl_same_shape(const trit_ppl_figs *p, char *why, size_t why_sz) {
+    const trit_ppl_shape *a = &p->shape1, *b = &p->shape2;
+    if (a->chunks <= 0 || b->chunks <= 0 || a->count <= 0 || b->count <= 0) {
+        snprintf(why, why_sz, "chunk and token counts not recorded (rerun `trit ppl --json`)");
+        return false;
     }
+    if (a->chunks == b->chunks && a->ctx == b->ctx && a->count == b->count) return true;
+    snprintf(why, why_sz, "runs differ: gen-1 %ld chunks x %ld (%ld tokens), gen-2 %ld x %ld (%ld)",
+             a->chunks, a->ctx, a->count, b->chunks, b->ctx, b->count);
+    return false;
+}
+
+/* PPL of gen-2 against gen-1: absolute delta, or the ratio (ppl_max_rel_delta) for synthetic
+ * models; runs of different shape never pass. The current text reports the KLD too. */
+static void gate_ppl(const trit_gate_cfg *c, const trit_ppl_figs *p, trit_gate_table *t) {
+    char tg[64];
     if (c->ppl_max_rel_delta > 0)
         snprintf(tg, sizeof tg, "|ratio - 1| <= %g", c->ppl_max_rel_delta);
     else
         snprintf(tg, sizeof tg, "|delta| <= %g", c->ppl_max_delta);
-    r = add_row(t, "ppl gen-2 vs gen-1", tg);
-    if (!ppl || !ppl->present) {
+    trit_gate_row *r = add_row(t, "ppl gen-2 vs gen-1", tg);
+    if (!p->present) {
         SET(current, "not measured");
         r->verdict = TRIT_GATE_FAIL;
         SET(why, "no ppl figures (--ppl FILE from `trit ppl --json -o FILE`)");
-    } else {
-        double d = ppl->gen2 - ppl->gen1;
-        SET(current, "%+.4f (%.4f vs %.4f, KLD %.5f)", d, ppl->gen2, ppl->gen1, ppl->kld_mean);
-        if (c->ppl_max_rel_delta > 0) {
-            /* Relative form: for models whose absolute perplexity is meaningless (synthetic
-             * weights score ~1e19 on English), the ratio is what says "same model". */
-            double rel = ppl->gen1 > 0 ? ppl->gen2 / ppl->gen1 - 1.0 : NAN;
-            SET(current, "%+.4f%% (%.6g vs %.6g, KLD %.5f)", 100.0 * rel, ppl->gen2, ppl->gen1,
-                ppl->kld_mean);
-            r->verdict =
-                !isnan(rel) && fabs(rel) <= c->ppl_max_rel_delta ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
-        } else {
-            r->verdict = fabs(d) <= c->ppl_max_delta ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
-        }
+        return;
     }
+    double d = p->gen2 - p->gen1;
+    double rel = p->gen1 > 0 ? p->gen2 / p->gen1 - 1.0 : NAN;
+    bool ok;
+    if (c->ppl_max_rel_delta > 0) {
+        /* relative form: for models whose absolute perplexity is meaningless (synthetic
+         * weights score ~1e19 on English), the ratio is what says "same model" */
+        SET(current, "%+.4f%% (%.6g vs %.6g, KLD %.5f)", 100.0 * rel, p->gen2, p->gen1,
+            p->kld_mean);
+        ok = !isnan(rel) && fabs(rel) <= c->ppl_max_rel_delta;
+    } else {
+        SET(current, "%+.4f (%.4f vs %.4f, KLD %.5f)", d, p->gen2, p->gen1, p->kld_mean);
+        ok = fabs(d) <= c->ppl_max_delta;
+    }
+    r->verdict = ok ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+    /* a delta between runs over different chunks or token counts means nothing */
+    if (!ppl_same_shape(p, r->why, sizeof r->why)) r->verdict = TRIT_GATE_FAIL;
+}
 
-    /* exact-match */
+/* The optional KLD gate (kld_max > 0): mean KLD of gen-2 against gen-1. */
+static void gate_kld(const trit_gate_cfg *c, const trit_ppl_figs *p, trit_gate_table *t) {
+    char tg[64];
+    snprintf(tg, sizeof tg, "mean <= %g", c->kld_max);
+    trit_gate_row *r = add_row(t, "KLD gen-2 vs gen-1", tg);
+    if (!p->present || isnan(p->kld_mean)) {
+        SET(current, "not measured");
+        r->verdict = TRIT_GATE_FAIL;
+        SET(why, "no KLD (both sides need full logits: trit: or llama: specs)");
+        return;
+    }
+    SET(current, "%.6f", p->kld_mean);
+    r->verdict = p->kld_mean <= c->kld_max ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+    if (!ppl_same_shape(p, r->why, sizeof r->why)) r->verdict = TRIT_GATE_FAIL;
+}
+
+static void gate_exact(const trit_gate_cfg *c, const trit_stats *all, trit_gate_table *t) {
+    char tg[64];
     snprintf(tg, sizeof tg, ">= %.1f%%", 100 * c->exact_min);
-    r = add_row(t, "exact-match rate", tg);
+    trit_gate_row *r = add_row(t, "exact-match rate", tg);
     if (all->compared == 0) {
         SET(current, "0 compared");
         r->verdict = TRIT_GATE_FAIL;
         SET(why, "too few samples (0 compared rounds)");
-    } else {
-        SET(current, "%.2f%% (%ld/%ld)", 100 * all->exact_rate, all->bucket[TRIT_BUCKET_EXACT],
-            all->compared);
-        if (all->noise_rounds)
-            SET(current, "%.2f%% (noise %.2f%%)", 100 * all->exact_rate,
-                100 * all->noise_exact_rate);
-        r->verdict = all->exact_rate >= c->exact_min ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
-        if (r->verdict == TRIT_GATE_PASS && all->compared < c->min_samples) {
-            r->verdict = TRIT_GATE_FAIL;
-            SET(why, "too few samples (%ld < %ld compared rounds)", all->compared, c->min_samples);
-        }
+        return;
     }
+    SET(current, "%.2f%% (%ld/%ld)", 100 * all->exact_rate, all->bucket[TRIT_BUCKET_EXACT],
+        all->compared);
+    if (all->noise_rounds)
+        SET(current, "%.2f%% (noise %.2f%%)", 100 * all->exact_rate, 100 * all->noise_exact_rate);
+    r->verdict = all->exact_rate >= c->exact_min ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+    /* a rate over too few rounds proves nothing */
+    if (r->verdict == TRIT_GATE_PASS && all->compared < c->min_samples) {
+        r->verdict = TRIT_GATE_FAIL;
+        SET(why, "too few samples (%ld < %ld compared rounds)", all->compared, c->min_samples);
+    }
+}
 
-    /* classified */
-    r = add_row(t, "no-match classified", c->require_classified ? "all tie/real" : "(off)");
+static void gate_classified(const trit_gate_cfg *c, const trit_stats *all, trit_gate_table *t) {
+    trit_gate_row *r =
+        add_row(t, "no-match classified", c->require_classified ? "all tie/real" : "(off)");
     long nm = all->bucket[TRIT_BUCKET_NOMATCH];
     SET(current, "%ld no-match: %ld tie, %ld real, %ld unclassified", nm, all->ties, all->reals,
         all->tie_unknown);
@@ -275,87 +317,116 @@ void trit_gates_eval(const trit_gate_cfg *c, const trit_stats *all, const trit_s
     } else {
         r->verdict = TRIT_GATE_PASS;
     }
+}
 
-    /* rounds */
+/* rounds: WAITING (not FAIL) while the ledger is still growing towards its target */
+static void gate_rounds(const trit_gate_cfg *c, const trit_stats *all, trit_gate_table *t) {
+    char tg[64];
     snprintf(tg, sizeof tg, ">= %ld", c->rounds_min);
-    r = add_row(t, "rounds", tg);
+    trit_gate_row *r = add_row(t, "rounds", tg);
     SET(current, "%ld", all->rounds);
     r->verdict =
         all->rounds >= c->rounds_min && all->rounds > 0 ? TRIT_GATE_PASS : TRIT_GATE_WAITING;
     if (r->verdict != TRIT_GATE_PASS)
         SET(why, "%ld more rounds needed", c->rounds_min - all->rounds);
+}
 
-    /* v2 unreachable */
+/* gen-2 unreachable share, over rounds where gen-1 answered */
+static void gate_unreachable(const trit_gate_cfg *c, const trit_stats *all, trit_gate_table *t) {
+    char tg[64];
     snprintf(tg, sizeof tg, "< %g%%", 100 * c->v2_unreach_max);
-    r = add_row(t, "v2 unreachable", tg);
+    trit_gate_row *r = add_row(t, "v2 unreachable", tg);
     long denom = all->rounds - all->bucket[TRIT_BUCKET_V1_UNREACH];
     if (denom == 0) {
         SET(current, "0 rounds");
         r->verdict = TRIT_GATE_FAIL;
         SET(why, "too few samples");
-    } else {
-        SET(current, "%.3f%% (%ld/%ld)", 100 * all->v2_unreach_rate,
-            all->bucket[TRIT_BUCKET_V2_UNREACH], denom);
-        r->verdict = all->v2_unreach_rate < c->v2_unreach_max ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
-        if (r->verdict == TRIT_GATE_PASS && denom < c->min_samples) {
-            r->verdict = TRIT_GATE_FAIL;
-            SET(why, "too few samples (%ld < %ld rounds)", denom, c->min_samples);
-        }
+        return;
     }
+    SET(current, "%.3f%% (%ld/%ld)", 100 * all->v2_unreach_rate,
+        all->bucket[TRIT_BUCKET_V2_UNREACH], denom);
+    r->verdict = all->v2_unreach_rate < c->v2_unreach_max ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+    if (r->verdict == TRIT_GATE_PASS && denom < c->min_samples) {
+        r->verdict = TRIT_GATE_FAIL;
+        SET(why, "too few samples (%ld < %ld rounds)", denom, c->min_samples);
+    }
+}
 
-    /* p95 latency gap */
+static void gate_latency(const trit_gate_cfg *c, const trit_stats *all, trit_gate_table *t) {
+    char tg[64];
     snprintf(tg, sizeof tg, "< %g ms", c->p95_gap_max_ms);
-    r = add_row(t, "p95 latency gap", tg);
+    trit_gate_row *r = add_row(t, "p95 latency gap", tg);
     if (all->compared == 0 || isnan(all->p95_gap)) {
         SET(current, "n/a");
         r->verdict = TRIT_GATE_FAIL;
         SET(why, "too few samples");
-    } else {
-        SET(current, "%+.1f ms (p95 %.1f vs %.1f ms)", 1000 * all->p95_gap, 1000 * all->p95_v2,
-            1000 * all->p95_v1);
-        r->verdict = 1000 * all->p95_gap < c->p95_gap_max_ms ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
-        if (r->verdict == TRIT_GATE_PASS && all->compared < c->min_samples) {
-            r->verdict = TRIT_GATE_FAIL;
-            SET(why, "too few samples (%ld < %ld compared rounds)", all->compared, c->min_samples);
-        }
+        return;
     }
+    SET(current, "%+.1f ms (p95 %.1f vs %.1f ms)", 1000 * all->p95_gap, 1000 * all->p95_v2,
+        1000 * all->p95_v1);
+    r->verdict = 1000 * all->p95_gap < c->p95_gap_max_ms ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+    if (r->verdict == TRIT_GATE_PASS && all->compared < c->min_samples) {
+        r->verdict = TRIT_GATE_FAIL;
+        SET(why, "too few samples (%ld < %ld compared rounds)", all->compared, c->min_samples);
+    }
+}
 
-    /* trend */
+/* trend: the last window no worse than the one before (both need enough rounds) */
+static void gate_trend(const trit_gate_cfg *c, const trit_stats *recent, const trit_stats *previous,
+                       trit_gate_table *t) {
+    char tg[64];
     if (c->trend_window_rounds > 0)
         snprintf(tg, sizeof tg, "last %ld rounds no worse", c->trend_window_rounds);
     else
         snprintf(tg, sizeof tg, "last %gh no worse than the %gh before", c->trend_window_h,
                  c->trend_window_h);
-    r = add_row(t, "trend", tg);
+    trit_gate_row *r = add_row(t, "trend", tg);
     long need = TRIT_MAX(c->trend_min_rounds, 1L);
     if (!recent || !previous || recent->compared < need || previous->compared < need) {
         SET(current, "windows %ld / %ld compared", recent ? recent->compared : 0,
             previous ? previous->compared : 0);
         r->verdict = TRIT_GATE_FAIL;
         SET(why, "too few samples (each window needs %ld compared rounds)", need);
-    } else {
-        bool prev_ok = window_ok(c, previous), rec_ok = window_ok(c, recent);
-        SET(current, "exact %.2f%% -> %.2f%%", 100 * previous->exact_rate,
-            100 * recent->exact_rate);
-        bool worse = (prev_ok && !rec_ok) ||
-                     (previous->exact_rate >= c->exact_min && recent->exact_rate < c->exact_min);
-        r->verdict = worse ? TRIT_GATE_FAIL : TRIT_GATE_PASS;
-        if (worse) SET(why, "a gate passing in the previous window fails in the last one");
+        return;
     }
+    bool prev_ok = window_ok(c, previous), rec_ok = window_ok(c, recent);
+    SET(current, "exact %.2f%% -> %.2f%%", 100 * previous->exact_rate, 100 * recent->exact_rate);
+    bool worse = (prev_ok && !rec_ok) ||
+                 (previous->exact_rate >= c->exact_min && recent->exact_rate < c->exact_min);
+    r->verdict = worse ? TRIT_GATE_FAIL : TRIT_GATE_PASS;
+    if (worse) SET(why, "a gate passing in the previous window fails in the last one");
+}
 
-    /* spike */
+static void gate_spike(const trit_gate_cfg *c, const trit_stats *all, trit_gate_table *t) {
+    char tg[64];
     snprintf(tg, sizeof tg, "no hour > %g%% no-match", 100 * c->spike_nomatch);
-    r = add_row(t, "spike", tg);
+    trit_gate_row *r = add_row(t, "spike", tg);
     if (isnan(all->worst_hour_nomatch)) {
         SET(current, "no hour with %ld compared rounds", c->spike_min_rounds);
         r->verdict = TRIT_GATE_FAIL;
         SET(why, "too few samples");
-    } else {
-        SET(current, "worst hour %.1f%% (%ld rounds)", 100 * all->worst_hour_nomatch,
-            all->worst_hour_rounds);
-        r->verdict = all->worst_hour_nomatch <= c->spike_nomatch ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+        return;
     }
+    SET(current, "worst hour %.1f%% (%ld rounds)", 100 * all->worst_hour_nomatch,
+        all->worst_hour_rounds);
+    r->verdict = all->worst_hour_nomatch <= c->spike_nomatch ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
+}
 
+void trit_gates_eval(const trit_gate_cfg *c, const trit_stats *all, const trit_stats *recent,
+                     const trit_stats *previous, const trit_ppl_figs *ppl, trit_gate_table *t) {
+    memset(t, 0, sizeof *t);
+    trit_ppl_figs p = ppl_figs_of(ppl, all);
+    /* one row per gate of DESIGN.md, in its order; the KLD row only when configured */
+    gate_ppl(c, &p, t);
+    if (c->kld_max > 0) gate_kld(c, &p, t);
+    gate_exact(c, all, t);
+    gate_classified(c, all, t);
+    gate_rounds(c, all, t);
+    gate_unreachable(c, all, t);
+    gate_latency(c, all, t);
+    gate_trend(c, recent, previous, t);
+    gate_spike(c, all, t);
+    /* GO only when every row passes (WAITING is not a pass) */
     t->go = true;
     for (int i = 0; i < t->n; i++)
         if (t->row[i].verdict != TRIT_GATE_PASS) t->go = false;

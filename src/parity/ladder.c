@@ -2,6 +2,8 @@
  * bisection to the first diverging trace point, determinism. See ladder.h. */
 #include "parity/ladder.h"
 
+#include "parity/compare.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,41 +83,22 @@ json_t *trit_ladder_thresholds_json(const trit_ladder_thresholds *t) {
 
 /* ---------------- metrics ---------------- */
 
-static double lse(const float *x, int n) {
-    double mx = -INFINITY;
-    for (int i = 0; i < n; i++)
-        if (x[i] > mx) mx = x[i];
-    double s = 0;
-    for (int i = 0; i < n; i++) s += exp((double)x[i] - mx);
-    return mx + log(s);
-}
-
+/* KL(softmax(p) || softmax(q)) in double, with the project's one log-softmax (base.h). */
 double trit_logits_kl(const float *p, const float *q, int n) {
-    double lp = lse(p, n), lq = lse(q, n), kl = 0;
+    double lp = trit_logsumexp(p, n), lq = trit_logsumexp(q, n), kl = 0;
     for (int i = 0; i < n; i++) {
         double a = p[i] - lp, b = q[i] - lq;
         double pa = exp(a);
+        /* p = 0 contributes nothing (and would make 0 * inf a NaN) */
         if (pa > 0) kl += pa * (a - b);
     }
     return kl < 0 ? 0 : kl; /* rounding can give -1e-17 */
 }
 
-static int topk_ids(const float *x, int n, int k, int32_t *ids) {
-    int nt = 0;
-    for (int i = 0; i < n; i++) {
-        float v = x[i];
-        if (nt == k && !(v > x[ids[nt - 1]])) continue;
-        int j = nt < k ? nt++ : k - 1;
-        while (j > 0 && v > x[ids[j - 1]]) ids[j] = ids[j - 1], j--;
-        ids[j] = i;
-    }
-    return nt;
-}
-
 double trit_topk_overlap(const float *a, const float *b, int n, int k) {
     if (k <= 0 || n <= 0) return 1;
     int32_t *ta = xmalloc((size_t)k * sizeof *ta), *tb = xmalloc((size_t)k * sizeof *tb);
-    int na = topk_ids(a, n, k, ta), nb = topk_ids(b, n, k, tb), common = 0;
+    int na = trit_top_k(a, n, k, ta), nb = trit_top_k(b, n, k, tb), common = 0;
     for (int i = 0; i < na; i++)
         for (int j = 0; j < nb; j++)
             if (ta[i] == tb[j]) {
@@ -145,17 +128,19 @@ void trit_logits_compare(const float *a, const float *b, int n, trit_logit_cmp *
     o->cosine = (aa > 0 && bb > 0) ? dot / (sqrt(aa) * sqrt(bb)) : (aa == bb ? 1 : 0);
     o->kl = trit_logits_kl(a, b, n);
     o->top5 = trit_topk_overlap(a, b, n, 5);
-    int32_t ia, ib;
-    topk_ids(a, n, 1, &ia);
-    topk_ids(b, n, 1, &ib);
+    int32_t ia = -1, ib = -1;
+    trit_top_k(a, n, 1, &ia);
+    trit_top_k(b, n, 1, &ib);
     o->argmax_a = ia;
     o->argmax_b = ib;
 }
 
 /* ---------------- tie logic ---------------- */
 
-static double gap_of(const trit_gen_step *s) {
-    if (s->n_top < 2) return INFINITY;
+/* top-1 minus top-2 at a decode step: logits when the backend gave them, else logprobs (the
+ * same difference); NAN when fewer than two alternatives are known */
+static double step_gap(const trit_gen_step *s) {
+    if (s->n_top < 2) return NAN;
     if (!isnan(s->top_logit[0]) && !isnan(s->top_logit[1]))
         return (double)s->top_logit[0] - s->top_logit[1];
     return (double)s->top_logprob[0] - s->top_logprob[1];
@@ -167,27 +152,29 @@ static bool in_top5(int32_t id, const trit_gen_step *s) {
     return false;
 }
 
-bool trit_ladder_split_is_tie(const trit_gen_step *a, const trit_gen_step *b, double eps, char *why,
-                              size_t why_sz) {
-    double ga = gap_of(a), gb = gap_of(b);
-    bool near = ga <= eps && gb <= eps;
-    bool cross = in_top5(a->id, b) && in_top5(b->id, a);
-    if (why) {
-        if (near && cross)
-            snprintf(why, why_sz,
-                     "tie: top-2 gaps %.4g (ref) and %.4g (cand) within %g, each token in the "
-                     "other's top-5",
-                     ga, gb, eps);
-        else if (!near)
-            snprintf(why, why_sz, "real split: top-2 gap %.4g (ref) / %.4g (cand) exceeds %g", ga,
-                     gb, eps);
-        else
-            snprintf(why, why_sz,
-                     "real split: token %d (ref) / %d (cand) not in the other's "
-                     "top-5",
-                     a->id, b->id);
-    }
-    return near && cross;
+trit_tie trit_ladder_split_tie(const trit_gen_step *a, const trit_gen_step *b, double eps,
+                               char *why, size_t why_sz) {
+    double ga = step_gap(a), gb = step_gap(b);
+    bool crossed = in_top5(a->id, b) && in_top5(b->id, a);
+    trit_tie t = trit_tie_rule(ga, gb, crossed, eps);
+    if (!why) return t;
+    /* one sentence per outcome, naming the numbers that decided it */
+    if (t == TRIT_TIE_UNKNOWN)
+        snprintf(why, why_sz,
+                 "unclassified split: a side gave fewer than two alternatives (gen1 %d, gen2 %d)",
+                 a->n_top, b->n_top);
+    else if (t == TRIT_TIE_TIE)
+        snprintf(why, why_sz,
+                 "tie: top-2 gaps %.4g (gen1) and %.4g (gen2) within %g, each token in the "
+                 "other's top-5",
+                 ga, gb, eps);
+    else if (!crossed)
+        snprintf(why, why_sz, "real split: token %d (gen1) / %d (gen2) not in the other's top-5",
+                 a->id, b->id);
+    else
+        snprintf(why, why_sz, "real split: top-2 gap %.4g (gen1) / %.4g (gen2) exceeds %g", ga, gb,
+                 eps);
+    return t;
 }
 
 /* ---------------- helpers ---------------- */
@@ -231,42 +218,98 @@ static json_t *step_json(const trit_gen_step *s) {
     return json_pack("{s:i, s:o}", "id", s->id, "top5", top);
 }
 
+/* The outcome of one rung. */
+typedef enum rung_status {
+    RUNG_PASS,
+    RUNG_FAIL,          /* ran, and the two sides disagree beyond the thresholds */
+    RUNG_UNAVAILABLE,   /* a backend cannot provide what the rung needs */
+    RUNG_SKIPPED,       /* not run (after a failure, or replaced by the other side's data) */
+    RUNG_SETUP_FAILURE, /* a backend did not load */
+} rung_status;
+
+static const char *rung_status_name(rung_status st) {
+    static const char *names[] = {"pass", "fail", "unavailable", "skipped", "setup-failure"};
+    return names[st];
+}
+
+/* what a rung's outcome does to the run's exit status */
+static trit_ladder_status rung_effect(rung_status st) {
+    switch (st) {
+    case RUNG_PASS:
+        return TRIT_LADDER_PASS;
+    case RUNG_FAIL:
+        return TRIT_LADDER_DIVERGE;
+    case RUNG_SKIPPED:
+        return TRIT_LADDER_INCOMPLETE;
+    case RUNG_UNAVAILABLE:
+    case RUNG_SETUP_FAILURE:
+        break;
+    }
+    return TRIT_LADDER_SETUP;
+}
+
+/* severity order for "the worst status wins": SETUP > DIVERGE > INCOMPLETE > PASS */
+static int severity(trit_ladder_status st) {
+    switch (st) {
+    case TRIT_LADDER_PASS:
+        return 0;
+    case TRIT_LADDER_INCOMPLETE:
+        return 1;
+    case TRIT_LADDER_DIVERGE:
+        return 2;
+    case TRIT_LADDER_SETUP:
+        break;
+    }
+    return 3;
+}
+
+const char *trit_ladder_status_name(trit_ladder_status st) {
+    switch (st) {
+    case TRIT_LADDER_PASS:
+        return "pass";
+    case TRIT_LADDER_DIVERGE:
+        return "divergence";
+    case TRIT_LADDER_INCOMPLETE:
+        return "incomplete";
+    case TRIT_LADDER_SETUP:
+        break;
+    }
+    return "setup-failure";
+}
+
 typedef struct rung_ctx {
     FILE *out;
     json_t *rungs;
-    int first_fail; /* rung number, -1 none */
-    int status;     /* worst: PASS < DIVERGE < SETUP */
-    const char *prompt_label;
+    int first_fail;            /* rung number of this prompt's first failure, -1 none */
+    int first_skip;            /* rung number of this prompt's first skipped rung, -1 none */
+    trit_ladder_status status; /* worst so far over every prompt */
 } rung_ctx;
 
 static const char *rung_names[] = {"preflight",   "tokens",    "shapes",
                                    "first-logit", "positions", "decode"};
 
-/* Record one rung result; status "pass" | "fail" | "unavailable" | "skipped". */
-static void rung_done(rung_ctx *rc, int rung, const char *status, json_t *metrics, const char *fmt,
-                      ...) __attribute__((format(printf, 5, 6)));
-static void rung_done(rung_ctx *rc, int rung, const char *status, json_t *metrics, const char *fmt,
+/* Record one rung result: a line of text, a receipt entry, and its effect on the status. */
+static void rung_done(rung_ctx *rc, int rung, rung_status st, json_t *metrics, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void rung_done(rung_ctx *rc, int rung, rung_status st, json_t *metrics, const char *fmt,
                       ...) {
     char why[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
+    static const char *shown[] = {"PASS", "FAIL", "unavailable", "SKIPPED", "setup-failure"};
     if (rc->out)
-        fprintf(rc->out, "  rung %d %-11s %-11s %s\n", rung, rung_names[rung],
-                !strcmp(status, "pass")   ? "PASS"
-                : !strcmp(status, "fail") ? "FAIL"
-                                          : status,
-                why);
+        fprintf(rc->out, "  rung %d %-11s %-11s %s\n", rung, rung_names[rung], shown[st], why);
     json_t *r = json_pack("{s:i, s:s, s:s, s:s}", "rung", rung, "name", rung_names[rung], "status",
-                          status, "detail", why);
+                          rung_status_name(st), "detail", why);
     if (metrics) json_object_set_new(r, "metrics", metrics);
     json_array_append_new(rc->rungs, r);
-    int st = !strcmp(status, "pass") || !strcmp(status, "skipped") ? TRIT_LADDER_PASS
-             : !strcmp(status, "fail")                             ? TRIT_LADDER_DIVERGE
-                                                                   : TRIT_LADDER_SETUP;
-    if (st != TRIT_LADDER_PASS && rc->first_fail < 0) rc->first_fail = rung;
-    if (st > rc->status) rc->status = st;
+    trit_ladder_status eff = rung_effect(st);
+    /* a skipped rung is no failure (the run goes on) but keeps the result from PASS */
+    if (st == RUNG_SKIPPED && rc->first_skip < 0) rc->first_skip = rung;
+    if (st != RUNG_PASS && st != RUNG_SKIPPED && rc->first_fail < 0) rc->first_fail = rung;
+    if (severity(eff) > severity(rc->status)) rc->status = eff;
 }
 
 /* ---------------- bisect ---------------- */
@@ -282,15 +325,15 @@ static bool pos_breaks(const trit_logit_cmp *c, const trit_ladder_thresholds *th
              c->top5 >= th->pos_top5);
 }
 
-static int eval_pair(trit_backend *ref, trit_backend *cand, const int32_t *ids, size_t n,
+static int eval_pair(trit_backend *gen1, trit_backend *gen2, const int32_t *ids, size_t n,
                      float **la, float **lb, int *nv, trit_err *err) {
     int nva = 0, nvb = 0;
     *la = *lb = NULL;
-    if (trit_backend_eval(ref, ids, n, la, &nva, err) != 0) {
+    if (trit_backend_eval(gen1, ids, n, la, &nva, err) != 0) {
         trit_err_prefix(err, "ref eval");
         return -1;
     }
-    if (trit_backend_eval(cand, ids, n, lb, &nvb, err) != 0) {
+    if (trit_backend_eval(gen2, ids, n, lb, &nvb, err) != 0) {
         trit_err_prefix(err, "cand eval");
         free(*la);
         *la = NULL;
@@ -306,13 +349,13 @@ static int eval_pair(trit_backend *ref, trit_backend *cand, const int32_t *ids, 
     return 0;
 }
 
-int trit_ladder_shortest_failing_prefix(trit_backend *ref, trit_backend *cand, const int32_t *ids,
+int trit_ladder_shortest_failing_prefix(trit_backend *gen1, trit_backend *gen2, const int32_t *ids,
                                         size_t n, const trit_ladder_thresholds *th, size_t *len,
                                         trit_err *err) {
     *len = 0;
     float *la, *lb;
     int nv;
-    if (eval_pair(ref, cand, ids, n, &la, &lb, &nv, err) != 0) return -1;
+    if (eval_pair(gen1, gen2, ids, n, &la, &lb, &nv, err) != 0) return -1;
     size_t first = SIZE_MAX;
     for (size_t i = 0; i < n && first == SIZE_MAX; i++) {
         trit_logit_cmp c;
@@ -325,7 +368,7 @@ int trit_ladder_shortest_failing_prefix(trit_backend *ref, trit_backend *cand, c
     /* causality says prefix first+1 fails and prefix first passes; check it rather than
      * assume it (a backend that is not causal would be a finding of its own) */
     size_t L = first + 1;
-    if (eval_pair(ref, cand, ids, L, &la, &lb, &nv, err) != 0) return -1;
+    if (eval_pair(gen1, gen2, ids, L, &la, &lb, &nv, err) != 0) return -1;
     trit_logit_cmp c;
     trit_logits_compare(la + first * nv, lb + first * nv, nv, &c);
     bool fails = pos_breaks(&c, th);
@@ -342,21 +385,21 @@ int trit_ladder_shortest_failing_prefix(trit_backend *ref, trit_backend *cand, c
 
 /* Trace both on ids[0..n) (all tokens, values kept); first (point, row) beyond the NMSE
  * bound in layer/graph order. */
-static int trace_divergence(trit_backend *ref, trit_backend *cand, const int32_t *ids, size_t n,
+static int trace_divergence(trit_backend *gen1, trit_backend *gen2, const int32_t *ids, size_t n,
                             const trit_ladder_thresholds *th, FILE *out, json_t *j, trit_err *err) {
     trit_trace_stat *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
-    trit_backend_trace_keep_data(ref, true);
-    trit_backend_trace_keep_data(cand, true);
-    int rc = trit_backend_trace(ref, ids, n, NULL, 0, false, &a, &na, err);
+    trit_backend_trace_keep_data(gen1, true);
+    trit_backend_trace_keep_data(gen2, true);
+    int rc = trit_backend_trace(gen1, ids, n, NULL, 0, false, &a, &na, err);
     if (rc == 0) {
-        rc = trit_backend_trace(cand, ids, n, NULL, 0, false, &b, &nb, err);
+        rc = trit_backend_trace(gen2, ids, n, NULL, 0, false, &b, &nb, err);
         if (rc) trit_err_prefix(err, "cand trace");
     } else {
         trit_err_prefix(err, "ref trace");
     }
-    trit_backend_trace_keep_data(ref, false);
-    trit_backend_trace_keep_data(cand, false);
+    trit_backend_trace_keep_data(gen1, false);
+    trit_backend_trace_keep_data(gen2, false);
     if (rc != 0) {
         trit_trace_stats_free(a, na);
         return -1;
@@ -403,12 +446,12 @@ static int trace_divergence(trit_backend *ref, trit_backend *cand, const int32_t
     return 0;
 }
 
-static void do_bisect(trit_backend *ref, trit_backend *cand, const int32_t *ids, size_t n,
+static void do_bisect(trit_backend *gen1, trit_backend *gen2, const int32_t *ids, size_t n,
                       const trit_ladder_thresholds *th, FILE *out, json_t *pj) {
     json_t *j = json_object();
     trit_err err = {0};
     size_t L = 0;
-    if (trit_ladder_shortest_failing_prefix(ref, cand, ids, n, th, &L, &err) != 0) {
+    if (trit_ladder_shortest_failing_prefix(gen1, gen2, ids, n, th, &L, &err) != 0) {
         if (out) fprintf(out, "  bisect: %s\n", err.msg);
         json_object_set_new(j, "error", json_string(err.msg));
     } else if (L == 0) {
@@ -417,7 +460,7 @@ static void do_bisect(trit_backend *ref, trit_backend *cand, const int32_t *ids,
     } else {
         if (out) fprintf(out, "  bisect: shortest failing prefix: %zu tokens\n", L);
         json_object_set_new(j, "shortest_failing_prefix", json_integer((json_int_t)L));
-        if (trace_divergence(ref, cand, ids, L, th, out, j, &err) != 0) {
+        if (trace_divergence(gen1, gen2, ids, L, th, out, j, &err) != 0) {
             if (out) fprintf(out, "  bisect: trace: %s\n", err.msg);
             json_object_set_new(j, "trace_error", json_string(err.msg));
         }
@@ -433,242 +476,298 @@ static bool is_bos_only_diff(const int32_t *a, size_t na, const int32_t *b, size
     return false;
 }
 
-static void run_prompt(const trit_ladder_opts *o, trit_backend *ref, trit_backend *cand,
-                       const char *prompt, rung_ctx *rc, json_t *pj) {
-    const trit_ladder_thresholds *th = &o->th;
-    trit_err err = {0};
-    int32_t *ia = NULL, *ib = NULL;
-    size_t na = 0, nb = 0;
-    float *la = NULL, *lb = NULL;
-    trit_gen_step *sa = NULL, *sb = NULL;
-    size_t nsa = 0, nsb = 0;
-    trit_buf ta = {0}, tb = {0};
-    const int32_t *ids = NULL;
-    size_t n = 0;
-#define STOP_IF_FAILED()                                                                           \
-    if (rc->first_fail >= 0 && !o->all) goto done;
+/* Everything one prompt's rungs share; gen1 is the reference side (the `ref` spec), gen2 the
+ * candidate. Freed by prompt_run_free. */
+typedef struct prompt_run {
+    const trit_ladder_opts *o;
+    trit_backend *gen1, *gen2;
+    const char *prompt;
+    rung_ctx *rc;
+    json_t *pj;               /* this prompt's receipt entry */
+    trit_buf text1, text2;    /* the prompt as each side sees it (chat template or raw) */
+    int32_t *ids1, *ids2;     /* each side's token ids */
+    size_t n1, n2;            /* later rungs use gen1's ids on both sides */
+    float *logits1, *logits2; /* [n1][nv] each */
+    int nv;
+    trit_gen_step *steps1, *steps2; /* rung 5: greedy decode */
+    size_t nsteps1, nsteps2;
+} prompt_run;
 
-    /* rung 1: tokens */
-    {
-        bool ok = true;
-        if (o->chat_template) {
-            if (trit_backend_chat_prompt(ref, prompt, &ta, &err) != 0 ||
-                trit_backend_chat_prompt(cand, prompt, &tb, &err) != 0) {
-                rung_done(rc, 1, "unavailable", NULL, "chat template: %s", err.msg);
-                goto done;
-            }
-        } else {
-            trit_buf_puts(&ta, prompt);
-            trit_buf_puts(&tb, prompt);
-        }
-        bool add_special = !o->chat_template;
-        int ra = trit_backend_tokenize(ref, ta.p, add_special, true, &ia, &na, &err);
-        char ea[512] = "";
-        if (ra) snprintf(ea, sizeof ea, "%s", err.msg);
-        int rb = trit_backend_tokenize(cand, tb.p, add_special, true, &ib, &nb, &err);
-        if (ra && rb) {
-            rung_done(rc, 1, "unavailable", NULL, "neither side can tokenize: %s; %s", ea, err.msg);
-            goto done;
-        }
-        json_t *m = json_object();
-        if (ra || rb) {
-            /* one side cannot tokenize (http without /tokenize): use the other's ids */
-            if (ra)
-                ia = xmalloc(nb * sizeof *ia), memcpy(ia, ib, nb * sizeof *ia), na = nb;
-            else
-                ib = xmalloc(na * sizeof *ib), memcpy(ib, ia, na * sizeof *ib), nb = na;
-            json_object_set_new(m, "ids", ids_json(ia, na));
-            rung_done(rc, 1, "skipped", m,
-                      "%s cannot tokenize (%s); using the other side's %zu ids",
-                      ra ? "ref" : "cand", ra ? ea : err.msg, na);
-        } else {
-            json_object_set_new(m, "ref_ids", ids_json(ia, na));
-            json_object_set_new(m, "cand_ids", ids_json(ib, nb));
-            ok = na == nb && !memcmp(ia, ib, na * sizeof *ia);
-            if (ok) {
-                rung_done(rc, 1, "pass", m, "%zu ids identical", na);
-            } else {
-                char why[400];
-                size_t k = 0;
-                while (k < na && k < nb && ia[k] == ib[k]) k++;
-                if (o->chat_template && strcmp(ta.p, tb.p) != 0) {
-                    snprintf(why, sizeof why,
-                             "chat templates differ: the rendered prompts are "
-                             "not the same text");
-                    json_object_set_new(m, "ref_text", json_string(ta.p));
-                    json_object_set_new(m, "cand_text", json_string(tb.p));
-                } else if (is_bos_only_diff(ia, na, ib, nb)) {
-                    snprintf(why, sizeof why, "BOS differs: %s adds BOS %d, %s does not",
-                             na > nb ? "ref" : "cand", na > nb ? ia[0] : ib[0],
-                             na > nb ? "cand" : "ref");
-                } else {
-                    snprintf(why, sizeof why, "ids differ from index %zu (ref %zu ids, cand %zu)",
-                             k, na, nb);
-                }
-                json_object_set_new(m, "why", json_string(why));
-                rung_done(rc, 1, "fail", m, "%s", why);
-                print_ids(rc->out, "ref ", ia, na);
-                print_ids(rc->out, "cand", ib, nb);
-                if (rc->out && o->chat_template && strcmp(ta.p, tb.p) != 0)
-                    fprintf(rc->out, "      ref text:  %s\n      cand text: %s\n", ta.p, tb.p);
-            }
-        }
-        json_object_set_new(pj, "n_tokens", json_integer((json_int_t)na));
-        STOP_IF_FAILED();
-        ids = ia; /* later rungs use the reference's ids on both sides */
-        n = na;
+static void prompt_run_free(prompt_run *p) {
+    free(p->ids1);
+    free(p->ids2);
+    free(p->logits1);
+    free(p->logits2);
+    free(p->steps1);
+    free(p->steps2);
+    trit_buf_free(&p->text1);
+    trit_buf_free(&p->text2);
+}
+
+/* may the next rung run? not after a failure, unless --all */
+static bool go_on(const prompt_run *p) {
+    return p->rc->first_fail < 0 || p->o->all;
+}
+
+/* rung 1 when both sides tokenized: identical ids, or one sentence on why not */
+static void tokens_compare(prompt_run *p, json_t *m) {
+    const trit_ladder_opts *o = p->o;
+    json_object_set_new(m, "ref_ids", ids_json(p->ids1, p->n1));
+    json_object_set_new(m, "cand_ids", ids_json(p->ids2, p->n2));
+    if (p->n1 == p->n2 && !memcmp(p->ids1, p->ids2, p->n1 * sizeof *p->ids1)) {
+        rung_done(p->rc, 1, RUNG_PASS, m, "%zu ids identical", p->n1);
+        return;
     }
-
-    /* rung 2: shapes */
-    {
-        const trit_backend_info *A = trit_backend_describe(ref), *B = trit_backend_describe(cand);
-        json_t *m =
-            json_pack("{s:i, s:i, s:i, s:i, s:I, s:i}", "ref_n_vocab", A->n_vocab, "cand_n_vocab",
-                      B->n_vocab, "ref_n_ctx", A->n_ctx, "cand_n_ctx", B->n_ctx, "prompt_tokens",
-                      (json_int_t)n, "max_tokens", o->max_tokens);
-        size_t need = n + (size_t)o->max_tokens;
-        if (n == 0) {
-            rung_done(rc, 2, "fail", m, "the prompt tokenizes to 0 ids");
-        } else if (A->n_vocab && B->n_vocab && A->n_vocab != B->n_vocab) {
-            rung_done(rc, 2, "fail", m, "n_vocab differs: ref %d, cand %d", A->n_vocab, B->n_vocab);
-        } else if ((A->n_ctx && need > (size_t)A->n_ctx) || (B->n_ctx && need > (size_t)B->n_ctx)) {
-            rung_done(rc, 2, "fail", m, "prompt %zu + %d tokens do not fit n_ctx (ref %d, cand %d)",
-                      n, o->max_tokens, A->n_ctx, B->n_ctx);
-        } else {
-            rung_done(rc, 2, "pass", m, "n_vocab %d/%d, prompt %zu tokens, n_ctx %d/%d", A->n_vocab,
-                      B->n_vocab, n, A->n_ctx, B->n_ctx);
-        }
-        if (n == 0) goto done;
-        STOP_IF_FAILED();
-    }
-
-    /* rungs 3 and 4: logits */
-    int nv = 0;
-    if (eval_pair(ref, cand, ids, n, &la, &lb, &nv, &err) != 0) {
-        rung_done(rc, 3, err.code == TRIT_EUNAVAIL ? "unavailable" : "fail", NULL, "%s", err.msg);
-        rung_done(rc, 4, err.code == TRIT_EUNAVAIL ? "unavailable" : "fail", NULL, "%s", err.msg);
-        STOP_IF_FAILED();
+    bool texts_differ = o->chat_template && strcmp(p->text1.p, p->text2.p) != 0;
+    size_t k = 0;
+    while (k < p->n1 && k < p->n2 && p->ids1[k] == p->ids2[k]) k++;
+    char why[400];
+    if (texts_differ) {
+        /* the templates, not the tokenizers, differ */
+        snprintf(why, sizeof why,
+                 "chat templates differ: the rendered prompts are not the same text");
+        json_object_set_new(m, "ref_text", json_string(p->text1.p));
+        json_object_set_new(m, "cand_text", json_string(p->text2.p));
+    } else if (is_bos_only_diff(p->ids1, p->n1, p->ids2, p->n2)) {
+        /* the commonest tokenizer-config mismatch: one side adds BOS */
+        bool g1 = p->n1 > p->n2;
+        snprintf(why, sizeof why, "BOS differs: %s adds BOS %d, %s does not", g1 ? "ref" : "cand",
+                 g1 ? p->ids1[0] : p->ids2[0], g1 ? "cand" : "ref");
     } else {
+        snprintf(why, sizeof why, "ids differ from index %zu (ref %zu ids, cand %zu)", k, p->n1,
+                 p->n2);
+    }
+    json_object_set_new(m, "why", json_string(why));
+    rung_done(p->rc, 1, RUNG_FAIL, m, "%s", why);
+    print_ids(p->rc->out, "ref ", p->ids1, p->n1);
+    print_ids(p->rc->out, "cand", p->ids2, p->n2);
+    if (p->rc->out && texts_differ)
+        fprintf(p->rc->out, "      ref text:  %s\n      cand text: %s\n", p->text1.p, p->text2.p);
+}
+
+/* Rung 1: both sides tokenize the prompt (through their own chat template with --chat).
+ * Returns whether later rungs can run at all. */
+static bool rung_tokens(prompt_run *p) {
+    const trit_ladder_opts *o = p->o;
+    trit_err err = {0};
+    /* the text each side tokenizes: its own chat template, or the raw prompt */
+    if (o->chat_template) {
+        if (trit_backend_chat_prompt(p->gen1, p->prompt, &p->text1, &err) != 0 ||
+            trit_backend_chat_prompt(p->gen2, p->prompt, &p->text2, &err) != 0) {
+            rung_done(p->rc, 1, RUNG_UNAVAILABLE, NULL, "chat template: %s", err.msg);
+            return false;
+        }
+    } else {
+        trit_buf_puts(&p->text1, p->prompt);
+        trit_buf_puts(&p->text2, p->prompt);
+    }
+    bool add_special = !o->chat_template; /* a rendered template already holds BOS */
+    int r1 = trit_backend_tokenize(p->gen1, p->text1.p, add_special, true, &p->ids1, &p->n1, &err);
+    char err1[512] = "";
+    if (r1) snprintf(err1, sizeof err1, "%s", err.msg);
+    int r2 = trit_backend_tokenize(p->gen2, p->text2.p, add_special, true, &p->ids2, &p->n2, &err);
+    json_t *m = json_object();
+    if (r1 && r2) {
+        /* nothing to evaluate */
+        json_decref(m);
+        rung_done(p->rc, 1, RUNG_UNAVAILABLE, NULL, "neither side can tokenize: %s; %s", err1,
+                  err.msg);
+        return false;
+    }
+    if (r1 || r2) {
+        /* one side cannot tokenize (http without /tokenize): the rung is skipped (the run
+         * cannot PASS) and later rungs use the other side's ids */
+        int32_t **missing = r1 ? &p->ids1 : &p->ids2;
+        size_t *n_missing = r1 ? &p->n1 : &p->n2;
+        const int32_t *have = r1 ? p->ids2 : p->ids1;
+        size_t n_have = r1 ? p->n2 : p->n1;
+        *missing = xmalloc((n_have ? n_have : 1) * sizeof **missing);
+        memcpy(*missing, have, n_have * sizeof **missing);
+        *n_missing = n_have;
+        json_object_set_new(m, "ids", ids_json(have, n_have));
+        rung_done(p->rc, 1, RUNG_SKIPPED, m,
+                  "%s cannot tokenize (%s); using the other side's %zu ids", r1 ? "ref" : "cand",
+                  r1 ? err1 : err.msg, n_have);
+    } else {
+        tokens_compare(p, m);
+    }
+    json_object_set_new(p->pj, "n_tokens", json_integer((json_int_t)p->n1));
+    return go_on(p);
+}
+
+/* Rung 2: vocabulary sizes agree and prompt + decode fit both contexts. */
+static bool rung_shapes(prompt_run *p) {
+    const trit_ladder_opts *o = p->o;
+    const trit_backend_info *A = trit_backend_describe(p->gen1),
+                            *B = trit_backend_describe(p->gen2);
+    size_t n = p->n1;
+    json_t *m = json_pack("{s:i, s:i, s:i, s:i, s:I, s:i}", "ref_n_vocab", A->n_vocab,
+                          "cand_n_vocab", B->n_vocab, "ref_n_ctx", A->n_ctx, "cand_n_ctx", B->n_ctx,
+                          "prompt_tokens", (json_int_t)n, "max_tokens", o->max_tokens);
+    size_t need = n + (size_t)o->max_tokens;
+    bool too_long = (A->n_ctx && need > (size_t)A->n_ctx) || (B->n_ctx && need > (size_t)B->n_ctx);
+    if (n == 0) {
+        /* nothing to evaluate: no later rung can run, even with --all */
+        rung_done(p->rc, 2, RUNG_FAIL, m, "the prompt tokenizes to 0 ids");
+        return false;
+    }
+    if (A->n_vocab && B->n_vocab && A->n_vocab != B->n_vocab)
+        rung_done(p->rc, 2, RUNG_FAIL, m, "n_vocab differs: ref %d, cand %d", A->n_vocab,
+                  B->n_vocab);
+    else if (too_long)
+        rung_done(p->rc, 2, RUNG_FAIL, m,
+                  "prompt %zu + %d tokens do not fit n_ctx (ref %d, cand %d)", n, o->max_tokens,
+                  A->n_ctx, B->n_ctx);
+    else
+        rung_done(p->rc, 2, RUNG_PASS, m, "n_vocab %d/%d, prompt %zu tokens, n_ctx %d/%d",
+                  A->n_vocab, B->n_vocab, n, A->n_ctx, B->n_ctx);
+    return go_on(p);
+}
+
+/* Rung 3: the logits at the first position, against the first_* thresholds. */
+static void rung_first_logit(prompt_run *p) {
+    const trit_ladder_thresholds *th = &p->o->th;
+    trit_logit_cmp c;
+    trit_logits_compare(p->logits1, p->logits2, p->nv, &c);
+    json_t *m = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i}", "mse", c.mse, "max_abs",
+                          c.max_abs, "cosine", c.cosine, "l2", c.l2, "kl", c.kl, "top5", c.top5,
+                          "argmax_ref", c.argmax_a, "argmax_cand", c.argmax_b);
+    bool ok = c.mse <= th->first_mse && c.max_abs <= th->first_maxabs;
+    rung_done(p->rc, 3, ok ? RUNG_PASS : RUNG_FAIL, m,
+              "mse %.3g (<=%g) max-abs %.3g (<=%g, at id %d) cosine %.9f l2 %.4g", c.mse,
+              th->first_mse, c.max_abs, th->first_maxabs, c.max_abs_idx, c.cosine, c.l2);
+}
+
+/* Rung 4: every prompt position, against the pos_* thresholds; reports the worst position
+ * (largest mse or kl relative to its bound) and the first failing one. */
+static void rung_positions(prompt_run *p) {
+    const trit_ladder_thresholds *th = &p->o->th;
+    size_t n = p->n1;
+    int nv = p->nv;
+    trit_logit_cmp w = {0};
+    double top5_sum = 0, top5_min = 1, worst_score = -1;
+    size_t worst = 0, first_bad = SIZE_MAX;
+    double max_kl = 0, max_abs = 0, max_mse = 0;
+    json_t *per = json_array();
+    for (size_t i = 0; i < n; i++) {
         trit_logit_cmp c;
-        trit_logits_compare(la, lb, nv, &c);
-        json_t *m = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i}", "mse", c.mse, "max_abs",
-                              c.max_abs, "cosine", c.cosine, "l2", c.l2, "kl", c.kl, "top5", c.top5,
-                              "argmax_ref", c.argmax_a, "argmax_cand", c.argmax_b);
-        bool ok = c.mse <= th->first_mse && c.max_abs <= th->first_maxabs;
-        rung_done(rc, 3, ok ? "pass" : "fail", m,
-                  "mse %.3g (<=%g) max-abs %.3g (<=%g, at id %d) cosine %.9f l2 %.4g", c.mse,
-                  th->first_mse, c.max_abs, th->first_maxabs, c.max_abs_idx, c.cosine, c.l2);
-        bool stop3 = rc->first_fail >= 0 && !o->all;
-        if (!stop3) {
-            trit_logit_cmp w = {0};
-            double top5_sum = 0, top5_min = 1, wmse = -1;
-            size_t worst = 0, first_bad = SIZE_MAX;
-            double max_kl = 0, max_abs = 0, max_mse = 0;
-            json_t *per = json_array();
-            for (size_t i = 0; i < n; i++) {
-                trit_logit_cmp p;
-                trit_logits_compare(la + i * nv, lb + i * nv, nv, &p);
-                top5_sum += p.top5;
-                if (p.top5 < top5_min) top5_min = p.top5;
-                if (p.kl > max_kl) max_kl = p.kl;
-                if (p.max_abs > max_abs) max_abs = p.max_abs;
-                if (p.mse > max_mse) max_mse = p.mse;
-                /* worst position: the largest mse relative to its bound, and kl likewise */
-                double score = TRIT_MAX(p.mse / th->pos_mse, p.kl / th->pos_kl);
-                if (score > wmse || isnan(score)) wmse = score, worst = i, w = p;
-                bool bad =
-                    !(p.mse <= th->pos_mse && p.kl <= th->pos_kl && p.max_abs <= th->pos_maxabs);
-                if (bad && first_bad == SIZE_MAX) first_bad = i;
-                json_array_append_new(per, json_pack("{s:f, s:f, s:f, s:f}", "mse", p.mse, "kl",
-                                                     p.kl, "top5", p.top5, "max_abs", p.max_abs));
-            }
-            double top5_mean = top5_sum / (double)n;
-            bool ok4 = max_mse <= th->pos_mse && max_kl <= th->pos_kl &&
-                       max_abs <= th->pos_maxabs && top5_mean >= th->pos_top5;
-            json_t *m4 =
-                json_pack("{s:f, s:f, s:f, s:f, s:f, s:I, s:o}", "max_mse", max_mse, "max_kl",
+        trit_logits_compare(p->logits1 + i * nv, p->logits2 + i * nv, nv, &c);
+        top5_sum += c.top5;
+        top5_min = TRIT_MIN(top5_min, c.top5);
+        max_kl = TRIT_MAX(max_kl, c.kl);
+        max_abs = TRIT_MAX(max_abs, c.max_abs);
+        max_mse = TRIT_MAX(max_mse, c.mse);
+        double score = TRIT_MAX(c.mse / th->pos_mse, c.kl / th->pos_kl);
+        if (score > worst_score || isnan(score)) worst_score = score, worst = i, w = c;
+        bool bad = !(c.mse <= th->pos_mse && c.kl <= th->pos_kl && c.max_abs <= th->pos_maxabs);
+        if (bad && first_bad == SIZE_MAX) first_bad = i;
+        json_array_append_new(per, json_pack("{s:f, s:f, s:f, s:f}", "mse", c.mse, "kl", c.kl,
+                                             "top5", c.top5, "max_abs", c.max_abs));
+    }
+    double top5_mean = top5_sum / (double)n;
+    bool ok = max_mse <= th->pos_mse && max_kl <= th->pos_kl && max_abs <= th->pos_maxabs &&
+              top5_mean >= th->pos_top5;
+    json_t *m = json_pack("{s:f, s:f, s:f, s:f, s:f, s:I, s:o}", "max_mse", max_mse, "max_kl",
                           max_kl, "max_abs", max_abs, "top5_mean", top5_mean, "top5_min", top5_min,
                           "worst_position", (json_int_t)worst, "per_position", per);
-            if (first_bad != SIZE_MAX)
-                json_object_set_new(m4, "first_failing_position",
-                                    json_integer((json_int_t)first_bad));
-            rung_done(rc, 4, ok4 ? "pass" : "fail", m4,
-                      "%zu positions: max mse %.3g (<=%g) max kl %.3g (<=%g) top5 mean %.3f "
-                      "(>=%g, min %.2f) max-abs %.3g (<=%g); worst position %zu (mse %.3g kl "
-                      "%.3g)",
-                      n, max_mse, th->pos_mse, max_kl, th->pos_kl, top5_mean, th->pos_top5,
-                      top5_min, max_abs, th->pos_maxabs, worst, w.mse, w.kl);
-        } else {
-            rung_done(rc, 4, "skipped", NULL, "after a failure (use --all to run it)");
-        }
-        if (o->bisect && rc->first_fail >= 3) do_bisect(ref, cand, ids, n, th, rc->out, pj);
-        STOP_IF_FAILED();
-    }
+    if (first_bad != SIZE_MAX)
+        json_object_set_new(m, "first_failing_position", json_integer((json_int_t)first_bad));
+    rung_done(p->rc, 4, ok ? RUNG_PASS : RUNG_FAIL, m,
+              "%zu positions: max mse %.3g (<=%g) max kl %.3g (<=%g) top5 mean %.3f (>=%g, min "
+              "%.2f) max-abs %.3g (<=%g); worst position %zu (mse %.3g kl %.3g)",
+              n, max_mse, th->pos_mse, max_kl, th->pos_kl, top5_mean, th->pos_top5, top5_min,
+              max_abs, th->pos_maxabs, worst, w.mse, w.kl);
+}
 
-    /* rung 5: greedy decode */
-    {
-        int r = trit_backend_generate_greedy(ref, ids, n, o->max_tokens, &sa, &nsa, &err);
-        if (r == 0) {
-            r = trit_backend_generate_greedy(cand, ids, n, o->max_tokens, &sb, &nsb, &err);
-            if (r) trit_err_prefix(&err, "cand");
-        } else {
-            trit_err_prefix(&err, "ref");
-        }
-        if (r != 0) {
-            rung_done(rc, 5, err.code == TRIT_EUNAVAIL ? "unavailable" : "fail", NULL, "%s",
-                      err.msg);
-            goto done;
-        }
-        size_t k = 0;
-        while (k < nsa && k < nsb && sa[k].id == sb[k].id) k++;
-        json_t *m = json_object();
-        json_t *ga = json_array(), *gb = json_array();
-        for (size_t i = 0; i < nsa; i++) json_array_append_new(ga, json_integer(sa[i].id));
-        for (size_t i = 0; i < nsb; i++) json_array_append_new(gb, json_integer(sb[i].id));
-        json_object_set_new(m, "ref_tokens", ga);
-        json_object_set_new(m, "cand_tokens", gb);
-        if (k == nsa && k == nsb) {
-            rung_done(rc, 5, "pass", m, "%zu/%d greedy tokens identical", k, o->max_tokens);
-        } else if (k == nsa || k == nsb) {
-            rung_done(rc, 5, "fail", m,
-                      "lengths differ: ref %zu tokens, cand %zu (one stopped "
-                      "early)",
-                      nsa, nsb);
-        } else {
-            char why[300];
-            bool tie = trit_ladder_split_is_tie(&sa[k], &sb[k], th->tie_eps, why, sizeof why);
-            json_object_set_new(m, "split_step", json_integer((json_int_t)k));
-            json_object_set_new(m, "tie", json_boolean(tie));
-            json_object_set_new(m, "ref_step", step_json(&sa[k]));
-            json_object_set_new(m, "cand_step", step_json(&sb[k]));
-            /* a tie is reported, and passes: both sides' top-2 were within eps */
-            rung_done(rc, 5, tie ? "pass" : "fail", m,
-                      "split at step %zu: ref %d vs cand %d after %zu identical; %s", k, sa[k].id,
-                      sb[k].id, k, why);
-            print_top(rc->out, "ref ", &sa[k]);
-            print_top(rc->out, "cand", &sb[k]);
-            if (!tie && o->bisect) {
-                /* the sequence up to the split, as the reference produced it */
-                size_t nn = n + k + 1;
-                int32_t *seq = xmalloc(nn * sizeof *seq);
-                memcpy(seq, ids, n * sizeof *seq);
-                for (size_t i = 0; i < k; i++) seq[n + i] = sa[i].id;
-                seq[nn - 1] = sa[k].id;
-                do_bisect(ref, cand, seq, nn - 1 > n ? nn - 1 : n, th, rc->out, pj);
-                free(seq);
-            }
-        }
+/* Rungs 3 and 4: evaluate both sides once, compare the first position, then all of them;
+ * --bisect after a logit failure. */
+static bool rung_logits(prompt_run *p) {
+    const trit_ladder_opts *o = p->o;
+    trit_err err = {0};
+    if (eval_pair(p->gen1, p->gen2, p->ids1, p->n1, &p->logits1, &p->logits2, &p->nv, &err) != 0) {
+        /* no logits: both rungs share the cause */
+        rung_status st = err.code == TRIT_EUNAVAIL ? RUNG_UNAVAILABLE : RUNG_FAIL;
+        rung_done(p->rc, 3, st, NULL, "%s", err.msg);
+        rung_done(p->rc, 4, st, NULL, "%s", err.msg);
+        return go_on(p);
     }
-done:
-#undef STOP_IF_FAILED
-    free(ia);
-    free(ib);
-    free(la);
-    free(lb);
-    free(sa);
-    free(sb);
-    trit_buf_free(&ta);
-    trit_buf_free(&tb);
+    rung_first_logit(p);
+    if (go_on(p))
+        rung_positions(p);
+    else
+        rung_done(p->rc, 4, RUNG_SKIPPED, NULL, "after a failure (use --all to run it)");
+    if (o->bisect && p->rc->first_fail >= 3)
+        do_bisect(p->gen1, p->gen2, p->ids1, p->n1, &o->th, p->rc->out, p->pj);
+    return go_on(p);
+}
+
+/* Rung 5 split: a tie passes, a real or unclassified split fails; --bisect on a real one
+ * bisects the sequence gen1 produced up to the split. */
+static void decode_split(prompt_run *p, size_t k, json_t *m) {
+    const trit_ladder_opts *o = p->o;
+    const trit_gen_step *s1 = &p->steps1[k], *s2 = &p->steps2[k];
+    char why[300];
+    trit_tie tie = trit_ladder_split_tie(s1, s2, o->th.tie_eps, why, sizeof why);
+    json_object_set_new(m, "split_step", json_integer((json_int_t)k));
+    json_object_set_new(m, "tie",
+                        tie == TRIT_TIE_UNKNOWN ? json_null() : json_boolean(tie == TRIT_TIE_TIE));
+    json_object_set_new(m, "ref_step", step_json(s1));
+    json_object_set_new(m, "cand_step", step_json(s2));
+    rung_done(p->rc, 5, tie == TRIT_TIE_TIE ? RUNG_PASS : RUNG_FAIL, m,
+              "split at step %zu: ref %d vs cand %d after %zu identical; %s", k, s1->id, s2->id, k,
+              why);
+    print_top(p->rc->out, "ref ", s1);
+    print_top(p->rc->out, "cand", s2);
+    if (tie != TRIT_TIE_REAL || !o->bisect) return;
+    /* the sequence up to the split, as gen1 produced it */
+    size_t n = p->n1, nn = n + k + 1;
+    int32_t *seq = xmalloc(nn * sizeof *seq);
+    memcpy(seq, p->ids1, n * sizeof *seq);
+    for (size_t i = 0; i <= k; i++) seq[n + i] = p->steps1[i].id;
+    do_bisect(p->gen1, p->gen2, seq, nn - 1 > n ? nn - 1 : n, &o->th, p->rc->out, p->pj);
+    free(seq);
+}
+
+/* Rung 5: greedy decode on both sides; identical tokens pass, a split goes to decode_split. */
+static void rung_decode(prompt_run *p) {
+    const trit_ladder_opts *o = p->o;
+    trit_err err = {0};
+    int r = trit_backend_generate_greedy(p->gen1, p->ids1, p->n1, o->max_tokens, &p->steps1,
+                                         &p->nsteps1, &err);
+    if (r != 0) trit_err_prefix(&err, "ref");
+    if (r == 0) {
+        r = trit_backend_generate_greedy(p->gen2, p->ids1, p->n1, o->max_tokens, &p->steps2,
+                                         &p->nsteps2, &err);
+        if (r != 0) trit_err_prefix(&err, "cand");
+    }
+    if (r != 0) {
+        rung_done(p->rc, 5, err.code == TRIT_EUNAVAIL ? RUNG_UNAVAILABLE : RUNG_FAIL, NULL, "%s",
+                  err.msg);
+        return;
+    }
+    size_t n1 = p->nsteps1, n2 = p->nsteps2, k = 0;
+    while (k < n1 && k < n2 && p->steps1[k].id == p->steps2[k].id) k++;
+    json_t *m = json_object(), *t1 = json_array(), *t2 = json_array();
+    for (size_t i = 0; i < n1; i++) json_array_append_new(t1, json_integer(p->steps1[i].id));
+    for (size_t i = 0; i < n2; i++) json_array_append_new(t2, json_integer(p->steps2[i].id));
+    json_object_set_new(m, "ref_tokens", t1);
+    json_object_set_new(m, "cand_tokens", t2);
+    if (k == n1 && k == n2)
+        rung_done(p->rc, 5, RUNG_PASS, m, "%zu/%d greedy tokens identical", k, o->max_tokens);
+    else if (k == n1 || k == n2)
+        rung_done(p->rc, 5, RUNG_FAIL, m,
+                  "lengths differ: ref %zu tokens, cand %zu (one stopped early)", n1, n2);
+    else
+        decode_split(p, k, m);
+}
+
+/* The rungs for one prompt, in order; each runs only while the ones before allow it (a
+ * failure stops the prompt unless --all; no ids or an empty prompt stop it always). */
+static void run_prompt(const trit_ladder_opts *o, trit_backend *gen1, trit_backend *gen2,
+                       const char *prompt, rung_ctx *rc, json_t *pj) {
+    prompt_run p = {.o = o, .gen1 = gen1, .gen2 = gen2, .prompt = prompt, .rc = rc, .pj = pj};
+    if (rung_tokens(&p) && rung_shapes(&p) && rung_logits(&p)) rung_decode(&p);
+    prompt_run_free(&p);
 }
 
 static json_t *receipt_new(const trit_ladder_opts *o, const char *mode) {
@@ -680,95 +779,113 @@ static json_t *receipt_new(const trit_ladder_opts *o, const char *mode) {
                      o->chat_template ? "chat" : "raw", "all", o->all);
 }
 
-static const char *status_name(int st) {
-    return st == TRIT_LADDER_PASS      ? "pass"
-           : st == TRIT_LADDER_DIVERGE ? "divergence"
-                                       : "setup-failure";
+/* Rung 0: open both backends and say what they are. Returns false (and records a setup
+ * failure) when one does not load. */
+static bool preflight(const trit_ladder_opts *o, rung_ctx *rc, json_t *r, trit_backend **gen1,
+                      trit_backend **gen2) {
+    trit_err err = {0};
+    *gen1 = trit_backend_open(o->gen1_spec, &o->bopts, &err);
+    if (!*gen1) {
+        rung_done(rc, 0, RUNG_SETUP_FAILURE, NULL, "ref: %s", err.msg);
+        return false;
+    }
+    json_object_set_new(r, "ref", info_json(trit_backend_describe(*gen1)));
+    *gen2 = trit_backend_open(o->gen2_spec, &o->bopts, &err);
+    if (!*gen2) {
+        rung_done(rc, 0, RUNG_SETUP_FAILURE, NULL, "cand: %s", err.msg);
+        return false;
+    }
+    const trit_backend_info *A = trit_backend_describe(*gen1), *B = trit_backend_describe(*gen2);
+    json_object_set_new(r, "cand", info_json(B));
+    bool same =
+        A->model_sha256[0] && B->model_sha256[0] && !strcmp(A->model_sha256, B->model_sha256);
+    json_t *m = json_pack("{s:b}", "same_model_file", same);
+    rung_done(rc, 0, RUNG_PASS, m, "both loaded; %s",
+              same ? "same model file" : "model files differ (or a sha256 is unknown)");
+    if (rc->out) {
+        fprintf(rc->out, "      ref:  %s | %s | sha256 %.16s | %s\n", A->version, A->model_desc,
+                A->model_sha256[0] ? A->model_sha256 : "n/a", A->numerics);
+        fprintf(rc->out, "      cand: %s | %s | sha256 %.16s | %s\n", B->version, B->model_desc,
+                B->model_sha256[0] ? B->model_sha256 : "n/a", B->numerics);
+    }
+    return true;
+}
+
+/* The receipt's note of the first prompt/rung that failed (or, failing none, was skipped). */
+static void note_first(json_t *r, const char *key, size_t prompt, int rung) {
+    if (rung < 0 || json_object_get(r, key)) return;
+    json_object_set_new(r, key,
+                        json_pack("{s:I, s:i, s:s}", "prompt", (json_int_t)prompt, "rung", rung,
+                                  "name", rung_names[rung]));
+}
+
+/* The closing RESULT line: PASS only when every rung of every prompt ran and passed. */
+static void print_result(FILE *out, const trit_ladder_opts *o, const rung_ctx *rc, json_t *r) {
+    json_t *ff = json_object_get(r, "first_failure"), *fs = json_object_get(r, "first_skip");
+    switch (rc->status) {
+    case TRIT_LADDER_PASS:
+        fprintf(out, "RESULT: PASS (every rung, %zu prompt%s)\n", o->n_prompts,
+                o->n_prompts == 1 ? "" : "s");
+        return;
+    case TRIT_LADDER_INCOMPLETE:
+        /* nothing failed, but something was not checked: say which, and do not pass */
+        fprintf(out, "RESULT: INCOMPLETE — rung %d (%s) SKIPPED on prompt %lld; no rung failed\n",
+                (int)json_integer_value(json_object_get(fs, "rung")),
+                json_string_value(json_object_get(fs, "name")),
+                (long long)json_integer_value(json_object_get(fs, "prompt")) + 1);
+        return;
+    case TRIT_LADDER_DIVERGE:
+    case TRIT_LADDER_SETUP:
+        break;
+    }
+    if (!ff) {
+        fprintf(out, "RESULT: SETUP FAILURE at rung 0 (preflight)\n");
+        return;
+    }
+    fprintf(out, "RESULT: %s — first failing rung %d (%s) on prompt %lld\n",
+            rc->status == TRIT_LADDER_DIVERGE ? "DIVERGENCE" : "SETUP FAILURE",
+            (int)json_integer_value(json_object_get(ff, "rung")),
+            json_string_value(json_object_get(ff, "name")),
+            (long long)json_integer_value(json_object_get(ff, "prompt")) + 1);
 }
 
 int trit_ladder_run(const trit_ladder_opts *o, FILE *out, json_t **receipt) {
     json_t *r = receipt_new(o, "ladder");
     json_t *prompts = json_array();
     json_object_set_new(r, "prompts", prompts);
-    rung_ctx rc = {.out = out, .first_fail = -1, .status = TRIT_LADDER_PASS};
+    rung_ctx rc = {.out = out, .first_fail = -1, .first_skip = -1, .status = TRIT_LADDER_PASS};
     if (out) {
-        fprintf(out, "trit ladder: ref %s | cand %s | template %s | %d decode steps\n", o->ref,
-                o->cand, o->chat_template ? "chat" : "raw", o->max_tokens);
+        fprintf(out, "trit ladder: ref %s | cand %s | template %s | %d decode steps\n",
+                o->gen1_spec, o->gen2_spec, o->chat_template ? "chat" : "raw", o->max_tokens);
         trit_ladder_thresholds_print(out, &o->th);
     }
-    /* rung 0: preflight */
+    /* rung 0 */
     rc.rungs = json_array();
     json_object_set_new(r, "preflight", rc.rungs);
-    trit_err err = {0};
-    trit_backend *ref = trit_backend_open(o->ref, &o->bopts, &err);
-    trit_backend *cand = NULL;
-    if (!ref) {
-        rung_done(&rc, 0, "setup-failure", NULL, "ref: %s", err.msg);
-    } else {
-        json_object_set_new(r, "ref", info_json(trit_backend_describe(ref)));
-        cand = trit_backend_open(o->cand, &o->bopts, &err);
-        if (!cand) {
-            rung_done(&rc, 0, "setup-failure", NULL, "cand: %s", err.msg);
-        } else {
-            const trit_backend_info *A = trit_backend_describe(ref),
-                                    *B = trit_backend_describe(cand);
-            json_object_set_new(r, "cand", info_json(B));
-            bool same = A->model_sha256[0] && B->model_sha256[0] &&
-                        !strcmp(A->model_sha256, B->model_sha256);
-            json_t *m = json_pack("{s:b}", "same_model_file", same);
-            rung_done(&rc, 0, "pass", m, "both loaded; %s",
-                      same ? "same model file" : "model files differ (or a sha256 is unknown)");
-            if (out) {
-                fprintf(out, "      ref:  %s | %s | sha256 %.16s | %s\n", A->version, A->model_desc,
-                        A->model_sha256[0] ? A->model_sha256 : "n/a", A->numerics);
-                fprintf(out, "      cand: %s | %s | sha256 %.16s | %s\n", B->version, B->model_desc,
-                        B->model_sha256[0] ? B->model_sha256 : "n/a", B->numerics);
-            }
-        }
+    trit_backend *gen1 = NULL, *gen2 = NULL;
+    bool loaded = preflight(o, &rc, r, &gen1, &gen2);
+    /* rungs 1-5 per prompt; the first failing prompt ends the run unless --all */
+    for (size_t p = 0; loaded && p < o->n_prompts; p++) {
+        json_t *pj = json_pack("{s:s}", "prompt", o->prompts[p]);
+        rc.rungs = json_array();
+        json_object_set_new(pj, "rungs", rc.rungs);
+        json_array_append_new(prompts, pj);
+        if (out)
+            fprintf(out, "prompt %zu/%zu: %.60s%s\n", p + 1, o->n_prompts, o->prompts[p],
+                    strlen(o->prompts[p]) > 60 ? "..." : "");
+        rc.first_fail = rc.first_skip = -1;
+        run_prompt(o, gen1, gen2, o->prompts[p], &rc, pj);
+        note_first(r, "first_skip", p, rc.first_skip);
+        if (rc.first_fail < 0) continue;
+        json_object_set_new(pj, "first_failing_rung", json_integer(rc.first_fail));
+        note_first(r, "first_failure", p, rc.first_fail);
+        if (!o->all) break;
     }
-    if (ref && cand) {
-        for (size_t p = 0; p < o->n_prompts; p++) {
-            json_t *pj = json_pack("{s:s}", "prompt", o->prompts[p]);
-            rc.rungs = json_array();
-            json_object_set_new(pj, "rungs", rc.rungs);
-            json_array_append_new(prompts, pj);
-            if (out)
-                fprintf(out, "prompt %zu/%zu: %.60s%s\n", p + 1, o->n_prompts, o->prompts[p],
-                        strlen(o->prompts[p]) > 60 ? "..." : "");
-            int before = rc.first_fail;
-            rc.first_fail = -1;
-            run_prompt(o, ref, cand, o->prompts[p], &rc, pj);
-            if (rc.first_fail >= 0) {
-                json_object_set_new(pj, "first_failing_rung", json_integer(rc.first_fail));
-                if (before < 0 && !json_object_get(r, "first_failure"))
-                    json_object_set_new(r, "first_failure",
-                                        json_pack("{s:I, s:i, s:s}", "prompt", (json_int_t)p,
-                                                  "rung", rc.first_fail, "name",
-                                                  rung_names[rc.first_fail]));
-                if (!o->all) break;
-            } else {
-                rc.first_fail = before;
-            }
-        }
-    }
-    json_object_set_new(r, "result", json_string(status_name(rc.status)));
+    json_object_set_new(r, "result", json_string(trit_ladder_status_name(rc.status)));
     json_object_set_new(r, "exit_code", json_integer(rc.status));
-    if (out) {
-        json_t *ff = json_object_get(r, "first_failure");
-        if (rc.status == TRIT_LADDER_PASS)
-            fprintf(out, "RESULT: PASS (every rung, %zu prompt%s)\n", o->n_prompts,
-                    o->n_prompts == 1 ? "" : "s");
-        else if (ff)
-            fprintf(out, "RESULT: %s — first failing rung %d (%s) on prompt %lld\n",
-                    rc.status == TRIT_LADDER_DIVERGE ? "DIVERGENCE" : "SETUP FAILURE",
-                    (int)json_integer_value(json_object_get(ff, "rung")),
-                    json_string_value(json_object_get(ff, "name")),
-                    (long long)json_integer_value(json_object_get(ff, "prompt")) + 1);
-        else
-            fprintf(out, "RESULT: SETUP FAILURE at rung 0 (preflight)\n");
-    }
-    trit_backend_close(ref);
-    trit_backend_close(cand);
+    if (out) print_result(out, o, &rc, r);
+    trit_backend_close(gen1);
+    trit_backend_close(gen2);
     if (receipt)
         *receipt = r;
     else
@@ -780,11 +897,11 @@ int trit_ladder_run(const trit_ladder_opts *o, FILE *out, json_t **receipt) {
 
 int trit_ladder_determinism(const trit_ladder_opts *o, FILE *out, json_t **receipt) {
     json_t *r = receipt_new(o, "determinism");
-    json_object_set_new(r, "spec", json_string(o->ref));
+    json_object_set_new(r, "spec", json_string(o->gen1_spec));
     trit_err err = {0};
-    int status = TRIT_LADDER_PASS;
-    trit_backend *a = trit_backend_open(o->ref, &o->bopts, &err), *b = NULL;
-    if (a) b = trit_backend_open(o->ref, &o->bopts, &err);
+    trit_ladder_status status = TRIT_LADDER_PASS;
+    trit_backend *a = trit_backend_open(o->gen1_spec, &o->bopts, &err), *b = NULL;
+    if (a) b = trit_backend_open(o->gen1_spec, &o->bopts, &err);
     if (!a || !b) {
         if (out) fprintf(out, "determinism: setup failure: %s\n", err.msg);
         json_object_set_new(r, "error", json_string(err.msg));
@@ -839,7 +956,7 @@ int trit_ladder_determinism(const trit_ladder_opts *o, FILE *out, json_t **recei
                 : status == TRIT_LADDER_DIVERGE ? "NOT DETERMINISTIC"
                                                 : "SETUP FAILURE");
 done:
-    json_object_set_new(r, "result", json_string(status_name(status)));
+    json_object_set_new(r, "result", json_string(trit_ladder_status_name(status)));
     json_object_set_new(r, "exit_code", json_integer(status));
     trit_backend_close(a);
     trit_backend_close(b);

@@ -3,15 +3,18 @@
  * Contract: rungs 0 preflight, 1 tokens, 2 shapes, 3 first-position logits, 4 every prompt
  * position, 5 greedy decode; each rung is pass / fail / unavailable and the run stops at the
  * first failing rung unless `all`. Thresholds default to ../shared/DESIGN.md and are printed
- * and recorded with every result. Exit status: 0 pass, 1 divergence, 2 setup failure (a
- * backend did not load, or a rung could not run). Metrics are computed in double.
+ * and recorded with every result. Exit status: 0 pass (every rung ran and passed), 1
+ * divergence, 2 setup failure (a backend did not load, or a rung could not run), 3
+ * incomplete (a rung was skipped; never reported as a pass). Metrics are computed in double
+ * with base.h's log-softmax and top-k.
  * Traces: per (layer, point) stats; a diff refuses stats whose element counts differ.
- * Depends on backends, base, jansson. */
+ * Depends on backends, base, compare (the tie rule), jansson. */
 #ifndef TRIT_LADDER_H
 #define TRIT_LADDER_H
 
 #include "backends/backend.h"
 #include "base/base.h"
+#include "parity/compare.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -41,17 +44,31 @@ double trit_logits_kl(const float *p_logits, const float *q_logits, int n);
 /* Fraction of the top-k ids (by logit, ties lowest id) the rows share. */
 double trit_topk_overlap(const float *a, const float *b, int n, int k);
 
-/* ---- decode split: tie or real ----
- * A tie only if both sides' top-2 are within eps (logits; logprobs when logits are unknown)
- * and each side's token is in the other's top-5. why gets one sentence. */
-bool trit_ladder_split_is_tie(const trit_gen_step *a, const trit_gen_step *b, double eps, char *why,
-                              size_t why_sz);
+/* ---- decode split: tie, real or unclassified ----
+ * The project's one tie rule (trit_tie_rule in compare.h) on the decode steps at the split:
+ * gaps from logits, or logprobs when logits are unknown; a side with fewer than two
+ * alternatives leaves the split unclassified (TRIT_TIE_UNKNOWN), which does not pass. why
+ * gets one sentence. */
+trit_tie trit_ladder_split_tie(const trit_gen_step *a, const trit_gen_step *b, double eps,
+                               char *why, size_t why_sz);
 
-/* ---- the ladder ---- */
-enum { TRIT_LADDER_PASS = 0, TRIT_LADDER_DIVERGE = 1, TRIT_LADDER_SETUP = 2 };
+/* ---- the ladder ----
+ * Exit status of a run: PASS only when every rung of every prompt ran and passed;
+ * INCOMPLETE when nothing failed but a rung was skipped (e.g. a side cannot tokenize), so
+ * the run proves less than a pass; DIVERGE on a failing rung; SETUP when a backend did not
+ * load or a rung could not run. The worst over all prompts wins (SETUP > DIVERGE >
+ * INCOMPLETE > PASS). */
+typedef enum trit_ladder_status {
+    TRIT_LADDER_PASS = 0,
+    TRIT_LADDER_DIVERGE = 1,
+    TRIT_LADDER_SETUP = 2,
+    TRIT_LADDER_INCOMPLETE = 3,
+} trit_ladder_status;
+const char *trit_ladder_status_name(trit_ladder_status st);
 
 typedef struct trit_ladder_opts {
-    const char *ref, *cand; /* backend specs */
+    const char *gen1_spec, *gen2_spec; /* backend specs: gen-1 (reference, --ref) and gen-2
+                                          (candidate, --cand) */
     const char *const *prompts;
     size_t n_prompts;
     int max_tokens;     /* rung 5 steps (default 16) */
@@ -70,7 +87,7 @@ int trit_ladder_determinism(const trit_ladder_opts *o, FILE *out, json_t **recei
 
 /* ---- bisect (exposed for tests) ----
  * Shortest prefix length L (1..n) whose logits break the rung-4 thresholds; 0 if none. */
-int trit_ladder_shortest_failing_prefix(trit_backend *ref, trit_backend *cand, const int32_t *ids,
+int trit_ladder_shortest_failing_prefix(trit_backend *gen1, trit_backend *gen2, const int32_t *ids,
                                         size_t n, const trit_ladder_thresholds *th, size_t *len,
                                         trit_err *err);
 

@@ -1,13 +1,15 @@
 /* ledger.c — JSONL ledger: append + fsync; a fast summary scanner that reads only the fields
  * stats need (strings skipped with memchr), so 50 000 rounds scan in a few tens of ms. */
-#include "parity/parity.h"
+#include "parity/ledger.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,9 +32,24 @@ static int write_all(int fd, const char *p, size_t n) {
 }
 
 trit_ledger *trit_ledger_open(const char *path, trit_err *err) {
-    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    /* 0600: prompts and replies are the operator's data, not every local user's */
+    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
         trit_fail(err, TRIT_EIO, "cannot open ledger %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* one writer per ledger: two would interleave round numbers (a burn-in and a shadow on
+     * one file wrote duplicate rounds); the lock lives as long as the descriptor */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            trit_fail(err, TRIT_EIO,
+                      "ledger %s is in use by another writer (a burn-in, shadow or ppl run holds "
+                      "its lock); give each writer its own ledger and merge them with --ledger A "
+                      "--ledger B",
+                      path);
+        else
+            trit_fail(err, TRIT_EIO, "cannot lock ledger %s: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
     /* A crash can leave a truncated last line: start ours on a fresh line so the fragment
@@ -284,6 +301,17 @@ static int bucket_parse_n(const char *s, size_t n) {
     return trit_bucket_parse(tmp);
 }
 
+static long long_field(const json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (long)json_integer_value(v) : -1;
+}
+
+void trit_ppl_shape_from_json(const json_t *side, trit_ppl_shape *s) {
+    s->chunks = long_field(side, "chunks");
+    s->ctx = long_field(side, "ctx");
+    s->count = long_field(side, "count");
+}
+
 static void ppl_fields(const char *line, size_t len, trit_ledger_rec *r) {
     json_t *j = json_loadb(line, len, 0, NULL);
     if (!j) return;
@@ -298,10 +326,13 @@ static void ppl_fields(const char *line, size_t len, trit_ledger_rec *r) {
         r->ppl_gen2_err = json_number_value(v);
     if ((v = json_object_get(json_object_get(j, "kld"), "mean")) && json_is_number(v))
         r->kld_mean = json_number_value(v);
+    trit_ppl_shape_from_json(json_object_get(j, "gen1"), &r->ppl_shape1);
+    trit_ppl_shape_from_json(json_object_get(j, "gen2"), &r->ppl_shape2);
     json_decref(j);
 }
 
-int trit_ledger_parse_line(const char *line, size_t len, trit_ledger_rec *r) {
+/* Every summary field absent. */
+static void rec_init(trit_ledger_rec *r) {
     memset(r, 0, sizeof *r);
     r->type = TRIT_REC_OTHER;
     r->round = -1;
@@ -314,82 +345,103 @@ int trit_ledger_parse_line(const char *line, size_t len, trit_ledger_rec *r) {
     r->lat_v1 = r->lat_v2 = NAN;
     r->ntok_v1 = r->ntok_v2 = -1;
     r->ppl_gen1 = r->ppl_gen1_err = r->ppl_gen2 = r->ppl_gen2_err = r->kld_mean = NAN;
+    r->ppl_shape1 = r->ppl_shape2 = (trit_ppl_shape){-1, -1, -1};
+}
+
+/* A top-level string field the summary keeps (the others are skipped). */
+static void string_field(trit_ledger_rec *r, const char *k, size_t kn, const char *s, size_t sn) {
+    if (key_is(k, kn, "type"))
+        r->type = key_is(s, sn, "round") ? TRIT_REC_ROUND
+                  : key_is(s, sn, "ppl") ? TRIT_REC_PPL
+                                         : TRIT_REC_OTHER;
+    else if (key_is(k, kn, "prompt_id"))
+        r->prompt_id = s, r->prompt_id_len = sn;
+    else if (key_is(k, kn, "category"))
+        r->category = s, r->category_len = sn;
+    else if (key_is(k, kn, "source"))
+        r->source = s;
+    else if (key_is(k, kn, "bucket"))
+        r->bucket = bucket_parse_n(s, sn);
+    else if (key_is(k, kn, "noise_bucket"))
+        r->noise_bucket = bucket_parse_n(s, sn);
+    else if (key_is(k, kn, "tie"))
+        r->tie = tie_parse(s, sn);
+}
+
+/* A count or index from a JSON number: -1 (absent) unless it is in [0, max], so no cast is
+ * out of range (the fuzzer's "round":1e62) and round + 1 cannot overflow. */
+static int64_t as_index(double v, double max) {
+    return v >= 0 && v <= max ? (int64_t)v : -1;
+}
+
+/* A top-level number (or null: NAN) the summary keeps. */
+static void number_field(trit_ledger_rec *r, const char *k, size_t kn, double v) {
+    const double big = 1e15; /* rounds, byte offsets: far beyond any real ledger */
+    if (key_is(k, kn, "round"))
+        r->round = as_index(v, big);
+    else if (key_is(k, kn, "ts"))
+        r->ts = v;
+    else if (key_is(k, kn, "prefix_len"))
+        r->prefix_len = (long)as_index(v, big);
+    else if (key_is(k, kn, "div_byte"))
+        r->div_byte = (long)as_index(v, big);
+    else if (key_is(k, kn, "div_token_v1"))
+        r->div_token = (int)as_index(v, INT_MAX);
+    else if (key_is(k, kn, "lat_v1"))
+        r->lat_v1 = v;
+    else if (key_is(k, kn, "lat_v2"))
+        r->lat_v2 = v;
+    else if (key_is(k, kn, "ntok_v1"))
+        r->ntok_v1 = (int)as_index(v, INT_MAX);
+    else if (key_is(k, kn, "ntok_v2"))
+        r->ntok_v2 = (int)as_index(v, INT_MAX);
+}
+
+/* One "key": value member at c; 0, or -1 when it is not well-formed JSON. */
+static int member(cur *c, trit_ledger_rec *r) {
+    const char *k, *s;
+    size_t kn, sn;
+    ws(c);
+    if (str(c, &k, &kn)) return -1;
+    ws(c);
+    if (c->p >= c->e || *c->p != ':') return -1;
+    c->p++;
+    ws(c);
+    if (c->p >= c->e) return -1;
+    if (*c->p == '"') {
+        if (str(c, &s, &sn)) return -1;
+        string_field(r, k, kn, s, sn);
+        return 0;
+    }
+    /* numbers, null, booleans, objects, arrays: skipped, numbers noted */
+    const char *vb = c->p;
+    if (skip_value(c, 0)) return -1;
+    if (*vb != '{' && *vb != '[') number_field(r, k, kn, num_at(vb, c->p));
+    return 0;
+}
+
+int trit_ledger_parse_line(const char *line, size_t len, trit_ledger_rec *r) {
+    rec_init(r);
     cur c = {line, line + len};
     ws(&c);
     if (c.p >= c.e || *c.p != '{') return -1;
     c.p++;
     ws(&c);
-    if (c.p < c.e && *c.p == '}') {
-        c.p++;
-        goto tail;
-    }
-    for (;;) {
-        ws(&c);
-        const char *k, *s;
-        size_t kn, sn;
-        if (str(&c, &k, &kn)) return -1;
-        ws(&c);
-        if (c.p >= c.e || *c.p != ':') return -1;
-        c.p++;
+    /* members until the closing brace; an empty object has none */
+    bool empty = c.p < c.e && *c.p == '}';
+    if (empty) c.p++;
+    while (!empty) {
+        if (member(&c, r)) return -1;
         ws(&c);
         if (c.p >= c.e) return -1;
-        const char *vb = c.p;
-        bool is_str = *c.p == '"';
-        if (is_str) {
-            if (str(&c, &s, &sn)) return -1;
-            if (key_is(k, kn, "type"))
-                r->type = key_is(s, sn, "round") ? TRIT_REC_ROUND
-                          : key_is(s, sn, "ppl") ? TRIT_REC_PPL
-                                                 : TRIT_REC_OTHER;
-            else if (key_is(k, kn, "prompt_id"))
-                r->prompt_id = s, r->prompt_id_len = sn;
-            else if (key_is(k, kn, "category"))
-                r->category = s, r->category_len = sn;
-            else if (key_is(k, kn, "source"))
-                r->source = s;
-            else if (key_is(k, kn, "bucket"))
-                r->bucket = bucket_parse_n(s, sn);
-            else if (key_is(k, kn, "noise_bucket"))
-                r->noise_bucket = bucket_parse_n(s, sn);
-            else if (key_is(k, kn, "tie"))
-                r->tie = tie_parse(s, sn);
-        } else {
-            if (skip_value(&c, 0)) return -1;
-            if (*vb != '{' && *vb != '[') {
-                double v = num_at(vb, c.p);
-                if (key_is(k, kn, "round"))
-                    r->round = isnan(v) ? -1 : (int64_t)v;
-                else if (key_is(k, kn, "ts"))
-                    r->ts = v;
-                else if (key_is(k, kn, "prefix_len"))
-                    r->prefix_len = isnan(v) ? -1 : (long)v;
-                else if (key_is(k, kn, "div_byte"))
-                    r->div_byte = isnan(v) ? -1 : (long)v;
-                else if (key_is(k, kn, "div_token_v1"))
-                    r->div_token = isnan(v) ? -1 : (int)v;
-                else if (key_is(k, kn, "lat_v1"))
-                    r->lat_v1 = v;
-                else if (key_is(k, kn, "lat_v2"))
-                    r->lat_v2 = v;
-                else if (key_is(k, kn, "ntok_v1"))
-                    r->ntok_v1 = isnan(v) ? -1 : (int)v;
-                else if (key_is(k, kn, "ntok_v2"))
-                    r->ntok_v2 = isnan(v) ? -1 : (int)v;
-            }
-        }
-        ws(&c);
-        if (c.p >= c.e) return -1;
-        if (*c.p == ',') {
-            c.p++;
-            continue;
-        }
         if (*c.p == '}') {
             c.p++;
             break;
         }
-        return -1;
+        if (*c.p != ',') return -1;
+        c.p++;
     }
-tail:
+    /* nothing after the object: a truncated or concatenated line is malformed */
     ws(&c);
     if (c.p != c.e) return -1;
     if (r->type == TRIT_REC_PPL) ppl_fields(line, len, r);
@@ -440,4 +492,85 @@ int trit_ledger_scan(const char *path, trit_ledger_fn fn, void *user, bool quiet
     }
     trit_buf_free(&b);
     return 0;
+}
+
+/* ---- several ledgers, merged ---- */
+
+/* A set of record ids (XXH3-64 of the line), open addressing; 0 marks an empty slot, so an
+ * id of 0 is stored as 1 (one more collision in 2^64). */
+typedef struct id_set {
+    uint64_t *slot;
+    size_t cap, n;
+} id_set;
+
+/* true the first time id is added */
+static bool id_set_add(id_set *s, uint64_t id) {
+    if (id == 0) id = 1;
+    if ((s->n + 1) * 2 > s->cap) {
+        /* grow to keep the load under 1/2, re-inserting every id */
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        uint64_t *slot = xcalloc(cap, sizeof *slot);
+        for (size_t i = 0; i < s->cap; i++) {
+            if (!s->slot[i]) continue;
+            size_t h = s->slot[i] & (cap - 1);
+            while (slot[h]) h = (h + 1) & (cap - 1);
+            slot[h] = s->slot[i];
+        }
+        free(s->slot);
+        s->slot = slot;
+        s->cap = cap;
+    }
+    size_t h = id & (s->cap - 1);
+    while (s->slot[h]) {
+        if (s->slot[h] == id) return false;
+        h = (h + 1) & (s->cap - 1);
+    }
+    s->slot[h] = id;
+    s->n++;
+    return true;
+}
+
+typedef struct many_ctx {
+    id_set seen;
+    trit_ledger_fn fn;
+    void *user;
+    long duplicates;
+} many_ctx;
+
+static int many_cb(void *user, const trit_ledger_rec *r, const char *line, size_t len) {
+    many_ctx *c = user;
+    /* the same record read twice (a ledger given twice, a copy merged with its original)
+     * counts once; a record's id is its line's hash */
+    if (!id_set_add(&c->seen, trit_hash64(line, len))) {
+        c->duplicates++;
+        return 0;
+    }
+    return c->fn ? c->fn(c->user, r, line, len) : 0;
+}
+
+int trit_ledger_scan_many(const char *const *paths, int n_paths, trit_ledger_fn fn, void *user,
+                          bool quiet, trit_ledger_scan_info *info, trit_err *err) {
+    trit_ledger_scan_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    info->max_round = -1;
+    many_ctx c = {.fn = fn, .user = user};
+    int rc = 0;
+    for (int i = 0; i < n_paths && rc == 0; i++) {
+        trit_ledger_scan_info one;
+        rc = trit_ledger_scan(paths[i], many_cb, &c, quiet, &one, err);
+        if (rc) break;
+        /* totals over the files; last_good_offset only means something for one file */
+        info->lines += one.lines;
+        info->records += one.records;
+        info->skipped += one.skipped;
+        info->max_round = TRIT_MAX(info->max_round, one.max_round);
+    }
+    info->duplicates = c.duplicates;
+    info->records -= c.duplicates;
+    if (rc == 0 && c.duplicates > 0 && !quiet)
+        fprintf(stderr, "note: %ld duplicate record%s across the ledgers counted once\n",
+                c.duplicates, c.duplicates == 1 ? "" : "s");
+    free(c.seen.slot);
+    return rc;
 }

@@ -1,9 +1,10 @@
 /* parity/ppl.c — perplexity and KL divergence with llama-perplexity's chunking, numerics and
  * base-logits file format (see ppl.h for the contract). */
 #include "parity/ppl.h"
+#include "reference/reference.h"
 
 #include "client/client.h"
-#include "parity/parity.h"
+#include "parity/ledger.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -220,18 +221,30 @@ void trit_ppl_acc_kld(trit_ppl_acc *a, const float *logits, int n_vocab, int32_t
     a->sum_nll_base2 += nll_base * nll_base;
     a->sum_nll_nll_base += nll * nll_base;
 
-    max_logit += log_sum_exp;
-    double sum = 0;
+    /* KL(base || model) = sum p (log p - log q), in double. The base row holds quantized
+     * log-probabilities that do not sum to exactly one (llama-perplexity's kl_divergence()
+     * uses them as they are, so a token's value could go negative, -2e-5 in the demo); here
+     * the base is renormalized over the entries the reference counts (log p > -16), and the
+     * model side is the project's one log-softmax (trit_logsumexp). By Gibbs' inequality the
+     * sum is then >= 0; only rounding can dip below, and that is clamped. */
+    const double lse_model = trit_logsumexp(logits, n_vocab);
+    double base_mass = 0;
     int imax_base = -1;
     float p_log_base_max = 0;
     for (int i = 0; i < n_vocab; i++) {
         const float p_log_base = scale * base[i] + min_log_prob;
         if (i == 0 || p_log_base > p_log_base_max) p_log_base_max = p_log_base, imax_base = i;
-        if (p_log_base > -16.f) {
-            const float p_base = expf(p_log_base);
-            sum += p_base * (p_log_base - logits[i] + max_logit);
-        }
+        if (p_log_base > -16.f) base_mass += exp((double)p_log_base);
     }
+    const double log_base_mass = log(base_mass);
+    double sum = 0;
+    for (int i = 0; i < n_vocab; i++) {
+        const float p_log_base = scale * base[i] + min_log_prob;
+        if (!(p_log_base > -16.f)) continue;
+        const double lp = (double)p_log_base - log_base_mass;
+        sum += exp(lp) * (lp - ((double)logits[i] - lse_model));
+    }
+    if (sum < 0 && sum > -1e-9) sum = 0; /* rounding only */
     a->sum_kld += sum;
     a->sum_kld2 += sum * sum;
     a->count++;
@@ -507,6 +520,48 @@ static void progress(const trit_ppl_opts *o, int i, const trit_ppl_acc *a) {
     fflush(stderr);
 }
 
+/* The tokens to score and the chunk plan: from the base file being read (its tokens, its
+ * n_ctx), or the text tokenized by the backend. */
+static int ppl_tokens(trit_backend *b, const char *text, const trit_ppl_opts *o, trit_ppl_base *in,
+                      int32_t **tokens, size_t *n_tokens, int *n_ctx, int *n_chunk, trit_err *err) {
+    *n_ctx = o->n_ctx;
+    if (!in) {
+        if (trit_backend_tokenize(b, text, true, false, tokens, n_tokens, err)) return -1;
+        return plan_chunks((long)*n_tokens, *n_ctx, o->n_chunks, n_chunk, err);
+    }
+    *n_ctx = in->n_ctx;
+    *n_chunk = o->n_chunks > 0 ? TRIT_MIN(o->n_chunks, in->n_chunk) : in->n_chunk;
+    *n_tokens = (size_t)in->n_ctx * (size_t)in->n_chunk;
+    *tokens = xmalloc(*n_tokens * sizeof **tokens);
+    memcpy(*tokens, in->tokens, *n_tokens * sizeof **tokens);
+    return 0;
+}
+
+/* With a base file (read or written): the model's vocabulary size (from a one-token
+ * evaluation when the backend does not say), checked against the file being read; the file
+ * being written created; *row sized for one position. */
+static int ppl_base_rows(trit_backend *b, const trit_ppl_opts *o, trit_ppl_base *in, int32_t first,
+                         const int32_t *tokens, int n_ctx, int n_chunk, trit_ppl_base **out,
+                         uint16_t **row, trit_err *err) {
+    const trit_backend_info *bi = trit_backend_describe(b);
+    int nv_model = bi->n_vocab;
+    if (nv_model <= 0) {
+        float *lg = NULL;
+        if (trit_backend_eval(b, &first, 1, &lg, &nv_model, err)) return -1;
+        free(lg);
+    }
+    if (in && in->n_vocab != nv_model)
+        return trit_fail(err, TRIT_EFORMAT,
+                         "%s: base logits have %d vocabulary entries, the model %d (a different "
+                         "vocabulary)",
+                         o->base_in, in->n_vocab, nv_model);
+    if (o->base_out &&
+        !(*out = trit_ppl_base_create(o->base_out, n_ctx, nv_model, n_chunk, tokens, err)))
+        return -1;
+    *row = xmalloc((size_t)trit_ppl_nv(nv_model) * sizeof **row);
+    return 0;
+}
+
 int trit_ppl_run_backend(trit_backend *b, const char *text, size_t len, const trit_ppl_opts *o,
                          trit_ppl_result *r, trit_err *err) {
     const trit_backend_info *bi = trit_backend_describe(b);
@@ -520,55 +575,24 @@ int trit_ppl_run_backend(trit_backend *b, const char *text, size_t len, const tr
         return trit_fail(err, TRIT_EINVAL,
                          "a base-logits file is either read or written, not both");
     double t0 = trit_now_s();
-    int32_t *tokens = NULL;
+    int32_t *tokens = NULL, *ids = NULL, bos;
     size_t n_tokens = 0;
     trit_ppl_base *in = NULL, *out = NULL;
     trit_ppl_acc acc = {0};
     uint16_t *row = NULL;
-    int rc = -1, n_ctx = o->n_ctx, n_chunk = 0;
-    if (o->base_in) {
-        if (!(in = trit_ppl_base_open(o->base_in, err))) goto done;
-        n_ctx = in->n_ctx;
-        n_chunk = o->n_chunks > 0 ? TRIT_MIN(o->n_chunks, in->n_chunk) : in->n_chunk;
-        n_tokens = (size_t)in->n_ctx * (size_t)in->n_chunk;
-        tokens = xmalloc(n_tokens * sizeof *tokens);
-        memcpy(tokens, in->tokens, n_tokens * sizeof *tokens);
-    } else {
-        if (trit_backend_tokenize(b, text, true, false, &tokens, &n_tokens, err)) goto done;
-        if (plan_chunks((long)n_tokens, n_ctx, o->n_chunks, &n_chunk, err)) goto done;
-    }
-    int32_t bos;
+    int rc = -1, n_ctx, n_chunk = 0;
+    /* tokens, chunk plan, BOS, and the base files */
+    if (o->base_in && !(in = trit_ppl_base_open(o->base_in, err))) goto done;
+    if (ppl_tokens(b, text, o, in, &tokens, &n_tokens, &n_ctx, &n_chunk, err)) goto done;
     if (find_bos(b, tokens, n_tokens, &bos, err)) goto done;
     r->n_tokens = (long)n_tokens;
     r->n_ctx = n_ctx;
     r->n_chunk = n_chunk;
-    int32_t *ids = xmalloc((size_t)n_ctx * sizeof *ids);
-    if (in || o->base_out) {
-        int nv_model = bi->n_vocab;
-        if (nv_model <= 0) { /* learn it from a one-token evaluation */
-            float *lg = NULL;
-            ids[0] = bos >= 0 ? bos : tokens[0];
-            if (trit_backend_eval(b, ids, 1, &lg, &nv_model, err)) {
-                free(ids);
-                goto done;
-            }
-            free(lg);
-        }
-        if (in && in->n_vocab != nv_model) {
-            trit_fail(err, TRIT_EFORMAT,
-                      "%s: base logits have %d vocabulary entries, the model %d (a different "
-                      "vocabulary)",
-                      o->base_in, in->n_vocab, nv_model);
-            free(ids);
-            goto done;
-        }
-        if (o->base_out &&
-            !(out = trit_ppl_base_create(o->base_out, n_ctx, nv_model, n_chunk, tokens, err))) {
-            free(ids);
-            goto done;
-        }
-        row = xmalloc((size_t)trit_ppl_nv(nv_model) * sizeof *row);
-    }
+    if ((in || o->base_out) && ppl_base_rows(b, o, in, bos >= 0 ? bos : tokens[0], tokens, n_ctx,
+                                             n_chunk, &out, &row, err))
+        goto done;
+    /* each chunk from an empty cache, BOS first; on_logits scores the second half */
+    ids = xmalloc((size_t)n_ctx * sizeof *ids);
     for (int i = 0; i < n_chunk; i++) {
         const int32_t *chunk = tokens + (size_t)i * (size_t)n_ctx;
         memcpy(ids, chunk, (size_t)n_ctx * sizeof *ids);
@@ -576,13 +600,12 @@ int trit_ppl_run_backend(trit_backend *b, const char *text, size_t len, const tr
         chunk_ctx c = {&acc, chunk, n_ctx, n_ctx / 2, out, in, row, err};
         if (trit_backend_eval_each(b, ids, (size_t)n_ctx, on_logits, &c, err)) {
             trit_err_prefix(err, "chunk %d", i + 1);
-            free(ids);
             goto done;
         }
         progress(o, i, &acc);
     }
-    free(ids);
     if (o->progress) fprintf(stderr, "\n");
+    /* the written base file is complete only once closed (fsync'd) */
     if (out) {
         int crc = trit_ppl_base_close(out, err);
         out = NULL;
@@ -596,6 +619,7 @@ done:
     if (out) trit_ppl_base_close(out, NULL);
     if (in) trit_ppl_base_close(in, NULL);
     trit_ppl_acc_free(&acc);
+    free(ids);
     free(row);
     free(tokens);
     return rc;

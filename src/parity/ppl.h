@@ -14,7 +14,11 @@
  *        float min_log_prob (4 words), then n_vocab quantized logits (0 below max-16), padding.
  *    All little-endian (host order on x86, as the reference writes it).
  *  - KLD of a model against a base file: mean ± error, percentiles, Δp, RMS Δp, same top p,
- *    with the reference's formulas (kl_divergence() in perplexity.cpp).
+ *    with the reference's formulas (kl_divergence() in perplexity.cpp), except the per-token
+ *    KLD itself: sum p (log p - log q) in double, the base row renormalized over its kept
+ *    entries and the model side through trit_logsumexp (base.h), so no token's KLD is below
+ *    -1e-9 (the reference's unnormalized row gave -2e-5). The NLL and the quantized rows keep
+ *    perplexity.cpp's float arithmetic on purpose: the base file must be byte-identical.
  * Sources of logits: a backend (trit:/llama:, in-process), an OpenAI server (/tokenize +
  * /v1/completions with echo, logprobs and max_tokens 0: PPL only, no full distribution, so no
  * KLD), or the reference binary itself (its printed figures are parsed).

@@ -1,6 +1,7 @@
 /* parity/shadow.c — the live shadow proxy (see shadow.h). One MHD thread per connection streams
- * the primary's answer through a pipe; one worker thread replays completions to the candidate,
- * compares and writes the ledger. */
+ * gen-1's answer through a pipe fed by one gen-1 thread per request; one worker thread replays
+ * completions to gen-2, compares and writes the ledger. Every thread started here is counted
+ * and waited for before trit_shadow_run returns. */
 #include "parity/shadow.h"
 
 #include "client/client.h"
@@ -18,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
+
+#define QUEUE_BYTES_MAX ((size_t)256 << 20) /* request + gen-1 reply bytes waiting for gen-2 */
 
 static volatile sig_atomic_t stop_flag;
 void trit_shadow_request_stop(void) {
@@ -33,8 +37,208 @@ void trit_shadow_opts_default(trit_shadow_opts *o) {
     memset(o, 0, sizeof *o);
     o->host = "127.0.0.1";
     o->queue_max = 64;
+    o->max_body = (size_t)1 << 20;
+    o->max_reply = (size_t)16 << 20;
     o->timeout_s = 600;
+    o->grace_s = 5;
     o->tie_eps = TRIT_TIE_EPS_DEFAULT;
+}
+
+/* ======================= the request path's pure checks ======================= */
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* RFC 3986 pchar minus '@' and '%' (escapes are checked separately) plus '/'. */
+static bool path_char(unsigned char c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    return c && strchr("-._~!$&'()*+,;=:/", c) != NULL;
+}
+
+static int refuse(char *why, size_t why_sz, int status, const char *msg, size_t at) {
+    snprintf(why, why_sz, "%s (request-target byte %zu)", msg, at);
+    return status;
+}
+
+int trit_shadow_check_target(const char *target, trit_shadow_target *t, char *why, size_t why_sz) {
+    memset(t, 0, sizeof *t);
+    size_t n = strlen(target);
+    if (n > TRIT_SHADOW_MAX_TARGET) {
+        snprintf(why, why_sz, "request-target is %zu bytes; at most %d are accepted", n,
+                 TRIT_SHADOW_MAX_TARGET);
+        return 414;
+    }
+    /* origin-form only: absolute-form ("http://h/"), authority-form ("h:1"), asterisk-form
+     * and anything else that is not a path would let the target choose the upstream host */
+    if (n == 0 || target[0] != '/')
+        return refuse(why, why_sz, 400, "only origin-form request-targets (\"/path\") are proxied",
+                      0);
+    size_t i = 0;
+    size_t seg = 0; /* start of the current path segment */
+    for (; i < n && target[i] != '?'; i++) {
+        unsigned char c = (unsigned char)target[i];
+        if (c == '/') {
+            /* an empty segment ("//host") or a dot segment can change what the URL means */
+            if (i > 0 && i == seg)
+                return refuse(why, why_sz, 400, "empty path segment (\"//\") refused", i);
+            size_t len = i - seg;
+            if (i > 0 && ((len == 1 && target[seg] == '.') ||
+                          (len == 2 && target[seg] == '.' && target[seg + 1] == '.')))
+                return refuse(why, why_sz, 400, "dot segment refused", seg);
+            seg = i + 1;
+            continue;
+        }
+        if (c == '%') {
+            /* an escape must be well formed and must not hide a byte the raw check refuses */
+            int hi = i + 2 < n ? hexval(target[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval(target[i + 2]) : -1;
+            if (hi < 0 || lo < 0) return refuse(why, why_sz, 400, "malformed percent-escape", i);
+            int v = hi * 16 + lo;
+            if (v < 0x20 || v > 0x7e || strchr("/\\@%.?#", v))
+                return refuse(why, why_sz, 400,
+                              "percent-escape of a control byte or of / \\ @ % . ? # refused", i);
+            i += 2;
+            continue;
+        }
+        if (c == '@') return refuse(why, why_sz, 400, "'@' in the path refused", i);
+        if (c == '\\') return refuse(why, why_sz, 400, "backslash in the path refused", i);
+        if (c < 0x20 || c == 0x7f) return refuse(why, why_sz, 400, "control byte refused", i);
+        if (!path_char(c)) return refuse(why, why_sz, 400, "byte not allowed in a path", i);
+    }
+    size_t len = i - seg; /* the last segment */
+    if ((len == 1 && target[seg] == '.') ||
+        (len == 2 && target[seg] == '.' && target[seg + 1] == '.'))
+        return refuse(why, why_sz, 400, "dot segment refused", seg);
+    t->path = target;
+    t->path_len = i;
+    if (i == n) return 0;
+    size_t q0 = i + 1;
+    for (size_t k = q0; k < n; k++) {
+        unsigned char c = (unsigned char)target[k];
+        if (c < 0x21 || c > 0x7e)
+            return refuse(why, why_sz, 400, "control, space or non-ASCII byte in the query", k);
+        if (c == '#' || c == '\\')
+            return refuse(why, why_sz, 400, "'#' or backslash in the query refused", k);
+        if (c == '%' && (k + 2 >= n || hexval(target[k + 1]) < 0 || hexval(target[k + 2]) < 0))
+            return refuse(why, why_sz, 400, "malformed percent-escape in the query", k);
+    }
+    t->query = target + q0;
+    t->query_len = n - q0;
+    return 0;
+}
+
+int trit_shadow_check_header(const char *name, const char *value, char *why, size_t why_sz) {
+    size_t n = strlen(value);
+    if (n > TRIT_SHADOW_MAX_HEADER) {
+        snprintf(why, why_sz, "header %s is %zu bytes; at most %d are forwarded", name, n,
+                 TRIT_SHADOW_MAX_HEADER);
+        return 431;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)value[i];
+        /* CR/LF would start a new header line upstream (header injection) */
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            snprintf(why, why_sz, "header %s has a control byte 0x%02x at byte %zu", name, c, i);
+            return 400;
+        }
+    }
+    return 0;
+}
+
+/* Parse base with libcurl's URL parser; fills u. 0 or -1 with why. */
+static int parse_base(const char *base, CURLU *u, char *why, size_t why_sz) {
+    if (strncasecmp(base, "http://", 7) != 0 && strncasecmp(base, "https://", 8) != 0) {
+        snprintf(why, why_sz, "'%s' is not an http:// or https:// URL", base);
+        return -1;
+    }
+    if (curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK) {
+        snprintf(why, why_sz, "'%s' is not a valid URL", base);
+        return -1;
+    }
+    char *part = NULL;
+    /* user info would be sent upstream; query and fragment would mix with the client's */
+    const struct {
+        CURLUPart p;
+        const char *name;
+    } no[] = {{CURLUPART_USER, "user info"},
+              {CURLUPART_PASSWORD, "a password"},
+              {CURLUPART_QUERY, "a query"},
+              {CURLUPART_FRAGMENT, "a fragment"}};
+    for (size_t k = 0; k < TRIT_ARRAY_LEN(no); k++)
+        if (curl_url_get(u, no[k].p, &part, 0) == CURLUE_OK) {
+            curl_free(part);
+            snprintf(why, why_sz, "'%s' has %s; give only scheme://host[:port][/path]", base,
+                     no[k].name);
+            return -1;
+        }
+    if (curl_url_get(u, CURLUPART_HOST, &part, 0) != CURLUE_OK) {
+        snprintf(why, why_sz, "'%s' has no host", base);
+        return -1;
+    }
+    curl_free(part);
+    return 0;
+}
+
+int trit_shadow_check_base(const char *base, char *why, size_t why_sz) {
+    CURLU *u = curl_url();
+    int rc = parse_base(base, u, why, why_sz);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+char *trit_shadow_upstream_url(const char *base, const trit_shadow_target *t, char *why,
+                               size_t why_sz) {
+    CURLU *u = curl_url();
+    char *out = NULL, *bpath = NULL;
+    if (parse_base(base, u, why, why_sz)) goto done;
+    /* the path is the base's own path joined with the validated one: the host, port and
+     * scheme never come from the request */
+    trit_buf p = {0};
+    if (curl_url_get(u, CURLUPART_PATH, &bpath, 0) == CURLUE_OK && bpath) {
+        size_t bl = strlen(bpath);
+        while (bl && bpath[bl - 1] == '/') bl--;
+        trit_buf_append(&p, bpath, bl);
+    }
+    trit_buf_append(&p, t->path, t->path_len);
+    CURLUcode rc = curl_url_set(u, CURLUPART_PATH, p.p, 0);
+    trit_buf_free(&p);
+    if (rc == CURLUE_OK) {
+        trit_buf q = {0};
+        if (t->query) trit_buf_append(&q, t->query, t->query_len);
+        rc = curl_url_set(u, CURLUPART_QUERY, t->query ? q.p : NULL, 0);
+        trit_buf_free(&q);
+    }
+    if (rc == CURLUE_OK) rc = curl_url_get(u, CURLUPART_URL, &out, 0);
+    if (rc != CURLUE_OK) snprintf(why, why_sz, "cannot build the upstream URL (%d)", (int)rc);
+done:
+    curl_free(bpath);
+    curl_url_cleanup(u);
+    if (!out) return NULL;
+    char *r = xstrdup(out); /* callers free() it */
+    curl_free(out);
+    return r;
+}
+
+/* ======================= the proxy ======================= */
+
+/* Append without aborting on out-of-memory (bodies and replies are client-sized). */
+static int buf_try_append(trit_buf *b, const void *data, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = 0;
+    return 0;
 }
 
 /* ---- one upstream call's outcome ---- */
@@ -44,32 +248,65 @@ typedef struct upstream {
     long status;
     char ctype[128];
     trit_buf body;
+    bool truncated; /* over max_reply (or out of memory): body is incomplete */
     double latency;
 } upstream;
 
-/* a copy for the candidate, and the primary's answer to compare with */
+/* a copy for gen-2, and gen-1's answer to compare with */
 typedef struct job {
     struct job *next;
-    char *path, *auth;
+    char *target; /* validated request-target (path + query) */
+    char *auth;   /* Authorization to send to gen-2, or NULL */
     trit_buf req;
     bool is_chat;
-    upstream prim;
+    upstream gen1;
     double ts;
 } job;
 
 typedef struct proxy {
     trit_shadow_opts *o;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv; /* queue changes and gen-1 threads ending */
     job *head, *tail;
     int queued;
-    bool closing;
+    size_t queued_bytes;
+    bool closing;         /* no new copies; the worker ends when the queue is empty */
+    int live;             /* gen-1 threads running */
+    atomic_bool aborting; /* grace is over: every upstream transfer stops now */
     trit_ledger *ledger;
     int64_t next_round;
-    atomic_long forwarded, mirrored, dropped, compared, primary_errors;
+    atomic_long forwarded, mirrored, dropped, compared, gen1_errors, refused;
 } proxy;
 
-/* ---- primary call streamed to the client ---- */
+/* a job's memory goes back */
+static void job_free(job *j) {
+    free(j->target), free(j->auth);
+    trit_buf_free(&j->req);
+    trit_buf_free(&j->gen1.body);
+    free(j);
+}
+
+/* curl's progress callback: nonzero aborts the transfer once the grace period is over */
+static int abort_check(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
+    (void)a, (void)b, (void)c, (void)d;
+    proxy *px = ud;
+    return atomic_load(&px->aborting) ? 1 : 0;
+}
+
+/* options every upstream transfer shares: timeouts, no signals, abort at shutdown */
+static void common_opts(proxy *px, CURL *h, upstream *u) {
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, u->errbuf);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(px->o->timeout_s * 1000));
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(TRIT_MIN(px->o->timeout_s, 10.0) * 1000));
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, abort_check);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, px);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is passed to the client */
+}
+
+/* ---- gen-1 call streamed to the client ---- */
 typedef struct stream {
     proxy *px;
     pthread_mutex_t mu;
@@ -78,7 +315,7 @@ typedef struct stream {
     int rfd, wfd;
     bool headers, done, client_gone;
     char method[16];
-    char *url, *path, *auth, *ctype_req, *accept;
+    char *url, *target, *auth, *ctype_req, *accept;
     trit_buf req;
     upstream up;
     double t0;
@@ -91,7 +328,7 @@ static void stream_release(stream *s) {
     if (left) return;
     if (s->rfd >= 0) close(s->rfd);
     if (s->wfd >= 0) close(s->wfd);
-    free(s->url), free(s->path), free(s->auth), free(s->ctype_req), free(s->accept);
+    free(s->url), free(s->target), free(s->auth), free(s->ctype_req), free(s->accept);
     trit_buf_free(&s->req);
     trit_buf_free(&s->up.body);
     pthread_mutex_destroy(&s->mu);
@@ -117,12 +354,19 @@ typedef struct {
     CURL *h;
 } wctx;
 
-static size_t on_primary_data(char *p, size_t sz, size_t nm, void *ud) {
+/* gen-1 bytes: to the client through the pipe, and (up to max_reply) kept for gen-2 */
+static size_t on_gen1_data(char *p, size_t sz, size_t nm, void *ud) {
     wctx *w = ud;
     stream *s = w->s;
     size_t n = sz * nm;
     headers_ready(s, w->h);
-    trit_buf_append(&s->up.body, p, n);
+    if (!s->up.truncated) {
+        /* past the limit the comparison is abandoned, but the client still gets every byte */
+        if (s->up.body.len + n > s->px->o->max_reply || buf_try_append(&s->up.body, p, n)) {
+            s->up.truncated = true;
+            trit_buf_free(&s->up.body);
+        }
+    }
     for (size_t off = 0; off < n && !s->client_gone;) {
         ssize_t k = write(s->wfd, p + off, n - off);
         if (k < 0 && errno == EINTR) continue;
@@ -135,39 +379,55 @@ static size_t on_primary_data(char *p, size_t sz, size_t nm, void *ud) {
     return n;
 }
 
+/* The headers sent upstream: only these three (checked by trit_shadow_check_header). */
 static struct curl_slist *req_headers(const char *auth, const char *ctype, const char *accept) {
     struct curl_slist *hl = NULL;
-    char line[1024];
+    trit_buf line = {0};
     if (auth) {
-        snprintf(line, sizeof line, "Authorization: %s", auth);
-        hl = curl_slist_append(hl, line);
+        trit_buf_printf(&line, "Authorization: %s", auth);
+        hl = curl_slist_append(hl, line.p);
     }
-    snprintf(line, sizeof line, "Content-Type: %s", ctype ? ctype : "application/json");
-    hl = curl_slist_append(hl, line);
+    trit_buf_clear(&line);
+    trit_buf_printf(&line, "Content-Type: %s", ctype ? ctype : "application/json");
+    hl = curl_slist_append(hl, line.p);
     if (accept) {
-        snprintf(line, sizeof line, "Accept: %s", accept);
-        hl = curl_slist_append(hl, line);
+        trit_buf_clear(&line);
+        trit_buf_printf(&line, "Accept: %s", accept);
+        hl = curl_slist_append(hl, line.p);
     }
+    trit_buf_free(&line);
     hl = curl_slist_append(hl, "Expect:");
     return hl;
 }
 
-static bool mirrored_path(const char *path, bool *is_chat) {
-    *is_chat = !strcmp(path, "/v1/chat/completions") || !strcmp(path, "/chat/completions");
-    return *is_chat || !strcmp(path, "/v1/completions") || !strcmp(path, "/completions");
+static bool mirrored_path(const char *target, bool *is_chat) {
+    size_t n = strcspn(target, "?");
+    const char *chat[] = {"/v1/chat/completions", "/chat/completions"};
+    const char *cmpl[] = {"/v1/completions", "/completions"};
+    *is_chat = false;
+    for (int k = 0; k < 2; k++) {
+        if (strlen(chat[k]) == n && !strncmp(target, chat[k], n)) return *is_chat = true;
+        if (strlen(cmpl[k]) == n && !strncmp(target, cmpl[k], n)) return true;
+    }
+    return false;
+}
+
+static void drop(proxy *px, job *j, const char *why) {
+    atomic_fetch_add(&px->dropped, 1);
+    if (!px->o->quiet) fprintf(stderr, "shadow: copy of %s dropped: %s\n", j->target, why);
+    job_free(j);
 }
 
 static void enqueue(proxy *px, job *j) {
+    size_t bytes = j->req.len + j->gen1.body.len;
     pthread_mutex_lock(&px->mu);
-    if (px->queued >= px->o->queue_max || px->closing) {
+    const char *why = px->closing                                  ? "shutting down"
+                      : px->queued >= px->o->queue_max             ? "gen-2 queue full"
+                      : px->queued_bytes + bytes > QUEUE_BYTES_MAX ? "gen-2 queue bytes full"
+                                                                   : NULL;
+    if (why) {
         pthread_mutex_unlock(&px->mu);
-        atomic_fetch_add(&px->dropped, 1);
-        if (!px->o->quiet)
-            fprintf(stderr, "shadow: candidate queue full; copy of %s dropped\n", j->path);
-        free(j->path), free(j->auth);
-        trit_buf_free(&j->req);
-        trit_buf_free(&j->prim.body);
-        free(j);
+        drop(px, j, why);
         return;
     }
     if (px->tail)
@@ -176,62 +436,80 @@ static void enqueue(proxy *px, job *j) {
         px->head = j;
     px->tail = j;
     px->queued++;
+    px->queued_bytes += bytes;
     atomic_fetch_add(&px->mirrored, 1);
-    pthread_cond_signal(&px->cv);
+    pthread_cond_broadcast(&px->cv);
     pthread_mutex_unlock(&px->mu);
 }
 
-static void *primary_thread(void *arg) {
+/* After gen-1 answered: a completion becomes a job for gen-2 (the request and reply buffers
+ * move into it: nothing is copied). */
+static void mirror(proxy *px, stream *s) {
+    bool is_chat;
+    if (strcmp(s->method, "POST") != 0 || !mirrored_path(s->target, &is_chat)) return;
+    job *j = xcalloc(1, sizeof *j);
+    j->target = xstrdup(s->target);
+    j->auth = px->o->gen2_key ? NULL : (px->o->forward_auth && s->auth ? xstrdup(s->auth) : NULL);
+    j->req = s->req;
+    s->req = (trit_buf){0};
+    j->is_chat = is_chat;
+    j->gen1 = s->up;
+    s->up.body = (trit_buf){0};
+    j->ts = trit_wall_s();
+    if (j->gen1.truncated) {
+        drop(px, j, "gen-1 reply over --max-reply");
+        return;
+    }
+    enqueue(px, j);
+}
+
+static void *gen1_thread(void *arg) {
     stream *s = arg;
     proxy *px = s->px;
     CURL *h = curl_easy_init();
     wctx w = {s, h};
     struct curl_slist *hl = req_headers(s->auth, s->ctype_req, s->accept);
-    curl_easy_setopt(h, CURLOPT_URL, s->url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_primary_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, s->up.errbuf);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(px->o->timeout_s * 1000));
-    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-    if (!strcmp(s->method, "POST")) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, s->req.p ? s->req.p : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)s->req.len);
-    } else if (strcmp(s->method, "GET") != 0) {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, s->method);
-        if (s->req.len) {
-            curl_easy_setopt(h, CURLOPT_POSTFIELDS, s->req.p);
+    if (h) {
+        curl_easy_setopt(h, CURLOPT_URL, s->url);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_gen1_data);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
+        common_opts(px, h, &s->up);
+        if (!strcmp(s->method, "POST")) {
+            curl_easy_setopt(h, CURLOPT_POST, 1L);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, s->req.p ? s->req.p : "");
             curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)s->req.len);
+        } else if (!strcmp(s->method, "HEAD")) {
+            curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+        } else if (strcmp(s->method, "GET") != 0) {
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, s->method);
+            if (s->req.len) {
+                curl_easy_setopt(h, CURLOPT_POSTFIELDS, s->req.p);
+                curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)s->req.len);
+            }
         }
+        s->up.rc = curl_easy_perform(h);
+        if (s->up.rc == CURLE_OK) headers_ready(s, h); /* an empty body has no data callback */
+    } else {
+        s->up.rc = CURLE_OUT_OF_MEMORY;
     }
-    s->up.rc = curl_easy_perform(h);
-    if (s->up.rc == CURLE_OK) headers_ready(s, h); /* an empty body has no data callback */
     s->up.latency = trit_now_s() - s->t0;
     curl_slist_free_all(hl);
-    curl_easy_cleanup(h);
+    if (h) curl_easy_cleanup(h);
     pthread_mutex_lock(&s->mu);
     s->done = true;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     close(s->wfd);
     s->wfd = -1;
-    if (s->up.rc != CURLE_OK) atomic_fetch_add(&px->primary_errors, 1);
-    bool is_chat;
-    if (!strcmp(s->method, "POST") && mirrored_path(s->path, &is_chat)) {
-        job *j = xcalloc(1, sizeof *j);
-        j->path = xstrdup(s->path);
-        j->auth = s->px->o->api_key ? NULL : (s->auth ? xstrdup(s->auth) : NULL);
-        trit_buf_append(&j->req, s->req.p ? s->req.p : "", s->req.len);
-        j->is_chat = is_chat;
-        j->prim = s->up;
-        j->prim.body = (trit_buf){0};
-        trit_buf_append(&j->prim.body, s->up.body.p ? s->up.body.p : "", s->up.body.len);
-        j->ts = trit_wall_s();
-        enqueue(px, j);
-    }
+    if (s->up.rc != CURLE_OK) atomic_fetch_add(&px->gen1_errors, 1);
+    mirror(px, s);
     stream_release(s);
+    /* the last thing this thread does: trit_shadow_run waits for live == 0 */
+    pthread_mutex_lock(&px->mu);
+    px->live--;
+    pthread_cond_broadcast(&px->cv);
+    pthread_mutex_unlock(&px->mu);
     return NULL;
 }
 
@@ -257,13 +535,26 @@ static void reader_free(void *cls) {
     stream_release(s);
 }
 
+/* per-connection state; created by the URI log callback, which sees the raw request-target */
 typedef struct conn {
+    char *target; /* raw, as sent (MHD percent-decodes the url it gives the handler) */
+    bool checked;
+    bool too_big, oom;
     trit_buf body;
 } conn;
 
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg) {
-    json_t *o = json_pack("{s:{s:s,s:s,s:i}}", "error", "message", msg, "type", "proxy_error",
-                          "code", (int)status);
+static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c) {
+    (void)cls, (void)c;
+    conn *cn = xcalloc(1, sizeof *cn);
+    cn->target = xstrdup(uri ? uri : "");
+    return cn;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *type,
+                                  const char *msg) {
+    json_t *o = json_pack("{s:{s:o,s:s,s:n,s:i}}", "error", "message",
+                          trit_ledger_text_json(msg, strlen(msg)), "type", type, "param", "code",
+                          (int)status);
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
@@ -277,67 +568,131 @@ static const char *hdr(struct MHD_Connection *c, const char *name) {
     return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
 
+/* First call for a request: everything that can be refused before reading the body. */
+static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *cn) {
+    char why[300];
+    trit_shadow_target t;
+    int st = trit_shadow_check_target(cn->target, &t, why, sizeof why);
+    if (st) {
+        atomic_fetch_add(&px->refused, 1);
+        return send_error(c, (unsigned)st, "invalid_request_error", why);
+    }
+    /* the proxy is not for browsers: a page (even a DNS-rebound one: browsers send Origin on
+     * every POST) gets 403 before anything is forwarded */
+    const char *origin = hdr(c, "Origin");
+    if (origin) {
+        atomic_fetch_add(&px->refused, 1);
+        return send_error(c, 403, "permission_error",
+                          "requests from browser pages (with an Origin header) are refused by "
+                          "the shadow proxy");
+    }
+    const char *names[] = {"Authorization", "Content-Type", "Accept"};
+    for (size_t k = 0; k < TRIT_ARRAY_LEN(names); k++) {
+        const char *v = hdr(c, names[k]);
+        if (v && (st = trit_shadow_check_header(names[k], v, why, sizeof why))) {
+            atomic_fetch_add(&px->refused, 1);
+            return send_error(c, (unsigned)st, "invalid_request_error", why);
+        }
+    }
+    /* like trit serve, GET /health stays open so load balancers can probe without a key */
+    bool health = !strcmp(cn->target, "/health") || !strcmp(cn->target, "/v1/health");
+    if (px->o->api_key && !health &&
+        !trit_api_key_matches(px->o->api_key, hdr(c, "Authorization"))) {
+        atomic_fetch_add(&px->refused, 1);
+        return send_error(c, 401, "authentication_error",
+                          "missing or invalid API key (send 'Authorization: Bearer KEY')");
+    }
+    const char *cl = hdr(c, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > px->o->max_body) {
+        atomic_fetch_add(&px->refused, 1);
+        snprintf(why, sizeof why, "request body exceeds %zu bytes", px->o->max_body);
+        return send_error(c, 413, "invalid_request_error", why);
+    }
+    cn->checked = true;
+    return MHD_YES;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **con_cls) {
-    (void)version;
+    (void)version, (void)url; /* url is percent-decoded: the raw target in cn is used instead */
     proxy *px = cls;
     conn *cn = *con_cls;
-    if (!cn) {
-        cn = xcalloc(1, sizeof *cn);
-        *con_cls = cn;
-        return MHD_YES;
-    }
+    if (!cn) return MHD_NO; /* the URI callback always runs first */
+    if (!cn->checked) return check_request(px, c, cn);
     if (*upload_size) {
-        trit_buf_append(&cn->body, upload, *upload_size);
+        /* a chunked body has no Content-Length: the limit is enforced as it arrives */
+        if (!cn->too_big && !cn->oom) {
+            if (cn->body.len + *upload_size > px->o->max_body) {
+                cn->too_big = true;
+                trit_buf_free(&cn->body);
+            } else if (buf_try_append(&cn->body, upload, *upload_size)) {
+                cn->oom = true;
+                trit_buf_free(&cn->body);
+            }
+        }
         *upload_size = 0;
         return MHD_YES;
     }
+    char msg[400];
+    if (cn->too_big) {
+        atomic_fetch_add(&px->refused, 1);
+        snprintf(msg, sizeof msg, "request body exceeds %zu bytes", px->o->max_body);
+        return send_error(c, 413, "invalid_request_error", msg);
+    }
+    if (cn->oom) return send_error(c, 503, "server_error", "shadow: out of memory for the body");
+    trit_shadow_target t;
+    trit_shadow_check_target(cn->target, &t, msg, sizeof msg); /* passed in check_request */
+    char *upurl = trit_shadow_upstream_url(px->o->gen1_url, &t, msg, sizeof msg);
+    if (!upurl) return send_error(c, 500, "server_error", msg);
     atomic_fetch_add(&px->forwarded, 1);
     stream *s = xcalloc(1, sizeof *s);
     int fds[2];
     if (pipe(fds) != 0) {
-        free(s);
-        return send_error(c, 500, "shadow: cannot create a pipe");
+        free(s), free(upurl);
+        return send_error(c, 503, "server_error", "shadow: cannot create a pipe");
     }
     s->px = px;
     s->rfd = fds[0], s->wfd = fds[1];
-    s->refs = 2; /* primary thread + the response (or this handler on failure) */
+    s->refs = 2; /* gen-1 thread + the response (or this handler on failure) */
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     snprintf(s->method, sizeof s->method, "%s", method);
-    s->path = xstrdup(url);
-    trit_buf u = {0};
-    const char *base = px->o->primary;
-    size_t bl = strlen(base);
-    while (bl && base[bl - 1] == '/') bl--;
-    trit_buf_append(&u, base, bl);
-    trit_buf_puts(&u, url);
-    s->url = u.p;
+    s->url = upurl;
+    s->target = xstrdup(cn->target);
     const char *a = hdr(c, "Authorization"), *ct = hdr(c, "Content-Type"), *ac = hdr(c, "Accept");
     s->auth = a ? xstrdup(a) : NULL;
     s->ctype_req = ct ? xstrdup(ct) : NULL;
     s->accept = ac ? xstrdup(ac) : NULL;
-    trit_buf_append(&s->req, cn->body.p ? cn->body.p : "", cn->body.len);
+    s->req = cn->body; /* moved, not copied */
+    cn->body = (trit_buf){0};
     s->t0 = trit_now_s();
+    pthread_mutex_lock(&px->mu);
+    px->live++;
+    pthread_mutex_unlock(&px->mu);
     pthread_t th;
-    if (pthread_create(&th, NULL, primary_thread, s) != 0) {
+    if (pthread_create(&th, NULL, gen1_thread, s) != 0) {
+        pthread_mutex_lock(&px->mu);
+        px->live--;
+        pthread_cond_broadcast(&px->cv);
+        pthread_mutex_unlock(&px->mu);
         s->refs = 1;
         stream_release(s);
-        return send_error(c, 500, "shadow: cannot start a thread");
+        return send_error(c, 503, "server_error", "shadow: cannot start a thread");
     }
-    pthread_detach(th);
+    pthread_detach(th); /* counted in px->live; trit_shadow_run waits for it */
     pthread_mutex_lock(&s->mu);
     while (!s->headers && !s->done) pthread_cond_wait(&s->cv, &s->mu);
     bool ok = s->headers;
     pthread_mutex_unlock(&s->mu);
     if (!ok) {
-        char msg[400];
-        snprintf(msg, sizeof msg, "shadow: primary %s unreachable: %s", px->o->primary,
+        snprintf(msg, sizeof msg, "shadow: primary %s unreachable: %s", px->o->gen1_url,
                  s->up.errbuf[0] ? s->up.errbuf : curl_easy_strerror(s->up.rc));
+        pthread_mutex_lock(&s->mu);
         s->client_gone = true;
+        pthread_mutex_unlock(&s->mu);
         stream_release(s);
-        return send_error(c, 502, msg);
+        return send_error(c, 502, "proxy_error", msg);
     }
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, s, reader_free);
@@ -357,11 +712,12 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     conn *cn = *con_cls;
     if (!cn) return;
     trit_buf_free(&cn->body);
+    free(cn->target);
     free(cn);
     *con_cls = NULL;
 }
 
-/* ---- candidate side ---- */
+/* ======================= gen-2 side ======================= */
 
 void trit_shadow_sse_text(const char *body, size_t n, bool is_chat, trit_buf *out, char *finish,
                           size_t finish_sz) {
@@ -401,6 +757,11 @@ static void to_resp(const upstream *u, bool is_chat, trit_client_resp *r) {
         snprintf(r->msg, sizeof r->msg, "%s", u->errbuf[0] ? u->errbuf : curl_easy_strerror(u->rc));
         return;
     }
+    if (u->truncated) {
+        r->kind = TRIT_CLIENT_OTHER;
+        snprintf(r->msg, sizeof r->msg, "reply over the shadow's --max-reply limit");
+        return;
+    }
     const char *b = u->body.p ? u->body.p : "";
     if (u->status < 200 || u->status > 299) {
         r->kind = TRIT_CLIENT_HTTP_STATUS;
@@ -421,33 +782,48 @@ static void to_resp(const upstream *u, bool is_chat, trit_client_resp *r) {
     r->latency_s = u->latency;
 }
 
-static size_t on_cand_data(char *p, size_t sz, size_t nm, void *ud) {
-    trit_buf_append(ud, p, sz * nm);
-    return sz * nm;
+typedef struct {
+    upstream *u;
+    size_t max;
+} gen2_sink;
+
+static size_t on_gen2_data(char *p, size_t sz, size_t nm, void *ud) {
+    gen2_sink *k = ud;
+    size_t n = sz * nm;
+    /* a reply over the limit ends the transfer (curl reports a write error) */
+    if (k->u->body.len + n > k->max || buf_try_append(&k->u->body, p, n)) {
+        k->u->truncated = true;
+        return 0;
+    }
+    return n;
 }
 
-static void call_candidate(proxy *px, const job *j, upstream *u) {
+static void call_gen2(proxy *px, const job *j, upstream *u) {
     memset(u, 0, sizeof *u);
-    trit_buf url = {0};
-    const char *base = px->o->candidate;
-    size_t bl = strlen(base);
-    while (bl && base[bl - 1] == '/') bl--;
-    trit_buf_append(&url, base, bl);
-    trit_buf_puts(&url, j->path);
-    char auth[600];
-    if (px->o->api_key) snprintf(auth, sizeof auth, "Bearer %s", px->o->api_key);
-    struct curl_slist *hl = req_headers(px->o->api_key ? auth : j->auth, NULL, NULL);
-    CURL *h = curl_easy_init();
-    curl_easy_setopt(h, CURLOPT_URL, url.p);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    trit_shadow_target t;
+    char why[300];
+    char *url = NULL;
+    if (trit_shadow_check_target(j->target, &t, why, sizeof why) == 0)
+        url = trit_shadow_upstream_url(px->o->gen2_url, &t, why, sizeof why);
+    CURL *h = url ? curl_easy_init() : NULL;
+    if (!h) {
+        u->rc = CURLE_URL_MALFORMAT;
+        snprintf(u->errbuf, sizeof u->errbuf, "%s", url ? "curl_easy_init failed" : why);
+        free(url);
+        return;
+    }
+    trit_buf auth = {0};
+    if (px->o->gen2_key) trit_buf_printf(&auth, "Bearer %s", px->o->gen2_key);
+    struct curl_slist *hl = req_headers(px->o->gen2_key ? auth.p : j->auth, NULL, NULL);
+    gen2_sink sink = {u, px->o->max_reply};
+    curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, j->req.p ? j->req.p : "");
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)j->req.len);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_cand_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &u->body);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, u->errbuf);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(px->o->timeout_s * 1000));
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_gen2_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    common_opts(px, h, u);
     double t0 = trit_now_s();
     u->rc = curl_easy_perform(h);
     u->latency = trit_now_s() - t0;
@@ -455,9 +831,11 @@ static void call_candidate(proxy *px, const job *j, upstream *u) {
     char *ct = NULL;
     curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
     snprintf(u->ctype, sizeof u->ctype, "%s", ct ? ct : "");
+    if (u->truncated) u->rc = CURLE_OK; /* to_resp reports the limit */
     curl_slist_free_all(hl);
     curl_easy_cleanup(h);
-    trit_buf_free(&url);
+    trit_buf_free(&auth);
+    free(url);
 }
 
 /* The user-visible prompt of a request (for the report), and a stable id for it. */
@@ -478,89 +856,64 @@ static void prompt_of(const char *body, size_t n, bool is_chat, trit_buf *out) {
         if (json_is_string(p))
             trit_buf_append(out, json_string_value(p), json_string_length(p));
         else if (p) {
-            char *s = json_dumps(p, JSON_COMPACT);
-            trit_buf_puts(out, s);
+            /* token ids or any other JSON value: its text (a bare number needs ENCODE_ANY,
+             * and json_dumps can still fail: NULL) */
+            char *s = json_dumps(p, JSON_COMPACT | JSON_ENCODE_ANY);
+            if (s) trit_buf_puts(out, s);
             free(s);
         }
     }
     json_decref(j);
 }
 
-static int ntok(const trit_client_resp *r) {
-    return r->completion_tokens >= 0 ? r->completion_tokens : r->n_tokens;
-}
-
+/* One copy: ask gen-2, compare, append the round record (trit_ledger_round_json). */
 static void process(proxy *px, job *j) {
-    upstream cand;
-    call_candidate(px, j, &cand);
+    upstream gen2;
+    call_gen2(px, j, &gen2);
     trit_client_resp r1, r2;
-    to_resp(&j->prim, j->is_chat, &r1);
-    to_resp(&cand, j->is_chat, &r2);
+    to_resp(&j->gen1, j->is_chat, &r1);
+    to_resp(&gen2, j->is_chat, &r2);
     trit_compare cmp;
     trit_compare_resps(&r1, &r2, px->o->tie_eps, &cmp);
     trit_buf prompt = {0};
     prompt_of(j->req.p ? j->req.p : "", j->req.len, j->is_chat, &prompt);
-    char pid[32], h1[17], h2[17], iso[32];
+    char pid[32];
     snprintf(pid, sizeof pid, "sh-%016llx",
              (unsigned long long)trit_hash64(prompt.p ? prompt.p : "", prompt.len));
-    snprintf(h1, sizeof h1, "%016llx", (unsigned long long)trit_hash64(r1.content, r1.content_len));
-    snprintf(h2, sizeof h2, "%016llx", (unsigned long long)trit_hash64(r2.content, r2.content_len));
-    trit_iso8601(j->ts, iso);
-    json_t *rec = json_object();
-    json_object_set_new(rec, "type", json_string("round"));
-    json_object_set_new(rec, "source", json_string("shadow"));
-    json_object_set_new(rec, "ts", json_real(j->ts));
-    json_object_set_new(rec, "time", json_string(iso));
-    json_object_set_new(rec, "round", json_integer(px->next_round++));
-    json_object_set_new(rec, "prompt_id", json_string(pid));
-    json_object_set_new(rec, "category",
-                        json_string(j->is_chat ? "shadow-chat" : "shadow-completions"));
-    json_object_set_new(rec, "endpoint", json_string(j->is_chat ? "chat" : "completions"));
-    json_object_set_new(rec, "path", json_string(j->path));
-    json_object_set_new(rec, "bucket", json_string(trit_bucket_name(cmp.bucket)));
-    json_object_set_new(rec, "tie",
-                        cmp.tie == TRIT_TIE_TIE    ? json_string("tie")
-                        : cmp.tie == TRIT_TIE_REAL ? json_string("real")
-                                                   : json_null());
-    json_object_set_new(rec, "prefix_len",
-                        cmp.bucket <= TRIT_BUCKET_NOMATCH ? json_integer((json_int_t)cmp.prefix_len)
-                                                          : json_null());
-    json_object_set_new(rec, "div_byte", json_integer(cmp.div_byte));
-    json_object_set_new(rec, "div_token_v1", json_integer(cmp.div_token_v1));
-    json_object_set_new(rec, "div_token_v2", json_integer(cmp.div_token_v2));
-    json_object_set_new(rec, "gap_v1", trit_json_num(cmp.gap_v1));
-    json_object_set_new(rec, "gap_v2", trit_json_num(cmp.gap_v2));
-    json_object_set_new(rec, "cause", cmp.cause[0] ? json_string(cmp.cause) : json_null());
-    json_object_set_new(rec, "lat_v1", json_real(r1.latency_s));
-    json_object_set_new(rec, "lat_v2", json_real(r2.latency_s));
-    json_object_set_new(rec, "ntok_v1", json_integer(ntok(&r1)));
-    json_object_set_new(rec, "ntok_v2", json_integer(ntok(&r2)));
-    json_object_set_new(rec, "status_v1", json_integer(j->prim.status));
-    json_object_set_new(rec, "status_v2", json_integer(cand.status));
-    json_object_set_new(rec, "finish_v1", json_string(r1.finish_reason));
-    json_object_set_new(rec, "finish_v2", json_string(r2.finish_reason));
-    json_object_set_new(rec, "hash_v1", json_string(h1));
-    json_object_set_new(rec, "hash_v2", json_string(h2));
-    json_object_set_new(rec, "v1", json_pack("{s:s}", "url", px->o->primary));
-    json_object_set_new(rec, "v2", json_pack("{s:s}", "url", px->o->candidate));
+    char path[256];
+    snprintf(path, sizeof path, "%.*s", (int)strcspn(j->target, "?"), j->target);
+    trit_round_meta m = {
+        .source = "shadow",
+        .ts = j->ts,
+        .round = px->next_round++,
+        .prompt_id = pid,
+        .category = j->is_chat ? "shadow-chat" : "shadow-completions",
+        .endpoint = j->is_chat ? "chat" : "completions",
+        .v1_url = px->o->gen1_url,
+        .v1_model = r1.model,
+        .v2_url = px->o->gen2_url,
+        .v2_model = r2.model,
+    };
+    json_t *rec = trit_ledger_round_json(&m, &r1, &r2, &cmp);
+    json_object_set_new(rec, "path", json_string(path));
+    json_object_set_new(rec, "status_v1", json_integer(j->gen1.status));
+    json_object_set_new(rec, "status_v2", json_integer(gen2.status));
     json_object_set_new(rec, "dropped", json_integer(atomic_load(&px->dropped)));
     json_object_set_new(rec, "prompt",
                         trit_ledger_text_json(prompt.p, TRIT_MIN(prompt.len, (size_t)4000)));
-    json_object_set_new(rec, "text_v1", trit_ledger_text_json(r1.content, r1.content_len));
-    json_object_set_new(rec, "text_v2", trit_ledger_text_json(r2.content, r2.content_len));
     trit_err err = {0};
     if (px->ledger && trit_ledger_append(px->ledger, rec, &err))
         fprintf(stderr, "shadow: ledger: %s\n", err.msg);
     json_decref(rec);
     atomic_fetch_add(&px->compared, 1);
     if (!px->o->quiet)
-        fprintf(stderr, "shadow: %s %-14s primary %.0f ms, candidate %.0f ms%s%s\n", j->path,
+        fprintf(stderr, "shadow: %s %-14s gen-1 %.0f ms, gen-2 %.0f ms%s%s\n", path,
                 trit_bucket_name(cmp.bucket), 1000 * r1.latency_s, 1000 * r2.latency_s,
                 cmp.cause[0] ? " — " : "", cmp.cause);
     trit_buf_free(&prompt);
     trit_client_resp_free(&r1);
     trit_client_resp_free(&r2);
-    trit_buf_free(&cand.body);
+    trit_buf_free(&gen2.body);
 }
 
 static void *worker(void *arg) {
@@ -576,12 +929,15 @@ static void *worker(void *arg) {
         px->head = j->next;
         if (!px->head) px->tail = NULL;
         px->queued--;
+        px->queued_bytes -= j->req.len + j->gen1.body.len;
         pthread_mutex_unlock(&px->mu);
-        process(px, j);
-        free(j->path), free(j->auth);
-        trit_buf_free(&j->req);
-        trit_buf_free(&j->prim.body);
-        free(j);
+        /* after the grace period the rest of the queue is dropped, not compared */
+        if (atomic_load(&px->aborting))
+            drop(px, j, "shutdown grace period over");
+        else {
+            process(px, j);
+            job_free(j);
+        }
     }
 }
 
@@ -590,20 +946,46 @@ static int max_round_cb(void *ud, const trit_ledger_rec *rec, const char *line, 
     return 0;
 }
 
+/* Wait on px->cv until pred holds or the deadline (monotonic seconds) passes. */
+static bool wait_until(proxy *px, bool (*pred)(proxy *), double deadline) {
+    pthread_mutex_lock(&px->mu);
+    while (!pred(px) && trit_now_s() < deadline) {
+        pthread_mutex_unlock(&px->mu);
+        usleep(20 * 1000);
+        pthread_mutex_lock(&px->mu);
+    }
+    bool ok = pred(px);
+    pthread_mutex_unlock(&px->mu);
+    return ok;
+}
+static bool no_gen1_threads(proxy *px) {
+    return px->live == 0;
+}
+static bool queue_empty(proxy *px) {
+    return px->head == NULL;
+}
+
 int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *err) {
-    if (!o->primary || !o->candidate)
+    if (!o->gen1_url || !o->gen2_url)
         return trit_fail(err, TRIT_EINVAL, "shadow needs a primary and a candidate URL");
+    char why[300];
+    if (trit_shadow_check_base(o->gen1_url, why, sizeof why) ||
+        trit_shadow_check_base(o->gen2_url, why, sizeof why))
+        return trit_fail(err, TRIT_EINVAL, "%s", why);
     proxy px = {0};
     px.o = o;
     pthread_mutex_init(&px.mu, NULL);
     pthread_cond_init(&px.cv, NULL);
     if (o->ledger_path) {
-        trit_ledger_scan_info info = {0};
-        if (access(o->ledger_path, F_OK) == 0 &&
-            trit_ledger_scan(o->ledger_path, max_round_cb, NULL, o->quiet, &info, err))
-            return -1;
-        px.next_round = access(o->ledger_path, F_OK) == 0 ? info.max_round + 1 : 0;
+        /* open (and so lock) first, then find the next round: no other writer can append in
+         * between, and a second writer is refused by trit_ledger_open */
         if (!(px.ledger = trit_ledger_open(o->ledger_path, err))) return -1;
+        trit_ledger_scan_info info = {0};
+        if (trit_ledger_scan(o->ledger_path, max_round_cb, NULL, o->quiet, &info, err)) {
+            trit_ledger_close(px.ledger);
+            return -1;
+        }
+        px.next_round = info.max_round + 1; /* -1 + 1 = 0 for a new ledger */
     }
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;
@@ -620,7 +1002,8 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
             MHD_USE_ERROR_LOG,
         (uint16_t)o->port, NULL, NULL, handler, &px, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, &px, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)900,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_log, &px, MHD_OPTION_NOTIFY_COMPLETED, completed, &px,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)900, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
     int rc = 0;
     if (!d) {
@@ -632,7 +1015,7 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
         if (!o->quiet)
             fprintf(stderr,
                     "shadow: listening on http://%s:%d  primary %s  candidate %s  ledger %s\n",
-                    o->host, o->bound_port, o->primary, o->candidate,
+                    o->host, o->bound_port, o->gen1_url, o->gen2_url,
                     o->ledger_path ? o->ledger_path : "(none)");
         struct sigaction sa = {0}, old_int, old_term;
         sa.sa_handler = on_signal;
@@ -642,24 +1025,38 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
         while (!stop_flag) usleep(50 * 1000);
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
-        MHD_stop_daemon(d);
     }
+    /* Shutdown, bounded: in-flight gen-1 calls and the gen-2 queue get grace_s; then every
+     * transfer is aborted (progress callback), which ends the connections, the gen-1 threads
+     * and the worker within about a second. */
+    double deadline = trit_now_s() + o->grace_s;
+    MHD_socket lsock = MHD_INVALID_SOCKET;
+    if (d) {
+        lsock = MHD_quiesce_daemon(d); /* closed after MHD_stop_daemon, as MHD requires */
+        wait_until(&px, no_gen1_threads, deadline);
+        wait_until(&px, queue_empty, deadline);
+    }
+    atomic_store(&px.aborting, true);
+    if (d) MHD_stop_daemon(d);
+    if (lsock != MHD_INVALID_SOCKET) close(lsock);
+    wait_until(&px, no_gen1_threads, trit_now_s() + 3600); /* each ends within ~1 s now */
     pthread_mutex_lock(&px.mu);
     px.closing = true;
     pthread_cond_broadcast(&px.cv);
     pthread_mutex_unlock(&px.mu);
     pthread_join(wt, NULL);
     trit_ledger_close(px.ledger);
-    trit_shadow_counts c = {atomic_load(&px.forwarded), atomic_load(&px.mirrored),
-                            atomic_load(&px.dropped), atomic_load(&px.compared),
-                            atomic_load(&px.primary_errors)};
+    trit_shadow_counts c = {atomic_load(&px.forwarded),   atomic_load(&px.mirrored),
+                            atomic_load(&px.dropped),     atomic_load(&px.compared),
+                            atomic_load(&px.gen1_errors), atomic_load(&px.refused)};
     if (counts) *counts = c;
     if (!o->quiet && d)
         fprintf(stderr,
                 "shadow: stopped: %ld forwarded, %ld copied to the candidate, %ld compared, %ld "
-                "dropped, %ld primary errors\n",
-                c.forwarded, c.mirrored, c.compared, c.dropped, c.primary_errors);
+                "dropped, %ld primary errors, %ld refused\n",
+                c.forwarded, c.mirrored, c.compared, c.dropped, c.gen1_errors, c.refused);
     pthread_mutex_destroy(&px.mu);
     pthread_cond_destroy(&px.cv);
+    stop_flag = 0;
     return rc;
 }

@@ -1,7 +1,7 @@
 /* stats.c — aggregate ledger rounds: rates, buckets, ties, latency percentiles, top_miss,
  * categories, noise lane, worst hour, ppl. Records are kept compact (no texts) so several
  * windows can be computed from one scan. */
-#include "parity/parity.h"
+#include "parity/stats.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -65,10 +65,11 @@ struct trit_stats_acc {
     long n, cap;
     strtab prompts, cats;
     trit_stats_filter filter;
-    long records, ppl_records, skipped;
+    long records, ppl_records, skipped, duplicates;
     bool has_ppl;
     double ppl_ts;
     double ppl[5];
+    trit_ppl_shape ppl_shape1, ppl_shape2;
 };
 
 trit_stats_acc *trit_stats_acc_new(const trit_stats_filter *filter) {
@@ -96,6 +97,7 @@ void trit_stats_acc_add(trit_stats_acc *a, const trit_ledger_rec *rec) {
             a->has_ppl = true;
             a->ppl[0] = rec->ppl_gen1, a->ppl[1] = rec->ppl_gen1_err, a->ppl[2] = rec->ppl_gen2;
             a->ppl[3] = rec->ppl_gen2_err, a->ppl[4] = rec->kld_mean;
+            a->ppl_shape1 = rec->ppl_shape1, a->ppl_shape2 = rec->ppl_shape2;
         }
         return;
     }
@@ -127,14 +129,14 @@ static int acc_cb(void *user, const trit_ledger_rec *rec, const char *line, size
 trit_stats_acc *trit_stats_acc_load(const char *const *paths, int n_paths, bool quiet,
                                     trit_err *err) {
     trit_stats_acc *a = trit_stats_acc_new(NULL);
-    for (int i = 0; i < n_paths; i++) {
-        trit_ledger_scan_info info;
-        if (trit_ledger_scan(paths[i], acc_cb, a, quiet, &info, err)) {
-            trit_stats_acc_free(a);
-            return NULL;
-        }
-        a->skipped += info.skipped;
+    trit_ledger_scan_info info;
+    /* merged and de-duplicated: --ledger X --ledger X counts X once */
+    if (trit_ledger_scan_many(paths, n_paths, acc_cb, a, quiet, &info, err)) {
+        trit_stats_acc_free(a);
+        return NULL;
     }
+    a->skipped += info.skipped;
+    a->duplicates += info.duplicates;
     return a;
 }
 
@@ -164,6 +166,115 @@ static bool sorted_by_ts(const crec *r, long n) {
     return true;
 }
 
+/* The records of one window, [*lo, *hi) of r (ordered by time): since/until bounds, then the
+ * newest skip_last dropped, then the last last_n kept. */
+static void window_of(const crec *r, long n, const trit_stats_filter *f, long *lo, long *hi) {
+    *lo = 0, *hi = n;
+    if (f->since_ts > 0)
+        while (*lo < *hi && r[*lo].ts < f->since_ts) (*lo)++;
+    if (f->until_ts > 0)
+        while (*hi > *lo && r[*hi - 1].ts >= f->until_ts) (*hi)--;
+    if (f->skip_last > 0) *hi = *hi - f->skip_last > *lo ? *hi - f->skip_last : *lo;
+    if (f->last_n > 0 && *hi - *lo > f->last_n) *lo = *hi - f->last_n;
+}
+
+/* The highest no-match share among compared rounds in any clock hour holding at least
+ * min_rounds of them (NAN when no hour does). */
+static void worst_hour(const crec *r, long lo, long hi, long min_rounds, trit_stats *st) {
+    st->worst_hour_nomatch = NAN;
+    long i = lo;
+    while (i < hi) {
+        /* one clock hour: [i, j) */
+        long hour = (long)floor(r[i].ts / 3600.0), j = i, cmp = 0, nm = 0;
+        for (; j < hi && (long)floor(r[j].ts / 3600.0) == hour; j++) {
+            cmp += r[j].bucket <= TRIT_BUCKET_NOMATCH;
+            nm += r[j].bucket == TRIT_BUCKET_NOMATCH;
+        }
+        double share = cmp ? (double)nm / (double)cmp : 0;
+        if (cmp >= min_rounds && (isnan(st->worst_hour_nomatch) || share > st->worst_hour_nomatch))
+            st->worst_hour_nomatch = share, st->worst_hour_rounds = cmp;
+        i = j;
+    }
+}
+
+/* What the per-round pass collects besides the counters in trit_stats. */
+typedef struct tally {
+    double *lat1, *lat2, *prefix; /* for percentiles and the median */
+    long n_lat1, n_lat2, n_prefix;
+    long *miss;  /* per prompt index */
+    long *cat_r; /* per category: rounds, compared, exact */
+} tally;
+
+/* Count one round: buckets, latencies, misses per prompt and category, ties, noise lane. */
+static void count_round(trit_stats *st, tally *t, const crec *c) {
+    st->rounds++;
+    st->bucket[c->bucket]++;
+    t->cat_r[c->category * 3]++;
+    if (c->bucket != TRIT_BUCKET_V1_UNREACH && !isnan(c->lat1)) t->lat1[t->n_lat1++] = c->lat1;
+    if (c->noise_bucket >= 0 && c->noise_bucket <= TRIT_BUCKET_NOMATCH) {
+        st->noise_rounds++;
+        if (c->noise_bucket == TRIT_BUCKET_EXACT) st->noise_exact++;
+    }
+    /* the rest only for rounds where both sides answered */
+    if (c->bucket > TRIT_BUCKET_NOMATCH) return;
+    st->compared++;
+    t->cat_r[c->category * 3 + 1]++;
+    if (!isnan(c->lat2)) t->lat2[t->n_lat2++] = c->lat2;
+    if (c->bucket == TRIT_BUCKET_EXACT) {
+        t->cat_r[c->category * 3 + 2]++;
+        return;
+    }
+    st->misses++;
+    t->miss[c->prompt]++;
+    if (c->prefix_len >= 0) t->prefix[t->n_prefix++] = (double)c->prefix_len;
+    if (c->bucket != TRIT_BUCKET_NOMATCH) return;
+    if (c->tie == TRIT_TIE_TIE)
+        st->ties++;
+    else if (c->tie == TRIT_TIE_REAL)
+        st->reals++;
+    else
+        st->tie_unknown++;
+}
+
+/* Rates, percentiles, the median prefix, top_miss and the categories from the tally. */
+static void finish_stats(const trit_stats_acc *a, tally *t, trit_stats *st) {
+    st->exact_rate = st->compared ? (double)st->bucket[TRIT_BUCKET_EXACT] / st->compared : NAN;
+    long v2_denom = st->rounds - st->bucket[TRIT_BUCKET_V1_UNREACH];
+    st->v2_unreach_rate =
+        v2_denom > 0 ? (double)st->bucket[TRIT_BUCKET_V2_UNREACH] / (double)v2_denom : NAN;
+    qsort(t->lat1, (size_t)t->n_lat1, sizeof *t->lat1, dbl_cmp);
+    qsort(t->lat2, (size_t)t->n_lat2, sizeof *t->lat2, dbl_cmp);
+    qsort(t->prefix, (size_t)t->n_prefix, sizeof *t->prefix, dbl_cmp);
+    st->p50_v1 = pct(t->lat1, t->n_lat1, 0.50);
+    st->p95_v1 = pct(t->lat1, t->n_lat1, 0.95);
+    st->p50_v2 = pct(t->lat2, t->n_lat2, 0.50);
+    st->p95_v2 = pct(t->lat2, t->n_lat2, 0.95);
+    st->p95_gap = st->p95_v2 - st->p95_v1;
+    long np = t->n_prefix;
+    const double *pre = t->prefix;
+    st->median_prefix = np ? (np % 2 ? pre[np / 2] : (pre[np / 2 - 1] + pre[np / 2]) / 2) : NAN;
+    /* top_miss: the prompt with the most misses (the first such on a tie) */
+    int top = -1;
+    for (int i = 0; i < a->prompts.n; i++)
+        if (t->miss[i] > 0 && (top < 0 || t->miss[i] > t->miss[top])) top = i;
+    st->top_miss_share = NAN;
+    if (top >= 0) {
+        snprintf(st->top_miss, sizeof st->top_miss, "%s", a->prompts.s[top]);
+        st->top_miss_count = t->miss[top];
+        st->top_miss_share = (double)t->miss[top] / (double)st->misses;
+    }
+    for (int i = 0; i < a->cats.n && st->n_cat < TRIT_STATS_MAX_CAT; i++) {
+        if (!t->cat_r[i * 3]) continue;
+        trit_stats_cat *sc = &st->cat[st->n_cat++];
+        snprintf(sc->name, sizeof sc->name, "%s", *a->cats.s[i] ? a->cats.s[i] : "(none)");
+        sc->rounds = t->cat_r[i * 3];
+        sc->compared = t->cat_r[i * 3 + 1];
+        sc->exact = t->cat_r[i * 3 + 2];
+    }
+    st->noise_exact_rate = st->noise_rounds ? (double)st->noise_exact / st->noise_rounds : NAN;
+    st->excess_miss = (1 - st->exact_rate) - (1 - st->noise_exact_rate);
+}
+
 void trit_stats_acc_compute(const trit_stats_acc *a, const trit_stats_filter *filter,
                             trit_stats *st) {
     trit_stats_filter f = filter ? *filter : a->filter;
@@ -172,124 +283,43 @@ void trit_stats_acc_compute(const trit_stats_acc *a, const trit_stats_filter *fi
     st->records = a->records;
     st->ppl_records = a->ppl_records;
     st->skipped_lines = a->skipped;
+    st->duplicates = a->duplicates;
 
-    /* order by time (a copy only when the input is not already ordered) */
-    crec *r = a->r;
-    crec *sorted = NULL;
+    /* order by time (a copy only when the input is not already ordered), then the window */
+    crec *r = a->r, *sorted = NULL;
     if (!sorted_by_ts(a->r, a->n)) {
         sorted = xmalloc((size_t)(a->n ? a->n : 1) * sizeof *sorted);
         memcpy(sorted, a->r, (size_t)a->n * sizeof *sorted);
         qsort(sorted, (size_t)a->n, sizeof *sorted, crec_cmp);
         r = sorted;
     }
-    long lo = 0, hi = a->n;
-    if (f.since_ts > 0)
-        while (lo < hi && r[lo].ts < f.since_ts) lo++;
-    if (f.until_ts > 0)
-        while (hi > lo && r[hi - 1].ts >= f.until_ts) hi--;
-    if (f.skip_last > 0) hi = hi - f.skip_last > lo ? hi - f.skip_last : lo;
-    if (f.last_n > 0 && hi - lo > f.last_n) lo = hi - f.last_n;
-
+    long lo, hi;
+    window_of(r, a->n, &f, &lo, &hi);
     long n = hi - lo;
-    double *l1 = xmalloc((size_t)(n ? n : 1) * sizeof *l1);
-    double *l2 = xmalloc((size_t)(n ? n : 1) * sizeof *l2);
-    double *pre = xmalloc((size_t)(n ? n : 1) * sizeof *pre);
-    long nl1 = 0, nl2 = 0, npre = 0;
-    long *miss = xcalloc((size_t)(a->prompts.n ? a->prompts.n : 1), sizeof *miss);
-    long *cat_r = xcalloc((size_t)(a->cats.n ? a->cats.n : 1), 3 * sizeof *cat_r);
     st->first_ts = n ? r[lo].ts : NAN;
     st->last_ts = n ? r[hi - 1].ts : NAN;
-    st->worst_hour_nomatch = NAN;
-    long hour = -1, h_cmp = 0, h_nm = 0;
-    for (long i = lo; i <= hi; i++) {
-        long hr = i < hi ? (long)floor(r[i].ts / 3600.0) : -2;
-        if (hr != hour) {
-            if (hour != -1 && h_cmp >= f.hour_min_rounds) {
-                double share = (double)h_nm / (double)h_cmp;
-                if (isnan(st->worst_hour_nomatch) || share > st->worst_hour_nomatch) {
-                    st->worst_hour_nomatch = share;
-                    st->worst_hour_rounds = h_cmp;
-                }
-            }
-            hour = hr;
-            h_cmp = h_nm = 0;
-        }
-        if (i == hi) break;
-        const crec *c = &r[i];
-        st->rounds++;
-        st->bucket[c->bucket]++;
-        bool compared = c->bucket <= TRIT_BUCKET_NOMATCH;
-        cat_r[c->category * 3]++;
-        if (c->bucket != TRIT_BUCKET_V1_UNREACH && !isnan(c->lat1)) l1[nl1++] = c->lat1;
-        if (compared) {
-            h_cmp++;
-            st->compared++;
-            cat_r[c->category * 3 + 1]++;
-            if (!isnan(c->lat2)) l2[nl2++] = c->lat2;
-            if (c->bucket == TRIT_BUCKET_EXACT) {
-                cat_r[c->category * 3 + 2]++;
-            } else {
-                st->misses++;
-                miss[c->prompt]++;
-                if (c->prefix_len >= 0) pre[npre++] = (double)c->prefix_len;
-            }
-            if (c->bucket == TRIT_BUCKET_NOMATCH) {
-                h_nm++;
-                if (c->tie == TRIT_TIE_TIE)
-                    st->ties++;
-                else if (c->tie == TRIT_TIE_REAL)
-                    st->reals++;
-                else
-                    st->tie_unknown++;
-            }
-        }
-        if (c->noise_bucket >= 0 && c->noise_bucket <= TRIT_BUCKET_NOMATCH) {
-            st->noise_rounds++;
-            if (c->noise_bucket == TRIT_BUCKET_EXACT) st->noise_exact++;
-        }
-    }
-    st->exact_rate = st->compared ? (double)st->bucket[TRIT_BUCKET_EXACT] / st->compared : NAN;
-    long v2_denom = st->rounds - st->bucket[TRIT_BUCKET_V1_UNREACH];
-    st->v2_unreach_rate =
-        v2_denom > 0 ? (double)st->bucket[TRIT_BUCKET_V2_UNREACH] / (double)v2_denom : NAN;
-    qsort(l1, (size_t)nl1, sizeof *l1, dbl_cmp);
-    qsort(l2, (size_t)nl2, sizeof *l2, dbl_cmp);
-    qsort(pre, (size_t)npre, sizeof *pre, dbl_cmp);
-    st->p50_v1 = pct(l1, nl1, 0.50);
-    st->p95_v1 = pct(l1, nl1, 0.95);
-    st->p50_v2 = pct(l2, nl2, 0.50);
-    st->p95_v2 = pct(l2, nl2, 0.95);
-    st->p95_gap = st->p95_v2 - st->p95_v1;
-    st->median_prefix =
-        npre ? (npre % 2 ? pre[npre / 2] : (pre[npre / 2 - 1] + pre[npre / 2]) / 2) : NAN;
-    int top = -1;
-    for (int i = 0; i < a->prompts.n; i++)
-        if (miss[i] > 0 && (top < 0 || miss[i] > miss[top])) top = i;
-    if (top >= 0) {
-        snprintf(st->top_miss, sizeof st->top_miss, "%s", a->prompts.s[top]);
-        st->top_miss_count = miss[top];
-        st->top_miss_share = (double)miss[top] / (double)st->misses;
-    } else {
-        st->top_miss_share = NAN;
-    }
-    for (int i = 0; i < a->cats.n && st->n_cat < TRIT_STATS_MAX_CAT; i++) {
-        if (!cat_r[i * 3]) continue;
-        trit_stats_cat *sc = &st->cat[st->n_cat++];
-        snprintf(sc->name, sizeof sc->name, "%s", *a->cats.s[i] ? a->cats.s[i] : "(none)");
-        sc->rounds = cat_r[i * 3];
-        sc->compared = cat_r[i * 3 + 1];
-        sc->exact = cat_r[i * 3 + 2];
-    }
-    st->noise_exact_rate = st->noise_rounds ? (double)st->noise_exact / st->noise_rounds : NAN;
-    st->excess_miss = (1 - st->exact_rate) - (1 - st->noise_exact_rate);
+
+    /* one pass over the window's rounds, then the derived figures */
+    size_t cap = (size_t)(n ? n : 1);
+    tally t = {.lat1 = xmalloc(cap * sizeof(double)),
+               .lat2 = xmalloc(cap * sizeof(double)),
+               .prefix = xmalloc(cap * sizeof(double)),
+               .miss = xcalloc((size_t)(a->prompts.n ? a->prompts.n : 1), sizeof(long)),
+               .cat_r = xcalloc((size_t)(a->cats.n ? a->cats.n : 1), 3 * sizeof(long))};
+    for (long i = lo; i < hi; i++) count_round(st, &t, &r[i]);
+    worst_hour(r, lo, hi, f.hour_min_rounds, st);
+    finish_stats(a, &t, st);
+
+    /* the newest ppl record, whatever the window */
     st->has_ppl = a->has_ppl;
     st->ppl_gen1 = a->ppl[0], st->ppl_gen1_err = a->ppl[1], st->ppl_gen2 = a->ppl[2];
     st->ppl_gen2_err = a->ppl[3], st->kld_mean = a->ppl[4];
-    free(l1);
-    free(l2);
-    free(pre);
-    free(miss);
-    free(cat_r);
+    st->ppl_shape1 = a->ppl_shape1, st->ppl_shape2 = a->ppl_shape2;
+    free(t.lat1);
+    free(t.lat2);
+    free(t.prefix);
+    free(t.miss);
+    free(t.cat_r);
     free(sorted);
 }
 
@@ -379,6 +409,9 @@ void trit_stats_print(FILE *out, const trit_stats *st) {
                 st->ppl_gen2 - st->ppl_gen1, st->kld_mean);
     if (st->skipped_lines)
         fprintf(out, "skipped lines    %ld (malformed or truncated)\n", st->skipped_lines);
+    if (st->duplicates)
+        fprintf(out, "duplicates       %ld (in more than one ledger; counted once)\n",
+                st->duplicates);
 }
 
 json_t *trit_stats_json(const trit_stats *st) {
@@ -399,6 +432,7 @@ json_t *trit_stats_json(const trit_stats *st) {
     json_object_set_new(o, "rounds", json_integer(st->rounds));
     json_object_set_new(o, "compared", json_integer(st->compared));
     json_object_set_new(o, "skipped_lines", json_integer(st->skipped_lines));
+    json_object_set_new(o, "duplicates", json_integer(st->duplicates));
     json_object_set_new(o, "exact_rate", trit_json_num(st->exact_rate));
     json_object_set_new(o, "buckets", b);
     json_object_set_new(o, "no_match",

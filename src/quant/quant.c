@@ -13,12 +13,12 @@
  * 36 is bitnet.cpp's I2_S, whose ggml also lists blck 1 / size 1 and sizes tensors by hand. */
 static const trit_type_info types[TRIT_TYPE_COUNT_MAX] = {
     [0] = {"f32", 1, 4, true},          [1] = {"f16", 1, 2, true},
-    [2] = {"q4_0", 32, 18, false},      [3] = {"q4_1", 32, 20, false},
-    [6] = {"q5_0", 32, 22, false},      [7] = {"q5_1", 32, 24, false},
-    [8] = {"q8_0", 32, 34, true},       [9] = {"q8_1", 32, 36, false},
-    [10] = {"q2_K", 256, 84, false},    [11] = {"q3_K", 256, 110, false},
-    [12] = {"q4_K", 256, 144, false},   [13] = {"q5_K", 256, 176, false},
-    [14] = {"q6_K", 256, 210, false},   [15] = {"q8_K", 256, 292, true},
+    [2] = {"q4_0", 32, 18, true},       [3] = {"q4_1", 32, 20, true},
+    [6] = {"q5_0", 32, 22, true},       [7] = {"q5_1", 32, 24, true},
+    [8] = {"q8_0", 32, 34, true},       [9] = {"q8_1", 32, 36, true},
+    [10] = {"q2_K", 256, 84, true},     [11] = {"q3_K", 256, 110, true},
+    [12] = {"q4_K", 256, 144, true},    [13] = {"q5_K", 256, 176, true},
+    [14] = {"q6_K", 256, 210, true},    [15] = {"q8_K", 256, 292, true},
     [16] = {"iq2_xxs", 256, 66, false}, [17] = {"iq2_xs", 256, 74, false},
     [18] = {"iq3_xxs", 256, 98, false}, [19] = {"iq1_s", 256, 50, false},
     [20] = {"iq4_nl", 32, 18, false},   [21] = {"iq3_s", 256, 110, false},
@@ -38,6 +38,11 @@ _Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 layout");
 _Static_assert(sizeof(block_q8_K) == 292, "block_q8_K layout");
 _Static_assert(sizeof(block_tq1_0) == 54, "block_tq1_0 layout");
 _Static_assert(sizeof(block_tq2_0) == 66, "block_tq2_0 layout");
+_Static_assert(sizeof(block_q2_K) == 84, "block_q2_K layout");
+_Static_assert(sizeof(block_q3_K) == 110, "block_q3_K layout");
+_Static_assert(sizeof(block_q4_K) == 144, "block_q4_K layout");
+_Static_assert(sizeof(block_q5_K) == 176, "block_q5_K layout");
+_Static_assert(sizeof(block_q6_K) == 210, "block_q6_K layout");
 
 const trit_type_info *trit_type_get(uint32_t type) {
     if (type >= TRIT_TYPE_COUNT_MAX || !types[type].name) return NULL;
@@ -233,6 +238,21 @@ int trit_quantize_row(uint32_t type, const float *x, void *y, int64_t n) {
     case TRIT_Q8_0:
         quantize_q8_0(x, y, n);
         return 0;
+    case TRIT_Q4_0: /* legacy 32-weight types: quant/legacy.c */
+        trit_quantize_q4_0(x, y, n);
+        return 0;
+    case TRIT_Q4_1:
+        trit_quantize_q4_1(x, y, n);
+        return 0;
+    case TRIT_Q5_0:
+        trit_quantize_q5_0(x, y, n);
+        return 0;
+    case TRIT_Q5_1:
+        trit_quantize_q5_1(x, y, n);
+        return 0;
+    case TRIT_Q8_1:
+        trit_quantize_q8_1(x, y, n);
+        return 0;
     case TRIT_Q8_K:
         quantize_q8_K(x, y, n);
         return 0;
@@ -242,6 +262,12 @@ int trit_quantize_row(uint32_t type, const float *x, void *y, int64_t n) {
     case TRIT_TQ2_0:
         quantize_tq2_0(x, y, n);
         return 0;
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
+        return trit_kquant_quantize_row(type, x, y, n);
     }
     return -1;
 }
@@ -262,6 +288,21 @@ int trit_dequantize_row(uint32_t type, const void *x, float *y, int64_t n) {
     case TRIT_Q8_0:
         dequantize_q8_0(x, y, n);
         return 0;
+    case TRIT_Q4_0: /* legacy 32-weight types: quant/legacy.c */
+        trit_dequantize_q4_0(x, y, n);
+        return 0;
+    case TRIT_Q4_1:
+        trit_dequantize_q4_1(x, y, n);
+        return 0;
+    case TRIT_Q5_0:
+        trit_dequantize_q5_0(x, y, n);
+        return 0;
+    case TRIT_Q5_1:
+        trit_dequantize_q5_1(x, y, n);
+        return 0;
+    case TRIT_Q8_1:
+        trit_dequantize_q8_1(x, y, n);
+        return 0;
     case TRIT_Q8_K:
         dequantize_q8_K(x, y, n);
         return 0;
@@ -271,6 +312,12 @@ int trit_dequantize_row(uint32_t type, const void *x, float *y, int64_t n) {
     case TRIT_TQ2_0:
         dequantize_tq2_0(x, y, n);
         return 0;
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
+        return trit_kquant_dequantize_row(type, x, y, n);
     }
     return -1;
 }

@@ -33,6 +33,9 @@ struct srv_metrics {
     unsigned long long prompt_tokens, gen_tokens;
     double gen_seconds;
     double last_tps; /* generated tokens/s of the most recent request that generated */
+    unsigned long long drafted, accepted;           /* prompt-lookup drafts (--draft) */
+    unsigned long long steps, step_seqs, step_rows; /* batched forward passes, their sequences
+                                                       and token rows */
 };
 
 srv_metrics *srv_metrics_new(void) {
@@ -84,6 +87,21 @@ void srv_metrics_tokens(srv_metrics *m, long prompt, long generated, double gen_
     pthread_mutex_unlock(&m->mu);
 }
 
+void srv_metrics_drafts(srv_metrics *m, long drafted, long accepted) {
+    pthread_mutex_lock(&m->mu);
+    m->drafted += (unsigned long long)TRIT_MAX(drafted, 0);
+    m->accepted += (unsigned long long)TRIT_MAX(accepted, 0);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void srv_metrics_step(srv_metrics *m, int seqs, int rows) {
+    pthread_mutex_lock(&m->mu);
+    m->steps++;
+    m->step_seqs += (unsigned long long)TRIT_MAX(seqs, 0);
+    m->step_rows += (unsigned long long)TRIT_MAX(rows, 0);
+    pthread_mutex_unlock(&m->mu);
+}
+
 void srv_metrics_render(srv_metrics *m, int queue_depth, int busy_slots, int n_slots,
                         trit_buf *out) {
     pthread_mutex_lock(&m->mu);
@@ -121,16 +139,32 @@ void srv_metrics_render(srv_metrics *m, int queue_depth, int busy_slots, int n_s
                     "# HELP trit_tokens_per_second Generation speed of the latest request.\n"
                     "# TYPE trit_tokens_per_second gauge\n"
                     "trit_tokens_per_second %.3f\n"
+                    "# HELP trit_draft_tokens_total Prompt-lookup drafted tokens evaluated.\n"
+                    "# TYPE trit_draft_tokens_total counter\n"
+                    "trit_draft_tokens_total %llu\n"
+                    "# HELP trit_draft_accepted_total Drafted tokens that became output.\n"
+                    "# TYPE trit_draft_accepted_total counter\n"
+                    "trit_draft_accepted_total %llu\n"
+                    "# HELP trit_batch_steps_total Batched forward passes (one per step).\n"
+                    "# TYPE trit_batch_steps_total counter\n"
+                    "trit_batch_steps_total %llu\n"
+                    "# HELP trit_batch_sequences_total Sequences in those passes (summed).\n"
+                    "# TYPE trit_batch_sequences_total counter\n"
+                    "trit_batch_sequences_total %llu\n"
+                    "# HELP trit_batch_rows_total Token rows evaluated by those passes.\n"
+                    "# TYPE trit_batch_rows_total counter\n"
+                    "trit_batch_rows_total %llu\n"
                     "# HELP trit_queue_depth Requests waiting for a slot.\n"
                     "# TYPE trit_queue_depth gauge\n"
                     "trit_queue_depth %d\n"
                     "# HELP trit_slots_busy Slots processing a request.\n"
                     "# TYPE trit_slots_busy gauge\n"
                     "trit_slots_busy %d\n"
-                    "# HELP trit_slots_total Slots (contexts).\n"
+                    "# HELP trit_slots_total Slots (KV caches).\n"
                     "# TYPE trit_slots_total gauge\n"
                     "trit_slots_total %d\n",
-                    m->prompt_tokens, m->gen_tokens, m->gen_seconds, m->last_tps, queue_depth,
-                    busy_slots, n_slots);
+                    m->prompt_tokens, m->gen_tokens, m->gen_seconds, m->last_tps, m->drafted,
+                    m->accepted, m->steps, m->step_seqs, m->step_rows, queue_depth, busy_slots,
+                    n_slots);
     pthread_mutex_unlock(&m->mu);
 }

@@ -1,5 +1,6 @@
 /* server/server.c — libmicrohttpd daemon (a thread per connection), routes, auth, body limit,
- * slots (one trit_ctx + worker thread each), the bounded FIFO queue, generation, SSE and
+ * slots (a KV cache each) served by one scheduler thread with continuous batching over one
+ * trit_ctx (one thread pool using every thread), the bounded FIFO queue, generation, SSE and
  * graceful shutdown. */
 #include "server/server.h"
 
@@ -58,6 +59,7 @@ typedef struct job {
     double t0;
     const char *route;
     int fd;
+    int peer; /* peer_gone's view of the client: PEER_* */
     /* streaming: SSE bytes produced by the worker, consumed by the connection */
     trit_buf sse;
     size_t sse_off;
@@ -67,11 +69,41 @@ typedef struct job {
     struct job *next;
 } job;
 
+typedef struct lp_acc {
+    json_t *content; /* chat / llama-server shape: [{token, logprob, bytes, top_logprobs}] */
+    json_t *tokens, *token_logprobs, *top_logprobs, *text_offset; /* legacy completions */
+    size_t offset;
+} lp_acc;
+
+/* Bounds: slots (and entries per step), drafted tokens per step, and the prompt logprobs
+ * entries (positions x (1 + alternatives)) one echo request may keep until its reply. */
+#define SRV_MAX_SLOTS     256
+#define SRV_MAX_DRAFT     16
+#define SRV_MAX_PROMPT_LP 131072
+
+/* A slot: one sequence's KV cache and the state of the request it serves (j == NULL: free). */
 typedef struct slot {
     server *srv;
-    trit_ctx *ctx;
-    pthread_t th;
     int id;
+    trit_seq *seq;
+    job *j;
+    int n_eval;    /* prompt tokens evaluated */
+    int pos;       /* position of feed[0] in the next step */
+    int32_t *feed; /* next step's tokens: the last chosen one, then drafts */
+    int n_feed;
+    float *rows;   /* logits of the last step's rows (1 + SRV_MAX_DRAFT) x n_vocab */
+    int n_rows;    /* rows not yet consumed */
+    float *biased; /* n_vocab: logits with logit_bias applied */
+    int32_t *hist; /* prompt + generated tokens (prompt-lookup drafts) */
+    int n_hist;
+    bool want_lp;      /* logprobs of generated tokens */
+    bool prompt_lp;    /* echo + logprobs: logprobs of the prompt tokens too */
+    trit_sampler *smp; /* NULL: greedy */
+    srv_text text;
+    lp_acc lp;
+    trit_buf echo, send, piece;
+    long n_gen, n_drafted, n_accepted;
+    double t_start, t_gen;
 } slot;
 
 struct server {
@@ -81,8 +113,12 @@ struct server {
     char *name;
     int n_ctx, n_vocab;
     int chat_tmpl;
+    trit_ctx *ctx; /* one engine context: the thread pool and scratch of every step */
     slot *slots;
     int n_slots;
+    int n_draft; /* drafted tokens per step at most (--draft) */
+    int rr;      /* the slot that comes first in the next step */
+    pthread_t sched;
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
     job *head, *tail;
@@ -95,11 +131,19 @@ struct server {
     long created;
     atomic_ulong seq;
     uint64_t id_salt;
+    /* connection-thread work limits (HTTP side): buffered body bytes, parsers at once */
+    atomic_size_t body_bytes;
+    pthread_mutex_t pmu;
+    pthread_cond_t pcv;
+    int parsing;
+    bool loopback; /* bound to a loopback address: Host headers are checked */
 };
 
 typedef struct conn {
     trit_buf body;
     bool too_big;
+    bool too_busy;  /* the server-wide body budget was full */
+    size_t counted; /* bytes of body counted in server.body_bytes */
     double t0;
 } conn;
 
@@ -125,13 +169,23 @@ static char *dumps(json_t *v) {
     return s ? s : xstrdup("{}");
 }
 
-static enum MHD_Result send_body(struct MHD_Connection *c, int status, const char *ctype,
+/* CORS headers for an allowed browser origin (the handler refused the others with 403): the
+ * origin is echoed, never "*", unless --cors '*' was given. */
+static void add_cors(server *s, struct MHD_Connection *c, struct MHD_Response *r) {
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!origin || !srv_origin_allowed(origin, s->cfg.cors)) return;
+    bool any = s->cfg.cors && !strcmp(s->cfg.cors, "*");
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", any ? "*" : origin);
+    MHD_add_response_header(r, "Vary", "Origin");
+}
+
+static enum MHD_Result send_body(server *s, struct MHD_Connection *c, int status, const char *ctype,
                                  char *body /* taken */, const char *retry_after,
                                  const char *allow) {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", ctype);
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    add_cors(s, c, r);
     if (retry_after) MHD_add_response_header(r, "Retry-After", retry_after);
     if (allow) MHD_add_response_header(r, "Allow", allow);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
@@ -143,14 +197,14 @@ static enum MHD_Result send_json(server *s, struct MHD_Connection *c, conn *cn, 
                                  int status, json_t *v) {
     srv_metrics_request(s->metrics, route, status, trit_now_s() - cn->t0);
     char *body = dumps(v);
-    return send_body(c, status, "application/json; charset=utf-8", body, NULL, NULL);
+    return send_body(s, c, status, "application/json; charset=utf-8", body, NULL, NULL);
 }
 
 static enum MHD_Result send_error_allow(server *s, struct MHD_Connection *c, conn *cn,
                                         const char *route, const srv_error *e, const char *allow) {
     srv_metrics_request(s->metrics, route, e->status, trit_now_s() - cn->t0);
     const char *retry = e->status == 429 || e->status == 503 ? "1" : NULL;
-    return send_body(c, e->status, "application/json; charset=utf-8", srv_error_json(e), retry,
+    return send_body(s, c, e->status, "application/json; charset=utf-8", srv_error_json(e), retry,
                      allow);
 }
 
@@ -171,18 +225,57 @@ static void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, long ms) {
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
-/* true when the peer has closed its side of the connection */
-static bool peer_gone(int fd) {
-    if (fd < 0) return false;
-    struct pollfd p = {.fd = fd, .events = POLLIN};
+/* What peer_gone has seen of a job's client. */
+enum { PEER_UNCHECKED = 0, PEER_SENDING, PEER_HALF_CLOSED };
+
+/* True when the client is gone: the connection was reset or closed in both directions, or
+ * it stopped sending (end-of-file) while the request was being served. A client may instead
+ * shut down its sending side right after the request (a half-close) and still read the reply:
+ * TCP cannot tell the two apart before a byte is written, so end-of-file already present at
+ * the first check (about 100 ms after the request arrived) is taken as a half-close and the
+ * reply is sent; end-of-file that appears later is a client that gave up (a timeout). */
+static bool peer_gone(job *j) {
+    if (j->fd < 0) return false;
+    struct pollfd p = {.fd = j->fd, .events = POLLIN};
+    int first = j->peer == PEER_UNCHECKED;
+    if (first) j->peer = PEER_SENDING;
     if (poll(&p, 1, 0) <= 0) return false;
     if (p.revents & (POLLHUP | POLLERR)) return true;
-    if (p.revents & POLLIN) {
-        char b;
-        ssize_t r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    if (!(p.revents & POLLIN)) return false;
+    char b;
+    ssize_t r = recv(j->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+    if (r > 0 || j->peer == PEER_HALF_CLOSED) return false; /* pipelined bytes / known */
+    if (first) {
+        j->peer = PEER_HALF_CLOSED;
+        return false;
     }
-    return false;
+    return true;
+}
+
+/* ---- connection-thread work limits ---- */
+/* A turn to parse + tokenize on a connection thread; waits up to 5 s. false: busy (503). */
+static bool parse_turn_take(server *s) {
+    double deadline = trit_now_s() + 5;
+    pthread_mutex_lock(&s->pmu);
+    while (s->parsing >= s->cfg.max_parsing && trit_now_s() < deadline)
+        cond_wait_ms(&s->pcv, &s->pmu, 100);
+    bool ok = s->parsing < s->cfg.max_parsing;
+    if (ok) s->parsing++;
+    pthread_mutex_unlock(&s->pmu);
+    return ok;
+}
+
+static void parse_turn_give(server *s) {
+    pthread_mutex_lock(&s->pmu);
+    s->parsing--;
+    pthread_cond_signal(&s->pcv);
+    pthread_mutex_unlock(&s->pmu);
+}
+
+static int busy_error(srv_error *e) {
+    return srv_fail(e, 503, "server_error", NULL, "server_busy",
+                    "the server is busy parsing other requests; retry shortly");
 }
 
 /* ---- jobs ---- */
@@ -261,14 +354,14 @@ static int enqueue(server *s, job *j, srv_error *e) {
                         "all %d slots are busy and the queue (%d) is full; retry later", s->n_slots,
                         s->cfg.queue_cap);
     }
-    j->refs++; /* the worker's reference */
+    j->refs++; /* the scheduler's reference */
     if (s->tail)
         s->tail->next = j;
     else
         s->head = j;
     s->tail = j;
     s->qlen++;
-    pthread_cond_signal(&s->qcv);
+    pthread_cond_broadcast(&s->qcv); /* the scheduler, which may be waiting for work */
     pthread_mutex_unlock(&s->qmu);
     return 0;
 }
@@ -296,11 +389,6 @@ static void job_cancel(job *j) {
 }
 
 /* ---- logprobs ---- */
-typedef struct lp_acc {
-    json_t *content; /* chat / llama-server shape: [{token, logprob, bytes, top_logprobs}] */
-    json_t *tokens, *token_logprobs, *top_logprobs, *text_offset; /* legacy completions */
-    size_t offset;
-} lp_acc;
 
 static json_t *bytes_arr(const char *p, size_t n) {
     json_t *a = json_array();
@@ -431,38 +519,39 @@ static void emit_chunk(job *j, const char *text, size_t n, json_t *lp /* taken *
     job_sse_json(j, o);
 }
 
-/* ---- generation (worker thread) ---- */
-static void run_job(slot *sl, job *j) {
+/* ---- generation: one scheduler thread, continuous batching ----
+ * Every step runs one batched forward pass (trit_batch_eval) over the busy slots: the last
+ * chosen token (plus drafted tokens, --draft) of every generating slot, and the next prompt
+ * chunks (n_batch tokens, the boundaries trit_eval uses; n_batch prompt rows per step at most,
+ * slots taking turns) of slots still in their prompt. New requests take a free slot between
+ * steps. The engine's batch invariance makes every reply's bytes and logprobs independent of
+ * the other requests, their arrival, the slot and --slots. */
+
+/* Start job j on free slot sl: the request's sampling, text and logprobs state. */
+static void slot_start(slot *sl, job *j) {
     server *s = sl->srv;
     srv_request *r = &j->req;
-    srv_error e = {0};
-    trit_err err = {0};
-    bool chat = r->kind == SRV_CHAT;
-    bool prompt_lp = !chat && r->echo && r->logprobs >= 0;
-    double t_start = trit_now_s();
-    if (trit_eval(sl->ctx, j->prompt, (int)j->n_prompt, 0, prompt_lp, &err)) {
-        srv_fail(&e, 500, "server_error", NULL, "eval_failed", "prompt evaluation failed: %s",
-                 err.msg);
-        job_fail(j, &e);
-        return;
-    }
-    lp_acc lp = {0};
-    bool want_lp = r->logprobs >= 0;
-    if (want_lp) lp_init(&lp);
-    trit_buf echo = {0};
-    trit_buf_puts(&echo, "");
+    sl->j = j;
+    sl->n_eval = 0;
+    sl->n_rows = 0;
+    sl->n_gen = 0;
+    sl->n_drafted = sl->n_accepted = 0;
+    sl->t_start = trit_now_s();
+    sl->prompt_lp = r->kind != SRV_CHAT && r->echo && r->logprobs >= 0;
+    sl->want_lp = r->logprobs >= 0;
+    memcpy(sl->hist, j->prompt, j->n_prompt * sizeof *sl->hist);
+    sl->n_hist = (int)j->n_prompt;
+    if (sl->want_lp) lp_init(&sl->lp);
+    trit_buf_puts(&sl->echo, "");
     if (r->echo) {
         if (r->has_ids)
-            trit_tok_decode(s->tok, j->prompt, j->n_prompt, false, &echo);
+            trit_tok_decode(s->tok, j->prompt, j->n_prompt, false, &sl->echo);
         else
-            trit_buf_puts(&echo, r->prompt);
-        if (prompt_lp)
-            for (size_t i = 0; i < j->n_prompt; i++)
-                lp_add(s, &lp, j->prompt[i], i ? trit_get_logits(sl->ctx, (int)i - 1) : NULL,
-                       r->logprobs);
-        lp.offset = echo.len;
+            trit_buf_puts(&sl->echo, r->prompt);
     }
-    trit_sampler *smp = NULL;
+    /* the first prompt token has no distribution; the others arrive with the prompt chunks */
+    if (sl->prompt_lp) lp_add(s, &sl->lp, j->prompt[0], NULL, r->logprobs);
+    sl->smp = NULL;
     if (r->temperature > 0) {
         trit_sampler_params sp = {.temp = r->temperature,
                                   .top_k = r->top_k,
@@ -470,75 +559,141 @@ static void run_job(slot *sl, job *j) {
                                   .min_p = r->min_p,
                                   .seed =
                                       r->has_seed ? r->seed : (uint64_t)trit_now_ns() ^ s->id_salt};
-        smp = trit_sampler_new(&sp);
+        sl->smp = trit_sampler_new(&sp);
     }
-    if (r->stream && chat) emit_chunk(j, "", 0, NULL, NULL, true);
-    srv_text text = {0};
-    trit_buf_puts(&text.gen, "");
-    trit_buf send = {0}, piece = {0};
-    const char *finish = "length";
-    long n_gen = 0;
-    int pos = (int)j->n_prompt;
-    double t_gen = trit_now_s();
-    bool failed = false;
-    float *biased = NULL;
-    while (r->max_tokens != 0) {
-        if (atomic_load(&j->cancel) || atomic_load(&s->cancel_all)) {
-            finish = NULL;
-            break;
-        }
-        const float *logits = trit_get_logits(sl->ctx, -1);
-        if (!logits) {
-            srv_fail(&e, 500, "server_error", NULL, "no_logits", "engine returned no logits");
-            failed = true;
-            break;
-        }
-        if (r->n_bias) {
-            if (!biased) biased = xmalloc((size_t)s->n_vocab * sizeof *biased);
-            memcpy(biased, logits, (size_t)s->n_vocab * sizeof *biased);
-            for (size_t i = 0; i < r->n_bias; i++) biased[r->bias_ids[i]] += r->bias[i];
-            logits = biased;
-        }
-        int32_t tok =
-            smp ? trit_sampler_sample(smp, logits, s->n_vocab) : trit_argmax(logits, s->n_vocab);
-        n_gen++;
-        bool eog = trit_tok_is_eog(s->tok, tok);
-        trit_buf_clear(&piece);
-        if (!eog) trit_tok_piece(s->tok, tok, false, &piece);
-        size_t n_lp_before = want_lp ? json_array_size(lp.content) : 0;
-        if (want_lp) lp_add(s, &lp, tok, logits, r->logprobs);
-        trit_buf_clear(&send);
-        srv_text_push(&text, piece.p ? piece.p : "", piece.len, !eog, r->stop, r->n_stop, &send);
-        if (r->stream && (send.len || want_lp)) {
-            json_t *l = NULL;
-            if (want_lp) {
-                json_t *arr = json_array();
-                for (size_t i = n_lp_before; i < json_array_size(lp.content); i++)
-                    json_array_append(arr, json_array_get(lp.content, i));
-                l = json_object();
-                json_object_set_new(l, "content", arr);
+    trit_buf_puts(&sl->text.gen, "");
+}
+
+/* Release the request's state (the slot's buffers are kept for the next request). */
+static void slot_clear(slot *sl) {
+    if (sl->want_lp) lp_free(&sl->lp);
+    trit_sampler_free(sl->smp);
+    sl->smp = NULL;
+    srv_text_free(&sl->text);
+    trit_buf_free(&sl->echo);
+    sl->j = NULL;
+}
+
+/* The token to emit from one row of logits: logit_bias applied to a copy, then the
+ * request's sampler (greedy at temperature 0). Returns the logits the choice was made from. */
+static int32_t pick_token(slot *sl, const float *logits, const float **used) {
+    server *s = sl->srv;
+    const srv_request *r = &sl->j->req;
+    if (r->n_bias) {
+        memcpy(sl->biased, logits, (size_t)s->n_vocab * sizeof *sl->biased);
+        for (size_t i = 0; i < r->n_bias; i++) sl->biased[r->bias_ids[i]] += r->bias[i];
+        logits = sl->biased;
+    }
+    *used = logits;
+    return sl->smp ? trit_sampler_sample(sl->smp, logits, s->n_vocab)
+                   : trit_argmax(logits, s->n_vocab);
+}
+
+/* The logprobs entries added since n_before, as a streamed chunk's {"content": [...]}. */
+static json_t *lp_since(slot *sl, size_t n_before) {
+    json_t *arr = json_array();
+    for (size_t i = n_before; i < json_array_size(sl->lp.content); i++)
+        json_array_append(arr, json_array_get(sl->lp.content, i));
+    json_t *l = json_object();
+    json_object_set_new(l, "content", arr);
+    return l;
+}
+
+/* Emit generated token tok (chosen from logits) whose input position would be `pos`:
+ * its text through the stop-string filter, its logprobs, a streamed chunk. Returns the finish
+ * reason when generation ends here ("stop", "length"), NULL to go on. */
+static const char *emit_token(slot *sl, int32_t tok, const float *logits, int pos) {
+    server *s = sl->srv;
+    job *j = sl->j;
+    const srv_request *r = &j->req;
+    sl->n_gen++;
+    sl->hist[sl->n_hist++] = tok;
+    const bool eog = trit_tok_is_eog(s->tok, tok);
+    trit_buf_clear(&sl->piece);
+    if (!eog) trit_tok_piece(s->tok, tok, false, &sl->piece);
+    const size_t n_lp_before = sl->want_lp ? json_array_size(sl->lp.content) : 0;
+    if (sl->want_lp) lp_add(s, &sl->lp, tok, logits, r->logprobs);
+    trit_buf_clear(&sl->send);
+    srv_text_push(&sl->text, sl->piece.p ? sl->piece.p : "", sl->piece.len, !eog, r->stop,
+                  r->n_stop, &sl->send);
+    /* a streamed chunk whenever there are bytes to send or logprobs to report */
+    if (r->stream && (sl->send.len || sl->want_lp))
+        emit_chunk(j, sl->send.p ? sl->send.p : "", sl->send.len,
+                   sl->want_lp ? lp_since(sl, n_lp_before) : NULL, NULL, false);
+    if (sl->text.stopped || eog) return "stop";
+    if (r->max_tokens > 0 && sl->n_gen >= r->max_tokens) return "length";
+    /* the token would be evaluated at pos: the context must hold it and one more */
+    if (pos + 1 >= s->n_ctx) return "length";
+    return NULL;
+}
+
+/* Prompt-lookup drafts: the tokens that followed the most recent earlier occurrence of the
+ * history's last n-gram (n = 3, 2, 1), at most max of them, into out. Returns the count. The
+ * drafts only choose which positions are evaluated together; the engine evaluates each one
+ * with single-token numerics and a draft counts only when it equals the token chosen from the
+ * row before it (greedy or sampled: the sampler draws once per emitted token either way), so
+ * the reply is the one plain decoding gives. */
+static int propose_drafts(const slot *sl, int max, int32_t *out) {
+    const int32_t *h = sl->hist;
+    const int n = sl->n_hist;
+    for (int g = TRIT_MIN(3, n - 1); g >= 1 && max > 0; g--) {
+        for (int i = n - g - 1; i >= 0; i--) {
+            if (memcmp(h + i, h + n - g, (size_t)g * sizeof *h)) continue;
+            int k = 0;
+            while (k < max && i + g + k < n) {
+                out[k] = h[i + g + k];
+                k++;
             }
-            emit_chunk(j, send.p ? send.p : "", send.len, l, NULL, false);
+            return k;
         }
-        if (text.stopped || eog) {
-            finish = "stop";
-            break;
-        }
-        if (r->max_tokens > 0 && n_gen >= r->max_tokens) break;
-        if (pos + 1 >= s->n_ctx) break;
-        if (trit_eval(sl->ctx, &tok, 1, pos, false, &err)) {
-            srv_fail(&e, 500, "server_error", NULL, "eval_failed", "decode failed: %s", err.msg);
-            failed = true;
-            break;
-        }
-        pos++;
     }
+    return 0;
+}
+
+/* The final non-streamed JSON body of a finished request. */
+static char *final_json(slot *sl, const char *finish) {
+    job *j = sl->j;
+    const bool chat = j->req.kind == SRV_CHAT;
+    json_t *o = envelope(j, chat ? "chat.completion" : "text_completion");
+    json_t *ch = json_object();
+    json_object_set_new(ch, "index", json_integer(0));
+    if (chat) {
+        json_t *msg = json_object();
+        json_object_set_new(msg, "role", json_string("assistant"));
+        json_object_set_new(msg, "content", jstr(sl->text.gen.p, sl->text.gen.len));
+        json_object_set_new(ch, "message", msg);
+        json_object_set_new(ch, "logprobs", sl->want_lp ? lp_chat(&sl->lp) : json_null());
+    } else {
+        trit_buf_append(&sl->echo, sl->text.gen.p, sl->text.gen.len);
+        json_object_set_new(ch, "text", jstr(sl->echo.p, sl->echo.len));
+        json_object_set_new(ch, "logprobs", sl->want_lp ? lp_legacy(&sl->lp) : json_null());
+    }
+    json_object_set_new(ch, "finish_reason", json_string(finish));
+    json_t *arr = json_array();
+    json_array_append_new(arr, ch);
+    json_object_set_new(o, "choices", arr);
+    json_object_set_new(o, "usage", usage_json((long)j->n_prompt, sl->n_gen));
+    return dumps(o);
+}
+
+/* End the slot's request: finish is "stop"/"length", or NULL when cancelled; e when failed.
+ * Sends the last SSE events or the JSON body, records metrics, frees the slot. */
+static void slot_finish(slot *sl, const char *finish, const srv_error *fail) {
+    server *s = sl->srv;
+    job *j = sl->j;
+    const bool chat = j->req.kind == SRV_CHAT;
+    srv_error e = {0};
     double now = trit_now_s();
-    srv_metrics_tokens(s->metrics, (long)j->n_prompt, n_gen, now - t_gen);
+    if (sl->n_eval >= (int)j->n_prompt)
+        srv_metrics_tokens(s->metrics, (long)j->n_prompt, sl->n_gen, now - sl->t_gen);
     trit_log(TRIT_LOG_INFO, "slot %d: %s prompt %zu tok, %ld generated in %.3f s (%s)", sl->id,
-             j->id, j->n_prompt, n_gen, now - t_start, finish ? finish : "cancelled");
-    if (failed) {
-        job_fail(j, &e);
+             j->id, j->n_prompt, sl->n_gen, now - sl->t_start, finish ? finish : "cancelled");
+    if (sl->n_drafted)
+        trit_log(TRIT_LOG_INFO, "slot %d: drafts %ld proposed, %ld accepted", sl->id, sl->n_drafted,
+                 sl->n_accepted);
+    srv_metrics_drafts(s->metrics, sl->n_drafted, sl->n_accepted);
+    if (fail) {
+        job_fail(j, fail);
     } else if (!finish && atomic_load(&s->cancel_all)) {
         srv_fail(&e, 503, "server_error", NULL, "shutting_down",
                  "server is shutting down; request cancelled");
@@ -546,81 +701,232 @@ static void run_job(slot *sl, job *j) {
     } else if (!finish) {
         srv_fail(&e, 499, "server_error", NULL, "cancelled", "request cancelled");
         job_fail(j, &e);
-    } else if (r->stream) {
+    } else if (j->req.stream) {
         emit_chunk(j, "", 0, NULL, finish, false);
-        if (r->include_usage) {
+        if (j->req.include_usage) {
             json_t *o = envelope(j, chat ? "chat.completion.chunk" : "text_completion");
             json_object_set_new(o, "choices", json_array());
-            json_object_set_new(o, "usage", usage_json((long)j->n_prompt, n_gen));
+            json_object_set_new(o, "usage", usage_json((long)j->n_prompt, sl->n_gen));
             job_sse_json(j, o);
         }
         job_sse(j, "[DONE]");
         job_finish(j, 200, NULL);
     } else {
-        json_t *o = envelope(j, chat ? "chat.completion" : "text_completion");
-        json_t *ch = json_object();
-        json_object_set_new(ch, "index", json_integer(0));
-        if (chat) {
-            json_t *msg = json_object();
-            json_object_set_new(msg, "role", json_string("assistant"));
-            json_object_set_new(msg, "content", jstr(text.gen.p, text.gen.len));
-            json_object_set_new(ch, "message", msg);
-            json_object_set_new(ch, "logprobs", want_lp ? lp_chat(&lp) : json_null());
-        } else {
-            trit_buf_append(&echo, text.gen.p, text.gen.len);
-            json_object_set_new(ch, "text", jstr(echo.p, echo.len));
-            json_object_set_new(ch, "logprobs", want_lp ? lp_legacy(&lp) : json_null());
-        }
-        json_object_set_new(ch, "finish_reason", json_string(finish));
-        json_t *arr = json_array();
-        json_array_append_new(arr, ch);
-        json_object_set_new(o, "choices", arr);
-        json_object_set_new(o, "usage", usage_json((long)j->n_prompt, n_gen));
-        job_finish(j, 200, dumps(o));
+        job_finish(j, 200, final_json(sl, finish));
     }
-    if (want_lp) lp_free(&lp);
-    trit_sampler_free(smp);
-    free(biased);
-    srv_text_free(&text);
-    trit_buf_free(&send);
-    trit_buf_free(&piece);
-    trit_buf_free(&echo);
+    slot_clear(sl);
+    pthread_mutex_lock(&s->qmu);
+    s->busy--;
+    pthread_cond_broadcast(&s->qcv);
+    pthread_mutex_unlock(&s->qmu);
+    job_release(j);
 }
 
-static void *worker(void *arg) {
-    slot *sl = arg;
+/* Consume the logits rows of the slot's last step: row r follows feed[r] at pos + r. Emit
+ * the token chosen from row r; a draft that matches it makes row r + 1 valid too. Leaves the
+ * next step's feed (the last chosen token, plus new drafts), or finishes the request. */
+static void slot_take_rows(slot *sl) {
     server *s = sl->srv;
-    for (;;) {
-        pthread_mutex_lock(&s->qmu);
-        while (!s->head && !s->workers_exit) pthread_cond_wait(&s->qcv, &s->qmu);
-        if (!s->head) {
-            pthread_mutex_unlock(&s->qmu);
-            break;
+    const size_t V = (size_t)s->n_vocab;
+    for (int r = 0; r < sl->n_rows; r++) {
+        const float *used;
+        const int32_t tok = pick_token(sl, sl->rows + r * V, &used);
+        const int at = sl->pos + r + 1; /* where tok would be evaluated */
+        const char *finish = emit_token(sl, tok, used, at);
+        if (finish) {
+            slot_finish(sl, finish, NULL);
+            return;
         }
-        job *j = s->head;
-        s->head = j->next;
-        if (!s->head) s->tail = NULL;
-        s->qlen--;
-        s->busy++;
-        pthread_mutex_unlock(&s->qmu);
-
-        pthread_mutex_lock(&j->mu);
-        j->state = JOB_RUNNING;
-        pthread_mutex_unlock(&j->mu);
-        if (atomic_load(&j->cancel) || atomic_load(&s->cancel_all)) {
-            srv_error e;
-            srv_fail(&e, 503, "server_error", NULL, "cancelled",
-                     "request cancelled before it started");
-            job_fail(j, &e);
-        } else {
-            run_job(sl, j);
+        if (r + 1 < sl->n_rows && sl->feed[r + 1] == tok) {
+            sl->n_accepted++;
+            continue;
         }
-        pthread_mutex_lock(&s->qmu);
-        s->busy--;
-        pthread_cond_broadcast(&s->qcv);
-        pthread_mutex_unlock(&s->qmu);
-        job_release(j);
+        /* next step: tok at `at`, and drafts that fit the context and the token budget */
+        sl->feed[0] = tok;
+        sl->pos = at;
+        int max = TRIT_MIN(s->n_draft, s->n_ctx - 2 - at);
+        const int nd = max > 0 ? propose_drafts(sl, max, sl->feed + 1) : 0;
+        sl->n_drafted += nd;
+        sl->n_feed = 1 + nd;
+        sl->n_rows = 0;
+        return;
     }
+}
+
+/* The batch entry of a busy slot for this step: its next prompt chunk, or its feed. */
+static void slot_entry(slot *sl, trit_batch_entry *e) {
+    const job *j = sl->j;
+    if (sl->n_eval < (int)j->n_prompt) {
+        const int nb = trit_ctx_n_batch(sl->srv->ctx);
+        const int T = TRIT_MIN(nb, (int)j->n_prompt - sl->n_eval);
+        const bool final = sl->n_eval + T == (int)j->n_prompt;
+        /* echo + logprobs: every prompt row's logits (as trit_eval with logits_all) */
+        *e = (trit_batch_entry){.seq = sl->seq,
+                                .tokens = j->prompt + sl->n_eval,
+                                .n_tokens = T,
+                                .pos = sl->n_eval,
+                                .out = sl->prompt_lp ? TRIT_OUT_ALL
+                                                     : (final ? TRIT_OUT_LAST : TRIT_OUT_NONE)};
+        return;
+    }
+    *e = (trit_batch_entry){.seq = sl->seq,
+                            .tokens = sl->feed,
+                            .n_tokens = sl->n_feed,
+                            .pos = sl->pos,
+                            .out = TRIT_OUT_ALL,
+                            .steps = true};
+}
+
+/* One step's batch: which slot each entry belongs to. */
+typedef struct step {
+    server *s;
+    slot *of[SRV_MAX_SLOTS];
+} step;
+
+/* Logits of one row of the step: a prompt row of an echo + logprobs request becomes the
+ * next prompt token's logprobs at once (only the top-k are kept); the prompt's last row
+ * and decode rows are kept for sampling. */
+static void on_logits(void *ud, int entry, int tok, const float *logits) {
+    const step *st = ud;
+    slot *sl = st->of[entry];
+    const job *j = sl->j;
+    const size_t V = (size_t)st->s->n_vocab;
+    if (sl->n_eval < (int)j->n_prompt) {
+        const int p = sl->n_eval + tok; /* the prompt token this row follows */
+        if (p + 1 < (int)j->n_prompt) {
+            lp_add(st->s, &sl->lp, j->prompt[p + 1], logits, j->req.logprobs);
+            return;
+        }
+        memcpy(sl->rows, logits, V * sizeof(float));
+        sl->n_rows = 1;
+        return;
+    }
+    memcpy(sl->rows + (size_t)tok * V, logits, V * sizeof(float));
+    sl->n_rows = tok + 1;
+}
+
+/* After a step: a slot whose prompt is now evaluated starts generating. */
+static void slot_prompt_done(slot *sl, int T) {
+    job *j = sl->j;
+    sl->n_eval += T;
+    if (sl->n_eval < (int)j->n_prompt) return;
+    sl->t_gen = trit_now_s();
+    sl->pos = (int)j->n_prompt - 1;
+    if (sl->prompt_lp) sl->lp.offset = sl->echo.len;
+    if (j->req.stream && j->req.kind == SRV_CHAT) emit_chunk(j, "", 0, NULL, NULL, true);
+    if (j->req.max_tokens == 0) slot_finish(sl, "length", NULL);
+}
+
+/* Refuse what would exceed the server's bounds before any work: the prompt logprobs of an
+ * echo request are kept (top-k per position) until the reply is sent. */
+static int check_bounds(const server *s, const job *j, srv_error *e) {
+    const srv_request *r = &j->req;
+    const bool prompt_lp = r->kind != SRV_CHAT && r->echo && r->logprobs >= 0;
+    const size_t entries = j->n_prompt * (size_t)(r->logprobs + 1);
+    if (prompt_lp && entries > SRV_MAX_PROMPT_LP)
+        return srv_fail(e, 413, "invalid_request_error", "logprobs", "prompt_logprobs_too_large",
+                        "echo with logprobs %d over a %zu-token prompt would keep %zu entries "
+                        "(limit %d); shorten the prompt or lower logprobs",
+                        r->logprobs, j->n_prompt, entries, SRV_MAX_PROMPT_LP);
+    (void)s;
+    return 0;
+}
+
+/* Give queued job j to free slot sl (called without s->qmu): it starts, or is refused at
+ * once (cancelled while queued, over a bound) and the slot stays free. */
+static void slot_take(server *s, slot *sl, job *j) {
+    pthread_mutex_lock(&j->mu);
+    j->state = JOB_RUNNING;
+    pthread_mutex_unlock(&j->mu);
+    srv_error e = {0};
+    if (atomic_load(&j->cancel) || atomic_load(&s->cancel_all)) {
+        srv_fail(&e, 503, "server_error", NULL, "cancelled", "request cancelled before it started");
+    } else if (!check_bounds(s, j, &e)) {
+        slot_start(sl, j);
+        return;
+    }
+    job_fail(j, &e);
+    pthread_mutex_lock(&s->qmu);
+    s->busy--;
+    pthread_cond_broadcast(&s->qcv);
+    pthread_mutex_unlock(&s->qmu);
+    job_release(j);
+}
+
+/* Between steps: move queued jobs into free slots. Returns the number of busy slots; waits
+ * while there is no work at all; returns -1 once the server stops and nothing is left. */
+static int admit(server *s) {
+    int busy = 0;
+    pthread_mutex_lock(&s->qmu);
+    for (;;) {
+        for (int i = 0; i < s->n_slots && s->head; i++) {
+            slot *sl = &s->slots[i];
+            if (sl->j) continue;
+            job *j = s->head;
+            s->head = j->next;
+            if (!s->head) s->tail = NULL;
+            s->qlen--;
+            s->busy++; /* counted from here; slot_take or slot_finish gives it back */
+            pthread_mutex_unlock(&s->qmu);
+            slot_take(s, sl, j);
+            pthread_mutex_lock(&s->qmu);
+        }
+        busy = 0;
+        for (int i = 0; i < s->n_slots; i++) busy += s->slots[i].j != NULL;
+        if (busy) break;            /* a step to run (jobs still queued join after it) */
+        if (s->head) continue;      /* every job taken was refused: take the next ones */
+        if (s->workers_exit) break; /* stopping, nothing left */
+        pthread_cond_wait(&s->qcv, &s->qmu);
+    }
+    pthread_mutex_unlock(&s->qmu);
+    return busy ? busy : -1;
+}
+
+/* One step: finish cancelled requests, consume the last step's rows, then evaluate every
+ * busy slot's next entry (prompt chunks within one n_batch budget) in one batched pass. */
+static void run_step(server *s) {
+    trit_batch_entry e[SRV_MAX_SLOTS];
+    step st = {.s = s};
+    int n = 0, prefill = 0;
+    const int nb = trit_ctx_n_batch(s->ctx);
+    s->rr = (s->rr + 1) % s->n_slots; /* prompts take turns at the prefill budget */
+    for (int k = 0; k < s->n_slots; k++) {
+        slot *sl = &s->slots[(s->rr + k) % s->n_slots];
+        if (!sl->j) continue;
+        if (atomic_load(&sl->j->cancel) || atomic_load(&s->cancel_all)) {
+            slot_finish(sl, NULL, NULL);
+            continue;
+        }
+        if (sl->n_rows) slot_take_rows(sl);
+        if (!sl->j) continue;
+        slot_entry(sl, &e[n]);
+        /* prompt chunks share n_batch rows per step (the first always runs), so several long
+         * prompts do not stall the generating slots; a deferred chunk keeps its boundaries */
+        if (sl->n_eval < (int)sl->j->n_prompt) {
+            if (prefill && prefill + e[n].n_tokens > nb) continue;
+            prefill += e[n].n_tokens;
+        }
+        st.of[n++] = sl;
+    }
+    if (!n) return;
+    trit_err err = {0};
+    if (trit_batch_eval(s->ctx, e, n, on_logits, &st, &err)) {
+        srv_error fe = {0};
+        srv_fail(&fe, 500, "server_error", NULL, "eval_failed", "evaluation failed: %s", err.msg);
+        for (int i = 0; i < n; i++) slot_finish(st.of[i], NULL, &fe);
+        return;
+    }
+    int rows = 0;
+    for (int i = 0; i < n; i++) rows += e[i].n_tokens;
+    srv_metrics_step(s->metrics, n, rows);
+    for (int i = 0; i < n; i++)
+        if (st.of[i]->n_eval < (int)st.of[i]->j->n_prompt)
+            slot_prompt_done(st.of[i], e[i].n_tokens);
+}
+
+static void *scheduler(void *arg) {
+    server *s = arg;
+    while (admit(s) >= 0) run_step(s);
     return NULL;
 }
 
@@ -647,7 +953,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
         cond_wait_ms(&j->cv, &j->mu, 100);
-        if (j->state != JOB_DONE && peer_gone(j->fd)) {
+        if (j->state != JOB_DONE && peer_gone(j)) {
             pthread_mutex_unlock(&j->mu);
             job_cancel(j);
             return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -730,7 +1036,15 @@ static enum MHD_Result h_generate(server *s, struct MHD_Connection *c, conn *cn,
     srv_error e = {0};
     job *j = job_new(s, route);
     j->t0 = cn->t0;
-    if (srv_parse_request(kind, cn->body.p, cn->body.len, &j->req, &e) || build_prompt(s, j, &e)) {
+    if (!parse_turn_take(s)) {
+        busy_error(&e);
+        job_release(j);
+        return send_error(s, c, cn, route, &e);
+    }
+    int bad =
+        srv_parse_request(kind, cn->body.p, cn->body.len, &j->req, &e) || build_prompt(s, j, &e);
+    parse_turn_give(s);
+    if (bad) {
         job_release(j);
         return send_error(s, c, cn, route, &e);
     }
@@ -748,7 +1062,7 @@ static enum MHD_Result h_generate(server *s, struct MHD_Connection *c, conn *cn,
             MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, j, sse_done);
         MHD_add_response_header(r, "Content-Type", "text/event-stream");
         MHD_add_response_header(r, "Cache-Control", "no-cache");
-        MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+        add_cors(s, c, r);
         enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
         MHD_destroy_response(r);
         return ret;
@@ -756,7 +1070,7 @@ static enum MHD_Result h_generate(server *s, struct MHD_Connection *c, conn *cn,
     pthread_mutex_lock(&j->mu);
     while (j->state != JOB_DONE) {
         cond_wait_ms(&j->cv, &j->mu, 100);
-        if (j->state != JOB_DONE && !atomic_load(&j->cancel) && peer_gone(j->fd)) {
+        if (j->state != JOB_DONE && !atomic_load(&j->cancel) && peer_gone(j)) {
             pthread_mutex_unlock(&j->mu);
             job_cancel(j);
             pthread_mutex_lock(&j->mu);
@@ -772,20 +1086,27 @@ static enum MHD_Result h_generate(server *s, struct MHD_Connection *c, conn *cn,
         free(body);
         return MHD_NO;
     }
-    return send_body(c, status, "application/json; charset=utf-8", body ? body : xstrdup("{}"),
+    return send_body(s, c, status, "application/json; charset=utf-8", body ? body : xstrdup("{}"),
                      NULL, NULL);
 }
 
 static enum MHD_Result h_tokenize(server *s, struct MHD_Connection *c, conn *cn) {
     srv_error e = {0};
     srv_tokenize_req q;
-    if (srv_parse_tokenize(cn->body.p, cn->body.len, &q, &e))
+    if (!parse_turn_take(s)) {
+        busy_error(&e);
         return send_error(s, c, cn, "/tokenize", &e);
+    }
+    if (srv_parse_tokenize(cn->body.p, cn->body.len, &q, &e)) {
+        parse_turn_give(s);
+        return send_error(s, c, cn, "/tokenize", &e);
+    }
     int32_t *ids = NULL;
     size_t n = 0;
     trit_err err = {0};
     int rc =
         trit_tok_encode(s->tok, q.content, q.len, q.add_special, q.parse_special, &ids, &n, &err);
+    parse_turn_give(s);
     free(q.content);
     if (rc) {
         srv_fail(&e, 400, NULL, "content", "tokenize_failed", "%s", err.msg);
@@ -868,7 +1189,7 @@ static enum MHD_Result h_metrics(server *s, struct MHD_Connection *c, conn *cn) 
     srv_metrics_request(s->metrics, "/metrics", 200, trit_now_s() - cn->t0);
     trit_buf out = {0};
     srv_metrics_render(s->metrics, q, busy, s->n_slots, &out);
-    return send_body(c, 200, "text/plain; version=0.0.4; charset=utf-8", out.p, NULL, NULL);
+    return send_body(s, c, 200, "text/plain; version=0.0.4; charset=utf-8", out.p, NULL, NULL);
 }
 
 static bool auth_ok(server *s, struct MHD_Connection *c) {
@@ -904,12 +1225,29 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         cn = xcalloc(1, sizeof *cn);
         cn->t0 = trit_now_s();
         *con_cls = cn;
-        if (!strcmp(method, "OPTIONS")) { /* CORS preflight */
+        /* DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own name */
+        const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+        if (s->loopback && !srv_host_allowed(host, s->cfg.host, s->cfg.host_allow)) {
+            srv_fail(&e, 403, "permission_error", NULL, "host_not_allowed",
+                     "Host '%.100s' is not this server's name (add it with --host-allow)",
+                     host ? host : "");
+            return send_error(s, c, cn, route, &e);
+        }
+        /* browsers: only allowed origins; a foreign page's request is refused before it runs
+         * (simple POSTs reach the server without a preflight) */
+        const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+        if (!srv_origin_allowed(origin, s->cfg.cors)) {
+            srv_fail(&e, 403, "permission_error", NULL, "origin_not_allowed",
+                     "Origin '%.100s' is not allowed (see --cors)", origin);
+            return send_error(s, c, cn, route, &e);
+        }
+        if (!strcmp(method, "OPTIONS")) { /* CORS preflight of an allowed origin */
             struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-            MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+            add_cors(s, c, r);
             MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
             MHD_add_response_header(r, "Access-Control-Allow-Headers",
                                     "Authorization, Content-Type");
+            MHD_add_response_header(r, "Access-Control-Max-Age", "600");
             enum MHD_Result ret = MHD_queue_response(c, 204, r);
             MHD_destroy_response(r);
             return ret;
@@ -941,13 +1279,29 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             cn->too_big = true;
             trit_buf_free(&cn->body);
         }
-        if (!cn->too_big) trit_buf_append(&cn->body, upload, *upload_size);
+        /* every buffered byte counts against the server-wide budget (many connections x
+         * max_body would otherwise be unbounded memory) */
+        if (!cn->too_big && !cn->too_busy) {
+            size_t was = atomic_fetch_add(&s->body_bytes, *upload_size);
+            cn->counted += *upload_size;
+            if (was + *upload_size > s->cfg.max_body_total) {
+                cn->too_busy = true;
+                trit_buf_free(&cn->body);
+            }
+        }
+        if (!cn->too_big && !cn->too_busy) trit_buf_append(&cn->body, upload, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
     if (cn->too_big) {
         srv_fail(&e, 413, NULL, NULL, "body_too_large", "request body exceeds %zu bytes",
                  s->cfg.max_body);
+        return send_error(s, c, cn, route, &e);
+    }
+    if (cn->too_busy) {
+        srv_fail(&e, 503, "server_error", NULL, "server_busy",
+                 "too many request bodies in flight (%zu bytes); retry shortly",
+                 s->cfg.max_body_total);
         return send_error(s, c, cn, route, &e);
     }
     switch (id) {
@@ -979,6 +1333,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
     conn *cn = *con_cls;
     if (!cn) return;
+    server *s = cls;
+    atomic_fetch_sub(&s->body_bytes, cn->counted);
     trit_buf_free(&cn->body);
     free(cn);
     *con_cls = NULL;
@@ -989,12 +1345,14 @@ void srv_config_default(srv_config *c) {
     memset(c, 0, sizeof *c);
     c->host = "127.0.0.1";
     c->port = 8180;
-    c->n_slots = 1;
+    c->n_slots = 4; /* llama-server's -np default (auto: 4) */
     c->queue_cap = 16;
     c->n_threads = 0;
     c->max_body = 1u << 20;
     c->chat_tmpl = -1;
     c->grace_s = 10;
+    c->max_body_total = (size_t)64 << 20;
+    c->max_parsing = 4;
 }
 
 static char *basename_of(const char *path) {
@@ -1020,12 +1378,16 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
     if (cfg->chat_tmpl >= 0) {
         s->chat_tmpl = cfg->chat_tmpl;
     } else {
-        char *t = gguf_get_str(model->gguf, "tokenizer.chat_template");
+        char *t = trit_model_meta_str(model, "tokenizer.chat_template");
         s->chat_tmpl = t ? trit_tok_chat_tmpl(tok) : SRV_TMPL_CHATML;
         free(t);
     }
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcv, NULL);
+    pthread_mutex_init(&s->pmu, NULL);
+    pthread_cond_init(&s->pcv, NULL);
+    if (s->cfg.max_parsing < 1) s->cfg.max_parsing = 1;
+    if (s->cfg.max_body_total < s->cfg.max_body) s->cfg.max_body_total = s->cfg.max_body;
 
     /* signals are taken synchronously by this thread (sigwait); every thread created below
      * inherits the blocked mask */
@@ -1037,29 +1399,33 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
     pthread_sigmask(SIG_BLOCK, &set, &old);
 
     int rc = -1;
-    s->n_slots = cfg->n_slots > 0 ? cfg->n_slots : 1;
+    bool sched_started = false;
+    s->n_slots = TRIT_MIN(cfg->n_slots > 0 ? cfg->n_slots : 1, SRV_MAX_SLOTS);
+    s->n_draft = TRIT_MAX(0, TRIT_MIN(cfg->n_draft, SRV_MAX_DRAFT));
+    /* one context whose pool uses every thread; the slots share it, step by step */
+    trit_ctx_params cp = trit_ctx_default_params();
+    cp.n_ctx = cfg->n_ctx;
+    cp.n_threads = cfg->n_threads;
+    cp.numerics = cfg->numerics; /* exact (default) or --numerics fast */
+    s->ctx = trit_ctx_new(model, &cp, err);
+    if (!s->ctx) goto out;
+    s->n_ctx = trit_ctx_n_ctx(s->ctx);
     s->slots = xcalloc((size_t)s->n_slots, sizeof *s->slots);
-    int started = 0;
     for (int i = 0; i < s->n_slots; i++) {
-        trit_ctx_params cp = trit_ctx_default_params();
-        cp.n_ctx = cfg->n_ctx;
-        /* default: share the CPUs among the slots instead of oversubscribing them */
-        cp.n_threads =
-            cfg->n_threads > 0 ? cfg->n_threads : TRIT_MAX(1, trit_cpu_count() / s->n_slots);
-        s->slots[i].srv = s;
-        s->slots[i].id = i;
-        s->slots[i].ctx = trit_ctx_new(model, &cp, err);
-        if (!s->slots[i].ctx) {
-            trit_err_prefix(err, "slot %d", i);
-            goto out;
-        }
-        s->n_ctx = trit_ctx_n_ctx(s->slots[i].ctx);
+        slot *sl = &s->slots[i];
+        sl->srv = s;
+        sl->id = i;
+        sl->seq = trit_seq_new(s->ctx);
+        sl->feed = xmalloc((1 + SRV_MAX_DRAFT) * sizeof *sl->feed);
+        sl->rows = xmalloc((size_t)(1 + s->n_draft) * s->n_vocab * sizeof *sl->rows);
+        sl->biased = xmalloc((size_t)s->n_vocab * sizeof *sl->biased);
+        sl->hist = xmalloc((size_t)(s->n_ctx + 1) * sizeof *sl->hist);
     }
-    for (; started < s->n_slots; started++)
-        if (pthread_create(&s->slots[started].th, NULL, worker, &s->slots[started])) {
-            trit_fail(err, TRIT_EIO, "cannot start worker thread");
-            goto out;
-        }
+    if (pthread_create(&s->sched, NULL, scheduler, s)) {
+        trit_fail(err, TRIT_EIO, "cannot start the scheduler thread");
+        goto out;
+    }
+    sched_started = true;
 
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;
@@ -1068,6 +1434,7 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
         trit_fail(err, TRIT_EINVAL, "--host '%s' is not an IPv4 address", cfg->host);
         goto out;
     }
+    s->loopback = (ntohl(addr.sin_addr.s_addr) >> 24) == 127;
     s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                                 MHD_USE_ITC | MHD_USE_ERROR_LOG,
                             (uint16_t)cfg->port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR,
@@ -1080,9 +1447,12 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
         goto out;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    fprintf(stderr, "trit serve: %s on http://%s:%u (%d slot%s, ctx %d, queue %d, template %s%s)\n",
+    fprintf(stderr,
+            "trit serve: %s on http://%s:%u (%d slot%s, %d threads, ctx %d, queue %d, "
+            "draft %d, template %s%s)\n",
             s->name, cfg->host, di ? di->port : (unsigned)cfg->port, s->n_slots,
-            s->n_slots == 1 ? "" : "s", s->n_ctx, cfg->queue_cap,
+            s->n_slots == 1 ? "" : "s", trit_ctx_n_threads(s->ctx), s->n_ctx, cfg->queue_cap,
+            s->n_draft,
             s->chat_tmpl == SRV_TMPL_CHATML ? "chatml" : trit_chat_tmpl_name(s->chat_tmpl),
             cfg->api_key && *cfg->api_key ? ", api key required" : "");
 
@@ -1121,13 +1491,25 @@ out:
     s->workers_exit = true;
     pthread_cond_broadcast(&s->qcv);
     pthread_mutex_unlock(&s->qmu);
-    for (int i = 0; i < started; i++) pthread_join(s->slots[i].th, NULL);
+    if (sched_started) pthread_join(s->sched, NULL);
     if (s->d) MHD_stop_daemon(s->d);
-    for (int i = 0; i < s->n_slots; i++) trit_ctx_free(s->slots[i].ctx);
+    for (int i = 0; s->slots && i < s->n_slots; i++) {
+        slot *sl = &s->slots[i];
+        trit_seq_free(sl->seq);
+        free(sl->feed);
+        free(sl->rows);
+        free(sl->biased);
+        free(sl->hist);
+        trit_buf_free(&sl->send);
+        trit_buf_free(&sl->piece);
+    }
     free(s->slots);
+    trit_ctx_free(s->ctx);
     srv_metrics_free(s->metrics);
     pthread_mutex_destroy(&s->qmu);
     pthread_cond_destroy(&s->qcv);
+    pthread_mutex_destroy(&s->pmu);
+    pthread_cond_destroy(&s->pcv);
     free(s->name);
     free(s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

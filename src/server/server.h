@@ -4,12 +4,29 @@
  * Contract:
  *  - srv_run() loads nothing: it takes a loaded model + tokenizer, serves until SIGINT/SIGTERM
  *    (stop accepting, let in-flight requests finish within cfg->grace_s, cancel the rest) and
- *    returns 0. One trit_ctx per slot, one worker thread per slot, one bounded FIFO queue.
- *    Every request evaluates its prompt from position 0 (no state survives a request).
+ *    returns 0. One trit_ctx (one thread pool using every thread), one scheduler thread, a KV
+ *    cache per slot, one bounded FIFO queue. Continuous batching: each step evaluates the next
+ *    token of every generating slot and prompt chunks (n_batch tokens, at trit_eval's
+ *    boundaries; at most n_batch prompt rows per step, slots taking turns) in ONE batched
+ *    forward pass; queued requests take free slots between steps. Every request evaluates its
+ * prompt from position 0 (no state survives a request). A reply's bytes and logprobs are the same
+ * whatever else runs (the engine's batch invariance): any load, arrival order, slot, --slots or
+ * --draft.
+ *  - --draft N: every request evaluates up to N prompt-lookup
+ *    drafted tokens with each step, verified with single-token numerics: same output, fewer
+ *    steps on repetitive text.
+ *  - Memory: echo + logprobs keeps only the top-k per prompt position (computed chunk by chunk,
+ *    released with the reply); a request over SRV_MAX_PROMPT_LP entries is refused (413).
  *  - The pure parts (request parsing/validation, stop strings, UTF-8 repair, metrics text) are
  *    exported below so unit tests and the fuzzer can call them without a model. They never
  *    crash on any input: bad input is a srv_error with an HTTP status and an OpenAI error
  *    object {"error":{"message","type","param","code"}}.
+ *  - Network policy (docs/SECURITY.md): browser origins other than loopback pages (or the
+ *    cfg->cors list) get 403, and so do Host names other than this server's when it is bound
+ *    to loopback (DNS rebinding); request bodies are bounded per request (max_body -> 413) and
+ *    over all connections (max_body_total -> 503); parsing + tokenizing on connection threads
+ *    takes one of max_parsing turns (503 after 5 s); a client that half-closes after its
+ *    request still gets the reply.
  *  - Text semantics mirror llama-server so temperature-0 content is byte-identical: generated
  *    bytes accumulate raw; a stop string truncates them; text that could start a stop string
  *    is held back while streaming; a cut-off UTF-8 sequence at the end is never streamed;
@@ -81,6 +98,17 @@ typedef struct srv_tokenize_req {
 int srv_parse_tokenize(const char *body, size_t n, srv_tokenize_req *out, srv_error *e);
 int srv_parse_detokenize(const char *body, size_t n, int32_t **ids, size_t *n_ids, srv_error *e);
 
+/* ---- browser and DNS-rebinding policy (pure) ---- */
+/* Whether a browser page from origin (the Origin header) may use the server. cors NULL or "":
+ * only loopback pages — http://localhost, http://127.0.0.1 and http://[::1], any port; else a
+ * comma-separated list of exact origins, where "*" allows every origin. */
+bool srv_origin_allowed(const char *origin, const char *cors);
+/* Whether a Host header names this server: localhost, 127.0.0.1, [::1] or the bound address
+ * (each with an optional port), or a name in the comma-separated allow list ("*": any).
+ * A server bound to loopback checks this so that a DNS-rebinding page (evil.example resolving
+ * to 127.0.0.1) gets 403. */
+bool srv_host_allowed(const char *host, const char *bound, const char *allow);
+
 /* ---- text helpers (llama-server semantics) ---- */
 /* Length of text without a cut-off multi-byte sequence at its end (llama-server's
  * validate_utf8). */
@@ -108,6 +136,9 @@ srv_metrics *srv_metrics_new(void);
 void srv_metrics_free(srv_metrics *m);
 void srv_metrics_request(srv_metrics *m, const char *route, int code, double seconds);
 void srv_metrics_tokens(srv_metrics *m, long prompt, long generated, double gen_seconds);
+void srv_metrics_drafts(srv_metrics *m, long drafted, long accepted);
+/* One batched forward pass over `seqs` sequences, `rows` token rows in all. */
+void srv_metrics_step(srv_metrics *m, int seqs, int rows);
 /* Prometheus text exposition; queue depth and busy slots are sampled by the caller. */
 void srv_metrics_render(srv_metrics *m, int queue_depth, int busy_slots, int n_slots,
                         trit_buf *out);
@@ -116,15 +147,22 @@ void srv_metrics_render(srv_metrics *m, int queue_depth, int busy_slots, int n_s
 typedef struct srv_config {
     const char *host; /* default 127.0.0.1 */
     int port;         /* default 8180; 0 = any free port */
-    int n_slots;      /* default 1 */
+    int n_slots;      /* sequences served at once; default 4 (llama-server's -np auto) */
     int queue_cap;    /* requests waiting for a slot; default 16 */
-    int n_threads;    /* per slot */
+    int n_threads;    /* the engine's threads, shared by every slot; 0 -> all CPUs */
     int n_ctx;        /* per slot; 0 -> engine default */
     const char *api_key;
-    size_t max_body;   /* default 1 MiB */
-    const char *alias; /* model name in responses; default the file's basename */
-    int chat_tmpl;     /* -1: the model's (chatml when it has none, like llama-server) */
-    double grace_s;    /* shutdown: wait this long for in-flight requests; default 10 */
+    size_t max_body;        /* default 1 MiB */
+    const char *alias;      /* model name in responses; default the file's basename */
+    int chat_tmpl;          /* -1: the model's (chatml when it has none, like llama-server) */
+    double grace_s;         /* shutdown: wait this long for in-flight requests; default 10 */
+    const char *cors;       /* browser origins allowed (srv_origin_allowed); NULL: loopback */
+    const char *host_allow; /* extra Host names accepted when bound to loopback (comma list) */
+    size_t max_body_total;  /* body bytes buffered over all connections; default 64 MiB -> 503 */
+    int max_parsing;        /* requests parsed + tokenized at once on connection threads
+                             * (default 4); a request that waits over 5 s for a turn -> 503 */
+    int n_draft;            /* prompt-lookup drafts per step (0 = off, <= 16) */
+    int numerics;           /* TRIT_NUMERICS_EXACT (default, bit-identical to llama.cpp) or _FAST */
 } srv_config;
 void srv_config_default(srv_config *c);
 /* Template id for chatml (llama-server's default when the model has no template). */

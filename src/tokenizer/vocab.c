@@ -201,10 +201,6 @@ static void render_piece(trit_tokenizer *t, int32_t id, trit_buf *out) {
     }
 }
 
-static bool text_is(const trit_tokenizer *t, int32_t id, const char *s) {
-    return t->text_len[id] == strlen(s) && !memcmp(t->text[id], s, t->text_len[id]);
-}
-
 static int32_t find_text(const trit_tokenizer *t, const char *s) {
     return tok_map_get(&t->tok2id, s, strlen(s));
 }
@@ -234,14 +230,11 @@ static int cmp_u64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-trit_tokenizer *trit_tok_load(const gguf_file *f, trit_err *err) {
-    trit_tokenizer *t = xcalloc(1, sizeof *t);
-    char *name = NULL;
+/* Step 1: the model kind (tokenizer.ggml.model) and its default special ids. */
+static int load_model_kind(trit_tokenizer *t, const gguf_file *f, trit_err *err) {
     t->model_name = gguf_get_str(f, "tokenizer.ggml.model");
-    if (!t->model_name) {
-        trit_fail(err, TRIT_ENOTFOUND, "tokenizer.ggml.model is missing (no vocabulary)");
-        goto fail;
-    }
+    if (!t->model_name)
+        return trit_fail(err, TRIT_ENOTFOUND, "tokenizer.ggml.model is missing (no vocabulary)");
     if (!strcmp(t->model_name, "gpt2")) {
         t->type = TOK_BPE;
         t->bos = 11, t->eos = 11, t->unk = -1;
@@ -249,41 +242,39 @@ trit_tokenizer *trit_tok_load(const gguf_file *f, trit_err *err) {
         t->type = TOK_SPM;
         t->bos = 1, t->eos = 2, t->unk = 0;
     } else {
-        trit_fail(err, TRIT_EUNSUP,
-                  "tokenizer.ggml.model '%s' is not supported (only gpt2 = BPE, llama = SPM)",
-                  t->model_name);
-        goto fail;
+        return trit_fail(err, TRIT_EUNSUP,
+                         "tokenizer.ggml.model '%s' is not supported (only gpt2 = BPE, llama = "
+                         "SPM)",
+                         t->model_name);
     }
     t->eot = t->eom = t->pad = t->sep = -1;
+    return 0;
+}
 
+/* Step 2: token texts (an empty one becomes "[EMPTY_i]", as the reference), scores and
+ * types; every array checked for its type and length before it is read. */
+static int load_tokens(trit_tokenizer *t, const gguf_file *f, trit_err *err) {
     const gguf_kv *toks = gguf_find(f, "tokenizer.ggml.tokens");
-    if (!toks || toks->type != GGUF_T_ARRAY || toks->arr_type != GGUF_T_STRING) {
-        trit_fail(err, TRIT_EFORMAT, "tokenizer.ggml.tokens is missing or not a string array");
-        goto fail;
-    }
-    if (toks->arr_n == 0 || toks->arr_n > INT32_MAX) {
-        trit_fail(err, TRIT_EFORMAT, "tokenizer.ggml.tokens has %llu entries",
-                  (unsigned long long)toks->arr_n);
-        goto fail;
-    }
+    if (!toks || toks->type != GGUF_T_ARRAY || toks->arr_type != GGUF_T_STRING)
+        return trit_fail(err, TRIT_EFORMAT,
+                         "tokenizer.ggml.tokens is missing or not a string array");
+    if (toks->arr_n == 0 || toks->arr_n > INT32_MAX)
+        return trit_fail(err, TRIT_EFORMAT, "tokenizer.ggml.tokens has %llu entries",
+                         (unsigned long long)toks->arr_n);
     int32_t n = (int32_t)toks->arr_n;
-    t->n_vocab = n;
     const gguf_kv *scores = gguf_find(f, "tokenizer.ggml.scores");
     if (scores && (scores->type != GGUF_T_ARRAY ||
                    (scores->arr_type != GGUF_T_F32 && scores->arr_type != GGUF_T_I32) ||
-                   scores->arr_n < (uint64_t)n)) {
-        trit_fail(err, TRIT_EFORMAT, "tokenizer.ggml.scores: wrong type or fewer than %d entries",
-                  n);
-        goto fail;
-    }
+                   scores->arr_n < (uint64_t)n))
+        return trit_fail(err, TRIT_EFORMAT,
+                         "tokenizer.ggml.scores: wrong type or fewer than %d entries", n);
     const gguf_kv *types = gguf_find(f, "tokenizer.ggml.token_type");
     if (types && (types->type != GGUF_T_ARRAY || types->arr_type != GGUF_T_I32 ||
-                  types->arr_n < (uint64_t)n)) {
-        trit_fail(err, TRIT_EFORMAT, "tokenizer.ggml.token_type: not i32 or fewer than %d entries",
-                  n);
-        goto fail;
-    }
+                  types->arr_n < (uint64_t)n))
+        return trit_fail(err, TRIT_EFORMAT,
+                         "tokenizer.ggml.token_type: not i32 or fewer than %d entries", n);
 
+    t->n_vocab = n;
     t->text = xcalloc((size_t)n, sizeof(char *));
     t->text_len = xcalloc((size_t)n, sizeof(uint32_t));
     t->score = xcalloc((size_t)n, sizeof(float));
@@ -316,64 +307,75 @@ trit_tokenizer *trit_tok_load(const gguf_file *f, trit_err *err) {
             t->attr[i] = type_to_attr(v);
         }
     }
+    return 0;
+}
 
-    /* pre-tokenizer and flags */
-    if (t->type == TOK_BPE) {
-        char *pre = gguf_get_str(f, "tokenizer.ggml.pre");
-        t->pre = -1;
-        if (!pre) {
-            trit_log(TRIT_LOG_WARN, "tokenizer: tokenizer.ggml.pre is missing; using the llama3 "
-                                    "pre-tokenizer (as BitNet b1.58 2B-4T needs)");
-            t->pre = PRE_LLAMA3;
-        } else {
-            for (size_t i = 0; i < TRIT_ARRAY_LEN(k_pre_names); i++)
-                if (!strcmp(pre, k_pre_names[i].name)) t->pre = k_pre_names[i].pre;
+/* BPE merge ranks: "left right" -> rank, keyed by (u16 left length, left, right); the first
+ * occurrence of a pair keeps its rank (the reference's emplace). */
+static int load_merges(trit_tokenizer *t, const gguf_file *f, trit_err *err) {
+    const gguf_kv *mg = gguf_find(f, "tokenizer.ggml.merges");
+    if (!mg || mg->type != GGUF_T_ARRAY || mg->arr_type != GGUF_T_STRING)
+        return trit_fail(err, TRIT_EFORMAT,
+                         "tokenizer.ggml.merges is missing or not a string array (BPE needs it)");
+    tok_map_init(&t->merges, (size_t)mg->arr_n);
+    for (uint64_t i = 0; i < mg->arr_n && i < INT32_MAX; i++) {
+        gguf_str s = mg->arr_strs[i];
+        const char *sp = s.n > 1 ? memchr(s.p + 1, ' ', s.n - 1) : NULL;
+        size_t ll = sp ? (size_t)(sp - s.p) : 0, rl = sp ? s.n - ll - 1 : 0;
+        if (ll > 0xFFFF) continue; /* cannot be keyed; no real vocabulary has one */
+        char *key = xmalloc(2 + ll + rl);
+        key[0] = (char)(ll & 0xFF), key[1] = (char)(ll >> 8);
+        if (sp) {
+            memcpy(key + 2, s.p, ll);
+            memcpy(key + 2 + ll, sp + 1, rl);
         }
-        if (t->pre < 0) {
-            trit_fail(err, TRIT_EUNSUP, "pre-tokenizer '%s' (tokenizer.ggml.pre) is not supported",
-                      pre);
-            free(pre);
-            goto fail;
+        if (tok_map_get(&t->merges, key, 2 + ll + rl) >= 0) {
+            free(key);
+            continue;
         }
-        free(pre);
-        if (t->pre == PRE_LLAMA3) t->ignore_merges = true, t->add_bos = true;
-        t->pre_name = xstrdup(k_pre_canon[t->pre]);
-        t->pretok = tok_pretok_new(t->pre, err);
-        if (!t->pretok) goto fail;
+        tok_map_put(&t->merges, key, 2 + ll + rl, (int32_t)i);
+    }
+    return 0;
+}
 
-        const gguf_kv *mg = gguf_find(f, "tokenizer.ggml.merges");
-        if (!mg || mg->type != GGUF_T_ARRAY || mg->arr_type != GGUF_T_STRING) {
-            trit_fail(err, TRIT_EFORMAT,
-                      "tokenizer.ggml.merges is missing or not a string array (BPE needs it)");
-            goto fail;
-        }
-        tok_map_init(&t->merges, (size_t)mg->arr_n);
-        for (uint64_t i = 0; i < mg->arr_n && i < INT32_MAX; i++) {
-            gguf_str s = mg->arr_strs[i];
-            const char *sp = s.n > 1 ? memchr(s.p + 1, ' ', s.n - 1) : NULL;
-            size_t ll = sp ? (size_t)(sp - s.p) : 0, rl = sp ? s.n - ll - 1 : 0;
-            if (ll > 0xFFFF) continue;
-            char *key = xmalloc(2 + ll + rl);
-            key[0] = (char)(ll & 0xFF), key[1] = (char)(ll >> 8);
-            if (sp) {
-                memcpy(key + 2, s.p, ll);
-                memcpy(key + 2 + ll, sp + 1, rl);
-            }
-            /* first occurrence keeps its rank (emplace semantics) */
-            if (tok_map_get(&t->merges, key, 2 + ll + rl) >= 0) {
-                free(key);
-                continue;
-            }
-            tok_map_put(&t->merges, key, 2 + ll + rl, (int32_t)i);
-        }
-    } else {
+/* Step 3: the pre-tokenizer and flags. BPE: tokenizer.ggml.pre (llama3 when absent, as
+ * BitNet b1.58 2B-4T needs) and the merges; SPM: its fixed defaults. */
+static int load_pretokenizer(trit_tokenizer *t, const gguf_file *f, trit_err *err) {
+    if (t->type != TOK_BPE) {
         t->pre = PRE_DEFAULT;
         t->pre_name = xstrdup("spm");
         t->add_space_prefix = true, t->add_bos = true, t->add_eos = false;
+        gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix);
+        return 0;
     }
+    char *pre = gguf_get_str(f, "tokenizer.ggml.pre");
+    t->pre = -1;
+    if (!pre) {
+        trit_log(TRIT_LOG_WARN, "tokenizer: tokenizer.ggml.pre is missing; using the llama3 "
+                                "pre-tokenizer (as BitNet b1.58 2B-4T needs)");
+        t->pre = PRE_LLAMA3;
+    } else {
+        for (size_t i = 0; i < TRIT_ARRAY_LEN(k_pre_names); i++)
+            if (!strcmp(pre, k_pre_names[i].name)) t->pre = k_pre_names[i].pre;
+    }
+    if (t->pre < 0) {
+        trit_fail(err, TRIT_EUNSUP, "pre-tokenizer '%s' (tokenizer.ggml.pre) is not supported",
+                  pre);
+        free(pre);
+        return -1;
+    }
+    free(pre);
+    if (t->pre == PRE_LLAMA3) t->ignore_merges = true, t->add_bos = true;
+    t->pre_name = xstrdup(k_pre_canon[t->pre]);
+    t->pretok = tok_pretok_new(t->pre, err);
+    if (!t->pretok) return -1;
+    if (load_merges(t, f, err)) return -1;
     gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix);
+    return 0;
+}
 
-    /* byte tokens (SPM byte fallback) */
+/* Step 4: the token of every byte (SPM byte fallback): "<0xXX>", else the one-byte text. */
+static void load_byte_tokens(trit_tokenizer *t) {
     for (int b = 0; b < 256; b++) {
         char buf[8];
         snprintf(buf, sizeof buf, "<0x%02X>", b);
@@ -383,8 +385,12 @@ trit_tokenizer *trit_tok_load(const gguf_file *f, trit_err *err) {
             t->byte_tok[b] = tok_map_get(&t->tok2id, &one, 1);
         }
     }
+}
 
-    /* special ids */
+/* Step 5: special ids from the GGUF (out-of-range ones warned and ignored); EOT / EOM found
+ * by text when not given (and made control tokens); control tokens named "unused" unused. */
+static void load_special_ids(trit_tokenizer *t, const gguf_file *f) {
+    int32_t n = t->n_vocab;
     get_id(f, "tokenizer.ggml.bos_token_id", n, &t->bos);
     get_id(f, "tokenizer.ggml.eos_token_id", n, &t->eos);
     get_id(f, "tokenizer.ggml.eot_token_id", n, &t->eot);
@@ -395,25 +401,24 @@ trit_tokenizer *trit_tok_load(const gguf_file *f, trit_err *err) {
     gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &t->add_bos);
     gguf_get_bool(f, "tokenizer.ggml.add_eos_token", &t->add_eos);
 
-    /* EOT / EOM by text when not given; such tokens become control tokens */
     static const char *const eot_texts[] = {
         "<|eot_id|>",      "<|im_end|>", "<|end|>", "<end_of_turn>",         "<|endoftext|>",
         "<|end_of_text|>", "<EOT>",      "_<EOT>",  "<｜end▁of▁sentence｜>", "<end_of_utterance>"};
-    if (t->eot < 0)
-        for (size_t i = 0; i < TRIT_ARRAY_LEN(eot_texts) && t->eot < 0; i++) {
-            int32_t id = find_text(t, eot_texts[i]);
-            if (id >= 0) t->eot = id, t->attr[id] |= TOK_ATTR_CONTROL;
-        }
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(eot_texts) && t->eot < 0; i++) {
+        int32_t id = find_text(t, eot_texts[i]);
+        if (id >= 0) t->eot = id, t->attr[id] |= TOK_ATTR_CONTROL;
+    }
     if (t->eom < 0) {
         int32_t id = find_text(t, "<|eom_id|>");
         if (id >= 0) t->eom = id, t->attr[id] |= TOK_ATTR_CONTROL;
     }
-    /* control tokens named "unused" are unused */
     for (int32_t i = 0; i < n; i++)
         if ((t->attr[i] & TOK_ATTR_CONTROL) && strstr(t->text[i], "unused"))
             t->attr[i] |= TOK_ATTR_UNUSED;
+}
 
-    /* end-of-generation set */
+/* Step 6: the end-of-generation set: known texts, then eos, eot, eom. */
+static void load_eog_set(trit_tokenizer *t) {
     static const char *const eog_texts[] = {
         "<|eot_id|>", "<|im_end|>",    "<|end|>",         "<|return|>",
         "<|call|>",   "<end_of_turn>", "<|endoftext|>",   "<|eom_id|>",
@@ -424,9 +429,12 @@ trit_tokenizer *trit_tok_load(const gguf_file *f, trit_err *err) {
     add_eog(t, t->eos);
     add_eog(t, t->eot);
     add_eog(t, t->eom);
+}
 
-    /* special tokens, longest first (for partitioning text) */
-    uint64_t *keys = xmalloc((size_t)n * sizeof(uint64_t)); /* (longest first, then id) */
+/* Step 7: the special tokens that partition text, longest first (then by id). */
+static void load_special_list(trit_tokenizer *t) {
+    int32_t n = t->n_vocab;
+    uint64_t *keys = xmalloc((size_t)n * sizeof(uint64_t)); /* (UINT32_MAX - len) << 32 | id */
     for (int32_t i = 0; i < n; i++)
         if (t->attr[i] & (TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN))
             keys[t->n_special++] = ((uint64_t)(UINT32_MAX - t->text_len[i]) << 32) | (uint32_t)i;
@@ -434,24 +442,30 @@ trit_tokenizer *trit_tok_load(const gguf_file *f, trit_err *err) {
     t->special = xmalloc((t->n_special + 1) * sizeof(int32_t));
     for (size_t i = 0; i < t->n_special; i++) t->special[i] = (int32_t)(keys[i] & 0xFFFFFFFF);
     free(keys);
+}
 
-    /* Phi-3: special tokens swallow the whitespace that follows them (as the reference) */
-    name = gguf_get_str(f, "general.name");
-    if (name) {
-        for (char *p = name; *p; p++) *p = (char)tolower((unsigned char)*p);
-        if (strstr(name, "phi-3") || strstr(name, "phi3")) {
-            for (size_t i = 0; i < t->n_special; i++) t->attr[t->special[i]] |= TOK_ATTR_RSTRIP;
-            int32_t id = find_text(t, "</s>");
-            if (id >= 0) t->attr[id] |= TOK_ATTR_RSTRIP;
-            static const char *const no_rstrip[] = {"<unk>", "<s>", "<|endoftext|>"};
-            for (size_t i = 0; i < 3; i++) {
-                id = find_text(t, no_rstrip[i]);
-                if (id >= 0) t->attr[id] &= ~(uint32_t)TOK_ATTR_RSTRIP;
-            }
-        }
+/* Step 8: Phi-3 only: special tokens swallow the whitespace after them (as the reference),
+ * except <unk>, <s> and <|endoftext|>. */
+static void load_phi3_rstrip(trit_tokenizer *t, const gguf_file *f) {
+    char *name = gguf_get_str(f, "general.name");
+    if (!name) return;
+    for (char *p = name; *p; p++) *p = (char)tolower((unsigned char)*p);
+    bool phi3 = strstr(name, "phi-3") || strstr(name, "phi3");
+    free(name);
+    if (!phi3) return;
+    for (size_t i = 0; i < t->n_special; i++) t->attr[t->special[i]] |= TOK_ATTR_RSTRIP;
+    int32_t id = find_text(t, "</s>");
+    if (id >= 0) t->attr[id] |= TOK_ATTR_RSTRIP;
+    static const char *const no_rstrip[] = {"<unk>", "<s>", "<|endoftext|>"};
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(no_rstrip); i++) {
+        id = find_text(t, no_rstrip[i]);
+        if (id >= 0) t->attr[id] &= ~(uint32_t)TOK_ATTR_RSTRIP;
     }
+}
 
-    /* rendered pieces */
+/* Step 9: every token's rendered piece (the bytes decoding yields), computed once. */
+static void render_all_pieces(trit_tokenizer *t) {
+    int32_t n = t->n_vocab;
     t->piece = xcalloc((size_t)n, sizeof(char *));
     t->piece_len = xcalloc((size_t)n, sizeof(uint32_t));
     trit_buf b = {0};
@@ -464,15 +478,24 @@ trit_tokenizer *trit_tok_load(const gguf_file *f, trit_err *err) {
         t->piece_len[i] = (uint32_t)b.len;
     }
     trit_buf_free(&b);
+}
 
+trit_tokenizer *trit_tok_load(const gguf_file *f, trit_err *err) {
+    trit_tokenizer *t = xcalloc(1, sizeof *t);
+    /* the steps that can fail: kind, tokens, pre-tokenizer (and merges) */
+    if (load_model_kind(t, f, err) || load_tokens(t, f, err) || load_pretokenizer(t, f, err)) {
+        trit_tok_free(t);
+        return NULL;
+    }
+    /* the rest derives from what is loaded, in the reference's order */
+    load_byte_tokens(t);
+    load_special_ids(t, f);
+    load_eog_set(t);
+    load_special_list(t);
+    load_phi3_rstrip(t, f);
+    render_all_pieces(t);
     t->chat_template = gguf_get_str(f, "tokenizer.chat_template");
-    (void)text_is;
-    free(name);
     return t;
-fail:
-    free(name);
-    trit_tok_free(t);
-    return NULL;
 }
 
 trit_tokenizer *trit_tok_load_file(const char *path, trit_err *err) {

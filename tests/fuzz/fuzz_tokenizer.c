@@ -3,6 +3,7 @@
  * of add_special/parse_special, then decode and stream-decode the ids. Valid UTF-8 must
  * encode and byte-level-decode back to the input; invalid UTF-8 must give TRIT_EFORMAT. */
 #include "tokenizer/tokenizer.h"
+#include "reference/reference.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,6 +5,9 @@
 # reference llama-server (/completion, temperature 0), and the top-1 logprob of every step
 # must agree within $LP_TOL (default 1e-3). Prints the worst differences. Last, a 600-token
 # prompt with 2 threads on both sides exercises split-KV decode attention.
+# NUMERICS=fast runs trit with --numerics fast (the gate's verdict on it; not part of the
+# default run: on these random models fast differs from llama.cpp by as much as llama.cpp's
+# own f16 KV rounding does, see docs/PERFORMANCE.md).
 source "$(dirname "$0")/lib.sh"
 
 N=${N_PREDICT:-64}
@@ -27,6 +30,7 @@ check_model() {
       -d "{\"prompt\": [$ids], \"n_predict\": $N, \"temperature\": 0, \"n_probs\": 5, \"return_tokens\": true, \"cache_prompt\": false}" \
       >"$TMP/ref-$label-$i.json" || fail "$label prompt $i: llama-server request failed"
     "$TRIT" run "$model" --prompt-ids "$ids" -n "$N" -t "${TRIT_THREADS:-1}" --json --ignore-eos \
+      --numerics "${NUMERICS:-exact}" \
       >"$TMP/trit-$label-$i.json" 2>"$TMP/trit-$label-$i.err" ||
       { cat "$TMP/trit-$label-$i.err" >&2; fail "$label prompt $i: trit run failed"; }
     python3 - "$TMP/ref-$label-$i.json" "$TMP/trit-$label-$i.json" "$label prompt $i" "$LP_TOL" <<'PY' || fail "$label prompt $i: no parity"
@@ -35,10 +39,11 @@ ref, trit, label, tol = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]
 rt, tt = ref["tokens"], trit["ids"]
 # the reference stops at an end-of-generation token; trit ran with --ignore-eos
 n = len(rt)
-if tt[:n] != rt:
+diverged = tt[:n] != rt
+if diverged:
     k = next((j for j in range(min(n, len(tt))) if tt[j] != rt[j]), min(n, len(tt)))
     print(f"{label}: tokens differ at step {k}: ref {rt[k:k+5]} trit {tt[k:k+5]}")
-    sys.exit(1)
+    n = k  # still report the logprobs of the steps before
 # completion_probabilities may skip tokens the server held back (incomplete UTF-8): align by id
 cp, j, worst1, worst5, wstep = ref.get("completion_probabilities", []), 0, 0.0, 0.0, -1
 for i, tid in enumerate(tt[:n]):
@@ -51,7 +56,7 @@ for i, tid in enumerate(tt[:n]):
     for p in b:
         if p["id"] in ra: worst5 = max(worst5, abs(ra[p["id"]] - p["logprob"]))
 print(f"{label}: {n} tokens identical; compared {j} steps; worst top-1 logprob diff {worst1:.3g} (step {wstep}), worst top-5 {worst5:.3g}")
-sys.exit(0 if j > 0 and worst1 <= tol else 1)
+sys.exit(0 if j > 0 and worst1 <= tol and not diverged else 1)
 PY
   done
 }
@@ -65,4 +70,5 @@ check_model "$(tiny_model bitnet tq1_0)" bitnet-tq1_0
 # trit does the same split, so tokens and logprobs still agree.
 PROMPTS=("128000,$(seq -s, 2000 2599)")
 LLAMA_THREADS=2 TRIT_THREADS=2 N=32 check_model "$(tiny_model bitnet tq2_0)" bitnet-tq2_0-split2
+
 pass "engine parity: greedy $N tokens identical to llama.cpp, top-1 logprob within $LP_TOL"

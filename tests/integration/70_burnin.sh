@@ -43,8 +43,9 @@ jget() { node -e 'let t="";process.stdin.on("data",c=>t+=c).on("end",()=>console
 [ "$("$TRIT" burnin since 1h --ledger "$L" --json | jget rounds)" = 20 ] ||
   fail "since 1h"
 "$TRIT" burnin drift --ledger "$L" >/dev/null || fail "drift"
-[ "$("$TRIT" burnin stats --ledger "$L" --ledger "$L" --json | jget rounds)" = 40 ] ||
-  fail "merged ledgers"
+# the same ledger twice counts once (it used to double the counts)
+[ "$("$TRIT" burnin stats --ledger "$L" --ledger "$L" --json | jget rounds)" = 20 ] ||
+  fail "merged ledgers: the same ledger twice must count once"
 pass "stats, recent, since, drift, merge"
 
 # gate: no ppl figures -> NO-GO (exit 1) with the ppl row FAIL
@@ -56,7 +57,7 @@ set -e
 grep -q "^ppl gen-2 vs gen-1 .*FAIL" "$TMP/gate1.txt" || fail "ppl row not FAIL"
 grep -q "^rounds .*PASS" "$TMP/gate1.txt" || fail "rounds row not PASS"
 grep -q "^spike .*PASS" "$TMP/gate1.txt" || fail "spike row not PASS"
-echo '{"gen1":{"ppl":20.0,"ppl_err":0.5},"gen2":{"ppl":20.01,"ppl_err":0.5},"kld":{"mean":0.0001}}' >"$TMP/ppl.json"
+echo '{"gen1":{"ppl":20.0,"ppl_err":0.5,"chunks":4,"ctx":128,"count":252},"gen2":{"ppl":20.01,"ppl_err":0.5,"chunks":4,"ctx":128,"count":252},"kld":{"mean":0.0001}}' >"$TMP/ppl.json"
 set +e
 "$TRIT" gate --config "$ROOT/cutover.ini" --ledger "$L" --ppl "$TMP/ppl.json" --json >"$TMP/gate2.json"
 rc=$?
@@ -75,6 +76,11 @@ JS
 # too few samples with the production defaults: never GO
 set +e; (cd "$TMP" && "$TRIT" gate --ledger "$L" --ppl "$TMP/ppl.json" >/dev/null); rc=$?; set -e
 [ "$rc" -eq 1 ] || fail "gate with default config (50000 rounds) exited $rc"
+# a ./cutover.ini is never picked up silently: without --config the defaults are used and said
+set +e; out=$(cd "$ROOT" && "$TRIT" gate --ledger "$L" --ppl "$TMP/ppl.json"); rc=$?; set -e
+[ "$rc" -eq 1 ] || fail "gate in a directory with cutover.ini but no --config exited $rc"
+grep -q "config: production defaults" <<<"$out" || fail "gate did not say it used the defaults: $out"
+grep -q "^rounds .*>= 50000" <<<"$out" || fail "gate read ./cutover.ini without --config"
 pass "gate table"
 
 if "$TRIT" serve --help >/dev/null 2>&1; then

@@ -14,10 +14,21 @@ _pids=()
 
 ref_bin() { echo "$REF_BIN/$1"; }
 
+# On exit: stop every process started here, then free the disk: a passing script's $TMP goes
+# (models made by a test run to gigabytes over the suite); a failing one keeps its logs and
+# small files for reading, only its model files (*.gguf) are removed. TRIT_KEEP_TMP=1 keeps all.
 cleanup() {
-  local p
+  local rc=$? p
   for p in "${_pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   for p in "${_pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  if [ "${TRIT_KEEP_TMP:-0}" != 1 ]; then
+    if [ "$rc" -eq 0 ]; then
+      rm -rf "$TMP"
+    else
+      find "$TMP" -name '*.gguf' -size +1M -delete 2>/dev/null || true
+    fi
+  fi
+  return "$rc"
 }
 trap cleanup EXIT INT TERM
 

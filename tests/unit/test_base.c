@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 static uint32_t f2u(float f) {
     uint32_t u;
@@ -362,4 +363,49 @@ Test(base, parse_long) {
     cr_assert_eq(trit_parse_long("-1", 0, 100, &v), -1);
     cr_assert_eq(trit_parse_long("99999999999999999999999", 0, LONG_MAX, &v), -1);
     cr_assert_eq(v, 7, "a rejected value leaves *out alone");
+}
+
+/* issue 13: private files are 0600; the temp file is created exclusively under an
+ * unpredictable name, so a link planted at the old predictable name (path.tmp.PID) is never
+ * followed and its target never written */
+Test(files, write_atomic_private_mode_and_no_link_followed) {
+    char dir[] = "/tmp/trit-test-base.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[256], victim[300], planted[300];
+    snprintf(path, sizeof path, "%s/state", dir);
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    snprintf(planted, sizeof planted, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(victim, "w");
+    fputs("untouched", f);
+    fclose(f);
+    cr_assert_eq(symlink(victim, planted), 0);
+    trit_err err = {0};
+    cr_assert_eq(trit_write_file_atomic_mode(path, "secret", 6, 0600, &err), 0, "%s", err.msg);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+    trit_buf b = {0};
+    cr_assert_eq(trit_read_file(victim, &b, &err), 0);
+    cr_assert_str_eq(b.p, "untouched");
+    trit_buf_free(&b);
+    unlink(planted);
+    unlink(victim);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* the one log-softmax and top-k (moved from the engine; parity and the server share them) */
+Test(logits, logsumexp_and_top_k) {
+    float x[5] = {1.0f, 3.0f, 3.0f, -2.0f, 0.5f};
+    double want = 3.0 + log(exp(-2.0) + 1 + 1 + exp(-5.0) + exp(-2.5));
+    cr_assert_float_eq(trit_logsumexp(x, 5), want, 1e-12);
+    int32_t ids[3];
+    cr_assert_eq(trit_top_k(x, 5, 3, ids), 3);
+    cr_assert_eq(ids[0], 1, "equal logits: lowest id first");
+    cr_assert_eq(ids[1], 2);
+    cr_assert_eq(ids[2], 0);
+    cr_assert_eq(trit_top_k(x, 5, 0, ids), 0);
+    cr_assert_eq(trit_top_k(x, 2, 9, ids), 2, "k > n keeps n");
+    float ninf[2] = {-INFINITY, -INFINITY};
+    cr_assert(isinf(trit_logsumexp(ninf, 2)));
 }

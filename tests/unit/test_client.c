@@ -9,8 +9,10 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- canned one-shot HTTP server ---- */
@@ -327,4 +329,86 @@ Test(client, model_id_and_run_many) {
     cr_assert_eq(r2.http_status, 500);
     trit_client_resp_free(&r1);
     trit_client_resp_free(&r2);
+}
+
+/* a reply over max_reply ends the call with a message naming the limit (plain and SSE) */
+Test(client, reply_limit) {
+    static char body[8192];
+    memset(body, ' ', sizeof body - 1);
+    body[sizeof body - 1] = 0;
+    memcpy(body, "{\"choices\":[{\"text\":\"x\"}]}", 26);
+    for (int stream = 0; stream < 2; stream++) {
+        canned c;
+        canned_start(&c, http_ok(stream ? "text/event-stream" : "application/json", body));
+        char url[64];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", c.port);
+        trit_client_req q = {.url = url,
+                             .prompt = "x",
+                             .seed = -1,
+                             .temperature = 0,
+                             .stream = stream,
+                             .max_reply = 4096};
+        trit_client_resp r;
+        cr_assert_eq(trit_client_completion(&q, &r), -1);
+        cr_assert_eq(r.kind, TRIT_CLIENT_OTHER);
+        cr_assert(strstr(r.msg, "4096-byte limit") != NULL, "%s", r.msg);
+        trit_client_resp_free(&r);
+        canned_stop(&c);
+    }
+    /* under the limit the same reply is fine */
+    canned c;
+    canned_start(&c, http_ok("application/json", body));
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", c.port);
+    trit_client_req q = {.url = url, .prompt = "x", .seed = -1, .temperature = 0};
+    trit_client_resp r;
+    cr_assert_eq(trit_client_completion(&q, &r), 0, "%s", r.msg);
+    trit_client_resp_free(&r);
+    canned_stop(&c);
+}
+
+static void write_key(const char *path, const char *text, mode_t mode) {
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, mode);
+}
+
+Test(client, api_key_files) {
+    char dir[] = "/tmp/trit-keyXXXXXX", path[64];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/key", dir);
+    char *k = NULL;
+    trit_err err = {0};
+    write_key(path, "  s3cret \r\n", 0600);
+    cr_assert_eq(trit_api_key_load(path, NULL, &k, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(k, "s3cret");
+    free(k);
+    write_key(path, "s3cret\n", 0644);
+    cr_assert_eq(trit_api_key_load(path, NULL, &k, &err), -1);
+    cr_assert(strstr(err.msg, "chmod 600"), "%s", err.msg);
+    cr_assert_null(k);
+    write_key(path, "\n\n", 0600);
+    cr_assert_eq(trit_api_key_load(path, NULL, &k, &err), -1);
+    write_key(path, "a\nb\n", 0600);
+    cr_assert_eq(trit_api_key_load(path, NULL, &k, &err), -1);
+    cr_assert_eq(trit_api_key_load(dir, NULL, &k, &err), -1, "a directory");
+    unlink(path);
+    cr_assert_eq(trit_api_key_load(path, NULL, &k, &err), -1, "a missing file");
+    cr_assert(strstr(err.msg, path), "%s", err.msg);
+    rmdir(dir);
+    setenv("TRIT_TEST_KEY", "from-env", 1);
+    cr_assert_eq(trit_api_key_load(NULL, "TRIT_TEST_KEY", &k, &err), 0);
+    cr_assert_str_eq(k, "from-env");
+    free(k);
+    setenv("TRIT_TEST_KEY", "", 1);
+    cr_assert_eq(trit_api_key_load(NULL, "TRIT_TEST_KEY", &k, &err), 0);
+    cr_assert_null(k);
+    cr_assert(trit_api_key_matches("abc", "Bearer abc"));
+    cr_assert(trit_api_key_matches("abc", "bearer  abc"));
+    cr_assert(!trit_api_key_matches("abc", "Bearer abcd"));
+    cr_assert(!trit_api_key_matches("abc", "Bearer ab"));
+    cr_assert(!trit_api_key_matches("abc", "abc"));
+    cr_assert(!trit_api_key_matches("abc", NULL));
 }

@@ -281,6 +281,52 @@ Test(engine, rejects_bad_input) {
     free(p);
 }
 
+/* --numerics: a bad value is refused naming the field; with an F32 KV cache (where exact has no
+ * fp16 rounding either) fast's logits are within 1e-4 of exact's; fast gives the same bytes for
+ * 1 and 3 threads, batched and step by step. */
+Test(engine, numerics_modes) {
+    char *p;
+    trit_model *m = load_ok(&p);
+    trit_ctx_params cp = trit_ctx_default_params();
+    cr_assert_eq(cp.numerics, TRIT_NUMERICS_EXACT, "exact is the default");
+    cp.n_ctx = 64;
+    cp.numerics = 7;
+    trit_err err = {0};
+    cr_assert_null(trit_ctx_new(m, &cp, &err));
+    cr_assert(strstr(err.msg, "numerics") != NULL, "%s", err.msg);
+    cp.kv_type = TRIT_F32;
+    cp.numerics = TRIT_NUMERICS_EXACT;
+    trit_ctx *ex = trit_ctx_new(m, &cp, &err), *f[2];
+    cr_assert_not_null(ex, "%s", err.msg);
+    cp.numerics = TRIT_NUMERICS_FAST;
+    for (int i = 0; i < 2; i++) {
+        cp.n_threads = i ? 3 : 1;
+        f[i] = trit_ctx_new(m, &cp, &err);
+        cr_assert_not_null(f[i], "%s", err.msg);
+    }
+    cr_assert_eq(trit_eval(ex, toks, 8, 0, true, NULL), 0);
+    for (int i = 0; i < 2; i++) cr_assert_eq(trit_eval(f[i], toks, 8, 0, true, NULL), 0);
+    for (int t = 0; t < 8; t++) {
+        cr_assert_eq(memcmp(trit_get_logits(f[0], t), trit_get_logits(f[1], t), V * sizeof(float)),
+                     0, "fast, position %d: 1 vs 3 threads", t);
+        const double d = max_abs_diff(trit_get_logits(ex, t), trit_get_logits(f[0], t), V);
+        cr_assert(d < 1e-4, "position %d: fast vs exact logits differ by %g", t, d);
+    }
+    for (int i = 0; i < 4; i++) {
+        for (int k = 0; k < 2; k++)
+            cr_assert_eq(trit_eval(f[k], &toks[i], 1, 8 + i, false, NULL), 0);
+        cr_assert_eq(
+            memcmp(trit_get_logits(f[0], -1), trit_get_logits(f[1], -1), V * sizeof(float)), 0,
+            "fast decode step %d: 1 vs 3 threads", i);
+    }
+    trit_ctx_free(ex);
+    trit_ctx_free(f[0]);
+    trit_ctx_free(f[1]);
+    trit_model_free(m);
+    unlink(p);
+    free(p);
+}
+
 typedef struct {
     int n;
     char names[256][32];

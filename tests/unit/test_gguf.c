@@ -1,6 +1,7 @@
 /* test_gguf.c — GGUF writer/reader round trips, the reference vocab file, and a corruption
  * suite: every malformed file must give NULL with a specific message, never a crash. */
 #include "gguf/gguf.h"
+#include "reference/reference.h"
 
 #include <criterion/criterion.h>
 

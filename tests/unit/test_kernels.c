@@ -3,6 +3,8 @@
  * against ref on random inputs (NMSE <= 5e-4, integer block sums exact), and trit_matmul
  * with 1..N threads against the single-thread result. */
 #include "kernels/kernels.h"
+#include "kernels/ref/ggml_order.h"
+#include "reference/reference.h"
 
 #include <criterion/criterion.h>
 #include <dlfcn.h>
@@ -96,7 +98,7 @@ Test(kernels_act, types_and_sizes) {
     cr_assert_eq(trit_act_row_size(TRIT_TQ2_0, 100), 0);
     cr_assert_eq(trit_act_row_size(TRIT_Q8_0, 33), 0);
     cr_assert_eq(trit_act_row_size(TRIT_I2_S, 64), 0);
-    cr_assert_eq(trit_act_row_size(12, 256), 0);
+    cr_assert_eq(trit_act_row_size(23 /* iq4_xs */, 256), 0);
     cr_assert_eq(trit_act_row_size(TRIT_F32, 0), 0);
 }
 
@@ -386,6 +388,12 @@ Test(kernels_opt, gemm_matches_vec_dot) {
                     cr_assert_float_eq(out[t * 13 + r], e, 1e-5f * (1 + fabsf(e)),
                                        "%s type %u r %lld t %lld", opt_sets[k]->name, wt,
                                        (long long)r, (long long)t);
+                    /* quant types: the gemm's contract is vec_dot itself, bit for bit */
+                    if (wt != TRIT_F32 && wt != TRIT_F16 && wt != TRIT_BF16)
+                        cr_assert(memcmp(&out[t * 13 + r], &e, 4) == 0,
+                                  "%s type %u r %lld t %lld: gemm %a vs vec_dot %a",
+                                  opt_sets[k]->name, wt, (long long)r, (long long)t,
+                                  out[t * 13 + r], e);
                 }
             free(w), free(x), free(act);
         }
@@ -477,6 +485,43 @@ Test(kernels_matmul, multi_parts_match_single) {
     }
 }
 
+/* The per-CPU decode sweep and prefetch (trit_tuning) change no result: every candidate gives
+ * the bytes of the table's row, for 1 and 2 threads and a row count no sweep divides. */
+Test(kernels_matmul, tuning_changes_no_result) {
+    const trit_tuning saved = *trit_tuning_get();
+    cr_assert(saved.sweep_rows >= 1 && saved.pf_rows >= 0 && saved.spin_us >= 0);
+    cr_assert(saved.row && saved.row[0] && saved.cpu[0], "tuning row and cpu are named");
+    const uint32_t types[] = {TRIT_TQ2_0, TRIT_TQ1_0, TRIT_F16};
+    for (size_t ty = 0; ty < TRIT_ARRAY_LEN(types); ty++) {
+        const int64_t n_in = 512, n_out = 203;
+        size_t rb;
+        rng_state = 9100 + ty;
+        float *x = random_floats(n_in, 1.0f);
+        void *w = random_weights(types[ty], n_in, n_out, &rb);
+        float *y0 = xmalloc(sizeof(float) * n_out), *y1 = xmalloc(sizeof(float) * n_out);
+        trit_matmul(trit_kernels_best(), NULL, types[ty], w, 1.0f, n_in, n_out, x, 1, y0);
+        const int sweeps[] = {1, 2, 3, 8}, pfs[] = {0, 1, 5, 16}, caps[] = {0, 1, 0, 4};
+        for (int nth = 1; nth <= 2; nth++) {
+            trit_pool *pool = trit_pool_new(nth);
+            for (size_t s = 0; s < TRIT_ARRAY_LEN(sweeps); s++)
+                for (size_t p = 0; p < TRIT_ARRAY_LEN(pfs); p++) {
+                    trit_tuning t = saved;
+                    t.sweep_rows = sweeps[s], t.pf_rows = pfs[p], t.pf_max_kb = caps[p];
+                    trit_tuning_set(&t);
+                    memset(y1, 0, sizeof(float) * n_out);
+                    trit_matmul(trit_kernels_best(), pool, types[ty], w, 1.0f, n_in, n_out, x, 1,
+                                y1);
+                    cr_assert_eq(memcmp(y0, y1, sizeof(float) * n_out), 0,
+                                 "type %u sweep %d pf %d threads %d", types[ty], sweeps[s], pfs[p],
+                                 nth);
+                }
+            trit_pool_free(pool);
+        }
+        trit_tuning_set(&saved);
+        free(x), free(w), free(y0), free(y1);
+    }
+}
+
 /* ---- optimized attention against trit_attention (ops.c) ---- */
 static void check_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, int pos0, int n_tok,
                             double max_nmse) {
@@ -526,6 +571,125 @@ Test(kernels_opt, attention_vs_ops) {
         check_attention(kt, 2, 2, 64, 130, 64, tol); /* tiled, several key tiles */
         check_attention(kt, 4, 4, 128, 200, 3, tol); /* decode, long context */
     }
+}
+
+/* --numerics fast attention: the AVX-512 kernel equals its scalar twin byte for byte, with 1
+ * and 3 threads (no split-KV: the thread count changes nothing), and stays within
+ * test-backend-ops' flash-attention bound (NMSE 5e-4) of the exact path. */
+typedef void (*att_fn)(trit_pool *, const float *, const void *, const void *, uint32_t, int, int,
+                       int, int, int, int, float, float *);
+
+static void check_fast_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, int pos0,
+                                 int n_tok) {
+    const int n_ctx = pos0 + n_tok + 3, es = kv_type == TRIT_F16 ? 2 : 4;
+    rng_state = 5151 + (uint64_t)(D * 7 + n_tok + pos0);
+    float *q = random_floats((int64_t)n_tok * n_head * D, 1.0f);
+    char *kc = xcalloc((size_t)n_head_kv * n_ctx * D, es),
+         *vc = xcalloc((size_t)n_head_kv * n_ctx * D, es);
+    for (int64_t i = 0; i < (int64_t)n_head_kv * n_ctx * D; i++) {
+        const float k = rng_normal() * 2.0f, v = rng_normal();
+        if (kv_type == TRIT_F16) {
+            ((uint16_t *)kc)[i] = trit_fp32_to_fp16(k);
+            ((uint16_t *)vc)[i] = trit_fp32_to_fp16(v);
+        } else {
+            ((float *)kc)[i] = k;
+            ((float *)vc)[i] = v;
+        }
+    }
+    const int64_t n_out = (int64_t)n_tok * n_head * D;
+    float *exact = xmalloc(sizeof(float) * n_out), *twin = xmalloc(sizeof(float) * n_out),
+          *o = xmalloc(sizeof(float) * n_out);
+    const float scale = 1.0f / sqrtf((float)D);
+    trit_attention(NULL, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, D, pos0, n_tok, scale,
+                   exact);
+    trit_attention_fast(NULL, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, D, pos0, n_tok, scale,
+                        twin);
+    const double e = nmse(twin, exact, n_out);
+    cr_assert_leq(e, 5e-4, "fast vs exact: kv %u D %d pos0 %d n_tok %d: nmse %g", kv_type, D, pos0,
+                  n_tok, e);
+    cr_log_info("nmse %g kv %u D %d n_tok %d", e, kv_type, D, n_tok);
+    cr_assert_gt(e, 0.0, "fast differs from exact somewhere (else the test checks nothing)");
+    const att_fn fns[2] = {trit_attention_fast,
+                           trit_kernels_avx512() ? trit_attention_fast_avx512 : NULL};
+    for (int f = 0; f < 2; f++)
+        for (int nth = 1; nth <= 3 && fns[f]; nth += 2) {
+            trit_pool *pool = trit_pool_new(nth);
+            memset(o, 0, sizeof(float) * n_out);
+            fns[f](pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, D, pos0, n_tok, scale, o);
+            cr_assert_eq(memcmp(o, twin, sizeof(float) * n_out), 0,
+                         "%s, %d threads: kv %u D %d pos0 %d n_tok %d differs from the twin",
+                         f ? "avx512" : "scalar", nth, kv_type, D, pos0, n_tok);
+            trit_pool_free(pool);
+        }
+    free(q), free(kc), free(vc), free(exact), free(twin), free(o);
+}
+
+Test(kernels_fast, attention_twin_and_nmse) {
+    for (int f = 0; f < 2; f++) {
+        const uint32_t kt = f ? TRIT_F16 : TRIT_F32;
+        check_fast_attention(kt, 4, 2, 64, 37, 1);   /* decode */
+        check_fast_attention(kt, 8, 2, 128, 0, 5);   /* short prompt */
+        check_fast_attention(kt, 4, 1, 128, 3, 70);  /* >= 64 rows */
+        check_fast_attention(kt, 2, 2, 80, 130, 64); /* D % 64 != 0, several key tiles */
+        check_fast_attention(kt, 4, 4, 128, 700, 1); /* long decode (exact path splits) */
+        check_fast_attention(kt, 4, 2, 64, 63, 3);   /* tile edge */
+    }
+    if (!trit_kernels_avx512()) cr_log_warn("no AVX-512: only the scalar twin was checked");
+}
+
+Test(kernels_fast, kernel_sets_and_names) {
+    cr_assert_eq(trit_numerics_parse("exact"), TRIT_NUMERICS_EXACT);
+    cr_assert_eq(trit_numerics_parse("fast"), TRIT_NUMERICS_FAST);
+    cr_assert_eq(trit_numerics_parse("Fast"), -1);
+    cr_assert_eq(trit_numerics_parse(""), -1);
+    cr_assert_eq(trit_numerics_parse(NULL), -1);
+    const trit_kernels *b = trit_kernels_best();
+    cr_assert_eq(trit_kernels_for(b, TRIT_NUMERICS_EXACT), b, "exact is the best set itself");
+    const trit_kernels *f = trit_kernels_for(b, TRIT_NUMERICS_FAST);
+    cr_assert_neq(f, b);
+    cr_assert(strstr(f->name, "+fast"), "name %s", f->name);
+    cr_assert_eq(f->vec_dot, b->vec_dot, "fast keeps the exact dots");
+    cr_assert_eq(f->attention, trit_kernels_avx512() && b == trit_kernels_avx512()
+                                   ? trit_attention_fast_avx512
+                                   : trit_attention_fast);
+    cr_assert_eq(trit_kernels_for(f, TRIT_NUMERICS_FAST), f);
+    const trit_kernels *rf = trit_kernels_for(trit_kernels_ref(), TRIT_NUMERICS_FAST);
+    cr_assert_eq(rf->attention, trit_attention_fast);
+    cr_assert_str_eq(rf->name, "ref+fast");
+}
+
+/* The AVX-512 ggml_v_expf equals the scalar go_v_expf lane for lane (ordinary, tiny, huge,
+ * infinite and NaN-free edge inputs), and trit_swiglu_avx512 equals ggml's SwiGLU order
+ * (go_v_silu for the 16-lane part, libm after) bit for bit. */
+Test(kernels_opt, v_expf_lanes_and_swiglu) {
+    if (!trit_kernels_avx512()) {
+        cr_skip_test("no AVX-512 on this CPU");
+        return;
+    }
+    float x[16], y[16];
+    const float edge[] = {0.0f,    -0.0f,   1.0f,    -1.0f,   88.7f,  -87.3f,
+                          -103.9f, -150.f,  -200.0f, 100.0f,  133.0f, -INFINITY,
+                          1e-30f,  -1e-30f, -88.5f,  -126.5f, 89.5f,  -300.0f};
+    rng_state = 31337;
+    for (int rep = 0; rep < 2000; rep++) {
+        for (int l = 0; l < 16; l++) {
+            const int k = rep * 16 + l;
+            x[l] = k < (int)TRIT_ARRAY_LEN(edge) ? edge[k] : (rng_uniform() - 0.75f) * 240.0f;
+        }
+        trit_v_expf16_avx512(x, y);
+        for (int l = 0; l < 16; l++) {
+            const float want = go_v_expf(x[l]);
+            cr_assert(memcmp(&want, &y[l], 4) == 0, "v_expf(%a): %a, scalar %a", x[l], y[l], want);
+        }
+    }
+    const int64_t n = 6912 + 5; /* a 16-lane part and a libm tail */
+    float *g = random_floats(n, 3.0f), *u = random_floats(n, 1.0f);
+    float *y1 = xmalloc(sizeof(float) * n), *y2 = xmalloc(sizeof(float) * n);
+    const int64_t n16 = n & ~(int64_t)15;
+    for (int64_t i = 0; i < n; i++) y1[i] = (i < n16 ? go_v_silu(g[i]) : trit_silu(g[i])) * u[i];
+    trit_swiglu_avx512(g, u, y2, n);
+    cr_assert_eq(memcmp(y1, y2, sizeof(float) * n), 0, "swiglu differs from ggml's order");
+    free(g), free(u), free(y1), free(y2);
 }
 
 /* ---- against the reference ggml ---- */
@@ -722,7 +886,8 @@ Test(kernels_split, matches_unsplit) {
                 }
                 decode_att(kt, n_ctx, nh, nkv, D, pos0, nth, q, kc, vc, o3); /* deterministic */
                 cr_assert_eq(memcmp(o2, o3, sizeof(float) * nh * D), 0);
-                if (trit_kernels_avx512()) { /* the AVX-512 set defers split steps: identical */
+                if (trit_kernels_avx512()) { /* the AVX-512 chunk kernel in ops.c's split: identical
+                                              */
                     trit_pool *pool = trit_pool_new(nth);
                     trit_attention_avx512(pool, q, kc, vc, kt, n_ctx, nh, nkv, D, pos0, 1,
                                           1.0f / sqrtf((float)D), o3);

@@ -80,7 +80,7 @@ Test(tie, near_and_crossed_is_tie) {
     float la[5] = {5.0f, 4.99f, 1, 0, -1}, lb[5] = {5.0f, 4.98f, 1, 0, -1};
     trit_gen_step a = step(3, ta, la, 5), b = step(4, tb, lb, 5);
     char why[256];
-    cr_assert(trit_ladder_split_is_tie(&a, &b, 0.05, why, sizeof why));
+    cr_assert_eq(trit_ladder_split_tie(&a, &b, 0.05, why, sizeof why), TRIT_TIE_TIE);
     cr_assert(strstr(why, "tie") != NULL);
 }
 
@@ -89,7 +89,7 @@ Test(tie, wide_gap_is_real) {
     float la[5] = {5.0f, 4.0f, 1, 0, -1}, lb[5] = {5.0f, 4.98f, 1, 0, -1};
     trit_gen_step a = step(3, ta, la, 5), b = step(4, tb, lb, 5);
     char why[256];
-    cr_assert_not(trit_ladder_split_is_tie(&a, &b, 0.05, why, sizeof why));
+    cr_assert_eq(trit_ladder_split_tie(&a, &b, 0.05, why, sizeof why), TRIT_TIE_REAL);
     cr_assert(strstr(why, "real split") != NULL);
 }
 
@@ -97,7 +97,7 @@ Test(tie, token_missing_from_other_top5_is_real) {
     int32_t ta[5] = {3, 4, 9, 8, 7}, tb[5] = {11, 4, 9, 8, 7}; /* 3 not in b's top-5 */
     float l[5] = {5.0f, 4.99f, 1, 0, -1};
     trit_gen_step a = step(3, ta, l, 5), b = step(11, tb, l, 5);
-    cr_assert_not(trit_ladder_split_is_tie(&a, &b, 0.05, NULL, 0));
+    cr_assert_eq(trit_ladder_split_tie(&a, &b, 0.05, NULL, 0), TRIT_TIE_REAL);
 }
 
 Test(tie, logprobs_used_when_logits_unknown) {
@@ -105,7 +105,21 @@ Test(tie, logprobs_used_when_logits_unknown) {
     float l[5] = {5.0f, 4.99f, 1, 0, -1};
     trit_gen_step a = step(3, ta, l, 5), b = step(4, tb, l, 5);
     for (int i = 0; i < 5; i++) a.top_logit[i] = b.top_logit[i] = NAN;
-    cr_assert(trit_ladder_split_is_tie(&a, &b, 0.05, NULL, 0));
+    cr_assert_eq(trit_ladder_split_tie(&a, &b, 0.05, NULL, 0), TRIT_TIE_TIE);
+}
+
+/* issue 14: the ladder treated a missing top-2 as an infinite gap ("real"); the one tie rule
+ * says unclassified, as compare.c does for the ledger */
+Test(tie, missing_alternatives_are_unclassified) {
+    int32_t ta[5] = {3, 4, 9, 8, 7}, tb[5] = {4};
+    float la[5] = {5.0f, 4.99f, 1, 0, -1}, lb[5] = {5.0f};
+    trit_gen_step a = step(3, ta, la, 5), b = step(4, tb, lb, 1);
+    char why[256];
+    cr_assert_eq(trit_ladder_split_tie(&a, &b, 0.05, why, sizeof why), TRIT_TIE_UNKNOWN);
+    cr_assert(strstr(why, "unclassified") != NULL, "%s", why);
+    cr_assert_eq(trit_tie_rule(NAN, 0.01, true, 0.05), TRIT_TIE_UNKNOWN);
+    cr_assert_eq(trit_tie_rule(0.01, 0.02, true, 0.05), TRIT_TIE_TIE);
+    cr_assert_eq(trit_tie_rule(0.01, 0.02, false, 0.05), TRIT_TIE_REAL);
 }
 
 Test(thresholds, defaults_and_overrides) {

@@ -1,6 +1,7 @@
 /* test_mkmodel — synthetic models: determinism, layout (keys, tensors, shapes, types),
  * ternary bitnet weights, bad parameters. Uses the reference's vocab GGUFs (skips without). */
 #include "gguf/gguf.h"
+#include "reference/reference.h"
 #include "model/mkmodel.h"
 #include "quant/quant.h"
 
@@ -271,4 +272,125 @@ Test(mkmodel, presets_and_ftypes) {
     cr_assert_eq(trit_llama_ftype(TRIT_BF16), 32);
     cr_assert_eq(trit_llama_ftype(TRIT_I2_S), 40);
     cr_assert_eq(trit_llama_ftype(TRIT_Q8_K), -1);
+}
+
+/* --layout bitnet-b1.58-2b-4t: the published file's 24 KVs in order with their types, and its
+ * tensor names, types and order (block 0 shown; tiny has 2 blocks). */
+Test(mkmodel, layout_bitnet_b158_2b4t) {
+    char vocab[1024];
+    snprintf(vocab, sizeof vocab, "%s/src/models/ggml-vocab-llama-bpe.gguf", trit_ref_dir());
+    if (access(vocab, R_OK)) cr_skip_test("reference vocab not present");
+    char out[256];
+    snprintf(out, sizeof out, "%s/b158.gguf", dir);
+    trit_mkmodel_params p = {.arch = TRIT_ARCH_BITNET_B158,
+                             .preset = "tiny",
+                             .type = TRIT_I2_S,
+                             .layout = "bitnet-b1.58-2b-4t",
+                             .seed = 1,
+                             .out_path = out};
+    trit_err err = {0};
+    cr_assert_eq(trit_mkmodel(&p, &err), 0, "%s", err.msg);
+    gguf_file *f = gguf_open(out, &err);
+    cr_assert_not_null(f, "%s", err.msg);
+    static const struct {
+        const char *key;
+        uint32_t type;
+    } kvs[] = {
+        {"general.architecture", GGUF_T_STRING},
+        {"general.name", GGUF_T_STRING},
+        {"bitnet-b1.58.vocab_size", GGUF_T_U32},
+        {"bitnet-b1.58.context_length", GGUF_T_U32},
+        {"bitnet-b1.58.embedding_length", GGUF_T_U32},
+        {"bitnet-b1.58.block_count", GGUF_T_U32},
+        {"bitnet-b1.58.feed_forward_length", GGUF_T_U32},
+        {"bitnet-b1.58.rope.dimension_count", GGUF_T_U32},
+        {"bitnet-b1.58.attention.head_count", GGUF_T_U32},
+        {"bitnet-b1.58.attention.head_count_kv", GGUF_T_U32},
+        {"tokenizer.ggml.add_bos_token", GGUF_T_BOOL},
+        {"bitnet-b1.58.attention.layer_norm_rms_epsilon", GGUF_T_F32},
+        {"bitnet-b1.58.rope.freq_base", GGUF_T_F32},
+        {"general.file_type", GGUF_T_U32},
+        {"tokenizer.ggml.model", GGUF_T_STRING},
+        {"tokenizer.ggml.tokens", GGUF_T_ARRAY},
+        {"tokenizer.ggml.scores", GGUF_T_ARRAY},
+        {"tokenizer.ggml.token_type", GGUF_T_ARRAY},
+        {"tokenizer.ggml.merges", GGUF_T_ARRAY},
+        {"tokenizer.ggml.bos_token_id", GGUF_T_U32},
+        {"tokenizer.ggml.eos_token_id", GGUF_T_U32},
+        {"tokenizer.ggml.padding_token_id", GGUF_T_U32},
+        {"tokenizer.chat_template", GGUF_T_STRING},
+        {"general.quantization_version", GGUF_T_U32},
+    };
+    cr_assert_eq(gguf_n_kv(f), TRIT_ARRAY_LEN(kvs));
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(kvs); i++) {
+        const gguf_kv *kv = gguf_kv_at(f, i);
+        cr_assert(kv->key.n == strlen(kvs[i].key) && !memcmp(kv->key.p, kvs[i].key, kv->key.n),
+                  "kv %zu is %.*s, want %s", i, (int)kv->key.n, kv->key.p, kvs[i].key);
+        cr_assert_eq(kv->type, kvs[i].type, "kv %s type", kvs[i].key);
+    }
+    check_kv_str(f, "general.architecture", "bitnet-b1.58");
+    check_kv_str(f, "tokenizer.ggml.model", "gpt2");
+    check_u32(f, "general.file_type", 40);
+    check_u32(f, "tokenizer.ggml.padding_token_id", 128001);
+    cr_assert_null(gguf_find(f, "tokenizer.ggml.pre"), "the published file has none");
+    cr_assert_eq(gguf_find(f, "tokenizer.ggml.scores")->arr_type, GGUF_T_F32);
+    cr_assert_eq(gguf_find(f, "tokenizer.ggml.token_type")->arr_type, GGUF_T_I32);
+    cr_assert_eq(gguf_alignment(f), 32);
+    static const char *const order[] = {
+        "token_embd.weight",         "blk.0.attn_norm.weight",     "blk.0.ffn_down.weight",
+        "blk.0.ffn_sub_norm.weight", "blk.0.ffn_gate.weight",      "blk.0.ffn_up.weight",
+        "blk.0.ffn_norm.weight",     "blk.0.attn_sub_norm.weight", "blk.0.attn_k.weight",
+        "blk.0.attn_output.weight",  "blk.0.attn_q.weight",        "blk.0.attn_v.weight"};
+    cr_assert_eq(gguf_n_tensors(f), 2 + 11 * 2);
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(order); i++)
+        cr_assert_str_eq(gguf_tensor_at(f, i)->cname, order[i]);
+    cr_assert_str_eq(gguf_tensor_at(f, gguf_n_tensors(f) - 1)->cname, "output_norm.weight");
+    cr_assert_null(gguf_find_tensor(f, "output.weight"), "tied: no output.weight");
+    need(f, "token_embd.weight", TRIT_F16, 256, 128256);
+    need(f, "blk.1.ffn_down.weight", TRIT_I2_S, 512, 256);
+    need(f, "blk.1.ffn_sub_norm.weight", TRIT_F32, 512, 1);
+    cr_assert_eq(gguf_find_tensor(f, "blk.1.ffn_down.weight")->nbytes, 512 * 256 / 4 + 32);
+    gguf_close(f);
+
+    /* the layout is bitnet-b1.58 only; scale tensors belong to upstream's archs */
+    p.arch = TRIT_ARCH_BITNET;
+    cr_assert_eq(trit_mkmodel(&p, &err), -1);
+    cr_assert(strstr(err.msg, "bitnet-b1.58"), "%s", err.msg);
+    p.arch = TRIT_ARCH_BITNET_B158;
+    p.scale_tensors = true;
+    cr_assert_eq(trit_mkmodel(&p, &err), -1);
+    cr_assert(strstr(err.msg, "scale"), "%s", err.msg);
+    p.scale_tensors = false;
+    p.layout = "bitnet-3b";
+    cr_assert_eq(trit_mkmodel(&p, &err), -1);
+    cr_assert(strstr(err.msg, "layout"), "%s", err.msg);
+}
+
+/* --scale-tensors: an f32 {1} "<weight>.scale" after each block weight, positive. */
+Test(mkmodel, scale_tensors) {
+    const char *v = spm_vocab();
+    char out[256];
+    snprintf(out, sizeof out, "%s/s.gguf", dir);
+    trit_mkmodel_params p = {.arch = TRIT_ARCH_BITNET,
+                             .preset = "tiny",
+                             .type = TRIT_TQ2_0,
+                             .scale_tensors = true,
+                             .seed = 1,
+                             .vocab_path = v,
+                             .out_path = out};
+    trit_err err = {0};
+    cr_assert_eq(trit_mkmodel(&p, &err), 0, "%s", err.msg);
+    gguf_file *f = gguf_open(out, &err);
+    cr_assert_not_null(f, "%s", err.msg);
+    cr_assert_eq(gguf_n_tensors(f), 2 + 2 * (11 + 7));
+    const gguf_tensor *q = gguf_find_tensor(f, "blk.0.attn_q.weight");
+    const gguf_tensor *s = gguf_find_tensor(f, "blk.0.attn_q.scale");
+    cr_assert_not_null(s);
+    cr_assert_eq(s - q, 1, "right after its weight");
+    cr_assert_eq(s->type, TRIT_F32);
+    cr_assert_eq(s->ne[0], 1);
+    float x;
+    memcpy(&x, s->data, 4);
+    cr_assert(x > 0.1f && x < 2.0f && x != 1.0f, "scale %g", x);
+    gguf_close(f);
 }

@@ -183,6 +183,26 @@ Test(ledger, parse_line_fields) {
     cr_assert_eq(r.type, TRIT_REC_PPL);
     cr_assert_float_eq(r.ppl_gen2, 10.52, 1e-9);
     cr_assert_float_eq(r.kld_mean, 0.003, 1e-9);
+    cr_assert_eq(r.ppl_shape1.chunks, -1, "no counts recorded: -1");
+    const char *q =
+        "{\"type\":\"ppl\",\"gen1\":{\"ppl\":10.5,\"chunks\":8,\"ctx\":256,\"count\":1016},"
+        "\"gen2\":{\"ppl\":10.52,\"chunks\":4,\"ctx\":256,\"count\":508}}";
+    cr_assert_eq(trit_ledger_parse_line(q, strlen(q), &r), 0);
+    cr_assert_eq(r.ppl_shape1.chunks, 8);
+    cr_assert_eq(r.ppl_shape1.count, 1016);
+    cr_assert_eq(r.ppl_shape2.chunks, 4);
+    cr_assert_eq(r.ppl_shape2.ctx, 256);
+    cr_assert_eq(r.ppl_shape2.count, 508);
+    cr_assert_eq(trit_ledger_parse_line("{}", 2, &r), 0);
+    /* out-of-range numbers are absent, not undefined casts (found by fuzz_ledger) */
+    const char *big = "{\"type\":\"round\",\"round\":1e62,\"prefix_len\":-1e300,"
+                      "\"div_token_v1\":3e10,\"ntok_v1\":1e99,\"bucket\":\"exact\"}";
+    cr_assert_eq(trit_ledger_parse_line(big, strlen(big), &r), 0);
+    cr_assert_eq(r.round, -1);
+    cr_assert_eq(r.prefix_len, -1);
+    cr_assert_eq(r.div_token, -1);
+    cr_assert_eq(r.ntok_v1, -1);
+    cr_assert_eq(trit_ledger_parse_line("{\"a\":1,}", 8, &r), -1);
 }
 
 static json_t *round_rec(long round, double ts, const char *pid, const char *cat,
@@ -294,13 +314,30 @@ Test(stats, synthetic_counts) {
     cr_assert_eq(trit_stats_compute(paths, 1, &f, &st, &err), 0);
     cr_assert_eq(st.rounds, 5);
 
-    /* merged: the same ledger twice doubles the counts */
+    /* merged: the same ledger twice counts once (issue 14: it doubled the counts) */
     const char *two[] = {path, path};
     cr_assert_eq(trit_stats_compute(two, 2, NULL, &st, &err), 0);
-    cr_assert_eq(st.rounds, 20);
+    cr_assert_eq(st.rounds, 10);
+    cr_assert_eq(st.duplicates, 11); /* 10 rounds and the ppl record */
     json_t *j = trit_stats_json(&st);
-    cr_assert_eq(json_integer_value(json_object_get(j, "rounds")), 20);
+    cr_assert_eq(json_integer_value(json_object_get(j, "rounds")), 10);
+    cr_assert_eq(json_integer_value(json_object_get(j, "duplicates")), 11);
     json_decref(j);
+    /* ...while another ledger's rounds with the same numbers are other records */
+    char *other = tmp_path("other.jsonl");
+    trit_ledger *l = trit_ledger_open(other, &err);
+    cr_assert_not_null(l, "%s", err.msg);
+    for (int i = 0; i < 4; i++) {
+        json_t *r = round_rec(i, 7200.0 * 1000 + i, "p9", "c", "exact", NULL, 5, 0.1, 0.1);
+        cr_assert_eq(trit_ledger_append(l, r, &err), 0);
+        json_decref(r);
+    }
+    trit_ledger_close(l);
+    const char *both[] = {path, other, path};
+    cr_assert_eq(trit_stats_compute(both, 3, NULL, &st, &err), 0);
+    cr_assert_eq(st.rounds, 14);
+    cr_assert_eq(st.duplicates, 11);
+    unlink(other);
     unlink(path);
 }
 
@@ -386,7 +423,7 @@ Test(gates, all_pass_is_go) {
     trit_gate_cfg_default(&c);
     c.rounds_min = 1000;
     trit_stats s = good_stats();
-    trit_ppl_figs p = {true, 10.0, 0.1, 10.02, 0.1, 0.001};
+    trit_ppl_figs p = {true, 10.0, 0.1, 10.02, 0.1, 0.001, {8, 256, 1016}, {8, 256, 1016}};
     trit_gate_table t;
     trit_gates_eval(&c, &s, &s, &s, &p, &t);
     for (int i = 0; i < t.n; i++)
@@ -424,7 +461,7 @@ Test(gates, each_threshold_fails) {
     trit_gate_cfg c;
     trit_gate_cfg_default(&c);
     c.rounds_min = 1000;
-    trit_ppl_figs p = {true, 10.0, 0.1, 10.2, 0.1, 0.01};
+    trit_ppl_figs p = {true, 10.0, 0.1, 10.2, 0.1, 0.01, {8, 256, 1016}, {8, 256, 1016}};
     trit_stats s = good_stats(), prev = good_stats();
     s.exact_rate = 0.85;
     s.tie_unknown = 3;
@@ -453,7 +490,7 @@ Test(gates, ppl_relative_form) {
     trit_stats s = good_stats();
     trit_gate_table t;
     /* a synthetic model: absolute PPL 1e19, gen-2 0.1% higher -> absolute gate fails... */
-    trit_ppl_figs p = {true, 1e19, 1e17, 1.001e19, 1e17, 0.0001};
+    trit_ppl_figs p = {true, 1e19, 1e17, 1.001e19, 1e17, 0.0001, {8, 256, 1016}, {8, 256, 1016}};
     trit_gates_eval(&c, &s, &s, &s, &p, &t);
     cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
     /* ...the relative form judges the ratio */
@@ -473,6 +510,47 @@ Test(gates, ppl_relative_form) {
     cr_assert_eq(trit_gate_cfg_parse("[gates]\nppl_max_rel_delta = 0.005\n", "t.ini", &d, &err), 0,
                  "%s", err.msg);
     cr_assert_float_eq(d.ppl_max_rel_delta, 0.005, 1e-12);
+}
+
+/* issue 14: the PPL gate ignored runs of different shape; a delta between 8 and 4 chunks, or
+ * over different token counts, or with the counts not recorded, is not a pass. The KLD is an
+ * optional gate of its own. */
+Test(gates, ppl_shape_mismatch_fails_and_kld_gate) {
+    trit_gate_cfg c;
+    trit_gate_cfg_default(&c);
+    c.rounds_min = 1000;
+    trit_stats s = good_stats();
+    trit_gate_table t;
+    trit_ppl_figs p = {true, 10.0, 0.1, 10.02, 0.1, 0.001, {8, 256, 1016}, {8, 256, 1016}};
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_PASS);
+    p.shape2.chunks = 4;
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
+    cr_assert(strstr(t.row[0].why, "runs differ") != NULL, "%s", t.row[0].why);
+    p.shape2.chunks = 8, p.shape2.count = 1000;
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
+    p.shape2 = p.shape1 = (trit_ppl_shape){-1, -1, -1};
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
+    cr_assert(strstr(t.row[0].why, "not recorded") != NULL, "%s", t.row[0].why);
+    /* KLD: reported in the ppl row; a gate only when kld_max is set */
+    p.shape1 = p.shape2 = (trit_ppl_shape){8, 256, 1016};
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert(strstr(t.row[0].current, "KLD 0.00100") != NULL, "%s", t.row[0].current);
+    for (int i = 0; i < t.n; i++) cr_assert_str_neq(t.row[i].gate, "KLD gen-2 vs gen-1");
+    trit_err err = {0};
+    cr_assert_eq(trit_gate_cfg_parse("[gates]\nkld_max = 0.0005\n", "t.ini", &c, &err), 0, "%s",
+                 err.msg);
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "KLD gen-2 vs gen-1"), TRIT_GATE_FAIL);
+    p.kld_mean = 0.0001;
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "KLD gen-2 vs gen-1"), TRIT_GATE_PASS);
+    p.kld_mean = NAN;
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "KLD gen-2 vs gen-1"), TRIT_GATE_FAIL);
 }
 
 Test(gates, ppl_from_file_and_ledger) {
@@ -499,6 +577,7 @@ Test(gates, ppl_from_file_and_ledger) {
     trit_gate_cfg_default(&c);
     trit_stats s = good_stats();
     s.has_ppl = true, s.ppl_gen1 = 5, s.ppl_gen2 = 5.01, s.kld_mean = 0.001;
+    s.ppl_shape1 = s.ppl_shape2 = (trit_ppl_shape){4, 128, 252};
     trit_gate_table t;
     trit_gates_eval(&c, &s, &s, &s, NULL, &t);
     cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_PASS);

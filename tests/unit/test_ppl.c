@@ -76,6 +76,33 @@ Test(ppl, kld_of_identical_logits_is_zero) {
     trit_ppl_acc_free(&a);
 }
 
+/* issue 14: per-token KLD went negative (p10 = -2e-5 in the demo) because the quantized base
+ * distribution does not sum to one; a token's KLD is now never below -1e-9, for the same
+ * logits and for slightly perturbed ones */
+Test(ppl, kld_per_token_never_negative) {
+    enum { N = 2000 };
+    static float l[N], m[N];
+    uint16_t row[2 * ((N + 1) / 2) + 4];
+    trit_ppl_acc a = {0};
+    for (int k = 0; k < 100; k++) {
+        for (int i = 0; i < N; i++) {
+            l[i] = (float)(sin(i * 0.37 + k) * 6.0 + cos(i * 1.3 * k) * 2.0);
+            m[i] = l[i] + (k % 2 ? 0.0f : (float)(1e-4 * sin(i * 7.0 + k)));
+        }
+        trit_ppl_quantize_row(l, N, k % N, row);
+        trit_ppl_acc_kld(&a, m, N, k % N, row);
+    }
+    for (size_t i = 0; i < a.n_vals; i++)
+        cr_assert_geq(a.kld_vals[i], -1e-9, "token %zu: KLD %g", i, (double)a.kld_vals[i]);
+    trit_ppl_result r;
+    trit_ppl_result_init(&r);
+    trit_ppl_acc_result(&a, &r);
+    cr_assert_geq(r.kld_min, -1e-9, "min %g", r.kld_min);
+    cr_assert_geq(r.kld_pct[TRIT_PPL_NPCT - 1], -1e-9);
+    cr_assert_lt(r.kld_mean, 1e-4);
+    trit_ppl_acc_free(&a);
+}
+
 Test(ppl, kld_detects_a_different_distribution) {
     enum { N = 64 };
     float p[N], q[N];

@@ -1,6 +1,7 @@
 /* test_quant — type table, sizes, round trips, known answers, and byte identity against the
  * reference ggml (dlopen'd libggml-base.so from the reference llama.cpp build). */
 #include "quant/quant.h"
+#include "reference/reference.h"
 
 #include <criterion/criterion.h>
 #include <dlfcn.h>
@@ -38,8 +39,9 @@ Test(quant_table, known_types) {
     cr_assert_str_eq(trit_type_get(TRIT_I2_S)->name, "i2_s");
     cr_assert_str_eq(trit_type_get(12)->name, "q4_K");
     cr_assert_eq(trit_type_get(12)->size, 144);
-    cr_assert_not(trit_type_get(12)->supported);
-    cr_assert_null(trit_type_get(4)); /* Q4_2: removed from every ggml */
+    cr_assert(trit_type_get(12)->supported);     /* k-quants: kquants.c */
+    cr_assert_not(trit_type_get(23)->supported); /* iq4_xs */
+    cr_assert_null(trit_type_get(4));            /* Q4_2: removed from every ggml */
     cr_assert_null(trit_type_get(5));
     cr_assert_null(trit_type_get(63));
     cr_assert_null(trit_type_get(1000));
@@ -83,8 +85,8 @@ Test(quant_table, sizes) {
 Test(quant_table, unsupported_conversion_fails) {
     float x[256] = {0};
     uint8_t y[1024];
-    cr_assert_eq(trit_quantize_row(12 /* q4_K */, x, y, 256), -1);
-    cr_assert_eq(trit_dequantize_row(12, y, x, 256), -1);
+    cr_assert_eq(trit_quantize_row(23 /* iq4_xs */, x, y, 256), -1);
+    cr_assert_eq(trit_dequantize_row(23, y, x, 256), -1);
     cr_assert_eq(trit_quantize_row(TRIT_Q8_0, x, y, 33), -1);
     cr_assert_eq(trit_quantize_row(TRIT_I2_S, x, y, 128), -1); /* tensor-only */
     cr_assert_eq(trit_quantize_tensor(TRIT_I2_S, x, y, 100, 1), -1);

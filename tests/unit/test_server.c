@@ -268,6 +268,9 @@ Test(metrics, render) {
     srv_metrics_request(m, "/v1/completions", 200, 3.0);
     srv_metrics_request(m, "/v1/completions", 400, 0.001);
     srv_metrics_tokens(m, 10, 5, 0.5);
+    srv_metrics_drafts(m, 8, 3);
+    srv_metrics_step(m, 2, 4);
+    srv_metrics_step(m, 1, 2);
     trit_buf b = {0};
     srv_metrics_render(m, 2, 1, 4, &b);
     cr_assert(strstr(b.p, "trit_requests_total{route=\"/v1/completions\",code=\"200\"} 2\n"), "%s",
@@ -281,6 +284,11 @@ Test(metrics, render) {
     cr_assert(strstr(b.p, "trit_tokens_per_second 10.000\n"));
     cr_assert(strstr(b.p, "trit_queue_depth 2\n"));
     cr_assert(strstr(b.p, "trit_slots_busy 1\n"));
+    cr_assert(strstr(b.p, "trit_draft_tokens_total 8\n"));
+    cr_assert(strstr(b.p, "trit_draft_accepted_total 3\n"));
+    cr_assert(strstr(b.p, "trit_batch_steps_total 2\n"));
+    cr_assert(strstr(b.p, "trit_batch_sequences_total 3\n"));
+    cr_assert(strstr(b.p, "trit_batch_rows_total 6\n"));
     trit_buf_free(&b);
     srv_metrics_free(m);
 }
@@ -299,4 +307,59 @@ Test(request, logit_bias) {
     expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"logit_bias\":{\"-1\":1}}", "logit_bias");
     expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"logit_bias\":{\"7\":\"x\"}}", "logit_bias");
     expect_400(SRV_COMPLETION, "{\"prompt\":\"a\",\"logit_bias\":{\"7\":101}}", "logit_bias");
+}
+
+/* ---- browser and DNS-rebinding policy ---- */
+Test(policy, origins_default_loopback_only) {
+    const char *ok[] = {NULL,
+                        "http://localhost",
+                        "http://localhost:3000",
+                        "http://127.0.0.1:5173",
+                        "http://[::1]:8080",
+                        "HTTP://LOCALHOST:1"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        cr_assert(srv_origin_allowed(ok[i], NULL), "refused %s", ok[i] ? ok[i] : "(none)");
+    const char *bad[] = {"http://evil.example",
+                         "https://localhost:3000",
+                         "null",
+                         "",
+                         "http://localhost.evil.example",
+                         "http://127.0.0.1.evil.example:80",
+                         "http://localhost:",
+                         "http://localhost:80x",
+                         "http://localhost:123456",
+                         "http://[::1].evil",
+                         "http://localhost@evil.example",
+                         "file://"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert(!srv_origin_allowed(bad[i], NULL), "allowed %s", bad[i]);
+}
+
+Test(policy, origins_explicit_list) {
+    const char *list = "https://app.example, http://tool.local:9000";
+    cr_assert(srv_origin_allowed("https://app.example", list));
+    cr_assert(srv_origin_allowed("http://tool.local:9000", list));
+    cr_assert(!srv_origin_allowed("http://localhost:3000", list), "list replaces the default");
+    cr_assert(!srv_origin_allowed("https://app.example.evil", list));
+    cr_assert(!srv_origin_allowed("https://app.exampl", list));
+    cr_assert(srv_origin_allowed("http://anything", "*"));
+    cr_assert(srv_origin_allowed("http://anything", "https://a, *"));
+}
+
+Test(policy, host_header) {
+    cr_assert(srv_host_allowed(NULL, "127.0.0.1", NULL));
+    const char *ok[] = {"localhost",   "localhost:8180", "127.0.0.1",
+                        "127.0.0.1:1", "[::1]:80",       "LocalHost"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        cr_assert(srv_host_allowed(ok[i], "127.0.0.1", NULL), "refused %s", ok[i]);
+    const char *bad[] = {
+        "evil.example",  "evil.example:8180", "localhost.evil.example", "127.0.0.1.nip.io", "",
+        "localhost:abc", "127.0.0.2"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert(!srv_host_allowed(bad[i], "127.0.0.1", NULL), "allowed %s", bad[i]);
+    cr_assert(srv_host_allowed("127.0.0.2:80", "127.0.0.2", NULL), "the bound address");
+    cr_assert(srv_host_allowed("llm.lan", "127.0.0.1", "llm.lan"));
+    cr_assert(srv_host_allowed("llm.lan:8180", "127.0.0.1", "other, llm.lan"));
+    cr_assert(!srv_host_allowed("llm.lan.evil", "127.0.0.1", "llm.lan"));
+    cr_assert(srv_host_allowed("anything", "127.0.0.1", "*"));
 }

@@ -3,6 +3,7 @@
  * add_special=false, parse_special=false), plus special tokens, BOS, the missing-pre fallback,
  * invalid UTF-8, streaming detokenization, chat templates and the Unicode class table. */
 #include "gguf/gguf.h"
+#include "reference/reference.h"
 #include "tokenizer/tokenizer.h"
 
 #include <criterion/criterion.h>

@@ -10,8 +10,10 @@
  *   I8 (for I2_S weights) = bitnet.cpp's quantize_row_i8_s: amax = max(1e-5, max|x|) in
  *         double, s = (float)(127/amax), q = clamp(nearest-even(x*s), -128, 127). Layout:
  *         int8 q[n], float s, int32 sum(q).
- *   dots: TQ1_0/TQ2_0 x Q8_K and Q8_0 x Q8_0 = ggml_vec_dot_*_generic (int block sums, float
+ *   dots: Q2_K..Q6_K x Q8_K in ref/kquants_ref.c (the reference's x86 lane order);
+ *         TQ1_0/TQ2_0 x Q8_K and Q8_0 x Q8_0 = ggml_vec_dot_*_generic (int block sums, float
  *         total; the per-block multiply-add is fused, as GCC contracts it in ggml's build);
+ *   legacy Q4_0/Q4_1/Q5_0/Q5_1 (Q8_0/Q8_1 activations) and repacked Q4_0: legacy_ref.c;
  * F32/F16/BF16 accumulate float products in double (ggml's scalar path); I2_S x I8 =
  * sum((code-1)*q) / s (bitnet.cpp's (sum(code*q) - sum(q)) / s). Used by tests as the oracle and by
  * trit_kernels_best() when no optimized set applies. */
@@ -60,11 +62,22 @@ static void ref_quantize_act(uint32_t wtype, const float *x, void *dst, int64_t 
     switch (wtype) {
     case TRIT_TQ1_0:
     case TRIT_TQ2_0:
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
     case TRIT_Q8_K:
         trit_quantize_row(TRIT_Q8_K, x, dst, n); /* rows are whole QK_K blocks */
         break;
     case TRIT_Q8_0:
+    case TRIT_Q4_0: /* legacy types: activations as ggml's vec_dot_type (x86 quantizers) */
+    case TRIT_Q5_0:
         ref_quantize_q8_0(x, dst, n);
+        break;
+    case TRIT_Q4_1:
+    case TRIT_Q5_1:
+        trit_ref_quantize_q8_1(x, dst, n);
         break;
     case TRIT_F16:
         for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = trit_fp32_to_fp16(x[i]);
@@ -212,8 +225,25 @@ static float ref_vec_dot(uint32_t wtype, int64_t n, const void *w, const void *a
         return ref_dot_tq1_0(n, w, a);
     case TRIT_Q8_0:
         return ref_dot_q8_0(n, w, a);
+    case TRIT_Q4_0: /* legacy types: kernels/ref/legacy_ref.c */
+    case TRIT_Q4_1:
+    case TRIT_Q5_0:
+    case TRIT_Q5_1:
+        return trit_ref_dot_legacy(wtype, n, w, a);
+    case TRIT_Q4_0 | TRIT_REPACK8: /* the reference's repacked order (kernels.h) */
+        return trit_ref_dot_q4_0_r8(n, w, a);
     case TRIT_I2_S:
         return ref_dot_i2_s(n, w, a);
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
+    case TRIT_Q2_K | TRIT_REPACK8:
+    case TRIT_Q4_K | TRIT_REPACK8:
+    case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+        return trit_ref_dot_kquant(wtype, n, w, a); /* ref/kquants_ref.c */
     case TRIT_F32:
         return go_dot_f32_lanes64(n, w, a);
     case TRIT_F16:

@@ -3,8 +3,8 @@
  * Contract: same results as kernels/ref (ref.c), bit for bit: integer block sums, and float
  * totals in the reference ggml's lane orders (ref/ggml_order.h). Q8_K and Q8_0 activations are
  * quantized as ggml's x86 quantizers (Q8_0: id = 127/amax, round half to even), like the ref.
- * Types without a fast path here use the ref kernels. Compiled with -mavx2 -mfma -mf16c; only
- * reached after kernels.c has checked the CPU. */
+ * The legacy 32-weight types are in legacy_avx2.c. * Types without a fast path here use the ref
+ * kernels. Compiled with -mavx2 -mfma -mf16c; only reached after kernels.c has checked the CPU. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
 
@@ -144,11 +144,22 @@ static void quantize_act_avx2(uint32_t wtype, const float *x, void *dst, int64_t
     switch (wtype) {
     case TRIT_TQ1_0:
     case TRIT_TQ2_0:
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
     case TRIT_Q8_K:
         q8_K_avx2(x, dst, n);
         break;
     case TRIT_Q8_0:
+    case TRIT_Q4_0: /* legacy types: ggml's vec_dot_type (Q8_0 / Q8_1, x86 quantizers) */
+    case TRIT_Q5_0:
         q8_0_avx2(x, dst, n);
+        break;
+    case TRIT_Q4_1:
+    case TRIT_Q5_1:
+        trit_avx2_quantize_q8_1(x, dst, n);
         break;
     case TRIT_F16:
         f16_avx2(x, dst, n);
@@ -197,6 +208,90 @@ static void dot_tq2_0_x2(int64_t n, const block_tq2_0 *x0, const block_tq2_0 *x1
     *out1 = hsum8(acc1);
 }
 
+/* TQ2_0 x Q8_K for two weight rows x T activation rows (prefill): the codes of each 32-byte
+ * weight load are split once per block and multiplied with every token's activations. Per
+ * (row, token) the int16 sums, the block-sum correction and the fma are dot_tq2_0_x2's, in the
+ * same order, so each output equals vec_dot's bit for bit. */
+static inline __attribute__((always_inline)) void
+tq2_tile2(const int T, int64_t n, const block_tq2_0 *x0, const block_tq2_0 *x1, const char *act,
+          size_t act_bytes, float *out, int64_t ldo) {
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256 acc0[4], acc1[4];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        __m256i s0[4], s1[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) s0[t] = s1[t] = _mm256_setzero_si256();
+        for (int j = 0; j < 64; j += 32) {
+            const __m256i w0 = _mm256_loadu_si256((const __m256i *)(x0[i].qs + j));
+            const __m256i w1 = _mm256_loadu_si256((const __m256i *)(x1[i].qs + j));
+#pragma GCC unroll 8
+            for (int l = 0; l < 4; l++) {
+                const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w0, 2 * l), m3);
+                const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(w1, 2 * l), m3);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const block_q8_K *y = (const block_q8_K *)(act + t * act_bytes) + i;
+                    const __m256i a = _mm256_loadu_si256((const __m256i *)(y->qs + j * 4 + l * 32));
+                    s0[t] = _mm256_add_epi16(s0[t], _mm256_maddubs_epi16(c0, a));
+                    s1[t] = _mm256_add_epi16(s1[t], _mm256_maddubs_epi16(c1, a));
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const block_q8_K *y = (const block_q8_K *)(act + t * act_bytes) + i;
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+            const __m256i i0 = _mm256_madd_epi16(_mm256_sub_epi16(s0[t], bs), ones);
+            const __m256i i1 = _mm256_madd_epi16(_mm256_sub_epi16(s1[t], bs), ones);
+            const __m256 d0 = _mm256_set1_ps(y->d * _cvtsh_ss(x0[i].d));
+            const __m256 d1 = _mm256_set1_ps(y->d * _cvtsh_ss(x1[i].d));
+            acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), d0, acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), d1, acc1[t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        out[t * ldo] = hsum8(acc0[t]);
+        out[t * ldo + 1] = hsum8(acc1[t]);
+    }
+}
+
+/* TQ2_0 gemm: pairs of rows x groups of up to 4 tokens; an odd last row by vec_dot per token. */
+static void tq2_gemm(int64_t n, const char *w, size_t rb, int64_t nr, const char *act, size_t ab,
+                     int64_t nt, float *out, int64_t ldo) {
+    int64_t r = 0;
+    for (; r + 2 <= nr; r += 2) {
+        const block_tq2_0 *x0 = (const void *)(w + r * rb), *x1 = (const void *)(w + (r + 1) * rb);
+        for (int64_t t = 0; t < nt; t += 4) {
+            const char *a = act + t * ab;
+            float *o = out + t * ldo + r;
+            switch (TRIT_MIN(nt - t, 4)) {
+            case 1:
+                tq2_tile2(1, n, x0, x1, a, ab, o, ldo);
+                break;
+            case 2:
+                tq2_tile2(2, n, x0, x1, a, ab, o, ldo);
+                break;
+            case 3:
+                tq2_tile2(3, n, x0, x1, a, ab, o, ldo);
+                break;
+            default:
+                tq2_tile2(4, n, x0, x1, a, ab, o, ldo);
+                break;
+            }
+        }
+    }
+    for (; r < nr; r++)
+        for (int64_t t = 0; t < nt; t++) {
+            float r0, r1;
+            dot_tq2_0_x2(n, (const void *)(w + r * rb), (const void *)(w + r * rb),
+                         (const void *)(act + t * ab), &r0, &r1);
+            out[t * ldo + r] = r0;
+        }
+}
+
 /* Base-3 digit of bytes already multiplied by 3^l (mod 256): ((v * 3) >> 8) is 0, 1 or 2 and
  * equals [v >= 86] + [v >= 171]. */
 static inline __m256i tq1_digit(__m256i v) {
@@ -206,61 +301,154 @@ static inline __m256i tq1_digit(__m256i v) {
     return _mm256_add_epi8(a, b);
 }
 
-/* v * 9 (mod 256) per byte */
-static inline __m256i mul9(__m256i v) {
-    return _mm256_add_epi8(_mm256_and_si256(_mm256_slli_epi16(v, 3), _mm256_set1_epi8((char)0xF8)),
-                           v);
+/* v * 3 (mod 256) per byte: two adds (a chain of these gives v * 3^l at two ops a step, one
+ * fewer than a shift-and-mask * 9) */
+static inline __m256i mul3(__m256i v) {
+    return _mm256_add_epi8(v, _mm256_add_epi8(v, v));
+}
+
+/* One TQ1_0 block's codes as eight 32-byte vectors of bytes times powers of 3 whose base-3
+ * digit (tq1_digit) is the code; vector k pairs with activation bytes 32k..32k+31 of the block
+ * (ggml's AVX2 layout):
+ *   k = 0..4: qs[0..31] * 3^k;
+ *   k = 5, 6: qs[32..47] * (3^0, 3^1), (3^2, 3^3) (low, high 16 bytes);
+ *   k = 7:    qs[32..47] * 3^4, then qh[0..3] * 3^0..3^3 (4 bytes each).
+ * high = false makes vectors 0..4 (from qs[0..31]), high = true vectors 5..7, so a caller that
+ * consumes 0..4 before asking for 5..7 keeps fewer registers live. */
+static inline __attribute__((always_inline)) void tq1_scaled(const block_tq1_0 *x, bool high,
+                                                             __m256i v[8]) {
+    if (!high) {
+        v[0] = _mm256_loadu_si256((const __m256i *)x->qs);
+        v[1] = mul3(v[0]), v[2] = mul3(v[1]), v[3] = mul3(v[2]), v[4] = mul3(v[3]);
+        return;
+    }
+    const __m256i r0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(x->qs + 32)));
+    const __m256i r1 = mul3(r0), r2 = mul3(r1), r3 = mul3(r2), r4 = mul3(r3);
+    uint32_t qh;
+    memcpy(&qh, x->qh, 4);
+    __m256i hq = _mm256_cvtepu8_epi16(_mm_set1_epi32((int)qh));
+    hq = _mm256_mullo_epi16(hq,
+                            _mm256_setr_epi16(1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27));
+    hq = _mm256_and_si256(hq, _mm256_set1_epi16(0xFF));
+    const __m128i h5 =
+        _mm_packus_epi16(_mm256_castsi256_si128(hq), _mm256_extracti128_si256(hq, 1));
+    v[5] = _mm256_blend_epi32(r0, r1, 0xF0);
+    v[6] = _mm256_blend_epi32(r2, r3, 0xF0);
+    v[7] = _mm256_inserti128_si256(r4, h5, 1);
+}
+
+/* The eight digit vectors of a block (for tiles that reuse them across tokens). */
+static inline __attribute__((always_inline)) void tq1_digits(const block_tq1_0 *x, __m256i c[8]) {
+    tq1_scaled(x, false, c);
+    tq1_scaled(x, true, c);
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) c[k] = tq1_digit(c[k]);
+}
+
+/* The block's integer sums with one activation block in ggml's AVX2 lanes (8 x int32, +1
+ * offset removed): int16 maddubs sums in k order, minus the block sums, pairs added. */
+static inline __attribute__((always_inline)) __m256i tq1_sums(const __m256i c[8],
+                                                              const block_q8_K *y) {
+    __m256i s = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+        s = _mm256_add_epi16(
+            s, _mm256_maddubs_epi16(c[k], _mm256_loadu_si256((const __m256i *)(y->qs + 32 * k))));
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+    return _mm256_madd_epi16(_mm256_sub_epi16(s, bs), _mm256_set1_epi16(1));
+}
+
+/* s plus the int16 maddubs sums of digit vectors k0..k1-1 (scaled bytes v) with y. */
+static inline __attribute__((always_inline)) __m256i tq1_add(__m256i s, const __m256i v[8],
+                                                             const block_q8_K *y, int k0, int k1) {
+#pragma GCC unroll 8
+    for (int k = k0; k < k1; k++) {
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * k));
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(v[k]), a));
+    }
+    return s;
+}
+
+/* tq1_sums of one block with the digits made as they are consumed (decode: no reuse). */
+static inline __attribute__((always_inline)) __m256i tq1_block(const block_tq1_0 *x,
+                                                               const block_q8_K *y) {
+    __m256i v[8];
+    tq1_scaled(x, false, v);
+    __m256i s = tq1_add(_mm256_setzero_si256(), v, y, 0, 5);
+    tq1_scaled(x, true, v);
+    s = tq1_add(s, v, y, 5, 8);
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+    return _mm256_madd_epi16(_mm256_sub_epi16(s, bs), _mm256_set1_epi16(1));
+}
+
+/* TQ1_0 gemm tile: one weight row x T (<= 4) activation rows, the digits decoded once per block;
+ * per (row, token) tq1_sums and the fma are dot_tq1_0's, so outputs equal vec_dot's bytes. */
+static inline __attribute__((always_inline)) void tq1_tile(const int T, int64_t n,
+                                                           const block_tq1_0 *x, const char *act,
+                                                           size_t act_bytes, float *out,
+                                                           int64_t ldo) {
+    __m256 acc[4];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        __m256i c[8];
+        tq1_digits(&x[i], c);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const block_q8_K *y = (const block_q8_K *)(act + t * act_bytes) + i;
+            const __m256 d = _mm256_set1_ps(y->d * _cvtsh_ss(x[i].d));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tq1_sums(c, y)), d, acc[t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) out[t * ldo] = hsum8(acc[t]);
+}
+
+static void tq1_gemm(int64_t n, const char *w, size_t rb, int64_t nr, const char *act, size_t ab,
+                     int64_t nt, float *out, int64_t ldo) {
+    for (int64_t r = 0; r < nr; r++) {
+        const block_tq1_0 *x = (const void *)(w + r * rb);
+        for (int64_t t = 0; t < nt; t += 4) {
+            const char *a = act + t * ab;
+            float *o = out + t * ldo + r;
+            switch (TRIT_MIN(nt - t, 4)) {
+            case 1:
+                tq1_tile(1, n, x, a, ab, o, ldo);
+                break;
+            case 2:
+                tq1_tile(2, n, x, a, ab, o, ldo);
+                break;
+            case 3:
+                tq1_tile(3, n, x, a, ab, o, ldo);
+                break;
+            default:
+                tq1_tile(4, n, x, a, ab, o, ldo);
+                break;
+            }
+        }
+    }
+}
+
+/* TQ1_0 x Q8_K for R (1 or 2) weight rows sharing the activation loads. */
+static inline __attribute__((always_inline)) void dot_tq1_0_rows(const int R, int64_t n,
+                                                                 const block_tq1_0 *const x[2],
+                                                                 const block_q8_K *y, float *out) {
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t i = 0; i < n / QK_K; i++)
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            const __m256 d = _mm256_set1_ps(y[i].d * _cvtsh_ss(x[r][i].d));
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tq1_block(&x[r][i], &y[i])), d, acc[r]);
+        }
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
 }
 
 static float dot_tq1_0(int64_t n, const block_tq1_0 *x, const block_q8_K *y) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        __m256i s = _mm256_setzero_si256();
-        /* qs[0..31]: digits l=0..4 pair with y[l*32 + m] */
-        {
-            const __m256i q0 = _mm256_loadu_si256((const __m256i *)x[i].qs);
-            const __m256i q1 = _mm256_add_epi8(q0, _mm256_add_epi8(q0, q0));
-            const __m256i q2 = mul9(q0), q3 = mul9(q1), q4 = mul9(q2);
-            const __m256i q[5] = {q0, q1, q2, q3, q4};
-#pragma GCC unroll 8
-            for (int l = 0; l < 5; l++) {
-                const __m256i a = _mm256_loadu_si256((const __m256i *)(y[i].qs + l * 32));
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(q[l]), a));
-            }
-        }
-        /* qs[32..47]: digits l pair with y[160 + l*16 + m]; qh[0..3]: digit l with y[240+l*4+j] */
-        {
-            const __m128i h0 = _mm_loadu_si128((const __m128i *)(x[i].qs + 32));
-            __m256i q0 = _mm256_broadcastsi128_si256(h0); /* both halves = bytes 32..47 */
-            __m256i q1 = _mm256_add_epi8(q0, _mm256_add_epi8(q0, q0));
-            __m256i q2 = mul9(q0), q3 = mul9(q1), q4 = mul9(q2);
-            /* pairs (l0,l1), (l2,l3) as 256-bit: low lane digit l, high lane digit l+1 */
-            __m256i p01 = _mm256_blend_epi32(q0, q1, 0xF0);
-            __m256i p23 = _mm256_blend_epi32(q2, q3, 0xF0);
-            /* qh: 4 bytes, digits 0..3 -> 16 bytes [d0(4) d1(4) d2(4) d3(4)] */
-            uint32_t qh;
-            memcpy(&qh, x[i].qh, 4);
-            __m256i hq = _mm256_cvtepu8_epi16(_mm_set1_epi32((int)qh));
-            hq = _mm256_mullo_epi16(
-                hq, _mm256_setr_epi16(1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27));
-            hq = _mm256_and_si256(hq, _mm256_set1_epi16(0xFF));
-            __m128i h5 =
-                _mm_packus_epi16(_mm256_castsi256_si128(hq), _mm256_extracti128_si256(hq, 1));
-            __m256i p45 = _mm256_inserti128_si256(q4, h5, 1);
-            const __m256i a01 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 160));
-            const __m256i a23 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 192));
-            const __m256i a45 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 224));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(p01), a01));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(p23), a23));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(p45), a45));
-        }
-        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        s = _mm256_madd_epi16(_mm256_sub_epi16(s, bs), ones);
-        const __m256 d = _mm256_set1_ps(y[i].d * _cvtsh_ss(x[i].d));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc);
-    }
-    return hsum8(acc);
+    const block_tq1_0 *xs[2] = {x, x};
+    float r;
+    dot_tq1_0_rows(1, n, xs, y, &r);
+    return r;
 }
 
 static float dot_q8_0(int64_t n, const block_q8_0 *x, const block_q8_0 *y) {
@@ -390,12 +578,29 @@ static float vec_dot_avx2(uint32_t wtype, int64_t n, const void *w, const void *
         return dot_tq1_0(n, w, a);
     case TRIT_Q8_0:
         return dot_q8_0(n, w, a);
+    case TRIT_Q4_0: /* legacy types: x86/legacy_avx2.c */
+    case TRIT_Q4_1:
+    case TRIT_Q5_0:
+    case TRIT_Q5_1:
+        return trit_avx2_dot_legacy(wtype, n, w, a);
+    case TRIT_Q4_0 | TRIT_REPACK8: /* the reference's repacked order (kernels.h) */
+        return trit_avx2_dot_q4_0_r8(n, w, a);
     case TRIT_I2_S:
         return dot_i2_s(n, w, a);
     case TRIT_F32:
         return dot_f32(n, w, a);
     case TRIT_F16:
         return dot_f16(n, w, a);
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
+    case TRIT_Q2_K | TRIT_REPACK8:
+    case TRIT_Q4_K | TRIT_REPACK8:
+    case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+        return trit_avx2_dot_kquant(wtype, n, w, a); /* x86/kquants_avx2.c */
     default:
         return trit_kernels_ref()->vec_dot(wtype, n, w, a);
     }
@@ -405,10 +610,20 @@ static void vec_dot_rows_avx2(uint32_t wtype, int64_t n, const void *w, size_t r
                               int64_t nr, const void *act, float *out) {
     const char *wp = w;
     int64_t r = 0;
+    if (trit_is_kquant(wtype)) { /* x86/kquants_avx2.c */
+        trit_avx2_dot_kquant_rows(wtype, n, w, row_bytes, nr, act, out);
+        return;
+    }
     if (wtype == TRIT_TQ2_0)
         for (; r + 2 <= nr; r += 2)
             dot_tq2_0_x2(n, (const void *)(wp + r * row_bytes),
                          (const void *)(wp + (r + 1) * row_bytes), act, &out[r], &out[r + 1]);
+    if (wtype == TRIT_TQ1_0)
+        for (; r + 2 <= nr; r += 2) {
+            const block_tq1_0 *xs[2] = {(const void *)(wp + r * row_bytes),
+                                        (const void *)(wp + (r + 1) * row_bytes)};
+            dot_tq1_0_rows(2, n, xs, act, &out[r]);
+        }
     for (; r < nr; r++) out[r] = vec_dot_avx2(wtype, n, wp + r * row_bytes, act);
 }
 
@@ -416,9 +631,21 @@ static void vec_dot_rows_avx2(uint32_t wtype, int64_t n, const void *w, size_t r
  * other types: vec_dot_rows per token. */
 static void gemm_avx2(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                       const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
+    if (trit_is_legacy_wtype(wtype)) { /* x86/legacy_avx2.c: blocks unpacked once per tile */
+        trit_avx2_gemm_legacy(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
+        return;
+    }
     const bool h = wtype == TRIT_F16;
     if (wtype == TRIT_BF16) { /* no fast path: the ref's tinyBLAS order */
         trit_kernels_ref()->gemm(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
+        return;
+    }
+    if (wtype == TRIT_TQ2_0) { /* weights decoded once per 4 tokens */
+        tq2_gemm(n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
+        return;
+    }
+    if (wtype == TRIT_TQ1_0) {
+        tq1_gemm(n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
         return;
     }
     for (int64_t t = 0; t < nt; t++) {

@@ -24,7 +24,49 @@ static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-#define INL  static inline __attribute__((always_inline))
+#define INL static inline __attribute__((always_inline))
+
+/* ggml_v_expf (AVX-512), 16 lanes: go_v_expf's statements (ref/ggml_order.h) as vectors, so
+ * every lane equals go_v_expf of it (test_kernels kernels_opt/v_expf_lanes). fnmadd(n, c, x) is
+ * fma(-n, c, x); scalef(j, n) with integral n is j * 2^n in one rounding. */
+INL __m512 v_expf512(__m512 x) {
+    const __m512 r = _mm512_set1_ps(0x1.8p23f);
+    const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
+    const __m512 n = _mm512_sub_ps(z, r);
+    const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+    const __mmask16 big = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m512 u = _mm512_mul_ps(b, b);
+    const __m512 j = _mm512_fmadd_ps(
+        _mm512_fmadd_ps(
+            _mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+            _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+    const __m512 res = _mm512_scalef_ps(j, n);
+    if (!big) return res;
+    /* |n| > 192: 0 below, infinity above */
+    const __mmask16 neg = _mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ);
+    const __m512 alt = _mm512_mask_blend_ps(neg, _mm512_set1_ps(INFINITY), _mm512_setzero_ps());
+    return _mm512_mask_blend_ps(big, res, alt);
+}
+
+void trit_v_expf16_avx512(const float *x, float *y) {
+    _mm512_storeu_ps(y, v_expf512(_mm512_loadu_ps(x)));
+}
+
+/* trit_swiglu's numerics (ggml_vec_swiglu_f32 on the AVX-512 build): the whole 16-lane part
+ * with the vector silu x / (1 + v_expf(0 - x)), the tail with libm (trit_swiglu). */
+void trit_swiglu_avx512(const float *g, const float *u, float *y, int64_t n) {
+    const int64_t n16 = n & ~(int64_t)15;
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n16; i += 16) {
+        const __m512 x = _mm512_loadu_ps(g + i);
+        const __m512 silu =
+            _mm512_div_ps(x, _mm512_add_ps(one, v_expf512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(silu, _mm512_loadu_ps(u + i)));
+    }
+    for (int64_t i = n16; i < n; i++) y[i] = trit_silu(g[i]) * u[i];
+}
 #define MAXT 4 /* tokens per tile */
 #define MAXR 8 /* weight rows per tile (8 only with 1 token) */
 
@@ -65,10 +107,6 @@ INL __m512i tq1_digit(__m512i v) {
 INL __m512i mul3_512(__m512i v) {
     return _mm512_add_epi8(v, _mm512_add_epi8(v, v));
 }
-INL __m512i mul9_512(__m512i v) {
-    return _mm512_add_epi8(_mm512_and_si512(_mm512_slli_epi16(v, 3), _mm512_set1_epi8((char)0xF8)),
-                           v);
-}
 
 /* TQ1_0: qs[0..31] digit l pairs with element 32l + m (l < 5); qs[32..47] digit l with
  * 160 + 16l + m; qh[0..3] digit l with 240 + 4l + j.
@@ -80,7 +118,8 @@ INL void tq1_codes(const block_tq1_0 *x, __m512i c[4]) {
     const __m512i raw = _mm512_maskz_loadu_epi8(0x000FFFFFFFFFFFFFull, x->qs);
     const __m512i z0 = _mm512_permutexvar_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 12, 12, 12), raw);
-    const __m512i z1 = mul3_512(z0), z2 = mul9_512(z0), z3 = mul9_512(z1), z4 = mul9_512(z2);
+    /* z_l = z0 * 3^l: two adds a step (cheaper than a shift-and-mask * 9) */
+    const __m512i z1 = mul3_512(z0), z2 = mul3_512(z1), z3 = mul3_512(z2), z4 = mul3_512(z3);
     /* qh lane (bytes 48..63): copy j (4 bytes) from z_j */
     __m512i h = _mm512_mask_blend_epi32(0x2000, z0, z1);
     h = _mm512_mask_blend_epi32(0x4000, h, z2);
@@ -451,6 +490,16 @@ static float vec_dot_avx512(uint32_t wtype, int64_t n, const void *w, const void
     case TRIT_F16:
         rows_lanes64(wtype == TRIT_F16, 1, n, w, 0, a, &r);
         return r;
+    case TRIT_Q2_K:
+    case TRIT_Q3_K:
+    case TRIT_Q4_K:
+    case TRIT_Q5_K:
+    case TRIT_Q6_K:
+    case TRIT_Q2_K | TRIT_REPACK8:
+    case TRIT_Q4_K | TRIT_REPACK8:
+    case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+        return trit_avx512_dot_kquant(wtype, n, w, a); /* x86/kquants_avx512.c */
     default:
         return trit_kernels_avx2_impl.vec_dot(wtype, n, w, a);
     }
@@ -468,11 +517,19 @@ static void vec_dot_rows_avx512(uint32_t wtype, int64_t n, const void *w, size_t
         rows_lanes64_any(wtype == TRIT_F16, n, wp, row_bytes, nr, act, out);
         return;
     }
+    if (trit_is_kquant(wtype)) { /* x86/kquants_avx512.c */
+        trit_avx512_dot_kquant_rows(wtype, n, w, row_bytes, nr, act, out);
+        return;
+    }
     trit_kernels_avx2_impl.vec_dot_rows(wtype, n, w, row_bytes, nr, act, out);
 }
 
 static void gemm_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                         const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
+    if (trit_is_legacy_wtype(wtype)) { /* x86/legacy_avx2.c: blocks unpacked once per tile */
+        trit_avx2_gemm_legacy(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
+        return;
+    }
     tile_fn f = tile_for(wtype);
     if (f) {
         tiles(f, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo, MAXT);
@@ -559,20 +616,20 @@ static float kq_dot(const void *krow, bool f16, const float *q, int D) {
     return f16 ? (float)(double)r : r; /* f16: the (empty) tail is summed in double */
 }
 
-/* ggml's one_chunk kernel (decode, < 64 query rows): as att_row_vec in ops.c. */
-static void att512_vec(const att512_job *J, const float *qrow, const void *kh, const void *vh,
-                       int n_kv, float *dst) {
-    const int D = J->head_dim;
-    const size_t es = J->f16 ? 2 : 4;
-    float q[1024] __attribute__((aligned(64))), acc[1024] __attribute__((aligned(64)));
+/* ggml's one_chunk kernel over keys [ic0, ic1) (as att_row_vec_range in ops.c, bit for bit):
+ * the unnormalized V sum in acc (64-byte aligned, D floats), the running max and sum. */
+static void att512_range(const float *qrow, const void *kh, const void *vh, bool f16, int D,
+                         float scale, int ic0, int ic1, float *acc, float *Mout, float *Sout) {
+    const size_t es = f16 ? 2 : 4;
+    float q[1024] __attribute__((aligned(64)));
     for (int i = 0; i < D; i += 16) {
         __m512 x = _mm512_loadu_ps(qrow + i);
-        _mm512_store_ps(q + i, J->f16 ? round16(x) : x);
-        _mm512_store_ps(acc + i, _mm512_setzero_ps());
+        _mm512_store_ps(q + i, f16 ? round16(x) : x);
+        _mm512_storeu_ps(acc + i, _mm512_setzero_ps());
     }
     float S = 0.0f, M = -INFINITY;
-    for (int ic = 0; ic < n_kv; ic++) {
-        const float s = kq_dot((const char *)kh + (size_t)ic * D * es, J->f16, q, D) * J->scale;
+    for (int ic = ic0; ic < ic1; ic++) {
+        const float s = kq_dot((const char *)kh + (size_t)ic * D * es, f16, q, D) * scale;
         float ms = 1.0f, vs = 1.0f;
         if (s > M) {
             const float Mold = M;
@@ -580,8 +637,8 @@ static void att512_vec(const att512_job *J, const float *qrow, const void *kh, c
             ms = expf(Mold - M);
             const __m512 vms = _mm512_set1_ps(ms);
             for (int i = 0; i < D; i += 16) {
-                __m512 a = _mm512_mul_ps(_mm512_load_ps(acc + i), vms);
-                _mm512_store_ps(acc + i, J->f16 ? round16(a) : a);
+                __m512 a = _mm512_mul_ps(_mm512_loadu_ps(acc + i), vms);
+                _mm512_storeu_ps(acc + i, f16 ? round16(a) : a);
             }
         } else {
             vs = expf(s - M);
@@ -589,108 +646,190 @@ static void att512_vec(const att512_job *J, const float *qrow, const void *kh, c
         const void *vrow = (const char *)vh + (size_t)ic * D * es;
         const __m512 vvs = _mm512_set1_ps(vs);
         for (int i = 0; i < D; i += 16) {
-            __m512 a = _mm512_fmadd_ps(ld_kv(vrow, J->f16, i), vvs, _mm512_load_ps(acc + i));
-            _mm512_store_ps(acc + i, J->f16 ? round16(a) : a);
+            __m512 a = _mm512_fmadd_ps(ld_kv(vrow, f16, i), vvs, _mm512_loadu_ps(acc + i));
+            _mm512_storeu_ps(acc + i, f16 ? round16(a) : a);
         }
         S = fmaf(S, ms, vs);
     }
+    *Mout = M;
+    *Sout = S;
+}
+
+/* trit_att_range_fn for the split-KV path (ops.c chunks and combines; this computes). */
+static void att512_range_fn(const float *qrow, const void *kh, const void *vh, uint32_t kv_type,
+                            int D, float scale, int ic0, int ic1, float *acc, float *M, float *S) {
+    att512_range(qrow, kh, vh, kv_type == TRIT_F16, D, scale, ic0, ic1, acc, M, S);
+}
+
+/* ggml's one_chunk kernel (decode, < 64 query rows): as att_row_vec in ops.c. */
+static void att512_vec(const att512_job *J, const float *qrow, const void *kh, const void *vh,
+                       int n_kv, float *dst) {
+    float M, S;
+    att512_range(qrow, kh, vh, J->f16, J->head_dim, J->scale, 0, n_kv, dst, &M, &S);
     const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
-    for (int i = 0; i < D; i += 16)
-        _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_load_ps(acc + i), inv));
+    for (int i = 0; i < J->head_dim; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_loadu_ps(dst + i), inv));
 }
 
-/* Sequential K.Q fma chains (ggml's simd_gemm order) for KQ_CHAINS keys at once: independent
- * chains keep both fma ports busy while each chain keeps its exact order. */
-#define KQ_CHAINS 8
-static void kq_chains(const float *q, const float *const k[KQ_CHAINS], int D,
-                      float out[KQ_CHAINS]) {
-    float s[KQ_CHAINS] = {0};
-    for (int i = 0; i < D; i++) {
-        const float qi = q[i];
-#pragma GCC unroll 8
-        for (int j = 0; j < KQ_CHAINS; j++) s[j] = fmaf(qi, k[j][i], s[j]);
+/* In-register transpose of a 16 x 16 float block: r[i] lane j becomes r[j] lane i
+ * (32-bit then 64-bit unpacks inside 128-bit lanes, then two rounds of 128-bit lane shuffles). */
+INL void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
     }
-    for (int j = 0; j < KQ_CHAINS; j++) out[j] = s[j];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i += 4) {
+        const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]),
+                      c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+        u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    /* u[4g + c], 128-bit lane L: element 4L + c of rows 4g .. 4g+3 */
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        const __m512 a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88),
+                     b = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD),
+                     e = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88),
+                     f = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+        r[c] = _mm512_shuffle_f32x4(a, e, 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(a, e, 0xDD);
+        r[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(b, f, 0xDD);
+    }
 }
 
-/* ggml's tiled kernel (>= 64 query rows): as att_row_tiled in ops.c, bit for bit. */
-static void att512_tiled(const att512_job *J, const float *q, const void *kh, const void *vh,
-                         int n_kv, float *dst) {
+/* The K rows of a tile (nt <= ATT_TILE keys, rs bytes apart) transposed for kq_dots:
+ * kt[group][i][j] = element i of key 16 * group + j; keys past nt repeat the last key. */
+typedef float kt_tile[ATT_TILE / 16][1024][16];
+
+static void kt_fill(const char *k0, size_t rs, bool f16, int D, int nt, kt_tile kt) {
+    for (int g = 0; g * 16 < nt; g++)
+        for (int ib = 0; ib < D; ib += 16) {
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int j = 0; j < 16; j++)
+                r[j] = ld_kv(k0 + (size_t)TRIT_MIN(16 * g + j, nt - 1) * rs, f16, ib);
+            transpose16(r);
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++) _mm512_store_ps(kt[g][ib + i], r[i]);
+        }
+}
+
+/* K.Q of the first nt keys of a transposed tile for one query, each key's dot the sequential
+ * fma chain of ggml's simd_gemm (s = fma(q[i], k[i], s), i ascending, from 0): lane j of a
+ * vector is key j's chain, so 16 chains advance per fma, and two 16-key groups are interleaved
+ * so their chains overlap. out: ATT_TILE floats (lanes past nt are garbage). */
+static void kq_dots(const float *q, const kt_tile kt, int D, int nt, float *out) {
+    for (int g = 0; g * 16 < nt; g += 2) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        if ((g + 1) * 16 < nt)
+            for (int i = 0; i < D; i++) {
+                const __m512 qi = _mm512_set1_ps(q[i]);
+                a0 = _mm512_fmadd_ps(qi, _mm512_load_ps(kt[g][i]), a0);
+                a1 = _mm512_fmadd_ps(qi, _mm512_load_ps(kt[g + 1][i]), a1);
+            }
+        else
+            for (int i = 0; i < D; i++)
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_load_ps(kt[g][i]), a0);
+        _mm512_storeu_ps(out + 16 * g, a0);
+        _mm512_storeu_ps(out + 16 * g + 16, a1);
+    }
+}
+
+/* Query rows per unit of the tiled kernel: the rows of one head share each transposed K tile. */
+#define ATT_ROWS 4
+
+/* ggml's tiled kernel (>= 64 query rows): as att_row_tiled in ops.c, bit for bit, for nr (<=
+ * ATT_ROWS) consecutive query rows of one head (row r sees n_kv0 + r keys; q and dst rows
+ * q_stride floats apart). Each K tile is transposed once for the rows; every row keeps its own
+ * running max, sum and V accumulator, in ops.c's order. */
+static void att512_tiled(const att512_job *J, const float *q, size_t q_stride, const void *kh,
+                         const void *vh, int n_kv0, int nr, float *dst) {
     const int D = J->head_dim;
     const size_t es = J->f16 ? 2 : 4;
-    float acc[1024] __attribute__((aligned(64))), kq[ATT_TILE];
-    static _Thread_local float kt[KQ_CHAINS][1024] __attribute__((aligned(64)));
-    for (int i = 0; i < D; i += 16) _mm512_store_ps(acc + i, _mm512_setzero_ps());
-    float S = 0.0f, M = -INFINITY;
-    for (int ic = 0; ic < n_kv; ic += ATT_TILE) {
-        const int nt = TRIT_MIN(ATT_TILE, n_kv - ic);
-        float tmax = -INFINITY;
-        for (int t0 = 0; t0 < nt; t0 += KQ_CHAINS) {
-            const float *kr[KQ_CHAINS];
-            for (int j = 0; j < KQ_CHAINS; j++) {
-                const int t = TRIT_MIN(t0 + j, nt - 1);
-                const void *row = (const char *)kh + (size_t)(ic + t) * D * es;
-                if (J->f16) {
-                    for (int i = 0; i < D; i += 16) _mm512_store_ps(kt[j] + i, ld_kv(row, true, i));
-                    kr[j] = kt[j];
-                } else {
-                    kr[j] = row;
-                }
+    static _Thread_local kt_tile kt __attribute__((aligned(64)));
+    float acc[ATT_ROWS][1024] __attribute__((aligned(64))), kq[ATT_TILE];
+    float S[ATT_ROWS], M[ATT_ROWS];
+    for (int r = 0; r < nr; r++) {
+        for (int i = 0; i < D; i += 16) _mm512_store_ps(acc[r] + i, _mm512_setzero_ps());
+        S[r] = 0.0f, M[r] = -INFINITY;
+    }
+    const int n_kv_max = n_kv0 + nr - 1;
+    for (int ic = 0; ic < n_kv_max; ic += ATT_TILE) {
+        kt_fill((const char *)kh + (size_t)ic * D * es, (size_t)D * es, J->f16, D,
+                TRIT_MIN(ATT_TILE, n_kv_max - ic), kt);
+        for (int r = 0; r < nr; r++) {
+            if (ic >= n_kv0 + r) continue; /* this row has no keys in the tile */
+            const int nt = TRIT_MIN(ATT_TILE, n_kv0 + r - ic);
+            float tmax = -INFINITY;
+            kq_dots(q + (size_t)r * q_stride, kt, D, nt, kq);
+            for (int t = 0; t < nt; t++) {
+                kq[t] = kq[t] * J->scale;
+                tmax = kq[t] > tmax ? kq[t] : tmax;
             }
-            float s[KQ_CHAINS];
-            kq_chains(q, kr, D, s);
-            for (int j = 0; j < KQ_CHAINS && t0 + j < nt; j++) {
-                kq[t0 + j] = s[j] * J->scale;
-                tmax = kq[t0 + j] > tmax ? kq[t0 + j] : tmax;
+            for (int t = nt; t < ATT_TILE; t++) kq[t] = -INFINITY;
+            const float Mnew = fmaxf(M[r], tmax);
+            if (Mnew > M[r]) {
+                const float ms = expf(M[r] - Mnew);
+                const __m512 vms = _mm512_set1_ps(ms);
+                for (int i = 0; i < D; i += 16)
+                    _mm512_store_ps(acc[r] + i, _mm512_mul_ps(_mm512_load_ps(acc[r] + i), vms));
+                S[r] *= ms;
             }
-        }
-        for (int t = nt; t < ATT_TILE; t++) kq[t] = -INFINITY;
-        const float Mnew = fmaxf(M, tmax);
-        if (Mnew > M) {
-            const float ms = expf(M - Mnew);
-            const __m512 vms = _mm512_set1_ps(ms);
-            for (int i = 0; i < D; i += 16)
-                _mm512_store_ps(acc + i, _mm512_mul_ps(_mm512_load_ps(acc + i), vms));
-            S *= ms;
-        }
-        M = Mnew;
-        double sum = 0.0;
-        for (int g = 0; g < ATT_TILE; g += 16) {
-            for (int t = g; t < g + 16; t++) kq[t] = go_v_expf(kq[t] - M);
-            sum += (double)go_reduce16(kq + g);
-        }
-        S = (float)((double)S + sum);
-        for (int t = 0; t < nt; t++) {
-            const void *vrow = (const char *)vh + (size_t)(ic + t) * D * es;
-            const __m512 p = _mm512_set1_ps(kq[t]);
-            for (int i = 0; i < D; i += 16)
-                _mm512_store_ps(
-                    acc + i, _mm512_fmadd_ps(p, ld_kv(vrow, J->f16, i), _mm512_load_ps(acc + i)));
+            M[r] = Mnew;
+            double sum = 0.0;
+            for (int g = 0; g < ATT_TILE; g += 16) {
+                const __m512 e =
+                    v_expf512(_mm512_sub_ps(_mm512_loadu_ps(kq + g), _mm512_set1_ps(M[r])));
+                _mm512_storeu_ps(kq + g, e);
+                sum += (double)_mm512_reduce_add_ps(e); /* = go_reduce16 */
+            }
+            S[r] = (float)((double)S[r] + sum);
+            for (int t = 0; t < nt; t++) {
+                const void *vrow = (const char *)vh + (size_t)(ic + t) * D * es;
+                const __m512 p = _mm512_set1_ps(kq[t]);
+                for (int i = 0; i < D; i += 16)
+                    _mm512_store_ps(acc[r] + i, _mm512_fmadd_ps(p, ld_kv(vrow, J->f16, i),
+                                                                _mm512_load_ps(acc[r] + i)));
+            }
         }
     }
-    const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
-    for (int i = 0; i < D; i += 16)
-        _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_load_ps(acc + i), inv));
+    for (int r = 0; r < nr; r++) {
+        const __m512 inv = _mm512_set1_ps(S[r] == 0.0f ? 0.0f : 1.0f / S[r]);
+        for (int i = 0; i < D; i += 16)
+            _mm512_storeu_ps(dst + (size_t)r * q_stride + i,
+                             _mm512_mul_ps(_mm512_load_ps(acc[r] + i), inv));
+    }
 }
 
 static void att512_worker(void *arg, int ith, int nth) {
     (void)ith, (void)nth;
     att512_job *J = arg;
-    const int64_t units = (int64_t)J->n_tok * J->n_head;
     const int group = J->n_head / J->n_head_kv;
     const size_t es = J->f16 ? 2 : 4;
+    /* tiled: a unit is ATT_ROWS consecutive tokens of one head (they share K tiles) */
+    const int rows = J->tiled ? ATT_ROWS : 1;
+    const int64_t blocks = (J->n_tok + rows - 1) / rows, units_b = blocks * J->n_head;
     for (;;) {
         /* longest rows (last tokens) first */
         const int64_t k = atomic_fetch_add_explicit(&J->next, 1, memory_order_relaxed);
-        if (k >= units) break;
-        const int64_t u = units - 1 - k;
-        const int t = (int)(u / J->n_head), h = (int)(u % J->n_head);
+        if (k >= units_b) break;
+        const int64_t u = units_b - 1 - k;
+        const int t = (int)(u / J->n_head) * rows, h = (int)(u % J->n_head);
+        const int nr = TRIT_MIN(rows, J->n_tok - t);
         const size_t off = (size_t)(h / group) * J->n_ctx * J->head_dim * es;
         const int n_kv = J->pos0 + t + 1;
         const float *q = J->q + ((size_t)t * J->n_head + h) * J->head_dim;
         float *dst = J->out + ((size_t)t * J->n_head + h) * J->head_dim;
+        const size_t stride = (size_t)J->n_head * J->head_dim; /* next token, same head */
         if (J->tiled)
-            att512_tiled(J, q, (const char *)J->kc + off, (const char *)J->vc + off, n_kv, dst);
+            att512_tiled(J, q, stride, (const char *)J->kc + off, (const char *)J->vc + off, n_kv,
+                         nr, dst);
         else
             att512_vec(J, q, (const char *)J->kc + off, (const char *)J->vc + off, n_kv, dst);
     }
@@ -707,9 +846,9 @@ void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, cons
     }
     if (n_tok <= 0) return;
     if (n_tok == 1 && pool && trit_attention_splits(n_ctx, pos0 + 1, trit_pool_size(pool))) {
-        /* split-KV decode (ggml's chunking and combine) lives in ops.c */
-        trit_attention(pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim, pos0, n_tok,
-                       scale, out);
+        /* split-KV decode: ggml's chunking and combine live in ops.c, the chunks run here */
+        trit_attention_split(pool, att512_range_fn, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv,
+                             head_dim, pos0, scale, out);
         return;
     }
     att512_job J = {.q = q,
@@ -730,4 +869,117 @@ void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, cons
         trit_pool_run(pool, att512_worker, &J);
     else
         att512_worker(&J, 0, 1);
+}
+
+/* ---- attention, --numerics fast: trit_attention_fast's orders (ops.c) in 16-lane vectors ----
+ * K.Q: one 16-lane fma accumulator per key, four keys at a time (independent chains), reduced
+ * by _mm512_reduce_add_ps (= go_reduce16); the tile max, expf rescale, go_v_expf and the
+ * running sum are the scalar twin's own statements; V: one fma per 16 elements per key, in key
+ * order. So the bytes equal the scalar twin's (test_kernels), and the fp16 round trips and
+ * the sequential K.Q chains of the exact path are gone. */
+static void fast512_row(const att512_job *J, const float *q, const void *kh, const void *vh,
+                        int n_kv, float *dst) {
+    const int D = J->head_dim, nc = D / 16;
+    const size_t rs = (size_t)D * (J->f16 ? 2 : 4); /* bytes per K/V row */
+    __m512 acc[64];
+    float s[ATT_TILE] = {0}; /* whole 16-lane groups are exponentiated */
+    for (int c = 0; c < nc; c++) acc[c] = _mm512_setzero_ps();
+    float S = 0.0f, M = -INFINITY;
+    for (int ic = 0; ic < n_kv; ic += ATT_TILE) {
+        const int nt = TRIT_MIN(ATT_TILE, n_kv - ic);
+        const char *k0 = (const char *)kh + (size_t)ic * rs;
+        int t = 0;
+        for (; t + 4 <= nt; t += 4) {
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int i = 0; i < D; i += 16) {
+                const __m512 qv = _mm512_loadu_ps(q + i);
+                a0 = _mm512_fmadd_ps(ld_kv(k0 + (size_t)t * rs, J->f16, i), qv, a0);
+                a1 = _mm512_fmadd_ps(ld_kv(k0 + (size_t)(t + 1) * rs, J->f16, i), qv, a1);
+                a2 = _mm512_fmadd_ps(ld_kv(k0 + (size_t)(t + 2) * rs, J->f16, i), qv, a2);
+                a3 = _mm512_fmadd_ps(ld_kv(k0 + (size_t)(t + 3) * rs, J->f16, i), qv, a3);
+            }
+            s[t] = _mm512_reduce_add_ps(a0) * J->scale;
+            s[t + 1] = _mm512_reduce_add_ps(a1) * J->scale;
+            s[t + 2] = _mm512_reduce_add_ps(a2) * J->scale;
+            s[t + 3] = _mm512_reduce_add_ps(a3) * J->scale;
+        }
+        for (; t < nt; t++) {
+            __m512 a = _mm512_setzero_ps();
+            for (int i = 0; i < D; i += 16)
+                a = _mm512_fmadd_ps(ld_kv(k0 + (size_t)t * rs, J->f16, i), _mm512_loadu_ps(q + i),
+                                    a);
+            s[t] = _mm512_reduce_add_ps(a) * J->scale;
+        }
+        float tmax = -INFINITY;
+        for (t = 0; t < nt; t++) tmax = fmaxf(tmax, s[t]);
+        const float Mnew = fmaxf(M, tmax);
+        if (Mnew > M) {
+            const float ms = expf(M - Mnew);
+            const __m512 vms = _mm512_set1_ps(ms);
+            for (int c = 0; c < nc; c++) acc[c] = _mm512_mul_ps(acc[c], vms);
+            S *= ms;
+            M = Mnew;
+        }
+        for (t = 0; t < nt; t += 16) /* s[nt..] may be garbage: those lanes are unused */
+            _mm512_storeu_ps(s + t,
+                             v_expf512(_mm512_sub_ps(_mm512_loadu_ps(s + t), _mm512_set1_ps(M))));
+        for (t = 0; t < nt; t++) S += s[t];
+        const char *v0 = (const char *)vh + (size_t)ic * rs;
+        for (t = 0; t < nt; t++) {
+            const __m512 p = _mm512_set1_ps(s[t]);
+            const char *vr = v0 + (size_t)t * rs;
+            for (int c = 0; c < nc; c++)
+                acc[c] = _mm512_fmadd_ps(p, ld_kv(vr, J->f16, 16 * c), acc[c]);
+        }
+    }
+    const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
+    for (int c = 0; c < nc; c++) _mm512_storeu_ps(dst + 16 * c, _mm512_mul_ps(acc[c], inv));
+}
+
+static void fast512_worker(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    att512_job *J = arg;
+    const int64_t units = (int64_t)J->n_tok * J->n_head;
+    const int group = J->n_head / J->n_head_kv;
+    const size_t es = J->f16 ? 2 : 4;
+    for (;;) {
+        /* longest rows (last tokens) first */
+        const int64_t k = atomic_fetch_add_explicit(&J->next, 1, memory_order_relaxed);
+        if (k >= units) break;
+        const int64_t u = units - 1 - k;
+        const int t = (int)(u / J->n_head), h = (int)(u % J->n_head);
+        const size_t off = (size_t)(h / group) * J->n_ctx * J->head_dim * es;
+        fast512_row(J, J->q + ((size_t)t * J->n_head + h) * J->head_dim, (const char *)J->kc + off,
+                    (const char *)J->vc + off, J->pos0 + t + 1,
+                    J->out + ((size_t)t * J->n_head + h) * J->head_dim);
+    }
+}
+
+void trit_attention_fast_avx512(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                                uint32_t kv_type, int n_ctx, int n_head, int n_head_kv,
+                                int head_dim, int pos0, int n_tok, float scale, float *out) {
+    if (head_dim % 16 || head_dim > 1024 || (kv_type != TRIT_F16 && kv_type != TRIT_F32) ||
+        n_head_kv <= 0 || n_head % n_head_kv) {
+        trit_attention_fast(pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim, pos0,
+                            n_tok, scale, out);
+        return;
+    }
+    if (n_tok <= 0) return;
+    att512_job J = {.q = q,
+                    .kc = kc,
+                    .vc = vc,
+                    .f16 = kv_type == TRIT_F16,
+                    .n_ctx = n_ctx,
+                    .n_head = n_head,
+                    .n_head_kv = n_head_kv,
+                    .head_dim = head_dim,
+                    .pos0 = pos0,
+                    .n_tok = n_tok,
+                    .scale = scale,
+                    .out = out};
+    atomic_init(&J.next, 0);
+    if (pool && (int64_t)n_tok * n_head > 1)
+        trit_pool_run(pool, fast512_worker, &J);
+    else
+        fast512_worker(&J, 0, 1);
 }

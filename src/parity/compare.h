@@ -1,0 +1,59 @@
+/* parity/compare.h — is gen-2's reply the same as gen-1's? buckets, divergence, tie rule.
+ *
+ * Contract: classifies two replies to the same prompt into a bucket (exact / prefix-only /
+ * no-match / v1-unreachable / v2-unreachable); for a split it finds the first divergent byte
+ * and token and decides tie vs real from the logprobs there. The tie rule is one function,
+ * trit_tie_rule, used here and by the ladder's decode rung: a split is a tie when both sides'
+ * top-1/top-2 gaps are within eps and each side's token is in the other's top-5; when a
+ * side's gap is unknown (logprobs missing) the split is unclassified, never "real".
+ * Depends on base, client. */
+#ifndef TRIT_PARITY_COMPARE_H
+#define TRIT_PARITY_COMPARE_H
+
+#include "base/base.h"
+#include "client/client.h"
+
+typedef enum trit_bucket {
+    TRIT_BUCKET_EXACT = 0,
+    TRIT_BUCKET_PREFIX,     /* "prefix-only": one reply is a strict prefix of the other */
+    TRIT_BUCKET_NOMATCH,    /* "no-match": they differ before the end of the shorter */
+    TRIT_BUCKET_V1_UNREACH, /* "v1-unreachable" */
+    TRIT_BUCKET_V2_UNREACH, /* "v2-unreachable" */
+    TRIT_BUCKET_N,
+} trit_bucket;
+const char *trit_bucket_name(trit_bucket b);
+int trit_bucket_parse(const char *s); /* -1 if unknown */
+
+typedef enum { TRIT_TIE_UNKNOWN = -1, TRIT_TIE_REAL = 0, TRIT_TIE_TIE = 1 } trit_tie;
+
+#define TRIT_TIE_EPS_DEFAULT 0.05 /* nats between top-1 and top-2 logprob */
+
+typedef struct trit_compare {
+    trit_bucket bucket;
+    size_t prefix_len; /* common prefix, backed off to a UTF-8 character boundary */
+    long div_byte;     /* first differing byte offset; -1 for exact / unreachable */
+    int div_token_v1;  /* index of the token holding div_byte on each side; -1 if unknown */
+    int div_token_v2;
+    trit_tie tie;          /* for no-match (and prefix-only when a side has a token there) */
+    double gap_v1, gap_v2; /* top1 - top2 logprob at the split; NAN if unknown */
+    char cause[200];       /* unreachable: "refused: ...", "timeout: ...", "http 503: ..." */
+} trit_compare;
+
+/* Pure byte/token comparison (no network). tokens may be NULL / 0 (tie stays unknown). */
+void trit_compare_texts(const char *t1, size_t n1, const trit_client_token *k1, int nk1,
+                        const char *t2, size_t n2, const trit_client_token *k2, int nk2, double eps,
+                        trit_compare *out);
+/* Classify two responses (unreachable when a side's kind != OK; v1 is checked first). */
+void trit_compare_resps(const trit_client_resp *v1, const trit_client_resp *v2, double eps,
+                        trit_compare *out);
+/* The one tie rule (compare and the ladder's decode rung both call it). gap_a / gap_b: each
+ * side's top-1 minus top-2 logprob (or logit) at the split, NAN when unknown; crossed: each
+ * side's token is in the other's top-5. Unknown gap -> TRIT_TIE_UNKNOWN (unclassified);
+ * both gaps within eps and crossed -> TIE; else REAL. */
+trit_tie trit_tie_rule(double gap_a, double gap_b, bool crossed, double eps);
+/* Tie test at a split of two replies (trit_tie_rule on their logprobs). Tokens match by id
+ * when both ids are known, else by bytes. */
+trit_tie trit_compare_tie(const trit_client_token *a, const trit_client_token *b, double eps,
+                          double *gap_a, double *gap_b);
+
+#endif

@@ -1,0 +1,78 @@
+/* parity/gates.h — the cutover gate table of DESIGN.md.
+ *
+ * Contract: thresholds from built-in production defaults, or from an INI config when one is
+ * given; too few samples, a missing reference or mismatched perplexity runs are FAIL, never
+ * PASS. Depends on stats. */
+#ifndef TRIT_PARITY_GATES_H
+#define TRIT_PARITY_GATES_H
+
+#include "parity/stats.h"
+
+#include <stdio.h>
+
+typedef struct trit_gate_cfg {
+    double ppl_max_delta;     /* 0.05 */
+    double ppl_max_rel_delta; /* 0 = off; > 0: gate on |ppl2/ppl1 - 1| instead (synthetic models) */
+    double exact_min;         /* 0.90 */
+    bool require_classified;  /* every no-match classified tie vs real (true) */
+    long rounds_min;          /* 50000 */
+    double v2_unreach_max;    /* 0.001 (strictly less than) */
+    double p95_gap_max_ms;    /* 100 (strictly less than) */
+    double trend_window_h;    /* 48 */
+    long trend_min_rounds;    /* rounds each window needs for the trend gate (100) */
+    double spike_nomatch;     /* 0.20 */
+    long spike_min_rounds;    /* rounds in an hour for it to count (20) */
+    double tie_eps;           /* 0.05 nats */
+    long trend_window_rounds; /* > 0: windows are the last N rounds vs the N before */
+    long min_samples;         /* compared rounds needed by the rate / latency gates (100) */
+    double kld_max;           /* 0 = off; > 0: a "KLD gen-2 vs gen-1" gate, mean KLD <= this */
+} trit_gate_cfg;
+
+void trit_gate_cfg_default(trit_gate_cfg *c);
+/* INI: [gates] section (or none) with keys named like the fields above. Unknown keys,
+ * malformed numbers and lines are errors naming file:line. */
+int trit_gate_cfg_load(const char *path, trit_gate_cfg *c, trit_err *err);
+int trit_gate_cfg_parse(const char *text, const char *name, trit_gate_cfg *c, trit_err *err);
+
+typedef enum { TRIT_GATE_PASS = 0, TRIT_GATE_FAIL = 1, TRIT_GATE_WAITING = 2 } trit_gate_verdict;
+const char *trit_gate_verdict_name(trit_gate_verdict v);
+
+#define TRIT_GATE_MAX 12
+typedef struct trit_gate_row {
+    char gate[32];
+    char target[64];
+    char current[96];
+    trit_gate_verdict verdict;
+    char why[160]; /* "" or the reason for FAIL/WAITING */
+} trit_gate_row;
+typedef struct trit_gate_table {
+    int n;
+    trit_gate_row row[TRIT_GATE_MAX];
+    bool go; /* every row PASS */
+} trit_gate_table;
+
+/* ppl JSON file written by `trit ppl --json -o FILE`:
+ * {"gen1":{"ppl":..,"ppl_err":..,"chunks":..,"ctx":..,"count":..},"gen2":{...},
+ *  "kld":{"mean":..}}. The PPL gate fails unless both runs have the same shape. */
+typedef struct trit_ppl_figs {
+    bool present;
+    double gen1, gen1_err, gen2, gen2_err, kld_mean; /* NAN if absent */
+    trit_ppl_shape shape1, shape2; /* chunks x ctx, scored tokens of each run (-1 absent) */
+} trit_ppl_figs;
+int trit_ppl_figs_load(const char *path, trit_ppl_figs *p, trit_err *err);
+
+/* Evaluate the gates. `all` = stats over everything; `recent` and `previous` = the last
+ * trend window and the one before (may have 0 rounds). ppl may be NULL (-> from stats if
+ * the ledger had a ppl record, else missing). */
+void trit_gates_eval(const trit_gate_cfg *cfg, const trit_stats *all, const trit_stats *recent,
+                     const trit_stats *previous, const trit_ppl_figs *ppl, trit_gate_table *t);
+/* The gates' windows over one accumulator: `all` (everything), `recent` (the last trend
+ * window: trend_window_rounds rounds, else trend_window_h hours before the newest record)
+ * and `previous` (the window before it; compared = 0 while the ledger is younger than one
+ * window). `trit gate` and the report both use this, so they always agree. */
+void trit_gates_windows(const trit_gate_cfg *cfg, const trit_stats_acc *acc, trit_stats *all,
+                        trit_stats *recent, trit_stats *previous);
+void trit_gates_print(FILE *out, const trit_gate_table *t);
+json_t *trit_gates_json(const trit_gate_table *t);
+
+#endif
