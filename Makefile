@@ -29,7 +29,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all test unit integration demo asan fuzz fuzz-build bench format format-check clean setup doctor
+.PHONY: all test unit integration demo asan fuzz fuzz-build bench format format-check clean setup doctor model
 all: $(B)/trit $(B)/libtrit.a
 
 $(B)/%.o: %.c
@@ -93,6 +93,20 @@ fuzz: fuzz-build
 bench: all
 	@bench/engine-vs-llama
 	@bench/serve-vs-llama
+
+# The demo's trained model (docs/TRAINING.md): corpus from Debian's bible-kjv, then
+# `trit train` (deterministic: the same bytes on any AVX2 machine, any thread count), then
+# models/. MODEL_THREADS only changes the speed.
+MODEL_DIR     ?= $(B)/model
+MODEL_THREADS ?= 2
+model: $(B)/trit
+	@scripts/corpus $(MODEL_DIR)/corpus
+	$(B)/trit train $(MODEL_DIR)/corpus/kjv-train.txt --heldout $(MODEL_DIR)/corpus/kjv-heldout.txt \
+	  -o $(MODEL_DIR)/kjv-bitnet-tq2_0.gguf --vocab-size 2048 --embd 256 --layers 2 --heads 4 \
+	  --ff 512 --seq 256 --batch 4 --steps 1200 --warmup 50 --lr 3e-3 --eval-every 200 \
+	  --ckpt-every 50 --seed 1 --context-length 2048 --threads $(MODEL_THREADS)
+	cp $(MODEL_DIR)/kjv-bitnet-tq2_0.gguf $(MODEL_DIR)/kjv-bitnet-tq2_0.gguf.curve.jsonl \
+	  $(MODEL_DIR)/kjv-bitnet-tq2_0.gguf.curve.jsonl.svg $(MODEL_DIR)/corpus/kjv-heldout.txt models/
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -21,7 +21,8 @@
     X(trace, "layer-by-layer activation traces: capture and diff")                                 \
     X(gate, "cutover gate table: GO / NO-GO")                                                      \
     X(shadow, "live shadow proxy: primary answers, candidate compared")                            \
-    X(report, "self-contained HTML report from a ledger")
+    X(report, "self-contained HTML report from a ledger")                                          \
+    X(train, "train a small BitNet b1.58 model on a text corpus (QAT) and export GGUF")
 
 #define X(name, help) int cmd_##name(int argc, char **argv);
 TRIT_COMMANDS(X)

@@ -54,11 +54,23 @@ static inline float f16_round(float f) {
 }
 
 /* ---- elementwise ---- */
+/* TEST-ONLY fault switch (tests/integration/86_gates_real_job.sh, docs/TRAINING.md):
+ * TRIT_TEST_PERTURB=1 moves every RMSNorm scale up by 1 ulp — a gen-2 that differs from
+ * gen-1 only by rounding, as a changed summation order would. Read once; off by default. */
+static pthread_once_t g_perturb_once = PTHREAD_ONCE_INIT;
+static bool g_perturb;
+static void perturb_init(void) {
+    const char *e = getenv("TRIT_TEST_PERTURB");
+    g_perturb = e && !strcmp(e, "1");
+}
+
 void trit_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps) {
     double sum = 0.0;
     for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
     const float mean = (float)(sum / (double)n);
-    const float scale = 1.0f / sqrtf(mean + eps);
+    float scale = 1.0f / sqrtf(mean + eps);
+    pthread_once(&g_perturb_once, perturb_init);
+    if (g_perturb) scale = nextafterf(scale, INFINITY); /* the test-only 1-ulp fault */
     if (w) {
         for (int64_t i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
     } else {
