@@ -309,7 +309,7 @@ static void print_round(const burnin *b, const trit_prompt *pr, const trit_clien
     fprintf(stderr, "round %ld [%s/%s] %-14s v1 %.0f ms v2 %.0f ms", b->next, pr->category, pr->id,
             trit_bucket_name(cmp->bucket), 1000 * r1->latency_s, 1000 * r2->latency_s);
     if (cmp->bucket == TRIT_BUCKET_NOMATCH)
-        fprintf(stderr, " (byte %ld, token %d, %s)", cmp->div_byte, cmp->div_token_v1,
+        fprintf(stderr, " (byte %ld, token %d, %s)", cmp->div_byte, cmp->div_token_gen1,
                 cmp->tie == TRIT_TIE_TIE    ? "tie"
                 : cmp->tie == TRIT_TIE_REAL ? "real"
                                             : "unclassified");
@@ -359,10 +359,10 @@ static int burnin_round(burnin *b, trit_bucket *bucket, double *ts, trit_err *er
                             .prompt_id = pr->id,
                             .category = pr->category,
                             .endpoint = o->chat ? "chat" : "completions",
-                            .v1_url = o->gen1_url,
-                            .v1_model = b->pv.gen1,
-                            .v2_url = o->gen2_url,
-                            .v2_model = b->pv.gen2};
+                            .gen1_url = o->gen1_url,
+                            .gen1_model = b->pv.gen1,
+                            .gen2_url = o->gen2_url,
+                            .gen2_model = b->pv.gen2};
     json_t *rec = trit_ledger_round_json(&meta, &r1, &r2, &cmp);
     if (o->noise_url) add_noise_fields(rec, o, &b->pv, &r3, &ncmp);
     int rc = trit_ledger_append(b->ledger, rec, err);

@@ -69,9 +69,9 @@ void trit_compare_texts(const char *t1, size_t n1, const trit_client_token *k1, 
                         trit_compare *out) {
     memset(out, 0, sizeof *out);
     out->div_byte = -1;
-    out->div_token_v1 = out->div_token_v2 = -1;
+    out->div_token_gen1 = out->div_token_gen2 = -1;
     out->tie = TRIT_TIE_UNKNOWN;
-    out->gap_v1 = out->gap_v2 = NAN;
+    out->gap_gen1 = out->gap_gen2 = NAN;
     size_t m = TRIT_MIN(n1, n2), d = 0;
     while (d < m && t1[d] == t2[d]) d++;
     if (d == m && n1 == n2) {
@@ -82,26 +82,26 @@ void trit_compare_texts(const char *t1, size_t n1, const trit_client_token *k1, 
     out->bucket = d == m ? TRIT_BUCKET_PREFIX : TRIT_BUCKET_NOMATCH;
     out->div_byte = (long)d;
     out->prefix_len = trit_utf8_complete_prefix(t1, d);
-    out->div_token_v1 = token_at(k1, nk1, d);
-    out->div_token_v2 = token_at(k2, nk2, d);
-    if (out->div_token_v1 >= 0 && out->div_token_v2 >= 0)
-        out->tie = trit_compare_tie(&k1[out->div_token_v1], &k2[out->div_token_v2], eps,
-                                    &out->gap_v1, &out->gap_v2);
+    out->div_token_gen1 = token_at(k1, nk1, d);
+    out->div_token_gen2 = token_at(k2, nk2, d);
+    if (out->div_token_gen1 >= 0 && out->div_token_gen2 >= 0)
+        out->tie = trit_compare_tie(&k1[out->div_token_gen1], &k2[out->div_token_gen2], eps,
+                                    &out->gap_gen1, &out->gap_gen2);
 }
 
-void trit_compare_resps(const trit_client_resp *v1, const trit_client_resp *v2, double eps,
+void trit_compare_resps(const trit_client_resp *gen1, const trit_client_resp *gen2, double eps,
                         trit_compare *out) {
-    if (v1->kind != TRIT_CLIENT_OK || v2->kind != TRIT_CLIENT_OK) {
-        const trit_client_resp *bad = v1->kind != TRIT_CLIENT_OK ? v1 : v2;
+    if (gen1->kind != TRIT_CLIENT_OK || gen2->kind != TRIT_CLIENT_OK) {
+        const trit_client_resp *bad = gen1->kind != TRIT_CLIENT_OK ? gen1 : gen2;
         memset(out, 0, sizeof *out);
-        out->bucket = bad == v1 ? TRIT_BUCKET_V1_UNREACH : TRIT_BUCKET_V2_UNREACH;
+        out->bucket = bad == gen1 ? TRIT_BUCKET_GEN1_UNREACH : TRIT_BUCKET_GEN2_UNREACH;
         out->div_byte = -1;
-        out->div_token_v1 = out->div_token_v2 = -1;
+        out->div_token_gen1 = out->div_token_gen2 = -1;
         out->tie = TRIT_TIE_UNKNOWN;
-        out->gap_v1 = out->gap_v2 = NAN;
+        out->gap_gen1 = out->gap_gen2 = NAN;
         char also[48] = "";
-        if (bad == v1 && v2->kind != TRIT_CLIENT_OK)
-            snprintf(also, sizeof also, " [v2 also %s]", trit_client_errkind_name(v2->kind));
+        if (bad == gen1 && gen2->kind != TRIT_CLIENT_OK)
+            snprintf(also, sizeof also, " [v2 also %s]", trit_client_errkind_name(gen2->kind));
         if (bad->kind == TRIT_CLIENT_HTTP_STATUS)
             snprintf(out->cause, sizeof out->cause, "http %ld:%s %s", bad->http_status, also,
                      bad->msg);
@@ -110,6 +110,6 @@ void trit_compare_resps(const trit_client_resp *v1, const trit_client_resp *v2, 
                      also, bad->msg);
         return;
     }
-    trit_compare_texts(v1->content, v1->content_len, v1->tokens, v1->n_tokens, v2->content,
-                       v2->content_len, v2->tokens, v2->n_tokens, eps, out);
+    trit_compare_texts(gen1->content, gen1->content_len, gen1->tokens, gen1->n_tokens,
+                       gen2->content, gen2->content_len, gen2->tokens, gen2->n_tokens, eps, out);
 }

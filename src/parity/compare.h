@@ -15,10 +15,10 @@
 
 typedef enum trit_bucket {
     TRIT_BUCKET_EXACT = 0,
-    TRIT_BUCKET_PREFIX,     /* "prefix-only": one reply is a strict prefix of the other */
-    TRIT_BUCKET_NOMATCH,    /* "no-match": they differ before the end of the shorter */
-    TRIT_BUCKET_V1_UNREACH, /* "v1-unreachable" */
-    TRIT_BUCKET_V2_UNREACH, /* "v2-unreachable" */
+    TRIT_BUCKET_PREFIX,       /* "prefix-only": one reply is a strict prefix of the other */
+    TRIT_BUCKET_NOMATCH,      /* "no-match": they differ before the end of the shorter */
+    TRIT_BUCKET_GEN1_UNREACH, /* "v1-unreachable" */
+    TRIT_BUCKET_GEN2_UNREACH, /* "v2-unreachable" */
     TRIT_BUCKET_N,
 } trit_bucket;
 const char *trit_bucket_name(trit_bucket b);
@@ -30,21 +30,21 @@ typedef enum { TRIT_TIE_UNKNOWN = -1, TRIT_TIE_REAL = 0, TRIT_TIE_TIE = 1 } trit
 
 typedef struct trit_compare {
     trit_bucket bucket;
-    size_t prefix_len; /* common prefix, backed off to a UTF-8 character boundary */
-    long div_byte;     /* first differing byte offset; -1 for exact / unreachable */
-    int div_token_v1;  /* index of the token holding div_byte on each side; -1 if unknown */
-    int div_token_v2;
-    trit_tie tie;          /* for no-match (and prefix-only when a side has a token there) */
-    double gap_v1, gap_v2; /* top1 - top2 logprob at the split; NAN if unknown */
-    char cause[200];       /* unreachable: "refused: ...", "timeout: ...", "http 503: ..." */
+    size_t prefix_len;  /* common prefix, backed off to a UTF-8 character boundary */
+    long div_byte;      /* first differing byte offset; -1 for exact / unreachable */
+    int div_token_gen1; /* index of the token holding div_byte on each side; -1 if unknown */
+    int div_token_gen2;
+    trit_tie tie;              /* for no-match (and prefix-only when a side has a token there) */
+    double gap_gen1, gap_gen2; /* top1 - top2 logprob at the split; NAN if unknown */
+    char cause[200];           /* unreachable: "refused: ...", "timeout: ...", "http 503: ..." */
 } trit_compare;
 
 /* Pure byte/token comparison (no network). tokens may be NULL / 0 (tie stays unknown). */
 void trit_compare_texts(const char *t1, size_t n1, const trit_client_token *k1, int nk1,
                         const char *t2, size_t n2, const trit_client_token *k2, int nk2, double eps,
                         trit_compare *out);
-/* Classify two responses (unreachable when a side's kind != OK; v1 is checked first). */
-void trit_compare_resps(const trit_client_resp *v1, const trit_client_resp *v2, double eps,
+/* Classify two responses (unreachable when a side's kind != OK; gen-1 is checked first). */
+void trit_compare_resps(const trit_client_resp *gen1, const trit_client_resp *gen2, double eps,
                         trit_compare *out);
 /* The one tie rule (compare and the ladder's decode rung both call it). gap_a / gap_b: each
  * side's top-1 minus top-2 logprob (or logit) at the split, NAN when unknown; crossed: each

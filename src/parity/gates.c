@@ -336,7 +336,7 @@ static void gate_unreachable(const trit_gate_cfg *c, const trit_stats *all, trit
     char tg[64];
     snprintf(tg, sizeof tg, "< %g%%", 100 * c->v2_unreach_max);
     trit_gate_row *r = add_row(t, "v2 unreachable", tg);
-    long denom = all->rounds - all->bucket[TRIT_BUCKET_V1_UNREACH];
+    long denom = all->rounds - all->bucket[TRIT_BUCKET_GEN1_UNREACH];
     if (denom == 0) {
         SET(current, "0 rounds");
         r->verdict = TRIT_GATE_FAIL;
@@ -344,7 +344,7 @@ static void gate_unreachable(const trit_gate_cfg *c, const trit_stats *all, trit
         return;
     }
     SET(current, "%.3f%% (%ld/%ld)", 100 * all->v2_unreach_rate,
-        all->bucket[TRIT_BUCKET_V2_UNREACH], denom);
+        all->bucket[TRIT_BUCKET_GEN2_UNREACH], denom);
     r->verdict = all->v2_unreach_rate < c->v2_unreach_max ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
     if (r->verdict == TRIT_GATE_PASS && denom < c->min_samples) {
         r->verdict = TRIT_GATE_FAIL;

@@ -163,10 +163,10 @@ json_t *trit_ledger_round_json(const trit_round_meta *m, const trit_client_resp 
                             ? json_integer((json_int_t)cmp->prefix_len)
                             : json_null());
     json_object_set_new(rec, "div_byte", json_integer(cmp->div_byte));
-    json_object_set_new(rec, "div_token_v1", json_integer(cmp->div_token_v1));
-    json_object_set_new(rec, "div_token_v2", json_integer(cmp->div_token_v2));
-    json_object_set_new(rec, "gap_v1", trit_json_num(cmp->gap_v1));
-    json_object_set_new(rec, "gap_v2", trit_json_num(cmp->gap_v2));
+    json_object_set_new(rec, "div_token_v1", json_integer(cmp->div_token_gen1));
+    json_object_set_new(rec, "div_token_v2", json_integer(cmp->div_token_gen2));
+    json_object_set_new(rec, "gap_v1", trit_json_num(cmp->gap_gen1));
+    json_object_set_new(rec, "gap_v2", trit_json_num(cmp->gap_gen2));
     json_object_set_new(rec, "cause", cmp->cause[0] ? json_string(cmp->cause) : json_null());
     json_object_set_new(rec, "lat_v1", json_real(r1->latency_s));
     json_object_set_new(rec, "lat_v2", json_real(r2->latency_s));
@@ -178,10 +178,10 @@ json_t *trit_ledger_round_json(const trit_round_meta *m, const trit_client_resp 
     json_object_set_new(rec, "hash_v2", json_string(h2));
     if (cmp->bucket == TRIT_BUCKET_NOMATCH || cmp->bucket == TRIT_BUCKET_PREFIX)
         json_object_set_new(rec, "split",
-                            json_pack("{s:o,s:o}", "v1", top_json(r1, cmp->div_token_v1), "v2",
-                                      top_json(r2, cmp->div_token_v2)));
-    json_object_set_new(rec, "v1", side(m->v1_url, m->v1_model));
-    json_object_set_new(rec, "v2", side(m->v2_url, m->v2_model));
+                            json_pack("{s:o,s:o}", "v1", top_json(r1, cmp->div_token_gen1), "v2",
+                                      top_json(r2, cmp->div_token_gen2)));
+    json_object_set_new(rec, "v1", side(m->gen1_url, m->gen1_model));
+    json_object_set_new(rec, "v2", side(m->gen2_url, m->gen2_model));
     json_object_set_new(rec, "text_v1", trit_ledger_text_json(r1->content, r1->content_len));
     json_object_set_new(rec, "text_v2", trit_ledger_text_json(r2->content, r2->content_len));
     return rec;
@@ -342,8 +342,8 @@ static void rec_init(trit_ledger_rec *r) {
     r->tie = TRIT_TIE_UNKNOWN;
     r->prefix_len = r->div_byte = -1;
     r->div_token = -1;
-    r->lat_v1 = r->lat_v2 = NAN;
-    r->ntok_v1 = r->ntok_v2 = -1;
+    r->lat_gen1 = r->lat_gen2 = NAN;
+    r->ntok_gen1 = r->ntok_gen2 = -1;
     r->ppl_gen1 = r->ppl_gen1_err = r->ppl_gen2 = r->ppl_gen2_err = r->kld_mean = NAN;
     r->ppl_shape1 = r->ppl_shape2 = (trit_ppl_shape){-1, -1, -1};
 }
@@ -388,13 +388,13 @@ static void number_field(trit_ledger_rec *r, const char *k, size_t kn, double v)
     else if (key_is(k, kn, "div_token_v1"))
         r->div_token = (int)as_index(v, INT_MAX);
     else if (key_is(k, kn, "lat_v1"))
-        r->lat_v1 = v;
+        r->lat_gen1 = v;
     else if (key_is(k, kn, "lat_v2"))
-        r->lat_v2 = v;
+        r->lat_gen2 = v;
     else if (key_is(k, kn, "ntok_v1"))
-        r->ntok_v1 = (int)as_index(v, INT_MAX);
+        r->ntok_gen1 = (int)as_index(v, INT_MAX);
     else if (key_is(k, kn, "ntok_v2"))
-        r->ntok_v2 = (int)as_index(v, INT_MAX);
+        r->ntok_gen2 = (int)as_index(v, INT_MAX);
 }
 
 /* One "key": value member at c; 0, or -1 when it is not well-formed JSON. */

@@ -29,10 +29,10 @@ typedef struct trit_round_meta {
     double ts;          /* wall seconds; <= 0 -> now */
     int64_t round;
     const char *prompt_id, *category, *endpoint; /* endpoint: "completions" / "chat" */
-    const char *v1_url, *v1_model, *v2_url, *v2_model;
+    const char *gen1_url, *gen1_model, *gen2_url, *gen2_model;
 } trit_round_meta;
-json_t *trit_ledger_round_json(const trit_round_meta *m, const trit_client_resp *v1,
-                               const trit_client_resp *v2, const trit_compare *cmp);
+json_t *trit_ledger_round_json(const trit_round_meta *m, const trit_client_resp *gen1,
+                               const trit_client_resp *gen2, const trit_compare *cmp);
 /* A JSON string of n bytes; invalid UTF-8 is repaired by trit_utf8_repair (U+FFFD per
  * maximal subpart, as llama-server does), so a record can always be written. */
 json_t *trit_ledger_text_json(const char *s, size_t n);
@@ -57,13 +57,13 @@ typedef struct trit_ledger_rec {
     const char *prompt_id, *category, *source; /* "" if absent; source: "burnin", "shadow" */
     size_t prompt_id_len, category_len;
     int bucket;       /* trit_bucket, -1 if absent */
-    int noise_bucket; /* noise lane bucket vs v1, -1 if absent */
+    int noise_bucket; /* noise lane bucket vs gen-1, -1 if absent */
     int tie;          /* trit_tie */
     long prefix_len;  /* -1 if absent */
     long div_byte;
     int div_token;
-    double lat_v1, lat_v2; /* seconds; NAN if absent */
-    int ntok_v1, ntok_v2;
+    double lat_gen1, lat_gen2; /* seconds; NAN if absent */
+    int ntok_gen1, ntok_gen2;
     /* type ppl: */
     double ppl_gen1, ppl_gen1_err, ppl_gen2, ppl_gen2_err, kld_mean; /* NAN if absent */
     trit_ppl_shape ppl_shape1, ppl_shape2;

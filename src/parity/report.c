@@ -139,13 +139,13 @@ static int on_rec(void *ud, const trit_ledger_rec *r, const char *line, size_t l
     d->ts[d->n] = r->ts;
     d->ok[d->n] = compared ? (r->bucket == TRIT_BUCKET_EXACT) : -1;
     d->n++;
-    if (!isnan(r->lat_v1) && !isnan(r->lat_v2) && compared) {
+    if (!isnan(r->lat_gen1) && !isnan(r->lat_gen2) && compared) {
         if (d->nl == d->capl) {
             d->capl = d->capl ? d->capl * 2 : 1024;
             d->lat1 = xrealloc(d->lat1, d->capl * sizeof *d->lat1);
             d->lat2 = xrealloc(d->lat2, d->capl * sizeof *d->lat2);
         }
-        d->lat1[d->nl] = r->lat_v1, d->lat2[d->nl] = r->lat_v2;
+        d->lat1[d->nl] = r->lat_gen1, d->lat2[d->nl] = r->lat_gen2;
         d->nl++;
     }
     if ((r->bucket == TRIT_BUCKET_NOMATCH || r->bucket == TRIT_BUCKET_PREFIX) && r->div_byte >= 0) {

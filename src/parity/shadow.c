@@ -889,10 +889,10 @@ static void process(proxy *px, job *j) {
         .prompt_id = pid,
         .category = j->is_chat ? "shadow-chat" : "shadow-completions",
         .endpoint = j->is_chat ? "chat" : "completions",
-        .v1_url = px->o->gen1_url,
-        .v1_model = r1.model,
-        .v2_url = px->o->gen2_url,
-        .v2_model = r2.model,
+        .gen1_url = px->o->gen1_url,
+        .gen1_model = r1.model,
+        .gen2_url = px->o->gen2_url,
+        .gen2_model = r2.model,
     };
     json_t *rec = trit_ledger_round_json(&m, &r1, &r2, &cmp);
     json_object_set_new(rec, "path", json_string(path));

@@ -111,8 +111,8 @@ void trit_stats_acc_add(trit_stats_acc *a, const trit_ledger_rec *rec) {
     c->round = rec->round;
     c->seq = a->n;
     c->prefix_len = rec->prefix_len;
-    c->lat1 = (float)rec->lat_v1;
-    c->lat2 = (float)rec->lat_v2;
+    c->lat1 = (float)rec->lat_gen1;
+    c->lat2 = (float)rec->lat_gen2;
     c->prompt = strtab_get(&a->prompts, rec->prompt_id, rec->prompt_id_len);
     c->category = strtab_get(&a->cats, rec->category, rec->category_len);
     c->bucket = (signed char)rec->bucket;
@@ -210,7 +210,7 @@ static void count_round(trit_stats *st, tally *t, const crec *c) {
     st->rounds++;
     st->bucket[c->bucket]++;
     t->cat_r[c->category * 3]++;
-    if (c->bucket != TRIT_BUCKET_V1_UNREACH && !isnan(c->lat1)) t->lat1[t->n_lat1++] = c->lat1;
+    if (c->bucket != TRIT_BUCKET_GEN1_UNREACH && !isnan(c->lat1)) t->lat1[t->n_lat1++] = c->lat1;
     if (c->noise_bucket >= 0 && c->noise_bucket <= TRIT_BUCKET_NOMATCH) {
         st->noise_rounds++;
         if (c->noise_bucket == TRIT_BUCKET_EXACT) st->noise_exact++;
@@ -239,9 +239,9 @@ static void count_round(trit_stats *st, tally *t, const crec *c) {
 /* Rates, percentiles, the median prefix, top_miss and the categories from the tally. */
 static void finish_stats(const trit_stats_acc *a, tally *t, trit_stats *st) {
     st->exact_rate = st->compared ? (double)st->bucket[TRIT_BUCKET_EXACT] / st->compared : NAN;
-    long v2_denom = st->rounds - st->bucket[TRIT_BUCKET_V1_UNREACH];
+    long v2_denom = st->rounds - st->bucket[TRIT_BUCKET_GEN1_UNREACH];
     st->v2_unreach_rate =
-        v2_denom > 0 ? (double)st->bucket[TRIT_BUCKET_V2_UNREACH] / (double)v2_denom : NAN;
+        v2_denom > 0 ? (double)st->bucket[TRIT_BUCKET_GEN2_UNREACH] / (double)v2_denom : NAN;
     qsort(t->lat1, (size_t)t->n_lat1, sizeof *t->lat1, dbl_cmp);
     qsort(t->lat2, (size_t)t->n_lat2, sizeof *t->lat2, dbl_cmp);
     qsort(t->prefix, (size_t)t->n_prefix, sizeof *t->prefix, dbl_cmp);

@@ -93,10 +93,10 @@ Test(compare, tie_vs_real_and_token_index) {
     trit_compare_texts("The cat", 7, a, 2, "The dog", 7, b, 2, 0.05, &c);
     cr_assert_eq(c.bucket, TRIT_BUCKET_NOMATCH);
     cr_assert_eq(c.div_byte, 4);
-    cr_assert_eq(c.div_token_v1, 1);
-    cr_assert_eq(c.div_token_v2, 1);
+    cr_assert_eq(c.div_token_gen1, 1);
+    cr_assert_eq(c.div_token_gen2, 1);
     cr_assert_eq(c.tie, TRIT_TIE_TIE);
-    cr_assert_float_eq(c.gap_v1, 0.01, 1e-9);
+    cr_assert_float_eq(c.gap_gen1, 0.01, 1e-9);
 
     /* a clear winner on one side: real */
     const double lb2[] = {-0.1, -2.5, -3.0};
@@ -140,14 +140,14 @@ Test(compare, unreachable_never_a_mismatch) {
     snprintf(bad.msg, sizeof bad.msg, "connection refused");
     trit_compare c;
     trit_compare_resps(&ok, &bad, 0.05, &c);
-    cr_assert_eq(c.bucket, TRIT_BUCKET_V2_UNREACH);
+    cr_assert_eq(c.bucket, TRIT_BUCKET_GEN2_UNREACH);
     cr_assert(strstr(c.cause, "refused") != NULL, "%s", c.cause);
     trit_compare_resps(&bad, &ok, 0.05, &c);
-    cr_assert_eq(c.bucket, TRIT_BUCKET_V1_UNREACH);
+    cr_assert_eq(c.bucket, TRIT_BUCKET_GEN1_UNREACH);
     bad.kind = TRIT_CLIENT_HTTP_STATUS;
     bad.http_status = 503;
     trit_compare_resps(&ok, &bad, 0.05, &c);
-    cr_assert_eq(c.bucket, TRIT_BUCKET_V2_UNREACH);
+    cr_assert_eq(c.bucket, TRIT_BUCKET_GEN2_UNREACH);
     cr_assert(strstr(c.cause, "http 503") != NULL, "%s", c.cause);
     trit_client_resp_free(&ok);
     trit_client_resp_free(&bad);
@@ -169,8 +169,8 @@ Test(ledger, parse_line_fields) {
     cr_assert_eq(r.tie, TRIT_TIE_REAL);
     cr_assert_eq(r.prefix_len, 12);
     cr_assert_eq(r.div_token, 3);
-    cr_assert_float_eq(r.lat_v1, 0.25, 1e-9);
-    cr_assert(isnan(r.lat_v2));
+    cr_assert_float_eq(r.lat_gen1, 0.25, 1e-9);
+    cr_assert(isnan(r.lat_gen2));
     /* truncated and malformed lines are rejected */
     for (size_t n = 1; n < strlen(l); n += 7)
         cr_assert_eq(trit_ledger_parse_line(l, n, &r), -1, "prefix of %zu bytes accepted", n);
@@ -201,7 +201,7 @@ Test(ledger, parse_line_fields) {
     cr_assert_eq(r.round, -1);
     cr_assert_eq(r.prefix_len, -1);
     cr_assert_eq(r.div_token, -1);
-    cr_assert_eq(r.ntok_v1, -1);
+    cr_assert_eq(r.ntok_gen1, -1);
     cr_assert_eq(trit_ledger_parse_line("{\"a\":1,}", 8, &r), -1);
 }
 
@@ -286,7 +286,7 @@ Test(stats, synthetic_counts) {
     cr_assert_eq(st.bucket[TRIT_BUCKET_EXACT], 6);
     cr_assert_eq(st.bucket[TRIT_BUCKET_NOMATCH], 2);
     cr_assert_eq(st.bucket[TRIT_BUCKET_PREFIX], 1);
-    cr_assert_eq(st.bucket[TRIT_BUCKET_V2_UNREACH], 1);
+    cr_assert_eq(st.bucket[TRIT_BUCKET_GEN2_UNREACH], 1);
     cr_assert_eq(st.compared, 9);
     cr_assert_float_eq(st.exact_rate, 6.0 / 9, 1e-9);
     cr_assert_float_eq(st.v2_unreach_rate, 0.1, 1e-9);
@@ -308,7 +308,7 @@ Test(stats, synthetic_counts) {
     f.last_n = 3;
     cr_assert_eq(trit_stats_compute(paths, 1, &f, &st, &err), 0);
     cr_assert_eq(st.rounds, 3);
-    cr_assert_eq(st.bucket[TRIT_BUCKET_V2_UNREACH], 1);
+    cr_assert_eq(st.bucket[TRIT_BUCKET_GEN2_UNREACH], 1);
     f.last_n = 0;
     f.since_ts = 3600.0 * 1000 + 5;
     cr_assert_eq(trit_stats_compute(paths, 1, &f, &st, &err), 0);
@@ -662,8 +662,8 @@ Test(ledger, round_record_roundtrip_and_invalid_utf8) {
                          .round = 9,
                          .prompt_id = "q",
                          .category = "cat",
-                         .v1_url = "http://a",
-                         .v2_url = "http://b"};
+                         .gen1_url = "http://a",
+                         .gen2_url = "http://b"};
     json_t *rec = trit_ledger_round_json(&m, &a, &b, &c);
     cr_assert_not_null(rec);
     cr_assert_str_eq(json_string_value(json_object_get(rec, "text_v1")), "ab\xef\xbf\xbd");
@@ -673,7 +673,7 @@ Test(ledger, round_record_roundtrip_and_invalid_utf8) {
     cr_assert_eq(r.round, 9);
     cr_assert_eq(r.bucket, TRIT_BUCKET_PREFIX);
     cr_assert_eq(r.prefix_len, 2);
-    cr_assert_float_eq(r.lat_v1, 0.5, 1e-9);
+    cr_assert_float_eq(r.lat_gen1, 0.5, 1e-9);
     cr_assert_float_eq(r.ts, 1234.5, 1e-9);
     free(line);
     json_decref(rec);
