@@ -697,35 +697,18 @@ typedef void (*ggml_vec_dot_fn)(int n, float *s, size_t bs, const void *x, size_
                                 size_t by, int nrc);
 typedef void (*ggml_quant_fn)(const float *x, void *y, int64_t k);
 
-static void *ggml_sym(const char *name) {
-    static void *base, *cpu;
-    if (!base) {
-        char *pb = trit_ref_path("libggml-base.so"), *pc = trit_ref_path("libggml-cpu.so");
-        if (pb) base = dlopen(pb, RTLD_NOW | RTLD_GLOBAL);
-        if (pc && base) cpu = dlopen(pc, RTLD_NOW | RTLD_GLOBAL);
-        free(pb), free(pc);
-        if (cpu) {
-            void (*init)(void) = (void (*)(void))dlsym(cpu, "ggml_cpu_init");
-            if (init) init();
-        }
-    }
-    void *s = cpu ? dlsym(cpu, name) : NULL;
-    if (!s && base) s = dlsym(base, name);
-    return s;
-}
-
 /* Every kernel set is bit-identical to the reference's own x86 functions (the ones the
  * AVX-512 build of llama.cpp runs): the Q8_K quantizer, the quant dots (ggml's AVX2 kernels)
  * and the F32/F16 dots (ggml_vec_dot_f32/f16, SIMD lanes). */
 Test(kernels_ggml, ref_matches_ggml) {
-    ggml_quant_fn q8k = (ggml_quant_fn)ggml_sym("quantize_row_q8_K");
-    ggml_quant_fn q80 = (ggml_quant_fn)ggml_sym("quantize_row_q8_0");
-    ggml_vec_dot_fn tq2 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_tq2_0_q8_K");
-    ggml_vec_dot_fn tq1 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_tq1_0_q8_K");
-    ggml_vec_dot_fn d80 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_q8_0_q8_0");
-    ggml_vec_dot_fn df16 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_f16");
-    ggml_vec_dot_fn df32 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_f32");
-    ggml_vec_dot_fn dbf = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_bf16");
+    ggml_quant_fn q8k = (ggml_quant_fn)ggml_ref_sym("quantize_row_q8_K");
+    ggml_quant_fn q80 = (ggml_quant_fn)ggml_ref_sym("quantize_row_q8_0");
+    ggml_vec_dot_fn tq2 = (ggml_vec_dot_fn)ggml_ref_sym("ggml_vec_dot_tq2_0_q8_K");
+    ggml_vec_dot_fn tq1 = (ggml_vec_dot_fn)ggml_ref_sym("ggml_vec_dot_tq1_0_q8_K");
+    ggml_vec_dot_fn d80 = (ggml_vec_dot_fn)ggml_ref_sym("ggml_vec_dot_q8_0_q8_0");
+    ggml_vec_dot_fn df16 = (ggml_vec_dot_fn)ggml_ref_sym("ggml_vec_dot_f16");
+    ggml_vec_dot_fn df32 = (ggml_vec_dot_fn)ggml_ref_sym("ggml_vec_dot_f32");
+    ggml_vec_dot_fn dbf = (ggml_vec_dot_fn)ggml_ref_sym("ggml_vec_dot_bf16");
     if (!q8k || !tq2 || !tq1 || !d80 || !q80 || !df16 || !df32 || !dbf) {
         cr_skip_test("reference libggml not found (run scripts/setup)");
         return;
