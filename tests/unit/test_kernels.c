@@ -523,16 +523,12 @@ Test(kernels_matmul, tuning_changes_no_result) {
 }
 
 /* ---- optimized attention against trit_attention (ops.c) ---- */
-static void check_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, int pos0, int n_tok,
-                            double max_nmse) {
-    const int n_ctx = pos0 + n_tok + 3, es = kv_type == TRIT_F16 ? 2 : 4;
-    rng_state = 4242 + (uint64_t)(D * 7 + n_tok);
-    float *q = random_floats((int64_t)n_tok * n_head * D, 1.0f);
-    char *kc = xcalloc((size_t)n_head_kv * n_ctx * D, es),
-         *vc = xcalloc((size_t)n_head_kv * n_ctx * D, es);
-    for (int64_t i = 0; i < (int64_t)n_head_kv * n_ctx * D; i++) {
+/* Fill n keys and n values of a KV cache of kv_type (F16 or F32) from the rng: keys normal
+ * with sigma 2, values normal, interleaved k, v per element (the draw order the tests seed). */
+static void kv_fill(uint32_t kv_type, int64_t n, char *kc, char *vc) {
+    for (int64_t i = 0; i < n; i++) {
         const float k = rng_normal() * 2.0f, v = rng_normal();
-        if (kv_type == TRIT_F16) {
+        if (kv_type == TRIT_F16) { /* stored as the cache holds it: fp16 bits */
             ((uint16_t *)kc)[i] = trit_fp32_to_fp16(k);
             ((uint16_t *)vc)[i] = trit_fp32_to_fp16(v);
         } else {
@@ -540,6 +536,16 @@ static void check_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, 
             ((float *)vc)[i] = v;
         }
     }
+}
+
+static void check_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, int pos0, int n_tok,
+                            double max_nmse) {
+    const int n_ctx = pos0 + n_tok + 3, es = kv_type == TRIT_F16 ? 2 : 4;
+    rng_state = 4242 + (uint64_t)(D * 7 + n_tok);
+    float *q = random_floats((int64_t)n_tok * n_head * D, 1.0f);
+    char *kc = xcalloc((size_t)n_head_kv * n_ctx * D, es),
+         *vc = xcalloc((size_t)n_head_kv * n_ctx * D, es);
+    kv_fill(kv_type, (int64_t)n_head_kv * n_ctx * D, kc, vc);
     const int64_t n_out = (int64_t)n_tok * n_head * D;
     float *o1 = xmalloc(sizeof(float) * n_out), *o2 = xmalloc(sizeof(float) * n_out);
     const float scale = 1.0f / sqrtf((float)D);
@@ -586,16 +592,7 @@ static void check_fast_attention(uint32_t kv_type, int n_head, int n_head_kv, in
     float *q = random_floats((int64_t)n_tok * n_head * D, 1.0f);
     char *kc = xcalloc((size_t)n_head_kv * n_ctx * D, es),
          *vc = xcalloc((size_t)n_head_kv * n_ctx * D, es);
-    for (int64_t i = 0; i < (int64_t)n_head_kv * n_ctx * D; i++) {
-        const float k = rng_normal() * 2.0f, v = rng_normal();
-        if (kv_type == TRIT_F16) {
-            ((uint16_t *)kc)[i] = trit_fp32_to_fp16(k);
-            ((uint16_t *)vc)[i] = trit_fp32_to_fp16(v);
-        } else {
-            ((float *)kc)[i] = k;
-            ((float *)vc)[i] = v;
-        }
-    }
+    kv_fill(kv_type, (int64_t)n_head_kv * n_ctx * D, kc, vc);
     const int64_t n_out = (int64_t)n_tok * n_head * D;
     float *exact = xmalloc(sizeof(float) * n_out), *twin = xmalloc(sizeof(float) * n_out),
           *o = xmalloc(sizeof(float) * n_out);
@@ -769,19 +766,6 @@ Test(kernels_ggml, ref_matches_ggml) {
 }
 
 /* ---- split-KV decode ---- */
-
-static void kv_fill(uint32_t kv_type, int n, char *kc, char *vc) {
-    for (int64_t i = 0; i < n; i++) {
-        const float k = rng_normal() * 2.0f, v = rng_normal();
-        if (kv_type == TRIT_F16) {
-            ((uint16_t *)kc)[i] = trit_fp32_to_fp16(k);
-            ((uint16_t *)vc)[i] = trit_fp32_to_fp16(v);
-        } else {
-            ((float *)kc)[i] = k;
-            ((float *)vc)[i] = v;
-        }
-    }
-}
 
 /* One decode step with n_threads (0: no pool, never split) into out. */
 static void decode_att(uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int D, int pos0,
