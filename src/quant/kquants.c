@@ -28,14 +28,8 @@ static inline int imax(int a, int b) {
  * -nmax/max, then try the 18 nearby iscales -(nmax + 0.1*is)/max and keep the one maximising
  * sumlx^2/suml2. L gets l + nmax. Returns the scale. */
 static float make_qx_quants_w2(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    float amax;
+    const float max = trit_signed_absmax(x, n, &amax);
     if (amax < GROUP_MAX_EPS) { /* all zero */
         memset(L, 0, (size_t)n);
         return 0.f;
@@ -77,14 +71,8 @@ static float make_qx_quants_w2(int n, int nmax, const float *x, int8_t *L) {
  * raise sumlx^2/suml2 (weights x^2) — ggml's make_q3_quants with do_rmse, the form Q3_K uses.
  * L gets l + nmax. Returns the scale. */
 static float make_q3_quants_rmse(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    float amax;
+    const float max = trit_signed_absmax(x, n, &amax);
     if (amax < GROUP_MAX_EPS) { /* all zero */
         memset(L, 0, (size_t)n);
         return 0.f;

@@ -111,13 +111,8 @@ static void dequantize_q8_0(const block_q8_0 *x, float *y, int64_t n) {
 /* ---- Q8_K (activations' type for K-quant / ternary dot products) ---- */
 static void quantize_q8_K(const float *x, block_q8_K *y, int64_t n) {
     for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < QK_K; j++) {
-            if (fabsf(x[j]) > amax) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
-        }
+        float amax;
+        const float max = trit_signed_absmax(x, QK_K, &amax);
         if (!amax) { /* ggml leaves bsums untouched here; trit zeroes them */
             memset(&y[b], 0, sizeof y[b]);
             continue;
