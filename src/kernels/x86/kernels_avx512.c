@@ -6,6 +6,7 @@
  * quantizers and types without a fast path here use the AVX2 set. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
+#include "kernels/x86/hsum_avx2.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -14,14 +15,6 @@
 
 static inline float hsum16(__m512 v) {
     return _mm512_reduce_add_ps(v);
-}
-
-/* ggml's hsum_float_8: 4 + 4, then (0+2) + (1+3) */
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 #define INL static inline __attribute__((always_inline))
