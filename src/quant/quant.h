@@ -175,7 +175,8 @@ static inline int trit_nearest_int(float f) {
 
 /* The value of x[0..n) with the largest magnitude, signed (the first one on ties, 0 when all
  * are zero): the pivot ggml's symmetric quantizers (Q4_0, Q5_0, Q8_K, make_qx_quants,
- * make_q3_quants) map to the extreme code so the full negative range is used. *amax, when
+ * make_q3_quants, the Q3_K/Q6_K sub-block scales) map to the extreme code so the full negative
+ * range is used. *amax, when
  * not NULL, gets its magnitude. */
 static inline float trit_signed_absmax(const float *x, int n, float *amax) {
     float a = 0.0f, max = 0.0f;
