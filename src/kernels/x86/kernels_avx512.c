@@ -828,6 +828,32 @@ static void att512_worker(void *arg, int ith, int nth) {
     }
 }
 
+/* One attention call's job (arguments as trit_attention's; tiled: the >= ATT_TILE-row path,
+ * exact attention only) run by worker: on the pool when there is one and more than one
+ * (token, head) unit, else inline. Shared by the exact and the --numerics fast kernels. */
+static void att512_run(trit_pool *pool, trit_pool_fn worker, bool tiled, const float *q,
+                       const void *kc, const void *vc, uint32_t kv_type, int n_ctx, int n_head,
+                       int n_head_kv, int head_dim, int pos0, int n_tok, float scale, float *out) {
+    att512_job J = {.q = q,
+                    .kc = kc,
+                    .vc = vc,
+                    .f16 = kv_type == TRIT_F16,
+                    .n_ctx = n_ctx,
+                    .n_head = n_head,
+                    .n_head_kv = n_head_kv,
+                    .head_dim = head_dim,
+                    .pos0 = pos0,
+                    .n_tok = n_tok,
+                    .scale = scale,
+                    .out = out,
+                    .tiled = tiled};
+    atomic_init(&J.next, 0);
+    if (pool && (int64_t)n_tok * n_head > 1) /* more than one unit: worth the pool */
+        trit_pool_run(pool, worker, &J);
+    else
+        worker(&J, 0, 1);
+}
+
 void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, const void *vc,
                            uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
                            int pos0, int n_tok, float scale, float *out) {
@@ -844,24 +870,8 @@ void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, cons
                              head_dim, pos0, scale, out);
         return;
     }
-    att512_job J = {.q = q,
-                    .kc = kc,
-                    .vc = vc,
-                    .f16 = kv_type == TRIT_F16,
-                    .n_ctx = n_ctx,
-                    .n_head = n_head,
-                    .n_head_kv = n_head_kv,
-                    .head_dim = head_dim,
-                    .pos0 = pos0,
-                    .n_tok = n_tok,
-                    .scale = scale,
-                    .out = out,
-                    .tiled = n_tok >= ATT_TILE};
-    atomic_init(&J.next, 0);
-    if (pool && (int64_t)n_tok * n_head > 1)
-        trit_pool_run(pool, att512_worker, &J);
-    else
-        att512_worker(&J, 0, 1);
+    att512_run(pool, att512_worker, n_tok >= ATT_TILE, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv,
+               head_dim, pos0, n_tok, scale, out);
 }
 
 /* ---- attention, --numerics fast: trit_attention_fast's orders (ops.c) in 16-lane vectors ----
@@ -958,21 +968,6 @@ void trit_attention_fast_avx512(trit_pool *pool, const float *q, const void *kc,
         return;
     }
     if (n_tok <= 0) return;
-    att512_job J = {.q = q,
-                    .kc = kc,
-                    .vc = vc,
-                    .f16 = kv_type == TRIT_F16,
-                    .n_ctx = n_ctx,
-                    .n_head = n_head,
-                    .n_head_kv = n_head_kv,
-                    .head_dim = head_dim,
-                    .pos0 = pos0,
-                    .n_tok = n_tok,
-                    .scale = scale,
-                    .out = out};
-    atomic_init(&J.next, 0);
-    if (pool && (int64_t)n_tok * n_head > 1)
-        trit_pool_run(pool, fast512_worker, &J);
-    else
-        fast512_worker(&J, 0, 1);
+    att512_run(pool, fast512_worker, false, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim,
+               pos0, n_tok, scale, out);
 }
