@@ -165,14 +165,6 @@ typedef struct {
     uint16_t d;               /* fp16 super-block scale */
 } block_q6_K;
 
-/* ggml's nearest_int: round to nearest, ties to even, via the 1.5*2^23 trick (|f| <= 2^22). */
-static inline int trit_nearest_int(float f) {
-    float v = f + 12582912.f;
-    int32_t i;
-    memcpy(&i, &v, sizeof i);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
 /* The value of x[0..n) with the largest magnitude, signed (the first one on ties, 0 when all
  * are zero): the pivot ggml's symmetric quantizers (Q4_0, Q5_0, Q8_K, make_qx_quants,
  * make_q3_quants, the Q3_K/Q6_K sub-block scales) map to the extreme code so the full negative
