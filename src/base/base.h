@@ -1,4 +1,5 @@
-/* base — errors, logging, memory, strings, fp16/bf16, time, thread pool, hashing.
+/* base — errors, logging, memory, strings, fp16/bf16 and ggml's nearest_int, time, thread pool,
+ * hashing.
  *
  * Contract: depends on libc (and libxxhash) only; every other module may use it.
  * Errors: functions that can fail take a `trit_err *` (may be NULL) and return a status
@@ -11,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifndef TRIT_NLC_VERSION
 #define TRIT_NLC_VERSION "3.22.1" /* node-llama-cpp version the reference is built from */
@@ -82,6 +84,16 @@ uint16_t trit_fp32_to_fp16(float f);
 float trit_bf16_to_fp32(uint16_t h);
 uint16_t
 trit_fp32_to_bf16(float f); /* round-to-nearest-even, NaN kept quiet (ggml_compute_fp32_to_bf16) */
+
+/* ggml's nearest_int: round to nearest, ties to even, via the 1.5*2^23 trick (|f| <= 2^22).
+ * The one rounding rule of ggml's quantizers (quant/, kernels/ref) and of perplexity.cpp's
+ * logit rows (parity/ppl.c). */
+static inline int trit_nearest_int(float f) {
+    float v = f + 12582912.f;
+    int32_t i;
+    memcpy(&i, &v, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
 
 /* ---- time ---- */
 uint64_t trit_now_ns(void);                     /* monotonic */

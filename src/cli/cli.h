@@ -5,6 +5,9 @@
 #ifndef TRIT_CLI_H
 #define TRIT_CLI_H
 
+#include <stdio.h>
+#include <string.h>
+
 #define TRIT_COMMANDS(X)                                                                           \
     X(doctor, "preflight: compiler, CPU features, libraries, reference llama.cpp")                 \
     X(inspect, "print a GGUF file's metadata and tensor table (--json)")                           \
@@ -27,5 +30,22 @@
 #define X(name, help) int cmd_##name(int argc, char **argv);
 TRIT_COMMANDS(X)
 #undef X
+
+/* The prologue of a command with subcommands (`trit CMD SUB [options]`): with no SUB, or
+ * --help / -h in its place, usage is printed (stderr / stdout), *rc gets 2 / 0 and NULL is
+ * returned. Otherwise argv[1] becomes "trit CMD SUB" (written into prog[n]) so that
+ * getopt_long's messages name the subcommand, and SUB is returned. */
+static inline const char *cli_subcommand(int argc, char **argv, const char *cmd,
+                                         void (*usage)(FILE *), char *prog, size_t n, int *rc) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        *rc = argc < 2 ? 2 : 0;
+        return NULL;
+    }
+    const char *sub = argv[1];
+    snprintf(prog, n, "trit %s %.20s", cmd, sub);
+    argv[1] = prog;
+    return sub;
+}
 
 #endif

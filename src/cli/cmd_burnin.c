@@ -529,15 +529,11 @@ out:
 }
 
 int cmd_burnin(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    const char *sub = argv[1];
     /* the subcommand sees itself as "trit burnin SUB" (getopt_long's messages name it) */
     char prog[48];
-    snprintf(prog, sizeof prog, "trit burnin %.20s", sub);
-    argv[1] = prog;
+    int rc;
+    const char *sub = cli_subcommand(argc, argv, "burnin", usage, prog, sizeof prog, &rc);
+    if (!sub) return rc; /* no subcommand, or --help */
     if (!strcmp(sub, "run")) return burnin_run_main(argc - 1, argv + 1);
     if (!strcmp(sub, "stats") || !strcmp(sub, "drift") || !strcmp(sub, "recent") ||
         !strcmp(sub, "since"))

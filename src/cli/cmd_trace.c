@@ -323,15 +323,11 @@ static int diff(int argc, char **argv) {
 }
 
 int cmd_trace(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    const char *sub = argv[1];
     /* the subcommand sees itself as "trit trace SUB" (getopt_long's messages name it) */
     char prog[40];
-    snprintf(prog, sizeof prog, "trit trace %.20s", sub);
-    argv[1] = prog;
+    int rc;
+    const char *sub = cli_subcommand(argc, argv, "trace", usage, prog, sizeof prog, &rc);
+    if (!sub) return rc; /* no subcommand, or --help */
     if (!strcmp(sub, "capture")) return capture(argc - 1, argv + 1);
     if (!strcmp(sub, "diff")) return diff(argc - 1, argv + 1);
     fprintf(stderr, "trit trace: unknown subcommand '%s' (capture, diff)\n", sub);

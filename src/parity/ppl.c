@@ -142,14 +142,6 @@ int trit_ppl_base_close(trit_ppl_base *b, trit_err *err) {
 
 /* ======================= numerics (as perplexity.cpp) ======================= */
 
-/* round to nearest with the 1.5 * 2^23 trick (valid for |x| < 2^22) */
-static inline int nearest_int(float fval) {
-    float val = fval + 12582912.f;
-    int i;
-    memcpy(&i, &val, sizeof i);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
 double trit_ppl_quantize_row(const float *logits, int n_vocab, int32_t tok, uint16_t *row) {
     float max_logit = logits[0], min_logit = logits[0];
     for (int i = 1; i < n_vocab; i++) {
@@ -169,7 +161,7 @@ double trit_ppl_quantize_row(const float *logits, int n_vocab, int32_t tok, uint
         const float inv_scale = 1 / scale;
         for (int i = 0; i < n_vocab; i++)
             q[i] = logits[i] > min_logit
-                       ? (uint16_t)nearest_int(inv_scale * (logits[i] - min_logit))
+                       ? (uint16_t)trit_nearest_int(inv_scale * (logits[i] - min_logit))
                        : 0;
     } else {
         memset(q, 0, (size_t)n_vocab * sizeof *q);

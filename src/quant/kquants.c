@@ -28,14 +28,8 @@ static inline int imax(int a, int b) {
  * -nmax/max, then try the 18 nearby iscales -(nmax + 0.1*is)/max and keep the one maximising
  * sumlx^2/suml2. L gets l + nmax. Returns the scale. */
 static float make_qx_quants_w2(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    float amax;
+    const float max = trit_signed_absmax(x, n, &amax);
     if (amax < GROUP_MAX_EPS) { /* all zero */
         memset(L, 0, (size_t)n);
         return 0.f;
@@ -77,14 +71,8 @@ static float make_qx_quants_w2(int n, int nmax, const float *x, int8_t *L) {
  * raise sumlx^2/suml2 (weights x^2) — ggml's make_q3_quants with do_rmse, the form Q3_K uses.
  * L gets l + nmax. Returns the scale. */
 static float make_q3_quants_rmse(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    float amax;
+    const float max = trit_signed_absmax(x, n, &amax);
     if (amax < GROUP_MAX_EPS) { /* all zero */
         memset(L, 0, (size_t)n);
         return 0.f;
@@ -286,15 +274,9 @@ static void quantize_q3_K(const float *x, block_q3_K *y, int64_t nb) {
     int8_t L[QK_K];
     float scales[QK_K / 16];
     for (int64_t i = 0; i < nb; i++, x += QK_K) {
-        float max_scale = 0, amax = 0;
-        for (int j = 0; j < QK_K / 16; j++) {
+        for (int j = 0; j < QK_K / 16; j++)
             scales[j] = make_q3_quants_rmse(16, 4, x + 16 * j, L + 16 * j);
-            const float scale = fabsf(scales[j]);
-            if (scale > amax) {
-                amax = scale;
-                max_scale = scales[j];
-            }
-        }
+        const float max_scale = trit_signed_absmax(scales, QK_K / 16, NULL);
         memset(y[i].scales, 0, sizeof y[i].scales);
         if (max_scale) { /* 6-bit signed scales: low nibbles in bytes 0..7, top 2 bits in 8..11 */
             const float iscale = -32.f / max_scale;
@@ -492,15 +474,10 @@ static void quantize_q6_K(const float *x, block_q6_K *y, int64_t nb) {
     int8_t L[QK_K];
     float scales[QK_K / 16];
     for (int64_t i = 0; i < nb; i++, x += QK_K) {
-        float max_scale = 0, max_abs_scale = 0;
-        for (int ib = 0; ib < QK_K / 16; ib++) {
+        for (int ib = 0; ib < QK_K / 16; ib++)
             scales[ib] = make_qx_quants_w2(16, 32, x + 16 * ib, L + 16 * ib);
-            const float abs_scale = fabsf(scales[ib]);
-            if (abs_scale > max_abs_scale) {
-                max_abs_scale = abs_scale;
-                max_scale = scales[ib];
-            }
-        }
+        float max_abs_scale;
+        const float max_scale = trit_signed_absmax(scales, QK_K / 16, &max_abs_scale);
         if (max_abs_scale < GROUP_MAX_EPS) { /* all zero: an all-zero block */
             memset(&y[i], 0, sizeof y[i]);
             y[i].d = trit_fp32_to_fp16(0.f);

@@ -17,19 +17,6 @@ _Static_assert(sizeof(block_q5_0) == 22, "block_q5_0 layout");
 _Static_assert(sizeof(block_q5_1) == 24, "block_q5_1 layout");
 _Static_assert(sizeof(block_q8_1) == 36, "block_q8_1 layout");
 
-/* The value with the largest magnitude in x[0..32) (the first one on ties), signed: the
- * symmetric types put it at code 0 so the full negative range is used. */
-static float signed_absmax(const float *x) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < 32; j++) {
-        if (amax < fabsf(x[j])) {
-            amax = fabsf(x[j]);
-            max = x[j];
-        }
-    }
-    return max;
-}
-
 /* min and max of x[0..32), for the affine types (Q4_1, Q5_1). */
 static void min_max(const float *x, float *mn, float *mx) {
     float lo = FLT_MAX, hi = -FLT_MAX;
@@ -48,7 +35,7 @@ static inline uint8_t min_u8(int a, int b) {
 /* quantize_row_q4_0_ref: d = max / -8, q = min(15, (int8)(x / d + 8.5)). */
 void trit_quantize_q4_0(const float *x, block_q4_0 *y, int64_t n) {
     for (int64_t b = 0; b < n / QK4_0; b++, x += QK4_0) {
-        const float d = signed_absmax(x) / -8;
+        const float d = trit_signed_absmax(x, QK4_0, NULL) / -8;
         const float id = d ? 1.0f / d : 0.0f;
         y[b].d = trit_fp32_to_fp16(d);
         for (int j = 0; j < QK4_0 / 2; j++) {
@@ -92,7 +79,7 @@ static void pack_q5(const uint8_t q[32], uint8_t qs[16], uint8_t qh_out[4]) {
 /* quantize_row_q5_0_ref: d = max / -16, q = min(31, (int8)(x / d + 16.5)). */
 void trit_quantize_q5_0(const float *x, block_q5_0 *y, int64_t n) {
     for (int64_t b = 0; b < n / QK5_0; b++, x += QK5_0) {
-        const float d = signed_absmax(x) / -16;
+        const float d = trit_signed_absmax(x, QK5_0, NULL) / -16;
         const float id = d ? 1.0f / d : 0.0f;
         y[b].d = trit_fp32_to_fp16(d);
         uint8_t q[32];

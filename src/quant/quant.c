@@ -79,16 +79,6 @@ size_t trit_tensor_nbytes(uint32_t type, int64_t ne0, int64_t nrows) {
     return n;
 }
 
-/* ---- helpers with ggml's exact rounding ---- */
-
-/* Round to nearest, ties to even, for |f| <= 2^22 (ggml's nearest_int). */
-static inline int nearest_int(float f) {
-    float v = f + 12582912.f;
-    int32_t i;
-    memcpy(&i, &v, sizeof i);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
 /* ---- Q8_0 ---- */
 static void quantize_q8_0(const float *x, block_q8_0 *y, int64_t n) {
     for (int64_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
@@ -111,20 +101,15 @@ static void dequantize_q8_0(const block_q8_0 *x, float *y, int64_t n) {
 /* ---- Q8_K (activations' type for K-quant / ternary dot products) ---- */
 static void quantize_q8_K(const float *x, block_q8_K *y, int64_t n) {
     for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < QK_K; j++) {
-            if (fabsf(x[j]) > amax) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
-        }
+        float amax;
+        const float max = trit_signed_absmax(x, QK_K, &amax);
         if (!amax) { /* ggml leaves bsums untouched here; trit zeroes them */
             memset(&y[b], 0, sizeof y[b]);
             continue;
         }
         const float iscale = -127.f / max;
         for (int j = 0; j < QK_K; j++) {
-            int v = nearest_int(iscale * x[j]);
+            int v = trit_nearest_int(iscale * x[j]);
             y[b].qs[j] = (int8_t)(v < 127 ? v : 127);
         }
         for (int j = 0; j < QK_K / 16; j++) {

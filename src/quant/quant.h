@@ -12,6 +12,7 @@
 
 #include "base/base.h"
 
+#include <math.h>
 #include <string.h>
 
 enum trit_type {
@@ -164,12 +165,21 @@ typedef struct {
     uint16_t d;               /* fp16 super-block scale */
 } block_q6_K;
 
-/* ggml's nearest_int: round to nearest, ties to even, via the 1.5*2^23 trick (|f| <= 2^22). */
-static inline int trit_nearest_int(float f) {
-    float v = f + 12582912.f;
-    int32_t i;
-    memcpy(&i, &v, sizeof i);
-    return (i & 0x007fffff) - 0x00400000;
+/* The value of x[0..n) with the largest magnitude, signed (the first one on ties, 0 when all
+ * are zero): the pivot ggml's symmetric quantizers (Q4_0, Q5_0, Q8_K, make_qx_quants,
+ * make_q3_quants, the Q3_K/Q6_K sub-block scales) map to the extreme code so the full negative
+ * range is used. *amax, when
+ * not NULL, gets its magnitude. */
+static inline float trit_signed_absmax(const float *x, int n, float *amax) {
+    float a = 0.0f, max = 0.0f;
+    for (int j = 0; j < n; j++) {
+        if (fabsf(x[j]) > a) { /* strictly larger: an earlier tie stays */
+            a = fabsf(x[j]);
+            max = x[j];
+        }
+    }
+    if (amax) *amax = a; /* callers that test for an all-zero group want it */
+    return max;
 }
 
 /* kquants.c: one row of n (a multiple of QK_K) elements, as ggml's quantize_row_qN_K_ref /

@@ -523,16 +523,12 @@ Test(kernels_matmul, tuning_changes_no_result) {
 }
 
 /* ---- optimized attention against trit_attention (ops.c) ---- */
-static void check_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, int pos0, int n_tok,
-                            double max_nmse) {
-    const int n_ctx = pos0 + n_tok + 3, es = kv_type == TRIT_F16 ? 2 : 4;
-    rng_state = 4242 + (uint64_t)(D * 7 + n_tok);
-    float *q = random_floats((int64_t)n_tok * n_head * D, 1.0f);
-    char *kc = xcalloc((size_t)n_head_kv * n_ctx * D, es),
-         *vc = xcalloc((size_t)n_head_kv * n_ctx * D, es);
-    for (int64_t i = 0; i < (int64_t)n_head_kv * n_ctx * D; i++) {
+/* Fill n keys and n values of a KV cache of kv_type (F16 or F32) from the rng: keys normal
+ * with sigma 2, values normal, interleaved k, v per element (the draw order the tests seed). */
+static void kv_fill(uint32_t kv_type, int64_t n, char *kc, char *vc) {
+    for (int64_t i = 0; i < n; i++) {
         const float k = rng_normal() * 2.0f, v = rng_normal();
-        if (kv_type == TRIT_F16) {
+        if (kv_type == TRIT_F16) { /* stored as the cache holds it: fp16 bits */
             ((uint16_t *)kc)[i] = trit_fp32_to_fp16(k);
             ((uint16_t *)vc)[i] = trit_fp32_to_fp16(v);
         } else {
@@ -540,6 +536,16 @@ static void check_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, 
             ((float *)vc)[i] = v;
         }
     }
+}
+
+static void check_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, int pos0, int n_tok,
+                            double max_nmse) {
+    const int n_ctx = pos0 + n_tok + 3, es = kv_type == TRIT_F16 ? 2 : 4;
+    rng_state = 4242 + (uint64_t)(D * 7 + n_tok);
+    float *q = random_floats((int64_t)n_tok * n_head * D, 1.0f);
+    char *kc = xcalloc((size_t)n_head_kv * n_ctx * D, es),
+         *vc = xcalloc((size_t)n_head_kv * n_ctx * D, es);
+    kv_fill(kv_type, (int64_t)n_head_kv * n_ctx * D, kc, vc);
     const int64_t n_out = (int64_t)n_tok * n_head * D;
     float *o1 = xmalloc(sizeof(float) * n_out), *o2 = xmalloc(sizeof(float) * n_out);
     const float scale = 1.0f / sqrtf((float)D);
@@ -586,16 +592,7 @@ static void check_fast_attention(uint32_t kv_type, int n_head, int n_head_kv, in
     float *q = random_floats((int64_t)n_tok * n_head * D, 1.0f);
     char *kc = xcalloc((size_t)n_head_kv * n_ctx * D, es),
          *vc = xcalloc((size_t)n_head_kv * n_ctx * D, es);
-    for (int64_t i = 0; i < (int64_t)n_head_kv * n_ctx * D; i++) {
-        const float k = rng_normal() * 2.0f, v = rng_normal();
-        if (kv_type == TRIT_F16) {
-            ((uint16_t *)kc)[i] = trit_fp32_to_fp16(k);
-            ((uint16_t *)vc)[i] = trit_fp32_to_fp16(v);
-        } else {
-            ((float *)kc)[i] = k;
-            ((float *)vc)[i] = v;
-        }
-    }
+    kv_fill(kv_type, (int64_t)n_head_kv * n_ctx * D, kc, vc);
     const int64_t n_out = (int64_t)n_tok * n_head * D;
     float *exact = xmalloc(sizeof(float) * n_out), *twin = xmalloc(sizeof(float) * n_out),
           *o = xmalloc(sizeof(float) * n_out);
@@ -697,35 +694,18 @@ typedef void (*ggml_vec_dot_fn)(int n, float *s, size_t bs, const void *x, size_
                                 size_t by, int nrc);
 typedef void (*ggml_quant_fn)(const float *x, void *y, int64_t k);
 
-static void *ggml_sym(const char *name) {
-    static void *base, *cpu;
-    if (!base) {
-        char *pb = trit_ref_path("libggml-base.so"), *pc = trit_ref_path("libggml-cpu.so");
-        if (pb) base = dlopen(pb, RTLD_NOW | RTLD_GLOBAL);
-        if (pc && base) cpu = dlopen(pc, RTLD_NOW | RTLD_GLOBAL);
-        free(pb), free(pc);
-        if (cpu) {
-            void (*init)(void) = (void (*)(void))dlsym(cpu, "ggml_cpu_init");
-            if (init) init();
-        }
-    }
-    void *s = cpu ? dlsym(cpu, name) : NULL;
-    if (!s && base) s = dlsym(base, name);
-    return s;
-}
-
 /* Every kernel set is bit-identical to the reference's own x86 functions (the ones the
  * AVX-512 build of llama.cpp runs): the Q8_K quantizer, the quant dots (ggml's AVX2 kernels)
  * and the F32/F16 dots (ggml_vec_dot_f32/f16, SIMD lanes). */
 Test(kernels_ggml, ref_matches_ggml) {
-    ggml_quant_fn q8k = (ggml_quant_fn)ggml_sym("quantize_row_q8_K");
-    ggml_quant_fn q80 = (ggml_quant_fn)ggml_sym("quantize_row_q8_0");
-    ggml_vec_dot_fn tq2 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_tq2_0_q8_K");
-    ggml_vec_dot_fn tq1 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_tq1_0_q8_K");
-    ggml_vec_dot_fn d80 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_q8_0_q8_0");
-    ggml_vec_dot_fn df16 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_f16");
-    ggml_vec_dot_fn df32 = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_f32");
-    ggml_vec_dot_fn dbf = (ggml_vec_dot_fn)ggml_sym("ggml_vec_dot_bf16");
+    ggml_quant_fn q8k = (ggml_quant_fn)ggml_ref_sym("quantize_row_q8_K");
+    ggml_quant_fn q80 = (ggml_quant_fn)ggml_ref_sym("quantize_row_q8_0");
+    ggml_vec_dot_fn tq2 = (ggml_vec_dot_fn)ggml_ref_sym("ggml_vec_dot_tq2_0_q8_K");
+    ggml_vec_dot_fn tq1 = (ggml_vec_dot_fn)ggml_ref_sym("ggml_vec_dot_tq1_0_q8_K");
+    ggml_vec_dot_fn d80 = (ggml_vec_dot_fn)ggml_ref_sym("ggml_vec_dot_q8_0_q8_0");
+    ggml_vec_dot_fn df16 = (ggml_vec_dot_fn)ggml_ref_sym("ggml_vec_dot_f16");
+    ggml_vec_dot_fn df32 = (ggml_vec_dot_fn)ggml_ref_sym("ggml_vec_dot_f32");
+    ggml_vec_dot_fn dbf = (ggml_vec_dot_fn)ggml_ref_sym("ggml_vec_dot_bf16");
     if (!q8k || !tq2 || !tq1 || !d80 || !q80 || !df16 || !df32 || !dbf) {
         cr_skip_test("reference libggml not found (run scripts/setup)");
         return;
@@ -786,19 +766,6 @@ Test(kernels_ggml, ref_matches_ggml) {
 }
 
 /* ---- split-KV decode ---- */
-
-static void kv_fill(uint32_t kv_type, int n, char *kc, char *vc) {
-    for (int64_t i = 0; i < n; i++) {
-        const float k = rng_normal() * 2.0f, v = rng_normal();
-        if (kv_type == TRIT_F16) {
-            ((uint16_t *)kc)[i] = trit_fp32_to_fp16(k);
-            ((uint16_t *)vc)[i] = trit_fp32_to_fp16(v);
-        } else {
-            ((float *)kc)[i] = k;
-            ((float *)vc)[i] = v;
-        }
-    }
-}
 
 /* One decode step with n_threads (0: no pool, never split) into out. */
 static void decode_att(uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int D, int pos0,

@@ -29,26 +29,11 @@ typedef void (*dequant_fn)(const void *x, float *y, int64_t k);
 typedef void (*vec_dot_fn)(int n, float *s, size_t bs, const void *x, size_t bx, const void *y,
                            size_t by, int nrc);
 
-/* A symbol from libggml-cpu (initialised) or libggml-base; NULL when the reference is absent
- * or TRIT_TEST_NO_REF is set. */
+/* ggml_ref_sym (helpers.h): a symbol from libggml-cpu (initialised) or libggml-base; NULL
+ * when the reference is absent or TRIT_TEST_NO_REF is set. */
 static void *ggml_sym(const char *name) {
-    static void *base, *cpu;
-    static bool tried;
     if (getenv("TRIT_TEST_NO_REF")) return NULL;
-    if (!tried) {
-        tried = true;
-        char *pb = trit_ref_path("libggml-base.so"), *pc = trit_ref_path("libggml-cpu.so");
-        if (pb) base = dlopen(pb, RTLD_NOW | RTLD_GLOBAL);
-        if (pc && base) cpu = dlopen(pc, RTLD_NOW | RTLD_GLOBAL);
-        free(pb), free(pc);
-        if (cpu) {
-            void (*init)(void) = (void (*)(void))dlsym(cpu, "ggml_cpu_init");
-            if (init) init();
-        }
-    }
-    void *s = cpu ? dlsym(cpu, name) : NULL;
-    if (!s && base) s = dlsym(base, name);
-    return s;
+    return ggml_ref_sym(name);
 }
 
 static void *need_sym(const char *fmt, const char *type) {

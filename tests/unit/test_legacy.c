@@ -141,22 +141,10 @@ typedef bool (*sgemm_fn)(const struct compute_params *p, int64_t m, int64_t n, i
                          const void *A, int64_t lda, const void *B, int64_t ldb, void *C,
                          int64_t ldc, int Atype, int Btype, int Ctype);
 
+/* ggml_ref_sym (helpers.h), or NULL when TRIT_TEST_NO_REF is set. */
 static void *ggml_sym(const char *name) {
-    static void *base, *cpu;
     if (getenv("TRIT_TEST_NO_REF")) return NULL;
-    if (!base) {
-        char *pb = trit_ref_path("libggml-base.so"), *pc = trit_ref_path("libggml-cpu.so");
-        if (pb) base = dlopen(pb, RTLD_NOW | RTLD_GLOBAL);
-        if (pc && base) cpu = dlopen(pc, RTLD_NOW | RTLD_GLOBAL);
-        free(pb), free(pc);
-        if (cpu) {
-            void (*init)(void) = (void (*)(void))dlsym(cpu, "ggml_cpu_init");
-            if (init) init();
-        }
-    }
-    void *s = cpu ? dlsym(cpu, name) : NULL;
-    if (!s && base) s = dlsym(base, name);
-    return s;
+    return ggml_ref_sym(name);
 }
 
 #define NEED(sym)                                                                                  \

@@ -49,6 +49,22 @@ static char *make(const char *name, enum trit_arch arch, uint32_t type, uint64_t
     return out;
 }
 
+/* The default vocab (llama-bpe, what mkmodel uses without vocab_path) is present, else skip. */
+static void need_default_vocab(void) {
+    char vocab[1024];
+    snprintf(vocab, sizeof vocab, "%s/src/models/ggml-vocab-llama-bpe.gguf", trit_ref_dir());
+    if (access(vocab, R_OK)) cr_skip_test("reference vocab not present");
+}
+
+/* Write the model p describes and open it (both must succeed). */
+static gguf_file *make_open(const trit_mkmodel_params *p) {
+    trit_err err = {0};
+    cr_assert_eq(trit_mkmodel(p, &err), 0, "%s", err.msg);
+    gguf_file *f = gguf_open(p->out_path, &err);
+    cr_assert_not_null(f, "%s", err.msg);
+    return f;
+}
+
 static void sha(const char *path, char out[65]) {
     trit_err err = {0};
     cr_assert_eq(trit_sha256_file(path, out, &err), 0, "%s", err.msg);
@@ -207,9 +223,7 @@ Test(mkmodel, ternary_types_agree) {
 }
 
 Test(mkmodel, activation_key_and_default_vocab) {
-    char vocab[1024];
-    snprintf(vocab, sizeof vocab, "%s/src/models/ggml-vocab-llama-bpe.gguf", trit_ref_dir());
-    if (access(vocab, R_OK)) cr_skip_test("reference vocab not present");
+    need_default_vocab();
     char out[256];
     snprintf(out, sizeof out, "%s/act.gguf", dir);
     trit_mkmodel_params p = {.arch = TRIT_ARCH_BITNET,
@@ -219,10 +233,7 @@ Test(mkmodel, activation_key_and_default_vocab) {
                              .act = TRIT_ACT_RELU2,
                              .seed = 1,
                              .out_path = out};
-    trit_err err = {0};
-    cr_assert_eq(trit_mkmodel(&p, &err), 0, "%s", err.msg);
-    gguf_file *f = gguf_open(out, &err);
-    cr_assert_not_null(f, "%s", err.msg);
+    gguf_file *f = make_open(&p);
     check_kv_str(f, "bitnet.ffn_activation", "relu2");
     check_kv_str(f, "tokenizer.ggml.pre", "llama-bpe");
     check_u32(f, "bitnet.vocab_size", 128256);
@@ -277,9 +288,7 @@ Test(mkmodel, presets_and_ftypes) {
 /* --layout bitnet-b1.58-2b-4t: the published file's 24 KVs in order with their types, and its
  * tensor names, types and order (block 0 shown; tiny has 2 blocks). */
 Test(mkmodel, layout_bitnet_b158_2b4t) {
-    char vocab[1024];
-    snprintf(vocab, sizeof vocab, "%s/src/models/ggml-vocab-llama-bpe.gguf", trit_ref_dir());
-    if (access(vocab, R_OK)) cr_skip_test("reference vocab not present");
+    need_default_vocab();
     char out[256];
     snprintf(out, sizeof out, "%s/b158.gguf", dir);
     trit_mkmodel_params p = {.arch = TRIT_ARCH_BITNET_B158,
@@ -288,10 +297,7 @@ Test(mkmodel, layout_bitnet_b158_2b4t) {
                              .layout = "bitnet-b1.58-2b-4t",
                              .seed = 1,
                              .out_path = out};
-    trit_err err = {0};
-    cr_assert_eq(trit_mkmodel(&p, &err), 0, "%s", err.msg);
-    gguf_file *f = gguf_open(out, &err);
-    cr_assert_not_null(f, "%s", err.msg);
+    gguf_file *f = make_open(&p);
     static const struct {
         const char *key;
         uint32_t type;
@@ -353,6 +359,7 @@ Test(mkmodel, layout_bitnet_b158_2b4t) {
     gguf_close(f);
 
     /* the layout is bitnet-b1.58 only; scale tensors belong to upstream's archs */
+    trit_err err = {0};
     p.arch = TRIT_ARCH_BITNET;
     cr_assert_eq(trit_mkmodel(&p, &err), -1);
     cr_assert(strstr(err.msg, "bitnet-b1.58"), "%s", err.msg);
@@ -378,10 +385,7 @@ Test(mkmodel, scale_tensors) {
                              .seed = 1,
                              .vocab_path = v,
                              .out_path = out};
-    trit_err err = {0};
-    cr_assert_eq(trit_mkmodel(&p, &err), 0, "%s", err.msg);
-    gguf_file *f = gguf_open(out, &err);
-    cr_assert_not_null(f, "%s", err.msg);
+    gguf_file *f = make_open(&p);
     cr_assert_eq(gguf_n_tensors(f), 2 + 2 * (11 + 7));
     const gguf_tensor *q = gguf_find_tensor(f, "blk.0.attn_q.weight");
     const gguf_tensor *s = gguf_find_tensor(f, "blk.0.attn_q.scale");

@@ -23,14 +23,6 @@
 #include <math.h>
 #include <string.h>
 
-/* ggml's nearest_int: round half to even via the 1.5*2^23 trick (|f| <= 2^22). */
-static inline int nearest_int(float f) {
-    float v = f + 12582912.f;
-    int i;
-    memcpy(&i, &v, sizeof(i));
-    return (i & 0x007fffff) - 0x00400000;
-}
-
 static void ref_quantize_q8_0(const float *x, block_q8_0 *y, int64_t n) {
     for (int64_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
         float amax = 0;
@@ -49,7 +41,7 @@ static void ref_quantize_i8(const float *x, void *dst, int64_t n) {
     const float s = (float)(127.0 / amax);
     int32_t sum = 0;
     for (int64_t i = 0; i < n; i++) {
-        int v = nearest_int(x[i] * s);
+        int v = trit_nearest_int(x[i] * s);
         v = v > 127 ? 127 : v < -128 ? -128 : v;
         q[i] = (int8_t)v;
         sum += v;

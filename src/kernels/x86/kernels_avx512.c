@@ -6,6 +6,7 @@
  * quantizers and types without a fast path here use the AVX2 set. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
+#include "kernels/x86/hsum_avx2.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -14,14 +15,6 @@
 
 static inline float hsum16(__m512 v) {
     return _mm512_reduce_add_ps(v);
-}
-
-/* ggml's hsum_float_8: 4 + 4, then (0+2) + (1+3) */
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 #define INL static inline __attribute__((always_inline))
@@ -835,6 +828,32 @@ static void att512_worker(void *arg, int ith, int nth) {
     }
 }
 
+/* One attention call's job (arguments as trit_attention's; tiled: the >= ATT_TILE-row path,
+ * exact attention only) run by worker: on the pool when there is one and more than one
+ * (token, head) unit, else inline. Shared by the exact and the --numerics fast kernels. */
+static void att512_run(trit_pool *pool, trit_pool_fn worker, bool tiled, const float *q,
+                       const void *kc, const void *vc, uint32_t kv_type, int n_ctx, int n_head,
+                       int n_head_kv, int head_dim, int pos0, int n_tok, float scale, float *out) {
+    att512_job J = {.q = q,
+                    .kc = kc,
+                    .vc = vc,
+                    .f16 = kv_type == TRIT_F16,
+                    .n_ctx = n_ctx,
+                    .n_head = n_head,
+                    .n_head_kv = n_head_kv,
+                    .head_dim = head_dim,
+                    .pos0 = pos0,
+                    .n_tok = n_tok,
+                    .scale = scale,
+                    .out = out,
+                    .tiled = tiled};
+    atomic_init(&J.next, 0);
+    if (pool && (int64_t)n_tok * n_head > 1) /* more than one unit: worth the pool */
+        trit_pool_run(pool, worker, &J);
+    else
+        worker(&J, 0, 1);
+}
+
 void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, const void *vc,
                            uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
                            int pos0, int n_tok, float scale, float *out) {
@@ -851,24 +870,8 @@ void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, cons
                              head_dim, pos0, scale, out);
         return;
     }
-    att512_job J = {.q = q,
-                    .kc = kc,
-                    .vc = vc,
-                    .f16 = kv_type == TRIT_F16,
-                    .n_ctx = n_ctx,
-                    .n_head = n_head,
-                    .n_head_kv = n_head_kv,
-                    .head_dim = head_dim,
-                    .pos0 = pos0,
-                    .n_tok = n_tok,
-                    .scale = scale,
-                    .out = out,
-                    .tiled = n_tok >= ATT_TILE};
-    atomic_init(&J.next, 0);
-    if (pool && (int64_t)n_tok * n_head > 1)
-        trit_pool_run(pool, att512_worker, &J);
-    else
-        att512_worker(&J, 0, 1);
+    att512_run(pool, att512_worker, n_tok >= ATT_TILE, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv,
+               head_dim, pos0, n_tok, scale, out);
 }
 
 /* ---- attention, --numerics fast: trit_attention_fast's orders (ops.c) in 16-lane vectors ----
@@ -965,21 +968,6 @@ void trit_attention_fast_avx512(trit_pool *pool, const float *q, const void *kc,
         return;
     }
     if (n_tok <= 0) return;
-    att512_job J = {.q = q,
-                    .kc = kc,
-                    .vc = vc,
-                    .f16 = kv_type == TRIT_F16,
-                    .n_ctx = n_ctx,
-                    .n_head = n_head,
-                    .n_head_kv = n_head_kv,
-                    .head_dim = head_dim,
-                    .pos0 = pos0,
-                    .n_tok = n_tok,
-                    .scale = scale,
-                    .out = out};
-    atomic_init(&J.next, 0);
-    if (pool && (int64_t)n_tok * n_head > 1)
-        trit_pool_run(pool, fast512_worker, &J);
-    else
-        fast512_worker(&J, 0, 1);
+    att512_run(pool, fast512_worker, false, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim,
+               pos0, n_tok, scale, out);
 }

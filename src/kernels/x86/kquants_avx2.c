@@ -9,18 +9,11 @@
  * reduce the lanes to one integer per step and do their fmas in scalar). Compiled with -mavx2
  * -mfma -mf16c. */
 #include "kernels/kernels.h"
+#include "kernels/x86/hsum_avx2.h"
 
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
-
-/* ggml's hsum_float_8 order: (hi + lo), then (0+2) + (1+3) */
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* The 8 scales (low 128 bits, as int16) and 8 mins (high 128 bits) of a Q4_K/Q5_K block. */
 static inline __m256i k4_scales_mins(const uint8_t s[K_SCALE_SIZE]) {
@@ -32,13 +25,6 @@ static inline __m256i k4_scales_mins(const uint8_t s[K_SCALE_SIZE]) {
     const uint32_t mn_lo = u[1] & m6;                                      /* mins 0..3 */
     const uint32_t mn_hi = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4); /* mins 4..7 */
     return _mm256_cvtepu8_epi16(_mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo));
-}
-
-static inline int hsum8_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
 }
 
 /* Q4_K block: the 8 lanes of sum(sc * q4 * q8) (4 chunks of 64 elements, 32 bytes each: low

@@ -8,18 +8,11 @@
  * same integer lanes. Compiled with the AVX-512 flags; only reached after kernels.c checked the
  * CPU. */
 #include "kernels/kernels.h"
+#include "kernels/x86/hsum_avx2.h"
 
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
-
-/* ggml's hsum_float_8 order: (hi + lo), then (0+2) + (1+3) */
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* The eight 32-bit lanes of a 512-bit sum folded into 256 bits (lane L + lane L + 8). */
 static inline __m256i fold512(__m512i v) {

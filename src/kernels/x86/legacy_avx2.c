@@ -9,25 +9,11 @@
  * Compiled with -mavx2 -mfma -mf16c; called only through the AVX2/AVX-512 kernel sets,
  * which kernels.c hands out after checking the CPU. */
 #include "kernels/kernels.h"
+#include "kernels/x86/hsum_avx2.h"
 
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
-
-/* ggml's hsum_float_8 order: (hi + lo), then (0+2) + (1+3). */
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static inline int hsum8_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
 
 /* 16 bytes of nibbles -> 32 bytes 0..15: low nibbles (elements 0..15), then high. */
 static inline __m256i nibbles32(const uint8_t *qs) {
