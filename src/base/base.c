@@ -709,6 +709,58 @@ void trit_utf8_repair(const char *s, size_t n, trit_buf *out) {
         trit_buf_puts(out, "");
 }
 
+/* ---- browser and DNS-rebinding policy ---- */
+
+/* Is s[0..n) equal to one element of the comma-separated list (blanks around items ignored)? */
+static bool in_list(const char *s, size_t n, const char *list) {
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *e = p + strcspn(p, ",");
+        const char *t = e;
+        while (t > p && t[-1] == ' ') t--;
+        if ((size_t)(t - p) == n && n && !strncasecmp(p, s, n)) return true;
+        if (t - p == 1 && *p == '*') return true;
+        p = e;
+    }
+    return false;
+}
+
+/* host[:port] where host is one of the loopback names; port digits only */
+static bool loopback_authority(const char *a, size_t n) {
+    static const char *names[] = {"localhost", "127.0.0.1", "[::1]"};
+    for (size_t k = 0; k < TRIT_ARRAY_LEN(names); k++) {
+        size_t L = strlen(names[k]);
+        if (n < L || strncasecmp(a, names[k], L) != 0) continue;
+        if (n == L) return true;
+        if (a[L] != ':' || n == L + 1) continue;
+        bool digits = true;
+        for (size_t i = L + 1; i < n; i++) digits &= a[i] >= '0' && a[i] <= '9';
+        if (digits && n - L - 1 <= 5) return true;
+    }
+    return false;
+}
+
+bool trit_origin_allowed(const char *origin, const char *cors) {
+    if (!origin) return true; /* not a browser request */
+    size_t n = strlen(origin);
+    if (cors && *cors) return in_list(origin, n, cors);
+    /* default: pages served from this machine's loopback addresses over http */
+    if (n < 7 || strncasecmp(origin, "http://", 7) != 0) return false;
+    return loopback_authority(origin + 7, n - 7);
+}
+
+bool trit_host_allowed(const char *host, const char *bound, const char *allow) {
+    if (!host) return true; /* HTTP/1.0 without Host: no name to rebind */
+    size_t n = strlen(host);
+    if (loopback_authority(host, n)) return true;
+    /* the bound address itself, with an optional port */
+    size_t name_len = n;
+    const char *colon = host[0] == '[' ? NULL : strrchr(host, ':');
+    if (colon) name_len = (size_t)(colon - host);
+    if (bound && strlen(bound) == name_len && !strncasecmp(host, bound, name_len)) return true;
+    return allow && *allow && (in_list(host, n, allow) || in_list(host, name_len, allow));
+}
+
 int trit_parse_long(const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;

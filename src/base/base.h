@@ -135,6 +135,17 @@ double trit_logsumexp(const float *logits, int n);
 /* Top-k ids by logit (descending, ties lowest id first); returns the count written. */
 int trit_top_k(const float *logits, int n, int k, int32_t *ids);
 
+/* ---- browser and DNS-rebinding policy (pure; trit serve and trit shadow) ---- */
+/* Whether a browser page from origin (the Origin header) may use a server. cors NULL or "":
+ * only loopback pages — http://localhost, http://127.0.0.1 and http://[::1], any port; else a
+ * comma-separated list of exact origins, where "*" allows every origin. */
+bool trit_origin_allowed(const char *origin, const char *cors);
+/* Whether a Host header names this server: localhost, 127.0.0.1, [::1] or the bound address
+ * (each with an optional port), or a name in the comma-separated allow list ("*": any).
+ * A server bound to loopback checks this so that a DNS-rebinding page (evil.example resolving
+ * to 127.0.0.1) gets 403. */
+bool trit_host_allowed(const char *host, const char *bound, const char *allow);
+
 /* ---- misc ---- */
 /* A whole decimal integer (strtol base 10, nothing after it, no overflow) in [lo, hi]:
  * 0, or -1 without touching *out. For command-line options. */

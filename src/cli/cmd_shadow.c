@@ -30,6 +30,9 @@ static void usage(FILE *out) {
         "  --candidate-key-file FILE bearer token sent to gen-2 (default\n"
         "                            $TRIT_CANDIDATE_API_KEY)\n"
         "  --forward-auth            send the client's Authorization header to gen-2 too\n"
+        "  --host-allow NAMES        Host names accepted besides localhost/127.0.0.1/[::1] and "
+        "the\n"
+        "                            listen address (comma list), when listening on loopback\n"
         "                            (default: gen-2 gets no Authorization unless given a key)\n"
         "  --max-body BYTES          request body limit (default 1048576) -> 413\n"
         "  --max-reply BYTES         gen-1/gen-2 reply bytes kept for the comparison (default\n"
@@ -74,6 +77,7 @@ int cmd_shadow(int argc, char **argv) {
         O_KEYFILE,
         O_CANDKEY,
         O_FWD,
+        O_HOSTALLOW,
         O_MAXBODY,
         O_MAXREPLY,
         O_QUEUE,
@@ -88,6 +92,7 @@ int cmd_shadow(int argc, char **argv) {
                                        {"api-key-file", required_argument, 0, O_KEYFILE},
                                        {"candidate-key-file", required_argument, 0, O_CANDKEY},
                                        {"forward-auth", no_argument, 0, O_FWD},
+                                       {"host-allow", required_argument, 0, O_HOSTALLOW},
                                        {"max-body", required_argument, 0, O_MAXBODY},
                                        {"max-reply", required_argument, 0, O_MAXREPLY},
                                        {"queue", required_argument, 0, O_QUEUE},
@@ -119,6 +124,9 @@ int cmd_shadow(int argc, char **argv) {
             break;
         case O_CANDKEY:
             cand_key_file = optarg;
+            break;
+        case O_HOSTALLOW:
+            o.host_allow = optarg;
             break;
         case O_FWD:
             o.forward_auth = true;

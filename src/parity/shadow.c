@@ -577,6 +577,16 @@ static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *
         atomic_fetch_add(&px->refused, 1);
         return send_error(c, (unsigned)st, "invalid_request_error", why);
     }
+    /* listening on loopback, the Host must name this machine: a DNS-rebound page (evil.example
+     * resolving to 127.0.0.1) sends its own name, even on a GET without Origin */
+    const char *host = hdr(c, "Host");
+    if (!strncmp(px->o->host, "127.", 4) &&
+        !trit_host_allowed(host, px->o->host, px->o->host_allow)) {
+        atomic_fetch_add(&px->refused, 1);
+        return send_error(c, 403, "permission_error",
+                          "Host header names another server (DNS rebinding?); allow a name with "
+                          "--host-allow");
+    }
     /* the proxy is not for browsers: a page (even a DNS-rebound one: browsers send Origin on
      * every POST) gets 403 before anything is forwarded */
     const char *origin = hdr(c, "Origin");

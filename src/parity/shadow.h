@@ -37,14 +37,16 @@ typedef struct trit_shadow_opts {
     int port;                        /* 0: any free port (printed) */
     const char *gen1_url, *gen2_url; /* --primary, --candidate */
     const char *ledger_path;
-    const char *api_key;  /* clients must send 'Authorization: Bearer KEY' (NULL: no check) */
-    const char *gen2_key; /* Authorization for the gen-2 copy (NULL: see forward_auth) */
-    bool forward_auth;    /* send the client's Authorization to gen-2 when gen2_key is NULL */
-    int queue_max;        /* copies waiting for gen-2 (64) */
-    size_t max_body;      /* request body limit (1 MiB, like trit serve) */
-    size_t max_reply;     /* gen-1 reply bytes kept for the comparison (16 MiB) */
-    double timeout_s;     /* per upstream request (600) */
-    double grace_s;       /* shutdown: in-flight work gets this long (5) */
+    const char *api_key;    /* clients must send 'Authorization: Bearer KEY' (NULL: no check) */
+    const char *gen2_key;   /* Authorization for the gen-2 copy (NULL: see forward_auth) */
+    bool forward_auth;      /* send the client's Authorization to gen-2 when gen2_key is NULL */
+    const char *host_allow; /* extra Host names accepted when listening on loopback (comma list;
+                             * base.h trit_host_allowed); others get 403 (DNS rebinding) */
+    int queue_max;          /* copies waiting for gen-2 (64) */
+    size_t max_body;        /* request body limit (1 MiB, like trit serve) */
+    size_t max_reply;       /* gen-1 reply bytes kept for the comparison (16 MiB) */
+    double timeout_s;       /* per upstream request (600) */
+    double grace_s;         /* shutdown: in-flight work gets this long (5) */
     double tie_eps;
     bool quiet;
     /* filled by trit_shadow_run once listening (for tests / scripts) */

@@ -173,7 +173,7 @@ static char *dumps(json_t *v) {
  * origin is echoed, never "*", unless --cors '*' was given. */
 static void add_cors(server *s, struct MHD_Connection *c, struct MHD_Response *r) {
     const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-    if (!origin || !srv_origin_allowed(origin, s->cfg.cors)) return;
+    if (!origin || !trit_origin_allowed(origin, s->cfg.cors)) return;
     bool any = s->cfg.cors && !strcmp(s->cfg.cors, "*");
     MHD_add_response_header(r, "Access-Control-Allow-Origin", any ? "*" : origin);
     MHD_add_response_header(r, "Vary", "Origin");
@@ -1227,7 +1227,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         *con_cls = cn;
         /* DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own name */
         const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
-        if (s->loopback && !srv_host_allowed(host, s->cfg.host, s->cfg.host_allow)) {
+        if (s->loopback && !trit_host_allowed(host, s->cfg.host, s->cfg.host_allow)) {
             srv_fail(&e, 403, "permission_error", NULL, "host_not_allowed",
                      "Host '%.100s' is not this server's name (add it with --host-allow)",
                      host ? host : "");
@@ -1236,7 +1236,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         /* browsers: only allowed origins; a foreign page's request is refused before it runs
          * (simple POSTs reach the server without a preflight) */
         const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-        if (!srv_origin_allowed(origin, s->cfg.cors)) {
+        if (!trit_origin_allowed(origin, s->cfg.cors)) {
             srv_fail(&e, 403, "permission_error", NULL, "origin_not_allowed",
                      "Origin '%.100s' is not allowed (see --cors)", origin);
             return send_error(s, c, cn, route, &e);

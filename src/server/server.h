@@ -98,17 +98,6 @@ typedef struct srv_tokenize_req {
 int srv_parse_tokenize(const char *body, size_t n, srv_tokenize_req *out, srv_error *e);
 int srv_parse_detokenize(const char *body, size_t n, int32_t **ids, size_t *n_ids, srv_error *e);
 
-/* ---- browser and DNS-rebinding policy (pure) ---- */
-/* Whether a browser page from origin (the Origin header) may use the server. cors NULL or "":
- * only loopback pages — http://localhost, http://127.0.0.1 and http://[::1], any port; else a
- * comma-separated list of exact origins, where "*" allows every origin. */
-bool srv_origin_allowed(const char *origin, const char *cors);
-/* Whether a Host header names this server: localhost, 127.0.0.1, [::1] or the bound address
- * (each with an optional port), or a name in the comma-separated allow list ("*": any).
- * A server bound to loopback checks this so that a DNS-rebinding page (evil.example resolving
- * to 127.0.0.1) gets 403. */
-bool srv_host_allowed(const char *host, const char *bound, const char *allow);
-
 /* ---- text helpers (llama-server semantics) ---- */
 /* Length of text without a cut-off multi-byte sequence at its end (llama-server's
  * validate_utf8). */
@@ -156,7 +145,7 @@ typedef struct srv_config {
     const char *alias;      /* model name in responses; default the file's basename */
     int chat_tmpl;          /* -1: the model's (chatml when it has none, like llama-server) */
     double grace_s;         /* shutdown: wait this long for in-flight requests; default 10 */
-    const char *cors;       /* browser origins allowed (srv_origin_allowed); NULL: loopback */
+    const char *cors;       /* browser origins allowed (trit_origin_allowed); NULL: loopback */
     const char *host_allow; /* extra Host names accepted when bound to loopback (comma list) */
     size_t max_body_total;  /* body bytes buffered over all connections; default 64 MiB -> 503 */
     int max_parsing;        /* requests parsed + tokenized at once on connection threads

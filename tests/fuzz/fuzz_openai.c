@@ -78,9 +78,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *z = malloc(size + 1);
     memcpy(z, data, size);
     z[size] = 0;
-    (void)srv_origin_allowed(z, NULL);
-    (void)srv_origin_allowed(z, "https://a.example, *");
-    (void)srv_host_allowed(z, "127.0.0.1", "llm.lan");
+    (void)trit_origin_allowed(z, NULL);
+    (void)trit_origin_allowed(z, "https://a.example, *");
+    (void)trit_host_allowed(z, "127.0.0.1", "llm.lan");
     free(z);
     return 0;
 }

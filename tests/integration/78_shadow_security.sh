@@ -244,3 +244,19 @@ code=$(curl -s -o "$TMP/o.json" -w '%{http_code}' "http://127.0.0.1:$PX6/v1/comp
 [ "$code" = 403 ] && grep -q '"error"' "$TMP/o.json" || fail "browser POST through the shadow: HTTP $code"
 [ "$(wc -l <"$TMP/g1.jsonl")" = "$n0" ] || fail "a browser request reached gen-1"
 pass "requests with an Origin header get 403 and reach no upstream"
+
+# --- DNS rebinding: listening on loopback, a Host naming another server gets 403, even on a GET
+# without Origin (a rebound page's fetch of /v1/models); --host-allow admits a chosen name ---
+n0=$(wc -l <"$TMP/g1.jsonl")
+code=$(curl -s -o "$TMP/o.json" -w '%{http_code}' "http://127.0.0.1:$PX6/v1/models" -H 'Host: evil.example')
+[ "$code" = 403 ] && grep -q '"error"' "$TMP/o.json" || fail "rebound Host through the shadow: HTTP $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PX6/v1/models" -H "Host: localhost:$PX6")
+[ "$code" = 200 ] || fail "Host localhost:$PX6 through the shadow: HTTP $code, want 200"
+[ "$(wc -l <"$TMP/g1.jsonl")" = "$((n0 + 1))" ] || fail "the rebound request reached gen-1"
+PX7=$(free_port)
+start_shadow "$PX7" "$TMP/l7.jsonl" --quiet --host-allow llm.lan
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PX7/v1/models" -H "Host: llm.lan:$PX7")
+[ "$code" = 200 ] || fail "--host-allow llm.lan: HTTP $code, want 200"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PX7/v1/models" -H 'Host: llm.lan.evil')
+[ "$code" = 403 ] || fail "--host-allow llm.lan admitted llm.lan.evil: HTTP $code"
+pass "Host check: a rebound name gets 403 and reaches no upstream; --host-allow admits its names"

@@ -318,7 +318,7 @@ Test(policy, origins_default_loopback_only) {
                         "http://[::1]:8080",
                         "HTTP://LOCALHOST:1"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
-        cr_assert(srv_origin_allowed(ok[i], NULL), "refused %s", ok[i] ? ok[i] : "(none)");
+        cr_assert(trit_origin_allowed(ok[i], NULL), "refused %s", ok[i] ? ok[i] : "(none)");
     const char *bad[] = {"http://evil.example",
                          "https://localhost:3000",
                          "null",
@@ -332,34 +332,34 @@ Test(policy, origins_default_loopback_only) {
                          "http://localhost@evil.example",
                          "file://"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        cr_assert(!srv_origin_allowed(bad[i], NULL), "allowed %s", bad[i]);
+        cr_assert(!trit_origin_allowed(bad[i], NULL), "allowed %s", bad[i]);
 }
 
 Test(policy, origins_explicit_list) {
     const char *list = "https://app.example, http://tool.local:9000";
-    cr_assert(srv_origin_allowed("https://app.example", list));
-    cr_assert(srv_origin_allowed("http://tool.local:9000", list));
-    cr_assert(!srv_origin_allowed("http://localhost:3000", list), "list replaces the default");
-    cr_assert(!srv_origin_allowed("https://app.example.evil", list));
-    cr_assert(!srv_origin_allowed("https://app.exampl", list));
-    cr_assert(srv_origin_allowed("http://anything", "*"));
-    cr_assert(srv_origin_allowed("http://anything", "https://a, *"));
+    cr_assert(trit_origin_allowed("https://app.example", list));
+    cr_assert(trit_origin_allowed("http://tool.local:9000", list));
+    cr_assert(!trit_origin_allowed("http://localhost:3000", list), "list replaces the default");
+    cr_assert(!trit_origin_allowed("https://app.example.evil", list));
+    cr_assert(!trit_origin_allowed("https://app.exampl", list));
+    cr_assert(trit_origin_allowed("http://anything", "*"));
+    cr_assert(trit_origin_allowed("http://anything", "https://a, *"));
 }
 
 Test(policy, host_header) {
-    cr_assert(srv_host_allowed(NULL, "127.0.0.1", NULL));
+    cr_assert(trit_host_allowed(NULL, "127.0.0.1", NULL));
     const char *ok[] = {"localhost",   "localhost:8180", "127.0.0.1",
                         "127.0.0.1:1", "[::1]:80",       "LocalHost"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
-        cr_assert(srv_host_allowed(ok[i], "127.0.0.1", NULL), "refused %s", ok[i]);
+        cr_assert(trit_host_allowed(ok[i], "127.0.0.1", NULL), "refused %s", ok[i]);
     const char *bad[] = {
         "evil.example",  "evil.example:8180", "localhost.evil.example", "127.0.0.1.nip.io", "",
         "localhost:abc", "127.0.0.2"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        cr_assert(!srv_host_allowed(bad[i], "127.0.0.1", NULL), "allowed %s", bad[i]);
-    cr_assert(srv_host_allowed("127.0.0.2:80", "127.0.0.2", NULL), "the bound address");
-    cr_assert(srv_host_allowed("llm.lan", "127.0.0.1", "llm.lan"));
-    cr_assert(srv_host_allowed("llm.lan:8180", "127.0.0.1", "other, llm.lan"));
-    cr_assert(!srv_host_allowed("llm.lan.evil", "127.0.0.1", "llm.lan"));
-    cr_assert(srv_host_allowed("anything", "127.0.0.1", "*"));
+        cr_assert(!trit_host_allowed(bad[i], "127.0.0.1", NULL), "allowed %s", bad[i]);
+    cr_assert(trit_host_allowed("127.0.0.2:80", "127.0.0.2", NULL), "the bound address");
+    cr_assert(trit_host_allowed("llm.lan", "127.0.0.1", "llm.lan"));
+    cr_assert(trit_host_allowed("llm.lan:8180", "127.0.0.1", "other, llm.lan"));
+    cr_assert(!trit_host_allowed("llm.lan.evil", "127.0.0.1", "llm.lan"));
+    cr_assert(trit_host_allowed("anything", "127.0.0.1", "*"));
 }
