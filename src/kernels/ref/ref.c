@@ -210,6 +210,8 @@ static float ref_dot_lanes16(uint32_t wtype, int64_t n, const void *w, const voi
 
 static float ref_vec_dot(uint32_t wtype, int64_t n, const void *w, const void *a) {
     double sum = 0;
+    if (trit_is_kquant(wtype)) /* Q2_K..Q6_K, repacked orders included: ref/kquants_ref.c */
+        return trit_ref_dot_kquant(wtype, n, w, a);
     switch (wtype) {
     case TRIT_TQ2_0:
         return ref_dot_tq2_0(n, w, a);
@@ -226,16 +228,6 @@ static float ref_vec_dot(uint32_t wtype, int64_t n, const void *w, const void *a
         return trit_ref_dot_q4_0_r8(n, w, a);
     case TRIT_I2_S:
         return ref_dot_i2_s(n, w, a);
-    case TRIT_Q2_K:
-    case TRIT_Q3_K:
-    case TRIT_Q4_K:
-    case TRIT_Q5_K:
-    case TRIT_Q6_K:
-    case TRIT_Q2_K | TRIT_REPACK8:
-    case TRIT_Q4_K | TRIT_REPACK8:
-    case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
-    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
-        return trit_ref_dot_kquant(wtype, n, w, a); /* ref/kquants_ref.c */
     case TRIT_F32:
         return go_dot_f32_lanes64(n, w, a);
     case TRIT_F16:

@@ -557,6 +557,8 @@ static inline void rows_lanes16(bool h, const int R, int64_t n, const char *w, s
 
 static float vec_dot_avx2(uint32_t wtype, int64_t n, const void *w, const void *a) {
     float r0, r1;
+    if (trit_is_kquant(wtype)) /* Q2_K..Q6_K, repacked orders included: x86/kquants_avx2.c */
+        return trit_avx2_dot_kquant(wtype, n, w, a);
     switch (wtype) {
     case TRIT_TQ2_0:
         dot_tq2_0_x2(n, w, w, a, &r0, &r1);
@@ -578,16 +580,6 @@ static float vec_dot_avx2(uint32_t wtype, int64_t n, const void *w, const void *
         return dot_f32(n, w, a);
     case TRIT_F16:
         return dot_f16(n, w, a);
-    case TRIT_Q2_K:
-    case TRIT_Q3_K:
-    case TRIT_Q4_K:
-    case TRIT_Q5_K:
-    case TRIT_Q6_K:
-    case TRIT_Q2_K | TRIT_REPACK8:
-    case TRIT_Q4_K | TRIT_REPACK8:
-    case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
-    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
-        return trit_avx2_dot_kquant(wtype, n, w, a); /* x86/kquants_avx2.c */
     default:
         return trit_kernels_ref()->vec_dot(wtype, n, w, a);
     }

@@ -478,21 +478,13 @@ static float vec_dot_avx512(uint32_t wtype, int64_t n, const void *w, const void
         f(1, 1, n, w, 0, a, 0, &r, 1);
         return r;
     }
+    if (trit_is_kquant(wtype)) /* Q2_K..Q6_K, repacked orders included: x86/kquants_avx512.c */
+        return trit_avx512_dot_kquant(wtype, n, w, a);
     switch (wtype) {
     case TRIT_F32:
     case TRIT_F16:
         rows_lanes64(wtype == TRIT_F16, 1, n, w, 0, a, &r);
         return r;
-    case TRIT_Q2_K:
-    case TRIT_Q3_K:
-    case TRIT_Q4_K:
-    case TRIT_Q5_K:
-    case TRIT_Q6_K:
-    case TRIT_Q2_K | TRIT_REPACK8:
-    case TRIT_Q4_K | TRIT_REPACK8:
-    case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
-    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
-        return trit_avx512_dot_kquant(wtype, n, w, a); /* x86/kquants_avx512.c */
     default:
         return trit_kernels_avx2_impl.vec_dot(wtype, n, w, a);
     }
