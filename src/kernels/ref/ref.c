@@ -51,24 +51,14 @@ static void ref_quantize_i8(const float *x, void *dst, int64_t n) {
 }
 
 static void ref_quantize_act(uint32_t wtype, const float *x, void *dst, int64_t n) {
-    switch (wtype) {
-    case TRIT_TQ1_0:
-    case TRIT_TQ2_0:
-    case TRIT_Q2_K:
-    case TRIT_Q3_K:
-    case TRIT_Q4_K:
-    case TRIT_Q5_K:
-    case TRIT_Q6_K:
+    switch (trit_act_type(wtype)) { /* kernels.c: the one weight -> activation format rule */
     case TRIT_Q8_K:
         trit_quantize_row(TRIT_Q8_K, x, dst, n); /* rows are whole QK_K blocks */
         break;
-    case TRIT_Q8_0:
-    case TRIT_Q4_0: /* legacy types: activations as ggml's vec_dot_type (x86 quantizers) */
-    case TRIT_Q5_0:
+    case TRIT_Q8_0: /* Q8_0, Q4_0, Q5_0 weights (x86 quantizers, as ggml's vec_dot_type) */
         ref_quantize_q8_0(x, dst, n);
         break;
-    case TRIT_Q4_1:
-    case TRIT_Q5_1:
+    case TRIT_Q8_1: /* Q4_1, Q5_1 weights */
         trit_ref_quantize_q8_1(x, dst, n);
         break;
     case TRIT_F16:
@@ -80,7 +70,7 @@ static void ref_quantize_act(uint32_t wtype, const float *x, void *dst, int64_t 
     case TRIT_F32:
         memcpy(dst, x, (size_t)n * sizeof(float));
         break;
-    case TRIT_I2_S:
+    case TRIT_ACT_I8: /* I2_S weights */
         ref_quantize_i8(x, dst, n);
         break;
     default:

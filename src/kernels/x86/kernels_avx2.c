@@ -128,30 +128,20 @@ static void f16_avx2(const float *x, uint16_t *y, int64_t n) {
 }
 
 static void quantize_act_avx2(uint32_t wtype, const float *x, void *dst, int64_t n) {
-    switch (wtype) {
-    case TRIT_TQ1_0:
-    case TRIT_TQ2_0:
-    case TRIT_Q2_K:
-    case TRIT_Q3_K:
-    case TRIT_Q4_K:
-    case TRIT_Q5_K:
-    case TRIT_Q6_K:
+    switch (trit_act_type(wtype)) { /* kernels.c: the one weight -> activation format rule */
     case TRIT_Q8_K:
         q8_K_avx2(x, dst, n);
         break;
-    case TRIT_Q8_0:
-    case TRIT_Q4_0: /* legacy types: ggml's vec_dot_type (Q8_0 / Q8_1, x86 quantizers) */
-    case TRIT_Q5_0:
+    case TRIT_Q8_0: /* Q8_0, Q4_0, Q5_0 weights (x86 quantizers, as ggml's vec_dot_type) */
         q8_0_avx2(x, dst, n);
         break;
-    case TRIT_Q4_1:
-    case TRIT_Q5_1:
+    case TRIT_Q8_1: /* Q4_1, Q5_1 weights */
         trit_avx2_quantize_q8_1(x, dst, n);
         break;
     case TRIT_F16:
         f16_avx2(x, dst, n);
         break;
-    case TRIT_I2_S:
+    case TRIT_ACT_I8: /* I2_S weights */
         i8_avx2(x, dst, n);
         break;
     default:
