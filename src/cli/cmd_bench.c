@@ -1,6 +1,9 @@
 /* cli/cmd_bench.c — `trit bench MODEL`: prompt-processing (pp) and generation (tg) speed like
  * llama-bench: pp = one batched prefill of p tokens from an empty cache, tg = n single-token
- * decode steps from an empty cache; a warm-up run first, then -r repetitions, mean ± stdev. */
+ * decode steps from an empty cache; a warm-up run first, then -r repetitions, mean ± stdev.
+ * --parallel N makes tg what llama-batched-bench calls S_TG: N sequences decoded together,
+ * one trit_batch_eval step per token of each (what `trit serve` runs with N busy slots), and
+ * reports the aggregate t/s of all N. */
 #include "cli/cli.h"
 #include "engine/engine.h"
 #include "kernels/kernels.h"
@@ -17,12 +20,14 @@ static void usage(FILE *out) {
     fprintf(
         out,
         "usage: trit bench MODEL [-p 512] [-n 128] [-t THREADS] [-r 5] [--numerics exact|fast]\n"
-        "                  [--bw-gbs X | --no-bound] [--json]\n\n"
+        "                  [--parallel N] [--bw-gbs X | --no-bound] [--json]\n\n"
         "  -p, --n-prompt N   prompt tokens for the pp test (0 skips it)\n"
         "  -n, --n-gen N      generated tokens for the tg test (0 skips it)\n"
         "  -t, --threads N    threads (default: all CPUs)\n"
         "  -r, --reps N       repetitions (default 5), after one warm-up run\n"
         "  --numerics MODE    exact (default: bit-identical to llama.cpp) or fast\n"
+        "  --parallel N       tg decodes N sequences together, one batched step per token\n"
+        "                     (trit serve with N busy slots); t/s is the aggregate of all N\n"
         "  --bw-gbs X         streaming-read bandwidth in GB/s for the tg bound (default:\n"
         "                     measured at start, best of 5 reads of 1 GiB with the threads)\n"
         "  --no-bound         skip the bandwidth measurement and the %% of bound\n"
@@ -85,18 +90,62 @@ static void stats(const double *x, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
 }
 
+/* Greedy next token of each entry (the batched tg's logits callback). */
+typedef struct par_state {
+    int32_t *next;
+    int n_vocab;
+} par_state;
+
+static void par_logits(void *ud, int entry, int tok, const float *logits) {
+    par_state *st = ud;
+    (void)tok;
+    st->next[entry] = trit_argmax(logits, st->n_vocab);
+}
+
+/* tg with npar sequences decoded together: ng steps of one trit_batch_eval over all of them,
+ * each sequence starting from its own token (first + i) from an empty cache. Returns the
+ * seconds taken, or -1 with err set. */
+static double tg_parallel(trit_ctx *c, int n_vocab, int32_t first, long ng, int npar,
+                          trit_err *err) {
+    trit_seq **seq = xcalloc((size_t)npar, sizeof *seq);
+    int32_t *cur = xcalloc((size_t)npar, sizeof *cur);
+    trit_batch_entry *e = xcalloc((size_t)npar, sizeof *e);
+    par_state st = {.next = xcalloc((size_t)npar, sizeof *st.next), .n_vocab = n_vocab};
+    for (int i = 0; i < npar; i++) {
+        seq[i] = trit_seq_new(c);
+        cur[i] = (int32_t)((first + i) % n_vocab);
+    }
+    double t0 = trit_now_s(), dt = -1;
+    long step = 0;
+    for (; step < ng; step++) {
+        for (int i = 0; i < npar; i++)
+            e[i] = (trit_batch_entry){.seq = seq[i],
+                                      .tokens = &cur[i],
+                                      .n_tokens = 1,
+                                      .pos = (int)step,
+                                      .out = TRIT_OUT_LAST};
+        if (trit_batch_eval(c, e, npar, par_logits, &st, err)) break;
+        memcpy(cur, st.next, (size_t)npar * sizeof *cur);
+    }
+    if (step == ng) dt = trit_now_s() - t0;
+    for (int i = 0; i < npar; i++) trit_seq_free(seq[i]);
+    free(seq), free(cur), free(e), free(st.next);
+    return dt;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *path = NULL;
-    long np = 512, ng = 128, threads = 0, reps = 5;
+    long np = 512, ng = 128, threads = 0, reps = 5, npar = 1;
     int numerics = TRIT_NUMERICS_EXACT;
     double bw_gbs = 0; /* 0: measure */
     bool json = false, bound = true;
-    enum { O_NUMERICS = 256, O_BW, O_NO_BOUND, O_JSON };
+    enum { O_NUMERICS = 256, O_BW, O_NO_BOUND, O_JSON, O_PARALLEL };
     static const struct option lo[] = {{"n-prompt", required_argument, 0, 'p'},
                                        {"n-gen", required_argument, 0, 'n'},
                                        {"threads", required_argument, 0, 't'},
                                        {"reps", required_argument, 0, 'r'},
                                        {"numerics", required_argument, 0, O_NUMERICS},
+                                       {"parallel", required_argument, 0, O_PARALLEL},
                                        {"bw-gbs", required_argument, 0, O_BW},
                                        {"no-bound", no_argument, 0, O_NO_BOUND},
                                        {"json", no_argument, 0, O_JSON},
@@ -118,6 +167,9 @@ int cmd_bench(int argc, char **argv) {
             break;
         case 'r':
             dst = &reps, lo_ = 1;
+            break;
+        case O_PARALLEL:
+            dst = &npar, lo_ = 1;
             break;
         case O_NUMERICS:
             numerics = trit_numerics_parse(optarg);
@@ -149,8 +201,13 @@ int cmd_bench(int argc, char **argv) {
             fprintf(stderr, "(see trit bench --help)\n");
             return 2;
         }
-        if (trit_parse_long(optarg, lo_, 1 << 20, dst)) {
-            fprintf(stderr, "trit bench: -%c needs a number >= %ld, not '%s'\n", opt, lo_, optarg);
+        if (trit_parse_long(optarg, lo_, opt == O_PARALLEL ? 256 : 1 << 20, dst)) {
+            if (opt == O_PARALLEL)
+                fprintf(stderr, "trit bench: --parallel needs a number in 1..256, not '%s'\n",
+                        optarg);
+            else
+                fprintf(stderr, "trit bench: -%c needs a number >= %ld, not '%s'\n", opt, lo_,
+                        optarg);
             return 2;
         }
     }
@@ -195,7 +252,11 @@ int cmd_bench(int argc, char **argv) {
             double dt = trit_now_s() - t0;
             if (rep >= 0) pp[rep] = np / dt;
         }
-        if (ng > 0 && rc == 0) {
+        if (ng > 0 && rc == 0 && npar > 1) {
+            double dt = tg_parallel(c, m->hp.n_vocab, toks[0], ng, (int)npar, &err);
+            if (dt < 0) rc = 1;
+            if (rep >= 0 && dt > 0) tg[rep] = (double)ng * npar / dt;
+        } else if (ng > 0 && rc == 0) {
             int32_t t = toks[0] % m->hp.n_vocab;
             trit_kv_clear(c);
             double t0 = trit_now_s();
@@ -227,7 +288,8 @@ int cmd_bench(int argc, char **argv) {
         }
         const int nth = threads > 0 ? (int)threads : trit_cpu_count();
         const double bpt = bytes_per_token(m->gguf);
-        const double tg_bound = bound && bpt > 0 ? bw_gbs * 1e9 / bpt : 0;
+        /* npar streams read the weights once per step: their aggregate bound is npar times */
+        const double tg_bound = bound && bpt > 0 ? npar * bw_gbs * 1e9 / bpt : 0;
         const double pct = tg_bound > 0 && ng > 0 ? 100.0 * tgm / tg_bound : 0;
         const trit_kernels *k = trit_kernels_for(trit_kernels_best(), numerics);
         char cpu[256];
@@ -241,6 +303,7 @@ int cmd_bench(int argc, char **argv) {
                 tgm, "tg_sd", tgs, "rss_kb", (int)rss, "peak_rss_kb", (int)hwm, "numerics",
                 trit_numerics_name(numerics), "kernels", k->name, "cpu", cpu, "tuning",
                 trit_tuning_get()->row, "bytes_per_token", bpt);
+            json_object_set_new(o, "parallel", json_integer(npar));
             if (tg_bound > 0) {
                 json_object_set_new(o, "bw_gbs", json_real(bw_gbs));
                 json_object_set_new(o, "tg_bound_tps", json_real(tg_bound));
@@ -258,13 +321,18 @@ int cmd_bench(int argc, char **argv) {
             printf(
                 "| test   |            t/s | %% bound |\n|--------|----------------|---------|\n");
             if (np > 0) printf("| pp%-4ld | %7.2f ± %5.2f |         |\n", np, ppm, pps);
+            char tgname[32];
+            if (npar > 1)
+                snprintf(tgname, sizeof tgname, "tg%ldx%ld", ng, npar);
+            else
+                snprintf(tgname, sizeof tgname, "tg%ld", ng);
             if (ng > 0 && tg_bound > 0)
-                printf("| tg%-4ld | %7.2f ± %5.2f | %6.1f%% |\n", ng, tgm, tgs, pct);
+                printf("| %-6s | %7.2f ± %5.2f | %6.1f%% |\n", tgname, tgm, tgs, pct);
             else if (ng > 0)
-                printf("| tg%-4ld | %7.2f ± %5.2f |       - |\n", ng, tgm, tgs);
+                printf("| %-6s | %7.2f ± %5.2f |       - |\n", tgname, tgm, tgs);
             if (tg_bound > 0)
-                printf("tg bound: %.2f GB/s read / %.1f MB per token = %.2f t/s\n", bw_gbs,
-                       bpt / 1e6, tg_bound);
+                printf("tg bound: %.2f GB/s read / %.1f MB per step x %ld streams = %.2f t/s\n",
+                       bw_gbs, bpt / 1e6, npar, tg_bound);
             printf("rss: %.1f MiB (peak %.1f MiB)\n", rss / 1024.0, hwm / 1024.0);
         }
         trit_buf_free(&desc);

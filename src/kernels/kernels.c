@@ -481,6 +481,10 @@ static void mm_rows(const mm_job *j, int p, int64_t r0, int64_t nr) {
             j->k->vec_dot_rows(dot_type(j, p, 0), j->n_in, w + r * j->wrow, j->wrow, n, j->act,
                                P->Y + r0 + r);
         }
+    } else if (j->k->vec_dot_tile && !j->repacked[p]) {
+        /* one-token order for every token (a weight not repacked has one dot type) */
+        j->k->vec_dot_tile(j->wtype, j->n_in, w, j->wrow, nr, j->act, j->arow, j->n_tok, P->Y + r0,
+                           P->n_out);
     } else {
         for (int64_t t = 0; t < j->n_tok; t++)
             j->k->vec_dot_rows(dot_type(j, p, t), j->n_in, w, j->wrow, nr, j->act + t * j->arow,

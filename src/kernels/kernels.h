@@ -48,6 +48,11 @@ typedef struct trit_kernels {
      * accumulator, see ref/ggml_order.h) and is only called where trit_matmul_tinyblas() holds. */
     void (*gemm)(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
                  const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo);
+    /* Optional (NULL: vec_dot_rows per token). gemm's tile in vec_dot's order for every type,
+     * out[t * ldo + r] = vec_dot(w row r, act row t) bit for bit: decode rows of a batch that
+     * must sum as one-token products would, with each weight row loaded once for all nt. */
+    void (*vec_dot_tile)(uint32_t wtype, int64_t n, const void *w, size_t row_bytes, int64_t nr,
+                         const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo);
     /* Optional (NULL: use trit_attention): same contract and numerics as trit_attention. */
     void (*attention)(trit_pool *pool, const float *q, const void *kc, const void *vc,
                       uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,

@@ -400,6 +400,55 @@ Test(kernels_opt, gemm_matches_vec_dot) {
     }
 }
 
+/* vec_dot_tile (the one-token order for a batch's decode rows) is vec_dot bit for bit, for
+ * every type F32/F16 included, every row count (the ternary tiles pair rows: odd counts leave a
+ * lone row) and token count (groups of 4 and their tails), and lengths with F32/F16 tails.
+ * vec_dot_rows likewise for every row count (its tiles of up to 8 rows). */
+Test(kernels_opt, vec_dot_tile_and_rows_match_vec_dot) {
+    const int nk = n_opt_sets();
+    const int64_t nrs[] = {1, 2, 3, 5, 6, 7, 9, 13}, nts[] = {1, 2, 3, 4, 5, 8};
+    for (int k = 0; k < nk; k++)
+        for (size_t ti = 0; ti < TRIT_ARRAY_LEN(all_types); ti++) {
+            const uint32_t wt = all_types[ti];
+            const bool flt = wt == TRIT_F32 || wt == TRIT_F16 || wt == TRIT_BF16;
+            const int64_t n = flt ? 2560 - 24 : 512;
+            rng_state = 900 + ti;
+            size_t rb;
+            char *w = random_weights(wt, n, 13, &rb);
+            float *x = random_floats(n * 8, 1.0f);
+            const size_t ab = trit_act_row_size(wt, n);
+            char *act = xmalloc(ab * 8);
+            for (int64_t t = 0; t < 8; t++)
+                opt_sets[k]->quantize_act(wt, x + t * n, act + t * ab, n);
+            float e[8][13], out[8 * 13];
+            for (int64_t t = 0; t < 8; t++)
+                for (int64_t r = 0; r < 13; r++)
+                    e[t][r] = opt_sets[k]->vec_dot(wt, n, w + r * rb, act + t * ab);
+            for (size_t a = 0; a < TRIT_ARRAY_LEN(nrs); a++) {
+                const int64_t nr = nrs[a];
+                opt_sets[k]->vec_dot_rows(wt, n, w, rb, nr, act + 2 * ab, out);
+                for (int64_t r = 0; r < nr; r++)
+                    cr_assert(memcmp(&out[r], &e[2][r], 4) == 0,
+                              "%s type %u: vec_dot_rows of %lld rows, row %lld: %a vs %a",
+                              opt_sets[k]->name, wt, (long long)nr, (long long)r, out[r], e[2][r]);
+                if (!opt_sets[k]->vec_dot_tile) continue;
+                for (size_t b = 0; b < TRIT_ARRAY_LEN(nts); b++) {
+                    const int64_t nt = nts[b];
+                    for (size_t i = 0; i < TRIT_ARRAY_LEN(out); i++) out[i] = NAN;
+                    opt_sets[k]->vec_dot_tile(wt, n, w, rb, nr, act, ab, nt, out, 13);
+                    for (int64_t t = 0; t < nt; t++)
+                        for (int64_t r = 0; r < nr; r++)
+                            cr_assert(memcmp(&out[t * 13 + r], &e[t][r], 4) == 0,
+                                      "%s type %u: vec_dot_tile %lld x %lld, r %lld t %lld: %a "
+                                      "vs vec_dot %a",
+                                      opt_sets[k]->name, wt, (long long)nr, (long long)nt,
+                                      (long long)r, (long long)t, out[t * 13 + r], e[t][r]);
+                }
+            }
+            free(w), free(x), free(act);
+        }
+}
+
 /* $TRIT_KERNELS picks the set (Criterion runs each test in its own process, so the choice
  * trit_kernels_best() caches on first use is made here). */
 Test(kernels_act, env_override) {

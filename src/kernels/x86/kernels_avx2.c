@@ -11,6 +11,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static inline float hmax8(__m256 v) {
@@ -631,10 +632,113 @@ static void gemm_avx2(uint32_t wtype, int64_t n, const void *w, size_t row_bytes
     }
 }
 
+/* lanes64 (dot_lanes64's order) for one weight row and T <= 3 tokens, so each weight vector
+ * is loaded and converted once for all T. The 16-lane accumulators are pairs of 256-bit
+ * halves that never meet until the end, so the row is swept once per half u (T x 4
+ * accumulators: 16 ymm registers do not hold both halves of more than one token).
+ * a: T F32 activation rows lda apart (F16 ones converted first: exact). */
+static inline __attribute__((always_inline)) void row_lanes64_tokens(const bool h, const int T,
+                                                                     int64_t n, const char *w,
+                                                                     const float *a, int64_t lda,
+                                                                     float *out, int64_t ldo) {
+    const int64_t np = n & ~(int64_t)63;
+    __m256 half[2][3];
+#pragma GCC unroll 2
+    for (int u = 0; u < 2; u++) {
+        __m256 acc[3][4];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+#pragma GCC unroll 8
+            for (int j = 0; j < 4; j++) acc[t][j] = _mm256_setzero_ps();
+        for (int64_t i = 0; i < np; i += 64) {
+#pragma GCC unroll 8
+            for (int j = 0; j < 4; j++) {
+                const int64_t o = i + 16 * j + 8 * u;
+                const __m256 wv =
+                    h ? ld_f16((const uint16_t *)w + o) : _mm256_loadu_ps((const float *)w + o);
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++)
+                    acc[t][j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(a + t * lda + o), acc[t][j]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            half[u][t] = _mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][2]),
+                                       _mm256_add_ps(acc[t][1], acc[t][3]));
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+        const float r = reduce16(half[0][t], half[1][t]);
+        const float *y = a + t * lda;
+        if (h) {
+            const uint16_t *x = (const uint16_t *)w;
+            double sum = r;
+            for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(x[i]) * y[i]);
+            out[t * ldo] = (float)sum;
+        } else {
+            out[t * ldo] = go_f32_tail(r, np, n, (const float *)w, y);
+        }
+    }
+}
+
+/* F16 activations as F32 (a per-thread buffer, grown as needed). */
+static _Thread_local float *tl_f32;
+static _Thread_local size_t tl_f32_cap;
+
+static const float *acts_f32(int64_t n, const void *act, size_t act_bytes, int64_t nt) {
+    const size_t need = (size_t)(n * nt);
+    if (need > tl_f32_cap) {
+        free(tl_f32);
+        tl_f32_cap = need + need / 4;
+        tl_f32 = xaligned_alloc(32, (tl_f32_cap * sizeof(float) + 31) & ~(size_t)31);
+    }
+    for (int64_t t = 0; t < nt; t++) {
+        const uint16_t *x = (const uint16_t *)((const char *)act + t * act_bytes);
+        float *y = tl_f32 + t * n;
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, ld_f16(x + i));
+        for (; i < n; i++) y[i] = _cvtsh_ss(x[i]);
+    }
+    return tl_f32;
+}
+
+/* The one-token order for nt tokens (kernels.h): F32/F16 share each weight load across up to
+ * 3 tokens; TQ2_0/TQ1_0 and the legacy types' gemm is that order already; other types:
+ * vec_dot_rows per token. */
+static void vec_dot_tile_avx2(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
+                              int64_t nr, const void *act, size_t act_bytes, int64_t nt, float *out,
+                              int64_t ldo) {
+    if (wtype == TRIT_TQ2_0 || wtype == TRIT_TQ1_0 || trit_is_legacy_wtype(wtype)) {
+        gemm_avx2(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
+        return;
+    }
+    if (wtype != TRIT_F16 && wtype != TRIT_F32) {
+        for (int64_t t = 0; t < nt; t++)
+            vec_dot_rows_avx2(wtype, n, w, row_bytes, nr, (const char *)act + t * act_bytes,
+                              out + t * ldo);
+        return;
+    }
+    const bool h = wtype == TRIT_F16;
+    const float *a = h ? acts_f32(n, act, act_bytes, nt) : act;
+    const int64_t lda = h ? n : (int64_t)(act_bytes / sizeof(float));
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t t = 0; t < nt; t += 3) {
+            const char *wr = (const char *)w + r * row_bytes;
+            float *o = out + t * ldo + r;
+            if (nt - t >= 3)
+                row_lanes64_tokens(h, 3, n, wr, a + t * lda, lda, o, ldo);
+            else if (nt - t == 2)
+                row_lanes64_tokens(h, 2, n, wr, a + t * lda, lda, o, ldo);
+            else
+                row_lanes64_tokens(h, 1, n, wr, a + t * lda, lda, o, ldo);
+        }
+}
+
 const trit_kernels trit_kernels_avx2_impl = {
     .name = "avx2",
     .quantize_act = quantize_act_avx2,
     .vec_dot = vec_dot_avx2,
     .vec_dot_rows = vec_dot_rows_avx2,
     .gemm = gemm_avx2,
+    .vec_dot_tile = vec_dot_tile_avx2,
 };

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 static inline float hsum16(__m512 v) {
@@ -217,6 +218,88 @@ INL void tern_tile(const bool tq1, const int R, const int T, int64_t n, const ch
         }
 }
 
+/* TQ2_0, rows in pairs sharing each 512-bit register: row r in the low 256 bits, row r+1 in
+ * the high, each against the same 32 activation bytes (broadcast to both halves). One vpdpbusd
+ * then sums 32 elements of both rows, lane k (k < 8) of the low half collecting bytes 4k..4k+3
+ * of every 32-element segment of row r, lane 8 + k the same for row r+1: exactly the eight
+ * lanes of ggml's AVX2 kernel per row, with no fold between halves, and the codes decoded once
+ * per pair for all T tokens. Integer lane sums are exact, so they equal tern_tile's; the float
+ * steps (block scale yd * xd, one fma per block, hsum8) are the same. A lone last row is
+ * paired with itself and its high half ignored. Element 128h + 32l + m has code
+ * (qs[32h + m] >> 2l) & 3 (tq2_codes). */
+INL void tq2_pair_tile(const int R, const int T, int64_t n, const char *w, size_t row_bytes,
+                       const char *act, size_t act_bytes, float *out, int64_t ldo) {
+    const int P = (R + 1) / 2;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512 acc[(MAXR + 1) / 2][MAXT];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; p++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[p][t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        __m512i base[(MAXR + 1) / 2][2], s[(MAXR + 1) / 2][MAXT];
+        __m512 xd[(MAXR + 1) / 2];
+#pragma GCC unroll 8
+        for (int p = 0; p < P; p++) {
+            const block_tq2_0 *x0 = (const block_tq2_0 *)(w + 2 * p * row_bytes) + i;
+            const block_tq2_0 *x1 =
+                2 * p + 1 < R ? (const block_tq2_0 *)((const char *)x0 + row_bytes) : x0;
+            const __m512i q0 = _mm512_loadu_si512(x0->qs), q1 = _mm512_loadu_si512(x1->qs);
+            base[p][0] = _mm512_inserti64x4(q0, _mm512_castsi512_si256(q1), 1);
+            base[p][1] = _mm512_shuffle_i64x2(q0, q1, _MM_SHUFFLE(3, 2, 3, 2));
+            xd[p] = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(_cvtsh_ss(x0->d)),
+                                         _mm512_set1_ps(_cvtsh_ss(x1->d)));
+        }
+        /* the +1 code offset: -bsum lanes (8 per row, both halves) start every sum */
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const block_q8_K *y = (const block_q8_K *)(act + t * act_bytes) + i;
+            const __m256i ys =
+                _mm256_sub_epi32(_mm256_setzero_si256(),
+                                 _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums),
+                                                   _mm256_set1_epi16(1)));
+            const __m512i ys2 = _mm512_broadcast_i64x4(ys);
+#pragma GCC unroll 8
+            for (int p = 0; p < P; p++) s[p][t] = ys2;
+        }
+#pragma GCC unroll 8
+        for (int h = 0; h < 2; h++)
+#pragma GCC unroll 8
+            for (int l = 0; l < 4; l++) {
+                __m512i a[MAXT];
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) {
+                    const block_q8_K *y = (const block_q8_K *)(act + t * act_bytes) + i;
+                    a[t] = _mm512_broadcast_i64x4(
+                        _mm256_loadu_si256((const __m256i *)(y->qs + 128 * h + 32 * l)));
+                }
+#pragma GCC unroll 8
+                for (int p = 0; p < P; p++) {
+                    const __m512i c =
+                        _mm512_and_si512(l ? _mm512_srli_epi16(base[p][h], 2 * l) : base[p][h], m3);
+#pragma GCC unroll 8
+                    for (int t = 0; t < T; t++) s[p][t] = _mm512_dpbusd_epi32(s[p][t], c, a[t]);
+                }
+            }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const __m512 yd = _mm512_set1_ps(((const block_q8_K *)(act + t * act_bytes) + i)->d);
+#pragma GCC unroll 8
+            for (int p = 0; p < P; p++)
+                acc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[p][t]), _mm512_mul_ps(yd, xd[p]),
+                                            acc[p][t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const __m512 v = acc[r / 2][t];
+            out[t * ldo + r] =
+                hsum8(r % 2 ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v));
+        }
+}
+
 /* I2_S x I8: 128-element blocks of 32 bytes, element 32g + m in byte m at bits 6-2g. No block
  * scales: whole-row 32-bit sums, then (sum - sum(q)) / s. */
 INL void i2s_tile(const int R, const int T, int64_t n, const char *w, size_t row_bytes,
@@ -329,7 +412,7 @@ INL void i2s_tile(const int R, const int T, int64_t n, const char *w, size_t row
 
 static void tile_tq2(int R, int T, int64_t n, const char *w, size_t rb, const char *a, size_t ab,
                      float *o, int64_t ldo) {
-#define C(r, t) tern_tile(false, r, t, n, w, rb, a, ab, o, ldo)
+#define C(r, t) tq2_pair_tile(r, t, n, w, rb, a, ab, o, ldo)
     TILE_CASES(C)
 #undef C
 }
@@ -421,6 +504,105 @@ static void rows_lanes64_any(bool h, int64_t n, const char *w, size_t rb, int64_
     int64_t r = 0;
     for (; r + 4 <= nr; r += 4) rows_lanes64(h, 4, n, w + r * rb, rb, a, out + r);
     for (; r < nr; r++) rows_lanes64(h, 1, n, w + r * rb, rb, a, out + r);
+}
+
+/* lanes64 for one weight row and T <= 4 tokens: each weight vector is loaded (and converted)
+ * once for all T, which a batch of decode rows in one-token order needs (the weight is read
+ * once per step, the conversion was T times the work). a: T activation rows of F32, lda
+ * floats apart (F16 activations converted first: exact), out[t * ldo]. Every token's sum is
+ * rows_lanes64's for that token: same accumulators, fold and tail. */
+INL void row_lanes64_tokens(const bool h, const int T, int64_t n, const char *w, const float *a,
+                            int64_t lda, float *out, int64_t ldo) {
+    __m512 acc[MAXT][4];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 8
+        for (int j = 0; j < 4; j++) acc[t][j] = _mm512_setzero_ps();
+    const int64_t np = n & ~(int64_t)63;
+    for (int64_t i = 0; i < np; i += 64) {
+#pragma GCC unroll 8
+        for (int j = 0; j < 4; j++) {
+            const int64_t o = i + 16 * j;
+            const __m512 wv =
+                h ? ld_f16((const uint16_t *)w + o) : _mm512_loadu_ps((const float *)w + o);
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+                acc[t][j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(a + t * lda + o), acc[t][j]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+        const __m512 s =
+            _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][2]), _mm512_add_ps(acc[t][1], acc[t][3]));
+        const float v = hsum16(s);
+        const float *y = a + t * lda;
+        if (h) {
+            const uint16_t *x = (const uint16_t *)w;
+            double sum = v;
+            for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(x[i]) * y[i]);
+            out[t * ldo] = (float)sum;
+        } else {
+            out[t * ldo] = go_f32_tail(v, np, n, (const float *)w, y);
+        }
+    }
+}
+
+/* Activations of F16 products as F32 (a per-thread buffer, grown as needed). */
+static _Thread_local float *tl_f32;
+static _Thread_local size_t tl_f32_cap;
+
+static const float *acts_f32(int64_t n, const uint16_t *act, size_t act_bytes, int64_t nt) {
+    const size_t need = (size_t)(n * nt);
+    if (need > tl_f32_cap) {
+        free(tl_f32);
+        tl_f32_cap = need + need / 4;
+        tl_f32 = xaligned_alloc(64, (tl_f32_cap * sizeof(float) + 63) & ~(size_t)63);
+    }
+    for (int64_t t = 0; t < nt; t++) {
+        const uint16_t *x = (const uint16_t *)((const char *)act + t * act_bytes);
+        float *y = tl_f32 + t * n;
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, ld_f16(x + i));
+        for (; i < n; i++) y[i] = _cvtsh_ss(x[i]);
+    }
+    return tl_f32;
+}
+
+/* F32/F16 rows x tokens in the one-token (lanes64) order: rows outer, tokens in groups of 4;
+ * the row LANES64_PF_ROWS ahead is prefetched into L2 (the hardware prefetcher alone left the
+ * batched F16 head below the read bandwidth). */
+#ifndef LANES64_PF_ROWS
+#define LANES64_PF_ROWS 8
+#endif
+static void lanes64_tile(bool h, int64_t n, const char *w, size_t rb, int64_t nr, const void *act,
+                         size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
+    const float *a = h ? acts_f32(n, act, act_bytes, nt) : act;
+    const int64_t lda = h ? n : (int64_t)(act_bytes / sizeof(float));
+    const int64_t ahead = LANES64_PF_ROWS;
+    for (int64_t r = 0; r < nr; r++) {
+        if (r + ahead < nr)
+            for (size_t o = 0; o < rb; o += 64) _mm_prefetch(w + (r + ahead) * rb + o, _MM_HINT_T1);
+        for (int64_t t = 0; t < nt; t += MAXT) {
+            const int T = (int)TRIT_MIN(MAXT, nt - t);
+            const char *wr = w + r * rb;
+            float *o = out + t * ldo + r;
+            const float *at = a + t * lda;
+            switch (T) {
+            case 1:
+                row_lanes64_tokens(h, 1, n, wr, at, lda, o, ldo);
+                break;
+            case 2:
+                row_lanes64_tokens(h, 2, n, wr, at, lda, o, ldo);
+                break;
+            case 3:
+                row_lanes64_tokens(h, 3, n, wr, at, lda, o, ldo);
+                break;
+            default:
+                row_lanes64_tokens(h, 4, n, wr, at, lda, o, ldo);
+                break;
+            }
+        }
+    }
 }
 
 /* lanes16 (tinyBLAS) F32 rows: one accumulator per row, n % 16 == 0 */
@@ -544,6 +726,25 @@ static void gemm_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_byt
     }
 }
 
+/* The one-token order for nt tokens: F32/F16 share each weight load across tokens; the
+ * ternary tiles are that order already; other types: vec_dot_rows per token. */
+static void vec_dot_tile_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
+                                int64_t nr, const void *act, size_t act_bytes, int64_t nt,
+                                float *out, int64_t ldo) {
+    tile_fn f = tile_for(wtype);
+    if (f) {
+        tiles(f, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo, MAXT);
+        return;
+    }
+    if (wtype == TRIT_F16 || wtype == TRIT_F32) {
+        lanes64_tile(wtype == TRIT_F16, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
+        return;
+    }
+    for (int64_t t = 0; t < nt; t++)
+        vec_dot_rows_avx512(wtype, n, w, row_bytes, nr, (const char *)act + t * act_bytes,
+                            out + t * ldo);
+}
+
 static void quantize_act_avx512(uint32_t wtype, const float *x, void *dst, int64_t n) {
     trit_kernels_avx2_impl.quantize_act(wtype, x, dst, n);
 }
@@ -554,6 +755,7 @@ const trit_kernels trit_kernels_avx512_impl = {
     .vec_dot = vec_dot_avx512,
     .vec_dot_rows = vec_dot_rows_avx512,
     .gemm = gemm_avx512,
+    .vec_dot_tile = vec_dot_tile_avx512,
     .attention = trit_attention_avx512,
 };
 
