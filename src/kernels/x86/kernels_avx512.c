@@ -65,30 +65,11 @@ void trit_swiglu_avx512(const float *g, const float *u, float *y, int64_t n) {
 #define MAXR 8 /* weight rows per tile (8 only with 1 token) */
 
 /* ---- ternary tiles: R weight rows x T activation rows ----
- * Each 256-element block is decoded into four 64-byte vectors of unsigned codes (0..2) whose
- * element k pairs with activation element 64*v + k, so activations are plain 64-byte loads and
- * vpdpbusd sums code*q into 32-bit lanes. The +1 code offset is removed with the activation
- * block sums (bsums), the block scales are applied per block in float. */
-
-/* TQ2_0: code of element 32*(4j+l) + m is (qs[32j + m] >> 2l) & 3. One 64-byte load holds
- * j = 0 (low half) and j = 1 (high half), so code vector l pairs with the activation vector
- * concat(q[32l .. 32l+31], q[128+32l .. 128+32l+31]), built once per token and block. */
-INL void tq2_codes(const block_tq2_0 *x, __m512i c[4]) {
-    const __m512i m3 = _mm512_set1_epi8(3);
-    const __m512i q = _mm512_loadu_si512(x->qs);
-    c[0] = _mm512_and_si512(q, m3);
-    c[1] = _mm512_and_si512(_mm512_srli_epi16(q, 2), m3);
-    c[2] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m3);
-    c[3] = _mm512_and_si512(_mm512_srli_epi16(q, 6), m3);
-}
-
-INL void tq2_acts(const int8_t *q, __m512i a[4]) {
-#pragma GCC unroll 8
-    for (int l = 0; l < 4; l++)
-        a[l] = _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q + 32 * l))),
-            _mm256_loadu_si256((const __m256i *)(q + 128 + 32 * l)), 1);
-}
+ * vpdpbusd sums unsigned codes (0..2) x int8 activations into 32-bit lanes. The +1 code offset
+ * is removed with the activation block sums (bsums), the block scales are applied per block in
+ * float. TQ1_0 (tq1_tile): each 256-element block is decoded into four 64-byte code vectors
+ * whose element k pairs with activation element 64*v + k, so activations are plain 64-byte
+ * loads. TQ2_0 (tq2_pair_tile): two rows share each register, see there. */
 
 /* Base-3 digit of bytes already multiplied by 3^l (mod 256): ((v * 3) >> 8) = [v >= 86] +
  * [v >= 171]. */
@@ -127,24 +108,13 @@ INL void tq1_codes(const block_tq1_0 *x, __m512i c[4]) {
     c[3] = tq1_digit(_mm512_shuffle_i64x2(t23, t4h, _MM_SHUFFLE(2, 0, 2, 0)));
 }
 
-INL float wscale_tq2(const void *x) {
-    return _cvtsh_ss(((const block_tq2_0 *)x)->d);
-}
 INL float wscale_tq1(const void *x) {
     return _cvtsh_ss(((const block_tq1_0 *)x)->d);
 }
 
-INL void tern_codes(const bool tq1, const char *xb, __m512i c[4], float *xd) {
-    if (tq1)
-        tq1_codes((const block_tq1_0 *)xb, c);
-    else
-        tq2_codes((const block_tq2_0 *)xb, c);
-    *xd = tq1 ? wscale_tq1(xb) : wscale_tq2(xb);
-}
-
 /* 32-bit code x activation sums of one block, +1 offset removed (lanes 0..7 carry -ysum):
  * 16 lanes, lane k = activation bytes 4k..4k+3 of the block's 64-byte vectors. */
-INL __m512i tern_sums(const __m512i c[4], const __m512i a[4], __m512i ysum) {
+INL __m512i tq1_sums(const __m512i c[4], const __m512i a[4], __m512i ysum) {
     /* two independent dpbusd chains */
     __m512i s0 = _mm512_dpbusd_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), ysum), c[0], a[0]);
     __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[1], a[1]);
@@ -153,14 +123,14 @@ INL __m512i tern_sums(const __m512i c[4], const __m512i a[4], __m512i ysum) {
     return _mm512_add_epi32(s0, s1);
 }
 
-/* out[t * ldo + r] for r < R, t < T. tq1 selects the TQ1_0 decoder. The float sums follow
+/* TQ1_0: out[t * ldo + r] for r < R, t < T. The float sums follow
  * ggml's AVX2 kernel: eight lanes (lane L = activation bytes 4L..4L+3 of each 32-byte
  * segment: the two 256-bit halves of a 16-lane sum added), one fma per block. Rows are
  * handled in pairs whose folded sums share one 512-bit register (row r in lanes 0..7, row
  * r+1 in lanes 8..15), so a pair costs one convert and one fma. */
-INL void tern_tile(const bool tq1, const int R, const int T, int64_t n, const char *w,
-                   size_t row_bytes, const char *act, size_t act_bytes, float *out, int64_t ldo) {
-    const size_t wb = tq1 ? sizeof(block_tq1_0) : sizeof(block_tq2_0);
+INL void tq1_tile(const int R, const int T, int64_t n, const char *w, size_t row_bytes,
+                  const char *act, size_t act_bytes, float *out, int64_t ldo) {
+    const size_t wb = sizeof(block_tq1_0);
     __m512 acc[(MAXR + 1) / 2][MAXT];
 #pragma GCC unroll 8
     for (int p = 0; p < (R + 1) / 2; p++)
@@ -175,26 +145,27 @@ INL void tern_tile(const bool tq1, const int R, const int T, int64_t n, const ch
             ysum[t] = _mm512_zextsi256_si512(_mm256_madd_epi16(
                 _mm256_loadu_si256((const __m256i *)y->bsums), _mm256_set1_epi16(1)));
             yd[t] = y->d;
-            if (tq1)
 #pragma GCC unroll 8
-                for (int v = 0; v < 4; v++) a[t][v] = _mm512_loadu_si512(y->qs + 64 * v);
-            else
-                tq2_acts(y->qs, a[t]);
+            for (int v = 0; v < 4; v++) a[t][v] = _mm512_loadu_si512(y->qs + 64 * v);
         }
 #pragma GCC unroll 8
         for (int r = 0; r < R; r += 2) {
             const char *xb = w + r * row_bytes + (size_t)i * wb;
             __m512i c0[4], c1[4];
             float xd0, xd1 = 0.0f;
-            tern_codes(tq1, xb, c0, &xd0);
-            if (r + 1 < R) tern_codes(tq1, xb + row_bytes, c1, &xd1);
+            tq1_codes((const block_tq1_0 *)xb, c0);
+            xd0 = wscale_tq1(xb);
+            if (r + 1 < R) {
+                tq1_codes((const block_tq1_0 *)(xb + row_bytes), c1);
+                xd1 = wscale_tq1(xb + row_bytes);
+            }
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
-                const __m512i s0 = tern_sums(c0, a[t], ysum[t]);
+                const __m512i s0 = tq1_sums(c0, a[t], ysum[t]);
                 __m512i f;
                 __m512 d;
                 if (r + 1 < R) {
-                    const __m512i s1 = tern_sums(c1, a[t], ysum[t]);
+                    const __m512i s1 = tq1_sums(c1, a[t], ysum[t]);
                     f = _mm512_add_epi32(_mm512_shuffle_i64x2(s0, s1, _MM_SHUFFLE(1, 0, 1, 0)),
                                          _mm512_shuffle_i64x2(s0, s1, _MM_SHUFFLE(3, 2, 3, 2)));
                     d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(yd[t] * xd0),
@@ -223,10 +194,10 @@ INL void tern_tile(const bool tq1, const int R, const int T, int64_t n, const ch
  * then sums 32 elements of both rows, lane k (k < 8) of the low half collecting bytes 4k..4k+3
  * of every 32-element segment of row r, lane 8 + k the same for row r+1: exactly the eight
  * lanes of ggml's AVX2 kernel per row, with no fold between halves, and the codes decoded once
- * per pair for all T tokens. Integer lane sums are exact, so they equal tern_tile's; the float
+ * per pair for all T tokens. Integer lane sums are exact, so they equal tq1_tile's; the float
  * steps (block scale yd * xd, one fma per block, hsum8) are the same. A lone last row is
  * paired with itself and its high half ignored. Element 128h + 32l + m has code
- * (qs[32h + m] >> 2l) & 3 (tq2_codes). */
+ * (qs[32h + m] >> 2l) & 3. */
 INL void tq2_pair_tile(const int R, const int T, int64_t n, const char *w, size_t row_bytes,
                        const char *act, size_t act_bytes, float *out, int64_t ldo) {
     const int P = (R + 1) / 2;
@@ -418,7 +389,7 @@ static void tile_tq2(int R, int T, int64_t n, const char *w, size_t rb, const ch
 }
 static void tile_tq1(int R, int T, int64_t n, const char *w, size_t rb, const char *a, size_t ab,
                      float *o, int64_t ldo) {
-#define C(r, t) tern_tile(true, r, t, n, w, rb, a, ab, o, ldo)
+#define C(r, t) tq1_tile(r, t, n, w, rb, a, ab, o, ldo)
     TILE_CASES(C)
 #undef C
 }
