@@ -19,6 +19,18 @@ node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1]));
 "$TRIT" bench "$M" -p 0 -n 4 -r 1 -t 2 --numerics fast >"$TMP/bf.txt" 2>&1 || { cat "$TMP/bf.txt"; fail "bench --numerics fast"; }
 grep -q '^tg bound: .* GB/s read' "$TMP/bf.txt" && grep -qE '^\| tg4 .*[0-9]%' "$TMP/bf.txt" &&
   grep -q 'numerics fast' "$TMP/bf.txt" || fail "bench printed no % of bound / numerics: $(cat "$TMP/bf.txt")"
+# --parallel: batched tg (N sequences per step), the aggregate bound N times the single one
+"$TRIT" bench "$M" -p 0 -n 6 -r 1 -t 2 --parallel 3 --bw-gbs 10 --json >"$TMP/bp.json" ||
+  fail "bench --parallel 3"
+python3 - "$TMP/b.json" "$TMP/bp.json" <<'PY' || fail "bench --parallel JSON: $(cat "$TMP/bp.json")"
+import json, sys
+one, par = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert par["parallel"] == 3 and one["parallel"] == 1, "parallel field"
+assert abs(par["tg_bound_tps"] - 3 * one["tg_bound_tps"]) < 1e-6 * par["tg_bound_tps"], "bound x3"
+assert par["tg_tps"] > 0
+PY
+"$TRIT" bench "$M" -p 0 -n 4 -r 1 -t 2 --parallel 2 --no-bound >"$TMP/bp.txt" 2>&1 &&
+  grep -q '^| tg4x2 ' "$TMP/bp.txt" || fail "bench --parallel 2 printed no tg4x2 row: $(cat "$TMP/bp.txt")"
 a=$("$TRIT" run "$M" --prompt-ids 128000,791,6864 -n 12 --ids 2>/dev/null)
 b=$("$TRIT" run "$M" --prompt-ids 128000,791,6864 -n 12 --ids -t 2 2>/dev/null)
 [ -n "$a" ] && [ "$a" = "$b" ] || fail "greedy run differs between 1 and 2 threads: '$a' vs '$b'"
@@ -45,10 +57,12 @@ set +e
 "$TRIT" bench "$M" -p -3 >/dev/null 2>"$TMP/e2"; rc2=$?
 "$TRIT" bench "$M" --numerics sloppy >/dev/null 2>"$TMP/e3"; rc3=$?
 "$TRIT" bench "$M" --bw-gbs nope >/dev/null 2>"$TMP/e4"; rc4=$?
+"$TRIT" bench "$M" --parallel 0 >/dev/null 2>"$TMP/e6"; rc6=$?
 set -e
+[ "$rc6" -eq 2 ] && grep -q "parallel.*1\.\.256" "$TMP/e6" || fail "bad --parallel: rc $rc6, $(cat "$TMP/e6")"
 [ "$rc5" -eq 2 ] && grep -q "numerics.*turbo" "$TMP/e5" || fail "run bad --numerics: rc $rc5, $(cat "$TMP/e5")"
 [ "$rc3" -eq 2 ] && grep -q "numerics.*sloppy" "$TMP/e3" || fail "bad --numerics: rc $rc3, $(cat "$TMP/e3")"
 [ "$rc4" -eq 2 ] && grep -q "bw-gbs.*nope" "$TMP/e4" || fail "bad --bw-gbs: rc $rc4, $(cat "$TMP/e4")"
 [ "$rc1" -ne 0 ] && grep -qi 'missing.gguf' "$TMP/e1" || fail "missing model: rc $rc1, $(cat "$TMP/e1")"
 [ "$rc2" -ne 0 ] && [ -s "$TMP/e2" ] || fail "bad -p: rc $rc2"
-pass "bench -p 0 x3, bench --json with the bound, --numerics fast (bench, run: agrees with exact at f32 KV), run deterministic across threads, clear errors"
+pass "bench -p 0 x3, bench --json with the bound, --parallel (batched tg), --numerics fast (bench, run: agrees with exact at f32 KV), run deterministic across threads, clear errors"
