@@ -93,6 +93,7 @@ fuzz: fuzz-build
 bench: all
 	@bench/engine-vs-llama
 	@bench/serve-vs-llama
+	@bench/targets
 
 # The demo's trained model (docs/TRAINING.md): corpus from Debian's bible-kjv, then
 # `trit train` (deterministic: the same bytes on any AVX2 machine, any thread count), then
