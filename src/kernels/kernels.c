@@ -463,14 +463,16 @@ static inline uint32_t dot_type(const mm_job *j, int p, int64_t t) {
 static void mm_rows(const mm_job *j, int p, int64_t r0, int64_t nr) {
     const trit_mm_part *P = &j->parts[p];
     const char *w = (const char *)P->W + r0 * j->wrow;
-    if (j->use_gemm[p]) {
+    const bool tile_order = j->k->vec_dot_tile && !j->repacked[p] && !j->use_gemm[p];
+    if (j->use_gemm[p] && j->n_tok > MM_TOK_TILE) {
         for (int64_t t0 = 0; t0 < j->n_tok; t0 += MM_TOK_TILE) {
             const int64_t nt = TRIT_MIN(MM_TOK_TILE, j->n_tok - t0);
             j->k->gemm(dot_type(j, p, t0), j->n_in, w, j->wrow, nr, j->act + t0 * j->arow, j->arow,
                        nt, P->Y + t0 * P->n_out + r0, P->n_out);
         }
-    } else if (j->n_tok == 1) {
-        /* sweeps of S rows; rows [r + S, r + D) are prefetched before the first sweep, then
+    } else if (j->n_tok == 1 || j->use_gemm[p]) {
+        /* decode rows (one token, or a batch's few tokens in one gemm tile), memory-bound:
+         * sweeps of S rows; rows [r + S, r + D) are prefetched before the first sweep, then
          * each sweep prefetches the S rows D ahead of it (D = pf rows, at least one sweep) */
         const int64_t S = j->sweep_rows, D = j->pf_rows ? TRIT_MAX(j->pf_rows, S) : 0;
         if (D > S) prefetch_l2(w + S * j->wrow, (size_t)TRIT_MAX(TRIT_MIN(D, nr) - S, 0) * j->wrow);
@@ -478,10 +480,14 @@ static void mm_rows(const mm_job *j, int p, int64_t r0, int64_t nr) {
             const int64_t n = TRIT_MIN(S, nr - r);
             if (D && r + D < nr)
                 prefetch_l2(w + (r + D) * j->wrow, (size_t)TRIT_MIN(S, nr - r - D) * j->wrow);
-            j->k->vec_dot_rows(dot_type(j, p, 0), j->n_in, w + r * j->wrow, j->wrow, n, j->act,
-                               P->Y + r0 + r);
+            if (j->n_tok == 1)
+                j->k->vec_dot_rows(dot_type(j, p, 0), j->n_in, w + r * j->wrow, j->wrow, n, j->act,
+                                   P->Y + r0 + r);
+            else
+                j->k->gemm(dot_type(j, p, 0), j->n_in, w + r * j->wrow, j->wrow, n, j->act, j->arow,
+                           j->n_tok, P->Y + r0 + r, P->n_out);
         }
-    } else if (j->k->vec_dot_tile && !j->repacked[p]) {
+    } else if (tile_order) {
         /* one-token order for every token (a weight not repacked has one dot type) */
         j->k->vec_dot_tile(j->wtype, j->n_in, w, j->wrow, nr, j->act, j->arow, j->n_tok, P->Y + r0,
                            P->n_out);

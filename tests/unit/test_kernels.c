@@ -536,39 +536,53 @@ Test(kernels_matmul, multi_parts_match_single) {
 
 /* The per-CPU decode sweep and prefetch (trit_tuning) change no result: every candidate gives
  * the bytes of the table's row, for 1 and 2 threads and a row count no sweep divides. */
+/* No tuning changes a result: decode (1 token) and a batch's few tokens (3, 8: the gemm tile
+ * swept S rows at a time with prefetch), any sweep, prefetch distance, cap and thread count.
+ * Ternary rows of a batch also equal their one-token products (vec_dot's order). */
 Test(kernels_matmul, tuning_changes_no_result) {
     const trit_tuning saved = *trit_tuning_get();
     cr_assert(saved.sweep_rows >= 1 && saved.pf_rows >= 0 && saved.spin_us >= 0);
     cr_assert(saved.row && saved.row[0] && saved.cpu[0], "tuning row and cpu are named");
     const uint32_t types[] = {TRIT_TQ2_0, TRIT_TQ1_0, TRIT_F16};
-    for (size_t ty = 0; ty < TRIT_ARRAY_LEN(types); ty++) {
-        const int64_t n_in = 512, n_out = 203;
-        size_t rb;
-        rng_state = 9100 + ty;
-        float *x = random_floats(n_in, 1.0f);
-        void *w = random_weights(types[ty], n_in, n_out, &rb);
-        float *y0 = xmalloc(sizeof(float) * n_out), *y1 = xmalloc(sizeof(float) * n_out);
-        trit_matmul(trit_kernels_best(), NULL, types[ty], w, 1.0f, n_in, n_out, x, 1, y0);
-        const int sweeps[] = {1, 2, 3, 8}, pfs[] = {0, 1, 5, 16}, caps[] = {0, 1, 0, 4};
-        for (int nth = 1; nth <= 2; nth++) {
-            trit_pool *pool = trit_pool_new(nth);
-            for (size_t s = 0; s < TRIT_ARRAY_LEN(sweeps); s++)
-                for (size_t p = 0; p < TRIT_ARRAY_LEN(pfs); p++) {
-                    trit_tuning t = saved;
-                    t.sweep_rows = sweeps[s], t.pf_rows = pfs[p], t.pf_max_kb = caps[p];
-                    trit_tuning_set(&t);
-                    memset(y1, 0, sizeof(float) * n_out);
-                    trit_matmul(trit_kernels_best(), pool, types[ty], w, 1.0f, n_in, n_out, x, 1,
-                                y1);
-                    cr_assert_eq(memcmp(y0, y1, sizeof(float) * n_out), 0,
-                                 "type %u sweep %d pf %d threads %d", types[ty], sweeps[s], pfs[p],
-                                 nth);
+    const int64_t toks[] = {1, 3, 8};
+    for (size_t ty = 0; ty < TRIT_ARRAY_LEN(types); ty++)
+        for (size_t tk = 0; tk < TRIT_ARRAY_LEN(toks); tk++) {
+            const int64_t n_in = 512, n_out = 203, nt = toks[tk];
+            size_t rb;
+            rng_state = 9100 + ty;
+            float *x = random_floats(n_in * nt, 1.0f);
+            void *w = random_weights(types[ty], n_in, n_out, &rb);
+            float *y0 = xmalloc(sizeof(float) * n_out * nt),
+                  *y1 = xmalloc(sizeof(float) * n_out * nt);
+            trit_matmul(trit_kernels_best(), NULL, types[ty], w, 1.0f, n_in, n_out, x, nt, y0);
+            if (types[ty] != TRIT_F16)
+                for (int64_t t = 0; t < nt; t++) {
+                    trit_matmul(trit_kernels_best(), NULL, types[ty], w, 1.0f, n_in, n_out,
+                                x + t * n_in, 1, y1);
+                    cr_assert_eq(memcmp(y0 + t * n_out, y1, sizeof(float) * n_out), 0,
+                                 "type %u: token %lld of %lld differs from its one-token product",
+                                 types[ty], (long long)t, (long long)nt);
                 }
-            trit_pool_free(pool);
+            const int sweeps[] = {1, 2, 3, 8}, pfs[] = {0, 1, 5, 16}, caps[] = {0, 1, 0, 4};
+            for (int nth = 1; nth <= 2; nth++) {
+                trit_pool *pool = trit_pool_new(nth);
+                for (size_t s = 0; s < TRIT_ARRAY_LEN(sweeps); s++)
+                    for (size_t p = 0; p < TRIT_ARRAY_LEN(pfs); p++) {
+                        trit_tuning t = saved;
+                        t.sweep_rows = sweeps[s], t.pf_rows = pfs[p], t.pf_max_kb = caps[p];
+                        trit_tuning_set(&t);
+                        memset(y1, 0, sizeof(float) * n_out * nt);
+                        trit_matmul(trit_kernels_best(), pool, types[ty], w, 1.0f, n_in, n_out, x,
+                                    nt, y1);
+                        cr_assert_eq(memcmp(y0, y1, sizeof(float) * n_out * nt), 0,
+                                     "type %u, %lld tokens: sweep %d pf %d threads %d", types[ty],
+                                     (long long)nt, sweeps[s], pfs[p], nth);
+                    }
+                trit_pool_free(pool);
+            }
+            trit_tuning_set(&saved);
+            free(x), free(w), free(y0), free(y1);
         }
-        trit_tuning_set(&saved);
-        free(x), free(w), free(y0), free(y1);
-    }
 }
 
 /* ---- optimized attention against trit_attention (ops.c) ---- */
