@@ -514,6 +514,55 @@ static inline float dot_lanes64(bool h, int64_t n, const void *xv, const void *y
     return go_f32_tail(r, np, n, xf, yf);
 }
 
+/* dot_lanes64 for R <= 3 weight rows against one activation row (decode): each activation
+ * vector is loaded (and converted) once for the R rows. Two passes, one per 256-bit half u of
+ * the 16-lane accumulators (4 x R of them fit the 16 ymm registers; both halves would not);
+ * every row's sum is dot_lanes64's: same accumulators, fold and tail. */
+static inline __attribute__((always_inline)) void rows_lanes64(const bool h, const int R, int64_t n,
+                                                               const char *w, size_t rb,
+                                                               const void *act, float *out) {
+    const int64_t np = n & ~(int64_t)63;
+    __m256 half[2][3];
+#pragma GCC unroll 2
+    for (int u = 0; u < 2; u++) {
+        __m256 acc[3][4];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+            for (int j = 0; j < 4; j++) acc[r][j] = _mm256_setzero_ps();
+        for (int64_t i = 0; i < np; i += 64) {
+#pragma GCC unroll 8
+            for (int j = 0; j < 4; j++) {
+                const int64_t o = i + 16 * j + 8 * u;
+                const __m256 av =
+                    h ? ld_f16((const uint16_t *)act + o) : _mm256_loadu_ps((const float *)act + o);
+#pragma GCC unroll 8
+                for (int r = 0; r < R; r++) {
+                    const __m256 wv = h ? ld_f16((const uint16_t *)(w + r * rb) + o)
+                                        : _mm256_loadu_ps((const float *)(w + r * rb) + o);
+                    acc[r][j] = _mm256_fmadd_ps(wv, av, acc[r][j]);
+                }
+            }
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+            half[u][r] = _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][2]),
+                                       _mm256_add_ps(acc[r][1], acc[r][3]));
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        const float v = reduce16(half[0][r], half[1][r]);
+        if (h) {
+            const uint16_t *x = (const uint16_t *)(w + r * rb), *y = act;
+            double sum = v;
+            for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(x[i]) * _cvtsh_ss(y[i]));
+            out[r] = (float)sum;
+        } else {
+            out[r] = go_f32_tail(v, np, n, (const float *)(w + r * rb), act);
+        }
+    }
+}
+
 static float dot_f32(int64_t n, const float *x, const float *y) {
     return dot_lanes64(false, n, x, y);
 }
@@ -594,6 +643,14 @@ static void vec_dot_rows_avx2(uint32_t wtype, int64_t n, const void *w, size_t r
                                         (const void *)(wp + (r + 1) * row_bytes)};
             dot_tq1_0_rows(2, n, xs, act, &out[r]);
         }
+    if (wtype == TRIT_F16 || wtype == TRIT_F32) { /* rows in threes, a last pair together */
+        const bool h = wtype == TRIT_F16;
+        for (; r + 3 <= nr; r += 3) rows_lanes64(h, 3, n, wp + r * row_bytes, row_bytes, act, &out[r]);
+        if (r + 2 == nr) {
+            rows_lanes64(h, 2, n, wp + r * row_bytes, row_bytes, act, &out[r]);
+            r += 2;
+        }
+    }
     for (; r < nr; r++) out[r] = vec_dot_avx2(wtype, n, wp + r * row_bytes, act);
 }
 
