@@ -71,6 +71,10 @@ void trit_avx2_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t 
 float trit_avx512_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
 void trit_avx512_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
                                  int64_t nr, const void *act, float *out);
+/* nt F16 activation rows (act_bytes apart, n elements) as F32 rows of n floats in a per-thread
+ * buffer (valid until the thread's next call; the conversion is exact): what the x86 sets'
+ * vec_dot_tile multiplies F16 weights with. AVX2+F16C CPUs only (x86/kernels_avx2.c). */
+const float *trit_x86_acts_f32(int64_t n, const void *act, size_t act_bytes, int64_t nt);
 /* The reference's CPU_REPACK buffer (ggml-cpu repack.cpp, on by default in llama.cpp; its
  * choice is ggml_repack_get_optimal_repack_type) stores a 2-D weight matrix whose row count
  * (ne[1]) is a multiple of 8 as 8-row interleaved blocks when its type has an x86 repacked

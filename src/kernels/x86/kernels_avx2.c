@@ -497,13 +497,7 @@ static inline float dot_lanes64(bool h, int64_t n, const void *xv, const void *y
         a[1][u] = _mm256_add_ps(a[1][u], a[3][u]);
         a[0][u] = _mm256_add_ps(a[0][u], a[1][u]);
     }
-    const float r = reduce16(a[0][0], a[0][1]);
-    if (h) {
-        double sum = r;
-        for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(xh[i]) * _cvtsh_ss(yh[i]));
-        return (float)sum;
-    }
-    return go_f32_tail(r, np, n, xf, yf);
+    return lanes64_tail(h, reduce16(a[0][0], a[0][1]), np, n, xv, yv, false);
 }
 
 /* dot_lanes64 for R <= 3 weight rows against one activation row (decode): each activation
@@ -543,15 +537,7 @@ static inline __attribute__((always_inline)) void rows_lanes64(const bool h, con
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
-        const float v = reduce16(half[0][r], half[1][r]);
-        if (h) {
-            const uint16_t *x = (const uint16_t *)(w + r * rb), *y = act;
-            double sum = v;
-            for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(x[i]) * _cvtsh_ss(y[i]));
-            out[r] = (float)sum;
-        } else {
-            out[r] = go_f32_tail(v, np, n, (const float *)(w + r * rb), act);
-        }
+        out[r] = lanes64_tail(h, reduce16(half[0][r], half[1][r]), np, n, w + r * rb, act, false);
     }
 }
 
@@ -718,24 +704,15 @@ static inline __attribute__((always_inline)) void row_lanes64_tokens(const bool 
     }
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
-        const float r = reduce16(half[0][t], half[1][t]);
-        const float *y = a + t * lda;
-        if (h) {
-            const uint16_t *x = (const uint16_t *)w;
-            double sum = r;
-            for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(x[i]) * y[i]);
-            out[t * ldo] = (float)sum;
-        } else {
-            out[t * ldo] = go_f32_tail(r, np, n, (const float *)w, y);
-        }
+        out[t * ldo] =
+            lanes64_tail(h, reduce16(half[0][t], half[1][t]), np, n, w, a + t * lda, true);
     }
 }
 
-/* F16 activations as F32 (a per-thread buffer, grown as needed). */
 static _Thread_local float *tl_f32;
 static _Thread_local size_t tl_f32_cap;
 
-static const float *acts_f32(int64_t n, const void *act, size_t act_bytes, int64_t nt) {
+const float *trit_x86_acts_f32(int64_t n, const void *act, size_t act_bytes, int64_t nt) {
     const size_t need = (size_t)(n * nt);
     if (need > tl_f32_cap) {
         free(tl_f32);
@@ -769,7 +746,7 @@ static void vec_dot_tile_avx2(uint32_t wtype, int64_t n, const void *w, size_t r
         return;
     }
     const bool h = wtype == TRIT_F16;
-    const float *a = h ? acts_f32(n, act, act_bytes, nt) : act;
+    const float *a = h ? trit_x86_acts_f32(n, act, act_bytes, nt) : act;
     const int64_t lda = h ? n : (int64_t)(act_bytes / sizeof(float));
     for (int64_t r = 0; r < nr; r++)
         for (int64_t t = 0; t < nt; t += 3) {

@@ -457,16 +457,7 @@ INL void rows_lanes64(const bool h, const int R, int64_t n, const char *w, size_
     for (int r = 0; r < R; r++) {
         const __m512 s =
             _mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][2]), _mm512_add_ps(acc[r][1], acc[r][3]));
-        const float v = hsum16(s);
-        if (h) {
-            const uint16_t *x = (const uint16_t *)(w + r * rb), *y = act;
-            double sum = v;
-            for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(x[i]) * _cvtsh_ss(y[i]));
-            out[r] = (float)sum;
-        } else {
-            const float *x = (const float *)(w + r * rb), *y = act;
-            out[r] = go_f32_tail(v, np, n, x, y);
-        }
+        out[r] = lanes64_tail(h, hsum16(s), np, n, w + r * rb, act, false);
     }
 }
 
@@ -505,38 +496,8 @@ INL void row_lanes64_tokens(const bool h, const int T, int64_t n, const char *w,
     for (int t = 0; t < T; t++) {
         const __m512 s =
             _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][2]), _mm512_add_ps(acc[t][1], acc[t][3]));
-        const float v = hsum16(s);
-        const float *y = a + t * lda;
-        if (h) {
-            const uint16_t *x = (const uint16_t *)w;
-            double sum = v;
-            for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(x[i]) * y[i]);
-            out[t * ldo] = (float)sum;
-        } else {
-            out[t * ldo] = go_f32_tail(v, np, n, (const float *)w, y);
-        }
+        out[t * ldo] = lanes64_tail(h, hsum16(s), np, n, w, a + t * lda, true);
     }
-}
-
-/* Activations of F16 products as F32 (a per-thread buffer, grown as needed). */
-static _Thread_local float *tl_f32;
-static _Thread_local size_t tl_f32_cap;
-
-static const float *acts_f32(int64_t n, const uint16_t *act, size_t act_bytes, int64_t nt) {
-    const size_t need = (size_t)(n * nt);
-    if (need > tl_f32_cap) {
-        free(tl_f32);
-        tl_f32_cap = need + need / 4;
-        tl_f32 = xaligned_alloc(64, (tl_f32_cap * sizeof(float) + 63) & ~(size_t)63);
-    }
-    for (int64_t t = 0; t < nt; t++) {
-        const uint16_t *x = (const uint16_t *)((const char *)act + t * act_bytes);
-        float *y = tl_f32 + t * n;
-        int64_t i = 0;
-        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, ld_f16(x + i));
-        for (; i < n; i++) y[i] = _cvtsh_ss(x[i]);
-    }
-    return tl_f32;
 }
 
 /* F32/F16 rows x tokens in the one-token (lanes64) order: rows outer, tokens in groups of 4.
@@ -544,7 +505,7 @@ static const float *acts_f32(int64_t n, const uint16_t *act, size_t act_bytes, i
  * up with this sequential sweep.) */
 static void lanes64_tile(bool h, int64_t n, const char *w, size_t rb, int64_t nr, const void *act,
                          size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
-    const float *a = h ? acts_f32(n, act, act_bytes, nt) : act;
+    const float *a = h ? trit_x86_acts_f32(n, act, act_bytes, nt) : act;
     const int64_t lda = h ? n : (int64_t)(act_bytes / sizeof(float));
     for (int64_t r = 0; r < nr; r++) {
         for (int64_t t = 0; t < nt; t += MAXT) {
