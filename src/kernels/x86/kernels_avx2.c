@@ -500,45 +500,57 @@ static inline float dot_lanes64(bool h, int64_t n, const void *xv, const void *y
     return lanes64_tail(h, reduce16(a[0][0], a[0][1]), np, n, xv, yv, false);
 }
 
-/* dot_lanes64 for R <= 3 weight rows against one activation row (decode): each activation
- * vector is loaded (and converted) once for the R rows. Two passes, one per 256-bit half u of
- * the 16-lane accumulators (4 x R of them fit the 16 ymm registers; both halves would not);
- * every row's sum is dot_lanes64's: same accumulators, fold and tail. */
-static inline __attribute__((always_inline)) void rows_lanes64(const bool h, const int R, int64_t n,
-                                                               const char *w, size_t rb,
-                                                               const void *act, float *out) {
+/* dot_lanes64 for R weight rows x T activation rows (R * T <= 3), each weight and activation
+ * vector loaded (and converted) once for the block. Two passes, one per 256-bit half u of the
+ * 16-lane accumulators (4 x R x T of them fit the 16 ymm registers; both halves would not);
+ * every sum is dot_lanes64's: same accumulators, fold and tail. a: T activation rows lda
+ * elements apart, in their own format (F16 when h), or F32 when a_f32 (F16 ones converted
+ * first: exact). out[t * ldo + r]. Decode runs R rows x 1 token; a batch's decode rows (one-
+ * token order) 1 row x T tokens. */
+static inline __attribute__((always_inline)) void
+lanes64_block(const bool h, const int R, const int T, int64_t n, const char *w, size_t rb,
+              const void *a, int64_t lda, const bool a_f32, float *out, int64_t ldo) {
     const int64_t np = n & ~(int64_t)63;
     __m256 half[2][3];
 #pragma GCC unroll 2
     for (int u = 0; u < 2; u++) {
-        __m256 acc[3][4];
+        __m256 acc[3][4]; /* [r * T + t][j] */
 #pragma GCC unroll 8
-        for (int r = 0; r < R; r++)
+        for (int k = 0; k < R * T; k++)
 #pragma GCC unroll 8
-            for (int j = 0; j < 4; j++) acc[r][j] = _mm256_setzero_ps();
+            for (int j = 0; j < 4; j++) acc[k][j] = _mm256_setzero_ps();
         for (int64_t i = 0; i < np; i += 64) {
 #pragma GCC unroll 8
             for (int j = 0; j < 4; j++) {
                 const int64_t o = i + 16 * j + 8 * u;
-                const __m256 av =
-                    h ? ld_f16((const uint16_t *)act + o) : _mm256_loadu_ps((const float *)act + o);
+                __m256 av[3];
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++)
+                    av[t] = h && !a_f32 ? ld_f16((const uint16_t *)a + t * lda + o)
+                                        : _mm256_loadu_ps((const float *)a + t * lda + o);
 #pragma GCC unroll 8
                 for (int r = 0; r < R; r++) {
                     const __m256 wv = h ? ld_f16((const uint16_t *)(w + r * rb) + o)
                                         : _mm256_loadu_ps((const float *)(w + r * rb) + o);
-                    acc[r][j] = _mm256_fmadd_ps(wv, av, acc[r][j]);
+#pragma GCC unroll 8
+                    for (int t = 0; t < T; t++)
+                        acc[r * T + t][j] = _mm256_fmadd_ps(wv, av[t], acc[r * T + t][j]);
                 }
             }
         }
 #pragma GCC unroll 8
-        for (int r = 0; r < R; r++)
-            half[u][r] = _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][2]),
-                                       _mm256_add_ps(acc[r][1], acc[r][3]));
+        for (int k = 0; k < R * T; k++)
+            half[u][k] = _mm256_add_ps(_mm256_add_ps(acc[k][0], acc[k][2]),
+                                       _mm256_add_ps(acc[k][1], acc[k][3]));
     }
+    const size_t es = h && !a_f32 ? 2 : 4;
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) {
-        out[r] = lanes64_tail(h, reduce16(half[0][r], half[1][r]), np, n, w + r * rb, act, false);
-    }
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            out[t * ldo + r] =
+                lanes64_tail(h, reduce16(half[0][r * T + t], half[1][r * T + t]), np, n, w + r * rb,
+                             (const char *)a + (size_t)(t * lda) * es, a_f32);
 }
 
 static float dot_f32(int64_t n, const float *x, const float *y) {
@@ -624,9 +636,9 @@ static void vec_dot_rows_avx2(uint32_t wtype, int64_t n, const void *w, size_t r
     if (wtype == TRIT_F16 || wtype == TRIT_F32) { /* rows in threes, a last pair together */
         const bool h = wtype == TRIT_F16;
         for (; r + 3 <= nr; r += 3)
-            rows_lanes64(h, 3, n, wp + r * row_bytes, row_bytes, act, &out[r]);
+            lanes64_block(h, 3, 1, n, wp + r * row_bytes, row_bytes, act, 0, false, &out[r], 0);
         if (r + 2 == nr) {
-            rows_lanes64(h, 2, n, wp + r * row_bytes, row_bytes, act, &out[r]);
+            lanes64_block(h, 2, 1, n, wp + r * row_bytes, row_bytes, act, 0, false, &out[r], 0);
             r += 2;
         }
     }
@@ -665,47 +677,6 @@ static void gemm_avx2(uint32_t wtype, int64_t n, const void *w, size_t row_bytes
             rows_lanes16(h, 4, n, (const char *)w + r * row_bytes, row_bytes, a, out + t * ldo + r);
         for (; r < nr; r++)
             rows_lanes16(h, 1, n, (const char *)w + r * row_bytes, row_bytes, a, out + t * ldo + r);
-    }
-}
-
-/* lanes64 (dot_lanes64's order) for one weight row and T <= 3 tokens, so each weight vector
- * is loaded and converted once for all T. The 16-lane accumulators are pairs of 256-bit
- * halves that never meet until the end, so the row is swept once per half u (T x 4
- * accumulators: 16 ymm registers do not hold both halves of more than one token).
- * a: T F32 activation rows lda apart (F16 ones converted first: exact). */
-static inline __attribute__((always_inline)) void row_lanes64_tokens(const bool h, const int T,
-                                                                     int64_t n, const char *w,
-                                                                     const float *a, int64_t lda,
-                                                                     float *out, int64_t ldo) {
-    const int64_t np = n & ~(int64_t)63;
-    __m256 half[2][3];
-#pragma GCC unroll 2
-    for (int u = 0; u < 2; u++) {
-        __m256 acc[3][4];
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++)
-#pragma GCC unroll 8
-            for (int j = 0; j < 4; j++) acc[t][j] = _mm256_setzero_ps();
-        for (int64_t i = 0; i < np; i += 64) {
-#pragma GCC unroll 8
-            for (int j = 0; j < 4; j++) {
-                const int64_t o = i + 16 * j + 8 * u;
-                const __m256 wv =
-                    h ? ld_f16((const uint16_t *)w + o) : _mm256_loadu_ps((const float *)w + o);
-#pragma GCC unroll 8
-                for (int t = 0; t < T; t++)
-                    acc[t][j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(a + t * lda + o), acc[t][j]);
-            }
-        }
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++)
-            half[u][t] = _mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][2]),
-                                       _mm256_add_ps(acc[t][1], acc[t][3]));
-    }
-#pragma GCC unroll 8
-    for (int t = 0; t < T; t++) {
-        out[t * ldo] =
-            lanes64_tail(h, reduce16(half[0][t], half[1][t]), np, n, w, a + t * lda, true);
     }
 }
 
@@ -753,11 +724,11 @@ static void vec_dot_tile_avx2(uint32_t wtype, int64_t n, const void *w, size_t r
             const char *wr = (const char *)w + r * row_bytes;
             float *o = out + t * ldo + r;
             if (nt - t >= 3)
-                row_lanes64_tokens(h, 3, n, wr, a + t * lda, lda, o, ldo);
+                lanes64_block(h, 1, 3, n, wr, 0, a + t * lda, lda, true, o, ldo);
             else if (nt - t == 2)
-                row_lanes64_tokens(h, 2, n, wr, a + t * lda, lda, o, ldo);
+                lanes64_block(h, 1, 2, n, wr, 0, a + t * lda, lda, true, o, ldo);
             else
-                row_lanes64_tokens(h, 1, n, wr, a + t * lda, lda, o, ldo);
+                lanes64_block(h, 1, 1, n, wr, 0, a + t * lda, lda, true, o, ldo);
         }
 }
 

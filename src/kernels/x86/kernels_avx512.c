@@ -428,76 +428,56 @@ static inline __m512 ld_f16(const uint16_t *p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
 
-/* lanes64 (ggml_vec_dot_f32 / f16, see ref/ggml_order.h) for R rows sharing the activation
- * loads: four accumulators per row, reduced (a0+a2) + (a1+a3), then the n % 64 tail in
- * scalar (f32: fma into the float total; f16: products added in double). h: F16. */
-INL void rows_lanes64(const bool h, const int R, int64_t n, const char *w, size_t rb,
-                      const void *act, float *out) {
-    __m512 acc[MAXR][4];
+/* lanes64 (ggml_vec_dot_f32 / f16, see ref/ggml_order.h) for R weight rows x T activation rows
+ * (R * T <= 4), each weight and activation vector loaded once for the block: four 16-lane
+ * accumulators per (row, token), reduced (a0+a2) + (a1+a3), then lanes64_tail. h: F16 weights.
+ * a: T activation rows lda elements apart, in their own format (F16 when h, converted per
+ * load), or as F32 when a_f32 (F16 ones converted first: exact). out[t * ldo + r]. Decode runs
+ * R rows x 1 token; a batch's decode rows (one-token order) 1 row x T tokens. */
+INL void lanes64_block(const bool h, const int R, const int T, int64_t n, const char *w, size_t rb,
+                       const void *a, int64_t lda, const bool a_f32, float *out, int64_t ldo) {
+    __m512 acc[4][4]; /* [r * T + t][j] */
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
+    for (int k = 0; k < R * T; k++)
 #pragma GCC unroll 8
-        for (int j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_ps();
+        for (int j = 0; j < 4; j++) acc[k][j] = _mm512_setzero_ps();
     const int64_t np = n & ~(int64_t)63;
     for (int64_t i = 0; i < np; i += 64) {
 #pragma GCC unroll 8
         for (int j = 0; j < 4; j++) {
             const int64_t o = i + 16 * j;
-            const __m512 av =
-                h ? ld_f16((const uint16_t *)act + o) : _mm512_loadu_ps((const float *)act + o);
+            __m512 av[4];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+                av[t] = h && !a_f32 ? ld_f16((const uint16_t *)a + t * lda + o)
+                                    : _mm512_loadu_ps((const float *)a + t * lda + o);
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
                 const __m512 wv = h ? ld_f16((const uint16_t *)(w + r * rb) + o)
                                     : _mm512_loadu_ps((const float *)(w + r * rb) + o);
-                acc[r][j] = _mm512_fmadd_ps(wv, av, acc[r][j]);
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++)
+                    acc[r * T + t][j] = _mm512_fmadd_ps(wv, av[t], acc[r * T + t][j]);
             }
         }
     }
+    const size_t es = h && !a_f32 ? 2 : 4;
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) {
-        const __m512 s =
-            _mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][2]), _mm512_add_ps(acc[r][1], acc[r][3]));
-        out[r] = lanes64_tail(h, hsum16(s), np, n, w + r * rb, act, false);
-    }
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            __m512 *c = acc[r * T + t];
+            const __m512 s = _mm512_add_ps(_mm512_add_ps(c[0], c[2]), _mm512_add_ps(c[1], c[3]));
+            out[t * ldo + r] = lanes64_tail(h, hsum16(s), np, n, w + r * rb,
+                                            (const char *)a + (size_t)(t * lda) * es, a_f32);
+        }
 }
 
 static void rows_lanes64_any(bool h, int64_t n, const char *w, size_t rb, int64_t nr, const void *a,
                              float *out) {
     int64_t r = 0;
-    for (; r + 4 <= nr; r += 4) rows_lanes64(h, 4, n, w + r * rb, rb, a, out + r);
-    for (; r < nr; r++) rows_lanes64(h, 1, n, w + r * rb, rb, a, out + r);
-}
-
-/* lanes64 for one weight row and T <= 4 tokens: each weight vector is loaded (and converted)
- * once for all T, which a batch of decode rows in one-token order needs (the weight is read
- * once per step, the conversion was T times the work). a: T activation rows of F32, lda
- * floats apart (F16 activations converted first: exact), out[t * ldo]. Every token's sum is
- * rows_lanes64's for that token: same accumulators, fold and tail. */
-INL void row_lanes64_tokens(const bool h, const int T, int64_t n, const char *w, const float *a,
-                            int64_t lda, float *out, int64_t ldo) {
-    __m512 acc[MAXT][4];
-#pragma GCC unroll 8
-    for (int t = 0; t < T; t++)
-#pragma GCC unroll 8
-        for (int j = 0; j < 4; j++) acc[t][j] = _mm512_setzero_ps();
-    const int64_t np = n & ~(int64_t)63;
-    for (int64_t i = 0; i < np; i += 64) {
-#pragma GCC unroll 8
-        for (int j = 0; j < 4; j++) {
-            const int64_t o = i + 16 * j;
-            const __m512 wv =
-                h ? ld_f16((const uint16_t *)w + o) : _mm512_loadu_ps((const float *)w + o);
-#pragma GCC unroll 8
-            for (int t = 0; t < T; t++)
-                acc[t][j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(a + t * lda + o), acc[t][j]);
-        }
-    }
-#pragma GCC unroll 8
-    for (int t = 0; t < T; t++) {
-        const __m512 s =
-            _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][2]), _mm512_add_ps(acc[t][1], acc[t][3]));
-        out[t * ldo] = lanes64_tail(h, hsum16(s), np, n, w, a + t * lda, true);
-    }
+    for (; r + 4 <= nr; r += 4) lanes64_block(h, 4, 1, n, w + r * rb, rb, a, 0, false, out + r, 0);
+    for (; r < nr; r++) lanes64_block(h, 1, 1, n, w + r * rb, rb, a, 0, false, out + r, 0);
 }
 
 /* F32/F16 rows x tokens in the one-token (lanes64) order: rows outer, tokens in groups of 4.
@@ -515,16 +495,16 @@ static void lanes64_tile(bool h, int64_t n, const char *w, size_t rb, int64_t nr
             const float *at = a + t * lda;
             switch (T) {
             case 1:
-                row_lanes64_tokens(h, 1, n, wr, at, lda, o, ldo);
+                lanes64_block(h, 1, 1, n, wr, 0, at, lda, true, o, ldo);
                 break;
             case 2:
-                row_lanes64_tokens(h, 2, n, wr, at, lda, o, ldo);
+                lanes64_block(h, 1, 2, n, wr, 0, at, lda, true, o, ldo);
                 break;
             case 3:
-                row_lanes64_tokens(h, 3, n, wr, at, lda, o, ldo);
+                lanes64_block(h, 1, 3, n, wr, 0, at, lda, true, o, ldo);
                 break;
             default:
-                row_lanes64_tokens(h, 4, n, wr, at, lda, o, ldo);
+                lanes64_block(h, 1, 4, n, wr, 0, at, lda, true, o, ldo);
                 break;
             }
         }
@@ -591,7 +571,7 @@ static float vec_dot_avx512(uint32_t wtype, int64_t n, const void *w, const void
     switch (wtype) {
     case TRIT_F32:
     case TRIT_F16:
-        rows_lanes64(wtype == TRIT_F16, 1, n, w, 0, a, &r);
+        lanes64_block(wtype == TRIT_F16, 1, 1, n, w, 0, a, 0, false, &r, 0);
         return r;
     default:
         return trit_kernels_avx2_impl.vec_dot(wtype, n, w, a);
