@@ -123,6 +123,19 @@ INL __m512i tq1_sums(const __m512i c[4], const __m512i a[4], __m512i ysum) {
     return _mm512_add_epi32(s0, s1);
 }
 
+/* The ternary tiles' results: row r's eight float lanes are the low (r even) or high (r odd)
+ * half of its pair's accumulator acc[r / 2][t], summed in ggml's hsum_float_8 order. */
+INL void pair_sums_out(const int R, const int T, __m512 acc[][MAXT], float *out, int64_t ldo) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const __m512 v = acc[r / 2][t];
+            out[t * ldo + r] =
+                hsum8(r % 2 ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v));
+        }
+}
+
 /* TQ1_0: out[t * ldo + r] for r < R, t < T. The float sums follow
  * ggml's AVX2 kernel: eight lanes (lane L = activation bytes 4L..4L+3 of each 32-byte
  * segment: the two 256-bit halves of a 16-lane sum added), one fma per block. Rows are
@@ -179,14 +192,7 @@ INL void tq1_tile(const int R, const int T, int64_t n, const char *w, size_t row
             }
         }
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) {
-            const __m512 v = acc[r / 2][t];
-            out[t * ldo + r] =
-                hsum8(r % 2 ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v));
-        }
+    pair_sums_out(R, T, acc, out, ldo);
 }
 
 /* TQ2_0, rows in pairs sharing each 512-bit register: row r in the low 256 bits, row r+1 in
@@ -261,14 +267,7 @@ INL void tq2_pair_tile(const int R, const int T, int64_t n, const char *w, size_
                                             acc[p][t]);
         }
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) {
-            const __m512 v = acc[r / 2][t];
-            out[t * ldo + r] =
-                hsum8(r % 2 ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v));
-        }
+    pair_sums_out(R, T, acc, out, ldo);
 }
 
 /* I2_S x I8: 128-element blocks of 32 bytes, element 32g + m in byte m at bits 6-2g. No block
