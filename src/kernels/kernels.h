@@ -220,6 +220,9 @@ void trit_swiglu(const float *g, const float *u, float *y, int64_t n);
  * go_v_expf of 16 floats (ref/ggml_order.h). */
 void trit_swiglu_avx512(const float *g, const float *u, float *y, int64_t n);
 void trit_v_expf16_avx512(const float *x, float *y);
+/* The AVX2 attention's v_expf (kernels/x86/attention_avx2.c) on 8 floats: go_v_expf per lane
+ * (call only when trit_kernels_avx2() is non-NULL). */
+void trit_v_expf8_avx2(const float *x, float *y);
 
 /* Causal attention over a KV cache for n_tok new query tokens at positions pos0..pos0+n_tok-1;
  * the cache already holds K,V for positions 0..pos0+n_tok-1.
@@ -256,6 +259,13 @@ bool trit_attention_splits(int n_ctx, int n_kv, int n_threads);
 void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, const void *vc,
                            uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
                            int pos0, int n_tok, float scale, float *out);
+
+/* AVX2 attention (kernels/x86/attention_avx2.c): trit_attention bit for bit; its tiled path
+ * (>= 64 query rows) vectorized, everything else is trit_attention itself. Call only when
+ * trit_kernels_avx2() is non-NULL (it is that set's .attention). */
+void trit_attention_avx2(trit_pool *pool, const float *q, const void *kc, const void *vc,
+                         uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
+                         int pos0, int n_tok, float scale, float *out);
 
 /* ---- numerics modes ----
  * TRIT_NUMERICS_EXACT (the default): every result bit-identical to the reference ggml.

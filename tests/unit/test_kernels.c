@@ -601,8 +601,13 @@ static void kv_fill(uint32_t kv_type, int64_t n, char *kc, char *vc) {
     }
 }
 
-static void check_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, int pos0, int n_tok,
-                            double max_nmse) {
+typedef void (*att_fn)(trit_pool *, const float *, const void *, const void *, uint32_t, int, int,
+                       int, int, int, int, float, float *);
+
+/* An optimized attention (fn) with 2 threads against trit_attention, NMSE within max_nmse
+ * (0: byte-identical). */
+static void check_attention(att_fn fn, uint32_t kv_type, int n_head, int n_head_kv, int D, int pos0,
+                            int n_tok, double max_nmse) {
     const int n_ctx = pos0 + n_tok + 3, es = kv_type == TRIT_F16 ? 2 : 4;
     rng_state = 4242 + (uint64_t)(D * 7 + n_tok);
     float *q = random_floats((int64_t)n_tok * n_head * D, 1.0f);
@@ -614,8 +619,7 @@ static void check_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, 
     const float scale = 1.0f / sqrtf((float)D);
     trit_attention(NULL, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, D, pos0, n_tok, scale, o1);
     trit_pool *pool = trit_pool_new(2);
-    trit_attention_avx512(pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, D, pos0, n_tok, scale,
-                          o2);
+    fn(pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, D, pos0, n_tok, scale, o2);
     trit_pool_free(pool);
     const double e = nmse(o2, o1, n_out);
     cr_assert_leq(e, max_nmse, "kv %u heads %d/%d D %d pos0 %d n_tok %d: nmse %g", kv_type, n_head,
@@ -625,29 +629,37 @@ static void check_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, 
     free(q), free(kc), free(vc), free(o1), free(o2);
 }
 
+/* The AVX-512 and AVX2 sets' attention (each where the CPU has it) byte-identical to ops.c. */
 Test(kernels_opt, attention_vs_ops) {
-    if (!trit_kernels_avx512()) {
-        cr_skip_test("no AVX-512 on this CPU");
+    if (!trit_kernels_avx2()) {
+        cr_skip_test("no AVX2 on this CPU");
         return;
     }
-    cr_assert_eq(trit_kernels_avx512()->attention, trit_attention_avx512);
-    for (int f = 0; f < 2; f++) {
-        const uint32_t kt = f ? TRIT_F16 : TRIT_F32;
-        const double tol = 0;                        /* same summation orders as ops.c */
-        check_attention(kt, 4, 2, 64, 37, 1, tol);   /* decode */
-        check_attention(kt, 8, 2, 128, 0, 5, tol);   /* short prompt */
-        check_attention(kt, 4, 1, 128, 3, 70, tol);  /* tiled (>= 64 rows) */
-        check_attention(kt, 2, 2, 64, 130, 64, tol); /* tiled, several key tiles */
-        check_attention(kt, 4, 4, 128, 200, 3, tol); /* decode, long context */
-    }
+    cr_assert_eq(trit_kernels_avx2()->attention, trit_attention_avx2);
+    if (trit_kernels_avx512())
+        cr_assert_eq(trit_kernels_avx512()->attention, trit_attention_avx512);
+    else
+        cr_log_warn("no AVX-512: only the AVX2 attention was checked");
+    const att_fn fns[2] = {trit_attention_avx2,
+                           trit_kernels_avx512() ? trit_attention_avx512 : NULL};
+    for (int s = 0; s < 2 && fns[s]; s++)
+        for (int f = 0; f < 2; f++) {
+            const uint32_t kt = f ? TRIT_F16 : TRIT_F32;
+            const double tol = 0;                               /* same summation orders as ops.c */
+            check_attention(fns[s], kt, 4, 2, 64, 37, 1, tol);  /* decode */
+            check_attention(fns[s], kt, 8, 2, 128, 0, 5, tol);  /* short prompt */
+            check_attention(fns[s], kt, 4, 1, 128, 3, 70, tol); /* tiled (>= 64 rows) */
+            check_attention(fns[s], kt, 2, 2, 64, 130, 64, tol); /* tiled, several key tiles */
+            check_attention(fns[s], kt, 4, 4, 128, 200, 3, tol); /* decode, long context */
+            /* tiled, n_tok % 4 != 0 (odd last row unit), pos0 % 8 != 0 (partial key groups) */
+            check_attention(fns[s], kt, 4, 2, 128, 13, 67, tol);
+            check_attention(fns[s], kt, 2, 1, 80, 5, 65, tol); /* tiled, D % 32 == 16 */
+        }
 }
 
 /* --numerics fast attention: the AVX-512 kernel equals its scalar twin byte for byte, with 1
  * and 3 threads (no split-KV: the thread count changes nothing), and stays within
  * test-backend-ops' flash-attention bound (NMSE 5e-4) of the exact path. */
-typedef void (*att_fn)(trit_pool *, const float *, const void *, const void *, uint32_t, int, int,
-                       int, int, int, int, float, float *);
-
 static void check_fast_attention(uint32_t kv_type, int n_head, int n_head_kv, int D, int pos0,
                                  int n_tok) {
     const int n_ctx = pos0 + n_tok + 3, es = kv_type == TRIT_F16 ? 2 : 4;
@@ -718,6 +730,25 @@ Test(kernels_fast, kernel_sets_and_names) {
     cr_assert_str_eq(rf->name, "ref+fast");
 }
 
+/* fn (a w-lane v_expf, w <= 16) equals go_v_expf lane for lane on reps vectors: the n_edge
+ * edge inputs first, then uniform draws in [-180, 60) from the rng. */
+static void check_expf_lanes(void (*fn)(const float *, float *), int w, const float *edge,
+                             int n_edge, int reps) {
+    float x[16], y[16];
+    for (int rep = 0; rep < reps; rep++) {
+        for (int l = 0; l < w; l++) {
+            const int k = rep * w + l;
+            x[l] = k < n_edge ? edge[k] : (rng_uniform() - 0.75f) * 240.0f;
+        }
+        fn(x, y);
+        for (int l = 0; l < w; l++) {
+            const float want = go_v_expf(x[l]);
+            cr_assert(memcmp(&want, &y[l], 4) == 0, "v_expf%d(%a): %a, scalar %a", w, x[l], y[l],
+                      want);
+        }
+    }
+}
+
 /* The AVX-512 ggml_v_expf equals the scalar go_v_expf lane for lane (ordinary, tiny, huge,
  * infinite and NaN-free edge inputs), and trit_swiglu_avx512 equals ggml's SwiGLU order
  * (go_v_silu for the 16-lane part, libm after) bit for bit. */
@@ -726,22 +757,11 @@ Test(kernels_opt, v_expf_lanes_and_swiglu) {
         cr_skip_test("no AVX-512 on this CPU");
         return;
     }
-    float x[16], y[16];
     const float edge[] = {0.0f,    -0.0f,   1.0f,    -1.0f,   88.7f,  -87.3f,
                           -103.9f, -150.f,  -200.0f, 100.0f,  133.0f, -INFINITY,
                           1e-30f,  -1e-30f, -88.5f,  -126.5f, 89.5f,  -300.0f};
     rng_state = 31337;
-    for (int rep = 0; rep < 2000; rep++) {
-        for (int l = 0; l < 16; l++) {
-            const int k = rep * 16 + l;
-            x[l] = k < (int)TRIT_ARRAY_LEN(edge) ? edge[k] : (rng_uniform() - 0.75f) * 240.0f;
-        }
-        trit_v_expf16_avx512(x, y);
-        for (int l = 0; l < 16; l++) {
-            const float want = go_v_expf(x[l]);
-            cr_assert(memcmp(&want, &y[l], 4) == 0, "v_expf(%a): %a, scalar %a", x[l], y[l], want);
-        }
-    }
+    check_expf_lanes(trit_v_expf16_avx512, 16, edge, (int)TRIT_ARRAY_LEN(edge), 2000);
     const int64_t n = 6912 + 5; /* a 16-lane part and a libm tail */
     float *g = random_floats(n, 3.0f), *u = random_floats(n, 1.0f);
     float *y1 = xmalloc(sizeof(float) * n), *y2 = xmalloc(sizeof(float) * n);
@@ -750,6 +770,25 @@ Test(kernels_opt, v_expf_lanes_and_swiglu) {
     trit_swiglu_avx512(g, u, y2, n);
     cr_assert_eq(memcmp(y1, y2, sizeof(float) * n), 0, "swiglu differs from ggml's order");
     free(g), free(u), free(y1), free(y2);
+}
+
+/* The AVX2 attention's 8-lane v_expf equals go_v_expf lane for lane: in range, masked keys
+ * (-inf), results that go_v_expf scales with ldexpf (subnormal, |n| in (126, 192]), and
+ * vectors mixing these with ordinary lanes. */
+Test(kernels_opt, v_expf8_lanes) {
+    if (!trit_kernels_avx2()) {
+        cr_skip_test("no AVX2 on this CPU");
+        return;
+    }
+    /* edge[32..39]: ordinary lanes with masked (-inf) and huge ones, none for the slow path */
+    const float edge[] = {
+        0.0f,     -0.0f,     1.0f,      -1.0f,     88.7f,    -87.3f,    -103.9f, -150.f,  -200.0f,
+        100.0f,   133.0f,    -INFINITY, 1e-30f,    -1e-30f,  -88.5f,    -126.5f, 89.5f,   -300.0f,
+        INFINITY, -INFINITY, -87.0f,    -87.4f,    88.0f,    88.8f,     -133.f,  -133.3f, -0.5f,
+        3.0f,     -INFINITY, -2.0f,     -INFINITY, -5.0f,    -INFINITY, -7.0f,   -1e3f,   -9.0f,
+        1e3f,     -1.0f,     140.0f,    2.0f,      INFINITY, -INFINITY, 0.5f,    -3.0f};
+    rng_state = 4141;
+    check_expf_lanes(trit_v_expf8_avx2, 8, edge, (int)TRIT_ARRAY_LEN(edge), 4000);
 }
 
 /* ---- against the reference ggml ---- */

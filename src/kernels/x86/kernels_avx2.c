@@ -739,4 +739,5 @@ const trit_kernels trit_kernels_avx2_impl = {
     .vec_dot_rows = vec_dot_rows_avx2,
     .gemm = gemm_avx2,
     .vec_dot_tile = vec_dot_tile_avx2,
+    .attention = trit_attention_avx2,
 };
