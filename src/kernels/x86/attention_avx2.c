@@ -10,6 +10,7 @@
  * vector fmas are elementwise). Compiled with -mavx2 -mfma -mf16c; only reached through the
  * AVX2 kernel set, after kernels.c has checked the CPU. */
 #include "kernels/kernels.h"
+#include "kernels/x86/att_units.h"
 #include "kernels/ref/ggml_order.h"
 
 #include <immintrin.h>
@@ -220,13 +221,10 @@ INL void v_rows(const char *v0, size_t rs, bool f16, int D, int t0, int t1, cons
 }
 
 typedef struct att2_job {
-    const float *q;
-    const void *kc, *vc;
+    att_call c; /* the call and its work units (x86/att_units.h) */
     bool f16;
-    int n_ctx, n_head, n_head_kv, head_dim, pos0, n_tok;
+    int head_dim;
     float scale;
-    float *out;
-    atomic_int_fast64_t next;
 } att2_job;
 
 /* ggml's tiled kernel for nr (<= ATT_ROWS) consecutive query rows of one head, row r seeing
@@ -278,27 +276,12 @@ static void att2_tiled(const att2_job *J, const float *q, size_t q_stride, const
     }
 }
 
-/* Pool worker: units of ATT_ROWS consecutive tokens of one head, handed out dynamically, the
- * longest rows (last tokens) first, so causal rows of different lengths balance. */
+/* Pool worker: units of ATT_ROWS consecutive tokens of one head (x86/att_units.h). */
 static void att2_worker(void *arg, int ith, int nth) {
     (void)ith, (void)nth;
     att2_job *J = arg;
-    const int group = J->n_head / J->n_head_kv;
-    const size_t es = J->f16 ? 2 : 4;
-    const int64_t blocks = (J->n_tok + ATT_ROWS - 1) / ATT_ROWS, units = blocks * J->n_head;
-    for (;;) {
-        const int64_t k = atomic_fetch_add_explicit(&J->next, 1, memory_order_relaxed);
-        if (k >= units) break;
-        const int64_t u = units - 1 - k;
-        const int t = (int)(u / J->n_head) * ATT_ROWS, h = (int)(u % J->n_head);
-        const int nr = TRIT_MIN(ATT_ROWS, J->n_tok - t);
-        const size_t off = (size_t)(h / group) * J->n_ctx * J->head_dim * es;
-        const float *q = J->q + ((size_t)t * J->n_head + h) * J->head_dim;
-        float *dst = J->out + ((size_t)t * J->n_head + h) * J->head_dim;
-        const size_t stride = (size_t)J->n_head * J->head_dim; /* next token, same head */
-        att2_tiled(J, q, stride, (const char *)J->kc + off, (const char *)J->vc + off,
-                   J->pos0 + t + 1, nr, dst);
-    }
+    att_unit u;
+    while (att_next_unit(&J->c, &u)) att2_tiled(J, u.q, u.stride, u.kh, u.vh, u.n_kv0, u.nr, u.dst);
 }
 
 void trit_attention_avx2(trit_pool *pool, const float *q, const void *kc, const void *vc,
@@ -311,19 +294,22 @@ void trit_attention_avx2(trit_pool *pool, const float *q, const void *kc, const 
                        scale, out);
         return;
     }
-    att2_job J = {.q = q,
-                  .kc = kc,
-                  .vc = vc,
+    att2_job J = {.c = {.q = q,
+                        .kc = kc,
+                        .vc = vc,
+                        .out = out,
+                        .n_ctx = n_ctx,
+                        .n_head = n_head,
+                        .n_head_kv = n_head_kv,
+                        .head_dim = head_dim,
+                        .pos0 = pos0,
+                        .n_tok = n_tok,
+                        .es = kv_type == TRIT_F16 ? 2 : 4,
+                        .rows = ATT_ROWS},
                   .f16 = kv_type == TRIT_F16,
-                  .n_ctx = n_ctx,
-                  .n_head = n_head,
-                  .n_head_kv = n_head_kv,
                   .head_dim = head_dim,
-                  .pos0 = pos0,
-                  .n_tok = n_tok,
-                  .scale = scale,
-                  .out = out};
-    atomic_init(&J.next, 0);
+                  .scale = scale};
+    atomic_init(&J.c.next, 0);
     if (pool)
         trit_pool_run(pool, att2_worker, &J);
     else

@@ -6,6 +6,7 @@
  * quantizers and types without a fast path here use the AVX2 set. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
+#include "kernels/x86/att_units.h"
 #include "kernels/x86/hsum_avx2.h"
 
 #include <immintrin.h>
@@ -674,14 +675,11 @@ const trit_kernels trit_kernels_avx512_impl = {
 #define ATT_TILE 64
 
 typedef struct att512_job {
-    const float *q;
-    const void *kc, *vc;
+    att_call c; /* the call and its work units (x86/att_units.h) */
     bool f16;
-    int n_ctx, n_head, n_head_kv, head_dim, pos0, n_tok;
+    int head_dim;
     float scale;
-    float *out;
     bool tiled;
-    atomic_int_fast64_t next;
 } att512_job;
 
 INL __m512 ld_kv(const void *row, bool f16, int i) {
@@ -902,29 +900,12 @@ static void att512_tiled(const att512_job *J, const float *q, size_t q_stride, c
 static void att512_worker(void *arg, int ith, int nth) {
     (void)ith, (void)nth;
     att512_job *J = arg;
-    const int group = J->n_head / J->n_head_kv;
-    const size_t es = J->f16 ? 2 : 4;
-    /* tiled: a unit is ATT_ROWS consecutive tokens of one head (they share K tiles) */
-    const int rows = J->tiled ? ATT_ROWS : 1;
-    const int64_t blocks = (J->n_tok + rows - 1) / rows, units_b = blocks * J->n_head;
-    for (;;) {
-        /* longest rows (last tokens) first */
-        const int64_t k = atomic_fetch_add_explicit(&J->next, 1, memory_order_relaxed);
-        if (k >= units_b) break;
-        const int64_t u = units_b - 1 - k;
-        const int t = (int)(u / J->n_head) * rows, h = (int)(u % J->n_head);
-        const int nr = TRIT_MIN(rows, J->n_tok - t);
-        const size_t off = (size_t)(h / group) * J->n_ctx * J->head_dim * es;
-        const int n_kv = J->pos0 + t + 1;
-        const float *q = J->q + ((size_t)t * J->n_head + h) * J->head_dim;
-        float *dst = J->out + ((size_t)t * J->n_head + h) * J->head_dim;
-        const size_t stride = (size_t)J->n_head * J->head_dim; /* next token, same head */
+    att_unit u; /* tiled: ATT_ROWS consecutive tokens of one head (they share K tiles) */
+    while (att_next_unit(&J->c, &u))
         if (J->tiled)
-            att512_tiled(J, q, stride, (const char *)J->kc + off, (const char *)J->vc + off, n_kv,
-                         nr, dst);
+            att512_tiled(J, u.q, u.stride, u.kh, u.vh, u.n_kv0, u.nr, u.dst);
         else
-            att512_vec(J, q, (const char *)J->kc + off, (const char *)J->vc + off, n_kv, dst);
-    }
+            att512_vec(J, u.q, u.kh, u.vh, u.n_kv0, u.dst);
 }
 
 /* One attention call's job (arguments as trit_attention's; tiled: the >= ATT_TILE-row path,
@@ -933,20 +914,23 @@ static void att512_worker(void *arg, int ith, int nth) {
 static void att512_run(trit_pool *pool, trit_pool_fn worker, bool tiled, const float *q,
                        const void *kc, const void *vc, uint32_t kv_type, int n_ctx, int n_head,
                        int n_head_kv, int head_dim, int pos0, int n_tok, float scale, float *out) {
-    att512_job J = {.q = q,
-                    .kc = kc,
-                    .vc = vc,
+    att512_job J = {.c = {.q = q,
+                          .kc = kc,
+                          .vc = vc,
+                          .out = out,
+                          .n_ctx = n_ctx,
+                          .n_head = n_head,
+                          .n_head_kv = n_head_kv,
+                          .head_dim = head_dim,
+                          .pos0 = pos0,
+                          .n_tok = n_tok,
+                          .es = kv_type == TRIT_F16 ? 2 : 4,
+                          .rows = tiled ? ATT_ROWS : 1},
                     .f16 = kv_type == TRIT_F16,
-                    .n_ctx = n_ctx,
-                    .n_head = n_head,
-                    .n_head_kv = n_head_kv,
                     .head_dim = head_dim,
-                    .pos0 = pos0,
-                    .n_tok = n_tok,
                     .scale = scale,
-                    .out = out,
                     .tiled = tiled};
-    atomic_init(&J.next, 0);
+    atomic_init(&J.c.next, 0);
     if (pool && (int64_t)n_tok * n_head > 1) /* more than one unit: worth the pool */
         trit_pool_run(pool, worker, &J);
     else
@@ -1041,20 +1025,8 @@ static void fast512_row(const att512_job *J, const float *q, const void *kh, con
 static void fast512_worker(void *arg, int ith, int nth) {
     (void)ith, (void)nth;
     att512_job *J = arg;
-    const int64_t units = (int64_t)J->n_tok * J->n_head;
-    const int group = J->n_head / J->n_head_kv;
-    const size_t es = J->f16 ? 2 : 4;
-    for (;;) {
-        /* longest rows (last tokens) first */
-        const int64_t k = atomic_fetch_add_explicit(&J->next, 1, memory_order_relaxed);
-        if (k >= units) break;
-        const int64_t u = units - 1 - k;
-        const int t = (int)(u / J->n_head), h = (int)(u % J->n_head);
-        const size_t off = (size_t)(h / group) * J->n_ctx * J->head_dim * es;
-        fast512_row(J, J->q + ((size_t)t * J->n_head + h) * J->head_dim, (const char *)J->kc + off,
-                    (const char *)J->vc + off, J->pos0 + t + 1,
-                    J->out + ((size_t)t * J->n_head + h) * J->head_dim);
-    }
+    att_unit u; /* one token of one head */
+    while (att_next_unit(&J->c, &u)) fast512_row(J, u.q, u.kh, u.vh, u.n_kv0, u.dst);
 }
 
 void trit_attention_fast_avx512(trit_pool *pool, const float *q, const void *kc, const void *vc,
