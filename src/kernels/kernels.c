@@ -463,7 +463,6 @@ static inline uint32_t dot_type(const mm_job *j, int p, int64_t t) {
 static void mm_rows(const mm_job *j, int p, int64_t r0, int64_t nr) {
     const trit_mm_part *P = &j->parts[p];
     const char *w = (const char *)P->W + r0 * j->wrow;
-    const bool tile_order = j->k->vec_dot_tile && !j->repacked[p] && !j->use_gemm[p];
     if (j->use_gemm[p] && j->n_tok > MM_TOK_TILE) {
         for (int64_t t0 = 0; t0 < j->n_tok; t0 += MM_TOK_TILE) {
             const int64_t nt = TRIT_MIN(MM_TOK_TILE, j->n_tok - t0);
@@ -487,7 +486,7 @@ static void mm_rows(const mm_job *j, int p, int64_t r0, int64_t nr) {
                 j->k->gemm(dot_type(j, p, 0), j->n_in, w + r * j->wrow, j->wrow, n, j->act, j->arow,
                            j->n_tok, P->Y + r0 + r, P->n_out);
         }
-    } else if (tile_order) {
+    } else if (j->k->vec_dot_tile && !j->repacked[p]) {
         /* one-token order for every token (a weight not repacked has one dot type) */
         j->k->vec_dot_tile(j->wtype, j->n_in, w, j->wrow, nr, j->act, j->arow, j->n_tok, P->Y + r0,
                            P->n_out);

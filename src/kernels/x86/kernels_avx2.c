@@ -701,19 +701,19 @@ const float *trit_x86_acts_f32(int64_t n, const void *act, size_t act_bytes, int
 }
 
 /* The one-token order for nt tokens (kernels.h): F32/F16 share each weight load across up to
- * 3 tokens; TQ2_0/TQ1_0 and the legacy types' gemm is that order already; other types:
- * vec_dot_rows per token. */
+ * 3 tokens; BF16 (no fast path) runs vec_dot_rows per token; every quantized type's gemm is
+ * vec_dot's order already (kernels.h), its tiles included. */
 static void vec_dot_tile_avx2(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
                               int64_t nr, const void *act, size_t act_bytes, int64_t nt, float *out,
                               int64_t ldo) {
-    if (wtype == TRIT_TQ2_0 || wtype == TRIT_TQ1_0 || trit_is_legacy_wtype(wtype)) {
-        gemm_avx2(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
-        return;
-    }
-    if (wtype != TRIT_F16 && wtype != TRIT_F32) {
+    if (wtype == TRIT_BF16) {
         for (int64_t t = 0; t < nt; t++)
             vec_dot_rows_avx2(wtype, n, w, row_bytes, nr, (const char *)act + t * act_bytes,
                               out + t * ldo);
+        return;
+    }
+    if (wtype != TRIT_F16 && wtype != TRIT_F32) {
+        gemm_avx2(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
         return;
     }
     const bool h = wtype == TRIT_F16;

@@ -632,23 +632,21 @@ static void gemm_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_byt
     }
 }
 
-/* The one-token order for nt tokens: F32/F16 share each weight load across tokens; the
- * ternary tiles are that order already; other types: vec_dot_rows per token. */
+/* The one-token order for nt tokens: F32/F16 share each weight load across tokens; BF16 (no
+ * fast path) runs vec_dot_rows per token; every quantized type's gemm is vec_dot's order
+ * already (kernels.h), its tiles included. */
 static void vec_dot_tile_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
                                 int64_t nr, const void *act, size_t act_bytes, int64_t nt,
                                 float *out, int64_t ldo) {
-    tile_fn f = tile_for(wtype);
-    if (f) {
-        tiles(f, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo, MAXT);
-        return;
-    }
     if (wtype == TRIT_F16 || wtype == TRIT_F32) {
         lanes64_tile(wtype == TRIT_F16, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
-        return;
+    } else if (wtype == TRIT_BF16) {
+        for (int64_t t = 0; t < nt; t++)
+            vec_dot_rows_avx512(wtype, n, w, row_bytes, nr, (const char *)act + t * act_bytes,
+                                out + t * ldo);
+    } else {
+        gemm_avx512(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
     }
-    for (int64_t t = 0; t < nt; t++)
-        vec_dot_rows_avx512(wtype, n, w, row_bytes, nr, (const char *)act + t * act_bytes,
-                            out + t * ldo);
 }
 
 static void quantize_act_avx512(uint32_t wtype, const float *x, void *dst, int64_t n) {
