@@ -17,6 +17,8 @@
 
 #include "base/base.h"
 
+#include <jansson.h>
+
 typedef struct trit_backend trit_backend;
 
 typedef struct trit_backend_opts {
@@ -82,6 +84,30 @@ typedef struct trit_gen_step {
 } trit_gen_step;
 int trit_backend_generate_greedy(trit_backend *b, const int32_t *ids, size_t n, int max_tokens,
                                  trit_gen_step **steps, size_t *n_steps, trit_err *err);
+
+/* Top-N log-probabilities of the next token after each prefix ids[0..p], p in [from, n):
+ * the one distribution every backend can give (in-process from the full logits; over HTTP
+ * from each server's top-N log-probabilities — echo + prompt logprobs where the server has
+ * them, else one short request per position with the actual next token forced through
+ * logit_bias, which leaves the reported pre-sampling probability intact). The unit of the
+ * ladder's rungs 3-4 over HTTP and of perplexity over HTTP.
+ * out[i] describes position from + i; *out is malloc'd (n - from entries). top_n is clamped
+ * to TRIT_BACKEND_TOPN_MAX and to what the server allows; the clamped N is in each entry. */
+#define TRIT_BACKEND_TOPN_MAX 20
+typedef struct trit_pos_topn {
+    int32_t next_id;     /* ids[p + 1], or -1 at the last position */
+    double next_logprob; /* log p(next_id), raw (pre-sampling) distribution; NAN if next_id < 0 */
+    int n_top;           /* entries in top_*, most likely first */
+    int32_t top_id[TRIT_BACKEND_TOPN_MAX];
+    double top_logprob[TRIT_BACKEND_TOPN_MAX];
+} trit_pos_topn;
+int trit_backend_score(trit_backend *b, const int32_t *ids, size_t n, size_t from, int top_n,
+                       trit_pos_topn **out, trit_err *err);
+
+/* The side's identity in client.h's trit_client_identity shape (for http: what the server
+ * reported at open; in-process: engine "trit" or "llama.cpp", build = version, model path,
+ * model_sha256/size, n_vocab, n_ctx, numerics, threads; url and instance ""). New reference. */
+json_t *trit_backend_identity(trit_backend *b);
 
 /* Activation statistics of named tensors while evaluating ids[0..n) from an empty cache.
  * names: llama.cpp tensor names ("attn_norm-0", "Qcur-0", "kqv_out-0", "ffn_out-1",

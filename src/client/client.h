@@ -124,6 +124,33 @@ int trit_client_post_json(const char *url, const char *path, const char *api_key
 int trit_client_model_id(const char *url, const char *api_key, double timeout_s, char *out,
                          size_t out_sz, trit_client_resp *resp);
 
+/* ---- server identity (provenance) ----
+ * What a server says it is, from GET /props (llama-server, trit serve) and GET /v1/models
+ * (every OpenAI-compatible server), each optional, normalized into one JSON object, the one
+ * shape every piece of evidence (ladder receipt, ppl file, ledger round, gate) records:
+ *   "url"                 base URL as given (no trailing slash, no "/v1")
+ *   "engine"              "trit" | "llama.cpp" | "unknown" (from /props or owned_by)
+ *   "build"               trit version+commit, llama.cpp build_info, or ""
+ *   "model"               model path (/props model_path) or the first /v1/models id, or ""
+ *   "model_sha256"        hex, "" when the server does not report it
+ *   "model_size"          bytes, 0 when unknown
+ *   "n_vocab", "n_ctx", "n_ctx_train"   0 when not reported
+ *   "numerics", "kernels" trit's numerics and kernel set, "" when unknown
+ *   "threads"             0 when unknown
+ *   "instance"            a per-process id when the server reports one (trit serve), else ""
+ *   "system_fingerprint"  as in completion replies when reported, else ""
+ *   "reported"            array of the endpoints that answered ("/props", "/v1/models")
+ * A server that answers neither endpoint is an error (kind/msg in resp). */
+json_t *trit_client_identity(const char *url, const char *api_key, double timeout_s,
+                             trit_client_resp *resp);
+/* A short, stable digest (16 hex + NUL) of what a side *is*: engine, build, model,
+ * model_sha256, model_size, numerics, kernels — not url, instance or threads, so the same
+ * engine and model restarted on another port digests the same. */
+void trit_identity_digest(const json_t *ident, char out[17]);
+/* True when two identities are the same running server: equal non-empty "instance", or
+ * equal "url" (compared after normalizing host case, a trailing '/' and a "/v1" suffix). */
+bool trit_identity_same_server(const json_t *a, const json_t *b);
+
 /* ---- API keys ---- */
 /* The API key a command uses: read from file when file is non-NULL (a regular file of at
  * most 4 KiB, not readable or writable by others — chmod 600 —, one line; the trailing newline
