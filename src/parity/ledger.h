@@ -30,9 +30,17 @@ typedef struct trit_round_meta {
     int64_t round;
     const char *prompt_id, *category, *endpoint; /* endpoint: "completions" / "chat" */
     const char *gen1_url, *gen1_model, *gen2_url, *gen2_model;
+    /* Each side's identity (client.h trit_client_identity shape) or NULL when unknown; the
+     * round records their digests ("v1_ident", "v2_ident"), the full objects live in
+     * "identity" records (trit_ledger_identity_json). */
+    const json_t *gen1_ident, *gen2_ident;
 } trit_round_meta;
 json_t *trit_ledger_round_json(const trit_round_meta *m, const trit_client_resp *gen1,
                                const trit_client_resp *gen2, const trit_compare *cmp);
+/* A "type":"identity" record: side "v1" | "v2" | "noise", its digest and the full identity.
+ * Writers append one per side when a run starts and again whenever a side's digest changes,
+ * so every ledger (and every merged piece of one) carries the identities its rounds name. */
+json_t *trit_ledger_identity_json(const char *side, const json_t *ident);
 /* A JSON string of n bytes; invalid UTF-8 is repaired by trit_utf8_repair (U+FFFD per
  * maximal subpart, as llama-server does), so a record can always be written. */
 json_t *trit_ledger_text_json(const char *s, size_t n);
