@@ -42,7 +42,7 @@ bad=0
 ties=0
 # check WHAT A B [KIND REF_URL CAND_URL BODY] — a mismatch is reported and counted, and the
 # script fails at the end. With the request given, the split is classified (openai/split.mjs):
-# a near-tie between two tokens (DESIGN.md's decode rung) is named as such. Since trit's logits
+# a near-tie between two tokens (docs/DESIGN.md's decode rung) is named as such. Since trit's logits
 # are bit-identical to the reference's, every difference fails (PARITY_STRICT=0 tolerates
 # near-ties, for engines or CPUs whose numerics differ in the last bits).
 check() {

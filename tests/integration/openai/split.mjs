@@ -1,6 +1,6 @@
 // tests/integration/openai/split.mjs — explain a temperature-0 content mismatch between two
 // OpenAI-compatible servers: re-ask both with logprobs, find the first differing token and
-// classify the split as DESIGN.md's decode rung does: a "tie" when, at the split, both sides'
+// classify the split as docs/DESIGN.md's decode rung does: a "tie" when, at the split, both sides'
 // top-2 logprobs are within EPS and each side's token is in the other's top-5; else "real".
 // usage: node split.mjs completions|chat/completions REF_URL CAND_URL BODY_JSON [EPS=2e-3]
 // prints one line; exit 0 tie, 1 real split (or no split found), 2 error.
