@@ -29,7 +29,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all test unit integration demo asan fuzz fuzz-build bench format format-check clean setup doctor model
+.PHONY: all test unit integration demo asan fuzz fuzz-build bench format format-check clean setup doctor model arch-check
 all: $(B)/trit $(B)/libtrit.a
 
 $(B)/%.o: %.c
@@ -111,6 +111,10 @@ model: $(B)/trit
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+# every #include in src/ against docs/ARCHITECTURE.md's arrows (also run by make test: 06_arch_check)
+arch-check:
+	@scripts/arch-check
+
 format-check:
 	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 

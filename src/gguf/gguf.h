@@ -143,4 +143,11 @@ size_t gguf_w_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n
 int gguf_writer_write(gguf_writer *w, const char *path, gguf_fill_fn fill, void *ctx,
                       trit_err *err);
 
+/* ---- I2_S <-> TQ2_0 file conversion (gguf_convert.c) ----
+ * Every `from` tensor converted with trit_convert_tensor (quant.h: the exactness rules), every
+ * other tensor and every KV copied (general.file_type set to 37 = TQ2_0 or 40 = I2_S), tensor
+ * order kept. total (may be NULL) sums the measured errors. */
+int trit_convert_file(const char *in_path, const char *out_path, uint32_t from, uint32_t to,
+                      trit_convert_report *total, trit_err *err);
+
 #endif

@@ -209,7 +209,8 @@ typedef struct {
  * The type table lists I2_S as blck 1 / size 1 like bitnet.cpp's ggml; use trit_row_size. */
 #define QK_I2_S 128
 
-/* ---- I2_S <-> TQ2_0 (quant/convert.c; the one part of quant that also uses gguf) ----
+/* ---- I2_S <-> TQ2_0 per tensor (quant/convert.c; the file converter is gguf.h's
+ * trit_convert_file) ----
  * Exact when the per-tensor fp32 scale is an fp16 value (I2_S -> TQ2_0) or every non-zero
  * TQ2_0 block has the same d (TQ2_0 -> I2_S); otherwise the measured error is reported. */
 typedef struct trit_convert_report {
@@ -224,10 +225,6 @@ typedef struct trit_convert_report {
  * weights' measured error added. Returns 0 or -1 (err says why). */
 int trit_convert_tensor(uint32_t from, uint32_t to, const void *src, void *dst, int64_t ne0,
                         int64_t nrows, trit_convert_report *r, trit_err *err);
-/* A GGUF file: every `from` tensor converted, every other tensor and every KV copied
- * (general.file_type set to 37 = TQ2_0 or 40 = I2_S), tensor order kept. */
-int trit_convert_file(const char *in_path, const char *out_path, uint32_t from, uint32_t to,
-                      trit_convert_report *total, trit_err *err);
 /* One line: "N tensors converted to tq2_0, exact (...)" or the worst-case error and why. */
 void trit_convert_describe(const trit_convert_report *r, uint32_t to, trit_buf *out);
 
