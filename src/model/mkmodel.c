@@ -123,20 +123,6 @@ static void fill_normal(rng *r, float *x, int64_t n, float std) {
     for (int64_t i = 0; i < n; i++) x[i] = rng_normal(r) * std;
 }
 
-/* BitNet b1.58 weight quantization with the scale rounded to fp16 (exact in TQ1_0/TQ2_0). */
-static void ternarize(float *x, int64_t n) {
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++) sum += fabs((double)x[i]);
-    float s = (float)(sum / (double)n);
-    if (s < 1e-5f) s = 1e-5f;
-    s = trit_fp16_to_fp32(trit_fp32_to_fp16(s));
-    for (int64_t i = 0; i < n; i++) {
-        float q = roundf(x[i] / s);
-        q = q > 1 ? 1 : q < -1 ? -1 : q;
-        x[i] = q * s + 0.0f; /* + 0.0f: no negative zeros */
-    }
-}
-
 static int fill_tensor(void *ctx, size_t index, void *dst, size_t nbytes, trit_err *err) {
     plan *pl = ctx;
     const tspec *t = &pl->t[index];
@@ -161,7 +147,7 @@ static int fill_tensor(void *ctx, size_t index, void *dst, size_t nbytes, trit_e
         for (int64_t i = 0; i < n; i++) x[i] = t->base * (1.0f + t->std * rng_normal(&r));
     } else {
         fill_normal(&r, x, n, t->std);
-        if (t->ternary) ternarize(x, n);
+        if (t->ternary) trit_ternarize_absmean(x, x, (size_t)n);
     }
     int rc = trit_quantize_tensor(t->type, x, dst, t->ne0, t->ne1);
     free(x);

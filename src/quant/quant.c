@@ -365,3 +365,20 @@ int trit_dequantize_tensor(uint32_t type, const void *x, float *y, int64_t ne0, 
         if (trit_dequantize_row(type, (const uint8_t *)x + r * rs, y + r * ne0, ne0)) return -1;
     return 0;
 }
+
+/* Sum in double over the whole tensor (the order does not matter at this precision for the
+ * sizes trit makes, and double keeps the mean independent of n's magnitude); the fp16
+ * rounding of s comes before the divisions so every level is an exact multiple of it. */
+float trit_ternarize_absmean(float *dst, const float *src, size_t n) {
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += fabs((double)src[i]);
+    float s = n ? (float)(sum / (double)n) : 0.0f;
+    if (s < 1e-5f) s = 1e-5f;
+    s = trit_fp16_to_fp32(trit_fp32_to_fp16(s));
+    for (size_t i = 0; i < n; i++) {
+        float q = roundf(src[i] / s);
+        q = q > 1.0f ? 1.0f : q < -1.0f ? -1.0f : q;
+        dst[i] = q * s + 0.0f; /* + 0.0f: no negative zeros */
+    }
+    return s;
+}

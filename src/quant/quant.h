@@ -66,6 +66,13 @@ int trit_dequantize_row(uint32_t type, const void *x, float *y, int64_t n);
 int trit_quantize_tensor(uint32_t type, const float *x, void *y, int64_t ne0, int64_t nrows);
 int trit_dequantize_tensor(uint32_t type, const void *x, float *y, int64_t ne0, int64_t nrows);
 
+/* BitNet b1.58's weight rule (absmean), the one rule for every ternary weight trit makes
+ * (mkmodel's synthetic models, train's forward pass): s = mean |w| (at least 1e-5, rounded to
+ * fp16 because that is what a TQ1_0/TQ2_0 block stores, so the result quantizes exactly),
+ * dst[i] = round(clip(src[i] / s, -1, 1)) * s without negative zeros. dst may equal src.
+ * Returns s. */
+float trit_ternarize_absmean(float *dst, const float *src, size_t n);
+
 /* Block layouts (identical to ggml's). */
 #define QK8_0 32
 typedef struct {

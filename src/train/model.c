@@ -235,7 +235,7 @@ static void effective_weights(trit_train_model *m) {
         const trit_train_tensor *t = &m->tensors[i];
         const size_t n = (size_t)(t->ne0 * t->ne1);
         if (t->ternary && m->cfg.qat)
-            trit_t_ternarize(m->wq + t->offset, m->params + t->offset, n);
+            trit_ternarize_absmean(m->wq + t->offset, m->params + t->offset, n);
         else
             memcpy(m->wq + t->offset, m->params + t->offset, n * sizeof(float));
     }
@@ -484,7 +484,7 @@ static int export_fill(void *ctx, size_t index, void *dst, size_t nbytes, trit_e
     const size_t n = (size_t)(t->ne0 * t->ne1);
     float *w = xmalloc(n * sizeof(float));
     if (t->ternary)
-        trit_t_ternarize(w, x->m->params + t->offset, n);
+        trit_ternarize_absmean(w, x->m->params + t->offset, n);
     else
         memcpy(w, x->m->params + t->offset, n * sizeof(float));
     const uint32_t type = export_type(x, t);

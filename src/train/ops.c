@@ -316,22 +316,6 @@ void trit_t_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, co
 
 /* ---- fake quantizers ---- */
 
-/* BitNet b1.58 absmean: s = mean|w| (fp16-rounded, as the GGUF block scale stores it),
- * wq = round(clip(w / s, -1, 1)) * s. */
-float trit_t_ternarize(float *wq, const float *w, size_t n) {
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++) sum += fabs((double)w[i]);
-    float s = (float)(sum / (double)n);
-    if (s < 1e-5f) s = 1e-5f;
-    s = trit_fp16_to_fp32(trit_fp32_to_fp16(s));
-    for (size_t i = 0; i < n; i++) {
-        float q = roundf(w[i] / s);
-        q = q > 1.0f ? 1.0f : q < -1.0f ? -1.0f : q;
-        wq[i] = q * s + 0.0f; /* + 0.0f: no negative zeros */
-    }
-    return s;
-}
-
 /* int8 absmax per block of 256 values of each row (ggml Q8_K's layout; the whole row when
  * C < 256): x = round(x * 127 / amax) * amax / 127. x: [N, C]. */
 void trit_t_act_quant(float *x, int N, int C) {

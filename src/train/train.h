@@ -121,7 +121,6 @@ void trit_t_nt_ref(float *C, size_t ldc, const float *A, const float *B, int a0,
 void trit_t_nt_avx2(float *C, size_t ldc, const float *A, const float *B, int a0, int a1, int nb,
                     int K, bool acc);
 /* Fake quantizers (in place). */
-float trit_t_ternarize(float *wq, const float *w, size_t n); /* returns the scale s */
 void trit_t_act_quant(float *x, int N, int C);
 
 /* ---- export ---- */

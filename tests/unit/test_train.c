@@ -215,7 +215,7 @@ Test(train_quant, ternarize_gives_three_fp16_exact_levels) {
     enum { n = 1000 };
     float w[n], q[n];
     fill(w, n, 0.05f);
-    const float s = trit_t_ternarize(q, w, n);
+    const float s = trit_ternarize_absmean(q, w, n);
     cr_assert(s > 0);
     cr_expect_eq(trit_fp16_to_fp32(trit_fp32_to_fp16(s)), s, "scale not fp16-exact");
     int zeros = 0;
