@@ -1,4 +1,4 @@
-/* train/model.c — the trainable model: parameters, the forward and backward pass of the whole
+/* train/graph.c — the trainable model: parameters, the forward and backward pass of the whole
  * graph (train.h), AdamW, gradient clipping, the learning-rate schedule, GGUF export and
  * checkpoints. */
 #include "train/train.h"
@@ -248,8 +248,8 @@ static void fp16_round(float *x, size_t n) {
 
 /* Forward pass; leaves softmax probabilities in a->logits and returns the summed NLL over
  * scored positions (count in *n_scored); per-position NLL in nll when non-NULL. */
-static double forward(trit_train_model *m, trit_pool *pool, const int32_t *tok, const int32_t *tgt,
-                      int B, int T, float *nll, long *n_scored) {
+static double graph_forward(trit_train_model *m, trit_pool *pool, const int32_t *tok,
+                            const int32_t *tgt, int B, int T, float *nll, long *n_scored) {
     const trit_train_config *c = &m->cfg;
     acts_reserve(m, B, T);
     effective_weights(m);
@@ -332,8 +332,8 @@ static double forward(trit_train_model *m, trit_pool *pool, const int32_t *tok, 
     return total;
 }
 
-static void backward(trit_train_model *m, trit_pool *pool, const int32_t *tok, const int32_t *tgt,
-                     int B, int T, long count) {
+static void graph_backward(trit_train_model *m, trit_pool *pool, const int32_t *tok,
+                           const int32_t *tgt, int B, int T, long count) {
     const trit_train_config *c = &m->cfg;
     acts *a = &m->a;
     const trit_train_params *W = &m->Q, *G = &m->G;
@@ -417,15 +417,15 @@ static void backward(trit_train_model *m, trit_pool *pool, const int32_t *tok, c
 double trit_train_step_loss(trit_train_model *m, trit_pool *pool, const int32_t *tokens,
                             const int32_t *targets, int B, int T, bool grads) {
     long count = 0;
-    const double total = forward(m, pool, tokens, targets, B, T, NULL, &count);
-    if (grads) backward(m, pool, tokens, targets, B, T, count);
+    const double total = graph_forward(m, pool, tokens, targets, B, T, NULL, &count);
+    if (grads) graph_backward(m, pool, tokens, targets, B, T, count);
     return count > 0 ? total / (double)count : 0.0;
 }
 
 void trit_train_forward_nll(trit_train_model *m, trit_pool *pool, const int32_t *tokens,
                             const int32_t *targets, int B, int T, float *nll) {
     long count = 0;
-    forward(m, pool, tokens, targets, B, T, nll, &count);
+    graph_forward(m, pool, tokens, targets, B, T, nll, &count);
 }
 
 /* ---- optimizer ---- */
