@@ -29,7 +29,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all test unit integration demo asan fuzz fuzz-build bench format format-check clean setup doctor model arch-check
+.PHONY: all test unit integration demo asan fuzz fuzz-build bench format format-check clean setup doctor model arch-check coverage
 all: $(B)/trit $(B)/libtrit.a
 
 $(B)/%.o: %.c
@@ -89,6 +89,16 @@ fuzz-build:
 	    || { echo "fuzz-build: $$n failed to build" >&2; fail=1; }; done; exit $$fail
 fuzz: fuzz-build
 	@tests/fuzz/run $(FUZZ_SECONDS)
+
+# Line coverage per module (gcov + Debian's gcovr): a -O0 --coverage build in build/cov, the
+# suite run against it (COVERAGE_TESTS="--unit-only" for the quick figure), then the report.
+# Not part of make test: the instrumented suite takes longer than the normal one.
+COVERAGE_TESTS ?=
+coverage: setup
+	@find build/cov -name '*.gcda' -delete 2>/dev/null || true
+	@$(MAKE) --no-print-directory B=build/cov OPT="-O0 --coverage" all units
+	@B=build/cov tests/run $(COVERAGE_TESTS) || echo "coverage: some tests failed (the figures still count what ran)" >&2
+	@scripts/coverage build/cov
 
 bench: all
 	@bench/engine-vs-llama
