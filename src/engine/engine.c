@@ -10,6 +10,7 @@
 
 #include "kernels/kernels.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,6 +324,8 @@ static void rmsnorm_rows(const trit_ctx *c, const float *x, const trit_weight *w
 static void store_kv(trit_ctx *c, int il, const float *src, void *cache, int T, int p0) {
     const trit_hparams *hp = &c->hp;
     const int D = hp->head_dim, nkv = hp->n_head_kv;
+    /* check_batch proved this; a write past a layer's rows would corrupt the next layer */
+    assert(il >= 0 && il < hp->n_layer && p0 >= 0 && T >= 0 && p0 + T <= c->n_ctx);
     for (int t = 0; t < T; t++) {
         for (int h = 0; h < nkv; h++) {
             const float *s = src + ((size_t)t * nkv + h) * D;
@@ -377,6 +380,7 @@ static int keep_wanted_rows(trit_ctx *c, fwd *f) {
         f->sp[i] = (row_span){.r0 = r, .n = keep, .tok0 = f->sp[i].tok0 + n - keep};
         r += keep;
     }
+    assert(r <= f->rows); /* rows only move to the front, never appear */
     f->rows = r;
     return r;
 }
@@ -388,6 +392,7 @@ static void give_row(const fwd *f, int r, const float *logits, trit_logits_fn fn
             fn(ud, i, f->sp[i].tok0 + r - f->sp[i].r0, logits);
             return;
         }
+    assert(!"give_row: a wanted row belongs to no entry"); /* the spans cover every kept row */
 }
 
 /* result_output: logits of the wanted rows (xn, normed), OUT_BLOCK rows per matmul so a long
@@ -440,6 +445,8 @@ static void forward(trit_ctx *c, fwd *f, trit_logits_fn fn, void *ud) {
                                     (size_t)f->e[i].tokens[t] * erow,
                                 c->x + (size_t)r * E, E);
     }
+    /* every row belongs to exactly one entry, in entry order, and fits the scratch buffers */
+    assert(r == f->rows && r <= c->cap_rows);
     f->rows = r;
 
     for (int il = 0; il < hp->n_layer; il++) {
@@ -572,7 +579,10 @@ int trit_batch_eval(trit_ctx *c, const trit_batch_entry *e, int n, trit_logits_f
     for (int i = 0; i < n; i++) e[i].seq->n_past = e[i].pos; /* discard the cache tail */
     fwd f = {.e = e, .n = n, .sp = c->span, .rows = rows};
     forward(c, &f, fn, ud);
-    for (int i = 0; i < n; i++) e[i].seq->n_past = e[i].pos + e[i].n_tokens;
+    for (int i = 0; i < n; i++) {
+        e[i].seq->n_past = e[i].pos + e[i].n_tokens;
+        assert(e[i].seq->n_past <= c->n_ctx); /* check_batch's context rule */
+    }
     return 0;
 }
 
