@@ -177,6 +177,18 @@ static int side_open(const args *a, side *s, const trit_ppl_opts *o, const char 
     return rc;
 }
 
+/* Say why a side's run failed; the exit code: a server that stops scoring mid-run (refused,
+ * timeout, malformed or short log-probabilities, a wrong token) is a setup failure (3), as at
+ * setup; in-process, bad input (2) or a failed evaluation (1). */
+static int run_failed(const side *s, const trit_err *err) {
+    if (s->kind == SRC_URL) {
+        fprintf(stderr, "trit ppl: setup failure: %s %s: %s\n", s->label, s->spec, err->msg);
+        return 3;
+    }
+    fprintf(stderr, "trit ppl: %s %s: %s\n", s->label, s->spec, err->msg);
+    return err->code == TRIT_EINVAL || err->code == TRIT_EFORMAT ? 2 : 1;
+}
+
 /* One evaluation of one opened side. */
 static int side_run(const args *a, side *s, const char *text, size_t len, trit_ppl_opts *o,
                     trit_ppl_result *r, trit_err *err) {
@@ -256,7 +268,8 @@ static void text_fields(json_t *j, const args *a, long scored) {
 }
 
 /* Setup of compare mode: both sides opened (and probed when servers), each failure naming
- * the side; servers that report different vocabulary sizes are refused. 0 or -1 (said). */
+ * the side; servers that report different vocabulary sizes are refused. 0, or the exit code
+ * after saying why: 2 for a bad spec, 3 for a side that cannot be used. */
 static int compare_setup(const args *a, side *g1, side *g2, const trit_ppl_opts *o,
                          const char *text, size_t len) {
     trit_err err = {0};
@@ -275,7 +288,7 @@ static int compare_setup(const args *a, side *g1, side *g2, const trit_ppl_opts 
                 "trit ppl: setup failure: gen-1 %s has a vocabulary of %lld tokens, gen-2 %s of "
                 "%lld: different vocabularies cannot be compared\n",
                 g1->spec, (long long)v1, g2->spec, (long long)v2);
-        return -1;
+        return 3;
     }
     return 0;
 }
@@ -300,8 +313,8 @@ static int compare_mode(const args *a, const char *text, size_t len) {
     char tmp_base[] = "/tmp/trit-ppl-base-XXXXXX";
     const char *base = a->base;
     trit_ppl_result r1, r2;
-    int rc = 3;
-    if (compare_setup(a, &g1, &g2, &o, text, len)) goto out;
+    int rc = compare_setup(a, &g1, &g2, &o, text, len);
+    if (rc) goto out;
     rc = 1;
     if (!topn && !base) {
         int fd = mkstemp(tmp_base);
@@ -316,7 +329,7 @@ static int compare_mode(const args *a, const char *text, size_t len) {
     o.base_out = topn ? NULL : base;
     o.topn_keep = topn && can_kld ? &keep : NULL;
     if (side_run(a, &g1, text, len, &o, &r1, &err)) {
-        fprintf(stderr, "trit ppl: gen-1 %s: %s\n", a->gen1, err.msg);
+        rc = run_failed(&g1, &err);
         goto out;
     }
     o.base_out = NULL;
@@ -324,7 +337,7 @@ static int compare_mode(const args *a, const char *text, size_t len) {
     o.base_in = topn ? NULL : base;
     o.topn_base = topn && can_kld ? &keep : NULL;
     if (side_run(a, &g2, text, len, &o, &r2, &err)) {
-        fprintf(stderr, "trit ppl: gen-2 %s: %s\n", a->gen2, err.msg);
+        rc = run_failed(&g2, &err);
         goto out;
     }
     if (r2.has_kld && !topn) r2.n_tokens = r1.n_tokens; /* gen-2 read gen-1's tokens */
@@ -520,15 +533,14 @@ static int single_mode(const args *a, const trit_buf *text) {
             return 2;
         }
         if (side_open(a, &s, &o, text->p, text->len, &err)) {
-            fprintf(stderr, "trit ppl: setup failure: %s: %s\n", s.spec, err.msg);
+            fprintf(stderr, "trit ppl: setup failure: %s\n", err.msg);
             side_close(&s);
-            return err.code == TRIT_EINVAL && s.kind != SRC_URL ? 2 : 3;
+            return err.code == TRIT_EINVAL ? 2 : 3;
         }
     }
     if (side_run(a, &s, text->p, text->len, &o, &r, &err)) {
-        fprintf(stderr, "trit ppl: %s: %s\n", s.spec, err.msg);
         side_close(&s);
-        return err.code == TRIT_EINVAL || err.code == TRIT_EFORMAT ? 2 : 1;
+        return run_failed(&s, &err);
     }
     json_t *j = trit_ppl_result_json(&r);
     text_fields(j, a, r.count);
