@@ -276,9 +276,8 @@ static int compare_setup(const args *a, side *g1, side *g2, const trit_ppl_opts 
     side *sides[2] = {g1, g2};
     for (int i = 0; i < 2; i++) {
         if (side_open(a, sides[i], o, text, len, &err)) {
-            fprintf(stderr, "trit ppl: setup failure: %s %s: %s\n", sides[i]->label, sides[i]->spec,
-                    err.msg);
-            return -1;
+            fprintf(stderr, "trit ppl: setup failure: %s: %s\n", sides[i]->label, err.msg);
+            return err.code == TRIT_EINVAL ? 2 : 3;
         }
     }
     json_int_t v1 = json_integer_value(json_object_get(g1->ident, "n_vocab"));
