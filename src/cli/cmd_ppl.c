@@ -177,6 +177,18 @@ static int side_open(const args *a, side *s, const trit_ppl_opts *o, const char 
     return rc;
 }
 
+/* Say why a side could not be opened; the exit code: a bad spec or unreadable input (2); a
+ * server that cannot be used (unreachable, garbage, no raw log-probabilities) is a setup
+ * failure (3); an in-process backend that fails to load, 1. */
+static int open_failed(const side *s, const trit_err *err) {
+    if (s->kind == SRC_URL) {
+        fprintf(stderr, "trit ppl: setup failure: %s: %s\n", s->label, err->msg);
+        return err->code == TRIT_EINVAL ? 2 : 3;
+    }
+    fprintf(stderr, "trit ppl: %s: %s\n", s->label, err->msg);
+    return err->code == TRIT_EINVAL || err->code == TRIT_EFORMAT ? 2 : 1;
+}
+
 /* Say why a side's run failed; the exit code: a server that stops scoring mid-run (refused,
  * timeout, malformed or short log-probabilities, a wrong token) is a setup failure (3), as at
  * setup; in-process, bad input (2) or a failed evaluation (1). */
@@ -276,8 +288,7 @@ static int compare_setup(const args *a, side *g1, side *g2, const trit_ppl_opts 
     side *sides[2] = {g1, g2};
     for (int i = 0; i < 2; i++) {
         if (side_open(a, sides[i], o, text, len, &err)) {
-            fprintf(stderr, "trit ppl: setup failure: %s: %s\n", sides[i]->label, err.msg);
-            return err.code == TRIT_EINVAL ? 2 : 3;
+            return open_failed(sides[i], &err);
         }
     }
     json_int_t v1 = json_integer_value(json_object_get(g1->ident, "n_vocab"));
@@ -532,9 +543,8 @@ static int single_mode(const args *a, const trit_buf *text) {
             return 2;
         }
         if (side_open(a, &s, &o, text->p, text->len, &err)) {
-            fprintf(stderr, "trit ppl: setup failure: %s\n", err.msg);
             side_close(&s);
-            return err.code == TRIT_EINVAL ? 2 : 3;
+            return open_failed(&s, &err);
         }
     }
     if (side_run(a, &s, text->p, text->len, &o, &r, &err)) {
