@@ -80,7 +80,6 @@ static int h_tokenize(trit_backend *b, const char *text, bool add_special, bool 
     json_decref(req);
     json_t *out = NULL;
     trit_client_resp resp;
-    trit_client_resp_init(&resp);
     int rc = trit_client_post_json(h->url, "/tokenize", h->key, h->timeout_s, body, &out, &resp);
     free(body);
     if (rc != 0) {
@@ -133,7 +132,6 @@ static int h_generate(trit_backend *b, const int32_t *ids, size_t n, int max_tok
     char *body_s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     trit_client_resp resp;
-    trit_client_resp_init(&resp);
     json_t *reply = NULL;
     int rc = trit_client_post_json(h->url, "/v1/completions", h->key, h->timeout_s, body_s, &reply,
                                    &resp);
@@ -188,7 +186,8 @@ static int h_generate(trit_backend *b, const int32_t *ids, size_t n, int max_tok
 
 /* POST a scoring request: prompt ids[0..n_prompt) as token ids, max_tokens 1, temperature 0,
  * logprobs n_top, echo when asked, logit_bias +FORCE_BIAS on `force` when >= 0. 0 with
- * *reply, or -1 with resp saying why (the caller frees resp). */
+ * *reply, or -1 with resp saying why; resp is initialised here (trit_client_post_json does)
+ * and the caller frees it either way. */
 static int score_post(const http_impl *h, const int32_t *ids, size_t n_prompt, bool echo, int n_top,
                       int32_t force, json_t **reply, trit_client_resp *resp) {
     json_t *body = json_object(), *arr = json_array();
@@ -325,7 +324,6 @@ static bool refuses_echo(const trit_client_resp *resp) {
 static int probe_echo(http_impl *h, const int32_t *ids, size_t m, bool *no_echo, trit_err *err) {
     json_t *reply = NULL;
     trit_client_resp resp;
-    trit_client_resp_init(&resp);
     *no_echo = false;
     if (score_post(h, ids, m, true, TRIT_BACKEND_TOPN_MAX, -1, &reply, &resp) != 0) {
         if (refuses_echo(&resp)) {
@@ -365,7 +363,6 @@ static int probe_echo(http_impl *h, const int32_t *ids, size_t m, bool *no_echo,
 static int probe_forced(http_impl *h, const int32_t *ids, trit_err *err) {
     json_t *r1 = NULL, *r2 = NULL;
     trit_client_resp resp;
-    trit_client_resp_init(&resp);
     if (score_post(h, ids, 1, false, TRIT_BACKEND_TOPN_MAX, -1, &r1, &resp) != 0)
         return request_fail(h, &resp, err, "scoring probe (unforced request)");
     trit_client_resp_free(&resp);
@@ -386,7 +383,6 @@ static int probe_forced(http_impl *h, const int32_t *ids, trit_err *err) {
     const int32_t t = (int32_t)json_integer_value(json_object_get(last, "id"));
     const int32_t top1 = (int32_t)json_integer_value(json_object_get(first, "id"));
     json_decref(r1);
-    trit_client_resp_init(&resp);
     if (score_post(h, ids, 1, false, TRIT_BACKEND_TOPN_MAX, t, &r2, &resp) != 0)
         return request_fail(h, &resp, err, "scoring probe (forced request)");
     trit_client_resp_free(&resp);
@@ -433,7 +429,6 @@ static int score_echo(trit_backend *b, const int32_t *ids, size_t n, size_t from
     http_impl *h = b->impl;
     json_t *reply = NULL;
     trit_client_resp resp;
-    trit_client_resp_init(&resp);
     char what[96];
     snprintf(what, sizeof what, "echo request for positions %zu..%zu", from, n - 1);
     if (score_post(h, ids, n, true, h->server_n, -1, &reply, &resp) != 0)
@@ -469,8 +464,7 @@ static int score_forced(trit_backend *b, const int32_t *ids, size_t n, size_t fr
     for (size_t p = from; p < n; p++) {
         const int32_t next = p + 1 < n ? ids[p + 1] : -1;
         json_t *reply = NULL;
-        trit_client_resp resp;
-        trit_client_resp_init(&resp);
+        trit_client_resp resp; /* initialised by the request */
         char what[96];
         snprintf(what, sizeof what,
                  "request for position %zu (prompt of %zu tokens, token %d "
@@ -564,7 +558,6 @@ int trit_backend_open_http(trit_backend *b, const char *target, const char *quer
     }
     trit_backend_info *in = &b->info;
     trit_client_resp resp;
-    trit_client_resp_init(&resp);
     h->ident = trit_client_identity(h->url, h->key, TRIT_MIN(h->timeout_s, 10.0), &resp);
     if (!h->ident) {
         trit_fail(err, TRIT_ENET, "no server identity (GET /props, /v1/models): %s", resp.msg);
