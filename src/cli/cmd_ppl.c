@@ -2,6 +2,7 @@
  * source or gen-1 vs gen-2 (the figures the cutover gate reads). */
 #include "base/base.h"
 #include "cli/cli.h"
+#include "client/client.h"
 #include "parity/parity.h"
 #include "parity/ppl.h"
 
@@ -291,6 +292,12 @@ static int compare_setup(const args *a, side *g1, side *g2, const trit_ppl_opts 
             return open_failed(sides[i], &err);
         }
     }
+    /* not refused (a self-check is a valid run), but said: the gate refuses such a file */
+    if (trit_identity_same_server(g1->ident, g2->ident))
+        fprintf(stderr,
+                "trit ppl: warning: gen-1 %s and gen-2 %s are the same server: the comparison "
+                "shows nothing about two engines\n",
+                g1->spec, g2->spec);
     json_int_t v1 = json_integer_value(json_object_get(g1->ident, "n_vocab"));
     json_int_t v2 = json_integer_value(json_object_get(g2->ident, "n_vocab"));
     if (v1 > 0 && v2 > 0 && v1 != v2) {

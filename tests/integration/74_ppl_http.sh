@@ -10,7 +10,7 @@
 #     close (< 1e-3), and ?cache=off gives back the batch figure (1e-4);
 #  3. servers that misbehave (lp_stub.py): garbage, post-bias probabilities, short or wrong
 #     logprobs mid-run, a hang past --timeout, another vocabulary: setup failure (exit 3)
-#     naming the side and the request.
+#     naming the side and the request; the same server on both sides is said.
 source "$(dirname "$0")/lib.sh"
 
 M="$ROOT/models/kjv-bitnet-tq2_0.gguf"
@@ -143,3 +143,9 @@ S=$(stub good)
 "$TRIT" ppl --url "http://127.0.0.1:$S" --text "$TXT" --ctx 32 --chunks 3 --quiet >/dev/null ||
   fail "the well-behaved stub should be scored"
 pass "misbehaving servers: setup failure naming the side and the request"
+
+# the same server on both sides is said (the gate refuses such a file)
+"$TRIT" ppl --gen1 "http://127.0.0.1:$T" --gen2 "http://127.0.0.1:$T/" --text "$TXT" --ctx 32 --chunks 2 \
+  --quiet >/dev/null 2>"$TMP/same.err" || fail "same-server run failed: $(cat "$TMP/same.err")"
+grep -q "are the same server" "$TMP/same.err" || fail "no same-server warning: $(cat "$TMP/same.err")"
+pass "the same server on both sides is said"
