@@ -108,12 +108,11 @@ within "$f" "$lpo" 1e-4 || fail "fa-off cached PPL $f is not llama:?fa=off $lpo 
 pass "prompt cache reused (1-token prefills); fa off: equal to 1e-4; cache=off: equal to 1e-4"
 
 # 3. misbehaving servers: setup failure (exit 3) naming the side and the request
-stub() { # MODE -> port; the stub runs until the script ends
-  local port; port=$(free_port)
-  python3 "$ROOT/tests/integration/lp_stub.py" "$port" "$1" >"$TMP/stub-$1.log" 2>&1 &
+stub() { # MODE -> $SPORT; started here (not in a subshell) so the exit trap stops it
+  SPORT=$(free_port)
+  python3 "$ROOT/tests/integration/lp_stub.py" "$SPORT" "$1" >"$TMP/stub-$1.log" 2>&1 &
   _pids+=($!)
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/v1/models" && break; sleep 0.1; done
-  echo "$port"
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$SPORT/v1/models" && break; sleep 0.1; done
 }
 expect3() { # NAME GREP-PATTERN trit-ppl-args...
   local name="$1" pat="$2" rc=0; shift 2
@@ -122,24 +121,24 @@ expect3() { # NAME GREP-PATTERN trit-ppl-args...
   grep -qE "$pat" "$TMP/e-$name" || fail "$name: message does not match '$pat': $(cat "$TMP/e-$name")"
   echo "  $name: $(head -c 300 "$TMP/e-$name")"
 }
-S=$(stub garbage)
+stub garbage; S=$SPORT
 expect3 garbage "setup failure: gen-2: http:http://127.0.0.1:$S: .*not JSON" \
   --gen1 "http://127.0.0.1:$L1" --gen2 "http://127.0.0.1:$S" --text "$TXT"
-S=$(stub postbias)
+stub postbias; S=$SPORT
 expect3 postbias "setup failure: gen-1: .*127.0.0.1:$S: scoring probe: .*after logit_bias" \
   --gen1 "http://127.0.0.1:$S" --gen2 "http://127.0.0.1:$T" --text "$TXT"
-S=$(stub short)
+stub short; S=$SPORT
 expect3 short "setup failure: source http://127.0.0.1:$S: chunk 2: .*request for position 17 .*3 top log-probabilities, 20 requested" \
   --url "http://127.0.0.1:$S" --text "$TXT" --ctx 32 --chunks 3
-S=$(stub wrongid)
+stub wrongid; S=$SPORT
 expect3 wrongid "request for position 17 .*reply is about token" --url "http://127.0.0.1:$S" --text "$TXT" --ctx 32 --chunks 3
-S=$(stub hang)
+stub hang; S=$SPORT
 expect3 hang "request for position 17 .*no reply within 2.0 s" --url "http://127.0.0.1:$S" --text "$TXT" --ctx 32 \
   --chunks 3 --timeout 2
-S=$(stub vocab)
+stub vocab; S=$SPORT
 expect3 vocab "gen-1 .* 2048 tokens, gen-2 .* 999: different vocabularies" \
   --gen1 "http://127.0.0.1:$L1" --gen2 "http://127.0.0.1:$S" --text "$TXT"
-S=$(stub good)
+stub good; S=$SPORT
 "$TRIT" ppl --url "http://127.0.0.1:$S" --text "$TXT" --ctx 32 --chunks 3 --quiet >/dev/null ||
   fail "the well-behaved stub should be scored"
 pass "misbehaving servers: setup failure naming the side and the request"
