@@ -6,7 +6,7 @@
  *   "http://URL"          the same (a bare URL means the http backend)
  * Options after '?' are '&'-separated k=v: threads=N, ctx=N (both backends);
  * rope=norm|neox and act=silu|relu2 (trit only: fault injection via trit_ctx_params);
- * fa=auto|on|off (llama only: flash attention); model=, key=, timeout= (http only).
+ * fa=auto|on|off (llama only: flash attention); model=, key=, timeout=, cache=on|off (http).
  *
  * Contract: every call either does what it says exactly or fails with a trit_err; a
  * capability a backend does not have (eval/trace over http) fails with TRIT_EUNAVAIL and is
