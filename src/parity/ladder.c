@@ -30,8 +30,12 @@ void trit_ladder_thresholds_default(trit_ladder_thresholds *t) {
 #define TH_FIELDS(X)                                                                               \
     X(first_mse)                                                                                   \
     X(first_maxabs)                                                                                \
-    X(pos_mse) X(pos_kl) X(pos_top5) X(pos_maxabs) X(tie_eps) X(trace_nmse) X(topn_kl)             \
-        X(topn_first_maxabs) X(topn_maxabs) X(topn_top5) X(topn_cover)
+    X(pos_mse)                                                                                     \
+    X(pos_kl)                                                                                      \
+    X(pos_top5)                                                                                    \
+    X(pos_maxabs)                                                                                  \
+    X(tie_eps) X(trace_nmse) X(topn_kl) X(topn_first_maxabs) X(topn_maxabs) X(topn_top5)           \
+        X(topn_cover)
 
 int trit_ladder_thresholds_parse(const char *s, trit_ladder_thresholds *t, trit_err *err) {
     char *copy = xstrdup(s), *save = NULL;
@@ -82,9 +86,9 @@ void trit_ladder_thresholds_print(FILE *out, const trit_ladder_thresholds *t) {
             t->first_mse, t->first_maxabs, t->pos_mse, t->pos_kl, t->pos_top5, t->pos_maxabs,
             t->tie_eps, t->trace_nmse);
     fprintf(out,
-            "  on top-N data: kl over the shared support (renormalized) <=%g | first position "
-            "max-abs logprob<=%g | positions max-abs logprob<=%g, top5 mean>=%g | cover>=%g at "
-            "every position\n",
+            "  on top-N data: kl over the shared ids + rest bucket<=%g | first position max-abs "
+            "logprob<=%g | positions max-abs logprob<=%g, top5 mean>=%g | cover>=%g at every "
+            "position\n",
             t->topn_kl, t->topn_first_maxabs, t->topn_maxabs, t->topn_top5, t->topn_cover);
 }
 
@@ -169,7 +173,8 @@ static double topn_lse(const trit_pos_topn *p, const int *idx, int k) {
 }
 
 /* The metrics of ladder.h's trit_topn_cmp: both lists cut to the N both gave, S = the ids in
- * both, KL between the two distributions restricted to S and renormalized. */
+ * both; the KL is backend.h's trit_pos_topn_kld on the cut lists (the one top-N KL of the
+ * project, also trit ppl's), the rest computed here. */
 void trit_topn_compare(const trit_pos_topn *a, const trit_pos_topn *b, trit_topn_cmp *o) {
     memset(o, 0, sizeof *o);
     int n = TRIT_MIN(a->n_top, b->n_top);
@@ -177,34 +182,33 @@ void trit_topn_compare(const trit_pos_topn *a, const trit_pos_topn *b, trit_topn
     o->argmax_a = a->n_top > 0 ? a->top_id[0] : -1;
     o->argmax_b = b->n_top > 0 ? b->top_id[0] : -1;
     o->max_abs_id = -1;
-    int ia[TRIT_BACKEND_TOPN_MAX], ib[TRIT_BACKEND_TOPN_MAX], all_a[TRIT_BACKEND_TOPN_MAX];
+    int ia[TRIT_BACKEND_TOPN_MAX], ib[TRIT_BACKEND_TOPN_MAX], all[TRIT_BACKEND_TOPN_MAX];
     int k = 0;
     for (int i = 0; i < n; i++) {
-        all_a[i] = i;
+        all[i] = i;
         int j = topn_find(b, n, a->top_id[i]);
         if (j < 0) continue;
         ia[k] = i, ib[k] = j, k++;
     }
     o->shared = k;
+    trit_pos_topn ca = *a, cb = *b;
+    ca.n_top = cb.n_top = n;
+    o->kl = trit_pos_topn_kld(&ca, &cb, NULL);
     if (k == 0) {
-        o->kl = o->max_abs = INFINITY;
+        o->max_abs = INFINITY; /* nothing to compare entry by entry; cover is 0 */
         return;
     }
     /* each side's mass on S, absolute and as a share of its own n entries */
     double lse_a = topn_lse(a, ia, k), lse_b = topn_lse(b, ib, k);
     o->mass_a = exp(lse_a);
     o->mass_b = exp(lse_b);
-    double own_a = topn_lse(a, all_a, n), own_b = topn_lse(b, all_a, n);
+    double own_a = topn_lse(a, all, n), own_b = topn_lse(b, all, n);
     o->cover = TRIT_MIN(exp(lse_a - own_a), exp(lse_b - own_b));
-    double kl = 0, mx = -1;
+    double mx = -1;
     for (int s = 0; s < k; s++) {
-        double la = a->top_logprob[ia[s]], lb = b->top_logprob[ib[s]];
-        double d = fabs(la - lb);
+        double d = fabs(a->top_logprob[ia[s]] - b->top_logprob[ib[s]]);
         if (d > mx || isnan(d)) mx = isnan(d) ? INFINITY : d, o->max_abs_id = a->top_id[ia[s]];
-        double pa = la - lse_a, qb = lb - lse_b; /* renormalized over S */
-        kl += exp(pa) * (pa - qb);
     }
-    o->kl = kl < 0 ? 0 : kl; /* rounding can give -1e-17; one shared entry gives 0 */
     o->max_abs = mx;
     /* top-5 overlap of the cut lists (most likely first) */
     int t5 = TRIT_MIN(5, n), common = 0;
@@ -281,9 +285,9 @@ int trit_topn_check(const trit_pos_topn *pos, size_t n, const int32_t *ids, size
         }
         if (!ok)
             return trit_fail(err, TRIT_EFORMAT,
-                             "short or malformed log-probabilities at position %zu (the request "
-                             "for the prefix of %zu tokens): %s",
-                             p, p + 1, msg);
+                             "short or malformed log-probabilities at position %zu (scoring "
+                             "the prefix of %zu token%s): %s",
+                             p, p + 1, p == 0 ? "" : "s", msg);
     }
     return 0;
 }
@@ -941,7 +945,8 @@ static bool score_side(prompt_run *p, trit_backend *b, const char *side, int n_v
         rc = trit_topn_check(*pos, p->n1, p->ids1, p->n1, 0, n_vocab, TRIT_MIN(5, o->top_n), &err);
     if (rc == 0) return true;
     rung_status st = err_status(&err);
-    rung_done(p->rc, 3, st, -1, NULL, "%s: top-N log-probabilities: %s", side, err.msg);
+    rung_done(p->rc, 3, st, -1, NULL, "%s (%s scoring): top-N log-probabilities: %s", side,
+              trit_backend_score_mode(b), err.msg);
     rung_done(p->rc, 4, st, -1, NULL, "%s: see rung 3", side);
     return false;
 }
@@ -998,8 +1003,10 @@ static bool rung_logits_topn(prompt_run *p) {
     trit_topn_cmp c0;
     trit_topn_compare(&p->pos1[0], &p->pos2[0], &c0);
     json_object_set_new(p->pj, "top_n",
-                        json_pack("{s:i, s:i, s:i, s:i}", "asked", o->top_n, "ref",
-                                  p->pos1[0].n_top, "cand", p->pos2[0].n_top, "compared", c0.n));
+                        json_pack("{s:i, s:i, s:i, s:i, s:s, s:s}", "asked", o->top_n, "ref",
+                                  p->pos1[0].n_top, "cand", p->pos2[0].n_top, "compared", c0.n,
+                                  "ref_scoring", trit_backend_score_mode(p->gen1), "cand_scoring",
+                                  trit_backend_score_mode(p->gen2)));
     bool ok3 = !topn_breaks(&c0, th, th->topn_first_maxabs);
     rung_done(p->rc, 3, ok3 ? RUNG_PASS : RUNG_FAIL, 1, topn_json(&c0),
               "top-%d: kl %.3g (<=%g) max-abs logprob %.3g (<=%g, at id %d) cover %.4f (>=%g) "

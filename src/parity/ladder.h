@@ -59,15 +59,18 @@ double trit_topk_overlap(const float *a, const float *b, int n, int k);
 /* ---- metrics of two top-N lists (a = reference, b = candidate) ----
  * Both lists are cut to n = min(a->n_top, b->n_top) entries (the N both sides gave), and S is
  * the set of ids in both cut lists (the shared support).
- *   kl       KL(p_S || q_S), nats: p_S(i) = exp(lp_a(i)) / sum_{j in S} exp(lp_a(j)), q_S the
- *            same from b: each side's distribution restricted to S and renormalized to 1.
- *            0 when |S| <= 1 (cover and max_abs carry the judgement then).
+ *   kl       trit_pos_topn_kld (backend.h) of the cut lists: KL(a || b), nats, of the two
+ *            distributions coarse-grained to S plus one "rest" bucket — sum over S of
+ *            p_i (log p_i - log q_i) + P_rest (log P_rest - log Q_rest), P_rest = 1 - sum_S p_i.
+ *            Never above the full-vocabulary KL, so a top-N KL beyond a bound proves the full
+ *            one is; the same KL as trit ppl's over top-N.
  *   top5     |top5(a) & top5(b)| / min(5, n), top-5 = the first five of each cut list.
  *   max_abs  max over S of |lp_a(i) - lp_b(i)| on the raw (not renormalized) logprobs.
  *   cover    min over the two sides of (mass of S) / (mass of the side's own n entries): 1 when
  *            both sides' top-N sets are the same; 0 when they share nothing.
  *   mass_a, mass_b  sum over S of exp(lp): how much of each full distribution S covers.
- * A side with n == 0 gives shared 0, cover 0, kl/max_abs INFINITY. */
+ * No shared id (or a side with n == 0): shared 0, cover 0, max_abs INFINITY (kl is then the
+ * rest buckets' alone). */
 typedef struct trit_topn_cmp {
     int n, shared;
     double kl, top5, max_abs, cover, mass_a, mass_b;
