@@ -30,6 +30,9 @@ static void usage(FILE *f) {
         "  --top-n N                 N for top-N data, 5..20 (default 20; a server may clamp)\n"
         "  --template raw|chat       raw text, or each backend's chat template (default raw)\n"
         "  --all                     run every rung even after a failure\n"
+        "  --other-models            the two sides load different model files on purpose (one\n"
+        "                            model in two layouts): rung 0 then passes on two known\n"
+        "                            sha256 instead of failing\n"
         "  --bisect                  on a logit/decode failure: shortest failing prefix, then\n"
         "                            traces on both sides name the first diverging\n"
         "                            (position, layer, point). Over http the prefix comes from\n"
@@ -104,7 +107,8 @@ enum {
     O_THREADS,
     O_FORMAT,
     O_LOGITS,
-    O_TOPN
+    O_TOPN,
+    O_OTHER
 };
 static const struct option ladder_options[] = {{"ref", required_argument, 0, O_REF},
                                                {"cand", required_argument, 0, O_CAND},
@@ -120,6 +124,7 @@ static const struct option ladder_options[] = {{"ref", required_argument, 0, O_R
                                                {"format", required_argument, 0, O_FORMAT},
                                                {"logits", required_argument, 0, O_LOGITS},
                                                {"top-n", required_argument, 0, O_TOPN},
+                                               {"other-models", no_argument, 0, O_OTHER},
                                                {"help", no_argument, 0, 'h'},
                                                {0, 0, 0, 0}};
 
@@ -180,6 +185,9 @@ static int ladder_option(int c, const char *v, ladder_args *a) {
         return 0;
     case O_BISECT:
         a->o.bisect = true;
+        return 0;
+    case O_OTHER:
+        a->o.other_models = true;
         return 0;
     case O_DET:
         a->determinism = true;

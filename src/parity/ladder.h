@@ -126,6 +126,8 @@ typedef struct trit_ladder_opts {
     int top_n;                 /* N asked of trit_backend_score (default TRIT_BACKEND_TOPN_MAX) */
     bool chat_template;        /* each backend's own chat template around the prompt */
     bool all;                  /* run every rung even after a failure */
+    bool other_models;         /* rung 0: two different model files are expected (e.g. one model in
+                                  two layouts); both sha256 must still be known */
     bool json;                 /* print the receipt to stdout instead of text */
     bool bisect; /* after a logit failure: shortest failing prefix + trace divergence; on
                     top-N data the shortest failing prefix is rung 4's first failing position

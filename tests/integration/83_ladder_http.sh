@@ -98,6 +98,11 @@ cat "$TMP/other.txt"
 grep -q "rung 0 preflight   FAIL        model files differ: ref sha256 [0-9a-f]\{64\}, cand sha256 [0-9a-f]\{64\}" \
   "$TMP/other.txt" || fail "another model file: rung 0 does not name both sha256"
 pass "another model file: rung 0 fails naming both sha256"
+"$TRIT" ladder --ref "$LREF" --cand "http://127.0.0.1:$rtport" --prompt "$P1" --other-models \
+  >"$TMP/other2.txt" || true
+grep -q "rung 0 preflight   PASS        different model files, as --other-models says" \
+  "$TMP/other2.txt" || fail "--other-models: rung 0 does not pass on two known sha256"
+pass "--other-models: two known, different sha256 pass rung 0"
 
 # ---- 3. broken servers: a stub proxy in front of trit serve ----
 cat >"$TMP/stub.py" <<'PY'
