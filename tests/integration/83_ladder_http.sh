@@ -109,7 +109,8 @@ cat >"$TMP/stub.py" <<'PY'
 # Forwards every request to a real server and breaks its replies one way (argv: PORT UPSTREAM
 # MODE): short (every top log-probability list cut to 1 entry), malformed (every logprob +5),
 # vocab (n_vocab reported 1000 larger), hang (completions answer after 5 s), anon (/props and
-# /v1/models without model path, sha256, sizes, n_vocab or trit's identity object).
+# /v1/models without model path, sha256, sizes, n_vocab or trit's identity object); on decode
+# requests only (max_tokens > 1): shortgen (top lists cut to 1 entry), nogen (no tokens).
 import http.server, json, sys, time, urllib.error, urllib.request
 PORT, UP, MODE = int(sys.argv[1]), sys.argv[2].rstrip("/"), sys.argv[3]
 HIDE = ("model_path", "model_sha256", "sha256", "model_size", "file_size", "size", "n_vocab", "trit")
@@ -127,6 +128,9 @@ def malformed(k, v):
         return [{t: 5.0 for t in e} if isinstance(e, dict) else e for e in v]
     return v
 def vocab(k, v): return v + 1000 if k == "n_vocab" and isinstance(v, int) else v
+def nogen(k, v):
+    if k in ("content", "tokens", "token_logprobs", "top_logprobs", "text_offset") and isinstance(v, list): return []
+    return "" if k == "text" else v
 def anon(x):
     if isinstance(x, dict): return {k: anon(v) for k, v in x.items() if k not in HIDE}
     if isinstance(x, list): return [anon(v) for v in x]
@@ -138,6 +142,8 @@ class H(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n else None
         completion, ident = "completion" in self.path, self.path.startswith(("/props", "/v1/models"))
         if MODE == "hang" and completion: time.sleep(5)
+        try: decode = completion and json.loads(body or b"{}").get("max_tokens", 16) > 1
+        except ValueError: decode = False
         req = urllib.request.Request(UP + self.path, data=body, method=method,
                                      headers={"Content-Type": "application/json"})
         try:
@@ -148,6 +154,8 @@ class H(http.server.BaseHTTPRequestHandler):
             j = json.loads(data)
             if completion and MODE == "short": j = walk(j, short)
             if completion and MODE == "malformed": j = walk(j, malformed)
+            if decode and MODE == "shortgen": j = walk(j, short)
+            if decode and MODE == "nogen": j = walk(j, nogen)
             if ident and MODE == "vocab": j = walk(j, vocab)
             if ident and MODE == "anon": j = anon(j)
             data = json.dumps(j).encode()
@@ -194,10 +202,29 @@ stub malformed 2 "setup-failure cand \(echo scoring\): .*log-probabilit"
 stub malformed 2 "(setup-failure|unavailable) ref \(.* scoring\): .*log-probabilit" ref
 stub vocab 2 "rung 2 shapes      setup-failure different vocabularies: ref reports n_vocab 2048, cand 3048"
 stub hang 2 "setup-failure cand \(.* scoring\): .*no reply within 2"
+stub shortgen 2 "rung 5 decode      setup-failure cand: short or malformed log-probabilities at decode step 0"
 stub anon 3 "rung 0 preflight   SKIPPED     not reported: cand build, cand model_sha256, cand model_size"
 grep -q "rung 2 shapes      SKIPPED     not reported: cand n_vocab" "$TMP/stub-anon-cand.txt" ||
   fail "stub anon: rung 2 not SKIPPED"
 grep -q "RESULT: INCOMPLETE" "$TMP/stub-anon-cand.txt" || fail "stub anon: not INCOMPLETE"
+
+# a decode rung that compared no token (both servers answer decode requests with none) is
+# SKIPPED, never a pass
+nport=$(free_port) mport=$(free_port)
+python3 "$TMP/stub.py" "$nport" "$LREF" nogen &
+_pids+=($!)
+python3 "$TMP/stub.py" "$mport" "$TCAND" nogen &
+_pids+=($!)
+wait_http "http://127.0.0.1:$nport/health" 20 && wait_http "http://127.0.0.1:$mport/health" 20 ||
+  fail "nogen stubs did not start"
+rc=0
+"$TRIT" ladder --ref "http://127.0.0.1:$nport" --cand "http://127.0.0.1:$mport" --prompt "$P1" \
+  -o "$TMP/nogen.json" >"$TMP/nogen.txt" || rc=$?
+cat "$TMP/nogen.txt"
+[ "$rc" -eq 3 ] || fail "no decode tokens on either side: exit $rc (want 3)"
+grep -q "rung 5 decode      SKIPPED     0/16 greedy tokens identical — but compared nothing" \
+  "$TMP/nogen.txt" || fail "no decode tokens: rung 5 not SKIPPED"
+pass "a decode rung that compared 0 tokens is SKIPPED (exit 3)"
 
 # ---- 4. --max-tokens must compare at least one token ----
 for m in 0 -1; do
