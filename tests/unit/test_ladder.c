@@ -363,6 +363,22 @@ Test(topn, kl_over_shared_support_closed_form) {
     cr_assert_float_eq(c.kl, want, 1e-12);
 }
 
+/* cover is the smaller of the two sides' shares: a holds .5 of its .875 on S = {0}, b .8 of
+ * its .9 */
+Test(topn, cover_is_the_worse_side) {
+    int32_t ia[3] = {0, 1, 2}, ib[3] = {0, 3, 4};
+    double pa[3] = {0.5, 0.25, 0.125}, pb[3] = {0.8, 0.05, 0.05};
+    trit_pos_topn a = topn(ia, pa, 3, -1), b = topn(ib, pb, 3, -1);
+    trit_topn_cmp c;
+    trit_topn_compare(&a, &b, &c);
+    cr_assert_eq(c.shared, 1);
+    cr_assert_float_eq(c.cover, 0.5 / 0.875, 1e-12);
+    trit_topn_compare(&b, &a, &c);
+    cr_assert_float_eq(c.cover, 0.5 / 0.875, 1e-12);
+    cr_assert_float_eq(c.max_abs, log(0.8 / 0.5), 1e-12);
+    cr_assert_eq(c.max_abs_id, 0);
+}
+
 Test(topn, lists_cut_to_the_shorter) {
     int32_t ia[6] = {0, 1, 2, 3, 4, 5}, ib[3] = {0, 1, 2};
     double pa[6] = {0.5, 0.2, 0.1, 0.05, 0.04, 0.03}, pb[3] = {0.5, 0.2, 0.1};
