@@ -4,7 +4,9 @@
  * serve) when the server has it. generate_greedy: /v1/completions with the prompt as token
  * ids, temperature 0, top_logprobs. score: top-N log-probabilities per position, by echo or
  * by one forced request per position (see "Scoring over HTTP" below and backend.h).
- * identity: trit_client_identity at open. Options: http:URL?model=NAME&key=API_KEY&timeout=S.
+ * identity: trit_client_identity at open. Options:
+ * http:URL?model=NAME&key=API_KEY&timeout=S&cache=on|off (cache: "cache_prompt" sent with
+ * every scoring request; unset: the server's own setting).
  *
  * Scoring over HTTP: what llama-server (llama.cpp 3.22.1, tools/server) does, read in its
  * source, on which the "forced" mode rests:
@@ -56,6 +58,7 @@ typedef struct http_impl {
     int n_vocab;   /* from the identity; 0 when not reported */
     score_how how; /* decided by the first score call */
     int server_n;  /* alternatives per position requested and checked (probe) */
+    int cache;     /* "cache_prompt" in scoring requests: -1 not sent, 0 false, 1 true */
 } http_impl;
 
 static void h_close(trit_backend *b) {
@@ -196,6 +199,7 @@ static int score_post(const http_impl *h, const int32_t *ids, size_t n_prompt, b
     json_object_set_new(body, "temperature", json_real(0));
     json_object_set_new(body, "logprobs", json_integer(n_top));
     if (echo) json_object_set_new(body, "echo", json_true());
+    if (h->cache >= 0) json_object_set_new(body, "cache_prompt", json_boolean(h->cache));
     if (force >= 0) {
         char key[16];
         snprintf(key, sizeof key, "%d", force);
@@ -528,6 +532,7 @@ int trit_backend_open_http(trit_backend *b, const char *target, const char *quer
     b->impl = h;
     b->ops = &http_ops;
     h->url = xstrdup(target);
+    h->cache = -1;
     h->timeout_s = b->opts.timeout_s > 0 ? b->opts.timeout_s : 120;
     if (b->opts.api_key && *b->opts.api_key) h->key = xstrdup(b->opts.api_key);
     if (query && *query) {
@@ -542,9 +547,13 @@ int trit_backend_open_http(trit_backend *b, const char *target, const char *quer
                 free(h->key), h->key = xstrdup(v);
             else if (!strcmp(kv, "timeout"))
                 h->timeout_s = atof(v);
+            else if (!strcmp(kv, "cache") && (!strcmp(v, "on") || !strcmp(v, "off")))
+                h->cache = !strcmp(v, "on");
             else {
                 trit_fail(err, TRIT_EINVAL,
-                          "unknown http backend option '%s' (known: model, key, timeout)", kv);
+                          "http backend option '%s%s%s': known are model=, key=, timeout=, "
+                          "cache=on|off",
+                          kv, eq ? "=" : "", v);
                 free(q);
                 h_close(b);
                 b->impl = NULL;
@@ -558,8 +567,7 @@ int trit_backend_open_http(trit_backend *b, const char *target, const char *quer
     trit_client_resp_init(&resp);
     h->ident = trit_client_identity(h->url, h->key, TRIT_MIN(h->timeout_s, 10.0), &resp);
     if (!h->ident) {
-        trit_fail(err, TRIT_ENET, "%s: no server identity (GET /props, /v1/models): %s", h->url,
-                  resp.msg);
+        trit_fail(err, TRIT_ENET, "no server identity (GET /props, /v1/models): %s", resp.msg);
         trit_client_resp_free(&resp);
         h_close(b);
         b->impl = NULL;

@@ -480,3 +480,37 @@ Test(score, topn_kld_is_a_lower_bound) {
     }
     cr_assert_float_eq(trit_pos_topn_kld(&a, &b, NULL), fw, 1e-9);
 }
+
+/* The top-N accumulator: identical sides give PPL(Q) = PPL(base), KLD 0, same top 100 %;
+ * a side that moves mass shows a positive KLD, its own NLL, and Δp of the next token. */
+Test(score, acc_kld_topn) {
+    int32_t ia[3] = {4, 9, 2}, ib[3] = {9, 4, 2};
+    double pa[3] = {0.6, 0.2, 0.1}, pb[3] = {0.5, 0.3, 0.1};
+    trit_pos_topn a = topn_of(ia, pa, 3), b = topn_of(ib, pb, 3);
+    a.next_id = b.next_id = 9;
+    a.next_logprob = log(0.2), b.next_logprob = log(0.5);
+    trit_ppl_acc same = {0}, moved = {0};
+    for (int i = 0; i < 20; i++) {
+        trit_ppl_acc_kld_topn(&same, &a, &a);
+        trit_ppl_acc_kld_topn(&moved, &a, &b);
+    }
+    trit_ppl_result r;
+    trit_ppl_result_init(&r);
+    trit_ppl_acc_result(&same, &r);
+    cr_assert(r.has_kld);
+    cr_assert_float_eq(r.ppl, 1 / 0.2, 1e-9);
+    cr_assert_float_eq(r.ppl_base, 1 / 0.2, 1e-9);
+    cr_assert_float_eq(r.kld_mean, 0.0, 1e-12);
+    cr_assert_float_eq(r.same_top, 1.0, 1e-12);
+    trit_ppl_result_init(&r);
+    trit_ppl_acc_result(&moved, &r);
+    double want =
+        0.6 * log(0.6 / 0.3) + 0.2 * log(0.2 / 0.5) + 0.1 * log(0.1 / 0.1) + 0.1 * log(0.1 / 0.1);
+    cr_assert_float_eq(r.kld_mean, want, 1e-9);
+    cr_assert_float_eq(r.ppl, 1 / 0.5, 1e-9);
+    cr_assert_float_eq(r.ppl_base, 1 / 0.2, 1e-9);
+    cr_assert_float_eq(r.dp_mean, 0.5 - 0.2, 1e-6);
+    cr_assert_float_eq(r.same_top, 0.0, 1e-12);
+    trit_ppl_acc_free(&same);
+    trit_ppl_acc_free(&moved);
+}
