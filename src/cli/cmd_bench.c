@@ -362,6 +362,7 @@ static void bench_print_text(const bench_args *a, const bench_figures *f) {
     printf("rss: %.1f MiB (peak %.1f MiB)\n", f->rss / 1024.0, f->hwm / 1024.0);
 }
 
+/* Everything bench_setup made (any part may be missing after a failure). */
 static void bench_free(bench_state *s) {
     free(s->pp);
     free(s->tg);
@@ -390,6 +391,7 @@ static int run_bench(const bench_args *a) {
     return rc;
 }
 
+/* `trit bench`: the command line into its options, then the run; the exit code (cli.h). */
 int cmd_bench(int argc, char **argv) {
     bench_args a;
     int rc = parse_bench(argc, argv, &a);

@@ -189,6 +189,7 @@ static int run_mkmodel(const trit_mkmodel_params *p) {
     return 0;
 }
 
+/* `trit mkmodel`: the command line into its options, then the run; the exit code (cli.h). */
 int cmd_mkmodel(int argc, char **argv) {
     mkmodel_args a;
     int rc = parse_mkmodel(argc, argv, &a);

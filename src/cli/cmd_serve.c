@@ -237,6 +237,7 @@ static int run_serve(serve_args *a) {
     return rc;
 }
 
+/* `trit serve`: the command line into its options, then the run; the exit code (cli.h). */
 int cmd_serve(int argc, char **argv) {
     serve_args a;
     int rc = parse_serve(argc, argv, &a);

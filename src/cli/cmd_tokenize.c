@@ -187,6 +187,7 @@ static int run_tokenize(const tokenize_args *a) {
     return rc;
 }
 
+/* `trit tokenize`: the command line into its options, then the run; the exit code (cli.h). */
 int cmd_tokenize(int argc, char **argv) {
     tokenize_args a;
     int rc = parse_tokenize(argc, argv, &a);

@@ -222,6 +222,7 @@ static int run_train(const trit_train_opts *o) {
     return 0;
 }
 
+/* `trit train`: the command line into its options, then the run; the exit code (cli.h). */
 int cmd_train(int argc, char **argv) {
     trit_train_opts o;
     int rc = parse_train(argc, argv, &o);
