@@ -35,6 +35,7 @@ static void usage(FILE *out) {
         "             optional per-tensor scales upstream llama.cpp multiplies in; llama/bitnet)\n"
         "  --act      write <arch>.ffn_activation (absent: the arch's rule)\n"
         "  --seed     PRNG seed (default 1)\n"
+        "  -o, --output  the file to write\n"
         "exit codes: 0 written, 1 failed, 2 bad arguments\n");
 }
 
