@@ -73,8 +73,8 @@ int cli_opt_double(const char *cmd, const char *flag, const char *v, double lo, 
 int cli_opt_float(const char *cmd, const char *flag, const char *v, float lo, float hi, float *out);
 /* A byte count: a whole number with an optional unit K, M or G (also KiB, MiB, GiB; any
  * case; powers of 1024): "65536", "64K", "16MiB". */
-int cli_opt_size(const char *cmd, const char *flag, const char *v, uint64_t lo, uint64_t hi,
-                 uint64_t *out);
+int cli_opt_size(const char *cmd, const char *flag, const char *v, size_t lo, size_t hi,
+                 size_t *out);
 /* A duration into seconds: a number with an optional unit ms, s, m or h (none: seconds):
  * "600", "1.5", "250ms", "10m". */
 int cli_opt_duration(const char *cmd, const char *flag, const char *v, double lo, double hi,

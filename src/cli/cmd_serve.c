@@ -105,15 +105,6 @@ static int parse_numerics(const char *flag, const char *v, int *out) {
     return 0;
 }
 
-/* A size or duration option: the parsers' wider types into the config's fields. */
-static int parse_body_and_grace(int c, const char *flag, const char *v, srv_config *cfg) {
-    uint64_t bytes;
-    if (c == O_GRACE) return cli_opt_duration("serve", flag, v, 0, 3600, &cfg->grace_s);
-    if (cli_opt_size("serve", flag, v, 64, 1ull << 30, &bytes)) return -1;
-    cfg->max_body = (size_t)bytes;
-    return 0;
-}
-
 /* The options taken as given (addresses, names, lists, the key's source). */
 static int serve_text_option(int c, char *v, serve_args *a) {
     switch (c) {
@@ -159,8 +150,9 @@ static int serve_option(int c, char *v, serve_args *a) {
     case O_DRAFT:
         return cli_opt_int("serve", flag, v, 0, 16, &cfg->n_draft);
     case O_MAXBODY:
+        return cli_opt_size("serve", flag, v, 64, (size_t)1 << 30, &cfg->max_body);
     case O_GRACE:
-        return parse_body_and_grace(c, flag, v, cfg);
+        return cli_opt_duration("serve", flag, v, 0, 3600, &cfg->grace_s);
     case O_TMPL:
         return parse_template(flag, v, &cfg->chat_tmpl);
     case O_NUMERICS:

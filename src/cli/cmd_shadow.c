@@ -88,16 +88,11 @@ static const struct option shadow_options[] = {
 
 /* The limits: body and reply sizes, queue length, timeout and grace. 1 when c is not one. */
 static int shadow_limit_option(int c, const char *flag, const char *v, trit_shadow_opts *o) {
-    uint64_t bytes;
     switch (c) {
     case O_MAXBODY:
-        if (cli_opt_size("shadow", flag, v, 64, 1ull << 30, &bytes)) return -1;
-        o->max_body = (size_t)bytes;
-        return 0;
+        return cli_opt_size("shadow", flag, v, 64, (size_t)1 << 30, &o->max_body);
     case O_MAXREPLY:
-        if (cli_opt_size("shadow", flag, v, 1024, 1ull << 32, &bytes)) return -1;
-        o->max_reply = (size_t)bytes;
-        return 0;
+        return cli_opt_size("shadow", flag, v, 1024, (size_t)1 << 32, &o->max_reply);
     case O_QUEUE:
         return cli_opt_int("shadow", flag, v, 1, 100000, &o->queue_max);
     case O_TIMEOUT:

@@ -112,20 +112,19 @@ static uint64_t size_unit(const char *u) {
 }
 
 /* Byte counts: digits, then an optional unit; the product checked for overflow and range. */
-int cli_opt_size(const char *cmd, const char *flag, const char *v, uint64_t lo, uint64_t hi,
-                 uint64_t *out) {
+int cli_opt_size(const char *cmd, const char *flag, const char *v, size_t lo, size_t hi,
+                 size_t *out) {
     char *end = NULL;
     errno = 0;
     const bool digits = v && isdigit((unsigned char)v[0]);
     const unsigned long long x = digits ? strtoull(v, &end, 10) : 0;
     const uint64_t mult = digits && !errno ? size_unit(end) : 0;
-    if (mult && x <= UINT64_MAX / mult && x * mult >= lo && x * mult <= hi) {
-        *out = x * mult;
+    if (mult && x <= SIZE_MAX / mult && x * mult >= lo && x * mult <= hi) {
+        *out = (size_t)(x * mult);
         return 0;
     }
     char why[128];
-    snprintf(why, sizeof why, "must be a size in %llu..%llu bytes (units K, M, G: 1024s)",
-             (unsigned long long)lo, (unsigned long long)hi);
+    snprintf(why, sizeof why, "must be a size in %zu..%zu bytes (units K, M, G: 1024s)", lo, hi);
     return cli_opt_bad(cmd, flag, v, why);
 }
 

@@ -89,7 +89,7 @@ Test(cli_opts, doubles, .init = cr_redirect_stderr) {
 
 /* Sizes: bare bytes, K/M/G (and KiB/MiB/GiB, any case) as powers of 1024, range, overflow. */
 Test(cli_opts, sizes, .init = cr_redirect_stderr) {
-    uint64_t b = 0;
+    size_t b = 0;
     struct {
         const char *v;
         uint64_t want;
@@ -198,7 +198,7 @@ Test(cli_opts, choices, .init = cr_redirect_stderr) {
 Test(cli_opts, message_shape, .init = cr_redirect_stderr) {
     long x;
     double d;
-    uint64_t b;
+    size_t b;
     const char *s;
     static const char *const names[] = {"exact", "fast"};
     int k;
