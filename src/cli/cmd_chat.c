@@ -24,7 +24,7 @@ static void chat_usage(FILE *f) {
                "  --temperature T    sampling temperature (default: the server's)\n"
                "  --seed N           sampling seed\n"
                "  --model NAME       model field to send (default: omitted)\n"
-               "  --timeout S        per answer, seconds (default 600)\n\n"
+               "  --timeout S        per answer, seconds (default 600; or 250ms, 90s, 10m, 1h)\n\n"
                "Lines '/reset' (forget the conversation) and '/quit' are commands.\n"
                "Exit status: 0 ok, 1 a request failed, 2 usage error.\n");
 }

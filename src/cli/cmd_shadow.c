@@ -40,6 +40,7 @@ static void usage(FILE *out) {
         "  --queue N                 copies waiting for gen-2 before new ones are dropped (64)\n"
         "  --timeout S               per upstream request (600)\n"
         "  --grace S                 on shutdown, in-flight work gets this long (5)\n"
+        "                            (S: seconds, or with a unit: 250ms, 90s, 10m, 1h)\n"
         "  --quiet                   no per-request log lines\n"
         "exit: 0 stopped cleanly, 1 cannot listen / write the ledger, 2 usage\n");
 }
