@@ -347,7 +347,7 @@ static void gate_ppl(const trit_gate_cfg *c, const trit_ppl_figs *p, trit_gate_t
     }
     /* nor does a perplexity over a handful of tokens */
     long scored = TRIT_MIN(p->shape1.count, p->shape2.count);
-    if (p->scored_tokens >= 0) scored = TRIT_MIN(scored, p->scored_tokens);
+    if (p->scored_tokens > 0) scored = TRIT_MIN(scored, p->scored_tokens);
     if (scored < c->ppl_min_tokens) {
         r->verdict = TRIT_GATE_FAIL;
         SET(why, "too few samples (%ld < %ld scored tokens)", scored, c->ppl_min_tokens);

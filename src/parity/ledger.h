@@ -130,7 +130,7 @@ typedef struct trit_ledger_rec {
     int64_t round;                             /* -1 if absent */
     double ts;                                 /* wall seconds since epoch ("ts" field, numeric) */
     const char *prompt_id, *category, *source; /* "" if absent; source: "burnin", "shadow" */
-    size_t prompt_id_len, category_len;
+    size_t prompt_id_len, category_len, source_len;
     int bucket;       /* trit_bucket, -1 if absent */
     int noise_bucket; /* noise lane bucket vs gen-1, -1 if absent */
     int tie;          /* trit_tie */
