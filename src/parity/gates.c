@@ -590,10 +590,12 @@ typedef struct prov_ctx {
     bool last_same; /* the same-server answer for last_u1/last_u2 */
 } prov_ctx;
 
-/* A round's digest for one side, counted among the side's distinct digests. */
-static void note_digest(trit_prov_side *s, const char *d) {
+/* A round's digest for one side, counted among the side's distinct digests. A compared
+ * round without one is counted (its evidence names no server); an unreachable round may
+ * lack it (the side could not be asked what it is). */
+static void note_digest(trit_prov_side *s, const char *d, bool compared) {
     if (!d[0]) {
-        s->rounds_without++;
+        s->rounds_without += compared;
         return;
     }
     int n = TRIT_MIN(s->n_digests, TRIT_PROV_MAX_DIGESTS);
@@ -621,8 +623,9 @@ static int prov_cb(void *user, const trit_ledger_rec *r, const char *line, size_
     }
     if (r->type != TRIT_REC_ROUND || r->bucket < 0) return 0;
     pv->rounds++;
-    note_digest(&pv->gen1, r->ident_gen1);
-    note_digest(&pv->gen2, r->ident_gen2);
+    bool compared = r->bucket <= TRIT_BUCKET_NOMATCH;
+    note_digest(&pv->gen1, r->ident_gen1, compared);
+    note_digest(&pv->gen2, r->ident_gen2, compared);
     /* each side's URL as the rounds name it (the first one seen); one server on both sides
      * is judged by the one same-server rule (client.h), asked again only when the pair of
      * URLs changes */
@@ -706,8 +709,8 @@ static void check_side(trit_provenance *pv, trit_prov_side *s, const char *name,
                "the ledgers mix %d identities of %s (%s, %s%s): one verdict is about one server",
                s->n_digests, name, s->digests[0], s->digests[1], s->n_digests > 2 ? ", ..." : "");
     else if (s->n_digests == 1 && s->rounds_without > 0)
-        refuse(pv, "the ledgers mix identities of %s: %ld rounds record none, the others %s", name,
-               s->rounds_without, s->digests[0]);
+        refuse(pv, "the ledgers mix identities of %s: %ld compared rounds record none, the others %s",
+               name, s->rounds_without, s->digests[0]);
     else if (ident && s->n_digests == 1 && strcmp(s->id.digest, s->digests[0]))
         refuse(pv, "%s's identity record (%s) is not the one its rounds name (%s)", name,
                s->id.digest, s->digests[0]);
