@@ -83,7 +83,7 @@ int trit_ledger_append(trit_ledger *l, json_t *obj, trit_err *err);
 const char *trit_ledger_head(const trit_ledger *l);
 void trit_ledger_close(trit_ledger *l);
 
-/* The standard round record (DESIGN: "A parity round"; fields in docs/parity.md), built from
+/* The standard round record (fields: the table above and docs/parity.md), built from
  * two replies and their comparison; used by burn-in and the shadow proxy alike. Add extra
  * fields (noise lane...) with json_object_set_new before appending. */
 typedef struct trit_round_meta {
