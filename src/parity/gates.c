@@ -585,7 +585,10 @@ static void url_norm(const char *u, size_t n, char *out, size_t sz) {
 
 typedef struct prov_ctx {
     trit_provenance *pv;
-    json_t *ident[2]; /* the newest identity record of each side */
+    json_t *ident[2];    /* the newest identity record of each side */
+    char inst[2][4][64]; /* the instances (per-process ids) each side's records name */
+    int n_inst[2];
+    bool same_instance; /* one instance on both sides */
     char last_u1[256], last_u2[256];
     bool last_same; /* the same-server answer for last_u1/last_u2 */
 } prov_ctx;
@@ -606,6 +609,18 @@ static void note_digest(trit_prov_side *s, const char *d, bool compared) {
     s->n_digests++;
 }
 
+/* A side's instance (a server's per-process id) from an identity record: the same one on
+ * both sides is one running server, whatever URLs it was reached by. */
+static void note_instance(prov_ctx *c, int side, const char *inst) {
+    if (!inst || !inst[0]) return;
+    for (int i = 0; i < c->n_inst[1 - side]; i++)
+        if (!strcmp(c->inst[1 - side][i], inst)) c->same_instance = true;
+    for (int i = 0; i < c->n_inst[side]; i++)
+        if (!strcmp(c->inst[side][i], inst)) return;
+    if (c->n_inst[side] < 4)
+        snprintf(c->inst[side][c->n_inst[side]++], sizeof c->inst[0][0], "%s", inst);
+}
+
 static int prov_cb(void *user, const trit_ledger_rec *r, const char *line, size_t len) {
     prov_ctx *c = user;
     trit_provenance *pv = c->pv;
@@ -618,6 +633,7 @@ static int prov_cb(void *user, const trit_ledger_rec *r, const char *line, size_
         if (k >= 0) {
             json_decref(c->ident[k]);
             c->ident[k] = json_incref(r->ident);
+            note_instance(c, k, json_string_value(json_object_get(r->ident, "instance")));
         }
         return 0;
     }
@@ -709,7 +725,8 @@ static void check_side(trit_provenance *pv, trit_prov_side *s, const char *name,
                "the ledgers mix %d identities of %s (%s, %s%s): one verdict is about one server",
                s->n_digests, name, s->digests[0], s->digests[1], s->n_digests > 2 ? ", ..." : "");
     else if (s->n_digests == 1 && s->rounds_without > 0)
-        refuse(pv, "the ledgers mix identities of %s: %ld compared rounds record none, the others %s",
+        refuse(pv,
+               "the ledgers mix identities of %s: %ld compared rounds record none, the others %s",
                name, s->rounds_without, s->digests[0]);
     else if (ident && s->n_digests == 1 && strcmp(s->id.digest, s->digests[0]))
         refuse(pv, "%s's identity record (%s) is not the one its rounds name (%s)", name,
@@ -769,17 +786,14 @@ int trit_gate_provenance(const trit_gate_cfg *cfg, const char *const *ledgers, i
     }
     check_side(pv, &pv->gen1, "gen-1", c.ident[0]);
     check_side(pv, &pv->gen2, "gen-2", c.ident[1]);
-    /* one server on both sides compares a server with itself: by the identities (instance,
-     * URL) when both are recorded, and by every round's URLs */
-    bool same_ident = c.ident[0] && c.ident[1] && trit_identity_same_server(c.ident[0], c.ident[1]);
     json_decref(c.ident[0]), json_decref(c.ident[1]);
-    trit_side_ident *a = &pv->gen1.id, *b = &pv->gen2.id;
-    bool same_instance = a->instance[0] && !strcmp(a->instance, b->instance);
-    if (same_ident || same_instance || pv->same_url_rounds > 0)
+    /* one server on both sides compares a server with itself: one instance in both sides'
+     * identity records, or a round whose two URLs name one server (client.h's rule) */
+    if (c.same_instance || pv->same_url_rounds > 0)
         refuse(pv,
-               "gen-1 and gen-2 are the same server (%s%s; %ld of %ld rounds name one URL on both "
+               "gen-1 and gen-2 are the same server (%s; %ld of %ld rounds name one URL on both "
                "sides): a server compared with itself proves nothing",
-               same_instance ? "instance " : "", same_instance ? a->instance : a->url,
+               c.same_instance ? "one instance id on both sides" : pv->gen1.id.url,
                pv->same_url_rounds, pv->rounds);
     /* no identity at all: legacy evidence, accepted only like an unchained ledger */
     if (pv->rounds > 0 && pv->gen1.n_digests == 0 && pv->gen2.n_digests == 0) {

@@ -364,7 +364,46 @@ Test(stats, noise_lane_excess) {
     unlink(path);
 }
 
-Test(stats, fifty_thousand_rounds_fast, .timeout = 30) {
+/* The figure in ledger.h: the one reader (the scanner) against jansson over the same lines
+ * of a 50 000-round ledger, and the chain check over it; printed on stderr. */
+static void scanner_vs_jansson(const char *path) {
+    trit_buf b = {0};
+    trit_err err = {0};
+    cr_assert_eq(trit_read_file(path, &b, &err), 0);
+    long sum_scan = 0, sum_jansson = 0, bad = 0;
+    double t0 = trit_now_s();
+    for (const char *p = b.p, *e = b.p + b.len; p < e;) {
+        const char *nl = memchr(p, '\n', (size_t)(e - p));
+        trit_ledger_rec r; /* no assert per line: criterion reports each one */
+        bad += trit_ledger_parse_line(p, (size_t)(nl - p), &r) != 0;
+        sum_scan += (long)r.round;
+        p = nl + 1;
+    }
+    double t_scan = trit_now_s() - t0;
+    t0 = trit_now_s();
+    for (const char *p = b.p, *e = b.p + b.len; p < e;) {
+        const char *nl = memchr(p, '\n', (size_t)(e - p));
+        json_t *j = json_loadb(p, (size_t)(nl - p), 0, NULL);
+        sum_jansson += (long)json_integer_value(json_object_get(j, "round"));
+        json_decref(j);
+        p = nl + 1;
+    }
+    double t_jansson = trit_now_s() - t0;
+    t0 = trit_now_s();
+    trit_ledger_chain c;
+    cr_assert_eq(trit_ledger_verify(path, &c, &err), 0);
+    double t_verify = trit_now_s() - t0;
+    cr_assert_eq(bad, 0);
+    cr_assert_eq(sum_scan, sum_jansson);
+    fprintf(stderr,
+            "50000 rounds (%.1f MB): scanner %.3f s, jansson %.3f s (%.1fx), verify (sha256 per "
+            "line) %.3f s\n",
+            (double)b.len / 1e6, t_scan, t_jansson, t_jansson / t_scan, t_verify);
+    cr_assert_lt(t_scan, t_jansson, "the scanner is the faster reader");
+    trit_buf_free(&b);
+}
+
+Test(stats, fifty_thousand_rounds_fast, .timeout = 60) {
     char *path = tmp_path("big.jsonl");
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
@@ -394,6 +433,7 @@ Test(stats, fifty_thousand_rounds_fast, .timeout = 30) {
     cr_assert_float_eq(st.exact_rate, 0.9, 1e-9);
     cr_log_info("stats over 50000 rounds (%.0f MB): %.3f s", 50000 * 1.6e-3, dt);
     cr_assert_lt(dt, 1.0, "stats took %.3f s", dt);
+    scanner_vs_jansson(path);
     unlink(path);
 }
 
@@ -1039,62 +1079,6 @@ Test(chain, unescape_matches_jansson) {
     cr_assert_eq(b.len, 7);
     cr_assert(!memcmp(b.p, "\xef\xbf\xbdx\xef\xbf\xbd", 7));
     trit_buf_free(&b);
-}
-
-/* The figure in ledger.h: the scanner against jansson on 50 000 rounds. */
-Test(chain, scanner_vs_jansson_50000_rounds, .timeout = 60) {
-    char *path = tmp_path("bench.jsonl");
-    FILE *f = fopen(path, "w");
-    char text[601];
-    memset(text, 'x', 600);
-    text[600] = 0;
-    for (int i = 0; i < 50000; i++)
-        fprintf(f,
-                "{\"type\":\"round\",\"source\":\"burnin\",\"ts\":%.3f,\"round\":%d,"
-                "\"prompt_id\":\"p%02d\",\"category\":\"c%d\",\"bucket\":\"%s\",\"tie\":null,"
-                "\"prefix_len\":600,\"div_byte\":-1,\"lat_v1\":0.1,\"lat_v2\":0.12,\"ntok_v1\":64,"
-                "\"ntok_v2\":64,\"v1\":{\"url\":\"http://a\",\"model\":\"m\"},\"v2\":{\"url\":"
-                "\"http://b\",\"model\":\"m\"},\"v1_ident\":\"0123456789abcdef\",\"text_v1\":"
-                "\"%s\",\"text_v2\":\"%s\",\"prev\":\"%064d\"}\n",
-                1.7e9 + i * 2.5, i, i % 40, i % 7, i % 10 ? "exact" : "no-match", text, text, 0);
-    fclose(f);
-    trit_buf b = {0};
-    trit_err err = {0};
-    cr_assert_eq(trit_read_file(path, &b, &err), 0);
-    /* the same walk over lines for both readers; each keeps the round number */
-    long sum_scan = 0, sum_jansson = 0, bad = 0;
-    double t0 = trit_now_s();
-    for (const char *p = b.p, *e = b.p + b.len; p < e;) {
-        const char *nl = memchr(p, '\n', (size_t)(e - p));
-        trit_ledger_rec r; /* no assert per line: criterion reports each one */
-        bad += trit_ledger_parse_line(p, (size_t)(nl - p), &r) != 0;
-        sum_scan += (long)r.round;
-        p = nl + 1;
-    }
-    double t_scan = trit_now_s() - t0;
-    t0 = trit_now_s();
-    for (const char *p = b.p, *e = b.p + b.len; p < e;) {
-        const char *nl = memchr(p, '\n', (size_t)(e - p));
-        json_t *j = json_loadb(p, (size_t)(nl - p), 0, NULL);
-        sum_jansson += (long)json_integer_value(json_object_get(j, "round"));
-        json_decref(j);
-        p = nl + 1;
-    }
-    double t_jansson = trit_now_s() - t0;
-    t0 = trit_now_s();
-    trit_ledger_chain c;
-    cr_assert_eq(trit_ledger_verify(path, &c, &err), 0);
-    double t_verify = trit_now_s() - t0;
-    cr_assert_eq(bad, 0);
-    cr_assert_eq(sum_scan, sum_jansson);
-    cr_log_info("50000 rounds (%.0f MB): scanner %.3f s, jansson %.3f s (%.1fx), verify (sha256 "
-                "per line) %.3f s",
-                (double)b.len / 1e6, t_scan, t_jansson, t_jansson / t_scan, t_verify);
-    fprintf(stderr, "BENCH scanner %.3f jansson %.3f verify %.3f MB %.1f\n", t_scan, t_jansson,
-            t_verify, (double)b.len / 1e6);
-    cr_assert_lt(t_scan, t_jansson, "the scanner is the faster reader");
-    trit_buf_free(&b);
-    unlink(path);
 }
 
 /* ---- gates: what is counted, and the evidence refused ---- */
