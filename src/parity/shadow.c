@@ -905,6 +905,7 @@ static void process(proxy *px, job *j) {
         .gen2_model = r2.model,
     };
     json_t *rec = trit_ledger_round_json(&m, &r1, &r2, &cmp);
+    trit_compare_split_fields(rec, &cmp, &r1, &r2);
     json_object_set_new(rec, "path", json_string(path));
     json_object_set_new(rec, "status_v1", json_integer(j->gen1.status));
     json_object_set_new(rec, "status_v2", json_integer(gen2.status));
