@@ -22,6 +22,14 @@ LLAMA_CFLAGS := -DTRIT_HAVE_LLAMA_H -I$(REF)/src/include -I$(REF)/src/ggml/inclu
 endif
 
 B ?= build
+# The commit trit is built from (`git describe --always --dirty`; "unknown" outside a git
+# checkout), as $(B)/gen/trit_commit.h: rewritten only when it changes, so the files that
+# include it (the server's identity) rebuild after a new commit and nothing else does.
+TRIT_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(shell mkdir -p $(B)/gen && printf '\043define TRIT_COMMIT "%s"\n' '$(TRIT_COMMIT)' | \
+  cmp -s - $(B)/gen/trit_commit.h || \
+  printf '\043define TRIT_COMMIT "%s"\n' '$(TRIT_COMMIT)' >$(B)/gen/trit_commit.h)
+CFLAGS  += -I$(B)/gen
 LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c src/*/*/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)

@@ -2,9 +2,12 @@
  * required item passes. Required: a known compiler, the libraries at run time (PCRE2 with
  * Unicode), the reference llama.cpp (version, commit, llama-server, libllama.so) and a
  * writable cache. Advisory (!): AVX2/AVX-512/VNNI, optional reference tools, node/npm,
- * clang-14 (fuzzing). */
+ * clang-14 (fuzzing). `trit doctor --url URL` instead asks a running server what it is (its
+ * identity: client.h trit_client_identity) and prints it with its digest. */
 #include "cli/cli.h"
+#include "client/client.h"
 #include "reference/reference.h"
+#include "server/server.h"
 #include "base/base.h"
 #include "kernels/kernels.h"
 
@@ -81,10 +84,12 @@ static void cmd_output(const char *cmd, char *out, size_t n) {
 }
 
 static void check_compiler(doc *d) {
+    char build[96]; /* "<version>+<commit>", as trit serve reports it */
+    srv_build_string(build, sizeof build);
 #if defined(__clang__)
-    line(d, OK, "compiler", "clang %s (built trit %s)", __clang_version__, TRIT_VERSION);
+    line(d, OK, "compiler", "clang %s (built trit %s)", __clang_version__, build);
 #elif defined(__GNUC__)
-    line(d, OK, "compiler", "gcc %s (built trit %s)", __VERSION__, TRIT_VERSION);
+    line(d, OK, "compiler", "gcc %s (built trit %s)", __VERSION__, build);
 #else
     line(d, WARN, "compiler", "unknown compiler (%s)", __VERSION__);
 #endif
@@ -229,11 +234,65 @@ static void check_tools(doc *d) {
     }
 }
 
+/* `trit doctor --url URL`: the server's identity, one field a line (or the JSON object with
+ * --json), then its digest. Exit 0 when the server answered /props or /v1/models, 1 when
+ * not. */
+static int show_identity(const char *url, const char *api_key, double timeout_s, bool as_json) {
+    trit_client_resp r;
+    json_t *id = trit_client_identity(url, api_key, timeout_s, &r);
+    if (!id) {
+        fprintf(stderr, "trit doctor: %s (%s)\n", r.msg, trit_client_errkind_name(r.kind));
+        trit_client_resp_free(&r);
+        return 1;
+    }
+    trit_client_resp_free(&r);
+    char digest[17];
+    trit_identity_digest(id, digest);
+    if (as_json) {
+        json_object_set_new(id, "digest", json_string(digest));
+        char *s = json_dumps(id, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        json_decref(id);
+        return 0;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(id, key, v) {
+        if (json_is_string(v)) {
+            printf("%-19s %s\n", key, *json_string_value(v) ? json_string_value(v) : "-");
+        } else if (json_is_integer(v)) {
+            if (json_integer_value(v))
+                printf("%-19s %lld\n", key, (long long)json_integer_value(v));
+            else
+                printf("%-19s -\n", key);
+        } else if (json_is_array(v)) {
+            printf("%-19s", key);
+            for (size_t i = 0; i < json_array_size(v); i++)
+                printf(" %s", json_string_value(json_array_get(v, i)));
+            printf("\n");
+        }
+    }
+    printf("%-19s %s\n", "digest", digest);
+    json_decref(id);
+    return 0;
+}
+
 int cmd_doctor(int argc, char **argv) {
     doc d = {.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR")};
-    enum { O_NO_COLOR = 256 };
-    static const struct option lo[] = {
-        {"no-color", no_argument, 0, O_NO_COLOR}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    enum { O_NO_COLOR = 256, O_URL, O_KEY, O_KEYFILE, O_TIMEOUT, O_JSON };
+    static const struct option lo[] = {{"no-color", no_argument, 0, O_NO_COLOR},
+                                       {"url", required_argument, 0, O_URL},
+                                       {"api-key", required_argument, 0, O_KEY},
+                                       {"api-key-file", required_argument, 0, O_KEYFILE},
+                                       {"timeout", required_argument, 0, O_TIMEOUT},
+                                       {"json", no_argument, 0, O_JSON},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    const char *url = NULL, *key_file = NULL;
+    char *key_arg = NULL, *end = NULL;
+    double timeout_s = 10;
+    bool as_json = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -241,12 +300,41 @@ int cmd_doctor(int argc, char **argv) {
         case O_NO_COLOR:
             d.color = false;
             break;
+        case O_URL:
+            url = optarg;
+            break;
+        case O_KEY:
+            key_arg = optarg;
+            break;
+        case O_KEYFILE:
+            key_file = optarg;
+            break;
+        case O_TIMEOUT:
+            timeout_s = strtod(optarg, &end);
+            if (*end || !(timeout_s > 0)) {
+                fprintf(stderr, "trit doctor: bad value '%s' for --timeout\n", optarg);
+                return 2;
+            }
+            break;
+        case O_JSON:
+            as_json = true;
+            break;
         case 'h':
-            printf("usage: trit doctor [--no-color]\n\n"
+            printf("usage: trit doctor [--no-color]\n"
+                   "       trit doctor --url URL [--api-key-file F] [--timeout S] [--json]\n\n"
                    "Preflight: compiler, CPU features (AVX2, AVX-512, VNNI), library versions,\n"
                    "the reference llama.cpp (version, commit, binaries), a writable cache and\n"
                    "node/npm. \u2713 ok, \u2717 required item missing, ! advisory.\n"
-                   "exit: 0 when every required item is \u2713, 1 otherwise, 2 usage\n");
+                   "exit: 0 when every required item is \u2713, 1 otherwise, 2 usage\n\n"
+                   "With --url: what the server at URL says it is (GET /props and /v1/models:\n"
+                   "engine, build, model path, sha256 and size, n_vocab, n_ctx, numerics,\n"
+                   "kernels, threads, instance, system_fingerprint) and the identity's digest\n"
+                   "(docs/parity.md, Identity); --json prints the identity object.\n"
+                   "  --api-key-file F   send 'Authorization: Bearer KEY' with the key in file F\n"
+                   "                     (default $TRIT_API_KEY)\n"
+                   "  --api-key KEY      the same from the command line (visible in ps: avoid)\n"
+                   "  --timeout S        seconds per request (default 10)\n"
+                   "exit: 0 when the server answered, 1 when it did not, 2 usage\n");
             return 0;
         default:
             return 2; /* getopt named the bad option */
@@ -255,6 +343,23 @@ int cmd_doctor(int argc, char **argv) {
     if (optind < argc) {
         fprintf(stderr, "trit doctor: unexpected argument '%s' (see trit doctor --help)\n",
                 argv[optind]);
+        return 2;
+    }
+    if (url) {
+        char *api_key = NULL;
+        trit_err err = {0};
+        if (key_arg) {
+            api_key = trit_api_key_take_arg(key_arg);
+        } else if (trit_api_key_load(key_file, "TRIT_API_KEY", &api_key, &err)) {
+            fprintf(stderr, "trit doctor: %s\n", err.msg);
+            return 2;
+        }
+        int rc = show_identity(url, api_key, timeout_s, as_json);
+        free(api_key);
+        return rc;
+    }
+    if (key_arg || key_file || as_json) {
+        fprintf(stderr, "trit doctor: --api-key, --api-key-file and --json need --url\n");
         return 2;
     }
     printf("trit %s doctor\n", TRIT_VERSION);

@@ -17,7 +17,8 @@ static void serve_usage(FILE *f) {
     fprintf(f,
             "usage: trit serve MODEL.gguf [options]\n\n"
             "OpenAI-compatible server: POST /v1/chat/completions, /v1/completions, /tokenize,\n"
-            "/detokenize; GET /v1/models, /health, /metrics. Stops cleanly on SIGINT/SIGTERM.\n\n"
+            "/detokenize; GET /v1/models, /props (identity: build, model sha256, kernels),\n"
+            "/health, /metrics. Stops cleanly on SIGINT/SIGTERM.\n\n"
             "  --host ADDR          IPv4 address to bind (default 127.0.0.1)\n"
             "  --port N             port (default 8180; 0 = any free port)\n"
             "  --threads N          engine threads, shared by all slots (default: all CPUs)\n"

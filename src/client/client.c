@@ -2,6 +2,7 @@
  * so calls are independent and may run on several threads). */
 #include "client/client.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -606,4 +607,296 @@ bool trit_api_key_matches(const char *want, const char *authorization) {
     for (size_t i = 0; i < b; i++)
         diff |= (unsigned char)(i < a ? h[i] : 0) ^ (unsigned char)want[i];
     return diff == 0;
+}
+
+/* ---- server identity (provenance) ---- */
+
+/* Longest string field an identity keeps (a model path, a build string): a server's reply
+ * may carry anything, the evidence that records it stays small. */
+#define IDENT_MAX_STR 1024
+
+/* The string member key of o, or NULL when o is not an object or the member not a string. */
+static const char *ident_str(const json_t *o, const char *key) {
+    return json_string_value(json_object_get(o, key));
+}
+
+/* The first non-empty string among a, b, c (NULLs skipped), or "". */
+static const char *first_str(const char *a, const char *b, const char *c) {
+    if (a && *a) return a;
+    if (b && *b) return b;
+    if (c && *c) return c;
+    return "";
+}
+
+/* A count a server reports: a non-negative integer (a real with an integral value too),
+ * else 0 ("not reported"). */
+static json_int_t ident_count(const json_t *v) {
+    if (json_is_integer(v)) return json_integer_value(v) > 0 ? json_integer_value(v) : 0;
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (isfinite(d) && d > 0 && d == floor(d) && d < 9.0e15) return (json_int_t)d;
+    }
+    return 0;
+}
+
+/* The first non-zero count among the members, or 0. */
+static json_int_t first_count(const json_t *a, const json_t *b, const json_t *c) {
+    json_int_t x = ident_count(a);
+    if (!x) x = ident_count(b);
+    if (!x) x = ident_count(c);
+    return x;
+}
+
+/* Set key to s cut to IDENT_MAX_STR bytes at a UTF-8 character boundary. */
+static void set_clipped(json_t *o, const char *key, const char *s) {
+    size_t n = strlen(s);
+    if (n > IDENT_MAX_STR) {
+        n = IDENT_MAX_STR;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    }
+    json_t *v = json_stringn(s, n);
+    json_object_set_new(o, key, v ? v : json_string(""));
+}
+
+/* A sha256 as 64 lowercase hex, or "" when s is anything else. */
+static void set_sha256(json_t *o, const char *key, const char *s) {
+    char hex[65] = "";
+    if (s && strlen(s) == 64 && strspn(s, "0123456789abcdefABCDEF") == 64) {
+        for (int i = 0; i < 64; i++) hex[i] = (char)tolower((unsigned char)s[i]);
+        hex[64] = 0;
+    }
+    json_object_set_new(o, key, json_string(hex));
+}
+
+/* The base URL as an identity records it: no trailing '/', no "/v1" suffix. */
+static char *ident_base_url(const char *url) {
+    size_t n = strlen(url ? url : "");
+    while (n > 0 && url[n - 1] == '/') n--;
+    if (n >= 3 && !strncmp(url + n - 3, "/v1", 3)) n -= 3;
+    while (n > 0 && url[n - 1] == '/') n--;
+    return xstrndup(url ? url : "", n);
+}
+
+json_t *trit_identity_normalize(const char *url, const json_t *props, const json_t *models) {
+    if (!json_is_object(props)) props = NULL;
+    if (!json_is_object(models)) models = NULL;
+    const json_t *t = json_object_get(props, "trit");
+    if (!json_is_object(t)) t = NULL;
+    /* /v1/models: OpenAI's {"data":[...]}, or llama-server's ollama-style {"models":[...]} */
+    const json_t *m0 = json_array_get(json_object_get(models, "data"), 0);
+    if (!json_is_object(m0)) m0 = json_array_get(json_object_get(models, "models"), 0);
+    if (!json_is_object(m0)) m0 = NULL;
+    const json_t *meta = json_object_get(m0, "meta");
+    if (!json_is_object(meta)) meta = NULL;
+    const char *owned_by = ident_str(m0, "owned_by");
+    const char *build_info = ident_str(props, "build_info");
+
+    /* engine: trit serve says so in its "trit" object (or owned_by "trit"); llama-server has
+     * build_info in /props and owned_by "llamacpp" in /v1/models (tools/server/
+     * server-context.cpp: get_res_props, get_res_model_info) */
+    const char *engine = "unknown";
+    if (t || (owned_by && !strcmp(owned_by, "trit")))
+        engine = "trit";
+    else if ((build_info && *build_info) || (owned_by && !strcmp(owned_by, "llamacpp")))
+        engine = "llama.cpp";
+    const bool is_llama = !strcmp(engine, "llama.cpp");
+
+    json_t *id = json_object();
+    char *base = ident_base_url(url);
+    set_clipped(id, "url", base);
+    free(base);
+    json_object_set_new(id, "engine", json_string(engine));
+    set_clipped(id, "build", first_str(ident_str(t, "build"), is_llama ? build_info : NULL, NULL));
+    set_clipped(
+        id, "model",
+        first_str(ident_str(props, "model_path"), ident_str(t, "model_path"),
+                  first_str(ident_str(m0, "id"), ident_str(m0, "model"), ident_str(m0, "name"))));
+    set_sha256(id, "model_sha256",
+               first_str(ident_str(t, "model_sha256"), ident_str(meta, "sha256"), NULL));
+    json_object_set_new(id, "model_size",
+                        json_integer(first_count(json_object_get(t, "model_size"),
+                                                 json_object_get(meta, "file_size"), NULL)));
+    json_object_set_new(id, "n_vocab",
+                        json_integer(first_count(json_object_get(t, "n_vocab"),
+                                                 json_object_get(meta, "n_vocab"), NULL)));
+    const json_t *dgs = json_object_get(props, "default_generation_settings");
+    json_object_set_new(
+        id, "n_ctx",
+        json_integer(first_count(json_object_get(dgs, "n_ctx"), json_object_get(t, "n_ctx"),
+                                 json_object_get(meta, "n_ctx"))));
+    json_object_set_new(id, "n_ctx_train",
+                        json_integer(first_count(json_object_get(meta, "n_ctx_train"),
+                                                 json_object_get(t, "n_ctx_train"), NULL)));
+    set_clipped(id, "numerics", first_str(ident_str(t, "numerics"), NULL, NULL));
+    set_clipped(id, "kernels", first_str(ident_str(t, "kernels"), NULL, NULL));
+    json_object_set_new(id, "threads", json_integer(ident_count(json_object_get(t, "threads"))));
+    set_clipped(id, "instance", first_str(ident_str(t, "instance"), NULL, NULL));
+    /* llama-server's replies carry llama_build_info() as system_fingerprint
+     * (tools/server/server-task.cpp), the same string as /props' build_info */
+    set_clipped(id, "system_fingerprint",
+                first_str(ident_str(t, "system_fingerprint"), is_llama ? build_info : NULL, NULL));
+    json_t *rep = json_array();
+    if (props) json_array_append_new(rep, json_string("/props"));
+    if (models) json_array_append_new(rep, json_string("/v1/models"));
+    json_object_set_new(id, "reported", rep);
+    return id;
+}
+
+/* True while trit serve is still hashing its model file (its /props says "pending"). */
+static bool hash_pending(const json_t *props) {
+    const char *st = ident_str(json_object_get(props, "trit"), "model_sha256_state");
+    return st && !strcmp(st, "pending");
+}
+
+json_t *trit_client_identity(const char *url, const char *api_key, double timeout_s,
+                             trit_client_resp *resp) {
+    trit_client_resp local;
+    trit_client_resp *r = resp ? resp : &local;
+    trit_client_resp_init(r);
+    if (!url || !*url) {
+        resp_fail(r, TRIT_CLIENT_OTHER, "no server URL given");
+        if (r == &local) trit_client_resp_free(&local);
+        return NULL;
+    }
+    if (timeout_s <= 0) timeout_s = 60;
+    /* /props sits at the server's root: ask the base, not a ".../v1" URL */
+    char *base = ident_base_url(url);
+    const double deadline = trit_now_s() + timeout_s;
+    json_t *props = NULL, *models = NULL;
+    trit_client_resp rp, rm;
+    int a = trit_client_get_json(base, "/props", api_key, timeout_s, &props, &rp);
+    /* trit serve hashes its model after it starts: ask again until the hash is there or the
+     * time is up (then model_sha256 stays "") */
+    while (a == 0 && hash_pending(props) && trit_now_s() + 0.1 < deadline) {
+        usleep(100 * 1000);
+        json_t *again = NULL;
+        trit_client_resp_free(&rp);
+        if (trit_client_get_json(base, "/props", api_key, deadline - trit_now_s(), &again, &rp))
+            break;
+        json_decref(props);
+        props = again;
+    }
+    if (a == 0 && !json_is_object(props)) a = -1;
+    /* unreachable: asking /v1/models too would only wait as long again */
+    bool down = a && (rp.kind == TRIT_CLIENT_REFUSED || rp.kind == TRIT_CLIENT_TIMEOUT);
+    int b = -1;
+    trit_client_resp_init(&rm);
+    if (!down) {
+        trit_client_resp_free(&rm);
+        b = trit_client_get_json(base, "/v1/models", api_key, timeout_s, &models, &rm);
+        if (b == 0 && !json_is_object(models)) b = -1;
+    }
+    json_t *id = NULL;
+    if (a && b) {
+        r->kind = rp.kind != TRIT_CLIENT_OK ? rp.kind : TRIT_CLIENT_BAD_JSON;
+        r->http_status = rp.http_status;
+        if (down)
+            snprintf(r->msg, sizeof r->msg, "identity of %s: %s", url, rp.msg);
+        else
+            snprintf(r->msg, sizeof r->msg,
+                     "identity of %s: neither /props nor /v1/models "
+                     "answered (%.200s; %.200s)",
+                     url, rp.msg[0] ? rp.msg : "not a JSON object",
+                     rm.msg[0] ? rm.msg : "not a JSON object");
+    } else {
+        id = trit_identity_normalize(url, a ? NULL : props, b ? NULL : models);
+        r->kind = TRIT_CLIENT_OK;
+        r->http_status = a ? rm.http_status : rp.http_status;
+    }
+    json_decref(props);
+    json_decref(models);
+    free(base);
+    trit_client_resp_free(&rp);
+    trit_client_resp_free(&rm);
+    if (r == &local) trit_client_resp_free(&local);
+    return id;
+}
+
+/* The canonical string the digest is taken over: one "key=value\n" line per field, in this
+ * order, strings as reported, counts in decimal. */
+static const char *const digest_fields[] = {"engine",     "build",    "model",  "model_sha256",
+                                            "model_size", "numerics", "kernels"};
+
+void trit_identity_digest(const json_t *ident, char out[17]) {
+    trit_buf b = {0};
+    trit_buf_puts(&b, "trit-identity-v1\n");
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(digest_fields); i++) {
+        const json_t *v = json_object_get(ident, digest_fields[i]);
+        if (json_is_integer(v))
+            trit_buf_printf(&b, "%s=%lld\n", digest_fields[i], (long long)json_integer_value(v));
+        else if (json_is_string(v))
+            trit_buf_printf(&b, "%s=%s\n", digest_fields[i], json_string_value(v));
+        else
+            trit_buf_printf(&b, "%s=\n", digest_fields[i]);
+    }
+    char hex[65];
+    trit_sha256_hex(b.p, b.len, hex);
+    trit_buf_free(&b);
+    memcpy(out, hex, 16);
+    out[16] = 0;
+}
+
+/* A URL as a server's address: lowercase scheme and host, the scheme's default port made
+ * explicit, the loopback names localhost and [::1] as 127.0.0.1, credentials dropped, no
+ * trailing '/' and no "/v1". Two URLs that reach one listening socket this way compare
+ * equal; other aliases (a DNS name for this host) are not detected. */
+static char *server_key(const char *url) {
+    char *base = ident_base_url(url ? url : "");
+    const char *p = base;
+    const char *sep = strstr(p, "://");
+    char scheme[16] = "http";
+    if (sep && (size_t)(sep - p) < sizeof scheme) {
+        for (size_t i = 0; i < (size_t)(sep - p); i++)
+            scheme[i] = (char)tolower((unsigned char)p[i]);
+        scheme[sep - p] = 0;
+        p = sep + 3;
+    }
+    size_t alen = strcspn(p, "/?#");
+    const char *path = p + alen;
+    const char *at = memchr(p, '@', alen);
+    if (at) {
+        alen -= (size_t)(at + 1 - p);
+        p = at + 1;
+    }
+    /* host and port: "[v6]:port", "host:port", "host" */
+    char host[256] = "";
+    const char *port = NULL;
+    size_t hlen = alen;
+    if (alen && p[0] == '[') {
+        const char *close = memchr(p, ']', alen);
+        hlen = close ? (size_t)(close - p) + 1 : alen;
+        if (close && hlen < alen && p[hlen] == ':') port = p + hlen + 1;
+    } else {
+        const char *colon = memchr(p, ':', alen);
+        if (colon) {
+            hlen = (size_t)(colon - p);
+            port = colon + 1;
+        }
+    }
+    snprintf(host, sizeof host, "%.*s", (int)TRIT_MIN(hlen, sizeof host - 1), p);
+    for (char *c = host; *c; c++) *c = (char)tolower((unsigned char)*c);
+    if (!strcmp(host, "localhost") || !strcmp(host, "[::1]"))
+        snprintf(host, sizeof host, "127.0.0.1");
+    size_t plen = port ? (size_t)(p + alen - port) : 0;
+    char portbuf[16];
+    if (plen && plen < sizeof portbuf)
+        snprintf(portbuf, sizeof portbuf, "%.*s", (int)plen, port);
+    else
+        snprintf(portbuf, sizeof portbuf, "%s", !strcmp(scheme, "https") ? "443" : "80");
+    trit_buf k = {0};
+    trit_buf_printf(&k, "%s://%s:%s%s", scheme, host, portbuf, path);
+    free(base);
+    return k.p;
+}
+
+bool trit_identity_same_server(const json_t *a, const json_t *b) {
+    const char *ia = ident_str(a, "instance"), *ib = ident_str(b, "instance");
+    if (ia && ib && *ia && !strcmp(ia, ib)) return true;
+    const char *ua = ident_str(a, "url"), *ub = ident_str(b, "url");
+    if (!ua || !ub || !*ua || !*ub) return false;
+    char *ka = server_key(ua), *kb = server_key(ub);
+    bool same = !strcmp(ka, kb);
+    free(ka);
+    free(kb);
+    return same;
 }

@@ -129,26 +129,42 @@ int trit_client_model_id(const char *url, const char *api_key, double timeout_s,
  * (every OpenAI-compatible server), each optional, normalized into one JSON object, the one
  * shape every piece of evidence (ladder receipt, ppl file, ledger round, gate) records:
  *   "url"                 base URL as given (no trailing slash, no "/v1")
- *   "engine"              "trit" | "llama.cpp" | "unknown" (from /props or owned_by)
- *   "build"               trit version+commit, llama.cpp build_info, or ""
+ *   "engine"              "trit" | "llama.cpp" | "unknown": "trit" when /props has a "trit"
+ *                         object or /v1/models says owned_by "trit"; "llama.cpp" when /props
+ *                         has a build_info or /v1/models says owned_by "llamacpp"
+ *   "build"               trit's "<version>+<commit>", llama.cpp's build_info, or ""
  *   "model"               model path (/props model_path) or the first /v1/models id, or ""
- *   "model_sha256"        hex, "" when the server does not report it
- *   "model_size"          bytes, 0 when unknown
- *   "n_vocab", "n_ctx", "n_ctx_train"   0 when not reported
+ *   "model_sha256"        64 lowercase hex, "" when the server does not report it (trit serve
+ *                         reports it; llama-server does not)
+ *   "model_size"          the model FILE's bytes (trit serve), 0 when unknown (llama-server's
+ *                         meta "size" counts tensor bytes only and is not used here)
+ *   "n_vocab", "n_ctx", "n_ctx_train"   0 when not reported (n_ctx: per slot)
  *   "numerics", "kernels" trit's numerics and kernel set, "" when unknown
  *   "threads"             0 when unknown
  *   "instance"            a per-process id when the server reports one (trit serve), else ""
- *   "system_fingerprint"  as in completion replies when reported, else ""
+ *   "system_fingerprint"  what its completion replies carry: trit's "trit-<build>-<kernels>-
+ *                         <numerics>", llama-server's build_info (its replies use that); ""
  *   "reported"            array of the endpoints that answered ("/props", "/v1/models")
- * A server that answers neither endpoint is an error (kind/msg in resp). */
+ * Strings are cut to 1024 bytes; counts are non-negative integers. Each request has
+ * timeout_s (<= 0: 60 s); trit serve hashes its model after it starts, and while its /props
+ * says the hash is pending this asks again (every 0.1 s, within timeout_s) — after that
+ * model_sha256 is "". A server that answers neither endpoint is an error: NULL, with
+ * kind/msg in resp (resp may be NULL; when given it is initialised here and must be freed).
+ * An unreachable server (refused, timeout on /props) is not asked a second time. */
 json_t *trit_client_identity(const char *url, const char *api_key, double timeout_s,
                              trit_client_resp *resp);
+/* The normalizer alone (no network): props and models are the parsed replies of GET /props
+ * and GET /v1/models, either NULL when that endpoint did not answer. Never fails. */
+json_t *trit_identity_normalize(const char *url, const json_t *props, const json_t *models);
 /* A short, stable digest (16 hex + NUL) of what a side *is*: engine, build, model,
  * model_sha256, model_size, numerics, kernels — not url, instance or threads, so the same
- * engine and model restarted on another port digests the same. */
+ * engine and model restarted on another port digests the same. It is the first 16 hex of
+ * the sha256 of "trit-identity-v1\n" followed by one "key=value\n" line per field in that
+ * order (counts in decimal; a missing field as empty). NULL digests like an empty object. */
 void trit_identity_digest(const json_t *ident, char out[17]);
 /* True when two identities are the same running server: equal non-empty "instance", or
- * equal "url" (compared after normalizing host case, a trailing '/' and a "/v1" suffix). */
+ * equal "url" (compared after normalizing scheme and host case, a trailing '/', a "/v1"
+ * suffix, the scheme's default port, credentials, and localhost / [::1] as 127.0.0.1). */
 bool trit_identity_same_server(const json_t *a, const json_t *b);
 
 /* ---- API keys ---- */

@@ -4,6 +4,9 @@
  * graceful shutdown. */
 #include "server/server.h"
 
+#include "gguf/gguf.h"
+#include "kernels/kernels.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
@@ -22,7 +25,17 @@
 #include <unistd.h>
 
 /* ---- routes ---- */
-enum { R_HEALTH, R_MODELS, R_METRICS, R_COMPLETIONS, R_CHAT, R_TOKENIZE, R_DETOKENIZE, R_NOTFOUND };
+enum {
+    R_HEALTH,
+    R_MODELS,
+    R_PROPS,
+    R_METRICS,
+    R_COMPLETIONS,
+    R_CHAT,
+    R_TOKENIZE,
+    R_DETOKENIZE,
+    R_NOTFOUND
+};
 static const struct {
     const char *path, *method, *name;
     int id;
@@ -31,6 +44,7 @@ static const struct {
     {"/v1/health", "GET", "/health", R_HEALTH},
     {"/v1/models", "GET", "/v1/models", R_MODELS},
     {"/models", "GET", "/v1/models", R_MODELS},
+    {"/props", "GET", "/props", R_PROPS},
     {"/metrics", "GET", "/metrics", R_METRICS},
     {"/v1/completions", "POST", "/v1/completions", R_COMPLETIONS},
     {"/completions", "POST", "/v1/completions", R_COMPLETIONS},
@@ -137,6 +151,16 @@ struct server {
     pthread_cond_t pcv;
     int parsing;
     bool loopback; /* bound to a loopback address: Host headers are checked */
+    /* identity (/props, /v1/models meta, system_fingerprint): fixed at start */
+    srv_file_hash hash; /* the model file's sha256, computed on a background thread */
+    char instance[33];  /* random per process */
+    char build[96];     /* "<version>+<commit>" */
+    char fingerprint[160];
+    const char *kernels;  /* the kernel set the engine uses */
+    const char *numerics; /* "exact" / "fast" */
+    size_t model_size;    /* the model file's bytes */
+    size_t tensor_bytes;  /* bytes of every tensor (llama-server's meta "size") */
+    int64_t n_params;     /* elements of every tensor (llama-server's meta "n_params") */
 };
 
 typedef struct conn {
@@ -492,7 +516,7 @@ static json_t *envelope(job *j, const char *object) {
     json_object_set_new(o, "object", json_string(object));
     json_object_set_new(o, "created", json_integer(j->created));
     json_object_set_new(o, "model", json_string(j->srv->name));
-    json_object_set_new(o, "system_fingerprint", json_string("trit-" TRIT_VERSION));
+    json_object_set_new(o, "system_fingerprint", json_string(j->srv->fingerprint));
     return o;
 }
 
@@ -1158,6 +1182,11 @@ static enum MHD_Result h_detokenize(server *s, struct MHD_Connection *c, conn *c
     return send_json(s, c, cn, "/detokenize", 200, o);
 }
 
+/* The model file's sha256 once the background hash is done, else "". */
+static const char *model_sha256(server *s) {
+    return atomic_load(&s->hash.state) == SRV_HASH_DONE ? s->hash.hex : "";
+}
+
 static enum MHD_Result h_models(server *s, struct MHD_Connection *c, conn *cn) {
     const trit_hparams *hp = &s->model->hp;
     json_t *meta = json_object();
@@ -1168,6 +1197,11 @@ static enum MHD_Result h_models(server *s, struct MHD_Connection *c, conn *cn) {
     json_object_set_new(meta, "n_embd", json_integer(hp->n_embd));
     json_object_set_new(meta, "n_layer", json_integer(hp->n_layer));
     json_object_set_new(meta, "n_slots", json_integer(s->n_slots));
+    json_object_set_new(meta, "n_params", json_integer(s->n_params));
+    json_object_set_new(meta, "size", json_integer((json_int_t)s->tensor_bytes));
+    /* trit's own: the file's bytes and sha256 ("" while the hash is pending) */
+    json_object_set_new(meta, "file_size", json_integer((json_int_t)s->model_size));
+    json_object_set_new(meta, "sha256", json_string(model_sha256(s)));
     json_t *m = json_object();
     json_object_set_new(m, "id", json_string(s->name));
     json_object_set_new(m, "object", json_string("model"));
@@ -1180,6 +1214,78 @@ static enum MHD_Result h_models(server *s, struct MHD_Connection *c, conn *cn) {
     json_object_set_new(o, "object", json_string("list"));
     json_object_set_new(o, "data", data);
     return send_json(s, c, cn, "/v1/models", 200, o);
+}
+
+/* GET /props: llama-server's shape (tools/server/server-context.cpp, get_res_props) for
+ * the fields that mean something here, plus a "trit" object with what this process is:
+ * build, model bytes (sha256, size), numerics, kernel set, threads, slots, instance. Like
+ * every route but /health it needs the API key when one is set (llama-server's rule too). */
+static enum MHD_Result h_props(server *s, struct MHD_Connection *c, conn *cn) {
+    const trit_hparams *hp = &s->model->hp;
+    json_t *params = json_object();
+    /* the sampling defaults a request gets (srv_parse_request: llama-server's) */
+    json_object_set_new(params, "temperature", json_real(0.8));
+    json_object_set_new(params, "top_k", json_integer(40));
+    json_object_set_new(params, "top_p", json_real(0.95));
+    json_object_set_new(params, "min_p", json_real(0.05));
+    json_object_set_new(params, "n_predict", json_integer(-1));
+    json_t *dgs = json_object();
+    json_object_set_new(dgs, "params", params);
+    json_object_set_new(dgs, "n_ctx", json_integer(s->n_ctx));
+    json_t *mod = json_object();
+    json_object_set_new(mod, "vision", json_false());
+    json_object_set_new(mod, "video", json_false());
+    json_object_set_new(mod, "audio", json_false());
+    char *tmpl = trit_model_meta_str(s->model, "tokenizer.chat_template");
+    const char *tmpl_name =
+        s->chat_tmpl == SRV_TMPL_CHATML ? "chatml" : trit_chat_tmpl_name(s->chat_tmpl);
+    trit_buf bos = {0}, eos = {0};
+    if (trit_tok_bos(s->tok) >= 0) trit_tok_piece(s->tok, trit_tok_bos(s->tok), true, &bos);
+    if (trit_tok_eos(s->tok) >= 0) trit_tok_piece(s->tok, trit_tok_eos(s->tok), true, &eos);
+
+    const int hs = atomic_load(&s->hash.state);
+    json_t *t = json_object();
+    json_object_set_new(t, "version", json_string(TRIT_VERSION));
+    json_object_set_new(t, "commit", json_string(srv_build_commit()));
+    json_object_set_new(t, "build", json_string(s->build));
+    json_object_set_new(t, "system_fingerprint", json_string(s->fingerprint));
+    json_object_set_new(t, "instance", json_string(s->instance));
+    json_object_set_new(t, "started", json_integer(s->created));
+    json_object_set_new(t, "model_path", jstr(s->model->path, strlen(s->model->path)));
+    json_object_set_new(t, "model_sha256", json_string(model_sha256(s)));
+    json_object_set_new(t, "model_sha256_state", json_string(srv_hash_state_name(hs)));
+    json_object_set_new(t, "model_size", json_integer((json_int_t)s->model_size));
+    json_object_set_new(t, "arch", json_string(trit_arch_name(hp->arch)));
+    json_object_set_new(t, "act", json_string(trit_act_name(hp->act)));
+    json_object_set_new(t, "numerics", json_string(s->numerics));
+    json_object_set_new(t, "kernels", json_string(s->kernels));
+    json_object_set_new(t, "threads", json_integer(trit_ctx_n_threads(s->ctx)));
+    json_object_set_new(t, "slots", json_integer(s->n_slots));
+    json_object_set_new(t, "n_ctx", json_integer(s->n_ctx));
+    json_object_set_new(t, "n_vocab", json_integer(s->n_vocab));
+    json_object_set_new(t, "n_ctx_train", json_integer(hp->n_ctx_train));
+    json_object_set_new(t, "n_draft", json_integer(s->n_draft));
+    json_object_set_new(t, "chat_template_name", json_string(tmpl_name ? tmpl_name : ""));
+
+    json_t *o = json_object();
+    json_object_set_new(o, "default_generation_settings", dgs);
+    json_object_set_new(o, "total_slots", json_integer(s->n_slots));
+    json_object_set_new(o, "model_alias", json_string(s->name));
+    json_object_set_new(o, "model_path", jstr(s->model->path, strlen(s->model->path)));
+    json_object_set_new(o, "modalities", mod);
+    json_object_set_new(o, "endpoint_slots", json_false());
+    json_object_set_new(o, "endpoint_props", json_false());
+    json_object_set_new(o, "endpoint_metrics", json_true());
+    json_object_set_new(o, "chat_template", jstr(tmpl ? tmpl : "", tmpl ? strlen(tmpl) : 0));
+    json_object_set_new(o, "bos_token", jstr(bos.p ? bos.p : "", bos.len));
+    json_object_set_new(o, "eos_token", jstr(eos.p ? eos.p : "", eos.len));
+    json_object_set_new(o, "build_info", json_string(s->build));
+    json_object_set_new(o, "is_sleeping", json_false());
+    json_object_set_new(o, "trit", t);
+    free(tmpl);
+    trit_buf_free(&bos);
+    trit_buf_free(&eos);
+    return send_json(s, c, cn, "/props", 200, o);
 }
 
 static enum MHD_Result h_metrics(server *s, struct MHD_Connection *c, conn *cn) {
@@ -1312,6 +1418,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     case R_MODELS:
         return h_models(s, c, cn);
+    case R_PROPS:
+        return h_props(s, c, cn);
     case R_METRICS:
         return h_metrics(s, c, cn);
     case R_COMPLETIONS:
@@ -1353,6 +1461,28 @@ void srv_config_default(srv_config *c) {
     c->grace_s = 10;
     c->max_body_total = (size_t)64 << 20;
     c->max_parsing = 4;
+}
+
+/* What /props and /v1/models report about this process (fixed for its lifetime), and the
+ * start of the model file's sha256 on a background thread: startup does not wait for it. */
+static void identity_init(server *s, const srv_config *cfg) {
+    srv_instance_id(s->instance);
+    srv_build_string(s->build, sizeof s->build);
+    /* the set the engine picks: trit_ctx_new takes trit_kernels_for(trit_kernels_best(), …) */
+    const trit_kernels *k = trit_kernels_for(trit_kernels_best(), cfg->numerics);
+    s->kernels = k && k->name ? k->name : "ref";
+    s->numerics = trit_numerics_name(cfg->numerics);
+    srv_fingerprint(s->fingerprint, sizeof s->fingerprint, s->kernels, s->numerics);
+    const gguf_file *g = trit_model_gguf(s->model);
+    s->model_size = gguf_file_size(g);
+    for (size_t i = 0; i < gguf_n_tensors(g); i++) {
+        const gguf_tensor *t = gguf_tensor_at(g, i);
+        s->tensor_bytes += t->nbytes;
+        int64_t n = 1;
+        for (uint32_t d = 0; d < 4; d++) n *= t->ne[d];
+        s->n_params += n;
+    }
+    srv_file_hash_start(&s->hash, s->model->path);
 }
 
 static char *basename_of(const char *path) {
@@ -1410,6 +1540,7 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
     s->ctx = trit_ctx_new(model, &cp, err);
     if (!s->ctx) goto out;
     s->n_ctx = trit_ctx_n_ctx(s->ctx);
+    identity_init(s, cfg);
     s->slots = xcalloc((size_t)s->n_slots, sizeof *s->slots);
     for (int i = 0; i < s->n_slots; i++) {
         slot *sl = &s->slots[i];
@@ -1455,6 +1586,8 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
             s->n_draft,
             s->chat_tmpl == SRV_TMPL_CHATML ? "chatml" : trit_chat_tmpl_name(s->chat_tmpl),
             cfg->api_key && *cfg->api_key ? ", api key required" : "");
+    fprintf(stderr, "trit serve: %s, instance %s (model sha256 on /props once hashed)\n",
+            s->fingerprint, s->instance);
 
     int sig = 0;
     sigset_t wait_set;
@@ -1493,6 +1626,7 @@ out:
     pthread_mutex_unlock(&s->qmu);
     if (sched_started) pthread_join(s->sched, NULL);
     if (s->d) MHD_stop_daemon(s->d);
+    srv_file_hash_stop(&s->hash);
     for (int i = 0; s->slots && i < s->n_slots; i++) {
         slot *sl = &s->slots[i];
         trit_seq_free(sl->seq);

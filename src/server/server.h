@@ -31,13 +31,24 @@
  *    bytes accumulate raw; a stop string truncates them; text that could start a stop string
  *    is held back while streaming; a cut-off UTF-8 sequence at the end is never streamed;
  *    invalid UTF-8 is replaced by U+FFFD (maximal-subpart rule, as nlohmann::json's replace).
- * Depends on engine, tokenizer, model, base. */
+ *  - Identity (provenance): GET /props answers llama-server's shape plus a "trit" object
+ *    (version, commit, build, model path/sha256/size, numerics, kernel set, threads, slots,
+ *    n_ctx, n_vocab, a random per-process "instance"); /v1/models' "meta" carries n_vocab,
+ *    n_ctx_train, n_embd, n_params, size (tensor bytes, as llama-server) and sha256; every
+ *    reply and stream chunk carries system_fingerprint "trit-<version>+<commit>-<kernels>-
+ *    <numerics>". The sha256 is computed on a background thread (startup does not wait; it
+ *    reads the file once) and is "" with model_sha256_state "pending" until done. /props
+ *    needs the API key when one is set, like every route but /health (and llama-server).
+ * Depends on engine, kernels (the set's name), gguf (tensor sizes), tokenizer, model, base. */
 #ifndef TRIT_SERVER_H
 #define TRIT_SERVER_H
 
 #include "base/base.h"
 #include "engine/engine.h"
 #include "tokenizer/tokenizer.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 /* ---- errors returned to clients ---- */
 typedef struct srv_error {
@@ -131,6 +142,42 @@ void srv_metrics_step(srv_metrics *m, int seqs, int rows);
 /* Prometheus text exposition; queue depth and busy slots are sampled by the caller. */
 void srv_metrics_render(srv_metrics *m, int queue_depth, int busy_slots, int n_slots,
                         trit_buf *out);
+
+/* ---- identity (GET /props, /v1/models meta, system_fingerprint) ---- */
+/* The commit trit was built from (`git describe --always --dirty` at build time; "unknown"
+ * outside a git checkout). */
+const char *srv_build_commit(void);
+/* "<version>+<commit>", e.g. "0.1.0+b08b9d8-dirty": the "build" a client records. */
+void srv_build_string(char *out, size_t n);
+/* Every reply's system_fingerprint: "trit-<build>-<kernels>-<numerics>", e.g.
+ * "trit-0.1.0+b08b9d8-avx512-exact"; the same for every reply of one build and setup. */
+void srv_fingerprint(char *out, size_t n, const char *kernels, const char *numerics);
+/* A random 128-bit per-process id, 32 lowercase hex (getrandom; clock+pid fallback). */
+void srv_instance_id(char out[33]);
+
+/* The model file's sha256, computed on a background thread so startup does not wait for a
+ * read of the whole file (a multi-GB model hashes in seconds to a minute); /props reports
+ * "pending" until it is done. The file is read once, by path, as it is when the server
+ * starts. */
+enum { SRV_HASH_PENDING = 0, SRV_HASH_DONE = 1, SRV_HASH_FAILED = 2 };
+typedef struct srv_file_hash {
+    char *path;
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    atomic_int state; /* SRV_HASH_*; hex, seconds and error are valid once it is not PENDING */
+    char hex[65];
+    double seconds;
+    char error[160];
+} srv_file_hash;
+/* Start hashing path; -1 (state FAILED) when the thread cannot start. */
+int srv_file_hash_start(srv_file_hash *h, const char *path);
+/* Wait up to timeout_s for a result; returns the state. */
+int srv_file_hash_wait(srv_file_hash *h, double timeout_s);
+/* Stop (between 1 MiB chunks) and join the thread; frees path. */
+void srv_file_hash_stop(srv_file_hash *h);
+/* "pending", "done", "failed" */
+const char *srv_hash_state_name(int state);
 
 /* ---- the server ---- */
 typedef struct srv_config {

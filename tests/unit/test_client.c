@@ -1,6 +1,7 @@
 /* test_client.c — OpenAI client: reply shapes (llama-server, legacy, chat), error kinds
  * (refused, timeout, HTTP status, bad JSON) and SSE streaming against a canned loopback
- * server thread. */
+ * server thread; server identity (normalizer on recorded /props and /v1/models replies,
+ * digest, same-server, trit_client_identity against a routed canned server). */
 #include "client/client.h"
 
 #include <arpa/inet.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -411,4 +413,483 @@ Test(client, api_key_files) {
     cr_assert(!trit_api_key_matches("abc", "Bearer ab"));
     cr_assert(!trit_api_key_matches("abc", "abc"));
     cr_assert(!trit_api_key_matches("abc", NULL));
+}
+
+/* ---- server identity: the normalizer on recorded replies, the digest, same-server ---- */
+
+/* A recorded reply from tests/unit/data/identity/ (next to this file), parsed. */
+static json_t *recorded(const char *name) {
+    char dir[512], path[700];
+    snprintf(dir, sizeof dir, "%s", __FILE__);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    snprintf(path, sizeof path, "%s/data/identity/%s", dir, name);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    cr_assert_not_null(j, "%s: %s", path, je.text);
+    return j;
+}
+
+static const char *sget(const json_t *id, const char *key) {
+    const char *s = json_string_value(json_object_get(id, key));
+    cr_assert_not_null(s, "identity has no string '%s'", key);
+    return s;
+}
+
+static long long iget(const json_t *id, const char *key) {
+    const json_t *v = json_object_get(id, key);
+    cr_assert(json_is_integer(v), "identity has no integer '%s'", key);
+    return json_integer_value(v);
+}
+
+static void expect_reported(const json_t *id, const char *a, const char *b) {
+    const json_t *r = json_object_get(id, "reported");
+    cr_assert_eq(json_array_size(r), (size_t)(a ? 1 : 0) + (b ? 1 : 0));
+    if (a) cr_assert_str_eq(json_string_value(json_array_get(r, 0)), a);
+    if (b) cr_assert_str_eq(json_string_value(json_array_get(r, a ? 1 : 0)), b);
+}
+
+#define DEMO_SHA "b1d08f81ded86e6f9c1b03ec74301210a950a0235ecc518683223748873fb346"
+
+Test(identity, llama_server_recorded) {
+    json_t *p = recorded("llama-server-props.json"), *m = recorded("llama-server-models.json");
+    json_t *id = trit_identity_normalize("http://127.0.0.1:8080/v1/", p, m);
+    cr_assert_str_eq(sget(id, "url"), "http://127.0.0.1:8080");
+    cr_assert_str_eq(sget(id, "engine"), "llama.cpp");
+    cr_assert_str_eq(sget(id, "build"), "b1-de3ff81");
+    cr_assert_str_eq(sget(id, "model"), "models/kjv-bitnet-tq2_0.gguf");
+    cr_assert_str_eq(sget(id, "model_sha256"), "");
+    cr_assert_eq(iget(id, "model_size"), 0, "llama-server's meta.size is tensor bytes");
+    cr_assert_eq(iget(id, "n_vocab"), 2048);
+    cr_assert_eq(iget(id, "n_ctx"), 2048);
+    cr_assert_eq(iget(id, "n_ctx_train"), 2048);
+    cr_assert_str_eq(sget(id, "numerics"), "");
+    cr_assert_str_eq(sget(id, "kernels"), "");
+    cr_assert_eq(iget(id, "threads"), 0);
+    cr_assert_str_eq(sget(id, "instance"), "");
+    cr_assert_str_eq(sget(id, "system_fingerprint"), "b1-de3ff81");
+    expect_reported(id, "/props", "/v1/models");
+    char d[17];
+    trit_identity_digest(id, d);
+    /* pinned: the canonical string of docs/parity.md (Identity), recomputed with Python's
+     * hashlib over "trit-identity-v1\nengine=llama.cpp\nbuild=b1-de3ff81\n..." */
+    cr_assert_str_eq(d, "45478c6d77b5ab4a");
+    /* only /v1/models (an older llama-server, or /props refused): owned_by "llamacpp" */
+    json_t *id2 = trit_identity_normalize("http://127.0.0.1:8080", NULL, m);
+    cr_assert_str_eq(sget(id2, "engine"), "llama.cpp");
+    cr_assert_str_eq(sget(id2, "build"), "");
+    cr_assert_str_eq(sget(id2, "model"), "models/kjv-bitnet-tq2_0.gguf");
+    cr_assert_eq(iget(id2, "n_vocab"), 2048);
+    expect_reported(id2, "/v1/models", NULL);
+    /* only /props: build_info says llama.cpp */
+    json_t *id3 = trit_identity_normalize("http://127.0.0.1:8080", p, NULL);
+    cr_assert_str_eq(sget(id3, "engine"), "llama.cpp");
+    cr_assert_eq(iget(id3, "n_vocab"), 0);
+    cr_assert_eq(iget(id3, "n_ctx"), 2048);
+    expect_reported(id3, "/props", NULL);
+    json_decref(id);
+    json_decref(id2);
+    json_decref(id3);
+    json_decref(p);
+    json_decref(m);
+}
+
+Test(identity, trit_serve_recorded) {
+    json_t *p = recorded("trit-serve-props.json"), *m = recorded("trit-serve-models.json");
+    json_t *id = trit_identity_normalize("http://localhost:8180", p, m);
+    cr_assert_str_eq(sget(id, "engine"), "trit");
+    cr_assert_str_eq(sget(id, "build"), "0.1.0+3abeb9e-dirty");
+    cr_assert_str_eq(sget(id, "model"), "models/kjv-bitnet-tq2_0.gguf");
+    cr_assert_str_eq(sget(id, "model_sha256"), DEMO_SHA);
+    cr_assert_eq(iget(id, "model_size"), 1460512);
+    cr_assert_eq(iget(id, "n_vocab"), 2048);
+    cr_assert_eq(iget(id, "n_ctx"), 2048);
+    cr_assert_eq(iget(id, "n_ctx_train"), 2048);
+    cr_assert_str_eq(sget(id, "numerics"), "exact");
+    cr_assert_str_eq(sget(id, "kernels"), "avx512");
+    cr_assert_eq(iget(id, "threads"), 1);
+    cr_assert_eq(strlen(sget(id, "instance")), 32);
+    cr_assert_str_eq(sget(id, "system_fingerprint"), "trit-0.1.0+3abeb9e-dirty-avx512-exact");
+    expect_reported(id, "/props", "/v1/models");
+    char d[17];
+    trit_identity_digest(id, d);
+    cr_assert_str_eq(d, "03654cde371c1021"); /* pinned like the llama-server one */
+    /* only /v1/models: owned_by "trit", the sha256 and file size from meta */
+    json_t *id2 = trit_identity_normalize("http://localhost:8180", NULL, m);
+    cr_assert_str_eq(sget(id2, "engine"), "trit");
+    cr_assert_str_eq(sget(id2, "model_sha256"), DEMO_SHA);
+    cr_assert_eq(iget(id2, "model_size"), 1460512);
+    cr_assert_str_eq(sget(id2, "model"), "kjv-bitnet-tq2_0.gguf");
+    json_decref(id);
+    json_decref(id2);
+    json_decref(p);
+    json_decref(m);
+}
+
+Test(identity, openai_only_server) {
+    json_t *m = recorded("openai-only-models.json");
+    json_t *id = trit_identity_normalize("https://api.example.com/v1", NULL, m);
+    cr_assert_str_eq(sget(id, "url"), "https://api.example.com");
+    cr_assert_str_eq(sget(id, "engine"), "unknown");
+    cr_assert_str_eq(sget(id, "model"), "Qwen/Qwen2.5-0.5B-Instruct");
+    cr_assert_str_eq(sget(id, "build"), "");
+    cr_assert_eq(iget(id, "n_vocab"), 0);
+    cr_assert_str_eq(sget(id, "system_fingerprint"), "");
+    expect_reported(id, "/v1/models", NULL);
+    json_decref(id);
+    json_decref(m);
+}
+
+Test(identity, hostile_values_are_bounded) {
+    /* wrong types, negative counts, a bad sha, an uppercase sha, a huge string */
+    size_t big = 100000;
+    char *path = malloc(big + 1);
+    memset(path, 'a', big);
+    memcpy(path + 1023, "\xc3\xa9", 2); /* a 2-byte character across the 1024-byte cut */
+    path[big] = 0;
+    json_t *p =
+        json_pack("{s:s, s:{s:s, s:i, s:s, s:f, s:[]}}", "model_path", path, "trit", "model_sha256",
+                  "XYZ", "n_vocab", -5, "kernels", "avx2", "threads", 2.5, "numerics");
+    json_t *id = trit_identity_normalize("http://h:1", p, json_pack("[]"));
+    cr_assert_str_eq(sget(id, "engine"), "trit");
+    cr_assert_eq(strlen(sget(id, "model")), 1023, "cut before the split character");
+    cr_assert_str_eq(sget(id, "model_sha256"), "");
+    cr_assert_eq(iget(id, "n_vocab"), 0);
+    cr_assert_eq(iget(id, "threads"), 0);
+    cr_assert_str_eq(sget(id, "numerics"), "");
+    expect_reported(id, "/props", NULL); /* a non-object /v1/models reply did not answer */
+    json_decref(id);
+    json_decref(p);
+    p = json_pack("{s:{s:s, s:f}}", "trit", "model_sha256",
+                  "B1D08F81DED86E6F9C1B03EC74301210A950A0235ECC518683223748873FB346", "model_size",
+                  1460512.0);
+    id = trit_identity_normalize("http://h:1", p, NULL);
+    cr_assert_str_eq(sget(id, "model_sha256"), DEMO_SHA);
+    cr_assert_eq(iget(id, "model_size"), 1460512);
+    json_decref(id);
+    json_decref(p);
+    /* nothing at all: every field present, empty */
+    id = trit_identity_normalize(NULL, NULL, NULL);
+    cr_assert_str_eq(sget(id, "url"), "");
+    cr_assert_str_eq(sget(id, "engine"), "unknown");
+    expect_reported(id, NULL, NULL);
+    json_decref(id);
+    free(path);
+}
+
+Test(identity, digest_covers_what_a_side_is) {
+    json_t *p = recorded("trit-serve-props.json"), *m = recorded("trit-serve-models.json");
+    json_t *base = trit_identity_normalize("http://127.0.0.1:8180", p, m);
+    char d0[17], d[17];
+    trit_identity_digest(base, d0);
+    cr_assert_eq(strlen(d0), 16);
+    cr_assert_eq(strspn(d0, "0123456789abcdef"), 16);
+    /* not part of it: where it runs, which process, how many threads, what it reports */
+    static const char *const same[] = {"url", "instance", "system_fingerprint"};
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+        json_t *x = json_deep_copy(base);
+        json_object_set_new(x, same[i], json_string("other"));
+        trit_identity_digest(x, d);
+        cr_assert_str_eq(d, d0, "%s changed the digest", same[i]);
+        json_decref(x);
+    }
+    static const char *const same_n[] = {"threads", "n_vocab", "n_ctx", "n_ctx_train"};
+    for (size_t i = 0; i < sizeof same_n / sizeof *same_n; i++) {
+        json_t *x = json_deep_copy(base);
+        json_object_set_new(x, same_n[i], json_integer(7));
+        trit_identity_digest(x, d);
+        cr_assert_str_eq(d, d0, "%s changed the digest", same_n[i]);
+        json_decref(x);
+    }
+    /* part of it: each of the seven fields */
+    static const char *const diff[] = {"engine",       "build",    "model",
+                                       "model_sha256", "numerics", "kernels"};
+    for (size_t i = 0; i < sizeof diff / sizeof *diff; i++) {
+        json_t *x = json_deep_copy(base);
+        json_object_set_new(x, diff[i], json_string("other"));
+        trit_identity_digest(x, d);
+        cr_assert_str_neq(d, d0, "%s did not change the digest", diff[i]);
+        json_decref(x);
+    }
+    json_t *x = json_deep_copy(base);
+    json_object_set_new(x, "model_size", json_integer(1460513));
+    trit_identity_digest(x, d);
+    cr_assert_str_neq(d, d0, "model_size did not change the digest");
+    json_decref(x);
+    /* a field boundary cannot be moved: "ab"+"c" and "a"+"bc" differ */
+    json_t *y = json_pack("{s:s, s:s}", "engine", "ab", "build", "c");
+    json_t *z = json_pack("{s:s, s:s}", "engine", "a", "build", "bc");
+    char dy[17], dz[17], dn[17];
+    trit_identity_digest(y, dy);
+    trit_identity_digest(z, dz);
+    cr_assert_str_neq(dy, dz);
+    trit_identity_digest(NULL, dn);
+    cr_assert_eq(strlen(dn), 16);
+    json_decref(y);
+    json_decref(z);
+    json_decref(base);
+    json_decref(p);
+    json_decref(m);
+}
+
+static bool same_urls(const char *a, const char *b) {
+    json_t *x = json_pack("{s:s, s:s}", "url", a, "instance", "");
+    json_t *y = json_pack("{s:s, s:s}", "url", b, "instance", "");
+    bool same = trit_identity_same_server(x, y);
+    cr_assert_eq(trit_identity_same_server(y, x), same, "not symmetric: %s %s", a, b);
+    json_decref(x);
+    json_decref(y);
+    return same;
+}
+
+Test(identity, same_server) {
+    cr_assert(same_urls("http://127.0.0.1:8080", "http://127.0.0.1:8080/"));
+    cr_assert(same_urls("http://127.0.0.1:8080/v1", "http://127.0.0.1:8080"));
+    cr_assert(same_urls("HTTP://LocalHost:8080/v1/", "http://127.0.0.1:8080"));
+    cr_assert(same_urls("http://[::1]:8080", "http://localhost:8080"));
+    cr_assert(same_urls("http://127.0.0.1", "http://127.0.0.1:80"));
+    cr_assert(same_urls("https://Example.COM/v1", "https://example.com:443"));
+    cr_assert(same_urls("http://user:pw@127.0.0.1:8080", "http://127.0.0.1:8080"));
+    cr_assert(!same_urls("http://127.0.0.1:8080", "http://127.0.0.1:8180"));
+    cr_assert(!same_urls("http://127.0.0.1:8080", "http://127.0.0.2:8080"));
+    cr_assert(!same_urls("http://127.0.0.1:443", "https://127.0.0.1:443"));
+    cr_assert(!same_urls("http://h:1/a", "http://h:1/b"));
+    cr_assert(!same_urls("", ""), "no URL is no evidence of sameness");
+    /* instance: equal non-empty ids are one process whatever the URLs (a proxy in front) */
+    json_t *a = json_pack("{s:s, s:s}", "url", "http://a:1", "instance", "abc");
+    json_t *b = json_pack("{s:s, s:s}", "url", "http://b:2", "instance", "abc");
+    json_t *c = json_pack("{s:s, s:s}", "url", "http://b:2", "instance", "abd");
+    json_t *e = json_pack("{s:s, s:s}", "url", "http://a:9", "instance", "");
+    cr_assert(trit_identity_same_server(a, b));
+    cr_assert(!trit_identity_same_server(a, c));
+    cr_assert(trit_identity_same_server(b, c), "same URL");
+    cr_assert(!trit_identity_same_server(e, json_object_get(NULL, "x")));
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+    json_decref(e);
+}
+
+/* ---- trit_client_identity over HTTP: a routed canned server (path -> replies in turn) ---- */
+typedef struct route_reply {
+    const char *path;
+    const char *replies[4]; /* full HTTP responses, one per request to path; the last repeats */
+    int n, served;
+} route_reply;
+
+typedef struct router {
+    int lfd, port;
+    route_reply *routes;
+    int n_routes;
+    char auth[256]; /* the last Authorization header seen */
+    int requests;
+    pthread_t th;
+} router;
+
+static void *router_main(void *arg) {
+    router *rt = arg;
+    for (;;) {
+        int fd = accept(rt->lfd, NULL, NULL);
+        if (fd < 0) return NULL;
+        char req[8192];
+        size_t got = 0;
+        while (got < sizeof req - 1) {
+            ssize_t n = read(fd, req + got, sizeof req - 1 - got);
+            if (n <= 0) break;
+            got += (size_t)n;
+            req[got] = 0;
+            if (strstr(req, "\r\n\r\n")) break;
+        }
+        req[got] = 0;
+        rt->requests++;
+        const char *h = strstr(req, "\r\nAuthorization: ");
+        if (h) snprintf(rt->auth, sizeof rt->auth, "%.*s", (int)strcspn(h + 17, "\r"), h + 17);
+        const char *reply =
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        for (int i = 0; i < rt->n_routes; i++) {
+            route_reply *r = &rt->routes[i];
+            size_t pl = strlen(r->path);
+            if (!strncmp(req + 4, r->path, pl) && req[4 + pl] == ' ') {
+                reply = r->replies[r->served < r->n ? r->served : r->n - 1];
+                r->served++;
+            }
+        }
+        ssize_t w = write(fd, reply, strlen(reply));
+        (void)w;
+        close(fd);
+    }
+}
+
+static void router_start(router *rt, route_reply *routes, int n) {
+    memset(rt, 0, sizeof *rt);
+    rt->routes = routes;
+    rt->n_routes = n;
+    rt->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(bind(rt->lfd, (struct sockaddr *)&a, sizeof a) == 0);
+    cr_assert(listen(rt->lfd, 8) == 0);
+    socklen_t al = sizeof a;
+    getsockname(rt->lfd, (struct sockaddr *)&a, &al);
+    rt->port = ntohs(a.sin_port);
+    pthread_create(&rt->th, NULL, router_main, rt);
+}
+
+static void router_stop(router *rt) {
+    shutdown(rt->lfd, SHUT_RDWR);
+    close(rt->lfd);
+    pthread_join(rt->th, NULL);
+}
+
+/* "HTTP/1.1 <status>" with a JSON body (malloc'd). */
+static char *http_json(const char *status, const char *body) {
+    trit_buf b = {0};
+    trit_buf_printf(&b,
+                    "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                    "Connection: close\r\n\r\n%s",
+                    status, strlen(body), body);
+    return b.p;
+}
+
+static char *recorded_reply(const char *name) {
+    json_t *j = recorded(name);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    char *r = http_json("200 OK", s);
+    free(s);
+    return r;
+}
+
+Test(identity, client_asks_both_endpoints) {
+    char *props = recorded_reply("llama-server-props.json");
+    char *models = recorded_reply("llama-server-models.json");
+    route_reply routes[] = {{"/props", {props}, 1, 0}, {"/v1/models", {models}, 1, 0}};
+    router rt;
+    router_start(&rt, routes, 2);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/", rt.port);
+    trit_client_resp r;
+    json_t *id = trit_client_identity(url, "sekret", 5, &r);
+    cr_assert_not_null(id, "%s", r.msg);
+    cr_assert_eq(r.kind, TRIT_CLIENT_OK);
+    cr_assert_str_eq(sget(id, "engine"), "llama.cpp");
+    cr_assert_eq(iget(id, "n_vocab"), 2048);
+    expect_reported(id, "/props", "/v1/models");
+    cr_assert_eq(routes[0].served, 1, "/props asked at the root, not under /v1");
+    cr_assert_str_eq(rt.auth, "Bearer sekret");
+    json_decref(id);
+    trit_client_resp_free(&r);
+    router_stop(&rt);
+    free(props);
+    free(models);
+}
+
+Test(identity, client_without_props) {
+    char *models = recorded_reply("openai-only-models.json");
+    route_reply routes[] = {{"/v1/models", {models}, 1, 0}};
+    router rt;
+    router_start(&rt, routes, 1);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", rt.port);
+    json_t *id = trit_client_identity(url, NULL, 5, NULL);
+    cr_assert_not_null(id);
+    cr_assert_str_eq(sget(id, "engine"), "unknown");
+    expect_reported(id, "/v1/models", NULL);
+    cr_assert_str_eq(rt.auth, "", "no key, no header");
+    json_decref(id);
+    router_stop(&rt);
+    free(models);
+}
+
+Test(identity, client_waits_for_a_pending_hash) {
+    char *pending = http_json("200 OK", "{\"trit\":{\"model_sha256\":\"\","
+                                        "\"model_sha256_state\":\"pending\",\"instance\":\"i1\"}}");
+    char *done = http_json("200 OK", "{\"trit\":{\"model_sha256\":\"" DEMO_SHA "\","
+                                     "\"model_sha256_state\":\"done\",\"instance\":\"i1\"}}");
+    route_reply routes[] = {{"/props", {pending, pending, done}, 3, 0}};
+    router rt;
+    router_start(&rt, routes, 1);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", rt.port);
+    trit_client_resp r;
+    json_t *id = trit_client_identity(url, NULL, 5, &r);
+    cr_assert_not_null(id, "%s", r.msg);
+    cr_assert_str_eq(sget(id, "model_sha256"), DEMO_SHA);
+    cr_assert_eq(routes[0].served, 3);
+    expect_reported(id, "/props", NULL); /* /v1/models: 404 */
+    json_decref(id);
+    trit_client_resp_free(&r);
+    /* a hash still pending when the time is up: the identity, with no sha256 */
+    routes[0].served = 0;
+    routes[0].n = 1;
+    double t0 = trit_now_s();
+    id = trit_client_identity(url, NULL, 0.5, &r);
+    cr_assert_not_null(id, "%s", r.msg);
+    cr_assert_str_eq(sget(id, "model_sha256"), "");
+    cr_assert_lt(trit_now_s() - t0, 2.0);
+    json_decref(id);
+    trit_client_resp_free(&r);
+    router_stop(&rt);
+    free(pending);
+    free(done);
+}
+
+Test(identity, client_errors) {
+    /* both endpoints refuse the key: an error naming both, kind http_status */
+    char *denied = http_json("401 Unauthorized", "{\"error\":{\"message\":\"Invalid API Key\"}}");
+    route_reply routes[] = {{"/props", {denied}, 1, 0}, {"/v1/models", {denied}, 1, 0}};
+    router rt;
+    router_start(&rt, routes, 2);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", rt.port);
+    trit_client_resp r;
+    json_t *id = trit_client_identity(url, "wrong", 5, &r);
+    cr_assert_null(id);
+    cr_assert_eq(r.kind, TRIT_CLIENT_HTTP_STATUS, "%s", r.msg);
+    cr_assert_eq(r.http_status, 401);
+    cr_assert(strstr(r.msg, "/props") && strstr(r.msg, "/v1/models"), "%s", r.msg);
+    cr_assert(strstr(r.msg, "Invalid API Key"), "%s", r.msg);
+    trit_client_resp_free(&r);
+    router_stop(&rt);
+    free(denied);
+    /* nothing listens: refused, asked once */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    socklen_t al = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    close(fd);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    id = trit_client_identity(url, NULL, 2, &r);
+    cr_assert_null(id);
+    cr_assert_eq(r.kind, TRIT_CLIENT_REFUSED, "%s", r.msg);
+    trit_client_resp_free(&r);
+    /* a server that accepts and never answers: one timeout, /v1/models is not asked after it */
+    canned c;
+    canned_start(&c, NULL);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", c.port);
+    double t0 = trit_now_s();
+    id = trit_client_identity(url, NULL, 0.5, &r);
+    cr_assert_null(id);
+    cr_assert_eq(r.kind, TRIT_CLIENT_TIMEOUT, "%s", r.msg);
+    cr_assert_lt(trit_now_s() - t0, 0.9, "asked again after a timeout");
+    trit_client_resp_free(&r);
+    canned_stop(&c);
+    id = trit_client_identity("", NULL, 2, &r);
+    cr_assert_null(id);
+    cr_assert_eq(r.kind, TRIT_CLIENT_OTHER);
+    trit_client_resp_free(&r);
+    /* 200 with a body that is not a JSON object, on both */
+    char *junk = http_json("200 OK", "[1,2]");
+    route_reply jr[] = {{"/props", {junk}, 1, 0}, {"/v1/models", {junk}, 1, 0}};
+    router_start(&rt, jr, 2);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", rt.port);
+    id = trit_client_identity(url, NULL, 5, &r);
+    cr_assert_null(id);
+    cr_assert_eq(r.kind, TRIT_CLIENT_BAD_JSON, "%s", r.msg);
+    trit_client_resp_free(&r);
+    router_stop(&rt);
+    free(junk);
 }

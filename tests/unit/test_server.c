@@ -1,10 +1,13 @@
 /* Unit tests for the server's pure parts: request parsing/validation, the OpenAI error object,
- * llama-server's text rules (stop strings, UTF-8 hold-back and repair), metrics text. */
+ * llama-server's text rules (stop strings, UTF-8 hold-back and repair), metrics text, the identity
+ * helpers (build, fingerprint, instance id, file hash). */
 #include "server/server.h"
 
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 static int parse(int kind, const char *body, srv_request *r, srv_error *e) {
     memset(e, 0, sizeof *e);
@@ -362,4 +365,67 @@ Test(policy, host_header) {
     cr_assert(trit_host_allowed("llm.lan:8180", "127.0.0.1", "other, llm.lan"));
     cr_assert(!trit_host_allowed("llm.lan.evil", "127.0.0.1", "llm.lan"));
     cr_assert(trit_host_allowed("anything", "127.0.0.1", "*"));
+}
+
+/* ---- identity: build string, fingerprint, instance id, background file hash ---- */
+Test(ident, build_and_fingerprint) {
+    char build[96], fp[160], want[200];
+    srv_build_string(build, sizeof build);
+    snprintf(want, sizeof want, "%s+%s", TRIT_VERSION, srv_build_commit());
+    cr_assert_str_eq(build, want);
+    cr_assert(srv_build_commit()[0], "the commit is never empty (\"unknown\" at worst)");
+    cr_assert_null(strchr(build, ' '), "one token: %s", build);
+    srv_fingerprint(fp, sizeof fp, "avx512", "exact");
+    snprintf(want, sizeof want, "trit-%s-avx512-exact", build);
+    cr_assert_str_eq(fp, want);
+    /* kernels and numerics both change it; the same inputs give the same string */
+    char fp2[160];
+    srv_fingerprint(fp2, sizeof fp2, "avx512+fast", "fast");
+    cr_assert_str_neq(fp, fp2);
+    srv_fingerprint(fp2, sizeof fp2, "avx512", "exact");
+    cr_assert_str_eq(fp, fp2);
+    srv_fingerprint(fp2, sizeof fp2, NULL, "");
+    snprintf(want, sizeof want, "trit-%s-unknown-unknown", build);
+    cr_assert_str_eq(fp2, want);
+}
+
+Test(ident, instance_ids_are_random_hex) {
+    char a[33], b[33];
+    srv_instance_id(a);
+    srv_instance_id(b);
+    cr_assert_eq(strlen(a), 32);
+    cr_assert_eq(strspn(a, "0123456789abcdef"), 32, "%s", a);
+    cr_assert_str_neq(a, b, "two ids were equal: %s", a);
+}
+
+Test(ident, file_hash_matches_sha256) {
+    char path[] = "/tmp/trit-ident-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    /* over one 1 MiB chunk, so the chunk loop is exercised */
+    size_t n = (1u << 20) + 12345;
+    uint8_t *data = malloc(n);
+    for (size_t i = 0; i < n; i++) data[i] = (uint8_t)(i * 131 + (i >> 9));
+    cr_assert_eq(write(fd, data, n), (ssize_t)n);
+    close(fd);
+    char want[65];
+    trit_sha256_hex(data, n, want);
+    srv_file_hash h;
+    cr_assert_eq(srv_file_hash_start(&h, path), 0);
+    cr_assert_eq(srv_file_hash_wait(&h, 30), SRV_HASH_DONE, "%s", h.error);
+    cr_assert_str_eq(h.hex, want);
+    cr_assert_str_eq(srv_hash_state_name(atomic_load(&h.state)), "done");
+    srv_file_hash_stop(&h);
+    unlink(path);
+    free(data);
+}
+
+Test(ident, file_hash_missing_file_fails) {
+    srv_file_hash h;
+    srv_file_hash_start(&h, "/nonexistent/trit-model.gguf");
+    cr_assert_eq(srv_file_hash_wait(&h, 10), SRV_HASH_FAILED);
+    cr_assert(strstr(h.error, "/nonexistent/trit-model.gguf"), "%s", h.error);
+    cr_assert_str_eq(h.hex, "");
+    cr_assert_str_eq(srv_hash_state_name(SRV_HASH_PENDING), "pending");
+    srv_file_hash_stop(&h);
 }
