@@ -28,7 +28,9 @@ static void usage(FILE *out) {
         "  --prompts FILE      prompt corpus, JSONL {id,category,prompt} (prompts/burnin.jsonl)\n"
         "  --rounds N          run until the ledger holds N rounds (a resumed run finishes)\n"
         "  --forever           run until SIGINT/SIGTERM (stops cleanly after the round)\n"
-        "  --pace D            time between round starts: 2.5s, 500ms, 0 (default 2.5s)\n"
+        "  --concurrency N     rounds in flight at once, like N clients (1); each lane\n"
+        "                      paces itself; rounds are written in round order\n"
+        "  --pace D            time between a lane's round starts: 2.5s, 500ms, 0 (2.5s)\n"
         "  --max-tokens N      tokens per reply (64)\n"
         "  --ledger FILE       ledger (burnin.ledger.jsonl); state file is FILE.state\n"
         "  --state FILE        state file path\n"
@@ -43,6 +45,8 @@ static void usage(FILE *out) {
         "  --tie-eps X         tie threshold in nats between top-1 and top-2 (0.05)\n"
         "  --spike X           halt when no-match share in the last hour exceeds X (0.20)\n"
         "  --spike-min N       ...once the hour holds at least N compared rounds (20)\n"
+        "  --ident-every N     read each side's identity again every N rounds (100; 0: only\n"
+        "                      at the start and after a side was unreachable)\n"
         "  --quiet             no per-round line\n"
         "stats: exact-match rate, buckets, tie vs real, median prefix, latency p50/p95 and\n"
         "gap, top_miss, categories, noise lane, ppl. drift: misses per prompt and over time.\n"
@@ -161,6 +165,8 @@ enum {
     O_SPIKE,
     O_SPIKE_MIN,
     O_ENDPOINT,
+    O_CONCURRENCY,
+    O_IDENT_EVERY,
 };
 static const struct option run_options[] = {
     {"v1", required_argument, 0, O_V1},
@@ -187,6 +193,8 @@ static const struct option run_options[] = {
     {"spike", required_argument, 0, O_SPIKE},
     {"spike-min", required_argument, 0, O_SPIKE_MIN},
     {"endpoint", required_argument, 0, O_ENDPOINT},
+    {"concurrency", required_argument, 0, O_CONCURRENCY},
+    {"ident-every", required_argument, 0, O_IDENT_EVERY},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -283,6 +291,15 @@ static int run_option(int c, const char *v, trit_burnin_opts *o, run_keys *k) {
     case O_ENDPOINT:
         if (strcmp(v, "chat") && strcmp(v, "completions")) return bad_value(name, v);
         o->chat = !strcmp(v, "chat");
+        return 0;
+    case O_CONCURRENCY:
+        if (parse_long(v, &n) || n == 0 || n > TRIT_BURNIN_MAX_CONCURRENCY)
+            return bad_value(name, v);
+        o->concurrency = (int)n;
+        return 0;
+    case O_IDENT_EVERY:
+        if (parse_long(v, &n)) return bad_value(name, v);
+        o->ident_every = n;
         return 0;
     }
     return 2;

@@ -14,12 +14,15 @@ L="$TMP/ledger.jsonl"
 
 "$TRIT" burnin run --v1 "$V1" --v2 "$V2" --prompts "$ROOT/prompts/burnin.jsonl" --rounds 20 \
   --pace 0 --max-tokens 12 --ledger "$L" --timeout 60 || fail "burnin run exited $?"
-[ "$(grep -c . "$L")" -eq 20 ] || fail "ledger has $(grep -c . "$L") lines, want 20"
+[ "$(grep -c '"type":"round"' "$L")" -eq 20 ] || fail "ledger has $(grep -c '"type":"round"' "$L") rounds, want 20"
 [ -s "$L.state" ] || fail "no state file"
 node - "$L" <<'JS' || fail "ledger content"
 const assert = require('assert');
-const recs = require('fs').readFileSync(process.argv[2], 'utf8').split('\n').filter(l => l.trim()).map(l => JSON.parse(l));
+const all = require('fs').readFileSync(process.argv[2], 'utf8').split('\n').filter(l => l.trim()).map(l => JSON.parse(l));
+const recs = all.filter(r => r.type === 'round');
 assert.deepStrictEqual(recs.map(r => r.round), [...Array(20).keys()], 'round numbers');
+// a run starts with each side's identity
+assert.deepStrictEqual(all.slice(0, 2).map(r => `${r.type}:${r.side}`), ['identity:v1', 'identity:v2']);
 const count = {};
 for (const r of recs) {
   assert(['exact', 'prefix-only', 'no-match'].includes(r.bucket), r.bucket);
@@ -101,11 +104,12 @@ if "$TRIT" serve --help >/dev/null 2>&1; then
   "$TRIT" burnin run --v1 "$V1" --v2 "http://127.0.0.1:$P3" --noise-lane "$V2" \
     --prompts "$ROOT/prompts/burnin.jsonl" --rounds 6 --pace 0 --max-tokens 12 --ledger "$L2" ||
     fail "burnin vs trit serve exited $?"
-  [ "$(grep -c . "$L2")" -eq 6 ] || fail "trit ledger lines"
+  [ "$(grep -c '"type":"round"' "$L2")" -eq 6 ] || fail "trit ledger rounds"
   node - "$L2" <<'JS' || fail "trit serve lane or noise lane"
 const assert = require('assert');
 for (const l of require('fs').readFileSync(process.argv[2], 'utf8').split('\n').filter(l => l.trim())) {
   const r = JSON.parse(l), ok = ['exact', 'prefix-only', 'no-match'];
+  if (r.type !== 'round') continue;
   assert(ok.includes(r.bucket), r.bucket);
   assert(ok.includes(r.noise_bucket), r.noise_bucket);
 }
