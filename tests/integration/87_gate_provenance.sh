@@ -7,7 +7,7 @@
 #   3. a ledger line edited by one byte                   -> exit 2, "hash chain broken"
 #                                                            (and `burnin verify` exit 1)
 #   4. 2000 unreachable + 40 compared, rounds_min 2000    -> exit 1, rounds WAITING
-#   5. a 1-token ppl file                                 -> exit 1, ppl FAIL (1 < 1000)
+#   5. a 1-token ppl file                                 -> exit 1, ppl FAIL (1 < 500)
 #   6. old evidence: timestamps moved back 5 years        -> exit 2 (the chain breaks);
 #      a genuinely old ledger (max_age 2s, 3 s later)     -> exit 2, "older than max_age"
 #   7. a ppl file without provenance                      -> exit 2, "no provenance"
@@ -122,7 +122,7 @@ pass "a one-byte edit refused by gate and report, named by burnin verify"
 # 4. 2000 v1-unreachable rounds + 40 compared, rounds_min 2000
 DEAD=http://127.0.0.1:$(free_port)
 LU="$TMP/unreach.jsonl"
-burnin "$LU" 2000 "$DEAD" "$V2" --timeout 2 --spike-min 100000 || true
+burnin "$LU" 2000 "$DEAD" "$V2" --timeout 2 --spike-min 100000 --concurrency 4 --max-tokens 1 || true
 burnin "$LU" 2040 "$V1" "$V2" || fail "40 compared rounds"
 sed -e 's/^rounds_min .*/rounds_min = 2000/' "$CFG" >"$TMP/gates2000.ini"
 gate unreachable --config "$TMP/gates2000.ini" --ledger "$LU" --ppl "$TMP/ppl.json"
@@ -133,7 +133,7 @@ pass "rounds gate counts compared rounds only"
 # 5. a 1-token ppl file
 ppl_file "$TMP/ppl-1tok.json" "$V1" "$V2" 1
 gate one-token --config "$CFG" --ledger "$L" --ppl "$TMP/ppl-1tok.json"
-[ "$rc" -eq 1 ] && grep -q "^ppl gen-2 vs gen-1 .*FAIL.*too few samples (1 < 1000 scored tokens)" \
+[ "$rc" -eq 1 ] && grep -q "^ppl gen-2 vs gen-1 .*FAIL.*too few samples (1 < 500 scored tokens)" \
   "$TMP/case-one-token.txt" || fail "1-token ppl file: exit $rc"
 pass "1-token ppl file is FAIL with the count"
 
