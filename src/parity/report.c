@@ -339,9 +339,24 @@ static void gate_section(trit_buf *h, const trit_report_opts *o, trit_stats_acc 
     trit_gate_table t;
     trit_gates_eval(&cfg, &all, &recent, &prev, ppl && ppl->present ? ppl : NULL, &t);
     *all_out = all;
+    /* the evidence checked as `trit gate` checks it: a refused verdict is said, not GO */
+    trit_provenance pv;
+    bool refused =
+        trit_gate_provenance(&cfg, o->ledgers, o->n_ledgers, ppl && ppl->present ? ppl : NULL,
+                             false, trit_wall_s(), &pv, &err) == 0 &&
+        pv.refused;
     trit_buf_puts(h, "<section id=gates><h2>Cutover gates</h2>");
-    trit_buf_printf(h, "<div class='verdict %s'>%s</div>", t.go ? "go" : "nogo",
-                    t.go ? "GO — every gate passes" : "NO-GO — at least one gate does not pass");
+    if (refused) {
+        trit_buf_puts(h, "<div class='verdict nogo'>REFUSED — ");
+        esc(h, pv.reason);
+        trit_buf_puts(h, "</div><p class=muted>`trit gate` gives no verdict on this evidence; "
+                         "the rows below are shown for reference only.</p>");
+    } else {
+        trit_buf_printf(h, "<div class='verdict %s'>%s</div>", t.go ? "go" : "nogo",
+                        t.go ? "GO — every gate passes"
+                             : "NO-GO — at least one gate does not pass");
+    }
+    trit_provenance_free(&pv);
     if (cfg_bad) {
         trit_buf_puts(h, "<p class=nogo>config not loaded (defaults used): ");
         esc(h, err.msg);

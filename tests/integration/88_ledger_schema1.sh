@@ -22,6 +22,7 @@ got = got[got.index("<section id=summary>"):]
 want = open(sys.argv[2]).read()
 assert got == want, next(i for i in range(min(len(got), len(want)) + 1) if got[i:i+1] != want[i:i+1])
 PY
+grep -q "REFUSED — ledger .* is unchained" "$TMP/r.html" || fail "the report's gate section does not say REFUSED"
 pass "schema-1 ledger: stats, recent, drift and report read as before"
 
 set +e; "$TRIT" burnin verify --ledger "$FX.jsonl" >"$TMP/verify.txt"; rc=$?; set -e
