@@ -161,6 +161,7 @@ static int evaluate(const gate_opts *o, double now, gate_run *g) {
     return 0;
 }
 
+/* The verdict as printed and recorded: exit code 0, 1, 2. */
 static const char *verdict_word(int rc) {
     return rc == 0 ? "GO" : rc == 1 ? "NO-GO" : "REFUSED";
 }
@@ -186,6 +187,7 @@ static json_t *receipt_json(const gate_opts *o, const gate_run *g) {
     return j;
 }
 
+/* The provenance block, then REFUSED with its reason or the table (or all of it as JSON). */
 static void print_run(const gate_opts *o, const gate_run *g) {
     if (o->as_json) {
         json_t *j = receipt_json(o, g);
@@ -215,6 +217,7 @@ static int differs(const char *what, const char *was, const char *now) {
     return 1;
 }
 
+/* A string member, "" when absent. */
 static const char *jstr(const json_t *o, const char *k) {
     const char *s = json_string_value(json_object_get(o, k));
     return s ? s : "";
@@ -237,9 +240,10 @@ static int verify_receipt(const char *path, gate_opts *o) {
     o->ppl_path = json_string_value(json_object_get(in, "ppl"));
     o->allow_unchained = json_is_true(json_object_get(in, "allow_unchained"));
     size_t i;
-    json_t *v;
-    json_array_foreach(ls, i, v) if (json_is_string(v) && o->n_ledgers < 64)
-        o->ledgers[o->n_ledgers++] = json_string_value(v);
+    for (i = 0; i < json_array_size(ls) && o->n_ledgers < 64; i++) {
+        const char *path = json_string_value(json_array_get(ls, i));
+        if (path) o->ledgers[o->n_ledgers++] = path;
+    }
     gate_run g;
     if (evaluate(o, json_number_value(json_object_get(r, "ts")), &g)) {
         json_decref(r);

@@ -621,6 +621,8 @@ static void note_instance(prov_ctx *c, int side, const char *inst) {
         snprintf(c->inst[side][c->n_inst[side]++], sizeof c->inst[0][0], "%s", inst);
 }
 
+/* One record of the merged ledgers: time span, identity records, each round's digests and
+ * URLs. */
 static int prov_cb(void *user, const trit_ledger_rec *r, const char *line, size_t len) {
     prov_ctx *c = user;
     trit_provenance *pv = c->pv;
@@ -684,6 +686,7 @@ static const char *age_text(double s, char out[32]) {
     return out;
 }
 
+/* Something accepted only because it was allowed, or left unchecked: said with the table. */
 static void note(trit_provenance *pv, const char *text) {
     size_t n = strlen(pv->notes);
     snprintf(pv->notes + n, sizeof pv->notes - n, "%s%s", n ? "; " : "", text);
@@ -741,6 +744,7 @@ static bool same_model(const trit_side_ident *a, const trit_side_ident *b) {
     return a->model[0] && b->model[0] && !strcmp(a->model, b->model);
 }
 
+/* The ppl file: its provenance present, about the ledgers' models and servers, not stale. */
 static void check_ppl(const trit_gate_cfg *cfg, trit_provenance *pv, const trit_ppl_figs *p) {
     if (!p || !p->present) return;
     if (!p->has_provenance) {
@@ -826,6 +830,7 @@ void trit_provenance_free(trit_provenance *pv) {
     pv->ledger = NULL;
 }
 
+/* One side's line of the provenance block. */
 static void print_side(FILE *out, const char *name, const trit_prov_side *s) {
     const trit_side_ident *i = &s->id;
     if (!i->digest[0]) {
@@ -864,6 +869,7 @@ void trit_provenance_print(FILE *out, const trit_provenance *pv, const trit_ppl_
     fprintf(out, "\n");
 }
 
+/* One side's identity in the receipt. */
 static json_t *side_json(const trit_prov_side *s) {
     const trit_side_ident *i = &s->id;
     return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "digest", i->digest, "engine", i->engine, "build",

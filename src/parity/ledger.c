@@ -188,6 +188,7 @@ int trit_ledger_append(trit_ledger *l, json_t *obj, trit_err *err) {
     return 0;
 }
 
+/* The hash the next record will chain to. */
 const char *trit_ledger_head(const trit_ledger *l) {
     return l->head;
 }
@@ -300,6 +301,7 @@ json_t *trit_ledger_round_json(const trit_round_meta *m, const trit_client_resp 
     return rec;
 }
 
+/* See ledger.h; ts is when the writer learned the identity. */
 json_t *trit_ledger_identity_json(const char *side, const json_t *ident) {
     char d[17];
     trit_identity_digest(ident, d);
@@ -648,6 +650,7 @@ int trit_ledger_parse_line(const char *line, size_t len, trit_ledger_rec *r) {
     return 0;
 }
 
+/* Drop what parse_line took from jansson (an identity record's object). */
 void trit_ledger_rec_clear(trit_ledger_rec *r) {
     json_decref(r->ident);
     r->ident = NULL;
@@ -818,6 +821,7 @@ static long hex4(const char *p, const char *e) {
     return v;
 }
 
+/* See ledger.h: the one decoder of the scanner's raw strings (the report's texts). */
 void trit_ledger_unescape(trit_ledger_str s, trit_buf *out) {
     const char *p = s.p, *e = s.p ? s.p + s.n : NULL;
     while (p && p < e) {
