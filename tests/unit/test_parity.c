@@ -1,6 +1,8 @@
 /* test_parity.c — compare (buckets, UTF-8 boundaries, tie vs real), ledger (append, parse,
- * truncated line), stats (synthetic ledgers, 50k rounds timed), gates (verdicts, too few
- * samples, INI errors), prompt corpus. */
+ * truncated line), stats (synthetic ledgers, 50k rounds timed, scanner vs jansson), gates
+ * (verdicts, too few samples, compared rounds, ppl tokens, INI errors, provenance refusals),
+ * chain (links, verify's edit/removal/insertion/reorder, torn tail + resume, the schema-1
+ * fixture, merged ledgers, file safety, identities, the one string decoder), prompt corpus. */
 #include "parity/parity.h"
 
 #include <criterion/criterion.h>
@@ -1252,4 +1254,46 @@ Test(gates, provenance_refusals) {
     const char *rm[] = {good, same, mixed, broken, bare, ppl_ok, ppl_other, ppl_bare};
     for (size_t i = 0; i < TRIT_ARRAY_LEN(rm); i++) unlink(rm[i]);
     json_decref(llama), json_decref(trit), json_decref(other);
+}
+
+/* Merged ledgers keep each file's chain: each is judged on its own (the gate names the file
+ * that broke), while two ledgers pasted into one file are a second chain, not one. */
+Test(chain, merged_ledgers_keep_their_chains) {
+    double now = trit_wall_s();
+    json_t *i1 = ident("llama.cpp", "/m/a.gguf", "", "http://a");
+    json_t *i2 = ident("trit", "/m/a.gguf", "aa", "http://b");
+    char *a = chained_ledger("m-a.jsonl", 4, now - 50, "http://a", "http://b", i1, i2, "exact");
+    char *b = chained_ledger("m-b.jsonl", 4, now - 40, "http://a", "http://b", i1, i2, "exact");
+    trit_gate_cfg c;
+    trit_gate_cfg_default(&c);
+    trit_provenance pv;
+    trit_err err = {0};
+    const char *both[] = {a, b};
+    cr_assert_eq(trit_gate_provenance(&c, both, 2, NULL, false, now, &pv, &err), 0, "%s", err.msg);
+    cr_assert_not(pv.refused, "%s", pv.reason);
+    cr_assert_eq(pv.n_ledgers, 2);
+    cr_assert_eq(pv.ledger[1].chain.status, TRIT_CHAIN_INTACT);
+    cr_assert_str_neq(pv.ledger[0].chain.head, pv.ledger[1].chain.head);
+    cr_assert_eq(pv.rounds, 8);
+    trit_provenance_free(&pv);
+    /* one byte of the second ledger edited: refused, naming it */
+    char *lines[64];
+    int n = read_lines(b, lines);
+    lines[2][strlen(lines[2]) - 80] ^= 1;
+    write_lines(b, lines, n);
+    cr_assert_eq(trit_gate_provenance(&c, both, 2, NULL, false, now, &pv, &err), 0);
+    cr_assert(pv.refused && strstr(pv.reason, "m-b.jsonl: hash chain broken: line 3 was edited"),
+              "%s", pv.reason);
+    trit_provenance_free(&pv);
+    /* two ledgers pasted into one file */
+    char *cat = tmp_path("m-cat.jsonl");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cat %s %s > %s", a, a, cat);
+    cr_assert_eq(system(cmd), 0);
+    trit_ledger_chain ch = verify_ok(cat);
+    cr_assert_eq(ch.status, TRIT_CHAIN_BROKEN);
+    cr_assert(strstr(ch.msg, "line 7 starts a chain of its own"), "%s", ch.msg);
+    for (int i = 0; i < n; i++) free(lines[i]);
+    unlink(a), unlink(b), unlink(cat);
+    json_decref(i1), json_decref(i2);
 }
