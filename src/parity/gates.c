@@ -421,7 +421,8 @@ static void gate_rounds(const trit_gate_cfg *c, const trit_stats *all, trit_gate
     r->verdict =
         all->compared >= c->rounds_min && all->compared > 0 ? TRIT_GATE_PASS : TRIT_GATE_WAITING;
     if (r->verdict != TRIT_GATE_PASS)
-        SET(why, "too few samples (%ld < %ld compared rounds)", all->compared,
+        SET(why, "%ld more compared rounds needed (%ld of %ld)",
+            TRIT_MAX(c->rounds_min, 1L) - all->compared, all->compared,
             TRIT_MAX(c->rounds_min, 1L));
 }
 
