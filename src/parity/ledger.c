@@ -303,13 +303,22 @@ json_t *trit_ledger_round_json(const trit_round_meta *m, const trit_client_resp 
 
 /* See ledger.h; ts is when the writer learned the identity. */
 json_t *trit_ledger_identity_json(const char *side, const json_t *ident) {
-    char d[17];
-    trit_identity_digest(ident, d);
     double ts = trit_wall_s();
     char iso[32];
     trit_iso8601(ts, iso);
-    return json_pack("{s:s,s:f,s:s,s:s,s:s,s:O}", "type", "identity", "ts", ts, "time", iso, "side",
-                     side, "digest", d, "ident", ident);
+    json_t *rec =
+        json_pack("{s:s,s:f,s:s,s:s}", "type", "identity", "ts", ts, "time", iso, "side", side);
+    if (!ident) {
+        /* unknown: said as such, never guessed (the caller adds "error": why) */
+        json_object_set_new(rec, "digest", json_null());
+        json_object_set_new(rec, "ident", json_null());
+        return rec;
+    }
+    char d[17];
+    trit_identity_digest(ident, d);
+    json_object_set_new(rec, "digest", json_string(d));
+    json_object_set(rec, "ident", (json_t *)ident);
+    return rec;
 }
 
 /* ---- fast scanner ---- */

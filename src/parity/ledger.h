@@ -58,7 +58,8 @@
  *   "identity" (trit_ledger_identity_json)
  *     side          string  "v1" | "v2" | "noise"                                        2
  *     digest        string  trit_identity_digest(ident)                                  2
- *     ident         object  client.h trit_client_identity shape                          2
+ *     ident         object|null  client.h trit_client_identity shape; null when unknown    2
+ *     error         string  why the identity is unknown (only then; burn-in, shadow)     2
  *   "ppl": gen1/gen2 {ppl, ppl_err, chunks, ctx, count}, kld {mean, ...} (ppl file shape) 1
  *   "event": event (string) and its fields                                              1
  * Depends on compare, client, base, jansson. */
@@ -103,7 +104,9 @@ json_t *trit_ledger_round_json(const trit_round_meta *m, const trit_client_resp 
                                const trit_client_resp *gen2, const trit_compare *cmp);
 /* A "type":"identity" record: side "v1" | "v2" | "noise", its digest and the full identity.
  * Writers append one per side when a run starts and again whenever a side's digest changes,
- * so every ledger (and every merged piece of one) carries the identities its rounds name. */
+ * so every ledger (and every merged piece of one) carries the identities its rounds name.
+ * ident NULL: the side's identity is unknown ("digest" and "ident" null; the caller adds
+ * "error", why). */
 json_t *trit_ledger_identity_json(const char *side, const json_t *ident);
 /* A JSON string of n bytes; invalid UTF-8 is repaired by trit_utf8_repair (U+FFFD per
  * maximal subpart, as llama-server does), so a record can always be written. */

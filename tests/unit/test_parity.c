@@ -1047,6 +1047,17 @@ Test(chain, identity_digests_and_records) {
     trit_ledger_rec_clear(&r);
     free(line);
     json_decref(rec);
+    /* an unknown identity: null digest and object, read as no identity */
+    rec = trit_ledger_identity_json("v1", NULL);
+    cr_assert(json_is_null(json_object_get(rec, "digest")) &&
+              json_is_null(json_object_get(rec, "ident")));
+    line = json_dumps(rec, JSON_COMPACT);
+    cr_assert_eq(trit_ledger_parse_line(line, strlen(line), &r), 0);
+    cr_assert_eq(r.type, TRIT_REC_IDENTITY);
+    cr_assert_null(r.ident);
+    cr_assert_str_eq(r.digest, "");
+    free(line);
+    json_decref(rec);
     json_decref(i1), json_decref(i2);
     trit_client_resp_free(&a);
     trit_client_resp_free(&b);
