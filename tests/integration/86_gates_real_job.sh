@@ -44,6 +44,7 @@ L="$TMP/ledger.jsonl"
 python3 - "$L" <<'PY' || exit 1
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+recs = [r for r in recs if r["type"] == "round"]  # identity records open the run
 buckets = {}
 for r in recs:
     buckets[r["bucket"]] = buckets.get(r["bucket"], 0) + 1
