@@ -677,6 +677,8 @@ static char *ident_base_url(const char *url) {
     return xstrndup(url ? url : "", n);
 }
 
+/* One shape for every engine, so evidence compares like with like: each field from the first
+ * place a server reports it, "" or 0 where none does (never guessed). */
 json_t *trit_identity_normalize(const char *url, const json_t *props, const json_t *models) {
     if (!json_is_object(props)) props = NULL;
     if (!json_is_object(models)) models = NULL;
@@ -748,6 +750,8 @@ static bool hash_pending(const json_t *props) {
     return st && !strcmp(st, "pending");
 }
 
+/* Ask both endpoints (either may be missing on a given server) and normalize what came
+ * back; an error only when neither answered. */
 json_t *trit_client_identity(const char *url, const char *api_key, double timeout_s,
                              trit_client_resp *resp) {
     trit_client_resp local;
@@ -817,6 +821,8 @@ json_t *trit_client_identity(const char *url, const char *api_key, double timeou
 static const char *const digest_fields[] = {"engine",     "build",    "model",  "model_sha256",
                                             "model_size", "numerics", "kernels"};
 
+/* A fixed, documented canonical string (docs/parity.md, Identity) so any tool can recompute
+ * the digest; the version prefix lets the field list change without old digests colliding. */
 void trit_identity_digest(const json_t *ident, char out[17]) {
     trit_buf b = {0};
     trit_buf_puts(&b, "trit-identity-v1\n");
@@ -889,6 +895,8 @@ static char *server_key(const char *url) {
     return k.p;
 }
 
+/* A gate must refuse to compare a server with itself: the instance id proves it when both
+ * report one; otherwise the address is the best evidence there is. */
 bool trit_identity_same_server(const json_t *a, const json_t *b) {
     const char *ia = ident_str(a, "instance"), *ib = ident_str(b, "instance");
     if (ia && ib && *ia && !strcmp(ia, ib)) return true;

@@ -108,6 +108,8 @@ static void *hash_main(void *arg) {
     return NULL;
 }
 
+/* Start the hash without blocking startup; a thread that cannot start leaves the state
+ * FAILED, so /props says so instead of "pending" forever. */
 int srv_file_hash_start(srv_file_hash *h, const char *path) {
     memset(h, 0, sizeof *h);
     h->path = xstrdup(path);
@@ -121,12 +123,14 @@ int srv_file_hash_start(srv_file_hash *h, const char *path) {
     return 0;
 }
 
+/* For callers (tests, tools) that need the result before going on; the server never waits. */
 int srv_file_hash_wait(srv_file_hash *h, double timeout_s) {
     double deadline = trit_now_s() + timeout_s;
     while (atomic_load(&h->state) == SRV_HASH_PENDING && trit_now_s() < deadline) usleep(2000);
     return atomic_load(&h->state);
 }
 
+/* Shutdown must not wait for a multi-GB read: the thread checks the flag between chunks. */
 void srv_file_hash_stop(srv_file_hash *h) {
     atomic_store(&h->stop, true);
     if (h->started) pthread_join(h->thread, NULL);
@@ -135,6 +139,7 @@ void srv_file_hash_stop(srv_file_hash *h) {
     h->path = NULL;
 }
 
+/* The words /props uses for the hash's state (a client waits while it says "pending"). */
 const char *srv_hash_state_name(int state) {
     switch (state) {
     case SRV_HASH_DONE:

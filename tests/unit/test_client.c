@@ -553,7 +553,9 @@ Test(identity, hostile_values_are_bounded) {
     json_t *p =
         json_pack("{s:s, s:{s:s, s:i, s:s, s:f, s:[]}}", "model_path", path, "trit", "model_sha256",
                   "XYZ", "n_vocab", -5, "kernels", "avx2", "threads", 2.5, "numerics");
-    json_t *id = trit_identity_normalize("http://h:1", p, json_pack("[]"));
+    json_t *arr = json_pack("[]");
+    json_t *id = trit_identity_normalize("http://h:1", p, arr);
+    json_decref(arr);
     cr_assert_str_eq(sget(id, "engine"), "trit");
     cr_assert_eq(strlen(sget(id, "model")), 1023, "cut before the split character");
     cr_assert_str_eq(sget(id, "model_sha256"), "");
