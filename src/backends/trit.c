@@ -3,6 +3,7 @@
  * injection for the parity tests. Traces come from trit_ctx_set_trace. */
 #include "backends/backend_impl.h"
 #include "engine/engine.h"
+#include "kernels/kernels.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -156,6 +157,7 @@ int trit_backend_open_trit(trit_backend *b, const char *target, trit_err *err) {
              p.act < 0    ? trit_act_name(m->model->hp.act)
              : p.act == 1 ? "relu2(forced)"
                           : "silu(forced)");
+    snprintf(in->kernels, sizeof in->kernels, "%s", trit_kernels_best()->name);
     in->can_eval = in->can_trace = in->can_tokenize = true;
     return 0;
 fail:

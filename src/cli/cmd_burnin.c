@@ -583,8 +583,8 @@ static int burnin_verify_main(int argc, char **argv) {
             rc = 2;
             continue;
         }
-        printf("%s: %s: %s\n  head %s\n", ledgers[i], trit_chain_status_name(ch.status), ch.msg,
-               ch.head);
+        printf("%s: %s%s\n  head %s\n", ledgers[i],
+               ch.status == TRIT_CHAIN_BROKEN ? "chain broken: " : "", ch.msg, ch.head);
         int r = ch.status == TRIT_CHAIN_BROKEN ? 1 : ch.status == TRIT_CHAIN_UNCHAINED ? 3 : 0;
         /* worst first: unreadable (2) > broken (1) > unchained (3) > intact (0) */
         if (rc != 2 && (r == 1 || (r == 3 && rc == 0))) rc = r;

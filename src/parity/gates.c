@@ -347,7 +347,7 @@ static void gate_ppl(const trit_gate_cfg *c, const trit_ppl_figs *p, trit_gate_t
     }
     /* nor does a perplexity over a handful of tokens */
     long scored = TRIT_MIN(p->shape1.count, p->shape2.count);
-    if (p->scored_tokens >= 0) scored = TRIT_MIN(scored, p->scored_tokens);
+    if (p->scored_tokens > 0) scored = TRIT_MIN(scored, p->scored_tokens);
     if (scored < c->ppl_min_tokens) {
         r->verdict = TRIT_GATE_FAIL;
         SET(why, "too few samples (%ld < %ld scored tokens)", scored, c->ppl_min_tokens);
@@ -585,13 +585,20 @@ static void url_norm(const char *u, size_t n, char *out, size_t sz) {
 
 typedef struct prov_ctx {
     trit_provenance *pv;
-    json_t *ident[2]; /* the newest identity record of each side */
+    json_t *ident[2];    /* the newest identity record of each side */
+    char inst[2][4][64]; /* the instances (per-process ids) each side's records name */
+    int n_inst[2];
+    bool same_instance; /* one instance on both sides */
+    char last_u1[256], last_u2[256];
+    bool last_same; /* the same-server answer for last_u1/last_u2 */
 } prov_ctx;
 
-/* A round's digest for one side, counted among the side's distinct digests. */
-static void note_digest(trit_prov_side *s, const char *d) {
+/* A round's digest for one side, counted among the side's distinct digests. A compared
+ * round without one is counted (its evidence names no server); an unreachable round may
+ * lack it (the side could not be asked what it is). */
+static void note_digest(trit_prov_side *s, const char *d, bool compared) {
     if (!d[0]) {
-        s->rounds_without++;
+        s->rounds_without += compared;
         return;
     }
     int n = TRIT_MIN(s->n_digests, TRIT_PROV_MAX_DIGESTS);
@@ -600,6 +607,18 @@ static void note_digest(trit_prov_side *s, const char *d) {
     if (s->n_digests < TRIT_PROV_MAX_DIGESTS)
         snprintf(s->digests[s->n_digests], sizeof s->digests[0], "%s", d);
     s->n_digests++;
+}
+
+/* A side's instance (a server's per-process id) from an identity record: the same one on
+ * both sides is one running server, whatever URLs it was reached by. */
+static void note_instance(prov_ctx *c, int side, const char *inst) {
+    if (!inst || !inst[0]) return;
+    for (int i = 0; i < c->n_inst[1 - side]; i++)
+        if (!strcmp(c->inst[1 - side][i], inst)) c->same_instance = true;
+    for (int i = 0; i < c->n_inst[side]; i++)
+        if (!strcmp(c->inst[side][i], inst)) return;
+    if (c->n_inst[side] < 4)
+        snprintf(c->inst[side][c->n_inst[side]++], sizeof c->inst[0][0], "%s", inst);
 }
 
 static int prov_cb(void *user, const trit_ledger_rec *r, const char *line, size_t len) {
@@ -614,18 +633,29 @@ static int prov_cb(void *user, const trit_ledger_rec *r, const char *line, size_
         if (k >= 0) {
             json_decref(c->ident[k]);
             c->ident[k] = json_incref(r->ident);
+            note_instance(c, k, json_string_value(json_object_get(r->ident, "instance")));
         }
         return 0;
     }
     if (r->type != TRIT_REC_ROUND || r->bucket < 0) return 0;
     pv->rounds++;
-    note_digest(&pv->gen1, r->ident_gen1);
-    note_digest(&pv->gen2, r->ident_gen2);
-    /* each side's URL as the rounds name it (the first one seen) */
+    bool compared = r->bucket <= TRIT_BUCKET_NOMATCH;
+    note_digest(&pv->gen1, r->ident_gen1, compared);
+    note_digest(&pv->gen2, r->ident_gen2, compared);
+    /* each side's URL as the rounds name it (the first one seen); one server on both sides
+     * is judged by the one same-server rule (client.h), asked again only when the pair of
+     * URLs changes */
     char u1[256] = "", u2[256] = "";
     if (r->url_gen1.p) url_norm(r->url_gen1.p, r->url_gen1.n, u1, sizeof u1);
     if (r->url_gen2.p) url_norm(r->url_gen2.p, r->url_gen2.n, u2, sizeof u2);
-    if (u1[0] && !strcmp(u1, u2)) pv->same_url_rounds++;
+    if (strcmp(u1, c->last_u1) || strcmp(u2, c->last_u2)) {
+        json_t *a = json_pack("{s:s}", "url", u1), *b = json_pack("{s:s}", "url", u2);
+        c->last_same = u1[0] && trit_identity_same_server(a, b);
+        json_decref(a), json_decref(b);
+        snprintf(c->last_u1, sizeof c->last_u1, "%s", u1);
+        snprintf(c->last_u2, sizeof c->last_u2, "%s", u2);
+    }
+    if (c->last_same) pv->same_url_rounds++;
     if (!pv->gen1.id.url[0]) snprintf(pv->gen1.id.url, sizeof pv->gen1.id.url, "%s", u1);
     if (!pv->gen2.id.url[0]) snprintf(pv->gen2.id.url, sizeof pv->gen2.id.url, "%s", u2);
     return 0;
@@ -641,6 +671,17 @@ __attribute__((format(printf, 2, 3))) static void refuse(trit_provenance *pv, co
         va_end(ap);
     }
     pv->refused = true;
+}
+
+/* An age in words: days from two days on, else hours from two hours on, else seconds. */
+static const char *age_text(double s, char out[32]) {
+    if (s >= 2 * 86400)
+        snprintf(out, 32, "%.1f days", s / 86400);
+    else if (s >= 2 * 3600)
+        snprintf(out, 32, "%.1f h", s / 3600);
+    else
+        snprintf(out, 32, "%.0f s", s);
+    return out;
 }
 
 static void note(trit_provenance *pv, const char *text) {
@@ -684,8 +725,9 @@ static void check_side(trit_provenance *pv, trit_prov_side *s, const char *name,
                "the ledgers mix %d identities of %s (%s, %s%s): one verdict is about one server",
                s->n_digests, name, s->digests[0], s->digests[1], s->n_digests > 2 ? ", ..." : "");
     else if (s->n_digests == 1 && s->rounds_without > 0)
-        refuse(pv, "the ledgers mix identities of %s: %ld rounds record none, the others %s", name,
-               s->rounds_without, s->digests[0]);
+        refuse(pv,
+               "the ledgers mix identities of %s: %ld compared rounds record none, the others %s",
+               name, s->rounds_without, s->digests[0]);
     else if (ident && s->n_digests == 1 && strcmp(s->id.digest, s->digests[0]))
         refuse(pv, "%s's identity record (%s) is not the one its rounds name (%s)", name,
                s->id.digest, s->digests[0]);
@@ -722,9 +764,11 @@ static void check_ppl(const trit_gate_cfg *cfg, trit_provenance *pv, const trit_
                    p->ident2.engine, p->ident2.model, p->ident2.digest, pv->gen2.id.engine,
                    pv->gen2.id.model, pv->gen2.id.digest);
     }
-    if (!isnan(p->ts) && pv->now - p->ts > cfg->max_age)
-        refuse(pv, "the ppl file is %.1f days old (max_age %.1f days)", (pv->now - p->ts) / 86400,
-               cfg->max_age / 86400);
+    if (!isnan(p->ts) && pv->now - p->ts > cfg->max_age) {
+        char age[32], max[32];
+        refuse(pv, "the ppl file is %s old (max_age %s)", age_text(pv->now - p->ts, age),
+               age_text(cfg->max_age, max));
+    }
 }
 
 int trit_gate_provenance(const trit_gate_cfg *cfg, const char *const *ledgers, int n_ledgers,
@@ -743,6 +787,14 @@ int trit_gate_provenance(const trit_gate_cfg *cfg, const char *const *ledgers, i
     check_side(pv, &pv->gen1, "gen-1", c.ident[0]);
     check_side(pv, &pv->gen2, "gen-2", c.ident[1]);
     json_decref(c.ident[0]), json_decref(c.ident[1]);
+    /* one server on both sides compares a server with itself: one instance in both sides'
+     * identity records, or a round whose two URLs name one server (client.h's rule) */
+    if (c.same_instance || pv->same_url_rounds > 0)
+        refuse(pv,
+               "gen-1 and gen-2 are the same server (%s; %ld of %ld rounds name one URL on both "
+               "sides): a server compared with itself proves nothing",
+               c.same_instance ? "one instance id on both sides" : pv->gen1.id.url,
+               pv->same_url_rounds, pv->rounds);
     /* no identity at all: legacy evidence, accepted only like an unchained ledger */
     if (pv->rounds > 0 && pv->gen1.n_digests == 0 && pv->gen2.n_digests == 0) {
         if (allow_unchained)
@@ -753,23 +805,12 @@ int trit_gate_provenance(const trit_gate_cfg *cfg, const char *const *ledgers, i
                    "schema %d): they cannot say what was compared (--allow-unchained accepts them)",
                    TRIT_LEDGER_SCHEMA);
     }
-    /* one server on both sides compares a server with itself */
-    trit_side_ident *a = &pv->gen1.id, *b = &pv->gen2.id;
-    bool same_instance = a->instance[0] && !strcmp(a->instance, b->instance);
-    if (same_instance || pv->same_url_rounds > 0 || (a->url[0] && !strcmp(a->url, b->url)))
-        refuse(pv,
-               "gen-1 and gen-2 are the same server (%s%s; %ld of %ld rounds name one URL on both "
-               "sides): a server compared with itself proves nothing",
-               same_instance ? "instance " : "", same_instance ? a->instance : a->url,
-               pv->same_url_rounds, pv->rounds);
     /* stale evidence, and clocks that say the future */
     if (!isnan(pv->oldest_ts) && now - pv->oldest_ts > cfg->max_age) {
-        char iso[32];
+        char iso[32], age[32], max[32];
         trit_iso8601(pv->oldest_ts, iso);
-        refuse(pv,
-               "evidence older than max_age: the oldest record is from %s (%.1f days old; "
-               "max_age %.1f days)",
-               iso, (now - pv->oldest_ts) / 86400, cfg->max_age / 86400);
+        refuse(pv, "evidence older than max_age: the oldest record is from %s (%s old; max_age %s)",
+               iso, age_text(now - pv->oldest_ts, age), age_text(cfg->max_age, max));
     }
     if (!isnan(pv->newest_ts) && pv->newest_ts > now + 300) {
         char iso[32];

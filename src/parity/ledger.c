@@ -499,7 +499,7 @@ static void string_field(trit_ledger_rec *r, const char *k, size_t kn, const cha
     else if (key_is(k, kn, "category"))
         r->category = s, r->category_len = sn;
     else if (key_is(k, kn, "source"))
-        r->source = s;
+        r->source = s, r->source_len = sn;
     else if (key_is(k, kn, "bucket"))
         r->bucket = bucket_parse_n(s, sn), r->bucket_raw = v;
     else if (key_is(k, kn, "noise_bucket"))
@@ -914,7 +914,14 @@ static void explain_break(const vline *v, long n, long i, trit_ledger_chain *c) 
                  ln);
         return;
     }
-    if (k == i - 2) {
+    if (!strcmp(v[i].prev, TRIT_LEDGER_GENESIS)) {
+        snprintf(c->msg, sizeof c->msg,
+                 "line %ld starts a chain of its own (its prev is the genesis): another ledger "
+                 "appended, or every line before it replaced",
+                 ln);
+        return;
+    }
+    if (k >= 0 && k == i - 2) {
         snprintf(c->msg, sizeof c->msg,
                  "line %ld was inserted (line %ld chains to line %ld, the line before it)",
                  v[i - 1].lineno, ln, v[k].lineno);
@@ -1029,9 +1036,7 @@ int trit_ledger_verify(const char *path, trit_ledger_chain *c, trit_err *err) {
                 if (r.prev.p) copy_small(x->prev, sizeof x->prev, r.prev.p, r.prev.n);
                 if (r.type == TRIT_REC_ROUND) {
                     x->round = r.round;
-                    const char *q = memchr(r.source, '"', strlen(r.source));
-                    copy_small(x->src, sizeof x->src, r.source,
-                               q ? (size_t)(q - r.source) : strlen(r.source));
+                    copy_small(x->src, sizeof x->src, r.source, r.source_len);
                 }
                 trit_ledger_rec_clear(&r);
                 memcpy(c->head, x->hash, sizeof c->head);
