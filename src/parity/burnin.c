@@ -114,10 +114,12 @@ typedef struct hour_ring {
 
 static void ring_push(hour_ring *h, double ts, bool nomatch) {
     if (h->n == h->cap) {
-        /* compact then grow */
+        /* compact then grow (nothing to move before the first push: no buffers yet) */
         long live = h->n - h->head;
-        memmove(h->ts, h->ts + h->head, (size_t)live * sizeof *h->ts);
-        memmove(h->nm, h->nm + h->head, (size_t)live);
+        if (h->head > 0) {
+            memmove(h->ts, h->ts + h->head, (size_t)live * sizeof *h->ts);
+            memmove(h->nm, h->nm + h->head, (size_t)live);
+        }
         h->n = live;
         h->head = 0;
         if (h->n == h->cap) {
@@ -354,8 +356,7 @@ static void halt(burnin *b, trit_burnin_status why, const trit_err *err) {
 
 json_t *trit_ident_track_read(const trit_ident_track *s, double timeout_s, char *why,
                               size_t why_sz) {
-    trit_client_resp r;
-    trit_client_resp_init(&r);
+    trit_client_resp r; /* initialised by the call */
     json_t *ident = trit_client_identity(s->url, s->key, timeout_s, &r);
     snprintf(why, why_sz, "%s", ident ? "" : r.msg[0] ? r.msg : "no identity");
     trit_client_resp_free(&r);
