@@ -15,19 +15,22 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_requested;
+/* Set by a signal, read by every lane: a lock-free atomic (safe in a signal handler, and no
+ * data race between threads, which volatile sig_atomic_t does not promise). */
+static atomic_int stop_requested;
 void trit_burnin_request_stop(void) {
-    stop_requested = 1;
+    atomic_store(&stop_requested, 1);
 }
 static void on_signal(int sig) {
     (void)sig;
-    stop_requested = 1;
+    atomic_store(&stop_requested, 1);
 }
 
 void trit_burnin_opts_default(trit_burnin_opts *o) {
@@ -111,10 +114,12 @@ typedef struct hour_ring {
 
 static void ring_push(hour_ring *h, double ts, bool nomatch) {
     if (h->n == h->cap) {
-        /* compact then grow */
+        /* compact then grow (nothing to move before the first push: no buffers yet) */
         long live = h->n - h->head;
-        memmove(h->ts, h->ts + h->head, (size_t)live * sizeof *h->ts);
-        memmove(h->nm, h->nm + h->head, (size_t)live);
+        if (h->head > 0) {
+            memmove(h->ts, h->ts + h->head, (size_t)live * sizeof *h->ts);
+            memmove(h->nm, h->nm + h->head, (size_t)live);
+        }
         h->n = live;
         h->head = 0;
         if (h->n == h->cap) {
@@ -176,7 +181,7 @@ static void refresh_prov(const trit_burnin_opts *o, prov *p) {
 
 static void sleep_s(double s) {
     double end = trit_now_s() + s;
-    while (!stop_requested) {
+    while (!atomic_load(&stop_requested)) {
         double left = end - trit_now_s();
         if (left <= 0) break;
         if (left > 0.2) left = 0.2;
@@ -351,8 +356,7 @@ static void halt(burnin *b, trit_burnin_status why, const trit_err *err) {
 
 json_t *trit_ident_track_read(const trit_ident_track *s, double timeout_s, char *why,
                               size_t why_sz) {
-    trit_client_resp r;
-    trit_client_resp_init(&r);
+    trit_client_resp r; /* initialised by the call */
     json_t *ident = trit_client_identity(s->url, s->key, timeout_s, &r);
     snprintf(why, why_sz, "%s", ident ? "" : r.msg[0] ? r.msg : "no identity");
     trit_client_resp_free(&r);
@@ -634,7 +638,8 @@ static void write_ready(burnin *b) {
 
 /* Whether a lane may start another round (caller holds mu). */
 static bool may_issue(const burnin *b) {
-    return b->halt == TRIT_BURNIN_OK && !stop_requested && (b->o->forever || b->to_issue > 0);
+    return b->halt == TRIT_BURNIN_OK && !atomic_load(&stop_requested) &&
+           (b->o->forever || b->to_issue > 0);
 }
 
 /* Wait on cv for at most 0.2 s (a signal cannot wake a condition variable: stop_requested is
@@ -678,8 +683,10 @@ static void *lane(void *arg) {
         last_start = trit_now_s();
         pending p = {0};
         burnin_round(b, r, &ids, &p);
-        for (int i = 0; i < SIDE_N; i++) json_decref(ids.ident[i]);
         pthread_mutex_lock(&b->mu);
+        /* references are taken and dropped under mu: jansson's refcount is atomic, but its
+         * check for immortal values reads the count plainly */
+        for (int i = 0; i < SIDE_N; i++) json_decref(ids.ident[i]);
         b->win[r % b->n_win] = p;
         write_ready(b);
         pthread_mutex_unlock(&b->mu);
@@ -708,7 +715,7 @@ static trit_burnin_status burnin_loop(burnin *b, trit_err *err) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    stop_requested = 0;
+    atomic_store(&stop_requested, 0);
     refresh_prov(o, &b->pv);
     int n = TRIT_MAX(o->concurrency, 1);
     b->issue = b->next;
@@ -729,7 +736,7 @@ static trit_burnin_status burnin_loop(burnin *b, trit_err *err) {
     free(th);
     trit_burnin_status rc = b->halt;
     if (rc != TRIT_BURNIN_OK) *err = b->first_err;
-    if (rc == TRIT_BURNIN_OK && stop_requested) {
+    if (rc == TRIT_BURNIN_OK && atomic_load(&stop_requested)) {
         rc = TRIT_BURNIN_INTERRUPTED;
         if (!o->quiet)
             fprintf(stderr, "burnin: stopped by signal after round %ld (%ld rounds in ledger)\n",

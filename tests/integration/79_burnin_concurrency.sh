@@ -4,7 +4,8 @@
 # noise lane (each round's noise request issued with its gen-1/gen-2 requests, so the noise
 # lane is under the same load):
 #   - every round is in the ledger exactly once, in round order, with 4 rounds in flight;
-#   - kill -9 mid-run, then the same command: exactly N rounds, none lost, none twice;
+#   - kill -9 mid-run, then the same command: exactly N rounds, none lost, none twice, and
+#     one intact hash chain (`trit burnin verify`);
 #   - every gen-1 noise split (noise lane vs gen-1) that happens is classified tie (the
 #     recorded 4-client case is tests/unit/test_burnin.c: tiny models rarely split);
 #   - identity records open each run; pace is per lane; a no-match spike still halts (exit 3).
@@ -62,6 +63,7 @@ echo "killed with $killed_at rounds written"
 "${RUN[@]}" --rounds $N 2>"$TMP/run2.err" || { tail "$TMP/run2.err"; fail "resume exited $?"; }
 grep -q "resuming at round $killed_at " "$TMP/run2.err" || { head -5 "$TMP/run2.err"; fail "resume message"; }
 check "$L" $N || fail "ledger after kill -9 and resume"
+"$TRIT" burnin verify --ledger "$L" >"$TMP/verify.txt" || { cat "$TMP/verify.txt"; fail "one chain across 4 lanes, kill -9 and resume"; }
 "$TRIT" burnin stats --ledger "$L" | grep -q "^rounds *$N " || fail "stats rounds"
 grep -q "\"next_round\": $N," "$L.state" || fail "state file"
 pass "4 lanes, kill -9 at $killed_at, resume: $N rounds once each"
