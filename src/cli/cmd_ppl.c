@@ -270,7 +270,7 @@ static int append_ppl_record(const char *ledger, json_t *figures) {
 }
 
 /* The fields every ppl file carries: what text (path, sha256 of the file's bytes), how many
- * positions were scored. */
+ * positions were scored, and when (wall seconds). */
 static void text_fields(json_t *j, const args *a, long scored) {
     char sha[65] = "";
     trit_err e = {0};
@@ -279,6 +279,7 @@ static void text_fields(json_t *j, const args *a, long scored) {
     json_object_set_new(j, "text_path", json_string(a->text));
     json_object_set_new(j, "text_sha256", json_string(sha));
     json_object_set_new(j, "scored_tokens", json_integer(scored));
+    json_object_set_new(j, "ts", json_real(trit_wall_s())); /* the gate's max_age */
 }
 
 /* Setup of compare mode: both sides opened (and probed when servers), each failure naming

@@ -6,7 +6,7 @@
 #   2. a ppl file from another model                      -> exit 2, "another gen-2"
 #   3. a ledger line edited by one byte                   -> exit 2, "hash chain broken"
 #                                                            (and `burnin verify` exit 1)
-#   4. 2000 unreachable + 40 compared, rounds_min 2000    -> exit 1, rounds WAITING
+#   4. 2000 unreachable + 40 compared, rounds_min 2000    -> exit 1, rounds FAIL (too few)
 #   5. a 1-token ppl file                                 -> exit 1, ppl FAIL (1 < 500)
 #   6. old evidence: timestamps moved back 5 years        -> exit 2 (the chain breaks);
 #      a genuinely old ledger (max_age 2s, 3 s later)     -> exit 2, "older than max_age"
@@ -126,7 +126,7 @@ burnin "$LU" 2000 "$DEAD" "$V2" --timeout 2 --spike-min 100000 --concurrency 4 -
 burnin "$LU" 2040 "$V1" "$V2" || fail "40 compared rounds"
 sed -e 's/^rounds_min .*/rounds_min = 2000/' "$CFG" >"$TMP/gates2000.ini"
 gate unreachable --config "$TMP/gates2000.ini" --ledger "$LU" --ppl "$TMP/ppl.json"
-[ "$rc" -eq 1 ] && grep -q "^rounds .*40 compared (2040 rounds, 2000 unreachable) *WAITING" \
+[ "$rc" -eq 1 ] && grep -q "^rounds .*40 compared (2040 rounds, 2000 unreachable) *FAIL *too few samples (40 < 2000" \
   "$TMP/case-unreachable.txt" || fail "2000 unreachable + 40 compared: exit $rc"
 pass "rounds gate counts compared rounds only"
 
