@@ -570,7 +570,6 @@ static void burnin_round(burnin *b, long r, const round_idents *ids, pending *p)
                             .gen1_ident = ids->ident[SIDE_GEN1],
                             .gen2_ident = ids->ident[SIDE_GEN2]};
     p->rec = trit_ledger_round_json(&meta, &r1, &r2, &cmp);
-    trit_compare_split_fields(p->rec, &cmp, &r1, &r2);
     if (o->noise_url) add_noise_fields(p->rec, o, &pv, ids->digest[SIDE_NOISE], &r3, &ncmp);
     p->line = o->quiet ? NULL : round_line(r, pr, &r1, &r2, &cmp, o->noise_url ? &ncmp : NULL);
     p->round = r;
@@ -694,17 +693,45 @@ static void *lane(void *arg) {
     return NULL;
 }
 
-/* The identities every run starts with: one "identity" record per side (unknown ones too). */
+/* The identities every run starts with: one "identity" record per side (unknown ones too).
+ * All sides are read before any record is written, so a run whose gen-1 and gen-2 turn out
+ * to be one server (the same instance behind two URLs) is refused with nothing appended. */
 static int start_idents(burnin *b, trit_err *err) {
+    json_t *fresh[SIDE_N] = {0};
+    char why[SIDE_N][160];
     for (int i = 0; i < SIDE_N; i++) {
-        trit_ident_track *s = &b->sides[i];
-        char why[160];
-        if (!s->url) continue;
-        json_t *fresh = trit_ident_track_read(s, ident_timeout(b), why, sizeof why);
-        if (trit_ident_track_take(s, fresh, why, b->ledger, true, b->o->quiet, err)) return -1;
+        why[i][0] = 0;
+        if (b->sides[i].url)
+            fresh[i] = trit_ident_track_read(&b->sides[i], ident_timeout(b), why[i], sizeof why[i]);
+    }
+    int rc = 0;
+    if (fresh[SIDE_GEN1] && fresh[SIDE_GEN2] &&
+        trit_identity_same_server(fresh[SIDE_GEN1], fresh[SIDE_GEN2]))
+        rc = trit_fail(err, TRIT_EINVAL,
+                       "--v1 %s and --v2 %s are the same server (one instance id): a server "
+                       "compared with itself proves nothing",
+                       b->o->gen1_url, b->o->gen2_url);
+    for (int i = 0; i < SIDE_N; i++) {
+        if (!b->sides[i].url) continue;
+        if (rc) { /* refused: nothing is written */
+            json_decref(fresh[i]);
+            continue;
+        }
+        rc = trit_ident_track_take(&b->sides[i], fresh[i], why[i], b->ledger, true, b->o->quiet,
+                                   err);
     }
     b->ident_read_at = b->issue;
-    return 0;
+    return rc;
+}
+
+/* Two URLs that name one server, by the identity module's one rule (host case, default port,
+ * a trailing '/' or "/v1", localhost and 127.0.0.1 are the same). */
+static bool same_url(const char *a, const char *b) {
+    json_t *ia = json_pack("{s:s}", "url", a), *ib = json_pack("{s:s}", "url", b);
+    const bool same = trit_identity_same_server(ia, ib);
+    json_decref(ia);
+    json_decref(ib);
+    return same;
 }
 
 /* Rounds until the target, a signal, a spike or an error, --concurrency lanes at once. */
@@ -756,6 +783,12 @@ trit_burnin_status trit_burnin_run(const trit_burnin_opts *o, trit_err *err) {
     if (o->concurrency < 1 || o->concurrency > TRIT_BURNIN_MAX_CONCURRENCY)
         return trit_fail(err, TRIT_EINVAL, "concurrency must be 1..%d, got %d",
                          TRIT_BURNIN_MAX_CONCURRENCY, o->concurrency),
+               TRIT_BURNIN_ERROR;
+    if (same_url(o->gen1_url, o->gen2_url))
+        return trit_fail(err, TRIT_EINVAL,
+                         "--v1 %s and --v2 %s are the same server: a server compared with itself "
+                         "proves nothing",
+                         o->gen1_url, o->gen2_url),
                TRIT_BURNIN_ERROR;
     burnin b = {.o = o};
     trit_burnin_status rc = TRIT_BURNIN_OK;

@@ -7,7 +7,7 @@
 #   3. a ledger line edited by one byte                   -> exit 2, "hash chain broken"
 #                                                            (and `burnin verify` exit 1)
 #   4. 2000 unreachable + 40 compared, rounds_min 2000    -> exit 1, rounds FAIL (too few)
-#   5. a 1-token ppl file                                 -> exit 1, ppl FAIL (1 < 500)
+#   5. a 1-token ppl file                                 -> exit 1, ppl FAIL (1 < 1024)
 #   6. old evidence: timestamps moved back 5 years        -> exit 2 (the chain breaks);
 #      a genuinely old ledger (max_age 2s, 3 s later)     -> exit 2, "older than max_age"
 #   7. a ppl file without provenance                      -> exit 2, "no provenance"
@@ -52,7 +52,8 @@ side = lambda p: {"ppl": p, "ppl_err": 0.1, "chunks": chunks, "ctx": 256, "count
 d = {"gen1": side(20.0), "gen2": side(20.01), "kld": {"mean": 0.0001}}
 if not bare:
     d.update(gen1_identity=json.load(open(i1)), gen2_identity=json.load(open(i2)),
-             text_path="models/kjv-heldout.txt", text_sha256="0" * 64, scored_tokens=n)
+             text_path="models/kjv-heldout.txt", text_sha256="0" * 64, scored_tokens=n,
+             ts=__import__("time").time())
 json.dump(d, open(out, "w"))
 PY
 }
@@ -83,9 +84,29 @@ cat "$TMP/verify-changed.txt"
   fail "a changed ledger was not named by --verify (exit $vrc)"
 pass "--verify names a changed chain head"
 
-# 1. the same server on both sides (spelled two ways)
+# 1. the same server on both sides (spelled two ways): `burnin run` refuses to start, and a
+# ledger that says so anyway (made by another tool: the good ledger with gen-2 rewritten to
+# gen-1's server, re-chained so only the provenance is wrong) is refused by the gate
 LS="$TMP/same.jsonl"
-burnin "$LS" 20 "$V1" "http://localhost:$P1/v1/" || fail "same-server burn-in"
+if burnin "$LS" 20 "$V1" "http://localhost:$P1/v1/"; then fail "a same-server burn-in ran"; fi
+grep -q "same server" "$TMP/burnin.log" && [ ! -s "$LS" ] || fail "same-server burn-in: no refusal"
+python3 - "$L" "$LS" <<'PY'
+import hashlib, json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+v1 = next(r for r in recs if r["type"] == "identity" and r["side"] == "v1")
+out, prev = [], "0" * 64
+for r in recs:
+    if r["type"] == "identity" and r["side"] == "v2":
+        r["ident"], r["digest"] = v1["ident"], v1["digest"]
+    if r["type"] == "round":
+        r["v2"], r["v2_ident"] = r["v1"], r["v1_ident"]
+    r["prev"] = prev
+    line = json.dumps(r, separators=(",", ":"), ensure_ascii=False)
+    prev = hashlib.sha256(line.encode()).hexdigest()
+    out.append(line)
+open(sys.argv[2], "w").write("\n".join(out) + "\n")
+PY
+"$TRIT" burnin verify --ledger "$LS" >/dev/null || fail "the rewritten same-server ledger is not chained"
 gate same --config "$CFG" --ledger "$LS"
 [ "$rc" -eq 2 ] && grep -q "REFUSED: gen-1 and gen-2 are the same server" "$TMP/case-same.txt" ||
   fail "same server: exit $rc"
@@ -133,7 +154,7 @@ pass "rounds gate counts compared rounds only"
 # 5. a 1-token ppl file
 ppl_file "$TMP/ppl-1tok.json" "$V1" "$V2" 1
 gate one-token --config "$CFG" --ledger "$L" --ppl "$TMP/ppl-1tok.json"
-[ "$rc" -eq 1 ] && grep -q "^ppl gen-2 vs gen-1 .*FAIL.*too few samples (1 < 500 scored tokens)" \
+[ "$rc" -eq 1 ] && grep -q "^ppl gen-2 vs gen-1 .*FAIL.*too few samples (1 < 1024 scored tokens)" \
   "$TMP/case-one-token.txt" || fail "1-token ppl file: exit $rc"
 pass "1-token ppl file is FAIL with the count"
 
