@@ -189,10 +189,12 @@ static int run_text_option(int c, const char *v, burnin_run_args *a) {
     case O_QUIET:
         o->quiet = true;
         return 0;
+    case O_API_KEY:
+        /* one key for every server was the old way: each side now has its own */
+        fprintf(stderr, "trit burnin run: --api-key is gone: give each server its own key with "
+                        "--v1-key/--v2-key/--noise-key (or the *-key-file variants)\n");
+        return 2;
     }
-    /* --api-key: one key for every server was the old way; each side now has its own */
-    fprintf(stderr, "trit burnin run: --api-key is gone: give each server its own key with "
-                    "--v1-key/--v2-key/--noise-key (or the *-key-file variants)\n");
     return 2;
 }
 
