@@ -198,12 +198,10 @@ static int run_text_option(int c, const char *v, burnin_run_args *a) {
     return 2;
 }
 
-/* A number or a choice parsed by cli_opt_* (res: its result): 0, or 2 after one more line
- * in burn-in's own words, "bad value for --FLAG", which scripts and tests match. */
-static int run_value(int res, const char *flag, const char *v) {
-    if (res == 0) return 0;
-    fprintf(stderr, "trit burnin run: bad value for --%s: '%s'\n", flag, v);
-    return 2;
+/* A number or a choice parsed by cli_opt_* (res: its result, which said what was wrong in
+ * the shared shape "trit burnin run: --FLAG: WHY (got 'V')"): 0, or 2, the usage exit code. */
+static int run_value(int res) {
+    return res == 0 ? 0 : 2;
 }
 
 /* The options with a value to check; run_text_option for the rest. */
@@ -214,29 +212,28 @@ static int run_option(int c, const char *v, burnin_run_args *a) {
     int chat = o->chat;
     switch (c) {
     case O_ROUNDS:
-        return run_value(cli_opt_long(cmd, flag, v, 1, LONG_MAX, &o->rounds), flag, v);
+        return run_value(cli_opt_long(cmd, flag, v, 1, LONG_MAX, &o->rounds));
     case O_PACE:
-        return run_value(cli_opt_duration(cmd, flag, v, 0, INFINITY, &o->pace_s), flag, v);
+        return run_value(cli_opt_duration(cmd, flag, v, 0, INFINITY, &o->pace_s));
     case O_TIMEOUT:
-        return run_value(cli_opt_timeout(cmd, flag, v, INFINITY, &o->timeout_s), flag, v);
+        return run_value(cli_opt_timeout(cmd, flag, v, INFINITY, &o->timeout_s));
     case O_MAX_TOKENS:
-        return run_value(cli_opt_int(cmd, flag, v, 1, 100000, &o->max_tokens), flag, v);
+        return run_value(cli_opt_int(cmd, flag, v, 1, 100000, &o->max_tokens));
     case O_TOP_LOGPROBS:
-        return run_value(cli_opt_int(cmd, flag, v, 0, TRIT_CLIENT_MAX_TOP, &o->top_logprobs), flag,
-                         v);
+        return run_value(cli_opt_int(cmd, flag, v, 0, TRIT_CLIENT_MAX_TOP, &o->top_logprobs));
     case O_TIE_EPS:
-        return run_value(cli_opt_double(cmd, flag, v, 0, INFINITY, &o->tie_eps), flag, v);
+        return run_value(cli_opt_double(cmd, flag, v, 0, INFINITY, &o->tie_eps));
     case O_SPIKE:
-        return run_value(cli_opt_double(cmd, flag, v, 0, 1, &o->spike_nomatch), flag, v);
+        return run_value(cli_opt_double(cmd, flag, v, 0, 1, &o->spike_nomatch));
     case O_SPIKE_MIN:
-        return run_value(cli_opt_long(cmd, flag, v, 0, LONG_MAX, &o->spike_min_rounds), flag, v);
+        return run_value(cli_opt_long(cmd, flag, v, 0, LONG_MAX, &o->spike_min_rounds));
     case O_CONCURRENCY:
-        return run_value(cli_opt_int(cmd, flag, v, 1, TRIT_BURNIN_MAX_CONCURRENCY, &o->concurrency),
-                         flag, v);
+        return run_value(
+            cli_opt_int(cmd, flag, v, 1, TRIT_BURNIN_MAX_CONCURRENCY, &o->concurrency));
     case O_IDENT_EVERY:
-        return run_value(cli_opt_long(cmd, flag, v, 0, LONG_MAX, &o->ident_every), flag, v);
+        return run_value(cli_opt_long(cmd, flag, v, 0, LONG_MAX, &o->ident_every));
     case O_ENDPOINT:
-        if (run_value(cli_opt_choice(cmd, flag, v, endpoints, 2, &chat), flag, v)) return 2;
+        if (run_value(cli_opt_choice(cmd, flag, v, endpoints, 2, &chat))) return 2;
         o->chat = chat == 1;
         return 0;
     }
