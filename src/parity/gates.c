@@ -800,6 +800,11 @@ int trit_gate_provenance(const trit_gate_cfg *cfg, const char *const *ledgers, i
                "sides): a server compared with itself proves nothing",
                c.same_instance ? "one instance id on both sides" : pv->gen1.id.url,
                pv->same_url_rounds, pv->rounds);
+    /* two servers running one engine, build and model: a deployment compared with itself,
+     * not a new engine with the old one; allowed (a canary, a second region), but said */
+    if (pv->gen1.id.digest[0] && !strcmp(pv->gen1.id.digest, pv->gen2.id.digest))
+        note(pv, "gen-1 and gen-2 are the same engine, build and model (one identity digest): "
+                 "this compares two deployments, not two engines");
     /* no identity at all: legacy evidence, accepted only like an unchained ledger */
     if (pv->rounds > 0 && pv->gen1.n_digests == 0 && pv->gen2.n_digests == 0) {
         if (allow_unchained)
