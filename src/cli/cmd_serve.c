@@ -44,7 +44,12 @@ static void serve_usage(FILE *f) {
             "                       Requests from other origins get 403.\n"
             "  --host-allow NAMES   extra Host header names accepted (comma list; '*' = any).\n"
             "                       Bound to loopback, other Host names get 403 (DNS rebinding).\n"
-            "  --max-parsing N      requests parsed/tokenized at once (default 4) -> 503 beyond\n");
+            "  --max-parsing N      requests parsed/tokenized at once (default 4) -> 503 beyond\n"
+            "  --insecure-no-key    start a non-loopback --host or --cors '*' without a key\n"
+            "                       (refused otherwise; warned on every start)\n"
+            "  --fault SPEC         TESTING AID: act=silu|relu2, rope=norm|neox change the\n"
+            "                       model's graph (a parity ladder must fail); json-alloc=N\n"
+            "                       fails every Nth JSON allocation. Warned, shown in /props.\n");
 }
 
 static int parse_int(const char *opt, const char *v, long lo, long hi, long *out) {
@@ -74,7 +79,9 @@ int cmd_serve(int argc, char **argv) {
         O_HOSTALLOW,
         O_PARSING,
         O_DRAFT,
-        O_NUMERICS
+        O_NUMERICS,
+        O_INSECURE,
+        O_FAULT
     };
     static const struct option lo[] = {{"host", required_argument, 0, O_HOST},
                                        {"port", required_argument, 0, O_PORT},
@@ -93,6 +100,8 @@ int cmd_serve(int argc, char **argv) {
                                        {"max-parsing", required_argument, 0, O_PARSING},
                                        {"draft", required_argument, 0, O_DRAFT},
                                        {"numerics", required_argument, 0, O_NUMERICS},
+                                       {"insecure-no-key", no_argument, 0, O_INSECURE},
+                                       {"fault", required_argument, 0, O_FAULT},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
     /* llama-server's "-np N" spelling of --slots (getopt has no two-letter short options) */
@@ -186,6 +195,12 @@ int cmd_serve(int argc, char **argv) {
                 fprintf(stderr, "trit serve: --numerics: '%s' is not exact or fast\n", optarg);
                 return 2;
             }
+            break;
+        case O_INSECURE:
+            cfg.insecure_no_key = true;
+            break;
+        case O_FAULT:
+            if (srv_fault_parse(&cfg, optarg)) return 2;
             break;
         default: /* '?': unknown option or a missing value */
             fprintf(stderr, "trit serve: unknown option or missing value: '%s' (see --help)\n", a);

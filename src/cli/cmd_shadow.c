@@ -41,6 +41,8 @@ static void usage(FILE *out) {
         "  --timeout S               per upstream request (600)\n"
         "  --grace S                 on shutdown, in-flight work gets this long (5)\n"
         "  --quiet                   no per-request log lines\n"
+        "  --insecure-no-key         listen on a non-loopback address without a key (refused\n"
+        "                            otherwise; warned on every start)\n"
         "exit: 0 stopped cleanly, 1 cannot listen / write the ledger, 2 usage\n");
 }
 
@@ -83,7 +85,8 @@ int cmd_shadow(int argc, char **argv) {
         O_QUEUE,
         O_TIMEOUT,
         O_GRACE,
-        O_QUIET
+        O_QUIET,
+        O_INSECURE
     };
     static const struct option lo[] = {{"listen", required_argument, 0, O_LISTEN},
                                        {"primary", required_argument, 0, O_PRIMARY},
@@ -99,6 +102,7 @@ int cmd_shadow(int argc, char **argv) {
                                        {"timeout", required_argument, 0, O_TIMEOUT},
                                        {"grace", required_argument, 0, O_GRACE},
                                        {"quiet", no_argument, 0, O_QUIET},
+                                       {"insecure-no-key", no_argument, 0, O_INSECURE},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
     int c;
@@ -130,6 +134,9 @@ int cmd_shadow(int argc, char **argv) {
             break;
         case O_FWD:
             o.forward_auth = true;
+            break;
+        case O_INSECURE:
+            o.insecure_no_key = true;
             break;
         case O_MAXBODY:
             if (parse_size("--max-body", optarg, 64, 1L << 30, &x)) return 2;

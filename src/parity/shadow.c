@@ -5,6 +5,7 @@
 #include "parity/shadow.h"
 
 #include "client/client.h"
+#include "http/http.h"
 #include "parity/parity.h"
 
 #include <arpa/inet.h>
@@ -276,6 +277,8 @@ typedef struct proxy {
     trit_ledger *ledger;
     int64_t next_round;
     atomic_long forwarded, mirrored, dropped, compared, gen1_errors, refused;
+    trit_http_daemon hd; /* http's intake: daemon, guard (deadlines, body budgets) */
+    trit_http_intake in; /* its checks: Host, no Origin, key, body size */
 } proxy;
 
 /* a job's memory goes back */
@@ -539,10 +542,12 @@ static void reader_free(void *cls) {
 typedef struct conn {
     char *target; /* raw, as sent (MHD percent-decodes the url it gives the handler) */
     bool checked;
-    bool too_big, oom;
+    int refused; /* TRIT_HTTP_BODY_TOO_BIG / _BUSY once a body chunk was refused */
+    bool oom, body_done;
     trit_buf body;
 } conn;
 
+/* MHD's URI callback: the request's state, made while the raw request-target is at hand. */
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c) {
     (void)cls, (void)c;
     conn *cn = xcalloc(1, sizeof *cn);
@@ -550,52 +555,45 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c) {
     return cn;
 }
 
+/* The proxy's own refusals, OpenAI-shaped ("code" is the status, as before); under memory
+ * pressure http's fixed error body. */
 static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *type,
                                   const char *msg) {
+    const unsigned long mark = trit_http_json_mark();
     json_t *o = json_pack("{s:{s:o,s:s,s:n,s:i}}", "error", "message",
                           trit_ledger_text_json(msg, strlen(msg)), "type", type, "param", "code",
                           (int)status);
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    enum MHD_Result rc = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return rc;
+    char *s = trit_http_dumps(o, mark);
+    if (!s) s = trit_http_error_body(msg, type, NULL, NULL);
+    return trit_http_queue(c, status, trit_http_response(status, "application/json", s));
+}
+
+/* An http intake refusal as the proxy's error reply (counted as refused). */
+static enum MHD_Result send_refusal(proxy *px, struct MHD_Connection *c,
+                                    const trit_http_refusal *r) {
+    atomic_fetch_add(&px->refused, 1);
+    return send_error(c, (unsigned)r->status, r->type, r->message);
 }
 
 static const char *hdr(struct MHD_Connection *c, const char *name) {
     return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
 
-/* First call for a request: everything that can be refused before reading the body. */
-static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *cn) {
+/* First call for a request: everything that can be refused before reading the body. The
+ * target is the proxy's own check; Host, Origin, key and size are http's intake. */
+static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *cn,
+                                     const char *method, const char *version) {
     char why[300];
     trit_shadow_target t;
+    trit_http_refusal rf;
     int st = trit_shadow_check_target(cn->target, &t, why, sizeof why);
     if (st) {
         atomic_fetch_add(&px->refused, 1);
         return send_error(c, (unsigned)st, "invalid_request_error", why);
     }
-    /* listening on loopback, the Host must name this machine: a DNS-rebound page (evil.example
-     * resolving to 127.0.0.1) sends its own name, even on a GET without Origin */
-    const char *host = hdr(c, "Host");
-    if (!strncmp(px->o->host, "127.", 4) &&
-        !trit_host_allowed(host, px->o->host, px->o->host_allow)) {
-        atomic_fetch_add(&px->refused, 1);
-        return send_error(c, 403, "permission_error",
-                          "Host header names another server (DNS rebinding?); allow a name with "
-                          "--host-allow");
-    }
-    /* the proxy is not for browsers: a page (even a DNS-rebound one: browsers send Origin on
-     * every POST) gets 403 before anything is forwarded */
-    const char *origin = hdr(c, "Origin");
-    if (origin) {
-        atomic_fetch_add(&px->refused, 1);
-        return send_error(c, 403, "permission_error",
-                          "requests from browser pages (with an Origin header) are refused by "
-                          "the shadow proxy");
-    }
+    /* Host (DNS rebinding, once, present on HTTP/1.1) and browser pages: the proxy is not for
+     * browsers, so any Origin (even a DNS-rebound page's: browsers send it on every POST) */
+    if (trit_http_check_peer(c, version, &px->in, &rf)) return send_refusal(px, c, &rf);
     const char *names[] = {"Authorization", "Content-Type", "Accept"};
     for (size_t k = 0; k < TRIT_ARRAY_LEN(names); k++) {
         const char *v = hdr(c, names[k]);
@@ -604,22 +602,23 @@ static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *
             return send_error(c, (unsigned)st, "invalid_request_error", why);
         }
     }
-    /* like trit serve, GET /health stays open so load balancers can probe without a key */
-    bool health = !strcmp(cn->target, "/health") || !strcmp(cn->target, "/v1/health");
-    if (px->o->api_key && !health &&
-        !trit_api_key_matches(px->o->api_key, hdr(c, "Authorization"))) {
-        atomic_fetch_add(&px->refused, 1);
-        return send_error(c, 401, "authentication_error",
-                          "missing or invalid API key (send 'Authorization: Bearer KEY')");
-    }
-    const char *cl = hdr(c, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > px->o->max_body) {
-        atomic_fetch_add(&px->refused, 1);
-        snprintf(why, sizeof why, "request body exceeds %zu bytes", px->o->max_body);
-        return send_error(c, 413, "invalid_request_error", why);
-    }
+    /* like trit serve, GET (or HEAD) /health stays open so load balancers can probe without a
+     * key; any other method on it needs the key like every other request */
+    const bool health = (!strcmp(cn->target, "/health") || !strcmp(cn->target, "/v1/health")) &&
+                        (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
+    if (trit_http_check_entry(c, &px->in, !health, &rf)) return send_refusal(px, c, &rf);
     cn->checked = true;
     return MHD_YES;
+}
+
+/* A body chunk: counted in http's budgets (the request's, everyone's, this peer's share) and
+ * kept without aborting on out-of-memory; a refused body is dropped and answered once
+ * complete. */
+static void take_body(proxy *px, struct MHD_Connection *c, conn *cn, const char *data, size_t n) {
+    if (cn->refused || cn->oom) return;
+    cn->refused = trit_http_take_body(px->hd.guard, c, cn->body.len, n);
+    if (!cn->refused && buf_try_append(&cn->body, data, n)) cn->oom = true;
+    if (cn->refused || cn->oom) trit_buf_free(&cn->body);
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -629,26 +628,26 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     proxy *px = cls;
     conn *cn = *con_cls;
     if (!cn) return MHD_NO; /* the URI callback always runs first */
-    if (!cn->checked) return check_request(px, c, cn);
+    if (!cn->checked) return check_request(px, c, cn, method, version);
     if (*upload_size) {
         /* a chunked body has no Content-Length: the limit is enforced as it arrives */
-        if (!cn->too_big && !cn->oom) {
-            if (cn->body.len + *upload_size > px->o->max_body) {
-                cn->too_big = true;
-                trit_buf_free(&cn->body);
-            } else if (buf_try_append(&cn->body, upload, *upload_size)) {
-                cn->oom = true;
-                trit_buf_free(&cn->body);
-            }
-        }
+        take_body(px, c, cn, upload, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
+    if (!cn->body_done) trit_http_body_done(px->hd.guard, c);
+    cn->body_done = true;
     char msg[400];
-    if (cn->too_big) {
+    if (cn->refused == TRIT_HTTP_BODY_TOO_BIG) {
         atomic_fetch_add(&px->refused, 1);
         snprintf(msg, sizeof msg, "request body exceeds %zu bytes", px->o->max_body);
         return send_error(c, 413, "invalid_request_error", msg);
+    }
+    if (cn->refused) {
+        atomic_fetch_add(&px->refused, 1);
+        return send_error(c, 503, "server_error",
+                          "shadow: too many request bodies in flight (a quarter per client); "
+                          "retry shortly");
     }
     if (cn->oom) return send_error(c, 503, "server_error", "shadow: out of memory for the body");
     trit_shadow_target t;
@@ -716,9 +715,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     return rc;
 }
 
+/* MHD's end of a request: its body leaves http's budgets, its state is freed. */
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
-    (void)cls, (void)c, (void)toe;
+    (void)toe;
+    proxy *px = cls;
+    trit_http_request_done(px->hd.guard, c);
     conn *cn = *con_cls;
     if (!cn) return;
     trit_buf_free(&cn->body);
@@ -982,6 +984,12 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
     if (trit_shadow_check_base(o->gen1_url, why, sizeof why) ||
         trit_shadow_check_base(o->gen2_url, why, sizeof why))
         return trit_fail(err, TRIT_EINVAL, "%s", why);
+    const trit_http_door door = {.who = "trit shadow",
+                                 .host = o->host,
+                                 .api_key = o->api_key,
+                                 .key_env = "TRIT_API_KEY",
+                                 .insecure_no_key = o->insecure_no_key};
+    if (trit_http_door_check(&door, err)) return -1;
     proxy px = {0};
     px.o = o;
     pthread_mutex_init(&px.mu, NULL);
@@ -997,31 +1005,30 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
         }
         px.next_round = info.max_round + 1; /* -1 + 1 = 0 for a new ledger */
     }
-    struct sockaddr_in addr = {0};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)o->port);
-    if (inet_pton(AF_INET, o->host, &addr.sin_addr) != 1) {
-        trit_ledger_close(px.ledger);
-        return trit_fail(err, TRIT_EINVAL, "listen address '%s' is not an IPv4 address", o->host);
-    }
+    px.in = (trit_http_intake){.bound = o->host,
+                               .loopback = trit_http_is_loopback(o->host),
+                               .host_allow = o->host_allow,
+                               .no_origin = true,
+                               .api_key = o->api_key,
+                               .max_body = o->max_body};
+    trit_http_limits lim;
+    trit_http_limits_default(&lim);
+    lim.max_body = o->max_body;
+    lim.max_conns = 256;
+    lim.idle_timeout_s = 900;
+    lim.reuse_port = true;
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_t wt;
     pthread_create(&wt, NULL, worker, &px);
-    struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-            MHD_USE_ERROR_LOG,
-        (uint16_t)o->port, NULL, NULL, handler, &px, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_log, &px, MHD_OPTION_NOTIFY_COMPLETED, completed, &px,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)900, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+    const trit_http_callbacks cb = {
+        .handler = handler, .completed = completed, .uri_log = uri_log, .cls = &px};
+    const bool listening = !trit_http_start(&px.hd, o->host, o->port, &lim, &cb, err);
     int rc = 0;
-    if (!d) {
-        rc = trit_fail(err, TRIT_EIO, "cannot listen on %s:%d (%s)", o->host, o->port,
-                       strerror(errno));
+    if (!listening) {
+        rc = -1;
     } else {
-        const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-        o->bound_port = di ? di->port : o->port;
+        o->bound_port = px.hd.port;
         if (!o->quiet)
             fprintf(stderr,
                     "shadow: listening on http://%s:%d  primary %s  candidate %s  ledger %s\n",
@@ -1040,15 +1047,13 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
      * transfer is aborted (progress callback), which ends the connections, the gen-1 threads
      * and the worker within about a second. */
     double deadline = trit_now_s() + o->grace_s;
-    MHD_socket lsock = MHD_INVALID_SOCKET;
-    if (d) {
-        lsock = MHD_quiesce_daemon(d); /* closed after MHD_stop_daemon, as MHD requires */
+    if (listening) {
+        trit_http_quiesce(&px.hd);
         wait_until(&px, no_gen1_threads, deadline);
         wait_until(&px, queue_empty, deadline);
     }
     atomic_store(&px.aborting, true);
-    if (d) MHD_stop_daemon(d);
-    if (lsock != MHD_INVALID_SOCKET) close(lsock);
+    trit_http_stop(&px.hd);
     wait_until(&px, no_gen1_threads, trit_now_s() + 3600); /* each ends within ~1 s now */
     pthread_mutex_lock(&px.mu);
     px.closing = true;
@@ -1060,7 +1065,7 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
                             atomic_load(&px.dropped),     atomic_load(&px.compared),
                             atomic_load(&px.gen1_errors), atomic_load(&px.refused)};
     if (counts) *counts = c;
-    if (!o->quiet && d)
+    if (!o->quiet && listening)
         fprintf(stderr,
                 "shadow: stopped: %ld forwarded, %ld copied to the candidate, %ld compared, %ld "
                 "dropped, %ld primary errors, %ld refused\n",

@@ -1,6 +1,7 @@
 /* server/request.c — request parsing and validation (pure: no model, no network), the OpenAI
  * error object, and the text rules shared with llama-server (stop strings, UTF-8). */
 #include "server/server.h"
+#include "http/http.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -32,6 +33,7 @@ static json_t *str_or_null(const char *s) {
 }
 
 char *srv_error_json(const srv_error *e) {
+    const unsigned long mark = trit_http_json_mark();
     trit_buf msg = {0};
     trit_utf8_repair(e->message, strlen(e->message), &msg);
     json_t *err = json_object();
@@ -41,10 +43,10 @@ char *srv_error_json(const srv_error *e) {
     json_object_set_new(err, "code", e->code[0] ? json_string(e->code) : json_integer(e->status));
     json_t *root = json_object();
     json_object_set_new(root, "error", err);
-    char *s = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
+    char *s = trit_http_dumps(root, mark);
     trit_buf_free(&msg);
-    return s;
+    /* under memory pressure: http's fixed body (never a NULL to send) */
+    return s ? s : trit_http_error_body(e->message, e->type, e->param, e->code);
 }
 
 /* ---- JSON helpers ---- */
@@ -52,7 +54,13 @@ static int load_object(const char *body, size_t n, json_t **out, srv_error *e) {
     json_error_t jerr;
     if (!body || n == 0)
         return srv_fail(e, 400, NULL, NULL, "invalid_json", "request body is empty");
+    const unsigned long mark = trit_http_json_mark();
     json_t *root = json_loadb(body, n, 0, &jerr);
+    if (!trit_http_json_ok(mark)) { /* out of memory is the server's failure, not the client's */
+        json_decref(root);
+        return srv_fail(e, 503, "server_error", NULL, "out_of_memory",
+                        "out of memory while reading the request; retry shortly");
+    }
     if (!root)
         return srv_fail(e, 400, NULL, NULL, "invalid_json",
                         "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,

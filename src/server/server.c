@@ -5,6 +5,7 @@
 #include "server/server.h"
 
 #include "gguf/gguf.h"
+#include "http/http.h"
 #include "kernels/kernels.h"
 
 #include <arpa/inet.h>
@@ -94,6 +95,11 @@ typedef struct lp_acc {
 #define SRV_MAX_SLOTS     256
 #define SRV_MAX_DRAFT     16
 #define SRV_MAX_PROMPT_LP 131072
+/* Logprobs entries (positions x (1 + alternatives)) one request may keep in all, prompt and
+ * generated tokens (max_tokens, or what the context leaves): each is ~0.4 KB of JSON tree. */
+#define SRV_MAX_LP 262144
+/* Bytes of one /tokenize reply (a 1 MiB text with pieces is ~22 MB) */
+#define SRV_MAX_REPLY (32 << 20)
 
 /* A slot: one sequence's KV cache and the state of the request it serves (j == NULL: free). */
 typedef struct slot {
@@ -118,6 +124,8 @@ typedef struct slot {
     trit_buf echo, send, piece;
     long n_gen, n_drafted, n_accepted;
     double t_start, t_gen;
+    unsigned long jmark; /* jansson failures on the scheduler thread when the request started */
+    bool broken;         /* a reply part could not be built: the request ends with a 500 */
 } slot;
 
 struct server {
@@ -141,33 +149,32 @@ struct server {
     atomic_bool draining;
     atomic_bool cancel_all;
     srv_metrics *metrics;
-    struct MHD_Daemon *d;
+    trit_http_daemon hd;
+    trit_http_intake in; /* the intake's checks: bound address, Host names, CORS, key, body */
     long created;
     atomic_ulong seq;
     uint64_t id_salt;
-    /* connection-thread work limits (HTTP side): buffered body bytes, parsers at once */
-    atomic_size_t body_bytes;
+    /* connection-thread work limit: parsers at once (bodies are http's guard's) */
     pthread_mutex_t pmu;
     pthread_cond_t pcv;
     int parsing;
-    bool loopback; /* bound to a loopback address: Host headers are checked */
     /* identity (/props, /v1/models meta, system_fingerprint): fixed at start */
     srv_file_hash hash; /* the model file's sha256, computed on a background thread */
     char instance[33];  /* random per process */
     char build[96];     /* "<version>+<commit>" */
     char fingerprint[160];
-    const char *kernels;  /* the kernel set the engine uses */
-    const char *numerics; /* "exact" / "fast" */
-    size_t model_size;    /* the model file's bytes */
-    size_t tensor_bytes;  /* bytes of every tensor (llama-server's meta "size") */
-    int64_t n_params;     /* elements of every tensor (llama-server's meta "n_params") */
+    const char *kernels; /* the kernel set the engine uses */
+    char numerics[96];   /* "exact" / "fast", "-FAULT+act=relu2" under --fault */
+    size_t model_size;   /* the model file's bytes */
+    size_t tensor_bytes; /* bytes of every tensor (llama-server's meta "size") */
+    int64_t n_params;    /* elements of every tensor (llama-server's meta "n_params") */
 };
 
+/* One request on a connection: its body as it arrives, and why it was refused if it was. */
 typedef struct conn {
     trit_buf body;
-    bool too_big;
-    bool too_busy;  /* the server-wide body budget was full */
-    size_t counted; /* bytes of body counted in server.body_bytes */
+    int refused; /* TRIT_HTTP_BODY_TOO_BIG / _BUSY once a chunk was refused, else 0 */
+    bool body_done;
     double t0;
 } conn;
 
@@ -187,12 +194,6 @@ static void make_id(server *s, const char *prefix, char out[48]) {
     snprintf(out, 48, "%s%016llx%04lx", prefix, (unsigned long long)h, n & 0xffff);
 }
 
-static char *dumps(json_t *v) {
-    char *s = json_dumps(v, JSON_COMPACT);
-    json_decref(v);
-    return s ? s : xstrdup("{}");
-}
-
 /* CORS headers for an allowed browser origin (the handler refused the others with 403): the
  * origin is echoed, never "*", unless --cors '*' was given. */
 static void add_cors(server *s, struct MHD_Connection *c, struct MHD_Response *r) {
@@ -203,38 +204,44 @@ static void add_cors(server *s, struct MHD_Connection *c, struct MHD_Response *r
     MHD_add_response_header(r, "Vary", "Origin");
 }
 
+/* Every reply leaves through here: its type, CORS for an allowed origin, Retry-After on
+ * 429/503 (http's), Allow on 405. */
 static enum MHD_Result send_body(server *s, struct MHD_Connection *c, int status, const char *ctype,
-                                 char *body /* taken */, const char *retry_after,
-                                 const char *allow) {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", ctype);
-    add_cors(s, c, r);
-    if (retry_after) MHD_add_response_header(r, "Retry-After", retry_after);
-    if (allow) MHD_add_response_header(r, "Allow", allow);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result send_json(server *s, struct MHD_Connection *c, conn *cn, const char *route,
-                                 int status, json_t *v) {
-    srv_metrics_request(s->metrics, route, status, trit_now_s() - cn->t0);
-    char *body = dumps(v);
-    return send_body(s, c, status, "application/json; charset=utf-8", body, NULL, NULL);
+                                 char *body /* taken */, const char *allow) {
+    struct MHD_Response *r = trit_http_response((unsigned)status, ctype, body);
+    if (r) add_cors(s, c, r);
+    if (r && allow) MHD_add_response_header(r, "Allow", allow);
+    return trit_http_queue(c, (unsigned)status, r);
 }
 
 static enum MHD_Result send_error_allow(server *s, struct MHD_Connection *c, conn *cn,
                                         const char *route, const srv_error *e, const char *allow) {
     srv_metrics_request(s->metrics, route, e->status, trit_now_s() - cn->t0);
-    const char *retry = e->status == 429 || e->status == 503 ? "1" : NULL;
-    return send_body(s, c, e->status, "application/json; charset=utf-8", srv_error_json(e), retry,
-                     allow);
+    return send_body(s, c, e->status, "application/json; charset=utf-8", srv_error_json(e), allow);
 }
 
 static enum MHD_Result send_error(server *s, struct MHD_Connection *c, conn *cn, const char *route,
                                   const srv_error *e) {
     return send_error_allow(s, c, cn, route, e, NULL);
+}
+
+/* The 500 a reply becomes when its JSON could not be built whole (never a partial 200). */
+static int oom_error(srv_error *e) {
+    return srv_fail(e, 500, "server_error", NULL, "out_of_memory",
+                    "out of memory while building the reply; retry shortly");
+}
+
+/* A JSON reply built since mark: sent when it is whole, else a 500 with an error body. */
+static enum MHD_Result send_json(server *s, struct MHD_Connection *c, conn *cn, const char *route,
+                                 int status, json_t *v, unsigned long mark) {
+    char *body = trit_http_dumps(v, mark);
+    if (!body) {
+        srv_error e = {0};
+        oom_error(&e);
+        return send_error(s, c, cn, route, &e);
+    }
+    srv_metrics_request(s->metrics, route, status, trit_now_s() - cn->t0);
+    return send_body(s, c, status, "application/json; charset=utf-8", body, NULL);
 }
 
 /* pthread_cond_timedwait for at most ms (< 1000) milliseconds from now */
@@ -324,40 +331,47 @@ static void job_release(job *j) {
     srv_request_free(&j->req);
     free(j->prompt);
     trit_buf_free(&j->sse);
-    free(j->body);
+    trit_http_body_free(j->body);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);
 }
 
+/* Hand one SSE event to the connection thread that streams it. */
 static void job_sse(job *j, const char *data) {
     pthread_mutex_lock(&j->mu);
-    trit_buf_printf(&j->sse, "data: %s\n\n", data);
+    trit_http_sse_event(&j->sse, data);
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
 }
 
-static void job_sse_json(job *j, json_t *v) {
-    char *s = dumps(v);
+/* Stream v as one event when it was built whole since mark; false (nothing sent) otherwise,
+ * and the request then ends with an error event instead of a partial stream. */
+static bool job_sse_json(job *j, json_t *v, unsigned long mark) {
+    char *s = trit_http_dumps(v, mark);
+    if (!s) return false;
     job_sse(j, s);
     free(s);
+    return true;
 }
 
+/* The job's outcome (status and, unless streamed, its body), for the waiting connection. */
 static void job_finish(job *j, int status, char *body) {
     pthread_mutex_lock(&j->mu);
     j->status = status;
-    free(j->body);
+    trit_http_body_free(j->body);
     j->body = body;
     j->state = JOB_DONE;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
 }
 
+/* A failed job: the error as the stream's last event, or as the reply body. */
 static void job_fail(job *j, const srv_error *e) {
     char *body = srv_error_json(e);
     if (j->req.stream) {
         job_sse(j, body);
-        free(body);
+        trit_http_body_free(body);
         body = NULL;
     }
     job_finish(j, e->status, body);
@@ -520,9 +534,11 @@ static json_t *envelope(job *j, const char *object) {
     return o;
 }
 
-/* One streamed chunk: text delta (may be empty), optional logprobs, optional finish. */
-static void emit_chunk(job *j, const char *text, size_t n, json_t *lp /* taken */,
+/* One streamed chunk: text delta (may be empty), optional logprobs, optional finish. A chunk
+ * that cannot be built whole marks the slot broken (its request ends with an error event). */
+static void emit_chunk(slot *sl, const char *text, size_t n, json_t *lp /* taken */,
                        const char *finish, bool first) {
+    job *j = sl->j;
     bool chat = j->req.kind == SRV_CHAT;
     json_t *o = envelope(j, chat ? "chat.completion.chunk" : "text_completion");
     json_t *ch = json_object();
@@ -540,7 +556,7 @@ static void emit_chunk(job *j, const char *text, size_t n, json_t *lp /* taken *
     json_t *arr = json_array();
     json_array_append_new(arr, ch);
     json_object_set_new(o, "choices", arr);
-    job_sse_json(j, o);
+    if (!job_sse_json(j, o, sl->jmark)) sl->broken = true;
 }
 
 /* ---- generation: one scheduler thread, continuous batching ----
@@ -561,6 +577,8 @@ static void slot_start(slot *sl, job *j) {
     sl->n_gen = 0;
     sl->n_drafted = sl->n_accepted = 0;
     sl->t_start = trit_now_s();
+    sl->jmark = trit_http_json_mark();
+    sl->broken = false;
     sl->prompt_lp = r->kind != SRV_CHAT && r->echo && r->logprobs >= 0;
     sl->want_lp = r->logprobs >= 0;
     memcpy(sl->hist, j->prompt, j->n_prompt * sizeof *sl->hist);
@@ -642,8 +660,9 @@ static const char *emit_token(slot *sl, int32_t tok, const float *logits, int po
                   r->n_stop, &sl->send);
     /* a streamed chunk whenever there are bytes to send or logprobs to report */
     if (r->stream && (sl->send.len || sl->want_lp))
-        emit_chunk(j, sl->send.p ? sl->send.p : "", sl->send.len,
+        emit_chunk(sl, sl->send.p ? sl->send.p : "", sl->send.len,
                    sl->want_lp ? lp_since(sl, n_lp_before) : NULL, NULL, false);
+    if (sl->broken) return "error"; /* slot_finish answers 500 */
     if (sl->text.stopped || eog) return "stop";
     if (r->max_tokens > 0 && sl->n_gen >= r->max_tokens) return "length";
     /* the token would be evaluated at pos: the context must hold it and one more */
@@ -674,7 +693,8 @@ static int propose_drafts(const slot *sl, int max, int32_t *out) {
     return 0;
 }
 
-/* The final non-streamed JSON body of a finished request. */
+/* The final non-streamed JSON body of a finished request; NULL when it could not be built
+ * whole (any reply part of the request lost to a failed allocation). */
 static char *final_json(slot *sl, const char *finish) {
     job *j = sl->j;
     const bool chat = j->req.kind == SRV_CHAT;
@@ -697,7 +717,7 @@ static char *final_json(slot *sl, const char *finish) {
     json_array_append_new(arr, ch);
     json_object_set_new(o, "choices", arr);
     json_object_set_new(o, "usage", usage_json((long)j->n_prompt, sl->n_gen));
-    return dumps(o);
+    return trit_http_dumps(o, sl->jmark);
 }
 
 /* End the slot's request: finish is "stop"/"length", or NULL when cancelled; e when failed.
@@ -716,6 +736,10 @@ static void slot_finish(slot *sl, const char *finish, const srv_error *fail) {
         trit_log(TRIT_LOG_INFO, "slot %d: drafts %ld proposed, %ld accepted", sl->id, sl->n_drafted,
                  sl->n_accepted);
     srv_metrics_drafts(s->metrics, sl->n_drafted, sl->n_accepted);
+    char *body = NULL;
+    if (!fail && (sl->broken || !trit_http_json_ok(sl->jmark))) fail = (oom_error(&e), &e);
+    if (!fail && finish && !j->req.stream && !(body = final_json(sl, finish)))
+        fail = (oom_error(&e), &e);
     if (fail) {
         job_fail(j, fail);
     } else if (!finish && atomic_load(&s->cancel_all)) {
@@ -726,17 +750,22 @@ static void slot_finish(slot *sl, const char *finish, const srv_error *fail) {
         srv_fail(&e, 499, "server_error", NULL, "cancelled", "request cancelled");
         job_fail(j, &e);
     } else if (j->req.stream) {
-        emit_chunk(j, "", 0, NULL, finish, false);
-        if (j->req.include_usage) {
+        emit_chunk(sl, "", 0, NULL, finish, false);
+        if (j->req.include_usage && !sl->broken) {
             json_t *o = envelope(j, chat ? "chat.completion.chunk" : "text_completion");
             json_object_set_new(o, "choices", json_array());
             json_object_set_new(o, "usage", usage_json((long)j->n_prompt, sl->n_gen));
-            job_sse_json(j, o);
+            if (!job_sse_json(j, o, sl->jmark)) sl->broken = true;
         }
-        job_sse(j, "[DONE]");
-        job_finish(j, 200, NULL);
+        if (sl->broken) {
+            oom_error(&e);
+            job_fail(j, &e);
+        } else {
+            job_sse(j, "[DONE]");
+            job_finish(j, 200, NULL);
+        }
     } else {
-        job_finish(j, 200, final_json(sl, finish));
+        job_finish(j, 200, body);
     }
     slot_clear(sl);
     pthread_mutex_lock(&s->qmu);
@@ -837,8 +866,8 @@ static void slot_prompt_done(slot *sl, int T) {
     sl->t_gen = trit_now_s();
     sl->pos = (int)j->n_prompt - 1;
     if (sl->prompt_lp) sl->lp.offset = sl->echo.len;
-    if (j->req.stream && j->req.kind == SRV_CHAT) emit_chunk(j, "", 0, NULL, NULL, true);
-    if (j->req.max_tokens == 0) slot_finish(sl, "length", NULL);
+    if (j->req.stream && j->req.kind == SRV_CHAT) emit_chunk(sl, "", 0, NULL, NULL, true);
+    if (j->req.max_tokens == 0 || sl->broken) slot_finish(sl, "length", NULL);
 }
 
 /* Refuse what would exceed the server's bounds before any work: the prompt logprobs of an
@@ -852,7 +881,16 @@ static int check_bounds(const server *s, const job *j, srv_error *e) {
                         "echo with logprobs %d over a %zu-token prompt would keep %zu entries "
                         "(limit %d); shorten the prompt or lower logprobs",
                         r->logprobs, j->n_prompt, entries, SRV_MAX_PROMPT_LP);
-    (void)s;
+    /* the generated tokens' entries too: max_tokens, or all the context leaves */
+    const size_t room = (size_t)s->n_ctx - j->n_prompt;
+    const size_t gen = r->max_tokens >= 0 ? TRIT_MIN((size_t)r->max_tokens, room) : room;
+    const size_t all = (prompt_lp ? entries : 0) + gen * (size_t)(r->logprobs + 1);
+    if (r->logprobs >= 0 && all > SRV_MAX_LP)
+        return srv_fail(e, 413, "invalid_request_error", "logprobs", "logprobs_too_large",
+                        "logprobs %d over %zu %s tokens would keep %zu entries (limit %d); set "
+                        "a lower max_tokens or logprobs",
+                        r->logprobs, gen, r->max_tokens >= 0 ? "max_tokens" : "context", all,
+                        SRV_MAX_LP);
     return 0;
 }
 
@@ -1107,13 +1145,51 @@ static enum MHD_Result h_generate(server *s, struct MHD_Connection *c, conn *cn,
     job_release(j);
     srv_metrics_request(s->metrics, route, status, trit_now_s() - cn->t0);
     if (status == 499) { /* client went away: nothing to send */
-        free(body);
+        trit_http_body_free(body);
         return MHD_NO;
     }
-    return send_body(s, c, status, "application/json; charset=utf-8", body ? body : xstrdup("{}"),
-                     NULL, NULL);
+    if (!body) { /* a finished job always has a body; this is a defect, said as one */
+        srv_error e = {0};
+        srv_fail(&e, 500, "server_error", NULL, "no_reply", "the request produced no reply");
+        body = srv_error_json(&e);
+        status = 500;
+    }
+    return send_body(s, c, status, "application/json; charset=utf-8", body, NULL);
 }
 
+/* The /tokenize reply, written straight into out (no JSON tree: a 1 MiB text is a million
+ * tokens) and bounded: -1 as soon as it would exceed SRV_MAX_REPLY bytes. Pieces are
+ * llama-server's: a string when valid UTF-8, else the bytes as numbers. */
+static int tokenize_reply(server *s, const int32_t *ids, size_t n, bool with_pieces,
+                          trit_buf *out) {
+    trit_buf p = {0};
+    trit_buf_puts(out, "{\"tokens\":[");
+    for (size_t i = 0; i < n && out->len <= SRV_MAX_REPLY; i++) {
+        if (i) trit_buf_puts(out, ",");
+        if (!with_pieces) {
+            trit_buf_printf(out, "%d", (int)ids[i]);
+            continue;
+        }
+        trit_buf_clear(&p);
+        trit_tok_piece(s->tok, ids[i], true, &p);
+        trit_buf_printf(out, "{\"id\":%d,\"piece\":", (int)ids[i]);
+        if (trit_utf8_valid(p.p ? p.p : "", p.len)) {
+            trit_http_json_str(out, p.p, p.len);
+        } else {
+            trit_buf_puts(out, "[");
+            for (size_t b = 0; b < p.len; b++)
+                trit_buf_printf(out, "%s%u", b ? "," : "", (unsigned char)p.p[b]);
+            trit_buf_puts(out, "]");
+        }
+        trit_buf_puts(out, "}");
+    }
+    trit_buf_puts(out, "]}");
+    trit_buf_free(&p);
+    return out->len <= SRV_MAX_REPLY ? 0 : -1;
+}
+
+/* POST /tokenize. The parse turn is held until the reply is built: --max-parsing bounds the
+ * replies being built at once, not only the requests being parsed. */
 static enum MHD_Result h_tokenize(server *s, struct MHD_Connection *c, conn *cn) {
     srv_error e = {0};
     srv_tokenize_req q;
@@ -1130,33 +1206,23 @@ static enum MHD_Result h_tokenize(server *s, struct MHD_Connection *c, conn *cn)
     trit_err err = {0};
     int rc =
         trit_tok_encode(s->tok, q.content, q.len, q.add_special, q.parse_special, &ids, &n, &err);
-    parse_turn_give(s);
     free(q.content);
-    if (rc) {
+    trit_buf out = {0};
+    if (rc)
         srv_fail(&e, 400, NULL, "content", "tokenize_failed", "%s", err.msg);
+    else if (tokenize_reply(s, ids, n, q.with_pieces, &out))
+        srv_fail(&e, 413, "invalid_request_error", "with_pieces", "reply_too_large",
+                 "the reply for %zu tokens would exceed %d bytes (the reply limit); send less "
+                 "text%s",
+                 n, SRV_MAX_REPLY, q.with_pieces ? " or leave out with_pieces" : "");
+    free(ids);
+    parse_turn_give(s);
+    if (e.status) {
+        trit_buf_free(&out);
         return send_error(s, c, cn, "/tokenize", &e);
     }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
-        if (!q.with_pieces) {
-            json_array_append_new(arr, json_integer(ids[i]));
-            continue;
-        }
-        trit_buf p = {0};
-        trit_tok_piece(s->tok, ids[i], true, &p);
-        json_t *o = json_object();
-        json_object_set_new(o, "id", json_integer(ids[i]));
-        if (trit_utf8_valid(p.p ? p.p : "", p.len))
-            json_object_set_new(o, "piece", json_stringn(p.p ? p.p : "", p.len));
-        else
-            json_object_set_new(o, "piece", bytes_arr(p.p, p.len));
-        json_array_append_new(arr, o);
-        trit_buf_free(&p);
-    }
-    free(ids);
-    json_t *o = json_object();
-    json_object_set_new(o, "tokens", arr);
-    return send_json(s, c, cn, "/tokenize", 200, o);
+    srv_metrics_request(s->metrics, "/tokenize", 200, trit_now_s() - cn->t0);
+    return send_body(s, c, 200, "application/json; charset=utf-8", out.p, NULL);
 }
 
 static enum MHD_Result h_detokenize(server *s, struct MHD_Connection *c, conn *cn) {
@@ -1176,10 +1242,11 @@ static enum MHD_Result h_detokenize(server *s, struct MHD_Connection *c, conn *c
     trit_buf out = {0};
     trit_tok_decode(s->tok, ids, n, true, &out);
     free(ids);
+    const unsigned long mark = trit_http_json_mark();
     json_t *o = json_object();
     json_object_set_new(o, "content", jstr(out.p ? out.p : "", out.len));
     trit_buf_free(&out);
-    return send_json(s, c, cn, "/detokenize", 200, o);
+    return send_json(s, c, cn, "/detokenize", 200, o, mark);
 }
 
 /* The model file's sha256 once the background hash is done, else "". */
@@ -1187,7 +1254,9 @@ static const char *model_sha256(server *s) {
     return atomic_load(&s->hash.state) == SRV_HASH_DONE ? s->hash.hex : "";
 }
 
+/* GET /v1/models: the one model, with llama-server's "meta" and trit's file size and hash. */
 static enum MHD_Result h_models(server *s, struct MHD_Connection *c, conn *cn) {
+    const unsigned long mark = trit_http_json_mark();
     const trit_hparams *hp = &s->model->hp;
     json_t *meta = json_object();
     json_object_set_new(meta, "arch", json_string(trit_arch_name(hp->arch)));
@@ -1213,7 +1282,7 @@ static enum MHD_Result h_models(server *s, struct MHD_Connection *c, conn *cn) {
     json_t *o = json_object();
     json_object_set_new(o, "object", json_string("list"));
     json_object_set_new(o, "data", data);
-    return send_json(s, c, cn, "/v1/models", 200, o);
+    return send_json(s, c, cn, "/v1/models", 200, o, mark);
 }
 
 /* GET /props: llama-server's shape (tools/server/server-context.cpp, get_res_props) for
@@ -1221,6 +1290,7 @@ static enum MHD_Result h_models(server *s, struct MHD_Connection *c, conn *cn) {
  * build, model bytes (sha256, size), numerics, kernel set, threads, slots, instance. Like
  * every route but /health it needs the API key when one is set (llama-server's rule too). */
 static enum MHD_Result h_props(server *s, struct MHD_Connection *c, conn *cn) {
+    const unsigned long mark = trit_http_json_mark();
     const trit_hparams *hp = &s->model->hp;
     json_t *params = json_object();
     /* the sampling defaults a request gets (srv_parse_request: llama-server's) */
@@ -1285,7 +1355,7 @@ static enum MHD_Result h_props(server *s, struct MHD_Connection *c, conn *cn) {
     free(tmpl);
     trit_buf_free(&bos);
     trit_buf_free(&eos);
-    return send_json(s, c, cn, "/props", 200, o);
+    return send_json(s, c, cn, "/props", 200, o, mark);
 }
 
 static enum MHD_Result h_metrics(server *s, struct MHD_Connection *c, conn *cn) {
@@ -1295,126 +1365,99 @@ static enum MHD_Result h_metrics(server *s, struct MHD_Connection *c, conn *cn) 
     srv_metrics_request(s->metrics, "/metrics", 200, trit_now_s() - cn->t0);
     trit_buf out = {0};
     srv_metrics_render(s->metrics, q, busy, s->n_slots, &out);
-    return send_body(s, c, 200, "text/plain; version=0.0.4; charset=utf-8", out.p, NULL, NULL);
+    return send_body(s, c, 200, "text/plain; version=0.0.4; charset=utf-8", out.p, NULL);
 }
 
-static bool auth_ok(server *s, struct MHD_Connection *c) {
-    if (!s->cfg.api_key || !*s->cfg.api_key) return true;
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
-    h += 7;
-    while (*h == ' ') h++;
-    /* constant-time comparison */
-    size_t a = strlen(h), b = strlen(s->cfg.api_key);
-    unsigned diff = (unsigned)(a ^ b);
-    for (size_t i = 0; i < b; i++)
-        diff |= (unsigned char)(i < a ? h[i] : 0) ^ (unsigned char)s->cfg.api_key[i];
-    return diff == 0;
-}
-
-static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *version, const char *upload,
-                               size_t *upload_size, void **con_cls) {
-    server *s = cls;
-    conn *cn = *con_cls;
-    srv_error e = {0};
-    int id = R_NOTFOUND;
-    const char *route = "other", *want = NULL;
+/* The route table's entry for url, or R_NOTFOUND. */
+static int route_of(const char *url, const char **name, const char **method) {
+    *name = "other";
+    *method = NULL;
     for (size_t i = 0; i < TRIT_ARRAY_LEN(routes); i++)
         if (!strcmp(url, routes[i].path)) {
-            id = routes[i].id;
-            route = routes[i].name;
-            want = routes[i].method;
-            break;
+            *name = routes[i].name;
+            *method = routes[i].method;
+            return routes[i].id;
         }
-    if (!cn) {
-        cn = xcalloc(1, sizeof *cn);
-        cn->t0 = trit_now_s();
-        *con_cls = cn;
-        /* DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own name */
-        const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
-        if (s->loopback && !trit_host_allowed(host, s->cfg.host, s->cfg.host_allow)) {
-            srv_fail(&e, 403, "permission_error", NULL, "host_not_allowed",
-                     "Host '%.100s' is not this server's name (add it with --host-allow)",
-                     host ? host : "");
-            return send_error(s, c, cn, route, &e);
-        }
-        /* browsers: only allowed origins; a foreign page's request is refused before it runs
-         * (simple POSTs reach the server without a preflight) */
-        const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-        if (!trit_origin_allowed(origin, s->cfg.cors)) {
-            srv_fail(&e, 403, "permission_error", NULL, "origin_not_allowed",
-                     "Origin '%.100s' is not allowed (see --cors)", origin);
-            return send_error(s, c, cn, route, &e);
-        }
-        if (!strcmp(method, "OPTIONS")) { /* CORS preflight of an allowed origin */
-            struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-            add_cors(s, c, r);
-            MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-            MHD_add_response_header(r, "Access-Control-Allow-Headers",
-                                    "Authorization, Content-Type");
-            MHD_add_response_header(r, "Access-Control-Max-Age", "600");
-            enum MHD_Result ret = MHD_queue_response(c, 204, r);
-            MHD_destroy_response(r);
-            return ret;
-        }
-        if (id == R_NOTFOUND) {
-            srv_fail(&e, 404, NULL, NULL, "not_found", "no route for %s %s", method, url);
-            return send_error(s, c, cn, route, &e);
-        }
-        if (strcmp(method, want) != 0 && !(id == R_HEALTH && !strcmp(method, "HEAD"))) {
-            srv_fail(&e, 405, NULL, NULL, "method_not_allowed", "%s does not allow %s (use %s)",
-                     url, method, want);
-            return send_error_allow(s, c, cn, route, &e, want);
-        }
-        if (id != R_HEALTH && !auth_ok(s, c)) {
-            srv_fail(&e, 401, "authentication_error", NULL, "invalid_api_key",
-                     "missing or invalid API key (send 'Authorization: Bearer KEY')");
-            return send_error(s, c, cn, route, &e);
-        }
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
-            srv_fail(&e, 413, NULL, NULL, "body_too_large", "request body exceeds %zu bytes",
-                     s->cfg.max_body);
-            return send_error(s, c, cn, route, &e);
-        }
-        return MHD_YES;
+    return R_NOTFOUND;
+}
+
+/* A refusal from http's intake, as this server's error reply. */
+static enum MHD_Result send_refusal(server *s, struct MHD_Connection *c, conn *cn,
+                                    const char *route, const trit_http_refusal *r) {
+    srv_error e = {0};
+    srv_fail(&e, r->status, r->type, NULL, r->code, "%s", r->message);
+    return send_error(s, c, cn, route, &e);
+}
+
+/* CORS preflight of an allowed origin: what a page may send. */
+static enum MHD_Result send_preflight(server *s, struct MHD_Connection *c) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    add_cors(s, c, r);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    return trit_http_queue(c, 204, r);
+}
+
+/* Intake step 1, check headers (a request's first call, before its body): who is asking
+ * (http: Host, DNS rebinding, Origin), preflight, route and method, then the key and the
+ * announced size (http). Every refusal is answered before a body byte is kept. */
+static enum MHD_Result intake_headers(server *s, struct MHD_Connection *c, conn *cn, int id,
+                                      const char *route, const char *want, const char *url,
+                                      const char *method, const char *version) {
+    srv_error e = {0};
+    trit_http_refusal rf;
+    if (trit_http_check_peer(c, version, &s->in, &rf)) return send_refusal(s, c, cn, route, &rf);
+    if (!strcmp(method, "OPTIONS")) return send_preflight(s, c);
+    if (id == R_NOTFOUND) {
+        srv_fail(&e, 404, NULL, NULL, "not_found", "no route for %s %s", method, url);
+        return send_error(s, c, cn, route, &e);
     }
-    if (*upload_size) {
-        if (!cn->too_big && cn->body.len + *upload_size > s->cfg.max_body) {
-            cn->too_big = true;
-            trit_buf_free(&cn->body);
-        }
-        /* every buffered byte counts against the server-wide budget (many connections x
-         * max_body would otherwise be unbounded memory) */
-        if (!cn->too_big && !cn->too_busy) {
-            size_t was = atomic_fetch_add(&s->body_bytes, *upload_size);
-            cn->counted += *upload_size;
-            if (was + *upload_size > s->cfg.max_body_total) {
-                cn->too_busy = true;
-                trit_buf_free(&cn->body);
-            }
-        }
-        if (!cn->too_big && !cn->too_busy) trit_buf_append(&cn->body, upload, *upload_size);
-        *upload_size = 0;
-        return MHD_YES;
+    if (strcmp(method, want) != 0 && !(id == R_HEALTH && !strcmp(method, "HEAD"))) {
+        srv_fail(&e, 405, NULL, NULL, "method_not_allowed", "%s does not allow %s (use %s)", url,
+                 method, want);
+        return send_error_allow(s, c, cn, route, &e, want);
     }
-    if (cn->too_big) {
+    if (trit_http_check_entry(c, &s->in, id != R_HEALTH, &rf))
+        return send_refusal(s, c, cn, route, &rf);
+    return MHD_YES;
+}
+
+/* Intake step 2, take the body: each chunk is counted in http's budgets (the request's, all
+ * requests', this peer's share); a refused body is dropped and answered once complete. */
+static void intake_body(server *s, struct MHD_Connection *c, conn *cn, const char *upload,
+                        size_t n) {
+    if (cn->refused) return;
+    cn->refused = trit_http_take_body(s->hd.guard, c, cn->body.len, n);
+    if (cn->refused)
+        trit_buf_free(&cn->body);
+    else
+        trit_buf_append(&cn->body, upload, n);
+}
+
+/* Intake step 3, route: a refused body's answer, else the route's handler. */
+static enum MHD_Result intake_route(server *s, struct MHD_Connection *c, conn *cn, int id,
+                                    const char *route) {
+    srv_error e = {0};
+    if (cn->refused == TRIT_HTTP_BODY_TOO_BIG) {
         srv_fail(&e, 413, NULL, NULL, "body_too_large", "request body exceeds %zu bytes",
                  s->cfg.max_body);
         return send_error(s, c, cn, route, &e);
     }
-    if (cn->too_busy) {
+    if (cn->refused) {
         srv_fail(&e, 503, "server_error", NULL, "server_busy",
-                 "too many request bodies in flight (%zu bytes); retry shortly",
+                 "too many request bodies in flight (%zu bytes in all, a quarter per client); "
+                 "retry shortly",
                  s->cfg.max_body_total);
         return send_error(s, c, cn, route, &e);
     }
     switch (id) {
     case R_HEALTH: {
+        const unsigned long mark = trit_http_json_mark();
         json_t *o = json_object();
         json_object_set_new(o, "status", json_string("ok"));
-        return send_json(s, c, cn, route, 200, o);
+        return send_json(s, c, cn, route, 200, o, mark);
     }
     case R_MODELS:
         return h_models(s, c, cn);
@@ -1428,21 +1471,43 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return h_generate(s, c, cn, SRV_CHAT, route);
     case R_TOKENIZE:
         return h_tokenize(s, c, cn);
-    case R_DETOKENIZE:
-        return h_detokenize(s, c, cn);
     default:
-        break;
+        return h_detokenize(s, c, cn);
     }
-    srv_fail(&e, 404, NULL, NULL, "not_found", "no route for %s %s", method, url);
-    return send_error(s, c, cn, route, &e);
 }
 
+/* libmicrohttpd's access handler: the intake's three named steps, check headers -> take body
+ * -> route, one per kind of call MHD makes for a request. */
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls) {
+    server *s = cls;
+    conn *cn = *con_cls;
+    const char *route, *want;
+    const int id = route_of(url, &route, &want);
+    if (!cn) {
+        cn = xcalloc(1, sizeof *cn);
+        cn->t0 = trit_now_s();
+        *con_cls = cn;
+        return intake_headers(s, c, cn, id, route, want, url, method, version);
+    }
+    if (*upload_size) {
+        intake_body(s, c, cn, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (!cn->body_done) trit_http_body_done(s->hd.guard, c);
+    cn->body_done = true;
+    return intake_route(s, c, cn, id, route);
+}
+
+/* The request is over: its body leaves http's budgets, its state is freed. */
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
+    server *s = cls;
+    trit_http_request_done(s->hd.guard, c);
     conn *cn = *con_cls;
     if (!cn) return;
-    server *s = cls;
-    atomic_fetch_sub(&s->body_bytes, cn->counted);
     trit_buf_free(&cn->body);
     free(cn);
     *con_cls = NULL;
@@ -1461,6 +1526,56 @@ void srv_config_default(srv_config *c) {
     c->grace_s = 10;
     c->max_body_total = (size_t)64 << 20;
     c->max_parsing = 4;
+    c->fault_act = c->fault_rope = -1;
+}
+
+/* One item of --fault: the engine's own fault-injection switches (the trit backend's ?act=
+ * and ?rope= options), or the JSON allocation fault of http. */
+static int fault_item(srv_config *c, const char *k, const char *v) {
+    long n = 0;
+    if (!strcmp(k, "act") && (!strcmp(v, "silu") || !strcmp(v, "relu2")))
+        c->fault_act = !strcmp(v, "silu") ? TRIT_ACT_SILU : TRIT_ACT_RELU2;
+    else if (!strcmp(k, "rope") && (!strcmp(v, "norm") || !strcmp(v, "neox")))
+        c->fault_rope = !strcmp(v, "norm") ? TRIT_ROPE_NORM : TRIT_ROPE_NEOX;
+    else if (!strcmp(k, "json-alloc") && !trit_parse_long(v, 1, 1L << 30, &n))
+        c->fault_json_alloc = (unsigned)n;
+    else
+        return -1;
+    return 0;
+}
+
+int srv_fault_parse(srv_config *c, const char *spec) {
+    char *copy = xstrdup(spec), *save = NULL;
+    int rc = 0;
+    for (char *it = strtok_r(copy, ",", &save); it && !rc; it = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(it, '=');
+        if (eq) *eq = 0;
+        rc = eq ? fault_item(c, it, eq + 1) : -1;
+    }
+    free(copy);
+    if (rc)
+        fprintf(stderr,
+                "trit serve: --fault %s: expected act=silu|relu2, rope=norm|neox or "
+                "json-alloc=N (comma list)\n",
+                spec);
+    return rc;
+}
+
+/* The /props numerics: the numerics, and the fault when one is on (a faulty server must
+ * never pass for a normal one; its fingerprint differs too). */
+static void numerics_label(const srv_config *cfg, char *out, size_t n) {
+    const char *num = trit_numerics_name(cfg->numerics);
+    if (cfg->fault_act < 0 && cfg->fault_rope < 0 && !cfg->fault_json_alloc) {
+        snprintf(out, n, "%s", num);
+        return;
+    }
+    char act[24] = "", rope[24] = "", ja[32] = "";
+    if (cfg->fault_act >= 0) snprintf(act, sizeof act, "+act=%s", trit_act_name(cfg->fault_act));
+    if (cfg->fault_rope >= 0)
+        snprintf(rope, sizeof rope, "+rope=%s",
+                 cfg->fault_rope == TRIT_ROPE_NEOX ? "neox" : "norm");
+    if (cfg->fault_json_alloc) snprintf(ja, sizeof ja, "+json-alloc=%u", cfg->fault_json_alloc);
+    snprintf(out, n, "%s-FAULT%s%s%s", num, act, rope, ja);
 }
 
 /* What /props and /v1/models report about this process (fixed for its lifetime), and the
@@ -1471,7 +1586,7 @@ static void identity_init(server *s, const srv_config *cfg) {
     /* the set the engine picks: trit_ctx_new takes trit_kernels_for(trit_kernels_best(), …) */
     const trit_kernels *k = trit_kernels_for(trit_kernels_best(), cfg->numerics);
     s->kernels = k && k->name ? k->name : "ref";
-    s->numerics = trit_numerics_name(cfg->numerics);
+    numerics_label(cfg, s->numerics, sizeof s->numerics);
     srv_fingerprint(s->fingerprint, sizeof s->fingerprint, s->kernels, s->numerics);
     const gguf_file *g = trit_model_gguf(s->model);
     s->model_size = gguf_file_size(g);
@@ -1492,6 +1607,13 @@ static char *basename_of(const char *path) {
 }
 
 int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_err *err) {
+    const trit_http_door door = {.who = "trit serve",
+                                 .host = cfg->host,
+                                 .cors = cfg->cors,
+                                 .api_key = cfg->api_key,
+                                 .key_env = "TRIT_API_KEY",
+                                 .insecure_no_key = cfg->insecure_no_key};
+    if (trit_http_door_check(&door, err)) return -1;
     server *s = xcalloc(1, sizeof *s);
     s->cfg = *cfg;
     s->model = model;
@@ -1537,6 +1659,8 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
     cp.n_ctx = cfg->n_ctx;
     cp.n_threads = cfg->n_threads;
     cp.numerics = cfg->numerics; /* exact (default) or --numerics fast */
+    cp.act = cfg->fault_act;     /* -1: the model's; --fault act= */
+    cp.rope_mode = cfg->fault_rope;
     s->ctx = trit_ctx_new(model, &cp, err);
     if (!s->ctx) goto out;
     s->n_ctx = trit_ctx_n_ctx(s->ctx);
@@ -1558,36 +1682,33 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
     }
     sched_started = true;
 
-    struct sockaddr_in addr = {0};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)cfg->port);
-    if (inet_pton(AF_INET, cfg->host, &addr.sin_addr) != 1) {
-        trit_fail(err, TRIT_EINVAL, "--host '%s' is not an IPv4 address", cfg->host);
-        goto out;
-    }
-    s->loopback = (ntohl(addr.sin_addr.s_addr) >> 24) == 127;
-    s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                MHD_USE_ITC | MHD_USE_ERROR_LOG,
-                            (uint16_t)cfg->port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_END);
-    if (!s->d) {
-        trit_fail(err, TRIT_EIO, "cannot listen on %s:%d (%s)", cfg->host, cfg->port,
-                  strerror(errno));
-        goto out;
-    }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->in = (trit_http_intake){.bound = cfg->host,
+                               .loopback = trit_http_is_loopback(cfg->host),
+                               .host_allow = cfg->host_allow,
+                               .cors = cfg->cors,
+                               .api_key = cfg->api_key && *cfg->api_key ? cfg->api_key : NULL,
+                               .max_body = s->cfg.max_body};
+    trit_http_limits lim;
+    trit_http_limits_default(&lim);
+    lim.max_body = s->cfg.max_body;
+    lim.body_total = s->cfg.max_body_total;
+    const trit_http_callbacks cb = {.handler = handler, .completed = completed, .cls = s};
+    if (trit_http_start(&s->hd, cfg->host, cfg->port, &lim, &cb, err)) goto out;
     fprintf(stderr,
             "trit serve: %s on http://%s:%u (%d slot%s, %d threads, ctx %d, queue %d, "
             "draft %d, template %s%s)\n",
-            s->name, cfg->host, di ? di->port : (unsigned)cfg->port, s->n_slots,
-            s->n_slots == 1 ? "" : "s", trit_ctx_n_threads(s->ctx), s->n_ctx, cfg->queue_cap,
-            s->n_draft,
+            s->name, cfg->host, (unsigned)s->hd.port, s->n_slots, s->n_slots == 1 ? "" : "s",
+            trit_ctx_n_threads(s->ctx), s->n_ctx, cfg->queue_cap, s->n_draft,
             s->chat_tmpl == SRV_TMPL_CHATML ? "chatml" : trit_chat_tmpl_name(s->chat_tmpl),
             cfg->api_key && *cfg->api_key ? ", api key required" : "");
     fprintf(stderr, "trit serve: %s, instance %s (model sha256 on /props once hashed)\n",
             s->fingerprint, s->instance);
+    if (strstr(s->numerics, "FAULT"))
+        fprintf(stderr,
+                "trit serve: WARNING: --fault is on (%s): this server is broken ON PURPOSE, "
+                "for tests; its replies are wrong\n",
+                s->numerics);
+    if (cfg->fault_json_alloc) trit_http_json_fault(cfg->fault_json_alloc);
 
     int sig = 0;
     sigset_t wait_set;
@@ -1599,8 +1720,7 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
 
     /* stop accepting, let in-flight work finish within the grace period, cancel the rest */
     atomic_store(&s->draining, true);
-    MHD_socket lsock = MHD_quiesce_daemon(s->d);
-    if (lsock != MHD_INVALID_SOCKET) close(lsock);
+    trit_http_quiesce(&s->hd);
     double deadline = trit_now_s() + cfg->grace_s;
     pthread_mutex_lock(&s->qmu);
     while ((s->qlen || s->busy) && trit_now_s() < deadline) {
@@ -1615,8 +1735,7 @@ int srv_run(const srv_config *cfg, trit_model *model, trit_tokenizer *tok, trit_
     pthread_mutex_unlock(&s->qmu);
     /* streams still being written get a short moment to flush */
     usleep(100 * 1000);
-    MHD_stop_daemon(s->d);
-    s->d = NULL;
+    trit_http_stop(&s->hd);
     rc = 0;
     fprintf(stderr, "trit serve: stopped\n");
 out:
@@ -1625,7 +1744,7 @@ out:
     pthread_cond_broadcast(&s->qcv);
     pthread_mutex_unlock(&s->qmu);
     if (sched_started) pthread_join(s->sched, NULL);
-    if (s->d) MHD_stop_daemon(s->d);
+    trit_http_stop(&s->hd);
     srv_file_hash_stop(&s->hash);
     for (int i = 0; s->slots && i < s->n_slots; i++) {
         slot *sl = &s->slots[i];

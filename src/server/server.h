@@ -199,7 +199,16 @@ typedef struct srv_config {
                              * (default 4); a request that waits over 5 s for a turn -> 503 */
     int n_draft;            /* prompt-lookup drafts per step (0 = off, <= 16) */
     int numerics;           /* TRIT_NUMERICS_EXACT (default, bit-identical to llama.cpp) or _FAST */
+    bool insecure_no_key;   /* start without a key where http's door rule wants one (warned) */
+    /* --fault (a testing aid, warned and shown in /props): force the graph's activation /
+     * RoPE (-1: the model's) so a parity ladder over HTTP must fail; fail every Nth JSON
+     * allocation (0: never) so every route's out-of-memory answer can be tested */
+    int fault_act, fault_rope;
+    unsigned fault_json_alloc;
 } srv_config;
+/* Parse one --fault SPEC into c: "act=silu|relu2", "rope=norm|neox", "json-alloc=N" (a comma
+ * list of them). 0, or -1 with the reason on stderr. */
+int srv_fault_parse(srv_config *c, const char *spec);
 void srv_config_default(srv_config *c);
 /* Template id for chatml (llama-server's default when the model has no template). */
 #define SRV_TMPL_CHATML 100
