@@ -58,6 +58,11 @@ $(B)/tests/%: tests/unit/%.c $(B)/libtrit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/libtrit.a -lcriterion $(LDLIBS)
 
+# test_cli_opts tests the cli's option parsers, which live in the binary, not in libtrit.a
+$(B)/tests/test_cli_opts: tests/unit/test_cli_opts.c $(B)/src/cli/opts.o $(B)/libtrit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/src/cli/opts.o $(B)/libtrit.a -lcriterion $(LDLIBS)
+
 setup:
 	@scripts/setup
 

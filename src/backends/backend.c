@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 trit_backend_opts trit_backend_default_opts(void) {
     trit_backend_opts o = {.n_threads = 0, .n_ctx = 0, .rope_mode = -1, .act = -1};
@@ -220,6 +221,125 @@ int trit_backend_trace(trit_backend *b, const int32_t *ids, size_t n, const char
     if (!b->ops->trace) return unavailable(b, "trace (named activations)", err);
     if (n == 0) return trit_fail(err, TRIT_EINVAL, "trace: no tokens");
     return b->ops->trace(b, ids, n, names, n_names, last_token_only, stats, n_stats, err);
+}
+
+/* ---- per-position top-N scoring ---- */
+
+typedef struct {
+    const int32_t *ids;
+    size_t n, from;
+    int top_n;
+    trit_pos_topn *out;
+    trit_err *err;
+} score_acc;
+
+/* One position's row of logits -> its entry: log-softmax through trit_logsumexp, top-N
+ * through trit_top_k (base.h's one softmax and one ranking). */
+static int score_row(void *ud, size_t pos, const float *logits, int n_vocab) {
+    score_acc *a = ud;
+    if (pos < a->from) return 0;
+    trit_pos_topn *e = &a->out[pos - a->from];
+    const double lse = trit_logsumexp(logits, n_vocab);
+    e->next_id = pos + 1 < a->n ? a->ids[pos + 1] : -1;
+    if (e->next_id >= n_vocab)
+        return trit_fail(a->err, TRIT_EINVAL,
+                         "score: token %d at position %zu is outside the "
+                         "vocabulary (%d)",
+                         e->next_id, pos + 1, n_vocab);
+    e->next_logprob = e->next_id >= 0 ? (double)logits[e->next_id] - lse : NAN;
+    e->n_top = trit_top_k(logits, n_vocab, a->top_n, e->top_id);
+    for (int j = 0; j < e->n_top; j++) e->top_logprob[j] = (double)logits[e->top_id[j]] - lse;
+    return 0;
+}
+
+int trit_backend_score(trit_backend *b, const int32_t *ids, size_t n, size_t from, int top_n,
+                       trit_pos_topn **out, trit_err *err) {
+    *out = NULL;
+    if (n == 0) return trit_fail(err, TRIT_EINVAL, "score: no tokens");
+    if (from >= n)
+        return trit_fail(err, TRIT_EINVAL, "score: first position %zu is past the %zu tokens", from,
+                         n);
+    if (top_n < 0) return trit_fail(err, TRIT_EINVAL, "score: top_n %d is negative", top_n);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0)
+            return trit_fail(err, TRIT_EINVAL, "score: token %zu is %d (negative)", i, ids[i]);
+    top_n = TRIT_MIN(top_n, TRIT_BACKEND_TOPN_MAX);
+    trit_pos_topn *v = xcalloc(n - from, sizeof *v);
+    int rc;
+    if (b->ops->score) {
+        rc = b->ops->score(b, ids, n, from, top_n, v, err);
+    } else if (b->ops->eval_each) {
+        score_acc a = {ids, n, from, top_n, v, err};
+        rc = trit_backend_eval_each(b, ids, n, score_row, &a, err);
+    } else {
+        rc = unavailable(b, "scoring (top-N log-probabilities per position)", err);
+    }
+    if (rc != 0) {
+        free(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+const char *trit_backend_score_mode(trit_backend *b) {
+    return b->ops->score_mode ? b->ops->score_mode(b) : "logits";
+}
+
+void trit_backend_set_progress(trit_backend *b, trit_backend_progress_fn fn, void *ud) {
+    b->progress = fn;
+    b->progress_ud = ud;
+}
+
+double trit_pos_topn_kld(const trit_pos_topn *p, const trit_pos_topn *q, int *n_shared) {
+    double kl = 0, p_in = 0, q_in = 0;
+    int shared = 0;
+    for (int i = 0; i < p->n_top; i++) {
+        for (int j = 0; j < q->n_top; j++) {
+            if (q->top_id[j] != p->top_id[i]) continue;
+            const double lp = p->top_logprob[i], lq = q->top_logprob[j];
+            if (isfinite(lp)) kl += exp(lp) * (lp - lq);
+            p_in += exp(lp);
+            q_in += exp(lq);
+            shared++;
+            break;
+        }
+    }
+    const double floor = 1e-12;
+    double p_rest = 1.0 - p_in, q_rest = 1.0 - q_in;
+    if (p_rest > floor) kl += p_rest * (log(p_rest) - log(q_rest > floor ? q_rest : floor));
+    if (kl < 0 && kl > -1e-9) kl = 0; /* rounding only: the coarse-grained KL is >= 0 */
+    if (n_shared) *n_shared = shared;
+    return kl;
+}
+
+/* The identity of an in-process backend from what it knows of itself (the http backend
+ * gives what its server reported instead). */
+static json_t *identity_from_info(const trit_backend *b) {
+    const trit_backend_info *in = &b->info;
+    struct stat st;
+    json_int_t size = in->model_path[0] && stat(in->model_path, &st) == 0 ? st.st_size : 0;
+    json_t *o = json_object();
+    json_object_set_new(o, "url", json_string(""));
+    json_object_set_new(o, "engine", json_string(!strcmp(in->kind, "trit") ? "trit" : "llama.cpp"));
+    json_object_set_new(o, "build", json_string(in->version));
+    json_object_set_new(o, "model", json_string(in->model_path));
+    json_object_set_new(o, "model_sha256", json_string(in->model_sha256));
+    json_object_set_new(o, "model_size", json_integer(size));
+    json_object_set_new(o, "n_vocab", json_integer(in->n_vocab));
+    json_object_set_new(o, "n_ctx", json_integer(in->n_ctx));
+    json_object_set_new(o, "n_ctx_train", json_integer(0));
+    json_object_set_new(o, "numerics", json_string(in->numerics));
+    json_object_set_new(o, "kernels", json_string(in->kernels));
+    json_object_set_new(o, "threads", json_integer(in->n_threads));
+    json_object_set_new(o, "instance", json_string(""));
+    json_object_set_new(o, "system_fingerprint", json_string(""));
+    json_object_set_new(o, "reported", json_array());
+    return o;
+}
+
+json_t *trit_backend_identity(trit_backend *b) {
+    return b->ops->identity ? b->ops->identity(b) : identity_from_info(b);
 }
 
 void trit_backend_trace_keep_data(trit_backend *b, bool keep) {

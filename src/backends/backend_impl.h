@@ -17,6 +17,13 @@ typedef struct trit_backend_ops {
     int (*trace)(trit_backend *b, const int32_t *ids, size_t n, const char *const *names,
                  size_t n_names, bool last_token_only, trit_trace_stat **stats, size_t *n_stats,
                  trit_err *err);
+    /* NULL: trit_backend_score evaluates through eval_each (exact, from the full logits).
+     * Else fills out[0 .. n-from) (allocated and zeroed by the caller); top_n already clamped
+     * to 0..TRIT_BACKEND_TOPN_MAX. */
+    int (*score)(trit_backend *b, const int32_t *ids, size_t n, size_t from, int top_n,
+                 trit_pos_topn *out, trit_err *err);
+    const char *(*score_mode)(trit_backend *b); /* NULL: "logits" */
+    json_t *(*identity)(trit_backend *b);       /* NULL: built from info (in-process) */
 } trit_backend_ops;
 
 struct trit_backend {
@@ -24,6 +31,8 @@ struct trit_backend {
     trit_backend_info info;
     trit_backend_opts opts;
     bool keep_data;
+    trit_backend_progress_fn progress;
+    void *progress_ud;
     void *impl;
 };
 

@@ -156,6 +156,7 @@ int trit_backend_open_trit(trit_backend *b, const char *target, trit_err *err) {
              p.act < 0    ? trit_act_name(m->model->hp.act)
              : p.act == 1 ? "relu2(forced)"
                           : "silu(forced)");
+    snprintf(in->kernels, sizeof in->kernels, "%s", trit_ctx_kernels_name(m->ctx));
     in->can_eval = in->can_trace = in->can_tokenize = true;
     return 0;
 fail:

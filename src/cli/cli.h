@@ -1,10 +1,17 @@
 /* cli — the `trit` binary: main.c dispatches to one cmd_<name>.c per subcommand.
- * Each command returns the process exit code (0 ok, 1 failure, 2 usage error) and parses its
- * options with getopt_long. cli/ uses the model, tokenizer and parity APIs, never a struct's
- * internals (e.g. trit_model_gguf, not model->gguf). */
+ * Each command returns the process exit code (0 ok, 1 failure, 2 usage error) and has one
+ * shape: an options struct (what the command line asked for), parse_<cmd>() filling it with
+ * cli_getopt and the cli_opt_* value parsers below (opts.c), and run_<cmd>() doing the work in
+ * named steps. Every long option of a command's table appears in its --help text and every
+ * --flag of the text is in the table (tests/integration/07_cli_shape.sh checks both, and that
+ * no function in src/cli is over 80 lines). cli/ uses the model, tokenizer and parity APIs,
+ * never a struct's internals (e.g. trit_model_gguf, not model->gguf). */
 #ifndef TRIT_CLI_H
 #define TRIT_CLI_H
 
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,5 +54,45 @@ static inline const char *cli_subcommand(int argc, char **argv, const char *cmd,
     argv[1] = prog;
     return sub;
 }
+
+/* ---- option values (opts.c) ----
+ * One parser per kind of value, shared by every command. Each takes the command as its
+ * messages name it ("run", "trace capture"), the long option's name without "--" (see
+ * cli_opt_name) and the text given. A good value sets *out and returns 0; a bad one leaves
+ * *out alone, says on stderr
+ *     trit CMD: --FLAG: WHY (got 'VALUE')
+ * and returns -1, after which the command exits 2. Whole numbers follow base.h's
+ * trit_parse_long rule (decimal, the whole text, no overflow); real numbers are strtod's
+ * decimal syntax (no hex, inf or nan), the whole text; every range is inclusive. */
+int cli_opt_long(const char *cmd, const char *flag, const char *v, long lo, long hi, long *out);
+int cli_opt_int(const char *cmd, const char *flag, const char *v, int lo, int hi, int *out);
+/* A whole number in 0..UINT64_MAX (seeds). */
+int cli_opt_u64(const char *cmd, const char *flag, const char *v, uint64_t *out);
+int cli_opt_double(const char *cmd, const char *flag, const char *v, double lo, double hi,
+                   double *out);
+int cli_opt_float(const char *cmd, const char *flag, const char *v, float lo, float hi, float *out);
+/* A byte count: a whole number with an optional unit K, M or G (also KiB, MiB, GiB; any
+ * case; powers of 1024): "65536", "64K", "16MiB". */
+int cli_opt_size(const char *cmd, const char *flag, const char *v, size_t lo, size_t hi,
+                 size_t *out);
+/* A duration into seconds: a number with an optional unit ms, s, m or h (none: seconds):
+ * "600", "1.5", "250ms", "10m". */
+int cli_opt_duration(const char *cmd, const char *flag, const char *v, double lo, double hi,
+                     double *out_s);
+/* A server's base URL: http:// or https://, a host, an optional :PORT (1..65535), an
+ * optional path; no spaces or control characters. *out = v. */
+int cli_opt_url(const char *cmd, const char *flag, const char *v, const char **out);
+/* A regular file that can be opened for reading now. *out = v. */
+int cli_opt_file(const char *cmd, const char *flag, const char *v, const char **out);
+/* One of n names (exact match): *out = its index. The message lists them. */
+int cli_opt_choice(const char *cmd, const char *flag, const char *v, const char *const *names,
+                   int n, int *out);
+/* The shared message for a check none of the parsers above makes; returns -1. */
+int cli_opt_bad(const char *cmd, const char *flag, const char *v, const char *why);
+/* The long name of getopt_long's result c in table ("?" when none), for the parsers' flag. */
+const char *cli_opt_name(const struct option *table, int c);
+/* getopt_long, with one addition for the help check: `--list-options` as the first argument
+ * (hidden) prints the table's long option names, one a line, and exits 0. */
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *table);
 
 #endif

@@ -19,15 +19,21 @@ static void usage(FILE *out) {
         "       trit burnin stats|drift [--ledger FILE ...] [--json]\n"
         "       trit burnin recent [N] [--ledger FILE ...] [--json]\n"
         "       trit burnin since TIMESTAMP [--ledger FILE ...] [--json]\n"
+        "       trit burnin verify --ledger FILE [--ledger FILE ...]\n"
         "\n"
         "run: sends the next prompt to gen-1 (--v1) and gen-2 (--v2) concurrently at\n"
         "temperature 0 with top_logprobs, classifies the pair (exact, prefix-only,\n"
-        "no-match [tie|real], v1-unreachable, v2-unreachable) and appends one fsync'd line\n"
-        "to the ledger. A killed run resumes from the ledger: nothing lost, nothing twice.\n"
+        "no-match [tie|real], v1-unreachable, v2-unreachable; a no-match is judged where\n"
+        "the token sequences part) and appends one fsync'd line to the ledger. A killed\n"
+        "run resumes from the ledger: nothing lost, nothing twice. Each run records each\n"
+        "side's identity first (again when it changes).\n"
         "  --prompts FILE      prompt corpus, JSONL {id,category,prompt} (prompts/burnin.jsonl)\n"
         "  --rounds N          run until the ledger holds N rounds (a resumed run finishes)\n"
-        "  --forever           run until SIGINT/SIGTERM (stops cleanly after the round)\n"
-        "  --pace D            time between round starts: 2.5s, 500ms, 0 (default 2.5s)\n"
+        "  --forever           run until SIGINT/SIGTERM (stops cleanly once the rounds in\n"
+        "                      flight are written)\n"
+        "  --concurrency N     rounds in flight at once, like N clients (1); each lane\n"
+        "                      paces itself; rounds are written in round order\n"
+        "  --pace D            time between a lane's round starts: 2.5s, 500ms, 0 (2.5s)\n"
         "  --max-tokens N      tokens per reply (64)\n"
         "  --ledger FILE       ledger (burnin.ledger.jsonl); state file is FILE.state\n"
         "  --state FILE        state file path\n"
@@ -42,12 +48,18 @@ static void usage(FILE *out) {
         "  --tie-eps X         tie threshold in nats between top-1 and top-2 (0.05)\n"
         "  --spike X           halt when no-match share in the last hour exceeds X (0.20)\n"
         "  --spike-min N       ...once the hour holds at least N compared rounds (20)\n"
+        "  --ident-every N     read each side's identity again every N rounds (100; 0: only\n"
+        "                      at the start and after a side was unreachable)\n"
         "  --quiet             no per-round line\n"
         "stats: exact-match rate, buckets, tie vs real, median prefix, latency p50/p95 and\n"
         "gap, top_miss, categories, noise lane, ppl. drift: misses per prompt and over time.\n"
         "recent N: the last N rounds (default 100). since T: ISO-8601 time, epoch seconds or\n"
         "a relative age like 2h / 30m / 1d.\n"
-        "exit: 0 ok (also after a clean Ctrl-C), 1 error, 2 usage, 3 no-match spike halted\n");
+        "verify: checks each ledger's hash chain (docs/parity.md); names the first line that\n"
+        "was edited, removed, inserted or reordered, and prints each chain head.\n"
+        "exit: 0 ok (also after a clean Ctrl-C), 1 error, 2 usage, 3 no-match spike halted;\n"
+        "verify: 0 every chain intact, 1 a chain broken, 2 usage or unreadable,\n"
+        "3 unchained records (written before the chain; nothing to verify them by)\n");
 }
 
 static int parse_duration(const char *s, double *out) {
@@ -156,6 +168,8 @@ enum {
     O_SPIKE,
     O_SPIKE_MIN,
     O_ENDPOINT,
+    O_CONCURRENCY,
+    O_IDENT_EVERY,
 };
 static const struct option run_options[] = {
     {"v1", required_argument, 0, O_V1},
@@ -182,6 +196,8 @@ static const struct option run_options[] = {
     {"spike", required_argument, 0, O_SPIKE},
     {"spike-min", required_argument, 0, O_SPIKE_MIN},
     {"endpoint", required_argument, 0, O_ENDPOINT},
+    {"concurrency", required_argument, 0, O_CONCURRENCY},
+    {"ident-every", required_argument, 0, O_IDENT_EVERY},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -278,6 +294,15 @@ static int run_option(int c, const char *v, trit_burnin_opts *o, run_keys *k) {
     case O_ENDPOINT:
         if (strcmp(v, "chat") && strcmp(v, "completions")) return bad_value(name, v);
         o->chat = !strcmp(v, "chat");
+        return 0;
+    case O_CONCURRENCY:
+        if (parse_long(v, &n) || n == 0 || n > TRIT_BURNIN_MAX_CONCURRENCY)
+            return bad_value(name, v);
+        o->concurrency = (int)n;
+        return 0;
+    case O_IDENT_EVERY:
+        if (parse_long(v, &n)) return bad_value(name, v);
+        o->ident_every = n;
         return 0;
     }
     return 2;
@@ -528,6 +553,46 @@ out:
     return rc;
 }
 
+/* `trit burnin verify --ledger F ...`: each ledger's chain judged on its own (merged
+ * ledgers keep their own chains). The worst result decides the exit code. */
+static int burnin_verify_main(int argc, char **argv) {
+    static const struct option lo[] = {
+        {"ledger", required_argument, 0, O_LEDGER}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char **ledgers = xcalloc((size_t)argc + 1, sizeof *ledgers);
+    int nl = 0, c, rc = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (c == O_LEDGER) {
+            ledgers[nl++] = optarg;
+        } else {
+            if (c == 'h') usage(stdout);
+            free(ledgers);
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    if (optind < argc || nl == 0) {
+        fprintf(stderr, "trit burnin verify: --ledger FILE is required, no other arguments\n");
+        free(ledgers);
+        return 2;
+    }
+    for (int i = 0; i < nl; i++) {
+        trit_ledger_chain ch;
+        trit_err err = {0};
+        if (trit_ledger_verify(ledgers[i], &ch, &err)) {
+            fprintf(stderr, "trit burnin verify: %s\n", err.msg);
+            rc = 2;
+            continue;
+        }
+        printf("%s: %s%s\n  head %s\n", ledgers[i],
+               ch.status == TRIT_CHAIN_BROKEN ? "chain broken: " : "", ch.msg, ch.head);
+        int r = ch.status == TRIT_CHAIN_BROKEN ? 1 : ch.status == TRIT_CHAIN_UNCHAINED ? 3 : 0;
+        /* worst first: unreadable (2) > broken (1) > unchained (3) > intact (0) */
+        if (rc != 2 && (r == 1 || (r == 3 && rc == 0))) rc = r;
+    }
+    free(ledgers);
+    return rc;
+}
+
 int cmd_burnin(int argc, char **argv) {
     /* the subcommand sees itself as "trit burnin SUB" (getopt_long's messages name it) */
     char prog[48];
@@ -535,10 +600,12 @@ int cmd_burnin(int argc, char **argv) {
     const char *sub = cli_subcommand(argc, argv, "burnin", usage, prog, sizeof prog, &rc);
     if (!sub) return rc; /* no subcommand, or --help */
     if (!strcmp(sub, "run")) return burnin_run_main(argc - 1, argv + 1);
+    if (!strcmp(sub, "verify")) return burnin_verify_main(argc - 1, argv + 1);
     if (!strcmp(sub, "stats") || !strcmp(sub, "drift") || !strcmp(sub, "recent") ||
         !strcmp(sub, "since"))
         return burnin_report_main(sub, argc - 1, argv + 1);
-    fprintf(stderr, "trit burnin: unknown subcommand '%s' (run, stats, drift, recent, since)\n",
+    fprintf(stderr,
+            "trit burnin: unknown subcommand '%s' (run, stats, drift, recent, since, verify)\n",
             sub);
     return 2;
 }

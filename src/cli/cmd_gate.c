@@ -1,4 +1,5 @@
-/* cmd_gate.c — `trit gate`: the cutover gate table (GO exits 0, NO-GO exits 1). */
+/* cmd_gate.c — `trit gate`: the cutover gate table (GO exits 0, NO-GO exits 1, evidence
+ * refused exits 2), its provenance block, and receipts (-o) that `--verify` recomputes. */
 #include "base/base.h"
 #include "cli/cli.h"
 #include "parity/parity.h"
@@ -13,112 +14,303 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: trit gate [--config FILE] [--ledger FILE ...] [--ppl FILE] [--json]\n"
+            "                 [--allow-unchained] [-o receipt.json]\n"
+            "       trit gate --verify receipt.json\n"
             "\n"
-            "Prints the cutover gate table (gate, target, current, PASS/FAIL/WAITING) from the\n"
-            "burn-in ledgers (merged, each record once) and the ppl figures of\n"
-            "`trit ppl --json -o FILE`. A gate with too few samples, or whose reference is\n"
-            "missing, is FAIL, never PASS; the rounds gate reads WAITING until its target is\n"
-            "reached; perplexity runs of different chunk or token counts FAIL.\n"
-            "  --config FILE   INI with a [gates] section (keys in docs/parity.md); without it\n"
-            "                  the production defaults of DESIGN.md (a ./cutover.ini is never\n"
-            "                  read unless named here)\n"
-            "  --ledger FILE   ledger(s) (default burnin.ledger.jsonl)\n"
-            "  --ppl FILE      "
-            "{\"gen1\":{\"ppl\",\"ppl_err\",\"chunks\",\"ctx\",\"count\"},\"gen2\":{...},\n"
-            "                  \"kld\":{\"mean\"}}\n"
-            "  --json          machine-readable table\n"
-            "exit: 0 GO (every gate PASS), 1 NO-GO, 2 usage or unreadable input\n");
+            "Prints the provenance of the evidence (each side's identity, ledger chain heads,\n"
+            "the ppl file's hashes) and the cutover gate table (gate, target, current,\n"
+            "PASS/FAIL/WAITING) from the burn-in ledgers (merged, each record once) and the ppl\n"
+            "figures of `trit ppl --json -o FILE`. A gate with too few samples, or whose\n"
+            "reference is missing, is FAIL, never PASS; the rounds gate counts compared rounds\n"
+            "and reads WAITING until its target is reached.\n"
+            "The verdict is refused (exit 2, with the reason) when a ledger's hash chain is\n"
+            "broken, when gen-1 and gen-2 are the same server, when the ledgers mix identities\n"
+            "of a side, when the ppl file has no provenance or is about other models or\n"
+            "servers, or when evidence is older than max_age (docs/parity.md).\n"
+            "  --config FILE      INI with a [gates] section (keys in docs/parity.md); without\n"
+            "                     it the production defaults of docs/parity.md (a ./cutover.ini\n"
+            "                     is never read unless named here)\n"
+            "  --ledger FILE      ledger(s) (default burnin.ledger.jsonl)\n"
+            "  --ppl FILE         `trit ppl --json -o FILE` output\n"
+            "  --allow-unchained  accept ledgers written before the hash chain and server\n"
+            "                     identities (ledger schema 1); said in the output\n"
+            "  -o FILE            write a receipt: the verdict and the hashes of every input\n"
+            "  --verify FILE      recompute a receipt from the same inputs, as of its time\n"
+            "  --json             machine-readable table\n"
+            "exit: 0 GO (every gate PASS), 1 NO-GO, 2 usage, unreadable input or evidence\n"
+            "refused; --verify: 0 same verdict and hashes, 1 differs (named), 2 unreadable\n");
 }
 
 /* Which thresholds apply, said before the table: a config only when --config names it. */
 static const char *config_label(const char *config) {
     if (config) return config;
     return access("cutover.ini", R_OK) == 0
-               ? "production defaults (DESIGN.md; ./cutover.ini is not used without --config)"
-               : "production defaults (DESIGN.md)";
+               ? "production defaults (docs/parity.md; ./cutover.ini is not used without "
+                 "--config)"
+               : "production defaults (docs/parity.md)";
 }
 
-int cmd_gate(int argc, char **argv) {
-    const char *config = NULL, *ppl_path = NULL;
-    const char **ledgers = xcalloc((size_t)argc + 1, sizeof *ledgers);
-    int nl = 0, rc = 2, c;
-    bool as_json = false;
-    trit_stats_acc *acc = NULL;
-    enum { O_CONFIG = 256, O_LEDGER, O_PPL, O_JSON };
+typedef struct gate_opts {
+    const char *config, *ppl_path, *out, *verify;
+    const char **ledgers;
+    int n_ledgers;
+    bool as_json, allow_unchained;
+} gate_opts;
+
+/* Everything one evaluation read and decided; what a receipt records. */
+typedef struct gate_run {
+    trit_gate_cfg cfg;
+    char config_sha256[65];
+    trit_ppl_figs ppl;
+    trit_provenance pv;
+    trit_stats all;
+    trit_gate_table t;
+    double now;
+    int rc; /* 0 GO, 1 NO-GO, 2 refused */
+} gate_run;
+
+/* Parse argv into o; 0, 1 after --help, or 2 on a usage error (said on stderr). */
+static int parse_gate(int argc, char **argv, gate_opts *o) {
+    enum { O_CONFIG = 256, O_LEDGER, O_PPL, O_JSON, O_VERIFY, O_ALLOW };
     static const struct option lo[] = {{"config", required_argument, 0, O_CONFIG},
                                        {"ledger", required_argument, 0, O_LEDGER},
                                        {"ppl", required_argument, 0, O_PPL},
                                        {"json", no_argument, 0, O_JSON},
+                                       {"verify", required_argument, 0, O_VERIFY},
+                                       {"allow-unchained", no_argument, 0, O_ALLOW},
+                                       {"output", required_argument, 0, 'o'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
+    int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
         switch (c) {
         case O_CONFIG:
-            config = optarg;
+            o->config = optarg;
             break;
         case O_LEDGER:
-            ledgers[nl++] = optarg;
+            o->ledgers[o->n_ledgers++] = optarg;
             break;
         case O_PPL:
-            ppl_path = optarg;
+            o->ppl_path = optarg;
             break;
         case O_JSON:
-            as_json = true;
+            o->as_json = true;
+            break;
+        case O_VERIFY:
+            o->verify = optarg;
+            break;
+        case O_ALLOW:
+            o->allow_unchained = true;
+            break;
+        case 'o':
+            o->out = optarg;
             break;
         case 'h':
             usage(stdout);
-            rc = 0;
-            goto out;
+            return 1;
         default:
-            goto out; /* getopt named the bad option */
+            return 2; /* getopt named the bad option */
         }
     }
     if (optind < argc) {
         fprintf(stderr, "trit gate: unexpected argument '%s' (see --help)\n", argv[optind]);
-        goto out;
+        return 2;
     }
-    if (nl == 0) ledgers[nl++] = "burnin.ledger.jsonl";
+    if (o->verify && (o->config || o->ppl_path || o->n_ledgers || o->out || o->allow_unchained)) {
+        fprintf(stderr, "trit gate: --verify takes its inputs from the receipt; no other "
+                        "options\n");
+        return 2;
+    }
+    if (o->n_ledgers == 0 && !o->verify) o->ledgers[o->n_ledgers++] = "burnin.ledger.jsonl";
+    return 0;
+}
 
-    /* inputs: thresholds, ppl figures, the merged ledgers */
-    trit_gate_cfg cfg;
-    trit_gate_cfg_default(&cfg);
+/* Read every input, check the evidence, evaluate the gates as of `now`. 0, or -1 with the
+ * problem said on stderr (unreadable input). */
+static int evaluate(const gate_opts *o, double now, gate_run *g) {
+    memset(g, 0, sizeof *g);
+    g->now = now;
+    trit_gate_cfg_default(&g->cfg);
     trit_err err = {0};
-    if (config && trit_gate_cfg_load(config, &cfg, &err)) {
+    if (o->config && (trit_gate_cfg_load(o->config, &g->cfg, &err) ||
+                      trit_sha256_file(o->config, g->config_sha256, &err))) {
         fprintf(stderr, "trit gate: %s\n", err.msg);
-        goto out;
+        return -1;
     }
-    trit_ppl_figs ppl = {0};
-    if (ppl_path && trit_ppl_figs_load(ppl_path, &ppl, &err)) {
+    if (o->ppl_path && trit_ppl_figs_load(o->ppl_path, &g->ppl, &err)) {
         fprintf(stderr, "trit gate: %s\n", err.msg);
-        goto out;
+        return -1;
     }
-    acc = trit_stats_acc_load(ledgers, nl, false, &err);
+    if (trit_gate_provenance(&g->cfg, o->ledgers, o->n_ledgers, o->ppl_path ? &g->ppl : NULL,
+                             o->allow_unchained, now, &g->pv, &err)) {
+        fprintf(stderr, "trit gate: %s\n", err.msg);
+        return -1;
+    }
+    trit_stats_acc *acc = trit_stats_acc_load(o->ledgers, o->n_ledgers, false, &err);
     if (!acc) {
         fprintf(stderr, "trit gate: %s\n", err.msg);
-        goto out;
+        return -1;
     }
-
     /* the table, over the same windows the report uses */
-    trit_stats all, recent, prev;
-    trit_gates_windows(&cfg, acc, &all, &recent, &prev);
-    trit_gate_table t;
-    trit_gates_eval(&cfg, &all, &recent, &prev, ppl.present ? &ppl : NULL, &t);
-    if (as_json) {
-        json_t *j = trit_gates_json(&t);
-        json_object_set_new(j, "config", json_string(config ? config : "(production defaults)"));
-        json_object_set_new(j, "stats", trit_stats_json(&all));
+    trit_stats recent, prev;
+    trit_gates_windows(&g->cfg, acc, &g->all, &recent, &prev);
+    trit_gates_eval(&g->cfg, &g->all, &recent, &prev, g->ppl.present ? &g->ppl : NULL, &g->t);
+    trit_stats_acc_free(acc);
+    g->rc = g->pv.refused ? 2 : g->t.go ? 0 : 1;
+    return 0;
+}
+
+/* The verdict as printed and recorded: exit code 0, 1, 2. */
+static const char *verdict_word(int rc) {
+    return rc == 0 ? "GO" : rc == 1 ? "NO-GO" : "REFUSED";
+}
+
+/* The receipt: the verdict and the hashes of every input, enough for --verify to redo it. */
+static json_t *receipt_json(const gate_opts *o, const gate_run *g) {
+    char iso[32];
+    trit_iso8601(g->now, iso);
+    json_t *ls = json_array();
+    for (int i = 0; i < o->n_ledgers; i++) json_array_append_new(ls, json_string(o->ledgers[i]));
+    json_t *in = json_pack("{s:s?,s:s,s:o,s:s?,s:s,s:b}", "config", o->config, "config_sha256",
+                           g->config_sha256, "ledgers", ls, "ppl", o->ppl_path, "ppl_sha256",
+                           g->ppl.file_sha256, "allow_unchained", o->allow_unchained);
+    json_t *j = trit_gates_json(&g->t);
+    json_object_set_new(j, "receipt", json_string("trit gate"));
+    json_object_set_new(j, "trit_version", json_string(TRIT_VERSION));
+    json_object_set_new(j, "ts", json_real(g->now));
+    json_object_set_new(j, "time", json_string(iso));
+    json_object_set_new(j, "verdict", json_string(verdict_word(g->rc)));
+    json_object_set_new(j, "reason", json_string(g->pv.reason));
+    json_object_set_new(j, "inputs", in);
+    json_object_set_new(j, "provenance", trit_provenance_json(&g->pv, &g->ppl));
+    return j;
+}
+
+/* The provenance block, then REFUSED with its reason or the table (or all of it as JSON). */
+static void print_run(const gate_opts *o, const gate_run *g) {
+    if (o->as_json) {
+        json_t *j = receipt_json(o, g);
+        json_object_set_new(j, "config",
+                            json_string(o->config ? o->config : "(production defaults)"));
+        json_object_set_new(j, "stats", trit_stats_json(&g->all));
         json_dumpf(j, stdout, JSON_INDENT(2));
         printf("\n");
         json_decref(j);
-    } else {
-        printf("cutover gates (config: %s; %d ledger%s, %ld rounds)\n\n", config_label(config), nl,
-               nl == 1 ? "" : "s", all.rounds);
-        trit_gates_print(stdout, &t);
+        return;
     }
-    rc = t.go ? 0 : 1;
-out:
-    trit_stats_acc_free(acc);
-    free(ledgers);
+    trit_provenance_print(stdout, &g->pv, &g->ppl);
+    if (g->pv.refused) {
+        printf("REFUSED: %s\n", g->pv.reason);
+        return;
+    }
+    printf("cutover gates (config: %s; %d ledger%s, %ld rounds)\n\n", config_label(o->config),
+           o->n_ledgers, o->n_ledgers == 1 ? "" : "s", g->all.rounds);
+    trit_gates_print(stdout, &g->t);
+}
+
+/* One difference between a receipt and its recomputation, said on stdout. */
+static int differs(const char *what, const char *was, const char *now) {
+    if (!strcmp(was ? was : "", now ? now : "")) return 0;
+    printf("differs: %s: receipt %s, now %s\n", what, was && *was ? was : "(none)",
+           now && *now ? now : "(none)");
+    return 1;
+}
+
+/* A string member, "" when absent. */
+static const char *jstr(const json_t *o, const char *k) {
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+/* --verify: the inputs the receipt names, evaluated again as of its time; every verdict,
+ * hash and row compared. */
+static int verify_receipt(const char *path, gate_opts *o) {
+    json_error_t je;
+    json_t *r = json_load_file(path, 0, &je);
+    json_t *in = json_object_get(r, "inputs");
+    json_t *ls = json_object_get(in, "ledgers");
+    if (!r || !json_is_array(ls) || !json_is_number(json_object_get(r, "ts"))) {
+        fprintf(stderr, "trit gate: --verify %s: not a gate receipt%s%s\n", path, r ? "" : ": ",
+                r ? "" : je.text);
+        json_decref(r);
+        return 2;
+    }
+    o->config = json_string_value(json_object_get(in, "config"));
+    o->ppl_path = json_string_value(json_object_get(in, "ppl"));
+    o->allow_unchained = json_is_true(json_object_get(in, "allow_unchained"));
+    size_t i;
+    for (i = 0; i < json_array_size(ls) && o->n_ledgers < 64; i++) {
+        const char *path = json_string_value(json_array_get(ls, i));
+        if (path) o->ledgers[o->n_ledgers++] = path;
+    }
+    gate_run g;
+    if (evaluate(o, json_number_value(json_object_get(r, "ts")), &g)) {
+        json_decref(r);
+        return 2;
+    }
+    json_t *now = receipt_json(o, &g);
+    int n = differs("trit version", jstr(r, "trit_version"), TRIT_VERSION);
+    n += differs("verdict", jstr(r, "verdict"), jstr(now, "verdict"));
+    n += differs("config sha256", jstr(in, "config_sha256"), g.config_sha256);
+    n += differs("ppl file sha256", jstr(in, "ppl_sha256"), g.ppl.file_sha256);
+    json_t *l0 = json_object_get(json_object_get(r, "provenance"), "ledgers");
+    json_t *l1 = json_object_get(json_object_get(now, "provenance"), "ledgers");
+    for (i = 0; i < json_array_size(l1); i++) {
+        char what[300];
+        snprintf(what, sizeof what, "ledger %s chain head", jstr(json_array_get(l1, i), "path"));
+        n +=
+            differs(what, jstr(json_array_get(l0, i), "head"), jstr(json_array_get(l1, i), "head"));
+    }
+    json_t *g0 = json_object_get(r, "gates"), *g1 = json_object_get(now, "gates");
+    for (i = 0; i < TRIT_MAX(json_array_size(g0), json_array_size(g1)); i++) {
+        const json_t *a = json_array_get(g0, i), *b = json_array_get(g1, i);
+        char what[96], va[256], vb[256];
+        snprintf(what, sizeof what, "gate %s", jstr(b ? b : a, "gate"));
+        snprintf(va, sizeof va, "%s %s", jstr(a, "verdict"), jstr(a, "current"));
+        snprintf(vb, sizeof vb, "%s %s", jstr(b, "verdict"), jstr(b, "current"));
+        n += differs(what, va, vb);
+    }
+    if (!n)
+        printf("receipt %s verified: %s, every input hash and gate row the same\n", path,
+               jstr(now, "verdict"));
+    json_decref(now);
+    json_decref(r);
+    trit_provenance_free(&g.pv);
+    return n ? 1 : 0;
+}
+
+int cmd_gate(int argc, char **argv) {
+    gate_opts o = {.ledgers = xcalloc((size_t)argc + 65, sizeof(char *))};
+    int rc = parse_gate(argc, argv, &o);
+    if (rc) {
+        free(o.ledgers);
+        return rc == 1 ? 0 : 2;
+    }
+    if (o.verify) {
+        rc = verify_receipt(o.verify, &o);
+        free(o.ledgers);
+        return rc;
+    }
+    gate_run g;
+    if (evaluate(&o, trit_wall_s(), &g)) {
+        free(o.ledgers);
+        return 2;
+    }
+    print_run(&o, &g);
+    rc = g.rc;
+    if (o.out) {
+        json_t *j = receipt_json(&o, &g);
+        char *s = json_dumps(j, JSON_INDENT(2));
+        trit_err err = {0};
+        if (trit_write_file_atomic_mode(o.out, s, strlen(s), 0600, &err)) {
+            fprintf(stderr, "trit gate: %s\n", err.msg);
+            rc = 2;
+        }
+        free(s);
+        json_decref(j);
+    }
+    trit_provenance_free(&g.pv);
+    free(o.ledgers);
     return rc;
 }

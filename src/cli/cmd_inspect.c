@@ -13,6 +13,7 @@
 #define ARRAY_HEAD 5  /* array items shown in summaries */
 #define STR_SHOW   96 /* string characters shown in the text listing */
 
+/* --help: every option of inspect_options. */
 static void usage(FILE *out) {
     fprintf(out,
             "usage: trit inspect MODEL.gguf [--json] [--tensors] [--kv KEY]\n\n"
@@ -31,6 +32,7 @@ static json_t *jstr(gguf_str s) {
     return j ? j : json_string("");
 }
 
+/* Array item i as JSON (u64 values past int64 as reals). */
 static json_t *elem_json(const gguf_kv *kv, uint64_t i) {
     uint32_t t = kv->arr_type;
     if (t == GGUF_T_STRING) return jstr(kv->arr_strs[i]);
@@ -93,6 +95,7 @@ typedef struct arch_sum {
     json_t *fields;   /* ordered key -> value */
 } arch_sum;
 
+/* One scalar "<arch>.<suffix>" key into the summary under label, when the file has it. */
 static void arch_field(const gguf_file *f, arch_sum *s, const char *label, const char *suffix) {
     char key[256];
     snprintf(key, sizeof key, "%s.%s", s->arch, suffix);
@@ -148,6 +151,7 @@ static bool arch_summary(const gguf_file *f, arch_sum *s) {
     return true;
 }
 
+/* What arch_summary allocated. */
 static void arch_free(arch_sum *s) {
     free(s->arch);
     free(s->load_error);
@@ -162,11 +166,13 @@ static void dims_str(const gguf_tensor *t, char *out, size_t n) {
         k += (size_t)snprintf(out + k, n - k, "%s%" PRId64, d ? " x " : "", t->ne[d]);
 }
 
+/* A tensor type's ggml name, "?" for types trit does not know. */
 static const char *type_name(uint32_t type) {
     const trit_type_info *ti = trit_type_get(type);
     return ti ? ti->name : "?";
 }
 
+/* b as "123 B" or "1.50 MiB" (powers of 1024). */
 static void human_bytes(double b, char out[32]) {
     const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     int i = 0;
@@ -179,6 +185,7 @@ typedef struct totals {
     uint64_t by_type_n[TRIT_TYPE_COUNT_MAX], by_type_bytes[TRIT_TYPE_COUNT_MAX];
 } totals;
 
+/* Bytes and parameters over all tensors, and per tensor type. */
 static void compute_totals(const gguf_file *f, totals *t) {
     memset(t, 0, sizeof *t);
     for (size_t i = 0; i < gguf_n_tensors(f); i++) {
@@ -192,6 +199,7 @@ static void compute_totals(const gguf_file *f, totals *t) {
     }
 }
 
+/* The totals line, then one line per tensor type present. */
 static void print_totals(const gguf_file *f, const totals *t) {
     char hb[32];
     human_bytes((double)t->bytes, hb);
@@ -204,6 +212,7 @@ static void print_totals(const gguf_file *f, const totals *t) {
     }
 }
 
+/* The tensor table: name, type, dims, bytes, offset (names up to 60 columns wide). */
 static void print_tensors(const gguf_file *f) {
     size_t w = 4;
     for (size_t i = 0; i < gguf_n_tensors(f); i++)
@@ -219,6 +228,7 @@ static void print_tensors(const gguf_file *f) {
     }
 }
 
+/* One metadata line: key, value type, value (long strings cut, arrays summarised). */
 static void print_kv_line(const gguf_kv *kv) {
     trit_buf b = {0};
     gguf_kv_format(kv, &b, ARRAY_HEAD);
@@ -269,6 +279,7 @@ static int show_key(const gguf_file *f, const char *key, bool json) {
     return 0;
 }
 
+/* --json: the file's header, metadata, architecture summary, tensors and totals. */
 static int emit_json(const gguf_file *f, bool tensors_only) {
     json_t *root = json_object();
     json_object_set_new(root, "path", json_string(gguf_path(f)));
@@ -331,6 +342,7 @@ static int emit_json(const gguf_file *f, bool tensors_only) {
     return 0;
 }
 
+/* The text listing: header line, metadata, architecture summary, tensor table, totals. */
 static int emit_text(const gguf_file *f, bool tensors_only) {
     char hb[32];
     human_bytes((double)gguf_file_size(f), hb);
@@ -387,49 +399,70 @@ static int emit_text(const gguf_file *f, bool tensors_only) {
     return 0;
 }
 
-int cmd_inspect(int argc, char **argv) {
-    const char *path = NULL, *key = NULL;
-    bool json = false, tensors_only = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+/* What the command line asked for. */
+typedef struct inspect_args {
+    const char *path, *key;
+    bool json, tensors_only;
+} inspect_args;
+
+enum { O_JSON = 256, O_TENSORS, O_KV };
+static const struct option inspect_options[] = {{"json", no_argument, 0, O_JSON},
+                                                {"tensors", no_argument, 0, O_TENSORS},
+                                                {"kv", required_argument, 0, O_KV},
+                                                {"help", no_argument, 0, 'h'},
+                                                {0, 0, 0, 0}};
+
+/* The command line into a: 0 to run, 1 after --help, 2 on a usage error (said on stderr). */
+static int parse_inspect(int argc, char **argv, inspect_args *a) {
+    *a = (inspect_args){0};
+    int c;
+    optind = 1;
+    while ((c = cli_getopt(argc, argv, "h", inspect_options)) != -1) {
+        if (c == 'h') {
             usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!strcmp(a, "--tensors")) {
-            tensors_only = true;
-        } else if (!strcmp(a, "--kv")) {
-            if (++i >= argc) {
-                fprintf(stderr, "trit inspect: --kv needs a KEY\n");
-                return 2;
-            }
-            key = argv[i];
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "trit inspect: unknown option '%s'\n", a);
+            return 1;
+        }
+        if (c == '?') { /* getopt_long named the bad option */
             usage(stderr);
             return 2;
-        } else if (path) {
-            fprintf(stderr, "trit inspect: more than one MODEL given ('%s', '%s')\n", path, a);
-            return 2;
-        } else {
-            path = a;
         }
+        a->json |= c == O_JSON;
+        a->tensors_only |= c == O_TENSORS;
+        if (c == O_KV) a->key = optarg;
     }
-    if (!path) {
+    if (optind < argc) a->path = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "trit inspect: more than one MODEL given ('%s', '%s')\n", a->path,
+                argv[optind]);
+        return 2;
+    }
+    if (!a->path) {
         fprintf(stderr, "trit inspect: missing MODEL argument\n");
         usage(stderr);
         return 2;
     }
+    return 0;
+}
+
+/* Open the file and print what was asked: one key, JSON, or the text listing. */
+static int run_inspect(const inspect_args *a) {
     trit_err err = {0};
-    gguf_file *f = gguf_open(path, &err);
+    gguf_file *f = gguf_open(a->path, &err);
     if (!f) {
         fprintf(stderr, "trit inspect: %s\n", err.msg);
         return 1;
     }
-    int rc = key    ? show_key(f, key, json)
-             : json ? emit_json(f, tensors_only)
-                    : emit_text(f, tensors_only);
+    int rc = a->key    ? show_key(f, a->key, a->json)
+             : a->json ? emit_json(f, a->tensors_only)
+                       : emit_text(f, a->tensors_only);
     gguf_close(f);
     return rc;
+}
+
+/* `trit inspect`: the command line into its options, then the run; the exit code (cli.h). */
+int cmd_inspect(int argc, char **argv) {
+    inspect_args a;
+    int rc = parse_inspect(argc, argv, &a);
+    if (rc) return rc == 1 ? 0 : 2;
+    return run_inspect(&a);
 }

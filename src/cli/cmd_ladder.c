@@ -13,28 +13,43 @@ static void usage(FILE *f) {
         "usage: trit ladder --ref SPEC --cand SPEC (--prompt TEXT | --prompts FILE) [options]\n"
         "       trit ladder --determinism --ref SPEC (--prompt TEXT | --prompts FILE)\n"
         "\n"
-        "Rungs: 0 preflight, 1 tokens, 2 shapes, 3 first-position logits, 4 every prompt\n"
-        "position, 5 greedy decode. Stops at the first failing rung unless --all.\n"
+        "Rungs: 0 preflight (engine, build, model sha256 and size of each side), 1 tokens,\n"
+        "2 shapes (n_vocab, n_ctx), 3 first-position logits, 4 every prompt position,\n"
+        "5 greedy decode. Stops at the first failing rung unless --all. Over http (either side)\n"
+        "rungs 3-4 compare the top-N log-probabilities of every prompt prefix on both sides.\n"
         "SPEC: trit:MODEL[?threads=N&ctx=N&rope=norm|neox&act=silu|relu2] | llama:MODEL[?...]\n"
         "      | http:URL[?model=ID&key=KEY]\n"
         "\n"
         "  --ref SPEC, --cand SPEC   the two backends (reference, candidate)\n"
         "  --prompt TEXT             one prompt (repeatable)\n"
         "  --prompts FILE            one prompt per line, or JSONL with a \"prompt\" field\n"
-        "  --max-tokens M            greedy decode steps in rung 5 (default 16)\n"
+        "  --max-tokens M            greedy decode steps in rung 5, >= 1 (default 16)\n"
+        "  --logits auto|full|topn   rungs 3-4 on full logit rows (both sides in-process) or\n"
+        "                            top-N log-probabilities (default auto: topn when a side\n"
+        "                            is http)\n"
+        "  --top-n N                 N for top-N data, 5..20 (default 20; a server may clamp)\n"
         "  --template raw|chat       raw text, or each backend's chat template (default raw)\n"
         "  --all                     run every rung even after a failure\n"
+        "  --other-models            the two sides load different model files on purpose (one\n"
+        "                            model in two layouts): rung 0 then passes on two known\n"
+        "                            sha256 instead of failing\n"
         "  --bisect                  on a logit/decode failure: shortest failing prefix, then\n"
         "                            traces on both sides name the first diverging\n"
-        "                            (position, layer, point)\n"
+        "                            (position, layer, point). Over http the prefix comes from\n"
+        "                            the per-prefix scores and the trace is reported\n"
+        "                            unavailable (no server gives traces); the exit status\n"
+        "                            stays the ladder's\n"
         "  --determinism             the --ref backend twice: identical logits?\n"
         "  --thresholds k=v,...      override: first_mse first_maxabs pos_mse pos_kl pos_top5\n"
-        "                            pos_maxabs tie_eps trace_nmse\n"
+        "                            pos_maxabs tie_eps trace_nmse topn_kl topn_first_maxabs\n"
+        "                            topn_maxabs topn_top5 topn_cover\n"
         "  --threads N               threads for both backends (default: $TRIT_THREADS or all)\n"
         "  --format text|json        report on stdout (default text)\n"
         "  -o FILE                   write the JSON receipt to FILE\n"
-        "Exit: 0 pass (every rung ran and passed), 1 divergence, 2 setup failure or usage\n"
-        "error, 3 incomplete (a rung was SKIPPED, e.g. a side cannot tokenize: never a pass).\n");
+        "Exit: 0 pass (every rung ran and passed), 1 divergence, 2 setup failure (a side did\n"
+        "not load, answered short or malformed log-probabilities or another vocabulary, or a\n"
+        "request failed or timed out) or usage error, 3 incomplete (a rung was SKIPPED, e.g. a\n"
+        "side does not report its model sha256 or n_vocab: never a pass).\n");
 }
 
 static int load_prompts(const char *path, char ***out, size_t *n, trit_err *err) {
@@ -90,7 +105,10 @@ enum {
     O_DET,
     O_TH,
     O_THREADS,
-    O_FORMAT
+    O_FORMAT,
+    O_LOGITS,
+    O_TOPN,
+    O_OTHER
 };
 static const struct option ladder_options[] = {{"ref", required_argument, 0, O_REF},
                                                {"cand", required_argument, 0, O_CAND},
@@ -104,6 +122,9 @@ static const struct option ladder_options[] = {{"ref", required_argument, 0, O_R
                                                {"thresholds", required_argument, 0, O_TH},
                                                {"threads", required_argument, 0, O_THREADS},
                                                {"format", required_argument, 0, O_FORMAT},
+                                               {"logits", required_argument, 0, O_LOGITS},
+                                               {"top-n", required_argument, 0, O_TOPN},
+                                               {"other-models", no_argument, 0, O_OTHER},
                                                {"help", no_argument, 0, 'h'},
                                                {0, 0, 0, 0}};
 
@@ -127,11 +148,30 @@ static int ladder_option(int c, const char *v, ladder_args *a) {
         fprintf(stderr, "trit ladder: %s\n", err.msg);
         return 2;
     case O_MAX:
-        if (trit_parse_long(v, 0, 100000, &n) == 0) {
+        if (trit_parse_long(v, 1, 100000, &n) == 0) {
             a->o.max_tokens = (int)n;
             return 0;
         }
-        fprintf(stderr, "trit ladder: --max-tokens %s: expected 0..100000\n", v);
+        fprintf(stderr,
+                "trit ladder: --max-tokens %s: expected 1..100000 (the decode rung must compare "
+                "at least one token)\n",
+                v);
+        return 2;
+    case O_LOGITS:
+        if (!strcmp(v, "auto") || !strcmp(v, "full") || !strcmp(v, "topn")) {
+            a->o.logits = !strcmp(v, "full")   ? TRIT_LADDER_LOGITS_FULL
+                          : !strcmp(v, "topn") ? TRIT_LADDER_LOGITS_TOPN
+                                               : TRIT_LADDER_LOGITS_AUTO;
+            return 0;
+        }
+        fprintf(stderr, "trit ladder: --logits %s: expected auto, full or topn\n", v);
+        return 2;
+    case O_TOPN:
+        if (trit_parse_long(v, 5, TRIT_BACKEND_TOPN_MAX, &n) == 0) {
+            a->o.top_n = (int)n;
+            return 0;
+        }
+        fprintf(stderr, "trit ladder: --top-n %s: expected 5..%d\n", v, TRIT_BACKEND_TOPN_MAX);
         return 2;
     case O_TMPL:
         if (strcmp(v, "chat") && strcmp(v, "raw")) {
@@ -145,6 +185,9 @@ static int ladder_option(int c, const char *v, ladder_args *a) {
         return 0;
     case O_BISECT:
         a->o.bisect = true;
+        return 0;
+    case O_OTHER:
+        a->o.other_models = true;
         return 0;
     case O_DET:
         a->determinism = true;
@@ -175,9 +218,14 @@ static int ladder_option(int c, const char *v, ladder_args *a) {
     return 2;
 }
 
+/* Whether a backend spec names a server (http:URL or a bare URL). */
+static bool spec_is_http(const char *spec) {
+    return !strncmp(spec, "http:", 5) || !strncmp(spec, "https:", 6);
+}
+
 /* The command line into a: 0 to run, 1 after --help, 2 on a usage error. */
 static int parse_ladder_args(int argc, char **argv, ladder_args *a) {
-    a->o = (trit_ladder_opts){.max_tokens = 16};
+    a->o = (trit_ladder_opts){.max_tokens = 16, .top_n = TRIT_BACKEND_TOPN_MAX};
     trit_ladder_thresholds_default(&a->o.th);
     a->o.bopts = trit_backend_default_opts();
     int c, rc = 0;
@@ -201,6 +249,12 @@ static int parse_ladder_args(int argc, char **argv, ladder_args *a) {
     }
     if (a->n_prompts == 0) {
         fprintf(stderr, "trit ladder: give --prompt TEXT or --prompts FILE\n");
+        return 2;
+    }
+    if (a->o.logits == TRIT_LADDER_LOGITS_FULL &&
+        (spec_is_http(a->o.gen1_spec) || (a->o.gen2_spec && spec_is_http(a->o.gen2_spec)))) {
+        fprintf(stderr, "trit ladder: --logits full needs both sides in-process (trit:, llama:); "
+                        "a server gives top-N log-probabilities only\n");
         return 2;
     }
     a->o.prompts = (const char *const *)a->prompts;

@@ -13,11 +13,11 @@
 #include "quant/ftype.h"
 #include "quant/quant.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* --help: the three modes and every option of quantize_options. */
 static void usage(FILE *out) {
     fprintf(
         out,
@@ -35,6 +35,8 @@ static void usage(FILE *out) {
         "  --pure                    no mixes: the FTYPE's type everywhere (fallbacks apply)\n"
         "  --allow-requantize        convert tensors that are already quantized\n"
         "  --keep-embeddings         (trit) keep token_embd.weight and output.weight as they are\n"
+        "  --dry-run                 print the plan (one 'NAME TYPE' line per tensor), write "
+        "nothing\n"
         "--i2s-to-tq2 / --tq2-to-i2s: every I2_S tensor (bitnet.cpp) to TQ2_0 (llama.cpp) or\n"
         "back, all else copied: exact when the per-tensor fp32 scale is an fp16 value (TQ2_0 "
         "keeps\n"
@@ -44,15 +46,19 @@ static void usage(FILE *out) {
         "exit codes: 0 done / identical, 1 failed / different, 2 bad arguments\n");
 }
 
+/* Rows of a tensor: every dimension after the first (the row length). */
 static int64_t tensor_rows(const gguf_tensor *t) {
     return t->ne[1] * t->ne[2] * t->ne[3];
 }
 
+/* Whether a GGUF string (not NUL-terminated) equals c. */
 static bool gstr_is(gguf_str s, const char *c) {
     return s.n == strlen(c) && !memcmp(s.p, c, s.n);
 }
 
 /* ---- compare ---- */
+/* --compare: every tensor of A (under the prefix) against B's of the same name: type, shape
+ * and bytes, each difference printed. 0 when all are identical, else 1. */
 static int compare(const char *a_path, const char *b_path, const char *prefix) {
     trit_err err = {0};
     gguf_file *a = gguf_open(a_path, &err);
@@ -115,6 +121,7 @@ static int tensor_layer(const char *name) {
     return l;
 }
 static const gguf_file *sort_file;
+/* qsort's comparison for that order (sort_file: the file whose tensors are sorted). */
 static int cmp_tensor(const void *pa, const void *pb) {
     const char *a = gguf_tensor_at(sort_file, *(const size_t *)pa)->cname;
     const char *b = gguf_tensor_at(sort_file, *(const size_t *)pb)->cname;
@@ -123,6 +130,9 @@ static int cmp_tensor(const void *pa, const void *pb) {
     return strcmp(a, b);
 }
 
+/* The gguf writer's callback: the tensor at output position index, converted to its planned
+ * type (dequantized to f32, then quantized; whole tensors for I2_S's one scale, else row by
+ * row). */
 static int fill_converted(void *vctx, size_t index, void *dst, size_t nbytes, trit_err *err) {
     conv_ctx *c = vctx;
     const gguf_tensor *t = gguf_tensor_at(c->in, c->order[index]);
@@ -193,109 +203,74 @@ static void list_ftypes(FILE *out) {
     fprintf(out, "\n");
 }
 
-/* getopt_long over argv; 0 to go on, or the exit code (0 for --help, 2 for bad arguments). */
-static int parse_args(int argc, char **argv, quant_args *a, bool *done) {
-    enum {
-        O_TOK = 1000,
-        O_OUT,
-        O_LEAVE,
-        O_PURE,
-        O_REQ,
-        O_KEEP,
-        O_CMP,
-        O_PREFIX,
-        O_DRY,
-        O_I2S_TQ2,
-        O_TQ2_I2S
-    };
-    static const struct option lo[] = {{"token-embedding-type", required_argument, 0, O_TOK},
-                                       {"output-tensor-type", required_argument, 0, O_OUT},
-                                       {"leave-output-tensor", no_argument, 0, O_LEAVE},
-                                       {"pure", no_argument, 0, O_PURE},
-                                       {"allow-requantize", no_argument, 0, O_REQ},
-                                       {"keep-embeddings", no_argument, 0, O_KEEP},
-                                       {"compare", no_argument, 0, O_CMP},
-                                       {"prefix", required_argument, 0, O_PREFIX},
-                                       {"dry-run", no_argument, 0, O_DRY},
-                                       {"i2s-to-tq2", no_argument, 0, O_I2S_TQ2},
-                                       {"tq2-to-i2s", no_argument, 0, O_TQ2_I2S},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-    a->q.token_embedding_type = a->q.output_tensor_type = -1;
-    *done = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        switch (c) {
-        case O_TOK:
-            if ((a->q.token_embedding_type = parse_type_opt("--token-embedding-type", optarg)) < 0)
-                return 2;
-            break;
-        case O_OUT:
-            if ((a->q.output_tensor_type = parse_type_opt("--output-tensor-type", optarg)) < 0)
-                return 2;
-            break;
-        case O_LEAVE:
-            a->q.leave_output = true;
-            break;
-        case O_PURE:
-            a->q.pure = true;
-            break;
-        case O_REQ:
-            a->allow_requantize = true;
-            break;
-        case O_KEEP:
-            a->keep_emb = true;
-            break;
-        case O_CMP:
-            a->compare = true;
-            break;
-        case O_PREFIX:
-            a->prefix = optarg;
-            break;
-        case O_DRY:
-            a->dry_run = true;
-            break;
-        case O_I2S_TQ2:
-            a->cross_from = TRIT_I2_S;
-            a->cross_to = TRIT_TQ2_0;
-            break;
-        case O_TQ2_I2S:
-            a->cross_from = TRIT_TQ2_0;
-            a->cross_to = TRIT_I2_S;
-            break;
-        case 'h':
-            usage(stdout);
-            *done = true;
-            return 0;
-        default: /* getopt_long printed the problem */
-            usage(stderr);
-            return 2;
-        }
-    }
-    for (; optind < argc; optind++) {
-        if (a->npos == 4) {
-            fprintf(stderr, "trit quantize: unexpected argument '%s'\n", argv[optind]);
-            usage(stderr);
-            return 2;
-        }
-        a->pos[a->npos++] = argv[optind];
-    }
-    if (a->cross_to) { /* cross-format conversion takes IN OUT only */
-        if (a->npos != 2) {
-            fprintf(stderr, "trit quantize: --i2s-to-tq2/--tq2-to-i2s take IN OUT only\n");
-            return 2;
-        }
+enum {
+    O_TOK = 1000,
+    O_OUT,
+    O_LEAVE,
+    O_PURE,
+    O_REQ,
+    O_KEEP,
+    O_CMP,
+    O_PREFIX,
+    O_DRY,
+    O_I2S_TQ2,
+    O_TQ2_I2S
+};
+static const struct option quantize_options[] = {
+    {"token-embedding-type", required_argument, 0, O_TOK},
+    {"output-tensor-type", required_argument, 0, O_OUT},
+    {"leave-output-tensor", no_argument, 0, O_LEAVE},
+    {"pure", no_argument, 0, O_PURE},
+    {"allow-requantize", no_argument, 0, O_REQ},
+    {"keep-embeddings", no_argument, 0, O_KEEP},
+    {"compare", no_argument, 0, O_CMP},
+    {"prefix", required_argument, 0, O_PREFIX},
+    {"dry-run", no_argument, 0, O_DRY},
+    {"i2s-to-tq2", no_argument, 0, O_I2S_TQ2},
+    {"tq2-to-i2s", no_argument, 0, O_TQ2_I2S},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
+/* One option's value into a: 0, or -1 after saying why. */
+static int quantize_option(int c, const char *v, quant_args *a) {
+    switch (c) {
+    case O_TOK:
+        return (a->q.token_embedding_type = parse_type_opt("--token-embedding-type", v)) < 0;
+    case O_OUT:
+        return (a->q.output_tensor_type = parse_type_opt("--output-tensor-type", v)) < 0;
+    case O_LEAVE:
+        a->q.leave_output = true;
+        return 0;
+    case O_PURE:
+        a->q.pure = true;
+        return 0;
+    case O_REQ:
+        a->allow_requantize = true;
+        return 0;
+    case O_KEEP:
+        a->keep_emb = true;
+        return 0;
+    case O_CMP:
+        a->compare = true;
+        return 0;
+    case O_PREFIX:
+        a->prefix = v;
+        return 0;
+    case O_DRY:
+        a->dry_run = true;
+        return 0;
+    case O_I2S_TQ2:
+    case O_TQ2_I2S:
+        a->cross_from = c == O_I2S_TQ2 ? TRIT_I2_S : TRIT_TQ2_0;
+        a->cross_to = c == O_I2S_TQ2 ? TRIT_TQ2_0 : TRIT_I2_S;
         return 0;
     }
-    if (a->compare) {
-        if (a->npos != 2) {
-            fprintf(stderr, "trit quantize --compare: needs exactly two files\n");
-            usage(stderr);
-            return 2;
-        }
-        return 0;
-    }
+    return -1;
+}
+
+/* IN OUT FTYPE [NTHREADS] of a conversion: the ftype known, NTHREADS a number (it is
+ * ignored), IN not OUT. 0, or 2 after saying why. */
+static int quantize_conversion_args(quant_args *a) {
     if (a->npos < 3) {
         fprintf(stderr, "trit quantize: needs IN OUT FTYPE\n");
         usage(stderr);
@@ -322,6 +297,51 @@ static int parse_args(int argc, char **argv, quant_args *a, bool *done) {
     return 0;
 }
 
+/* The positional arguments, as many as the mode takes: --i2s-to-tq2/--tq2-to-i2s and
+ * --compare two files, a conversion IN OUT FTYPE [NTHREADS]. 0, or 2 after saying why. */
+static int quantize_positionals(int argc, char **argv, quant_args *a) {
+    for (; optind < argc; optind++) {
+        if (a->npos == 4) {
+            fprintf(stderr, "trit quantize: unexpected argument '%s'\n", argv[optind]);
+            usage(stderr);
+            return 2;
+        }
+        a->pos[a->npos++] = argv[optind];
+    }
+    if (a->cross_to && a->npos != 2) {
+        fprintf(stderr, "trit quantize: --i2s-to-tq2/--tq2-to-i2s take IN OUT only\n");
+        return 2;
+    }
+    if (a->cross_to) return 0;
+    if (a->compare && a->npos != 2) {
+        fprintf(stderr, "trit quantize --compare: needs exactly two files\n");
+        usage(stderr);
+        return 2;
+    }
+    if (a->compare) return 0;
+    return quantize_conversion_args(a);
+}
+
+/* The command line into a: 0 to run, 1 after --help, 2 on a usage error (said on stderr). */
+static int parse_quantize(int argc, char **argv, quant_args *a) {
+    *a = (quant_args){0};
+    a->q.token_embedding_type = a->q.output_tensor_type = -1;
+    int c;
+    optind = 1;
+    while ((c = cli_getopt(argc, argv, "h", quantize_options)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return 1;
+        }
+        if (c == '?') { /* getopt_long printed the problem */
+            usage(stderr);
+            return 2;
+        }
+        if (quantize_option(c, optarg, a)) return 2;
+    }
+    return quantize_positionals(argc, argv, a);
+}
+
 /* ---- the model summary the type rules need ---- */
 
 /* <arch>.<suffix> as an integer (u32 or i64 in the file), or def when absent. */
@@ -335,6 +355,8 @@ static int arch_int(const gguf_file *f, const char *arch, const char *suffix, in
     return def;
 }
 
+/* What llama-quantize's type rules look at: layers, experts, GQA, 70B-ness, tied
+ * embeddings, the count of attn_v tensors. */
 static trit_qmodel model_summary(const gguf_file *in) {
     trit_qmodel m = {.tied_embeddings = true};
     char *arch = gguf_get_str(in, "general.architecture");
@@ -362,6 +384,7 @@ static trit_qmodel model_summary(const gguf_file *in) {
 
 /* ---- the per-tensor plan ---- */
 
+/* token_embd or output: what --keep-embeddings keeps. */
 static bool is_embedding(const char *name) {
     return !strcmp(name, "token_embd.weight") || !strcmp(name, "output.weight");
 }
@@ -470,6 +493,8 @@ static int write_output(const quant_args *a, conv_ctx *c, trit_err *err) {
     return rc;
 }
 
+/* llama-quantize's conversion: open IN, order the tensors as it does, plan their types, then
+ * print the plan (--dry-run) or write OUT. 0, or 1 with the reason said. */
 static int convert(const quant_args *a) {
     trit_err err = {0};
     gguf_file *in = gguf_open(a->in, &err);
@@ -512,12 +537,17 @@ static int cross_convert(const char *in, const char *out, uint32_t from, uint32_
     return rc ? 1 : 0;
 }
 
+/* The mode the command line chose: compare, cross-convert, or llama-quantize's conversion. */
+static int run_quantize(const quant_args *a) {
+    if (a->compare) return compare(a->pos[0], a->pos[1], a->prefix);
+    if (a->cross_to) return cross_convert(a->pos[0], a->pos[1], a->cross_from, a->cross_to);
+    return convert(a);
+}
+
+/* `trit quantize`: the command line into its options, then the run; the exit code (cli.h). */
 int cmd_quantize(int argc, char **argv) {
-    quant_args a = {0};
-    bool done;
-    int rc = parse_args(argc, argv, &a, &done);
-    if (rc || done) return rc;
-    if (a.compare) return compare(a.pos[0], a.pos[1], a.prefix);
-    if (a.cross_to) return cross_convert(a.pos[0], a.pos[1], a.cross_from, a.cross_to);
-    return convert(&a);
+    quant_args a;
+    int rc = parse_quantize(argc, argv, &a);
+    if (rc) return rc == 1 ? 0 : 2;
+    return run_quantize(&a);
 }

@@ -20,11 +20,14 @@ static void usage(FILE *out) {
             "per prompt, and the latest misses with both replies side by side.\n"
             "  --ledger FILE   burn-in or shadow ledger (several are merged)\n"
             "  --ppl FILE      `trit ppl --gen1 .. --gen2 .. -o FILE` output\n"
-            "  --config INI    gate thresholds; without it the production defaults (DESIGN.md)\n"
+            "  --config INI    gate thresholds; without it the production defaults of\n"
+            "                  docs/parity.md\n"
             "  --title TEXT    page title\n"
             "  --misses N      misses shown side by side (default 50)\n"
             "  -o FILE         output (\"-\" for stdout)\n"
-            "exit: 0 written, 1 cannot write, 2 usage or unreadable input\n");
+            "The page is written 0600 (it holds prompts and replies). A ledger whose hash chain\n"
+            "is broken is refused (`trit burnin verify` names the line).\n"
+            "exit: 0 written, 1 cannot write, 2 usage, unreadable input or a broken chain\n");
 }
 
 int cmd_report(int argc, char **argv) {
@@ -99,7 +102,7 @@ int cmd_report(int argc, char **argv) {
     }
     if (!strcmp(out, "-")) {
         rc = fwrite(html.p, 1, html.len, stdout) == html.len ? 0 : 1;
-    } else if (trit_write_file_atomic(out, html.p, html.len, &err)) {
+    } else if (trit_write_file_atomic_mode(out, html.p, html.len, 0600, &err)) {
         fprintf(stderr, "trit report: %s\n", err.msg);
         rc = 1;
     } else {

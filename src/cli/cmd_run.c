@@ -8,12 +8,13 @@
 #include "tokenizer/tokenizer.h"
 
 #include <errno.h>
-#include <getopt.h>
+#include <math.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* --help: every option of run_options and its default. */
 static void usage(FILE *out) {
     fprintf(out,
             "usage: trit run MODEL (-p PROMPT | --prompt-ids 1,2,3) [options]\n\n"
@@ -37,15 +38,8 @@ static void usage(FILE *out) {
             "exit codes: 0 ok, 1 failure (model, tokenizer, evaluation), 2 bad arguments\n");
 }
 
-static int parse_float(const char *s, float *out) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end) return -1;
-    *out = v;
-    return 0;
-}
-
+/* --prompt-ids "1,2,3" (spaces allowed after each id) into a new array: 0, or -1 when it is
+ * not such a list. */
 static int parse_ids(const char *s, int32_t **ids, size_t *n) {
     size_t cap = 16;
     *ids = xmalloc(cap * sizeof **ids);
@@ -113,17 +107,42 @@ static const struct option run_options[] = {
     {0, 0, 0, 0},
 };
 
-/* the name of option c, for messages */
-static const char *option_name(int c) {
-    for (const struct option *o = run_options; o->name; o++)
-        if (o->val == c) return o->name;
-    return "?";
+/* The numbers and names among the options: 0, or -1 after saying why. 1 when c is not one. */
+static int run_value_option(int c, const char *flag, const char *v, run_args *a) {
+    static const char *const kv_types[] = {"f16", "f32"};
+    int k;
+    switch (c) {
+    case 'n':
+        return cli_opt_long("run", flag, v, 0, 1 << 24, &a->n_predict);
+    case 't':
+        return cli_opt_long("run", flag, v, 1, 1024, &a->threads);
+    case 'c':
+        return cli_opt_long("run", flag, v, 1, 1 << 24, &a->n_ctx);
+    case O_TEMP:
+        return cli_opt_float("run", flag, v, -INFINITY, INFINITY, &a->sp.temp);
+    case O_TOP_K:
+        return cli_opt_int("run", flag, v, 0, 1 << 24, &a->sp.top_k);
+    case O_TOP_P:
+        return cli_opt_float("run", flag, v, -INFINITY, INFINITY, &a->sp.top_p);
+    case O_MIN_P:
+        return cli_opt_float("run", flag, v, -INFINITY, INFINITY, &a->sp.min_p);
+    case O_SEED:
+        return cli_opt_u64("run", flag, v, &a->sp.seed);
+    case O_KV_TYPE:
+        if (cli_opt_choice("run", flag, v, kv_types, 2, &k)) return -1;
+        a->kv_type = k ? TRIT_F32 : TRIT_F16;
+        return 0;
+    case O_NUMERICS:
+        a->numerics = trit_numerics_parse(v);
+        return a->numerics < 0 ? cli_opt_bad("run", flag, v, "must be exact or fast") : 0;
+    }
+    return 1;
 }
 
-/* One option's value into a; 0 ok, -1 a bad value. */
+/* One option's value into a: 0, or -1 after saying why. */
 static int run_option(int c, const char *v, run_args *a) {
-    long lv;
-    char *end;
+    const int rc = run_value_option(c, cli_opt_name(run_options, c), v, a);
+    if (rc <= 0) return rc;
     switch (c) {
     case 'p':
         a->prompt = v;
@@ -131,33 +150,6 @@ static int run_option(int c, const char *v, run_args *a) {
     case O_PROMPT_IDS:
         a->prompt_ids = v;
         return 0;
-    case 'n':
-        return trit_parse_long(v, 0, 1 << 24, &a->n_predict);
-    case 't':
-        return trit_parse_long(v, 1, 1024, &a->threads);
-    case 'c':
-        return trit_parse_long(v, 1, 1 << 24, &a->n_ctx);
-    case O_TEMP:
-        return parse_float(v, &a->sp.temp);
-    case O_TOP_K:
-        if (trit_parse_long(v, 0, 1 << 24, &lv)) return -1;
-        a->sp.top_k = (int)lv;
-        return 0;
-    case O_TOP_P:
-        return parse_float(v, &a->sp.top_p);
-    case O_MIN_P:
-        return parse_float(v, &a->sp.min_p);
-    case O_SEED:
-        errno = 0;
-        a->sp.seed = strtoull(v, &end, 10);
-        return errno || end == v || *end || v[0] == '-' ? -1 : 0;
-    case O_KV_TYPE:
-        if (strcmp(v, "f16") && strcmp(v, "f32")) return -1;
-        a->kv_type = !strcmp(v, "f16") ? TRIT_F16 : TRIT_F32;
-        return 0;
-    case O_NUMERICS:
-        a->numerics = trit_numerics_parse(v);
-        return a->numerics < 0 ? -1 : 0;
     case O_NO_BOS:
         a->no_bos = true;
         return 0;
@@ -174,8 +166,19 @@ static int run_option(int c, const char *v, run_args *a) {
     return -1;
 }
 
+/* Whether --prompt-ids is a list of ids; says why not. A bad list is a usage error (exit 2),
+ * found before the model is loaded. */
+static bool prompt_ids_valid(const char *list) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    const int bad = parse_ids(list, &ids, &n);
+    free(ids);
+    if (bad) cli_opt_bad("run", "prompt-ids", list, "must be token ids, e.g. 1,2,3");
+    return !bad;
+}
+
 /* The command line into a: 0 to run, 1 after --help, 2 on a usage error (said on stderr). */
-static int parse_run_args(int argc, char **argv, run_args *a) {
+static int parse_run(int argc, char **argv, run_args *a) {
     *a = (run_args){.n_predict = 128,
                     .sp = trit_sampler_default_params(),
                     .kv_type = TRIT_F16,
@@ -183,16 +186,13 @@ static int parse_run_args(int argc, char **argv, run_args *a) {
     a->sp.temp = 0.0f; /* greedy unless asked */
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:n:t:c:h", run_options, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "p:n:t:c:h", run_options)) != -1) {
         if (c == 'h') {
             usage(stdout);
             return 1;
         }
         if (c == '?') return 2; /* getopt named it */
-        if (run_option(c, optarg, a)) {
-            fprintf(stderr, "trit run: bad value for --%s: '%s'\n", option_name(c), optarg);
-            return 2;
-        }
+        if (run_option(c, optarg, a)) return 2;
     }
     /* one positional argument: the model */
     if (optind < argc) a->model_path = argv[optind++];
@@ -208,7 +208,7 @@ static int parse_run_args(int argc, char **argv, run_args *a) {
         fprintf(stderr, "trit run: give exactly one of -p PROMPT or --prompt-ids LIST\n");
         return 2;
     }
-    return 0;
+    return a->prompt_ids && !prompt_ids_valid(a->prompt_ids) ? 2 : 0;
 }
 
 /* A generation in progress and its results. */
@@ -369,6 +369,7 @@ static void run_print(run_state *s) {
             s->n_gen > 1 ? (s->n_gen - 1) / tg : 0.0, s->stop);
 }
 
+/* Everything run_setup made (any part may be missing after a failure). */
 static void run_free(run_state *s) {
     json_decref(s->top5);
     if (s->tok) trit_detok_free(&s->dt);
@@ -382,29 +383,23 @@ static void run_free(run_state *s) {
     free(s->ids);
 }
 
-int cmd_run(int argc, char **argv) {
-    run_args a;
-    int rc = parse_run_args(argc, argv, &a);
-    if (rc) return rc == 1 ? 0 : 2;
-    run_state s = {.a = &a};
+/* Generate and print (run_<cmd> for the command `run`): 0, or 1 with the failure said. */
+static int run_run(const run_args *a) {
+    run_state s = {.a = a};
     trit_err err = {0};
-    /* a bad --prompt-ids is a usage error (exit 2); everything after it exit 1 */
-    if (a.prompt_ids) {
-        int32_t *probe = NULL;
-        size_t n = 0;
-        int bad = parse_ids(a.prompt_ids, &probe, &n);
-        free(probe);
-        if (bad) {
-            fprintf(stderr, "trit run: bad --prompt-ids '%s' (expected e.g. 1,2,3)\n",
-                    a.prompt_ids);
-            return 2;
-        }
-    }
-    rc = run_setup(&s, &err) || run_generate(&s, &err) ? 1 : 0;
+    int rc = run_setup(&s, &err) || run_generate(&s, &err) ? 1 : 0;
     if (rc)
         fprintf(stderr, "trit run: %s\n", err.msg);
     else
         run_print(&s);
     run_free(&s);
     return rc;
+}
+
+/* `trit run`: the command line into its options, then the run; the exit code (cli.h). */
+int cmd_run(int argc, char **argv) {
+    run_args a;
+    int rc = parse_run(argc, argv, &a);
+    if (rc) return rc == 1 ? 0 : 2;
+    return run_run(&a);
 }

@@ -3,12 +3,12 @@
 #include "cli/cli.h"
 #include "parity/ladder.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* --help: both subcommands and every option of their tables. */
 static void usage(FILE *f) {
     fprintf(
         f,
@@ -52,17 +52,18 @@ static int parse_capture_args(int argc, char **argv, capture_args *a) {
                                        {0, 0, 0, 0}};
     trit_err err = {0};
     trit_buf b = {0};
-    long n;
+    const char *path;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "o:h", lo)) != -1) {
         switch (c) {
         case O_PROMPT:
             free(a->prompt);
             a->prompt = xstrdup(optarg);
             break;
         case O_PFILE:
-            if (trit_read_file(optarg, &b, &err) != 0) {
+            if (cli_opt_file("trace capture", "prompt-file", optarg, &path)) return 2;
+            if (trit_read_file(path, &b, &err) != 0) {
                 fprintf(stderr, "trit trace capture: %s\n", err.msg);
                 return 2;
             }
@@ -80,11 +81,8 @@ static int parse_capture_args(int argc, char **argv, capture_args *a) {
             a->values = true;
             break;
         case O_THREADS:
-            if (trit_parse_long(optarg, 1, 1024, &n)) {
-                fprintf(stderr, "trit trace capture: --threads %s: expected 1..1024\n", optarg);
+            if (cli_opt_int("trace capture", "threads", optarg, 1, 1024, &a->bo.n_threads))
                 return 2;
-            }
-            a->bo.n_threads = (int)n;
             break;
         case 'o':
             a->out = optarg;
@@ -159,6 +157,7 @@ static int run_capture(const capture_args *a) {
     return rc;
 }
 
+/* `trit trace capture`: parse, then run; --help exits 0. */
 static int capture(int argc, char **argv) {
     capture_args a = {.bo = trit_backend_default_opts()};
     int rc = parse_capture_args(argc, argv, &a);
@@ -166,6 +165,19 @@ static int capture(int argc, char **argv) {
     if (rc == 1) rc = 0; /* --help */
     free(a.prompt);
     return rc;
+}
+
+/* --std-band LO,HI with 0 < LO < HI: 0, or -1 after saying why. */
+static int parse_band(const char *v, trit_trace_diff_opts *o) {
+    char *end;
+    const double lo = strtod(v, &end);
+    const bool comma = *end == ',';
+    const double hi = comma ? strtod(end + 1, &end) : 0;
+    if (!comma || *end || !(lo > 0) || !(hi > lo))
+        return cli_opt_bad("trace diff", "std-band", v, "must be LO,HI with 0 < LO < HI");
+    o->std_lo = lo;
+    o->std_hi = hi;
+    return 0;
 }
 
 /* The diff options into o (json: --format json): 0 to run, 1 after --help, 2 usage error. */
@@ -176,33 +188,20 @@ static int parse_diff_args(int argc, char **argv, trit_trace_diff_opts *o, bool 
                                        {"format", required_argument, 0, O_FORMAT},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
-    int c;
-    char *end;
+    static const char *const formats[] = {"text", "json"};
+    int c, format;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "h", lo)) != -1) {
         switch (c) {
         case O_BAND:
-            o->std_lo = strtod(optarg, &end);
-            if (*end != ',' || (o->std_hi = strtod(end + 1, &end), *end) || !(o->std_lo > 0) ||
-                !(o->std_hi > o->std_lo)) {
-                fprintf(stderr, "trit trace diff: --std-band %s: expected LO,HI with 0 < LO < HI\n",
-                        optarg);
-                return 2;
-            }
+            if (parse_band(optarg, o)) return 2;
             break;
         case O_NMSE:
-            o->nmse = strtod(optarg, &end);
-            if (*end || !(o->nmse >= 0)) {
-                fprintf(stderr, "trit trace diff: --nmse %s: expected a number >= 0\n", optarg);
-                return 2;
-            }
+            if (cli_opt_double("trace diff", "nmse", optarg, 0, INFINITY, &o->nmse)) return 2;
             break;
         case O_FORMAT:
-            if (strcmp(optarg, "json") && strcmp(optarg, "text")) {
-                fprintf(stderr, "trit trace diff: --format %s: expected text or json\n", optarg);
-                return 2;
-            }
-            *json = !strcmp(optarg, "json");
+            if (cli_opt_choice("trace diff", "format", optarg, formats, 2, &format)) return 2;
+            *json = format == 1;
             break;
         case 'h':
             usage(stdout);
@@ -220,6 +219,7 @@ static int parse_diff_args(int argc, char **argv, trit_trace_diff_opts *o, bool 
     return 0;
 }
 
+/* --format json: the options, the first point outside and every point's figures. */
 static void print_diff_json(const trit_trace_file *A, const trit_trace_file *B,
                             const trit_trace_diff_opts *o, const trit_trace_diff *d) {
     json_t *pts = json_array();
@@ -243,6 +243,7 @@ static void print_diff_json(const trit_trace_file *A, const trit_trace_file *B,
     json_decref(j);
 }
 
+/* The text table: one line per point, then OK or the first point outside the band. */
 static void print_diff_text(const trit_trace_file *A, const trit_trace_file *B,
                             const trit_trace_diff_opts *o, const trit_trace_diff *d) {
     printf("trace diff: A %s | B %s | %s sampling | band [%g, %g] nmse <= %g\n", A->backend,
@@ -300,6 +301,7 @@ static int diff_files(const trit_trace_file *A, const trit_trace_file *B,
     return rc;
 }
 
+/* `trit trace diff A B`: parse, load both captures, compare. */
 static int diff(int argc, char **argv) {
     trit_trace_diff_opts o = {.std_lo = 0.5, .std_hi = 2.0, .nmse = 1e-3};
     bool json = false;
@@ -322,6 +324,7 @@ static int diff(int argc, char **argv) {
     return rc;
 }
 
+/* `trit trace SUB`: dispatch to capture or diff; the exit code (cli.h). */
 int cmd_trace(int argc, char **argv) {
     /* the subcommand sees itself as "trit trace SUB" (getopt_long's messages name it) */
     char prog[40];

@@ -4,11 +4,11 @@
 #include "quant/quant.h"
 #include "train/train.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* --help: every option of train_options and its default. */
 static void usage(FILE *out) {
     fprintf(out,
             "usage: trit train TRAIN.txt -o MODEL.gguf [--heldout FILE] [--vocab VOCAB.gguf]\n"
@@ -62,164 +62,170 @@ enum {
     O_CTXLEN
 };
 
-static int parse_float(const char *v, float lo, float hi, float *out) {
-    char *end;
-    const float f = strtof(v, &end);
-    if (end == v || *end || !(f >= lo && f <= hi)) return -1;
-    *out = f;
-    return 0;
+static const struct option train_options[] = {{"heldout", required_argument, 0, O_HELD},
+                                              {"vocab", required_argument, 0, O_VOCAB},
+                                              {"vocab-size", required_argument, 0, O_VSIZE},
+                                              {"embd", required_argument, 0, O_EMBD},
+                                              {"layers", required_argument, 0, O_LAYERS},
+                                              {"heads", required_argument, 0, O_HEADS},
+                                              {"ff", required_argument, 0, O_FF},
+                                              {"seq", required_argument, 0, O_SEQ},
+                                              {"batch", required_argument, 0, O_BATCH},
+                                              {"steps", required_argument, 0, O_STEPS},
+                                              {"warmup", required_argument, 0, O_WARMUP},
+                                              {"lr", required_argument, 0, O_LR},
+                                              {"min-lr-ratio", required_argument, 0, O_MINLR},
+                                              {"weight-decay", required_argument, 0, O_WD},
+                                              {"clip", required_argument, 0, O_CLIP},
+                                              {"seed", required_argument, 0, O_SEED},
+                                              {"threads", required_argument, 0, O_THREADS},
+                                              {"ckpt", required_argument, 0, O_CKPT},
+                                              {"ckpt-every", required_argument, 0, O_CKPT_EVERY},
+                                              {"eval-every", required_argument, 0, O_EVAL_EVERY},
+                                              {"eval-chunks", required_argument, 0, O_EVAL_CHUNKS},
+                                              {"curve", required_argument, 0, O_CURVE},
+                                              {"type", required_argument, 0, O_TYPE},
+                                              {"no-qat", no_argument, 0, O_NOQAT},
+                                              {"context-length", required_argument, 0, O_CTXLEN},
+                                              {"help", no_argument, 0, 'h'},
+                                              {0, 0, 0, 0}};
+
+/* The model's shape and the optimizer's numbers: 0, or -1 after saying why. 1 when c is not
+ * one of them. */
+static int train_number_option(int c, const char *flag, const char *v, trit_train_opts *o) {
+    switch (c) {
+    case O_VSIZE:
+        return cli_opt_int("train", flag, v, 259, 65536, &o->vocab_size);
+    case O_EMBD:
+        return cli_opt_int("train", flag, v, 8, 8192, &o->cfg.n_embd);
+    case O_LAYERS:
+        return cli_opt_int("train", flag, v, 1, 64, &o->cfg.n_layer);
+    case O_HEADS:
+        return cli_opt_int("train", flag, v, 1, 128, &o->cfg.n_head);
+    case O_FF:
+        return cli_opt_int("train", flag, v, 8, 32768, &o->cfg.n_ff);
+    case O_SEQ:
+        return cli_opt_int("train", flag, v, 8, 4096, &o->seq);
+    case O_BATCH:
+        return cli_opt_int("train", flag, v, 1, 4096, &o->batch);
+    case O_CTXLEN:
+        return cli_opt_int("train", flag, v, 0, 1 << 20, &o->context_length);
+    case O_LR:
+        return cli_opt_float("train", flag, v, 1e-7f, 1.0f, &o->lr);
+    case O_MINLR:
+        return cli_opt_float("train", flag, v, 0.0f, 1.0f, &o->min_lr_ratio);
+    case O_WD:
+        return cli_opt_float("train", flag, v, 0.0f, 10.0f, &o->weight_decay);
+    case O_CLIP:
+        return cli_opt_float("train", flag, v, 0.0f, 1e6f, &o->clip);
+    }
+    return 1;
 }
 
-int cmd_train(int argc, char **argv) {
-    trit_train_opts o;
-    trit_train_default_opts(&o);
-    static const struct option lo[] = {{"heldout", required_argument, 0, O_HELD},
-                                       {"vocab", required_argument, 0, O_VOCAB},
-                                       {"vocab-size", required_argument, 0, O_VSIZE},
-                                       {"embd", required_argument, 0, O_EMBD},
-                                       {"layers", required_argument, 0, O_LAYERS},
-                                       {"heads", required_argument, 0, O_HEADS},
-                                       {"ff", required_argument, 0, O_FF},
-                                       {"seq", required_argument, 0, O_SEQ},
-                                       {"batch", required_argument, 0, O_BATCH},
-                                       {"steps", required_argument, 0, O_STEPS},
-                                       {"warmup", required_argument, 0, O_WARMUP},
-                                       {"lr", required_argument, 0, O_LR},
-                                       {"min-lr-ratio", required_argument, 0, O_MINLR},
-                                       {"weight-decay", required_argument, 0, O_WD},
-                                       {"clip", required_argument, 0, O_CLIP},
-                                       {"seed", required_argument, 0, O_SEED},
-                                       {"threads", required_argument, 0, O_THREADS},
-                                       {"ckpt", required_argument, 0, O_CKPT},
-                                       {"ckpt-every", required_argument, 0, O_CKPT_EVERY},
-                                       {"eval-every", required_argument, 0, O_EVAL_EVERY},
-                                       {"eval-chunks", required_argument, 0, O_EVAL_CHUNKS},
-                                       {"curve", required_argument, 0, O_CURVE},
-                                       {"type", required_argument, 0, O_TYPE},
-                                       {"no-qat", no_argument, 0, O_NOQAT},
-                                       {"context-length", required_argument, 0, O_CTXLEN},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-    int c, li = -1;
-    long v;
+/* The run's schedule (steps, evaluation, checkpoints, threads, seed): as train_number_option. */
+static int train_schedule_option(int c, const char *flag, const char *v, trit_train_opts *o) {
+    long seed;
+    switch (c) {
+    case O_STEPS:
+        return cli_opt_long("train", flag, v, 1, 100000000, &o->steps);
+    case O_WARMUP:
+        return cli_opt_long("train", flag, v, 0, 100000000, &o->warmup);
+    case O_CKPT_EVERY:
+        return cli_opt_long("train", flag, v, 0, 100000000, &o->ckpt_every);
+    case O_EVAL_EVERY:
+        return cli_opt_long("train", flag, v, 0, 100000000, &o->eval_every);
+    case O_EVAL_CHUNKS:
+        return cli_opt_int("train", flag, v, 0, 1000000, &o->eval_chunks);
+    case O_THREADS:
+        return cli_opt_int("train", flag, v, 0, 1024, &o->threads);
+    case O_SEED:
+        if (cli_opt_long("train", flag, v, 0, 0x7fffffffL, &seed)) return -1;
+        o->seed = (uint64_t)seed;
+        return 0;
+    }
+    return 1;
+}
+
+/* One option's value into o: 0, or -1 after saying why. */
+static int train_option(int c, const char *v, trit_train_opts *o) {
+    const char *flag = cli_opt_name(train_options, c);
+    int rc = train_number_option(c, flag, v, o);
+    if (rc <= 0) return rc;
+    if ((rc = train_schedule_option(c, flag, v, o)) <= 0) return rc;
+    switch (c) {
+    case 'o':
+        o->out_path = v;
+        return 0;
+    case O_HELD:
+        o->heldout_path = v;
+        return 0;
+    case O_VOCAB:
+        o->vocab_path = v;
+        return 0;
+    case O_CKPT:
+        o->ckpt_path = v;
+        return 0;
+    case O_CURVE:
+        o->curve_path = v;
+        return 0;
+    case O_NOQAT:
+        o->cfg.qat = false;
+        return 0;
+    case O_TYPE: {
+        const int t = trit_type_from_name(v);
+        if (t != TRIT_TQ2_0 && t != TRIT_TQ1_0 && t != TRIT_I2_S)
+            return cli_opt_bad("train", flag, v, "must be tq2_0, tq1_0 or i2_s");
+        o->wtype = (uint32_t)t;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+/* The command line into o: 0 to run, 1 after --help, 2 on a usage error (said on stderr). */
+static int parse_train(int argc, char **argv, trit_train_opts *o) {
+    trit_train_default_opts(o);
+    int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", lo, &li)) != -1) {
-        const char *a = optarg;
-        bool bad = false;
-        switch (c) {
-        case 'o':
-            o.out_path = a;
-            break;
-        case O_HELD:
-            o.heldout_path = a;
-            break;
-        case O_VOCAB:
-            o.vocab_path = a;
-            break;
-        case O_CKPT:
-            o.ckpt_path = a;
-            break;
-        case O_CURVE:
-            o.curve_path = a;
-            break;
-        case O_VSIZE:
-            bad = trit_parse_long(a, 259, 65536, &v) || !(o.vocab_size = (int)v);
-            break;
-        case O_EMBD:
-            bad = trit_parse_long(a, 8, 8192, &v) || !(o.cfg.n_embd = (int)v);
-            break;
-        case O_LAYERS:
-            bad = trit_parse_long(a, 1, 64, &v) || !(o.cfg.n_layer = (int)v);
-            break;
-        case O_HEADS:
-            bad = trit_parse_long(a, 1, 128, &v) || !(o.cfg.n_head = (int)v);
-            break;
-        case O_FF:
-            bad = trit_parse_long(a, 8, 32768, &v) || !(o.cfg.n_ff = (int)v);
-            break;
-        case O_SEQ:
-            bad = trit_parse_long(a, 8, 4096, &v) || !(o.seq = (int)v);
-            break;
-        case O_BATCH:
-            bad = trit_parse_long(a, 1, 4096, &v) || !(o.batch = (int)v);
-            break;
-        case O_STEPS:
-            bad = trit_parse_long(a, 1, 100000000, &o.steps);
-            break;
-        case O_WARMUP:
-            bad = trit_parse_long(a, 0, 100000000, &o.warmup);
-            break;
-        case O_CKPT_EVERY:
-            bad = trit_parse_long(a, 0, 100000000, &o.ckpt_every);
-            break;
-        case O_EVAL_EVERY:
-            bad = trit_parse_long(a, 0, 100000000, &o.eval_every);
-            break;
-        case O_EVAL_CHUNKS:
-            bad = trit_parse_long(a, 0, 1000000, &v);
-            o.eval_chunks = (int)v;
-            break;
-        case O_THREADS:
-            bad = trit_parse_long(a, 0, 1024, &v);
-            o.threads = (int)v;
-            break;
-        case O_SEED:
-            bad = trit_parse_long(a, 0, 0x7fffffffL, &v);
-            o.seed = (uint64_t)v;
-            break;
-        case O_LR:
-            bad = parse_float(a, 1e-7f, 1.0f, &o.lr);
-            break;
-        case O_MINLR:
-            bad = parse_float(a, 0.0f, 1.0f, &o.min_lr_ratio);
-            break;
-        case O_WD:
-            bad = parse_float(a, 0.0f, 10.0f, &o.weight_decay);
-            break;
-        case O_CLIP:
-            bad = parse_float(a, 0.0f, 1e6f, &o.clip);
-            break;
-        case O_TYPE: {
-            const int t = trit_type_from_name(a);
-            bad = t != TRIT_TQ2_0 && t != TRIT_TQ1_0 && t != TRIT_I2_S;
-            if (!bad) o.wtype = (uint32_t)t;
-            break;
-        }
-        case O_CTXLEN:
-            bad = trit_parse_long(a, 0, 1 << 20, &v);
-            o.context_length = (int)v;
-            break;
-        case O_NOQAT:
-            o.cfg.qat = false;
-            break;
-        case 'h':
+    while ((c = cli_getopt(argc, argv, "o:h", train_options)) != -1) {
+        if (c == 'h') {
             usage(stdout);
-            return 0;
-        default:
+            return 1;
+        }
+        if (c == '?') { /* getopt_long said what was wrong */
             usage(stderr);
             return 2;
         }
-        if (bad) { /* only long options take checked values, so li names it */
-            fprintf(stderr, "trit train: bad value for --%s: '%s'\n", li >= 0 ? lo[li].name : "?",
-                    a);
-            return 2;
-        }
+        if (train_option(c, optarg, o)) return 2;
     }
-    if (optind < argc) o.train_path = argv[optind++];
-    if (!o.train_path || optind < argc || !o.out_path) {
+    if (optind < argc) o->train_path = argv[optind++];
+    if (!o->train_path || optind < argc || !o->out_path) {
         fprintf(stderr, "trit train: needs one TRAIN.txt and -o MODEL.gguf\n");
         usage(stderr);
         return 2;
     }
-    if (o.cfg.n_embd % o.cfg.n_head) {
-        fprintf(stderr, "trit train: --embd %d is not a multiple of --heads %d\n", o.cfg.n_embd,
-                o.cfg.n_head);
+    if (o->cfg.n_embd % o->cfg.n_head) {
+        fprintf(stderr, "trit train: --embd %d is not a multiple of --heads %d\n", o->cfg.n_embd,
+                o->cfg.n_head);
         return 2;
     }
+    return 0;
+}
+
+/* Train and write the model (train/train.h does the work): 0, or 1 with the reason said. */
+static int run_train(const trit_train_opts *o) {
     trit_err err = {0};
-    if (trit_train_run(&o, &err)) {
+    if (trit_train_run(o, &err)) {
         fprintf(stderr, "trit train: %s\n", err.msg);
         return 1;
     }
     return 0;
+}
+
+/* `trit train`: the command line into its options, then the run; the exit code (cli.h). */
+int cmd_train(int argc, char **argv) {
+    trit_train_opts o;
+    int rc = parse_train(argc, argv, &o);
+    if (rc) return rc == 1 ? 0 : 2;
+    return run_train(&o);
 }

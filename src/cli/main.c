@@ -1,5 +1,6 @@
 /* cli/main.c — `trit <command> [args]`: dispatch table, version, help. */
 #include "cli/cli.h"
+#include "server/server.h"
 #include "base/base.h"
 
 #include <stdio.h>
@@ -30,7 +31,9 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-        printf("trit %s (reference: node-llama-cpp %s)\n", TRIT_VERSION, TRIT_NLC_VERSION);
+        char build[96];
+        srv_build_string(build, sizeof build); /* version + commit, as /props reports it */
+        printf("trit %s (reference: node-llama-cpp %s)\n", build, TRIT_NLC_VERSION);
         return 0;
     }
     for (size_t i = 0; i < TRIT_ARRAY_LEN(commands); i++) {

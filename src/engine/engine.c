@@ -193,6 +193,9 @@ int trit_ctx_n_batch(const trit_ctx *c) {
 int trit_ctx_n_threads(const trit_ctx *c) {
     return c->n_threads;
 }
+const char *trit_ctx_kernels_name(const trit_ctx *c) {
+    return c->k->name;
+}
 const trit_model *trit_ctx_model(const trit_ctx *c) {
     return c->m;
 }

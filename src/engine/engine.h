@@ -81,6 +81,9 @@ int trit_batch_eval(trit_ctx *c, const trit_batch_entry *e, int n, trit_logits_f
                     trit_err *err);
 int trit_ctx_n_batch(const trit_ctx *c);
 int trit_ctx_n_threads(const trit_ctx *c);
+/* The kernel set this context runs (its numerics applied: "avx512", "avx2", "ref", or a
+ * fast set's name), for the identity a backend or server reports. */
+const char *trit_ctx_kernels_name(const trit_ctx *c);
 
 /* Trace hook: called after each named tensor is computed, with ne0 = row length and
  * ne1 = rows (tokens) actually computed — the last layer's tail computes only the rows whose

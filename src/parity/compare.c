@@ -1,5 +1,7 @@
-/* compare.c — bucket two replies, find the first divergent byte/token, tie vs real. */
+/* compare.c — bucket two replies, find the first divergent byte and the token split, tie vs
+ * real at the token split. */
 #include "parity/compare.h"
+#include "parity/ledger.h" /* trit_ledger_text_json, trit_json_num for the split fields */
 
 #include <math.h>
 #include <stdio.h>
@@ -64,12 +66,49 @@ trit_tie trit_compare_tie(const trit_client_token *a, const trit_client_token *b
     return trit_tie_rule(ga, gb, crossed, eps);
 }
 
+const char *trit_align_name(trit_align a) {
+    return a == TRIT_ALIGN_IDS ? "ids" : a == TRIT_ALIGN_TEXT ? "text" : NULL;
+}
+
+/* Ids align the sequences only when every token on both sides has one; a server that
+ * returns no ids (-1) makes the whole comparison go by the tokens' bytes. */
+static trit_align align_mode(const trit_client_token *k1, int nk1, const trit_client_token *k2,
+                             int nk2) {
+    for (int i = 0; i < nk1; i++)
+        if (k1[i].id < 0) return TRIT_ALIGN_TEXT;
+    for (int i = 0; i < nk2; i++)
+        if (k2[i].id < 0) return TRIT_ALIGN_TEXT;
+    return TRIT_ALIGN_IDS;
+}
+
+/* The token split: the first index where the sequences differ (by id or by bytes, per
+ * mode), or where one runs out; *off gets the byte offset where that token starts (the
+ * tokens before it are the same on both sides). -1 when the sequences are equal. */
+static int token_split(const trit_client_token *k1, int nk1, const trit_client_token *k2, int nk2,
+                       trit_align mode, size_t *off) {
+    size_t pos = 0;
+    int m = TRIT_MIN(nk1, nk2);
+    for (int i = 0; i < m; i++) {
+        bool same = mode == TRIT_ALIGN_IDS
+                        ? k1[i].id == k2[i].id
+                        : k1[i].len == k2[i].len && !memcmp(k1[i].text, k2[i].text, k1[i].len);
+        if (!same) {
+            *off = pos;
+            return i;
+        }
+        pos += k1[i].len;
+    }
+    *off = pos;
+    return nk1 == nk2 ? -1 : m;
+}
+
 void trit_compare_texts(const char *t1, size_t n1, const trit_client_token *k1, int nk1,
                         const char *t2, size_t n2, const trit_client_token *k2, int nk2, double eps,
                         trit_compare *out) {
     memset(out, 0, sizeof *out);
     out->div_byte = -1;
-    out->div_token_gen1 = out->div_token_gen2 = -1;
+    out->div_token_gen1 = out->div_token_gen2 = out->div_token = -1;
+    out->align = TRIT_ALIGN_NONE;
     out->tie = TRIT_TIE_UNKNOWN;
     out->gap_gen1 = out->gap_gen2 = NAN;
     size_t m = TRIT_MIN(n1, n2), d = 0;
@@ -82,11 +121,46 @@ void trit_compare_texts(const char *t1, size_t n1, const trit_client_token *k1, 
     out->bucket = d == m ? TRIT_BUCKET_PREFIX : TRIT_BUCKET_NOMATCH;
     out->div_byte = (long)d;
     out->prefix_len = trit_utf8_complete_prefix(t1, d);
+    /* the byte fields: the token holding the first differing byte, on each side */
     out->div_token_gen1 = token_at(k1, nk1, d);
     out->div_token_gen2 = token_at(k2, nk2, d);
-    if (out->div_token_gen1 >= 0 && out->div_token_gen2 >= 0)
-        out->tie = trit_compare_tie(&k1[out->div_token_gen1], &k2[out->div_token_gen2], eps,
-                                    &out->gap_gen1, &out->gap_gen2);
+    if (nk1 <= 0 || nk2 <= 0) return;
+    /* the token split: tokens can re-segment the same bytes, so the sequences may part
+     * before the byte split; it must not start after div_byte (tokens that do not spell
+     * the replies) */
+    trit_align mode = align_mode(k1, nk1, k2, nk2);
+    size_t off = 0;
+    int at = token_split(k1, nk1, k2, nk2, mode, &off);
+    if (at < 0 || off > d) return;
+    out->div_token = at;
+    out->align = mode;
+    if (at < nk1 && at < nk2)
+        out->tie = trit_compare_tie(&k1[at], &k2[at], eps, &out->gap_gen1, &out->gap_gen2);
+}
+
+/* One side's token and top-5 at index idx, as the record's "split" shows it; null when the
+ * side has no token there. */
+static json_t *split_side_json(const trit_client_resp *r, int idx) {
+    if (idx < 0 || idx >= r->n_tokens) return json_null();
+    const trit_client_token *t = &r->tokens[idx];
+    json_t *a = json_array();
+    for (int j = 0; j < t->n_top && j < 5; j++)
+        json_array_append_new(
+            a, json_pack("{s:o,s:i,s:o}", "t", trit_ledger_text_json(t->top[j].text, t->top[j].len),
+                         "id", (int)t->top[j].id, "lp", trit_json_num(t->top[j].logprob)));
+    return json_pack("{s:o,s:i,s:o}", "t", trit_ledger_text_json(t->text, t->len), "id", (int)t->id,
+                     "top", a);
+}
+
+void trit_compare_split_fields(json_t *rec, const trit_compare *cmp, const trit_client_resp *gen1,
+                               const trit_client_resp *gen2) {
+    const char *align = trit_align_name(cmp->align);
+    json_object_set_new(rec, "div_token", json_integer(cmp->div_token));
+    json_object_set_new(rec, "div_align", align ? json_string(align) : json_null());
+    if (cmp->bucket != TRIT_BUCKET_NOMATCH && cmp->bucket != TRIT_BUCKET_PREFIX) return;
+    json_object_set_new(rec, "split",
+                        json_pack("{s:o,s:o}", "v1", split_side_json(gen1, cmp->div_token), "v2",
+                                  split_side_json(gen2, cmp->div_token)));
 }
 
 void trit_compare_resps(const trit_client_resp *gen1, const trit_client_resp *gen2, double eps,
@@ -96,7 +170,8 @@ void trit_compare_resps(const trit_client_resp *gen1, const trit_client_resp *ge
         memset(out, 0, sizeof *out);
         out->bucket = bad == gen1 ? TRIT_BUCKET_GEN1_UNREACH : TRIT_BUCKET_GEN2_UNREACH;
         out->div_byte = -1;
-        out->div_token_gen1 = out->div_token_gen2 = -1;
+        out->div_token_gen1 = out->div_token_gen2 = out->div_token = -1;
+        out->align = TRIT_ALIGN_NONE;
         out->tie = TRIT_TIE_UNKNOWN;
         out->gap_gen1 = out->gap_gen2 = NAN;
         char also[48] = "";

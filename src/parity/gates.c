@@ -1,11 +1,12 @@
-/* gates.c — the cutover gate table (DESIGN.md "Cutover gates"): INI config, ppl figures,
- * verdicts. Too few samples or a missing reference is FAIL, never PASS; the rounds gate reads
- * WAITING while the count is still below its target. */
+/* gates.c — the cutover gate table (docs/parity.md "Gate config"): INI config, ppl figures,
+ * provenance, verdicts. Too few samples or a missing reference is FAIL, never PASS; the
+ * rounds gate reads WAITING while the compared count is still below its target. */
 #include "parity/gates.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,8 @@ void trit_gate_cfg_default(trit_gate_cfg *c) {
     c->spike_min_rounds = 20;
     c->tie_eps = TRIT_TIE_EPS_DEFAULT;
     c->min_samples = 100;
+    c->ppl_min_tokens = 1024;
+    c->max_age = 7 * 86400.0;
 }
 
 static char *trim(char *s) {
@@ -34,7 +37,7 @@ static char *trim(char *s) {
     return s;
 }
 
-enum { K_DBL, K_LONG, K_BOOL };
+enum { K_DBL, K_LONG, K_BOOL, K_DUR };
 typedef struct {
     const char *name;
     int kind;
@@ -46,6 +49,8 @@ typedef struct {
     { #f, K_LONG, offsetof(trit_gate_cfg, f) }
 #define KB(f)                                                                                      \
     { #f, K_BOOL, offsetof(trit_gate_cfg, f) }
+#define KT(f)                                                                                      \
+    { #f, K_DUR, offsetof(trit_gate_cfg, f) }
 static const ini_key keys[] = {
     KD(ppl_max_delta),
     KD(ppl_max_rel_delta),
@@ -62,7 +67,27 @@ static const ini_key keys[] = {
     KD(tie_eps),
     KL(min_samples),
     KD(kld_max),
+    KL(ppl_min_tokens),
+    KT(max_age),
 };
+
+/* A duration: a non-negative number of seconds, or with a unit s, m, h, d (7d, 36h).
+ * 0, or -1 when malformed. */
+static int parse_dur(const char *v, double *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (!*v || end == v || errno || !isfinite(x) || x < 0) return -1;
+    double unit = !*end               ? 1
+                  : !strcmp(end, "s") ? 1
+                  : !strcmp(end, "m") ? 60
+                  : !strcmp(end, "h") ? 3600
+                  : !strcmp(end, "d") ? 86400
+                                      : -1;
+    if (unit < 0) return -1;
+    *out = x * unit;
+    return 0;
+}
 
 int trit_gate_cfg_parse(const char *text, const char *name, trit_gate_cfg *c, trit_err *err) {
     char *copy = xstrdup(text);
@@ -108,7 +133,16 @@ int trit_gate_cfg_parse(const char *text, const char *name, trit_gate_cfg *c, tr
         }
         char *end;
         errno = 0;
-        if (key->kind == K_BOOL) {
+        if (key->kind == K_DUR) {
+            double d;
+            if (parse_dur(v, &d)) {
+                rc = trit_fail(err, TRIT_EFORMAT,
+                               "%s:%d: %s: expected a duration (7d, 36h, 90m, seconds), got '%s'",
+                               name, lineno, k, v);
+                break;
+            }
+            *(double *)((char *)c + key->off) = d;
+        } else if (key->kind == K_BOOL) {
             bool b;
             if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
                 b = true;
@@ -164,9 +198,49 @@ static double num_field(json_t *o, const char *k1, const char *k2) {
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
+/* A string field copied into a fixed buffer ("" when absent or not a string). */
+static void str_field(const json_t *o, const char *k, char *out, size_t sz) {
+    const char *v = json_string_value(json_object_get(o, k));
+    snprintf(out, sz, "%s", v ? v : "");
+}
+
+void trit_side_ident_from_json(const json_t *ident, trit_side_ident *s) {
+    memset(s, 0, sizeof *s);
+    if (json_is_string(ident)) { /* a digest alone */
+        snprintf(s->digest, sizeof s->digest, "%s", json_string_value(ident));
+        return;
+    }
+    if (!json_is_object(ident)) return;
+    trit_identity_digest(ident, s->digest);
+    str_field(ident, "engine", s->engine, sizeof s->engine);
+    str_field(ident, "build", s->build, sizeof s->build);
+    str_field(ident, "model", s->model, sizeof s->model);
+    str_field(ident, "model_sha256", s->sha256, sizeof s->sha256);
+    str_field(ident, "url", s->url, sizeof s->url);
+    str_field(ident, "instance", s->instance, sizeof s->instance);
+    s->full = true;
+}
+
+/* The provenance `trit ppl` records beside its figures; has_provenance only when the text's
+ * hash, the scored tokens and both identities are all there. */
+static void ppl_provenance(json_t *j, trit_ppl_figs *p) {
+    str_field(j, "text_sha256", p->text_sha256, sizeof p->text_sha256);
+    str_field(j, "text_path", p->text_path, sizeof p->text_path);
+    json_t *st = json_object_get(j, "scored_tokens");
+    p->scored_tokens = json_is_integer(st) ? (long)json_integer_value(st) : -1;
+    json_t *ts = json_object_get(j, "ts");
+    p->ts = json_is_number(ts) ? json_number_value(ts) : NAN;
+    json_t *i1 = json_object_get(j, "gen1_identity"), *i2 = json_object_get(j, "gen2_identity");
+    trit_side_ident_from_json(i1, &p->ident1);
+    trit_side_ident_from_json(i2, &p->ident2);
+    p->has_provenance =
+        p->text_sha256[0] && p->scored_tokens >= 0 && p->ident1.digest[0] && p->ident2.digest[0];
+}
+
 int trit_ppl_figs_load(const char *path, trit_ppl_figs *p, trit_err *err) {
     memset(p, 0, sizeof *p);
-    p->gen1 = p->gen1_err = p->gen2 = p->gen2_err = p->kld_mean = NAN;
+    p->gen1 = p->gen1_err = p->gen2 = p->gen2_err = p->kld_mean = p->ts = NAN;
+    p->scored_tokens = -1;
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);
     if (!j)
@@ -178,10 +252,13 @@ int trit_ppl_figs_load(const char *path, trit_ppl_figs *p, trit_err *err) {
     p->kld_mean = num_field(j, "kld", "mean");
     trit_ppl_shape_from_json(json_object_get(j, "gen1"), &p->shape1);
     trit_ppl_shape_from_json(json_object_get(j, "gen2"), &p->shape2);
+    ppl_provenance(j, p);
     json_decref(j);
     if (isnan(p->gen1) || isnan(p->gen2))
         return trit_fail(err, TRIT_EFORMAT, "ppl file %s: needs gen1.ppl and gen2.ppl numbers",
                          path);
+    /* the receipt names the file by its bytes */
+    if (trit_sha256_file(path, p->file_sha256, err)) return -1;
     p->present = true;
     return 0;
 }
@@ -209,11 +286,14 @@ static bool window_ok(const trit_gate_cfg *c, const trit_stats *s) {
 /* the ppl figures the gates judge: the file when given, else the ledger's last ppl record */
 static trit_ppl_figs ppl_figs_of(const trit_ppl_figs *ppl, const trit_stats *all) {
     if (ppl && ppl->present) return *ppl;
-    trit_ppl_figs f = {0};
-    if (all->has_ppl && !isnan(all->ppl_gen1) && !isnan(all->ppl_gen2))
-        f = (trit_ppl_figs){
-            true,          all->ppl_gen1,   all->ppl_gen1_err, all->ppl_gen2, all->ppl_gen2_err,
-            all->kld_mean, all->ppl_shape1, all->ppl_shape2};
+    trit_ppl_figs f = {.scored_tokens = -1, .ts = NAN};
+    if (all->has_ppl && !isnan(all->ppl_gen1) && !isnan(all->ppl_gen2)) {
+        f.present = true;
+        f.gen1 = all->ppl_gen1, f.gen1_err = all->ppl_gen1_err;
+        f.gen2 = all->ppl_gen2, f.gen2_err = all->ppl_gen2_err;
+        f.kld_mean = all->kld_mean;
+        f.shape1 = all->ppl_shape1, f.shape2 = all->ppl_shape2;
+    }
     return f;
 }
 
@@ -261,7 +341,17 @@ static void gate_ppl(const trit_gate_cfg *c, const trit_ppl_figs *p, trit_gate_t
     }
     r->verdict = ok ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
     /* a delta between runs over different chunks or token counts means nothing */
-    if (!ppl_same_shape(p, r->why, sizeof r->why)) r->verdict = TRIT_GATE_FAIL;
+    if (!ppl_same_shape(p, r->why, sizeof r->why)) {
+        r->verdict = TRIT_GATE_FAIL;
+        return;
+    }
+    /* nor does a perplexity over a handful of tokens */
+    long scored = TRIT_MIN(p->shape1.count, p->shape2.count);
+    if (p->scored_tokens > 0) scored = TRIT_MIN(scored, p->scored_tokens);
+    if (scored < c->ppl_min_tokens) {
+        r->verdict = TRIT_GATE_FAIL;
+        SET(why, "too few samples (%ld < %ld scored tokens)", scored, c->ppl_min_tokens);
+    }
 }
 
 /* The optional KLD gate (kld_max > 0): mean KLD of gen-2 against gen-1. */
@@ -313,22 +403,27 @@ static void gate_classified(const trit_gate_cfg *c, const trit_stats *all, trit_
         SET(why, "no-match rounds without logprobs at the split");
     } else if (all->compared < c->min_samples || all->compared == 0) {
         r->verdict = TRIT_GATE_FAIL;
-        SET(why, "too few samples");
+        SET(why, "too few samples (%ld < %ld compared rounds)", all->compared,
+            TRIT_MAX(c->min_samples, 1L));
     } else {
         r->verdict = TRIT_GATE_PASS;
     }
 }
 
-/* rounds: WAITING (not FAIL) while the ledger is still growing towards its target */
+/* rounds: compared rounds only (an unreachable round compared nothing); WAITING (not FAIL)
+ * while the ledger is still growing towards its target */
 static void gate_rounds(const trit_gate_cfg *c, const trit_stats *all, trit_gate_table *t) {
     char tg[64];
-    snprintf(tg, sizeof tg, ">= %ld", c->rounds_min);
+    snprintf(tg, sizeof tg, ">= %ld compared", c->rounds_min);
     trit_gate_row *r = add_row(t, "rounds", tg);
-    SET(current, "%ld", all->rounds);
+    SET(current, "%ld compared (%ld rounds, %ld unreachable)", all->compared, all->rounds,
+        all->rounds - all->compared);
     r->verdict =
-        all->rounds >= c->rounds_min && all->rounds > 0 ? TRIT_GATE_PASS : TRIT_GATE_WAITING;
+        all->compared >= c->rounds_min && all->compared > 0 ? TRIT_GATE_PASS : TRIT_GATE_WAITING;
     if (r->verdict != TRIT_GATE_PASS)
-        SET(why, "%ld more rounds needed", c->rounds_min - all->rounds);
+        SET(why, "%ld more compared rounds needed (%ld of %ld)",
+            TRIT_MAX(c->rounds_min, 1L) - all->compared, all->compared,
+            TRIT_MAX(c->rounds_min, 1L));
 }
 
 /* gen-2 unreachable share, over rounds where gen-1 answered */
@@ -340,7 +435,7 @@ static void gate_unreachable(const trit_gate_cfg *c, const trit_stats *all, trit
     if (denom == 0) {
         SET(current, "0 rounds");
         r->verdict = TRIT_GATE_FAIL;
-        SET(why, "too few samples");
+        SET(why, "too few samples (0 < %ld rounds gen-1 answered)", TRIT_MAX(c->min_samples, 1L));
         return;
     }
     SET(current, "%.3f%% (%ld/%ld)", 100 * all->v2_unreach_rate,
@@ -359,7 +454,8 @@ static void gate_latency(const trit_gate_cfg *c, const trit_stats *all, trit_gat
     if (all->compared == 0 || isnan(all->p95_gap)) {
         SET(current, "n/a");
         r->verdict = TRIT_GATE_FAIL;
-        SET(why, "too few samples");
+        SET(why, "too few samples (%ld < %ld compared rounds)", all->compared,
+            TRIT_MAX(c->min_samples, 1L));
         return;
     }
     SET(current, "%+.1f ms (p95 %.1f vs %.1f ms)", 1000 * all->p95_gap, 1000 * all->p95_v2,
@@ -404,7 +500,8 @@ static void gate_spike(const trit_gate_cfg *c, const trit_stats *all, trit_gate_
     if (isnan(all->worst_hour_nomatch)) {
         SET(current, "no hour with %ld compared rounds", c->spike_min_rounds);
         r->verdict = TRIT_GATE_FAIL;
-        SET(why, "too few samples");
+        SET(why, "too few samples (no clock hour holds %ld compared rounds; %ld in all)",
+            c->spike_min_rounds, all->compared);
         return;
     }
     SET(current, "worst hour %.1f%% (%ld rounds)", 100 * all->worst_hour_nomatch,
@@ -416,7 +513,7 @@ void trit_gates_eval(const trit_gate_cfg *c, const trit_stats *all, const trit_s
                      const trit_stats *previous, const trit_ppl_figs *ppl, trit_gate_table *t) {
     memset(t, 0, sizeof *t);
     trit_ppl_figs p = ppl_figs_of(ppl, all);
-    /* one row per gate of DESIGN.md, in its order; the KLD row only when configured */
+    /* one row per gate of docs/parity.md, in its order; the KLD row only when configured */
     gate_ppl(c, &p, t);
     if (c->kld_max > 0) gate_kld(c, &p, t);
     gate_exact(c, all, t);
@@ -473,4 +570,328 @@ void trit_gates_windows(const trit_gate_cfg *cfg, const trit_stats_acc *acc, tri
     if (cfg->trend_window_rounds <= 0 && previous->rounds == 0 && !isnan(all->last_ts) &&
         all->first_ts > all->last_ts - cfg->trend_window_h * 3600)
         previous->compared = 0; /* no previous window yet */
+}
+
+/* ======================= provenance ======================= */
+
+/* A URL as a server is named: host case, a trailing '/' and a "/v1" suffix do not matter. */
+static void url_norm(const char *u, size_t n, char *out, size_t sz) {
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 1 < sz; i++) out[k++] = (char)tolower((unsigned char)u[i]);
+    out[k] = 0;
+    while (k > 0 && out[k - 1] == '/') out[--k] = 0;
+    if (k >= 3 && !strcmp(out + k - 3, "/v1")) out[k -= 3] = 0;
+    while (k > 0 && out[k - 1] == '/') out[--k] = 0;
+}
+
+typedef struct prov_ctx {
+    trit_provenance *pv;
+    json_t *ident[2];    /* the newest identity record of each side */
+    char inst[2][4][64]; /* the instances (per-process ids) each side's records name */
+    int n_inst[2];
+    bool same_instance; /* one instance on both sides */
+    char last_u1[256], last_u2[256];
+    bool last_same; /* the same-server answer for last_u1/last_u2 */
+} prov_ctx;
+
+/* A round's digest for one side, counted among the side's distinct digests. A compared
+ * round without one is counted (its evidence names no server); an unreachable round may
+ * lack it (the side could not be asked what it is). */
+static void note_digest(trit_prov_side *s, const char *d, bool compared) {
+    if (!d[0]) {
+        s->rounds_without += compared;
+        return;
+    }
+    int n = TRIT_MIN(s->n_digests, TRIT_PROV_MAX_DIGESTS);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s->digests[i], d)) return;
+    if (s->n_digests < TRIT_PROV_MAX_DIGESTS)
+        snprintf(s->digests[s->n_digests], sizeof s->digests[0], "%s", d);
+    s->n_digests++;
+}
+
+/* A side's instance (a server's per-process id) from an identity record: the same one on
+ * both sides is one running server, whatever URLs it was reached by. */
+static void note_instance(prov_ctx *c, int side, const char *inst) {
+    if (!inst || !inst[0]) return;
+    for (int i = 0; i < c->n_inst[1 - side]; i++)
+        if (!strcmp(c->inst[1 - side][i], inst)) c->same_instance = true;
+    for (int i = 0; i < c->n_inst[side]; i++)
+        if (!strcmp(c->inst[side][i], inst)) return;
+    if (c->n_inst[side] < 4)
+        snprintf(c->inst[side][c->n_inst[side]++], sizeof c->inst[0][0], "%s", inst);
+}
+
+/* One record of the merged ledgers: time span, identity records, each round's digests and
+ * URLs. */
+static int prov_cb(void *user, const trit_ledger_rec *r, const char *line, size_t len) {
+    prov_ctx *c = user;
+    trit_provenance *pv = c->pv;
+    if (!isnan(r->ts)) {
+        if (isnan(pv->oldest_ts) || r->ts < pv->oldest_ts) pv->oldest_ts = r->ts;
+        if (isnan(pv->newest_ts) || r->ts > pv->newest_ts) pv->newest_ts = r->ts;
+    }
+    if (r->type == TRIT_REC_IDENTITY && r->ident) {
+        int k = !strcmp(r->side, "v1") ? 0 : !strcmp(r->side, "v2") ? 1 : -1;
+        if (k >= 0) {
+            json_decref(c->ident[k]);
+            c->ident[k] = json_incref(r->ident);
+            note_instance(c, k, json_string_value(json_object_get(r->ident, "instance")));
+        }
+        return 0;
+    }
+    if (r->type != TRIT_REC_ROUND || r->bucket < 0) return 0;
+    pv->rounds++;
+    bool compared = r->bucket <= TRIT_BUCKET_NOMATCH;
+    note_digest(&pv->gen1, r->ident_gen1, compared);
+    note_digest(&pv->gen2, r->ident_gen2, compared);
+    /* each side's URL as the rounds name it (the first one seen); one server on both sides
+     * is judged by the one same-server rule (client.h), asked again only when the pair of
+     * URLs changes */
+    char u1[256] = "", u2[256] = "";
+    if (r->url_gen1.p) url_norm(r->url_gen1.p, r->url_gen1.n, u1, sizeof u1);
+    if (r->url_gen2.p) url_norm(r->url_gen2.p, r->url_gen2.n, u2, sizeof u2);
+    if (strcmp(u1, c->last_u1) || strcmp(u2, c->last_u2)) {
+        json_t *a = json_pack("{s:s}", "url", u1), *b = json_pack("{s:s}", "url", u2);
+        c->last_same = u1[0] && trit_identity_same_server(a, b);
+        json_decref(a), json_decref(b);
+        snprintf(c->last_u1, sizeof c->last_u1, "%s", u1);
+        snprintf(c->last_u2, sizeof c->last_u2, "%s", u2);
+    }
+    if (c->last_same) pv->same_url_rounds++;
+    if (!pv->gen1.id.url[0]) snprintf(pv->gen1.id.url, sizeof pv->gen1.id.url, "%s", u1);
+    if (!pv->gen2.id.url[0]) snprintf(pv->gen2.id.url, sizeof pv->gen2.id.url, "%s", u2);
+    return 0;
+}
+
+/* Refuse with a reason (the first one found wins). */
+__attribute__((format(printf, 2, 3))) static void refuse(trit_provenance *pv, const char *fmt,
+                                                         ...) {
+    if (!pv->refused) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(pv->reason, sizeof pv->reason, fmt, ap);
+        va_end(ap);
+    }
+    pv->refused = true;
+}
+
+/* An age in words: days from two days on, else hours from two hours on, else seconds. */
+static const char *age_text(double s, char out[32]) {
+    if (s >= 2 * 86400)
+        snprintf(out, 32, "%.1f days", s / 86400);
+    else if (s >= 2 * 3600)
+        snprintf(out, 32, "%.1f h", s / 3600);
+    else
+        snprintf(out, 32, "%.0f s", s);
+    return out;
+}
+
+/* Something accepted only because it was allowed, or left unchecked: said with the table. */
+static void note(trit_provenance *pv, const char *text) {
+    size_t n = strlen(pv->notes);
+    snprintf(pv->notes + n, sizeof pv->notes - n, "%s%s", n ? "; " : "", text);
+}
+
+/* Each ledger's chain, judged on its own: broken refuses; unchained refuses unless allowed. */
+static int check_chains(trit_provenance *pv, const char *const *ledgers, int n, trit_err *err) {
+    pv->ledger = xcalloc((size_t)n, sizeof *pv->ledger);
+    pv->n_ledgers = n;
+    for (int i = 0; i < n; i++) {
+        trit_prov_ledger *l = &pv->ledger[i];
+        l->path = ledgers[i];
+        if (trit_ledger_verify(ledgers[i], &l->chain, err)) return -1;
+        if (l->chain.status == TRIT_CHAIN_BROKEN)
+            refuse(pv, "ledger %s: hash chain broken: %s", l->path, l->chain.msg);
+        else if (l->chain.status == TRIT_CHAIN_UNCHAINED && !pv->allow_unchained)
+            refuse(pv,
+                   "ledger %s is %s; its records could be edited without trace (--allow-unchained "
+                   "accepts it)",
+                   l->path, l->chain.msg);
+        else if (l->chain.status == TRIT_CHAIN_UNCHAINED)
+            note(pv, "unchained ledger accepted (--allow-unchained)");
+    }
+    return 0;
+}
+
+/* One side's identity: one digest in every round, and (when recorded) the full object. */
+static void check_side(trit_provenance *pv, trit_prov_side *s, const char *name, json_t *ident) {
+    char url[256];
+    snprintf(url, sizeof url, "%s", s->id.url);
+    if (ident && s->n_digests >= 1) {
+        trit_side_ident_from_json(ident, &s->id);
+        if (!s->id.url[0]) snprintf(s->id.url, sizeof s->id.url, "%s", url);
+    } else if (s->n_digests >= 1) {
+        snprintf(s->id.digest, sizeof s->id.digest, "%s", s->digests[0]);
+    }
+    if (s->n_digests > 1)
+        refuse(pv,
+               "the ledgers mix %d identities of %s (%s, %s%s): one verdict is about one server",
+               s->n_digests, name, s->digests[0], s->digests[1], s->n_digests > 2 ? ", ..." : "");
+    else if (s->n_digests == 1 && s->rounds_without > 0)
+        refuse(pv,
+               "the ledgers mix identities of %s: %ld compared rounds record none, the others %s",
+               name, s->rounds_without, s->digests[0]);
+    else if (ident && s->n_digests == 1 && strcmp(s->id.digest, s->digests[0]))
+        refuse(pv, "%s's identity record (%s) is not the one its rounds name (%s)", name,
+               s->id.digest, s->digests[0]);
+}
+
+/* Does the ppl run's side a describe the same model as the ledger's side b? The same digest;
+ * or, for an in-process run against a served one, the same model sha256 or model path. */
+static bool same_model(const trit_side_ident *a, const trit_side_ident *b) {
+    if (a->digest[0] && !strcmp(a->digest, b->digest)) return true;
+    if (a->sha256[0] && b->sha256[0]) return !strcmp(a->sha256, b->sha256);
+    return a->model[0] && b->model[0] && !strcmp(a->model, b->model);
+}
+
+/* The ppl file: its provenance present, about the ledgers' models and servers, not stale. */
+static void check_ppl(const trit_gate_cfg *cfg, trit_provenance *pv, const trit_ppl_figs *p) {
+    if (!p || !p->present) return;
+    if (!p->has_provenance) {
+        refuse(pv, "the ppl file has no provenance (needs \"gen1_identity\", \"gen2_identity\", "
+                   "\"text_sha256\", \"scored_tokens\": written by `trit ppl`)");
+        return;
+    }
+    if (!pv->gen1.id.digest[0] || !pv->gen2.id.digest[0]) {
+        note(pv, "ppl file not cross-checked: the ledgers record no identity");
+    } else {
+        if (!same_model(&p->ident1, &pv->gen1.id))
+            refuse(pv,
+                   "the ppl file is about another gen-1 (%s %s, digest %s) than the ledgers (%s "
+                   "%s, digest %s)",
+                   p->ident1.engine, p->ident1.model, p->ident1.digest, pv->gen1.id.engine,
+                   pv->gen1.id.model, pv->gen1.id.digest);
+        if (!same_model(&p->ident2, &pv->gen2.id))
+            refuse(pv,
+                   "the ppl file is about another gen-2 (%s %s, digest %s) than the ledgers (%s "
+                   "%s, digest %s)",
+                   p->ident2.engine, p->ident2.model, p->ident2.digest, pv->gen2.id.engine,
+                   pv->gen2.id.model, pv->gen2.id.digest);
+    }
+    if (!isnan(p->ts) && pv->now - p->ts > cfg->max_age) {
+        char age[32], max[32];
+        refuse(pv, "the ppl file is %s old (max_age %s)", age_text(pv->now - p->ts, age),
+               age_text(cfg->max_age, max));
+    }
+}
+
+int trit_gate_provenance(const trit_gate_cfg *cfg, const char *const *ledgers, int n_ledgers,
+                         const trit_ppl_figs *ppl, bool allow_unchained, double now,
+                         trit_provenance *pv, trit_err *err) {
+    memset(pv, 0, sizeof *pv);
+    pv->oldest_ts = pv->newest_ts = NAN;
+    pv->now = now;
+    pv->allow_unchained = allow_unchained;
+    if (check_chains(pv, ledgers, n_ledgers, err)) return -1;
+    prov_ctx c = {.pv = pv};
+    if (trit_ledger_scan_many(ledgers, n_ledgers, prov_cb, &c, true, NULL, err)) {
+        json_decref(c.ident[0]), json_decref(c.ident[1]);
+        return -1;
+    }
+    check_side(pv, &pv->gen1, "gen-1", c.ident[0]);
+    check_side(pv, &pv->gen2, "gen-2", c.ident[1]);
+    json_decref(c.ident[0]), json_decref(c.ident[1]);
+    /* one server on both sides compares a server with itself: one instance in both sides'
+     * identity records, or a round whose two URLs name one server (client.h's rule) */
+    if (c.same_instance || pv->same_url_rounds > 0)
+        refuse(pv,
+               "gen-1 and gen-2 are the same server (%s; %ld of %ld rounds name one URL on both "
+               "sides): a server compared with itself proves nothing",
+               c.same_instance ? "one instance id on both sides" : pv->gen1.id.url,
+               pv->same_url_rounds, pv->rounds);
+    /* no identity at all: legacy evidence, accepted only like an unchained ledger */
+    if (pv->rounds > 0 && pv->gen1.n_digests == 0 && pv->gen2.n_digests == 0) {
+        if (allow_unchained)
+            note(pv, "no server identity recorded (accepted: --allow-unchained)");
+        else
+            refuse(pv,
+                   "the ledgers record no server identity (\"v1_ident\"/\"v2_ident\", ledger "
+                   "schema %d): they cannot say what was compared (--allow-unchained accepts them)",
+                   TRIT_LEDGER_SCHEMA);
+    }
+    /* stale evidence, and clocks that say the future */
+    if (!isnan(pv->oldest_ts) && now - pv->oldest_ts > cfg->max_age) {
+        char iso[32], age[32], max[32];
+        trit_iso8601(pv->oldest_ts, iso);
+        refuse(pv, "evidence older than max_age: the oldest record is from %s (%s old; max_age %s)",
+               iso, age_text(now - pv->oldest_ts, age), age_text(cfg->max_age, max));
+    }
+    if (!isnan(pv->newest_ts) && pv->newest_ts > now + 300) {
+        char iso[32];
+        trit_iso8601(pv->newest_ts, iso);
+        refuse(pv, "a record is dated in the future (%s): the clock or the ledger is wrong", iso);
+    }
+    check_ppl(cfg, pv, ppl);
+    return 0;
+}
+
+void trit_provenance_free(trit_provenance *pv) {
+    free(pv->ledger);
+    pv->ledger = NULL;
+}
+
+/* One side's line of the provenance block. */
+static void print_side(FILE *out, const char *name, const trit_prov_side *s) {
+    const trit_side_ident *i = &s->id;
+    if (!i->digest[0]) {
+        fprintf(out, "  %s  identity not recorded; url %s\n", name, i->url[0] ? i->url : "?");
+        return;
+    }
+    fprintf(out, "  %s  %s %s, model %s, sha256 %s, url %s (digest %s)\n", name,
+            i->engine[0] ? i->engine : "?", i->build[0] ? i->build : "?",
+            i->model[0] ? i->model : "?", i->sha256[0] ? i->sha256 : "not reported",
+            i->url[0] ? i->url : "?", i->digest);
+}
+
+void trit_provenance_print(FILE *out, const trit_provenance *pv, const trit_ppl_figs *p) {
+    fprintf(out, "provenance\n");
+    print_side(out, "gen-1", &pv->gen1);
+    print_side(out, "gen-2", &pv->gen2);
+    for (int i = 0; i < pv->n_ledgers; i++)
+        fprintf(out, "  ledger %s: %s, %ld records, head %s\n", pv->ledger[i].path,
+                trit_chain_status_name(pv->ledger[i].chain.status), pv->ledger[i].chain.records,
+                pv->ledger[i].chain.head);
+    if (!isnan(pv->oldest_ts)) {
+        char a[32], b[32];
+        trit_iso8601(pv->oldest_ts, a);
+        trit_iso8601(pv->newest_ts, b);
+        fprintf(out, "  evidence from %s to %s\n", a, b);
+    }
+    if (p && p->present && p->file_sha256[0])
+        fprintf(out, "  ppl file sha256 %s; text %s sha256 %s; %ld scored tokens\n", p->file_sha256,
+                p->text_path[0] ? p->text_path : "?", p->text_sha256[0] ? p->text_sha256 : "?",
+                p->scored_tokens);
+    else if (p && p->present)
+        fprintf(out, "  ppl figures from the ledger's ppl record\n");
+    else
+        fprintf(out, "  ppl: none\n");
+    if (pv->notes[0]) fprintf(out, "  ALLOWED/NOTE: %s\n", pv->notes);
+    fprintf(out, "\n");
+}
+
+/* One side's identity in the receipt. */
+static json_t *side_json(const trit_prov_side *s) {
+    const trit_side_ident *i = &s->id;
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "digest", i->digest, "engine", i->engine, "build",
+                     i->build, "model", i->model, "model_sha256", i->sha256, "url", i->url);
+}
+
+json_t *trit_provenance_json(const trit_provenance *pv, const trit_ppl_figs *p) {
+    json_t *ls = json_array();
+    for (int i = 0; i < pv->n_ledgers; i++)
+        json_array_append_new(ls,
+                              json_pack("{s:s,s:s,s:s,s:I}", "path", pv->ledger[i].path, "chain",
+                                        trit_chain_status_name(pv->ledger[i].chain.status), "head",
+                                        pv->ledger[i].chain.head, "records",
+                                        (json_int_t)pv->ledger[i].chain.records));
+    json_t *j = json_pack("{s:o,s:o,s:o,s:b,s:s,s:s}", "gen1", side_json(&pv->gen1), "gen2",
+                          side_json(&pv->gen2), "ledgers", ls, "refused", pv->refused, "reason",
+                          pv->reason, "notes", pv->notes);
+    if (p && p->present)
+        json_object_set_new(j, "ppl",
+                            json_pack("{s:s,s:s,s:s,s:I}", "sha256", p->file_sha256, "text_sha256",
+                                      p->text_sha256, "text_path", p->text_path, "scored_tokens",
+                                      (json_int_t)p->scored_tokens));
+    return j;
 }

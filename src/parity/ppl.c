@@ -191,6 +191,18 @@ void trit_ppl_acc_nll(trit_ppl_acc *a, double nll) {
     a->count++;
 }
 
+/* Keep one position's KLD and Δp for the percentiles and medians. */
+static void acc_push_vals(trit_ppl_acc *a, double kld, double p_diff) {
+    if (a->n_vals == a->cap_vals) {
+        a->cap_vals = a->cap_vals ? 2 * a->cap_vals : 1024;
+        a->kld_vals = xrealloc(a->kld_vals, a->cap_vals * sizeof(float));
+        a->p_diff_vals = xrealloc(a->p_diff_vals, a->cap_vals * sizeof(float));
+    }
+    a->kld_vals[a->n_vals] = (float)kld;
+    a->p_diff_vals[a->n_vals] = (float)p_diff;
+    a->n_vals++;
+}
+
 void trit_ppl_acc_kld(trit_ppl_acc *a, const float *logits, int n_vocab, int32_t tok,
                       const uint16_t *base_row) {
     float max_logit = logits[0];
@@ -251,14 +263,27 @@ void trit_ppl_acc_kld(trit_ppl_acc *a, const float *logits, int n_vocab, int32_t
     a->sum_p_diff4 += p_diff2 * p_diff2;
     a->max_p_diff = fmaxf(a->max_p_diff, fabsf(p_diff));
 
-    if (a->n_vals == a->cap_vals) {
-        a->cap_vals = a->cap_vals ? 2 * a->cap_vals : 1024;
-        a->kld_vals = xrealloc(a->kld_vals, a->cap_vals * sizeof(float));
-        a->p_diff_vals = xrealloc(a->p_diff_vals, a->cap_vals * sizeof(float));
-    }
-    a->kld_vals[a->n_vals] = (float)sum;
-    a->p_diff_vals[a->n_vals] = p_diff;
-    a->n_vals++;
+    acc_push_vals(a, sum, p_diff);
+}
+
+void trit_ppl_acc_kld_topn(trit_ppl_acc *a, const trit_pos_topn *base, const trit_pos_topn *model) {
+    const double nll = -model->next_logprob, nll_base = -base->next_logprob;
+    a->nll += nll;
+    a->nll2 += nll * nll;
+    a->sum_nll_base += nll_base;
+    a->sum_nll_base2 += nll_base * nll_base;
+    a->sum_nll_nll_base += nll * nll_base;
+    const double kld = trit_pos_topn_kld(base, model, NULL);
+    a->sum_kld += kld;
+    a->sum_kld2 += kld * kld;
+    a->count++;
+    if (base->n_top > 0 && model->n_top > 0 && base->top_id[0] == model->top_id[0]) a->n_same_top++;
+    const double p_diff = exp(-nll) - exp(-nll_base);
+    a->sum_p_diff += p_diff;
+    a->sum_p_diff2 += p_diff * p_diff;
+    a->sum_p_diff4 += p_diff * p_diff * p_diff * p_diff;
+    a->max_p_diff = fmaxf(a->max_p_diff, (float)fabs(p_diff));
+    acc_push_vals(a, kld, p_diff);
 }
 
 void trit_ppl_result_init(trit_ppl_result *r) {
@@ -362,6 +387,12 @@ void trit_ppl_acc_result(const trit_ppl_acc *a, trit_ppl_result *r) {
 
 /* ======================= printing / JSON ======================= */
 
+const char *trit_ppl_kld_support(const trit_ppl_result *r) {
+    return r->kld_topn > 0 ? "top-N: the ids in both sides' top-N plus one bucket for the "
+                             "rest (a lower bound of the full-vocabulary KLD)"
+                           : "full vocabulary";
+}
+
 void trit_ppl_print(FILE *out, const trit_ppl_result *r) {
     fprintf(out, "source: %s\n", r->source);
     fprintf(out, "chunks: %d x %d tokens (%ld text tokens), %ld positions scored, %.1f s\n",
@@ -378,7 +409,13 @@ void trit_ppl_print(FILE *out, const trit_ppl_result *r) {
     fprintf(out, "Mean PPL(Q)/PPL(base)         : %10.6f ± %10.6f\n", exp(r->ln_ratio),
             exp(r->ln_ratio) * r->ln_ratio_err);
     fprintf(out, "Mean PPL(Q)-PPL(base)         : %10.6f ± %10.6f\n", r->ppl_diff, r->ppl_diff_err);
-    fprintf(out, "\n====== KL divergence statistics ======\n");
+    if (r->kld_topn > 0)
+        fprintf(out,
+                "\n====== KL divergence statistics (over the top-%d support: shared top-%d ids + "
+                "one bucket for the rest, a lower bound of the full KLD) ======\n",
+                r->kld_topn, r->kld_topn);
+    else
+        fprintf(out, "\n====== KL divergence statistics ======\n");
     fprintf(out, "Mean    KLD: %10.6f ± %10.6f\n", r->kld_mean, r->kld_err);
     fprintf(out, "Maximum KLD: %10.6f\n", r->kld_max);
     static const char *lab[TRIT_PPL_NPCT] = {"99.9%", "99.0%", "95.0%", "90.0%",
@@ -407,8 +444,12 @@ json_t *trit_ppl_result_json(const trit_ppl_result *r) {
     json_object_set_new(o, "ppl", trit_json_num(r->ppl));
     json_object_set_new(o, "ppl_err", trit_json_num(r->ppl_err));
     json_object_set_new(o, "seconds", trit_json_num(r->seconds));
+    if (r->score_mode[0]) json_object_set_new(o, "score_mode", json_string(r->score_mode));
     if (r->has_kld) {
         json_t *k = json_object();
+        json_object_set_new(k, "kld_topn",
+                            r->kld_topn > 0 ? json_integer(r->kld_topn) : json_null());
+        json_object_set_new(k, "kld_support", json_string(trit_ppl_kld_support(r)));
         json_object_set_new(k, "mean", trit_json_num(r->kld_mean));
         json_object_set_new(k, "err", trit_json_num(r->kld_err));
         json_object_set_new(k, "max", trit_json_num(r->kld_max));
@@ -554,14 +595,98 @@ static int ppl_base_rows(trit_backend *b, const trit_ppl_opts *o, trit_ppl_base 
     return 0;
 }
 
+void trit_ppl_topn_free(trit_ppl_topn *t) {
+    free(t->v);
+    memset(t, 0, sizeof *t);
+}
+
+/* Top-N mode's per-chunk state: the accumulator, the entries to keep or compare against. */
+typedef struct {
+    trit_ppl_acc *acc;
+    const trit_ppl_opts *o;
+    long k;       /* scored positions so far (index into topn_base / topn_keep) */
+    int topn_min; /* smallest n_top seen on either side (the KLD's N) */
+    int chunk, n_chunk;
+    double t_last;
+} topn_run;
+
+/* Progress of one chunk's requests over HTTP (one request per position: a line rewritten at
+ * most once a second; the chunk's end is reported by topn_chunk_done). */
+static void topn_progress(void *ud, size_t done, size_t total) {
+    topn_run *t = ud;
+    double now = trit_now_s();
+    if (done == total || now - t->t_last < 1.0) return;
+    t->t_last = now;
+    fprintf(stderr, "  chunk %d/%d: %zu/%zu positions scored\r", t->chunk + 1, t->n_chunk, done,
+            total);
+    fflush(stderr);
+}
+
+/* One line per chunk in top-N mode: the running PPL, positions, time. */
+static void topn_chunk_done(const trit_ppl_opts *o, const topn_run *t, double t0) {
+    if (!o->progress || t->acc->count < 1) return;
+    fprintf(stderr, "  chunk %d/%d: running PPL %.4f over %ld positions, %.1f s          \n",
+            t->chunk + 1, t->n_chunk, exp(t->acc->nll / t->acc->count), t->acc->count,
+            trit_now_s() - t0);
+}
+
+/* One chunk in top-N mode: trit_backend_score over positions first .. n_ctx-1 (the last has
+ * no next token and is not scored); each scored position's next token must be the chunk's,
+ * and, against a base, the base's (the same text tokenized the same way). */
+static int score_chunk(trit_backend *b, const int32_t *ids, const int32_t *chunk, int n_ctx,
+                       topn_run *t, trit_err *err) {
+    const int first = n_ctx / 2;
+    trit_pos_topn *pos = NULL;
+    if (trit_backend_score(b, ids, (size_t)n_ctx, (size_t)first, t->o->top_n, &pos, err)) return -1;
+    int rc = 0;
+    for (int p = first; p < n_ctx - 1 && rc == 0; p++) {
+        const trit_pos_topn *e = &pos[p - first];
+        const trit_ppl_topn *base = t->o->topn_base;
+        if (e->next_id != chunk[p + 1] || !(e->next_logprob <= 0)) {
+            rc = trit_fail(err, TRIT_EFORMAT,
+                           "position %d: scored token %d (log-probability %g), the text's is %d", p,
+                           e->next_id, e->next_logprob, chunk[p + 1]);
+        } else if (base && t->k >= base->n) {
+            rc = trit_fail(err, TRIT_EFORMAT,
+                           "position %d: gen-1 scored only %ld positions (different text or "
+                           "tokenization)",
+                           p, base->n);
+        } else if (base && base->v[t->k].next_id != e->next_id) {
+            rc = trit_fail(err, TRIT_EFORMAT,
+                           "position %d: the text's next token is %d here, %d on gen-1 (the two "
+                           "sides tokenize the text differently: a different vocabulary?)",
+                           p, e->next_id, base->v[t->k].next_id);
+        } else if (base) {
+            trit_ppl_acc_kld_topn(t->acc, &base->v[t->k], e);
+            t->topn_min = TRIT_MIN(t->topn_min, TRIT_MIN(e->n_top, base->v[t->k].n_top));
+        } else {
+            trit_ppl_acc_nll(t->acc, -e->next_logprob);
+        }
+        if (rc == 0 && t->o->topn_keep) {
+            trit_ppl_topn *keep = t->o->topn_keep;
+            if (keep->n == keep->cap) {
+                keep->cap = keep->cap ? 2 * keep->cap : 1024;
+                keep->v = xrealloc(keep->v, (size_t)keep->cap * sizeof *keep->v);
+            }
+            keep->v[keep->n++] = *e;
+        }
+        t->k++;
+    }
+    free(pos);
+    return rc;
+}
+
 int trit_ppl_run_backend(trit_backend *b, const char *text, size_t len, const trit_ppl_opts *o,
                          trit_ppl_result *r, trit_err *err) {
     const trit_backend_info *bi = trit_backend_describe(b);
     trit_ppl_result_init(r);
     snprintf(r->source, sizeof r->source, "%s", bi->spec);
-    if (!bi->can_eval)
+    const bool topn = !bi->can_eval || o->top_n > 0;
+    if (topn && (o->base_in || o->base_out))
         return trit_fail(err, TRIT_EUNAVAIL,
-                         "%s: this backend cannot return logits; use --url for an OpenAI server",
+                         "%s: a base-logits file holds every logit of every position; this "
+                         "source gives top-N log-probabilities (prompt-token logprobs) only: use "
+                         "compare mode (--gen1/--gen2) for KLD over the top-N support",
                          bi->spec);
     if (o->base_in && o->base_out)
         return trit_fail(err, TRIT_EINVAL,
@@ -573,6 +698,7 @@ int trit_ppl_run_backend(trit_backend *b, const char *text, size_t len, const tr
     trit_ppl_acc acc = {0};
     uint16_t *row = NULL;
     int rc = -1, n_ctx, n_chunk = 0;
+    topn_run tr = {.acc = &acc, .o = o, .topn_min = TRIT_BACKEND_TOPN_MAX};
     /* tokens, chunk plan, BOS, and the base files */
     if (o->base_in && !(in = trit_ppl_base_open(o->base_in, err))) goto done;
     if (ppl_tokens(b, text, o, in, &tokens, &n_tokens, &n_ctx, &n_chunk, err)) goto done;
@@ -583,20 +709,33 @@ int trit_ppl_run_backend(trit_backend *b, const char *text, size_t len, const tr
     if ((in || o->base_out) && ppl_base_rows(b, o, in, bos >= 0 ? bos : tokens[0], tokens, n_ctx,
                                              n_chunk, &out, &row, err))
         goto done;
-    /* each chunk from an empty cache, BOS first; on_logits scores the second half */
+    tr.n_chunk = n_chunk;
+    if (topn && o->progress) trit_backend_set_progress(b, topn_progress, &tr);
+    /* each chunk from an empty cache, BOS first; only its second half is scored */
     ids = xmalloc((size_t)n_ctx * sizeof *ids);
     for (int i = 0; i < n_chunk; i++) {
         const int32_t *chunk = tokens + (size_t)i * (size_t)n_ctx;
         memcpy(ids, chunk, (size_t)n_ctx * sizeof *ids);
         if (bos >= 0) ids[0] = bos;
         chunk_ctx c = {&acc, chunk, n_ctx, n_ctx / 2, out, in, row, err};
-        if (trit_backend_eval_each(b, ids, (size_t)n_ctx, on_logits, &c, err)) {
+        tr.chunk = i;
+        int crc = topn ? score_chunk(b, ids, chunk, n_ctx, &tr, err)
+                       : trit_backend_eval_each(b, ids, (size_t)n_ctx, on_logits, &c, err);
+        if (crc) {
             trit_err_prefix(err, "chunk %d", i + 1);
             goto done;
         }
-        progress(o, i, &acc);
+        if (topn)
+            topn_chunk_done(o, &tr, t0);
+        else
+            progress(o, i, &acc);
     }
-    if (o->progress) fprintf(stderr, "\n");
+    if (o->progress && !topn) fprintf(stderr, "\n");
+    if (o->topn_base && tr.k != o->topn_base->n) {
+        trit_fail(err, TRIT_EFORMAT, "gen-1 scored %ld positions, this side %ld", o->topn_base->n,
+                  tr.k);
+        goto done;
+    }
     /* the written base file is complete only once closed (fsync'd) */
     if (out) {
         int crc = trit_ppl_base_close(out, err);
@@ -605,9 +744,13 @@ int trit_ppl_run_backend(trit_backend *b, const char *text, size_t len, const tr
     }
     r->n_vocab = bi->n_vocab;
     trit_ppl_acc_result(&acc, r);
+    if (r->has_kld && topn) r->kld_topn = tr.topn_min;
+    snprintf(r->score_mode, sizeof r->score_mode, "%s",
+             topn ? trit_backend_score_mode(b) : "logits");
     r->seconds = trit_now_s() - t0;
     rc = 0;
 done:
+    trit_backend_set_progress(b, NULL, NULL);
     if (out) trit_ppl_base_close(out, NULL);
     if (in) trit_ppl_base_close(in, NULL);
     trit_ppl_acc_free(&acc);
@@ -617,150 +760,17 @@ done:
     return rc;
 }
 
-/* ---- over HTTP ---- */
-
-static int url_tokenize(const char *url, const trit_ppl_opts *o, const char *text, size_t len,
-                        int32_t **ids, size_t *n, trit_err *err) {
-    json_t *body = json_object();
-    json_object_set_new(body, "content", json_stringn(text, len));
-    json_object_set_new(body, "add_special", json_true());
-    char *s = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    json_t *reply = NULL;
-    trit_client_resp resp;
-    trit_client_resp_init(&resp);
-    int rc = trit_client_post_json(url, "/tokenize", o->api_key, o->timeout_s, s, &reply, &resp);
-    free(s);
-    if (rc) {
-        trit_fail(err, TRIT_ENET, "%s/tokenize: %s", url, resp.msg);
-        trit_client_resp_free(&resp);
-        return -1;
-    }
-    trit_client_resp_free(&resp);
-    json_t *arr = json_object_get(reply, "tokens");
-    if (!json_is_array(arr)) {
-        json_decref(reply);
-        return trit_fail(err, TRIT_EFORMAT, "%s/tokenize: reply has no \"tokens\" array", url);
-    }
-    *n = json_array_size(arr);
-    *ids = xmalloc((*n + 1) * sizeof **ids);
-    for (size_t i = 0; i < *n; i++) {
-        json_t *t = json_array_get(arr, i);
-        if (json_is_object(t)) t = json_object_get(t, "id");
-        if (!json_is_integer(t)) {
-            json_decref(reply);
-            free(*ids);
-            *ids = NULL;
-            return trit_fail(err, TRIT_EFORMAT, "%s/tokenize: token %zu is not an integer", url, i);
-        }
-        (*ids)[i] = (int32_t)json_integer_value(t);
-    }
-    json_decref(reply);
-    return 0;
-}
-
-/* Prompt-token logprobs of one chunk: lp[i] = log p(ids[i] | ids[<i]) for i >= 1. */
-static int url_chunk_logprobs(const char *url, const trit_ppl_opts *o, const int32_t *ids, int n,
-                              double *lp, trit_err *err) {
-    json_t *body = json_object(), *arr = json_array();
-    for (int i = 0; i < n; i++) json_array_append_new(arr, json_integer(ids[i]));
-    json_object_set_new(body, "prompt", arr);
-    json_object_set_new(body, "max_tokens", json_integer(0));
-    json_object_set_new(body, "echo", json_true());
-    json_object_set_new(body, "logprobs", json_integer(0));
-    json_object_set_new(body, "temperature", json_real(0));
-    char *s = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    json_t *reply = NULL;
-    trit_client_resp resp;
-    trit_client_resp_init(&resp);
-    int rc =
-        trit_client_post_json(url, "/v1/completions", o->api_key, o->timeout_s, s, &reply, &resp);
-    free(s);
-    if (rc) {
-        trit_fail(err, TRIT_ENET, "%s/v1/completions: %s", url, resp.msg);
-        trit_client_resp_free(&resp);
-        return -1;
-    }
-    trit_client_resp_free(&resp);
-    json_t *l = json_object_get(json_array_get(json_object_get(reply, "choices"), 0), "logprobs");
-    json_t *vals = json_object_get(l, "token_logprobs");
-    json_t *content = json_object_get(l, "content");
-    size_t got = json_is_array(vals)      ? json_array_size(vals)
-                 : json_is_array(content) ? json_array_size(content)
-                                          : 0;
-    if (got < (size_t)n) {
-        json_decref(reply);
-        return trit_fail(err, TRIT_EUNAVAIL,
-                         "%s returned %zu prompt-token logprobs for a %d-token prompt: the server "
-                         "does not support echo with logprobs (prompt logprobs)",
-                         url, got, n);
-    }
-    for (int i = 1; i < n; i++) {
-        json_t *v = json_is_array(vals)
-                        ? json_array_get(vals, (size_t)i)
-                        : json_object_get(json_array_get(content, (size_t)i), "logprob");
-        if (!json_is_number(v)) {
-            json_decref(reply);
-            return trit_fail(err, TRIT_EFORMAT, "%s: prompt logprob %d is not a number", url, i);
-        }
-        lp[i] = json_number_value(v);
-    }
-    json_decref(reply);
-    return 0;
-}
-
 int trit_ppl_run_url(const char *url, const char *text, size_t len, const trit_ppl_opts *o,
                      trit_ppl_result *r, trit_err *err) {
     trit_ppl_result_init(r);
     snprintf(r->source, sizeof r->source, "%s", url);
-    if (o->base_in || o->base_out)
-        return trit_fail(err, TRIT_EUNAVAIL,
-                         "KL divergence needs every logit of every position; an OpenAI server "
-                         "only returns prompt-token logprobs (use --backend or --reference)");
-    double t0 = trit_now_s();
-    int32_t *tokens = NULL, *bos_ids = NULL;
-    size_t n_tokens = 0, n_bos = 0;
-    int rc = -1, n_chunk = 0, n_ctx = o->n_ctx;
-    trit_ppl_acc acc = {0};
-    if (url_tokenize(url, o, text, len, &tokens, &n_tokens, err)) goto done;
-    if (url_tokenize(url, o, "", 0, &bos_ids, &n_bos, err)) goto done;
-    int32_t bos = -1;
-    if (n_bos == 1 && n_tokens > 0 && tokens[0] == bos_ids[0])
-        bos = bos_ids[0];
-    else if (n_bos > 0) {
-        trit_fail(err, TRIT_EUNSUP, "the server's vocabulary adds an end-of-sequence token");
-        goto done;
-    }
-    if (plan_chunks((long)n_tokens, n_ctx, o->n_chunks, &n_chunk, err)) goto done;
-    r->n_tokens = (long)n_tokens;
-    r->n_ctx = n_ctx;
-    r->n_chunk = n_chunk;
-    int32_t *ids = xmalloc((size_t)n_ctx * sizeof *ids);
-    double *lp = xcalloc((size_t)n_ctx, sizeof *lp);
-    for (int i = 0; i < n_chunk; i++) {
-        memcpy(ids, tokens + (size_t)i * (size_t)n_ctx, (size_t)n_ctx * sizeof *ids);
-        if (bos >= 0) ids[0] = bos;
-        if (url_chunk_logprobs(url, o, ids, n_ctx, lp, err)) {
-            trit_err_prefix(err, "chunk %d", i + 1);
-            free(ids);
-            free(lp);
-            goto done;
-        }
-        /* position p's logits predict token p+1: scored p = first .. n_ctx-2 */
-        for (int p = n_ctx / 2; p < n_ctx - 1; p++) trit_ppl_acc_nll(&acc, -lp[p + 1]);
-        progress(o, i, &acc);
-    }
-    if (o->progress) fprintf(stderr, "\n");
-    free(ids);
-    free(lp);
-    trit_ppl_acc_result(&acc, r);
-    r->seconds = trit_now_s() - t0;
-    rc = 0;
-done:
-    trit_ppl_acc_free(&acc);
-    free(tokens);
-    free(bos_ids);
+    trit_backend_opts bo = trit_backend_default_opts();
+    bo.api_key = o->api_key;
+    bo.timeout_s = o->timeout_s;
+    trit_backend *b = trit_backend_open(url, &bo, err);
+    if (!b) return -1;
+    int rc = trit_ppl_run_backend(b, text, len, o, r, err);
+    trit_backend_close(b);
     return rc;
 }
 

@@ -19,9 +19,15 @@
  *    entries and the model side through trit_logsumexp (base.h), so no token's KLD is below
  *    -1e-9 (the reference's unnormalized row gave -2e-5). The NLL and the quantized rows keep
  *    perplexity.cpp's float arithmetic on purpose: the base file must be byte-identical.
- * Sources of logits: a backend (trit:/llama:, in-process), an OpenAI server (/tokenize +
- * /v1/completions with echo, logprobs and max_tokens 0: PPL only, no full distribution, so no
- * KLD), or the reference binary itself (its printed figures are parsed).
+ *  - over HTTP (and whenever top_n > 0): every scored position's actual next token is
+ *    scored through trit_backend_score (backend.h: echo where the server has it, else one
+ *    logit_bias-forced request per position; the RAW pre-sampling probability), with the
+ *    same chunking, BOS and scored positions as above, so PPL equals the in-process figure.
+ *    KLD there is over the top-N support (trit_pos_topn_kld: the shared top-N ids plus one
+ *    bucket for the rest, a lower bound of the full-vocabulary KLD) and is labelled with N
+ *    (trit_ppl_result.kld_topn, "kld_topn" in JSON); PPL, Δp and same-top are exact there.
+ * Sources: a backend (trit:/llama: in-process, http: any OpenAI-compatible server), or the
+ * reference binary itself (its printed figures are parsed).
  * Depends on backends, client, base. */
 #ifndef TRIT_PPL_H
 #define TRIT_PPL_H
@@ -86,6 +92,10 @@ void trit_ppl_acc_nll(trit_ppl_acc *a, double nll);
 /* KLD mode: compare one position's logits with the base row (float NLL as the reference). */
 void trit_ppl_acc_kld(trit_ppl_acc *a, const float *logits, int n_vocab, int32_t tok,
                       const uint16_t *base_row);
+/* KLD mode over top-N: one position of the model (q) against the base (p), both from
+ * trit_backend_score for the same token: NLLs from next_logprob, KLD from
+ * trit_pos_topn_kld(base, model), same top from top_id[0], Δp from the next tokens. */
+void trit_ppl_acc_kld_topn(trit_ppl_acc *a, const trit_pos_topn *base, const trit_pos_topn *model);
 
 #define TRIT_PPL_NPCT 8
 extern const double trit_ppl_pct[TRIT_PPL_NPCT]; /* .999 .99 .95 .90 .10 .05 .01 .001 */
@@ -102,16 +112,27 @@ typedef struct trit_ppl_result {
     double kld_mean, kld_err, kld_max, kld_min, kld_median, kld_pct[TRIT_PPL_NPCT];
     double dp_mean, dp_err, dp_max, dp_min, dp_median;
     double rms_dp, rms_dp_err, same_top, same_top_err; /* fractions, not percent */
+    int kld_topn;        /* 0: KLD over the full vocabulary; N: over the top-N support */
+    char score_mode[16]; /* "logits", "echo" or "forced" (trit_backend_score_mode) */
 } trit_ppl_result;
 void trit_ppl_result_init(trit_ppl_result *r);
 /* Final figures from an accumulator (KLD statistics when it holds KLD values). */
 void trit_ppl_acc_result(const trit_ppl_acc *a, trit_ppl_result *r);
 
+/* What the KLD of r is over: "full vocabulary" or the top-N label (static string). */
+const char *trit_ppl_kld_support(const trit_ppl_result *r);
 /* Print like llama-perplexity's final blocks. */
 void trit_ppl_print(FILE *out, const trit_ppl_result *r);
 json_t *trit_ppl_result_json(const trit_ppl_result *r);
 
 /* ---- runs ---- */
+/* The top-N entries of every scored position, in scoring order (chunk by chunk). */
+typedef struct trit_ppl_topn {
+    trit_pos_topn *v;
+    long n, cap;
+} trit_ppl_topn;
+void trit_ppl_topn_free(trit_ppl_topn *t);
+
 typedef struct trit_ppl_opts {
     int n_ctx;             /* tokens per chunk (default 512) */
     int n_chunks;          /* <= 0: all */
@@ -122,17 +143,24 @@ typedef struct trit_ppl_opts {
     int n_threads;         /* reference mode: -t (0: its default) */
     const char *text_path; /* reference mode: the file passed to -f */
     bool progress;         /* per-chunk running PPL on stderr */
+    /* top-N scoring (trit_backend_score) instead of full logits: always for a backend that
+     * cannot eval (http); for in-process backends when top_n > 0 */
+    int top_n;                      /* alternatives kept per position (0: full logits) */
+    trit_ppl_topn *topn_keep;       /* top-N mode: every scored position appended here */
+    const trit_ppl_topn *topn_base; /* top-N mode: KLD against these (gen-1's topn_keep) */
 } trit_ppl_opts;
 void trit_ppl_opts_default(trit_ppl_opts *o);
 
 /* Read a text file as llama's -f does (one trailing '\n' dropped). */
 int trit_ppl_read_text(const char *path, trit_buf *out, trit_err *err);
 
-/* In-process: any backend that can tokenize and eval. */
+/* Any backend that can tokenize: full logits through eval_each when it can eval and top_n
+ * is 0 (base files read or written there), else top-N scoring (base files refused with
+ * TRIT_EUNAVAIL; KLD against o->topn_base). */
 int trit_ppl_run_backend(trit_backend *b, const char *text, size_t len, const trit_ppl_opts *o,
                          trit_ppl_result *r, trit_err *err);
-/* An OpenAI-compatible server: PPL from prompt-token logprobs (no KLD; base_in/base_out are
- * refused with TRIT_EUNAVAIL). */
+/* An OpenAI-compatible server at url (api_key, timeout_s from o): the http backend through
+ * trit_ppl_run_backend. */
 int trit_ppl_run_url(const char *url, const char *text, size_t len, const trit_ppl_opts *o,
                      trit_ppl_result *r, trit_err *err);
 /* The reference llama-perplexity binary on MODEL (text from o->text_path); base_out makes it

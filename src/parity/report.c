@@ -90,10 +90,17 @@ typedef struct data {
     size_t ps_cap, ps_n;
 } data;
 
-static char *jdup(json_t *o, const char *k) {
-    json_t *v = json_object_get(o, k);
-    if (json_is_string(v)) return xstrndup(json_string_value(v), json_string_length(v));
-    return xstrdup("");
+/* A record's string field, decoded by the ledger's one reader ("" when absent); *n gets its
+ * length (it may hold NUL bytes). */
+static char *unescaped(trit_ledger_str raw, size_t *n) {
+    trit_buf b = {0};
+    trit_ledger_unescape(raw, &b);
+    if (n) *n = b.len;
+    char *s = xmalloc(b.len + 1);
+    if (b.len) memcpy(s, b.p, b.len);
+    s[b.len] = 0;
+    trit_buf_free(&b);
+    return s;
 }
 
 static pstat *pstat_get(data *d, const char *id, size_t n, const char *cat, size_t cn) {
@@ -160,24 +167,20 @@ static int on_rec(void *ud, const trit_ledger_rec *r, const char *line, size_t l
     if (r->bucket == TRIT_BUCKET_EXACT || r->bucket < 0) return 0;
     p->misses++;
     d->miss_total++;
-    json_t *j = json_loadb(line, len, 0, NULL);
-    if (!j) return 0;
     miss *m = &d->miss[(d->miss_total - 1) % d->max_misses];
     miss_free(m);
     m->round = r->round;
-    m->prompt_id = jdup(j, "prompt_id");
-    m->category = jdup(j, "category");
-    m->bucket = jdup(j, "bucket");
-    m->tie = jdup(j, "tie");
-    m->prompt = jdup(j, "prompt");
-    m->cause = jdup(j, "cause");
-    m->time = jdup(j, "time");
-    json_t *t1 = json_object_get(j, "text_v1"), *t2 = json_object_get(j, "text_v2");
-    m->t1 = jdup(j, "text_v1"), m->n1 = json_string_length(t1);
-    m->t2 = jdup(j, "text_v2"), m->n2 = json_string_length(t2);
+    m->prompt_id = unescaped((trit_ledger_str){r->prompt_id, r->prompt_id_len}, NULL);
+    m->category = unescaped((trit_ledger_str){r->category, r->category_len}, NULL);
+    m->bucket = unescaped(r->bucket_raw, NULL);
+    m->tie = unescaped(r->tie_raw, NULL);
+    m->prompt = unescaped(r->prompt, NULL);
+    m->cause = unescaped(r->cause, NULL);
+    m->time = unescaped(r->time, NULL);
+    m->t1 = unescaped(r->text_gen1, &m->n1);
+    m->t2 = unescaped(r->text_gen2, &m->n2);
     m->split = r->prefix_len >= 0 ? r->prefix_len : r->div_byte;
     if (m->split > (long)TRIT_MIN(m->n1, m->n2)) m->split = (long)TRIT_MIN(m->n1, m->n2);
-    json_decref(j);
     if (d->n_miss < d->max_misses) d->n_miss++;
     return 0;
 }
@@ -336,9 +339,24 @@ static void gate_section(trit_buf *h, const trit_report_opts *o, trit_stats_acc 
     trit_gate_table t;
     trit_gates_eval(&cfg, &all, &recent, &prev, ppl && ppl->present ? ppl : NULL, &t);
     *all_out = all;
+    /* the evidence checked as `trit gate` checks it: a refused verdict is said, not GO */
+    trit_provenance pv;
+    bool refused =
+        trit_gate_provenance(&cfg, o->ledgers, o->n_ledgers, ppl && ppl->present ? ppl : NULL,
+                             false, trit_wall_s(), &pv, &err) == 0 &&
+        pv.refused;
     trit_buf_puts(h, "<section id=gates><h2>Cutover gates</h2>");
-    trit_buf_printf(h, "<div class='verdict %s'>%s</div>", t.go ? "go" : "nogo",
-                    t.go ? "GO — every gate passes" : "NO-GO — at least one gate does not pass");
+    if (refused) {
+        trit_buf_puts(h, "<div class='verdict nogo'>REFUSED — ");
+        esc(h, pv.reason);
+        trit_buf_puts(h, "</div><p class=muted>`trit gate` gives no verdict on this evidence; "
+                         "the rows below are shown for reference only.</p>");
+    } else {
+        trit_buf_printf(h, "<div class='verdict %s'>%s</div>", t.go ? "go" : "nogo",
+                        t.go ? "GO — every gate passes"
+                             : "NO-GO — at least one gate does not pass");
+    }
+    trit_provenance_free(&pv);
     if (cfg_bad) {
         trit_buf_puts(h, "<p class=nogo>config not loaded (defaults used): ");
         esc(h, err.msg);
@@ -360,7 +378,7 @@ static void gate_section(trit_buf *h, const trit_report_opts *o, trit_stats_acc 
         trit_buf_puts(h, "</td></tr>");
     }
     trit_buf_puts(h, "</table><p class=muted>config: ");
-    esc(h, o->config ? o->config : "production defaults (DESIGN.md)");
+    esc(h, o->config ? o->config : "production defaults (docs/parity.md)");
     trit_buf_puts(h, "</p></section>\n");
 }
 
@@ -707,6 +725,16 @@ static void misses_section(trit_buf *h, const data *d) {
 
 int trit_report_html(const trit_report_opts *o, trit_buf *h, trit_err *err) {
     if (o->n_ledgers < 1) return trit_fail(err, TRIT_EINVAL, "report needs at least one ledger");
+    /* a page drawn from a ledger whose chain is broken would present edited evidence */
+    for (int i = 0; i < o->n_ledgers; i++) {
+        trit_ledger_chain ch;
+        if (trit_ledger_verify(o->ledgers[i], &ch, err)) return -1;
+        if (ch.status == TRIT_CHAIN_BROKEN)
+            return trit_fail(err, TRIT_EFORMAT,
+                             "ledger %s: hash chain broken: %s (see `trit "
+                             "burnin verify`)",
+                             o->ledgers[i], ch.msg);
+    }
     trit_ppl_figs ppl = {0};
     if (o->ppl_path && trit_ppl_figs_load(o->ppl_path, &ppl, err)) return -1;
     trit_stats_acc *acc = trit_stats_acc_load(o->ledgers, o->n_ledgers, true, err);

@@ -276,6 +276,10 @@ typedef struct proxy {
     atomic_bool aborting; /* grace is over: every upstream transfer stops now */
     trit_ledger *ledger;
     int64_t next_round;
+    /* each side's identity (worker thread only, after the start): gen-1 is read without a
+     * key (the shadow has none of its own for it), gen-2 with gen2_key */
+    trit_ident_track ident[2];
+    int64_t ident_read_round; /* round of the last periodic read */
     atomic_long forwarded, mirrored, dropped, compared, gen1_errors, refused;
     trit_http_daemon hd; /* http's intake: daemon, guard (deadlines, body budgets) */
     trit_http_intake in; /* its checks: Host, no Origin, key, body size */
@@ -878,6 +882,29 @@ static void prompt_of(const char *body, size_t n, bool is_chat, trit_buf *out) {
     json_decref(j);
 }
 
+/* Every this many rounds each side's identity is read again (burn-in's default too). */
+#define SHADOW_IDENT_EVERY 100
+
+/* Before a round's record: read a side's identity again when the side failed in this round
+ * (it may come back as something else) or every SHADOW_IDENT_EVERY rounds; a changed digest
+ * appends an "identity" record first (trit_ident_track_take). Worker thread only. */
+static void idents_update(proxy *px, const trit_client_resp *r1, const trit_client_resp *r2) {
+    if (!px->ledger) return;
+    px->ident[0].stale |= r1->kind != TRIT_CLIENT_OK;
+    px->ident[1].stale |= r2->kind != TRIT_CLIENT_OK;
+    bool periodic = px->next_round - px->ident_read_round >= SHADOW_IDENT_EVERY;
+    if (periodic) px->ident_read_round = px->next_round;
+    for (int i = 0; i < 2; i++) {
+        if (!periodic && !px->ident[i].stale) continue;
+        trit_err err = {0};
+        char why[160];
+        json_t *fresh =
+            trit_ident_track_read(&px->ident[i], TRIT_MIN(px->o->timeout_s, 5.0), why, sizeof why);
+        if (trit_ident_track_take(&px->ident[i], fresh, why, px->ledger, false, px->o->quiet, &err))
+            fprintf(stderr, "shadow: ledger: %s\n", err.msg);
+    }
+}
+
 /* One copy: ask gen-2, compare, append the round record (trit_ledger_round_json). */
 static void process(proxy *px, job *j) {
     upstream gen2;
@@ -894,6 +921,7 @@ static void process(proxy *px, job *j) {
              (unsigned long long)trit_hash64(prompt.p ? prompt.p : "", prompt.len));
     char path[256];
     snprintf(path, sizeof path, "%.*s", (int)strcspn(j->target, "?"), j->target);
+    idents_update(px, &r1, &r2);
     trit_round_meta m = {
         .source = "shadow",
         .ts = j->ts,
@@ -905,8 +933,11 @@ static void process(proxy *px, job *j) {
         .gen1_model = r1.model,
         .gen2_url = px->o->gen2_url,
         .gen2_model = r2.model,
+        .gen1_ident = px->ident[0].ident,
+        .gen2_ident = px->ident[1].ident,
     };
     json_t *rec = trit_ledger_round_json(&m, &r1, &r2, &cmp);
+    trit_compare_split_fields(rec, &cmp, &r1, &r2);
     json_object_set_new(rec, "path", json_string(path));
     json_object_set_new(rec, "status_v1", json_integer(j->gen1.status));
     json_object_set_new(rec, "status_v2", json_integer(gen2.status));
@@ -1004,6 +1035,21 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
             return -1;
         }
         px.next_round = info.max_round + 1; /* -1 + 1 = 0 for a new ledger */
+        /* each side's identity opens the run's records (unknown ones too) */
+        px.ident[0] = (trit_ident_track){.side = "v1", .url = o->gen1_url};
+        px.ident[1] = (trit_ident_track){.side = "v2", .url = o->gen2_url, .key = o->gen2_key};
+        px.ident_read_round = px.next_round;
+        for (int i = 0; i < 2; i++) {
+            char why[160];
+            json_t *fresh =
+                trit_ident_track_read(&px.ident[i], TRIT_MIN(o->timeout_s, 5.0), why, sizeof why);
+            if (trit_ident_track_take(&px.ident[i], fresh, why, px.ledger, true, o->quiet, err)) {
+                trit_ident_track_free(&px.ident[0]);
+                trit_ident_track_free(&px.ident[1]);
+                trit_ledger_close(px.ledger);
+                return -1;
+            }
+        }
     }
     px.in = (trit_http_intake){.bound = o->host,
                                .loopback = trit_http_is_loopback(o->host),
@@ -1061,6 +1107,8 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
     pthread_mutex_unlock(&px.mu);
     pthread_join(wt, NULL);
     trit_ledger_close(px.ledger);
+    trit_ident_track_free(&px.ident[0]);
+    trit_ident_track_free(&px.ident[1]);
     trit_shadow_counts c = {atomic_load(&px.forwarded),   atomic_load(&px.mirrored),
                             atomic_load(&px.dropped),     atomic_load(&px.compared),
                             atomic_load(&px.gen1_errors), atomic_load(&px.refused)};

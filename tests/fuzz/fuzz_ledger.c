@@ -19,7 +19,7 @@ static int on_rec(void *user, const trit_ledger_rec *r, const char *line, size_t
     (void)line, (void)len;
     long *n = user;
     (*n)++;
-    if (r->type < TRIT_REC_ROUND || r->type > TRIT_REC_OTHER) abort();
+    if (r->type < TRIT_REC_ROUND || r->type > TRIT_REC_IDENTITY) abort();
     return 0;
 }
 
@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(line, data, size);
     trit_ledger_rec r;
     if (trit_ledger_parse_line(line, size, &r) == 0) {
-        if (r.type < TRIT_REC_ROUND || r.type > TRIT_REC_OTHER) abort();
+        if (r.type < TRIT_REC_ROUND || r.type > TRIT_REC_IDENTITY) abort();
         check_str(r.prompt_id, r.prompt_id_len, line, size);
         check_str(r.category, r.category_len, line, size);
         if (!r.source) abort();
@@ -36,6 +36,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             r.noise_bucket >= TRIT_BUCKET_N)
             abort();
         if (r.bucket >= 0 && !trit_bucket_name(r.bucket)) abort();
+        if (r.prev.p) check_str(r.prev.p, r.prev.n, line, size);
+        if (r.text_gen1.p) check_str(r.text_gen1.p, r.text_gen1.n, line, size);
+        trit_buf u = {0}; /* the one unescaper, on whatever the fuzzer wrote */
+        trit_ledger_unescape(r.text_gen1, &u);
+        trit_buf_free(&u);
+        trit_ledger_rec_clear(&r);
     }
     free(line);
     char path[64];
@@ -50,6 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (trit_ledger_scan(path, on_rec, &n, true, &info, &err) != 0) abort();
     if (info.records != n || info.last_good_offset < 0 || info.last_good_offset > (long)size)
         abort();
+    trit_ledger_chain ch; /* the chain judge never fails on bad input, only reports it */
+    if (trit_ledger_verify(path, &ch, &err) != 0 || ch.records != n) abort();
     unlink(path);
     return 0;
 }

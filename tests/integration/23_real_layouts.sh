@@ -61,7 +61,7 @@ a=$(run_ids "$L") && b=$(run_ids "$R") && c=$(run_ids "$S") || fail "trit run"
 [ "$a" != "$c" ] || fail "relu2 and SiLU decode the same tokens: the comparison proves nothing"
 pass "bitnet-b1.58 decodes token for token as bitnet + ffn_activation=relu2 (24 tokens)"
 # the same with the ladder, trit on both sides: every rung, logits bit for bit
-"$TRIT" ladder --ref "trit:$R" --cand "trit:$L" --prompt "$PROMPT" --max-tokens 16 --all $T \
+"$TRIT" ladder --ref "trit:$R" --cand "trit:$L" --prompt "$PROMPT" --max-tokens 16 --all --other-models $T \
   >"$TMP/ladder-b158.txt" 2>&1 || { tail -12 "$TMP/ladder-b158.txt"; fail "ladder bitnet+relu2 vs bitnet-b1.58"; }
 grep -q "rung 4 positions   PASS        .*max mse 0 " "$TMP/ladder-b158.txt" ||
   { tail -12 "$TMP/ladder-b158.txt"; fail "bitnet-b1.58 vs bitnet+relu2: logits not identical"; }

@@ -14,12 +14,15 @@ L="$TMP/ledger.jsonl"
 
 "$TRIT" burnin run --v1 "$V1" --v2 "$V2" --prompts "$ROOT/prompts/burnin.jsonl" --rounds 20 \
   --pace 0 --max-tokens 12 --ledger "$L" --timeout 60 || fail "burnin run exited $?"
-[ "$(grep -c . "$L")" -eq 20 ] || fail "ledger has $(grep -c . "$L") lines, want 20"
+[ "$(grep -c '"type":"round"' "$L")" -eq 20 ] || fail "ledger has $(grep -c '"type":"round"' "$L") rounds, want 20"
 [ -s "$L.state" ] || fail "no state file"
 node - "$L" <<'JS' || fail "ledger content"
 const assert = require('assert');
-const recs = require('fs').readFileSync(process.argv[2], 'utf8').split('\n').filter(l => l.trim()).map(l => JSON.parse(l));
+const all = require('fs').readFileSync(process.argv[2], 'utf8').split('\n').filter(l => l.trim()).map(l => JSON.parse(l));
+const recs = all.filter(r => r.type === 'round');
 assert.deepStrictEqual(recs.map(r => r.round), [...Array(20).keys()], 'round numbers');
+// a run starts with each side's identity
+assert.deepStrictEqual(all.slice(0, 2).map(r => `${r.type}:${r.side}`), ['identity:v1', 'identity:v2']);
 const count = {};
 for (const r of recs) {
   assert(['exact', 'prefix-only', 'no-match'].includes(r.bucket), r.bucket);
@@ -57,16 +60,27 @@ set -e
 grep -q "^ppl gen-2 vs gen-1 .*FAIL" "$TMP/gate1.txt" || fail "ppl row not FAIL"
 grep -q "^rounds .*PASS" "$TMP/gate1.txt" || fail "rounds row not PASS"
 grep -q "^spike .*PASS" "$TMP/gate1.txt" || fail "spike row not PASS"
-echo '{"gen1":{"ppl":20.0,"ppl_err":0.5,"chunks":4,"ctx":128,"count":252},"gen2":{"ppl":20.01,"ppl_err":0.5,"chunks":4,"ctx":128,"count":252},"kld":{"mean":0.0001}}' >"$TMP/ppl.json"
+# a ppl file as `trit ppl` writes it: figures, and the provenance the gate requires (each
+# side's identity as the servers report it, the text's hash, the scored tokens)
+"$TRIT" doctor --url "$V1" --json >"$TMP/id1.json" || fail "doctor $V1"
+"$TRIT" doctor --url "$V2" --json >"$TMP/id2.json" || fail "doctor $V2"
+node - "$TMP/id1.json" "$TMP/id2.json" >"$TMP/ppl.json" <<'JS' || fail "ppl file"
+const fs = require('fs'), id = f => JSON.parse(fs.readFileSync(f, 'utf8'));
+const side = p => ({ppl: p, ppl_err: 0.5, chunks: 8, ctx: 256, count: 2040});
+console.log(JSON.stringify({gen1: side(20.0), gen2: side(20.01), kld: {mean: 0.0001},
+  gen1_identity: id(process.argv[2]), gen2_identity: id(process.argv[3]),
+  text_path: 'held-out.txt', text_sha256: '0'.repeat(64), scored_tokens: 2040}));
+JS
 set +e
 "$TRIT" gate --config "$ROOT/cutover.ini" --ledger "$L" --ppl "$TMP/ppl.json" --json >"$TMP/gate2.json"
 rc=$?
 set -e
-node - "$TMP/gate2.json" "$rc" <<'JS' || fail "gate with ppl"
+node - "$TMP/gate2.json" "$rc" <<'JS' || { cat "$TMP/gate2.json"; fail "gate with ppl"; }
 const assert = require('assert');
 const g = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8')), rc = +process.argv[3];
 const rows = Object.fromEntries(g.gates.map(r => [r.gate, r.verdict]));
 console.log(JSON.stringify(rows));
+assert(rc !== 2 && g.verdict !== 'REFUSED', `evidence refused: ${g.reason}`);
 assert.strictEqual(Object.keys(rows).length, 8);
 assert.strictEqual(rows['ppl gen-2 vs gen-1'], 'PASS');
 assert.strictEqual(rows['exact-match rate'], 'PASS'); // same reference binary and model: exact
@@ -90,11 +104,12 @@ if "$TRIT" serve --help >/dev/null 2>&1; then
   "$TRIT" burnin run --v1 "$V1" --v2 "http://127.0.0.1:$P3" --noise-lane "$V2" \
     --prompts "$ROOT/prompts/burnin.jsonl" --rounds 6 --pace 0 --max-tokens 12 --ledger "$L2" ||
     fail "burnin vs trit serve exited $?"
-  [ "$(grep -c . "$L2")" -eq 6 ] || fail "trit ledger lines"
+  [ "$(grep -c '"type":"round"' "$L2")" -eq 6 ] || fail "trit ledger rounds"
   node - "$L2" <<'JS' || fail "trit serve lane or noise lane"
 const assert = require('assert');
 for (const l of require('fs').readFileSync(process.argv[2], 'utf8').split('\n').filter(l => l.trim())) {
   const r = JSON.parse(l), ok = ['exact', 'prefix-only', 'no-match'];
+  if (r.type !== 'round') continue;
   assert(ok.includes(r.bucket), r.bucket);
   assert(ok.includes(r.noise_bucket), r.noise_bucket);
 }

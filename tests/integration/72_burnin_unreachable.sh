@@ -15,18 +15,21 @@ L="$TMP/ledger.jsonl"
   --prompts "$ROOT/prompts/burnin.jsonl" --rounds 12 --pace 0.3s --max-tokens 4 --timeout 10 \
   --ledger "$L" 2>"$TMP/run.err" &
 pid=$!
-for _ in $(seq 600); do [ -f "$L" ] && [ "$(awk 'NF' "$L" | wc -l)" -ge 4 ] && break; sleep 0.1; done
+rounds() { grep -c '"type":"round"' "$1" || true; }
+for _ in $(seq 600); do [ -f "$L" ] && [ "$(rounds "$L")" -ge 4 ] && break; sleep 0.1; done
 kill -9 "$V2PID"; wait "$V2PID" 2>/dev/null || true  # a crash: no graceful drain
-stopped_at=$(awk 'NF' "$L" | wc -l)
+stopped_at=$(rounds "$L")
 echo "v2 stopped after $stopped_at rounds"
 rc=0; wait "$pid" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$TMP/run.err"; fail "burnin exited $rc"; }
+cp "$L" "$TMP/first.jsonl" # one run against one pair of servers: what the gate judges below
 
 # a listener that accepts and never answers -> timeout; a wrong base path -> HTTP 404
 PB=$(free_port)
 node -e 'const s = require("net").createServer(() => {}); s.listen(+process.argv[1], "127.0.0.1"); setTimeout(() => process.exit(0), 60000)' "$PB" &
 _pids+=($!)
-sleep 0.5
+# until it listens (a loaded machine starts node slowly; a refused round would not be a timeout)
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PB") 2>/dev/null && break; sleep 0.1; done
 "$TRIT" burnin run --v1 "http://127.0.0.1:$P1" --v2 "http://127.0.0.1:$PB" --prompts "$ROOT/prompts/burnin.jsonl" \
   --rounds 14 --pace 0 --max-tokens 4 --timeout 1 --ledger "$L" 2>>"$TMP/run.err" || fail "timeout lane exited $?"
 "$TRIT" burnin run --v1 "http://127.0.0.1:$P1/nope" --v2 "http://127.0.0.1:$P1" --prompts "$ROOT/prompts/burnin.jsonl" \
@@ -34,8 +37,17 @@ sleep 0.5
 
 node - "$L" <<'JS' || { tail -20 "$TMP/run.err"; fail "classification"; }
 const assert = require('assert');
-const recs = require('fs').readFileSync(process.argv[2], 'utf8').split('\n').filter(l => l.trim()).map(l => JSON.parse(l));
+const all = require('fs').readFileSync(process.argv[2], 'utf8').split('\n').filter(l => l.trim()).map(l => JSON.parse(l));
+const recs = all.filter(r => r.type === 'round');
 assert.deepStrictEqual(recs.map(r => r.round), [...Array(15).keys()]);
+// each run opens with each side's identity; one that cannot be read (the silent listener,
+// the wrong path) is recorded as unknown, never guessed; a side that went down mid-run keeps
+// the identity it had (no record while it is down)
+const ids = all.filter(r => r.type === 'identity').map(r => `${r.side}:${r.digest ? 'known' : 'unknown'}`);
+assert.deepStrictEqual(ids, ['v1:known', 'v2:known', 'v1:known', 'v2:unknown', 'v1:unknown', 'v2:known'], ids.join(' '));
+assert(all.filter(r => r.type === 'identity' && !r.digest).every(r => r.ident === null && r.error), 'unknown record');
+assert(recs.slice(0, 12).every(r => r.v2_ident === recs[0].v2_ident), 'v2 keeps its identity while down');
+assert(recs.slice(12, 14).every(r => r.v2_ident === undefined), 'unknown v2: no digest');
 const first = recs.slice(0, 12);
 const un = first.filter(r => r.bucket === 'v2-unreachable');
 assert(un.length, 'no v2-unreachable round after stopping v2');
@@ -51,7 +63,7 @@ console.log(`${k} exact, ${un.length} v2-unreachable (refused), 2 timeout, 1 htt
 JS
 "$TRIT" burnin stats --ledger "$L" | tee "$TMP/stats.txt"
 grep -q "no-match         tie=0 real=0 unclassified=0" "$TMP/stats.txt" || fail "unreachable counted as no-match"
-set +e; "$TRIT" gate --config "$ROOT/cutover.ini" --ledger "$L" >"$TMP/gate.txt"; rc=$?; set -e
+set +e; "$TRIT" gate --config "$ROOT/cutover.ini" --ledger "$TMP/first.jsonl" >"$TMP/gate.txt"; rc=$?; set -e
 cat "$TMP/gate.txt"
 [ "$rc" -eq 1 ] && grep -q "^v2 unreachable .*FAIL" "$TMP/gate.txt" || fail "gate did not fail v2 unreachable"
 pass "unreachable is never a mismatch"

@@ -20,7 +20,8 @@ shadow_pid=$!
 _pids+=($shadow_pid)
 wait_http "http://127.0.0.1:$PX/health" 30 || { cat "$TMP/shadow.log"; fail "shadow did not start"; }
 
-lines() { if [ -f "$L" ]; then wc -l <"$L"; else echo 0; fi; }
+# round records (identity records open the ledger and follow a side that went away)
+lines() { if [ -f "$L" ]; then grep -c '"type":"round"' "$L" || true; else echo 0; fi; }
 wait_lines() { # N
   local i
   for ((i = 0; i < 300; i++)); do [ "$(lines)" -ge "$1" ] && return 0; sleep 0.1; done
@@ -71,6 +72,9 @@ wait_lines $((base_lines + 20)) || fail "ledger has $(lines) lines, expected 20"
 python3 - "$L" <<'PY' || fail "ledger records malformed"
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
+ids = [r for r in recs if r["type"] == "identity"]
+assert [r["side"] for r in ids] == ["v1", "v2"], ids  # each side's identity opens the run
+recs = [r for r in recs if r["type"] == "round"]
 assert len(recs) == 20, len(recs)
 assert all(r["type"] == "round" and r["source"] == "shadow" and r["bucket"] for r in recs)
 assert sorted(r["round"] for r in recs) == list(range(20))
@@ -123,8 +127,12 @@ for i in 1 2 3; do
   grep -q '"choices"' "$TMP/down.json" || fail "candidate down: client got no completion"
 done
 wait_lines 23 || fail "no records for the candidate-down requests"
-[ "$(tail -3 "$L" | grep -c '"bucket":"v2-unreachable"')" = 3 ] || { tail -3 "$L" | cut -c1-300; fail "expected v2-unreachable"; }
+[ "$(grep '"type":"round"' "$L" | tail -3 | grep -c '"bucket":"v2-unreachable"')" = 3 ] || { tail -3 "$L" | cut -c1-300; fail "expected v2-unreachable"; }
 tail -1 "$L" | grep -q '"cause":"refused' || fail "v2-unreachable without a cause"
+# the candidate went away: its identity is read again, cannot be, and is kept (no new record;
+# a different server answering there later would be recorded as a change)
+[ "$(grep '"type":"identity"' "$L" | grep -c '"side":"v2"')" = 1 ] || fail "v2 identity records: $(grep '"type":"identity"' "$L")"
+grep '"type":"round"' "$L" | tail -1 | grep -q '"v2_ident":"[0-9a-f]\{16\}"' || fail "v2 digest dropped while it is down"
 pass "candidate down: clients served, ledger says v2-unreachable (refused)"
 
 # primary down: 502 with an error body

@@ -51,7 +51,8 @@ grep -qi '<script' "$H" && fail "unescaped <script> in the page"
 grep -Eqi '(src|href)=["'"'"']?(https?:)?//' "$H" && fail "page references the network"
 grep -q '&lt;script&gt;alert(1)&lt;/script&gt;' "$H" || fail "hostile reply not escaped"
 grep -q '<mark>' "$H" || fail "no divergence highlight"
-grep -q 'NO-GO' "$H" || fail "gate verdict missing"
+# a synthetic ledger written without the writer: unchained, so the gate gives no verdict
+grep -q 'REFUSED — ledger .* is unchained' "$H" || fail "gate verdict (REFUSED: unchained) missing"
 grep -q 'p07' "$H" || fail "top-miss prompt missing"
 grep -q '1 malformed lines skipped' "$H" || fail "truncated line not reported as skipped"
 python3 - "$H" <<'PY' || fail "HTML does not parse cleanly"
@@ -95,9 +96,10 @@ for i in 1 2 3 4 5; do
   curl -sf -o /dev/null "http://127.0.0.1:$PX/v1/completions" -H 'Content-Type: application/json' \
     -d "{\"prompt\":\"Real round $i\",\"max_tokens\":6,\"temperature\":0}" || fail "request $i failed"
 done
-for ((i = 0; i < 100; i++)); do [ "$(wc -l <"$TMP/real.jsonl" 2>/dev/null || echo 0)" -ge 5 ] && break; sleep 0.1; done
+for ((i = 0; i < 100; i++)); do [ "$(grep -c '"type":"round"' "$TMP/real.jsonl" 2>/dev/null || echo 0)" -ge 5 ] && break; sleep 0.1; done
 "$TRIT" report --ledger "$TMP/real.jsonl" -o "$TMP/real.html" 2>/dev/null || fail "report from a real ledger failed"
 grep -q 'exact 5' "$TMP/real.html" || fail "real report does not show 5 exact rounds"
+[ "$(stat -c %a "$TMP/real.html")" = 600 ] || fail "report not written 0600"
 pass "report from a real shadow ledger"
 
 set +e

@@ -30,6 +30,7 @@ spike_nomatch      = 1.0
 spike_min_rounds   = 10
 p95_gap_max_ms     = 100000
 v2_unreach_max     = 0.5
+ppl_min_tokens     = 1000   # 8 chunks x 127 scored tokens (production: 1024)
 EOF
 
 P1=$(free_port); P2=$(free_port)
@@ -43,7 +44,8 @@ L="$TMP/ledger.jsonl"
   --timeout 120 >"$TMP/burnin.txt" 2>&1 || { cat "$TMP/burnin.txt"; fail "burn-in failed"; }
 python3 - "$L" <<'PY' || exit 1
 import json, sys
-recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+# round records only: identity records open each run
+recs = [r for r in (json.loads(l) for l in open(sys.argv[1]) if l.strip()) if r.get("type") == "round"]
 buckets = {}
 for r in recs:
     buckets[r["bucket"]] = buckets.get(r["bucket"], 0) + 1

@@ -297,3 +297,246 @@ Test(backend, bad_specs_fail_clearly) {
     cr_assert_null(trit_backend_open("http:ftp://x", NULL, &e));
     cr_assert(strstr(e.msg, "not an http(s)://") != NULL, "%s", e.msg);
 }
+
+/* ---- top-N metrics (rungs 3-4 over http) on synthetic lists ---- */
+
+/* A top-N entry from ids and probabilities (most likely first); next token: next. */
+static trit_pos_topn topn(const int32_t *ids, const double *p, int n, int32_t next) {
+    trit_pos_topn e = {.next_id = next, .n_top = n, .next_logprob = NAN};
+    for (int i = 0; i < n; i++) {
+        e.top_id[i] = ids[i];
+        e.top_logprob[i] = log(p[i]);
+        if (ids[i] == next) e.next_logprob = e.top_logprob[i];
+    }
+    if (next >= 0 && isnan(e.next_logprob)) e.next_logprob = log(1e-6);
+    return e;
+}
+
+/* The top-N list of a full logit row, as trit_backend_score gives it in-process. */
+static trit_pos_topn topn_of_row(const float *row, int nv, int n) {
+    trit_pos_topn e = {.next_id = -1, .next_logprob = NAN};
+    double lse = trit_logsumexp(row, nv);
+    e.n_top = trit_top_k(row, nv, n, e.top_id);
+    for (int i = 0; i < e.n_top; i++) e.top_logprob[i] = row[e.top_id[i]] - lse;
+    return e;
+}
+
+Test(topn, identical_lists_are_zero) {
+    int32_t ids[6] = {7, 3, 9, 1, 4, 2};
+    double p[6] = {0.4, 0.2, 0.1, 0.05, 0.04, 0.01};
+    trit_pos_topn a = topn(ids, p, 6, -1);
+    trit_topn_cmp c;
+    trit_topn_compare(&a, &a, &c);
+    cr_assert_eq(c.n, 6);
+    cr_assert_eq(c.shared, 6);
+    cr_assert_float_eq(c.kl, 0, 1e-15);
+    cr_assert_float_eq(c.max_abs, 0, 1e-15);
+    cr_assert_float_eq(c.cover, 1, 1e-12);
+    cr_assert_float_eq(c.top5, 1, 1e-12);
+    cr_assert_float_eq(c.mass_a, 0.8, 1e-12);
+    cr_assert_eq(c.argmax_a, 7);
+}
+
+/* KL over the shared support plus a rest bucket: a = (.5, .25, .125) on ids 0 1 2, b = (.5,
+ * .25, .125) on ids 1 0 3: S = {0, 1}, p = (.5, .25), q = (.25, .5), rest .25 on both sides:
+ * KL = .5 ln 2 + .25 ln .5 + .25 ln 1 = ln 2 / 4 */
+Test(topn, kl_over_shared_support_closed_form) {
+    int32_t ia[3] = {0, 1, 2}, ib[3] = {1, 0, 3};
+    double p[3] = {0.5, 0.25, 0.125};
+    trit_pos_topn a = topn(ia, p, 3, -1), b = topn(ib, p, 3, -1);
+    trit_topn_cmp c;
+    trit_topn_compare(&a, &b, &c);
+    cr_assert_eq(c.shared, 2);
+    cr_assert_float_eq(c.kl, log(2.0) / 4, 1e-12);
+    cr_assert_float_eq(c.max_abs, log(2.0), 1e-12);
+    cr_assert_float_eq(c.mass_a, 0.75, 1e-12);
+    cr_assert_float_eq(c.mass_b, 0.75, 1e-12);
+    cr_assert_float_eq(c.cover, 0.75 / 0.875, 1e-12); /* each side: S holds 6/7 of its list */
+    cr_assert_float_eq(c.top5, 2.0 / 3, 1e-12);       /* min(5, n) = 3 entries, 2 shared */
+    /* b moves mass out of S: the rest bucket carries it (a = .5 .25 | rest .25; b = .25 .125
+     * | rest .625) */
+    double pb2[3] = {0.125, 0.25, 0.5};
+    int32_t ib2[3] = {1, 0, 3};
+    trit_pos_topn b2 = topn(ib2, pb2, 3, -1);
+    trit_topn_compare(&a, &b2, &c);
+    double want = 0.5 * log(0.5 / 0.25) + 0.25 * log(0.25 / 0.125) + 0.25 * log(0.25 / 0.625);
+    cr_assert_float_eq(c.kl, want, 1e-12);
+}
+
+/* cover is the smaller of the two sides' shares: a holds .5 of its .875 on S = {0}, b .8 of
+ * its .9 */
+Test(topn, cover_is_the_worse_side) {
+    int32_t ia[3] = {0, 1, 2}, ib[3] = {0, 3, 4};
+    double pa[3] = {0.5, 0.25, 0.125}, pb[3] = {0.8, 0.05, 0.05};
+    trit_pos_topn a = topn(ia, pa, 3, -1), b = topn(ib, pb, 3, -1);
+    trit_topn_cmp c;
+    trit_topn_compare(&a, &b, &c);
+    cr_assert_eq(c.shared, 1);
+    cr_assert_float_eq(c.cover, 0.5 / 0.875, 1e-12);
+    trit_topn_compare(&b, &a, &c);
+    cr_assert_float_eq(c.cover, 0.5 / 0.875, 1e-12);
+    cr_assert_float_eq(c.max_abs, log(0.8 / 0.5), 1e-12);
+    cr_assert_eq(c.max_abs_id, 0);
+}
+
+Test(topn, lists_cut_to_the_shorter) {
+    int32_t ia[6] = {0, 1, 2, 3, 4, 5}, ib[3] = {0, 1, 2};
+    double pa[6] = {0.5, 0.2, 0.1, 0.05, 0.04, 0.03}, pb[3] = {0.5, 0.2, 0.1};
+    trit_pos_topn a = topn(ia, pa, 6, -1), b = topn(ib, pb, 3, -1);
+    trit_topn_cmp c;
+    trit_topn_compare(&a, &b, &c);
+    cr_assert_eq(c.n, 3);
+    cr_assert_eq(c.shared, 3);
+    cr_assert_float_eq(c.cover, 1, 1e-12); /* a's entries beyond 3 are not counted */
+    cr_assert_float_eq(c.kl, 0, 1e-12);
+    cr_assert_float_eq(c.top5, 1, 1e-12);
+}
+
+Test(topn, disjoint_lists_share_nothing) {
+    int32_t ia[5] = {0, 1, 2, 3, 4}, ib[5] = {5, 6, 7, 8, 9};
+    double p[5] = {0.3, 0.2, 0.1, 0.05, 0.01};
+    trit_pos_topn a = topn(ia, p, 5, -1), b = topn(ib, p, 5, -1);
+    trit_topn_cmp c;
+    trit_topn_compare(&a, &b, &c);
+    cr_assert_eq(c.shared, 0);
+    cr_assert_float_eq(c.cover, 0, 1e-15);
+    cr_assert(isinf(c.max_abs));
+    cr_assert_float_eq(c.top5, 0, 1e-15);
+}
+
+Test(topn, top5_counts_only_the_first_five) {
+    int32_t ia[7] = {0, 1, 2, 3, 4, 5, 6}, ib[7] = {0, 1, 2, 3, 5, 4, 6};
+    double p[7] = {0.3, 0.2, 0.1, 0.05, 0.04, 0.039, 0.01};
+    trit_pos_topn a = topn(ia, p, 7, -1), b = topn(ib, p, 7, -1);
+    trit_topn_cmp c;
+    trit_topn_compare(&a, &b, &c);
+    cr_assert_float_eq(c.top5, 0.8, 1e-12); /* 4 and 5 swap across rank 5 */
+    cr_assert_eq(c.shared, 7);
+}
+
+/* The default top-N thresholds on lists made from full rows: a 1-ulp-sized perturbation of
+ * every logit passes rung 4's bounds; a perturbation the size of a different activation
+ * (a few tenths on some logits) fails them. */
+Test(topn, default_thresholds_separate_noise_from_faults) {
+    enum { NV = 4000 };
+    static float a[NV], b[NV], c[NV];
+    uint64_t s = 12345;
+    for (int i = 0; i < NV; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        a[i] = (float)((double)(s >> 11) / (double)(1ull << 53) * 12.0 - 6.0);
+        b[i] = nextafterf(a[i], INFINITY); /* one ulp up */
+        c[i] = a[i] + ((i * 7919) % 13 == 0 ? 0.4f : 0.0f);
+    }
+    trit_ladder_thresholds th;
+    trit_ladder_thresholds_default(&th);
+    trit_pos_topn ta = topn_of_row(a, NV, 20), tb = topn_of_row(b, NV, 20),
+                  tc = topn_of_row(c, NV, 20);
+    trit_topn_cmp ok, bad;
+    trit_topn_compare(&ta, &tb, &ok);
+    trit_topn_compare(&ta, &tc, &bad);
+    cr_assert(ok.kl <= th.topn_kl && ok.max_abs <= th.topn_first_maxabs &&
+                  ok.cover >= th.topn_cover && ok.top5 >= th.topn_top5,
+              "1-ulp: kl %g max_abs %g cover %g top5 %g", ok.kl, ok.max_abs, ok.cover, ok.top5);
+    cr_assert(bad.kl > th.topn_kl || bad.max_abs > th.topn_maxabs || bad.cover < th.topn_cover,
+              "fault: kl %g max_abs %g cover %g", bad.kl, bad.max_abs, bad.cover);
+}
+
+/* ---- top-N well-formedness: every malformed reply is refused, naming the request ---- */
+
+/* Three positions of a 3-token prompt (ids 1 2 3), well-formed. */
+static void good_rows(trit_pos_topn *pos) {
+    int32_t ids[6] = {2, 8, 9, 10, 11, 12};
+    double p[6] = {0.5, 0.2, 0.1, 0.05, 0.04, 0.01};
+    pos[0] = topn(ids, p, 6, 2);
+    ids[0] = 3;
+    pos[1] = topn(ids, p, 6, 3);
+    pos[2] = topn(ids, p, 6, -1);
+}
+
+Test(topn_check, well_formed_rows_pass) {
+    int32_t prompt[3] = {1, 2, 3};
+    trit_pos_topn pos[3];
+    good_rows(pos);
+    trit_err e = {0};
+    cr_assert_eq(trit_topn_check(pos, 3, prompt, 3, 0, 100, 5, &e), 0, "%s", e.msg);
+    /* a slice: positions 1..2 scored with from = 1 */
+    cr_assert_eq(trit_topn_check(pos + 1, 2, prompt, 3, 1, 100, 5, &e), 0, "%s", e.msg);
+}
+
+/* Break row 1 with fn, expect a refusal naming position 1 (prefix of 2 tokens) and want. */
+static void expect_refused(void (*fn)(trit_pos_topn *), const char *want) {
+    int32_t prompt[3] = {1, 2, 3};
+    trit_pos_topn pos[3];
+    good_rows(pos);
+    fn(&pos[1]);
+    trit_err e = {0};
+    cr_assert_eq(trit_topn_check(pos, 3, prompt, 3, 0, 100, 5, &e), -1, "accepted: %s", want);
+    cr_assert_eq(e.code, TRIT_EFORMAT);
+    cr_assert(strstr(e.msg, "position 1 (scoring the prefix of 2 tokens)") != NULL, "%s", e.msg);
+    cr_assert(strstr(e.msg, want) != NULL, "want '%s' in: %s", want, e.msg);
+}
+
+static void br_short(trit_pos_topn *e) {
+    e->n_top = 2;
+}
+static void br_fewer(trit_pos_topn *e) {
+    e->n_top = 5;
+}
+static void br_positive(trit_pos_topn *e) {
+    e->top_logprob[2] = 0.5;
+}
+static void br_nan(trit_pos_topn *e) {
+    e->top_logprob[4] = NAN;
+}
+static void br_order(trit_pos_topn *e) {
+    e->top_logprob[3] = -0.1;
+}
+static void br_dup(trit_pos_topn *e) {
+    e->top_id[4] = e->top_id[1];
+}
+static void br_vocab(trit_pos_topn *e) {
+    e->top_id[5] = 100;
+}
+static void br_next(trit_pos_topn *e) {
+    e->next_id = 7;
+}
+static void br_next_lp(trit_pos_topn *e) {
+    e->next_logprob = log(0.25);
+}
+static void br_mass(trit_pos_topn *e) {
+    for (int i = 0; i < e->n_top; i++) e->top_logprob[i] = log(0.3);
+    e->next_logprob = log(0.3);
+}
+
+Test(topn_check, malformed_rows_are_refused) {
+    expect_refused(br_short, "2 top log-probabilities (need 5..20)");
+    expect_refused(br_fewer, "5 top log-probabilities where other positions have 6");
+    expect_refused(br_positive, "has log-probability 0.5");
+    expect_refused(br_nan, "has log-probability nan");
+    expect_refused(br_order, "out of order");
+    expect_refused(br_dup, "listed twice");
+    expect_refused(br_vocab, "outside the vocabulary of 100");
+    expect_refused(br_next, "scored next token 7, the prompt's is 3");
+    expect_refused(br_next_lp, "in the top-N list");
+    expect_refused(br_mass, "sum to");
+}
+
+Test(thresholds, topn_defaults_and_parse) {
+    trit_ladder_thresholds t;
+    trit_ladder_thresholds_default(&t);
+    cr_assert_float_eq(t.topn_kl, 5e-4, 1e-15);
+    cr_assert_float_eq(t.topn_first_maxabs, 1e-3, 1e-15);
+    cr_assert_float_eq(t.topn_maxabs, 2e-3, 1e-15);
+    cr_assert_float_eq(t.topn_top5, 0.95, 1e-15);
+    cr_assert_float_eq(t.topn_cover, 0.9, 1e-15);
+    trit_err e = {0};
+    cr_assert_eq(trit_ladder_thresholds_parse("topn_kl=1e-2,topn_cover=0.5", &t, &e), 0, "%s",
+                 e.msg);
+    cr_assert_float_eq(t.topn_kl, 1e-2, 1e-15);
+    cr_assert_float_eq(t.topn_cover, 0.5, 1e-15);
+    cr_assert_eq(trit_ladder_thresholds_parse("topn_cover=1.5", &t, &e), -1);
+    cr_assert(strstr(e.msg, "topn_cover") != NULL, "%s", e.msg);
+    json_t *j = trit_ladder_thresholds_json(&t);
+    cr_assert_not_null(json_object_get(j, "topn_maxabs"));
+    json_decref(j);
+}

@@ -1,6 +1,8 @@
 /* test_parity.c — compare (buckets, UTF-8 boundaries, tie vs real), ledger (append, parse,
- * truncated line), stats (synthetic ledgers, 50k rounds timed), gates (verdicts, too few
- * samples, INI errors), prompt corpus. */
+ * truncated line), stats (synthetic ledgers, 50k rounds timed, scanner vs jansson), gates
+ * (verdicts, too few samples, compared rounds, ppl tokens, INI errors, provenance refusals),
+ * chain (links, verify's edit/removal/insertion/reorder, torn tail + resume, the schema-1
+ * fixture, merged ledgers, file safety, identities, the one string decoder), prompt corpus. */
 #include "parity/parity.h"
 
 #include <criterion/criterion.h>
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- helpers ---- */
@@ -232,7 +235,8 @@ Test(ledger, append_truncated_line_skipped_and_recovered) {
     cr_assert_eq(info.records, 3);
     cr_assert_eq(info.skipped, 1);
     cr_assert_eq(info.max_round, 2);
-    /* reopening starts a fresh line, so the next record parses */
+    /* reopening cuts the fragment off (its round was never done), so the next record parses
+     * and chains to the last complete line */
     l = trit_ledger_open(path, &err);
     json_t *r = round_rec(3, 1003, "p", "c", "no-match", "tie", 2, 0.1, 0.1);
     cr_assert_eq(trit_ledger_append(l, r, &err), 0);
@@ -240,7 +244,7 @@ Test(ledger, append_truncated_line_skipped_and_recovered) {
     trit_ledger_close(l);
     cr_assert_eq(trit_ledger_scan(path, NULL, NULL, true, &info, &err), 0);
     cr_assert_eq(info.records, 4);
-    cr_assert_eq(info.skipped, 1);
+    cr_assert_eq(info.skipped, 0);
     cr_assert_eq(info.max_round, 3);
     unlink(path);
     /* a missing ledger is an error naming it */
@@ -362,7 +366,46 @@ Test(stats, noise_lane_excess) {
     unlink(path);
 }
 
-Test(stats, fifty_thousand_rounds_fast, .timeout = 30) {
+/* The figure in ledger.h: the one reader (the scanner) against jansson over the same lines
+ * of a 50 000-round ledger, and the chain check over it; printed on stderr. */
+static void scanner_vs_jansson(const char *path) {
+    trit_buf b = {0};
+    trit_err err = {0};
+    cr_assert_eq(trit_read_file(path, &b, &err), 0);
+    long sum_scan = 0, sum_jansson = 0, bad = 0;
+    double t0 = trit_now_s();
+    for (const char *p = b.p, *e = b.p + b.len; p < e;) {
+        const char *nl = memchr(p, '\n', (size_t)(e - p));
+        trit_ledger_rec r; /* no assert per line: criterion reports each one */
+        bad += trit_ledger_parse_line(p, (size_t)(nl - p), &r) != 0;
+        sum_scan += (long)r.round;
+        p = nl + 1;
+    }
+    double t_scan = trit_now_s() - t0;
+    t0 = trit_now_s();
+    for (const char *p = b.p, *e = b.p + b.len; p < e;) {
+        const char *nl = memchr(p, '\n', (size_t)(e - p));
+        json_t *j = json_loadb(p, (size_t)(nl - p), 0, NULL);
+        sum_jansson += (long)json_integer_value(json_object_get(j, "round"));
+        json_decref(j);
+        p = nl + 1;
+    }
+    double t_jansson = trit_now_s() - t0;
+    t0 = trit_now_s();
+    trit_ledger_chain c;
+    cr_assert_eq(trit_ledger_verify(path, &c, &err), 0);
+    double t_verify = trit_now_s() - t0;
+    cr_assert_eq(bad, 0);
+    cr_assert_eq(sum_scan, sum_jansson);
+    fprintf(stderr,
+            "50000 rounds (%.1f MB): scanner %.3f s, jansson %.3f s (%.1fx), verify (sha256 per "
+            "line) %.3f s\n",
+            (double)b.len / 1e6, t_scan, t_jansson, t_jansson / t_scan, t_verify);
+    cr_assert_lt(t_scan, t_jansson, "the scanner is the faster reader");
+    trit_buf_free(&b);
+}
+
+Test(stats, fifty_thousand_rounds_fast, .timeout = 60) {
     char *path = tmp_path("big.jsonl");
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
@@ -392,6 +435,7 @@ Test(stats, fifty_thousand_rounds_fast, .timeout = 30) {
     cr_assert_float_eq(st.exact_rate, 0.9, 1e-9);
     cr_log_info("stats over 50000 rounds (%.0f MB): %.3f s", 50000 * 1.6e-3, dt);
     cr_assert_lt(dt, 1.0, "stats took %.3f s", dt);
+    scanner_vs_jansson(path);
     unlink(path);
 }
 
@@ -411,6 +455,20 @@ static trit_stats good_stats(void) {
     return s;
 }
 
+/* Perplexity figures over 8 x 256 chunks (2040 scored tokens each), no provenance. */
+static trit_ppl_figs figs(double g1, double e1, double g2, double e2, double kld) {
+    return (trit_ppl_figs){.present = true,
+                           .gen1 = g1,
+                           .gen1_err = e1,
+                           .gen2 = g2,
+                           .gen2_err = e2,
+                           .kld_mean = kld,
+                           .shape1 = {8, 256, 2040},
+                           .shape2 = {8, 256, 2040},
+                           .scored_tokens = -1,
+                           .ts = NAN};
+}
+
 static trit_gate_verdict verdict_of(const trit_gate_table *t, const char *gate) {
     for (int i = 0; i < t->n; i++)
         if (!strcmp(t->row[i].gate, gate)) return t->row[i].verdict;
@@ -423,7 +481,7 @@ Test(gates, all_pass_is_go) {
     trit_gate_cfg_default(&c);
     c.rounds_min = 1000;
     trit_stats s = good_stats();
-    trit_ppl_figs p = {true, 10.0, 0.1, 10.02, 0.1, 0.001, {8, 256, 1016}, {8, 256, 1016}};
+    trit_ppl_figs p = figs(10.0, 0.1, 10.02, 0.1, 0.001);
     trit_gate_table t;
     trit_gates_eval(&c, &s, &s, &s, &p, &t);
     for (int i = 0; i < t.n; i++)
@@ -461,7 +519,7 @@ Test(gates, each_threshold_fails) {
     trit_gate_cfg c;
     trit_gate_cfg_default(&c);
     c.rounds_min = 1000;
-    trit_ppl_figs p = {true, 10.0, 0.1, 10.2, 0.1, 0.01, {8, 256, 1016}, {8, 256, 1016}};
+    trit_ppl_figs p = figs(10.0, 0.1, 10.2, 0.1, 0.01);
     trit_stats s = good_stats(), prev = good_stats();
     s.exact_rate = 0.85;
     s.tie_unknown = 3;
@@ -490,7 +548,7 @@ Test(gates, ppl_relative_form) {
     trit_stats s = good_stats();
     trit_gate_table t;
     /* a synthetic model: absolute PPL 1e19, gen-2 0.1% higher -> absolute gate fails... */
-    trit_ppl_figs p = {true, 1e19, 1e17, 1.001e19, 1e17, 0.0001, {8, 256, 1016}, {8, 256, 1016}};
+    trit_ppl_figs p = figs(1e19, 1e17, 1.001e19, 1e17, 0.0001);
     trit_gates_eval(&c, &s, &s, &s, &p, &t);
     cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
     /* ...the relative form judges the ratio */
@@ -521,14 +579,14 @@ Test(gates, ppl_shape_mismatch_fails_and_kld_gate) {
     c.rounds_min = 1000;
     trit_stats s = good_stats();
     trit_gate_table t;
-    trit_ppl_figs p = {true, 10.0, 0.1, 10.02, 0.1, 0.001, {8, 256, 1016}, {8, 256, 1016}};
+    trit_ppl_figs p = figs(10.0, 0.1, 10.02, 0.1, 0.001);
     trit_gates_eval(&c, &s, &s, &s, &p, &t);
     cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_PASS);
     p.shape2.chunks = 4;
     trit_gates_eval(&c, &s, &s, &s, &p, &t);
     cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
     cr_assert(strstr(t.row[0].why, "runs differ") != NULL, "%s", t.row[0].why);
-    p.shape2.chunks = 8, p.shape2.count = 1000;
+    p.shape2.chunks = 8, p.shape2.count = 2000;
     trit_gates_eval(&c, &s, &s, &s, &p, &t);
     cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
     p.shape2 = p.shape1 = (trit_ppl_shape){-1, -1, -1};
@@ -536,7 +594,7 @@ Test(gates, ppl_shape_mismatch_fails_and_kld_gate) {
     cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
     cr_assert(strstr(t.row[0].why, "not recorded") != NULL, "%s", t.row[0].why);
     /* KLD: reported in the ppl row; a gate only when kld_max is set */
-    p.shape1 = p.shape2 = (trit_ppl_shape){8, 256, 1016};
+    p.shape1 = p.shape2 = (trit_ppl_shape){8, 256, 2040};
     trit_gates_eval(&c, &s, &s, &s, &p, &t);
     cr_assert(strstr(t.row[0].current, "KLD 0.00100") != NULL, "%s", t.row[0].current);
     for (int i = 0; i < t.n; i++) cr_assert_str_neq(t.row[i].gate, "KLD gen-2 vs gen-1");
@@ -577,7 +635,7 @@ Test(gates, ppl_from_file_and_ledger) {
     trit_gate_cfg_default(&c);
     trit_stats s = good_stats();
     s.has_ppl = true, s.ppl_gen1 = 5, s.ppl_gen2 = 5.01, s.kld_mean = 0.001;
-    s.ppl_shape1 = s.ppl_shape2 = (trit_ppl_shape){4, 128, 252};
+    s.ppl_shape1 = s.ppl_shape2 = (trit_ppl_shape){16, 128, 2032};
     trit_gate_table t;
     trit_gates_eval(&c, &s, &s, &s, NULL, &t);
     cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_PASS);
@@ -679,4 +737,574 @@ Test(ledger, round_record_roundtrip_and_invalid_utf8) {
     json_decref(rec);
     trit_client_resp_free(&a);
     trit_client_resp_free(&b);
+}
+
+/* ---- ledger schema 2: the hash chain, identities, safe files, one reader ---- */
+
+/* An identity in client.h's shape. */
+static json_t *ident(const char *engine, const char *model, const char *sha, const char *url) {
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s}", "url", url, "engine", engine, "build",
+                     "b1", "model", model, "model_sha256", sha, "instance", "", "model_size", 100,
+                     "numerics", "");
+}
+
+/* A chained ledger of n rounds (round i at ts0 + i) written by the real writer, each round
+ * naming urls u1/u2 and identities i1/i2 (may be NULL), and an identity record per side. */
+static char *chained_ledger(const char *name, int n, double ts0, const char *u1, const char *u2,
+                            json_t *i1, json_t *i2, const char *bucket) {
+    char *path = tmp_path(name);
+    trit_err err = {0};
+    trit_ledger *l = trit_ledger_open(path, &err);
+    cr_assert_not_null(l, "%s", err.msg);
+    if (i1) {
+        json_t *r = trit_ledger_identity_json("v1", i1);
+        cr_assert_eq(trit_ledger_append(l, r, &err), 0, "%s", err.msg);
+        json_decref(r);
+    }
+    if (i2) {
+        json_t *r = trit_ledger_identity_json("v2", i2);
+        cr_assert_eq(trit_ledger_append(l, r, &err), 0, "%s", err.msg);
+        json_decref(r);
+    }
+    for (int i = 0; i < n; i++) {
+        json_t *r = round_rec(i, ts0 + i, "p", "c", bucket, NULL, 5, 0.1, 0.1);
+        json_object_set_new(r, "v1", json_pack("{s:s,s:s}", "url", u1, "model", "m"));
+        json_object_set_new(r, "v2", json_pack("{s:s,s:s}", "url", u2, "model", "m"));
+        char d[17];
+        if (i1) trit_identity_digest(i1, d), json_object_set_new(r, "v1_ident", json_string(d));
+        if (i2) trit_identity_digest(i2, d), json_object_set_new(r, "v2_ident", json_string(d));
+        cr_assert_eq(trit_ledger_append(l, r, &err), 0, "%s", err.msg);
+        json_decref(r);
+    }
+    trit_ledger_close(l);
+    return path;
+}
+
+/* The lines of a file (at most 64), each malloc'd, without newlines. */
+static int read_lines(const char *path, char **lines) {
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    char buf[8192];
+    int n = 0;
+    while (n < 64 && fgets(buf, sizeof buf, f)) {
+        buf[strcspn(buf, "\n")] = 0;
+        lines[n++] = xstrdup(buf);
+    }
+    fclose(f);
+    return n;
+}
+
+static void write_lines(const char *path, char **lines, int n) {
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < n; i++) fprintf(f, "%s\n", lines[i]);
+    fclose(f);
+}
+
+static trit_ledger_chain verify_ok(const char *path) {
+    trit_ledger_chain c;
+    trit_err err = {0};
+    cr_assert_eq(trit_ledger_verify(path, &c, &err), 0, "%s", err.msg);
+    return c;
+}
+
+Test(chain, every_record_links_to_the_line_before) {
+    char *path = chained_ledger("chain.jsonl", 4, 1e9, "http://a", "http://b", NULL, NULL, "exact");
+    char *lines[64];
+    int n = read_lines(path, lines);
+    cr_assert_eq(n, 4);
+    char want[65] = TRIT_LEDGER_GENESIS;
+    for (int i = 0; i < n; i++) {
+        trit_ledger_rec r;
+        cr_assert_eq(trit_ledger_parse_line(lines[i], strlen(lines[i]), &r), 0);
+        cr_assert_eq(r.prev.n, 64);
+        cr_assert(!memcmp(r.prev.p, want, 64), "line %d: prev %.64s, want %s", i + 1, r.prev.p,
+                  want);
+        trit_sha256_hex(lines[i], strlen(lines[i]), want);
+    }
+    trit_ledger_chain c = verify_ok(path);
+    cr_assert_eq(c.status, TRIT_CHAIN_INTACT, "%s", c.msg);
+    cr_assert_str_eq(c.head, want);
+    cr_assert_eq(c.records, 4);
+    /* reopening continues from the head */
+    trit_err err = {0};
+    trit_ledger *l = trit_ledger_open(path, &err);
+    cr_assert_str_eq(trit_ledger_head(l), want);
+    trit_ledger_close(l);
+    for (int i = 0; i < n; i++) free(lines[i]);
+    unlink(path);
+}
+
+/* Each kind of tampering is named at the right line. */
+Test(chain, verify_names_edit_removal_insertion_reorder) {
+    char *path =
+        chained_ledger("tamper.jsonl", 6, 1e9, "http://a", "http://b", NULL, NULL, "exact");
+    char *lines[64], *copy[64];
+    int n = read_lines(path, lines);
+    trit_ledger_chain c;
+
+    /* one byte edited in line 3: line 4's prev no longer matches */
+    memcpy(copy, lines, sizeof copy);
+    char *ed = xstrdup(lines[2]);
+    char *t = strstr(ed, "some reply text");
+    t[0] = 'S';
+    copy[2] = ed;
+    write_lines(path, copy, n);
+    c = verify_ok(path);
+    cr_assert_eq(c.status, TRIT_CHAIN_BROKEN);
+    cr_assert_eq(c.break_line, 4, "%s", c.msg);
+    cr_assert(strstr(c.msg, "line 3 was edited"), "%s", c.msg);
+
+    /* line 3 removed */
+    memcpy(copy, lines, sizeof copy);
+    memmove(copy + 2, copy + 3, (size_t)(n - 3) * sizeof *copy);
+    write_lines(path, copy, n - 1);
+    c = verify_ok(path);
+    cr_assert_eq(c.status, TRIT_CHAIN_BROKEN);
+    cr_assert_eq(c.break_line, 3, "%s", c.msg);
+    cr_assert(strstr(c.msg, "removed before line 3"), "%s", c.msg);
+
+    /* a line inserted after line 3 (even one with a correct prev) */
+    char fake[512], h[65];
+    trit_sha256_hex(lines[2], strlen(lines[2]), h);
+    snprintf(fake, sizeof fake,
+             "{\"type\":\"round\",\"round\":99,\"bucket\":\"exact\",\"prev\":\"%s\"}", h);
+    memcpy(copy, lines, sizeof copy);
+    memmove(copy + 4, copy + 3, (size_t)(n - 3) * sizeof *copy);
+    copy[3] = fake;
+    write_lines(path, copy, n + 1);
+    c = verify_ok(path);
+    cr_assert_eq(c.status, TRIT_CHAIN_BROKEN);
+    cr_assert_eq(c.break_line, 5, "%s", c.msg);
+    cr_assert(strstr(c.msg, "line 4 was inserted"), "%s", c.msg);
+
+    /* lines 3 and 4 swapped */
+    memcpy(copy, lines, sizeof copy);
+    copy[2] = lines[3], copy[3] = lines[2];
+    write_lines(path, copy, n);
+    c = verify_ok(path);
+    cr_assert_eq(c.status, TRIT_CHAIN_BROKEN);
+    cr_assert_eq(c.break_line, 3, "%s", c.msg);
+    cr_assert(strstr(c.msg, "out of order"), "%s", c.msg);
+
+    /* an unchained line inside the chain */
+    memcpy(copy, lines, sizeof copy);
+    copy[4] = "{\"type\":\"round\",\"round\":4,\"bucket\":\"exact\"}";
+    write_lines(path, copy, n);
+    c = verify_ok(path);
+    cr_assert_eq(c.status, TRIT_CHAIN_BROKEN);
+    cr_assert_eq(c.break_line, 5, "%s", c.msg);
+
+    /* the first line removed */
+    write_lines(path, lines + 1, n - 1);
+    c = verify_ok(path);
+    cr_assert_eq(c.status, TRIT_CHAIN_BROKEN);
+    cr_assert_eq(c.break_line, 1, "%s", c.msg);
+
+    /* and untouched it is intact */
+    write_lines(path, lines, n);
+    c = verify_ok(path);
+    cr_assert_eq(c.status, TRIT_CHAIN_INTACT, "%s", c.msg);
+    free(ed);
+    for (int i = 0; i < n; i++) free(lines[i]);
+    unlink(path);
+}
+
+/* kill -9 inside an append: the torn tail is not in the chain; the writer cuts it off and
+ * chains the next record to the last complete line. */
+Test(chain, torn_tail_then_resume) {
+    char *path = chained_ledger("torn.jsonl", 3, 1e9, "http://a", "http://b", NULL, NULL, "exact");
+    trit_ledger_chain before = verify_ok(path);
+    FILE *f = fopen(path, "a");
+    fputs("{\"type\":\"round\",\"round\":3,\"bu", f);
+    fclose(f);
+    trit_ledger_chain c = verify_ok(path);
+    cr_assert_eq(c.status, TRIT_CHAIN_INTACT, "%s", c.msg);
+    cr_assert(c.torn_tail);
+    cr_assert_str_eq(c.head, before.head);
+    trit_err err = {0};
+    trit_ledger *l = trit_ledger_open(path, &err);
+    cr_assert_not_null(l, "%s", err.msg);
+    cr_assert_str_eq(trit_ledger_head(l), before.head);
+    json_t *r = round_rec(3, 1e9 + 3, "p", "c", "exact", NULL, 5, 0.1, 0.1);
+    cr_assert_eq(trit_ledger_append(l, r, &err), 0);
+    json_decref(r);
+    trit_ledger_close(l);
+    c = verify_ok(path);
+    cr_assert_eq(c.status, TRIT_CHAIN_INTACT, "%s", c.msg);
+    cr_assert_not(c.torn_tail);
+    cr_assert_eq(c.records, 4);
+    trit_ledger_scan_info info;
+    cr_assert_eq(trit_ledger_scan(path, NULL, NULL, true, &info, &err), 0);
+    cr_assert_eq(info.skipped, 0, "the fragment is gone");
+    cr_assert_eq(info.max_round, 3);
+    unlink(path);
+}
+
+/* A ledger written before the chain (the committed schema-1 fixture) reads as it did and is
+ * reported unchained; the new writer chains onto its last line. */
+Test(chain, schema1_ledger_reads_identically_and_is_unchained) {
+    const char *fx = "tests/fixtures/ledger-schema1.jsonl";
+    const char *paths[] = {fx};
+    trit_stats st;
+    trit_err err = {0};
+    cr_assert_eq(trit_stats_compute(paths, 1, NULL, &st, &err), 0, "%s", err.msg);
+    json_t *got = trit_stats_json(&st);
+    json_error_t je;
+    json_t *want = json_load_file("tests/fixtures/ledger-schema1.stats.json", 0, &je);
+    cr_assert_not_null(want, "%s", je.text);
+    char *g = json_dumps(got, JSON_INDENT(2)), *w = json_dumps(want, JSON_INDENT(2));
+    cr_assert_str_eq(g, w);
+    free(g), free(w);
+    json_decref(got), json_decref(want);
+    trit_ledger_chain c = verify_ok(fx);
+    cr_assert_eq(c.status, TRIT_CHAIN_UNCHAINED);
+    cr_assert_eq(c.unchained, 17);
+    cr_assert(strstr(c.msg, "unchained (written before ledger schema 2)"), "%s", c.msg);
+    /* appended to by the new writer: chained from its last line, still unchained in front */
+    char *path = tmp_path("old-then-new.jsonl");
+    trit_buf b = {0};
+    cr_assert_eq(trit_read_file(fx, &b, &err), 0);
+    FILE *f = fopen(path, "w");
+    fwrite(b.p, 1, b.len, f);
+    fclose(f);
+    trit_buf_free(&b);
+    trit_ledger *l = trit_ledger_open(path, &err);
+    cr_assert_str_eq(trit_ledger_head(l), c.head);
+    json_t *r = round_rec(17, 2e9, "p", "c", "exact", NULL, 5, 0.1, 0.1);
+    trit_ledger_append(l, r, &err);
+    json_decref(r);
+    trit_ledger_close(l);
+    trit_ledger_chain c2 = verify_ok(path);
+    cr_assert_eq(c2.status, TRIT_CHAIN_UNCHAINED, "%s", c2.msg);
+    cr_assert(strstr(c2.msg, "then chained"), "%s", c2.msg);
+    unlink(path);
+}
+
+/* issue 23 item 5: never through a symlink, never a fifo, and 0600 whatever it was. */
+Test(chain, ledger_file_safety) {
+    trit_err err = {0};
+    char *target = tmp_path("target.jsonl"), *link = tmp_path("link.jsonl");
+    FILE *f = fopen(target, "w");
+    fclose(f);
+    cr_assert_eq(symlink(target, link), 0);
+    cr_assert_null(trit_ledger_open(link, &err));
+    cr_assert(strstr(err.msg, "symlink"), "%s", err.msg);
+    char *fifo = tmp_path("fifo.jsonl");
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    cr_assert_null(trit_ledger_open(fifo, &err));
+    cr_assert(strstr(err.msg, "not a regular file"), "%s", err.msg);
+    cr_assert_null(trit_ledger_open("/tmp", &err));
+    chmod(target, 0644);
+    trit_ledger *l = trit_ledger_open(target, &err);
+    cr_assert_not_null(l, "%s", err.msg);
+    struct stat st;
+    cr_assert_eq(stat(target, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+    trit_ledger_close(l);
+    unlink(link), unlink(fifo), unlink(target);
+}
+
+/* Rounds name each side's digest; identity records carry the full objects; the scanner
+ * hands both out. */
+Test(chain, identity_digests_and_records) {
+    json_t *i1 = ident("llama.cpp", "/m/a.gguf", "", "http://a");
+    json_t *i2 = ident("trit", "/m/a.gguf", "abc", "http://b");
+    trit_client_resp a, b;
+    trit_client_resp_init(&a);
+    trit_client_resp_init(&b);
+    trit_compare cmp;
+    trit_compare_resps(&a, &b, 0.05, &cmp);
+    trit_round_meta m = {.round = 1,
+                         .gen1_url = "http://a",
+                         .gen2_url = "http://b",
+                         .gen1_ident = i1,
+                         .gen2_ident = i2};
+    json_t *rec = trit_ledger_round_json(&m, &a, &b, &cmp);
+    char *line = json_dumps(rec, JSON_COMPACT);
+    trit_ledger_rec r;
+    cr_assert_eq(trit_ledger_parse_line(line, strlen(line), &r), 0);
+    char d1[17], d2[17];
+    trit_identity_digest(i1, d1);
+    trit_identity_digest(i2, d2);
+    cr_assert_str_eq(r.ident_gen1, d1);
+    cr_assert_str_eq(r.ident_gen2, d2);
+    cr_assert_eq(r.url_gen1.n, 8);
+    cr_assert(!memcmp(r.url_gen2.p, "http://b", 8));
+    free(line);
+    json_decref(rec);
+    /* without identities: no digest fields */
+    m.gen1_ident = m.gen2_ident = NULL;
+    rec = trit_ledger_round_json(&m, &a, &b, &cmp);
+    cr_assert_null(json_object_get(rec, "v1_ident"));
+    json_decref(rec);
+    rec = trit_ledger_identity_json("v2", i2);
+    line = json_dumps(rec, JSON_COMPACT);
+    cr_assert_eq(trit_ledger_parse_line(line, strlen(line), &r), 0);
+    cr_assert_eq(r.type, TRIT_REC_IDENTITY);
+    cr_assert_str_eq(r.side, "v2");
+    cr_assert_str_eq(r.digest, d2);
+    cr_assert(json_equal(r.ident, i2));
+    trit_ledger_rec_clear(&r);
+    free(line);
+    json_decref(rec);
+    /* an unknown identity: null digest and object, read as no identity */
+    rec = trit_ledger_identity_json("v1", NULL);
+    cr_assert(json_is_null(json_object_get(rec, "digest")) &&
+              json_is_null(json_object_get(rec, "ident")));
+    line = json_dumps(rec, JSON_COMPACT);
+    cr_assert_eq(trit_ledger_parse_line(line, strlen(line), &r), 0);
+    cr_assert_eq(r.type, TRIT_REC_IDENTITY);
+    cr_assert_null(r.ident);
+    cr_assert_str_eq(r.digest, "");
+    free(line);
+    json_decref(rec);
+    json_decref(i1), json_decref(i2);
+    trit_client_resp_free(&a);
+    trit_client_resp_free(&b);
+}
+
+/* The one reader decodes strings exactly as jansson does (escapes, surrogate pairs). */
+Test(chain, unescape_matches_jansson) {
+    const char *cases[] = {"plain",
+                           "a\"b\\c/d",
+                           "tab\tnl\ncr\r\b\f",
+                           "\xc3\xa9\xe2\x82\xac",
+                           "\xf0\x9f\x98\x80 emoji",
+                           "nul\0x",
+                           "\x01\x1f ctl"};
+    size_t lens[] = {5, 7, 15, 5, 10, 5, 6};
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(cases); i++) {
+        json_t *s = json_stringn(cases[i], lens[i]);
+        json_t *o = json_pack("{s:o}", "text_v1", s);
+        char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+        trit_ledger_rec r;
+        cr_assert_eq(trit_ledger_parse_line(line, strlen(line), &r), 0);
+        trit_buf b = {0};
+        trit_ledger_unescape(r.text_gen1, &b);
+        cr_assert_eq(b.len, lens[i], "case %zu: %zu bytes", i, b.len);
+        cr_assert(!memcmp(b.p, cases[i], lens[i]), "case %zu", i);
+        trit_buf_free(&b);
+        free(line);
+        json_decref(o);
+    }
+    trit_buf b = {0};
+    trit_ledger_unescape((trit_ledger_str){"\\ud800x\\q", 9}, &b); /* lone surrogate, bad esc */
+    cr_assert_eq(b.len, 7);
+    cr_assert(!memcmp(b.p, "\xef\xbf\xbdx\xef\xbf\xbd", 7));
+    trit_buf_free(&b);
+}
+
+/* ---- gates: what is counted, and the evidence refused ---- */
+
+/* issue 19: 2000 v1-unreachable rounds + 40 exact ones met rounds_min 2000. */
+Test(gates, rounds_count_compared_only) {
+    trit_gate_cfg c;
+    trit_gate_cfg_default(&c);
+    c.rounds_min = 2000;
+    trit_stats s = good_stats();
+    s.rounds = 2040, s.compared = 40;
+    s.bucket[TRIT_BUCKET_GEN1_UNREACH] = 2000;
+    trit_gate_table t;
+    trit_ppl_figs p = figs(10, 0.1, 10.01, 0.1, 0.001);
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "rounds"), TRIT_GATE_WAITING);
+    cr_assert_not(t.go);
+    const trit_gate_row *r = NULL;
+    for (int i = 0; i < t.n; i++)
+        if (!strcmp(t.row[i].gate, "rounds")) r = &t.row[i];
+    cr_assert(strstr(r->current, "40 compared (2040 rounds, 2000 unreachable)"), "%s", r->current);
+    cr_assert(strstr(r->why, "1960 more compared rounds needed (40 of 2000)"), "%s", r->why);
+    s.compared = 2000;
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "rounds"), TRIT_GATE_PASS);
+}
+
+/* issue 19: a ppl file of 1 chunk of 1 token passed. */
+Test(gates, ppl_needs_min_tokens) {
+    trit_gate_cfg c;
+    trit_gate_cfg_default(&c);
+    c.rounds_min = 1000;
+    trit_stats s = good_stats();
+    trit_gate_table t;
+    trit_ppl_figs p = figs(10, 0.1, 10.01, 0.1, 0.001);
+    p.shape1 = p.shape2 = (trit_ppl_shape){1, 2, 1};
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
+    cr_assert(strstr(t.row[0].why, "too few samples (1 < 1024 scored tokens)"), "%s", t.row[0].why);
+    p.shape1 = p.shape2 = (trit_ppl_shape){4, 257, 1024};
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_PASS, "%s", t.row[0].why);
+    p.scored_tokens = 10; /* the file's own count, when smaller, decides */
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
+    trit_err err = {0};
+    cr_assert_eq(trit_gate_cfg_parse("ppl_min_tokens = 8\nmax_age = 36h\n", "t.ini", &c, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(c.ppl_min_tokens, 8);
+    cr_assert_float_eq(c.max_age, 36 * 3600.0, 1e-9);
+    trit_gates_eval(&c, &s, &s, &s, &p, &t);
+    cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_PASS);
+    cr_assert_eq(trit_gate_cfg_parse("max_age = 7 days\n", "t.ini", &c, &err), -1);
+    cr_assert_eq(trit_gate_cfg_parse("max_age = 7d\n", "t.ini", &c, &err), 0);
+    cr_assert_float_eq(c.max_age, 7 * 86400.0, 1e-9);
+}
+
+/* A ppl file written as `trit ppl` writes it, with the given identities and tokens. */
+static char *ppl_file(const char *name, json_t *i1, json_t *i2, long tokens, bool provenance) {
+    char *path = tmp_path(name);
+    json_t *j =
+        json_pack("{s:{s:f,s:i,s:i,s:I},s:{s:f,s:i,s:i,s:I},s:{s:f}}", "gen1", "ppl", 10.0,
+                  "chunks", 8, "ctx", 256, "count", (json_int_t)tokens, "gen2", "ppl", 10.01,
+                  "chunks", 8, "ctx", 256, "count", (json_int_t)tokens, "kld", "mean", 0.001);
+    if (provenance) {
+        json_object_set(j, "gen1_identity", i1);
+        json_object_set(j, "gen2_identity", i2);
+        json_object_set_new(j, "text_sha256", json_string("ab12"));
+        json_object_set_new(j, "text_path", json_string("held.txt"));
+        json_object_set_new(j, "scored_tokens", json_integer(tokens));
+    }
+    json_dump_file(j, path, 0);
+    json_decref(j);
+    return path;
+}
+
+/* Evidence the gate refuses, each with its own reason. */
+static trit_provenance prov_of(const char *ledger, const char *ppl, bool allow, double now) {
+    trit_gate_cfg c;
+    trit_gate_cfg_default(&c);
+    trit_ppl_figs p;
+    trit_err err = {0};
+    if (ppl) cr_assert_eq(trit_ppl_figs_load(ppl, &p, &err), 0, "%s", err.msg);
+    const char *ls[] = {ledger};
+    trit_provenance pv;
+    cr_assert_eq(trit_gate_provenance(&c, ls, 1, ppl ? &p : NULL, allow, now, &pv, &err), 0, "%s",
+                 err.msg);
+    trit_provenance_free(&pv);
+    return pv;
+}
+
+Test(gates, provenance_refusals) {
+    double now = trit_wall_s();
+    json_t *llama = ident("llama.cpp", "/m/a.gguf", "", "http://a");
+    json_t *trit = ident("trit", "/m/a.gguf", "aa", "http://b");
+    json_t *other = ident("trit", "/m/b.gguf", "bb", "http://b");
+    char *good =
+        chained_ledger("pv-good.jsonl", 5, now - 100, "http://a", "http://b", llama, trit, "exact");
+    char *ppl_ok = ppl_file("pv-ok.json", llama, trit, 2040, true);
+    trit_provenance pv = prov_of(good, ppl_ok, false, now);
+    cr_assert_not(pv.refused, "%s", pv.reason);
+    cr_assert_str_eq(pv.gen2.id.engine, "trit");
+    cr_assert_str_eq(pv.gen2.id.sha256, "aa");
+
+    /* same server on both sides, by URL */
+    char *same = chained_ledger("pv-same.jsonl", 5, now - 100, "http://a/v1", "http://A/", llama,
+                                trit, "exact");
+    pv = prov_of(same, NULL, false, now);
+    cr_assert(pv.refused && strstr(pv.reason, "same server"), "%s", pv.reason);
+
+    /* a ppl file about another model */
+    char *ppl_other = ppl_file("pv-other.json", llama, other, 2040, true);
+    pv = prov_of(good, ppl_other, false, now);
+    cr_assert(pv.refused && strstr(pv.reason, "another gen-2"), "%s", pv.reason);
+
+    /* a ppl file without provenance */
+    char *ppl_bare = ppl_file("pv-bare.json", NULL, NULL, 2040, false);
+    pv = prov_of(good, ppl_bare, false, now);
+    cr_assert(pv.refused && strstr(pv.reason, "no provenance"), "%s", pv.reason);
+
+    /* evidence older than max_age (7 days) */
+    pv = prov_of(good, ppl_ok, false, now + 8 * 86400);
+    cr_assert(pv.refused && strstr(pv.reason, "older than max_age"), "%s", pv.reason);
+
+    /* one side with two identities */
+    char *mixed = tmp_path("pv-mixed.jsonl");
+    {
+        trit_buf b = {0};
+        trit_err err = {0};
+        trit_read_file(good, &b, &err);
+        FILE *f = fopen(mixed, "w");
+        fwrite(b.p, 1, b.len, f);
+        fclose(f);
+        trit_buf_free(&b);
+        trit_ledger *l = trit_ledger_open(mixed, &err);
+        json_t *r = round_rec(9, now - 50, "p", "c", "exact", NULL, 5, 0.1, 0.1);
+        char d[17];
+        trit_identity_digest(other, d);
+        json_object_set_new(r, "v2_ident", json_string(d));
+        trit_identity_digest(llama, d);
+        json_object_set_new(r, "v1_ident", json_string(d));
+        trit_ledger_append(l, r, &err);
+        json_decref(r);
+        trit_ledger_close(l);
+    }
+    pv = prov_of(mixed, NULL, false, now);
+    cr_assert(pv.refused && strstr(pv.reason, "mix 2 identities of gen-2"), "%s", pv.reason);
+
+    /* a broken chain */
+    char *lines[64];
+    int n = read_lines(good, lines);
+    lines[3][strlen(lines[3]) - 70] ^= 1;
+    char *broken = tmp_path("pv-broken.jsonl");
+    write_lines(broken, lines, n);
+    pv = prov_of(broken, NULL, false, now);
+    cr_assert(pv.refused && strstr(pv.reason, "hash chain broken"), "%s", pv.reason);
+
+    /* no identity at all (a schema-1 writer): refused unless allowed, and the allowance said */
+    char *bare = chained_ledger("pv-noident.jsonl", 5, now - 100, "http://a", "http://b", NULL,
+                                NULL, "exact");
+    pv = prov_of(bare, NULL, false, now);
+    cr_assert(pv.refused && strstr(pv.reason, "no server identity"), "%s", pv.reason);
+    pv = prov_of(bare, NULL, true, now);
+    cr_assert_not(pv.refused, "%s", pv.reason);
+    cr_assert(strstr(pv.notes, "--allow-unchained"), "%s", pv.notes);
+    /* the schema-1 fixture: unchained */
+    pv = prov_of("tests/fixtures/ledger-schema1.jsonl", NULL, false, 1796665000);
+    cr_assert(pv.refused && strstr(pv.reason, "unchained"), "%s", pv.reason);
+
+    for (int i = 0; i < n; i++) free(lines[i]);
+    const char *rm[] = {good, same, mixed, broken, bare, ppl_ok, ppl_other, ppl_bare};
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(rm); i++) unlink(rm[i]);
+    json_decref(llama), json_decref(trit), json_decref(other);
+}
+
+/* Merged ledgers keep each file's chain: each is judged on its own (the gate names the file
+ * that broke), while two ledgers pasted into one file are a second chain, not one. */
+Test(chain, merged_ledgers_keep_their_chains) {
+    double now = trit_wall_s();
+    json_t *i1 = ident("llama.cpp", "/m/a.gguf", "", "http://a");
+    json_t *i2 = ident("trit", "/m/a.gguf", "aa", "http://b");
+    char *a = chained_ledger("m-a.jsonl", 4, now - 50, "http://a", "http://b", i1, i2, "exact");
+    char *b = chained_ledger("m-b.jsonl", 4, now - 40, "http://a", "http://b", i1, i2, "exact");
+    trit_gate_cfg c;
+    trit_gate_cfg_default(&c);
+    trit_provenance pv;
+    trit_err err = {0};
+    const char *both[] = {a, b};
+    cr_assert_eq(trit_gate_provenance(&c, both, 2, NULL, false, now, &pv, &err), 0, "%s", err.msg);
+    cr_assert_not(pv.refused, "%s", pv.reason);
+    cr_assert_eq(pv.n_ledgers, 2);
+    cr_assert_eq(pv.ledger[1].chain.status, TRIT_CHAIN_INTACT);
+    cr_assert_str_neq(pv.ledger[0].chain.head, pv.ledger[1].chain.head);
+    cr_assert_eq(pv.rounds, 8);
+    trit_provenance_free(&pv);
+    /* one byte of the second ledger edited: refused, naming it */
+    char *lines[64];
+    int n = read_lines(b, lines);
+    lines[2][strlen(lines[2]) - 80] ^= 1;
+    write_lines(b, lines, n);
+    cr_assert_eq(trit_gate_provenance(&c, both, 2, NULL, false, now, &pv, &err), 0);
+    cr_assert(pv.refused && strstr(pv.reason, "m-b.jsonl: hash chain broken: line 3 was edited"),
+              "%s", pv.reason);
+    trit_provenance_free(&pv);
+    /* two ledgers pasted into one file */
+    char *cat = tmp_path("m-cat.jsonl");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cat %s %s > %s", a, a, cat);
+    cr_assert_eq(system(cmd), 0);
+    trit_ledger_chain ch = verify_ok(cat);
+    cr_assert_eq(ch.status, TRIT_CHAIN_BROKEN);
+    cr_assert(strstr(ch.msg, "line 7 starts a chain of its own"), "%s", ch.msg);
+    for (int i = 0; i < n; i++) free(lines[i]);
+    unlink(a), unlink(b), unlink(cat);
+    json_decref(i1), json_decref(i2);
 }

@@ -1,5 +1,8 @@
 /* test_ppl.c — perplexity numerics, the base-logits file format, reference-output parsing,
- * shadow SSE reassembly and HTML escaping (no models, no network). */
+ * shadow SSE reassembly and HTML escaping (no network); trit_backend_score of the in-process
+ * backends against their full logits (the demo model, models/kjv-bitnet-tq2_0.gguf; llama:
+ * skipped without the reference build), the top-N KL helper and the top-N accumulator. */
+#include "backends/backend.h"
 #include "parity/ppl.h"
 #include "parity/report.h"
 #include "parity/shadow.h"
@@ -314,4 +317,200 @@ Test(report, needs_a_ledger) {
     cr_assert_neq(trit_report_html(&o, &b, &err), 0);
     cr_assert(strstr(err.msg, "nonexistent"), "%s", err.msg);
     trit_buf_free(&b);
+}
+
+/* ---- trit_backend_score (in-process) against the full logits ---- */
+
+#define DEMO_MODEL "models/kjv-bitnet-tq2_0.gguf"
+static const char *score_text = "In the beginning God created the heaven and the earth. And the "
+                                "earth was without form, and void.";
+
+/* log p(tok) under a row of logits, in long double (the test's own log-softmax). */
+static double ref_logprob(const float *row, int nv, int32_t tok) {
+    long double mx = row[0], sum = 0;
+    for (int i = 1; i < nv; i++) mx = row[i] > mx ? row[i] : mx;
+    for (int i = 0; i < nv; i++) sum += expl((long double)row[i] - mx);
+    return (double)((long double)row[tok] - mx - logl(sum));
+}
+
+/* Every entry of trit_backend_score(from, top_n) against a log-softmax of the full logits
+ * computed here in long double, independently of base.h: the next token's log-probability,
+ * the top-N ids (no logit outside them above the N-th), their log-probabilities. */
+static void check_score_against_logits(const char *spec) {
+    trit_err err = {0};
+    trit_backend *b = trit_backend_open(spec, NULL, &err);
+    cr_assert_not_null(b, "%s: %s", spec, err.msg);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    cr_assert_eq(trit_backend_tokenize(b, score_text, true, false, &ids, &n, &err), 0, "%s",
+                 err.msg);
+    cr_assert_gt(n, 10);
+    float *lg = NULL;
+    int nv = 0;
+    cr_assert_eq(trit_backend_eval(b, ids, n, &lg, &nv, &err), 0, "%s", err.msg);
+    const size_t from = 3;
+    const int top_n = 12;
+    trit_pos_topn *s = NULL;
+    cr_assert_eq(trit_backend_score(b, ids, n, from, top_n, &s, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(trit_backend_score_mode(b), "logits");
+    for (size_t p = from; p < n; p++) {
+        const float *row = lg + p * (size_t)nv;
+        const trit_pos_topn *e = &s[p - from];
+        if (p + 1 < n) {
+            const double want = ref_logprob(row, nv, ids[p + 1]);
+            cr_assert_eq(e->next_id, ids[p + 1], "position %zu", p);
+            cr_assert(fabs(e->next_logprob - want) < 1e-9, "position %zu: %.12f vs %.12f", p,
+                      e->next_logprob, want);
+        } else {
+            cr_assert_eq(e->next_id, -1);
+            cr_assert(isnan(e->next_logprob));
+        }
+        cr_assert_eq(e->n_top, top_n);
+        for (int j = 0; j < top_n; j++) {
+            cr_assert(fabs(e->top_logprob[j] - ref_logprob(row, nv, e->top_id[j])) < 1e-9);
+            if (j > 0) cr_assert_geq(row[e->top_id[j - 1]], row[e->top_id[j]]);
+        }
+        const float nth = row[e->top_id[top_n - 1]];
+        int above = 0;
+        for (int i = 0; i < nv; i++) above += row[i] > nth;
+        cr_assert_leq(above, top_n - 1, "position %zu: a logit outside the top-N is larger", p);
+    }
+    free(s);
+    /* top_n is clamped to TRIT_BACKEND_TOPN_MAX; 0 gives the next token only */
+    cr_assert_eq(trit_backend_score(b, ids, n, n - 1, 1000, &s, &err), 0);
+    cr_assert_eq(s[0].n_top, TRIT_BACKEND_TOPN_MAX);
+    free(s);
+    cr_assert_eq(trit_backend_score(b, ids, n, 0, 0, &s, &err), 0);
+    cr_assert_eq(s[0].n_top, 0);
+    cr_assert(fabs(s[0].next_logprob - ref_logprob(lg, nv, ids[1])) < 1e-9);
+    free(s);
+    free(lg);
+    free(ids);
+    trit_backend_close(b);
+}
+
+Test(score, trit_matches_full_logits) {
+    if (access(DEMO_MODEL, R_OK) != 0) cr_skip_test("%s missing", DEMO_MODEL);
+    check_score_against_logits("trit:" DEMO_MODEL "?threads=1");
+}
+
+Test(score, llama_matches_full_logits) {
+    if (access(DEMO_MODEL, R_OK) != 0) cr_skip_test("%s missing", DEMO_MODEL);
+    trit_err err = {0};
+    trit_backend *b = trit_backend_open("llama:" DEMO_MODEL "?threads=1", NULL, &err);
+    if (!b) cr_skip_test("llama backend not available: %s", err.msg);
+    trit_backend_close(b);
+    check_score_against_logits("llama:" DEMO_MODEL "?threads=1");
+}
+
+Test(score, rejects_bad_arguments) {
+    if (access(DEMO_MODEL, R_OK) != 0) cr_skip_test("%s missing", DEMO_MODEL);
+    trit_err err = {0};
+    trit_backend *b = trit_backend_open("trit:" DEMO_MODEL "?threads=1", NULL, &err);
+    cr_assert_not_null(b, "%s", err.msg);
+    int32_t ids[4] = {1, 2, 3, 4}, bad[3] = {1, -5, 2}, big[3] = {1, 2, 1 << 30};
+    trit_pos_topn *s = (trit_pos_topn *)1;
+    cr_assert_neq(trit_backend_score(b, ids, 4, 4, 5, &s, &err), 0);
+    cr_assert_null(s);
+    cr_assert(strstr(err.msg, "past"), "%s", err.msg);
+    cr_assert_neq(trit_backend_score(b, ids, 0, 0, 5, &s, &err), 0);
+    cr_assert_neq(trit_backend_score(b, ids, 4, 0, -1, &s, &err), 0);
+    cr_assert_neq(trit_backend_score(b, bad, 3, 0, 5, &s, &err), 0);
+    cr_assert_neq(trit_backend_score(b, big, 3, 0, 5, &s, &err), 0);
+    cr_assert(strstr(err.msg, "vocabulary") || strstr(err.msg, "token"), "%s", err.msg);
+    trit_backend_close(b);
+}
+
+/* a top-N entry from probabilities (ids 0.., most likely first as given) */
+static trit_pos_topn topn_of(const int32_t *id, const double *p, int n) {
+    trit_pos_topn e = {.next_id = -1, .next_logprob = NAN, .n_top = n};
+    for (int i = 0; i < n; i++) e.top_id[i] = id[i], e.top_logprob[i] = log(p[i]);
+    return e;
+}
+
+Test(score, topn_kld_known_values) {
+    int32_t ia[3] = {7, 3, 9}, ib[3] = {3, 7, 5};
+    double pa[3] = {0.5, 0.3, 0.1}, pb[3] = {0.4, 0.4, 0.1};
+    trit_pos_topn a = topn_of(ia, pa, 3), b = topn_of(ib, pb, 3);
+    int shared = -1;
+    cr_assert_float_eq(trit_pos_topn_kld(&a, &a, &shared), 0.0, 1e-12);
+    cr_assert_eq(shared, 3);
+    /* shared {7, 3}: p 0.5/0.3 rest 0.2; q 0.4/0.4 rest 0.2 */
+    double want = 0.5 * log(0.5 / 0.4) + 0.3 * log(0.3 / 0.4) + 0.2 * log(0.2 / 0.2);
+    cr_assert_float_eq(trit_pos_topn_kld(&a, &b, &shared), want, 1e-12);
+    cr_assert_eq(shared, 2);
+    /* nothing shared: only the rest buckets (1 vs 1): 0 */
+    int32_t ic[2] = {100, 101};
+    double pc[2] = {0.6, 0.3};
+    trit_pos_topn c = topn_of(ic, pc, 2);
+    cr_assert_float_eq(trit_pos_topn_kld(&a, &c, &shared), 0.0, 1e-12);
+    cr_assert_eq(shared, 0);
+}
+
+/* The coarse-grained KL never exceeds the full KL, and equals it when N is the vocabulary. */
+Test(score, topn_kld_is_a_lower_bound) {
+    enum { V = 50 };
+    float la[V], lb[V];
+    for (int i = 0; i < V; i++)
+        la[i] = (float)sin(i * 0.7) * 4, lb[i] = la[i] + (float)cos(i) * 0.5f;
+    double full = 0, lsa = trit_logsumexp(la, V), lsb = trit_logsumexp(lb, V);
+    for (int i = 0; i < V; i++) full += exp(la[i] - lsa) * ((la[i] - lsa) - (lb[i] - lsb));
+    for (int n = 1; n <= TRIT_BACKEND_TOPN_MAX; n++) {
+        trit_pos_topn a = {.n_top = n}, b = {.n_top = n};
+        trit_top_k(la, V, n, a.top_id);
+        trit_top_k(lb, V, n, b.top_id);
+        for (int j = 0; j < n; j++) {
+            a.top_logprob[j] = la[a.top_id[j]] - lsa;
+            b.top_logprob[j] = lb[b.top_id[j]] - lsb;
+        }
+        double k = trit_pos_topn_kld(&a, &b, NULL);
+        cr_assert(k >= 0 && k <= full + 1e-12, "N %d: %g vs full %g", n, k, full);
+    }
+    enum { W = 20 };
+    float sa[W], sb[W];
+    for (int i = 0; i < W; i++) sa[i] = la[i], sb[i] = lb[i];
+    double fw = 0, wa = trit_logsumexp(sa, W), wb = trit_logsumexp(sb, W);
+    for (int i = 0; i < W; i++) fw += exp(sa[i] - wa) * ((sa[i] - wa) - (sb[i] - wb));
+    trit_pos_topn a = {.n_top = W}, b = {.n_top = W};
+    trit_top_k(sa, W, W, a.top_id);
+    trit_top_k(sb, W, W, b.top_id);
+    for (int j = 0; j < W; j++) {
+        a.top_logprob[j] = sa[a.top_id[j]] - wa;
+        b.top_logprob[j] = sb[b.top_id[j]] - wb;
+    }
+    cr_assert_float_eq(trit_pos_topn_kld(&a, &b, NULL), fw, 1e-9);
+}
+
+/* The top-N accumulator: identical sides give PPL(Q) = PPL(base), KLD 0, same top 100 %;
+ * a side that moves mass shows a positive KLD, its own NLL, and Δp of the next token. */
+Test(score, acc_kld_topn) {
+    int32_t ia[3] = {4, 9, 2}, ib[3] = {9, 4, 2};
+    double pa[3] = {0.6, 0.2, 0.1}, pb[3] = {0.5, 0.3, 0.1};
+    trit_pos_topn a = topn_of(ia, pa, 3), b = topn_of(ib, pb, 3);
+    a.next_id = b.next_id = 9;
+    a.next_logprob = log(0.2), b.next_logprob = log(0.5);
+    trit_ppl_acc same = {0}, moved = {0};
+    for (int i = 0; i < 20; i++) {
+        trit_ppl_acc_kld_topn(&same, &a, &a);
+        trit_ppl_acc_kld_topn(&moved, &a, &b);
+    }
+    trit_ppl_result r;
+    trit_ppl_result_init(&r);
+    trit_ppl_acc_result(&same, &r);
+    cr_assert(r.has_kld);
+    cr_assert_float_eq(r.ppl, 1 / 0.2, 1e-9);
+    cr_assert_float_eq(r.ppl_base, 1 / 0.2, 1e-9);
+    cr_assert_float_eq(r.kld_mean, 0.0, 1e-12);
+    cr_assert_float_eq(r.same_top, 1.0, 1e-12);
+    trit_ppl_result_init(&r);
+    trit_ppl_acc_result(&moved, &r);
+    double want =
+        0.6 * log(0.6 / 0.3) + 0.2 * log(0.2 / 0.5) + 0.1 * log(0.1 / 0.1) + 0.1 * log(0.1 / 0.1);
+    cr_assert_float_eq(r.kld_mean, want, 1e-9);
+    cr_assert_float_eq(r.ppl, 1 / 0.5, 1e-9);
+    cr_assert_float_eq(r.ppl_base, 1 / 0.2, 1e-9);
+    cr_assert_float_eq(r.dp_mean, 0.5 - 0.2, 1e-6);
+    cr_assert_float_eq(r.same_top, 0.0, 1e-12);
+    trit_ppl_acc_free(&same);
+    trit_ppl_acc_free(&moved);
 }

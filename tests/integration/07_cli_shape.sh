@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# 07_cli_shape — every command the same shape (src/cli/cli.h):
+#  1. no function in src/cli is over 80 lines (scripts/fn-length), and the check fails on one
+#     that is;
+#  2. for each converted command, every long option of its getopt_long table (printed by the
+#     hidden `trit CMD [SUB] --list-options`, cli_getopt) appears as --NAME in `trit CMD
+#     --help`, and every --NAME in the help text is in the table; the check fails on a table
+#     and a text that disagree.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+# ---- 1. function length ----
+# Exceptions: converted in the second pass (other helpers were editing these files).
+exceptions=(src/cli/cmd_burnin.c src/cli/cmd_gate.c src/cli/cmd_report.c src/cli/cmd_ppl.c
+  src/cli/cmd_ladder.c src/cli/cmd_doctor.c)
+skip=()
+for f in "${exceptions[@]}"; do skip+=(-x "$f"); done
+out=$(scripts/fn-length "${skip[@]}" src/cli/*.c) || fail "functions over 80 lines in src/cli: $out"
+pass "no function in src/cli over 80 lines (${#exceptions[@]} files left to the second pass)"
+
+# the check itself: an 81-line function is reported, an 80-line one is not
+{
+  echo "static int long_one(void) {"
+  for i in $(seq 79); do echo "    x();"; done
+  echo "}"
+} >"$TMP/long.c"
+{
+  echo "static int short_one(int a,"
+  echo "                     int b) {"
+  for i in $(seq 77); do echo "    x();"; done
+  echo "}"
+} >"$TMP/short.c"
+if out=$(scripts/fn-length "$TMP/long.c" "$TMP/short.c"); then fail "an 81-line function passed"; fi
+grep -q "long.c:1: 81 lines: static int long_one" <<<"$out" || fail "long function not named: $out"
+grep -q short_one <<<"$out" && fail "an 80-line function was reported: $out"
+pass "fn-length names an 81-line function and passes an 80-line one"
+
+# ---- 2. --help against the options table ----
+# Flags of other tools that a help text names on purpose (not trit's options).
+declare -A foreign=([mkmodel]="quant-embd")
+
+# check_help NAME HELP_TEXT TABLE_NAMES: the differences on stdout; exit 1 when any.
+check_help() {
+  local name="$1" text="$2" table="$3" in_text bad=0
+  in_text=$(grep -oE -- '--[a-z][a-z0-9-]*' <<<"$text" | sed 's/^--//' | sort -u)
+  table=$(sort -u <<<"$table")
+  for o in $table; do
+    [ "$o" = help ] || grep -qx -- "$o" <<<"$in_text" || { echo "$name: --$o is not in --help"; bad=1; }
+  done
+  for o in $in_text; do
+    [ "$o" = help ] || grep -qx -- "$o" <<<"$table" ||
+      [[ " ${foreign[$name]:-} " == *" $o "* ]] || { echo "$name: --$o is in --help, not in the table"; bad=1; }
+  done
+  return $bad
+}
+
+# Converted commands; NAME:SUB,SUB for commands whose subcommands have their own tables.
+commands=(inspect quantize mkmodel tokenize run bench serve chat shadow train trace:capture,diff)
+for c in "${commands[@]}"; do
+  name=${c%%:*} table=""
+  if [[ "$c" == *:* ]]; then
+    subs=${c#*:}
+    for sub in ${subs//,/ }; do table+=$("$TRIT" "$name" "$sub" --list-options)$'\n'; done
+  else
+    table=$("$TRIT" "$name" --list-options) || fail "$name --list-options: exit $?"
+  fi
+  [ -n "$table" ] || fail "$name --list-options printed nothing"
+  help=$("$TRIT" "$name" --help) || fail "$name --help: exit $?"
+  out=$(check_help "$name" "$help" "$table") || fail "help and table disagree: $out"
+done
+pass "--help and the options table agree for ${#commands[@]} commands"
+
+# the check itself: a table option missing from the text, and a text option not in the table
+if out=$(check_help t "  --alpha N  the alpha" $'alpha\nbeta\nhelp'); then fail "a missing --beta passed"; fi
+grep -q "t: --beta is not in --help" <<<"$out" || fail "missing --beta not named: $out"
+if out=$(check_help t "  --alpha N, --gamma" $'alpha\nhelp'); then fail "an unknown --gamma passed"; fi
+grep -q "t: --gamma is in --help, not in the table" <<<"$out" || fail "--gamma not named: $out"
+pass "the help check names both kinds of disagreement"
