@@ -529,7 +529,8 @@ static size_t find_from(const char *hay, size_t n, size_t from, const char *need
 void srv_text_push(srv_text *t, const char *piece, size_t n, bool not_eog, char *const *stops,
                    size_t n_stops, trit_buf *send) {
     trit_buf_append(&t->gen, piece, n);
-    if (srv_utf8_complete_len(t->gen.p, t->gen.len) < t->gen.len) return; /* cut-off char */
+    /* a cut-off character waits for its next bytes (base's one UTF-8 rule) */
+    if (trit_utf8_complete_prefix(t->gen.p, t->gen.len) < t->gen.len) return;
     size_t pos = TRIT_MIN(t->n_sent, t->gen.len);
     const char *test = t->gen.p + pos;
     size_t tn = t->gen.len - pos;

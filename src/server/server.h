@@ -110,9 +110,6 @@ int srv_parse_tokenize(const char *body, size_t n, srv_tokenize_req *out, srv_er
 int srv_parse_detokenize(const char *body, size_t n, int32_t **ids, size_t *n_ids, srv_error *e);
 
 /* ---- text helpers (llama-server semantics) ---- */
-/* Length of text without a cut-off multi-byte sequence at its end (llama-server's
- * validate_utf8). */
-size_t srv_utf8_complete_len(const char *s, size_t n);
 /* Position where a suffix of text[0..n) is a prefix of stop, or (size_t)-1. */
 size_t srv_partial_stop(const char *text, size_t n, const char *stop);
 
