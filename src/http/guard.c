@@ -159,6 +159,7 @@ void trit_http_request_done(trit_http_guard *g, struct MHD_Connection *c) {
     pthread_mutex_unlock(&g->mu);
 }
 
+/* How many connections the guard cut (for logs and tests). */
 long trit_http_guard_dropped(const trit_http_guard *g) {
     return g ? atomic_load(&g->dropped) : 0;
 }

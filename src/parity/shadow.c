@@ -26,14 +26,17 @@
 #define QUEUE_BYTES_MAX ((size_t)256 << 20) /* request + gen-1 reply bytes waiting for gen-2 */
 
 static volatile sig_atomic_t stop_flag;
+/* Tests and embedders stop the proxy the way a signal does. */
 void trit_shadow_request_stop(void) {
     stop_flag = 1;
 }
+/* SIGINT/SIGTERM: the main loop sees the flag and starts the bounded shutdown. */
 static void on_signal(int sig) {
     (void)sig;
     stop_flag = 1;
 }
 
+/* The proxy's defaults (shadow.h): loopback, 1 MiB bodies, 16 MiB replies kept. */
 void trit_shadow_opts_default(trit_shadow_opts *o) {
     memset(o, 0, sizeof *o);
     o->host = "127.0.0.1";
@@ -47,6 +50,7 @@ void trit_shadow_opts_default(trit_shadow_opts *o) {
 
 /* ======================= the request path's pure checks ======================= */
 
+/* A hex digit of a percent-escape, or -1. */
 static int hexval(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -60,11 +64,14 @@ static bool path_char(unsigned char c) {
     return c && strchr("-._~!$&'()*+,;=:/", c) != NULL;
 }
 
+/* Fill why with a refusal naming the offset, and return the status. */
 static int refuse(char *why, size_t why_sz, int status, const char *msg, size_t at) {
     snprintf(why, why_sz, "%s (request-target byte %zu)", msg, at);
     return status;
 }
 
+/* The request-target, byte by byte: origin-form only, so the upstream host can never come
+ * from the client. */
 int trit_shadow_check_target(const char *target, trit_shadow_target *t, char *why, size_t why_sz) {
     memset(t, 0, sizeof *t);
     size_t n = strlen(target);
@@ -132,6 +139,7 @@ int trit_shadow_check_target(const char *target, trit_shadow_target *t, char *wh
     return 0;
 }
 
+/* A forwarded header value: no control bytes (header injection), bounded size. */
 int trit_shadow_check_header(const char *name, const char *value, char *why, size_t why_sz) {
     size_t n = strlen(value);
     if (n > TRIT_SHADOW_MAX_HEADER) {
@@ -184,6 +192,7 @@ static int parse_base(const char *base, CURLU *u, char *why, size_t why_sz) {
     return 0;
 }
 
+/* An upstream base URL given on the command line, checked once at start. */
 int trit_shadow_check_base(const char *base, char *why, size_t why_sz) {
     CURLU *u = curl_url();
     int rc = parse_base(base, u, why, why_sz);
@@ -191,6 +200,7 @@ int trit_shadow_check_base(const char *base, char *why, size_t why_sz) {
     return rc;
 }
 
+/* The URL a request goes to: the configured base's scheme, host and port, always. */
 char *trit_shadow_upstream_url(const char *base, const trit_shadow_target *t, char *why,
                                size_t why_sz) {
     CURLU *u = curl_url();
@@ -328,6 +338,7 @@ typedef struct stream {
     double t0;
 } stream;
 
+/* Drop a reference to a stream; the last one frees it. */
 static void stream_release(stream *s) {
     pthread_mutex_lock(&s->mu);
     int left = --s->refs;
@@ -343,6 +354,7 @@ static void stream_release(stream *s) {
     free(s);
 }
 
+/* gen-1's status line and headers are in: the client's reply can start. */
 static void headers_ready(stream *s, CURL *h) {
     pthread_mutex_lock(&s->mu);
     if (!s->headers) {
@@ -407,6 +419,7 @@ static struct curl_slist *req_headers(const char *auth, const char *ctype, const
     return hl;
 }
 
+/* Which requests are copied to gen-2: the two completions routes. */
 static bool mirrored_path(const char *target, bool *is_chat) {
     size_t n = strcspn(target, "?");
     const char *chat[] = {"/v1/chat/completions", "/chat/completions"};
@@ -419,12 +432,14 @@ static bool mirrored_path(const char *target, bool *is_chat) {
     return false;
 }
 
+/* A copy that will not be compared is counted, never silently lost. */
 static void drop(proxy *px, job *j, const char *why) {
     atomic_fetch_add(&px->dropped, 1);
     if (!px->o->quiet) fprintf(stderr, "shadow: copy of %s dropped: %s\n", j->target, why);
     job_free(j);
 }
 
+/* A copy for gen-2 into the bounded queue (dropped when the queue or its bytes are full). */
 static void enqueue(proxy *px, job *j) {
     size_t bytes = j->req.len + j->gen1.body.len;
     pthread_mutex_lock(&px->mu);
@@ -470,6 +485,7 @@ static void mirror(proxy *px, stream *s) {
     enqueue(px, j);
 }
 
+/* One request's transfer to gen-1, its bytes into the client's pipe as they arrive. */
 static void *gen1_thread(void *arg) {
     stream *s = arg;
     proxy *px = s->px;
@@ -520,6 +536,7 @@ static void *gen1_thread(void *arg) {
     return NULL;
 }
 
+/* MHD's content reader: the client's reply bytes, from the pipe gen-1's thread fills. */
 static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     stream *s = cls;
@@ -532,6 +549,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
     }
 }
 
+/* The client's reply is over (done or gone): gen-1's thread sees it and stops writing. */
 static void reader_free(void *cls) {
     stream *s = cls;
     pthread_mutex_lock(&s->mu);
@@ -579,6 +597,7 @@ static enum MHD_Result send_refusal(proxy *px, struct MHD_Connection *c,
     return send_error(c, (unsigned)r->status, r->type, r->message);
 }
 
+/* A request header by name (case-insensitive). */
 static const char *hdr(struct MHD_Connection *c, const char *name) {
     return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
@@ -625,35 +644,10 @@ static void take_body(proxy *px, struct MHD_Connection *c, conn *cn, const char 
     if (cn->refused || cn->oom) trit_buf_free(&cn->body);
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *version, const char *upload,
-                               size_t *upload_size, void **con_cls) {
-    (void)version, (void)url; /* url is percent-decoded: the raw target in cn is used instead */
-    proxy *px = cls;
-    conn *cn = *con_cls;
-    if (!cn) return MHD_NO; /* the URI callback always runs first */
-    if (!cn->checked) return check_request(px, c, cn, method, version);
-    if (*upload_size) {
-        /* a chunked body has no Content-Length: the limit is enforced as it arrives */
-        take_body(px, c, cn, upload, *upload_size);
-        *upload_size = 0;
-        return MHD_YES;
-    }
-    if (!cn->body_done) trit_http_body_done(px->hd.guard, c);
-    cn->body_done = true;
+/* The request to gen-1 (its own thread, a pipe to this connection) and gen-1's answer back as
+ * it arrives: status, Content-Type and bytes; 502 when gen-1 cannot be reached. */
+static enum MHD_Result forward(proxy *px, struct MHD_Connection *c, conn *cn, const char *method) {
     char msg[400];
-    if (cn->refused == TRIT_HTTP_BODY_TOO_BIG) {
-        atomic_fetch_add(&px->refused, 1);
-        snprintf(msg, sizeof msg, "request body exceeds %zu bytes", px->o->max_body);
-        return send_error(c, 413, "invalid_request_error", msg);
-    }
-    if (cn->refused) {
-        atomic_fetch_add(&px->refused, 1);
-        return send_error(c, 503, "server_error",
-                          "shadow: too many request bodies in flight (a quarter per client); "
-                          "retry shortly");
-    }
-    if (cn->oom) return send_error(c, 503, "server_error", "shadow: out of memory for the body");
     trit_shadow_target t;
     trit_shadow_check_target(cn->target, &t, msg, sizeof msg); /* passed in check_request */
     char *upurl = trit_shadow_upstream_url(px->o->gen1_url, &t, msg, sizeof msg);
@@ -719,6 +713,39 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     return rc;
 }
 
+/* MHD's access handler: check the request, take its body, then forward it to gen-1. */
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls) {
+    (void)version, (void)url; /* url is percent-decoded: the raw target in cn is used instead */
+    proxy *px = cls;
+    conn *cn = *con_cls;
+    if (!cn) return MHD_NO; /* the URI callback always runs first */
+    if (!cn->checked) return check_request(px, c, cn, method, version);
+    if (*upload_size) {
+        /* a chunked body has no Content-Length: the limit is enforced as it arrives */
+        take_body(px, c, cn, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (!cn->body_done) trit_http_body_done(px->hd.guard, c);
+    cn->body_done = true;
+    char msg[400];
+    if (cn->refused == TRIT_HTTP_BODY_TOO_BIG) {
+        atomic_fetch_add(&px->refused, 1);
+        snprintf(msg, sizeof msg, "request body exceeds %zu bytes", px->o->max_body);
+        return send_error(c, 413, "invalid_request_error", msg);
+    }
+    if (cn->refused) {
+        atomic_fetch_add(&px->refused, 1);
+        return send_error(c, 503, "server_error",
+                          "shadow: too many request bodies in flight (a quarter per client); "
+                          "retry shortly");
+    }
+    if (cn->oom) return send_error(c, 503, "server_error", "shadow: out of memory for the body");
+    return forward(px, c, cn, method);
+}
+
 /* MHD's end of a request: its body leaves http's budgets, its state is freed. */
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
@@ -735,6 +762,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ======================= gen-2 side ======================= */
 
+/* A stream's text: the deltas of every data event joined, and the finish reason. */
 void trit_shadow_sse_text(const char *body, size_t n, bool is_chat, trit_buf *out, char *finish,
                           size_t finish_sz) {
     trit_buf_puts(out, "");
@@ -760,6 +788,7 @@ void trit_shadow_sse_text(const char *body, size_t n, bool is_chat, trit_buf *ou
     }
 }
 
+/* An upstream's answer as the comparison's input (SSE reassembled, errors kept). */
 static void to_resp(const upstream *u, bool is_chat, trit_client_resp *r) {
     trit_client_resp_init(r);
     r->latency_s = u->latency;
@@ -803,6 +832,7 @@ typedef struct {
     size_t max;
 } gen2_sink;
 
+/* gen-2's reply bytes, bounded like gen-1's. */
 static size_t on_gen2_data(char *p, size_t sz, size_t nm, void *ud) {
     gen2_sink *k = ud;
     size_t n = sz * nm;
@@ -814,6 +844,7 @@ static size_t on_gen2_data(char *p, size_t sz, size_t nm, void *ud) {
     return n;
 }
 
+/* The same request to gen-2, with its own key and timeout. */
 static void call_gen2(proxy *px, const job *j, upstream *u) {
     memset(u, 0, sizeof *u);
     trit_shadow_target t;
@@ -959,6 +990,7 @@ static void process(proxy *px, job *j) {
     trit_buf_free(&gen2.body);
 }
 
+/* The one gen-2 worker: copies from the queue, compared and recorded in order. */
 static void *worker(void *arg) {
     proxy *px = arg;
     for (;;) {
@@ -984,6 +1016,7 @@ static void *worker(void *arg) {
     }
 }
 
+/* The ledger's highest round, so that rounds continue after a restart. */
 static int max_round_cb(void *ud, const trit_ledger_rec *rec, const char *line, size_t len) {
     (void)ud, (void)rec, (void)line, (void)len;
     return 0;
@@ -1001,13 +1034,16 @@ static bool wait_until(proxy *px, bool (*pred)(proxy *), double deadline) {
     pthread_mutex_unlock(&px->mu);
     return ok;
 }
+/* Shutdown predicate: every gen-1 transfer has ended. */
 static bool no_gen1_threads(proxy *px) {
     return px->live == 0;
 }
+/* Shutdown predicate: every queued copy has been compared or dropped. */
 static bool queue_empty(proxy *px) {
     return px->head == NULL;
 }
 
+/* The proxy: ledger and identities, then the intake, until stopped; shutdown is bounded. */
 int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *err) {
     if (!o->gen1_url || !o->gen2_url)
         return trit_fail(err, TRIT_EINVAL, "shadow needs a primary and a candidate URL");

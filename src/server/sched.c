@@ -52,6 +52,7 @@ job *srv_job_new(server *s, const char *route) {
     return j;
 }
 
+/* Drop a reference; the last one frees the job (request, prompt, stream, body). */
 void srv_job_release(job *j) {
     pthread_mutex_lock(&j->mu);
     int left = --j->refs;
@@ -157,12 +158,14 @@ void srv_job_cancel(job *j) {
 
 /* ---- logprobs ---- */
 
+/* A piece's bytes as numbers: llama-server's "bytes" field (pieces may not be UTF-8). */
 static json_t *bytes_arr(const char *p, size_t n) {
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer((unsigned char)p[i]));
     return a;
 }
 
+/* Empty logprobs of a request, in both shapes (chat content and legacy completions). */
 static void lp_init(lp_acc *a) {
     a->content = json_array();
     a->tokens = json_array();
@@ -172,6 +175,7 @@ static void lp_init(lp_acc *a) {
     a->offset = 0;
 }
 
+/* The request's logprobs go with it. */
 static void lp_free(lp_acc *a) {
     json_decref(a->content);
     json_decref(a->tokens);
@@ -228,6 +232,7 @@ static void lp_add(server *s, lp_acc *a, int32_t tok, const float *logits, int k
     trit_buf_free(&piece);
 }
 
+/* The completions reply's logprobs: the legacy arrays, plus llama-server's content. */
 static json_t *lp_legacy(lp_acc *a) {
     json_t *o = json_object();
     json_object_set(o, "tokens", a->tokens);
@@ -238,6 +243,7 @@ static json_t *lp_legacy(lp_acc *a) {
     return o;
 }
 
+/* The chat reply's logprobs: the content array. */
 static json_t *lp_chat(lp_acc *a) {
     json_t *o = json_object();
     json_object_set(o, "content", a->content);
@@ -253,6 +259,7 @@ static json_t *usage_json(long prompt, long gen) {
     return u;
 }
 
+/* The fields every reply and chunk starts with: id, object, created, model, fingerprint. */
 static json_t *envelope(job *j, const char *object) {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(j->id));

@@ -92,12 +92,14 @@ static enum MHD_Result send_body(server *s, struct MHD_Connection *c, int status
     return trit_http_queue(c, (unsigned)status, r);
 }
 
+/* An error reply (with Allow on a 405), counted in the metrics. */
 static enum MHD_Result send_error_allow(server *s, struct MHD_Connection *c, conn *cn,
                                         const char *route, const srv_error *e, const char *allow) {
     srv_metrics_request(s->metrics, route, e->status, trit_now_s() - cn->t0);
     return send_body(s, c, e->status, "application/json; charset=utf-8", srv_error_json(e), allow);
 }
 
+/* An error reply, counted in the metrics. */
 static enum MHD_Result send_error(server *s, struct MHD_Connection *c, conn *cn, const char *route,
                                   const srv_error *e) {
     return send_error_allow(s, c, cn, route, e, NULL);
@@ -157,6 +159,7 @@ static bool parse_turn_take(server *s) {
     return ok;
 }
 
+/* The parse turn back, waking one waiting connection. */
 static void parse_turn_give(server *s) {
     pthread_mutex_lock(&s->pmu);
     s->parsing--;
@@ -164,6 +167,7 @@ static void parse_turn_give(server *s) {
     pthread_mutex_unlock(&s->pmu);
 }
 
+/* The 503 a request gets when no parse turn came within 5 s. */
 static int busy_error(srv_error *e) {
     return srv_fail(e, 503, "server_error", NULL, "server_busy",
                     "the server is busy parsing other requests; retry shortly");
@@ -200,6 +204,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     }
 }
 
+/* The stream's end (finished or the client gone): the job is cancelled if still running. */
 static void sse_done(void *cls) {
     job *j = cls;
     srv_job_cancel(j); /* no-op for a finished job */
@@ -217,6 +222,8 @@ static void render_chatml(const srv_request *r, trit_buf *out) {
     trit_buf_puts(out, "<|im_start|>assistant\n");
 }
 
+/* The job's prompt tokens: ids as given, or the template rendered and tokenized; refused
+ * when empty or over the context. */
 static int build_prompt(server *s, job *j, srv_error *e) {
     srv_request *r = &j->req;
     trit_err err = {0};
@@ -402,6 +409,7 @@ static enum MHD_Result h_tokenize(server *s, struct MHD_Connection *c, conn *cn)
     return send_body(s, c, 200, "application/json; charset=utf-8", out.p, NULL);
 }
 
+/* POST /detokenize: token ids back to text (ids checked against the vocabulary). */
 static enum MHD_Result h_detokenize(server *s, struct MHD_Connection *c, conn *cn) {
     srv_error e = {0};
     int32_t *ids = NULL;
@@ -535,6 +543,7 @@ static enum MHD_Result h_props(server *s, struct MHD_Connection *c, conn *cn) {
     return send_json(s, c, cn, "/props", 200, o, mark);
 }
 
+/* GET /metrics: the counters, plus the queue and busy slots sampled now. */
 static enum MHD_Result h_metrics(server *s, struct MHD_Connection *c, conn *cn) {
     pthread_mutex_lock(&s->qmu);
     int q = s->qlen, busy = s->busy;
@@ -721,6 +730,7 @@ static int fault_item(srv_config *c, const char *k, const char *v) {
     return 0;
 }
 
+/* --fault SPEC: each comma item through fault_item; a bad one is a usage error. */
 int srv_fault_parse(srv_config *c, const char *spec) {
     char *copy = xstrdup(spec), *save = NULL;
     int rc = 0;
