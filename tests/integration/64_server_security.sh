@@ -7,6 +7,7 @@
 #    a key (or --insecure-no-key, warned), as does a non-loopback --host; TRIT_API_KEY= is an
 #    error;
 #  - Host header: a rebinding name gets 403 on a loopback-bound server; --host-allow adds one;
+#    HTTP/1.1 without Host, or with two Host headers, gets 400;
 #  - a client that half-closes (shutdown(SHUT_WR)) after its request still gets the reply;
 #  - keys: $TRIT_API_KEY and --api-key-file (refused when readable by others; trailing newline
 #    stripped); a key given with --api-key is blanked from /proc/PID/cmdline;
@@ -52,6 +53,24 @@ for h in "localhost" "localhost:$P" "127.0.0.1:$P" "[::1]:$P" "LOCALHOST:$P"; do
   [ "$(hc "$h")" = 200 ] || fail "Host $h refused"
 done
 pass "Host header: 4 rebinding names -> 403, 5 loopback names -> 200"
+# HTTP/1.1 needs a Host, and one only (MHD's lookup would take the first of two)
+codes=$(python3 - "$P" <<'PY'
+import socket, sys
+def ask(raw):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    s.sendall(raw)
+    line = s.makefile("rb").readline().split()
+    s.close()
+    return line[1].decode() if len(line) > 1 else "none"
+print(ask(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n"),
+      ask(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"),
+      ask(b"GET /health HTTP/1.1\r\nHost: evil.example\r\nhost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+      ask(b"GET /health HTTP/1.0\r\n\r\n"),
+      ask(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+PY
+)
+[ "$codes" = "400 400 400 200 200" ] || fail "Host count checks: $codes (want 400 400 400 200 200)"
+pass "HTTP/1.1 without Host -> 400, two Host headers (any case) -> 400; HTTP/1.0 without Host -> 200"
 
 # --- half-close: the reply still comes ---
 python3 - "$P" <<'PY' || fail "half-closed client got no reply"
