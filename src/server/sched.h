@@ -68,7 +68,7 @@ typedef struct lp_acc {
 #define SRV_MAX_PROMPT_LP 131072
 /* Logprobs entries (positions x (1 + alternatives)) one request may keep in all, prompt and
  * generated tokens (max_tokens, or what the context leaves): each is ~0.4 KB of JSON tree. */
-#define SRV_MAX_LP 262144
+#define SRV_MAX_LP 131072
 /* Bytes of one /tokenize reply (a 1 MiB text with pieces is ~22 MB) */
 #define SRV_MAX_REPLY (32 << 20)
 

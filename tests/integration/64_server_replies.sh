@@ -164,15 +164,15 @@ code=$(curl -s -o "$TMP/huge.out" -w '%{http_code}' "$U0/tokenize" --data-binary
 [ "$code" = 413 ] && grep -q '"reply_too_large"' "$TMP/huge.out" && grep -q '33554432 bytes' "$TMP/huge.out" ||
   fail "6 MiB with_pieces /tokenize: HTTP $code $(head -c 300 "$TMP/huge.out")"
 # logprobs: entries over prompt + generation are bounded before any work (a 16k context leaves
-# room for 16k tokens x 21 entries > 262144)
+# room for 16k tokens x 21 entries > 131072)
 PL=$(free_port)
 start_trit_serve "$(tiny_model llama f16)" "$PL" --ctx 16384 --slots 1
 code=$(curl -s -o "$TMP/lp.out" -w '%{http_code}' "http://127.0.0.1:$PL/v1/completions" \
   -d '{"prompt":"In","logprobs":20}')
-[ "$code" = 413 ] && grep -q '"logprobs_too_large"' "$TMP/lp.out" && grep -q 'limit 262144' "$TMP/lp.out" ||
+[ "$code" = 413 ] && grep -q '"logprobs_too_large"' "$TMP/lp.out" && grep -q 'limit 131072' "$TMP/lp.out" ||
   fail "logprobs over the bound: HTTP $code $(head -c 300 "$TMP/lp.out")"
 code=$(curl -s -o "$TMP/lp.out" -w '%{http_code}' "http://127.0.0.1:$PL/v1/completions" \
   -d '{"prompt":"In","logprobs":20,"max_tokens":4}')
 [ "$code" = 200 ] || fail "logprobs within the bound refused: HTTP $code $(head -c 300 "$TMP/lp.out")"
 curl -sf -o /dev/null "$U0/health" || fail "server gone after the refusals"
-pass "413 naming the limit: a 6 MiB with_pieces /tokenize (33554432 reply bytes), logprobs 20 over a 16k context (262144 entries); server alive"
+pass "413 naming the limit: a 6 MiB with_pieces /tokenize (33554432 reply bytes), logprobs 20 over a 16k context (131072 entries); server alive"
