@@ -60,7 +60,7 @@ t() { jget "$1" "d['trit']['$2']"; }
 [ "$(t "$TMP/pa.json" model_sha256_state)" = done ] || fail "hash state: $(t "$TMP/pa.json" model_sha256_state)"
 [ "$(t "$TMP/pa.json" model_sha256)" = "$SHA" ] || fail "sha256 $(t "$TMP/pa.json" model_sha256) != sha256sum $SHA"
 [ "$(t "$TMP/pa.json" model_size)" = "$SIZE" ] || fail "model_size $(t "$TMP/pa.json" model_size) != $SIZE"
-VERSION=$("$TRIT" --version | awk '{print $2}')
+VERSION=$("$TRIT" --version | awk '{print $2}' | cut -d+ -f1) # "0.1.0" of "0.1.0+commit"
 [ "$(t "$TMP/pa.json" version)" = "$VERSION" ] || fail "version $(t "$TMP/pa.json" version) != $VERSION"
 COMMIT=$(t "$TMP/pa.json" commit)
 [ -n "$COMMIT" ] || fail "no commit"
