@@ -198,3 +198,24 @@ enum MHD_Result trit_http_queue(struct MHD_Connection *c, unsigned status, struc
 void trit_http_sse_event(trit_buf *out, const char *data) {
     trit_buf_printf(out, "data: %s\n\n", data);
 }
+
+/* The CORS answer is the origin echoed (never "*" unless --cors '*'), so a page learns only
+ * that its own origin is allowed; Vary keeps caches from mixing origins. */
+void trit_http_cors_headers(struct MHD_Connection *c, struct MHD_Response *r, const char *cors) {
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!r || !origin || !trit_origin_allowed(origin, cors)) return;
+    const bool any = cors && !strcmp(cors, "*");
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", any ? "*" : origin);
+    MHD_add_response_header(r, "Vary", "Origin");
+}
+
+/* Browsers ask before a POST with JSON or a key: what a page may send, cached 10 minutes. */
+enum MHD_Result trit_http_preflight(struct MHD_Connection *c, const char *cors) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    trit_http_cors_headers(c, r, cors);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    return trit_http_queue(c, 204, r);
+}

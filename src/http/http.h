@@ -79,6 +79,13 @@ void trit_http_body_free(char *body);
 struct MHD_Response *trit_http_response(unsigned status, const char *ctype, char *body);
 /* Queue r (may be NULL: MHD_NO, the connection closes) and release it. */
 enum MHD_Result trit_http_queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r);
+/* ---- CORS (for an origin trit_http_check_peer accepted) ---- */
+/* Access-Control-Allow-Origin (the origin echoed, "*" only for cors "*") and Vary: Origin on
+ * r when the request's Origin is allowed; nothing otherwise. */
+void trit_http_cors_headers(struct MHD_Connection *c, struct MHD_Response *r, const char *cors);
+/* The answer to an allowed origin's preflight (OPTIONS): 204 with the methods and headers a
+ * page may use. */
+enum MHD_Result trit_http_preflight(struct MHD_Connection *c, const char *cors);
 /* ---- SSE ---- */
 /* One server-sent event: "data: <data>\n\n" appended to out. */
 void trit_http_sse_event(trit_buf *out, const char *data);

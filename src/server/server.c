@@ -72,14 +72,9 @@ static void make_id(server *s, const char *prefix, char out[48]) {
     snprintf(out, 48, "%s%016llx%04lx", prefix, (unsigned long long)h, n & 0xffff);
 }
 
-/* CORS headers for an allowed browser origin (the handler refused the others with 403): the
- * origin is echoed, never "*", unless --cors '*' was given. */
+/* CORS headers for an allowed browser origin (http's rule, the intake refused the others). */
 static void add_cors(server *s, struct MHD_Connection *c, struct MHD_Response *r) {
-    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-    if (!origin || !trit_origin_allowed(origin, s->cfg.cors)) return;
-    bool any = s->cfg.cors && !strcmp(s->cfg.cors, "*");
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", any ? "*" : origin);
-    MHD_add_response_header(r, "Vary", "Origin");
+    trit_http_cors_headers(c, r, s->cfg.cors);
 }
 
 /* Every reply leaves through here: its type, CORS for an allowed origin, Retry-After on
@@ -575,17 +570,6 @@ static enum MHD_Result send_refusal(server *s, struct MHD_Connection *c, conn *c
     return send_error(s, c, cn, route, &e);
 }
 
-/* CORS preflight of an allowed origin: what a page may send. */
-static enum MHD_Result send_preflight(server *s, struct MHD_Connection *c) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-    if (!r) return MHD_NO;
-    add_cors(s, c, r);
-    MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
-    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
-    return trit_http_queue(c, 204, r);
-}
-
 /* Intake step 1, check headers (a request's first call, before its body): who is asking
  * (http: Host, DNS rebinding, Origin), preflight, route and method, then the key and the
  * announced size (http). Every refusal is answered before a body byte is kept. */
@@ -595,7 +579,7 @@ static enum MHD_Result intake_headers(server *s, struct MHD_Connection *c, conn 
     srv_error e = {0};
     trit_http_refusal rf;
     if (trit_http_check_peer(c, version, &s->in, &rf)) return send_refusal(s, c, cn, route, &rf);
-    if (!strcmp(method, "OPTIONS")) return send_preflight(s, c);
+    if (!strcmp(method, "OPTIONS")) return trit_http_preflight(c, s->cfg.cors);
     if (id == R_NOTFOUND) {
         srv_fail(&e, 404, NULL, NULL, "not_found", "no route for %s %s", method, url);
         return send_error(s, c, cn, route, &e);
