@@ -83,15 +83,20 @@ Test(http, error_bodies_never_fail) {
     cr_assert(strstr(b, "\"error\"") && strstr(b, "out_of_memory"), "%s", b);
     trit_http_body_free(b);
     b = trit_http_error_body("bad \"x\"", "invalid_request_error", "x", NULL);
-    cr_assert_str_eq(b, "{\"error\":{\"message\":\"bad \\\"x\\\"\",\"type\":\"invalid_request_error\","
-                        "\"param\":\"x\",\"code\":null}}");
+    cr_assert_str_eq(b,
+                     "{\"error\":{\"message\":\"bad \\\"x\\\"\",\"type\":\"invalid_request_error\","
+                     "\"param\":\"x\",\"code\":null}}");
     trit_http_body_free(b);
     trit_http_body_free((char *)trit_http_body_static()); /* not freed: no crash */
 }
 
 Test(http, json_strings_are_janssons_bytes) {
-    const char *cases[] = {"plain", "q\"uote\\back", "nl\ncr\rtab\tbs\bff\f", "\x01\x1f\x7f",
-                           "caf\xc3\xa9 \xe4\xb8\x96", "slash/ok"};
+    const char *cases[] = {"plain",
+                           "q\"uote\\back",
+                           "nl\ncr\rtab\tbs\bff\f",
+                           "\x01\x1f\x7f",
+                           "caf\xc3\xa9 \xe4\xb8\x96",
+                           "slash/ok"};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         trit_buf out = {0};
         trit_http_json_str(&out, cases[i], strlen(cases[i]));
