@@ -117,7 +117,9 @@ static size_t peer_held(const trit_http_guard *g, uint32_t peer) {
  * refused request releases what it held at once. */
 int trit_http_take_body(trit_http_guard *g, struct MHD_Connection *c, size_t held, size_t n) {
     track *t = track_of(c);
-    if (!g || !t) return held + n > (g ? g->l.max_body : held + n) ? TRIT_HTTP_BODY_TOO_BIG : 0;
+    if (!g) return TRIT_HTTP_BODY_OK; /* no guard: nothing to count against */
+    if (!t) /* an unwatched connection (its record could not be made): the request bound only */
+        return held + n > g->l.max_body ? TRIT_HTTP_BODY_TOO_BIG : TRIT_HTTP_BODY_OK;
     pthread_mutex_lock(&g->mu);
     int rc = TRIT_HTTP_BODY_OK;
     const size_t share = g->l.body_total / (size_t)TRIT_MAX(1, g->l.peer_share);
@@ -135,6 +137,15 @@ int trit_http_take_body(trit_http_guard *g, struct MHD_Connection *c, size_t hel
     }
     pthread_mutex_unlock(&g->mu);
     return rc;
+}
+
+/* A refused body's bytes: not kept, but they show the client is sending. */
+void trit_http_body_seen(trit_http_guard *g, struct MHD_Connection *c, size_t n) {
+    track *t = track_of(c);
+    if (!g || !t) return;
+    pthread_mutex_lock(&g->mu);
+    t->win_bytes += n;
+    pthread_mutex_unlock(&g->mu);
 }
 
 /* The body is in: from here the connection is replying, which is never timed. */

@@ -114,6 +114,9 @@ enum { TRIT_HTTP_BODY_OK = 0, TRIT_HTTP_BODY_TOO_BIG = 413, TRIT_HTTP_BODY_BUSY 
  * counted; the caller drops the body it holds and answers that status once the request is
  * complete). */
 int trit_http_take_body(trit_http_guard *g, struct MHD_Connection *c, size_t held, size_t n);
+/* Body bytes of a request already refused (dropped by the caller): they still count for the
+ * minimum rate, so a fast client gets its 413/503 at the end instead of being cut. */
+void trit_http_body_seen(trit_http_guard *g, struct MHD_Connection *c, size_t n);
 /* The request's body is complete: its connection leaves the rate check (the reply is exempt). */
 void trit_http_body_done(trit_http_guard *g, struct MHD_Connection *c);
 /* The request is over (call from the MHD completion callback): its body bytes are released and

@@ -638,7 +638,10 @@ static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *
  * kept without aborting on out-of-memory; a refused body is dropped and answered once
  * complete. */
 static void take_body(proxy *px, struct MHD_Connection *c, conn *cn, const char *data, size_t n) {
-    if (cn->refused || cn->oom) return;
+    if (cn->refused || cn->oom) {
+        trit_http_body_seen(px->hd.guard, c, n);
+        return;
+    }
     cn->refused = trit_http_take_body(px->hd.guard, c, cn->body.len, n);
     if (!cn->refused && buf_try_append(&cn->body, data, n)) cn->oom = true;
     if (cn->refused || cn->oom) trit_buf_free(&cn->body);

@@ -472,10 +472,15 @@ static void slot_finish(slot *sl, const char *finish, const srv_error *fail) {
         trit_log(TRIT_LOG_INFO, "slot %d: drafts %ld proposed, %ld accepted", sl->id, sl->n_drafted,
                  sl->n_accepted);
     srv_metrics_drafts(s->metrics, sl->n_drafted, sl->n_accepted);
+    /* a reply part lost to a failed allocation (or a final body that cannot be built) makes
+     * the request a 500, never a partial 200 */
     char *body = NULL;
-    if (!fail && (sl->broken || !trit_http_json_ok(sl->jmark))) fail = (srv_oom_error(&e), &e);
-    if (!fail && finish && !j->req.stream && !(body = final_json(sl, finish)))
-        fail = (srv_oom_error(&e), &e);
+    bool lost = !fail && (sl->broken || !trit_http_json_ok(sl->jmark));
+    if (!fail && !lost && finish && !j->req.stream) lost = !(body = final_json(sl, finish));
+    if (lost) {
+        srv_oom_error(&e);
+        fail = &e;
+    }
     if (fail) {
         job_fail(j, fail);
     } else if (!finish && atomic_load(&s->cancel_all)) {

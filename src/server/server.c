@@ -598,7 +598,10 @@ static enum MHD_Result intake_headers(server *s, struct MHD_Connection *c, conn 
  * requests', this peer's share); a refused body is dropped and answered once complete. */
 static void intake_body(server *s, struct MHD_Connection *c, conn *cn, const char *upload,
                         size_t n) {
-    if (cn->refused) return;
+    if (cn->refused) {
+        trit_http_body_seen(s->hd.guard, c, n);
+        return;
+    }
     cn->refused = trit_http_take_body(s->hd.guard, c, cn->body.len, n);
     if (cn->refused)
         trit_buf_free(&cn->body);
