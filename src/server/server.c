@@ -409,24 +409,32 @@ static enum MHD_Result h_detokenize(server *s, struct MHD_Connection *c, conn *c
     srv_error e = {0};
     int32_t *ids = NULL;
     size_t n = 0;
-    if (srv_parse_detokenize(cn->body.p, cn->body.len, &ids, &n, &e))
+    /* like /tokenize, the parse turn covers the reply: text and its JSON are built here */
+    if (!parse_turn_take(s)) {
+        busy_error(&e);
         return send_error(s, c, cn, "/detokenize", &e);
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] >= s->n_vocab) {
-            srv_fail(&e, 400, NULL, "tokens", "invalid_token",
-                     "token %zu is %d, outside the vocabulary (%d tokens)", i, (int)ids[i],
-                     s->n_vocab);
-            free(ids);
-            return send_error(s, c, cn, "/detokenize", &e);
-        }
-    trit_buf out = {0};
-    trit_tok_decode(s->tok, ids, n, true, &out);
+    }
+    if (!srv_parse_detokenize(cn->body.p, cn->body.len, &ids, &n, &e))
+        for (size_t i = 0; i < n && !e.status; i++)
+            if (ids[i] >= s->n_vocab)
+                srv_fail(&e, 400, NULL, "tokens", "invalid_token",
+                         "token %zu is %d, outside the vocabulary (%d tokens)", i, (int)ids[i],
+                         s->n_vocab);
+    char *body = NULL;
+    if (!e.status) {
+        trit_buf out = {0};
+        trit_tok_decode(s->tok, ids, n, true, &out);
+        const unsigned long mark = trit_http_json_mark();
+        json_t *o = json_object();
+        json_object_set_new(o, "content", srv_jstr(out.p ? out.p : "", out.len));
+        trit_buf_free(&out);
+        if (!(body = trit_http_dumps(o, mark))) srv_oom_error(&e);
+    }
     free(ids);
-    const unsigned long mark = trit_http_json_mark();
-    json_t *o = json_object();
-    json_object_set_new(o, "content", srv_jstr(out.p ? out.p : "", out.len));
-    trit_buf_free(&out);
-    return send_json(s, c, cn, "/detokenize", 200, o, mark);
+    parse_turn_give(s);
+    if (e.status) return send_error(s, c, cn, "/detokenize", &e);
+    srv_metrics_request(s->metrics, "/detokenize", 200, trit_now_s() - cn->t0);
+    return send_body(s, c, 200, "application/json; charset=utf-8", body, NULL);
 }
 
 /* The model file's sha256 once the background hash is done, else "". */
