@@ -75,10 +75,17 @@ int cli_opt_float(const char *cmd, const char *flag, const char *v, float lo, fl
  * case; powers of 1024): "65536", "64K", "16MiB". */
 int cli_opt_size(const char *cmd, const char *flag, const char *v, size_t lo, size_t hi,
                  size_t *out);
-/* A duration into seconds: a number with an optional unit ms, s, m or h (none: seconds):
- * "600", "1.5", "250ms", "10m". */
+/* A duration into seconds: a number with an optional unit ms, s, m, h or d (none: seconds):
+ * "600", "1.5", "250ms", "10m", "1d". */
 int cli_opt_duration(const char *cmd, const char *flag, const char *v, double lo, double hi,
                      double *out_s);
+/* A timeout: cli_opt_duration's syntax, more than 0 and at most hi seconds. */
+int cli_opt_timeout(const char *cmd, const char *flag, const char *v, double hi, double *out_s);
+/* A point in time into epoch seconds, for positional arguments (no message: the command says
+ * what it expected): ISO-8601 in UTC ("2026-12-07", "2026-12-07T18:30:00.5Z"; a fraction and
+ * the 'Z' optional), epoch seconds ("1765000000"), or an age before now in
+ * cli_opt_duration's units ("2h", "30m", "1d"). 0 and *out, or -1 leaving *out alone. */
+int cli_time_value(const char *v, double now, double *out);
 /* A server's base URL: http:// or https://, a host, an optional :PORT (1..65535), an
  * optional path; no spaces or control characters. *out = v. */
 int cli_opt_url(const char *cmd, const char *flag, const char *v, const char **out);

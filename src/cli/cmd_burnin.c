@@ -1,5 +1,6 @@
-/* cmd_burnin.c — `trit burnin run|stats|drift|recent [N]|since TIMESTAMP`. */
-#define _XOPEN_SOURCE 700 /* strptime */
+/* cmd_burnin.c — `trit burnin run|stats|drift|recent [N]|since TIMESTAMP|verify`. Each
+ * subcommand has cli.h's shape: its options struct, parse_burnin_<sub>() and
+ * run_burnin_<sub>(). */
 #include "base/base.h"
 #include "cli/cli.h"
 #include "parity/parity.h"
@@ -10,8 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+/* --help: every subcommand, every option of the three tables below, the exit codes. */
 static void usage(FILE *out) {
     fprintf(
         out,
@@ -51,6 +52,7 @@ static void usage(FILE *out) {
         "  --ident-every N     read each side's identity again every N rounds (100; 0: only\n"
         "                      at the start and after a side was unreachable)\n"
         "  --quiet             no per-round line\n"
+        "  --api-key K         gone (one key for every server): refused, use --v1-key etc.\n"
         "stats: exact-match rate, buckets, tie vs real, median prefix, latency p50/p95 and\n"
         "gap, top_miss, categories, noise lane, ppl. drift: misses per prompt and over time.\n"
         "recent N: the last N rounds (default 100). since T: ISO-8601 time, epoch seconds or\n"
@@ -62,67 +64,6 @@ static void usage(FILE *out) {
         "3 unchained records (written before the chain; nothing to verify them by)\n");
 }
 
-static int parse_duration(const char *s, double *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0 || !isfinite(v)) return -1;
-    if (!*end || !strcmp(end, "s"))
-        *out = v;
-    else if (!strcmp(end, "ms"))
-        *out = v / 1000;
-    else if (!strcmp(end, "m"))
-        *out = v * 60;
-    else if (!strcmp(end, "h"))
-        *out = v * 3600;
-    else if (!strcmp(end, "d"))
-        *out = v * 86400;
-    else
-        return -1;
-    return 0;
-}
-
-/* A non-negative decimal integer; overflow is an error, not LONG_MAX. */
-static int parse_long(const char *s, long *out) {
-    return trit_parse_long(s, 0, LONG_MAX, out);
-}
-
-/* ISO-8601 (UTC, 'Z' optional, fraction ignored), epoch seconds, or age (2h, 30m, 1d) */
-static int parse_time(const char *s, double *out) {
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *e = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!e) {
-        memset(&tm, 0, sizeof tm);
-        e = strptime(s, "%Y-%m-%d", &tm);
-    }
-    if (e) {
-        double frac = 0;
-        if (*e == '.') {
-            char *fe;
-            frac = strtod(e, &fe);
-            e = fe;
-        }
-        if (*e == 'Z') e++;
-        if (*e) return -1;
-        *out = (double)timegm(&tm) + frac;
-        return 0;
-    }
-    char *end;
-    double v = strtod(s, &end);
-    if (end != s && !*end) {
-        *out = v;
-        return 0;
-    }
-    double age;
-    if (parse_duration(s, &age) == 0 && end != s) {
-        *out = trit_wall_s() - age;
-        return 0;
-    }
-    return -1;
-}
-
-/* A bearer key from a file: its first line, trailing whitespace removed (keys on argv show
- * in `ps`; a 0600 file does not). */
 /* A --*-key-file: the one key reader (client.h trit_api_key_load: safe file checks, newline
  * stripped, empty keys refused). 0, or -1 with the problem said on stderr. */
 static int read_key_file(const char *flag, const char *path, char **out) {
@@ -135,12 +76,6 @@ static int read_key_file(const char *flag, const char *path, char **out) {
     free(*out);
     *out = key;
     return 0;
-}
-
-/* the value of a numeric option failed to parse: name it, exit 2 */
-static int bad_value(const char *opt, const char *v) {
-    fprintf(stderr, "trit burnin run: bad value for --%s: '%s'\n", opt, v);
-    return 2;
 }
 
 enum {
@@ -170,6 +105,7 @@ enum {
     O_ENDPOINT,
     O_CONCURRENCY,
     O_IDENT_EVERY,
+    O_JSON,
 };
 static const struct option run_options[] = {
     {"v1", required_argument, 0, O_V1},
@@ -202,18 +138,17 @@ static const struct option run_options[] = {
     {0, 0, 0, 0},
 };
 
-/* The keys read from files, owned here (the options point into them). */
-typedef struct run_keys {
-    char *gen1, *gen2, *noise;
-} run_keys;
+/* What `burnin run`'s command line asked for: the run's options, and the keys read from
+ * files (owned here; the options point into them). */
+typedef struct burnin_run_args {
+    trit_burnin_opts o;
+    char *key1, *key2, *key_noise;
+} burnin_run_args;
 
-/* One option into o (keys from files into k); 0 ok, 2 usage error. */
-static int run_option(int c, const char *v, trit_burnin_opts *o, run_keys *k) {
-    const char *name = run_options[0].name;
-    for (const struct option *p = run_options; p->name; p++)
-        if (p->val == c) name = p->name;
-    long n;
-    double d;
+/* The options taken as given (URLs, paths, keys) and the flags; 0, or 2 for --api-key and a
+ * key file that cannot be read (said on stderr). */
+static int run_text_option(int c, const char *v, burnin_run_args *a) {
+    trit_burnin_opts *o = &a->o;
     switch (c) {
     case O_V1:
         o->gen1_url = v;
@@ -243,116 +178,128 @@ static int run_option(int c, const char *v, trit_burnin_opts *o, run_keys *k) {
         o->noise_key = v;
         return 0;
     case O_V1_KEY_FILE:
-        return read_key_file("--v1-key-file", v, &k->gen1) ? 2 : 0;
+        return read_key_file("--v1-key-file", v, &a->key1) ? 2 : 0;
     case O_V2_KEY_FILE:
-        return read_key_file("--v2-key-file", v, &k->gen2) ? 2 : 0;
+        return read_key_file("--v2-key-file", v, &a->key2) ? 2 : 0;
     case O_NOISE_KEY_FILE:
-        return read_key_file("--noise-key-file", v, &k->noise) ? 2 : 0;
-    case O_API_KEY:
-        /* one key for every server was the old way: each side now has its own */
-        fprintf(stderr, "trit burnin run: --api-key is gone: give each server its own key with "
-                        "--v1-key/--v2-key/--noise-key (or the *-key-file variants)\n");
-        return 2;
-    case O_ROUNDS:
-        if (parse_long(v, &n) || n == 0) return bad_value(name, v);
-        o->rounds = n;
-        return 0;
+        return read_key_file("--noise-key-file", v, &a->key_noise) ? 2 : 0;
     case O_FOREVER:
         o->forever = true;
         return 0;
     case O_QUIET:
         o->quiet = true;
         return 0;
-    case O_PACE:
-        if (parse_duration(v, &d)) return bad_value(name, v);
-        o->pace_s = d;
-        return 0;
-    case O_TIMEOUT:
-        if (parse_duration(v, &d) || d <= 0) return bad_value(name, v);
-        o->timeout_s = d;
-        return 0;
-    case O_MAX_TOKENS:
-        if (parse_long(v, &n) || n == 0 || n > 100000) return bad_value(name, v);
-        o->max_tokens = (int)n;
-        return 0;
-    case O_TOP_LOGPROBS:
-        if (parse_long(v, &n) || n > TRIT_CLIENT_MAX_TOP) return bad_value(name, v);
-        o->top_logprobs = (int)n;
-        return 0;
-    case O_TIE_EPS:
-        if (parse_duration(v, &d)) return bad_value(name, v);
-        o->tie_eps = d;
-        return 0;
-    case O_SPIKE:
-        if (parse_duration(v, &d) || d > 1) return bad_value(name, v);
-        o->spike_nomatch = d;
-        return 0;
-    case O_SPIKE_MIN:
-        if (parse_long(v, &n)) return bad_value(name, v);
-        o->spike_min_rounds = n;
-        return 0;
-    case O_ENDPOINT:
-        if (strcmp(v, "chat") && strcmp(v, "completions")) return bad_value(name, v);
-        o->chat = !strcmp(v, "chat");
-        return 0;
-    case O_CONCURRENCY:
-        if (parse_long(v, &n) || n == 0 || n > TRIT_BURNIN_MAX_CONCURRENCY)
-            return bad_value(name, v);
-        o->concurrency = (int)n;
-        return 0;
-    case O_IDENT_EVERY:
-        if (parse_long(v, &n)) return bad_value(name, v);
-        o->ident_every = n;
-        return 0;
+    case O_API_KEY:
+        /* one key for every server was the old way: each side now has its own */
+        fprintf(stderr, "trit burnin run: --api-key is gone: give each server its own key with "
+                        "--v1-key/--v2-key/--noise-key (or the *-key-file variants)\n");
+        return 2;
     }
     return 2;
 }
 
-static int burnin_run_main(int argc, char **argv) {
-    trit_burnin_opts o;
-    trit_burnin_opts_default(&o);
-    run_keys keys = {0};
+/* A number or a choice parsed by cli_opt_* (res: its result, which said what was wrong in
+ * the shared shape "trit burnin run: --FLAG: WHY (got 'V')"): 0, or 2, the usage exit code. */
+static int run_value(int res) {
+    return res == 0 ? 0 : 2;
+}
+
+/* The options with a value to check; run_text_option for the rest. */
+static int run_option(int c, const char *v, burnin_run_args *a) {
+    static const char *const endpoints[] = {"completions", "chat"};
+    const char *cmd = "burnin run", *flag = cli_opt_name(run_options, c);
+    trit_burnin_opts *o = &a->o;
+    int chat = o->chat;
+    switch (c) {
+    case O_ROUNDS:
+        return run_value(cli_opt_long(cmd, flag, v, 1, LONG_MAX, &o->rounds));
+    case O_PACE:
+        return run_value(cli_opt_duration(cmd, flag, v, 0, INFINITY, &o->pace_s));
+    case O_TIMEOUT:
+        return run_value(cli_opt_timeout(cmd, flag, v, INFINITY, &o->timeout_s));
+    case O_MAX_TOKENS:
+        return run_value(cli_opt_int(cmd, flag, v, 1, 100000, &o->max_tokens));
+    case O_TOP_LOGPROBS:
+        return run_value(cli_opt_int(cmd, flag, v, 0, TRIT_CLIENT_MAX_TOP, &o->top_logprobs));
+    case O_TIE_EPS:
+        return run_value(cli_opt_double(cmd, flag, v, 0, INFINITY, &o->tie_eps));
+    case O_SPIKE:
+        return run_value(cli_opt_double(cmd, flag, v, 0, 1, &o->spike_nomatch));
+    case O_SPIKE_MIN:
+        return run_value(cli_opt_long(cmd, flag, v, 0, LONG_MAX, &o->spike_min_rounds));
+    case O_CONCURRENCY:
+        return run_value(
+            cli_opt_int(cmd, flag, v, 1, TRIT_BURNIN_MAX_CONCURRENCY, &o->concurrency));
+    case O_IDENT_EVERY:
+        return run_value(cli_opt_long(cmd, flag, v, 0, LONG_MAX, &o->ident_every));
+    case O_ENDPOINT:
+        if (run_value(cli_opt_choice(cmd, flag, v, endpoints, 2, &chat))) return 2;
+        o->chat = chat == 1;
+        return 0;
+    }
+    return run_text_option(c, v, a);
+}
+
+/* What a run needs: both sides, and a target (--rounds or --forever). 0, or 2 (said). */
+static int run_check(const trit_burnin_opts *o) {
+    const char *why = NULL;
+    if (!o->gen1_url || !o->gen2_url)
+        why = "--v1 URL and --v2 URL are required";
+    else if (!o->forever && o->rounds <= 0)
+        why = "give --rounds N or --forever";
+    else if (o->forever && o->rounds > 0)
+        why = "--rounds and --forever exclude each other";
+    if (!why) return 0;
+    fprintf(stderr, "trit burnin run: %s\n", why);
+    return 2;
+}
+
+/* The command line into a (its defaults first): 0 to run, 1 after --help, 2 on a usage
+ * error (getopt names an unknown option). The keys read from files are a's to free. */
+static int parse_burnin_run(int argc, char **argv, burnin_run_args *a) {
+    *a = (burnin_run_args){0};
+    trit_burnin_opts_default(&a->o);
     int c, rc = 0;
     optind = 1;
-    /* options (unknown ones: getopt says which, exit 2) */
-    while (rc == 0 && (c = getopt_long(argc, argv, "h", run_options, NULL)) != -1) {
+    while (rc == 0 && (c = cli_getopt(argc, argv, "h", run_options)) != -1) {
         if (c == 'h') {
             usage(stdout);
-            goto out;
+            return 1;
         }
-        rc = c == '?' ? 2 : run_option(c, optarg, &o, &keys);
+        rc = c == '?' ? 2 : run_option(c, optarg, a);
     }
-    if (rc) goto out;
+    if (rc) return rc;
     if (optind < argc) {
         fprintf(stderr, "trit burnin run: unexpected argument '%s' (see --help)\n", argv[optind]);
-        rc = 2;
-        goto out;
+        return 2;
     }
-    if (keys.gen1) o.gen1_key = keys.gen1;
-    if (keys.gen2) o.gen2_key = keys.gen2;
-    if (keys.noise) o.noise_key = keys.noise;
-    /* what a run needs: both sides, and a target */
-    if (!o.gen1_url || !o.gen2_url) {
-        fprintf(stderr, "trit burnin run: --v1 URL and --v2 URL are required\n");
-        rc = 2;
-    } else if (!o.forever && o.rounds <= 0) {
-        fprintf(stderr, "trit burnin run: give --rounds N or --forever\n");
-        rc = 2;
-    } else if (o.forever && o.rounds > 0) {
-        fprintf(stderr, "trit burnin run: --rounds and --forever exclude each other\n");
-        rc = 2;
-    }
-    if (rc) goto out;
+    if (a->key1) a->o.gen1_key = a->key1;
+    if (a->key2) a->o.gen2_key = a->key2;
+    if (a->key_noise) a->o.noise_key = a->key_noise;
+    return run_check(&a->o);
+}
+
+/* Run the rounds (trit_burnin_run); the exit code: 0 done or stopped cleanly by a signal
+ * (the ledger is consistent), 1 error, 3 no-match spike. */
+static int run_burnin_run(const burnin_run_args *a) {
     trit_err err = {0};
-    trit_burnin_status st = trit_burnin_run(&o, &err);
+    trit_burnin_status st = trit_burnin_run(&a->o, &err);
     if (st == TRIT_BURNIN_ERROR || st == TRIT_BURNIN_SPIKE)
         fprintf(stderr, "trit burnin run: %s\n", err.msg[0] ? err.msg : "failed");
-    /* a clean stop on a signal is a success for the shell: the ledger is consistent */
-    rc = st == TRIT_BURNIN_INTERRUPTED ? 0 : (int)st;
-out:
-    free(keys.gen1);
-    free(keys.gen2);
-    free(keys.noise);
+    return st == TRIT_BURNIN_INTERRUPTED ? 0 : (int)st;
+}
+
+/* `trit burnin run`: its options, then the run; the keys freed either way. */
+static int burnin_run(int argc, char **argv) {
+    burnin_run_args a;
+    int rc = parse_burnin_run(argc, argv, &a);
+    if (rc == 1)
+        rc = 0; /* --help */
+    else if (rc == 0)
+        rc = run_burnin_run(&a);
+    free(a.key1);
+    free(a.key2);
+    free(a.key_noise);
     return rc;
 }
 
@@ -370,6 +317,7 @@ typedef struct drift_ctx {
     long nr;
 } drift_ctx;
 
+/* One ledger record into the drift tally: compared rounds only, per prompt and in time. */
 static int drift_cb(void *user, const trit_ledger_rec *r, const char *line, size_t len) {
     drift_ctx *c = user;
     if (r->type != TRIT_REC_ROUND || r->bucket < 0 || r->bucket > TRIT_BUCKET_NOMATCH) return 0;
@@ -400,11 +348,14 @@ static int drift_cb(void *user, const trit_ledger_rec *r, const char *line, size
     return 0;
 }
 
+/* Most misses first (qsort). */
 static int miss_cmp(const void *a, const void *b) {
     const drift_prompt *x = a, *y = b;
     return (x->misses < y->misses) - (x->misses > y->misses);
 }
 
+/* `burnin drift`: misses per prompt (one prompt holding most of them points at a sampler,
+ * many at the model) and the miss rate in ten equal time slices; text or JSON. */
 static int burnin_drift(const char **ledgers, int nl, bool as_json) {
     drift_ctx c = {0};
     trit_err err = {0};
@@ -469,77 +420,88 @@ static int burnin_drift(const char **ledgers, int nl, bool as_json) {
     return 0;
 }
 
-/* `trit burnin stats|drift|recent [N]|since T`: options, then the one positional argument
- * recent and since take. */
-static int burnin_report_main(const char *sub, int argc, char **argv) {
-    const char **ledgers = xcalloc((size_t)argc + 1, sizeof *ledgers);
-    int nl = 0, rc = 2, c;
-    bool as_json = false;
-    trit_stats_filter f = {0};
-    enum { O_LEDGER = 256, O_JSON };
-    static const struct option lo[] = {{"ledger", required_argument, 0, O_LEDGER},
-                                       {"json", no_argument, 0, O_JSON},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
+static const struct option report_options[] = {{"ledger", required_argument, 0, O_LEDGER},
+                                               {"json", no_argument, 0, O_JSON},
+                                               {"help", no_argument, 0, 'h'},
+                                               {0, 0, 0, 0}};
+
+/* What `burnin stats|drift|recent|since` asked for: the ledgers (argv's strings; the array
+ * is owned here), the output form and the rounds to take (recent's N, since's time). */
+typedef struct burnin_report_args {
+    const char *sub;
+    const char **ledgers;
+    int n_ledgers;
+    bool as_json;
+    trit_stats_filter f;
+} burnin_report_args;
+
+/* The one positional argument: recent's N (default 100), since's TIMESTAMP (required);
+ * stats and drift take none. 0, or 2 (said on stderr). */
+static int report_positional(const char *pos, burnin_report_args *a) {
+    const bool recent = !strcmp(a->sub, "recent"), since = !strcmp(a->sub, "since");
+    if (pos && !recent && !since) {
+        fprintf(stderr, "trit burnin %s: unexpected argument '%s' (see --help)\n", a->sub, pos);
+        return 2;
+    }
+    if (recent) a->f.last_n = 100;
+    if (recent && pos && trit_parse_long(pos, 1, LONG_MAX, &a->f.last_n)) {
+        fprintf(stderr, "trit burnin recent: N must be a positive integer, got '%s'\n", pos);
+        return 2;
+    }
+    if (since && !pos) {
+        fprintf(stderr, "trit burnin since: TIMESTAMP is required\n");
+        return 2;
+    }
+    if (since && cli_time_value(pos, trit_wall_s(), &a->f.since_ts)) {
+        fprintf(stderr,
+                "trit burnin since: bad TIMESTAMP '%s' (ISO-8601, epoch seconds, or an age "
+                "like 2h)\n",
+                pos);
+        return 2;
+    }
+    return 0;
+}
+
+/* The command line into a: 0 to run, 1 after --help, 2 on a usage error. Without --ledger,
+ * the default ledger. a->ledgers is a's to free. */
+static int parse_burnin_report(const char *sub, int argc, char **argv, burnin_report_args *a) {
+    *a = (burnin_report_args){.sub = sub, .ledgers = xcalloc((size_t)argc + 1, sizeof(char *))};
+    int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        switch (c) {
-        case O_LEDGER:
-            ledgers[nl++] = optarg;
-            break;
-        case O_JSON:
-            as_json = true;
-            break;
-        case 'h':
+    while ((c = cli_getopt(argc, argv, "h", report_options)) != -1) {
+        if (c == O_LEDGER) {
+            a->ledgers[a->n_ledgers++] = optarg;
+        } else if (c == O_JSON) {
+            a->as_json = true;
+        } else if (c == 'h') {
             usage(stdout);
-            rc = 0;
-            goto out;
-        default:
-            goto out; /* getopt named the bad option */
+            return 1;
+        } else {
+            return 2; /* getopt named the bad option */
         }
     }
-    /* the positional argument: recent's N (default 100), since's TIMESTAMP (required) */
     const char *pos = optind < argc ? argv[optind++] : NULL;
-    bool takes_pos = !strcmp(sub, "recent") || !strcmp(sub, "since");
-    if (optind < argc || (pos && !takes_pos)) {
+    if (optind < argc) {
         fprintf(stderr, "trit burnin %s: unexpected argument '%s' (see --help)\n", sub,
-                optind < argc ? argv[optind] : pos);
-        goto out;
+                argv[optind]);
+        return 2;
     }
-    if (!strcmp(sub, "recent")) {
-        f.last_n = 100;
-        if (pos && (parse_long(pos, &f.last_n) || f.last_n == 0)) {
-            fprintf(stderr, "trit burnin recent: N must be a positive integer, got '%s'\n", pos);
-            goto out;
-        }
-    }
-    if (!strcmp(sub, "since")) {
-        if (!pos) {
-            fprintf(stderr, "trit burnin since: TIMESTAMP is required\n");
-            goto out;
-        }
-        if (parse_time(pos, &f.since_ts)) {
-            fprintf(stderr,
-                    "trit burnin since: bad TIMESTAMP '%s' (ISO-8601, epoch seconds, or an age "
-                    "like 2h)\n",
-                    pos);
-            goto out;
-        }
-    }
-    if (nl == 0) ledgers[nl++] = "burnin.ledger.jsonl";
-    if (!strcmp(sub, "drift")) {
-        rc = burnin_drift(ledgers, nl, as_json);
-        goto out;
-    }
-    /* stats, recent, since: the aggregates over the filtered, merged ledgers */
+    if (report_positional(pos, a)) return 2;
+    if (a->n_ledgers == 0) a->ledgers[a->n_ledgers++] = "burnin.ledger.jsonl";
+    return 0;
+}
+
+/* drift, or the aggregates over the filtered, merged ledgers (stats, recent, since) as text
+ * or JSON; 0, or 1 when a ledger cannot be read. */
+static int run_burnin_report(const burnin_report_args *a) {
+    if (!strcmp(a->sub, "drift")) return burnin_drift(a->ledgers, a->n_ledgers, a->as_json);
     trit_stats st;
     trit_err err = {0};
-    if (trit_stats_compute(ledgers, nl, &f, &st, &err)) {
-        fprintf(stderr, "trit burnin %s: %s\n", sub, err.msg);
-        rc = 1;
-        goto out;
+    if (trit_stats_compute(a->ledgers, a->n_ledgers, &a->f, &st, &err)) {
+        fprintf(stderr, "trit burnin %s: %s\n", a->sub, err.msg);
+        return 1;
     }
-    if (as_json) {
+    if (a->as_json) {
         json_t *j = trit_stats_json(&st);
         json_dumpf(j, stdout, JSON_INDENT(2));
         printf("\n");
@@ -547,63 +509,94 @@ static int burnin_report_main(const char *sub, int argc, char **argv) {
     } else {
         trit_stats_print(stdout, &st);
     }
-    rc = 0;
-out:
-    free(ledgers);
+    return 0;
+}
+
+/* `trit burnin stats|drift|recent [N]|since T`: its options, then the report. */
+static int burnin_report(const char *sub, int argc, char **argv) {
+    burnin_report_args a;
+    int rc = parse_burnin_report(sub, argc, argv, &a);
+    if (rc == 1)
+        rc = 0; /* --help */
+    else if (rc == 0)
+        rc = run_burnin_report(&a);
+    free(a.ledgers);
     return rc;
 }
 
-/* `trit burnin verify --ledger F ...`: each ledger's chain judged on its own (merged
- * ledgers keep their own chains). The worst result decides the exit code. */
-static int burnin_verify_main(int argc, char **argv) {
-    static const struct option lo[] = {
-        {"ledger", required_argument, 0, O_LEDGER}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char **ledgers = xcalloc((size_t)argc + 1, sizeof *ledgers);
-    int nl = 0, c, rc = 0;
+static const struct option verify_options[] = {
+    {"ledger", required_argument, 0, O_LEDGER}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+
+/* What `burnin verify` asked for: the ledgers (the array owned here). */
+typedef struct burnin_verify_args {
+    const char **ledgers;
+    int n_ledgers;
+} burnin_verify_args;
+
+/* The command line into a: 0 to run, 1 after --help, 2 on a usage error (at least one
+ * --ledger, nothing else). a->ledgers is a's to free. */
+static int parse_burnin_verify(int argc, char **argv, burnin_verify_args *a) {
+    *a = (burnin_verify_args){.ledgers = xcalloc((size_t)argc + 1, sizeof(char *))};
+    int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        if (c == O_LEDGER) {
-            ledgers[nl++] = optarg;
-        } else {
+    while ((c = cli_getopt(argc, argv, "h", verify_options)) != -1) {
+        if (c != O_LEDGER) {
             if (c == 'h') usage(stdout);
-            free(ledgers);
-            return c == 'h' ? 0 : 2;
+            return c == 'h' ? 1 : 2;
         }
+        a->ledgers[a->n_ledgers++] = optarg;
     }
-    if (optind < argc || nl == 0) {
+    if (optind < argc || a->n_ledgers == 0) {
         fprintf(stderr, "trit burnin verify: --ledger FILE is required, no other arguments\n");
-        free(ledgers);
         return 2;
     }
-    for (int i = 0; i < nl; i++) {
+    return 0;
+}
+
+/* Each ledger's chain judged on its own (merged ledgers keep their own chains); the worst
+ * result decides the exit code: unreadable (2) > broken (1) > unchained (3) > intact (0). */
+static int run_burnin_verify(const burnin_verify_args *a) {
+    int rc = 0;
+    for (int i = 0; i < a->n_ledgers; i++) {
         trit_ledger_chain ch;
         trit_err err = {0};
-        if (trit_ledger_verify(ledgers[i], &ch, &err)) {
+        if (trit_ledger_verify(a->ledgers[i], &ch, &err)) {
             fprintf(stderr, "trit burnin verify: %s\n", err.msg);
             rc = 2;
             continue;
         }
-        printf("%s: %s%s\n  head %s\n", ledgers[i],
+        printf("%s: %s%s\n  head %s\n", a->ledgers[i],
                ch.status == TRIT_CHAIN_BROKEN ? "chain broken: " : "", ch.msg, ch.head);
         int r = ch.status == TRIT_CHAIN_BROKEN ? 1 : ch.status == TRIT_CHAIN_UNCHAINED ? 3 : 0;
-        /* worst first: unreadable (2) > broken (1) > unchained (3) > intact (0) */
         if (rc != 2 && (r == 1 || (r == 3 && rc == 0))) rc = r;
     }
-    free(ledgers);
     return rc;
 }
 
+/* `trit burnin verify --ledger F ...`: its options, then the chains. */
+static int burnin_verify(int argc, char **argv) {
+    burnin_verify_args a;
+    int rc = parse_burnin_verify(argc, argv, &a);
+    if (rc == 1)
+        rc = 0; /* --help */
+    else if (rc == 0)
+        rc = run_burnin_verify(&a);
+    free(a.ledgers);
+    return rc;
+}
+
+/* `trit burnin SUB ...`: the subcommand (cli_subcommand), which sees itself as
+ * "trit burnin SUB" so that getopt_long's messages name it. */
 int cmd_burnin(int argc, char **argv) {
-    /* the subcommand sees itself as "trit burnin SUB" (getopt_long's messages name it) */
     char prog[48];
     int rc;
     const char *sub = cli_subcommand(argc, argv, "burnin", usage, prog, sizeof prog, &rc);
     if (!sub) return rc; /* no subcommand, or --help */
-    if (!strcmp(sub, "run")) return burnin_run_main(argc - 1, argv + 1);
-    if (!strcmp(sub, "verify")) return burnin_verify_main(argc - 1, argv + 1);
+    if (!strcmp(sub, "run")) return burnin_run(argc - 1, argv + 1);
+    if (!strcmp(sub, "verify")) return burnin_verify(argc - 1, argv + 1);
     if (!strcmp(sub, "stats") || !strcmp(sub, "drift") || !strcmp(sub, "recent") ||
         !strcmp(sub, "since"))
-        return burnin_report_main(sub, argc - 1, argv + 1);
+        return burnin_report(sub, argc - 1, argv + 1);
     fprintf(stderr,
             "trit burnin: unknown subcommand '%s' (run, stats, drift, recent, since, verify)\n",
             sub);

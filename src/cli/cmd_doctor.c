@@ -17,7 +17,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <pcre2.h>
-#include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +32,8 @@ typedef struct doc {
 
 enum { OK, FAIL, WARN };
 
+/* One check's line: its mark (coloured on a terminal), what was checked, the finding;
+ * failures and advisories counted for the summary. */
 static void line(doc *d, int status, const char *what, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void line(doc *d, int status, const char *what, const char *fmt, ...) {
@@ -48,10 +50,12 @@ static void line(doc *d, int status, const char *what, const char *fmt, ...) {
     printf("\n");
 }
 
+/* A section's heading. */
 static void section(const char *name) {
     printf("%s\n", name);
 }
 
+/* The first line of a file, without its newline; false when it cannot be read. */
 static bool read_first_line(const char *path, char *out, size_t n) {
     FILE *f = fopen(path, "r");
     if (!f) return false;
@@ -61,6 +65,7 @@ static bool read_first_line(const char *path, char *out, size_t n) {
     return ok;
 }
 
+/* Whether prog is an executable in $PATH (found: where). */
 static bool on_path(const char *prog, char *found, size_t n) {
     const char *path = getenv("PATH");
     if (!path) return false;
@@ -83,6 +88,7 @@ static void cmd_output(const char *cmd, char *out, size_t n) {
     pclose(p);
 }
 
+/* build: the compiler trit was built with. */
 static void check_compiler(doc *d) {
     char build[96]; /* "<version>+<commit>", as trit serve reports it */
     srv_build_string(build, sizeof build);
@@ -95,6 +101,7 @@ static void check_compiler(doc *d) {
 #endif
 }
 
+/* Whether /proc/cpuinfo's flags hold flag as a whole word. */
 static bool cpuinfo_has(const char *flags, const char *flag) {
     size_t n = strlen(flag);
     for (const char *p = flags; (p = strstr(p, flag)); p += n)
@@ -102,6 +109,7 @@ static bool cpuinfo_has(const char *flags, const char *flag) {
     return false;
 }
 
+/* cpu: the SIMD features the kernels use, and the kernel set chosen. */
 static void check_cpu(doc *d) {
     /* /proc/cpuinfo for what the kernel reports; trit_cpu_features() for what kernels see */
     char *flags = NULL;
@@ -135,6 +143,7 @@ static void check_cpu(doc *d) {
     free(flags);
 }
 
+/* libraries: the versions found at run time (PCRE2 must have Unicode). */
 static void check_libs(doc *d) {
     const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
     line(d, cv ? OK : FAIL, "libcurl", "%s", cv ? cv->version : "curl_version_info failed");
@@ -151,6 +160,7 @@ static void check_libs(doc *d) {
     line(d, OK, "xxhash", "%u.%u.%u", xv / 10000, xv / 100 % 100, xv % 100);
 }
 
+/* reference llama.cpp: version, commit, binaries and libllama.so. */
 static void check_reference(doc *d) {
     const char *dir = trit_ref_dir();
     struct stat st;
@@ -188,6 +198,7 @@ static void check_reference(doc *d) {
     }
 }
 
+/* environment: a writable cache directory. */
 static void check_cache(doc *d) {
     const char *cache = getenv("TRIT_CACHE");
     const char *home = getenv("HOME");
@@ -215,6 +226,7 @@ static void check_cache(doc *d) {
     }
 }
 
+/* environment: the optional tools (node/npm build the reference, clang-14 fuzzes). */
 static void check_tools(doc *d) {
     static const struct {
         const char *prog, *why, *version_cmd;
@@ -278,90 +290,110 @@ static int show_identity(const char *url, const char *api_key, double timeout_s,
     return 0;
 }
 
-int cmd_doctor(int argc, char **argv) {
-    doc d = {.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR")};
-    enum { O_NO_COLOR = 256, O_URL, O_KEY, O_KEYFILE, O_TIMEOUT, O_JSON };
-    static const struct option lo[] = {{"no-color", no_argument, 0, O_NO_COLOR},
-                                       {"url", required_argument, 0, O_URL},
-                                       {"api-key", required_argument, 0, O_KEY},
-                                       {"api-key-file", required_argument, 0, O_KEYFILE},
-                                       {"timeout", required_argument, 0, O_TIMEOUT},
-                                       {"json", no_argument, 0, O_JSON},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-    const char *url = NULL, *key_file = NULL;
-    char *key_arg = NULL, *end = NULL;
-    double timeout_s = 10;
-    bool as_json = false;
+/* --help: both forms, every option of doctor_options, the exit codes. */
+static void doctor_usage(FILE *f) {
+    fprintf(f, "usage: trit doctor [--no-color]\n"
+               "       trit doctor --url URL [--api-key-file F] [--timeout S] [--json]\n\n"
+               "Preflight: compiler, CPU features (AVX2, AVX-512, VNNI), library versions,\n"
+               "the reference llama.cpp (version, commit, binaries), a writable cache and\n"
+               "node/npm. \u2713 ok, \u2717 required item missing, ! advisory.\n"
+               "exit: 0 when every required item is \u2713, 1 otherwise, 2 usage\n\n"
+               "With --url: what the server at URL says it is (GET /props and /v1/models:\n"
+               "engine, build, model path, sha256 and size, n_vocab, n_ctx, numerics,\n"
+               "kernels, threads, instance, system_fingerprint) and the identity's digest\n"
+               "(docs/parity.md, Identity); --json prints the identity object.\n"
+               "  --api-key-file F   send 'Authorization: Bearer KEY' with the key in file F\n"
+               "                     (default $TRIT_API_KEY)\n"
+               "  --api-key KEY      the same from the command line (visible in ps: avoid)\n"
+               "  --timeout S        seconds per request (default 10)\n"
+               "exit: 0 when the server answered, 1 when it did not, 2 usage\n");
+}
+
+/* What the command line asked for: the preflight's colour, or a server to identify. */
+typedef struct doctor_args {
+    bool color, as_json;
+    const char *url, *key_file;
+    char *key_arg; /* --api-key's argv string (trit_api_key_take_arg wipes it) */
+    double timeout_s;
+} doctor_args;
+
+enum { O_NO_COLOR = 256, O_URL, O_KEY, O_KEYFILE, O_TIMEOUT, O_JSON };
+static const struct option doctor_options[] = {{"no-color", no_argument, 0, O_NO_COLOR},
+                                               {"url", required_argument, 0, O_URL},
+                                               {"api-key", required_argument, 0, O_KEY},
+                                               {"api-key-file", required_argument, 0, O_KEYFILE},
+                                               {"timeout", required_argument, 0, O_TIMEOUT},
+                                               {"json", no_argument, 0, O_JSON},
+                                               {"help", no_argument, 0, 'h'},
+                                               {0, 0, 0, 0}};
+
+/* One option into a: 0, or -1 (a bad value said on stderr; getopt named a bad option). */
+static int doctor_option(int c, char *v, doctor_args *a) {
+    switch (c) {
+    case O_NO_COLOR:
+        a->color = false;
+        return 0;
+    case O_URL:
+        a->url = v;
+        return 0;
+    case O_KEY:
+        a->key_arg = v;
+        return 0;
+    case O_KEYFILE:
+        a->key_file = v;
+        return 0;
+    case O_TIMEOUT:
+        return cli_opt_timeout("doctor", "timeout", v, INFINITY, &a->timeout_s);
+    case O_JSON:
+        a->as_json = true;
+        return 0;
+    }
+    return -1;
+}
+
+/* The command line into a: 0 to run, 1 after --help, 2 on a usage error (said on stderr).
+ * Colour by default only on a terminal, and not with $NO_COLOR. */
+static int parse_doctor(int argc, char **argv, doctor_args *a) {
+    *a = (doctor_args){.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR"), .timeout_s = 10};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        switch (c) {
-        case O_NO_COLOR:
-            d.color = false;
-            break;
-        case O_URL:
-            url = optarg;
-            break;
-        case O_KEY:
-            key_arg = optarg;
-            break;
-        case O_KEYFILE:
-            key_file = optarg;
-            break;
-        case O_TIMEOUT:
-            timeout_s = strtod(optarg, &end);
-            if (*end || !(timeout_s > 0)) {
-                fprintf(stderr, "trit doctor: bad value '%s' for --timeout\n", optarg);
-                return 2;
-            }
-            break;
-        case O_JSON:
-            as_json = true;
-            break;
-        case 'h':
-            printf("usage: trit doctor [--no-color]\n"
-                   "       trit doctor --url URL [--api-key-file F] [--timeout S] [--json]\n\n"
-                   "Preflight: compiler, CPU features (AVX2, AVX-512, VNNI), library versions,\n"
-                   "the reference llama.cpp (version, commit, binaries), a writable cache and\n"
-                   "node/npm. \u2713 ok, \u2717 required item missing, ! advisory.\n"
-                   "exit: 0 when every required item is \u2713, 1 otherwise, 2 usage\n\n"
-                   "With --url: what the server at URL says it is (GET /props and /v1/models:\n"
-                   "engine, build, model path, sha256 and size, n_vocab, n_ctx, numerics,\n"
-                   "kernels, threads, instance, system_fingerprint) and the identity's digest\n"
-                   "(docs/parity.md, Identity); --json prints the identity object.\n"
-                   "  --api-key-file F   send 'Authorization: Bearer KEY' with the key in file F\n"
-                   "                     (default $TRIT_API_KEY)\n"
-                   "  --api-key KEY      the same from the command line (visible in ps: avoid)\n"
-                   "  --timeout S        seconds per request (default 10)\n"
-                   "exit: 0 when the server answered, 1 when it did not, 2 usage\n");
-            return 0;
-        default:
-            return 2; /* getopt named the bad option */
+    while ((c = cli_getopt(argc, argv, "h", doctor_options)) != -1) {
+        if (c == 'h') {
+            doctor_usage(stdout);
+            return 1;
         }
+        if (doctor_option(c, optarg, a)) return 2;
     }
     if (optind < argc) {
         fprintf(stderr, "trit doctor: unexpected argument '%s' (see trit doctor --help)\n",
                 argv[optind]);
         return 2;
     }
-    if (url) {
-        char *api_key = NULL;
-        trit_err err = {0};
-        if (key_arg) {
-            api_key = trit_api_key_take_arg(key_arg);
-        } else if (trit_api_key_load(key_file, "TRIT_API_KEY", &api_key, &err)) {
-            fprintf(stderr, "trit doctor: %s\n", err.msg);
-            return 2;
-        }
-        int rc = show_identity(url, api_key, timeout_s, as_json);
-        free(api_key);
-        return rc;
-    }
-    if (key_arg || key_file || as_json) {
+    if (!a->url && (a->key_arg || a->key_file || a->as_json)) {
         fprintf(stderr, "trit doctor: --api-key, --api-key-file and --json need --url\n");
         return 2;
     }
+    return 0;
+}
+
+/* --url: the key (argument, file or $TRIT_API_KEY; unreadable: 2), then the identity. */
+static int run_identity(const doctor_args *a) {
+    char *api_key = NULL;
+    trit_err err = {0};
+    if (a->key_arg) {
+        api_key = trit_api_key_take_arg(a->key_arg);
+    } else if (trit_api_key_load(a->key_file, "TRIT_API_KEY", &api_key, &err)) {
+        fprintf(stderr, "trit doctor: %s\n", err.msg);
+        return 2;
+    }
+    int rc = show_identity(a->url, api_key, a->timeout_s, a->as_json);
+    free(api_key);
+    return rc;
+}
+
+/* The preflight: each section's checks, then the summary; 1 when a required item failed. */
+static int run_preflight(bool color) {
+    doc d = {.color = color};
     printf("trit %s doctor\n", TRIT_VERSION);
     section("build");
     check_compiler(&d);
@@ -380,4 +412,12 @@ int cmd_doctor(int argc, char **argv) {
     else
         printf("\nall required items ok (%d advisory)\n", d.warnings);
     return d.failed_required ? 1 : 0;
+}
+
+/* `trit doctor`: the command line into its options, then the identity or the preflight. */
+int cmd_doctor(int argc, char **argv) {
+    doctor_args a;
+    int rc = parse_doctor(argc, argv, &a);
+    if (rc) return rc == 1 ? 0 : rc;
+    return a.url ? run_identity(&a) : run_preflight(a.color);
 }

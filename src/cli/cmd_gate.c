@@ -4,13 +4,13 @@
 #include "cli/cli.h"
 #include "parity/parity.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+/* --help: every option of gate_options, the refusals and the exit codes. */
 static void usage(FILE *out) {
     fprintf(out,
             "usage: trit gate [--config FILE] [--ledger FILE ...] [--ppl FILE] [--json]\n"
@@ -34,7 +34,7 @@ static void usage(FILE *out) {
             "  --ppl FILE         `trit ppl --json -o FILE` output\n"
             "  --allow-unchained  accept ledgers written before the hash chain and server\n"
             "                     identities (ledger schema 1); said in the output\n"
-            "  -o FILE            write a receipt: the verdict and the hashes of every input\n"
+            "  -o, --output FILE  write a receipt: the verdict and the hashes of every input\n"
             "  --verify FILE      recompute a receipt from the same inputs, as of its time\n"
             "  --json             machine-readable table\n"
             "exit: 0 GO (every gate PASS), 1 NO-GO, 2 usage, unreadable input or evidence\n"
@@ -69,49 +69,56 @@ typedef struct gate_run {
     int rc; /* 0 GO, 1 NO-GO, 2 refused */
 } gate_run;
 
+enum { O_CONFIG = 256, O_LEDGER, O_PPL, O_JSON, O_VERIFY, O_ALLOW };
+static const struct option gate_options[] = {{"config", required_argument, 0, O_CONFIG},
+                                             {"ledger", required_argument, 0, O_LEDGER},
+                                             {"ppl", required_argument, 0, O_PPL},
+                                             {"json", no_argument, 0, O_JSON},
+                                             {"verify", required_argument, 0, O_VERIFY},
+                                             {"allow-unchained", no_argument, 0, O_ALLOW},
+                                             {"output", required_argument, 0, 'o'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
+
+/* One option into o (all are taken as given; the files are read by evaluate): 0, or 2 for
+ * what getopt refused (it named the option). */
+static int gate_option(int c, const char *v, gate_opts *o) {
+    switch (c) {
+    case O_CONFIG:
+        o->config = v;
+        return 0;
+    case O_LEDGER:
+        o->ledgers[o->n_ledgers++] = v;
+        return 0;
+    case O_PPL:
+        o->ppl_path = v;
+        return 0;
+    case O_JSON:
+        o->as_json = true;
+        return 0;
+    case O_VERIFY:
+        o->verify = v;
+        return 0;
+    case O_ALLOW:
+        o->allow_unchained = true;
+        return 0;
+    case 'o':
+        o->out = v;
+        return 0;
+    }
+    return 2;
+}
+
 /* Parse argv into o; 0, 1 after --help, or 2 on a usage error (said on stderr). */
 static int parse_gate(int argc, char **argv, gate_opts *o) {
-    enum { O_CONFIG = 256, O_LEDGER, O_PPL, O_JSON, O_VERIFY, O_ALLOW };
-    static const struct option lo[] = {{"config", required_argument, 0, O_CONFIG},
-                                       {"ledger", required_argument, 0, O_LEDGER},
-                                       {"ppl", required_argument, 0, O_PPL},
-                                       {"json", no_argument, 0, O_JSON},
-                                       {"verify", required_argument, 0, O_VERIFY},
-                                       {"allow-unchained", no_argument, 0, O_ALLOW},
-                                       {"output", required_argument, 0, 'o'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
-        switch (c) {
-        case O_CONFIG:
-            o->config = optarg;
-            break;
-        case O_LEDGER:
-            o->ledgers[o->n_ledgers++] = optarg;
-            break;
-        case O_PPL:
-            o->ppl_path = optarg;
-            break;
-        case O_JSON:
-            o->as_json = true;
-            break;
-        case O_VERIFY:
-            o->verify = optarg;
-            break;
-        case O_ALLOW:
-            o->allow_unchained = true;
-            break;
-        case 'o':
-            o->out = optarg;
-            break;
-        case 'h':
+    while ((c = cli_getopt(argc, argv, "o:h", gate_options)) != -1) {
+        if (c == 'h') {
             usage(stdout);
             return 1;
-        default:
-            return 2; /* getopt named the bad option */
         }
+        if (gate_option(c, optarg, o)) return 2;
     }
     if (optind < argc) {
         fprintf(stderr, "trit gate: unexpected argument '%s' (see --help)\n", argv[optind]);
@@ -280,37 +287,42 @@ static int verify_receipt(const char *path, gate_opts *o) {
     return n ? 1 : 0;
 }
 
+/* The receipt (-o): the verdict and every input's hash, written 0600. 0, or -1 (said). */
+static int write_receipt(const gate_opts *o, const gate_run *g) {
+    json_t *j = receipt_json(o, g);
+    char *s = json_dumps(j, JSON_INDENT(2));
+    trit_err err = {0};
+    int rc = 0;
+    if (trit_write_file_atomic_mode(o->out, s, strlen(s), 0600, &err)) {
+        fprintf(stderr, "trit gate: %s\n", err.msg);
+        rc = -1;
+    }
+    free(s);
+    json_decref(j);
+    return rc;
+}
+
+/* The steps: --verify a receipt, or evaluate as of now, print, and write the receipt. The
+ * exit code: 0 GO, 1 NO-GO, 2 refused, unreadable input or a receipt not written. */
+static int run_gate(gate_opts *o) {
+    if (o->verify) return verify_receipt(o->verify, o);
+    gate_run g;
+    if (evaluate(o, trit_wall_s(), &g)) return 2;
+    print_run(o, &g);
+    int rc = g.rc;
+    if (o->out && write_receipt(o, &g)) rc = 2;
+    trit_provenance_free(&g.pv);
+    return rc;
+}
+
+/* `trit gate`: the command line into its options, then the run; the exit code. */
 int cmd_gate(int argc, char **argv) {
     gate_opts o = {.ledgers = xcalloc((size_t)argc + 65, sizeof(char *))};
     int rc = parse_gate(argc, argv, &o);
-    if (rc) {
-        free(o.ledgers);
-        return rc == 1 ? 0 : 2;
-    }
-    if (o.verify) {
-        rc = verify_receipt(o.verify, &o);
-        free(o.ledgers);
-        return rc;
-    }
-    gate_run g;
-    if (evaluate(&o, trit_wall_s(), &g)) {
-        free(o.ledgers);
-        return 2;
-    }
-    print_run(&o, &g);
-    rc = g.rc;
-    if (o.out) {
-        json_t *j = receipt_json(&o, &g);
-        char *s = json_dumps(j, JSON_INDENT(2));
-        trit_err err = {0};
-        if (trit_write_file_atomic_mode(o.out, s, strlen(s), 0600, &err)) {
-            fprintf(stderr, "trit gate: %s\n", err.msg);
-            rc = 2;
-        }
-        free(s);
-        json_decref(j);
-    }
-    trit_provenance_free(&g.pv);
+    if (rc == 1)
+        rc = 0; /* --help */
+    else if (rc == 0)
+        rc = run_gate(&o);
     free(o.ledgers);
     return rc;
 }

@@ -2,11 +2,11 @@
 #include "cli/cli.h"
 #include "parity/ladder.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* --help: every option of ladder_options, the rungs and the exit codes. */
 static void usage(FILE *f) {
     fprintf(
         f,
@@ -52,6 +52,8 @@ static void usage(FILE *f) {
         "side does not report its model sha256 or n_vocab: never a pass).\n");
 }
 
+/* --prompts FILE: one prompt a line, or JSONL lines with a "prompt" string; appended to
+ * *out. 0, or -1 with err set (an unreadable file, a JSON line without one, no prompts). */
 static int load_prompts(const char *path, char ***out, size_t *n, trit_err *err) {
     trit_buf b = {0};
     if (trit_read_file(path, &b, err) != 0) return -1;
@@ -128,10 +130,10 @@ static const struct option ladder_options[] = {{"ref", required_argument, 0, O_R
                                                {"help", no_argument, 0, 'h'},
                                                {0, 0, 0, 0}};
 
-/* One option into a; 0 ok, 2 a bad value (said on stderr). */
-static int ladder_option(int c, const char *v, ladder_args *a) {
+/* The options taken as given, the flags, and the ones read at once (--prompts, whose file
+ * is loaded now; --thresholds, parsed by the ladder): 0, or 2 (said on stderr). */
+static int ladder_text_option(int c, const char *v, ladder_args *a) {
     trit_err err = {0};
-    long n;
     switch (c) {
     case O_REF:
         a->o.gen1_spec = v;
@@ -147,39 +149,10 @@ static int ladder_option(int c, const char *v, ladder_args *a) {
         if (load_prompts(v, &a->prompts, &a->n_prompts, &err) == 0) return 0;
         fprintf(stderr, "trit ladder: %s\n", err.msg);
         return 2;
-    case O_MAX:
-        if (trit_parse_long(v, 1, 100000, &n) == 0) {
-            a->o.max_tokens = (int)n;
-            return 0;
-        }
-        fprintf(stderr,
-                "trit ladder: --max-tokens %s: expected 1..100000 (the decode rung must compare "
-                "at least one token)\n",
-                v);
+    case O_TH:
+        if (trit_ladder_thresholds_parse(v, &a->o.th, &err) == 0) return 0;
+        fprintf(stderr, "trit ladder: --thresholds: %s\n", err.msg);
         return 2;
-    case O_LOGITS:
-        if (!strcmp(v, "auto") || !strcmp(v, "full") || !strcmp(v, "topn")) {
-            a->o.logits = !strcmp(v, "full")   ? TRIT_LADDER_LOGITS_FULL
-                          : !strcmp(v, "topn") ? TRIT_LADDER_LOGITS_TOPN
-                                               : TRIT_LADDER_LOGITS_AUTO;
-            return 0;
-        }
-        fprintf(stderr, "trit ladder: --logits %s: expected auto, full or topn\n", v);
-        return 2;
-    case O_TOPN:
-        if (trit_parse_long(v, 5, TRIT_BACKEND_TOPN_MAX, &n) == 0) {
-            a->o.top_n = (int)n;
-            return 0;
-        }
-        fprintf(stderr, "trit ladder: --top-n %s: expected 5..%d\n", v, TRIT_BACKEND_TOPN_MAX);
-        return 2;
-    case O_TMPL:
-        if (strcmp(v, "chat") && strcmp(v, "raw")) {
-            fprintf(stderr, "trit ladder: --template %s: expected raw or chat\n", v);
-            return 2;
-        }
-        a->o.chat_template = !strcmp(v, "chat");
-        return 0;
     case O_ALL:
         a->o.all = true;
         return 0;
@@ -192,30 +165,51 @@ static int ladder_option(int c, const char *v, ladder_args *a) {
     case O_DET:
         a->determinism = true;
         return 0;
-    case O_TH:
-        if (trit_ladder_thresholds_parse(v, &a->o.th, &err) == 0) return 0;
-        fprintf(stderr, "trit ladder: --thresholds: %s\n", err.msg);
-        return 2;
-    case O_THREADS:
-        if (trit_parse_long(v, 1, 1024, &n) == 0) {
-            a->o.bopts.n_threads = (int)n;
-            return 0;
-        }
-        fprintf(stderr, "trit ladder: --threads %s: expected 1..1024\n", v);
-        return 2;
-    case O_FORMAT:
-        if (strcmp(v, "json") && strcmp(v, "text")) {
-            fprintf(stderr, "trit ladder: --format %s: expected text or json\n", v);
-            return 2;
-        }
-        a->o.json = !strcmp(v, "json");
-        return 0;
     case 'o':
         a->out_path = v;
         return 0;
     }
-    usage(stderr); /* getopt named the bad option */
     return 2;
+}
+
+/* --max-tokens: the shared message, then the ladder's own line (scripts and tests match
+ * "--max-tokens M: expected 1..100000") saying why 0 is refused. */
+static int max_tokens_option(const char *v, int *out) {
+    if (cli_opt_int("ladder", "max-tokens", v, 1, 100000, out) == 0) return 0;
+    fprintf(stderr,
+            "trit ladder: --max-tokens %s: expected 1..100000 (the decode rung must compare at "
+            "least one token)\n",
+            v);
+    return 2;
+}
+
+/* One option into a; 0 ok, 2 a bad value (said on stderr). */
+static int ladder_option(int c, const char *v, ladder_args *a) {
+    static const char *const logits[] = {"auto", "full", "topn"}; /* trit_ladder_logits order */
+    static const char *const templates[] = {"raw", "chat"}, *const formats[] = {"text", "json"};
+    const char *flag = cli_opt_name(ladder_options, c);
+    int i = 0;
+    switch (c) {
+    case O_MAX:
+        return max_tokens_option(v, &a->o.max_tokens);
+    case O_TOPN:
+        return cli_opt_int("ladder", flag, v, 5, TRIT_BACKEND_TOPN_MAX, &a->o.top_n) ? 2 : 0;
+    case O_THREADS:
+        return cli_opt_int("ladder", flag, v, 1, 1024, &a->o.bopts.n_threads) ? 2 : 0;
+    case O_LOGITS:
+        if (cli_opt_choice("ladder", flag, v, logits, 3, &i)) return 2;
+        a->o.logits = i;
+        return 0;
+    case O_TMPL:
+        if (cli_opt_choice("ladder", flag, v, templates, 2, &i)) return 2;
+        a->o.chat_template = i == 1;
+        return 0;
+    case O_FORMAT:
+        if (cli_opt_choice("ladder", flag, v, formats, 2, &i)) return 2;
+        a->o.json = i == 1;
+        return 0;
+    }
+    return ladder_text_option(c, v, a);
 }
 
 /* Whether a backend spec names a server (http:URL or a bare URL). */
@@ -224,18 +218,19 @@ static bool spec_is_http(const char *spec) {
 }
 
 /* The command line into a: 0 to run, 1 after --help, 2 on a usage error. */
-static int parse_ladder_args(int argc, char **argv, ladder_args *a) {
+static int parse_ladder(int argc, char **argv, ladder_args *a) {
     a->o = (trit_ladder_opts){.max_tokens = 16, .top_n = TRIT_BACKEND_TOPN_MAX};
     trit_ladder_thresholds_default(&a->o.th);
     a->o.bopts = trit_backend_default_opts();
     int c, rc = 0;
     optind = 1;
-    while (rc == 0 && (c = getopt_long(argc, argv, "o:h", ladder_options, NULL)) != -1) {
+    while (rc == 0 && (c = cli_getopt(argc, argv, "o:h", ladder_options)) != -1) {
         if (c == 'h') {
             usage(stdout);
             return 1;
         }
-        rc = ladder_option(c, optarg, a);
+        if (c == '?') usage(stderr); /* getopt named the bad option */
+        rc = c == '?' ? 2 : ladder_option(c, optarg, a);
     }
     if (rc) return rc;
     if (optind < argc) {
@@ -262,31 +257,36 @@ static int parse_ladder_args(int argc, char **argv, ladder_args *a) {
     return 0;
 }
 
+/* The ladder (or --determinism): the text report on stdout, or the JSON receipt instead;
+ * the receipt to -o FILE, failing which turns a pass into a setup failure (2). */
+static int run_ladder(const ladder_args *a) {
+    json_t *receipt = NULL;
+    FILE *text = a->o.json ? NULL : stdout;
+    int rc = a->determinism ? trit_ladder_determinism(&a->o, text, &receipt)
+                            : trit_ladder_run(&a->o, text, &receipt);
+    if (a->o.json) {
+        json_dumpf(receipt, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+    }
+    trit_err err = {0};
+    char *s = a->out_path ? json_dumps(receipt, JSON_INDENT(2)) : NULL;
+    if (s && trit_write_file_atomic(a->out_path, s, strlen(s), &err) != 0) {
+        fprintf(stderr, "trit ladder: -o: %s\n", err.msg);
+        if (rc == 0) rc = 2;
+    }
+    free(s);
+    json_decref(receipt);
+    return rc;
+}
+
+/* `trit ladder`: the command line into its options, then the run; the prompts freed. */
 int cmd_ladder(int argc, char **argv) {
     ladder_args a = {0};
-    int rc = parse_ladder_args(argc, argv, &a);
-    if (rc == 0) {
-        /* run: the text report to stdout, or the JSON receipt instead */
-        json_t *receipt = NULL;
-        FILE *text = a.o.json ? NULL : stdout;
-        rc = a.determinism ? trit_ladder_determinism(&a.o, text, &receipt)
-                           : trit_ladder_run(&a.o, text, &receipt);
-        if (a.o.json) {
-            json_dumpf(receipt, stdout, JSON_INDENT(2));
-            fputc('\n', stdout);
-        }
-        /* the receipt file; failing to write it turns a pass into a setup failure */
-        trit_err err = {0};
-        char *s = a.out_path ? json_dumps(receipt, JSON_INDENT(2)) : NULL;
-        if (s && trit_write_file_atomic(a.out_path, s, strlen(s), &err) != 0) {
-            fprintf(stderr, "trit ladder: -o: %s\n", err.msg);
-            if (rc == 0) rc = 2;
-        }
-        free(s);
-        json_decref(receipt);
-    } else if (rc == 1) {
+    int rc = parse_ladder(argc, argv, &a);
+    if (rc == 1)
         rc = 0; /* --help */
-    }
+    else if (rc == 0)
+        rc = run_ladder(&a);
     for (size_t i = 0; i < a.n_prompts; i++) free(a.prompts[i]);
     free(a.prompts);
     return rc;

@@ -7,7 +7,6 @@
 #include "parity/ppl.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 
 #define DEFAULT_TEXT "/usr/share/common-licenses/GPL-3"
 
+/* --help: every option of ppl_options, the two modes and the exit codes. */
 static void usage(FILE *out) {
     fprintf(
         out,
@@ -53,9 +53,10 @@ static void usage(FILE *out) {
         "                       base logits in FILE (else a temporary file)\n"
         "  --kl-divergence      compute KLD against --kl-divergence-base\n"
         "  --api-key KEY        bearer token for servers\n"
-        "  --timeout S          per request to a server (default 300)\n"
+        "  --timeout S          per request to a server, up to 1d (default 300; units as 250ms,\n"
+        "                       10m)\n"
         "  --json               print JSON instead of text\n"
-        "  -o FILE              also write the JSON to FILE (compare mode: the gate's --ppl file)\n"
+        "  -o, --output FILE    also write the JSON to FILE (compare mode: the gate's --ppl file)\n"
         "  --ledger FILE        compare mode: append a {\"type\":\"ppl\"} record to a ledger\n"
         "  --quiet              no per-chunk progress on stderr\n"
         "The JSON (-o) records text_path, text_sha256 (of the file's bytes), scored_tokens and\n"
@@ -65,6 +66,8 @@ static void usage(FILE *out) {
         "log-probabilities, or the two sides have different vocabularies)\n");
 }
 
+/* What the command line asked for: one source (backend, url or reference) or the two sides
+ * of compare mode, the text and how to score it, and where the figures go. */
 typedef struct {
     const char *backend, *url, *reference, *gen1, *gen2, *text, *out, *ledger, *api_key;
     const char *base;
@@ -72,16 +75,6 @@ typedef struct {
     int ctx, chunks, threads;
     double timeout_s;
 } args;
-
-static int parse_int(const char *flag, const char *v, int min, int *out) {
-    long x;
-    if (trit_parse_long(v, min, 1 << 24, &x)) {
-        fprintf(stderr, "trit ppl: %s %s: expected an integer >= %d\n", flag, v, min);
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
-}
 
 /* n_ctx stored in a base-logits file (so a backend can be opened with a large enough context) */
 static int base_ctx(const char *path, int *n_ctx, trit_err *err) {
@@ -120,6 +113,7 @@ typedef struct side {
     json_t *ident;
 } side;
 
+/* A side's backend and identity released (safe on a side never opened). */
 static void side_close(side *s) {
     trit_backend_close(s->b);
     json_decref(s->ident);
@@ -216,6 +210,7 @@ static int side_run(const args *a, side *s, const char *text, size_t len, trit_p
     return trit_ppl_run_backend(s->b, text, len, o, r, err);
 }
 
+/* The figures to -o FILE: indented JSON and a newline, written atomically. */
 static int write_json(const char *path, json_t *j, trit_err *err) {
     char *s = json_dumps(j, JSON_INDENT(2));
     size_t n = strlen(s);
@@ -226,6 +221,7 @@ static int write_json(const char *path, json_t *j, trit_err *err) {
     return rc;
 }
 
+/* One side's PPL line of compare mode's text report. */
 static void print_pair(FILE *out, const char *label, const trit_ppl_result *r) {
     fprintf(out, "%s %-50s PPL = %.4f +/- %.5f (%d chunks x %d, %.1f s%s%s)\n", label, r->source,
             r->ppl, r->ppl_err, r->n_chunk, r->n_ctx, r->seconds, r->score_mode[0] ? ", " : "",
@@ -270,7 +266,7 @@ static int append_ppl_record(const char *ledger, json_t *figures) {
 }
 
 /* The fields every ppl file carries: what text (path, sha256 of the file's bytes), how many
- * positions were scored. */
+ * positions were scored, and when (wall seconds). */
 static void text_fields(json_t *j, const args *a, long scored) {
     char sha[65] = "";
     trit_err e = {0};
@@ -279,6 +275,7 @@ static void text_fields(json_t *j, const args *a, long scored) {
     json_object_set_new(j, "text_path", json_string(a->text));
     json_object_set_new(j, "text_sha256", json_string(sha));
     json_object_set_new(j, "scored_tokens", json_integer(scored));
+    json_object_set_new(j, "ts", json_real(trit_wall_s())); /* the gate's max_age */
 }
 
 /* Setup of compare mode: both sides opened (and probed when servers), each failure naming
@@ -311,13 +308,68 @@ static int compare_setup(const args *a, side *g1, side *g2, const trit_ppl_opts 
     return 0;
 }
 
+/* The evaluation options both modes share, from the command line. */
+static void ppl_opts_from(const args *a, trit_ppl_opts *o) {
+    trit_ppl_opts_default(o);
+    o->n_ctx = a->ctx, o->n_chunks = a->chunks, o->n_threads = a->threads;
+    o->text_path = a->text, o->api_key = a->api_key, o->progress = !a->quiet;
+    if (a->timeout_s > 0) o->timeout_s = a->timeout_s;
+}
+
+/* Compare mode's figures: both sides' results, the KLD (or why there is none), the deltas,
+ * the text and each side's identity: the file the gate reads (-o). */
+static json_t *compare_json(const args *a, const side *g1, const side *g2,
+                            const trit_ppl_result *r1, const trit_ppl_result *r2,
+                            const char *no_kld_why) {
+    json_t *j = json_object();
+    json_t *j1 = trit_ppl_result_json(r1), *j2 = trit_ppl_result_json(r2);
+    json_t *kld = json_object_get(j2, "kld");
+    json_object_set_new(j, "gen1", j1);
+    json_object_set(j, "gen2", j2);
+    json_object_set(j, "kld", kld ? kld : json_null());
+    if (kld) json_object_del(j2, "kld");
+    json_decref(j2);
+    double d = r2->ppl - r1->ppl;
+    json_object_set_new(j, "delta_ppl", isfinite(d) ? json_real(d) : json_null());
+    json_object_set_new(j, "rel_delta_ppl",
+                        isfinite(d / r1->ppl) ? json_real(d / r1->ppl) : json_null());
+    text_fields(j, a, TRIT_MIN(r1->count, r2->count));
+    json_object_set_new(j, "ctx", json_integer(r1->n_ctx));
+    json_object_set_new(j, "chunks", json_integer(r1->n_chunk));
+    json_object_set_new(j, "kld_topn", r2->kld_topn > 0 ? json_integer(r2->kld_topn) : json_null());
+    json_object_set_new(j, "kld_support",
+                        r2->has_kld ? json_string(trit_ppl_kld_support(r2)) : json_null());
+    if (no_kld_why) json_object_set_new(j, "kld_unavailable", json_string(no_kld_why));
+    json_object_set(j, "gen1_identity", g1->ident);
+    json_object_set(j, "gen2_identity", g2->ident);
+    return j;
+}
+
+/* Compare mode's output: the figures printed (JSON or text), written to -o and appended to
+ * --ledger. rc stays unless a write fails (2). */
+static int compare_emit(const args *a, json_t *j, const trit_ppl_result *r1,
+                        const trit_ppl_result *r2, const char *no_kld_why, int rc) {
+    trit_err err = {0};
+    if (a->json) {
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+        printf("\n");
+    } else {
+        print_compare(r1, r2, no_kld_why);
+    }
+    if (a->out && write_json(a->out, j, &err)) {
+        fprintf(stderr, "trit ppl: %s\n", err.msg);
+        rc = 2;
+    }
+    if (a->ledger && append_ppl_record(a->ledger, j)) rc = 2;
+    return rc;
+}
+
+/* Compare mode: both sides opened and run on the same text (gen-2 against gen-1's base
+ * logits, or top-N over HTTP), then the figures; the exit code (see --help). */
 static int compare_mode(const args *a, const char *text, size_t len) {
     trit_err err = {0};
     trit_ppl_opts o;
-    trit_ppl_opts_default(&o);
-    o.n_ctx = a->ctx, o.n_chunks = a->chunks, o.n_threads = a->threads;
-    o.text_path = a->text, o.api_key = a->api_key, o.progress = !a->quiet;
-    if (a->timeout_s > 0) o.timeout_s = a->timeout_s;
+    ppl_opts_from(a, &o);
     side g1 = {.label = "gen-1", .spec = a->gen1}, g2 = {.label = "gen-2", .spec = a->gen2};
     const char *rest;
     const int k1 = spec_kind(a->gen1, &rest), k2 = spec_kind(a->gen2, &rest);
@@ -367,39 +419,8 @@ static int compare_mode(const args *a, const char *text, size_t len) {
                 "trit ppl: gen-1 scored %d chunks x %d (%ld tokens), gen-2 %d x %d (%ld): the "
                 "runs are not comparable\n",
                 r1.n_chunk, r1.n_ctx, r1.count, r2.n_chunk, r2.n_ctx, r2.count);
-    json_t *j = json_object();
-    json_t *j1 = trit_ppl_result_json(&r1), *j2 = trit_ppl_result_json(&r2);
-    json_t *kld = json_object_get(j2, "kld");
-    json_object_set_new(j, "gen1", j1);
-    json_object_set(j, "gen2", j2);
-    json_object_set(j, "kld", kld ? kld : json_null());
-    if (kld) json_object_del(j2, "kld");
-    json_decref(j2);
-    double d = r2.ppl - r1.ppl;
-    json_object_set_new(j, "delta_ppl", isfinite(d) ? json_real(d) : json_null());
-    json_object_set_new(j, "rel_delta_ppl",
-                        isfinite(d / r1.ppl) ? json_real(d / r1.ppl) : json_null());
-    text_fields(j, a, TRIT_MIN(r1.count, r2.count));
-    json_object_set_new(j, "ctx", json_integer(r1.n_ctx));
-    json_object_set_new(j, "chunks", json_integer(r1.n_chunk));
-    json_object_set_new(j, "kld_topn", r2.kld_topn > 0 ? json_integer(r2.kld_topn) : json_null());
-    json_object_set_new(j, "kld_support",
-                        r2.has_kld ? json_string(trit_ppl_kld_support(&r2)) : json_null());
-    if (!can_kld) json_object_set_new(j, "kld_unavailable", json_string(no_kld_why));
-    json_object_set(j, "gen1_identity", g1.ident);
-    json_object_set(j, "gen2_identity", g2.ident);
-    if (a->json) {
-        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-        printf("\n");
-    } else {
-        print_compare(&r1, &r2, no_kld_why);
-    }
-    rc = same_shape ? 0 : 1;
-    if (a->out && write_json(a->out, j, &err)) {
-        fprintf(stderr, "trit ppl: %s\n", err.msg);
-        rc = 2;
-    }
-    if (a->ledger && append_ppl_record(a->ledger, j)) rc = 2;
+    json_t *j = compare_json(a, &g1, &g2, &r1, &r2, can_kld ? NULL : no_kld_why);
+    rc = compare_emit(a, j, &r1, &r2, no_kld_why, same_shape ? 0 : 1);
     json_decref(j);
 out:
     side_close(&g1);
@@ -468,11 +489,11 @@ static int ppl_option(int c, const char *v, args *a) {
         a->text = v;
         return 0;
     case 'c':
-        return parse_int("--ctx", v, 4, &a->ctx) ? 2 : 0;
+        return cli_opt_int("ppl", "ctx", v, 4, 1 << 24, &a->ctx) ? 2 : 0;
     case O_CHUNKS:
-        return parse_int("--chunks", v, 1, &a->chunks) ? 2 : 0;
+        return cli_opt_int("ppl", "chunks", v, 1, 1 << 24, &a->chunks) ? 2 : 0;
     case 't':
-        return parse_int("--threads", v, 1, &a->threads) ? 2 : 0;
+        return cli_opt_int("ppl", "threads", v, 1, 1 << 24, &a->threads) ? 2 : 0;
     case O_BASE:
         a->base = v;
         return 0;
@@ -491,15 +512,8 @@ static int ppl_option(int c, const char *v, args *a) {
     case O_LEDGER:
         a->ledger = v;
         return 0;
-    case O_TIMEOUT: {
-        char *end;
-        a->timeout_s = strtod(v, &end);
-        if (!*v || *end || !(a->timeout_s > 0) || a->timeout_s > 86400) {
-            fprintf(stderr, "trit ppl: --timeout %s: expected seconds in (0, 86400]\n", v);
-            return 2;
-        }
-        return 0;
-    }
+    case O_TIMEOUT:
+        return cli_opt_timeout("ppl", "timeout", v, 86400, &a->timeout_s) ? 2 : 0;
     case 'q':
         a->quiet = true;
         return 0;
@@ -532,10 +546,7 @@ static int ppl_check(const args *a) {
 static int single_mode(const args *a, const trit_buf *text) {
     trit_err err = {0};
     trit_ppl_opts o;
-    trit_ppl_opts_default(&o);
-    o.n_ctx = a->ctx, o.n_chunks = a->chunks, o.n_threads = a->threads;
-    o.text_path = a->text, o.api_key = a->api_key, o.progress = !a->quiet;
-    if (a->timeout_s > 0) o.timeout_s = a->timeout_s;
+    ppl_opts_from(a, &o);
     /* a base file is written, or with --kl-divergence read */
     if (a->base && a->kld) o.base_in = a->base;
     if (a->base && !a->kld) o.base_out = a->base;
@@ -578,35 +589,49 @@ static int single_mode(const args *a, const trit_buf *text) {
     return rc;
 }
 
-int cmd_ppl(int argc, char **argv) {
-    args a = {.ctx = 512};
+/* The command line into a (its defaults first): 0 to run, 1 after --help, 2 on a usage
+ * error (getopt names an unknown option; the rest said on stderr). */
+static int parse_ppl(int argc, char **argv, args *a) {
+    *a = (args){.ctx = 512};
     int c, rc = 0;
     optind = 1;
-    while (rc == 0 && (c = getopt_long(argc, argv, "c:t:o:qh", ppl_options, NULL)) != -1) {
+    while (rc == 0 && (c = cli_getopt(argc, argv, "c:t:o:qh", ppl_options)) != -1) {
         if (c == 'h') {
             usage(stdout);
-            return 0;
+            return 1;
         }
-        rc = c == '?' ? 2 : ppl_option(c, optarg, &a); /* getopt named a bad option */
+        rc = c == '?' ? 2 : ppl_option(c, optarg, a);
     }
     if (rc) return rc;
     if (optind < argc) {
         fprintf(stderr, "trit ppl: unexpected argument '%s' (see --help)\n", argv[optind]);
         return 2;
     }
-    if (ppl_check(&a)) return 2;
-    if (!a.text) a.text = DEFAULT_TEXT;
-    /* the text, unless KLD mode takes the tokens from the base file */
-    bool compare = a.gen1 != NULL;
+    if (ppl_check(a)) return 2;
+    if (!a->text) a->text = DEFAULT_TEXT;
+    return 0;
+}
+
+/* The text (unless KLD mode takes the tokens from the base file; unreadable: 2), then
+ * compare or single mode. */
+static int run_ppl(const args *a) {
+    const bool compare = a->gen1 != NULL, need_text = !(a->kld && !compare);
     trit_err err = {0};
     trit_buf text = {0};
-    bool need_text = !(a.kld && !compare);
-    if (need_text && trit_ppl_read_text(a.text, &text, &err)) {
+    if (need_text && trit_ppl_read_text(a->text, &text, &err)) {
         fprintf(stderr, "trit ppl: %s\n", err.msg);
         return 2;
     }
     if (!text.p) trit_buf_puts(&text, "");
-    rc = compare ? compare_mode(&a, text.p, text.len) : single_mode(&a, &text);
+    int rc = compare ? compare_mode(a, text.p, text.len) : single_mode(a, &text);
     trit_buf_free(&text);
     return rc;
+}
+
+/* `trit ppl`: the command line into its options, then the run; the exit code. */
+int cmd_ppl(int argc, char **argv) {
+    args a;
+    int rc = parse_ppl(argc, argv, &a);
+    if (rc) return rc == 1 ? 0 : rc;
+    return run_ppl(&a);
 }

@@ -4,11 +4,11 @@
 #include "parity/gates.h"
 #include "parity/report.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* --help: every option of report_options. */
 static void usage(FILE *out) {
     fprintf(out,
             "usage: trit report --ledger FILE [--ledger FILE2 ...] [--ppl FILE] [--config INI]\n"
@@ -24,93 +24,124 @@ static void usage(FILE *out) {
             "                  docs/parity.md\n"
             "  --title TEXT    page title\n"
             "  --misses N      misses shown side by side (default 50)\n"
-            "  -o FILE         output (\"-\" for stdout)\n"
+            "  -o FILE         output (\"-\" for stdout); also --output FILE\n"
             "The page is written 0600 (it holds prompts and replies). A ledger whose hash chain\n"
             "is broken is refused (`trit burnin verify` names the line).\n"
             "exit: 0 written, 1 cannot write, 2 usage, unreadable input or a broken chain\n");
 }
 
-int cmd_report(int argc, char **argv) {
+enum { O_LEDGER = 256, O_PPL, O_CONFIG, O_TITLE, O_MISSES };
+static const struct option report_options[] = {{"ledger", required_argument, 0, O_LEDGER},
+                                               {"ppl", required_argument, 0, O_PPL},
+                                               {"config", required_argument, 0, O_CONFIG},
+                                               {"title", required_argument, 0, O_TITLE},
+                                               {"misses", required_argument, 0, O_MISSES},
+                                               {"output", required_argument, 0, 'o'},
+                                               {"help", no_argument, 0, 'h'},
+                                               {0, 0, 0, 0}};
+
+/* What the command line asked for: the page's inputs (o.ledgers is owned here) and where it
+ * goes. */
+typedef struct report_args {
+    trit_report_opts o;
+    const char **ledgers; /* o.ledgers, writable */
+    const char *out;
+} report_args;
+
+/* One option into a: 0, or -1 after saying why. */
+static int report_option(int c, const char *v, report_args *a) {
+    switch (c) {
+    case O_LEDGER:
+        a->ledgers[a->o.n_ledgers++] = v;
+        return 0;
+    case O_PPL:
+        a->o.ppl_path = v;
+        return 0;
+    case O_CONFIG:
+        a->o.config = v;
+        return 0;
+    case O_TITLE:
+        a->o.title = v;
+        return 0;
+    case O_MISSES:
+        return cli_opt_int("report", "misses", v, 1, 100000, &a->o.max_misses);
+    case 'o':
+        a->out = v;
+        return 0;
+    }
+    return -1; /* getopt named the bad option */
+}
+
+/* The command line into a: 0 to run, 1 after --help, 2 on a usage error (said on stderr).
+ * a->ledgers is a's to free. */
+static int parse_report(int argc, char **argv, report_args *a) {
     const char **ledgers = xcalloc((size_t)argc + 1, sizeof *ledgers);
-    trit_report_opts o = {.ledgers = ledgers, .max_misses = 50};
-    const char *out = NULL;
-    int rc = 2, c;
-    long n;
-    enum { O_LEDGER = 256, O_PPL, O_CONFIG, O_TITLE, O_MISSES };
-    static const struct option lo[] = {{"ledger", required_argument, 0, O_LEDGER},
-                                       {"ppl", required_argument, 0, O_PPL},
-                                       {"config", required_argument, 0, O_CONFIG},
-                                       {"title", required_argument, 0, O_TITLE},
-                                       {"misses", required_argument, 0, O_MISSES},
-                                       {"output", required_argument, 0, 'o'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
+    *a = (report_args){.o = {.ledgers = ledgers, .max_misses = 50}, .ledgers = ledgers};
+    int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
-        switch (c) {
-        case O_LEDGER:
-            ledgers[o.n_ledgers++] = optarg;
-            break;
-        case O_PPL:
-            o.ppl_path = optarg;
-            break;
-        case O_CONFIG:
-            o.config = optarg;
-            break;
-        case O_TITLE:
-            o.title = optarg;
-            break;
-        case O_MISSES:
-            if (trit_parse_long(optarg, 1, 100000, &n)) {
-                fprintf(stderr, "trit report: --misses %s: expected 1..100000\n", optarg);
-                goto done;
-            }
-            o.max_misses = (int)n;
-            break;
-        case 'o':
-            out = optarg;
-            break;
-        case 'h':
+    while ((c = cli_getopt(argc, argv, "o:h", report_options)) != -1) {
+        if (c == 'h') {
             usage(stdout);
-            rc = 0;
-            goto done;
-        default:
-            goto done; /* getopt named the bad option */
+            return 1;
         }
+        if (report_option(c, optarg, a)) return 2;
     }
     if (optind < argc) {
         fprintf(stderr, "trit report: unexpected argument '%s' (see --help)\n", argv[optind]);
-        goto done;
+        return 2;
     }
-    if (!o.n_ledgers || !out) {
+    if (!a->o.n_ledgers || !a->out) {
         fprintf(stderr, "trit report: --ledger FILE and -o FILE are required (see --help)\n");
-        goto done;
+        return 2;
     }
-    /* a config only when named; a bad one is an error here, not a page with defaults */
+    return 0;
+}
+
+/* A config only when named; a bad one is an error here, not a page with defaults. */
+static int check_config(const char *config) {
     trit_err err = {0};
     trit_gate_cfg probe;
     trit_gate_cfg_default(&probe);
-    if (o.config && trit_gate_cfg_load(o.config, &probe, &err)) {
+    if (!config || !trit_gate_cfg_load(config, &probe, &err)) return 0;
+    fprintf(stderr, "trit report: %s\n", err.msg);
+    return -1;
+}
+
+/* The page to stdout ("-") or written 0600 atomically: 0, or 1 when it cannot be. */
+static int write_page(const char *out, const trit_buf *html) {
+    trit_err err = {0};
+    if (!strcmp(out, "-")) return fwrite(html->p, 1, html->len, stdout) == html->len ? 0 : 1;
+    if (trit_write_file_atomic_mode(out, html->p, html->len, 0600, &err)) {
         fprintf(stderr, "trit report: %s\n", err.msg);
-        goto done;
+        return 1;
     }
+    fprintf(stderr, "trit report: wrote %s (%zu bytes)\n", out, html->len);
+    return 0;
+}
+
+/* The steps: the config checked, the page built (unreadable input or a broken chain: 2),
+ * then written (1 when it cannot be). */
+static int run_report(const report_args *a) {
+    if (check_config(a->o.config)) return 2;
+    trit_err err = {0};
     trit_buf html = {0};
-    if (trit_report_html(&o, &html, &err)) {
+    int rc = 2;
+    if (trit_report_html(&a->o, &html, &err))
         fprintf(stderr, "trit report: %s\n", err.msg);
-        trit_buf_free(&html);
-        goto done;
-    }
-    if (!strcmp(out, "-")) {
-        rc = fwrite(html.p, 1, html.len, stdout) == html.len ? 0 : 1;
-    } else if (trit_write_file_atomic_mode(out, html.p, html.len, 0600, &err)) {
-        fprintf(stderr, "trit report: %s\n", err.msg);
-        rc = 1;
-    } else {
-        fprintf(stderr, "trit report: wrote %s (%zu bytes)\n", out, html.len);
-        rc = 0;
-    }
+    else
+        rc = write_page(a->out, &html);
     trit_buf_free(&html);
-done:
-    free(ledgers);
+    return rc;
+}
+
+/* `trit report`: the command line into its options, then the page; the exit code. */
+int cmd_report(int argc, char **argv) {
+    report_args a;
+    int rc = parse_report(argc, argv, &a);
+    if (rc == 1)
+        rc = 0; /* --help */
+    else if (rc == 0)
+        rc = run_report(&a);
+    free(a.ledgers);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* cli/opts.c — the option value parsers every command shares (cli.h: cli_opt_*), so that
  * "--threads x" gets the same rule and the same message in every command:
  *     trit CMD: --FLAG: WHY (got 'VALUE') */
+#define _XOPEN_SOURCE 700 /* strptime */
 #include "base/base.h"
 #include "cli/cli.h"
 
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The one message shape; every parser's failure ends here. */
@@ -128,12 +130,13 @@ int cli_opt_size(const char *cmd, const char *flag, const char *v, size_t lo, si
     return cli_opt_bad(cmd, flag, v, why);
 }
 
-/* The seconds in one duration unit ("" and s: 1, ms, m, h); 0 when unknown. */
+/* The seconds in one duration unit ("" and s: 1, ms, m, h, d); 0 when unknown. */
 static double duration_unit(const char *u) {
     if (!*u || !strcmp(u, "s")) return 1;
     if (!strcmp(u, "ms")) return 1e-3;
     if (!strcmp(u, "m")) return 60;
     if (!strcmp(u, "h")) return 3600;
+    if (!strcmp(u, "d")) return 86400;
     return 0;
 }
 
@@ -152,6 +155,52 @@ int cli_opt_duration(const char *cmd, const char *flag, const char *v, double lo
     snprintf(why, sizeof why, "must be a duration%s (seconds, or with a unit: 250ms, 30s, 10m, 1h)",
              range);
     return cli_opt_bad(cmd, flag, v, why);
+}
+
+/* Timeouts: a duration that must leave some time (0 would give up at once). */
+int cli_opt_timeout(const char *cmd, const char *flag, const char *v, double hi, double *out_s) {
+    double s = 0;
+    if (cli_opt_duration(cmd, flag, v, 0, hi, &s)) return -1;
+    if (s <= 0) return cli_opt_bad(cmd, flag, v, "must be more than 0 seconds");
+    *out_s = s;
+    return 0;
+}
+
+/* ISO-8601 in UTC: a date, or a date and time with an optional fraction and 'Z'. 0 and
+ * *out, or -1 when v is not one. */
+static int iso8601_value(const char *v, double *out) {
+    struct tm tm = {0};
+    const char *e = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!e) {
+        tm = (struct tm){0};
+        e = strptime(v, "%Y-%m-%d", &tm);
+    }
+    if (!e) return -1;
+    double frac = 0;
+    char *fe;
+    if (*e == '.' && !decimal_prefix(e, &frac, &fe)) e = fe;
+    if (*e == 'Z') e++;
+    if (*e) return -1;
+    *out = (double)timegm(&tm) + frac;
+    return 0;
+}
+
+/* Points in time: ISO-8601, then epoch seconds (a bare number), then an age (a number with
+ * a duration unit, counted back from now). */
+int cli_time_value(const char *v, double now, double *out) {
+    double x, mult;
+    char *end;
+    if (!v || !*v) return -1;
+    if (!iso8601_value(v, out)) return 0;
+    if (decimal_prefix(v, &x, &end)) return -1;
+    if (!*end) {
+        *out = x;
+        return 0;
+    }
+    mult = duration_unit(end);
+    if (mult <= 0 || x < 0) return -1;
+    *out = now - x * mult;
+    return 0;
 }
 
 /* Why url is not a usable base URL, or NULL when it is. */

@@ -50,61 +50,6 @@ void trit_burnin_opts_default(trit_burnin_opts *o) {
     o->ident_every = 100;
 }
 
-/* ---- prompts ---- */
-void trit_prompts_free(trit_prompt *p, int n) {
-    for (int i = 0; i < n; i++) free(p[i].id), free(p[i].category), free(p[i].prompt);
-    free(p);
-}
-
-int trit_prompts_load(const char *path, trit_prompt **out, int *n, trit_err *err) {
-    *out = NULL;
-    *n = 0;
-    trit_buf b = {0};
-    if (trit_read_file(path, &b, err)) {
-        trit_err_prefix(err, "prompts");
-        return -1;
-    }
-    trit_prompt *v = NULL;
-    int cnt = 0, lineno = 0;
-    char *p = b.p, *e = b.p + b.len;
-    while (p < e) {
-        char *nl = memchr(p, '\n', (size_t)(e - p));
-        char *le = nl ? nl : e;
-        lineno++;
-        size_t len = (size_t)(le - p);
-        bool blank = true;
-        for (size_t i = 0; i < len; i++)
-            if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') blank = false;
-        if (!blank) {
-            json_error_t je;
-            json_t *j = json_loadb(p, len, 0, &je);
-            const char *id = json_string_value(json_object_get(j, "id"));
-            const char *cat = json_string_value(json_object_get(j, "category"));
-            const char *pr = json_string_value(json_object_get(j, "prompt"));
-            if (!j || !id || !pr || !*id) {
-                json_decref(j);
-                trit_prompts_free(v, cnt);
-                trit_buf_free(&b);
-                return trit_fail(err, TRIT_EFORMAT,
-                                 "%s:%d: expected {\"id\",\"category\",\"prompt\"}%s%s", path,
-                                 lineno, j ? "" : ": ", j ? "" : je.text);
-            }
-            v = xrealloc(v, (size_t)(cnt + 1) * sizeof *v);
-            v[cnt].id = xstrdup(id);
-            v[cnt].category = xstrdup(cat ? cat : "");
-            v[cnt].prompt = xstrdup(pr);
-            cnt++;
-            json_decref(j);
-        }
-        p = nl ? nl + 1 : e;
-    }
-    trit_buf_free(&b);
-    if (cnt == 0) return trit_fail(err, TRIT_EFORMAT, "%s: no prompts", path);
-    *out = v;
-    *n = cnt;
-    return 0;
-}
-
 /* ---- resume: what the ledger says ---- */
 typedef struct hour_ring {
     double *ts;
@@ -404,9 +349,13 @@ void trit_ident_track_free(trit_ident_track *s) {
     s->digest[0] = 0;
 }
 
-/* How long an identity read may take: the request timeout, at most 5 s. */
+/* How long an identity read may take: the request timeout. A trit serve that has just
+ * started may still be hashing its model (its /props says "pending" and the client asks
+ * again until the deadline); a read cut short there would record an identity without the
+ * model's sha256, and the next read a different digest, so the read gets as long as a
+ * request does. */
 static double ident_timeout(const burnin *b) {
-    return TRIT_MIN(b->o->timeout_s, 5.0);
+    return b->o->timeout_s;
 }
 
 /* The sides to (re-)read before the next round: all at the start; afterwards a side a round
@@ -570,7 +519,6 @@ static void burnin_round(burnin *b, long r, const round_idents *ids, pending *p)
                             .gen1_ident = ids->ident[SIDE_GEN1],
                             .gen2_ident = ids->ident[SIDE_GEN2]};
     p->rec = trit_ledger_round_json(&meta, &r1, &r2, &cmp);
-    trit_compare_split_fields(p->rec, &cmp, &r1, &r2);
     if (o->noise_url) add_noise_fields(p->rec, o, &pv, ids->digest[SIDE_NOISE], &r3, &ncmp);
     p->line = o->quiet ? NULL : round_line(r, pr, &r1, &r2, &cmp, o->noise_url ? &ncmp : NULL);
     p->round = r;
@@ -694,17 +642,45 @@ static void *lane(void *arg) {
     return NULL;
 }
 
-/* The identities every run starts with: one "identity" record per side (unknown ones too). */
+/* The identities every run starts with: one "identity" record per side (unknown ones too).
+ * All sides are read before any record is written, so a run whose gen-1 and gen-2 turn out
+ * to be one server (the same instance behind two URLs) is refused with nothing appended. */
 static int start_idents(burnin *b, trit_err *err) {
+    json_t *fresh[SIDE_N] = {0};
+    char why[SIDE_N][160];
     for (int i = 0; i < SIDE_N; i++) {
-        trit_ident_track *s = &b->sides[i];
-        char why[160];
-        if (!s->url) continue;
-        json_t *fresh = trit_ident_track_read(s, ident_timeout(b), why, sizeof why);
-        if (trit_ident_track_take(s, fresh, why, b->ledger, true, b->o->quiet, err)) return -1;
+        why[i][0] = 0;
+        if (b->sides[i].url)
+            fresh[i] = trit_ident_track_read(&b->sides[i], ident_timeout(b), why[i], sizeof why[i]);
+    }
+    int rc = 0;
+    if (fresh[SIDE_GEN1] && fresh[SIDE_GEN2] &&
+        trit_identity_same_server(fresh[SIDE_GEN1], fresh[SIDE_GEN2]))
+        rc = trit_fail(err, TRIT_EINVAL,
+                       "--v1 %s and --v2 %s are the same server (one instance id): a server "
+                       "compared with itself proves nothing",
+                       b->o->gen1_url, b->o->gen2_url);
+    for (int i = 0; i < SIDE_N; i++) {
+        if (!b->sides[i].url) continue;
+        if (rc) { /* refused: nothing is written */
+            json_decref(fresh[i]);
+            continue;
+        }
+        rc = trit_ident_track_take(&b->sides[i], fresh[i], why[i], b->ledger, true, b->o->quiet,
+                                   err);
     }
     b->ident_read_at = b->issue;
-    return 0;
+    return rc;
+}
+
+/* Two URLs that name one server, by the identity module's one rule (host case, default port,
+ * a trailing '/' or "/v1", localhost and 127.0.0.1 are the same). */
+static bool same_url(const char *a, const char *b) {
+    json_t *ia = json_pack("{s:s}", "url", a), *ib = json_pack("{s:s}", "url", b);
+    const bool same = trit_identity_same_server(ia, ib);
+    json_decref(ia);
+    json_decref(ib);
+    return same;
 }
 
 /* Rounds until the target, a signal, a spike or an error, --concurrency lanes at once. */
@@ -756,6 +732,12 @@ trit_burnin_status trit_burnin_run(const trit_burnin_opts *o, trit_err *err) {
     if (o->concurrency < 1 || o->concurrency > TRIT_BURNIN_MAX_CONCURRENCY)
         return trit_fail(err, TRIT_EINVAL, "concurrency must be 1..%d, got %d",
                          TRIT_BURNIN_MAX_CONCURRENCY, o->concurrency),
+               TRIT_BURNIN_ERROR;
+    if (same_url(o->gen1_url, o->gen2_url))
+        return trit_fail(err, TRIT_EINVAL,
+                         "--v1 %s and --v2 %s are the same server: a server compared with itself "
+                         "proves nothing",
+                         o->gen1_url, o->gen2_url),
                TRIT_BURNIN_ERROR;
     burnin b = {.o = o};
     trit_burnin_status rc = TRIT_BURNIN_OK;

@@ -1,6 +1,6 @@
 /* gates.c — the cutover gate table (docs/parity.md "Gate config"): INI config, ppl figures,
  * provenance, verdicts. Too few samples or a missing reference is FAIL, never PASS; the
- * rounds gate reads WAITING while the compared count is still below its target. */
+ * rounds gate counts compared rounds only and FAILs below its target, with the count. */
 #include "parity/gates.h"
 
 #include <ctype.h>
@@ -190,7 +190,7 @@ int trit_gate_cfg_load(const char *path, trit_gate_cfg *c, trit_err *err) {
 }
 
 const char *trit_gate_verdict_name(trit_gate_verdict v) {
-    return v == TRIT_GATE_PASS ? "PASS" : v == TRIT_GATE_FAIL ? "FAIL" : "WAITING";
+    return v == TRIT_GATE_PASS ? "PASS" : "FAIL";
 }
 
 static double num_field(json_t *o, const char *k1, const char *k2) {
@@ -222,7 +222,8 @@ void trit_side_ident_from_json(const json_t *ident, trit_side_ident *s) {
 }
 
 /* The provenance `trit ppl` records beside its figures; has_provenance only when the text's
- * hash, the scored tokens and both identities are all there. */
+ * hash, the scored tokens, both identities and the time of the run ("ts", which max_age
+ * judges like a ledger record's) are all there. */
 static void ppl_provenance(json_t *j, trit_ppl_figs *p) {
     str_field(j, "text_sha256", p->text_sha256, sizeof p->text_sha256);
     str_field(j, "text_path", p->text_path, sizeof p->text_path);
@@ -233,8 +234,8 @@ static void ppl_provenance(json_t *j, trit_ppl_figs *p) {
     json_t *i1 = json_object_get(j, "gen1_identity"), *i2 = json_object_get(j, "gen2_identity");
     trit_side_ident_from_json(i1, &p->ident1);
     trit_side_ident_from_json(i2, &p->ident2);
-    p->has_provenance =
-        p->text_sha256[0] && p->scored_tokens >= 0 && p->ident1.digest[0] && p->ident2.digest[0];
+    p->has_provenance = p->text_sha256[0] && p->scored_tokens >= 0 && p->ident1.digest[0] &&
+                        p->ident2.digest[0] && !isnan(p->ts);
 }
 
 int trit_ppl_figs_load(const char *path, trit_ppl_figs *p, trit_err *err) {
@@ -410,8 +411,8 @@ static void gate_classified(const trit_gate_cfg *c, const trit_stats *all, trit_
     }
 }
 
-/* rounds: compared rounds only (an unreachable round compared nothing); WAITING (not FAIL)
- * while the ledger is still growing towards its target */
+/* rounds: compared rounds only (an unreachable round compared nothing); below the target it
+ * is FAIL like every gate with too few samples, the row saying how many are still needed */
 static void gate_rounds(const trit_gate_cfg *c, const trit_stats *all, trit_gate_table *t) {
     char tg[64];
     snprintf(tg, sizeof tg, ">= %ld compared", c->rounds_min);
@@ -419,11 +420,10 @@ static void gate_rounds(const trit_gate_cfg *c, const trit_stats *all, trit_gate
     SET(current, "%ld compared (%ld rounds, %ld unreachable)", all->compared, all->rounds,
         all->rounds - all->compared);
     r->verdict =
-        all->compared >= c->rounds_min && all->compared > 0 ? TRIT_GATE_PASS : TRIT_GATE_WAITING;
+        all->compared >= c->rounds_min && all->compared > 0 ? TRIT_GATE_PASS : TRIT_GATE_FAIL;
     if (r->verdict != TRIT_GATE_PASS)
-        SET(why, "%ld more compared rounds needed (%ld of %ld)",
-            TRIT_MAX(c->rounds_min, 1L) - all->compared, all->compared,
-            TRIT_MAX(c->rounds_min, 1L));
+        SET(why, "too few samples (%ld < %ld compared rounds; %ld more needed)", all->compared,
+            TRIT_MAX(c->rounds_min, 1L), TRIT_MAX(c->rounds_min, 1L) - all->compared);
 }
 
 /* gen-2 unreachable share, over rounds where gen-1 answered */
@@ -523,7 +523,7 @@ void trit_gates_eval(const trit_gate_cfg *c, const trit_stats *all, const trit_s
     gate_latency(c, all, t);
     gate_trend(c, recent, previous, t);
     gate_spike(c, all, t);
-    /* GO only when every row passes (WAITING is not a pass) */
+    /* GO only when every row passes */
     t->go = true;
     for (int i = 0; i < t->n; i++)
         if (t->row[i].verdict != TRIT_GATE_PASS) t->go = false;
@@ -750,7 +750,7 @@ static void check_ppl(const trit_gate_cfg *cfg, trit_provenance *pv, const trit_
     if (!p || !p->present) return;
     if (!p->has_provenance) {
         refuse(pv, "the ppl file has no provenance (needs \"gen1_identity\", \"gen2_identity\", "
-                   "\"text_sha256\", \"scored_tokens\": written by `trit ppl`)");
+                   "\"text_sha256\", \"scored_tokens\", \"ts\": written by `trit ppl`)");
         return;
     }
     if (!pv->gen1.id.digest[0] || !pv->gen2.id.digest[0]) {
@@ -769,7 +769,7 @@ static void check_ppl(const trit_gate_cfg *cfg, trit_provenance *pv, const trit_
                    p->ident2.engine, p->ident2.model, p->ident2.digest, pv->gen2.id.engine,
                    pv->gen2.id.model, pv->gen2.id.digest);
     }
-    if (!isnan(p->ts) && pv->now - p->ts > cfg->max_age) {
+    if (pv->now - p->ts > cfg->max_age) {
         char age[32], max[32];
         refuse(pv, "the ppl file is %s old (max_age %s)", age_text(pv->now - p->ts, age),
                age_text(cfg->max_age, max));
@@ -800,6 +800,11 @@ int trit_gate_provenance(const trit_gate_cfg *cfg, const char *const *ledgers, i
                "sides): a server compared with itself proves nothing",
                c.same_instance ? "one instance id on both sides" : pv->gen1.id.url,
                pv->same_url_rounds, pv->rounds);
+    /* two servers running one engine, build and model: a deployment compared with itself,
+     * not a new engine with the old one; allowed (a canary, a second region), but said */
+    if (pv->gen1.id.digest[0] && !strcmp(pv->gen1.id.digest, pv->gen2.id.digest))
+        note(pv, "gen-1 and gen-2 are the same engine, build and model (one identity digest): "
+                 "this compares two deployments, not two engines");
     /* no identity at all: legacy evidence, accepted only like an unchained ledger */
     if (pv->rounds > 0 && pv->gen1.n_digests == 0 && pv->gen2.n_digests == 0) {
         if (allow_unchained)

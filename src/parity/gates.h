@@ -40,7 +40,7 @@ void trit_gate_cfg_default(trit_gate_cfg *c);
 int trit_gate_cfg_load(const char *path, trit_gate_cfg *c, trit_err *err);
 int trit_gate_cfg_parse(const char *text, const char *name, trit_gate_cfg *c, trit_err *err);
 
-typedef enum { TRIT_GATE_PASS = 0, TRIT_GATE_FAIL = 1, TRIT_GATE_WAITING = 2 } trit_gate_verdict;
+typedef enum { TRIT_GATE_PASS = 0, TRIT_GATE_FAIL = 1 } trit_gate_verdict;
 const char *trit_gate_verdict_name(trit_gate_verdict v);
 
 #define TRIT_GATE_MAX 12
@@ -49,7 +49,7 @@ typedef struct trit_gate_row {
     char target[64];
     char current[96];
     trit_gate_verdict verdict;
-    char why[160]; /* "" or the reason for FAIL/WAITING */
+    char why[160]; /* "" or the reason for FAIL */
 } trit_gate_row;
 typedef struct trit_gate_table {
     int n;

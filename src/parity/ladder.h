@@ -23,6 +23,7 @@
 #include "backends/backend.h"
 #include "base/base.h"
 #include "parity/compare.h"
+#include "parity/trace.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -147,48 +148,5 @@ int trit_ladder_determinism(const trit_ladder_opts *o, FILE *out, json_t **recei
 int trit_ladder_shortest_failing_prefix(trit_backend *gen1, trit_backend *gen2, const int32_t *ids,
                                         size_t n, const trit_ladder_thresholds *th, size_t *len,
                                         trit_err *err);
-
-/* ---- traces (trace.c) ---- */
-typedef struct trit_trace_file {
-    char backend[512], model_sha256[65], prompt_sha256[65];
-    bool last_token;
-    size_t n_tokens;
-    trit_trace_stat *stats;
-    size_t n;
-} trit_trace_file;
-json_t *trit_trace_to_json(const trit_backend_info *info, const char *prompt, size_t n_tokens,
-                           bool last_token, const trit_trace_stat *st, size_t n, bool values);
-int trit_trace_from_json(json_t *j, trit_trace_file *f, trit_err *err);
-int trit_trace_load(const char *path, trit_trace_file *f, trit_err *err);
-void trit_trace_file_free(trit_trace_file *f);
-
-/* Order for comparison: layer (inputs first, then 0..L-1, then outputs), then graph order. */
-void trit_trace_sort(trit_trace_stat *st, size_t n);
-/* Normalised MSE of b against a: sum (a-b)^2 / sum a^2 (absolute MSE when a is all zero). */
-double trit_nmse(const float *a, const float *b, size_t n);
-
-typedef struct trit_trace_diff_opts {
-    double std_lo, std_hi; /* [0.5, 2.0] */
-    double nmse;           /* 1e-3 */
-} trit_trace_diff_opts;
-typedef struct trit_trace_diff_point {
-    char name[64];
-    int layer;
-    double std_a, std_b, std_ratio, mean_a, mean_b;
-    double nmse; /* from values when both have them; else NAN */
-    bool only_a, only_b, outside;
-    int first_pos; /* values: first row beyond the NMSE bound; -1 */
-} trit_trace_diff_point;
-typedef struct trit_trace_diff {
-    trit_trace_diff_point *pts;
-    size_t n;
-    long first_bad; /* index into pts of the first point outside; -1 none */
-    size_t n_common;
-} trit_trace_diff;
-/* Refuses (TRIT_EINVAL, clear message) when a common point's element counts differ
- * (typically all-tokens vs last-token sampling), or when there is no common point. */
-int trit_trace_diff_run(const trit_trace_stat *a, size_t na, const trit_trace_stat *b, size_t nb,
-                        const trit_trace_diff_opts *o, trit_trace_diff *d, trit_err *err);
-void trit_trace_diff_free(trit_trace_diff *d);
 
 #endif

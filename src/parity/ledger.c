@@ -215,18 +215,6 @@ json_t *trit_ledger_text_json(const char *s, size_t n) {
     return j ? j : json_string("");
 }
 
-static json_t *top_json(const trit_client_resp *r, int idx) {
-    if (idx < 0 || idx >= r->n_tokens) return json_null();
-    const trit_client_token *t = &r->tokens[idx];
-    json_t *a = json_array();
-    for (int j = 0; j < t->n_top && j < 5; j++)
-        json_array_append_new(
-            a, json_pack("{s:o,s:i,s:o}", "t", trit_ledger_text_json(t->top[j].text, t->top[j].len),
-                         "id", (int)t->top[j].id, "lp", trit_json_num(t->top[j].logprob)));
-    return json_pack("{s:o,s:i,s:o}", "t", trit_ledger_text_json(t->text, t->len), "id", (int)t->id,
-                     "top", a);
-}
-
 static int ntok(const trit_client_resp *r) {
     if (r->kind != TRIT_CLIENT_OK) return -1;
     return r->completion_tokens >= 0 ? r->completion_tokens : r->n_tokens;
@@ -279,10 +267,9 @@ json_t *trit_ledger_round_json(const trit_round_meta *m, const trit_client_resp 
     json_object_set_new(rec, "finish_v2", json_string(r2->finish_reason));
     json_object_set_new(rec, "hash_v1", json_string(h1));
     json_object_set_new(rec, "hash_v2", json_string(h2));
-    if (cmp->bucket == TRIT_BUCKET_NOMATCH || cmp->bucket == TRIT_BUCKET_PREFIX)
-        json_object_set_new(rec, "split",
-                            json_pack("{s:o,s:o}", "v1", top_json(r1, cmp->div_token_gen1), "v2",
-                                      top_json(r2, cmp->div_token_gen2)));
+    /* div_token, div_align and the split at the first differing token (the one place that
+     * writes them: compare.c, beside the rule that finds them) */
+    trit_compare_split_fields(rec, cmp, r1, r2);
     json_object_set_new(rec, "v1", side(m->gen1_url, m->gen1_model));
     json_object_set_new(rec, "v2", side(m->gen2_url, m->gen2_model));
     /* schema 2: which server answered, by digest; the full identity is in "identity"

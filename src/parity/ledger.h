@@ -44,20 +44,25 @@
  *     prefix_len    integer|null common prefix bytes (UTF-8 boundary); null if unreach.  1
  *     div_byte      integer first differing byte, -1 when none                          1
  *     div_token_v1, div_token_v2  integer token index holding div_byte, -1 when none     1
- *     gap_v1, gap_v2  number|null top-1 minus top-2 logprob at the split                 1
+ *     div_token     integer first index where the token sequences differ, -1 when none 2
+ *     div_align     string|null "ids" | "text": how the sequences were lined up           2
+ *     gap_v1, gap_v2  number|null top-1 minus top-2 logprob at div_token (1: div_token_v*) 1
  *     cause         string|null why a side was unreachable                               1
  *     lat_v1, lat_v2  number  seconds per reply                                          1
  *     ntok_v1, ntok_v2  integer completion tokens, -1 when unreachable                   1
  *     finish_v1, finish_v2  string  finish_reason                                        1
  *     hash_v1, hash_v2  string  sha256 hex of each reply text                            1
- *     split         object  {v1:{t,id,top:[{t,id,lp}]},v2:{..}} (no-match/prefix-only) 1
+ *     split         object  {v1:{t,id,top:[{t,id,lp}]},v2:{..}} at div_token (no-match,
+ *                           prefix-only; schema 1: at div_token_v*)                     1
  *     v1, v2        object  {url, model}: base URL and GET /v1/models id                 1
  *     v1_ident, v2_ident  string  trit_identity_digest of each side (when known)         2
  *     text_v1, text_v2  string  the replies (invalid UTF-8 repaired)                     1
  *     noise_bucket, noise_lat, noise_hash, noise_cause, noise, text_noise  noise lane    1
+ *     noise_tie, noise_div_token  string|null, integer  the noise lane's split vs gen-1  2
+ *     noise_ident   string|null the noise lane's identity digest                         2
  *   "identity" (trit_ledger_identity_json)
  *     side          string  "v1" | "v2" | "noise"                                        2
- *     digest        string  trit_identity_digest(ident)                                  2
+ *     digest        string|null  trit_identity_digest(ident); null when unknown          2
  *     ident         object|null  client.h trit_client_identity shape; null when unknown    2
  *     error         string  why the identity is unknown (only then; burn-in, shadow)     2
  *   "ppl": gen1/gen2 {ppl, ppl_err, chunks, ctx, count}, kld {mean, ...} (ppl file shape) 1

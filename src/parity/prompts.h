@@ -1,7 +1,7 @@
 /* parity/prompts.h — the burn-in prompt corpus.
  *
  * Contract: JSONL, one {"id","category","prompt"} per line, blank lines ignored; a bad line
- * is an error naming file:line. Depends on base. */
+ * is an error naming file:line (prompts.c). Depends on base, jansson. */
 #ifndef TRIT_PARITY_PROMPTS_H
 #define TRIT_PARITY_PROMPTS_H
 

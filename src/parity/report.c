@@ -312,7 +312,6 @@ static const char *CSS =
     "border-bottom:1px solid #e8ebf0;vertical-align:top}th{background:#f0f2f5;font-weight:600}"
     ".PASS{color:#fff;background:#1a7f37;border-radius:4px;padding:1px 8px;font-weight:600}"
     ".FAIL{color:#fff;background:#cf222e;border-radius:4px;padding:1px 8px;font-weight:600}"
-    ".WAITING{color:#1d2430;background:#f2cc60;border-radius:4px;padding:1px 8px;font-weight:600}"
     ".verdict{font-size:20px;font-weight:700;margin:6px 0 12px}.go{color:#1a7f37}"
     ".nogo{color:#cf222e}.muted{color:#6b7585}.kv td:first-child{width:260px;color:#4b5565}"
     "svg.chart{width:100%;max-width:760px;height:auto;display:block}"

@@ -1,7 +1,7 @@
 /* parity/trace.c — trace files (JSON) and the trace diff. A diff refuses to compare stats
  * whose element counts differ: all-tokens vs last-token sampling is the classic false alarm.
- * See ladder.h. */
-#include "parity/ladder.h"
+ * The contract is trace.h. */
+#include "parity/trace.h"
 
 #include <math.h>
 #include <stdlib.h>

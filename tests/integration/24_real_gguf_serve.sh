@@ -62,7 +62,7 @@ if (s.rounds !== n || s.compared !== n || exact !== n) {
 JS
   # two empty replies would be "exact" too: every round must have generated tokens
   node - "$ledger" "$label" <<'JS' || return 1
-const recs = require("fs").readFileSync(process.argv[2], "utf8").split("\n").filter(l => l.trim()).map(l => JSON.parse(l));
+const recs = require("fs").readFileSync(process.argv[2], "utf8").split("\n").filter(l => l.trim()).map(l => JSON.parse(l)).filter(r => r.type === "round");
 const empty = recs.filter(r => !(r.ntok_v1 > 0 && r.ntok_v2 > 0)).map(r => r.round);
 if (empty.length) { console.error(`  ${process.argv[3]}: rounds without tokens: ${empty}`); process.exit(1); }
 JS
@@ -71,7 +71,7 @@ JS
 # show_misses LEDGER — the first non-exact rounds, for the log
 show_misses() {
   node - "$1" <<'JS' >&2 || true
-const recs = require("fs").readFileSync(process.argv[2], "utf8").split("\n").filter(l => l.trim()).map(l => JSON.parse(l));
+const recs = require("fs").readFileSync(process.argv[2], "utf8").split("\n").filter(l => l.trim()).map(l => JSON.parse(l)).filter(r => r.type === "round");
 for (const r of recs.filter(r => r.bucket !== "exact").slice(0, 3))
   console.error(`    round ${r.round} ${r.prompt_id ?? ""}: ${r.bucket}${r.tie ? " (" + r.tie + ")" : ""} div_byte ${r.div_byte ?? "?"}`);
 JS

@@ -60,11 +60,13 @@ t() { jget "$1" "d['trit']['$2']"; }
 [ "$(t "$TMP/pa.json" model_sha256_state)" = done ] || fail "hash state: $(t "$TMP/pa.json" model_sha256_state)"
 [ "$(t "$TMP/pa.json" model_sha256)" = "$SHA" ] || fail "sha256 $(t "$TMP/pa.json" model_sha256) != sha256sum $SHA"
 [ "$(t "$TMP/pa.json" model_size)" = "$SIZE" ] || fail "model_size $(t "$TMP/pa.json" model_size) != $SIZE"
-VERSION=$("$TRIT" --version | awk '{print $2}' | cut -d+ -f1) # "0.1.0" of "0.1.0+commit"
+BUILD=$("$TRIT" --version | awk '{print $2}') # "0.1.0+<commit>": what /props calls build
+VERSION=${BUILD%%+*}
 [ "$(t "$TMP/pa.json" version)" = "$VERSION" ] || fail "version $(t "$TMP/pa.json" version) != $VERSION"
 COMMIT=$(t "$TMP/pa.json" commit)
 [ -n "$COMMIT" ] || fail "no commit"
 [ "$(t "$TMP/pa.json" build)" = "$VERSION+$COMMIT" ] || fail "build $(t "$TMP/pa.json" build)"
+[ "$BUILD" = "$VERSION+$COMMIT" ] || fail "trit --version says $BUILD, /props $VERSION+$COMMIT"
 [ "$(jget "$TMP/pa.json" 'd["build_info"]')" = "$VERSION+$COMMIT" ] || fail "build_info"
 if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
   [[ "$COMMIT" == "$(git -C "$ROOT" rev-parse --short=7 HEAD)"* ]] || echo "note: built from $COMMIT, the tree is at $(git -C "$ROOT" rev-parse --short HEAD)" >&2

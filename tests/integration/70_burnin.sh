@@ -69,7 +69,8 @@ const fs = require('fs'), id = f => JSON.parse(fs.readFileSync(f, 'utf8'));
 const side = p => ({ppl: p, ppl_err: 0.5, chunks: 8, ctx: 256, count: 2040});
 console.log(JSON.stringify({gen1: side(20.0), gen2: side(20.01), kld: {mean: 0.0001},
   gen1_identity: id(process.argv[2]), gen2_identity: id(process.argv[3]),
-  text_path: 'held-out.txt', text_sha256: '0'.repeat(64), scored_tokens: 2040}));
+  text_path: 'held-out.txt', text_sha256: '0'.repeat(64), scored_tokens: 2040,
+  ts: Date.now() / 1000}));
 JS
 set +e
 "$TRIT" gate --config "$ROOT/cutover.ini" --ledger "$L" --ppl "$TMP/ppl.json" --json >"$TMP/gate2.json"
@@ -119,4 +120,14 @@ JS
 else
   echo "note: trit serve is not built; llama vs trit lane not exercised"
 fi
+# one server on both sides (the same URL, spelled two ways) is refused before anything is
+# written: a server compared with itself proves nothing
+set +e
+"$TRIT" burnin run --v1 "$V1" --v2 "http://localhost:$P1/v1/" --prompts "$ROOT/prompts/burnin.jsonl" --rounds 2 \
+  --pace 0 --ledger "$TMP/same.jsonl" >/dev/null 2>"$TMP/same.err"
+rc=$?
+set -e
+[ "$rc" -eq 1 ] && grep -q "same server" "$TMP/same.err" || fail "same server on both sides: rc $rc, $(cat "$TMP/same.err")"
+[ ! -s "$TMP/same.jsonl" ] || fail "the refused run wrote $(wc -l <"$TMP/same.jsonl") ledger lines"
+pass "burn-in refuses one server on both sides: $(head -1 "$TMP/same.err")"
 echo "70_burnin: ok"

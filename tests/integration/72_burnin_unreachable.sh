@@ -105,7 +105,7 @@ for opt in "--rounds 99999999999999999999999" "--rounds -4" "--rounds 12x" "--ma
     >/dev/null 2>"$TMP/bad.err"
   rc=$?
   set -e
-  [ "$rc" -eq 2 ] && grep -q "bad value" "$TMP/bad.err" || fail "burnin run $opt: rc $rc, $(cat "$TMP/bad.err")"
+  [ "$rc" -eq 2 ] && grep -q "(got '" "$TMP/bad.err" || fail "burnin run $opt: rc $rc, $(cat "$TMP/bad.err")"
 done
 [ ! -s "$TMP/bad.jsonl" ] || fail "a refused run wrote to its ledger"
 pass "bad option values refused with exit 2"

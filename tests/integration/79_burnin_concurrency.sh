@@ -107,7 +107,7 @@ for v in 0 -1 257 x; do
   "$TRIT" burnin run --v1 "$V1" --v2 "$V2" --rounds 1 --concurrency "$v" --ledger "$TMP/bad.jsonl" 2>"$TMP/bad.err"
   rc=$?
   set -e
-  [ "$rc" -eq 2 ] && grep -q "bad value for --concurrency" "$TMP/bad.err" || fail "--concurrency $v: rc $rc"
+  [ "$rc" -eq 2 ] && grep -q -- "--concurrency: .*(got .$v.)" "$TMP/bad.err" || fail "--concurrency $v: rc $rc"
 done
 pass "--concurrency 0/-1/257/x refused (exit 2)"
 echo "79_burnin_concurrency: ok"

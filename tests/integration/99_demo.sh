@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 out="$TMP/demo"
 set +e
-DEMO_ROUNDS=20 DEMO_OUT="$out" DEMO_PPL_CHUNKS=4 TRIT="$TRIT" "$ROOT/scripts/demo" >"$TMP/demo.log" 2>&1
+DEMO_ROUNDS=20 DEMO_OUT="$out" TRIT="$TRIT" "$ROOT/scripts/demo" >"$TMP/demo.log" 2>&1
 rc=$?
 set -e
 cat "$TMP/demo.log"

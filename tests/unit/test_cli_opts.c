@@ -131,7 +131,7 @@ Test(cli_opts, durations, .init = cr_redirect_stderr) {
         const char *v;
         double want;
     } good[] = {{"600", 600}, {"1.5", 1.5}, {"250ms", 0.25}, {"30s", 30},
-                {"10m", 600}, {"1h", 3600}, {"0", 0}};
+                {"10m", 600}, {"1h", 3600}, {"0", 0},        {"1d", 86400}};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         cr_assert_eq(cli_opt_duration("t", "timeout", good[i].v, 0, 86400, &s), 0, "%s", good[i].v);
         cr_assert_float_eq(s, good[i].want, 1e-12, "%s -> %g", good[i].v, s);
@@ -144,6 +144,55 @@ Test(cli_opts, durations, .init = cr_redirect_stderr) {
         cr_assert_float_eq(s, 7, 0);
     }
     cr_assert_eq(cli_opt_duration("t", "timeout", "0", 1e-3, 86400, &s), -1, "below the range");
+}
+
+/* Timeouts: durations above 0 up to the limit; 0 and anything past the limit refused. */
+Test(cli_opts, timeouts, .init = cr_redirect_stderr) {
+    double s = 5;
+    cr_assert_eq(cli_opt_timeout("t", "timeout", "0.001", 60, &s), 0);
+    cr_assert_float_eq(s, 0.001, 1e-15);
+    cr_assert_eq(cli_opt_timeout("t", "timeout", "1m", 60, &s), 0, "the limit is in");
+    cr_assert_float_eq(s, 60, 0);
+    const char *bad[] = {"0", "0ms", "-1", "61", "2m", "", "x", "inf"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        s = 7;
+        cr_assert_eq(cli_opt_timeout("t", "timeout", bad[i], 60, &s), -1, "'%s' accepted", bad[i]);
+        cr_assert_float_eq(s, 7, 0);
+    }
+}
+
+/* Points in time: ISO-8601 dates and times (fraction, 'Z'), epoch seconds, ages before now;
+ * junk refused and *out left alone. */
+Test(cli_opts, times) {
+    const double now = 1765000000; /* 2025-12-06T05:46:40Z */
+    struct {
+        const char *v;
+        double want;
+    } good[] = {{"2026-12-07", 1796601600},
+                {"2026-12-07T18:30:00", 1796668200},
+                {"2026-12-07T18:30:00Z", 1796668200},
+                {"2026-12-07T18:30:00.25Z", 1796668200.25},
+                {"1765000000", 1765000000},
+                {"12.5", 12.5},
+                {"2h", now - 7200},
+                {"30m", now - 1800},
+                {"1d", now - 86400},
+                {"90s", now - 90},
+                {"0h", now}};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        double t = 0;
+        cr_assert_eq(cli_time_value(good[i].v, now, &t), 0, "'%s' refused", good[i].v);
+        cr_assert_float_eq(t, good[i].want, 1e-6, "%s -> %.3f", good[i].v, t);
+    }
+    const char *bad[] = {"",    "x",           "2h ago",     "-2h",
+                         "2y",  "2026-12-07x", "2026-13-45", "2026-12-07T18:30:00+01",
+                         "nan", "0x10",        "inf",        "1e999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        double t = 42;
+        cr_assert_eq(cli_time_value(bad[i], now, &t), -1, "'%s' accepted", bad[i]);
+        cr_assert_float_eq(t, 42, 0, "'%s' changed *out", bad[i]);
+    }
+    cr_assert_eq(cli_time_value(NULL, now, &(double){0}), -1, "a missing value");
 }
 
 /* URLs: scheme, host, port, path; spaces and junk refused. */

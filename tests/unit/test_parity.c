@@ -507,7 +507,7 @@ Test(gates, too_few_samples_and_missing_reference_fail) {
     cr_assert_not(t.go);
     cr_assert_eq(verdict_of(&t, "ppl gen-2 vs gen-1"), TRIT_GATE_FAIL);
     cr_assert_eq(verdict_of(&t, "exact-match rate"), TRIT_GATE_FAIL); /* 100% but 50 samples */
-    cr_assert_eq(verdict_of(&t, "rounds"), TRIT_GATE_WAITING);
+    cr_assert_eq(verdict_of(&t, "rounds"), TRIT_GATE_FAIL);
     cr_assert_eq(verdict_of(&t, "p95 latency gap"), TRIT_GATE_FAIL);
     cr_assert_eq(verdict_of(&t, "trend"), TRIT_GATE_FAIL);
     cr_assert_eq(verdict_of(&t, "spike"), TRIT_GATE_FAIL);
@@ -1107,13 +1107,14 @@ Test(gates, rounds_count_compared_only) {
     trit_gate_table t;
     trit_ppl_figs p = figs(10, 0.1, 10.01, 0.1, 0.001);
     trit_gates_eval(&c, &s, &s, &s, &p, &t);
-    cr_assert_eq(verdict_of(&t, "rounds"), TRIT_GATE_WAITING);
+    cr_assert_eq(verdict_of(&t, "rounds"), TRIT_GATE_FAIL);
     cr_assert_not(t.go);
     const trit_gate_row *r = NULL;
     for (int i = 0; i < t.n; i++)
         if (!strcmp(t.row[i].gate, "rounds")) r = &t.row[i];
     cr_assert(strstr(r->current, "40 compared (2040 rounds, 2000 unreachable)"), "%s", r->current);
-    cr_assert(strstr(r->why, "1960 more compared rounds needed (40 of 2000)"), "%s", r->why);
+    cr_assert(strstr(r->why, "too few samples (40 < 2000 compared rounds; 1960 more needed)"), "%s",
+              r->why);
     s.compared = 2000;
     trit_gates_eval(&c, &s, &s, &s, &p, &t);
     cr_assert_eq(verdict_of(&t, "rounds"), TRIT_GATE_PASS);
@@ -1149,8 +1150,10 @@ Test(gates, ppl_needs_min_tokens) {
     cr_assert_float_eq(c.max_age, 7 * 86400.0, 1e-9);
 }
 
-/* A ppl file written as `trit ppl` writes it, with the given identities and tokens. */
-static char *ppl_file(const char *name, json_t *i1, json_t *i2, long tokens, bool provenance) {
+/* A ppl file written as `trit ppl` writes it, with the given identities and tokens, made
+ * now (ppl_file) or at wall time ts (ppl_file_at). */
+static char *ppl_file_at(const char *name, json_t *i1, json_t *i2, long tokens, bool provenance,
+                         double ts) {
     char *path = tmp_path(name);
     json_t *j =
         json_pack("{s:{s:f,s:i,s:i,s:I},s:{s:f,s:i,s:i,s:I},s:{s:f}}", "gen1", "ppl", 10.0,
@@ -1162,10 +1165,14 @@ static char *ppl_file(const char *name, json_t *i1, json_t *i2, long tokens, boo
         json_object_set_new(j, "text_sha256", json_string("ab12"));
         json_object_set_new(j, "text_path", json_string("held.txt"));
         json_object_set_new(j, "scored_tokens", json_integer(tokens));
+        json_object_set_new(j, "ts", json_real(ts));
     }
     json_dump_file(j, path, 0);
     json_decref(j);
     return path;
+}
+static char *ppl_file(const char *name, json_t *i1, json_t *i2, long tokens, bool provenance) {
+    return ppl_file_at(name, i1, i2, tokens, provenance, trit_wall_s());
 }
 
 /* Evidence the gate refuses, each with its own reason. */
@@ -1215,6 +1222,15 @@ Test(gates, provenance_refusals) {
     /* evidence older than max_age (7 days) */
     pv = prov_of(good, ppl_ok, false, now + 8 * 86400);
     cr_assert(pv.refused && strstr(pv.reason, "older than max_age"), "%s", pv.reason);
+
+    /* a fresh ledger with a ppl file made 30 days ago, and one that does not say when */
+    char *ppl_old = ppl_file_at("pv-old.json", llama, trit, 2040, true, now - 30 * 86400);
+    pv = prov_of(good, ppl_old, false, now);
+    cr_assert(pv.refused && strstr(pv.reason, "the ppl file is") && strstr(pv.reason, "max_age"),
+              "%s", pv.reason);
+    char *ppl_nots = ppl_file_at("pv-nots.json", llama, trit, 2040, true, NAN);
+    pv = prov_of(good, ppl_nots, false, now);
+    cr_assert(pv.refused && strstr(pv.reason, "no provenance"), "%s", pv.reason);
 
     /* one side with two identities */
     char *mixed = tmp_path("pv-mixed.jsonl");
