@@ -44,7 +44,12 @@ static void serve_usage(FILE *f) {
             "                       Requests from other origins get 403.\n"
             "  --host-allow NAMES   extra Host header names accepted (comma list; '*' = any).\n"
             "                       Bound to loopback, other Host names get 403 (DNS rebinding).\n"
-            "  --max-parsing N      requests parsed/tokenized at once (default 4) -> 503 beyond\n");
+            "  --max-parsing N      requests parsed/tokenized at once (default 4) -> 503 beyond\n"
+            "  --insecure-no-key    start a non-loopback --host or --cors '*' without a key\n"
+            "                       (refused otherwise; warned on every start)\n"
+            "  --fault SPEC         TESTING AID: act=silu|relu2, rope=norm|neox change the\n"
+            "                       model's graph (a parity ladder must fail); json-alloc=N\n"
+            "                       fails every Nth JSON allocation. Warned, shown in /props.\n");
 }
 
 /* What the command line asked for: the server's configuration and where its key comes from. */
@@ -68,7 +73,9 @@ enum {
     O_HOSTALLOW,
     O_PARSING,
     O_DRAFT,
-    O_NUMERICS
+    O_NUMERICS,
+    O_INSECURE,
+    O_FAULT
 };
 static const struct option serve_options[] = {{"host", required_argument, 0, O_HOST},
                                               {"port", required_argument, 0, O_PORT},
@@ -87,6 +94,8 @@ static const struct option serve_options[] = {{"host", required_argument, 0, O_H
                                               {"max-parsing", required_argument, 0, O_PARSING},
                                               {"draft", required_argument, 0, O_DRAFT},
                                               {"numerics", required_argument, 0, O_NUMERICS},
+                                              {"insecure-no-key", no_argument, 0, O_INSECURE},
+                                              {"fault", required_argument, 0, O_FAULT},
                                               {"help", no_argument, 0, 'h'},
                                               {0, 0, 0, 0}};
 
@@ -127,6 +136,11 @@ static int serve_text_option(int c, char *v, serve_args *a) {
     case O_KEYFILE:
         a->key_file = v;
         return 0;
+    case O_INSECURE:
+        a->cfg.insecure_no_key = true;
+        return 0;
+    case O_FAULT:
+        return srv_fault_parse(&a->cfg, v);
     }
     return -1;
 }

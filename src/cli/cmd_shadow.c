@@ -42,6 +42,8 @@ static void usage(FILE *out) {
         "  --grace S                 on shutdown, in-flight work gets this long (5)\n"
         "                            (S: seconds, or with a unit: 250ms, 90s, 10m, 1h)\n"
         "  --quiet                   no per-request log lines\n"
+        "  --insecure-no-key         listen on a non-loopback address without a key (refused\n"
+        "                            otherwise; warned on every start)\n"
         "exit: 0 stopped cleanly, 1 cannot listen / write the ledger, 2 usage\n");
 }
 
@@ -67,7 +69,8 @@ enum {
     O_QUEUE,
     O_TIMEOUT,
     O_GRACE,
-    O_QUIET
+    O_QUIET,
+    O_INSECURE
 };
 static const struct option shadow_options[] = {
     {"listen", required_argument, 0, O_LISTEN},
@@ -84,6 +87,7 @@ static const struct option shadow_options[] = {
     {"timeout", required_argument, 0, O_TIMEOUT},
     {"grace", required_argument, 0, O_GRACE},
     {"quiet", no_argument, 0, O_QUIET},
+    {"insecure-no-key", no_argument, 0, O_INSECURE},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
@@ -131,6 +135,9 @@ static int shadow_option(int c, const char *v, shadow_args *a) {
         return 0;
     case O_FWD:
         a->o.forward_auth = true;
+        return 0;
+    case O_INSECURE:
+        a->o.insecure_no_key = true;
         return 0;
     case O_QUIET:
         a->o.quiet = true;

@@ -5,6 +5,7 @@
 #include "parity/shadow.h"
 
 #include "client/client.h"
+#include "http/http.h"
 #include "parity/parity.h"
 
 #include <arpa/inet.h>
@@ -25,14 +26,17 @@
 #define QUEUE_BYTES_MAX ((size_t)256 << 20) /* request + gen-1 reply bytes waiting for gen-2 */
 
 static volatile sig_atomic_t stop_flag;
+/* Tests and embedders stop the proxy the way a signal does. */
 void trit_shadow_request_stop(void) {
     stop_flag = 1;
 }
+/* SIGINT/SIGTERM: the main loop sees the flag and starts the bounded shutdown. */
 static void on_signal(int sig) {
     (void)sig;
     stop_flag = 1;
 }
 
+/* The proxy's defaults (shadow.h): loopback, 1 MiB bodies, 16 MiB replies kept. */
 void trit_shadow_opts_default(trit_shadow_opts *o) {
     memset(o, 0, sizeof *o);
     o->host = "127.0.0.1";
@@ -46,6 +50,7 @@ void trit_shadow_opts_default(trit_shadow_opts *o) {
 
 /* ======================= the request path's pure checks ======================= */
 
+/* A hex digit of a percent-escape, or -1. */
 static int hexval(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -59,11 +64,14 @@ static bool path_char(unsigned char c) {
     return c && strchr("-._~!$&'()*+,;=:/", c) != NULL;
 }
 
+/* Fill why with a refusal naming the offset, and return the status. */
 static int refuse(char *why, size_t why_sz, int status, const char *msg, size_t at) {
     snprintf(why, why_sz, "%s (request-target byte %zu)", msg, at);
     return status;
 }
 
+/* The request-target, byte by byte: origin-form only, so the upstream host can never come
+ * from the client. */
 int trit_shadow_check_target(const char *target, trit_shadow_target *t, char *why, size_t why_sz) {
     memset(t, 0, sizeof *t);
     size_t n = strlen(target);
@@ -131,6 +139,7 @@ int trit_shadow_check_target(const char *target, trit_shadow_target *t, char *wh
     return 0;
 }
 
+/* A forwarded header value: no control bytes (header injection), bounded size. */
 int trit_shadow_check_header(const char *name, const char *value, char *why, size_t why_sz) {
     size_t n = strlen(value);
     if (n > TRIT_SHADOW_MAX_HEADER) {
@@ -183,6 +192,7 @@ static int parse_base(const char *base, CURLU *u, char *why, size_t why_sz) {
     return 0;
 }
 
+/* An upstream base URL given on the command line, checked once at start. */
 int trit_shadow_check_base(const char *base, char *why, size_t why_sz) {
     CURLU *u = curl_url();
     int rc = parse_base(base, u, why, why_sz);
@@ -190,6 +200,7 @@ int trit_shadow_check_base(const char *base, char *why, size_t why_sz) {
     return rc;
 }
 
+/* The URL a request goes to: the configured base's scheme, host and port, always. */
 char *trit_shadow_upstream_url(const char *base, const trit_shadow_target *t, char *why,
                                size_t why_sz) {
     CURLU *u = curl_url();
@@ -280,6 +291,8 @@ typedef struct proxy {
     trit_ident_track ident[2];
     int64_t ident_read_round; /* round of the last periodic read */
     atomic_long forwarded, mirrored, dropped, compared, gen1_errors, refused;
+    trit_http_daemon hd; /* http's intake: daemon, guard (deadlines, body budgets) */
+    trit_http_intake in; /* its checks: Host, no Origin, key, body size */
 } proxy;
 
 /* a job's memory goes back */
@@ -325,6 +338,7 @@ typedef struct stream {
     double t0;
 } stream;
 
+/* Drop a reference to a stream; the last one frees it. */
 static void stream_release(stream *s) {
     pthread_mutex_lock(&s->mu);
     int left = --s->refs;
@@ -340,6 +354,7 @@ static void stream_release(stream *s) {
     free(s);
 }
 
+/* gen-1's status line and headers are in: the client's reply can start. */
 static void headers_ready(stream *s, CURL *h) {
     pthread_mutex_lock(&s->mu);
     if (!s->headers) {
@@ -404,6 +419,7 @@ static struct curl_slist *req_headers(const char *auth, const char *ctype, const
     return hl;
 }
 
+/* Which requests are copied to gen-2: the two completions routes. */
 static bool mirrored_path(const char *target, bool *is_chat) {
     size_t n = strcspn(target, "?");
     const char *chat[] = {"/v1/chat/completions", "/chat/completions"};
@@ -416,12 +432,14 @@ static bool mirrored_path(const char *target, bool *is_chat) {
     return false;
 }
 
+/* A copy that will not be compared is counted, never silently lost. */
 static void drop(proxy *px, job *j, const char *why) {
     atomic_fetch_add(&px->dropped, 1);
     if (!px->o->quiet) fprintf(stderr, "shadow: copy of %s dropped: %s\n", j->target, why);
     job_free(j);
 }
 
+/* A copy for gen-2 into the bounded queue (dropped when the queue or its bytes are full). */
 static void enqueue(proxy *px, job *j) {
     size_t bytes = j->req.len + j->gen1.body.len;
     pthread_mutex_lock(&px->mu);
@@ -467,6 +485,7 @@ static void mirror(proxy *px, stream *s) {
     enqueue(px, j);
 }
 
+/* One request's transfer to gen-1, its bytes into the client's pipe as they arrive. */
 static void *gen1_thread(void *arg) {
     stream *s = arg;
     proxy *px = s->px;
@@ -517,6 +536,7 @@ static void *gen1_thread(void *arg) {
     return NULL;
 }
 
+/* MHD's content reader: the client's reply bytes, from the pipe gen-1's thread fills. */
 static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     stream *s = cls;
@@ -529,6 +549,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
     }
 }
 
+/* The client's reply is over (done or gone): gen-1's thread sees it and stops writing. */
 static void reader_free(void *cls) {
     stream *s = cls;
     pthread_mutex_lock(&s->mu);
@@ -543,10 +564,12 @@ static void reader_free(void *cls) {
 typedef struct conn {
     char *target; /* raw, as sent (MHD percent-decodes the url it gives the handler) */
     bool checked;
-    bool too_big, oom;
+    int refused; /* TRIT_HTTP_BODY_TOO_BIG / _BUSY once a body chunk was refused */
+    bool oom, body_done;
     trit_buf body;
 } conn;
 
+/* MHD's URI callback: the request's state, made while the raw request-target is at hand. */
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c) {
     (void)cls, (void)c;
     conn *cn = xcalloc(1, sizeof *cn);
@@ -554,52 +577,46 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c) {
     return cn;
 }
 
+/* The proxy's own refusals, OpenAI-shaped ("code" is the status, as before); under memory
+ * pressure http's fixed error body. */
 static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *type,
                                   const char *msg) {
+    const unsigned long mark = trit_http_json_mark();
     json_t *o = json_pack("{s:{s:o,s:s,s:n,s:i}}", "error", "message",
                           trit_ledger_text_json(msg, strlen(msg)), "type", type, "param", "code",
                           (int)status);
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    enum MHD_Result rc = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return rc;
+    char *s = trit_http_dumps(o, mark);
+    if (!s) s = trit_http_error_body(msg, type, NULL, NULL);
+    return trit_http_queue(c, status, trit_http_response(status, "application/json", s));
 }
 
+/* An http intake refusal as the proxy's error reply (counted as refused). */
+static enum MHD_Result send_refusal(proxy *px, struct MHD_Connection *c,
+                                    const trit_http_refusal *r) {
+    atomic_fetch_add(&px->refused, 1);
+    return send_error(c, (unsigned)r->status, r->type, r->message);
+}
+
+/* A request header by name (case-insensitive). */
 static const char *hdr(struct MHD_Connection *c, const char *name) {
     return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
 
-/* First call for a request: everything that can be refused before reading the body. */
-static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *cn) {
+/* First call for a request: everything that can be refused before reading the body. The
+ * target is the proxy's own check; Host, Origin, key and size are http's intake. */
+static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *cn,
+                                     const char *method, const char *version) {
     char why[300];
     trit_shadow_target t;
+    trit_http_refusal rf;
     int st = trit_shadow_check_target(cn->target, &t, why, sizeof why);
     if (st) {
         atomic_fetch_add(&px->refused, 1);
         return send_error(c, (unsigned)st, "invalid_request_error", why);
     }
-    /* listening on loopback, the Host must name this machine: a DNS-rebound page (evil.example
-     * resolving to 127.0.0.1) sends its own name, even on a GET without Origin */
-    const char *host = hdr(c, "Host");
-    if (!strncmp(px->o->host, "127.", 4) &&
-        !trit_host_allowed(host, px->o->host, px->o->host_allow)) {
-        atomic_fetch_add(&px->refused, 1);
-        return send_error(c, 403, "permission_error",
-                          "Host header names another server (DNS rebinding?); allow a name with "
-                          "--host-allow");
-    }
-    /* the proxy is not for browsers: a page (even a DNS-rebound one: browsers send Origin on
-     * every POST) gets 403 before anything is forwarded */
-    const char *origin = hdr(c, "Origin");
-    if (origin) {
-        atomic_fetch_add(&px->refused, 1);
-        return send_error(c, 403, "permission_error",
-                          "requests from browser pages (with an Origin header) are refused by "
-                          "the shadow proxy");
-    }
+    /* Host (DNS rebinding, once, present on HTTP/1.1) and browser pages: the proxy is not for
+     * browsers, so any Origin (even a DNS-rebound page's: browsers send it on every POST) */
+    if (trit_http_check_peer(c, version, &px->in, &rf)) return send_refusal(px, c, &rf);
     const char *names[] = {"Authorization", "Content-Type", "Accept"};
     for (size_t k = 0; k < TRIT_ARRAY_LEN(names); k++) {
         const char *v = hdr(c, names[k]);
@@ -608,53 +625,32 @@ static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *
             return send_error(c, (unsigned)st, "invalid_request_error", why);
         }
     }
-    /* like trit serve, GET /health stays open so load balancers can probe without a key */
-    bool health = !strcmp(cn->target, "/health") || !strcmp(cn->target, "/v1/health");
-    if (px->o->api_key && !health &&
-        !trit_api_key_matches(px->o->api_key, hdr(c, "Authorization"))) {
-        atomic_fetch_add(&px->refused, 1);
-        return send_error(c, 401, "authentication_error",
-                          "missing or invalid API key (send 'Authorization: Bearer KEY')");
-    }
-    const char *cl = hdr(c, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > px->o->max_body) {
-        atomic_fetch_add(&px->refused, 1);
-        snprintf(why, sizeof why, "request body exceeds %zu bytes", px->o->max_body);
-        return send_error(c, 413, "invalid_request_error", why);
-    }
+    /* like trit serve, GET (or HEAD) /health stays open so load balancers can probe without a
+     * key; any other method on it needs the key like every other request */
+    const bool health = (!strcmp(cn->target, "/health") || !strcmp(cn->target, "/v1/health")) &&
+                        (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
+    if (trit_http_check_entry(c, &px->in, !health, &rf)) return send_refusal(px, c, &rf);
     cn->checked = true;
     return MHD_YES;
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *version, const char *upload,
-                               size_t *upload_size, void **con_cls) {
-    (void)version, (void)url; /* url is percent-decoded: the raw target in cn is used instead */
-    proxy *px = cls;
-    conn *cn = *con_cls;
-    if (!cn) return MHD_NO; /* the URI callback always runs first */
-    if (!cn->checked) return check_request(px, c, cn);
-    if (*upload_size) {
-        /* a chunked body has no Content-Length: the limit is enforced as it arrives */
-        if (!cn->too_big && !cn->oom) {
-            if (cn->body.len + *upload_size > px->o->max_body) {
-                cn->too_big = true;
-                trit_buf_free(&cn->body);
-            } else if (buf_try_append(&cn->body, upload, *upload_size)) {
-                cn->oom = true;
-                trit_buf_free(&cn->body);
-            }
-        }
-        *upload_size = 0;
-        return MHD_YES;
+/* A body chunk: counted in http's budgets (the request's, everyone's, this peer's share) and
+ * kept without aborting on out-of-memory; a refused body is dropped and answered once
+ * complete. */
+static void take_body(proxy *px, struct MHD_Connection *c, conn *cn, const char *data, size_t n) {
+    if (cn->refused || cn->oom) {
+        trit_http_body_seen(px->hd.guard, c, n);
+        return;
     }
+    cn->refused = trit_http_take_body(px->hd.guard, c, cn->body.len, n);
+    if (!cn->refused && buf_try_append(&cn->body, data, n)) cn->oom = true;
+    if (cn->refused || cn->oom) trit_buf_free(&cn->body);
+}
+
+/* The request to gen-1 (its own thread, a pipe to this connection) and gen-1's answer back as
+ * it arrives: status, Content-Type and bytes; 502 when gen-1 cannot be reached. */
+static enum MHD_Result forward(proxy *px, struct MHD_Connection *c, conn *cn, const char *method) {
     char msg[400];
-    if (cn->too_big) {
-        atomic_fetch_add(&px->refused, 1);
-        snprintf(msg, sizeof msg, "request body exceeds %zu bytes", px->o->max_body);
-        return send_error(c, 413, "invalid_request_error", msg);
-    }
-    if (cn->oom) return send_error(c, 503, "server_error", "shadow: out of memory for the body");
     trit_shadow_target t;
     trit_shadow_check_target(cn->target, &t, msg, sizeof msg); /* passed in check_request */
     char *upurl = trit_shadow_upstream_url(px->o->gen1_url, &t, msg, sizeof msg);
@@ -720,9 +716,45 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     return rc;
 }
 
+/* MHD's access handler: check the request, take its body, then forward it to gen-1. */
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls) {
+    (void)version, (void)url; /* url is percent-decoded: the raw target in cn is used instead */
+    proxy *px = cls;
+    conn *cn = *con_cls;
+    if (!cn) return MHD_NO; /* the URI callback always runs first */
+    if (!cn->checked) return check_request(px, c, cn, method, version);
+    if (*upload_size) {
+        /* a chunked body has no Content-Length: the limit is enforced as it arrives */
+        take_body(px, c, cn, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (!cn->body_done) trit_http_body_done(px->hd.guard, c);
+    cn->body_done = true;
+    char msg[400];
+    if (cn->refused == TRIT_HTTP_BODY_TOO_BIG) {
+        atomic_fetch_add(&px->refused, 1);
+        snprintf(msg, sizeof msg, "request body exceeds %zu bytes", px->o->max_body);
+        return send_error(c, 413, "invalid_request_error", msg);
+    }
+    if (cn->refused) {
+        atomic_fetch_add(&px->refused, 1);
+        return send_error(c, 503, "server_error",
+                          "shadow: too many request bodies in flight (a quarter per client); "
+                          "retry shortly");
+    }
+    if (cn->oom) return send_error(c, 503, "server_error", "shadow: out of memory for the body");
+    return forward(px, c, cn, method);
+}
+
+/* MHD's end of a request: its body leaves http's budgets, its state is freed. */
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
-    (void)cls, (void)c, (void)toe;
+    (void)toe;
+    proxy *px = cls;
+    trit_http_request_done(px->hd.guard, c);
     conn *cn = *con_cls;
     if (!cn) return;
     trit_buf_free(&cn->body);
@@ -733,6 +765,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ======================= gen-2 side ======================= */
 
+/* A stream's text: the deltas of every data event joined, and the finish reason. */
 void trit_shadow_sse_text(const char *body, size_t n, bool is_chat, trit_buf *out, char *finish,
                           size_t finish_sz) {
     trit_buf_puts(out, "");
@@ -758,6 +791,7 @@ void trit_shadow_sse_text(const char *body, size_t n, bool is_chat, trit_buf *ou
     }
 }
 
+/* An upstream's answer as the comparison's input (SSE reassembled, errors kept). */
 static void to_resp(const upstream *u, bool is_chat, trit_client_resp *r) {
     trit_client_resp_init(r);
     r->latency_s = u->latency;
@@ -801,6 +835,7 @@ typedef struct {
     size_t max;
 } gen2_sink;
 
+/* gen-2's reply bytes, bounded like gen-1's. */
 static size_t on_gen2_data(char *p, size_t sz, size_t nm, void *ud) {
     gen2_sink *k = ud;
     size_t n = sz * nm;
@@ -812,6 +847,7 @@ static size_t on_gen2_data(char *p, size_t sz, size_t nm, void *ud) {
     return n;
 }
 
+/* The same request to gen-2, with its own key and timeout. */
 static void call_gen2(proxy *px, const job *j, upstream *u) {
     memset(u, 0, sizeof *u);
     trit_shadow_target t;
@@ -957,6 +993,7 @@ static void process(proxy *px, job *j) {
     trit_buf_free(&gen2.body);
 }
 
+/* The one gen-2 worker: copies from the queue, compared and recorded in order. */
 static void *worker(void *arg) {
     proxy *px = arg;
     for (;;) {
@@ -982,6 +1019,7 @@ static void *worker(void *arg) {
     }
 }
 
+/* The ledger's highest round, so that rounds continue after a restart. */
 static int max_round_cb(void *ud, const trit_ledger_rec *rec, const char *line, size_t len) {
     (void)ud, (void)rec, (void)line, (void)len;
     return 0;
@@ -999,13 +1037,16 @@ static bool wait_until(proxy *px, bool (*pred)(proxy *), double deadline) {
     pthread_mutex_unlock(&px->mu);
     return ok;
 }
+/* Shutdown predicate: every gen-1 transfer has ended. */
 static bool no_gen1_threads(proxy *px) {
     return px->live == 0;
 }
+/* Shutdown predicate: every queued copy has been compared or dropped. */
 static bool queue_empty(proxy *px) {
     return px->head == NULL;
 }
 
+/* The proxy: ledger and identities, then the intake, until stopped; shutdown is bounded. */
 int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *err) {
     if (!o->gen1_url || !o->gen2_url)
         return trit_fail(err, TRIT_EINVAL, "shadow needs a primary and a candidate URL");
@@ -1013,6 +1054,12 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
     if (trit_shadow_check_base(o->gen1_url, why, sizeof why) ||
         trit_shadow_check_base(o->gen2_url, why, sizeof why))
         return trit_fail(err, TRIT_EINVAL, "%s", why);
+    const trit_http_door door = {.who = "trit shadow",
+                                 .host = o->host,
+                                 .api_key = o->api_key,
+                                 .key_env = "TRIT_API_KEY",
+                                 .insecure_no_key = o->insecure_no_key};
+    if (trit_http_door_check(&door, err)) return -1;
     proxy px = {0};
     px.o = o;
     pthread_mutex_init(&px.mu, NULL);
@@ -1043,33 +1090,30 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
             }
         }
     }
-    struct sockaddr_in addr = {0};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)o->port);
-    if (inet_pton(AF_INET, o->host, &addr.sin_addr) != 1) {
-        trit_ledger_close(px.ledger);
-        trit_ident_track_free(&px.ident[0]);
-        trit_ident_track_free(&px.ident[1]);
-        return trit_fail(err, TRIT_EINVAL, "listen address '%s' is not an IPv4 address", o->host);
-    }
+    px.in = (trit_http_intake){.bound = o->host,
+                               .loopback = trit_http_is_loopback(o->host),
+                               .host_allow = o->host_allow,
+                               .no_origin = true,
+                               .api_key = o->api_key,
+                               .max_body = o->max_body};
+    trit_http_limits lim;
+    trit_http_limits_default(&lim);
+    lim.max_body = o->max_body;
+    lim.max_conns = 256;
+    lim.idle_timeout_s = 900;
+    lim.reuse_port = true;
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_t wt;
     pthread_create(&wt, NULL, worker, &px);
-    struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-            MHD_USE_ERROR_LOG,
-        (uint16_t)o->port, NULL, NULL, handler, &px, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_log, &px, MHD_OPTION_NOTIFY_COMPLETED, completed, &px,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)900, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+    const trit_http_callbacks cb = {
+        .handler = handler, .completed = completed, .uri_log = uri_log, .cls = &px};
+    const bool listening = !trit_http_start(&px.hd, o->host, o->port, &lim, &cb, err);
     int rc = 0;
-    if (!d) {
-        rc = trit_fail(err, TRIT_EIO, "cannot listen on %s:%d (%s)", o->host, o->port,
-                       strerror(errno));
+    if (!listening) {
+        rc = -1;
     } else {
-        const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-        o->bound_port = di ? di->port : o->port;
+        o->bound_port = px.hd.port;
         if (!o->quiet)
             fprintf(stderr,
                     "shadow: listening on http://%s:%d  primary %s  candidate %s  ledger %s\n",
@@ -1088,15 +1132,13 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
      * transfer is aborted (progress callback), which ends the connections, the gen-1 threads
      * and the worker within about a second. */
     double deadline = trit_now_s() + o->grace_s;
-    MHD_socket lsock = MHD_INVALID_SOCKET;
-    if (d) {
-        lsock = MHD_quiesce_daemon(d); /* closed after MHD_stop_daemon, as MHD requires */
+    if (listening) {
+        trit_http_quiesce(&px.hd);
         wait_until(&px, no_gen1_threads, deadline);
         wait_until(&px, queue_empty, deadline);
     }
     atomic_store(&px.aborting, true);
-    if (d) MHD_stop_daemon(d);
-    if (lsock != MHD_INVALID_SOCKET) close(lsock);
+    trit_http_stop(&px.hd);
     wait_until(&px, no_gen1_threads, trit_now_s() + 3600); /* each ends within ~1 s now */
     pthread_mutex_lock(&px.mu);
     px.closing = true;
@@ -1110,7 +1152,7 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
                             atomic_load(&px.dropped),     atomic_load(&px.compared),
                             atomic_load(&px.gen1_errors), atomic_load(&px.refused)};
     if (counts) *counts = c;
-    if (!o->quiet && d)
+    if (!o->quiet && listening)
         fprintf(stderr,
                 "shadow: stopped: %ld forwarded, %ld copied to the candidate, %ld compared, %ld "
                 "dropped, %ld primary errors, %ld refused\n",

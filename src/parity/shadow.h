@@ -49,6 +49,7 @@ typedef struct trit_shadow_opts {
     double grace_s;         /* shutdown: in-flight work gets this long (5) */
     double tie_eps;
     bool quiet;
+    bool insecure_no_key; /* listen beyond loopback without api_key (http's door rule; warned) */
     /* filled by trit_shadow_run once listening (for tests / scripts) */
     int bound_port;
 } trit_shadow_opts;

@@ -38,18 +38,21 @@ struct srv_metrics {
                                                        and token rows */
 };
 
+/* Counters start at zero with the process; /metrics reports them since the start. */
 srv_metrics *srv_metrics_new(void) {
     srv_metrics *m = xcalloc(1, sizeof *m);
     pthread_mutex_init(&m->mu, NULL);
     return m;
 }
 
+/* The metrics die with the server. */
 void srv_metrics_free(srv_metrics *m) {
     if (!m) return;
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
 
+/* One finished request: its route, status and latency (a histogram per route). */
 void srv_metrics_request(srv_metrics *m, const char *route, int code, double seconds) {
     pthread_mutex_lock(&m->mu);
     int i;
@@ -78,6 +81,7 @@ void srv_metrics_request(srv_metrics *m, const char *route, int code, double sec
     pthread_mutex_unlock(&m->mu);
 }
 
+/* One finished generation: prompt and generated tokens, and the decode time. */
 void srv_metrics_tokens(srv_metrics *m, long prompt, long generated, double gen_seconds) {
     pthread_mutex_lock(&m->mu);
     m->prompt_tokens += (unsigned long long)TRIT_MAX(prompt, 0);
@@ -87,6 +91,7 @@ void srv_metrics_tokens(srv_metrics *m, long prompt, long generated, double gen_
     pthread_mutex_unlock(&m->mu);
 }
 
+/* Prompt-lookup drafts of one request: proposed and accepted (the --draft gain). */
 void srv_metrics_drafts(srv_metrics *m, long drafted, long accepted) {
     pthread_mutex_lock(&m->mu);
     m->drafted += (unsigned long long)TRIT_MAX(drafted, 0);
@@ -94,6 +99,7 @@ void srv_metrics_drafts(srv_metrics *m, long drafted, long accepted) {
     pthread_mutex_unlock(&m->mu);
 }
 
+/* One batched forward pass: how full the batches are (sequences and rows). */
 void srv_metrics_step(srv_metrics *m, int seqs, int rows) {
     pthread_mutex_lock(&m->mu);
     m->steps++;
@@ -102,6 +108,7 @@ void srv_metrics_step(srv_metrics *m, int seqs, int rows) {
     pthread_mutex_unlock(&m->mu);
 }
 
+/* Prometheus' text format, as llama-server names its counters where it has them. */
 void srv_metrics_render(srv_metrics *m, int queue_depth, int busy_slots, int n_slots,
                         trit_buf *out) {
     pthread_mutex_lock(&m->mu);

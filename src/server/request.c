@@ -1,6 +1,7 @@
 /* server/request.c — request parsing and validation (pure: no model, no network), the OpenAI
  * error object, and the text rules shared with llama-server (stop strings, UTF-8). */
 #include "server/server.h"
+#include "http/http.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -13,6 +14,7 @@
 #define SRV_MAX_LOGPROBS 20
 #define SRV_MAX_MSGS     4096
 
+/* Every refusal is an OpenAI error with an HTTP status: one way to make one. */
 int srv_fail(srv_error *e, int status, const char *type, const char *param, const char *code,
              const char *fmt, ...) {
     if (!e) return -1;
@@ -27,11 +29,14 @@ int srv_fail(srv_error *e, int status, const char *type, const char *param, cons
     return -1;
 }
 
+/* OpenAI errors say null, not "", for a missing param or code. */
 static json_t *str_or_null(const char *s) {
     return s && *s ? json_string(s) : json_null();
 }
 
+/* The error object clients parse; never NULL (http's fixed body when memory is short). */
 char *srv_error_json(const srv_error *e) {
+    const unsigned long mark = trit_http_json_mark();
     trit_buf msg = {0};
     trit_utf8_repair(e->message, strlen(e->message), &msg);
     json_t *err = json_object();
@@ -41,10 +46,10 @@ char *srv_error_json(const srv_error *e) {
     json_object_set_new(err, "code", e->code[0] ? json_string(e->code) : json_integer(e->status));
     json_t *root = json_object();
     json_object_set_new(root, "error", err);
-    char *s = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
+    char *s = trit_http_dumps(root, mark);
     trit_buf_free(&msg);
-    return s;
+    /* under memory pressure: http's fixed body (never a NULL to send) */
+    return s ? s : trit_http_error_body(e->message, e->type, e->param, e->code);
 }
 
 /* ---- JSON helpers ---- */
@@ -52,7 +57,13 @@ static int load_object(const char *body, size_t n, json_t **out, srv_error *e) {
     json_error_t jerr;
     if (!body || n == 0)
         return srv_fail(e, 400, NULL, NULL, "invalid_json", "request body is empty");
+    const unsigned long mark = trit_http_json_mark();
     json_t *root = json_loadb(body, n, 0, &jerr);
+    if (!trit_http_json_ok(mark)) { /* out of memory is the server's failure, not the client's */
+        json_decref(root);
+        return srv_fail(e, 503, "server_error", NULL, "out_of_memory",
+                        "out of memory while reading the request; retry shortly");
+    }
     if (!root)
         return srv_fail(e, 400, NULL, NULL, "invalid_json",
                         "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
@@ -65,6 +76,7 @@ static int load_object(const char *body, size_t n, json_t **out, srv_error *e) {
     return 0;
 }
 
+/* The JSON type of a value, for messages that say what was sent instead. */
 static const char *jtype(const json_t *v) {
     switch (json_typeof(v)) {
     case JSON_OBJECT:
@@ -95,6 +107,7 @@ static int get_bool(json_t *o, const char *key, bool *out, srv_error *e) {
     return 0;
 }
 
+/* A number field within [lo, hi], or absent (the default stays); 400 naming it otherwise. */
 static int get_num(json_t *o, const char *key, double lo, double hi, float *out, srv_error *e) {
     json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v)) return 0;
@@ -135,10 +148,12 @@ static int get_int(json_t *o, const char *key, long long lo, long long hi, long 
     return 0;
 }
 
+/* A JSON string's bytes as a C string the request owns. */
 static char *dup_json_string(json_t *v) {
     return xstrndup(json_string_value(v), json_string_length(v));
 }
 
+/* An array of token ids (non-negative, 32-bit): the prompt or /detokenize tokens. */
 static int parse_ids(json_t *arr, const char *key, int32_t **ids, size_t *n, srv_error *e) {
     size_t len = json_array_size(arr);
     int32_t *out = xmalloc((len ? len : 1) * sizeof *out);
@@ -156,6 +171,7 @@ static int parse_ids(json_t *arr, const char *key, int32_t **ids, size_t *n, srv
     return 0;
 }
 
+/* A completion prompt: a string, or token ids (one prompt only, as llama-server). */
 static int parse_prompt(json_t *root, srv_request *r, srv_error *e) {
     json_t *p = json_object_get(root, "prompt");
     if (!p || json_is_null(p))
@@ -189,6 +205,7 @@ static int parse_prompt(json_t *root, srv_request *r, srv_error *e) {
     return parse_ids(p, "prompt", &r->prompt_ids, &r->n_prompt_ids, e);
 }
 
+/* A chat message content: a string, or text parts joined (other parts refused). */
 static int parse_content(json_t *c, size_t i, char **out, srv_error *e) {
     if (!c || json_is_null(c)) {
         *out = xstrdup("");
@@ -221,6 +238,7 @@ static int parse_content(json_t *c, size_t i, char **out, srv_error *e) {
     return 0;
 }
 
+/* Chat messages: role and content each, at most SRV_MAX_MSGS. */
 static int parse_messages(json_t *root, srv_request *r, srv_error *e) {
     json_t *m = json_object_get(root, "messages");
     if (!m || json_is_null(m))
@@ -258,6 +276,7 @@ static int parse_messages(json_t *root, srv_request *r, srv_error *e) {
     return 0;
 }
 
+/* Stop strings: a string or an array of at most SRV_MAX_STOP strings. */
 static int parse_stop(json_t *root, srv_request *r, srv_error *e) {
     json_t *s = json_object_get(root, "stop");
     if (!s || json_is_null(s)) return 0;
@@ -286,6 +305,7 @@ static int parse_stop(json_t *root, srv_request *r, srv_error *e) {
     return 0;
 }
 
+/* logprobs in both spellings: completions' integer, chat's bool + top_logprobs. */
 static int parse_logprobs(json_t *root, srv_request *r, srv_error *e) {
     json_t *lp = json_object_get(root, "logprobs");
     if (r->kind == SRV_CHAT) {
@@ -312,6 +332,7 @@ static int parse_logprobs(json_t *root, srv_request *r, srv_error *e) {
     return 0;
 }
 
+/* logit_bias {"token id": bias}: ids checked here, against the vocabulary later. */
 static int parse_logit_bias(json_t *root, srv_request *r, srv_error *e) {
     json_t *b = json_object_get(root, "logit_bias");
     if (!b || json_is_null(b)) return 0;
@@ -343,6 +364,50 @@ static int parse_logit_bias(json_t *root, srv_request *r, srv_error *e) {
     return 0;
 }
 
+/* The reply's length: max_tokens (or its other spellings), and n (1 only, as llama-server). */
+static int parse_length(json_t *root, srv_request *out, srv_error *e) {
+    long long x = 0;
+    bool has = false;
+    static const char *max_keys[] = {"max_tokens", "max_completion_tokens", "n_predict"};
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(max_keys); i++) {
+        if (get_int(root, max_keys[i], -1, 1 << 24, &x, &has, e)) return -1;
+        if (has) {
+            out->max_tokens = (int)x;
+            break;
+        }
+    }
+    if (get_int(root, "n", 1, 1 << 20, &x, &has, e)) return -1;
+    if (has && x != 1)
+        return srv_fail(e, 400, NULL, "n", "unsupported", "only 'n': 1 is supported");
+    return 0;
+}
+
+/* The sampling fields over llama-server's defaults; penalties are checked and ignored; seed
+ * -1 means random (llama-server). */
+static int parse_sampling(json_t *root, srv_request *out, srv_error *e) {
+    long long x = 0;
+    bool has = false;
+    if (get_num(root, "temperature", 0, 100, &out->temperature, e)) return -1;
+    if (get_num(root, "top_p", 0, 1, &out->top_p, e)) return -1;
+    if (get_num(root, "min_p", 0, 1, &out->min_p, e)) return -1;
+    if (get_int(root, "top_k", -1, 1 << 30, &x, &has, e)) return -1;
+    if (has) out->top_k = (int)x;
+    float dummy = 0;
+    if (get_num(root, "presence_penalty", -2, 2, &dummy, e)) return -1;
+    if (get_num(root, "frequency_penalty", -2, 2, &dummy, e)) return -1;
+    json_t *seed = json_object_get(root, "seed");
+    if (!seed || json_is_null(seed)) return 0;
+    if (!json_is_integer(seed))
+        return srv_fail(e, 400, NULL, "seed", "invalid_type", "'seed' must be an integer");
+    long long sd = json_integer_value(seed);
+    if (sd >= 0) {
+        out->seed = (uint64_t)sd;
+        out->has_seed = true;
+    }
+    return 0;
+}
+
+/* A request body into a validated request: the fields in the order a client reads errors. */
 int srv_parse_request(int kind, const char *body, size_t n, srv_request *out, srv_error *e) {
     memset(out, 0, sizeof *out);
     out->kind = kind;
@@ -367,41 +432,7 @@ int srv_parse_request(int kind, const char *body, size_t n, srv_request *out, sr
     }
     if (kind == SRV_CHAT ? parse_messages(root, out, e) : parse_prompt(root, out, e)) goto done;
 
-    long long x = 0;
-    bool has = false;
-    static const char *max_keys[] = {"max_tokens", "max_completion_tokens", "n_predict"};
-    for (size_t i = 0; i < TRIT_ARRAY_LEN(max_keys); i++) {
-        if (get_int(root, max_keys[i], -1, 1 << 24, &x, &has, e)) goto done;
-        if (has) {
-            out->max_tokens = (int)x;
-            break;
-        }
-    }
-    if (get_int(root, "n", 1, 1 << 20, &x, &has, e)) goto done;
-    if (has && x != 1) {
-        srv_fail(e, 400, NULL, "n", "unsupported", "only 'n': 1 is supported");
-        goto done;
-    }
-    if (get_num(root, "temperature", 0, 100, &out->temperature, e)) goto done;
-    if (get_num(root, "top_p", 0, 1, &out->top_p, e)) goto done;
-    if (get_num(root, "min_p", 0, 1, &out->min_p, e)) goto done;
-    if (get_int(root, "top_k", -1, 1 << 30, &x, &has, e)) goto done;
-    if (has) out->top_k = (int)x;
-    float dummy = 0;
-    if (get_num(root, "presence_penalty", -2, 2, &dummy, e)) goto done;
-    if (get_num(root, "frequency_penalty", -2, 2, &dummy, e)) goto done;
-    json_t *seed = json_object_get(root, "seed");
-    if (seed && !json_is_null(seed)) {
-        if (!json_is_integer(seed)) {
-            srv_fail(e, 400, NULL, "seed", "invalid_type", "'seed' must be an integer");
-            goto done;
-        }
-        long long s = json_integer_value(seed);
-        if (s >= 0) { /* -1 (llama-server): random */
-            out->seed = (uint64_t)s;
-            out->has_seed = true;
-        }
-    }
+    if (parse_length(root, out, e) || parse_sampling(root, out, e)) goto done;
     if (parse_stop(root, out, e)) goto done;
     if (get_bool(root, "stream", &out->stream, e)) goto done;
     json_t *so = json_object_get(root, "stream_options");
@@ -427,6 +458,7 @@ done:
     return rc;
 }
 
+/* A request's memory back (every field may be unset). */
 void srv_request_free(srv_request *r) {
     if (!r) return;
     free(r->model);
@@ -444,6 +476,7 @@ void srv_request_free(srv_request *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* POST /tokenize's fields (llama-server's names and defaults). */
 int srv_parse_tokenize(const char *body, size_t n, srv_tokenize_req *out, srv_error *e) {
     memset(out, 0, sizeof *out);
     out->parse_special = true;
@@ -468,6 +501,7 @@ done:
     return rc;
 }
 
+/* POST /detokenize's token ids. */
 int srv_parse_detokenize(const char *body, size_t n, int32_t **ids, size_t *n_ids, srv_error *e) {
     *ids = NULL;
     *n_ids = 0;
@@ -501,6 +535,7 @@ size_t srv_utf8_complete_len(const char *s, size_t n) {
     return n;
 }
 
+/* Where text ends with the beginning of a stop string: held back while streaming. */
 size_t srv_partial_stop(const char *text, size_t n, const char *stop) {
     size_t sl = strlen(stop);
     if (n == 0 || sl == 0) return (size_t)-1;
@@ -510,6 +545,7 @@ size_t srv_partial_stop(const char *text, size_t n, const char *stop) {
     return (size_t)-1;
 }
 
+/* First occurrence of needle in hay[from..n) (stop strings hold arbitrary bytes). */
 static size_t find_from(const char *hay, size_t n, size_t from, const char *needle) {
     size_t nl = strlen(needle);
     if (nl > n) return (size_t)-1;
@@ -518,10 +554,12 @@ static size_t find_from(const char *hay, size_t n, size_t from, const char *need
     return (size_t)-1;
 }
 
+/* One token's bytes into the generated text: llama-server's stop and hold-back rules. */
 void srv_text_push(srv_text *t, const char *piece, size_t n, bool not_eog, char *const *stops,
                    size_t n_stops, trit_buf *send) {
     trit_buf_append(&t->gen, piece, n);
-    if (srv_utf8_complete_len(t->gen.p, t->gen.len) < t->gen.len) return; /* cut-off char */
+    /* a cut-off character waits for its next bytes (base's one UTF-8 rule) */
+    if (trit_utf8_complete_prefix(t->gen.p, t->gen.len) < t->gen.len) return;
     size_t pos = TRIT_MIN(t->n_sent, t->gen.len);
     const char *test = t->gen.p + pos;
     size_t tn = t->gen.len - pos;
@@ -548,6 +586,7 @@ void srv_text_push(srv_text *t, const char *piece, size_t n, bool not_eog, char 
     }
 }
 
+/* The generated text's memory back. */
 void srv_text_free(srv_text *t) {
     trit_buf_free(&t->gen);
     memset(t, 0, sizeof *t);

@@ -1,5 +1,5 @@
-/* server — OpenAI-compatible HTTP server (libmicrohttpd + jansson): routes, request
- * validation, SSE streaming, slots/queue, auth, /metrics.
+/* server — OpenAI-compatible HTTP server on http's intake (libmicrohttpd + jansson): routes,
+ * request validation, SSE streaming, slots/queue (sched.h, inside the module), /metrics.
  *
  * Contract:
  *  - srv_run() loads nothing: it takes a loaded model + tokenizer, serves until SIGINT/SIGTERM
@@ -16,17 +16,28 @@
  *    drafted tokens with each step, verified with single-token numerics: same output, fewer
  *    steps on repetitive text.
  *  - Memory: echo + logprobs keeps only the top-k per prompt position (computed chunk by chunk,
- *    released with the reply); a request over SRV_MAX_PROMPT_LP entries is refused (413).
+ *    released with the reply); a request over SRV_MAX_PROMPT_LP prompt entries, or over
+ *    SRV_MAX_LP entries with its generated tokens (max_tokens, or what the context leaves), is
+ *    refused (413). A /tokenize reply is written directly and bounded (32 MiB -> 413).
+ *  - Failures are honest: a reply that lost a member to a failed JSON allocation is a 500 with
+ *    an OpenAI error body (a stream ends with an error event, no [DONE]), never a partial 200;
+ *    a request that cannot be read for lack of memory is a 503. --fault json-alloc=N (a testing
+ *    aid) fails every Nth JSON allocation; --fault act=|rope= changes the graph (the engine's
+ *    fault injection) so a parity ladder must fail; both print a WARNING and show in /props'
+ *    trit numerics and the fingerprint.
  *  - The pure parts (request parsing/validation, stop strings, UTF-8 repair, metrics text) are
  *    exported below so unit tests and the fuzzer can call them without a model. They never
  *    crash on any input: bad input is a srv_error with an HTTP status and an OpenAI error
  *    object {"error":{"message","type","param","code"}}.
- *  - Network policy (docs/SECURITY.md): browser origins other than loopback pages (or the
- *    cfg->cors list) get 403, and so do Host names other than this server's when it is bound
- *    to loopback (DNS rebinding); request bodies are bounded per request (max_body -> 413) and
- *    over all connections (max_body_total -> 503); parsing + tokenizing on connection threads
- *    takes one of max_parsing turns (503 after 5 s); a client that half-closes after its
- *    request still gets the reply.
+ *  - Network policy (docs/SECURITY.md; the rules are http's, shared with trit shadow): a
+ *    non-loopback host or cors '*' needs a key (or insecure_no_key, warned), an empty key is an
+ *    error; browser origins other than loopback pages (or the cfg->cors list) get 403, and so
+ *    do Host names other than this server's when it is bound to loopback (DNS rebinding);
+ *    HTTP/1.1 without Host or with two gets 400; request bodies are bounded per request
+ *    (max_body -> 413), over all connections (max_body_total -> 503) and per peer (a quarter);
+ *    headers have an absolute deadline and bodies a minimum rate; parsing + tokenizing + the
+ *    reply on connection threads takes one of max_parsing turns (503 after 5 s); a client that
+ *    half-closes after its request still gets the reply.
  *  - Text semantics mirror llama-server so temperature-0 content is byte-identical: generated
  *    bytes accumulate raw; a stop string truncates them; text that could start a stop string
  *    is held back while streaming; a cut-off UTF-8 sequence at the end is never streamed;
@@ -110,9 +121,6 @@ int srv_parse_tokenize(const char *body, size_t n, srv_tokenize_req *out, srv_er
 int srv_parse_detokenize(const char *body, size_t n, int32_t **ids, size_t *n_ids, srv_error *e);
 
 /* ---- text helpers (llama-server semantics) ---- */
-/* Length of text without a cut-off multi-byte sequence at its end (llama-server's
- * validate_utf8). */
-size_t srv_utf8_complete_len(const char *s, size_t n);
 /* Position where a suffix of text[0..n) is a prefix of stop, or (size_t)-1. */
 size_t srv_partial_stop(const char *text, size_t n, const char *stop);
 
@@ -199,7 +207,16 @@ typedef struct srv_config {
                              * (default 4); a request that waits over 5 s for a turn -> 503 */
     int n_draft;            /* prompt-lookup drafts per step (0 = off, <= 16) */
     int numerics;           /* TRIT_NUMERICS_EXACT (default, bit-identical to llama.cpp) or _FAST */
+    bool insecure_no_key;   /* start without a key where http's door rule wants one (warned) */
+    /* --fault (a testing aid, warned and shown in /props): force the graph's activation /
+     * RoPE (-1: the model's) so a parity ladder over HTTP must fail; fail every Nth JSON
+     * allocation (0: never) so every route's out-of-memory answer can be tested */
+    int fault_act, fault_rope;
+    unsigned fault_json_alloc;
 } srv_config;
+/* Parse one --fault SPEC into c: "act=silu|relu2", "rope=norm|neox", "json-alloc=N" (a comma
+ * list of them). 0, or -1 with the reason on stderr. */
+int srv_fault_parse(srv_config *c, const char *spec);
 void srv_config_default(srv_config *c);
 /* Template id for chatml (llama-server's default when the model has no template). */
 #define SRV_TMPL_CHATML 100

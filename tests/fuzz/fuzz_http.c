@@ -38,6 +38,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     trit_utf8_repair(s, size, &b);
     if (!trit_utf8_valid(b.p, b.len)) abort();
     trit_buf_free(&b);
-    (void)srv_utf8_complete_len(s, size);
+    (void)trit_utf8_complete_prefix(s, size);
     return 0;
 }

@@ -3,8 +3,11 @@
 # against `trit serve`:
 #  - CORS: a foreign origin's preflight is not granted (403, no Allow-Origin) and its simple
 #    POST is refused before it runs; http://localhost:*, http://127.0.0.1:*, http://[::1]:*
-#    are; --cors ORIGINS replaces the default list, --cors '*' is an explicit opt-in;
+#    are; --cors ORIGINS replaces the default list, --cors '*' is an explicit opt-in that needs
+#    a key (or --insecure-no-key, warned), as does a non-loopback --host; TRIT_API_KEY= is an
+#    error;
 #  - Host header: a rebinding name gets 403 on a loopback-bound server; --host-allow adds one;
+#    HTTP/1.1 without Host, or with two Host headers, gets 400;
 #  - a client that half-closes (shutdown(SHUT_WR)) after its request still gets the reply;
 #  - keys: $TRIT_API_KEY and --api-key-file (refused when readable by others; trailing newline
 #    stripped); a key given with --api-key is blanked from /proc/PID/cmdline;
@@ -50,6 +53,24 @@ for h in "localhost" "localhost:$P" "127.0.0.1:$P" "[::1]:$P" "LOCALHOST:$P"; do
   [ "$(hc "$h")" = 200 ] || fail "Host $h refused"
 done
 pass "Host header: 4 rebinding names -> 403, 5 loopback names -> 200"
+# HTTP/1.1 needs a Host, and one only (MHD's lookup would take the first of two)
+codes=$(python3 - "$P" <<'PY'
+import socket, sys
+def ask(raw):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    s.sendall(raw)
+    line = s.makefile("rb").readline().split()
+    s.close()
+    return line[1].decode() if len(line) > 1 else "none"
+print(ask(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n"),
+      ask(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"),
+      ask(b"GET /health HTTP/1.1\r\nHost: evil.example\r\nhost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+      ask(b"GET /health HTTP/1.0\r\n\r\n"),
+      ask(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+PY
+)
+[ "$codes" = "400 400 400 200 200" ] || fail "Host count checks: $codes (want 400 400 400 200 200)"
+pass "HTTP/1.1 without Host -> 400, two Host headers (any case) -> 400; HTTP/1.0 without Host -> 200"
 
 # --- half-close: the reply still comes ---
 python3 - "$P" <<'PY' || fail "half-closed client got no reply"
@@ -82,9 +103,26 @@ start_trit_serve "$M" "$P2" --cors 'https://app.example, http://tool.local:9000'
 [ "$(hc llm.lan "$P2")" = 200 ] && [ "$(hc "llm.lan:$P2" "$P2")" = 200 ] || fail "--host-allow name refused"
 [ "$(hc evil.example "$P2")" = 403 ] || fail "--host-allow opened every name"
 P3=$(free_port)
-start_trit_serve "$M" "$P3" --cors '*'
+# open doors (issue 23 item 4): --cors '*' or a non-loopback --host without a key is refused,
+# an empty TRIT_API_KEY is an error, --insecure-no-key starts open with a warning every start
+door() { # expect-refusal ARGS... -> prints the exit code and the message's key phrase
+  local rc=0; timeout 60 "$TRIT" serve "$M" --port 0 --threads 1 "$@" >"$TMP/door.log" 2>&1 || rc=$?
+  echo "$rc"
+}
+[ "$(door --cors '*')" != 0 ] && grep -q "needs an API key" "$TMP/door.log" ||
+  fail "--cors '*' without a key started: $(cat "$TMP/door.log")"
+[ "$(door --host 0.0.0.0)" != 0 ] && grep -q "non-loopback --host needs an API key" "$TMP/door.log" ||
+  fail "--host 0.0.0.0 without a key started: $(cat "$TMP/door.log")"
+[ "$(TRIT_API_KEY= door)" != 0 ] && grep -q "TRIT_API_KEY is set but empty" "$TMP/door.log" ||
+  fail "an empty TRIT_API_KEY did not stop serve: $(cat "$TMP/door.log")"
+[ "$(door --api-key '' --cors '*')" != 0 ] && grep -q "API key is empty" "$TMP/door.log" ||
+  fail "an empty --api-key was taken: $(cat "$TMP/door.log")"
+start_trit_serve "$M" "$P3" --cors '*' --insecure-no-key
+grep -q "WARNING: --cors '\*' without an API key" "$TMP/trit-serve-$P3.log" ||
+  fail "--insecure-no-key printed no warning: $(cat "$TMP/trit-serve-$P3.log")"
 [ "$(pre http://evil.example "$P3")" = "204 *" ] || fail "--cors '*' did not allow any origin: $(pre http://evil.example "$P3")"
-pass "--cors list replaces the default, --cors '*' opts into any origin; --host-allow adds names"
+pass "--cors list replaces the default, --cors '*' opts into any origin (key or --insecure-no-key, warned); --host-allow adds names"
+pass "open doors refused: --cors '*' / --host 0.0.0.0 without a key, TRIT_API_KEY= and --api-key ''"
 
 # --- keys: env and file ---
 P4=$(free_port)

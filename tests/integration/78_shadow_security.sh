@@ -6,6 +6,9 @@
 #    the decoy sees nothing; a query string is forwarded;
 #  - a 3 MB body -> 413 with the proxy alive (Content-Length and chunked);
 #  - a 10 kB header -> 431; the proxy's own key (--api-key-file 0600 only; 401 without it);
+#    GET /health open without it, other methods on /health not; open doors (http's rule): a
+#    non-loopback listener without a key and TRIT_API_KEY= refuse to start; HTTP/1.1 without
+#    Host or with two Host headers -> 400;
 #  - gen-2 receives no client Authorization unless --forward-auth; its own key via
 #    $TRIT_CANDIDATE_API_KEY / --candidate-key-file;
 #  - SIGTERM with a hung gen-2 and a hung gen-1 request exits within --grace + a few seconds;
@@ -172,8 +175,45 @@ c1=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PX4/v1/models")
 c2=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer wrong' "http://127.0.0.1:$PX4/v1/models")
 c3=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer proxy-key' "http://127.0.0.1:$PX4/v1/models")
 [ "$c1$c2$c3" = 401401200 ] || fail "proxy key: got $c1 $c2 $c3, want 401 401 200"
+# /health stays open for GET (load balancers), not for other methods
+h1=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PX4/health")
+h2=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$PX4/health" -d '{}')
+h3=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://127.0.0.1:$PX4/v1/health")
+[ "$h1$h2$h3" = 200401401 ] || fail "/health exemption: GET $h1, POST $h2, DELETE $h3 (want 200 401 401)"
 kill "$SH_PID"; wait "$SH_PID" 2>/dev/null || true
-pass "--api-key-file: refused when world-readable; 401 without / with a wrong key, 200 with it"
+pass "--api-key-file: refused when world-readable; 401 without / with a wrong key, 200 with it; /health open to GET only"
+
+# --- open doors (http's one rule, as trit serve): a non-loopback listener needs a key; an
+#     empty TRIT_API_KEY is an error ---
+rc=0; "$TRIT" shadow --listen 0.0.0.0:0 --primary "http://127.0.0.1:$G1" --candidate "http://127.0.0.1:$G2" \
+  --ledger "$TMP/ld.jsonl" >"$TMP/door.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "non-loopback --host needs an API key" "$TMP/door.log" ||
+  fail "shadow on 0.0.0.0 without a key: rc=$rc $(cat "$TMP/door.log")"
+rc=0; TRIT_API_KEY= "$TRIT" shadow --listen 127.0.0.1:0 --primary "http://127.0.0.1:$G1" \
+  --candidate "http://127.0.0.1:$G2" --ledger "$TMP/ld.jsonl" >"$TMP/door.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "TRIT_API_KEY is set but empty" "$TMP/door.log" ||
+  fail "shadow with TRIT_API_KEY= : rc=$rc $(cat "$TMP/door.log")"
+pass "open doors: shadow on 0.0.0.0 without a key and with TRIT_API_KEY= refuse to start (exit 2)"
+
+# --- Host: HTTP/1.1 without one, or two of them -> 400 ---
+PXH=$(free_port)
+start_shadow "$PXH" "$TMP/lh.jsonl" --quiet
+codes=$(python3 - "$PXH" <<'PY'
+import socket, sys
+def ask(raw):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    s.sendall(raw)
+    line = s.makefile("rb").readline().split()
+    s.close()
+    return line[1].decode() if len(line) > 1 else "none"
+print(ask(b"GET /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n"),
+      ask(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"),
+      ask(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+PY
+)
+[ "$codes" = "400 400 200" ] || fail "Host checks on shadow: $codes (want 400 400 200)"
+kill "$SH_PID"; wait "$SH_PID" 2>/dev/null || true
+pass "shadow: HTTP/1.1 without Host and with two Host headers get 400"
 
 # --- bounded shutdown: hung gen-2 (a queued copy) and a hung gen-1 request ---
 GH=$(free_port)

@@ -178,14 +178,25 @@ Test(request, tokenize_detokenize) {
     cr_assert_eq(srv_parse_detokenize(b, strlen(b), &ids, &n, &e), -1);
 }
 
-Test(text, utf8_complete_len) {
-    cr_assert_eq(srv_utf8_complete_len("abc", 3), 3);
-    cr_assert_eq(srv_utf8_complete_len("a\xc3", 2), 1);
-    cr_assert_eq(srv_utf8_complete_len("a\xc3\xa9", 3), 3);
-    cr_assert_eq(srv_utf8_complete_len("a\xe2\x82", 3), 1);
-    cr_assert_eq(srv_utf8_complete_len("\xf0\x9f\x98", 3), 0);
-    cr_assert_eq(srv_utf8_complete_len("\xf0\x9f\x98\x80", 4), 4);
-    cr_assert_eq(srv_utf8_complete_len("", 0), 0);
+/* The server holds back a cut-off character with base's one rule (no server copy of it). */
+Test(text, utf8_complete_prefix) {
+    cr_assert_eq(trit_utf8_complete_prefix("abc", 3), 3);
+    cr_assert_eq(trit_utf8_complete_prefix("a\xc3", 2), 1);
+    cr_assert_eq(trit_utf8_complete_prefix("a\xc3\xa9", 3), 3);
+    cr_assert_eq(trit_utf8_complete_prefix("a\xe2\x82", 3), 1);
+    cr_assert_eq(trit_utf8_complete_prefix("\xf0\x9f\x98", 3), 0);
+    cr_assert_eq(trit_utf8_complete_prefix("\xf0\x9f\x98\x80", 4), 4);
+    cr_assert_eq(trit_utf8_complete_prefix("", 0), 0);
+    /* and the streamed text never ends inside a character */
+    srv_text t = {0};
+    trit_buf send = {0};
+    srv_text_push(&t, "caf\xc3", 4, true, NULL, 0, &send);
+    cr_assert_eq(send.len, 0, "a token ending in a cut-off character is held back");
+    srv_text_push(&t, "\xa9!", 2, true, NULL, 0, &send);
+    cr_assert_eq(send.len, 6);
+    cr_assert(trit_utf8_valid(send.p, send.len));
+    srv_text_free(&t);
+    trit_buf_free(&send);
 }
 
 static void repair_eq(const char *in, size_t n, const char *want) {
