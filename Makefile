@@ -26,7 +26,7 @@ endif
 B ?= build
 # The commit trit is built from (`git describe --always --dirty`; "unknown" outside a git
 # checkout), as $(B)/gen/trit_commit.h: rewritten only when it changes, so the files that
-# include it (the server's identity) rebuild after a new commit and nothing else does.
+# include it (base.c: trit_build_commit) rebuild after a new commit and nothing else does.
 TRIT_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 $(shell mkdir -p $(B)/gen && printf '\043define TRIT_COMMIT "%s"\n' '$(TRIT_COMMIT)' | \
   cmp -s - $(B)/gen/trit_commit.h || \

@@ -138,7 +138,7 @@ int trit_backend_open_trit(trit_backend *b, const char *target, trit_err *err) {
     m->n_vocab = m->model->hp.n_vocab;
 
     trit_backend_info *in = &b->info;
-    snprintf(in->version, sizeof in->version, "trit %s", TRIT_VERSION);
+    trit_build_string(in->version, sizeof in->version); /* as trit serve reports it */
     snprintf(in->model_path, sizeof in->model_path, "%s", target);
     snprintf(in->model_sha256, sizeof in->model_sha256, "%s", trit_model_sha256(m->model));
     trit_buf d = {0};

@@ -14,6 +14,17 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+/* The Makefile writes build/gen/trit_commit.h (`git describe --always --dirty`); a build
+ * without it (another build system) says "unknown" rather than failing. */
+#if defined(__has_include)
+#if __has_include("trit_commit.h")
+#include "trit_commit.h"
+#endif
+#endif
+#ifndef TRIT_COMMIT
+#define TRIT_COMMIT "unknown"
+#endif
+
 /* ---- errors ---- */
 int trit_fail(trit_err *err, int code, const char *fmt, ...) {
     if (err) {
@@ -768,4 +779,14 @@ int trit_parse_long(const char *s, long lo, long hi, long *out) {
     if (errno || end == s || *end || v < lo || v > hi) return -1;
     *out = v;
     return 0;
+}
+
+/* The commit is a compile-time string; one accessor so every caller reports the same. */
+const char *trit_build_commit(void) {
+    return TRIT_COMMIT[0] ? TRIT_COMMIT : "unknown";
+}
+
+/* Semantic-version build metadata: one token without blanks. */
+void trit_build_string(char *out, size_t n) {
+    snprintf(out, n, "%s+%s", TRIT_VERSION, trit_build_commit());
 }

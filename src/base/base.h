@@ -18,6 +18,12 @@
 #define TRIT_NLC_VERSION "3.22.1" /* node-llama-cpp version the reference is built from */
 #endif
 #define TRIT_VERSION "0.1.0"
+/* The commit trit was built from (`git describe --always --dirty` at build time, written by
+ * the Makefile to build/gen/trit_commit.h; "unknown" outside a git checkout). */
+const char *trit_build_commit(void);
+/* "<version>+<commit>", e.g. "0.1.0+b08b9d8-dirty": the build every identity reports (trit
+ * --version, /props, the in-process backend). */
+void trit_build_string(char *out, size_t n);
 
 /* ---- errors ---- */
 typedef struct trit_err {

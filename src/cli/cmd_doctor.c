@@ -91,7 +91,7 @@ static void cmd_output(const char *cmd, char *out, size_t n) {
 /* build: the compiler trit was built with. */
 static void check_compiler(doc *d) {
     char build[96]; /* "<version>+<commit>", as trit serve reports it */
-    srv_build_string(build, sizeof build);
+    trit_build_string(build, sizeof build);
 #if defined(__clang__)
     line(d, OK, "compiler", "clang %s (built trit %s)", __clang_version__, build);
 #elif defined(__GNUC__)

@@ -1,6 +1,5 @@
 /* cli/main.c — `trit <command> [args]`: dispatch table, version, help. */
 #include "cli/cli.h"
-#include "server/server.h"
 #include "base/base.h"
 
 #include <stdio.h>
@@ -32,7 +31,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
         char build[96];
-        srv_build_string(build, sizeof build); /* version + commit, as /props reports it */
+        trit_build_string(build, sizeof build); /* version + commit, as /props reports it */
         printf("trit %s (reference: node-llama-cpp %s)\n", build, TRIT_NLC_VERSION);
         return 0;
     }

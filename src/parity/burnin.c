@@ -349,13 +349,13 @@ void trit_ident_track_free(trit_ident_track *s) {
     s->digest[0] = 0;
 }
 
-/* How long an identity read may take: the request timeout. A trit serve that has just
- * started may still be hashing its model (its /props says "pending" and the client asks
- * again until the deadline); a read cut short there would record an identity without the
- * model's sha256, and the next read a different digest, so the read gets as long as a
- * request does. */
+/* How long an identity read may take: the request timeout, at most 60 s. A trit serve that
+ * has just started may still be hashing its model (its /props says "pending" and the client
+ * asks again until the deadline); a read cut short there would record an identity without
+ * the model's sha256, and the next read a different digest (the shadow proxy reads the
+ * same way). */
 static double ident_timeout(const burnin *b) {
-    return b->o->timeout_s;
+    return TRIT_MIN(b->o->timeout_s, 60.0);
 }
 
 /* The sides to (re-)read before the next round: all at the start; afterwards a side a round

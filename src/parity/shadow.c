@@ -933,7 +933,7 @@ static void idents_update(proxy *px, const trit_client_resp *r1, const trit_clie
         trit_err err = {0};
         char why[160];
         json_t *fresh =
-            trit_ident_track_read(&px->ident[i], TRIT_MIN(px->o->timeout_s, 5.0), why, sizeof why);
+            trit_ident_track_read(&px->ident[i], TRIT_MIN(px->o->timeout_s, 60.0), why, sizeof why);
         if (trit_ident_track_take(&px->ident[i], fresh, why, px->ledger, false, px->o->quiet, &err))
             fprintf(stderr, "shadow: ledger: %s\n", err.msg);
     }
@@ -971,7 +971,6 @@ static void process(proxy *px, job *j) {
         .gen2_ident = px->ident[1].ident,
     };
     json_t *rec = trit_ledger_round_json(&m, &r1, &r2, &cmp);
-    trit_compare_split_fields(rec, &cmp, &r1, &r2);
     json_object_set_new(rec, "path", json_string(path));
     json_object_set_new(rec, "status_v1", json_integer(j->gen1.status));
     json_object_set_new(rec, "status_v2", json_integer(gen2.status));
@@ -1081,7 +1080,7 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
         for (int i = 0; i < 2; i++) {
             char why[160];
             json_t *fresh =
-                trit_ident_track_read(&px.ident[i], TRIT_MIN(o->timeout_s, 5.0), why, sizeof why);
+                trit_ident_track_read(&px.ident[i], TRIT_MIN(o->timeout_s, 60.0), why, sizeof why);
             if (trit_ident_track_take(&px.ident[i], fresh, why, px.ledger, true, o->quiet, err)) {
                 trit_ident_track_free(&px.ident[0]);
                 trit_ident_track_free(&px.ident[1]);

@@ -11,33 +11,12 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-/* The Makefile writes build/gen/trit_commit.h (`git describe --always --dirty`); a build
- * without it (another build system) says "unknown" rather than failing. */
-#if defined(__has_include)
-#if __has_include("trit_commit.h")
-#include "trit_commit.h"
-#endif
-#endif
-#ifndef TRIT_COMMIT
-#define TRIT_COMMIT "unknown"
-#endif
-
-/* The commit is a compile-time string; one accessor so every caller reports the same. */
-const char *srv_build_commit(void) {
-    return TRIT_COMMIT[0] ? TRIT_COMMIT : "unknown";
-}
-
-/* "<version>+<commit>": semantic-version build metadata, one token without blanks. */
-void srv_build_string(char *out, size_t n) {
-    snprintf(out, n, "%s+%s", TRIT_VERSION, srv_build_commit());
-}
-
 /* Short and stable for one build and configuration (the same after a restart), different
  * when the build, the kernel set or the numerics mode differ — what OpenAI's
  * system_fingerprint promises a client. */
 void srv_fingerprint(char *out, size_t n, const char *kernels, const char *numerics) {
     char build[96];
-    srv_build_string(build, sizeof build);
+    trit_build_string(build, sizeof build);
     snprintf(out, n, "trit-%s-%s-%s", build, kernels && *kernels ? kernels : "unknown",
              numerics && *numerics ? numerics : "unknown");
 }

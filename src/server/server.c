@@ -504,7 +504,7 @@ static enum MHD_Result h_props(server *s, struct MHD_Connection *c, conn *cn) {
     const int hs = atomic_load(&s->hash.state);
     json_t *t = json_object();
     json_object_set_new(t, "version", json_string(TRIT_VERSION));
-    json_object_set_new(t, "commit", json_string(srv_build_commit()));
+    json_object_set_new(t, "commit", json_string(trit_build_commit()));
     json_object_set_new(t, "build", json_string(s->build));
     json_object_set_new(t, "system_fingerprint", json_string(s->fingerprint));
     json_object_set_new(t, "instance", json_string(s->instance));
@@ -764,7 +764,7 @@ static void numerics_label(const srv_config *cfg, char *out, size_t n) {
  * start of the model file's sha256 on a background thread: startup does not wait for it. */
 static void identity_init(server *s, const srv_config *cfg) {
     srv_instance_id(s->instance);
-    srv_build_string(s->build, sizeof s->build);
+    trit_build_string(s->build, sizeof s->build);
     /* the set the engine picks: trit_ctx_new takes trit_kernels_for(trit_kernels_best(), …) */
     const trit_kernels *k = trit_kernels_for(trit_kernels_best(), cfg->numerics);
     s->kernels = k && k->name ? k->name : "ref";

@@ -152,11 +152,6 @@ void srv_metrics_render(srv_metrics *m, int queue_depth, int busy_slots, int n_s
                         trit_buf *out);
 
 /* ---- identity (GET /props, /v1/models meta, system_fingerprint) ---- */
-/* The commit trit was built from (`git describe --always --dirty` at build time; "unknown"
- * outside a git checkout). */
-const char *srv_build_commit(void);
-/* "<version>+<commit>", e.g. "0.1.0+b08b9d8-dirty": the "build" a client records. */
-void srv_build_string(char *out, size_t n);
 /* Every reply's system_fingerprint: "trit-<build>-<kernels>-<numerics>", e.g.
  * "trit-0.1.0+b08b9d8-avx512-exact"; the same for every reply of one build and setup. */
 void srv_fingerprint(char *out, size_t n, const char *kernels, const char *numerics);

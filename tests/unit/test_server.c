@@ -381,10 +381,10 @@ Test(policy, host_header) {
 /* ---- identity: build string, fingerprint, instance id, background file hash ---- */
 Test(ident, build_and_fingerprint) {
     char build[96], fp[160], want[200];
-    srv_build_string(build, sizeof build);
-    snprintf(want, sizeof want, "%s+%s", TRIT_VERSION, srv_build_commit());
+    trit_build_string(build, sizeof build);
+    snprintf(want, sizeof want, "%s+%s", TRIT_VERSION, trit_build_commit());
     cr_assert_str_eq(build, want);
-    cr_assert(srv_build_commit()[0], "the commit is never empty (\"unknown\" at worst)");
+    cr_assert(trit_build_commit()[0], "the commit is never empty (\"unknown\" at worst)");
     cr_assert_null(strchr(build, ' '), "one token: %s", build);
     srv_fingerprint(fp, sizeof fp, "avx512", "exact");
     snprintf(want, sizeof want, "trit-%s-avx512-exact", build);
