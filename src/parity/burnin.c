@@ -11,6 +11,7 @@
  * or a ppl run from writing the same ledger. */
 #include "parity/burnin.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -561,6 +562,8 @@ static void write_ready(burnin *b) {
     while (b->halt == TRIT_BURNIN_OK) {
         pending *p = &b->win[b->next % b->n_win];
         if (!p->ready || p->round != b->next) return;
+        /* rounds reach the ledger in order, each once: the record says the round it is */
+        assert(json_integer_value(json_object_get(p->rec, "round")) == b->next);
         trit_err err = {0};
         if (trit_ledger_append(b->ledger, p->rec, &err)) {
             halt(b, TRIT_BURNIN_ERROR, &err);

@@ -2,6 +2,7 @@
  * stats need (strings skipped with memchr), so 50 000 rounds scan in a few tens of ms. */
 #include "parity/ledger.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -169,12 +170,16 @@ trit_ledger *trit_ledger_open(const char *path, trit_err *err) {
     return l;
 }
 
+/* One record as one line, chained to the line before (under the writer's flock, so no other
+ * writer can slip a line between the head read at open and this append). */
 int trit_ledger_append(trit_ledger *l, json_t *obj, trit_err *err) {
     if (!json_is_object(obj)) return trit_fail(err, TRIT_EINVAL, "ledger record is not an object");
+    assert(strlen(l->head) == 64); /* the genesis or a line's sha256: the chain is never empty */
     json_object_set_new(obj, "prev", json_string(l->head));
     char *s = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
     if (!s) return trit_fail(err, TRIT_EINVAL, "ledger record cannot be serialised");
     size_t n = strlen(s);
+    assert(!memchr(s, '\n', n)); /* compact JSON escapes newlines: one record, one line */
     char head[65];
     trit_sha256_hex(s, n, head); /* the line's exact bytes, without its newline */
     s = xrealloc(s, n + 2);

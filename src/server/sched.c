@@ -3,6 +3,7 @@
  * logprobs, reply shapes (streamed chunks and final bodies). See sched.h. */
 #include "server/sched.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,7 @@ static bool job_sse_json(job *j, json_t *v, unsigned long mark) {
 /* The job's outcome (status and, unless streamed, its body), for the waiting connection. */
 static void job_finish(job *j, int status, char *body) {
     pthread_mutex_lock(&j->mu);
+    assert(j->state != JOB_DONE); /* a job is answered once: its connection reads one outcome */
     j->status = status;
     trit_http_body_free(j->body);
     j->body = body;
@@ -510,6 +512,7 @@ static void slot_finish(slot *sl, const char *finish, const srv_error *fail) {
     }
     slot_clear(sl);
     pthread_mutex_lock(&s->qmu);
+    assert(s->busy > 0); /* admit counted this slot busy */
     s->busy--;
     pthread_cond_broadcast(&s->qcv);
     pthread_mutex_unlock(&s->qmu);
@@ -650,6 +653,7 @@ static void slot_take(server *s, slot *sl, job *j) {
     }
     job_fail(j, &e);
     pthread_mutex_lock(&s->qmu);
+    assert(s->busy > 0); /* admit counted this slot busy */
     s->busy--;
     pthread_cond_broadcast(&s->qcv);
     pthread_mutex_unlock(&s->qmu);
@@ -666,6 +670,7 @@ static int admit(server *s) {
             slot *sl = &s->slots[i];
             if (sl->j) continue;
             job *j = s->head;
+            assert(j->state == JOB_QUEUED && s->qlen > 0); /* only queued jobs sit in the queue */
             s->head = j->next;
             if (!s->head) s->tail = NULL;
             s->qlen--;
@@ -676,6 +681,7 @@ static int admit(server *s) {
         }
         busy = 0;
         for (int i = 0; i < s->n_slots; i++) busy += s->slots[i].j != NULL;
+        assert(busy <= s->busy && s->busy <= s->n_slots); /* a slot with a job is counted busy */
         if (busy) break;            /* a step to run (jobs still queued join after it) */
         if (s->head) continue;      /* every job taken was refused: take the next ones */
         if (s->workers_exit) break; /* stopping, nothing left */
