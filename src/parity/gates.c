@@ -89,6 +89,83 @@ static int parse_dur(const char *v, double *out) {
     return 0;
 }
 
+/* The [gates] key named k, or NULL: one table (keys[]) names every key and its type. */
+static const ini_key *gate_key_find(const char *k) {
+    const ini_key *key = NULL;
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(keys); i++)
+        if (!strcmp(keys[i].name, k)) key = &keys[i];
+    return key;
+}
+
+/* Parses value v of key k (line lineno of config name) by the key's type and stores it in c;
+ * a value of the wrong shape is an error naming the line, the key and the expected shape. */
+static int gate_key_set(const ini_key *key, const char *k, const char *v, const char *name,
+                        int lineno, trit_gate_cfg *c, trit_err *err) {
+    char *end;
+    errno = 0;
+    if (key->kind == K_DUR) {
+        double d;
+        if (parse_dur(v, &d))
+            return trit_fail(err, TRIT_EFORMAT,
+                             "%s:%d: %s: expected a duration (7d, 36h, 90m, seconds), got '%s'",
+                             name, lineno, k, v);
+        *(double *)((char *)c + key->off) = d;
+    } else if (key->kind == K_BOOL) {
+        bool b;
+        if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
+            b = true;
+        else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
+            b = false;
+        else
+            return trit_fail(err, TRIT_EFORMAT, "%s:%d: %s: expected true/false, got '%s'", name,
+                             lineno, k, v);
+        *(bool *)((char *)c + key->off) = b;
+    } else if (key->kind == K_LONG) {
+        long x = strtol(v, &end, 10);
+        if (!*v || *end || errno || x < 0)
+            return trit_fail(err, TRIT_EFORMAT,
+                             "%s:%d: %s: expected a non-negative integer, got '%s'", name, lineno,
+                             k, v);
+        *(long *)((char *)c + key->off) = x;
+    } else {
+        double x = strtod(v, &end);
+        if (!*v || *end || errno || !isfinite(x) || x < 0)
+            return trit_fail(err, TRIT_EFORMAT,
+                             "%s:%d: %s: expected a non-negative number, got '%s'", name, lineno, k,
+                             v);
+        *(double *)((char *)c + key->off) = x;
+    }
+    return 0;
+}
+
+/* One non-blank, non-comment line s (line lineno of config name): a section header switches
+ * *in_gates; a 'key = value' line in [gates] is looked up and stored in c. */
+static int gate_cfg_line(char *s, const char *name, int lineno, bool *in_gates, trit_gate_cfg *c,
+                         trit_err *err) {
+    if (*s == '[') {
+        char *e = strchr(s, ']');
+        if (!e || *trim(e + 1))
+            return trit_fail(err, TRIT_EFORMAT, "%s:%d: malformed section header '%s'", name,
+                             lineno, s);
+        *e = 0;
+        *in_gates = !strcmp(trim(s + 1), "gates");
+        return 0;
+    }
+    char *eq = strchr(s, '=');
+    if (!eq)
+        return trit_fail(err, TRIT_EFORMAT, "%s:%d: expected 'key = value', got '%s'", name, lineno,
+                         s);
+    *eq = 0;
+    char *k = trim(s), *v = trim(eq + 1);
+    char *hash = strpbrk(v, "#;");
+    if (hash) *hash = 0, v = trim(v);
+    if (!*in_gates) return 0; /* other sections belong to other tools */
+    const ini_key *key = gate_key_find(k);
+    if (!key)
+        return trit_fail(err, TRIT_EFORMAT, "%s:%d: unknown key '%s' in [gates]", name, lineno, k);
+    return gate_key_set(key, k, v, name, lineno, c, err);
+}
+
 int trit_gate_cfg_parse(const char *text, const char *name, trit_gate_cfg *c, trit_err *err) {
     char *copy = xstrdup(text);
     char *save = NULL;
@@ -101,78 +178,8 @@ int trit_gate_cfg_parse(const char *text, const char *name, trit_gate_cfg *c, tr
         lineno++;
         char *s = trim(p);
         if (!*s || *s == '#' || *s == ';') continue;
-        if (*s == '[') {
-            char *e = strchr(s, ']');
-            if (!e || *trim(e + 1)) {
-                rc = trit_fail(err, TRIT_EFORMAT, "%s:%d: malformed section header '%s'", name,
-                               lineno, s);
-                break;
-            }
-            *e = 0;
-            in_gates = !strcmp(trim(s + 1), "gates");
-            continue;
-        }
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            rc = trit_fail(err, TRIT_EFORMAT, "%s:%d: expected 'key = value', got '%s'", name,
-                           lineno, s);
-            break;
-        }
-        *eq = 0;
-        char *k = trim(s), *v = trim(eq + 1);
-        char *hash = strpbrk(v, "#;");
-        if (hash) *hash = 0, v = trim(v);
-        if (!in_gates) continue; /* other sections belong to other tools */
-        const ini_key *key = NULL;
-        for (size_t i = 0; i < TRIT_ARRAY_LEN(keys); i++)
-            if (!strcmp(keys[i].name, k)) key = &keys[i];
-        if (!key) {
-            rc =
-                trit_fail(err, TRIT_EFORMAT, "%s:%d: unknown key '%s' in [gates]", name, lineno, k);
-            break;
-        }
-        char *end;
-        errno = 0;
-        if (key->kind == K_DUR) {
-            double d;
-            if (parse_dur(v, &d)) {
-                rc = trit_fail(err, TRIT_EFORMAT,
-                               "%s:%d: %s: expected a duration (7d, 36h, 90m, seconds), got '%s'",
-                               name, lineno, k, v);
-                break;
-            }
-            *(double *)((char *)c + key->off) = d;
-        } else if (key->kind == K_BOOL) {
-            bool b;
-            if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
-                b = true;
-            else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
-                b = false;
-            else {
-                rc = trit_fail(err, TRIT_EFORMAT, "%s:%d: %s: expected true/false, got '%s'", name,
-                               lineno, k, v);
-                break;
-            }
-            *(bool *)((char *)c + key->off) = b;
-        } else if (key->kind == K_LONG) {
-            long x = strtol(v, &end, 10);
-            if (!*v || *end || errno || x < 0) {
-                rc = trit_fail(err, TRIT_EFORMAT,
-                               "%s:%d: %s: expected a non-negative integer, got '%s'", name, lineno,
-                               k, v);
-                break;
-            }
-            *(long *)((char *)c + key->off) = x;
-        } else {
-            double x = strtod(v, &end);
-            if (!*v || *end || errno || !isfinite(x) || x < 0) {
-                rc = trit_fail(err, TRIT_EFORMAT,
-                               "%s:%d: %s: expected a non-negative number, got '%s'", name, lineno,
-                               k, v);
-                break;
-            }
-            *(double *)((char *)c + key->off) = x;
-        }
+        rc = gate_cfg_line(s, name, lineno, &in_gates, c, err);
+        if (rc) break;
     }
     free(copy);
     return rc;

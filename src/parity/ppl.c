@@ -676,12 +676,10 @@ static int score_chunk(trit_backend *b, const int32_t *ids, const int32_t *chunk
     return rc;
 }
 
-int trit_ppl_run_backend(trit_backend *b, const char *text, size_t len, const trit_ppl_opts *o,
-                         trit_ppl_result *r, trit_err *err) {
-    const trit_backend_info *bi = trit_backend_describe(b);
-    trit_ppl_result_init(r);
-    snprintf(r->source, sizeof r->source, "%s", bi->spec);
-    const bool topn = !bi->can_eval || o->top_n > 0;
+/* A base-logits file needs every logit (a source that evaluates, not top-N mode) and is
+ * either read or written: the options this run cannot honour, refused before any work. */
+static int check_base_mode(const trit_backend_info *bi, const trit_ppl_opts *o, bool topn,
+                           trit_err *err) {
     if (topn && (o->base_in || o->base_out))
         return trit_fail(err, TRIT_EUNAVAIL,
                          "%s: a base-logits file holds every logit of every position; this "
@@ -691,6 +689,28 @@ int trit_ppl_run_backend(trit_backend *b, const char *text, size_t len, const tr
     if (o->base_in && o->base_out)
         return trit_fail(err, TRIT_EINVAL,
                          "a base-logits file is either read or written, not both");
+    return 0;
+}
+
+/* The finished run's figures into r: the accumulated PPL/KLD, the top-N support the KLD was
+ * taken over, how positions were scored, and the time since t0. */
+static void fill_result(trit_backend *b, const trit_backend_info *bi, const trit_ppl_acc *acc,
+                        bool topn, const topn_run *tr, double t0, trit_ppl_result *r) {
+    r->n_vocab = bi->n_vocab;
+    trit_ppl_acc_result(acc, r);
+    if (r->has_kld && topn) r->kld_topn = tr->topn_min;
+    snprintf(r->score_mode, sizeof r->score_mode, "%s",
+             topn ? trit_backend_score_mode(b) : "logits");
+    r->seconds = trit_now_s() - t0;
+}
+
+int trit_ppl_run_backend(trit_backend *b, const char *text, size_t len, const trit_ppl_opts *o,
+                         trit_ppl_result *r, trit_err *err) {
+    const trit_backend_info *bi = trit_backend_describe(b);
+    trit_ppl_result_init(r);
+    snprintf(r->source, sizeof r->source, "%s", bi->spec);
+    const bool topn = !bi->can_eval || o->top_n > 0;
+    if (check_base_mode(bi, o, topn, err)) return -1;
     double t0 = trit_now_s();
     int32_t *tokens = NULL, *ids = NULL, bos;
     size_t n_tokens = 0;
@@ -742,12 +762,7 @@ int trit_ppl_run_backend(trit_backend *b, const char *text, size_t len, const tr
         out = NULL;
         if (crc) goto done;
     }
-    r->n_vocab = bi->n_vocab;
-    trit_ppl_acc_result(&acc, r);
-    if (r->has_kld && topn) r->kld_topn = tr.topn_min;
-    snprintf(r->score_mode, sizeof r->score_mode, "%s",
-             topn ? trit_backend_score_mode(b) : "logits");
-    r->seconds = trit_now_s() - t0;
+    fill_result(b, bi, &acc, topn, &tr, t0, r);
     rc = 0;
 done:
     trit_backend_set_progress(b, NULL, NULL);

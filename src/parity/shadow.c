@@ -1045,6 +1045,89 @@ static bool queue_empty(proxy *px) {
     return px->head == NULL;
 }
 
+/* With a ledger: open (and so lock) it first, then find the next round: no other writer can
+ * append in between, and a second writer is refused by trit_ledger_open; then each side's
+ * identity opens the run's records (unknown ones too). On failure nothing is left open. */
+static int shadow_open_ledger(proxy *px, trit_err *err) {
+    const trit_shadow_opts *o = px->o;
+    if (!(px->ledger = trit_ledger_open(o->ledger_path, err))) return -1;
+    trit_ledger_scan_info info = {0};
+    if (trit_ledger_scan(o->ledger_path, max_round_cb, NULL, o->quiet, &info, err)) {
+        trit_ledger_close(px->ledger);
+        return -1;
+    }
+    px->next_round = info.max_round + 1; /* -1 + 1 = 0 for a new ledger */
+    px->ident[0] = (trit_ident_track){.side = "v1", .url = o->gen1_url};
+    px->ident[1] = (trit_ident_track){.side = "v2", .url = o->gen2_url, .key = o->gen2_key};
+    px->ident_read_round = px->next_round;
+    for (int i = 0; i < 2; i++) {
+        char why[160];
+        json_t *fresh =
+            trit_ident_track_read(&px->ident[i], TRIT_MIN(o->timeout_s, 60.0), why, sizeof why);
+        if (trit_ident_track_take(&px->ident[i], fresh, why, px->ledger, true, o->quiet, err)) {
+            trit_ident_track_free(&px->ident[0]);
+            trit_ident_track_free(&px->ident[1]);
+            trit_ledger_close(px->ledger);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The listening proxy announces itself and serves until SIGINT/SIGTERM sets stop_flag; the
+ * previous signal handlers are restored afterwards. */
+static void shadow_serve_until_stopped(const trit_shadow_opts *o) {
+    if (!o->quiet)
+        fprintf(stderr, "shadow: listening on http://%s:%d  primary %s  candidate %s  ledger %s\n",
+                o->host, o->bound_port, o->gen1_url, o->gen2_url,
+                o->ledger_path ? o->ledger_path : "(none)");
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    while (!stop_flag) usleep(50 * 1000);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+}
+
+/* Shutdown, bounded: in-flight gen-1 calls and the gen-2 queue get grace_s; then every
+ * transfer is aborted (progress callback), which ends the connections, the gen-1 threads
+ * and the worker wt within about a second; the ledger and identities are closed last. */
+static void shadow_shutdown(proxy *px, bool listening, pthread_t wt) {
+    double deadline = trit_now_s() + px->o->grace_s;
+    if (listening) {
+        trit_http_quiesce(&px->hd);
+        wait_until(px, no_gen1_threads, deadline);
+        wait_until(px, queue_empty, deadline);
+    }
+    atomic_store(&px->aborting, true);
+    trit_http_stop(&px->hd);
+    wait_until(px, no_gen1_threads, trit_now_s() + 3600); /* each ends within ~1 s now */
+    pthread_mutex_lock(&px->mu);
+    px->closing = true;
+    pthread_cond_broadcast(&px->cv);
+    pthread_mutex_unlock(&px->mu);
+    pthread_join(wt, NULL);
+    trit_ledger_close(px->ledger);
+    trit_ident_track_free(&px->ident[0]);
+    trit_ident_track_free(&px->ident[1]);
+}
+
+/* The run's counts into *counts (when asked) and, after a run that listened, one summary
+ * line. */
+static void shadow_report(proxy *px, bool listening, trit_shadow_counts *counts) {
+    trit_shadow_counts c = {atomic_load(&px->forwarded),   atomic_load(&px->mirrored),
+                            atomic_load(&px->dropped),     atomic_load(&px->compared),
+                            atomic_load(&px->gen1_errors), atomic_load(&px->refused)};
+    if (counts) *counts = c;
+    if (!px->o->quiet && listening)
+        fprintf(stderr,
+                "shadow: stopped: %ld forwarded, %ld copied to the candidate, %ld compared, %ld "
+                "dropped, %ld primary errors, %ld refused\n",
+                c.forwarded, c.mirrored, c.compared, c.dropped, c.gen1_errors, c.refused);
+}
+
 /* The proxy: ledger and identities, then the intake, until stopped; shutdown is bounded. */
 int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *err) {
     if (!o->gen1_url || !o->gen2_url)
@@ -1063,32 +1146,7 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
     px.o = o;
     pthread_mutex_init(&px.mu, NULL);
     pthread_cond_init(&px.cv, NULL);
-    if (o->ledger_path) {
-        /* open (and so lock) first, then find the next round: no other writer can append in
-         * between, and a second writer is refused by trit_ledger_open */
-        if (!(px.ledger = trit_ledger_open(o->ledger_path, err))) return -1;
-        trit_ledger_scan_info info = {0};
-        if (trit_ledger_scan(o->ledger_path, max_round_cb, NULL, o->quiet, &info, err)) {
-            trit_ledger_close(px.ledger);
-            return -1;
-        }
-        px.next_round = info.max_round + 1; /* -1 + 1 = 0 for a new ledger */
-        /* each side's identity opens the run's records (unknown ones too) */
-        px.ident[0] = (trit_ident_track){.side = "v1", .url = o->gen1_url};
-        px.ident[1] = (trit_ident_track){.side = "v2", .url = o->gen2_url, .key = o->gen2_key};
-        px.ident_read_round = px.next_round;
-        for (int i = 0; i < 2; i++) {
-            char why[160];
-            json_t *fresh =
-                trit_ident_track_read(&px.ident[i], TRIT_MIN(o->timeout_s, 60.0), why, sizeof why);
-            if (trit_ident_track_take(&px.ident[i], fresh, why, px.ledger, true, o->quiet, err)) {
-                trit_ident_track_free(&px.ident[0]);
-                trit_ident_track_free(&px.ident[1]);
-                trit_ledger_close(px.ledger);
-                return -1;
-            }
-        }
-    }
+    if (o->ledger_path && shadow_open_ledger(&px, err)) return -1;
     px.in = (trit_http_intake){.bound = o->host,
                                .loopback = trit_http_is_loopback(o->host),
                                .host_allow = o->host_allow,
@@ -1113,49 +1171,10 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
         rc = -1;
     } else {
         o->bound_port = px.hd.port;
-        if (!o->quiet)
-            fprintf(stderr,
-                    "shadow: listening on http://%s:%d  primary %s  candidate %s  ledger %s\n",
-                    o->host, o->bound_port, o->gen1_url, o->gen2_url,
-                    o->ledger_path ? o->ledger_path : "(none)");
-        struct sigaction sa = {0}, old_int, old_term;
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, &old_int);
-        sigaction(SIGTERM, &sa, &old_term);
-        while (!stop_flag) usleep(50 * 1000);
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
+        shadow_serve_until_stopped(o);
     }
-    /* Shutdown, bounded: in-flight gen-1 calls and the gen-2 queue get grace_s; then every
-     * transfer is aborted (progress callback), which ends the connections, the gen-1 threads
-     * and the worker within about a second. */
-    double deadline = trit_now_s() + o->grace_s;
-    if (listening) {
-        trit_http_quiesce(&px.hd);
-        wait_until(&px, no_gen1_threads, deadline);
-        wait_until(&px, queue_empty, deadline);
-    }
-    atomic_store(&px.aborting, true);
-    trit_http_stop(&px.hd);
-    wait_until(&px, no_gen1_threads, trit_now_s() + 3600); /* each ends within ~1 s now */
-    pthread_mutex_lock(&px.mu);
-    px.closing = true;
-    pthread_cond_broadcast(&px.cv);
-    pthread_mutex_unlock(&px.mu);
-    pthread_join(wt, NULL);
-    trit_ledger_close(px.ledger);
-    trit_ident_track_free(&px.ident[0]);
-    trit_ident_track_free(&px.ident[1]);
-    trit_shadow_counts c = {atomic_load(&px.forwarded),   atomic_load(&px.mirrored),
-                            atomic_load(&px.dropped),     atomic_load(&px.compared),
-                            atomic_load(&px.gen1_errors), atomic_load(&px.refused)};
-    if (counts) *counts = c;
-    if (!o->quiet && listening)
-        fprintf(stderr,
-                "shadow: stopped: %ld forwarded, %ld copied to the candidate, %ld compared, %ld "
-                "dropped, %ld primary errors, %ld refused\n",
-                c.forwarded, c.mirrored, c.compared, c.dropped, c.gen1_errors, c.refused);
+    shadow_shutdown(&px, listening, wt);
+    shadow_report(&px, listening, counts);
     pthread_mutex_destroy(&px.mu);
     pthread_cond_destroy(&px.cv);
     stop_flag = 0;

@@ -145,20 +145,95 @@ static int cmp_word(const void *a, const void *b) {
     return c ? c : (x->n < y->n ? -1 : x->n > y->n);
 }
 
+/* The text's unique words (GPT-2 pre-tokenizer reading), with their counts, in a fixed
+ * order (sorted), so that hashing never affects the result; *nw of them. */
+static word *sorted_words(const char *text, size_t len, size_t *nw) {
+    word_map wm = {0};
+    split_words(&wm, text, len);
+    word *words = xmalloc((wm.used ? wm.used : 1) * sizeof(word));
+    *nw = 0;
+    for (size_t i = 0; i < wm.cap; i++)
+        if (wm.slots[i].s) words[(*nw)++] = wm.slots[i];
+    free(wm.slots);
+    qsort(words, *nw, sizeof(word), cmp_word);
+    return words;
+}
+
+/* Every pair of adjacent symbols in every word, counted by the words' counts, into the
+ * open-addressed table pairs (pcap slots, a power of two; cleared first). */
+static void count_pairs(pair_slot *pairs, size_t pcap, const word *words, int32_t *const *sym,
+                        const size_t *nsym, size_t nw) {
+    memset(pairs, 0, pcap * sizeof(pair_slot));
+    for (size_t w = 0; w < nw; w++)
+        for (size_t k = 0; k + 1 < nsym[w]; k++) {
+            const uint64_t key = ((uint64_t)sym[w][k] << 32 | (uint32_t)sym[w][k + 1]) + 1;
+            size_t h = (key * 0x9e3779b97f4a7c15ull) >> 47;
+            while (pairs[h].key && pairs[h].key != key) h = (h + 1) & (pcap - 1);
+            pairs[h].key = key;
+            pairs[h].count += words[w].count;
+        }
+}
+
+/* The most frequent pair's key (ties to the smallest (left, right)) and its count. */
+static uint64_t best_pair(const pair_slot *pairs, size_t pcap, long *best_count) {
+    uint64_t best = 0;
+    *best_count = 0;
+    for (size_t h = 0; h < pcap; h++)
+        if (pairs[h].key && (pairs[h].count > *best_count ||
+                             (pairs[h].count == *best_count && pairs[h].key < best))) {
+            best = pairs[h].key;
+            *best_count = pairs[h].count;
+        }
+    return best;
+}
+
+/* Every adjacent (L, R) in every word, left to right, replaced by the merged token id. */
+static void apply_merge(int32_t **sym, size_t *nsym, size_t nw, int32_t L, int32_t R, int32_t id) {
+    for (size_t w = 0; w < nw; w++) {
+        size_t o = 0;
+        for (size_t k = 0; k < nsym[w]; k++) {
+            if (k + 1 < nsym[w] && sym[w][k] == L && sym[w][k + 1] == R) {
+                sym[w][o++] = id;
+                k++;
+            } else {
+                sym[w][o++] = sym[w][k];
+            }
+        }
+        nsym[w] = o;
+    }
+}
+
+/* The vocabulary-only GGUF: n_tok token texts (bos and eos last, as control tokens), the
+ * merges in the order learned, the GPT-2 pre-tokenizer, BOS added and EOS not. */
+static int write_vocab(const char *out_path, char **texts, int n_tok, char **merges, int n_merges,
+                       int32_t bos, int32_t eos, trit_err *err) {
+    int32_t *types = xmalloc((size_t)n_tok * sizeof(int32_t));
+    for (int i = 0; i < n_tok; i++) types[i] = i >= bos ? 3 : 1; /* control : normal */
+    gguf_writer *gw = gguf_writer_new();
+    gguf_w_str(gw, "general.architecture", "bitnet");
+    gguf_w_str(gw, "general.type", "vocab");
+    gguf_w_str(gw, "tokenizer.ggml.model", "gpt2");
+    gguf_w_str(gw, "tokenizer.ggml.pre", "gpt-2");
+    gguf_w_arr_str(gw, "tokenizer.ggml.tokens", (const char *const *)texts, (size_t)n_tok);
+    gguf_w_arr_i32(gw, "tokenizer.ggml.token_type", types, (size_t)n_tok);
+    gguf_w_arr_str(gw, "tokenizer.ggml.merges", (const char *const *)merges, (size_t)n_merges);
+    gguf_w_u32(gw, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+    gguf_w_u32(gw, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
+    gguf_w_bool(gw, "tokenizer.ggml.add_bos_token", true);
+    gguf_w_bool(gw, "tokenizer.ggml.add_eos_token", false);
+    const int rc = gguf_writer_write(gw, out_path, NULL, NULL, err);
+    gguf_writer_free(gw);
+    free(types);
+    return rc;
+}
+
 int trit_bpe_train(const char *text, size_t len, int n_vocab, const char *out_path, trit_err *err) {
     const int n_special = 2;
     if (n_vocab < 256 + n_special + 1 || n_vocab > 65536)
         return trit_fail(err, TRIT_EINVAL, "vocabulary size %d is outside %d..65536", n_vocab,
                          256 + n_special + 1);
-    word_map wm = {0};
-    split_words(&wm, text, len);
-    /* unique words in a fixed order (sorted), so hashing never affects the result */
-    word *words = xmalloc((wm.used ? wm.used : 1) * sizeof(word));
-    size_t nw = 0;
-    for (size_t i = 0; i < wm.cap; i++)
-        if (wm.slots[i].s) words[nw++] = wm.slots[i];
-    free(wm.slots);
-    qsort(words, nw, sizeof(word), cmp_word);
+    size_t nw;
+    word *words = sorted_words(text, len, &nw);
 
     /* symbols of each word, as token ids (bytes first) */
     int32_t **sym = xmalloc((nw ? nw : 1) * sizeof(int32_t *));
@@ -182,24 +257,9 @@ int trit_bpe_train(const char *text, size_t len, int n_vocab, const char *out_pa
     const size_t pcap = 1u << 17;
     pair_slot *pairs = xmalloc(pcap * sizeof(pair_slot));
     while (n_merges < n_merge_max) {
-        memset(pairs, 0, pcap * sizeof(pair_slot));
-        for (size_t w = 0; w < nw; w++)
-            for (size_t k = 0; k + 1 < nsym[w]; k++) {
-                const uint64_t key = ((uint64_t)sym[w][k] << 32 | (uint32_t)sym[w][k + 1]) + 1;
-                size_t h = (key * 0x9e3779b97f4a7c15ull) >> 47;
-                while (pairs[h].key && pairs[h].key != key) h = (h + 1) & (pcap - 1);
-                pairs[h].key = key;
-                pairs[h].count += words[w].count;
-            }
-        /* the most frequent pair; ties to the smallest (left, right) */
-        uint64_t best = 0;
-        long best_count = 0;
-        for (size_t h = 0; h < pcap; h++)
-            if (pairs[h].key && (pairs[h].count > best_count ||
-                                 (pairs[h].count == best_count && pairs[h].key < best))) {
-                best = pairs[h].key;
-                best_count = pairs[h].count;
-            }
+        count_pairs(pairs, pcap, words, sym, nsym, nw);
+        long best_count;
+        const uint64_t best = best_pair(pairs, pcap, &best_count);
         if (best_count < 2) break; /* nothing left worth merging */
         const int32_t L = (int32_t)((best - 1) >> 32), R = (int32_t)((best - 1) & 0xffffffffu);
         const int32_t id = n_tok++;
@@ -210,40 +270,13 @@ int trit_bpe_train(const char *text, size_t len, int n_vocab, const char *out_pa
         trit_buf mg = {0};
         trit_buf_printf(&mg, "%s %s", texts[L], texts[R]);
         merges[n_merges++] = mg.p;
-        for (size_t w = 0; w < nw; w++) {
-            size_t o = 0;
-            for (size_t k = 0; k < nsym[w]; k++) {
-                if (k + 1 < nsym[w] && sym[w][k] == L && sym[w][k + 1] == R) {
-                    sym[w][o++] = id;
-                    k++;
-                } else {
-                    sym[w][o++] = sym[w][k];
-                }
-            }
-            nsym[w] = o;
-        }
+        apply_merge(sym, nsym, nw, L, R, id);
     }
     free(pairs);
     const int32_t bos = n_tok, eos = n_tok + 1;
     texts[n_tok++] = xstrdup("<s>");
     texts[n_tok++] = xstrdup("</s>");
-    int32_t *types = xmalloc((size_t)n_tok * sizeof(int32_t));
-    for (int i = 0; i < n_tok; i++) types[i] = i >= bos ? 3 : 1; /* control : normal */
-
-    gguf_writer *gw = gguf_writer_new();
-    gguf_w_str(gw, "general.architecture", "bitnet");
-    gguf_w_str(gw, "general.type", "vocab");
-    gguf_w_str(gw, "tokenizer.ggml.model", "gpt2");
-    gguf_w_str(gw, "tokenizer.ggml.pre", "gpt-2");
-    gguf_w_arr_str(gw, "tokenizer.ggml.tokens", (const char *const *)texts, (size_t)n_tok);
-    gguf_w_arr_i32(gw, "tokenizer.ggml.token_type", types, (size_t)n_tok);
-    gguf_w_arr_str(gw, "tokenizer.ggml.merges", (const char *const *)merges, (size_t)n_merges);
-    gguf_w_u32(gw, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
-    gguf_w_u32(gw, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
-    gguf_w_bool(gw, "tokenizer.ggml.add_bos_token", true);
-    gguf_w_bool(gw, "tokenizer.ggml.add_eos_token", false);
-    const int rc = gguf_writer_write(gw, out_path, NULL, NULL, err);
-    gguf_writer_free(gw);
+    const int rc = write_vocab(out_path, texts, n_tok, merges, n_merges, bos, eos, err);
 
     for (int i = 0; i < n_tok; i++) free(texts[i]);
     for (int i = 0; i < n_merges; i++) free(merges[i]);
@@ -253,7 +286,6 @@ int trit_bpe_train(const char *text, size_t len, int n_vocab, const char *out_pa
     }
     free(texts);
     free(merges);
-    free(types);
     free(sym);
     free(nsym);
     free(words);

@@ -212,173 +212,223 @@ static bool exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
+/* One `trit train` run's state, shared by its steps (vocabulary, corpus, model, loop,
+ * export) so that each reads as one named step; train_run_free releases all of it. */
+typedef struct {
+    const trit_train_opts *o;
+    char *vocab_path, *ckpt, *curve, *svg;
+    trit_tokenizer *tok;
+    gguf_file *vf;
+    int32_t bos;
+    int32_t *train, *held;
+    size_t n_train, n_held;
+    int T, B;
+    trit_train_config cfg;
+    trit_train_model *m;
+    trit_pool *pool;
+    float *mom, *var;
+    int32_t *btok, *btgt;
+    long step;
+    FILE *cf;
+    FILE *pr;
+} train_run;
+
+/* 1. vocabulary: reuse, or learn from the training text (kept when it already exists, so a
+ *    resumed run tokenizes exactly as before); then the tokenizer and its BOS. */
+static int train_vocab(train_run *r, trit_err *err) {
+    const trit_train_opts *o = r->o;
+    if (!o->vocab_path && !exists(r->vocab_path)) {
+        trit_buf text = {0};
+        if (trit_read_file(o->train_path, &text, err)) return -1;
+        const double t0 = trit_now_s();
+        const int brc = trit_bpe_train(text.p, text.len, o->vocab_size, r->vocab_path, err);
+        trit_buf_free(&text);
+        if (brc) return -1;
+        if (r->pr)
+            fprintf(r->pr, "train: vocabulary %s learned in %.1f s\n", r->vocab_path,
+                    trit_now_s() - t0);
+    }
+    r->vf = gguf_open(r->vocab_path, err);
+    if (!r->vf) {
+        trit_err_prefix(err, "vocabulary");
+        return -1;
+    }
+    r->tok = trit_tok_load(r->vf, err);
+    if (!r->tok) return -1;
+    r->bos = trit_tok_add_bos(r->tok) ? trit_tok_bos(r->tok) : -1;
+    return 0;
+}
+
+/* 2. corpus: the training text (at least seq + 2 tokens) and the held-out text, tokenized. */
+static int train_corpus(train_run *r, trit_err *err) {
+    const trit_train_opts *o = r->o;
+    if (tokenize_file(r->tok, o->train_path, &r->train, &r->n_train, err)) return -1;
+    if (o->heldout_path && tokenize_file(r->tok, o->heldout_path, &r->held, &r->n_held, err))
+        return -1;
+    r->T = o->seq, r->B = o->batch;
+    if (r->n_train < (size_t)r->T + 2)
+        return trit_fail(err, TRIT_EINVAL, "%s has %zu tokens: fewer than seq + 2 = %d",
+                         o->train_path, r->n_train, r->T + 2);
+    if (r->pr)
+        fprintf(r->pr, "train: %zu training tokens, %zu held-out tokens, vocabulary %d\n",
+                r->n_train, r->n_held, trit_tok_n_vocab(r->tok));
+    return 0;
+}
+
+/* 3. model, optimizer state, resume: a checkpoint (same seed only) continues at its step and
+ *    keeps the curve up to it; without one the curve starts afresh. Then the thread pool and
+ *    the curve file, appended to. */
+static int train_model(train_run *r, trit_err *err) {
+    const trit_train_opts *o = r->o;
+    r->cfg = o->cfg;
+    r->cfg.n_vocab = trit_tok_n_vocab(r->tok);
+    r->cfg.n_ctx = r->T;
+    const trit_train_config *cfg = &r->cfg;
+    if (cfg->n_embd % cfg->n_head || (cfg->n_embd / cfg->n_head) % 2)
+        return trit_fail(err, TRIT_EINVAL, "n_embd %d is not n_head %d times an even head size",
+                         cfg->n_embd, cfg->n_head);
+    r->m = trit_train_model_new(cfg, o->seed);
+    const size_t np = trit_train_n_params(r->m);
+    r->mom = xcalloc(np, sizeof(float));
+    r->var = xcalloc(np, sizeof(float));
+    r->step = 0;
+    if (exists(r->ckpt)) {
+        uint64_t seed = 0;
+        if (trit_ckpt_load(r->ckpt, r->m, r->mom, r->var, &r->step, &seed, err)) return -1;
+        if (seed != o->seed)
+            return trit_fail(err, TRIT_EINVAL, "checkpoint %s was made with seed %llu, not %llu",
+                             r->ckpt, (unsigned long long)seed, (unsigned long long)o->seed);
+        if (r->pr) fprintf(r->pr, "train: resumed from %s at step %ld\n", r->ckpt, r->step);
+        curve_truncate(r->curve, r->step, r->step >= o->steps);
+    } else {
+        remove(r->curve);
+    }
+    r->pool = trit_pool_new(o->threads);
+    if (r->pr)
+        fprintf(r->pr,
+                "train: %zu parameters (n_embd %d, n_layer %d, n_head %d, n_ff %d, ctx %d), "
+                "batch %d x %d, %ld steps, %d threads\n",
+                np, cfg->n_embd, cfg->n_layer, cfg->n_head, cfg->n_ff, r->T, r->B, r->T, o->steps,
+                trit_pool_size(r->pool));
+    r->cf = fopen(r->curve, "a");
+    if (!r->cf) return trit_fail(err, TRIT_EIO, "%s: %s", r->curve, strerror(errno));
+    return 0;
+}
+
+/* After training step r->step: a held-out evaluation every eval_every steps (not at the
+ * end: the final one covers every chunk), and a checkpoint every ckpt_every steps and at the
+ * end, the curve flushed to disk first so that a resume finds it complete. */
+static int train_after_step(train_run *r, trit_err *err) {
+    const trit_train_opts *o = r->o;
+    const long step = r->step;
+    if (r->held && o->eval_every > 0 && step % o->eval_every == 0 && step < o->steps) {
+        long cnt = 0;
+        const double hl =
+            heldout_nll(r->m, r->pool, r->held, r->n_held, r->T, o->eval_chunks, r->bos, &cnt);
+        fprintf(r->cf, "{\"step\":%ld,\"heldout_loss\":%.6f,\"tokens\":%ld}\n", step, hl, cnt);
+        if (r->pr)
+            fprintf(r->pr, "step %6ld  held-out loss %.4f (ppl %.2f, %ld tokens)\n", step, hl,
+                    exp(hl), cnt);
+    }
+    if (o->ckpt_every > 0 && (step % o->ckpt_every == 0 || step == o->steps)) {
+        fflush(r->cf);
+        fsync(fileno(r->cf));
+        if (trit_ckpt_save(r->ckpt, r->m, r->mom, r->var, step, o->seed, err)) return -1;
+    }
+    return 0;
+}
+
+/* 4. the loop: from the current step to o->steps, each a deterministic batch (seed, step),
+ *    forward + backward, clipping, AdamW at the scheduled rate; one curve line per step and
+ *    a progress line every 10 steps (and the first and last). */
+static int train_loop(train_run *r, trit_err *err) {
+    const trit_train_opts *o = r->o;
+    const int B = r->B, T = r->T;
+    r->btok = xmalloc((size_t)B * T * sizeof(int32_t));
+    r->btgt = xmalloc((size_t)B * T * sizeof(int32_t));
+    const trit_adamw adam = {o->lr, 0.9f, 0.95f, 1e-8f, o->weight_decay};
+    const double t_start = trit_now_s();
+    const long step0 = r->step;
+    while (r->step < o->steps) {
+        make_batch(r->train, r->n_train, o->seed, r->step, B, T, r->bos, r->btok, r->btgt);
+        const double loss = trit_train_step_loss(r->m, r->pool, r->btok, r->btgt, B, T, true);
+        const double gnorm = trit_clip_grad(r->m, o->clip);
+        const float lr = trit_lr_at(r->step, o->warmup, o->steps, o->lr, o->min_lr_ratio);
+        trit_adamw_update(r->m, &adam, lr, r->mom, r->var, r->step + 1);
+        const long step = ++r->step;
+        const double el = trit_now_s() - t_start;
+        const double tps = (double)(step - step0) * B * T / fmax(el, 1e-9);
+        fprintf(r->cf,
+                "{\"step\":%ld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.4f,\"elapsed_s\":%.2f}\n",
+                step, loss, lr, gnorm, el);
+        if (r->pr && (step % 10 == 0 || step == o->steps || step == step0 + 1)) {
+            const double eta = (double)(o->steps - step) * B * T / fmax(tps, 1e-9);
+            fprintf(r->pr, "step %6ld/%ld  loss %.4f  lr %.2e  %.0f tok/s  ETA %dm%02ds\n", step,
+                    o->steps, loss, lr, tps, (int)(eta / 60), (int)eta % 60);
+        }
+        if (train_after_step(r, err)) return -1;
+    }
+    return 0;
+}
+
+/* 5. final held-out loss on every chunk (what `trit ppl -c T` reports), the curve closed and
+ *    plotted, the model exported. */
+static int train_finish(train_run *r, trit_err *err) {
+    const trit_train_opts *o = r->o;
+    if (r->held) {
+        long cnt = 0;
+        const double hl = heldout_nll(r->m, r->pool, r->held, r->n_held, r->T, 0, r->bos, &cnt);
+        fprintf(r->cf, "{\"step\":%ld,\"heldout_loss\":%.6f,\"tokens\":%ld}\n", r->step, hl, cnt);
+        if (r->pr)
+            fprintf(r->pr, "train: held-out loss %.6f  ppl %.4f  (%ld tokens scored, ctx %d)\n", hl,
+                    exp(hl), cnt, r->T);
+    }
+    fclose(r->cf);
+    r->cf = NULL;
+    curve_svg(r->curve, r->svg);
+    char name[128];
+    snprintf(name, sizeof name, "trit-trained bitnet %dx%d seed %llu", r->cfg.n_layer,
+             r->cfg.n_embd, (unsigned long long)o->seed);
+    if (trit_train_export(r->m, r->vf, o->wtype, o->context_length, name, o->out_path, err))
+        return -1;
+    if (r->pr)
+        fprintf(r->pr, "train: wrote %s (curve %s, plot %s)\n", o->out_path, r->curve, r->svg);
+    return 0;
+}
+
+/* Everything a run holds, whichever step it stopped at. */
+static void train_run_free(train_run *r) {
+    if (r->cf) fclose(r->cf);
+    free(r->btok);
+    free(r->btgt);
+    free(r->mom);
+    free(r->var);
+    trit_pool_free(r->pool);
+    trit_train_model_free(r->m);
+    free(r->train);
+    free(r->held);
+    trit_tok_free(r->tok);
+    gguf_close(r->vf);
+    free(r->vocab_path);
+    free(r->ckpt);
+    free(r->curve);
+    free(r->svg);
+}
+
+/* `trit train`: the five steps in order, each leaving its part of r for the next; whichever
+ * step fails, everything is released. */
 int trit_train_run(const trit_train_opts *o, trit_err *err) {
     if (!o->train_path || !o->out_path)
         return trit_fail(err, TRIT_EINVAL, "a training text and an output path are needed");
     if (o->batch < 1 || o->seq < 8 || o->steps < 1)
         return trit_fail(err, TRIT_EINVAL, "batch >= 1, seq >= 8 and steps >= 1 are needed");
-    int rc = -1;
-    char *vocab_path =
-        o->vocab_path ? xstrdup(o->vocab_path) : with_suffix(o->out_path, ".vocab.gguf");
-    char *ckpt = o->ckpt_path ? xstrdup(o->ckpt_path) : with_suffix(o->out_path, ".ckpt");
-    char *curve = o->curve_path ? xstrdup(o->curve_path) : with_suffix(o->out_path, ".curve.jsonl");
-    char *svg = with_suffix(curve, ".svg");
-    trit_tokenizer *tok = NULL;
-    gguf_file *vf = NULL;
-    int32_t *train = NULL, *held = NULL;
-    size_t n_train = 0, n_held = 0;
-    trit_train_model *m = NULL;
-    trit_pool *pool = NULL;
-    float *mom = NULL, *var = NULL;
-    int32_t *btok = NULL, *btgt = NULL;
-    FILE *cf = NULL;
-    FILE *pr = o->progress;
-
-    /* 1. vocabulary: reuse, or learn from the training text (kept when it already exists,
-     *    so a resumed run tokenizes exactly as before) */
-    if (!o->vocab_path && !exists(vocab_path)) {
-        trit_buf text = {0};
-        if (trit_read_file(o->train_path, &text, err)) goto out;
-        const double t0 = trit_now_s();
-        const int brc = trit_bpe_train(text.p, text.len, o->vocab_size, vocab_path, err);
-        trit_buf_free(&text);
-        if (brc) goto out;
-        if (pr)
-            fprintf(pr, "train: vocabulary %s learned in %.1f s\n", vocab_path, trit_now_s() - t0);
-    }
-    vf = gguf_open(vocab_path, err);
-    if (!vf) {
-        trit_err_prefix(err, "vocabulary");
-        goto out;
-    }
-    tok = trit_tok_load(vf, err);
-    if (!tok) goto out;
-    const int32_t bos = trit_tok_add_bos(tok) ? trit_tok_bos(tok) : -1;
-
-    /* 2. corpus */
-    if (tokenize_file(tok, o->train_path, &train, &n_train, err)) goto out;
-    if (o->heldout_path && tokenize_file(tok, o->heldout_path, &held, &n_held, err)) goto out;
-    const int T = o->seq, B = o->batch;
-    if (n_train < (size_t)T + 2) {
-        trit_fail(err, TRIT_EINVAL, "%s has %zu tokens: fewer than seq + 2 = %d", o->train_path,
-                  n_train, T + 2);
-        goto out;
-    }
-    if (pr)
-        fprintf(pr, "train: %zu training tokens, %zu held-out tokens, vocabulary %d\n", n_train,
-                n_held, trit_tok_n_vocab(tok));
-
-    /* 3. model, optimizer state, resume */
-    trit_train_config cfg = o->cfg;
-    cfg.n_vocab = trit_tok_n_vocab(tok);
-    cfg.n_ctx = T;
-    if (cfg.n_embd % cfg.n_head || (cfg.n_embd / cfg.n_head) % 2) {
-        trit_fail(err, TRIT_EINVAL, "n_embd %d is not n_head %d times an even head size",
-                  cfg.n_embd, cfg.n_head);
-        goto out;
-    }
-    m = trit_train_model_new(&cfg, o->seed);
-    const size_t np = trit_train_n_params(m);
-    mom = xcalloc(np, sizeof(float));
-    var = xcalloc(np, sizeof(float));
-    long step = 0;
-    if (exists(ckpt)) {
-        uint64_t seed = 0;
-        if (trit_ckpt_load(ckpt, m, mom, var, &step, &seed, err)) goto out;
-        if (seed != o->seed) {
-            trit_fail(err, TRIT_EINVAL, "checkpoint %s was made with seed %llu, not %llu", ckpt,
-                      (unsigned long long)seed, (unsigned long long)o->seed);
-            goto out;
-        }
-        if (pr) fprintf(pr, "train: resumed from %s at step %ld\n", ckpt, step);
-        curve_truncate(curve, step, step >= o->steps);
-    } else {
-        remove(curve);
-    }
-    pool = trit_pool_new(o->threads);
-    if (pr)
-        fprintf(pr,
-                "train: %zu parameters (n_embd %d, n_layer %d, n_head %d, n_ff %d, ctx %d), "
-                "batch %d x %d, %ld steps, %d threads\n",
-                np, cfg.n_embd, cfg.n_layer, cfg.n_head, cfg.n_ff, T, B, T, o->steps,
-                trit_pool_size(pool));
-    cf = fopen(curve, "a");
-    if (!cf) {
-        trit_fail(err, TRIT_EIO, "%s: %s", curve, strerror(errno));
-        goto out;
-    }
-
-    /* 4. the loop */
-    btok = xmalloc((size_t)B * T * sizeof(int32_t));
-    btgt = xmalloc((size_t)B * T * sizeof(int32_t));
-    const trit_adamw adam = {o->lr, 0.9f, 0.95f, 1e-8f, o->weight_decay};
-    const double t_start = trit_now_s();
-    const long step0 = step;
-    while (step < o->steps) {
-        make_batch(train, n_train, o->seed, step, B, T, bos, btok, btgt);
-        const double loss = trit_train_step_loss(m, pool, btok, btgt, B, T, true);
-        const double gnorm = trit_clip_grad(m, o->clip);
-        const float lr = trit_lr_at(step, o->warmup, o->steps, o->lr, o->min_lr_ratio);
-        trit_adamw_update(m, &adam, lr, mom, var, step + 1);
-        step++;
-        const double el = trit_now_s() - t_start;
-        const double tps = (double)(step - step0) * B * T / fmax(el, 1e-9);
-        fprintf(cf,
-                "{\"step\":%ld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.4f,\"elapsed_s\":%.2f}\n",
-                step, loss, lr, gnorm, el);
-        if (pr && (step % 10 == 0 || step == o->steps || step == step0 + 1)) {
-            const double eta = (double)(o->steps - step) * B * T / fmax(tps, 1e-9);
-            fprintf(pr, "step %6ld/%ld  loss %.4f  lr %.2e  %.0f tok/s  ETA %dm%02ds\n", step,
-                    o->steps, loss, lr, tps, (int)(eta / 60), (int)eta % 60);
-        }
-        if (held && o->eval_every > 0 && step % o->eval_every == 0 && step < o->steps) {
-            long cnt = 0;
-            const double hl = heldout_nll(m, pool, held, n_held, T, o->eval_chunks, bos, &cnt);
-            fprintf(cf, "{\"step\":%ld,\"heldout_loss\":%.6f,\"tokens\":%ld}\n", step, hl, cnt);
-            if (pr)
-                fprintf(pr, "step %6ld  held-out loss %.4f (ppl %.2f, %ld tokens)\n", step, hl,
-                        exp(hl), cnt);
-        }
-        if (o->ckpt_every > 0 && (step % o->ckpt_every == 0 || step == o->steps)) {
-            fflush(cf);
-            fsync(fileno(cf));
-            if (trit_ckpt_save(ckpt, m, mom, var, step, o->seed, err)) goto out;
-        }
-    }
-
-    /* 5. final held-out loss on every chunk (what `trit ppl -c T` reports), export */
-    if (held) {
-        long cnt = 0;
-        const double hl = heldout_nll(m, pool, held, n_held, T, 0, bos, &cnt);
-        fprintf(cf, "{\"step\":%ld,\"heldout_loss\":%.6f,\"tokens\":%ld}\n", step, hl, cnt);
-        if (pr)
-            fprintf(pr, "train: held-out loss %.6f  ppl %.4f  (%ld tokens scored, ctx %d)\n", hl,
-                    exp(hl), cnt, T);
-    }
-    fclose(cf);
-    cf = NULL;
-    curve_svg(curve, svg);
-    char name[128];
-    snprintf(name, sizeof name, "trit-trained bitnet %dx%d seed %llu", cfg.n_layer, cfg.n_embd,
-             (unsigned long long)o->seed);
-    if (trit_train_export(m, vf, o->wtype, o->context_length, name, o->out_path, err)) goto out;
-    if (pr) fprintf(pr, "train: wrote %s (curve %s, plot %s)\n", o->out_path, curve, svg);
-    rc = 0;
-out:
-    if (cf) fclose(cf);
-    free(btok);
-    free(btgt);
-    free(mom);
-    free(var);
-    trit_pool_free(pool);
-    trit_train_model_free(m);
-    free(train);
-    free(held);
-    trit_tok_free(tok);
-    gguf_close(vf);
-    free(vocab_path);
-    free(ckpt);
-    free(curve);
-    free(svg);
-    return rc;
+    train_run r = {.o = o, .pr = o->progress};
+    r.vocab_path = o->vocab_path ? xstrdup(o->vocab_path) : with_suffix(o->out_path, ".vocab.gguf");
+    r.ckpt = o->ckpt_path ? xstrdup(o->ckpt_path) : with_suffix(o->out_path, ".ckpt");
+    r.curve = o->curve_path ? xstrdup(o->curve_path) : with_suffix(o->out_path, ".curve.jsonl");
+    r.svg = with_suffix(r.curve, ".svg");
+    const bool ok = !train_vocab(&r, err) && !train_corpus(&r, err) && !train_model(&r, err) &&
+                    !train_loop(&r, err) && !train_finish(&r, err);
+    train_run_free(&r);
+    return ok ? 0 : -1;
 }
