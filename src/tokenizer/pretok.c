@@ -445,7 +445,7 @@ static void build_wide(subject *sj, const uint32_t *cpts, size_t n) {
         b += (size_t)k;
     }
     sj->off[n] = b;
-    sj->b2c[n] = (uint32_t)n;
+    sj->b2c[b] = (uint32_t)n;
 }
 
 /* Frees what build_collapsed or build_wide allocated (nothing for an unbuilt subject). */
