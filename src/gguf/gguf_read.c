@@ -341,9 +341,11 @@ static void file_free(gguf_file *f) {
     free(f);
 }
 
-static gguf_file *parse(gguf_file *f, trit_err *err) {
-    const char *what = f->path && f->path[0] ? f->path : "gguf";
-    cur c = {.p = f->data, .n = f->size, .off = 0, .err = err};
+/* The fixed header: magic, version and the two counts, each count checked against the
+ * bytes left so that a hostile count cannot make parse allocate more than the file could
+ * describe. */
+static int read_header(gguf_file *f, cur *c, uint64_t *n_tensors, uint64_t *n_kv) {
+    trit_err *err = c->err;
     if (f->size < 4 || memcmp(f->data, GGUF_MAGIC, 4) != 0) {
         if (f->size < 4)
             trit_fail(err, TRIT_EFORMAT,
@@ -352,63 +354,73 @@ static gguf_file *parse(gguf_file *f, trit_err *err) {
             trit_fail(err, TRIT_EFORMAT,
                       "bad magic at offset 0: expected \"GGUF\", found %02x %02x %02x %02x",
                       f->data[0], f->data[1], f->data[2], f->data[3]);
-        goto fail;
+        return -1;
     }
-    c.off = 4;
-    if (rd_u32(&c, &f->version, "version")) goto fail;
+    c->off = 4;
+    if (rd_u32(c, &f->version, "version")) return -1;
     if (f->version != 2 && f->version != 3) {
         trit_fail(err, TRIT_EUNSUP, "unsupported GGUF version %u at offset 4 (need 2 or 3)",
                   f->version);
-        goto fail;
+        return -1;
     }
-    uint64_t n_tensors, n_kv;
-    if (rd_u64(&c, &n_tensors, "tensor count") || rd_u64(&c, &n_kv, "KV count")) goto fail;
-    size_t left = f->size - c.off;
+    if (rd_u64(c, n_tensors, "tensor count") || rd_u64(c, n_kv, "KV count")) return -1;
+    size_t left = f->size - c->off;
     /* smallest KV: key length (8) + type (4) + 1-byte value; smallest tensor info: name
      * length (8) + n_dims (4) + one dim (8) + type (4) + offset (8) */
-    if (n_kv > left / 13) {
+    if (*n_kv > left / 13) {
         trit_fail(err, TRIT_ERANGE,
-                  "KV count %" PRIu64 " at offset 16 is too large for the %zu bytes left", n_kv,
+                  "KV count %" PRIu64 " at offset 16 is too large for the %zu bytes left", *n_kv,
                   left);
-        goto fail;
+        return -1;
     }
-    if (n_tensors > left / 32 || n_tensors + n_kv > UINT32_MAX - 1) {
+    if (*n_tensors > left / 32 || *n_tensors + *n_kv > UINT32_MAX - 1) {
         trit_fail(err, TRIT_ERANGE,
                   "tensor count %" PRIu64 " at offset 8 is too large for the %zu bytes left",
-                  n_tensors, left);
-        goto fail;
+                  *n_tensors, left);
+        return -1;
     }
+    return 0;
+}
+
+/* The KV section, indexed by key as it is read so that a duplicate key is an error at
+ * its own offset; then the alignment it may set, which the tensor infos depend on. */
+static int read_kvs(gguf_file *f, cur *c, uint64_t n_kv) {
     f->kvs = xcalloc((size_t)n_kv + 1, sizeof *f->kvs);
     f->kv_cap = idx_cap_for((size_t)n_kv);
     f->kv_idx = xcalloc(f->kv_cap, sizeof *f->kv_idx);
     for (size_t i = 0; i < (size_t)n_kv; i++) {
-        size_t at = c.off;
+        size_t at = c->off;
         f->n_kv = i + 1; /* so file_free releases what this KV allocated */
-        if (read_kv(&c, &f->kvs[i], i)) goto fail;
+        if (read_kv(c, &f->kvs[i], i)) return -1;
         if (idx_insert(f->kv_idx, f->kv_cap, f->kvs[i].key, i, kv_name, f)) {
             char key[80];
             show(f->kvs[i].key, key);
-            trit_fail(err, TRIT_EFORMAT, "duplicate key '%s' at offset %zu", key, at);
-            goto fail;
+            trit_fail(c->err, TRIT_EFORMAT, "duplicate key '%s' at offset %zu", key, at);
+            return -1;
         }
     }
     f->alignment = GGUF_DEFAULT_ALIGNMENT;
-    if (check_alignment(f, &c)) goto fail;
+    return check_alignment(f, c);
+}
 
+/* The tensor-info section, indexed by name (a duplicate is an error), each data offset
+ * checked against the alignment. */
+static int read_tensor_infos(gguf_file *f, cur *c, uint64_t n_tensors) {
+    trit_err *err = c->err;
     f->tensors = xcalloc((size_t)n_tensors + 1, sizeof *f->tensors);
     f->t_cap = idx_cap_for((size_t)n_tensors);
     f->t_idx = xcalloc(f->t_cap, sizeof *f->t_idx);
     for (size_t i = 0; i < (size_t)n_tensors; i++) {
-        size_t at = c.off;
+        size_t at = c->off;
         f->n_tensors = i + 1;
         gguf_tensor *t = &f->tensors[i];
-        if (read_tensor_info(&c, t, i)) goto fail;
+        if (read_tensor_info(c, t, i)) return -1;
         t->cname = xstrndup(t->name.p, (size_t)t->name.n);
         if (idx_insert(f->t_idx, f->t_cap, t->name, i, t_name, f)) {
             char name[80];
             show(t->name, name);
             trit_fail(err, TRIT_EFORMAT, "duplicate tensor name '%s' at offset %zu", name, at);
-            goto fail;
+            return -1;
         }
         if (t->offset % f->alignment) {
             char name[80];
@@ -417,31 +429,47 @@ static gguf_file *parse(gguf_file *f, trit_err *err) {
                       "tensor '%s' data offset %" PRIu64 " (info at offset %zu) is "
                       "misaligned: not a multiple of the alignment %zu",
                       name, t->offset, at, f->alignment);
-            goto fail;
+            return -1;
         }
     }
-    /* data section */
-    size_t pad = (f->alignment - c.off % f->alignment) % f->alignment;
-    f->data_off = c.off + pad;
+    return 0;
+}
+
+/* The data section starts at the next aligned offset after the infos; every tensor's
+ * bytes must lie inside the file before its data pointer is set. */
+static int place_tensor_data(gguf_file *f, cur *c) {
+    size_t pad = (f->alignment - c->off % f->alignment) % f->alignment;
+    f->data_off = c->off + pad;
     for (size_t i = 0; i < f->n_tensors; i++) {
         gguf_tensor *t = &f->tensors[i];
         if (f->data_off > f->size || t->offset > f->size - f->data_off ||
             t->nbytes > f->size - f->data_off - (size_t)t->offset) {
             char name[80];
             show(t->name, name);
-            trit_fail(err, TRIT_EFORMAT,
+            trit_fail(c->err, TRIT_EFORMAT,
                       "tensor '%s' data past end of file: %zu bytes at offset %zu + %" PRIu64
                       " but the file is %zu bytes",
                       name, t->nbytes, f->data_off, t->offset, f->size);
-            goto fail;
+            return -1;
         }
         t->data = f->data + f->data_off + t->offset;
     }
+    return 0;
+}
+
+/* Parses f's bytes in file order (header, KVs, tensor infos, data section); on failure
+ * the error is prefixed with the path and f is freed. */
+static gguf_file *parse(gguf_file *f, trit_err *err) {
+    const char *what = f->path && f->path[0] ? f->path : "gguf";
+    cur c = {.p = f->data, .n = f->size, .off = 0, .err = err};
+    uint64_t n_tensors, n_kv;
+    if (read_header(f, &c, &n_tensors, &n_kv) || read_kvs(f, &c, n_kv) ||
+        read_tensor_infos(f, &c, n_tensors) || place_tensor_data(f, &c)) {
+        trit_err_prefix(err, "%s", what);
+        file_free(f);
+        return NULL;
+    }
     return f;
-fail:
-    trit_err_prefix(err, "%s", what);
-    file_free(f);
-    return NULL;
 }
 
 gguf_file *gguf_open_mem(const void *data, size_t n, trit_err *err) {

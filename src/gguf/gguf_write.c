@@ -299,6 +299,111 @@ static int validate_tensors(gguf_writer *w, size_t align, trit_err *err) {
     return 0;
 }
 
+/* Opens a fresh temporary file next to path (PATH.tmp.XXXXXX, mode 0644, 1 MiB buffer),
+ * so that a failed write never leaves a half-written file under the real name. On success
+ * *tmp is the malloc'd temporary name and o is ready to emit into. */
+static int open_temp(const char *path, char **tmp_out, out *o, trit_err *err) {
+    size_t plen = strlen(path);
+    char *tmp = xmalloc(plen + 16);
+    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        trit_fail(err, TRIT_EIO, "cannot create a temporary file next to %s: %s", path,
+                  strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    fchmod(fd, 0644);
+    *o = (out){.fp = fdopen(fd, "wb"), .path = tmp, .err = err};
+    if (!o->fp) {
+        trit_fail(err, TRIT_EIO, "fdopen %s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    setvbuf(o->fp, NULL, _IOFBF, 1 << 20);
+    *tmp_out = tmp;
+    return 0;
+}
+
+/* Everything before the data section, in GGUF v3 order: magic, version, the two counts,
+ * the KVs, the tensor infos, then padding to the alignment. */
+static void emit_header(out *o, const gguf_writer *w, size_t align) {
+    emit(o, GGUF_MAGIC, 4);
+    emit_le(o, 3, 4);
+    emit_le(o, w->n_t, 8);
+    emit_le(o, w->n_kv, 8);
+    for (size_t i = 0; i < w->n_kv; i++) {
+        const wkv *kv = &w->kvs[i];
+        emit_le(o, strlen(kv->key), 8);
+        emit(o, kv->key, strlen(kv->key));
+        emit_le(o, kv->type, 4);
+        emit(o, kv->val.p, kv->val.len);
+    }
+    for (size_t i = 0; i < w->n_t; i++) {
+        const wtensor *t = &w->ts[i];
+        emit_le(o, strlen(t->name), 8);
+        emit(o, t->name, strlen(t->name));
+        emit_le(o, t->n_dims, 4);
+        for (uint32_t d = 0; d < t->n_dims; d++) emit_le(o, (uint64_t)t->ne[d], 8);
+        emit_le(o, t->type, 4);
+        emit_le(o, t->offset, 8);
+    }
+    emit_pad(o, align);
+}
+
+/* The data section: each tensor's bytes (its own, or filled into one zeroed scratch
+ * buffer reused across tensors) followed by padding. A fill failure sets o->failed. */
+static void emit_data(out *o, const gguf_writer *w, size_t align, gguf_fill_fn fill, void *ctx,
+                      trit_err *err) {
+    void *scratch = NULL;
+    size_t scratch_n = 0;
+    for (size_t i = 0; i < w->n_t && !o->failed; i++) {
+        const wtensor *t = &w->ts[i];
+        const void *src = t->data;
+        if (!src) {
+            if (t->nbytes > scratch_n) {
+                free(scratch);
+                scratch = xmalloc(t->nbytes);
+                scratch_n = t->nbytes;
+            }
+            memset(scratch, 0, t->nbytes);
+            if (fill(ctx, i, scratch, t->nbytes, err) != 0) {
+                trit_err_prefix(err, "tensor '%s'", t->name);
+                o->failed = 1;
+                break;
+            }
+            src = scratch;
+        }
+        emit(o, src, t->nbytes);
+        emit_pad(o, align);
+    }
+    free(scratch);
+}
+
+/* Flushes, syncs and closes the temporary file, then renames it to path; on any failure
+ * the temporary file is removed and path is left as it was. */
+static int commit_temp(out *o, char *tmp, const char *path, trit_err *err) {
+    if (!o->failed && (fflush(o->fp) != 0 || fsync(fileno(o->fp)) != 0)) {
+        trit_fail(err, TRIT_EIO, "write %s: %s", tmp, strerror(errno));
+        o->failed = 1;
+    }
+    if (fclose(o->fp) != 0 && !o->failed) {
+        trit_fail(err, TRIT_EIO, "close %s: %s", tmp, strerror(errno));
+        o->failed = 1;
+    }
+    if (!o->failed && rename(tmp, path) != 0) {
+        trit_fail(err, TRIT_EIO, "rename %s -> %s: %s", tmp, path, strerror(errno));
+        o->failed = 1;
+    }
+    if (o->failed) unlink(tmp);
+    free(tmp);
+    return o->failed ? -1 : 0;
+}
+
+/* Validates the writer, then writes it to a temporary file and renames that to path:
+ * header, data, commit. */
 int gguf_writer_write(gguf_writer *w, const char *path, gguf_fill_fn fill, void *ctx,
                       trit_err *err) {
     size_t align;
@@ -311,87 +416,10 @@ int gguf_writer_write(gguf_writer *w, const char *path, gguf_fill_fn fill, void 
             return trit_fail(err, TRIT_EINVAL,
                              "cannot write %s: tensor '%s' has no data and no fill callback", path,
                              w->ts[i].name);
-
-    size_t plen = strlen(path);
-    char *tmp = xmalloc(plen + 16);
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        trit_fail(err, TRIT_EIO, "cannot create a temporary file next to %s: %s", path,
-                  strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    fchmod(fd, 0644);
-    out o = {.fp = fdopen(fd, "wb"), .path = tmp, .err = err};
-    if (!o.fp) {
-        trit_fail(err, TRIT_EIO, "fdopen %s: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    setvbuf(o.fp, NULL, _IOFBF, 1 << 20);
-
-    emit(&o, GGUF_MAGIC, 4);
-    emit_le(&o, 3, 4);
-    emit_le(&o, w->n_t, 8);
-    emit_le(&o, w->n_kv, 8);
-    for (size_t i = 0; i < w->n_kv; i++) {
-        const wkv *kv = &w->kvs[i];
-        emit_le(&o, strlen(kv->key), 8);
-        emit(&o, kv->key, strlen(kv->key));
-        emit_le(&o, kv->type, 4);
-        emit(&o, kv->val.p, kv->val.len);
-    }
-    for (size_t i = 0; i < w->n_t; i++) {
-        const wtensor *t = &w->ts[i];
-        emit_le(&o, strlen(t->name), 8);
-        emit(&o, t->name, strlen(t->name));
-        emit_le(&o, t->n_dims, 4);
-        for (uint32_t d = 0; d < t->n_dims; d++) emit_le(&o, (uint64_t)t->ne[d], 8);
-        emit_le(&o, t->type, 4);
-        emit_le(&o, t->offset, 8);
-    }
-    emit_pad(&o, align);
-
-    void *scratch = NULL;
-    size_t scratch_n = 0;
-    for (size_t i = 0; i < w->n_t && !o.failed; i++) {
-        const wtensor *t = &w->ts[i];
-        const void *src = t->data;
-        if (!src) {
-            if (t->nbytes > scratch_n) {
-                free(scratch);
-                scratch = xmalloc(t->nbytes);
-                scratch_n = t->nbytes;
-            }
-            memset(scratch, 0, t->nbytes);
-            if (fill(ctx, i, scratch, t->nbytes, err) != 0) {
-                trit_err_prefix(err, "tensor '%s'", t->name);
-                o.failed = 1;
-                break;
-            }
-            src = scratch;
-        }
-        emit(&o, src, t->nbytes);
-        emit_pad(&o, align);
-    }
-    free(scratch);
-
-    if (!o.failed && (fflush(o.fp) != 0 || fsync(fileno(o.fp)) != 0)) {
-        trit_fail(err, TRIT_EIO, "write %s: %s", tmp, strerror(errno));
-        o.failed = 1;
-    }
-    if (fclose(o.fp) != 0 && !o.failed) {
-        trit_fail(err, TRIT_EIO, "close %s: %s", tmp, strerror(errno));
-        o.failed = 1;
-    }
-    if (!o.failed && rename(tmp, path) != 0) {
-        trit_fail(err, TRIT_EIO, "rename %s -> %s: %s", tmp, path, strerror(errno));
-        o.failed = 1;
-    }
-    if (o.failed) unlink(tmp);
-    free(tmp);
-    return o.failed ? -1 : 0;
+    char *tmp;
+    out o;
+    if (open_temp(path, &tmp, &o, err)) return -1;
+    emit_header(&o, w, align);
+    emit_data(&o, w, align, fill, ctx, err);
+    return commit_temp(&o, tmp, path, err);
 }

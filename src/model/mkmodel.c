@@ -351,7 +351,11 @@ static void kvs_2b4t(gguf_writer *w, const trit_mkmodel_params *p, const trit_mk
 #undef AKEY
 }
 
-int trit_mkmodel(const trit_mkmodel_params *p, trit_err *err) {
+/* Refuses parameters mkmodel cannot honour (unknown preset, type, arch or layout, and
+ * combinations of them no reader would accept) before anything is opened or written;
+ * on success *ps_out is the preset. */
+static int check_params(const trit_mkmodel_params *p, const trit_mkmodel_preset **ps_out,
+                        trit_err *err) {
     const trit_mkmodel_preset *ps = trit_mkmodel_preset_get(p->preset);
     if (!ps)
         return trit_fail(err, TRIT_EINVAL,
@@ -365,15 +369,13 @@ int trit_mkmodel(const trit_mkmodel_params *p, trit_err *err) {
     if (p->arch != TRIT_ARCH_LLAMA && p->arch != TRIT_ARCH_BITNET &&
         p->arch != TRIT_ARCH_BITNET_B158 && p->arch != TRIT_ARCH_BITNET_25)
         return trit_fail(err, TRIT_EINVAL, "unknown architecture %d", (int)p->arch);
-    const bool bitnet = trit_arch_is_bitnet(p->arch);
-    if (p->type == TRIT_I2_S && !bitnet)
+    if (p->type == TRIT_I2_S && !trit_arch_is_bitnet(p->arch))
         return trit_fail(err, TRIT_EINVAL,
                          "i2_s stores ternary weights only: use it with a bitnet arch");
     if (p->layout && !trit_mkmodel_layout_known(p->layout))
         return trit_fail(err, TRIT_EINVAL, "unknown layout '%s' (expected " LAYOUT_2B4T ")",
                          p->layout);
-    const bool l2b4t = p->layout != NULL;
-    if (l2b4t && p->arch != TRIT_ARCH_BITNET_B158)
+    if (p->layout && p->arch != TRIT_ARCH_BITNET_B158)
         return trit_fail(err, TRIT_EINVAL, "layout " LAYOUT_2B4T " is arch bitnet-b1.58, not %s",
                          trit_arch_name(p->arch));
     if (p->scale_tensors && !(p->arch == TRIT_ARCH_BITNET || p->arch == TRIT_ARCH_LLAMA))
@@ -384,7 +386,13 @@ int trit_mkmodel(const trit_mkmodel_params *p, trit_err *err) {
     if (p->embd_type && !trit_type_get(p->embd_type))
         return trit_fail(err, TRIT_EINVAL, "unknown embedding type %u", p->embd_type);
     if (!p->out_path) return trit_fail(err, TRIT_EINVAL, "no output path");
+    *ps_out = ps;
+    return 0;
+}
 
+/* Opens the vocabulary the tokenizer is copied from (p->vocab_path, else the reference's
+ * Llama-3 vocabulary) and checks that it has a token list; returns NULL on failure. */
+static gguf_file *open_vocab(const trit_mkmodel_params *p, int64_t *n_vocab, trit_err *err) {
     char *vocab_default = NULL;
     const char *vocab = p->vocab_path;
     if (!vocab) {
@@ -397,7 +405,7 @@ int trit_mkmodel(const trit_mkmodel_params *p, trit_err *err) {
     if (!vf) {
         trit_err_prefix(err, "vocabulary");
         free(vocab_default);
-        return -1;
+        return NULL;
     }
     const gguf_kv *tokens = gguf_find(vf, "tokenizer.ggml.tokens");
     if (!tokens || tokens->type != GGUF_T_ARRAY || tokens->arr_type != GGUF_T_STRING ||
@@ -406,18 +414,17 @@ int trit_mkmodel(const trit_mkmodel_params *p, trit_err *err) {
                   vocab);
         gguf_close(vf);
         free(vocab_default);
-        return -1;
+        return NULL;
     }
-    const int64_t n_vocab = (int64_t)tokens->arr_n;
-    const char *arch = trit_arch_name(p->arch);
+    *n_vocab = (int64_t)tokens->arr_n;
+    free(vocab_default);
+    return vf;
+}
 
-    gguf_writer *w = gguf_writer_new();
-    if (l2b4t)
-        kvs_2b4t(w, p, ps, arch, n_vocab, vf);
-    else
-        kvs_converter(w, p, ps, arch, n_vocab, vf);
-
-    /* the plan */
+/* The sizes, types and generation scales the plan is built from: the embedding type
+ * follows the block type unless given, and the scales keep activations of order one. */
+static shapes make_shapes(const trit_mkmodel_params *p, const trit_mkmodel_preset *ps) {
+    const bool bitnet = trit_arch_is_bitnet(p->arch);
     const int n = ps->n_embd, f = ps->n_ff, L = ps->n_layer;
     shapes S = {.n = n, .f = f, .L = L, .n_kv = n / ps->n_head * ps->n_head_kv, .wt = p->type};
     S.bitnet = bitnet;
@@ -432,28 +439,54 @@ int trit_mkmodel(const trit_mkmodel_params *p, trit_err *err) {
     S.tern = bitnet ? 1.5f : 1.0f;
     S.rn = 1.0f / sqrtf((float)n);
     S.down = bitnet ? S.alpha / sqrtf((float)f) : S.alpha / (0.6f * sqrtf((float)f));
-    size_t cap = 3 + (size_t)L * 18;
+    return S;
+}
+
+/* Declares every planned tensor to the writer (data comes later from fill_tensor); a
+ * shape whose rows are not whole blocks of its type is refused. */
+static int declare_tensors(gguf_writer *w, const plan *pl, trit_err *err) {
+    for (size_t i = 0; i < pl->n; i++) {
+        const tspec *t = &pl->t[i];
+        int64_t ne[2] = {t->ne0, t->ne1};
+        size_t nb = trit_tensor_nbytes(t->type, t->ne0, t->ne1);
+        if (nb == 0)
+            return trit_fail(err, TRIT_EUNSUP, "%s: %lld columns do not fit type %s", t->name,
+                             (long long)t->ne0, trit_type_get(t->type)->name);
+        gguf_w_tensor(w, t->name, t->type, (uint32_t)t->n_dims, ne, NULL, nb);
+    }
+    return 0;
+}
+
+/* Writes the synthetic model: check the parameters, open the vocabulary, write the keys
+ * (the 2B-4T layout's or the converter's), plan the tensors, then write the file. */
+int trit_mkmodel(const trit_mkmodel_params *p, trit_err *err) {
+    const trit_mkmodel_preset *ps = NULL;
+    if (check_params(p, &ps, err)) return -1;
+    int64_t n_vocab;
+    gguf_file *vf = open_vocab(p, &n_vocab, err);
+    if (!vf) return -1;
+    const char *arch = trit_arch_name(p->arch);
+    const bool l2b4t = p->layout != NULL;
+
+    gguf_writer *w = gguf_writer_new();
+    if (l2b4t)
+        kvs_2b4t(w, p, ps, arch, n_vocab, vf);
+    else
+        kvs_converter(w, p, ps, arch, n_vocab, vf);
+
+    /* the plan */
+    const shapes S = make_shapes(p, ps);
+    size_t cap = 3 + (size_t)ps->n_layer * 18;
     plan pl = {.p = p, .t = xcalloc(cap, sizeof(tspec))};
     if (l2b4t)
         plan_2b4t(&pl, cap, &S, n_vocab);
     else
         plan_converter(&pl, cap, &S, n_vocab);
 
-    int rc = 0;
-    for (size_t i = 0; i < pl.n && !rc; i++) {
-        const tspec *t = &pl.t[i];
-        int64_t ne[2] = {t->ne0, t->ne1};
-        size_t nb = trit_tensor_nbytes(t->type, t->ne0, t->ne1);
-        if (nb == 0)
-            rc = trit_fail(err, TRIT_EUNSUP, "%s: %lld columns do not fit type %s", t->name,
-                           (long long)t->ne0, trit_type_get(t->type)->name);
-        else
-            gguf_w_tensor(w, t->name, t->type, (uint32_t)t->n_dims, ne, NULL, nb);
-    }
+    int rc = declare_tensors(w, &pl, err);
     if (!rc) rc = gguf_writer_write(w, p->out_path, fill_tensor, &pl, err);
     gguf_writer_free(w);
     gguf_close(vf);
     free(pl.t);
-    free(vocab_default);
     return rc;
 }

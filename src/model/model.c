@@ -260,9 +260,9 @@ static int bind(trit_model *m, trit_weight *w, const char *name, int64_t ne0, in
     return 0;
 }
 
-static int load_hparams(trit_model *m, const char *arch, trit_err *err) {
-    trit_hparams *hp = &m->hp;
-    const gguf_file *f = m->gguf;
+/* The model's sizes (embedding, layers, training context, FFN, heads), each required or
+ * defaulted as llama.cpp does, and all positive. */
+static int load_dims(trit_hparams *hp, const gguf_file *f, const char *arch, trit_err *err) {
     if (get_u32_req(f, arch, "embedding_length", &hp->n_embd, err) ||
         get_u32_req(f, arch, "block_count", &hp->n_layer, err) ||
         get_u32_req(f, arch, "context_length", &hp->n_ctx_train, err))
@@ -281,6 +281,12 @@ static int load_hparams(trit_model *m, const char *arch, trit_err *err) {
                          hp->n_embd, hp->n_layer, hp->n_head, hp->n_head_kv, hp->n_ff);
     if (hp->n_layer > 4096)
         return trit_fail(err, TRIT_ERANGE, "block_count %d is too large", hp->n_layer);
+    return 0;
+}
+
+/* The per-head dimensions (key, value, rotary), which this engine needs all equal, even
+ * and consistent with the head counts. */
+static int load_head_dims(trit_hparams *hp, const gguf_file *f, const char *arch, trit_err *err) {
     hp->head_dim = hp->n_embd / hp->n_head;
     int head_v = hp->head_dim;
     if (get_u32_opt(f, arch, "attention.key_length", &hp->head_dim, err) ||
@@ -306,6 +312,12 @@ static int load_hparams(trit_model *m, const char *arch, trit_err *err) {
         return trit_fail(err, TRIT_EUNSUP,
                          "head dims inconsistent: rope.dimension_count %d != head_dim %d",
                          hp->n_rot, hp->head_dim);
+    return 0;
+}
+
+/* The norm epsilon and the attention/RoPE settings; a file asking for scaling this engine
+ * does not compute is refused rather than run with a different answer. */
+static int load_norm_rope(trit_hparams *hp, const gguf_file *f, const char *arch, trit_err *err) {
     char k[128];
     if (!gguf_find(f, akey(arch, "attention.layer_norm_rms_epsilon", k, sizeof k)))
         return trit_fail(err, TRIT_EFORMAT, "missing key %s", k);
@@ -334,8 +346,11 @@ static int load_hparams(trit_model *m, const char *arch, trit_err *err) {
     /* llama.cpp's llama_model_rope_type: NORM for llama, NEOX for bitnet (and the fork's
      * BITNET_B158 / BITNET_25) */
     hp->rope_mode = trit_arch_is_bitnet(hp->arch) ? TRIT_ROPE_NEOX : TRIT_ROPE_NORM;
+    return 0;
+}
 
-    /* n_vocab: <arch>.vocab_size, else the tokenizer list, else the embedding rows */
+/* n_vocab: <arch>.vocab_size, else the tokenizer list, else the embedding rows */
+static int load_n_vocab(trit_hparams *hp, const gguf_file *f, const char *arch, trit_err *err) {
     hp->n_vocab = 0;
     if (get_u32_opt(f, arch, "vocab_size", &hp->n_vocab, err)) return -1;
     if (hp->n_vocab == 0) {
@@ -348,7 +363,17 @@ static int load_hparams(trit_model *m, const char *arch, trit_err *err) {
     }
     if (hp->n_vocab <= 0)
         return trit_fail(err, TRIT_EFORMAT, "cannot determine the vocabulary size");
+    return 0;
+}
 
+/* Reads m's hyperparameters from its GGUF keys, in dependency order (head dims need the
+ * sizes, the attention scale needs head_dim), checking each step. */
+static int load_hparams(trit_model *m, const char *arch, trit_err *err) {
+    trit_hparams *hp = &m->hp;
+    const gguf_file *f = m->gguf;
+    if (load_dims(hp, f, arch, err) || load_head_dims(hp, f, arch, err) ||
+        load_norm_rope(hp, f, arch, err) || load_n_vocab(hp, f, arch, err))
+        return -1;
     /* FFN activation: the arch's rule, or the key when present */
     if (trit_act_resolve(f, arch, &hp->act, &hp->act_source, err)) return -1;
     hp->act_from_file = hp->act_source == TRIT_ACT_SRC_KEY;

@@ -316,165 +316,218 @@ static bool ft_is_iq2_or_iq1(int f) {
            f == FT_IQ1_M;
 }
 
-/* llama_tensor_get_type_impl: the mixes. new_type starts as the default type. */
+/* The output matrix (or the embedding that doubles as it) gets more bits: Q6_K unless the
+ * default is Q8_0; Q8_0 for Falcon or rows that the type cannot split. */
+static int mix_output(const trit_qmodel *m, const trit_qopts *o, const int64_t ne[4]) {
+    const int f = o->ftype;
+    int t = (int)o->default_type;
+    if (o->output_tensor_type >= 0) return o->output_tensor_type;
+    if (f == FT_MXFP4_MOE) return TRIT_Q8_0;
+    if (m->falcon || ne[0] % row_granule((uint32_t)t)) return TRIT_Q8_0;
+    if (f == FT_IQ2_XXS || f == FT_IQ2_XS || f == FT_IQ3_XXS || f == FT_IQ1_S || f == FT_IQ2_S ||
+        f == FT_IQ2_M || f == FT_IQ1_M)
+        return GT_Q5_K;
+    return t != TRIT_Q8_0 ? GT_Q6_K : t;
+}
+
+/* An untied embedding: cheap low-bit types for the low-bit mixes, Q4_K for ternary. */
+static int mix_token_embd(const trit_qopts *o) {
+    const int f = o->ftype;
+    int t = (int)o->default_type;
+    if (o->token_embedding_type >= 0) return o->token_embedding_type;
+    if (f == FT_IQ2_XXS || f == FT_IQ2_XS || f == FT_IQ1_S || f == FT_IQ1_M) return GT_Q2_K;
+    if (f == FT_IQ2_S || f == FT_IQ2_M || f == FT_IQ3_XXS) return GT_IQ3_S;
+    if (f == FT_TQ1_0 || f == FT_TQ2_0 || f == FT_Q2_0) return GT_Q4_K;
+    return t;
+}
+
+/* The IQ1/IQ2 mixes: their own rules for attn_v, attn_k, ffn_down and attn_output. */
+static int mix_iq2_or_iq1(const trit_qmodel *m, const trit_qopts *o, trit_qstate *st,
+                          category cat) {
+    const int f = o->ftype;
+    int t = (int)o->default_type;
+    if (cat_attn_v(cat)) {
+        t = m->n_gqa >= 4 || m->n_expert >= 4 ? GT_Q4_K
+            : f == FT_IQ2_S || f == FT_IQ2_M  ? GT_IQ3_S
+                                              : GT_Q2_K;
+        st->i_attention_wv++;
+    } else if (m->n_expert == 8 && cat == CAT_ATTN_K) {
+        t = GT_Q4_K;
+    } else if (cat == CAT_FFN_DOWN) {
+        if (st->i_ffn_down < m->n_layer / 8)
+            t = f == FT_IQ2_S || f == FT_IQ2_M ? GT_IQ3_S : GT_Q2_K;
+        st->i_ffn_down++;
+    } else if (cat == CAT_ATTN_OUTPUT) {
+        if (m->n_expert == 8)
+            t = GT_Q5_K;
+        else if (f == FT_IQ1_S || f == FT_IQ1_M)
+            t = GT_IQ2_XXS;
+        else if (f == FT_IQ2_S || f == FT_IQ2_M)
+            t = GT_IQ3_S;
+    }
+    return t;
+}
+
+/* attn_v: few weights, much effect: more bits in most mixes. */
+static int mix_attn_v(const trit_qmodel *m, const trit_qopts *o, trit_qstate *st) {
+    const int f = o->ftype;
+    int t = (int)o->default_type;
+    if (f == FT_Q2_K)
+        t = m->n_gqa >= 4 ? GT_Q4_K : GT_Q3_K;
+    else if (f == FT_Q2_K_S && m->n_gqa >= 4)
+        t = GT_Q4_K;
+    else if (f == FT_IQ3_XXS) /* (no imatrix in trit: IQ3_S rather than IQ3_XXS) */
+        t = m->n_gqa >= 4 ? GT_Q4_K : GT_IQ3_S;
+    else if ((f == FT_IQ3_XS || f == FT_IQ3_S) && m->n_gqa >= 4)
+        t = GT_Q4_K;
+    else if (f == FT_IQ3_M)
+        t = GT_Q4_K;
+    else if (f == FT_Q3_K_M)
+        t = st->i_attention_wv < 2 ? GT_Q5_K : GT_Q4_K;
+    else if (f == FT_Q3_K_L)
+        t = GT_Q5_K;
+    else if ((f == FT_IQ4_NL || f == FT_IQ4_XS) && m->n_gqa >= 4)
+        t = GT_Q5_K;
+    else if ((f == FT_Q4_K_M || f == FT_Q5_K_M) &&
+             use_more_bits(st->i_attention_wv, m->n_attention_wv))
+        t = GT_Q6_K;
+    else if (f == FT_Q4_K_S && st->i_attention_wv < 4)
+        t = GT_Q5_K;
+    /* 70B: attn_v is 8x smaller than attn_q (8 heads share it), more bits are cheap */
+    if (m->is_70b && (t == GT_Q3_K || t == GT_Q4_K)) t = GT_Q5_K;
+    if (m->n_expert == 8) t = TRIT_Q8_0; /* 8-expert models: ~128 MB for Q8_0 */
+    st->i_attention_wv++;
+    return t;
+}
+
+/* attn_k: Q8_0 for 8-expert models; the IQ3 mixes step it down. */
+static int mix_attn_k(const trit_qmodel *m, const trit_qopts *o) {
+    const int f = o->ftype;
+    int t = (int)o->default_type;
+    if (m->n_expert == 8)
+        t = TRIT_Q8_0;
+    else if (f == FT_IQ3_XS)
+        t = GT_IQ3_XXS;
+    else if (f == FT_IQ3_XXS)
+        t = GT_IQ2_S;
+    return t;
+}
+
+/* attn_q: the IQ3 mixes step it down. */
+static int mix_attn_q(const trit_qopts *o) {
+    const int f = o->ftype;
+    int t = (int)o->default_type;
+    if (f == FT_IQ3_XS)
+        t = GT_IQ3_XXS;
+    else if (f == FT_IQ3_XXS)
+        t = GT_IQ2_S;
+    return t;
+}
+
+/* ffn_down: the first layers and use_more_bits layers. */
+static int mix_ffn_down(const trit_qmodel *m, const trit_qopts *o, trit_qstate *st,
+                        const char *name, trit_err *err) {
+    const int f = o->ftype;
+    int t = (int)o->default_type;
+    const int il = layer_of(m, st->i_ffn_down, name, err), nl = m->n_layer;
+    if (il < 0) return -1;
+    if (f == FT_Q2_K)
+        t = GT_Q3_K;
+    else if (f == FT_Q2_K_S) {
+        if (il < nl / 8) t = GT_Q4_K;
+    } else if (f == FT_IQ3_XXS) /* (no imatrix) */
+        t = il < nl / 8 ? GT_Q4_K : GT_Q3_K;
+    else if (f == FT_Q3_K_M)
+        t = il < nl / 16 ? GT_Q5_K : !m->falcon || use_more_bits(il, nl) ? GT_Q4_K : GT_Q3_K;
+    else if (f == FT_IQ3_M && (il < nl / 8 || (m->n_expert == 8 && use_more_bits(il, nl))))
+        t = GT_Q4_K;
+    else if (f == FT_Q3_K_L)
+        t = m->falcon ? GT_Q4_K : GT_Q5_K;
+    else if (f == FT_Q4_K_M) {
+        if (m->falcon)
+            t = il < nl / 16 ? GT_Q6_K : use_more_bits(il, nl) ? GT_Q5_K : GT_Q4_K;
+        else if (use_more_bits(il, nl))
+            t = GT_Q6_K;
+    } else if (il < nl / 8 && (f == FT_IQ4_NL || f == FT_IQ4_XS)) /* (no imatrix) */
+        t = GT_Q5_K;
+    else if (f == FT_Q5_K_M && use_more_bits(il, nl))
+        t = GT_Q6_K;
+    else if (f == FT_Q4_K_S && !m->falcon && il < nl / 8)
+        t = GT_Q5_K;
+    /* (the Q4_0/Q5_0 -> Q4_1/Q5_1 guard applies only with an imatrix) */
+    st->i_ffn_down++;
+    return t;
+}
+
+/* attn_output: more bits in the low mixes (Q5_K in most mixes of 8-expert models). */
+static int mix_attn_output(const trit_qmodel *m, const trit_qopts *o) {
+    const int f = o->ftype;
+    int t = (int)o->default_type;
+    if (!m->falcon) {
+        if (m->n_expert == 8) {
+            if (f == FT_Q2_K || f == FT_IQ3_XS || f == FT_IQ3_XXS || f == FT_Q3_K_S ||
+                f == FT_Q3_K_M || f == FT_IQ4_NL || f == FT_Q4_K_S || f == FT_Q4_K_M ||
+                f == FT_IQ3_S || f == FT_IQ3_M || f == FT_IQ4_XS)
+                t = GT_Q5_K;
+        } else if (f == FT_Q2_K)
+            t = GT_Q3_K;
+        else if (f == FT_IQ3_XXS)
+            t = GT_IQ3_S;
+        else if (f == FT_Q3_K_M || f == FT_IQ3_M)
+            t = GT_Q4_K;
+        else if (f == FT_Q3_K_L)
+            t = GT_Q5_K;
+    } else if (f == FT_Q3_K_L)
+        t = GT_Q4_K;
+    return t;
+}
+
+/* A fused attn_qkv: one step up in the _M/_L mixes. */
+static int mix_attn_qkv(const trit_qopts *o) {
+    const int f = o->ftype;
+    int t = (int)o->default_type;
+    if (f == FT_Q3_K_M || f == FT_Q3_K_L || f == FT_IQ3_M)
+        t = GT_Q4_K;
+    else if (f == FT_Q4_K_M)
+        t = GT_Q5_K;
+    else if (f == FT_Q5_K_M)
+        t = GT_Q6_K;
+    return t;
+}
+
+/* ffn_gate / ffn_up: IQ3_XS: the middle layers IQ3_XXS. */
+static int mix_ffn_gate_up(const trit_qmodel *m, const trit_qopts *o, trit_qstate *st,
+                           const char *name, category cat, trit_err *err) {
+    const int f = o->ftype;
+    int t = (int)o->default_type;
+    int *ctr = cat == CAT_FFN_GATE ? &st->i_ffn_gate : &st->i_ffn_up;
+    const int il = layer_of(m, *ctr, name, err), nl = m->n_layer;
+    if (il < 0) return -1;
+    if (f == FT_IQ3_XS && il >= nl / 8 && il < 7 * nl / 8) t = GT_IQ3_XXS;
+    (*ctr)++;
+    return t;
+}
+
+/* llama_tensor_get_type_impl: the mixes, one rule per category in llama.cpp's order (the
+ * output first, then MXFP4_MOE, the embedding, the IQ1/IQ2 mixes, then per category).
+ * Each rule starts from the default type. */
 static int mix_type(const trit_qmodel *m, const trit_qopts *o, trit_qstate *st, const char *name,
                     const int64_t ne[4], category cat, trit_err *err) {
     const int f = o->ftype;
-    int t = (int)o->default_type;
-    if (cat == CAT_OUTPUT || (m->tied_embeddings && cat == CAT_TOKEN_EMBD)) {
-        /* the output matrix (or the embedding that doubles as it) gets more bits: Q6_K
-         * unless the default is Q8_0; Q8_0 for Falcon or rows that the type cannot split */
-        if (o->output_tensor_type >= 0) return o->output_tensor_type;
-        if (f == FT_MXFP4_MOE) return TRIT_Q8_0;
-        if (m->falcon || ne[0] % row_granule((uint32_t)t)) return TRIT_Q8_0;
-        if (f == FT_IQ2_XXS || f == FT_IQ2_XS || f == FT_IQ3_XXS || f == FT_IQ1_S ||
-            f == FT_IQ2_S || f == FT_IQ2_M || f == FT_IQ1_M)
-            return GT_Q5_K;
-        return t != TRIT_Q8_0 ? GT_Q6_K : t;
-    }
+    if (cat == CAT_OUTPUT || (m->tied_embeddings && cat == CAT_TOKEN_EMBD))
+        return mix_output(m, o, ne);
     if (f == FT_MXFP4_MOE) /* expert tensors (3-D) MXFP4, the rest Q8_0 */
         return ne[2] > 1 ? GT_MXFP4 : TRIT_Q8_0;
-    if (cat == CAT_TOKEN_EMBD) {
-        /* an untied embedding: cheap low-bit types for the low-bit mixes, Q4_K for ternary */
-        if (o->token_embedding_type >= 0) return o->token_embedding_type;
-        if (f == FT_IQ2_XXS || f == FT_IQ2_XS || f == FT_IQ1_S || f == FT_IQ1_M) return GT_Q2_K;
-        if (f == FT_IQ2_S || f == FT_IQ2_M || f == FT_IQ3_XXS) return GT_IQ3_S;
-        if (f == FT_TQ1_0 || f == FT_TQ2_0 || f == FT_Q2_0) return GT_Q4_K;
-        return t;
-    }
-    if (ft_is_iq2_or_iq1(f)) { /* the IQ1/IQ2 mixes */
-        if (cat_attn_v(cat)) {
-            t = m->n_gqa >= 4 || m->n_expert >= 4 ? GT_Q4_K
-                : f == FT_IQ2_S || f == FT_IQ2_M  ? GT_IQ3_S
-                                                  : GT_Q2_K;
-            st->i_attention_wv++;
-        } else if (m->n_expert == 8 && cat == CAT_ATTN_K) {
-            t = GT_Q4_K;
-        } else if (cat == CAT_FFN_DOWN) {
-            if (st->i_ffn_down < m->n_layer / 8)
-                t = f == FT_IQ2_S || f == FT_IQ2_M ? GT_IQ3_S : GT_Q2_K;
-            st->i_ffn_down++;
-        } else if (cat == CAT_ATTN_OUTPUT) {
-            if (m->n_expert == 8)
-                t = GT_Q5_K;
-            else if (f == FT_IQ1_S || f == FT_IQ1_M)
-                t = GT_IQ2_XXS;
-            else if (f == FT_IQ2_S || f == FT_IQ2_M)
-                t = GT_IQ3_S;
-        }
-        return t;
-    }
-    if (cat_attn_v(cat)) { /* attn_v: few weights, much effect: more bits in most mixes */
-        if (f == FT_Q2_K)
-            t = m->n_gqa >= 4 ? GT_Q4_K : GT_Q3_K;
-        else if (f == FT_Q2_K_S && m->n_gqa >= 4)
-            t = GT_Q4_K;
-        else if (f == FT_IQ3_XXS) /* (no imatrix in trit: IQ3_S rather than IQ3_XXS) */
-            t = m->n_gqa >= 4 ? GT_Q4_K : GT_IQ3_S;
-        else if ((f == FT_IQ3_XS || f == FT_IQ3_S) && m->n_gqa >= 4)
-            t = GT_Q4_K;
-        else if (f == FT_IQ3_M)
-            t = GT_Q4_K;
-        else if (f == FT_Q3_K_M)
-            t = st->i_attention_wv < 2 ? GT_Q5_K : GT_Q4_K;
-        else if (f == FT_Q3_K_L)
-            t = GT_Q5_K;
-        else if ((f == FT_IQ4_NL || f == FT_IQ4_XS) && m->n_gqa >= 4)
-            t = GT_Q5_K;
-        else if ((f == FT_Q4_K_M || f == FT_Q5_K_M) &&
-                 use_more_bits(st->i_attention_wv, m->n_attention_wv))
-            t = GT_Q6_K;
-        else if (f == FT_Q4_K_S && st->i_attention_wv < 4)
-            t = GT_Q5_K;
-        /* 70B: attn_v is 8x smaller than attn_q (8 heads share it), more bits are cheap */
-        if (m->is_70b && (t == GT_Q3_K || t == GT_Q4_K)) t = GT_Q5_K;
-        if (m->n_expert == 8) t = TRIT_Q8_0; /* 8-expert models: ~128 MB for Q8_0 */
-        st->i_attention_wv++;
-        return t;
-    }
-    if (cat == CAT_ATTN_K) {
-        if (m->n_expert == 8)
-            t = TRIT_Q8_0;
-        else if (f == FT_IQ3_XS)
-            t = GT_IQ3_XXS;
-        else if (f == FT_IQ3_XXS)
-            t = GT_IQ2_S;
-        return t;
-    }
-    if (cat == CAT_ATTN_Q) {
-        if (f == FT_IQ3_XS)
-            t = GT_IQ3_XXS;
-        else if (f == FT_IQ3_XXS)
-            t = GT_IQ2_S;
-        return t;
-    }
-    if (cat == CAT_FFN_DOWN) { /* ffn_down: the first layers and use_more_bits layers */
-        const int il = layer_of(m, st->i_ffn_down, name, err), nl = m->n_layer;
-        if (il < 0) return -1;
-        if (f == FT_Q2_K)
-            t = GT_Q3_K;
-        else if (f == FT_Q2_K_S) {
-            if (il < nl / 8) t = GT_Q4_K;
-        } else if (f == FT_IQ3_XXS) /* (no imatrix) */
-            t = il < nl / 8 ? GT_Q4_K : GT_Q3_K;
-        else if (f == FT_Q3_K_M)
-            t = il < nl / 16 ? GT_Q5_K : !m->falcon || use_more_bits(il, nl) ? GT_Q4_K : GT_Q3_K;
-        else if (f == FT_IQ3_M && (il < nl / 8 || (m->n_expert == 8 && use_more_bits(il, nl))))
-            t = GT_Q4_K;
-        else if (f == FT_Q3_K_L)
-            t = m->falcon ? GT_Q4_K : GT_Q5_K;
-        else if (f == FT_Q4_K_M) {
-            if (m->falcon)
-                t = il < nl / 16 ? GT_Q6_K : use_more_bits(il, nl) ? GT_Q5_K : GT_Q4_K;
-            else if (use_more_bits(il, nl))
-                t = GT_Q6_K;
-        } else if (il < nl / 8 && (f == FT_IQ4_NL || f == FT_IQ4_XS)) /* (no imatrix) */
-            t = GT_Q5_K;
-        else if (f == FT_Q5_K_M && use_more_bits(il, nl))
-            t = GT_Q6_K;
-        else if (f == FT_Q4_K_S && !m->falcon && il < nl / 8)
-            t = GT_Q5_K;
-        /* (the Q4_0/Q5_0 -> Q4_1/Q5_1 guard applies only with an imatrix) */
-        st->i_ffn_down++;
-        return t;
-    }
-    if (cat == CAT_ATTN_OUTPUT) {
-        if (!m->falcon) {
-            if (m->n_expert == 8) {
-                if (f == FT_Q2_K || f == FT_IQ3_XS || f == FT_IQ3_XXS || f == FT_Q3_K_S ||
-                    f == FT_Q3_K_M || f == FT_IQ4_NL || f == FT_Q4_K_S || f == FT_Q4_K_M ||
-                    f == FT_IQ3_S || f == FT_IQ3_M || f == FT_IQ4_XS)
-                    t = GT_Q5_K;
-            } else if (f == FT_Q2_K)
-                t = GT_Q3_K;
-            else if (f == FT_IQ3_XXS)
-                t = GT_IQ3_S;
-            else if (f == FT_Q3_K_M || f == FT_IQ3_M)
-                t = GT_Q4_K;
-            else if (f == FT_Q3_K_L)
-                t = GT_Q5_K;
-        } else if (f == FT_Q3_K_L)
-            t = GT_Q4_K;
-        return t;
-    }
-    if (cat == CAT_ATTN_QKV) {
-        if (f == FT_Q3_K_M || f == FT_Q3_K_L || f == FT_IQ3_M)
-            t = GT_Q4_K;
-        else if (f == FT_Q4_K_M)
-            t = GT_Q5_K;
-        else if (f == FT_Q5_K_M)
-            t = GT_Q6_K;
-        return t;
-    }
-    if (cat == CAT_FFN_GATE || cat == CAT_FFN_UP) { /* IQ3_XS: the middle layers IQ3_XXS */
-        int *ctr = cat == CAT_FFN_GATE ? &st->i_ffn_gate : &st->i_ffn_up;
-        const int il = layer_of(m, *ctr, name, err), nl = m->n_layer;
-        if (il < 0) return -1;
-        if (f == FT_IQ3_XS && il >= nl / 8 && il < 7 * nl / 8) t = GT_IQ3_XXS;
-        (*ctr)++;
-        return t;
-    }
-    return t;
+    if (cat == CAT_TOKEN_EMBD) return mix_token_embd(o);
+    if (ft_is_iq2_or_iq1(f)) return mix_iq2_or_iq1(m, o, st, cat);
+    if (cat_attn_v(cat)) return mix_attn_v(m, o, st);
+    if (cat == CAT_ATTN_K) return mix_attn_k(m, o);
+    if (cat == CAT_ATTN_Q) return mix_attn_q(o);
+    if (cat == CAT_FFN_DOWN) return mix_ffn_down(m, o, st, name, err);
+    if (cat == CAT_ATTN_OUTPUT) return mix_attn_output(m, o);
+    if (cat == CAT_ATTN_QKV) return mix_attn_qkv(o);
+    if (cat == CAT_FFN_GATE || cat == CAT_FFN_UP) return mix_ffn_gate_up(m, o, st, name, cat, err);
+    return (int)o->default_type;
 }
 
 int trit_quant_choose_type(const trit_qmodel *m, const trit_qopts *o, trit_qstate *st,

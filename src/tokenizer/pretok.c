@@ -393,75 +393,100 @@ static void split_pcre(const rx *x, const char *subj, const size_t *cpt_off,
     }
 }
 
+/* A PCRE2 subject built from the codepoints once per split: the text, each codepoint's
+ * offset in it (off[n] is its length) and each subject unit's codepoint (b2c). */
+typedef struct subject {
+    char *s;
+    size_t *off;
+    uint32_t *b2c;
+} subject;
+
+/* The collapsed subject (one byte per codepoint, as in the reference): ASCII as is, other
+ * whitespace 0x0B, other codepoints the byte of their Unicode class (0xD0 when none). */
+static void build_collapsed(subject *sj, const uint32_t *cpts, size_t n) {
+    sj->s = xmalloc(n + 1);
+    sj->off = xmalloc((n + 1) * sizeof(size_t));
+    sj->b2c = xmalloc((n + 1) * sizeof(uint32_t));
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = cpts[i];
+        char b;
+        if (c < 128) {
+            b = (char)c;
+        } else {
+            unsigned f = tok_ucp_flags(c);
+            b = '\xD0';
+            if (f & UCP_WHITESPACE) {
+                b = 0x0B;
+            } else {
+                for (size_t k = 0; k < 5; k++)
+                    if (f & k_ucat[k].flag) b = k_ucat[k].byte;
+            }
+        }
+        sj->s[i] = b;
+        sj->off[i] = i;
+        sj->b2c[i] = (uint32_t)i;
+    }
+    sj->off[n] = n;
+    sj->b2c[n] = (uint32_t)n;
+}
+
+/* The UTF-8 subject, with non-ASCII whitespace written as 0x0B. */
+static void build_wide(subject *sj, const uint32_t *cpts, size_t n) {
+    sj->s = xmalloc(4 * n + 1);
+    sj->off = xmalloc((n + 1) * sizeof(size_t));
+    sj->b2c = xmalloc((4 * n + 1) * sizeof(uint32_t));
+    size_t b = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = cpts[i];
+        if (c > 0x7F && (tok_ucp_flags(c) & UCP_WHITESPACE)) c = 0x0B;
+        sj->off[i] = b;
+        int k = tok_utf8_put(c, sj->s + b);
+        for (int j = 0; j < k; j++) sj->b2c[b + j] = (uint32_t)i;
+        b += (size_t)k;
+    }
+    sj->off[n] = b;
+    sj->b2c[b] = (uint32_t)n;
+}
+
+/* Frees what build_collapsed or build_wide allocated (nothing for an unbuilt subject). */
+static void subject_free(subject *sj) {
+    free(sj->s), free(sj->off), free(sj->b2c);
+}
+
+/* The hand-written scanners (GPT-2, Llama-3, Qwen2) over each segment of cur. */
+static void split_native(const rx *x, const uint32_t *cpts, const seglist *cur, seglist *nxt) {
+    size_t start = 0;
+    for (size_t si = 0; si < cur->n; si++) {
+        scan s = {cpts, start, start + cur->v[si], start, nxt};
+        if (x->kind == RX_GPT2)
+            scan_gpt2(&s);
+        else
+            scan_llama3(&s, x->kind == RX_LLAMA3 ? 3 : 1);
+        start += cur->v[si];
+    }
+}
+
+/* Applies the pre-tokenizer's regexes in turn, each splitting every segment the previous
+ * one left; the PCRE2 subjects are built on first use and shared by later regexes. */
 size_t tok_pretok_split(const tok_pretok *p, const uint32_t *cpts, size_t n, size_t **lens) {
     seglist cur = {0}, nxt = {0};
     seg_push(&cur, n);
-    char *collapsed = NULL, *wide = NULL;
-    size_t *ident_off = NULL, *wide_off = NULL;
-    uint32_t *ident_b2c = NULL, *wide_b2c = NULL;
+    subject collapsed = {0}, wide = {0};
     pcre2_match_data *md = NULL;
 
     for (int r = 0; r < p->n && n > 0; r++) {
         const rx *x = &p->rx[r];
         nxt.n = 0;
         if (x->kind == RX_GPT2 || x->kind == RX_LLAMA3 || x->kind == RX_QWEN2) {
-            size_t start = 0;
-            for (size_t si = 0; si < cur.n; si++) {
-                scan s = {cpts, start, start + cur.v[si], start, &nxt};
-                if (x->kind == RX_GPT2)
-                    scan_gpt2(&s);
-                else
-                    scan_llama3(&s, x->kind == RX_LLAMA3 ? 3 : 1);
-                start += cur.v[si];
-            }
+            split_native(x, cpts, &cur, &nxt);
         } else {
             if (!md) md = pcre2_match_data_create(4, NULL);
             if (x->kind == RX_COLLAPSED) {
-                if (!collapsed) {
-                    collapsed = xmalloc(n + 1);
-                    ident_off = xmalloc((n + 1) * sizeof(size_t));
-                    ident_b2c = xmalloc((n + 1) * sizeof(uint32_t));
-                    for (size_t i = 0; i < n; i++) {
-                        uint32_t c = cpts[i];
-                        char b;
-                        if (c < 128) {
-                            b = (char)c;
-                        } else {
-                            unsigned f = tok_ucp_flags(c);
-                            b = '\xD0';
-                            if (f & UCP_WHITESPACE) {
-                                b = 0x0B;
-                            } else {
-                                for (size_t k = 0; k < 5; k++)
-                                    if (f & k_ucat[k].flag) b = k_ucat[k].byte;
-                            }
-                        }
-                        collapsed[i] = b;
-                        ident_off[i] = i;
-                        ident_b2c[i] = (uint32_t)i;
-                    }
-                    ident_off[n] = n;
-                    ident_b2c[n] = (uint32_t)n;
-                }
-                split_pcre(x, collapsed, ident_off, ident_b2c, &cur, &nxt, md);
+                if (!collapsed.s) build_collapsed(&collapsed, cpts, n);
+                split_pcre(x, collapsed.s, collapsed.off, collapsed.b2c, &cur, &nxt, md);
             } else {
-                if (!wide) {
-                    wide = xmalloc(4 * n + 1);
-                    wide_off = xmalloc((n + 1) * sizeof(size_t));
-                    wide_b2c = xmalloc((4 * n + 1) * sizeof(uint32_t));
-                    size_t b = 0;
-                    for (size_t i = 0; i < n; i++) {
-                        uint32_t c = cpts[i];
-                        if (c > 0x7F && (tok_ucp_flags(c) & UCP_WHITESPACE)) c = 0x0B;
-                        wide_off[i] = b;
-                        int k = tok_utf8_put(c, wide + b);
-                        for (int j = 0; j < k; j++) wide_b2c[b + j] = (uint32_t)i;
-                        b += (size_t)k;
-                    }
-                    wide_off[n] = b;
-                    wide_b2c[b] = (uint32_t)n;
-                }
-                split_pcre(x, wide, wide_off, wide_b2c, &cur, &nxt, md);
+                if (!wide.s) build_wide(&wide, cpts, n);
+                split_pcre(x, wide.s, wide.off, wide.b2c, &cur, &nxt, md);
             }
         }
         seglist t = cur;
@@ -469,8 +494,8 @@ size_t tok_pretok_split(const tok_pretok *p, const uint32_t *cpts, size_t n, siz
         nxt = t;
     }
     if (md) pcre2_match_data_free(md);
-    free(collapsed), free(ident_off), free(ident_b2c);
-    free(wide), free(wide_off), free(wide_b2c);
+    subject_free(&collapsed);
+    subject_free(&wide);
     free(nxt.v);
     if (!cur.v) cur.v = xmalloc(sizeof(size_t));
     *lens = cur.v;
