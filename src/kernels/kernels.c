@@ -218,6 +218,36 @@ const trit_kernels *trit_kernels_best(void) {
     return g_best;
 }
 
+/* ---- numerics tables (kernels.h) ---- */
+
+const trit_numerics_table trit_numerics_avx512 = {
+    .name = "avx512", .ref_build = "build-avx512vnni", .lanes = 16, .repack_q2_k = true};
+const trit_numerics_table trit_numerics_avx2 = {
+    .name = "avx2", .ref_build = "build-avx2", .lanes = 8, .repack_q2_k = false};
+
+static _Atomic(const trit_numerics_table *) g_table_override;
+
+const trit_numerics_table *trit_numerics_table_named(const char *name) {
+    if (name && !strcmp(name, "avx512")) return &trit_numerics_avx512;
+    if (name && !strcmp(name, "avx2")) return &trit_numerics_avx2;
+    return NULL;
+}
+
+void trit_numerics_use(const trit_numerics_table *t) {
+    atomic_store(&g_table_override, t);
+}
+
+/* The kernel set's table: avx512 and avx2 their own; ref the CPU's (its default reference
+ * build: avx512 where the CPU has AVX-512, else avx2). */
+const trit_numerics_table *trit_numerics_table_get(void) {
+    const trit_numerics_table *t = atomic_load_explicit(&g_table_override, memory_order_relaxed);
+    if (t) return t;
+    const trit_kernels *k = trit_kernels_best();
+    if (k == &trit_kernels_avx2_impl) return &trit_numerics_avx2;
+    if (k == &trit_kernels_avx512_impl || have_avx512()) return &trit_numerics_avx512;
+    return &trit_numerics_avx2;
+}
+
 /* ---- numerics modes ---- */
 
 int trit_numerics_parse(const char *s) {
@@ -262,15 +292,17 @@ const trit_kernels *trit_kernels_for(const trit_kernels *k, int numerics) {
 /* ---- threaded matmul ---- */
 
 bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n_tok) {
+    /* tinyBLAS<KN> needs k % KN == 0, KN the build's lanes (16 on AVX-512, 8 on AVX2) */
     return (wtype == TRIT_F32 || wtype == TRIT_F16 || wtype == TRIT_BF16) && n_tok >= 2 &&
-           n_in % 16 == 0 && n_out % 4 == 0;
+           n_in % trit_numerics_table_get()->lanes == 0 && n_out % 4 == 0;
 }
 
 uint32_t trit_matmul_dot_type(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok) {
-    /* ggml-cpu repack.cpp's choice on x86 (the reference build has AVX2 and AVX-512): Q4_0 and
-     * Q4_K with AVX2, Q2_K with AVX-512, each only when ne[1] % 8 == 0 */
-    const bool repacked =
-        (wtype == TRIT_Q4_0 || wtype == TRIT_Q4_K || wtype == TRIT_Q2_K) && n_out % 8 == 0;
+    /* ggml-cpu repack.cpp's choice on x86: Q4_0 and Q4_K with AVX2, Q2_K with AVX-512 (a
+     * compile-time check: the table's build), each only when ne[1] % 8 == 0 */
+    const bool repacked = (wtype == TRIT_Q4_0 || wtype == TRIT_Q4_K ||
+                           (wtype == TRIT_Q2_K && trit_numerics_table_get()->repack_q2_k)) &&
+                          n_out % 8 == 0;
     if (!repacked) return wtype;
     /* Q4_0: gemm_q4_0_8x8_q8_0 sums each block as its gemv does, one order for every token */
     if (wtype == TRIT_Q4_0) return wtype | TRIT_REPACK8;
