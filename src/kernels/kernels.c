@@ -4,7 +4,9 @@
  * steady-state matmul performs no allocation. */
 #include "kernels/kernels.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -105,6 +107,9 @@ static size_t weight_row_bytes(uint32_t wtype, int64_t n) {
 
 /* ---- CPU features and dispatch ---- */
 
+/* CPUID is x86's: elsewhere (aarch64) no x86 set is available and the features are the
+ * target's name (the scalar set runs). */
+#if defined(__x86_64__)
 static bool have_avx2(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -117,9 +122,26 @@ static bool have_avx512(void) {
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
            __builtin_cpu_supports("avx512vnni");
 }
+#else
+static bool have_avx2(void) {
+    return false;
+}
+static bool have_avx512(void) {
+    return false;
+}
+#endif
 
 static char g_features[256];
 
+#if !defined(__x86_64__)
+static void features_init(void) {
+#if defined(__aarch64__)
+    snprintf(g_features, sizeof g_features, "aarch64");
+#else
+    snprintf(g_features, sizeof g_features, "generic");
+#endif
+}
+#else
 static void features_init(void) {
     static const char *names[] = {"sse4.2",   "avx",        "avx2",       "fma",
                                   "f16c",     "avx512f",    "avx512bw",   "avx512vl",
@@ -173,6 +195,8 @@ static void features_init(void) {
                                     len ? " " : "", names[i]);
     }
 }
+
+#endif
 
 const char *trit_cpu_features(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -398,10 +422,10 @@ static bool mm_claim(mm_job *j, int *part, int64_t *r0, int64_t *nr) {
 static trit_tuning g_tuning;
 
 static void cpu_ident(char vendor[13], unsigned *family, unsigned *model) {
-    unsigned a = 0, b = 0, c = 0, d = 0;
     memset(vendor, 0, 13);
     *family = *model = 0;
 #if defined(__x86_64__) || defined(__i386__)
+    unsigned a = 0, b = 0, c = 0, d = 0;
     if (!__get_cpuid(0, &a, &b, &c, &d)) return;
     memcpy(vendor, &b, 4), memcpy(vendor + 4, &d, 4), memcpy(vendor + 8, &c, 4);
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;
