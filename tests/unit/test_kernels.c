@@ -645,7 +645,7 @@ Test(kernels_opt, attention_vs_ops) {
     if (trit_kernels_avx512())
         cr_assert_eq(trit_kernels_avx512()->attention, trit_attention_avx512);
     else
-        cr_log_warn("no AVX-512: only the AVX2 attention was checked");
+        cr_log_info("no AVX-512: only the AVX2 attention was checked");
     const att_fn fns[2] = {trit_attention_avx2,
                            trit_kernels_avx512() ? trit_attention_avx512 : NULL};
     for (int s = 0; s < 2 && fns[s]; s++)
@@ -712,7 +712,7 @@ Test(kernels_fast, attention_twin_and_nmse) {
         check_fast_attention(kt, 4, 4, 128, 700, 1); /* long decode (exact path splits) */
         check_fast_attention(kt, 4, 2, 64, 63, 3);   /* tile edge */
     }
-    if (!trit_kernels_avx512()) cr_log_warn("no AVX-512: only the scalar twin was checked");
+    if (!trit_kernels_avx512()) cr_log_info("no AVX-512: only the scalar twin was checked");
 }
 
 Test(kernels_fast, kernel_sets_and_names) {
