@@ -17,15 +17,20 @@ LDLIBS  := -lmicrohttpd -lcurl -ljansson -lpcre2-8 -lxxhash -ldl -lm -pthread $(
 AVX2    := -mavx2 -mfma -mf16c
 AVX512  := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 # Kernel files by target architecture ($(CC) -dumpmachine): the x86 files (src/kernels/x86/,
-# every *_avx2.c / *_avx512.c) and their -m flags only for an x86-64 target; elsewhere (aarch64)
-# kernels/generic/x86_absent.c stands in for them and the scalar set runs.
+# every *_avx2.c / *_avx512.c) and their -m flags only for an x86-64 target; elsewhere
+# kernels/generic/x86_absent.c stands in for them. The arm files (src/kernels/arm/*_neon.c) get
+# -march=armv8.2-a+dotprod only for an aarch64 target; elsewhere they compile to an empty set.
 TARGET_CPU := $(firstword $(subst -, ,$(shell $(CC) -dumpmachine 2>/dev/null)))
+NEON    := -march=armv8.2-a+dotprod
 ifeq ($(TARGET_CPU),x86_64)
 ARCH_EXCLUDE :=
 else
 ARCH_EXCLUDE := src/kernels/x86/% %_avx2.c %_avx512.c
 AVX2    :=
 AVX512  :=
+endif
+ifneq ($(TARGET_CPU),aarch64)
+NEON    :=
 endif
 
 # The llama backend is compiled against the reference header when it is present (it dlopens
@@ -48,6 +53,7 @@ all: $(B)/trit $(B)/libtrit.a
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(findstring _avx512,$<),$(AVX512),$(if $(findstring _avx2,$<),$(AVX2))) \
+	  $(if $(findstring _neon,$<),$(NEON)) \
 	  $(if $(findstring src/backends/,$<),$(LLAMA_CFLAGS)) -c $< -o $@
 
 $(B)/libtrit.a: $(LIB_OBJ)

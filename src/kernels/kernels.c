@@ -7,6 +7,9 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -212,6 +215,19 @@ const trit_kernels *trit_kernels_avx512(void) {
     return trit_kernels_avx512_impl.name && have_avx512() ? &trit_kernels_avx512_impl : NULL;
 }
 
+/* aarch64 Linux reports dotprod (sdot/udot) as HWCAP_ASIMDDP, bit 20 of AT_HWCAP. */
+static bool have_dotprod(void) {
+#if defined(__aarch64__) && defined(__linux__)
+    return (getauxval(AT_HWCAP) >> 20) & 1;
+#else
+    return false;
+#endif
+}
+
+const trit_kernels *trit_kernels_neon(void) {
+    return trit_kernels_neon_impl.name && have_dotprod() ? &trit_kernels_neon_impl : NULL;
+}
+
 static const trit_kernels *g_best;
 
 static void best_init(void) {
@@ -224,14 +240,17 @@ static void best_init(void) {
             k = trit_kernels_avx2();
         else if (!strcmp(want, "avx512"))
             k = trit_kernels_avx512();
+        else if (!strcmp(want, "neon"))
+            k = trit_kernels_neon();
         if (!k)
             trit_log(TRIT_LOG_WARN,
                      "TRIT_KERNELS=%s is not available on this CPU (or unknown; use "
-                     "ref|avx2|avx512); choosing automatically",
+                     "ref|avx2|avx512|neon); choosing automatically",
                      want);
     }
     if (!k) k = trit_kernels_avx512();
     if (!k) k = trit_kernels_avx2();
+    if (!k) k = trit_kernels_neon();
     if (!k) k = trit_kernels_ref();
     g_best = k;
 }
@@ -248,12 +267,20 @@ const trit_numerics_table trit_numerics_avx512 = {
     .name = "avx512", .ref_build = "build-avx512vnni", .lanes = 16, .repack_q2_k = true};
 const trit_numerics_table trit_numerics_avx2 = {
     .name = "avx2", .ref_build = "build-avx2", .lanes = 8, .repack_q2_k = false};
+const trit_numerics_table trit_numerics_arm64 = {
+    .name = "arm64",
+    .ref_build = "build-arm64",
+    .lanes = 8,
+    .repack_q2_k = false,
+    .tq_one_acc = true,
+    .partial = "TQ2_0 dots only; other sums in the avx2 build's order"};
 
 static _Atomic(const trit_numerics_table *) g_table_override;
 
 const trit_numerics_table *trit_numerics_table_named(const char *name) {
     if (name && !strcmp(name, "avx512")) return &trit_numerics_avx512;
     if (name && !strcmp(name, "avx2")) return &trit_numerics_avx2;
+    if (name && !strcmp(name, "arm64")) return &trit_numerics_arm64;
     return NULL;
 }
 
@@ -266,6 +293,9 @@ void trit_numerics_use(const trit_numerics_table *t) {
 const trit_numerics_table *trit_numerics_table_get(void) {
     const trit_numerics_table *t = atomic_load_explicit(&g_table_override, memory_order_relaxed);
     if (t) return t;
+#if defined(__aarch64__)
+    return &trit_numerics_arm64;
+#endif
     const trit_kernels *k = trit_kernels_best();
     if (k == &trit_kernels_avx2_impl) return &trit_numerics_avx2;
     if (k == &trit_kernels_avx512_impl || have_avx512()) return &trit_numerics_avx512;
@@ -284,15 +314,15 @@ const char *trit_numerics_name(int numerics) {
     return numerics == TRIT_NUMERICS_FAST ? "fast" : "exact";
 }
 
-/* The fast copies of the three sets, built once: the exact set's entries, with the fast
- * attention of the same instruction set. */
-static trit_kernels g_fast[3];
-static char g_fast_names[3][24];
+/* The fast copies of the four sets (ref, avx2, avx512, neon), built once: the exact set's
+ * entries, with the fast attention of the same instruction set. */
+static trit_kernels g_fast[4];
+static char g_fast_names[4][24];
 
 static void fast_init(void) {
-    const trit_kernels *base[3] = {trit_kernels_ref(), &trit_kernels_avx2_impl,
-                                   &trit_kernels_avx512_impl};
-    for (int i = 0; i < 3; i++) {
+    const trit_kernels *base[4] = {trit_kernels_ref(), &trit_kernels_avx2_impl,
+                                   &trit_kernels_avx512_impl, &trit_kernels_neon_impl};
+    for (int i = 0; i < 4; i++) {
         g_fast[i] = *base[i];
         snprintf(g_fast_names[i], sizeof g_fast_names[i], "%s+fast",
                  base[i]->name ? base[i]->name : "none");
@@ -306,10 +336,11 @@ const trit_kernels *trit_kernels_for(const trit_kernels *k, int numerics) {
     if (!k) k = trit_kernels_best();
     if (numerics != TRIT_NUMERICS_FAST) return k;
     pthread_once(&once, fast_init);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (k == &g_fast[i]) return k; /* already a fast set */
     if (k == &trit_kernels_avx512_impl) return &g_fast[2];
     if (k == &trit_kernels_avx2_impl) return &g_fast[1];
+    if (k == &trit_kernels_neon_impl) return &g_fast[3];
     return &g_fast[0];
 }
 

@@ -113,10 +113,10 @@ Test(kernels_act, dispatch) {
         cr_assert(strstr(trit_cpu_features(), "avx2") != NULL);
         cr_assert_str_neq(b->name, "ref");
     }
-#else /* no x86 set on another target: the scalar one runs */
+#else /* no x86 set on another target: the neon set (aarch64 + dotprod) or the scalar one */
     cr_assert_null(trit_kernels_avx2());
     cr_assert_null(trit_kernels_avx512());
-    cr_assert_str_eq(b->name, "ref");
+    cr_assert(b == trit_kernels_ref() || (b && b == trit_kernels_neon()), "best %s", b->name);
 #endif
 }
 
@@ -1008,6 +1008,11 @@ Test(kernels_table, default_table_is_the_cpus) {
         return;
     }
     const trit_numerics_table *t = trit_numerics_table_get();
+#if defined(__aarch64__)
+    cr_assert_eq(t, &trit_numerics_arm64);
+    cr_assert_not_null(t->partial, "the arm64 table says what it does not cover yet");
+    return;
+#endif
     if (!trit_kernels_avx512()) {
         cr_assert_eq(t, &trit_numerics_avx2);
         return;
@@ -1147,4 +1152,42 @@ Test(kernels_table, avx2_table_twins) {
         }
     trit_numerics_use(NULL);
     free(g), free(u), free(y1), free(y2);
+}
+
+/* The arm64 table's TQ2_0 order (one float, fma per block) is the neon set's bit for bit where
+ * that set runs (aarch64 + dotprod, e.g. make test-arm64 under qemu), and differs from the x86
+ * builds' 8-lane order somewhere (else the table would need no entry). */
+Test(kernels_table, arm64_tq2_0_twin) {
+    const int64_t n = 2560, nr = 16;
+    rng_state = 2020;
+    size_t rb;
+    char *w = random_weights(TRIT_TQ2_0, n, nr, &rb);
+    float *x = random_floats(n, 1.0f);
+    block_q8_K *a = xmalloc(trit_act_row_size(TRIT_TQ2_0, n));
+    trit_kernels_ref()->quantize_act(TRIT_TQ2_0, x, a, n);
+    const trit_kernels *neon = trit_kernels_neon();
+    int differ = 0;
+    for (int64_t r = 0; r < nr; r++) {
+        trit_numerics_use(&trit_numerics_arm64);
+        const float one = trit_kernels_ref()->vec_dot(TRIT_TQ2_0, n, w + r * rb, a);
+        cr_assert(memcmp(&one,
+                         &(float){trit_ref_dot_tq2_0_one_acc(n, (const void *)(w + r * rb), a)},
+                         4) == 0);
+        if (neon) {
+            const float v = neon->vec_dot(TRIT_TQ2_0, n, w + r * rb, a);
+            cr_assert(memcmp(&v, &one, 4) == 0, "neon row %lld: %a vs twin %a", (long long)r, v,
+                      one);
+            float rows[16];
+            neon->vec_dot_rows(TRIT_TQ2_0, n, w, rb, nr, a, rows);
+            cr_assert(memcmp(&rows[r], &one, 4) == 0, "neon rows");
+        }
+        trit_numerics_use(&trit_numerics_avx2);
+        const float lanes = trit_kernels_ref()->vec_dot(TRIT_TQ2_0, n, w + r * rb, a);
+        differ += memcmp(&lanes, &one, 4) != 0;
+        cr_assert_float_eq(lanes, one, 1e-4f * (1 + fabsf(one)));
+    }
+    trit_numerics_use(NULL);
+    cr_assert_gt(differ, 0, "the arm64 and x86 TQ2_0 orders never differed");
+    if (!neon) cr_log_info("no neon set here: only the scalar twin was checked");
+    free(w), free(x), free(a);
 }

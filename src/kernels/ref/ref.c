@@ -85,7 +85,26 @@ static void ref_quantize_act(uint32_t wtype, const float *x, void *dst, int64_t 
  * activation index k has (k % 32) / 4 == L (one 32-bit lane of a 256-bit maddubs/madd), the
  * ternary +1 offset removed with bsums[2L] + bsums[2L + 1], then acc[L] = fma(lane, d, acc[L]);
  * the total is reduce8 (hsum_float_8). */
+/* The arm64 table's TQ2_0 x Q8_K (ggml's NEON + dotprod build): the block's whole integer sum
+ * (codes 0..2 times the activations, minus the block sums), then one float accumulator,
+ * sumf += d * (float)isum block after block, contracted to an fma by GCC. */
+float trit_ref_dot_tq2_0_one_acc(int64_t n, const block_tq2_0 *x, const block_q8_K *y) {
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int32_t isum = 0;
+        for (int j = 0; j < QK_K / 4; j += 32)
+            for (int l = 0; l < 4; l++)
+                for (int p = 0; p < 32; p++)
+                    isum += y[i].qs[j * 4 + l * 32 + p] * ((x[i].qs[j + p] >> (l * 2)) & 3);
+        for (int b = 0; b < QK_K / 16; b++) isum -= y[i].bsums[b];
+        const float d = trit_fp16_to_fp32(x[i].d) * y[i].d;
+        sumf = fmaf(d, (float)isum, sumf);
+    }
+    return sumf;
+}
+
 static float ref_dot_tq2_0(int64_t n, const block_tq2_0 *x, const block_q8_K *y) {
+    if (trit_numerics_table_get()->tq_one_acc) return trit_ref_dot_tq2_0_one_acc(n, x, y);
     float acc[8] = {0};
     for (int64_t i = 0; i < n / QK_K; i++) {
         int32_t lane[8] = {0};
