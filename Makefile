@@ -13,9 +13,25 @@ OPT     ?= -O2 -DNDEBUG
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation \
            -Isrc -MMD -MP -pthread -DTRIT_NLC_VERSION='"$(NLC_VERSION)"'
-LDLIBS  := -lmicrohttpd -lcurl -ljansson -lpcre2-8 -lxxhash -ldl -lm -pthread
+LDLIBS  := -lmicrohttpd -lcurl -ljansson -lpcre2-8 -lxxhash -ldl -lm -pthread $(CROSS_RPATH)
 AVX2    := -mavx2 -mfma -mf16c
 AVX512  := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
+# Kernel files by target architecture ($(CC) -dumpmachine): the x86 files (src/kernels/x86/,
+# every *_avx2.c / *_avx512.c) and their -m flags only for an x86-64 target; elsewhere
+# kernels/generic/x86_absent.c stands in for them. The arm files (src/kernels/arm/*_neon.c) get
+# -march=armv8.2-a+dotprod only for an aarch64 target; elsewhere they compile to an empty set.
+TARGET_CPU := $(firstword $(subst -, ,$(shell $(CC) -dumpmachine 2>/dev/null)))
+NEON    := -march=armv8.2-a+dotprod
+ifeq ($(TARGET_CPU),x86_64)
+ARCH_EXCLUDE :=
+else
+ARCH_EXCLUDE := src/kernels/x86/% %_avx2.c %_avx512.c
+AVX2    :=
+AVX512  :=
+endif
+ifneq ($(TARGET_CPU),aarch64)
+NEON    :=
+endif
 
 # The llama backend is compiled against the reference header when it is present (it dlopens
 # libllama at run time, so trit itself never needs the reference to start).
@@ -32,19 +48,20 @@ $(shell mkdir -p $(B)/gen && printf '\043define TRIT_COMMIT "%s"\n' '$(TRIT_COMM
   cmp -s - $(B)/gen/trit_commit.h || \
   printf '\043define TRIT_COMMIT "%s"\n' '$(TRIT_COMMIT)' >$(B)/gen/trit_commit.h)
 CFLAGS  += -I$(B)/gen
-LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c src/*/*/*.c))
+LIB_SRC := $(filter-out src/cli/% $(ARCH_EXCLUDE),$(wildcard src/*/*.c src/*/*/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all test unit integration demo asan fuzz fuzz-build bench format format-check clean setup doctor model arch-check coverage
+.PHONY: all test unit integration demo asan fuzz fuzz-build bench format format-check clean setup doctor model arch-check coverage arm64 test-arm64
 all: $(B)/trit $(B)/libtrit.a
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(findstring _avx512,$<),$(AVX512),$(if $(findstring _avx2,$<),$(AVX2))) \
+	  $(if $(findstring _neon,$<),$(NEON)) \
 	  $(if $(findstring src/backends/,$<),$(LLAMA_CFLAGS)) -c $< -o $@
 
 $(B)/libtrit.a: $(LIB_OBJ)
@@ -56,12 +73,12 @@ $(B)/trit: $(CLI_OBJ) $(B)/libtrit.a
 
 $(B)/tests/%: tests/unit/%.c $(B)/libtrit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/libtrit.a -lcriterion $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests $(CRIT_FLAGS) -o $@ $< $(B)/libtrit.a -lcriterion $(LDLIBS)
 
 # test_cli_opts tests the cli's option parsers, which live in the binary, not in libtrit.a
 $(B)/tests/test_cli_opts: tests/unit/test_cli_opts.c $(B)/src/cli/opts.o $(B)/libtrit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/src/cli/opts.o $(B)/libtrit.a -lcriterion $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests $(CRIT_FLAGS) -o $@ $< $(B)/src/cli/opts.o $(B)/libtrit.a -lcriterion $(LDLIBS)
 
 setup:
 	@scripts/setup
@@ -82,6 +99,28 @@ integration: all
 asan:
 	@$(MAKE) --no-print-directory B=build/asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	  all units
+
+# aarch64: a cross build with Debian's gcc-aarch64-linux-gnu and the multiarch arm64 -dev
+# libraries (scripts/setup --arm64 installs them), run here under qemu-aarch64-static
+# (QEMU_LD_PREFIX=/usr/aarch64-linux-gnu). On an arm64 machine plain `make` / `make test` work.
+# The rpath makes the cross libc (libc6-arm64-cross, beside the loader QEMU_LD_PREFIX names) win
+# over the multiarch libc6:arm64 that the -dev:arm64 packages bring: a loader of one build with
+# the libc of the other hangs in pthread_create. A native arm64 build has no rpath.
+# Criterion for arm64 lives in a private sysroot (scripts/setup --arm64 says why). The unit
+# tests build without loop vectorization there: Debian's gcc-12 aarch64 cross compiler stops
+# with an internal error vectorizing an fmax reduction in test_engine.c.
+ARM64_CC ?= aarch64-linux-gnu-gcc
+ARM64_CRIT := $(TRIT_CACHE)/arm64-sysroot/usr/lib/aarch64-linux-gnu
+ARM64 := B=build-arm64 CC=$(ARM64_CC) CROSS_RPATH="-Wl,--disable-new-dtags,-rpath,/usr/aarch64-linux-gnu/lib" \
+  CRIT_FLAGS="-fno-tree-vectorize -I$(TRIT_CACHE)/arm64-sysroot/usr/include -L$(ARM64_CRIT) \
+  -Wl,-rpath,$(ARM64_CRIT)"
+arm64:
+	@scripts/setup --arm64
+	@$(MAKE) --no-print-directory $(ARM64) all
+
+test-arm64: arm64
+	@$(MAKE) --no-print-directory $(ARM64) units
+	@scripts/test-arm64 build-arm64
 
 demo: setup
 	@$(MAKE) --no-print-directory all

@@ -140,6 +140,11 @@ static void check_cpu(doc *d) {
     }
     const trit_kernels *k = trit_kernels_best();
     line(d, OK, "kernels", "%s", k && k->name ? k->name : "ref");
+    line(d, OK, "numerics", "%s table: bit-identical to the reference's %s%s%s%s",
+         trit_numerics_table_get()->name, trit_numerics_table_get()->ref_build,
+         trit_numerics_table_get()->partial ? " (partial: " : "",
+         trit_numerics_table_get()->partial ? trit_numerics_table_get()->partial : "",
+         trit_numerics_table_get()->partial ? ")" : "");
     free(flags);
 }
 

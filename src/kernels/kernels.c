@@ -4,7 +4,12 @@
  * steady-state matmul performs no allocation. */
 #include "kernels/kernels.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -105,6 +110,9 @@ static size_t weight_row_bytes(uint32_t wtype, int64_t n) {
 
 /* ---- CPU features and dispatch ---- */
 
+/* CPUID is x86's: elsewhere (aarch64) no x86 set is available and the features are the
+ * target's name (the scalar set runs). */
+#if defined(__x86_64__)
 static bool have_avx2(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -117,9 +125,26 @@ static bool have_avx512(void) {
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
            __builtin_cpu_supports("avx512vnni");
 }
+#else
+static bool have_avx2(void) {
+    return false;
+}
+static bool have_avx512(void) {
+    return false;
+}
+#endif
 
 static char g_features[256];
 
+#if !defined(__x86_64__)
+static void features_init(void) {
+#if defined(__aarch64__)
+    snprintf(g_features, sizeof g_features, "aarch64");
+#else
+    snprintf(g_features, sizeof g_features, "generic");
+#endif
+}
+#else
 static void features_init(void) {
     static const char *names[] = {"sse4.2",   "avx",        "avx2",       "fma",
                                   "f16c",     "avx512f",    "avx512bw",   "avx512vl",
@@ -174,6 +199,8 @@ static void features_init(void) {
     }
 }
 
+#endif
+
 const char *trit_cpu_features(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, features_init);
@@ -188,6 +215,19 @@ const trit_kernels *trit_kernels_avx512(void) {
     return trit_kernels_avx512_impl.name && have_avx512() ? &trit_kernels_avx512_impl : NULL;
 }
 
+/* aarch64 Linux reports dotprod (sdot/udot) as HWCAP_ASIMDDP, bit 20 of AT_HWCAP. */
+static bool have_dotprod(void) {
+#if defined(__aarch64__) && defined(__linux__)
+    return (getauxval(AT_HWCAP) >> 20) & 1;
+#else
+    return false;
+#endif
+}
+
+const trit_kernels *trit_kernels_neon(void) {
+    return trit_kernels_neon_impl.name && have_dotprod() ? &trit_kernels_neon_impl : NULL;
+}
+
 static const trit_kernels *g_best;
 
 static void best_init(void) {
@@ -200,14 +240,17 @@ static void best_init(void) {
             k = trit_kernels_avx2();
         else if (!strcmp(want, "avx512"))
             k = trit_kernels_avx512();
+        else if (!strcmp(want, "neon"))
+            k = trit_kernels_neon();
         if (!k)
             trit_log(TRIT_LOG_WARN,
                      "TRIT_KERNELS=%s is not available on this CPU (or unknown; use "
-                     "ref|avx2|avx512); choosing automatically",
+                     "ref|avx2|avx512|neon); choosing automatically",
                      want);
     }
     if (!k) k = trit_kernels_avx512();
     if (!k) k = trit_kernels_avx2();
+    if (!k) k = trit_kernels_neon();
     if (!k) k = trit_kernels_ref();
     g_best = k;
 }
@@ -216,6 +259,47 @@ const trit_kernels *trit_kernels_best(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, best_init);
     return g_best;
+}
+
+/* ---- numerics tables (kernels.h) ---- */
+
+const trit_numerics_table trit_numerics_avx512 = {
+    .name = "avx512", .ref_build = "build-avx512vnni", .lanes = 16, .repack_q2_k = true};
+const trit_numerics_table trit_numerics_avx2 = {
+    .name = "avx2", .ref_build = "build-avx2", .lanes = 8, .repack_q2_k = false};
+const trit_numerics_table trit_numerics_arm64 = {
+    .name = "arm64",
+    .ref_build = "build-arm64",
+    .lanes = 8,
+    .repack_q2_k = false,
+    .tq_one_acc = true,
+    .partial = "TQ2_0 dots only; other sums in the avx2 build's order"};
+
+static _Atomic(const trit_numerics_table *) g_table_override;
+
+const trit_numerics_table *trit_numerics_table_named(const char *name) {
+    if (name && !strcmp(name, "avx512")) return &trit_numerics_avx512;
+    if (name && !strcmp(name, "avx2")) return &trit_numerics_avx2;
+    if (name && !strcmp(name, "arm64")) return &trit_numerics_arm64;
+    return NULL;
+}
+
+void trit_numerics_use(const trit_numerics_table *t) {
+    atomic_store(&g_table_override, t);
+}
+
+/* The kernel set's table: avx512 and avx2 their own; ref the CPU's (its default reference
+ * build: avx512 where the CPU has AVX-512, else avx2). */
+const trit_numerics_table *trit_numerics_table_get(void) {
+    const trit_numerics_table *t = atomic_load_explicit(&g_table_override, memory_order_relaxed);
+    if (t) return t;
+#if defined(__aarch64__)
+    return &trit_numerics_arm64;
+#endif
+    const trit_kernels *k = trit_kernels_best();
+    if (k == &trit_kernels_avx2_impl) return &trit_numerics_avx2;
+    if (k == &trit_kernels_avx512_impl || have_avx512()) return &trit_numerics_avx512;
+    return &trit_numerics_avx2;
 }
 
 /* ---- numerics modes ---- */
@@ -230,15 +314,15 @@ const char *trit_numerics_name(int numerics) {
     return numerics == TRIT_NUMERICS_FAST ? "fast" : "exact";
 }
 
-/* The fast copies of the three sets, built once: the exact set's entries, with the fast
- * attention of the same instruction set. */
-static trit_kernels g_fast[3];
-static char g_fast_names[3][24];
+/* The fast copies of the four sets (ref, avx2, avx512, neon), built once: the exact set's
+ * entries, with the fast attention of the same instruction set. */
+static trit_kernels g_fast[4];
+static char g_fast_names[4][24];
 
 static void fast_init(void) {
-    const trit_kernels *base[3] = {trit_kernels_ref(), &trit_kernels_avx2_impl,
-                                   &trit_kernels_avx512_impl};
-    for (int i = 0; i < 3; i++) {
+    const trit_kernels *base[4] = {trit_kernels_ref(), &trit_kernels_avx2_impl,
+                                   &trit_kernels_avx512_impl, &trit_kernels_neon_impl};
+    for (int i = 0; i < 4; i++) {
         g_fast[i] = *base[i];
         snprintf(g_fast_names[i], sizeof g_fast_names[i], "%s+fast",
                  base[i]->name ? base[i]->name : "none");
@@ -252,25 +336,28 @@ const trit_kernels *trit_kernels_for(const trit_kernels *k, int numerics) {
     if (!k) k = trit_kernels_best();
     if (numerics != TRIT_NUMERICS_FAST) return k;
     pthread_once(&once, fast_init);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (k == &g_fast[i]) return k; /* already a fast set */
     if (k == &trit_kernels_avx512_impl) return &g_fast[2];
     if (k == &trit_kernels_avx2_impl) return &g_fast[1];
+    if (k == &trit_kernels_neon_impl) return &g_fast[3];
     return &g_fast[0];
 }
 
 /* ---- threaded matmul ---- */
 
 bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n_tok) {
+    /* tinyBLAS<KN> needs k % KN == 0, KN the build's lanes (16 on AVX-512, 8 on AVX2) */
     return (wtype == TRIT_F32 || wtype == TRIT_F16 || wtype == TRIT_BF16) && n_tok >= 2 &&
-           n_in % 16 == 0 && n_out % 4 == 0;
+           n_in % trit_numerics_table_get()->lanes == 0 && n_out % 4 == 0;
 }
 
 uint32_t trit_matmul_dot_type(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok) {
-    /* ggml-cpu repack.cpp's choice on x86 (the reference build has AVX2 and AVX-512): Q4_0 and
-     * Q4_K with AVX2, Q2_K with AVX-512, each only when ne[1] % 8 == 0 */
-    const bool repacked =
-        (wtype == TRIT_Q4_0 || wtype == TRIT_Q4_K || wtype == TRIT_Q2_K) && n_out % 8 == 0;
+    /* ggml-cpu repack.cpp's choice on x86: Q4_0 and Q4_K with AVX2, Q2_K with AVX-512 (a
+     * compile-time check: the table's build), each only when ne[1] % 8 == 0 */
+    const bool repacked = (wtype == TRIT_Q4_0 || wtype == TRIT_Q4_K ||
+                           (wtype == TRIT_Q2_K && trit_numerics_table_get()->repack_q2_k)) &&
+                          n_out % 8 == 0;
     if (!repacked) return wtype;
     /* Q4_0: gemm_q4_0_8x8_q8_0 sums each block as its gemv does, one order for every token */
     if (wtype == TRIT_Q4_0) return wtype | TRIT_REPACK8;
@@ -366,10 +453,10 @@ static bool mm_claim(mm_job *j, int *part, int64_t *r0, int64_t *nr) {
 static trit_tuning g_tuning;
 
 static void cpu_ident(char vendor[13], unsigned *family, unsigned *model) {
-    unsigned a = 0, b = 0, c = 0, d = 0;
     memset(vendor, 0, 13);
     *family = *model = 0;
 #if defined(__x86_64__) || defined(__i386__)
+    unsigned a = 0, b = 0, c = 0, d = 0;
     if (!__get_cpuid(0, &a, &b, &c, &d)) return;
     memcpy(vendor, &b, 4), memcpy(vendor + 4, &d, 4), memcpy(vendor + 8, &c, 4);
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;

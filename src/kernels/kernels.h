@@ -4,15 +4,16 @@
  * Contract: every kernel exists as a scalar reference in kernels/ref/ (obviously right) and
  * optionally as optimized x86 versions (kernels/x86/..._avx2.c, ..._avx512.c), chosen at run
  * time by trit_kernels_best() from the CPU's features; $TRIT_KERNELS=ref|avx2|avx512 overrides.
- * Every set sums in the order of the reference llama.cpp build (ggml CPU, AVX-512 + FMA + F16C,
- * GCC; see ref/ggml_order.h), so results are bit-identical to llama.cpp's for the same op and
- * thread count. tests/unit/test_kernels.c checks each optimized kernel against its reference
- * (NMSE, as llama.cpp's test-backend-ops) and, where the reference is built, against ggml's
- * own x86 functions bit for bit. I2_S (not in ggml) follows bitnet.cpp's integer sums.
- * trit_kernels_for(k, TRIT_NUMERICS_FAST) is a copy of a set whose fast kernels (attention)
- * sum in their own documented order instead (scalar twin + NMSE test; see "numerics modes").
- * The decode sweep, prefetch distance and pool spin come from a per-CPU table (trit_tuning).
- * Depends on quant and base only; knows nothing of models, engines or servers. */
+ * Every set sums in the order of one reference llama.cpp build (ggml CPU, GCC; the numerics
+ * table below: the AVX-512 build or the AVX2 one; see ref/ggml_order.h), so results are
+ * bit-identical to that llama.cpp's for the same op and thread count. tests/unit/test_kernels.c
+ * checks each optimized kernel against its reference (NMSE, as llama.cpp's test-backend-ops) and,
+ * where the reference is built, against ggml's own x86 functions bit for bit. I2_S (not in ggml)
+ * follows bitnet.cpp's integer sums. trit_kernels_for(k, TRIT_NUMERICS_FAST) is a copy of a set
+ * whose fast kernels (attention) sum in their own documented order instead (scalar twin + NMSE
+ * test; see "numerics modes"). The decode sweep, prefetch distance and pool spin come from a
+ * per-CPU table (trit_tuning). Depends on quant and base only; knows nothing of models, engines or
+ * servers. */
 #ifndef TRIT_KERNELS_H
 #define TRIT_KERNELS_H
 
@@ -28,6 +29,41 @@
 uint32_t trit_act_type(uint32_t wtype);
 /* Bytes of one quantized activation row of n elements for weight type wtype. */
 size_t trit_act_row_size(uint32_t wtype, int64_t n);
+
+/* ---- numerics tables ----
+ * Which reference build trit's sums reproduce. ggml's CPU code sums in other orders per
+ * instruction set (GGML_F32_EPR lanes in ggml_vec_dot_f32/f16, tinyBLAS's register width,
+ * ggml_v_expf's form, the SwiGLU/softmax vector width, which weights CPU_REPACK takes), so
+ * "bit-identical to llama.cpp" means to one build of it: the table names it, and every kernel
+ * whose order depends on the build reads the table in use (ref/ggml_order.h has each order):
+ *   avx512  scripts/reference's default build on an AVX-512 CPU (build-avx512vnni): 16 lanes,
+ *           Q2_K repacked (ggml_cpu_has_avx512()).
+ *   avx2    the AVX2 + FMA + F16C build (build-avx2, TRIT_REF_SET=avx2): 8 lanes, the AVX2
+ *           ggml_v_expf, Q2_K not repacked.
+ * The table goes with the kernel set chosen at start (trit_kernels_best(): avx512 -> avx512,
+ * avx2 -> avx2, ref -> the CPU's own: avx512 where it has AVX-512, else avx2), so
+ * TRIT_KERNELS=avx2 reproduces build-avx2 and the default reproduces the CPU's default
+ * reference build. Every set computes either table: under the avx2 one, the avx512 set hands
+ * its float kernels (F32/F16/BF16 dots, tinyBLAS, attention) to the avx2 set's. */
+typedef struct trit_numerics_table {
+    const char *name;      /* "avx512", "avx2" */
+    const char *ref_build; /* the reference build it matches: "build-avx512vnni", "build-avx2" */
+    int lanes;             /* ggml's GGML_F32_EPR in that build: 16 or 8 */
+    bool repack_q2_k;      /* CPU_REPACK takes Q2_K (8-row interleave) in that build */
+    bool tq_one_acc;       /* TQ2_0 x Q8_K: one float, fma per block (NEON), not 8 lanes (x86) */
+    const char *partial;   /* NULL: every order is the build's; else what is not yet */
+} trit_numerics_table;
+/* arm64 (started, issue 20): the aarch64 NEON + dotprod build (build-arm64, cross-built by
+ * TRIT_REF_SET=arm64 scripts/reference). Only the TQ2_0 dot follows it so far (.partial says
+ * so); the other float orders are still the avx2 table's. The table of every aarch64 target. */
+extern const trit_numerics_table trit_numerics_avx512, trit_numerics_avx2, trit_numerics_arm64;
+/* The table in use: the one paired with trit_kernels_best(), unless trit_numerics_use set one. */
+const trit_numerics_table *trit_numerics_table_get(void);
+/* Use table t from now on (NULL: back to the kernel set's). For tests that compare a scalar
+ * twin with a kernel under another build's table; not thread-safe with running kernels. */
+void trit_numerics_use(const trit_numerics_table *t);
+/* "avx2" / "avx512" / "arm64" -> the table; NULL for anything else. */
+const trit_numerics_table *trit_numerics_table_named(const char *name);
 
 typedef struct trit_kernels {
     const char *name; /* "ref", "avx2", "avx512" */
@@ -65,6 +101,8 @@ typedef struct trit_kernels {
  * The _rows forms: out[r] = dot(row r of nr rows row_bytes apart, act). Call the AVX2/AVX-512
  * ones only where trit_kernels_avx2()/avx512() is non-NULL. NAN for another type. */
 float trit_ref_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
+/* TQ2_0 x Q8_K in the arm64 table's order (ref.c; the scalar twin of the neon set's dot). */
+float trit_ref_dot_tq2_0_one_acc(int64_t n, const block_tq2_0 *x, const block_q8_K *y);
 float trit_avx2_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
 void trit_avx2_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
                                int64_t nr, const void *act, float *out);
@@ -111,6 +149,10 @@ static inline bool trit_is_kquant(uint32_t wtype) {
  * use trit_kernels_avx2()/avx512(), which check the CPU first. */
 extern const trit_kernels trit_kernels_avx2_impl;
 extern const trit_kernels trit_kernels_avx512_impl;
+/* aarch64 NEON + dotprod (kernels/arm/kernels_neon.c; empty elsewhere): the TQ2_0 dot in the
+ * arm64 table's order, every other kernel the scalar set's. trit_kernels_neon() checks HWCAP. */
+extern const trit_kernels trit_kernels_neon_impl;
+const trit_kernels *trit_kernels_neon(void); /* NULL if not compiled or CPU lacks dotprod */
 
 const trit_kernels *trit_kernels_ref(void);
 const trit_kernels *trit_kernels_avx2(void);   /* NULL if not compiled or CPU lacks it */
@@ -223,6 +265,9 @@ void trit_v_expf16_avx512(const float *x, float *y);
 /* The AVX2 attention's v_expf (kernels/x86/attention_avx2.c) on 8 floats: go_v_expf per lane
  * (call only when trit_kernels_avx2() is non-NULL). */
 void trit_v_expf8_avx2(const float *x, float *y);
+/* The AVX2 build's ggml_v_expf on 8 floats (attention_avx2.c, the avx2 table's softmax): go_v_expf8
+ * per lane (call only when trit_kernels_avx2() is non-NULL). */
+void trit_v_expf8b_avx2(const float *x, float *y);
 
 /* Causal attention over a KV cache for n_tok new query tokens at positions pos0..pos0+n_tok-1;
  * the cache already holds K,V for positions 0..pos0+n_tok-1.

@@ -8,7 +8,8 @@
  *    every scale and every multiply-add (ggml_vec_scale_f16 / ggml_vec_mad_f16);
  *  - 64 or more query rows (batched prefill): all in f32, online softmax per tile of 64
  *    keys (the rescale happens once per tile, as in the tiled kernel).
- * Sums whose order differs from ggml's SIMD order only differ at the 1e-7 relative level.
+ * Every order that depends on the reference build (the K.Q dot's lanes, ggml_v_expf's form,
+ * SwiGLU's vector width) follows the numerics table in use (kernels.h).
  * The split-KV decode path takes a kernel set's chunk kernel (trit_attention_split), and
  * trit_swiglu hands the avx512 set's identical vector version the work. trit_attention_fast is
  * --numerics fast's attention: its own documented order, scalar here, AVX-512 twin in x86/. */
@@ -135,13 +136,15 @@ float trit_silu(float x) {
 }
 
 HOT void trit_swiglu(const float *g, const float *u, float *y, int64_t n) {
-    if (trit_kernels_best() == &trit_kernels_avx512_impl) {
+    const int w = trit_numerics_table_get()->lanes;
+    if (w == 16 && trit_kernels_best() == &trit_kernels_avx512_impl) {
         trit_swiglu_avx512(g, u, y, n); /* the same numbers, 16 lanes at a time */
         return;
     }
-    const int64_t n16 = n & ~(int64_t)15; /* ggml_vec_swiglu_f32's 16-wide part: ggml_v_silu */
+    /* ggml_vec_swiglu_f32's w-wide part (the build's ggml_v_silu), libm for the rest */
+    const int64_t nw = n & ~(int64_t)(w - 1);
     int64_t i = 0;
-    for (; i < n16; i++) y[i] = go_v_silu(g[i]) * u[i];
+    for (; i < nw; i++) y[i] = go_v_silu_w(w, g[i]) * u[i];
     for (; i < n; i++) y[i] = trit_silu(g[i]) * u[i];
 }
 
@@ -166,15 +169,15 @@ static inline const void *row_ptr(const void *base, uint32_t type, size_t idx, i
 }
 
 /* K.Q for one key: ggml's kq_vec_dot for the K type (vec_dot_f16 with Q rounded to fp16, or
- * vec_dot_f32), the lanes64 order. qf: the query as the dot sees it. */
-static inline float dot_kv(const void *krow, uint32_t type, const float *qf, int d) {
+ * vec_dot_f32), in the order of a build with w lanes. qf: the query as the dot sees it. */
+static inline float dot_kv(const void *krow, uint32_t type, const float *qf, int d, int w) {
     if (type == TRIT_F16) {
         float k[ATT_MAX_DIM];
         const uint16_t *kh = krow;
         for (int i = 0; i < d; i++) k[i] = h2f(kh[i]);
-        return go_dot_f16_lanes64(d, k, qf);
+        return go_dot_f16_w(w, d, k, qf);
     }
-    return go_dot_f32_lanes64(d, (const float *)krow, qf);
+    return go_dot_f32_w(w, d, (const float *)krow, qf);
 }
 
 /* One query row, fewer than FA_TILE_Q rows in the batch: ggml's one_chunk kernel over keys
@@ -189,8 +192,10 @@ HOT static void att_row_vec_range(const att_job *J, const float *qrow, const voi
     for (int i = 0; i < D; i++) q[i] = f16 ? f16_round(qrow[i]) : qrow[i];
     memset(acc, 0, (size_t)D * sizeof(float));
     float S = 0.0f, M = -INFINITY;
+    const int w = trit_numerics_table_get()->lanes;
     for (int ic = ic0; ic < ic1; ic++) {
-        const float s = dot_kv(row_ptr(kh, J->kv_type, (size_t)ic, D), J->kv_type, q, D) * J->scale;
+        const float s =
+            dot_kv(row_ptr(kh, J->kv_type, (size_t)ic, D), J->kv_type, q, D, w) * J->scale;
         float ms = 1.0f, vs = 1.0f;
         if (s > M) {
             const float Mold = M;
@@ -226,13 +231,14 @@ static void att_row_vec(const att_job *J, const float *qrow, const void *kh, con
 
 /* One query row of a batch of >= FA_TILE_Q rows: ggml's tiled kernel (f32 throughout). Per
  * tile of 64 keys: K.Q as a sequential fma chain (simd_gemm), scaled; the tile max; the
- * running sum grows by the tile's ggml_vec_soft_max_f32 (v_expf, 16-lane sums in double);
+ * running sum grows by the tile's ggml_vec_soft_max_f32 (v_expf, w-lane sums in double);
  * V accumulates as a sequential fma chain over the tile's keys (simd_gemm). */
 HOT static void att_row_tiled(const att_job *J, const float *q, const void *kh, const void *vh,
                               int n_kv, float *dst) {
     const int D = J->head_dim;
     const bool f16 = J->kv_type == TRIT_F16;
     float acc[ATT_MAX_DIM], kq[FA_TILE_KV];
+    const int w = trit_numerics_table_get()->lanes;
     memset(acc, 0, (size_t)D * sizeof(float));
     float S = 0.0f, M = -INFINITY;
     for (int ic = 0; ic < n_kv; ic += FA_TILE_KV) {
@@ -262,10 +268,10 @@ HOT static void att_row_tiled(const att_job *J, const float *q, const void *kh, 
             S *= ms;
         }
         M = Mnew;
-        double sum = 0.0;
-        for (int g = 0; g < FA_TILE_KV; g += 16) {
-            for (int t = g; t < g + 16; t++) kq[t] = go_v_expf(kq[t] - M);
-            sum += (double)go_reduce16(kq + g);
+        double sum = 0.0; /* ggml_vec_soft_max_f32: w lanes at a time, each hsum in double */
+        for (int g = 0; g < FA_TILE_KV; g += w) {
+            for (int t = g; t < g + w; t++) kq[t] = go_v_expf_w(w, kq[t] - M);
+            sum += (double)(w == 16 ? go_reduce16(kq + g) : go_reduce8(kq + g));
         }
         S = (float)((double)S + sum);
         for (int t = 0; t < nt; t++) {

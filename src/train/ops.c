@@ -97,8 +97,12 @@ void trit_t_nt_ref(float *C, size_t ldc, const float *A, const float *B, int a0,
 static nt_fn nt_kernel(void) {
     static nt_fn fn;
     if (!fn) {
+#if defined(__x86_64__) /* ops_avx2.c is built for x86-64 targets only (Makefile) */
         const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
         fn = avx2 && !getenv("TRIT_TRAIN_SCALAR") ? trit_t_nt_avx2 : trit_t_nt_ref;
+#else
+        fn = trit_t_nt_ref;
+#endif
     }
     return fn;
 }

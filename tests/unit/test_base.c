@@ -3,7 +3,9 @@
 #include "base/base.h"
 
 #include <criterion/criterion.h>
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -40,6 +42,7 @@ Test(base, errors) {
 }
 
 /* ---- fp16 ---- */
+#if defined(__x86_64__)
 __attribute__((target("f16c"))) static float hw_h2f(uint16_t h) {
     return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
 }
@@ -50,6 +53,33 @@ static bool have_f16c(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("f16c");
 }
+#elif defined(__aarch64__)
+/* aarch64: the hardware's own half conversions (fcvt), the same cross-check as F16C's */
+static float hw_h2f(uint16_t h) {
+    __fp16 x;
+    memcpy(&x, &h, 2);
+    return (float)x;
+}
+static uint16_t hw_f2h(float f) {
+    const __fp16 x = (__fp16)f;
+    uint16_t h;
+    memcpy(&h, &x, 2);
+    return h;
+}
+static bool have_f16c(void) {
+    return true;
+}
+#else
+static float hw_h2f(uint16_t h) {
+    return trit_fp16_to_fp32(h);
+}
+static uint16_t hw_f2h(float f) {
+    return trit_fp32_to_fp16(f);
+}
+static bool have_f16c(void) {
+    return false;
+}
+#endif
 
 Test(fp16, exhaustive_roundtrip) {
     for (uint32_t h = 0; h < 65536; h++) {

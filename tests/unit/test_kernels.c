@@ -107,11 +107,17 @@ Test(kernels_act, dispatch) {
     const trit_kernels *b = trit_kernels_best();
     cr_assert_not_null(b);
     cr_assert_not_null(trit_cpu_features());
+#if defined(__x86_64__)
     if (__builtin_cpu_supports("avx2")) {
         cr_assert_not_null(trit_kernels_avx2());
         cr_assert(strstr(trit_cpu_features(), "avx2") != NULL);
         cr_assert_str_neq(b->name, "ref");
     }
+#else /* no x86 set on another target: the neon set (aarch64 + dotprod) or the scalar one */
+    cr_assert_null(trit_kernels_avx2());
+    cr_assert_null(trit_kernels_avx512());
+    cr_assert(b == trit_kernels_ref() || (b && b == trit_kernels_neon()), "best %s", b->name);
+#endif
 }
 
 /* ---- ref kernels against hand-computed cases ---- */
@@ -639,7 +645,7 @@ Test(kernels_opt, attention_vs_ops) {
     if (trit_kernels_avx512())
         cr_assert_eq(trit_kernels_avx512()->attention, trit_attention_avx512);
     else
-        cr_log_warn("no AVX-512: only the AVX2 attention was checked");
+        cr_log_info("no AVX-512: only the AVX2 attention was checked");
     const att_fn fns[2] = {trit_attention_avx2,
                            trit_kernels_avx512() ? trit_attention_avx512 : NULL};
     for (int s = 0; s < 2 && fns[s]; s++)
@@ -706,7 +712,7 @@ Test(kernels_fast, attention_twin_and_nmse) {
         check_fast_attention(kt, 4, 4, 128, 700, 1); /* long decode (exact path splits) */
         check_fast_attention(kt, 4, 2, 64, 63, 3);   /* tile edge */
     }
-    if (!trit_kernels_avx512()) cr_log_warn("no AVX-512: only the scalar twin was checked");
+    if (!trit_kernels_avx512()) cr_log_info("no AVX-512: only the scalar twin was checked");
 }
 
 Test(kernels_fast, kernel_sets_and_names) {
@@ -971,4 +977,217 @@ Test(kernels_split, matches_unsplit) {
         cr_assert_eq(memcmp(o1, o2, sizeof(float) * nh * D), 0, "kv %u: short context changed", kt);
         free(kc), free(vc), free(q), free(o1), free(o2), free(o3);
     }
+}
+
+/* ---- numerics tables (kernels.h): the AVX2 reference build's orders ---- */
+
+/* The table goes with the kernel set: $TRIT_KERNELS=avx2 gives the avx2 table, which repacks
+ * no Q2_K and takes tinyBLAS for row lengths that are a multiple of 8. */
+Test(kernels_table, avx2_set_selects_avx2_table) {
+    if (!trit_kernels_avx2()) {
+        cr_skip_test("no AVX2 on this CPU");
+        return;
+    }
+    setenv("TRIT_KERNELS", "avx2", 1); /* trit_kernels_best caches it: own process */
+    const trit_numerics_table *t = trit_numerics_table_get();
+    cr_assert_str_eq(trit_kernels_best()->name, "avx2");
+    cr_assert_eq(t, &trit_numerics_avx2);
+    cr_assert_str_eq(t->ref_build, "build-avx2");
+    cr_assert_eq(trit_matmul_dot_type(TRIT_Q2_K, 64, 0, 1), TRIT_Q2_K, "AVX2 build: Q2_K as is");
+    cr_assert_eq(trit_matmul_dot_type(TRIT_Q4_K, 64, 0, 1), TRIT_Q4_K | TRIT_REPACK8);
+    cr_assert(trit_matmul_tinyblas(TRIT_F16, 2568, 64, 2), "tinyBLAS<8>: k % 8");
+    cr_assert_eq(trit_numerics_table_named("avx2"), &trit_numerics_avx2);
+    cr_assert_null(trit_numerics_table_named("neon"));
+    unsetenv("TRIT_KERNELS");
+}
+
+Test(kernels_table, default_table_is_the_cpus) {
+    const char *ks = getenv("TRIT_KERNELS");
+    if (ks && *ks) { /* a chosen set (42_avx2_exact runs this suite under avx2) */
+        cr_skip_test("TRIT_KERNELS=%s chooses the set", ks);
+        return;
+    }
+    const trit_numerics_table *t = trit_numerics_table_get();
+#if defined(__aarch64__)
+    cr_assert_eq(t, &trit_numerics_arm64);
+    cr_assert_not_null(t->partial, "the arm64 table says what it does not cover yet");
+    return;
+#endif
+    if (!trit_kernels_avx512()) {
+        cr_assert_eq(t, &trit_numerics_avx2);
+        return;
+    }
+    cr_assert_eq(t, &trit_numerics_avx512);
+    cr_assert_eq(trit_matmul_dot_type(TRIT_Q2_K, 64, 0, 1), TRIT_Q2_K | TRIT_REPACK8);
+    cr_assert_not(trit_matmul_tinyblas(TRIT_F16, 2568, 64, 2), "tinyBLAS<16>: k % 16");
+    trit_numerics_use(&trit_numerics_avx2); /* an override wins over the set's table */
+    cr_assert_eq(trit_numerics_table_get(), &trit_numerics_avx2);
+    trit_numerics_use(NULL);
+    cr_assert_eq(trit_numerics_table_get(), &trit_numerics_avx512);
+}
+
+/* go_v_expf8 (the AVX2 build's ggml_v_expf) differs from the AVX-512 form (else one table would
+ * do), and the AVX2 vector version equals it lane for lane, slow-path lanes included. */
+Test(kernels_table, v_expf8_avx2_build_lanes) {
+    if (!trit_kernels_avx2()) {
+        cr_skip_test("no AVX2 on this CPU");
+        return;
+    }
+    const float edge[] = {0.0f,    -0.0f,   1.0f,     -1.0f,     88.7f,  -87.3f,  -103.9f, -150.f,
+                          -200.0f, 100.0f,  133.0f,   -INFINITY, 1e-30f, -1e-30f, -88.5f,  -126.5f,
+                          89.5f,   -300.0f, INFINITY, -87.0f,    -0.5f,  3.0f,    -5.0f,   -7.0f};
+    rng_state = 8181;
+    int differ = 0;
+    float x[8], y[8];
+    for (int rep = 0; rep < 3000; rep++) {
+        for (int l = 0; l < 8; l++) {
+            const int k = rep * 8 + l;
+            x[l] = k < (int)TRIT_ARRAY_LEN(edge) ? edge[k] : (rng_uniform() - 0.75f) * 240.0f;
+        }
+        trit_v_expf8b_avx2(x, y);
+        for (int l = 0; l < 8; l++) {
+            const float want = go_v_expf8(x[l]), other = go_v_expf(x[l]);
+            cr_assert(memcmp(&want, &y[l], 4) == 0, "v_expf8b(%a): %a, scalar %a", x[l], y[l],
+                      want);
+            differ += memcmp(&want, &other, 4) != 0;
+        }
+    }
+    cr_assert_gt(differ, 0, "the two builds' v_expf never differed");
+}
+
+/* Under the avx2 table every set (scalar, AVX2, AVX-512 handing over) gives the same bits for
+ * the float dots, tinyBLAS tiles, one-token tiles, SwiGLU and attention, in the lanes32 /
+ * lanes8 orders of ref/ggml_order.h, and those differ from the avx512 table's somewhere. */
+Test(kernels_table, avx2_table_twins) {
+    if (!trit_kernels_avx2()) {
+        cr_skip_test("no AVX2 on this CPU");
+        return;
+    }
+    const trit_kernels *sets[3] = {trit_kernels_ref(), trit_kernels_avx2(), trit_kernels_avx512()};
+    const int64_t sizes[] = {2560, 2536, 37, 100, 4, 76};
+    int differ = 0;
+    for (int wi = 0; wi < 3; wi++) {
+        const uint32_t wt = (uint32_t[]){TRIT_F32, TRIT_F16, TRIT_BF16}[wi];
+        for (size_t si = 0; si < TRIT_ARRAY_LEN(sizes); si++) {
+            const int64_t n = sizes[si], nr = 5, nt = 3;
+            rng_state = 900 + wi * 10 + si;
+            size_t rb;
+            char *w = random_weights(wt, n, nr, &rb);
+            float *x = random_floats(n * nt, 1.0f), *wf = xmalloc(sizeof(float) * n),
+                  *af = xmalloc(sizeof(float) * n);
+            const size_t ab = trit_act_row_size(wt, n);
+            char *act = xmalloc(ab * nt);
+            for (int64_t t = 0; t < nt; t++) sets[0]->quantize_act(wt, x + t * n, act + t * ab, n);
+            float e[3][5], blas[3][5];
+            trit_numerics_use(&trit_numerics_avx2);
+            for (int64_t t = 0; t < nt; t++)
+                for (int64_t r = 0; r < nr; r++) {
+                    const char *wr = w + r * rb, *ar = act + t * ab;
+                    for (int64_t i = 0; i < n; i++) {
+                        wf[i] = wt == TRIT_F32   ? ((const float *)wr)[i]
+                                : wt == TRIT_F16 ? trit_fp16_to_fp32(((const uint16_t *)wr)[i])
+                                                 : trit_bf16_to_fp32(((const uint16_t *)wr)[i]);
+                        af[i] = wt == TRIT_F32   ? ((const float *)ar)[i]
+                                : wt == TRIT_F16 ? trit_fp16_to_fp32(((const uint16_t *)ar)[i])
+                                                 : trit_bf16_to_fp32(((const uint16_t *)ar)[i]);
+                    }
+                    e[t][r] = sets[0]->vec_dot(wt, n, wr, ar);
+                    if (wt == TRIT_F32)
+                        cr_assert(memcmp(&e[t][r], &(float){go_dot_f32_w(8, n, wf, af)}, 4) == 0);
+                    if (wt == TRIT_F16)
+                        cr_assert(memcmp(&e[t][r], &(float){go_dot_f16_w(8, n, wf, af)}, 4) == 0);
+                    blas[t][r] = n % 8 ? NAN : go_dot_blas_w(8, n, wf, af);
+                    trit_numerics_use(&trit_numerics_avx512);
+                    const float o = sets[0]->vec_dot(wt, n, wr, ar);
+                    differ += memcmp(&o, &e[t][r], 4) != 0;
+                    trit_numerics_use(&trit_numerics_avx2);
+                }
+            for (int k = 0; k < 3; k++) {
+                if (!sets[k]) continue;
+                float out[3 * 5];
+                for (int64_t t = 0; t < nt; t++) {
+                    for (int64_t r = 0; r < nr; r++) {
+                        const float v = sets[k]->vec_dot(wt, n, w + r * rb, act + t * ab);
+                        cr_assert(memcmp(&v, &e[t][r], 4) == 0, "%s type %u n %lld: %a vs %a",
+                                  sets[k]->name, wt, (long long)n, v, e[t][r]);
+                    }
+                    sets[k]->vec_dot_rows(wt, n, w, rb, nr, act + t * ab, out);
+                    cr_assert_eq(memcmp(out, e[t], sizeof e[t]), 0, "%s type %u rows",
+                                 sets[k]->name, wt);
+                }
+                if (sets[k]->vec_dot_tile) {
+                    sets[k]->vec_dot_tile(wt, n, w, rb, nr, act, ab, nt, out, nr);
+                    cr_assert_eq(memcmp(out, e, sizeof e), 0, "%s type %u tile", sets[k]->name, wt);
+                }
+                if (n % 8 == 0) { /* tinyBLAS<8> */
+                    sets[k]->gemm(wt, n, w, rb, nr, act, ab, nt, out, nr);
+                    cr_assert_eq(memcmp(out, blas, sizeof blas), 0, "%s type %u gemm n %lld",
+                                 sets[k]->name, wt, (long long)n);
+                }
+            }
+            trit_numerics_use(NULL);
+            free(w), free(x), free(wf), free(af), free(act);
+        }
+    }
+    cr_assert_gt(differ, 0, "the avx2 table's dots never differed from the avx512 table's");
+    /* SwiGLU: the 8-lane go_v_silu8 part, libm after */
+    const int64_t n = 6912 + 13;
+    float *g = random_floats(n, 3.0f), *u = random_floats(n, 1.0f);
+    float *y1 = xmalloc(sizeof(float) * n), *y2 = xmalloc(sizeof(float) * n);
+    for (int64_t i = 0; i < n; i++)
+        y1[i] = (i < (n & ~7) ? go_v_silu_w(8, g[i]) : trit_silu(g[i])) * u[i];
+    trit_numerics_use(&trit_numerics_avx2);
+    trit_swiglu(g, u, y2, n);
+    cr_assert_eq(memcmp(y1, y2, sizeof(float) * n), 0, "swiglu: not the AVX2 build's order");
+    /* attention: the AVX2 and AVX-512 sets' = ops.c's under this table (tiled, decode) */
+    const att_fn fns[2] = {trit_attention_avx2,
+                           trit_kernels_avx512() ? trit_attention_avx512 : NULL};
+    for (int s = 0; s < 2 && fns[s]; s++)
+        for (int f = 0; f < 2; f++) {
+            const uint32_t kt = f ? TRIT_F16 : TRIT_F32;
+            check_attention(fns[s], kt, 4, 2, 64, 37, 1, 0);
+            check_attention(fns[s], kt, 4, 1, 128, 3, 70, 0);
+            check_attention(fns[s], kt, 2, 2, 64, 130, 64, 0);
+            check_attention(fns[s], kt, 4, 4, 128, 200, 3, 0); /* decode, long context */
+        }
+    trit_numerics_use(NULL);
+    free(g), free(u), free(y1), free(y2);
+}
+
+/* The arm64 table's TQ2_0 order (one float, fma per block) is the neon set's bit for bit where
+ * that set runs (aarch64 + dotprod, e.g. make test-arm64 under qemu), and differs from the x86
+ * builds' 8-lane order somewhere (else the table would need no entry). */
+Test(kernels_table, arm64_tq2_0_twin) {
+    const int64_t n = 2560, nr = 16;
+    rng_state = 2020;
+    size_t rb;
+    char *w = random_weights(TRIT_TQ2_0, n, nr, &rb);
+    float *x = random_floats(n, 1.0f);
+    block_q8_K *a = xmalloc(trit_act_row_size(TRIT_TQ2_0, n));
+    trit_kernels_ref()->quantize_act(TRIT_TQ2_0, x, a, n);
+    const trit_kernels *neon = trit_kernels_neon();
+    int differ = 0;
+    for (int64_t r = 0; r < nr; r++) {
+        trit_numerics_use(&trit_numerics_arm64);
+        const float one = trit_kernels_ref()->vec_dot(TRIT_TQ2_0, n, w + r * rb, a);
+        cr_assert(memcmp(&one,
+                         &(float){trit_ref_dot_tq2_0_one_acc(n, (const void *)(w + r * rb), a)},
+                         4) == 0);
+        if (neon) {
+            const float v = neon->vec_dot(TRIT_TQ2_0, n, w + r * rb, a);
+            cr_assert(memcmp(&v, &one, 4) == 0, "neon row %lld: %a vs twin %a", (long long)r, v,
+                      one);
+            float rows[16];
+            neon->vec_dot_rows(TRIT_TQ2_0, n, w, rb, nr, a, rows);
+            cr_assert(memcmp(&rows[r], &one, 4) == 0, "neon rows");
+        }
+        trit_numerics_use(&trit_numerics_avx2);
+        const float lanes = trit_kernels_ref()->vec_dot(TRIT_TQ2_0, n, w + r * rb, a);
+        differ += memcmp(&lanes, &one, 4) != 0;
+        cr_assert_float_eq(lanes, one, 1e-4f * (1 + fabsf(one)));
+    }
+    trit_numerics_use(NULL);
+    cr_assert_gt(differ, 0, "the arm64 and x86 TQ2_0 orders never differed");
+    if (!neon) cr_log_info("no neon set here: only the scalar twin was checked");
+    free(w), free(x), free(a);
 }

@@ -191,6 +191,7 @@ Test(train_ops, swiglu_backward_matches_finite_differences) {
     }
 }
 
+#if defined(__x86_64__) /* train/ops_avx2.c is built for x86-64 targets only (Makefile) */
 Test(train_ops, avx2_kernel_matches_scalar_twin) {
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
         cr_skip_test("no AVX2+FMA on this CPU");
@@ -209,6 +210,11 @@ Test(train_ops, avx2_kernel_matches_scalar_twin) {
     }
     free(A), free(B), free(c1), free(c2);
 }
+#else
+Test(train_ops, avx2_kernel_matches_scalar_twin) {
+    cr_skip_test("not an x86-64 target");
+}
+#endif
 
 /* ---- fake quantizers ---- */
 Test(train_quant, ternarize_gives_three_fp16_exact_levels) {

@@ -13,7 +13,15 @@
  *            then _mm512_reduce_add_ps (n % 16 == 0 required by tinyBLAS).
  *   reduce16 GCC's _mm512_reduce_add_ps: 8 + 8, 4 + 4, then (0+2) + (1+3).
  *   reduce8  ggml's hsum_float_8 (AVX2 quant dots): 4 + 4, then (0+2) + (1+3).
- *   v_expf   ggml_v_expf (AVX-512 polynomial exp used by softmax and SiLU), scalar. */
+ *   v_expf   ggml_v_expf (AVX-512 polynomial exp used by softmax and SiLU), scalar.
+ * The AVX2-only build (scripts/reference TRIT_REF_SET=avx2, the "avx2" numerics table,
+ * kernels.h) sums in other orders, each below with a _w / 8 form:
+ *   lanes32  ggml_vec_dot_f32 / f16 with GGML_F32_EPR 8: four 8-lane accumulators over steps
+ *            of 32, folded (0+2) + (1+3), then GGML_F32x8_REDUCE's hadd: (l0+l4) + (l1+l5)
+ *            first, ((0+4) + (1+5)) + ((2+6) + (3+7)) (go_reduce8_hadd); the f32 tail is
+ *            go_f32_tail8 (groups of 8, one of 4, then fma), the f16 one in double as above.
+ *   lanes8   tinyBLAS<8>: one 8-lane fma accumulator, then hsum (= reduce8), n % 8 == 0.
+ *   v_expf8  the AVX2 ggml_v_expf: 2^n from z's bits, j without the 1, result fma(j, k, k). */
 #ifndef TRIT_KERNELS_GGML_ORDER_H
 #define TRIT_KERNELS_GGML_ORDER_H
 
@@ -33,6 +41,13 @@ static inline float go_reduce8(const float a[8]) {
     float u[4];
     for (int i = 0; i < 4; i++) u[i] = a[i + 4] + a[i];
     return (u[0] + u[2]) + (u[1] + u[3]);
+}
+
+/* GGML_F32x8_REDUCE's last step (AVX2 build): low + high half, then two hadds */
+static inline float go_reduce8_hadd(const float a[8]) {
+    float t[4];
+    for (int i = 0; i < 4; i++) t[i] = a[i] + a[i + 4];
+    return (t[0] + t[1]) + (t[2] + t[3]);
 }
 
 /* The n % 64 tail of ggml_vec_dot_f32 (`sumf += x[i]*y[i]` as GCC compiled it): whole groups
@@ -92,6 +107,60 @@ static inline float go_dot_lanes16(int64_t n, const float *x, const float *y) {
     return go_reduce16(a);
 }
 
+/* The n % 32 tail of ggml_vec_dot_f32 as GCC compiled it for AVX2 only: whole groups of 8,
+ * then one group of 4, multiplied as vectors and added one by one; the last < 4 elements are
+ * fused multiply-adds. */
+static inline float go_f32_tail8(float sum, int64_t i, int64_t n, const float *x, const float *y) {
+    const int64_t m = n - i;
+    const int64_t plain = (m & ~(int64_t)7) + ((m & 7) >= 4 ? 4 : 0);
+    for (int64_t e = i + plain; i < e; i++) {
+        const float p = x[i] * y[i];
+        sum = sum + p;
+    }
+    for (; i < n; i++) sum = fmaf(x[i], y[i], sum);
+    return sum;
+}
+
+/* lanes32's whole-32 part (AVX2 build): the fma chains over x[0, np) . y, np = n & ~31 */
+static inline float go_lanes32_body(int64_t np, const float *x, const float *y) {
+    float a[4][8];
+    memset(a, 0, sizeof a);
+    for (int64_t i = 0; i < np; i += 32)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 8; l++) a[j][l] = fmaf(x[i + 8 * j + l], y[i + 8 * j + l], a[j][l]);
+    for (int l = 0; l < 8; l++) {
+        a[0][l] = a[0][l] + a[2][l];
+        a[1][l] = a[1][l] + a[3][l];
+        a[0][l] = a[0][l] + a[1][l];
+    }
+    return go_reduce8_hadd(a[0]);
+}
+
+/* ggml_vec_dot_f32 of a build with w float lanes (16: AVX-512, 8: AVX2) */
+static inline float go_dot_f32_w(int w, int64_t n, const float *x, const float *y) {
+    if (w == 16) return go_dot_f32_lanes64(n, x, y);
+    const int64_t np = n & ~(int64_t)31;
+    return go_f32_tail8(go_lanes32_body(np, x, y), np, n, x, y);
+}
+
+/* ggml_vec_dot_f16 of a build with w float lanes (operands exact fp16 values as floats) */
+static inline float go_dot_f16_w(int w, int64_t n, const float *x, const float *y) {
+    if (w == 16) return go_dot_f16_lanes64(n, x, y);
+    const int64_t np = n & ~(int64_t)31;
+    double sum = (double)go_lanes32_body(np, x, y);
+    for (int64_t i = np; i < n; i++) sum += (double)(x[i] * y[i]);
+    return (float)sum;
+}
+
+/* tinyBLAS<w>: one w-lane accumulator (n % w == 0), then hsum (reduce16 / reduce8) */
+static inline float go_dot_blas_w(int w, int64_t n, const float *x, const float *y) {
+    if (w == 16) return go_dot_lanes16(n, x, y);
+    float a[8] = {0};
+    for (int64_t i = 0; i < n; i += 8)
+        for (int l = 0; l < 8; l++) a[l] = fmaf(x[i + l], y[i + l], a[l]);
+    return go_reduce8(a);
+}
+
 /* ggml_v_expf (AVX-512 build), one lane */
 static inline float go_v_expf(float x) {
     const float r = 0x1.8p23f;
@@ -115,6 +184,43 @@ static inline float go_v_expf(float x) {
 /* ggml_v_silu: x / (1 + v_expf(0 - x)) */
 static inline float go_v_silu(float x) {
     return x / (1.0f + go_v_expf(0.0f - x));
+}
+
+static inline float go_from_bits(uint32_t b) {
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+/* ggml_v_expf (AVX2 build, vec.h's __m256 form), one lane: the same reduction and polynomial
+ * but j leaves out the leading 1 and 2^n comes from z's bits, so the result is fma(j, k, k);
+ * |n| > 126 takes the two-factor scaling (s1, s2), |n| > 192 gives s1 * s1 (0 or infinity). */
+static inline float go_v_expf8(float x) {
+    const float r = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, r);
+    const float n = z - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    uint32_t zb;
+    memcpy(&zb, &z, 4);
+    const uint32_t e = zb << 23;
+    const float k = go_from_bits(e + 0x3f800000u);
+    const float u = b * b;
+    const float j = fmaf(
+        fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+        u, 0x1.ffffecp-1f * b);
+    if (!(fabsf(n) > 126.0f)) return fmaf(j, k, k);
+    const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;
+    const float s1 = go_from_bits(g + 0x7f000000u), s2 = go_from_bits(e - g);
+    if (fabsf(n) > 192.0f) return s1 * s1;
+    return fmaf(s2, j, s2) * s1;
+}
+
+/* ggml_v_expf / ggml_v_silu of a build with w float lanes */
+static inline float go_v_expf_w(int w, float x) {
+    return w == 16 ? go_v_expf(x) : go_v_expf8(x);
+}
+static inline float go_v_silu_w(int w, float x) {
+    return x / (1.0f + go_v_expf_w(w, 0.0f - x));
 }
 
 #endif

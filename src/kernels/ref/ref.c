@@ -14,13 +14,15 @@
  *         TQ1_0/TQ2_0 x Q8_K and Q8_0 x Q8_0 = ggml_vec_dot_*_generic (int block sums, float
  *         total; the per-block multiply-add is fused, as GCC contracts it in ggml's build);
  *   legacy Q4_0/Q4_1/Q5_0/Q5_1 (Q8_0/Q8_1 activations) and repacked Q4_0: legacy_ref.c;
- * F32/F16/BF16 accumulate float products in double (ggml's scalar path); I2_S x I8 =
+ * F32/F16/BF16 sum in the lane orders of the numerics table in use (ref/ggml_order.h,
+ * kernels.h: ggml_vec_dot_* and tinyBLAS of the AVX-512 or the AVX2 build); I2_S x I8 =
  * sum((code-1)*q) / s (bitnet.cpp's (sum(code*q) - sum(q)) / s). Used by tests as the oracle and by
  * trit_kernels_best() when no optimized set applies. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void ref_quantize_q8_0(const float *x, block_q8_0 *y, int64_t n) {
@@ -83,7 +85,26 @@ static void ref_quantize_act(uint32_t wtype, const float *x, void *dst, int64_t 
  * activation index k has (k % 32) / 4 == L (one 32-bit lane of a 256-bit maddubs/madd), the
  * ternary +1 offset removed with bsums[2L] + bsums[2L + 1], then acc[L] = fma(lane, d, acc[L]);
  * the total is reduce8 (hsum_float_8). */
+/* The arm64 table's TQ2_0 x Q8_K (ggml's NEON + dotprod build): the block's whole integer sum
+ * (codes 0..2 times the activations, minus the block sums), then one float accumulator,
+ * sumf += d * (float)isum block after block, contracted to an fma by GCC. */
+float trit_ref_dot_tq2_0_one_acc(int64_t n, const block_tq2_0 *x, const block_q8_K *y) {
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int32_t isum = 0;
+        for (int j = 0; j < QK_K / 4; j += 32)
+            for (int l = 0; l < 4; l++)
+                for (int p = 0; p < 32; p++)
+                    isum += y[i].qs[j * 4 + l * 32 + p] * ((x[i].qs[j + p] >> (l * 2)) & 3);
+        for (int b = 0; b < QK_K / 16; b++) isum -= y[i].bsums[b];
+        const float d = trit_fp16_to_fp32(x[i].d) * y[i].d;
+        sumf = fmaf(d, (float)isum, sumf);
+    }
+    return sumf;
+}
+
 static float ref_dot_tq2_0(int64_t n, const block_tq2_0 *x, const block_q8_K *y) {
+    if (trit_numerics_table_get()->tq_one_acc) return trit_ref_dot_tq2_0_one_acc(n, x, y);
     float acc[8] = {0};
     for (int64_t i = 0; i < n / QK_K; i++) {
         int32_t lane[8] = {0};
@@ -165,41 +186,65 @@ static float ref_dot_i2_s(int64_t n, const uint8_t *x, const int8_t *q) {
     return (float)sumi / s;
 }
 
-/* ggml_vec_dot_f16 (lanes64) on fp16 rows, converted 64 at a time */
-static float ref_dot_f16_lanes64(int64_t n, const uint16_t *x, const uint16_t *y) {
-    float a[4][16];
-    memset(a, 0, sizeof a);
-    const int64_t np = n & ~(int64_t)63;
-    for (int64_t i = 0; i < np; i += 64)
-        for (int j = 0; j < 4; j++)
-            for (int l = 0; l < 16; l++)
-                a[j][l] = fmaf(trit_fp16_to_fp32(x[i + 16 * j + l]),
-                               trit_fp16_to_fp32(y[i + 16 * j + l]), a[j][l]);
-    double sum = (double)go_fold64(a);
-    for (int64_t i = np; i < n; i++)
-        sum += (double)(trit_fp16_to_fp32(x[i]) * trit_fp16_to_fp32(y[i]));
+/* Up to 64 elements of an F16/BF16/F32 row, from i, as floats (exact). */
+static void ref_row_f32(uint32_t wtype, const void *row, int64_t i, int64_t m, float *out) {
+    for (int64_t l = 0; l < m; l++)
+        out[l] = wtype == TRIT_F16    ? trit_fp16_to_fp32(((const uint16_t *)row)[i + l])
+                 : wtype == TRIT_BF16 ? trit_bf16_to_fp32(((const uint16_t *)row)[i + l])
+                                      : ((const float *)row)[i + l];
+}
+
+/* ggml_vec_dot_f16 on fp16 rows in the table's lanes (ref/ggml_order.h: lanes64 / lanes32) */
+static float ref_dot_f16(int64_t n, const uint16_t *x, const uint16_t *y) {
+    float sx[2048], sy[2048]; /* rows up to 2048 without an allocation */
+    float *xf = n <= 2048 ? sx : xmalloc(sizeof(float) * (size_t)n);
+    float *yf = n <= 2048 ? sy : xmalloc(sizeof(float) * (size_t)n);
+    ref_row_f32(TRIT_F16, x, 0, n, xf);
+    ref_row_f32(TRIT_F16, y, 0, n, yf);
+    const float r = go_dot_f16_w(trit_numerics_table_get()->lanes, n, xf, yf);
+    if (xf != sx) free(xf), free(yf);
+    return r;
+}
+
+/* tinyBLAS (lanes16 / lanes8 per table) on F32, F16 or BF16 rows, n % lanes == 0 */
+static float ref_dot_blas(uint32_t wtype, int64_t n, const void *w, const void *act) {
+    const int lanes = trit_numerics_table_get()->lanes;
+    float a[16] = {0}, x[16], y[16];
+    for (int64_t i = 0; i < n; i += lanes) {
+        ref_row_f32(wtype, w, i, lanes, x);
+        ref_row_f32(wtype, act, i, lanes, y);
+        for (int l = 0; l < lanes; l++) a[l] = fmaf(x[l], y[l], a[l]);
+    }
+    return lanes == 16 ? go_reduce16(a) : go_reduce8(a);
+}
+
+/* ggml_vec_dot_bf16. AVX-512 build: two 16-lane accumulators over steps of 32, each reduced
+ * into a double. AVX2 build: four 8-lane accumulators over steps of 32 (mul + add contracted
+ * to fma), folded (0+2) + (1+3), one hsum (reduce8) into the double. Tail in double. */
+static float ref_dot_bf16(int64_t n, const uint16_t *x, const uint16_t *y) {
+    const int lanes = trit_numerics_table_get()->lanes, na = 32 / lanes;
+    float c[4][16] = {{0}}, xf[32], yf[32];
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        ref_row_f32(TRIT_BF16, x, i, 32, xf);
+        ref_row_f32(TRIT_BF16, y, i, 32, yf);
+        for (int j = 0; j < na; j++)
+            for (int l = 0; l < lanes; l++)
+                c[j][l] = fmaf(xf[lanes * j + l], yf[lanes * j + l], c[j][l]);
+    }
+    double sum;
+    if (lanes == 16) {
+        sum = (double)go_reduce16(c[0]);
+        sum += (double)go_reduce16(c[1]);
+    } else {
+        for (int l = 0; l < 8; l++) c[0][l] = (c[0][l] + c[2][l]) + (c[1][l] + c[3][l]);
+        sum = (double)go_reduce8(c[0]);
+    }
+    for (; i < n; i++) sum += (double)(trit_bf16_to_fp32(x[i]) * trit_bf16_to_fp32(y[i]));
     return (float)sum;
 }
 
-/* tinyBLAS (lanes16) on F32, F16 or BF16 rows, n % 16 == 0 */
-static float ref_dot_lanes16(uint32_t wtype, int64_t n, const void *w, const void *act) {
-    float a[16] = {0};
-    for (int64_t i = 0; i < n; i += 16)
-        for (int l = 0; l < 16; l++) {
-            if (wtype == TRIT_F16)
-                a[l] = fmaf(trit_fp16_to_fp32(((const uint16_t *)w)[i + l]),
-                            trit_fp16_to_fp32(((const uint16_t *)act)[i + l]), a[l]);
-            else if (wtype == TRIT_BF16)
-                a[l] = fmaf(trit_bf16_to_fp32(((const uint16_t *)w)[i + l]),
-                            trit_bf16_to_fp32(((const uint16_t *)act)[i + l]), a[l]);
-            else
-                a[l] = fmaf(((const float *)w)[i + l], ((const float *)act)[i + l], a[l]);
-        }
-    return go_reduce16(a);
-}
-
 static float ref_vec_dot(uint32_t wtype, int64_t n, const void *w, const void *a) {
-    double sum = 0;
     if (trit_is_kquant(wtype)) /* Q2_K..Q6_K, repacked orders included: ref/kquants_ref.c */
         return trit_ref_dot_kquant(wtype, n, w, a);
     switch (wtype) {
@@ -219,24 +264,11 @@ static float ref_vec_dot(uint32_t wtype, int64_t n, const void *w, const void *a
     case TRIT_I2_S:
         return ref_dot_i2_s(n, w, a);
     case TRIT_F32:
-        return go_dot_f32_lanes64(n, w, a);
+        return go_dot_f32_w(trit_numerics_table_get()->lanes, n, w, a);
     case TRIT_F16:
-        return ref_dot_f16_lanes64(n, w, a);
-    case TRIT_BF16: { /* ggml_vec_dot_bf16 (AVX512F): two 16-lane fma accumulators over steps
-                       * of 32, each reduced into a double; the tail in double */
-        const uint16_t *x = w, *y = a;
-        float c[2][16] = {{0}};
-        int64_t i = 0;
-        for (; i + 32 <= n; i += 32)
-            for (int j = 0; j < 2; j++)
-                for (int l = 0; l < 16; l++)
-                    c[j][l] = fmaf(trit_bf16_to_fp32(x[i + 16 * j + l]),
-                                   trit_bf16_to_fp32(y[i + 16 * j + l]), c[j][l]);
-        sum = (double)go_reduce16(c[0]);
-        sum += (double)go_reduce16(c[1]);
-        for (; i < n; i++) sum += (double)(trit_bf16_to_fp32(x[i]) * trit_bf16_to_fp32(y[i]));
-        return (float)sum;
-    }
+        return ref_dot_f16(n, w, a);
+    case TRIT_BF16:
+        return ref_dot_bf16(n, w, a);
     default:
         return NAN;
     }
@@ -257,7 +289,7 @@ static void ref_gemm(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
         for (int64_t r = 0; r < nr; r++) {
             const char *wr = (const char *)w + r * row_bytes;
             out[t * ldo + r] = wtype == TRIT_F32 || wtype == TRIT_F16 || wtype == TRIT_BF16
-                                   ? ref_dot_lanes16(wtype, n, wr, a)
+                                   ? ref_dot_blas(wtype, n, wr, a)
                                    : ref_vec_dot(wtype, n, wr, a);
         }
     }

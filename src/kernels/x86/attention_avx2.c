@@ -6,7 +6,9 @@
  * trit_attention unchanged. Per row the orders are ops.c's: each K.Q dot is the sequential fma
  * chain over head_dim (here lane j of a vector runs key j's chain over a transposed K tile);
  * the tile max in key order; go_v_expf per key (v_expf8 below, equal lane for lane); the tile
- * sum as four go_reduce16 sums added in double; V accumulated per element in key order (the
+ * sum as four go_reduce16 sums added in double (under the avx2 numerics table: go_v_expf8 per
+ * key by v_expf8_b and eight go_reduce8 sums, as the AVX2 build's ggml_vec_soft_max_f32);
+ * V accumulated per element in key order (the
  * vector fmas are elementwise). Compiled with -mavx2 -mfma -mf16c; only reached through the
  * AVX2 kernel set, after kernels.c has checked the CPU. */
 #include "kernels/kernels.h"
@@ -64,6 +66,42 @@ INL __m256 v_expf8(__m256 x) {
 
 void trit_v_expf8_avx2(const float *x, float *y) {
     _mm256_storeu_ps(y, v_expf8(_mm256_loadu_ps(x)));
+}
+
+/* go_v_expf8 (the AVX2 build's ggml_v_expf, ref/ggml_order.h) on 8 lanes: its statements as
+ * vectors. Lanes with |n| <= 126 give fma(j, k, k) whatever the other lanes are, so the
+ * two-factor path runs (for all lanes, each then picked by its own |n|) only when some lane
+ * needs it. */
+INL __m256 v_expf8_b(__m256 x) {
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+    const __m256 n = _mm256_sub_ps(z, r);
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+    const __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_set1_epi32(0x3f800000)));
+    const __m256 abs_n = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+    const __m256 c = _mm256_cmp_ps(abs_n, _mm256_set1_ps(126.0f), _CMP_GT_OQ);
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(
+            _mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+            _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
+    const __m256 plain = _mm256_fmadd_ps(j, k, k);
+    if (!_mm256_movemask_ps(c)) return plain;
+    const __m256i g =
+        _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
+                         _mm256_set1_epi32((int)0x82000000u));
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f000000)));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+    const __m256 d = _mm256_cmp_ps(abs_n, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m256 scaled = _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1);
+    return _mm256_blendv_ps(_mm256_blendv_ps(plain, scaled, c), _mm256_mul_ps(s1, s1), d);
+}
+
+void trit_v_expf8b_avx2(const float *x, float *y) {
+    _mm256_storeu_ps(y, v_expf8_b(_mm256_loadu_ps(x)));
 }
 
 /* 8 elements of a K or V row (fp16 or f32) as floats; fp16 -> f32 is exact (= h2f). */
@@ -175,6 +213,14 @@ static void softmax_tile(float *kq, int nt, float scale, float *M, float *S, flo
     *M = Mnew;
     const __m256 vm = _mm256_set1_ps(Mnew);
     double sum = 0.0;
+    if (trit_numerics_table_get()->lanes == 8) { /* the AVX2 build: its v_expf, 8-lane sums */
+        for (int g = 0; g < ATT_TILE; g += 8) {
+            _mm256_storeu_ps(kq + g, v_expf8_b(_mm256_sub_ps(_mm256_loadu_ps(kq + g), vm)));
+            sum += (double)go_reduce8(kq + g);
+        }
+        *S = (float)((double)*S + sum);
+        return;
+    }
     for (int g = 0; g < ATT_TILE; g += 16) {
         _mm256_storeu_ps(kq + g, v_expf8(_mm256_sub_ps(_mm256_loadu_ps(kq + g), vm)));
         _mm256_storeu_ps(kq + g + 8, v_expf8(_mm256_sub_ps(_mm256_loadu_ps(kq + g + 8), vm)));

@@ -1,10 +1,12 @@
 /* kernels/x86 AVX2 (+FMA, F16C) — optimized activation quantizers and dot products.
  *
  * Contract: same results as kernels/ref (ref.c), bit for bit: integer block sums, and float
- * totals in the reference ggml's lane orders (ref/ggml_order.h). Q8_K and Q8_0 activations are
- * quantized as ggml's x86 quantizers (Q8_0: id = 127/amax, round half to even), like the ref.
- * The legacy 32-weight types are in legacy_avx2.c. * Types without a fast path here use the ref
- * kernels. Compiled with -mavx2 -mfma -mf16c; only reached after kernels.c has checked the CPU. */
+ * totals in the reference ggml's lane orders (ref/ggml_order.h) of the numerics table in use
+ * (kernels.h: F32/F16 dots and tinyBLAS in the AVX-512 build's 16 lanes or the AVX2 build's 8).
+ * Q8_K and Q8_0 activations are quantized as ggml's x86 quantizers (Q8_0: id = 127/amax, round half
+ * to even), like the ref. The legacy 32-weight types are in legacy_avx2.c. * Types without a fast
+ * path here use the ref kernels. Compiled with -mavx2 -mfma -mf16c; only reached after kernels.c
+ * has checked the CPU. */
 #include "kernels/kernels.h"
 #include "kernels/ref/ggml_order.h"
 #include "kernels/x86/hsum_avx2.h"
@@ -553,12 +555,68 @@ lanes64_block(const bool h, const int R, const int T, int64_t n, const char *w, 
                              (const char *)a + (size_t)(t * lda) * es, a_f32);
 }
 
+/* lanes32 (the AVX2 build's ggml_vec_dot_f32 / f16, ref/ggml_order.h): four 8-lane
+ * accumulators over steps of 32, folded (0+2) + (1+3), GGML_F32x8_REDUCE's hadd, then the n % 32
+ * tail (F16: products in double; F32: go_f32_tail8). y_f32: y is F16 activations converted. */
+static inline float dot_lanes32(bool h, int64_t n, const void *xv, const void *yv, bool y_f32) {
+    const float *xf = xv, *yf = yv;
+    const uint16_t *xh = xv, *yh = yv;
+    __m256 a[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) a[j] = _mm256_setzero_ps();
+    const int64_t np = n & ~(int64_t)31;
+    for (int64_t i = 0; i < np; i += 32) {
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const int64_t o = i + 8 * j;
+            const __m256 x8 = h ? ld_f16(xh + o) : _mm256_loadu_ps(xf + o);
+            const __m256 y8 = h && !y_f32 ? ld_f16(yh + o) : _mm256_loadu_ps(yf + o);
+            a[j] = _mm256_fmadd_ps(x8, y8, a[j]);
+        }
+    }
+    const __m256 f = _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[1], a[3]));
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
+    t = _mm_hadd_ps(t, t);
+    const float v = _mm_cvtss_f32(_mm_hadd_ps(t, t));
+    if (!h) return go_f32_tail8(v, np, n, xf, yf);
+    double sum = v;
+    for (int64_t i = np; i < n; i++)
+        sum += (double)(_cvtsh_ss(xh[i]) * (y_f32 ? yf[i] : _cvtsh_ss(yh[i])));
+    return (float)sum;
+}
+
+/* The table's lanes: 8 is the AVX2 build (lanes32 / lanes8), 16 the AVX-512 one. */
+static inline bool avx2_build(void) {
+    return trit_numerics_table_get()->lanes == 8;
+}
+
 static float dot_f32(int64_t n, const float *x, const float *y) {
-    return dot_lanes64(false, n, x, y);
+    return avx2_build() ? dot_lanes32(false, n, x, y, false) : dot_lanes64(false, n, x, y);
 }
 
 static float dot_f16(int64_t n, const uint16_t *x, const uint16_t *y) {
-    return dot_lanes64(true, n, x, y);
+    return avx2_build() ? dot_lanes32(true, n, x, y, false) : dot_lanes64(true, n, x, y);
+}
+
+/* lanes8 (the AVX2 build's tinyBLAS<8>): one 8-lane fma accumulator per row, hsum8; R rows
+ * share the activation loads. n % 8 == 0. */
+static inline void rows_lanes8(bool h, const int R, int64_t n, const char *w, size_t rb,
+                               const void *act, float *out) {
+    __m256 a[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) a[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256 av =
+            h ? ld_f16((const uint16_t *)act + i) : _mm256_loadu_ps((const float *)act + i);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256 wv = h ? ld_f16((const uint16_t *)(w + r * rb) + i)
+                                : _mm256_loadu_ps((const float *)(w + r * rb) + i);
+            a[r] = _mm256_fmadd_ps(wv, av, a[r]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) out[r] = hsum8(a[r]);
 }
 
 /* lanes16 (tinyBLAS): one 16-lane fma accumulator per row; R rows share the activation loads.
@@ -633,7 +691,7 @@ static void vec_dot_rows_avx2(uint32_t wtype, int64_t n, const void *w, size_t r
                                         (const void *)(wp + (r + 1) * row_bytes)};
             dot_tq1_0_rows(2, n, xs, act, &out[r]);
         }
-    if (wtype == TRIT_F16 || wtype == TRIT_F32) { /* rows in threes, a last pair together */
+    if ((wtype == TRIT_F16 || wtype == TRIT_F32) && !avx2_build()) { /* rows in threes, a pair */
         const bool h = wtype == TRIT_F16;
         for (; r + 3 <= nr; r += 3)
             lanes64_block(h, 3, 1, n, wp + r * row_bytes, row_bytes, act, 0, false, &out[r], 0);
@@ -673,6 +731,15 @@ static void gemm_avx2(uint32_t wtype, int64_t n, const void *w, size_t row_bytes
             continue;
         }
         int64_t r = 0;
+        if (avx2_build()) {
+            for (; r + 4 <= nr; r += 4)
+                rows_lanes8(h, 4, n, (const char *)w + r * row_bytes, row_bytes, a,
+                            out + t * ldo + r);
+            for (; r < nr; r++)
+                rows_lanes8(h, 1, n, (const char *)w + r * row_bytes, row_bytes, a,
+                            out + t * ldo + r);
+            continue;
+        }
         for (; r + 4 <= nr; r += 4)
             rows_lanes16(h, 4, n, (const char *)w + r * row_bytes, row_bytes, a, out + t * ldo + r);
         for (; r < nr; r++)
@@ -719,6 +786,13 @@ static void vec_dot_tile_avx2(uint32_t wtype, int64_t n, const void *w, size_t r
     const bool h = wtype == TRIT_F16;
     const float *a = h ? trit_x86_acts_f32(n, act, act_bytes, nt) : act;
     const int64_t lda = h ? n : (int64_t)(act_bytes / sizeof(float));
+    if (avx2_build()) { /* lanes32 per (row, token) */
+        for (int64_t r = 0; r < nr; r++)
+            for (int64_t t = 0; t < nt; t++)
+                out[t * ldo + r] =
+                    dot_lanes32(h, n, (const char *)w + r * row_bytes, a + t * lda, true);
+        return;
+    }
     for (int64_t r = 0; r < nr; r++)
         for (int64_t t = 0; t < nt; t += 3) {
             const char *wr = (const char *)w + r * row_bytes;

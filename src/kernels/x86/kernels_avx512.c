@@ -559,8 +559,17 @@ static void f16_rows_any(int64_t n, const char *w, size_t rb, int64_t nr, const 
     for (; r < nr; r++) f16_rows(1, n, w + r * rb, rb, a, out + r);
 }
 
+/* Whether a float type's order is another build's (the avx2 numerics table in use, e.g. a test
+ * or TRIT_KERNELS=avx2 with this set around): the avx2 set's kernels compute it. The
+ * integer-exact types sum alike in both builds and stay here. */
+static inline bool other_build(uint32_t wtype) {
+    return (wtype == TRIT_F32 || wtype == TRIT_F16 || wtype == TRIT_BF16) &&
+           trit_numerics_table_get()->lanes != 16;
+}
+
 static float vec_dot_avx512(uint32_t wtype, int64_t n, const void *w, const void *a) {
     float r;
+    if (other_build(wtype)) return trit_kernels_avx2_impl.vec_dot(wtype, n, w, a);
     tile_fn f = tile_for(wtype);
     if (f) {
         f(1, 1, n, w, 0, a, 0, &r, 1);
@@ -581,6 +590,10 @@ static float vec_dot_avx512(uint32_t wtype, int64_t n, const void *w, const void
 static void vec_dot_rows_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
                                 int64_t nr, const void *act, float *out) {
     const char *wp = w;
+    if (other_build(wtype)) {
+        trit_kernels_avx2_impl.vec_dot_rows(wtype, n, w, row_bytes, nr, act, out);
+        return;
+    }
     tile_fn f = tile_for(wtype);
     if (f) {
         tiles(f, n, wp, row_bytes, nr, act, 0, 1, out, 0, 1);
@@ -601,6 +614,10 @@ static void gemm_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_byt
                         const void *act, size_t act_bytes, int64_t nt, float *out, int64_t ldo) {
     if (trit_is_legacy_wtype(wtype)) { /* x86/legacy_avx2.c: blocks unpacked once per tile */
         trit_avx2_gemm_legacy(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
+        return;
+    }
+    if (other_build(wtype)) {
+        trit_kernels_avx2_impl.gemm(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
         return;
     }
     tile_fn f = tile_for(wtype);
@@ -638,7 +655,10 @@ static void gemm_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_byt
 static void vec_dot_tile_avx512(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
                                 int64_t nr, const void *act, size_t act_bytes, int64_t nt,
                                 float *out, int64_t ldo) {
-    if (wtype == TRIT_F16 || wtype == TRIT_F32) {
+    if (other_build(wtype)) {
+        trit_kernels_avx2_impl.vec_dot_tile(wtype, n, w, row_bytes, nr, act, act_bytes, nt, out,
+                                            ldo);
+    } else if (wtype == TRIT_F16 || wtype == TRIT_F32) {
         lanes64_tile(wtype == TRIT_F16, n, w, row_bytes, nr, act, act_bytes, nt, out, ldo);
     } else if (wtype == TRIT_BF16) {
         for (int64_t t = 0; t < nt; t++)
@@ -938,6 +958,11 @@ static void att512_run(trit_pool *pool, trit_pool_fn worker, bool tiled, const f
 void trit_attention_avx512(trit_pool *pool, const float *q, const void *kc, const void *vc,
                            uint32_t kv_type, int n_ctx, int n_head, int n_head_kv, int head_dim,
                            int pos0, int n_tok, float scale, float *out) {
+    if (trit_numerics_table_get()->lanes != 16) { /* another build's orders: the avx2 set's */
+        trit_attention_avx2(pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim, pos0,
+                            n_tok, scale, out);
+        return;
+    }
     if (head_dim % 64 || head_dim > 1024 || (kv_type != TRIT_F16 && kv_type != TRIT_F32) ||
         n_head_kv <= 0 || n_head % n_head_kv) {
         trit_attention(pool, q, kc, vc, kv_type, n_ctx, n_head, n_head_kv, head_dim, pos0, n_tok,
