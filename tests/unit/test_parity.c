@@ -434,7 +434,16 @@ Test(stats, fifty_thousand_rounds_fast, .timeout = 60) {
     cr_assert_eq(st.bucket[TRIT_BUCKET_NOMATCH], 5000);
     cr_assert_float_eq(st.exact_rate, 0.9, 1e-9);
     cr_log_info("stats over 50000 rounds (%.0f MB): %.3f s", 50000 * 1.6e-3, dt);
-    cr_assert_lt(dt, 1.0, "stats took %.3f s", dt);
+    /* the claim (under a second) is the release build's on the CPU at hand; a sanitizer build
+     * runs several times slower, and an emulator (scripts/test-arm64) sets
+     * TRIT_TEST_TIME_SCALE for its own slowdown */
+    double budget = 1.0;
+#if defined(__SANITIZE_ADDRESS__)
+    budget *= 5;
+#endif
+    const char *scale = getenv("TRIT_TEST_TIME_SCALE");
+    if (scale && atof(scale) > 0) budget *= atof(scale);
+    cr_assert_lt(dt, budget, "stats took %.3f s (budget %.1f s)", dt, budget);
     scanner_vs_jansson(path);
     unlink(path);
 }
