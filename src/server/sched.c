@@ -458,6 +458,17 @@ static char *final_json(slot *sl, const char *finish) {
     return trit_http_dumps(o, sl->jmark);
 }
 
+/* A slot's job is answered: the slot counts free again (admit counted it busy when it took
+ * the job), waiters on the queue hear of it, and the connection's reference is dropped. */
+static void slot_given_back(server *s, job *j) {
+    pthread_mutex_lock(&s->qmu);
+    assert(s->busy > 0);
+    s->busy--;
+    pthread_cond_broadcast(&s->qcv);
+    pthread_mutex_unlock(&s->qmu);
+    srv_job_release(j);
+}
+
 /* End the slot's request: finish is "stop"/"length", or NULL when cancelled; e when failed.
  * Sends the last SSE events or the JSON body, records metrics, frees the slot. */
 static void slot_finish(slot *sl, const char *finish, const srv_error *fail) {
@@ -511,12 +522,7 @@ static void slot_finish(slot *sl, const char *finish, const srv_error *fail) {
         job_finish(j, 200, body);
     }
     slot_clear(sl);
-    pthread_mutex_lock(&s->qmu);
-    assert(s->busy > 0); /* admit counted this slot busy */
-    s->busy--;
-    pthread_cond_broadcast(&s->qcv);
-    pthread_mutex_unlock(&s->qmu);
-    srv_job_release(j);
+    slot_given_back(s, j);
 }
 
 /* Consume the logits rows of the slot's last step: row r follows feed[r] at pos + r. Emit
@@ -652,12 +658,7 @@ static void slot_take(server *s, slot *sl, job *j) {
         return;
     }
     job_fail(j, &e);
-    pthread_mutex_lock(&s->qmu);
-    assert(s->busy > 0); /* admit counted this slot busy */
-    s->busy--;
-    pthread_cond_broadcast(&s->qcv);
-    pthread_mutex_unlock(&s->qmu);
-    srv_job_release(j);
+    slot_given_back(s, j);
 }
 
 /* Between steps: move queued jobs into free slots. Returns the number of busy slots; waits
