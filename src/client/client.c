@@ -900,9 +900,13 @@ static char *server_key(const char *url) {
 bool trit_identity_same_server(const json_t *a, const json_t *b) {
     const char *ia = ident_str(a, "instance"), *ib = ident_str(b, "instance");
     if (ia && ib && *ia && !strcmp(ia, ib)) return true;
-    const char *ua = ident_str(a, "url"), *ub = ident_str(b, "url");
-    if (!ua || !ub || !*ua || !*ub) return false;
-    char *ka = server_key(ua), *kb = server_key(ub);
+    return trit_same_server_url(ident_str(a, "url"), ident_str(b, "url"));
+}
+
+/* Two addresses compared by their server keys; an unknown address is never "the same". */
+bool trit_same_server_url(const char *a, const char *b) {
+    if (!a || !b || !*a || !*b) return false;
+    char *ka = server_key(a), *kb = server_key(b);
     bool same = !strcmp(ka, kb);
     free(ka);
     free(kb);

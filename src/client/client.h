@@ -166,6 +166,9 @@ void trit_identity_digest(const json_t *ident, char out[17]);
  * equal "url" (compared after normalizing scheme and host case, a trailing '/', a "/v1"
  * suffix, the scheme's default port, credentials, and localhost / [::1] as 127.0.0.1). */
 bool trit_identity_same_server(const json_t *a, const json_t *b);
+/* The URL half of that rule alone, for evidence that names servers only by URL: true when
+ * both are non-empty and reach one listening socket by the normalization above. */
+bool trit_same_server_url(const char *a, const char *b);
 
 /* ---- API keys ---- */
 /* The API key a command uses: read from file when file is non-NULL (a regular file of at

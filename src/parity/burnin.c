@@ -676,16 +676,6 @@ static int start_idents(burnin *b, trit_err *err) {
     return rc;
 }
 
-/* Two URLs that name one server, by the identity module's one rule (host case, default port,
- * a trailing '/' or "/v1", localhost and 127.0.0.1 are the same). */
-static bool same_url(const char *a, const char *b) {
-    json_t *ia = json_pack("{s:s}", "url", a), *ib = json_pack("{s:s}", "url", b);
-    const bool same = trit_identity_same_server(ia, ib);
-    json_decref(ia);
-    json_decref(ib);
-    return same;
-}
-
 /* Rounds until the target, a signal, a spike or an error, --concurrency lanes at once. */
 static trit_burnin_status burnin_loop(burnin *b, trit_err *err) {
     const trit_burnin_opts *o = b->o;
@@ -736,7 +726,7 @@ trit_burnin_status trit_burnin_run(const trit_burnin_opts *o, trit_err *err) {
         return trit_fail(err, TRIT_EINVAL, "concurrency must be 1..%d, got %d",
                          TRIT_BURNIN_MAX_CONCURRENCY, o->concurrency),
                TRIT_BURNIN_ERROR;
-    if (same_url(o->gen1_url, o->gen2_url))
+    if (trit_same_server_url(o->gen1_url, o->gen2_url))
         return trit_fail(err, TRIT_EINVAL,
                          "--v1 %s and --v2 %s are the same server: a server compared with itself "
                          "proves nothing",

@@ -659,9 +659,7 @@ static int prov_cb(void *user, const trit_ledger_rec *r, const char *line, size_
     if (r->url_gen1.p) url_norm(r->url_gen1.p, r->url_gen1.n, u1, sizeof u1);
     if (r->url_gen2.p) url_norm(r->url_gen2.p, r->url_gen2.n, u2, sizeof u2);
     if (strcmp(u1, c->last_u1) || strcmp(u2, c->last_u2)) {
-        json_t *a = json_pack("{s:s}", "url", u1), *b = json_pack("{s:s}", "url", u2);
-        c->last_same = u1[0] && trit_identity_same_server(a, b);
-        json_decref(a), json_decref(b);
+        c->last_same = trit_same_server_url(u1, u2);
         snprintf(c->last_u1, sizeof c->last_u1, "%s", u1);
         snprintf(c->last_u2, sizeof c->last_u2, "%s", u2);
     }
