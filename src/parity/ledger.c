@@ -531,6 +531,18 @@ static void string_field(trit_ledger_rec *r, const char *k, size_t kn, const cha
         r->time = v;
 }
 
+/* A member's `"key" :` and the blanks after it, leaving c at the value; -1 when it is not
+ * there (both the record and a side object read their members through it). */
+static int member_key(cur *c, const char **k, size_t *kn) {
+    ws(c);
+    if (str(c, k, kn)) return -1;
+    ws(c);
+    if (c->p >= c->e || *c->p != ':') return -1;
+    c->p++;
+    ws(c);
+    return 0;
+}
+
 /* A side object {"url":..,"model":..} ("v1", "v2"): its url kept, the rest skipped. c is at
  * its '{'; -1 when it is not a well-formed object. */
 static int side_object(cur *c, trit_ledger_str *url) {
@@ -543,12 +555,7 @@ static int side_object(cur *c, trit_ledger_str *url) {
     for (;;) {
         const char *k, *s;
         size_t kn, sn;
-        ws(c);
-        if (str(c, &k, &kn)) return -1;
-        ws(c);
-        if (c->p >= c->e || *c->p != ':') return -1;
-        c->p++;
-        ws(c);
+        if (member_key(c, &k, &kn)) return -1;
         if (c->p < c->e && *c->p == '"') {
             if (str(c, &s, &sn)) return -1;
             if (key_is(k, kn, "url")) *url = (trit_ledger_str){s, sn};
@@ -600,12 +607,7 @@ static void number_field(trit_ledger_rec *r, const char *k, size_t kn, double v)
 static int member(cur *c, trit_ledger_rec *r) {
     const char *k, *s;
     size_t kn, sn;
-    ws(c);
-    if (str(c, &k, &kn)) return -1;
-    ws(c);
-    if (c->p >= c->e || *c->p != ':') return -1;
-    c->p++;
-    ws(c);
+    if (member_key(c, &k, &kn)) return -1;
     if (c->p >= c->e) return -1;
     if (*c->p == '"') {
         if (str(c, &s, &sn)) return -1;
