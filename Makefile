@@ -48,6 +48,11 @@ $(shell mkdir -p $(B)/gen && printf '\043define TRIT_COMMIT "%s"\n' '$(TRIT_COMM
   cmp -s - $(B)/gen/trit_commit.h || \
   printf '\043define TRIT_COMMIT "%s"\n' '$(TRIT_COMMIT)' >$(B)/gen/trit_commit.h)
 CFLAGS  += -I$(B)/gen
+# Page assets (src/<module>/www/*: HTML, JS, CSS) compiled into the binary: scripts/embed makes
+# $(B)/gen/<module>/www/<file>.h, included as "<module>/www/<file>.h". Objects wait for them
+# (order-only: -MMD then records which object includes which asset).
+WWW_SRC := $(wildcard src/*/www/*)
+WWW_GEN := $(WWW_SRC:src/%=$(B)/gen/%.h)
 LIB_SRC := $(filter-out src/cli/% $(ARCH_EXCLUDE),$(wildcard src/*/*.c src/*/*/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
@@ -63,6 +68,11 @@ $(B)/%.o: %.c
 	$(CC) $(CFLAGS) $(if $(findstring _avx512,$<),$(AVX512),$(if $(findstring _avx2,$<),$(AVX2))) \
 	  $(if $(findstring _neon,$<),$(NEON)) \
 	  $(if $(findstring src/backends/,$<),$(LLAMA_CFLAGS)) -c $< -o $@
+
+$(B)/gen/%.h: src/% scripts/embed
+	@scripts/embed $< $@
+
+$(LIB_OBJ) $(CLI_OBJ): | $(WWW_GEN)
 
 $(B)/libtrit.a: $(LIB_OBJ)
 	@rm -f $@

@@ -23,6 +23,12 @@
  *    failure becomes a 500, never a 200 with partial data; trit_http_error_body never fails
  *    (a fixed body when memory is short). trit_http_json_fault makes every Nth jansson
  *    allocation fail: a testing aid (`trit serve --fault json-alloc=N`).
+ *  - Pages (trit_http_send_asset): a page is a few assets compiled into the binary
+ *    (the files under src/<module>/www/, turned into headers by scripts/embed at build time: no file beside
+ *    the binary, no CDN, no external font) and served with a strict Content-Security-Policy
+ *    (own origin only; no inline script or style, so a page keeps its script in a .js asset),
+ *    nosniff, no framing, no referrer, no caching. A page gets no more rights than the route
+ *    it is on: the server's Host/Origin checks apply before an asset is sent.
  *  - Daemon (trit_http_start / trit_http_stop): libmicrohttpd, a thread per connection, the
  *    guard attached; the caller's handler and completion callbacks get its own cls.
  * Depends on base, client (the one constant-time API-key comparison), libmicrohttpd, jansson. */
@@ -89,6 +95,20 @@ enum MHD_Result trit_http_preflight(struct MHD_Connection *c, const char *cors);
 /* ---- SSE ---- */
 /* One server-sent event: "data: <data>\n\n" appended to out. */
 void trit_http_sse_event(trit_buf *out, const char *data);
+
+/* ---- pages ---- */
+typedef struct trit_http_asset {
+    const char *path;          /* the URL path it answers ("/", "/chat.js") */
+    const char *ctype;         /* "text/html; charset=utf-8", "text/javascript; charset=utf-8" */
+    const unsigned char *data; /* static storage (an embedded www_* array) */
+    size_t len;
+} trit_http_asset;
+/* The entry of tab[0..n) whose path is url, or NULL. */
+const trit_http_asset *trit_http_asset_find(const trit_http_asset *tab, size_t n, const char *url);
+/* The page headers (CSP, nosniff, no framing, no referrer, no-store) on r. */
+void trit_http_page_headers(struct MHD_Response *r);
+/* 200 with the asset's bytes (sent in place), its Content-Type and the page headers. */
+enum MHD_Result trit_http_send_asset(struct MHD_Connection *c, const trit_http_asset *a);
 
 /* ---- limits and the guard ---- */
 typedef struct trit_http_limits {

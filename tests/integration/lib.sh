@@ -84,3 +84,14 @@ start_trit_serve() {
   _pids+=($!)
   wait_http "http://127.0.0.1:$port/health" 60 || { tail -20 "$TMP/trit-serve-$port.log" >&2; fail "trit serve did not start"; }
 }
+
+# browser_test SCRIPT ARGS... — a page test (tests/browser/*.js) in headless Chromium through
+# playwright-core; scripts/setup installs both, so their absence fails the test (a page test
+# that skips on a fresh machine would prove nothing).
+browser_test() {
+  command -v node >/dev/null || fail "node not installed (scripts/setup installs it)"
+  [ -x "${TRIT_CHROMIUM:-/usr/bin/chromium}" ] || fail "chromium not installed (scripts/setup installs it)"
+  [ -f "${TRIT_CACHE:-$HOME/.cache/trit}/browser/node_modules/playwright-core/package.json" ] ||
+    fail "playwright-core missing in ${TRIT_CACHE:-$HOME/.cache/trit}/browser (run scripts/setup)"
+  node "$ROOT/tests/browser/$1" "${@:2}"
+}
