@@ -24,11 +24,11 @@
  *    (a fixed body when memory is short). trit_http_json_fault makes every Nth jansson
  *    allocation fail: a testing aid (`trit serve --fault json-alloc=N`).
  *  - Pages (trit_http_send_asset): a page is a few assets compiled into the binary
- *    (the files under src/<module>/www/, turned into headers by scripts/embed at build time: no file beside
- *    the binary, no CDN, no external font) and served with a strict Content-Security-Policy
- *    (own origin only; no inline script or style, so a page keeps its script in a .js asset),
- *    nosniff, no framing, no referrer, no caching. A page gets no more rights than the route
- *    it is on: the server's Host/Origin checks apply before an asset is sent.
+ *    (the files under src/<module>/www/, turned into headers by scripts/embed at build time: no
+ * file beside the binary, no CDN, no external font) and served with a strict
+ * Content-Security-Policy (own origin only; no inline script or style, so a page keeps its script
+ * in a .js asset), nosniff, no framing, no referrer, no caching. A page gets no more rights than
+ * the route it is on: the server's Host/Origin checks apply before an asset is sent.
  *  - Daemon (trit_http_start / trit_http_stop): libmicrohttpd, a thread per connection, the
  *    guard attached; the caller's handler and completion callbacks get its own cls.
  * Depends on base, client (the one constant-time API-key comparison), libmicrohttpd, jansson. */
