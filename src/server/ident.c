@@ -129,3 +129,13 @@ const char *srv_hash_state_name(int state) {
         return "pending";
     }
 }
+
+/* The template /props reports when the model has none and trit renders ChatML
+ * (render_chatml in server.c): the same rendering written as a Jinja template, so a client
+ * reading /props' "chat_template" sees what is used, as llama-server shows its default. */
+const char *srv_chatml_jinja(void) {
+    return "{%- for m in messages -%}"
+           "{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' -}}"
+           "{%- endfor -%}"
+           "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}";
+}

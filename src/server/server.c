@@ -8,6 +8,9 @@
 #include "http/http.h"
 #include "server/sched.h"
 #include "kernels/kernels.h"
+#include "server/www/chat.css.h"
+#include "server/www/chat.html.h"
+#include "server/www/chat.js.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,6 +39,7 @@ enum {
     R_CHAT,
     R_TOKENIZE,
     R_DETOKENIZE,
+    R_PAGE,
     R_NOTFOUND
 };
 static const struct {
@@ -54,6 +58,18 @@ static const struct {
     {"/chat/completions", "POST", "/v1/chat/completions", R_CHAT},
     {"/tokenize", "POST", "/tokenize", R_TOKENIZE},
     {"/detokenize", "POST", "/detokenize", R_DETOKENIZE},
+    {"/", "GET", "page", R_PAGE},
+    {"/chat.js", "GET", "page", R_PAGE},
+    {"/chat.css", "GET", "page", R_PAGE},
+};
+
+/* The chat page (GET /): its three files, compiled in (src/server/www, scripts/embed). Like
+ * /health they load without the API key (they hold nothing but the page); the API calls the
+ * page makes need it. Host and Origin are checked as on every route. */
+static const trit_http_asset assets[] = {
+    {"/", "text/html; charset=utf-8", www_server_chat_html, sizeof www_server_chat_html},
+    {"/chat.js", "text/javascript; charset=utf-8", www_server_chat_js, sizeof www_server_chat_js},
+    {"/chat.css", "text/css; charset=utf-8", www_server_chat_css, sizeof www_server_chat_css},
 };
 
 /* One request on a connection: its body as it arrives, and why it was refused if it was. */
@@ -487,6 +503,8 @@ static enum MHD_Result h_props(server *s, struct MHD_Connection *c, conn *cn) {
     json_object_set_new(params, "top_p", json_real(0.95));
     json_object_set_new(params, "min_p", json_real(0.05));
     json_object_set_new(params, "n_predict", json_integer(-1));
+    json_object_set_new(params, "max_tokens", json_integer(-1));
+    json_object_set_new(params, "seed", json_integer(0xFFFFFFFF)); /* llama's "random" seed */
     json_t *dgs = json_object();
     json_object_set_new(dgs, "params", params);
     json_object_set_new(dgs, "n_ctx", json_integer(s->n_ctx));
@@ -534,7 +552,10 @@ static enum MHD_Result h_props(server *s, struct MHD_Connection *c, conn *cn) {
     json_object_set_new(o, "endpoint_slots", json_false());
     json_object_set_new(o, "endpoint_props", json_false());
     json_object_set_new(o, "endpoint_metrics", json_true());
-    json_object_set_new(o, "chat_template", srv_jstr(tmpl ? tmpl : "", tmpl ? strlen(tmpl) : 0));
+    json_object_set_new(o, "ui", json_true()); /* the chat page at / */
+    const char *used = s->chat_tmpl == SRV_TMPL_CHATML ? srv_chatml_jinja() : tmpl ? tmpl : "";
+    json_object_set_new(o, "chat_template", srv_jstr(used, strlen(used)));
+    json_object_set_new(o, "chat_template_name", json_string(tmpl_name ? tmpl_name : ""));
     json_object_set_new(o, "bos_token", srv_jstr(bos.p ? bos.p : "", bos.len));
     json_object_set_new(o, "eos_token", srv_jstr(eos.p ? eos.p : "", eos.len));
     json_object_set_new(o, "build_info", json_string(s->build));
@@ -592,12 +613,13 @@ static enum MHD_Result intake_headers(server *s, struct MHD_Connection *c, conn 
         srv_fail(&e, 404, NULL, NULL, "not_found", "no route for %s %s", method, url);
         return send_error(s, c, cn, route, &e);
     }
-    if (strcmp(method, want) != 0 && !(id == R_HEALTH && !strcmp(method, "HEAD"))) {
+    const bool head_ok = id == R_HEALTH || id == R_PAGE; /* GET routes that allow HEAD */
+    if (strcmp(method, want) != 0 && !(head_ok && !strcmp(method, "HEAD"))) {
         srv_fail(&e, 405, NULL, NULL, "method_not_allowed", "%s does not allow %s (use %s)", url,
                  method, want);
-        return send_error_allow(s, c, cn, route, &e, want);
+        return send_error_allow(s, c, cn, route, &e, head_ok ? "GET, HEAD" : want);
     }
-    if (trit_http_check_entry(c, &s->in, id != R_HEALTH, &rf))
+    if (trit_http_check_entry(c, &s->in, id != R_HEALTH && id != R_PAGE, &rf))
         return send_refusal(s, c, cn, route, &rf);
     return MHD_YES;
 }
@@ -617,9 +639,21 @@ static void intake_body(server *s, struct MHD_Connection *c, conn *cn, const cha
         trit_buf_append(&cn->body, upload, n);
 }
 
+/* GET / and the page's files: the asset, with the page headers (a strict CSP). */
+static enum MHD_Result h_page(server *s, struct MHD_Connection *c, conn *cn, const char *url) {
+    const trit_http_asset *a = trit_http_asset_find(assets, TRIT_ARRAY_LEN(assets), url);
+    if (!a) { /* the route table and the asset table disagree: a defect, said as one */
+        srv_error e = {0};
+        srv_fail(&e, 404, NULL, NULL, "not_found", "no page at %s", url);
+        return send_error(s, c, cn, "page", &e);
+    }
+    srv_metrics_request(s->metrics, "page", 200, trit_now_s() - cn->t0);
+    return trit_http_send_asset(c, a);
+}
+
 /* Intake step 3, route: a refused body's answer, else the route's handler. */
 static enum MHD_Result intake_route(server *s, struct MHD_Connection *c, conn *cn, int id,
-                                    const char *route) {
+                                    const char *route, const char *url) {
     srv_error e = {0};
     if (cn->refused == TRIT_HTTP_BODY_TOO_BIG) {
         srv_fail(&e, 413, NULL, NULL, "body_too_large", "request body exceeds %zu bytes",
@@ -652,6 +686,8 @@ static enum MHD_Result intake_route(server *s, struct MHD_Connection *c, conn *c
         return h_generate(s, c, cn, SRV_CHAT, route);
     case R_TOKENIZE:
         return h_tokenize(s, c, cn);
+    case R_PAGE:
+        return h_page(s, c, cn, url);
     default:
         return h_detokenize(s, c, cn);
     }
@@ -679,7 +715,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (!cn->body_done) trit_http_body_done(s->hd.guard, c);
     cn->body_done = true;
-    return intake_route(s, c, cn, id, route);
+    return intake_route(s, c, cn, id, route, url);
 }
 
 /* The request is over: its body leaves http's budgets, its state is freed. */

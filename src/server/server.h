@@ -49,7 +49,13 @@
  *    reply and stream chunk carries system_fingerprint "trit-<version>+<commit>-<kernels>-
  *    <numerics>". The sha256 is computed on a background thread (startup does not wait; it
  *    reads the file once) and is "" with model_sha256_state "pending" until done. /props
- *    needs the API key when one is set, like every route but /health (and llama-server).
+ *    needs the API key when one is set, like every route but /health and the page (and
+ *    llama-server). /props' "chat_template" is the template in use (ChatML as Jinja when the
+ *    model has none), "chat_template_name" its name, "ui" true.
+ *  - The chat page (GET/HEAD /, /chat.js, /chat.css; src/server/www, embedded at build time):
+ *    loads without the key, like llama-server's; the API calls it makes need it (the page
+ *    asks for it and keeps it in memory only). Host/Origin checks apply as everywhere; the
+ *    files go out with http's page headers (a strict CSP: no inline script or style).
  * Depends on engine, kernels (the set's name), gguf (tensor sizes), tokenizer, model, base. */
 #ifndef TRIT_SERVER_H
 #define TRIT_SERVER_H
@@ -155,6 +161,8 @@ void srv_metrics_render(srv_metrics *m, int queue_depth, int busy_slots, int n_s
 /* Every reply's system_fingerprint: "trit-<build>-<kernels>-<numerics>", e.g.
  * "trit-0.1.0+b08b9d8-avx512-exact"; the same for every reply of one build and setup. */
 void srv_fingerprint(char *out, size_t n, const char *kernels, const char *numerics);
+/* The ChatML template as Jinja: /props' "chat_template" when the model has none. */
+const char *srv_chatml_jinja(void);
 /* A random 128-bit per-process id, 32 lowercase hex (getrandom; clock+pid fallback). */
 void srv_instance_id(char out[33]);
 
