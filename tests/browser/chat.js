@@ -44,10 +44,13 @@ async function setForm(page, system) {
 }
 
 // Type a message, send it, wait until the reply is over; the reply's text from the DOM.
-async function say(page, text, end) {
+async function say(page, text) {
+  const n = await page.$$eval('#messages .msg.assistant', (a) => a.length);
   await page.fill('#prompt', text);
   await page.click('#send');
-  await waitState(page, end || ['done', 'error']);
+  // the new reply's end: a reply more than before, and the page out of its streaming state
+  await page.waitForFunction((n0) => document.querySelectorAll('#messages .msg.assistant').length > n0 &&
+    ['done', 'error', 'stopped'].includes(document.body.dataset.state), n, { timeout: WAIT });
   return page.evaluate(() => {
     const b = document.querySelectorAll('#messages .msg.assistant .body');
     return b.length ? b[b.length - 1].textContent : null;
@@ -111,7 +114,6 @@ async function escaping(page) {
       shown: users[users.length - 1].textContent === e,
       elements: document.querySelectorAll('#messages img, #messages script, #messages b').length,
       pwned: window.__pwned || 0,
-      system: document.querySelector('#messages').textContent.includes('<b>') ? 'leaked' : 'ok',
     };
   }, evil);
   ok(r.shown && r.elements === 0 && r.pwned === 0, 'markup in a message is shown as text: ' + JSON.stringify(r));
@@ -123,7 +125,7 @@ async function stop(page) {
   const re = /trit_requests_total\{route="\/v1\/chat\/completions",code="499"\} (\d+)/;
   const before = await metric(url, re);
   await page.fill('#temperature', '0.8');
-  await page.fill('#seed', '');
+  await page.fill('#seed', '7'); // sampled, but the same reply every run
   await page.fill('#max_tokens', '1500');
   await page.fill('#prompt', 'Tell me a very long story.');
   await page.click('#send');
@@ -165,9 +167,9 @@ async function keyed(browser) {
   await waitState(page, ['needs-key']);
   ok(await page.isVisible('#apikey'), 'a keyed server: the page asks for the API key');
   await page.fill('#apikey', 'wrong-' + key);
-  await page.click('#usekey');
-  await waitState(page, ['needs-key']);
-  ok(await page.isVisible('#apikey'), 'a wrong key is refused (still asking)');
+  await page.click('#usekey'); // the page is 'checking-key' until /props answers
+  await waitState(page, ['needs-key', 'idle']);
+  ok((await state(page)) === 'needs-key' && (await page.isVisible('#apikey')), 'a wrong key is refused (still asking)');
   await page.fill('#apikey', key);
   await page.click('#usekey');
   await waitState(page, ['idle']);

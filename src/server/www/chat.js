@@ -12,8 +12,8 @@
   let controller = null;  // AbortController of the reply being streamed
   let waitingForKey = null; // the message to send once a key is entered
 
-  // The page's state, on <body data-state>: loading, idle, needs-key, streaming, done,
-  // stopped, error. Tests (and CSS) watch it instead of timing anything.
+  // The page's state, on <body data-state>: loading, idle, needs-key, checking-key,
+  // streaming, done, stopped, error. Tests (and CSS) watch it instead of timing anything.
   function setState(s, text) {
     document.body.dataset.state = s;
     if (text !== undefined) $('status').textContent = text;
@@ -277,6 +277,7 @@
     ev.preventDefault();
     apiKey = $('apikey').value.trim();
     $('apikey').value = '';
+    setState('checking-key', 'Checking the key…');
     if (!(await loadProps())) return;
     setState('idle', 'Key accepted.');
     if (waitingForKey !== null) {
