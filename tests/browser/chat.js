@@ -9,8 +9,9 @@
 // is resent); tokens/s and the chat template are shown; hovering a token shows its
 // logprobs; Stop aborts the stream and the server counts the request as cancelled (499 in
 // /metrics); markup in a prompt is shown as text, never parsed; inline script is refused by
-// the CSP; against a keyed server the page asks for the key, refuses a wrong one, works with
-// the right one and stores it nowhere. Every wait observes the page's data-state or the
+// the CSP; a request the server refuses shows its error; against a keyed server the page asks
+// for the key, keeps a message sent before it, refuses a wrong key, sends the message once
+// the right one is entered, and stores the key nowhere. Every wait observes the page's data-state or the
 // server's counters, never a sleep.
 'use strict';
 const fs = require('fs');
@@ -143,11 +144,16 @@ async function stop(page) {
   ok(after === before + 1, 'the server cancelled the stopped request (499 count ' + before + ' -> ' + after + ')');
 }
 
-// The CSP is enforced, not only sent: inline script put in the DOM does not run.
+// The CSP is enforced, not only sent: inline script put in the DOM does not run. And a
+// request the server refuses shows the server's error (top_p outside [0, 1] is a 400).
 async function cspEnforced(browser) {
   const page = await newPage(browser);
   await page.goto(url + '/');
   await waitState(page, ['idle']);
+  await page.fill('#top_p', '2');
+  await say(page, 'hi');
+  const err = await page.textContent('#messages .msg.assistant .error').catch(() => '');
+  ok((await state(page)) === 'error' && /HTTP 400: .*top_p/.test(err), 'a refused request shows the server\'s error: ' + err);
   const ran = await page.evaluate(() => new Promise((resolve) => {
     document.addEventListener('securitypolicyviolation', () => resolve(window.__inline || 'blocked'));
     const s = document.createElement('script');
@@ -166,19 +172,26 @@ async function keyed(browser) {
   await page.goto(keyedUrl + '/');
   await waitState(page, ['needs-key']);
   ok(await page.isVisible('#apikey'), 'a keyed server: the page asks for the API key');
+  // a message sent before the key: refused (401), kept, and sent once the key works
+  await setForm(page, '');
+  await page.fill('#prompt', 'hello');
+  await page.click('#send');
+  await waitState(page, ['needs-key']);
+  ok((await page.$$('#messages .msg')).length === 0, 'a message sent without the key waits for it');
   await page.fill('#apikey', 'wrong-' + key);
   await page.click('#usekey'); // the page is 'checking-key' until /props answers
   await waitState(page, ['needs-key', 'idle']);
   ok((await state(page)) === 'needs-key' && (await page.isVisible('#apikey')), 'a wrong key is refused (still asking)');
   await page.fill('#apikey', key);
   await page.click('#usekey');
-  await waitState(page, ['idle']);
+  // the key works: the identity loads and the waiting message is sent at once
+  await page.waitForFunction(() => document.querySelectorAll('#messages .msg.assistant').length === 1 &&
+    ['done', 'error'].includes(document.body.dataset.state), null, { timeout: WAIT });
   ok((await page.textContent('#template')) === 'chatml' && !(await page.isVisible('#apikey')),
     'the right key is accepted (identity loaded, key box gone)');
-  await setForm(page, '');
-  const r = await say(page, 'hello');
+  const r = await page.textContent('#messages .msg.assistant .body');
   const d = await direct(keyedUrl, [{ role: 'user', content: 'hello' }], { Authorization: 'Bearer ' + key });
-  ok((await state(page)) === 'done' && Buffer.from(r).equals(Buffer.from(d)), 'with the key the chat works: ' + JSON.stringify(r));
+  ok((await state(page)) === 'done' && Buffer.from(r).equals(Buffer.from(d)), 'with the key the waiting message is sent and answered: ' + JSON.stringify(r));
   const kept = await page.evaluate((k) => ({
     local: localStorage.length, session: sessionStorage.length, cookie: document.cookie,
     inDom: document.documentElement.outerHTML.includes(k), url: location.href.includes(k),

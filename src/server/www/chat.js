@@ -159,78 +159,94 @@
     };
   }
 
-  // Send the conversation and stream the reply into the page.
+  // Read a streamed reply into view, counting into st: tokens (one logprobs entry each),
+  // the time of the first and last, usage and finish reason when the server sends them.
+  async function readStream(res, view, st, signal) {
+    for await (const data of events(res, signal)) {
+      if (data === '[DONE]') break;
+      const j = JSON.parse(data);
+      if (j.error) throw new Error(j.error.message || 'the server ended the reply with an error');
+      if (j.usage) st.usage = j.usage;
+      const ch = j.choices && j.choices[0];
+      if (!ch) continue;
+      const lps = ch.logprobs && ch.logprobs.content ? ch.logprobs.content : [];
+      const piece = ch.delta && typeof ch.delta.content === 'string' ? ch.delta.content : '';
+      if (lps.length || piece) {
+        st.tLast = performance.now();
+        if (!st.tFirst) st.tFirst = st.tLast;
+        st.nTok += lps.length;
+      }
+      view.add(piece, lps);
+      st.reply += piece;
+      if (ch.finish_reason) st.finish = ch.finish_reason;
+      if (st.nTok) $('status').textContent = st.nTok + ' tokens…';
+      scrollDown();
+    }
+  }
+
+  // The reply is over (finished, stopped or failed): a note under it, the status line with
+  // tokens, tokens/s (from the stream's timing) and time to the first token.
+  function endReply(msg, st) {
+    const n = st.usage ? st.usage.completion_tokens : st.nTok;
+    const secs = st.tLast > st.tFirst ? (st.tLast - st.tFirst) / 1000 : 0;
+    const rate = secs > 0 && n > 1 ? ((n - 1) / secs).toFixed(1) + ' tokens/s' : '';
+    const parts = [n + ' tokens', rate,
+      st.tFirst ? 'first token after ' + Math.round(st.tFirst - st.t0) + ' ms' : '',
+      st.finish ? 'finish: ' + st.finish : ''].filter(Boolean);
+    const note = (cls, text) => {
+      const d = document.createElement('div');
+      d.className = cls;
+      d.textContent = text;
+      msg.append(d);
+    };
+    if (st.fault) {
+      note('error', st.fault);
+      setState('error', 'error: ' + st.fault);
+    } else if (!st.finish) {
+      note('note', 'stopped');
+      setState('stopped', 'stopped · ' + parts.join(' · '));
+    } else {
+      setState('done', parts.join(' · '));
+    }
+    $('rate').textContent = rate || '–';
+  }
+
+  // Send the conversation and stream the reply into the page. A 401 keeps the message until
+  // a key is entered.
   async function send(text) {
     history.push({ role: 'user', content: text });
-    addMessage('user').textContent = text;
+    const asked = addMessage('user');
+    asked.textContent = text;
     const body = addMessage('assistant');
     body.classList.add('streaming');
-    const view = replyView(body);
     scrollDown();
     controller = new AbortController();
     setState('streaming', 'waiting for the first token…');
-    const t0 = performance.now();
-    let tFirst = 0, tLast = 0, nTok = 0, usage = null, finish = null, reply = '', fault = null;
+    const st = { t0: performance.now(), tFirst: 0, tLast: 0, nTok: 0, usage: null, finish: null,
+      reply: '', fault: null };
     try {
       const res = await fetch('/v1/chat/completions', {
         method: 'POST', headers: headers(), body: JSON.stringify(requestBody()),
         signal: controller.signal,
       });
       if (res.status === 401) {
-        history.pop();
+        history.pop(); // the message waits for the key, shown again when it is sent
+        asked.parentNode.remove();
         body.parentNode.remove();
+        controller = null;
         waitingForKey = text;
         askForKey('Enter the API key; the message is sent once the key works.');
         return;
       }
       if (!res.ok) throw new Error(await errorText(res));
-      for await (const data of events(res, controller.signal)) {
-        if (data === '[DONE]') break;
-        const j = JSON.parse(data);
-        if (j.error) throw new Error(j.error.message || 'the server ended the reply with an error');
-        if (j.usage) usage = j.usage;
-        const ch = j.choices && j.choices[0];
-        if (!ch) continue;
-        const lps = ch.logprobs && ch.logprobs.content ? ch.logprobs.content : [];
-        const piece = ch.delta && typeof ch.delta.content === 'string' ? ch.delta.content : '';
-        if (lps.length || piece) {
-          tLast = performance.now();
-          if (!tFirst) tFirst = tLast;
-          nTok += lps.length;
-        }
-        view.add(piece, lps);
-        reply += piece;
-        if (ch.finish_reason) finish = ch.finish_reason;
-        if (nTok) $('status').textContent = nTok + ' tokens…';
-        scrollDown();
-      }
+      await readStream(res, replyView(body), st, controller.signal);
     } catch (e) {
-      if (e.name !== 'AbortError') fault = e.message;
+      if (e.name !== 'AbortError') st.fault = e.message;
     }
     body.classList.remove('streaming');
     controller = null;
-    history.push({ role: 'assistant', content: reply });
-    const n = usage ? usage.completion_tokens : nTok;
-    const secs = tLast > tFirst ? (tLast - tFirst) / 1000 : 0;
-    const rate = secs > 0 && n > 1 ? ((n - 1) / secs).toFixed(1) + ' tokens/s' : '';
-    const parts = [n + ' tokens', rate, tFirst ? 'first token after ' + Math.round(tFirst - t0) + ' ms' : '',
-      finish ? 'finish: ' + finish : ''].filter(Boolean);
-    if (fault) {
-      const err = document.createElement('div');
-      err.className = 'error';
-      err.textContent = fault;
-      body.parentNode.append(err);
-      setState('error', 'error: ' + fault);
-    } else if (!finish) {
-      const note = document.createElement('div');
-      note.className = 'note';
-      note.textContent = 'stopped';
-      body.parentNode.append(note);
-      setState('stopped', 'stopped · ' + parts.join(' · '));
-    } else {
-      setState('done', parts.join(' · '));
-    }
-    $('rate').textContent = rate;
+    history.push({ role: 'assistant', content: st.reply });
+    endReply(body.parentNode, st);
   }
 
   // The tooltip: each token of the hovered span, its probability and the alternatives.
