@@ -102,7 +102,7 @@ async function openServer(browser) {
   const tip = await page.textContent('#tip');
   ok(/logprob -?\d+\.\d{4}/.test(tip) && (await page.$$('#tip .alt')).length >= 2,
     'hovering a token shows its logprob and alternatives: ' + JSON.stringify(tip.slice(0, 120)));
-  return page;
+  return { page, system, q1, d1 };
 }
 
 // Markup in a prompt is text: no element is created, no handler runs.
@@ -142,6 +142,32 @@ async function stop(page) {
     if (after <= before) await new Promise((r) => setTimeout(r, 100));
   }
   ok(after === before + 1, 'the server cancelled the stopped request (499 count ' + before + ' -> ' + after + ')');
+}
+
+// "New chat" during a reply: the stream is cancelled on the server and the cut reply does
+// not come back into the next conversation (its first greedy reply is the one-turn answer).
+async function newChat(page, system, q1, d1) {
+  const re = /trit_requests_total\{route="\/v1\/chat\/completions",code="499"\} (\d+)/;
+  const before = await metric(url, re);
+  await page.fill('#temperature', '0.8');
+  await page.fill('#max_tokens', '1500');
+  await page.fill('#prompt', 'Another long story, please.');
+  await page.click('#send');
+  await page.waitForFunction(() => document.querySelectorAll('#messages .msg.assistant:last-child span.tok').length >= 3,
+    null, { timeout: WAIT });
+  await page.click('#clear');
+  await waitState(page, ['idle']);
+  const deadline = Date.now() + WAIT;
+  let after = before;
+  while (after <= before && Date.now() < deadline) {
+    after = await metric(url, re);
+    if (after <= before) await new Promise((r) => setTimeout(r, 100));
+  }
+  ok(after === before + 1 && (await page.$$('#messages .msg')).length === 0,
+    'New chat cancels the reply on the server and empties the page');
+  await setForm(page, system);
+  const r = await say(page, q1);
+  ok(Buffer.from(r).equals(Buffer.from(d1)), 'the new chat starts with no history: ' + JSON.stringify(r));
 }
 
 // The CSP is enforced, not only sent: inline script put in the DOM does not run. And a
@@ -208,7 +234,8 @@ async function keyed(browser) {
 async function main() {
   const browser = await launch();
   try {
-    const page = await openServer(browser);
+    const first = await openServer(browser);
+    const page = first.page;
     await escaping(page);
     await stop(page);
     // the screenshot: a conversation with a logprob tooltip open
@@ -219,6 +246,7 @@ async function main() {
     if (process.env.TRIT_UPDATE_DOCS_IMG) fs.writeFileSync(process.env.TRIT_UPDATE_DOCS_IMG, png);
     const colours = pngColours(png);
     ok(colours > 200, 'the screenshot is not blank (' + colours + ' colours)');
+    await newChat(page, first.system, first.q1, first.d1);
     ok(page.problems.length === 0, 'no console errors or CSP violations: ' + JSON.stringify(page.problems));
     await page.context().close();
     await cspEnforced(browser);

@@ -11,6 +11,7 @@
   let history = [];       // [{role, content}] of this chat, resent every turn
   let controller = null;  // AbortController of the reply being streamed
   let waitingForKey = null; // the message to send once a key is entered
+  let chatNo = 0;         // which chat this is: "New chat" starts the next one
 
   // The page's state, on <body data-state>: loading, idle, needs-key, checking-key,
   // streaming, done, stopped, error. Tests (and CSS) watch it instead of timing anything.
@@ -214,20 +215,22 @@
   // Send the conversation and stream the reply into the page. A 401 keeps the message until
   // a key is entered.
   async function send(text) {
+    const chat = chatNo;
     history.push({ role: 'user', content: text });
     const asked = addMessage('user');
     asked.textContent = text;
     const body = addMessage('assistant');
     body.classList.add('streaming');
     scrollDown();
-    controller = new AbortController();
+    const ctl = new AbortController();
+    controller = ctl;
     setState('streaming', 'waiting for the first token…');
     const st = { t0: performance.now(), tFirst: 0, tLast: 0, nTok: 0, usage: null, finish: null,
       reply: '', fault: null };
     try {
       const res = await fetch('/v1/chat/completions', {
         method: 'POST', headers: headers(), body: JSON.stringify(requestBody()),
-        signal: controller.signal,
+        signal: ctl.signal,
       });
       if (res.status === 401) {
         history.pop(); // the message waits for the key, shown again when it is sent
@@ -239,12 +242,13 @@
         return;
       }
       if (!res.ok) throw new Error(await errorText(res));
-      await readStream(res, replyView(body), st, controller.signal);
+      await readStream(res, replyView(body), st, ctl.signal);
     } catch (e) {
       if (e.name !== 'AbortError') st.fault = e.message;
     }
     body.classList.remove('streaming');
-    controller = null;
+    if (controller === ctl) controller = null;
+    if (chat !== chatNo) return; // "New chat" while it streamed: this reply is gone
     history.push({ role: 'assistant', content: st.reply });
     endReply(body.parentNode, st);
   }
@@ -314,9 +318,13 @@
     $('keyform').addEventListener('submit', submitKey);
     $('clear').addEventListener('click', () => {
       if (controller) controller.abort();
+      controller = null;
+      chatNo++;
       history = [];
+      waitingForKey = null;
       $('messages').replaceChildren();
-      setState('idle', '');
+      $('tip').hidden = true;
+      setState($('keyform').hidden ? 'idle' : 'needs-key', '');
     });
     $('messages').addEventListener('mouseover', (ev) => {
       const span = ev.target.closest && ev.target.closest('span.tok');
