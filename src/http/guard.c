@@ -229,6 +229,16 @@ static int refuse(trit_http_refusal *r, int status, const char *type, const char
     return -1;
 }
 
+/* True when origin is this server's own page: "http://" + the request's Host. A page the
+ * server itself served (the chat page, the dashboard) posts with its own origin, which no
+ * --cors list should have to name. Safe because Host is checked first: on loopback it must
+ * name this server (a rebinding page's origin names its own host), and a server reachable
+ * from other machines needs the key for its API anyway. */
+static bool same_origin(const char *origin, const char *host) {
+    if (!origin || !host || strncmp(origin, "http://", 7) != 0) return false;
+    return strcasecmp(origin + 7, host) == 0;
+}
+
 /* Who is asking: one Host, the right Host (DNS rebinding), no foreign page. */
 int trit_http_check_peer(struct MHD_Connection *c, const char *version, const trit_http_intake *in,
                          trit_http_refusal *r) {
@@ -260,7 +270,7 @@ int trit_http_check_peer(struct MHD_Connection *c, const char *version, const tr
     if (origin && in->no_origin)
         return refuse(r, 403, "permission_error", "origin_not_allowed",
                       "requests from browser pages (with an Origin header) are refused%s", "");
-    if (!in->no_origin && !trit_origin_allowed(origin, in->cors)) {
+    if (!in->no_origin && !same_origin(origin, host) && !trit_origin_allowed(origin, in->cors)) {
         char o[120];
         snprintf(o, sizeof o, "%.100s", origin ? origin : "");
         return refuse(r, 403, "permission_error", "origin_not_allowed",

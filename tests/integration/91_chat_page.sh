@@ -45,5 +45,22 @@ node -e '
 ' "$TMP/b" || fail "/props lacks llama-server fields or trit identity"
 pass "page routes: no key needed, CSP, HEAD, 405, Host/Origin refused, /props fields"
 
+# A --cors list that does not name the page's own origin: the page still works (its Origin is
+# "http://" + the Host it was served from), a foreign origin does not.
+P3=$(free_port)
+start_trit_serve "$MODEL" "$P3" --ctx 512 --api-key "$KEY" --cors http://other.example
+U3="http://127.0.0.1:$P3"
+CH='{"messages":[{"role":"user","content":"hi"}],"max_tokens":2}'
+[ "$(status POST "$U3/v1/chat/completions" -H "Authorization: Bearer $KEY" -H "Origin: $U3" \
+  -H 'Content-Type: application/json' -d "$CH")" = 200 ] ||
+  fail "the page's own origin refused under a --cors list: $(head -c 300 "$TMP/b")"
+[ "$(status POST "$U3/v1/chat/completions" -H "Authorization: Bearer $KEY" \
+  -H 'Origin: http://evil.example' -H 'Content-Type: application/json' -d "$CH")" = 403 ] ||
+  fail "a foreign origin accepted under a --cors list"
+[ "$(status POST "$U3/v1/chat/completions" -H "Authorization: Bearer $KEY" -H "Host: 127.0.0.1:$P3" \
+  -H "Origin: http://127.0.0.1:$((P3 + 1))" -H 'Content-Type: application/json' -d "$CH")" = 403 ] ||
+  fail "another port's page accepted as same-origin"
+pass "same-origin: the page's own Origin passes a --cors list, foreign ones do not"
+
 CHAT_KEY="$KEY" browser_test chat.js "$U1" "$U2" "$TMP" || fail "chat page in the browser"
 pass "chat page in headless Chromium"
