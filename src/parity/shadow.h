@@ -26,7 +26,8 @@
  *    queue get grace_s seconds, after which every upstream transfer is aborted and the rest
  *    of the queue dropped: shutdown is bounded by grace_s plus about a second. No thread the
  *    proxy started outlives trit_shadow_run.
- * Depends on parity (compare, ledger, dashboard), client (reply parsing), libmicrohttpd, libcurl. */
+ * Depends on parity (compare, ledger, dashboard), client (reply parsing), libmicrohttpd,
+ * libcurl. */
 #ifndef TRIT_SHADOW_H
 #define TRIT_SHADOW_H
 

@@ -127,7 +127,9 @@
       const tr = el('tr');
       tr.dataset.id = r.id;
       if (r.id === state.missId) tr.className = 'sel';
-      tr.append(el('td', null, r.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z')), el('td', null, r.round),
+      const when = el('td', 'when', r.time.slice(5, 10) + ' ' + r.time.slice(11, 19));
+      when.title = r.time;
+      tr.append(when, el('td', null, r.round),
         el('td', null, r.prompt_id), el('td', null, r.category), el('td', null, r.bucket),
         el('td', r.tie ? 'tag-' + r.tie : null, r.tie || '–'));
       tr.addEventListener('click', () => openMiss(r.id));
