@@ -426,13 +426,16 @@ json_t *trit_dash_trend_json(trit_dash *d, int nb) {
     return j;
 }
 
-static const trit_dash *sort_d; /* qsort has no user pointer; only used under d->mu */
-/* Newest first: by time, then by position in the table. */
+/* A miss in the newest-first order: its time and its position in the table. */
+typedef struct miss_key {
+    double ts;
+    long i;
+} miss_key;
+/* Newest first: by time, then by position in the table (later first). */
 static int miss_cmp(const void *a, const void *b) {
-    long x = *(const long *)a, y = *(const long *)b;
-    double tx = sort_d->r[x].ts, ty = sort_d->r[y].ts;
-    if (tx != ty) return tx < ty ? 1 : -1;
-    return (x < y) - (x > y);
+    const miss_key *x = a, *y = b;
+    if (x->ts != y->ts) return x->ts < y->ts ? 1 : -1;
+    return (x->i < y->i) - (x->i > y->i);
 }
 
 /* The prompt with the most misses (the first on a tie, like stats.c) and its count. */
@@ -470,14 +473,14 @@ json_t *trit_dash_misses_json(trit_dash *d, long offset, long limit) {
     offset = TRIT_MAX(0, offset);
     pthread_mutex_lock(&d->mu);
     refresh_locked(d);
-    long *ix = xcalloc((size_t)d->n + 1, sizeof *ix), m = 0;
+    miss_key *ix = xcalloc((size_t)d->n + 1, sizeof *ix);
+    long m = 0;
     for (long i = 0; i < d->n; i++)
-        if (is_miss(&d->r[i])) ix[m++] = i;
-    sort_d = d;
+        if (is_miss(&d->r[i])) ix[m++] = (miss_key){d->r[i].ts, i};
     qsort(ix, (size_t)m, sizeof *ix, miss_cmp);
     json_t *rows = json_array();
     for (long k = offset; k < m && k < offset + limit; k++)
-        json_array_append_new(rows, miss_row(d, ix[k]));
+        json_array_append_new(rows, miss_row(d, ix[k].i));
     json_t *j =
         json_pack("{s:I,s:I,s:I,s:o,s:o}", "epoch", (json_int_t)d->epoch, "total", (json_int_t)m,
                   "offset", (json_int_t)offset, "misses", rows, "top_miss", top_miss_json(d, m));
