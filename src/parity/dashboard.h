@@ -16,7 +16,8 @@
  *    the file at the record's offset only when that miss is opened.
  *  - The gate table is trit_gate_evaluate's (gates.h), the very evaluation `trit gate` prints:
  *    same config, ppl file and ledgers give the same rows. It is recomputed when the ledgers
- *    changed (at most every 2 s) and at least every 30 s (the evidence-age check).
+ *    changed (at most every 2 s, or every 5x the last evaluation's time when that is longer)
+ *    and at least every 30 s (the evidence-age check).
  *  - Routes (GET or HEAD; paths after the mount prefix: "" standalone, "/parity" in shadow):
  *      /  (prefix alone: a redirect to prefix/)  the page; /dashboard.js, /dashboard.css
  *      /api/summary   rounds, compared, exact, misses, epoch, per-ledger offsets: polled

@@ -209,12 +209,16 @@
         renderTrend(await api('trend?buckets=40'));
         await loadMisses();
         state.seen = sig;
-        state.gateDirty = 3; // the server recomputes the gate at most every 2 s: ask again
+        state.gateDirty = 3;
         document.body.dataset.rounds = String(s.rounds);
       }
-      if (state.gateDirty > 0) {
-        state.gateDirty--;
-        renderGate(await api('gate'));
+      // the server recomputes the gate at most every few seconds (a cached answer is cheap):
+      // ask until it has caught up with the rounds, and a few times after any change
+      if (state.gateDirty > 0 || state.gateRounds !== s.rounds) {
+        state.gateDirty = Math.max(0, state.gateDirty - 1);
+        const g = await api('gate');
+        state.gateRounds = g.rounds;
+        renderGate(g);
       }
     } catch (e) {
       $('status').textContent = String(e.message || e);
