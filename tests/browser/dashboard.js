@@ -46,6 +46,8 @@ function appendMarkupRound() {
     text_v2: common + '<img id="pwn" src="x" onerror="window.pwned=1"><b>bold</b>',
   });
   rec.prefix_len = rec.div_byte = Buffer.byteLength(common);
+  delete rec.split; // the base round's top-k belong to its own texts
+  rec.gap_v1 = rec.gap_v2 = null;
   fs.appendFileSync(ledger, JSON.stringify(rec) + '\n');
   return rec;
 }
@@ -121,7 +123,10 @@ function markAt(page, side) {
   ok(await page.evaluate(() => document.getElementById('pwn') === null && document.querySelector('#miss b') === null), 'no element made from a reply');
   ok(await page.evaluate(() => window.pwned === undefined), 'no script from a reply ran');
 
-  // 5. screenshots, problems
+  // 5. screenshots (with a real miss open), problems
+  const real = await page.$eval('#misses tbody tr:nth-child(2)', (tr) => Number(tr.dataset.id));
+  await page.click('#misses tbody tr:nth-child(2)');
+  await until(page, (id) => document.body.dataset.missShown === String(id), real, 'a real miss reopened');
   await page.screenshot({ path: shot, fullPage: true });
   const colours = pngColours(fs.readFileSync(shot));
   ok(colours > 100, 'screenshot not blank (' + colours + ' colours)');

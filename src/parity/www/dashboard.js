@@ -62,8 +62,9 @@
       g.rounds + ' rounds)';
   }
 
-  // A line chart of series [{cls, values, thin}] over n points; y from lo to hi.
-  function chart(box, n, series, lo, hi, fmt) {
+  // A line chart of series [{cls, values, thin}] over n points; y from lo to hi; xl: the
+  // labels of the first and last point.
+  function chart(box, n, series, lo, hi, fmt, xl) {
     const W = 600, H = 220, L = 44, R = 8, T = 10, B = 22;
     const s = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, preserveAspectRatio: 'none', role: 'img' });
     const x = (i) => L + (n > 1 ? (i * (W - L - R)) / (n - 1) : (W - L - R) / 2);
@@ -75,6 +76,11 @@
       t.textContent = fmt(v);
       s.append(t);
     }
+    (xl || []).forEach((label, k) => {
+      const t = svg('text', { x: k ? W - R : L, y: H - 6, class: 'tick', 'text-anchor': k ? 'end' : 'start' });
+      t.textContent = label;
+      s.append(t);
+    });
     for (const se of series) {
       let pts = '';
       se.values.forEach((v, i) => { if (v !== null && v !== undefined) pts += x(i) + ',' + y(v) + ' '; });
@@ -92,16 +98,18 @@
 
   function renderTrend(t) {
     const b = t.buckets, n = b.length;
+    const hhmm = (ts) => new Date(ts * 1000).toISOString().slice(5, 16).replace('T', ' ') + 'Z';
+    const xl = b.length ? [hhmm(t.t0), hhmm(t.t0 + t.width * n)] : [];
     const rates = b.map((x) => x.rate), noise = b.map((x) => x.noise_rate);
     const vals = rates.concat(noise).filter((v) => v !== null);
     const lo = Math.max(0, Math.min(0.9, ...vals) - 0.05);
     chart($('chart-exact'), n, [{ cls: 's-v2', values: rates }, { cls: 's-noise', values: noise }],
-      lo, 1, pct);
+      lo, 1, pct, xl);
     legend($('legend-exact'), [['k-v2', 'gen-2 vs gen-1'], ['k-noise', 'noise lane (gen-1 vs gen-1)']]);
     const lat = ['p50_v1', 'p95_v1', 'p50_v2', 'p95_v2'].map((k) => b.map((x) => x[k]));
     const hi = Math.max(1, ...lat.flat().filter((v) => v !== null)) * 1.1;
     chart($('chart-lat'), n, [{ cls: 's-v1', values: lat[0] }, { cls: 's-v1', values: lat[1], thin: true },
-      { cls: 's-v2', values: lat[2] }, { cls: 's-v2', values: lat[3], thin: true }], 0, hi, ms);
+      { cls: 's-v2', values: lat[2] }, { cls: 's-v2', values: lat[3], thin: true }], 0, hi, ms, xl);
     legend($('legend-lat'), [['k-v1', 'gen-1 p50 (dashed p95)'], ['k-v2', 'gen-2 p50 (dashed p95)']]);
     const body = $('cats').tBodies[0];
     body.replaceChildren();
