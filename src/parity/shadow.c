@@ -607,7 +607,7 @@ static const char *hdr(struct MHD_Connection *c, const char *name) {
 
 /* First call for a request: everything that can be refused before reading the body. The
  * target is the proxy's own check; Host, Origin, key and size are http's intake. */
-static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *cn,
+static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *cn, const char *url,
                                      const char *method, const char *version) {
     char why[300];
     trit_shadow_target t;
@@ -632,11 +632,10 @@ static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *
      * key; any other method on it needs the key like every other request */
     const bool health = (!strcmp(cn->target, "/health") || !strcmp(cn->target, "/v1/health")) &&
                         (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
-    /* /parity: the dashboard's page is open like /health (it holds no data), its API is not */
+    /* /parity: the dashboard's page is open like /health (it holds no data), its API is not.
+     * Judged on MHD's decoded path, the one the dashboard answers ("/parity/%61pi/" is api) */
     bool api = false;
-    char *path = xstrndup(t.path, t.path_len);
-    cn->parity = px->dash && trit_dash_route("/parity", path, &api);
-    free(path);
+    cn->parity = px->dash && trit_dash_route("/parity", url, &api);
     if (trit_http_check_entry(c, &px->in, !health && !(cn->parity && !api), &rf))
         return send_refusal(px, c, &rf);
     cn->checked = true;
@@ -734,7 +733,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     proxy *px = cls;
     conn *cn = *con_cls;
     if (!cn) return MHD_NO; /* the URI callback always runs first */
-    if (!cn->checked) return check_request(px, c, cn, method, version);
+    if (!cn->checked) return check_request(px, c, cn, url, method, version);
     if (*upload_size) {
         /* a chunked body has no Content-Length: the limit is enforced as it arrives */
         take_body(px, c, cn, upload, *upload_size);

@@ -68,6 +68,7 @@ curl -sI "${D1}dashboard.js" | grep -qi "^content-security-policy: default-src '
 TRIT_API_KEY=sekrit start_dashboard "$TMP/dash2.out"
 D2=$URL
 [ "$(code "${D2}api/gate")" = 401 ] || fail "API without the key not 401"
+[ "$(code "${D2}%61pi/gate")" = 401 ] || fail "escaped API path without the key not 401"
 [ "$(code -H 'Authorization: Bearer sekrit' "${D2}api/gate")" = 200 ] || fail "API with the key not 200"
 [ "$(code "$D2")" = 200 ] || fail "the page itself needs no key"
 set +e
@@ -98,6 +99,7 @@ done
 [ "$(code "$S/")" = 200 ] || fail "/parity/ page not served without a key"
 curl -s "$S/" | grep -q 'dashboard.js' || fail "/parity/ is not the dashboard"
 [ "$(code "$S/api/summary")" = 401 ] || fail "/parity/api without the key not 401"
+[ "$(code "$S/%61pi/summary")" = 401 ] || fail "/parity/%61pi (an escaped api) without the key not 401"
 [ "$(code -H 'Authorization: Bearer sekrit' -H 'Origin: http://evil.example' "$S/api/summary")" = 403 ] ||
   fail "/parity/api with a foreign Origin not 403"
 pass "trit shadow serves the dashboard at /parity (page open, API behind the key)"
