@@ -1,5 +1,6 @@
 // tests/browser/dashboard.js — the burn-in dashboard in headless Chromium:
 //   node dashboard.js URL GATE_JSON LEDGER APPEND_CMD SHOT [DOCS_SHOT]
+//   node dashboard.js --key URL KEY ROUNDS   (a server with a key: the page asks for it)
 // 1. the page's gate table equals `trit gate --json` (GATE_JSON) cell by cell, and its round
 //    count equals the ledger's;
 // 2. APPEND_CMD (a second burn-in run resuming the ledger) adds rounds: the page shows them
@@ -14,8 +15,9 @@ const crypto = require('crypto');
 const { execSync } = require('child_process');
 const { launch, newPage, pngColours, ok, fail, done } = require('./lib.js');
 
-const [url, gatePath, ledger, appendCmd, shot, docsShot] = process.argv.slice(2);
-if (!shot) fail('usage: dashboard.js URL GATE_JSON LEDGER APPEND_CMD SHOT [DOCS_SHOT]');
+const keyMode = process.argv[2] === '--key';
+const [url, gatePath, ledger, appendCmd, shot, docsShot] = process.argv.slice(keyMode ? 3 : 2);
+if (!shot && !keyMode) fail('usage: dashboard.js URL GATE_JSON LEDGER APPEND_CMD SHOT [DOCS_SHOT]');
 
 const records = () => fs.readFileSync(ledger, 'utf8').split('\n').filter((l) => l.trim());
 const roundsIn = () => records().filter((l) => JSON.parse(l).type === 'round').length;
@@ -62,7 +64,26 @@ function markAt(page, side) {
   }, side);
 }
 
+// With a key: the API answers 401 until the key is given in the page's form; then the page
+// fills in (its GETs carry no Origin, so trit shadow's no-Origin rule lets them through).
+async function keyCheck(url, key, rounds) {
+  const browser = await launch();
+  const page = await newPage(browser);
+  await page.goto(url);
+  await until(page, () => !document.getElementById('keyform').hidden, null, 'the page asks for the key');
+  ok(await page.textContent('#rounds') === '–', 'no data before the key');
+  await page.fill('#key', key);
+  await page.click('#keyform button');
+  await until(page, (n) => document.body.dataset.rounds === n, rounds, 'the page shows ' + rounds + ' rounds with the key');
+  await until(page, () => document.querySelectorAll('#gates tbody tr').length > 0, null, 'the gate table with the key');
+  const other = page.problems.filter((p) => !/status of 401/.test(p));
+  ok(other.length === 0, 'no console errors or CSP violations but the 401s' + (other.length ? ': ' + other.join('; ') : ''));
+  await browser.close();
+  done();
+}
+
 (async () => {
+  if (keyMode) return keyCheck(url, gatePath, ledger); // URL KEY ROUNDS
   const gate = JSON.parse(fs.readFileSync(gatePath, 'utf8'));
   const browser = await launch();
   const page = await newPage(browser);

@@ -10,7 +10,8 @@
 #  - the ledger's chain is intact afterwards (the test's own append is chained like the writer's);
 #  - the intake: a foreign Host 403, a POST 405, the key on the API (not on the page), the
 #    open-door rule;
-#  - `trit shadow` serves the same page at /parity over its own ledger.
+#  - `trit shadow` serves the same page at /parity over its own ledger; in Chromium the page
+#    asks for the key and then shows the shadow's round.
 source "$(dirname "$0")/lib.sh"
 
 MODEL=$(tiny_model llama f32)
@@ -102,4 +103,5 @@ curl -s "$S/" | grep -q 'dashboard.js' || fail "/parity/ is not the dashboard"
 [ "$(code "$S/%61pi/summary")" = 401 ] || fail "/parity/%61pi (an escaped api) without the key not 401"
 [ "$(code -H 'Authorization: Bearer sekrit' -H 'Origin: http://evil.example' "$S/api/summary")" = 403 ] ||
   fail "/parity/api with a foreign Origin not 403"
+browser_test dashboard.js --key "$S/" sekrit 1 || fail "browser on /parity with a key (above)"
 pass "trit shadow serves the dashboard at /parity (page open, API behind the key)"
