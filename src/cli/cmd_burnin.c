@@ -1,8 +1,9 @@
-/* cmd_burnin.c — `trit burnin run|stats|drift|recent [N]|since TIMESTAMP|verify`. Each
+/* cmd_burnin.c — `trit burnin run|stats|drift|recent [N]|since TIMESTAMP|verify|dashboard`. Each
  * subcommand has cli.h's shape: its options struct, parse_burnin_<sub>() and
  * run_burnin_<sub>(). */
 #include "base/base.h"
 #include "cli/cli.h"
+#include "parity/dashboard.h"
 #include "parity/parity.h"
 
 #include <getopt.h>
@@ -21,6 +22,8 @@ static void usage(FILE *out) {
         "       trit burnin recent [N] [--ledger FILE ...] [--json]\n"
         "       trit burnin since TIMESTAMP [--ledger FILE ...] [--json]\n"
         "       trit burnin verify --ledger FILE [--ledger FILE ...]\n"
+        "       trit burnin dashboard [--ledger FILE ...] [--ppl FILE] [--config FILE]\n"
+        "                             [--listen HOST:PORT]\n"
         "\n"
         "run: sends the next prompt to gen-1 (--v1) and gen-2 (--v2) concurrently at\n"
         "temperature 0 with top_logprobs, classifies the pair (exact, prefix-only,\n"
@@ -59,6 +62,21 @@ static void usage(FILE *out) {
         "a relative age like 2h / 30m / 1d.\n"
         "verify: checks each ledger's hash chain (docs/parity.md); names the first line that\n"
         "was edited, removed, inserted or reordered, and prints each chain head.\n"
+        "dashboard: a live page over the ledgers (followed while they are written, rotated\n"
+        "or merged): the cutover gate table exactly as `trit gate` computes it, exact match\n"
+        "and latency over time, the noise lane, categories, the misses and each miss's two\n"
+        "replies with the first divergent byte marked and both sides' top-k at the split.\n"
+        "Prints its URL; runs until Ctrl-C / SIGTERM.\n"
+        "  --ledger FILE       ledger(s) to follow (burnin.ledger.jsonl; repeat to merge)\n"
+        "  --ppl FILE          `trit ppl --json -o FILE` figures for the gate table\n"
+        "  --config FILE       gate config INI (as `trit gate --config`)\n"
+        "  --allow-unchained   as `trit gate --allow-unchained`\n"
+        "  --listen HOST:PORT  address (127.0.0.1:0: loopback, any free port)\n"
+        "  --api-key-file F    the page's API calls need 'Authorization: Bearer KEY' (the page\n"
+        "                      asks for it); default $TRIT_API_KEY; none: no key\n"
+        "  --host-allow NAMES  Host names accepted besides localhost/127.0.0.1/[::1] (comma\n"
+        "                      list), when listening on loopback\n"
+        "  --insecure-no-key   listen beyond loopback without a key (refused otherwise)\n"
         "exit: 0 ok (also after a clean Ctrl-C), 1 error, 2 usage, 3 no-match spike halted;\n"
         "verify: 0 every chain intact, 1 a chain broken, 2 usage or unreadable,\n"
         "3 unchained records (written before the chain; nothing to verify them by)\n");
@@ -585,6 +603,124 @@ static int burnin_verify(int argc, char **argv) {
     return rc;
 }
 
+enum { O_PPL = 512, O_CONFIG, O_ALLOW, O_LISTEN, O_KEYFILE, O_HOSTS, O_NOKEY };
+static const struct option dash_options[] = {{"ledger", required_argument, 0, O_LEDGER},
+                                             {"ppl", required_argument, 0, O_PPL},
+                                             {"config", required_argument, 0, O_CONFIG},
+                                             {"allow-unchained", no_argument, 0, O_ALLOW},
+                                             {"listen", required_argument, 0, O_LISTEN},
+                                             {"api-key-file", required_argument, 0, O_KEYFILE},
+                                             {"host-allow", required_argument, 0, O_HOSTS},
+                                             {"insecure-no-key", no_argument, 0, O_NOKEY},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
+
+/* What `burnin dashboard` asked for: the dashboard's options (ledgers: argv's strings in an
+ * array owned here), the listen address, where the key comes from. */
+typedef struct burnin_dash_args {
+    trit_dash_opts o;
+    const char **ledgers;
+    const char *listen, *key_file;
+    char host[64];
+} burnin_dash_args;
+
+/* One option into a (files are read by the gate, as `trit gate` reads them): 0, or 2. */
+static int dash_option(int c, const char *v, burnin_dash_args *a) {
+    switch (c) {
+    case O_LEDGER:
+        a->ledgers[a->o.n_ledgers++] = v;
+        return 0;
+    case O_PPL: /* read (and re-read) by the gate, like `trit gate --ppl` */
+        a->o.ppl_path = v;
+        return 0;
+    case O_CONFIG:
+        a->o.config = v;
+        return 0;
+    case O_ALLOW:
+        a->o.allow_unchained = true;
+        return 0;
+    case O_LISTEN:
+        a->listen = v;
+        return 0;
+    case O_KEYFILE:
+        a->key_file = v;
+        return 0;
+    case O_HOSTS:
+        a->o.host_allow = v;
+        return 0;
+    case O_NOKEY:
+        a->o.insecure_no_key = true;
+        return 0;
+    }
+    return 2;
+}
+
+/* --listen HOST:PORT into a->host and a->o.port: 0, or 2 (said). */
+static int dash_listen(burnin_dash_args *a) {
+    const char *colon = strrchr(a->listen, ':');
+    long port;
+    if (!colon || colon == a->listen || (size_t)(colon - a->listen) >= sizeof a->host ||
+        trit_parse_long(colon + 1, 0, 65535, &port)) {
+        cli_opt_bad("burnin dashboard", "listen", a->listen,
+                    "must be HOST:PORT (e.g. 127.0.0.1:8095; port 0..65535)");
+        return 2;
+    }
+    memcpy(a->host, a->listen, (size_t)(colon - a->listen));
+    a->host[colon - a->listen] = 0;
+    a->o.host = a->host;
+    a->o.port = (int)port;
+    return 0;
+}
+
+/* The command line into a: 0 to run, 1 after --help, 2 on a usage error. */
+static int parse_burnin_dash(int argc, char **argv, burnin_dash_args *a) {
+    *a = (burnin_dash_args){.ledgers = xcalloc((size_t)argc + 1, sizeof(char *)),
+                            .listen = "127.0.0.1:0"};
+    int c;
+    optind = 1;
+    while ((c = cli_getopt(argc, argv, "h", dash_options)) != -1) {
+        if (c == 'h') usage(stdout);
+        if (c == 'h' || c == '?') return c == 'h' ? 1 : 2;
+        if (dash_option(c, optarg, a)) return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "trit burnin dashboard: unexpected argument '%s' (see --help)\n",
+                argv[optind]);
+        return 2;
+    }
+    if (a->o.n_ledgers == 0) a->ledgers[a->o.n_ledgers++] = "burnin.ledger.jsonl";
+    a->o.ledgers = a->ledgers;
+    return dash_listen(a);
+}
+
+/* The key (a file, or $TRIT_API_KEY), then the page until stopped: 0, 1 (cannot listen), 2
+ * (an unreadable key, an open door without one). */
+static int run_burnin_dash(burnin_dash_args *a) {
+    trit_err err = {0};
+    char *key = NULL;
+    if (trit_api_key_load(a->key_file, "TRIT_API_KEY", &key, &err)) {
+        fprintf(stderr, "trit burnin dashboard: %s\n", err.msg);
+        return 2;
+    }
+    a->o.api_key = key;
+    int rc = trit_dash_serve(&a->o, &err);
+    if (rc) fprintf(stderr, "trit burnin dashboard: %s\n", err.msg);
+    free(key);
+    return rc ? (err.code == TRIT_EINVAL ? 2 : 1) : 0;
+}
+
+/* `trit burnin dashboard`: its options, then the page. */
+static int burnin_dash(int argc, char **argv) {
+    burnin_dash_args a;
+    int rc = parse_burnin_dash(argc, argv, &a);
+    if (rc == 1)
+        rc = 0; /* --help */
+    else if (rc == 0)
+        rc = run_burnin_dash(&a);
+    free(a.ledgers);
+    return rc;
+}
+
 /* `trit burnin SUB ...`: the subcommand (cli_subcommand), which sees itself as
  * "trit burnin SUB" so that getopt_long's messages name it. */
 int cmd_burnin(int argc, char **argv) {
@@ -594,11 +730,13 @@ int cmd_burnin(int argc, char **argv) {
     if (!sub) return rc; /* no subcommand, or --help */
     if (!strcmp(sub, "run")) return burnin_run(argc - 1, argv + 1);
     if (!strcmp(sub, "verify")) return burnin_verify(argc - 1, argv + 1);
+    if (!strcmp(sub, "dashboard")) return burnin_dash(argc - 1, argv + 1);
     if (!strcmp(sub, "stats") || !strcmp(sub, "drift") || !strcmp(sub, "recent") ||
         !strcmp(sub, "since"))
         return burnin_report(sub, argc - 1, argv + 1);
     fprintf(stderr,
-            "trit burnin: unknown subcommand '%s' (run, stats, drift, recent, since, verify)\n",
+            "trit burnin: unknown subcommand '%s' (run, stats, drift, recent, since, verify, "
+            "dashboard)\n",
             sub);
     return 2;
 }

@@ -57,17 +57,8 @@ typedef struct gate_opts {
     bool as_json, allow_unchained;
 } gate_opts;
 
-/* Everything one evaluation read and decided; what a receipt records. */
-typedef struct gate_run {
-    trit_gate_cfg cfg;
-    char config_sha256[65];
-    trit_ppl_figs ppl;
-    trit_provenance pv;
-    trit_stats all;
-    trit_gate_table t;
-    double now;
-    int rc; /* 0 GO, 1 NO-GO, 2 refused */
-} gate_run;
+/* Everything one evaluation read and decided (gates.h): what a receipt records. */
+typedef trit_gate_run gate_run;
 
 enum { O_CONFIG = 256, O_LEDGER, O_PPL, O_JSON, O_VERIFY, O_ALLOW };
 static const struct option gate_options[] = {{"config", required_argument, 0, O_CONFIG},
@@ -133,44 +124,16 @@ static int parse_gate(int argc, char **argv, gate_opts *o) {
     return 0;
 }
 
-/* Read every input, check the evidence, evaluate the gates as of `now`. 0, or -1 with the
- * problem said on stderr (unreadable input). */
+/* Read every input, check the evidence, evaluate the gates as of `now` (gates.c, the one
+ * evaluation the dashboard serves too). 0, or -1 with the problem said on stderr. */
 static int evaluate(const gate_opts *o, double now, gate_run *g) {
-    memset(g, 0, sizeof *g);
-    g->now = now;
-    trit_gate_cfg_default(&g->cfg);
     trit_err err = {0};
-    if (o->config && (trit_gate_cfg_load(o->config, &g->cfg, &err) ||
-                      trit_sha256_file(o->config, g->config_sha256, &err))) {
+    if (trit_gate_evaluate(o->config, o->ppl_path, o->ledgers, o->n_ledgers, o->allow_unchained,
+                           now, g, &err)) {
         fprintf(stderr, "trit gate: %s\n", err.msg);
         return -1;
     }
-    if (o->ppl_path && trit_ppl_figs_load(o->ppl_path, &g->ppl, &err)) {
-        fprintf(stderr, "trit gate: %s\n", err.msg);
-        return -1;
-    }
-    if (trit_gate_provenance(&g->cfg, o->ledgers, o->n_ledgers, o->ppl_path ? &g->ppl : NULL,
-                             o->allow_unchained, now, &g->pv, &err)) {
-        fprintf(stderr, "trit gate: %s\n", err.msg);
-        return -1;
-    }
-    trit_stats_acc *acc = trit_stats_acc_load(o->ledgers, o->n_ledgers, false, &err);
-    if (!acc) {
-        fprintf(stderr, "trit gate: %s\n", err.msg);
-        return -1;
-    }
-    /* the table, over the same windows the report uses */
-    trit_stats recent, prev;
-    trit_gates_windows(&g->cfg, acc, &g->all, &recent, &prev);
-    trit_gates_eval(&g->cfg, &g->all, &recent, &prev, g->ppl.present ? &g->ppl : NULL, &g->t);
-    trit_stats_acc_free(acc);
-    g->rc = g->pv.refused ? 2 : g->t.go ? 0 : 1;
     return 0;
-}
-
-/* The verdict as printed and recorded: exit code 0, 1, 2. */
-static const char *verdict_word(int rc) {
-    return rc == 0 ? "GO" : rc == 1 ? "NO-GO" : "REFUSED";
 }
 
 /* The receipt: the verdict and the hashes of every input, enough for --verify to redo it. */
@@ -187,7 +150,7 @@ static json_t *receipt_json(const gate_opts *o, const gate_run *g) {
     json_object_set_new(j, "trit_version", json_string(TRIT_VERSION));
     json_object_set_new(j, "ts", json_real(g->now));
     json_object_set_new(j, "time", json_string(iso));
-    json_object_set_new(j, "verdict", json_string(verdict_word(g->rc)));
+    json_object_set_new(j, "verdict", json_string(trit_gate_verdict_word(g->rc)));
     json_object_set_new(j, "reason", json_string(g->pv.reason));
     json_object_set_new(j, "inputs", in);
     json_object_set_new(j, "provenance", trit_provenance_json(&g->pv, &g->ppl));

@@ -905,3 +905,40 @@ json_t *trit_provenance_json(const trit_provenance *pv, const trit_ppl_figs *p) 
                                       (json_int_t)p->scored_tokens));
     return j;
 }
+
+/* The one evaluation: `trit gate` prints it and writes receipts from it, the dashboard
+ * serves it, so the page and the command can never disagree. */
+int trit_gate_evaluate(const char *config, const char *ppl_path, const char *const *ledgers,
+                       int n_ledgers, bool allow_unchained, double now, trit_gate_run *g,
+                       trit_err *err) {
+    memset(g, 0, sizeof *g);
+    g->now = now;
+    trit_gate_cfg_default(&g->cfg);
+    if (config && (trit_gate_cfg_load(config, &g->cfg, err) ||
+                   trit_sha256_file(config, g->config_sha256, err)))
+        return -1;
+    if (ppl_path && trit_ppl_figs_load(ppl_path, &g->ppl, err)) return -1;
+    if (trit_gate_provenance(&g->cfg, ledgers, n_ledgers, ppl_path ? &g->ppl : NULL,
+                             allow_unchained, now, &g->pv, err))
+        return -1;
+    trit_stats_acc *acc = trit_stats_acc_load(ledgers, n_ledgers, false, err);
+    if (!acc) {
+        trit_provenance_free(&g->pv);
+        return -1;
+    }
+    /* the table, over the same windows the report uses */
+    trit_stats recent, prev;
+    trit_gates_windows(&g->cfg, acc, &g->all, &recent, &prev);
+    trit_gates_eval(&g->cfg, &g->all, &recent, &prev, g->ppl.present ? &g->ppl : NULL, &g->t);
+    trit_stats_acc_free(acc);
+    g->rc = g->pv.refused ? 2 : g->t.go ? 0 : 1;
+    return 0;
+}
+
+void trit_gate_run_free(trit_gate_run *g) {
+    trit_provenance_free(&g->pv);
+}
+
+const char *trit_gate_verdict_word(int rc) {
+    return rc == 0 ? "GO" : rc == 1 ? "NO-GO" : "REFUSED";
+}

@@ -131,4 +131,26 @@ void trit_provenance_free(trit_provenance *pv);
 void trit_provenance_print(FILE *out, const trit_provenance *pv, const trit_ppl_figs *ppl);
 json_t *trit_provenance_json(const trit_provenance *pv, const trit_ppl_figs *ppl);
 
+/* ---- one evaluation: what `trit gate` and the dashboard (/api/gate) both compute ---- */
+typedef struct trit_gate_run {
+    trit_gate_cfg cfg;
+    char config_sha256[65]; /* "" without a config */
+    trit_ppl_figs ppl;
+    trit_provenance pv;
+    trit_stats all;
+    trit_gate_table t;
+    double now;
+    int rc; /* 0 GO, 1 NO-GO, 2 refused */
+} trit_gate_run;
+/* Read the config (NULL: production defaults) and the ppl file (NULL: none), check the
+ * evidence (trit_gate_provenance), and evaluate the gates over the trit_gates_windows of the
+ * merged ledgers, as of `now`. 0 with g filled (free with trit_gate_run_free), or -1 with err
+ * (an unreadable input). */
+int trit_gate_evaluate(const char *config, const char *ppl_path, const char *const *ledgers,
+                       int n_ledgers, bool allow_unchained, double now, trit_gate_run *g,
+                       trit_err *err);
+void trit_gate_run_free(trit_gate_run *g);
+/* The verdict word for a run's rc: "GO", "NO-GO", "REFUSED". */
+const char *trit_gate_verdict_word(int rc);
+
 #endif

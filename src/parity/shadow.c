@@ -6,6 +6,7 @@
 
 #include "client/client.h"
 #include "http/http.h"
+#include "parity/dashboard.h"
 #include "parity/parity.h"
 
 #include <arpa/inet.h>
@@ -293,6 +294,7 @@ typedef struct proxy {
     atomic_long forwarded, mirrored, dropped, compared, gen1_errors, refused;
     trit_http_daemon hd; /* http's intake: daemon, guard (deadlines, body budgets) */
     trit_http_intake in; /* its checks: Host, no Origin, key, body size */
+    trit_dash *dash;     /* /parity: the dashboard over the ledger (NULL without one) */
 } proxy;
 
 /* a job's memory goes back */
@@ -566,6 +568,7 @@ typedef struct conn {
     bool checked;
     int refused; /* TRIT_HTTP_BODY_TOO_BIG / _BUSY once a body chunk was refused */
     bool oom, body_done;
+    bool parity; /* a /parity route: answered by the dashboard, not forwarded */
     trit_buf body;
 } conn;
 
@@ -604,7 +607,7 @@ static const char *hdr(struct MHD_Connection *c, const char *name) {
 
 /* First call for a request: everything that can be refused before reading the body. The
  * target is the proxy's own check; Host, Origin, key and size are http's intake. */
-static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *cn,
+static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *cn, const char *url,
                                      const char *method, const char *version) {
     char why[300];
     trit_shadow_target t;
@@ -629,7 +632,12 @@ static enum MHD_Result check_request(proxy *px, struct MHD_Connection *c, conn *
      * key; any other method on it needs the key like every other request */
     const bool health = (!strcmp(cn->target, "/health") || !strcmp(cn->target, "/v1/health")) &&
                         (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
-    if (trit_http_check_entry(c, &px->in, !health, &rf)) return send_refusal(px, c, &rf);
+    /* /parity: the dashboard's page is open like /health (it holds no data), its API is not.
+     * Judged on MHD's decoded path, the one the dashboard answers ("/parity/%61pi/" is api) */
+    bool api = false;
+    cn->parity = px->dash && trit_dash_route("/parity", url, &api);
+    if (trit_http_check_entry(c, &px->in, !health && !(cn->parity && !api), &rf))
+        return send_refusal(px, c, &rf);
     cn->checked = true;
     return MHD_YES;
 }
@@ -720,11 +728,12 @@ static enum MHD_Result forward(proxy *px, struct MHD_Connection *c, conn *cn, co
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **con_cls) {
-    (void)version, (void)url; /* url is percent-decoded: the raw target in cn is used instead */
+    (void)version; /* url is percent-decoded: the raw target in cn is checked; the dashboard
+                    * gets url (its routes have no escapes) */
     proxy *px = cls;
     conn *cn = *con_cls;
     if (!cn) return MHD_NO; /* the URI callback always runs first */
-    if (!cn->checked) return check_request(px, c, cn, method, version);
+    if (!cn->checked) return check_request(px, c, cn, url, method, version);
     if (*upload_size) {
         /* a chunked body has no Content-Length: the limit is enforced as it arrives */
         take_body(px, c, cn, upload, *upload_size);
@@ -746,6 +755,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                           "retry shortly");
     }
     if (cn->oom) return send_error(c, 503, "server_error", "shadow: out of memory for the body");
+    if (cn->parity) return trit_dash_answer(px->dash, c, method, "/parity", url);
     return forward(px, c, cn, method);
 }
 
@@ -1147,6 +1157,8 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
     pthread_mutex_init(&px.mu, NULL);
     pthread_cond_init(&px.cv, NULL);
     if (o->ledger_path && shadow_open_ledger(&px, err)) return -1;
+    if (o->ledger_path)
+        px.dash = trit_dash_new(&(trit_dash_opts){.ledgers = &o->ledger_path, .n_ledgers = 1});
     px.in = (trit_http_intake){.bound = o->host,
                                .loopback = trit_http_is_loopback(o->host),
                                .host_allow = o->host_allow,
@@ -1175,6 +1187,7 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
     }
     shadow_shutdown(&px, listening, wt);
     shadow_report(&px, listening, counts);
+    trit_dash_free(px.dash);
     pthread_mutex_destroy(&px.mu);
     pthread_cond_destroy(&px.cv);
     stop_flag = 0;

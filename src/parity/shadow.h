@@ -19,11 +19,15 @@
  *    The two answers are compared (trit_compare_resps; SSE bodies are reassembled) and one
  *    record built by trit_ledger_round_json (source "shadow", rounds continue after the
  *    ledger's highest round) is appended to the ledger.
+ *  - with a ledger, GET /parity/ (and /parity/...) is not forwarded: it is the burn-in
+ *    dashboard over that ledger (parity/dashboard.h); its page needs no key (like /health),
+ *    its /parity/api/ routes need the key; Host and Origin rules as for every request.
  *  - runs until SIGINT/SIGTERM or trit_shadow_request_stop(); then in-flight requests and the
  *    queue get grace_s seconds, after which every upstream transfer is aborted and the rest
  *    of the queue dropped: shutdown is bounded by grace_s plus about a second. No thread the
  *    proxy started outlives trit_shadow_run.
- * Depends on parity (compare, ledger), client (reply parsing), libmicrohttpd, libcurl. */
+ * Depends on parity (compare, ledger, dashboard), client (reply parsing), libmicrohttpd,
+ * libcurl. */
 #ifndef TRIT_SHADOW_H
 #define TRIT_SHADOW_H
 

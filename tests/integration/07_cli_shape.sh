@@ -58,7 +58,7 @@ check_help() {
 
 # Every command; NAME:SUB,SUB for commands whose subcommands have their own tables.
 commands=(doctor inspect quantize mkmodel tokenize run bench serve chat
-  burnin:run,stats,drift,recent,since,verify ppl ladder trace:capture,diff gate shadow report train)
+  burnin:run,stats,drift,recent,since,verify,dashboard ppl ladder trace:capture,diff gate shadow report train)
 # the list is every command of cli.h's TRIT_COMMANDS (a new command joins the check)
 declared=$(grep -oE '^ +X\(([a-z]+),' src/cli/cli.h | sed -E 's/ +X\(([a-z]+),/\1/' | sort)
 listed=$(printf '%s\n' "${commands[@]%%:*}" | sort)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # 99_demo — a shortened `make demo` (DEMO_ROUNDS=20): every step runs, every artefact exists,
 # the verdict line agrees with the gate's exit code, the verdict is GO (trit matches the
-# reference on the demo model), and no server it started is left running.
+# reference on the demo model), the live dashboard's URL is printed during the burn-in, and no
+# server it started (nor the dashboard) is left running.
 source "$(dirname "$0")/lib.sh"
 out="$TMP/demo"
 set +e
@@ -14,11 +15,13 @@ for f in ppl.json ledger.jsonl report.html ladder.json; do
   [ -s "$out/$f" ] || fail "demo did not write $f"
 done
 grep -q 'cutover gates' "$TMP/demo.log" || fail "no gate table printed"
+grep -q '^  live dashboard: http://127.0.0.1:[0-9]*/' "$TMP/demo.log" || fail "no dashboard URL printed during the burn-in"
 grep -q '^\[demo 7/7\] cutover gate' "$TMP/demo.log" || fail "demo did not reach its last step"
 lines=$(grep -c '"bucket"' "$out/ledger.jsonl" || true)
 [ "$lines" -eq 20 ] || fail "ledger has $lines rounds, want 20"
 if [ "$rc" -eq 0 ]; then grep -q 'verdict: GO ' "$TMP/demo.log" || fail "rc 0 but verdict not GO"
 else grep -q 'verdict: NO-GO ' "$TMP/demo.log" || fail "rc $rc but verdict not NO-GO"; fi
 if pgrep -f "$out/demo-bitnet" >/dev/null; then fail "demo left servers running"; fi
+if pgrep -f "burnin dashboard --ledger $out/" >/dev/null; then fail "demo left the dashboard running"; fi
 [ "$rc" -eq 0 ] || fail "verdict NO-GO (gate exit $rc): trit does not match the reference on the demo model"
 pass "demo: GO, 20 rounds, report and receipts written, servers stopped"
