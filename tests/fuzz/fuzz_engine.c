@@ -11,13 +11,14 @@
  *           bit 3 two layers, bits 4-7 n_vocab - 2
  *   byte 4  run flags: bit 0 f32 KV cache, 1 fast numerics, 2 two threads, 3 the batched
  *           path (two identical sequences in one trit_batch_eval, whose logits must be
- *           bit-identical), 4 draft-step numerics (batched path), 5 logits of every token,
+ *           bit-identical; any NaN equals any NaN: its sign and payload carry no
+ *           meaning), 4 draft-step numerics (batched path), 5 logits of every token,
  *           6 n_ctx 8 (prompts run into a full context), 7 rms eps 0 and rope base 1
  *   byte 5  bits 0-3 prompt length - 1, bits 4-5 decode steps
  *   then one byte per prompt token (0xFF: id -1; else byte % (n_vocab + 1), so ids one past
  *   the vocabulary occur: the engine must refuse them with a message), then tensor bytes, and
  *   after a 0xFF 0xFF marker (offset, byte) patches of the written file (recipe.h).
- * The work per input is capped (max_work: multiply-adds of the whole run) so one execution
+ * The work per input is capped (MAX_WORK: multiply-adds of the whole run) so one execution
  * stays fast; n_ctx is at most 32 whatever the file says. Nothing may crash, leak or trip
  * UBSan; every refusal (load, context, eval) must say why. */
 #include "engine/engine.h"
@@ -27,6 +28,7 @@
 #include "quant/quant.h"
 #include "recipe.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,9 +212,13 @@ static int32_t batch_step(trit_ctx *c, trit_seq *s[2], const int32_t *tok, int n
         if (!err.msg[0]) abort();
         return -1;
     }
-    if (memcmp(tw->last[0], tw->last[1], (size_t)tw->n_vocab * sizeof(float))) {
-        fprintf(stderr, "batch invariance: two identical entries got different logits\n");
-        abort();
+    for (int v = 0; v < tw->n_vocab; v++) {
+        const float a = tw->last[0][v], b = tw->last[1][v];
+        if (memcmp(&a, &b, sizeof a) && !(isnan(a) && isnan(b))) {
+            fprintf(stderr, "batch invariance: identical entries, logit %d: %a vs %a\n", v,
+                    (double)a, (double)b);
+            abort();
+        }
     }
     return trit_argmax(tw->last[0], tw->n_vocab);
 }
