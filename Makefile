@@ -1,5 +1,5 @@
 # trit — one binary (build/trit), one library (build/libtrit.a).
-# Targets: all test demo asan fuzz bench format clean
+# Targets: all test demo asan fuzz fuzz-long bench format clean
 NLC_VERSION ?= 3.22.1
 TRIT_CACHE  ?= $(HOME)/.cache/trit
 REF         ?= $(TRIT_CACHE)/llama.cpp-$(NLC_VERSION)
