@@ -1,6 +1,7 @@
 /* server/sched.h — inside the server: the scheduler and its slots, the jobs that connect them to
  * connection threads, and the state both sides share (the server struct). Not a public API:
- * only src/server includes it.
+ * only src/server includes it, and the tests of its reply builders (tests/unit/test_reply.c,
+ * tests/fuzz/fuzz_reply.c).
  *
  * Contract:
  *  - A connection thread makes a job (srv_job_new), fills its request and prompt, and queues it
