@@ -1,5 +1,5 @@
 # trit — one binary (build/trit), one library (build/libtrit.a).
-# Targets: all test demo asan fuzz bench format clean
+# Targets: all test demo asan fuzz fuzz-long bench format clean
 NLC_VERSION ?= 3.22.1
 TRIT_CACHE  ?= $(HOME)/.cache/trit
 REF         ?= $(TRIT_CACHE)/llama.cpp-$(NLC_VERSION)
@@ -60,7 +60,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all test unit integration demo asan fuzz fuzz-build bench format format-check clean setup doctor model arch-check coverage arm64 test-arm64
+.PHONY: all test unit integration demo asan fuzz fuzz-build fuzz-long bench format format-check clean setup doctor model arch-check coverage arm64 test-arm64
 all: $(B)/trit $(B)/libtrit.a
 
 $(B)/%.o: %.c
@@ -106,8 +106,11 @@ unit: all units
 integration: all
 	@tests/run --integration-only
 
+# -fno-sanitize-recover: a UBSan report ends the process (a test that hits one fails), whatever
+# UBSAN_OPTIONS says.
 asan:
-	@$(MAKE) --no-print-directory B=build/asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	@$(MAKE) --no-print-directory B=build/asan \
+	  OPT="-O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  all units
 
 # aarch64: a cross build with Debian's gcc-aarch64-linux-gnu and the multiarch arm64 -dev
@@ -137,22 +140,28 @@ demo: setup
 	@scripts/demo
 
 # libFuzzer targets (clang-14): build/fuzz/fuzz_<name>; run each for FUZZ_SECONDS.
+# Every library source must compile with the fuzz compiler: a file that does not fails
+# fuzz-build, named (make -k compiles the rest first, so every such file is listed).
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?= 10000000
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
-# The library is built with -k and archived from the objects that compiled, so one source
-# clang-14 rejects only breaks the fuzzers that need it (their link fails), not every fuzzer.
+FUZZ_LIB_OBJ := $(LIB_OBJ:$(B)/%=build/fuzz/%)
 fuzz-build:
 	@$(MAKE) -k --no-print-directory B=build/fuzz CC=clang-14 \
-	  OPT="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -Wno-unknown-warning-option" \
-	  $(LIB_OBJ:$(B)/%=build/fuzz/%) || echo "fuzz-build: some sources failed to compile with clang-14 (see above)" >&2
-	@rm -f build/fuzz/libtrit.a && ar rcs build/fuzz/libtrit.a \
-	  $$(for o in $(LIB_OBJ:$(B)/%=build/fuzz/%); do [ -f $$o ] && echo $$o; done)
+	  OPT="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -Wno-unknown-warning-option" \
+	  build/fuzz/libtrit.a || { for o in $(FUZZ_LIB_OBJ); do c=$${o#build/fuzz/}; c=$${c%.o}.c; \
+	  [ -f $$o ] && [ $$o -nt $$c ] || echo "fuzz-build: $$c does not compile with clang-14 (see above)" >&2; \
+	  done; exit 1; }
 	@fail=0; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); rm -f build/fuzz/$$n; \
-	  clang-14 -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc -O1 -g \
-	    -fsanitize=fuzzer,address,undefined -o build/fuzz/$$n $$f build/fuzz/libtrit.a $(LDLIBS) \
+	  clang-14 -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc -Itests/fuzz -O1 -g \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o build/fuzz/$$n $$f build/fuzz/libtrit.a $(LDLIBS) \
 	    || { echo "fuzz-build: $$n failed to build" >&2; fail=1; }; done; exit $$fail
 fuzz: fuzz-build
 	@tests/fuzz/run $(FUZZ_SECONDS)
+# Each target until FUZZ_RUNS executions (10^7 by default; hours: docs/SECURITY.md). Not part
+# of make test.
+fuzz-long: fuzz-build
+	@FUZZ_RUNS=$(FUZZ_RUNS) tests/fuzz/run
 
 # Line coverage per module (gcov + Debian's gcovr): a -O0 --coverage build in build/cov, the
 # suite run against it (COVERAGE_TESTS="--unit-only" for the quick figure), then the report.

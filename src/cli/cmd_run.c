@@ -318,7 +318,7 @@ static int run_generate(run_state *s, trit_err *err) {
         trit_buf_clear(&s->piece);
         trit_detok_push(s->tok, &s->dt, id, &s->piece);
         trit_buf_append(&s->text, s->piece.p, s->piece.len);
-        if (stream) {
+        if (stream && s->piece.len) { /* an empty piece has no buffer: fwrite's NULL is UB */
             fwrite(s->piece.p, 1, s->piece.len, stdout);
             fflush(stdout);
         }
@@ -331,7 +331,7 @@ static int run_generate(run_state *s, trit_err *err) {
     trit_buf_clear(&s->piece);
     trit_detok_flush(&s->dt, &s->piece);
     trit_buf_append(&s->text, s->piece.p, s->piece.len);
-    if (stream) fwrite(s->piece.p, 1, s->piece.len, stdout);
+    if (stream && s->piece.len) fwrite(s->piece.p, 1, s->piece.len, stdout);
     return 0;
 }
 

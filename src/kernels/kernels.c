@@ -110,22 +110,77 @@ static size_t weight_row_bytes(uint32_t wtype, int64_t n) {
 
 /* ---- CPU features and dispatch ---- */
 
-/* CPUID is x86's: elsewhere (aarch64) no x86 set is available and the features are the
- * target's name (the scalar set runs). */
+/* ---- x86 CPU features: one rule for every compiler ----
+ * The features come from CPUID itself, not __builtin_cpu_supports (clang-14, the fuzz
+ * compiler, rejects "avx512vnni" and "avxvnni" there). As gcc's libgcc does, a feature that
+ * uses the AVX or AVX-512 registers counts only when the OS saves them (XGETBV: XCR0 bits 1-2
+ * for SSE/AVX state, bits 5-7 for the opmask and upper ZMM state), so both compilers report
+ * the same set. Bits (Intel SDM vol. 2A, CPUID):
+ *   leaf 1 ECX: 20 SSE4.2, 12 FMA, 27 OSXSAVE, 28 AVX, 29 F16C
+ *   leaf 7.0 EBX: 5 AVX2, 16 AVX512F, 17 AVX512DQ, 30 AVX512BW, 31 AVX512VL; ECX: 11 AVX512VNNI
+ *   leaf 7.1 EAX: 4 AVX-VNNI, 5 AVX512_BF16 (read when leaf 7.0 EAX, the last subleaf, >= 1) */
+typedef struct x86_features {
+    bool sse42, avx, avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, avx512bf16,
+        avxvnni;
+} x86_features;
+
 #if defined(__x86_64__)
+static x86_features g_x86;
+
+/* XCR0, the register state the OS saves on a context switch (0 without OSXSAVE). */
+static uint64_t x86_xcr0(uint32_t leaf1_ecx) {
+    if (!(leaf1_ecx >> 27 & 1)) return 0;
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (uint64_t)hi << 32 | lo;
+}
+
+static void x86_detect(void) {
+    unsigned a, b, c, d, max = __get_cpuid_max(0, NULL);
+    x86_features f = {0};
+    if (max < 1 || !__get_cpuid(1, &a, &b, &c, &d)) return;
+    const uint64_t xcr0 = x86_xcr0(c);
+    const bool avx_os = (xcr0 & 0x6) == 0x6, avx512_os = (xcr0 & 0xe6) == 0xe6;
+    f.sse42 = c >> 20 & 1;
+    f.avx = avx_os && (c >> 28 & 1);
+    f.fma = avx_os && (c >> 12 & 1);
+    f.f16c = avx_os && (c >> 29 & 1);
+    if (max >= 7) {
+        __cpuid_count(7, 0, a, b, c, d);
+        const unsigned sub = a, b7 = b, c7 = c;
+        f.avx2 = avx_os && (b7 >> 5 & 1);
+        f.avx512f = avx512_os && (b7 >> 16 & 1);
+        f.avx512dq = avx512_os && (b7 >> 17 & 1);
+        f.avx512bw = avx512_os && (b7 >> 30 & 1);
+        f.avx512vl = avx512_os && (b7 >> 31 & 1);
+        f.avx512vnni = avx512_os && (c7 >> 11 & 1);
+        if (sub >= 1) {
+            __cpuid_count(7, 1, a, b, c, d);
+            f.avxvnni = avx_os && (a >> 4 & 1);
+            f.avx512bf16 = avx512_os && (a >> 5 & 1);
+        }
+    }
+    g_x86 = f;
+}
+
+static const x86_features *x86_get(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, x86_detect);
+    return &g_x86;
+}
+
 static bool have_avx2(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    const x86_features *f = x86_get();
+    return f->avx2 && f->fma && f->f16c;
 }
 
 static bool have_avx512(void) {
-    __builtin_cpu_init();
-    return have_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512vnni");
+    const x86_features *f = x86_get();
+    return have_avx2() && f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->avx512vnni;
 }
 #else
+/* CPUID is x86's: elsewhere (aarch64) no x86 set is available and the features are the
+ * target's name (the scalar set runs). */
 static bool have_avx2(void) {
     return false;
 }
@@ -145,58 +200,30 @@ static void features_init(void) {
 #endif
 }
 #else
+/* The CPU's features by their gcc names, in one fixed order, space-separated. */
 static void features_init(void) {
-    static const char *names[] = {"sse4.2",   "avx",        "avx2",       "fma",
-                                  "f16c",     "avx512f",    "avx512bw",   "avx512vl",
-                                  "avx512dq", "avx512vnni", "avx512bf16", "avxvnni"};
-    __builtin_cpu_init();
+    const x86_features *f = x86_get();
+    const struct {
+        const char *name;
+        bool on;
+    } names[] = {{"sse4.2", f->sse42},
+                 {"avx", f->avx},
+                 {"avx2", f->avx2},
+                 {"fma", f->fma},
+                 {"f16c", f->f16c},
+                 {"avx512f", f->avx512f},
+                 {"avx512bw", f->avx512bw},
+                 {"avx512vl", f->avx512vl},
+                 {"avx512dq", f->avx512dq},
+                 {"avx512vnni", f->avx512vnni},
+                 {"avx512bf16", f->avx512bf16},
+                 {"avxvnni", f->avxvnni}};
     size_t len = 0;
     g_features[0] = 0;
-    for (size_t i = 0; i < TRIT_ARRAY_LEN(names); i++) {
-        bool on = false;
-        /* __builtin_cpu_supports needs a literal; map each name explicitly. */
-        switch (i) {
-        case 0:
-            on = __builtin_cpu_supports("sse4.2");
-            break;
-        case 1:
-            on = __builtin_cpu_supports("avx");
-            break;
-        case 2:
-            on = __builtin_cpu_supports("avx2");
-            break;
-        case 3:
-            on = __builtin_cpu_supports("fma");
-            break;
-        case 4:
-            on = __builtin_cpu_supports("f16c");
-            break;
-        case 5:
-            on = __builtin_cpu_supports("avx512f");
-            break;
-        case 6:
-            on = __builtin_cpu_supports("avx512bw");
-            break;
-        case 7:
-            on = __builtin_cpu_supports("avx512vl");
-            break;
-        case 8:
-            on = __builtin_cpu_supports("avx512dq");
-            break;
-        case 9:
-            on = __builtin_cpu_supports("avx512vnni");
-            break;
-        case 10:
-            on = __builtin_cpu_supports("avx512bf16");
-            break;
-        case 11:
-            on = __builtin_cpu_supports("avxvnni");
-            break;
-        }
-        if (on && len + strlen(names[i]) + 2 < sizeof(g_features))
+    for (size_t i = 0; i < TRIT_ARRAY_LEN(names); i++)
+        if (names[i].on && len + strlen(names[i].name) + 2 < sizeof(g_features))
             len += (size_t)snprintf(g_features + len, sizeof(g_features) - len, "%s%s",
-                                    len ? " " : "", names[i]);
-    }
+                                    len ? " " : "", names[i].name);
 }
 
 #endif

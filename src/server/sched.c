@@ -5,6 +5,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,13 @@ static json_t *bytes_arr(const char *p, size_t n) {
     return a;
 }
 
+/* A logprob as JSON: null when not finite (a NaN or infinite logit, from a model whose weights
+ * overflow), as llama-server's JSON library writes it; json_real refuses those values, and the
+ * member would silently go missing from a 200 reply. */
+static json_t *lp_num(double v) {
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
 /* Empty logprobs of a request, in both shapes (chat content and legacy completions). */
 static void lp_init(lp_acc *a) {
     a->content = json_array();
@@ -206,8 +214,8 @@ static void lp_add(server *s, lp_acc *a, int32_t tok, const float *logits, int k
         json_array_append_new(a->top_logprobs, json_null());
     } else {
         double lse = trit_logsumexp(logits, s->n_vocab);
-        json_object_set_new(ent, "logprob", json_real(logits[tok] - lse));
-        json_array_append_new(a->token_logprobs, json_real(logits[tok] - lse));
+        json_object_set_new(ent, "logprob", lp_num(logits[tok] - lse));
+        json_array_append_new(a->token_logprobs, lp_num(logits[tok] - lse));
         int32_t ids[32];
         int n = k > 0 ? trit_top_k(logits, s->n_vocab, TRIT_MIN(k, 32), ids) : 0;
         json_t *tops = json_array(), *dict = json_object();
@@ -217,13 +225,13 @@ static void lp_add(server *s, lp_acc *a, int32_t tok, const float *logits, int k
             json_t *t = json_object();
             json_object_set_new(t, "id", json_integer(ids[i]));
             json_object_set_new(t, "token", srv_jstr(p.p ? p.p : "", p.len));
-            json_object_set_new(t, "logprob", json_real(logits[ids[i]] - lse));
+            json_object_set_new(t, "logprob", lp_num(logits[ids[i]] - lse));
             json_object_set_new(t, "bytes", bytes_arr(p.p, p.len));
             json_array_append_new(tops, t);
             trit_buf r = {0};
             trit_utf8_repair(p.p ? p.p : "", p.len, &r);
             if (!json_object_get(dict, r.p))
-                json_object_set_new(dict, r.p, json_real(logits[ids[i]] - lse));
+                json_object_set_new(dict, r.p, lp_num(logits[ids[i]] - lse));
             trit_buf_free(&r);
             trit_buf_free(&p);
         }
@@ -306,7 +314,7 @@ static void emit_chunk(slot *sl, const char *text, size_t n, json_t *lp /* taken
  * the other requests, their arrival, the slot and --slots. */
 
 /* Start job j on free slot sl: the request's sampling, text and logprobs state. */
-static void slot_start(slot *sl, job *j) {
+void srv_slot_start(slot *sl, job *j) {
     server *s = sl->srv;
     srv_request *r = &j->req;
     sl->j = j;
@@ -382,7 +390,7 @@ static json_t *lp_since(slot *sl, size_t n_before) {
 /* Emit generated token tok (chosen from logits) whose input position would be `pos`:
  * its text through the stop-string filter, its logprobs, a streamed chunk. Returns the finish
  * reason when generation ends here ("stop", "length"), NULL to go on. */
-static const char *emit_token(slot *sl, int32_t tok, const float *logits, int pos) {
+const char *srv_emit_token(slot *sl, int32_t tok, const float *logits, int pos) {
     server *s = sl->srv;
     job *j = sl->j;
     const srv_request *r = &j->req;
@@ -471,7 +479,7 @@ static void slot_given_back(server *s, job *j) {
 
 /* End the slot's request: finish is "stop"/"length", or NULL when cancelled; e when failed.
  * Sends the last SSE events or the JSON body, records metrics, frees the slot. */
-static void slot_finish(slot *sl, const char *finish, const srv_error *fail) {
+void srv_slot_finish(slot *sl, const char *finish, const srv_error *fail) {
     server *s = sl->srv;
     job *j = sl->j;
     const bool chat = j->req.kind == SRV_CHAT;
@@ -535,9 +543,9 @@ static void slot_take_rows(slot *sl) {
         const float *used;
         const int32_t tok = pick_token(sl, sl->rows + r * V, &used);
         const int at = sl->pos + r + 1; /* where tok would be evaluated */
-        const char *finish = emit_token(sl, tok, used, at);
+        const char *finish = srv_emit_token(sl, tok, used, at);
         if (finish) {
-            slot_finish(sl, finish, NULL);
+            srv_slot_finish(sl, finish, NULL);
             return;
         }
         if (r + 1 < sl->n_rows && sl->feed[r + 1] == tok) {
@@ -617,7 +625,7 @@ static void slot_prompt_done(slot *sl, int T) {
     sl->pos = (int)j->n_prompt - 1;
     if (sl->prompt_lp) sl->lp.offset = sl->echo.len;
     if (j->req.stream && j->req.kind == SRV_CHAT) emit_chunk(sl, "", 0, NULL, NULL, true);
-    if (j->req.max_tokens == 0 || sl->broken) slot_finish(sl, "length", NULL);
+    if (j->req.max_tokens == 0 || sl->broken) srv_slot_finish(sl, "length", NULL);
 }
 
 /* Refuse what would exceed the server's bounds before any work: the prompt logprobs of an
@@ -654,7 +662,7 @@ static void slot_take(server *s, slot *sl, job *j) {
     if (atomic_load(&j->cancel) || atomic_load(&s->cancel_all)) {
         srv_fail(&e, 503, "server_error", NULL, "cancelled", "request cancelled before it started");
     } else if (!check_bounds(s, j, &e)) {
-        slot_start(sl, j);
+        srv_slot_start(sl, j);
         return;
     }
     job_fail(j, &e);
@@ -704,7 +712,7 @@ static void run_step(server *s) {
         slot *sl = &s->slots[(s->rr + k) % s->n_slots];
         if (!sl->j) continue;
         if (atomic_load(&sl->j->cancel) || atomic_load(&s->cancel_all)) {
-            slot_finish(sl, NULL, NULL);
+            srv_slot_finish(sl, NULL, NULL);
             continue;
         }
         if (sl->n_rows) slot_take_rows(sl);
@@ -723,7 +731,7 @@ static void run_step(server *s) {
     if (trit_batch_eval(s->ctx, e, n, on_logits, &st, &err)) {
         srv_error fe = {0};
         srv_fail(&fe, 500, "server_error", NULL, "eval_failed", "evaluation failed: %s", err.msg);
-        for (int i = 0; i < n; i++) slot_finish(st.of[i], NULL, &fe);
+        for (int i = 0; i < n; i++) srv_slot_finish(st.of[i], NULL, &fe);
         return;
     }
     int rows = 0;

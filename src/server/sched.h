@@ -1,6 +1,7 @@
 /* server/sched.h — inside the server: the scheduler and its slots, the jobs that connect them to
  * connection threads, and the state both sides share (the server struct). Not a public API:
- * only src/server includes it.
+ * only src/server includes it, and the tests of its reply builders (tests/unit/test_reply.c,
+ * tests/fuzz/fuzz_reply.c).
  *
  * Contract:
  *  - A connection thread makes a job (srv_job_new), fills its request and prompt, and queues it
@@ -168,5 +169,17 @@ int srv_sched_start(server *s, trit_err *err);
 void srv_sched_stop(server *s);
 /* The scheduler thread's body (srv_sched_start runs it). */
 void *srv_scheduler(void *arg);
+
+/* ---- reply builders (the scheduler's steps; tests/fuzz/fuzz_reply.c drives them) ---- */
+/* Start job j on free slot sl: the request's sampling, text and logprobs state. */
+void srv_slot_start(slot *sl, job *j);
+/* Emit generated token tok (chosen from logits) whose input position would be `pos`: text,
+ * logprobs, a streamed chunk. Returns the finish reason when generation ends here. */
+const char *srv_emit_token(slot *sl, int32_t tok, const float *logits, int pos);
+/* End the slot's request (finish NULL: cancelled; fail: an error): the last SSE events or the
+ * JSON body, metrics; gives the slot back (s->busy counts it) and drops the job's reference. */
+void srv_slot_finish(slot *sl, const char *finish, const srv_error *fail);
+/* The /tokenize reply into out (server.c); -1 when it would exceed SRV_MAX_REPLY bytes. */
+int srv_tokenize_reply(server *s, const int32_t *ids, size_t n, bool with_pieces, trit_buf *out);
 
 #endif

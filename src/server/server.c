@@ -355,8 +355,7 @@ static enum MHD_Result h_generate(server *s, struct MHD_Connection *c, conn *cn,
 /* The /tokenize reply, written straight into out (no JSON tree: a 1 MiB text is a million
  * tokens) and bounded: -1 as soon as it would exceed SRV_MAX_REPLY bytes. Pieces are
  * llama-server's: a string when valid UTF-8, else the bytes as numbers. */
-static int tokenize_reply(server *s, const int32_t *ids, size_t n, bool with_pieces,
-                          trit_buf *out) {
+int srv_tokenize_reply(server *s, const int32_t *ids, size_t n, bool with_pieces, trit_buf *out) {
     trit_buf p = {0};
     trit_buf_puts(out, "{\"tokens\":[");
     for (size_t i = 0; i < n && out->len <= SRV_MAX_REPLY; i++) {
@@ -405,7 +404,7 @@ static enum MHD_Result h_tokenize(server *s, struct MHD_Connection *c, conn *cn)
     trit_buf out = {0};
     if (rc)
         srv_fail(&e, 400, NULL, "content", "tokenize_failed", "%s", err.msg);
-    else if (tokenize_reply(s, ids, n, q.with_pieces, &out))
+    else if (srv_tokenize_reply(s, ids, n, q.with_pieces, &out))
         srv_fail(&e, 413, "invalid_request_error", "with_pieces", "reply_too_large",
                  "the reply for %zu tokens would exceed %d bytes (the reply limit); send less "
                  "text%s",

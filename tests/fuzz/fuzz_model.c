@@ -9,8 +9,8 @@
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "quant/quant.h"
+#include "recipe.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,35 +18,6 @@
 
 static const uint32_t TYPES[] = {TRIT_F32,   TRIT_F16,   TRIT_BF16, TRIT_Q8_0,
                                  TRIT_TQ1_0, TRIT_TQ2_0, TRIT_I2_S};
-
-typedef struct data_src {
-    const uint8_t *p;
-    size_t n;
-} data_src;
-
-/* tensor bytes: the fuzz bytes repeated (zeros when there are none) */
-static void *fill(const data_src *d, size_t nbytes) {
-    uint8_t *b = calloc(1, nbytes ? nbytes : 1);
-    if (!d->n || !nbytes) return b;
-    /* memcpy doubling: a byte loop here was most of the run time under coverage hooks */
-    size_t have = d->n < nbytes ? d->n : nbytes;
-    memcpy(b, d->p, have);
-    while (have < nbytes) {
-        size_t k = have < nbytes - have ? have : nbytes - have;
-        memcpy(b + have, b, k);
-        have += k;
-    }
-    return b;
-}
-
-static void add(gguf_writer *w, const char *name, uint32_t type, int64_t ne0, int64_t ne1,
-                const data_src *d, void **keep, int *nkeep) {
-    int64_t ne[2] = {ne0, ne1};
-    size_t nb = trit_tensor_nbytes(type, ne0, ne1);
-    void *b = fill(d, nb);
-    keep[(*nkeep)++] = b;
-    gguf_w_tensor(w, name, type, ne1 > 1 ? 2 : 1, ne, b, nb);
-}
 
 static volatile float sink;
 
@@ -84,15 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int n_vocab = 2 + data[4] % 3;
     if (!bitnet && tm == TRIT_I2_S) tm = TRIT_TQ2_0; /* as mkmodel: i2_s is bitnet's */
     const uint8_t *rest = data + 5;
-    size_t nrest = size - 5, npatch = 0;
-    const uint8_t *patch = NULL;
-    for (size_t i = 0; i + 1 < nrest; i++)
-        if (rest[i] == 0xFF && rest[i + 1] == 0xFF) {
-            patch = rest + i + 2;
-            npatch = nrest - i - 2;
-            nrest = i;
-            break;
-        }
+    size_t nrest = size - 5, npatch;
+    const uint8_t *patch = split_patch(rest, &nrest, &npatch);
     data_src d = {rest, nrest};
     /* the smallest n_embd every chosen type can hold: their block sizes are powers of two */
     int64_t blk = 32;
@@ -155,15 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fprintf(stderr, "writer: %s\n", err.msg);
         abort();
     }
-    if (npatch) {
-        int fd = open(path, O_WRONLY);
-        off_t len = lseek(fd, 0, SEEK_END);
-        for (size_t i = 0; i + 2 < npatch && len > 0; i += 3) {
-            off_t off = (off_t)((patch[i] << 8 | patch[i + 1]) * 7) % len;
-            if (pwrite(fd, &patch[i + 2], 1, off) != 1) break;
-        }
-        close(fd);
-    }
+    apply_patch(path, patch, npatch);
     memset(&err, 0, sizeof err);
     trit_model *m = trit_model_load(path, &err);
     unlink(path);

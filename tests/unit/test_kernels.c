@@ -9,6 +9,8 @@
 #include <criterion/criterion.h>
 #include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,6 +119,85 @@ Test(kernels_act, dispatch) {
     cr_assert_null(trit_kernels_avx2());
     cr_assert_null(trit_kernels_avx512());
     cr_assert(b == trit_kernels_ref() || (b && b == trit_kernels_neon()), "best %s", b->name);
+#endif
+}
+
+/* The CPUID rule of trit_cpu_features (kernels.c) names exactly the features gcc's
+ * __builtin_cpu_supports reports, so the kernel set chosen does not depend on the compiler.
+ * gcc only: clang-14 does not know some of these names. */
+Test(kernels, cpu_features_match_gcc_builtin) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+    __builtin_cpu_init();
+    const struct {
+        const char *name;
+        int on;
+    } want[] = {{"sse4.2", __builtin_cpu_supports("sse4.2")},
+                {"avx", __builtin_cpu_supports("avx")},
+                {"avx2", __builtin_cpu_supports("avx2")},
+                {"fma", __builtin_cpu_supports("fma")},
+                {"f16c", __builtin_cpu_supports("f16c")},
+                {"avx512f", __builtin_cpu_supports("avx512f")},
+                {"avx512bw", __builtin_cpu_supports("avx512bw")},
+                {"avx512vl", __builtin_cpu_supports("avx512vl")},
+                {"avx512dq", __builtin_cpu_supports("avx512dq")},
+                {"avx512vnni", __builtin_cpu_supports("avx512vnni")},
+                {"avx512bf16", __builtin_cpu_supports("avx512bf16")},
+                {"avxvnni", __builtin_cpu_supports("avxvnni")}};
+    char got[300];
+    snprintf(got, sizeof got, " %s ", trit_cpu_features());
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char word[32];
+        snprintf(word, sizeof word, " %s ", want[i].name);
+        cr_expect_eq(strstr(got, word) != NULL, want[i].on != 0, "%s: features \"%s\", gcc says %d",
+                     want[i].name, got, want[i].on);
+    }
+    const bool avx512 = want[2].on && want[3].on && want[4].on && want[5].on && want[6].on &&
+                        want[7].on && want[8].on && want[9].on;
+    cr_expect_eq(trit_kernels_avx512() != NULL, avx512);
+#else
+    cr_skip_test("needs gcc's __builtin_cpu_supports on x86-64");
+#endif
+}
+
+/* A thread's F16 -> F32 activation buffer (trit_x86_acts_f32) is freed when the thread ends:
+ * pool workers end with their engine context. Under AddressSanitizer (make asan) the test
+ * asks LeakSanitizer at once whether the finished workers left their buffers behind (found by
+ * fuzz_engine); elsewhere it checks the conversion only. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TRIT_TEST_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TRIT_TEST_LSAN 1
+#endif
+#endif
+#ifdef TRIT_TEST_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+static void *acts_f32_worker(void *arg) {
+    uint16_t act[2 * 64];
+    for (int i = 0; i < 2 * 64; i++) act[i] = trit_fp32_to_fp16((float)(i - 64) / 8);
+    const float *y = trit_x86_acts_f32(64, act, 64 * sizeof(uint16_t), 2);
+    for (int i = 0; i < 2 * 64; i++)
+        if (y[i] != (float)(i - 64) / 8) return (void *)1;
+    return NULL;
+}
+
+Test(kernels, acts_f32_buffer_freed_with_its_thread) {
+#if defined(__x86_64__)
+    if (!trit_kernels_avx2()) cr_skip_test("needs AVX2+F16C");
+    for (int k = 0; k < 4; k++) { /* several workers come and go, as contexts do */
+        pthread_t t;
+        void *bad = NULL;
+        cr_assert_eq(pthread_create(&t, NULL, acts_f32_worker, NULL), 0);
+        pthread_join(t, &bad);
+        cr_assert_null(bad, "F16 activations converted wrongly");
+    }
+#ifdef TRIT_TEST_LSAN
+    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "a finished thread's buffer leaked");
+#endif
+#else
+    cr_skip_test("x86-64 only");
 #endif
 }
 

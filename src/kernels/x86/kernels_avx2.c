@@ -13,6 +13,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -749,6 +750,15 @@ static void gemm_avx2(uint32_t wtype, int64_t n, const void *w, size_t row_bytes
 
 static _Thread_local float *tl_f32;
 static _Thread_local size_t tl_f32_cap;
+/* The buffer also hangs on a thread-specific key whose destructor frees it when the thread
+ * exits: pool workers (which call this) end with their engine context, and a _Thread_local
+ * pointer alone would leak each worker's buffer (found by tests/fuzz/fuzz_engine.c). */
+static pthread_key_t tl_f32_key;
+static pthread_once_t tl_f32_once = PTHREAD_ONCE_INIT;
+
+static void tl_f32_key_init(void) {
+    if (pthread_key_create(&tl_f32_key, free)) abort(); /* only when out of keys at start */
+}
 
 const float *trit_x86_acts_f32(int64_t n, const void *act, size_t act_bytes, int64_t nt) {
     const size_t need = (size_t)(n * nt);
@@ -756,6 +766,8 @@ const float *trit_x86_acts_f32(int64_t n, const void *act, size_t act_bytes, int
         free(tl_f32);
         tl_f32_cap = need + need / 4;
         tl_f32 = xaligned_alloc(32, (tl_f32_cap * sizeof(float) + 31) & ~(size_t)31);
+        pthread_once(&tl_f32_once, tl_f32_key_init);
+        pthread_setspecific(tl_f32_key, tl_f32);
     }
     for (int64_t t = 0; t < nt; t++) {
         const uint16_t *x = (const uint16_t *)((const char *)act + t * act_bytes);
