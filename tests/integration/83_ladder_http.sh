@@ -141,7 +141,8 @@ class H(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else None
         completion, ident = "completion" in self.path, self.path.startswith(("/props", "/v1/models"))
-        if MODE == "hang" and completion: time.sleep(5)
+        # hang: 30 s, far past the client's 2 s timeout (5 s left a loaded machine 3 s of slack)
+        if MODE == "hang" and completion: time.sleep(30)
         try: decode = completion and json.loads(body or b"{}").get("max_tokens", 16) > 1
         except ValueError: decode = False
         req = urllib.request.Request(UP + self.path, data=body, method=method,
