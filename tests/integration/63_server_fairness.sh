@@ -21,7 +21,7 @@ PX=$(free_port)
 "$TRIT" shadow --listen "127.0.0.1:$PX" --primary "http://127.0.0.1:$PS" \
   --candidate "http://127.0.0.1:$PS" --ledger "$TMP/fair.jsonl" --quiet >"$TMP/shadow.log" 2>&1 &
 _pids+=($!)
-wait_http "http://127.0.0.1:$PX/health" 20 || { cat "$TMP/shadow.log"; fail "shadow did not start"; }
+wait_http "http://127.0.0.1:$PX/health" 60 || { cat "$TMP/shadow.log"; fail "shadow did not start"; }
 
 python3 - "$PS" "$PX" <<'PY' || fail "trickle attack: see above"
 import http.client, json, select, socket, sys, threading, time

@@ -19,7 +19,7 @@ L="$TMP/shadow.jsonl"
   --ledger "$L" >"$TMP/shadow.log" 2>&1 &
 shadow_pid=$!
 _pids+=($shadow_pid)
-wait_http "http://127.0.0.1:$PX/health" 30 || { cat "$TMP/shadow.log"; fail "shadow did not start"; }
+wait_http "http://127.0.0.1:$PX/health" 60 || { cat "$TMP/shadow.log"; fail "shadow did not start"; }
 
 # round records (identity records open the ledger and follow a side that went away)
 lines() { if [ -f "$L" ]; then grep -c '"type":"round"' "$L" || true; else echo 0; fi; }

@@ -181,7 +181,7 @@ stub() {
   python3 "$TMP/stub.py" "$sport" "$up" "$mode" &
   local spid=$!
   _pids+=("$spid")
-  wait_http "http://127.0.0.1:$sport/health" 20 || fail "stub ($mode) did not start"
+  wait_http "http://127.0.0.1:$sport/health" 60 || fail "stub ($mode) did not start"
   local broken="http://127.0.0.1:$sport?timeout=2" ref="$LREF" cand="$TCAND"
   if [ "$side" = ref ]; then ref="$broken"; else cand="$broken"; fi
   "$TRIT" ladder --ref "$ref" --cand "$cand" --prompt "$P1" -o "$TMP/stub-$mode-$side.json" \
@@ -216,7 +216,7 @@ python3 "$TMP/stub.py" "$nport" "$LREF" nogen &
 _pids+=($!)
 python3 "$TMP/stub.py" "$mport" "$TCAND" nogen &
 _pids+=($!)
-wait_http "http://127.0.0.1:$nport/health" 20 && wait_http "http://127.0.0.1:$mport/health" 20 ||
+wait_http "http://127.0.0.1:$nport/health" 60 && wait_http "http://127.0.0.1:$mport/health" 60 ||
   fail "nogen stubs did not start"
 rc=0
 "$TRIT" ladder --ref "http://127.0.0.1:$nport" --cand "http://127.0.0.1:$mport" --prompt "$P1" \
