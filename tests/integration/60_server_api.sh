@@ -217,10 +217,12 @@ for mode in stream reset gave-up; do
   wait_metric "$S" "$R499" -eq $((c0 + 1)) || fail "$mode: the dropped request was not ended as cancelled (499)"
   g1=$(metric "$S" trit_generated_tokens_total)
   [ $((g1 - g0)) -lt 1000 ] || fail "$mode: the cancelled request generated all its tokens ($((g1 - g0)))"
-  # nothing runs on after the cancel: the step counter stays still with the slot free
-  r0=$(metric "$S" trit_batch_rows_total)
-  curl -s -o /dev/null "$S/health"
-  [ "$(metric "$S" trit_batch_rows_total)" = "$r0" ] || fail "$mode: rows still evaluated after the cancel"
+  # nothing runs on after the cancel: the row counter stays still with the slot free, over a
+  # window of several slowed steps (the window only widens the chance to see a leftover step;
+  # a fast or slow machine passes alike)
+  r1=$(metric "$S" trit_batch_rows_total)
+  sleep 0.3
+  [ "$(metric "$S" trit_batch_rows_total)" = "$r1" ] || fail "$mode: rows still evaluated after the cancel"
   pass "disconnect ($mode) cancels generation: slot freed, counted 499, $((g1 - g0)) of 1000 tokens"
 done
 

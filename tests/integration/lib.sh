@@ -91,7 +91,7 @@ start_trit_serve() {
 # printed: 'trit_requests_total{route="/v1/completions",code="499"}'); 0 when absent.
 metric() {
   local u="$1" n="$2"; shift 2
-  curl -s "$@" "$u/metrics" | awk -v n="$n" '$1 == n {v = $2} END {print v == "" ? 0 : v}'
+  curl -s -m 30 "$@" "$u/metrics" | awk -v n="$n" '$1 == n {v = $2} END {print v == "" ? 0 : v}'
 }
 
 # wait_metric URL NAME OP VALUE [seconds] — until NAME OP VALUE holds (OP: a
