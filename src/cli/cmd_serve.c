@@ -49,7 +49,8 @@ static void serve_usage(FILE *f) {
             "                       (refused otherwise; warned on every start)\n"
             "  --fault SPEC         TESTING AID: act=silu|relu2, rope=norm|neox change the\n"
             "                       model's graph (a parity ladder must fail); json-alloc=N\n"
-            "                       fails every Nth JSON allocation. Warned, shown in /props.\n");
+            "                       fails every Nth JSON allocation; step-ms=N pauses N ms\n"
+            "                       after every generation step. Warned, shown in /props.\n");
 }
 
 /* What the command line asked for: the server's configuration and where its key comes from. */

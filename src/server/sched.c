@@ -742,10 +742,15 @@ static void run_step(server *s) {
             slot_prompt_done(st.of[i], e[i].n_tokens);
 }
 
-/* The scheduler thread: admit, step, until the server stops and nothing is left. */
+/* The scheduler thread: admit, step, until the server stops and nothing is left. Under
+ * --fault step-ms=N each step is followed by an N ms pause (a testing aid: requests slow
+ * enough that a test can disconnect or signal mid-generation on any machine). */
 void *srv_scheduler(void *arg) {
     server *s = arg;
-    while (admit(s) >= 0) run_step(s);
+    while (admit(s) >= 0) {
+        run_step(s);
+        if (s->cfg.fault_step_ms) usleep((useconds_t)s->cfg.fault_step_ms * 1000);
+    }
     return NULL;
 }
 

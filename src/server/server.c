@@ -746,7 +746,8 @@ void srv_config_default(srv_config *c) {
 }
 
 /* One item of --fault: the engine's own fault-injection switches (the trit backend's ?act=
- * and ?rope= options), or the JSON allocation fault of http. */
+ * and ?rope= options), the JSON allocation fault of http, or a pause after every step (so a
+ * test's request provably outlasts a disconnect or a signal, whatever the machine's speed). */
 static int fault_item(srv_config *c, const char *k, const char *v) {
     long n = 0;
     if (!strcmp(k, "act") && (!strcmp(v, "silu") || !strcmp(v, "relu2")))
@@ -755,6 +756,8 @@ static int fault_item(srv_config *c, const char *k, const char *v) {
         c->fault_rope = !strcmp(v, "norm") ? TRIT_ROPE_NORM : TRIT_ROPE_NEOX;
     else if (!strcmp(k, "json-alloc") && !trit_parse_long(v, 1, 1L << 30, &n))
         c->fault_json_alloc = (unsigned)n;
+    else if (!strcmp(k, "step-ms") && !trit_parse_long(v, 1, 60000, &n))
+        c->fault_step_ms = (int)n;
     else
         return -1;
     return 0;
@@ -773,7 +776,7 @@ int srv_fault_parse(srv_config *c, const char *spec) {
     if (rc)
         fprintf(stderr,
                 "trit serve: --fault %s: expected act=silu|relu2, rope=norm|neox or "
-                "json-alloc=N (comma list)\n",
+                "json-alloc=N, step-ms=N (comma list)\n",
                 spec);
     return rc;
 }
@@ -782,17 +785,19 @@ int srv_fault_parse(srv_config *c, const char *spec) {
  * never pass for a normal one; its fingerprint differs too). */
 static void numerics_label(const srv_config *cfg, char *out, size_t n) {
     const char *num = trit_numerics_name(cfg->numerics);
-    if (cfg->fault_act < 0 && cfg->fault_rope < 0 && !cfg->fault_json_alloc) {
+    if (cfg->fault_act < 0 && cfg->fault_rope < 0 && !cfg->fault_json_alloc &&
+        !cfg->fault_step_ms) {
         snprintf(out, n, "%s", num);
         return;
     }
-    char act[24] = "", rope[24] = "", ja[32] = "";
+    char act[24] = "", rope[24] = "", ja[32] = "", sm[32] = "";
     if (cfg->fault_act >= 0) snprintf(act, sizeof act, "+act=%s", trit_act_name(cfg->fault_act));
     if (cfg->fault_rope >= 0)
         snprintf(rope, sizeof rope, "+rope=%s",
                  cfg->fault_rope == TRIT_ROPE_NEOX ? "neox" : "norm");
     if (cfg->fault_json_alloc) snprintf(ja, sizeof ja, "+json-alloc=%u", cfg->fault_json_alloc);
-    snprintf(out, n, "%s-FAULT%s%s%s", num, act, rope, ja);
+    if (cfg->fault_step_ms) snprintf(sm, sizeof sm, "+step-ms=%d", cfg->fault_step_ms);
+    snprintf(out, n, "%s-FAULT%s%s%s%s", num, act, rope, ja, sm);
 }
 
 /* What /props and /v1/models report about this process (fixed for its lifetime), and the

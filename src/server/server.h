@@ -213,12 +213,15 @@ typedef struct srv_config {
     bool insecure_no_key;   /* start without a key where http's door rule wants one (warned) */
     /* --fault (a testing aid, warned and shown in /props): force the graph's activation /
      * RoPE (-1: the model's) so a parity ladder over HTTP must fail; fail every Nth JSON
-     * allocation (0: never) so every route's out-of-memory answer can be tested */
+     * allocation (0: never) so every route's out-of-memory answer can be tested; pause
+     * fault_step_ms after every batched step (0: never) so a test's request provably outlasts
+     * a client's disconnect or a signal on any machine */
     int fault_act, fault_rope;
     unsigned fault_json_alloc;
+    int fault_step_ms;
 } srv_config;
-/* Parse one --fault SPEC into c: "act=silu|relu2", "rope=norm|neox", "json-alloc=N" (a comma
- * list of them). 0, or -1 with the reason on stderr. */
+/* Parse one --fault SPEC into c: "act=silu|relu2", "rope=norm|neox", "json-alloc=N", "step-ms=N" (a
+ * comma list of them). 0, or -1 with the reason on stderr. */
 int srv_fault_parse(srv_config *c, const char *spec);
 void srv_config_default(srv_config *c);
 /* Template id for chatml (llama-server's default when the model has no template). */

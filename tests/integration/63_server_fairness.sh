@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # 63_server_fairness — a 200-connection trickle attack on trit serve and on trit shadow at once
-# (issue 23 item 3), loopback only, bounded in count (200 per server) and time (~40 s):
+# (issue 23 item 3), loopback only, bounded in count (200 per server) and time (~20 s; the
+# loop ends when every attacker is dropped, at most 120 s):
 #  - 100 connections per server trickle their request headers one byte a second (MHD's
 #    inactivity timeout never fires); 100 send headers and all but one byte of a 1 MiB body,
 #    then nothing (64 of them used to fill the 64 MiB body budget to the byte: every other
@@ -20,7 +21,7 @@ PX=$(free_port)
 "$TRIT" shadow --listen "127.0.0.1:$PX" --primary "http://127.0.0.1:$PS" \
   --candidate "http://127.0.0.1:$PS" --ledger "$TMP/fair.jsonl" --quiet >"$TMP/shadow.log" 2>&1 &
 _pids+=($!)
-wait_http "http://127.0.0.1:$PX/health" 20 || { cat "$TMP/shadow.log"; fail "shadow did not start"; }
+wait_http "http://127.0.0.1:$PX/health" 60 || { cat "$TMP/shadow.log"; fail "shadow did not start"; }
 
 python3 - "$PS" "$PX" <<'PY' || fail "trickle attack: see above"
 import http.client, json, select, socket, sys, threading, time
@@ -43,7 +44,7 @@ for name, port in ports.items():
     for i in range(N):
         s = attacker(port)
         s.setblocking(True)  # the whole first chunk goes in (the server reads it)
-        s.settimeout(10)
+        s.settimeout(60)
         s.sendall(b"POST /tokenize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                   b"Content-Length: 1048576\r\n\r\n" + b"x" * 1048575)
         s.setblocking(False)
@@ -77,8 +78,10 @@ uploads = [threading.Thread(target=slow_upload, args=(ports["serve"], fits, 6000
            threading.Thread(target=slow_upload, args=(ports["serve"], too_big, 250000, slow["too_big"], True))]
 [t.start() for t in uploads]
 
+# The innocent client's request may wait its turn on a loaded machine: 30 s, not a speed, is
+# its bound; a server that starves it under the attack never answers, or answers 503.
 def victim(name, port):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     c.request("POST", "/tokenize", body=json.dumps({"content": "hello there " * 25}),
               headers={"Content-Type": "application/json"})
     r = c.getresponse()
@@ -86,10 +89,13 @@ def victim(name, port):
     c.close()
     return r.status
 
+# The loop ends on the event (every attacker seen closed by the server); 120 s, eight times
+# the 15 s header deadline, only bounds a server that never drops them.
+LIMIT = 120
 t0 = time.time()
 served = {n: 0 for n in ports}
 closed_at = {}
-while time.time() - t0 < 45 and len(closed_at) < len(socks):
+while time.time() - t0 < LIMIT and len(closed_at) < len(socks):
     for name, port in ports.items():  # the innocent client, once a second per server
         st = victim(name, port)
         if st != 200:
@@ -114,7 +120,7 @@ if slow != {"fits": ["200"], "too_big": ["413"]}:
 print("  slow honest uploads during the attack: 600 KB at 60 KB/s -> 200, 3 MB chunked at 250 KB/s -> 413")
 left = [(socks[k][0], socks[k][1]) for k in range(len(socks)) if k not in closed_at]
 if left:
-    sys.exit(f"FAIL: {len(left)} attackers still connected after 45 s, e.g. {left[:3]}")
+    sys.exit(f"FAIL: {len(left)} attackers still connected after {LIMIT} s, e.g. {left[:3]}")
 for name in ports:
     for kind in ("headers", "body"):
         ts = [closed_at[k] for k, (n, kd, _) in enumerate(socks) if n == name and kd == kind]

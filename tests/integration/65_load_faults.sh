@@ -19,7 +19,7 @@ ${SHADOW_WRAP:-} "$TRIT" shadow --listen "127.0.0.1:$PX" --primary "http://127.0
   --candidate-key-file "$TMP/cand.key" --ledger "$TMP/l.jsonl" --quiet --grace 2 >"$TMP/shadow.log" 2>&1 &
 sh_pid=$!
 _pids+=($sh_pid)
-wait_http "http://127.0.0.1:$PX/health" 20 || { cat "$TMP/shadow.log"; fail "shadow did not start"; }
+wait_http "http://127.0.0.1:$PX/health" 60 || { cat "$TMP/shadow.log"; fail "shadow did not start"; }
 
 load() { # PORT LABEL
   python3 - "$1" "$2" "$N" <<'PY'

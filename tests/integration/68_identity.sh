@@ -46,12 +46,12 @@ pass "/props: key, Host and Origin checks as every route"
 # --- trit serve's /props: the model's bytes, once hashed (a background thread) ---
 props_done() { # URL OUT [curl args]: /props once the hash is no longer pending
   local u="$1" o="$2" i; shift 2
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < 600; i++)); do
     [ "$(get "$u/props" "$o" "$@")" = 200 ] || fail "$u/props: $(cat "$o")"
     [ "$(jget "$o" 'd["trit"]["model_sha256_state"]')" = pending ] || return 0
     sleep 0.1
   done
-  fail "$u: model hash still pending after 10 s"
+  fail "$u: model hash still pending after 60 s"
 }
 props_done "$A" "$TMP/pa.json" "${AUTH[@]}"
 props_done "$B" "$TMP/pb.json"

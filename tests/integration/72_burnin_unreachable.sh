@@ -24,14 +24,17 @@ rc=0; wait "$pid" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$TMP/run.err"; fail "burnin exited $rc"; }
 cp "$L" "$TMP/first.jsonl" # one run against one pair of servers: what the gate judges below
 
-# a listener that accepts and never answers -> timeout; a wrong base path -> HTTP 404
+# a listener that accepts and never answers -> timeout; a wrong base path -> HTTP 404. The
+# timeout binds gen-1 too (a real server, 4 tokens): 3 s, not 1, so a loaded machine's gen-1
+# is never the side that times out; the silent side times out whatever the value
 PB=$(free_port)
-node -e 'const s = require("net").createServer(() => {}); s.listen(+process.argv[1], "127.0.0.1"); setTimeout(() => process.exit(0), 60000)' "$PB" &
+node -e 'const s = require("net").createServer(() => {}); s.listen(+process.argv[1], "127.0.0.1"); setTimeout(() => process.exit(0), 600000)' "$PB" &
 _pids+=($!)
 # until it listens (a loaded machine starts node slowly; a refused round would not be a timeout)
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PB") 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$PB") 2>/dev/null && break; sleep 0.1; done
+(exec 3<>"/dev/tcp/127.0.0.1/$PB") 2>/dev/null || fail "the silent listener never listened (60 s)"
 "$TRIT" burnin run --v1 "http://127.0.0.1:$P1" --v2 "http://127.0.0.1:$PB" --prompts "$ROOT/prompts/burnin.jsonl" \
-  --rounds 14 --pace 0 --max-tokens 4 --timeout 1 --ledger "$L" 2>>"$TMP/run.err" || fail "timeout lane exited $?"
+  --rounds 14 --pace 0 --max-tokens 4 --timeout 3 --ledger "$L" 2>>"$TMP/run.err" || fail "timeout lane exited $?"
 "$TRIT" burnin run --v1 "http://127.0.0.1:$P1/nope" --v2 "http://127.0.0.1:$P1" --prompts "$ROOT/prompts/burnin.jsonl" \
   --rounds 15 --pace 0 --max-tokens 4 --ledger "$L" 2>>"$TMP/run.err" || fail "404 lane exited $?"
 

@@ -112,7 +112,7 @@ stub() { # MODE -> $SPORT; started here (not in a subshell) so the exit trap sto
   SPORT=$(free_port)
   python3 "$ROOT/tests/integration/lp_stub.py" "$SPORT" "$1" >"$TMP/stub-$1.log" 2>&1 &
   _pids+=($!)
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$SPORT/v1/models" && break; sleep 0.1; done
+  for _ in $(seq 600); do curl -s -o /dev/null "http://127.0.0.1:$SPORT/v1/models" && break; sleep 0.1; done
 }
 expect3() { # NAME GREP-PATTERN trit-ppl-args...
   local name="$1" pat="$2" rc=0; shift 2

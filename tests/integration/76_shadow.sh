@@ -2,7 +2,8 @@
 # 76_shadow — trit shadow in front of two trit serve instances (same tiny model):
 #  - 20 requests (18 plain, 2 streaming) through the proxy: the client gets the primary's answer
 #    (same bytes as asking the primary directly, apart from the per-request id/created fields);
-#    the ledger gets 20 "shadow" round records with buckets; added latency p95 printed and small;
+#    the ledger gets 20 "shadow" round records with buckets; added latency printed, and proxied
+#    time within 4x the direct time (median ratio, measured in the same run);
 #  - a canned primary (status 201, odd Content-Type, binary body) is passed through byte for byte;
 #  - candidate down: the client is still served, the ledger says v2-unreachable;
 #  - primary down: 502 with an error body; bad flags exit 2.
@@ -18,7 +19,7 @@ L="$TMP/shadow.jsonl"
   --ledger "$L" >"$TMP/shadow.log" 2>&1 &
 shadow_pid=$!
 _pids+=($shadow_pid)
-wait_http "http://127.0.0.1:$PX/health" 30 || { cat "$TMP/shadow.log"; fail "shadow did not start"; }
+wait_http "http://127.0.0.1:$PX/health" 60 || { cat "$TMP/shadow.log"; fail "shadow did not start"; }
 
 # round records (identity records open the ledger and follow a side that went away)
 lines() { if [ -f "$L" ]; then grep -c '"type":"round"' "$L" || true; else echo 0; fi; }
@@ -29,7 +30,7 @@ wait_lines() { # N
 }
 base_lines=$(lines) # the /health probe is not a completion: no record
 
-python3 - "$P1" "$PX" "$TMP" <<'PY' || fail "proxy answers differ from the primary's"
+python3 - "$P1" "$PX" "$TMP" <<'PY' || fail "proxy answers differ from the primary's, or it is slow (above)"
 import json, sys, time, urllib.request
 p1, px, tmp = sys.argv[1:4]
 prompts = ["The capital of France is", "def fib(n):", "Once upon a time", "2 + 2 =", "Hello"]
@@ -42,7 +43,7 @@ def call(port, path, body):
         return time.perf_counter() - t, r.status, r.headers.get("Content-Type"), data
 def norm(b):
     d = json.loads(b); d.pop("id", None); d.pop("created", None); return d
-added = []
+added = []; tds = []; tps = []
 for i in range(18):
     chat = i % 2 == 1
     path = "/v1/chat/completions" if chat else "/v1/completions"
@@ -53,7 +54,7 @@ for i in range(18):
     tp, sp, cp, bp = call(px, path, body)
     assert (sd, cd) == (sp, cp), f"status/content-type differ: {(sd, cd)} vs {(sp, cp)}"
     assert norm(bd) == norm(bp), f"request {i}: bodies differ:\n{bd[:300]}\n{bp[:300]}"
-    added.append(tp - td)
+    added.append(tp - td); tds.append(td); tps.append(tp)
 for i in range(2):
     body = {"prompt": f"Streaming {i}", "max_tokens": 6, "temperature": 0, "stream": True}
     t, s, c, b = call(px, "/v1/completions", body)
@@ -61,12 +62,19 @@ for i in range(2):
     assert b.rstrip().endswith(b"data: [DONE]"), b[-200:]
 added.sort()
 p50 = added[len(added) // 2]; p95 = added[int(0.95 * (len(added) - 1))]
-print(f"added latency through the proxy: p50 {1000*p50:.1f} ms, p95 {1000*p95:.1f} ms (18 requests)")
-open(f"{tmp}/p95", "w").write(str(p95))
+# the gate is a ratio to the same request asked directly in the same run (an absolute bound in
+# ms is a coin toss on a loaded machine): the median of proxied/direct times must stay under 4
+# (the candidate may share the primary's core: 2 is normal there). It fails for a proxy that
+# holds the client's answer back for the candidate plus more, or adds a delay of its own
+# larger than a few requests. The ms figures are reported, not gated.
+ratios = sorted(b / a for a, b in zip(tds, tps))
+ratio = ratios[len(ratios) // 2]
+print(f"added latency through the proxy: p50 {1000*p50:.1f} ms, p95 {1000*p95:.1f} ms; "
+      f"median proxied/direct {ratio:.2f} (18 requests)")
+open(f"{tmp}/ratio", "w").write(f"{ratio:.2f} (added p95 {1000*p95:.1f} ms)")
+if ratio >= 4: sys.exit(f"median proxied/direct time {ratio:.2f} >= 4: {[round(r, 2) for r in ratios]}")
 PY
-p95=$(cat "$TMP/p95")
-python3 -c "import sys; sys.exit(0 if $p95 < 0.15 else 1)" || fail "added latency p95 ${p95}s is not small"
-pass "20 requests answered with the primary's bytes; added latency p95 ${p95}s"
+pass "20 requests answered with the primary's bytes; median proxied/direct $(cat "$TMP/ratio")"
 
 wait_lines $((base_lines + 20)) || fail "ledger has $(lines) lines, expected 20"
 python3 - "$L" <<'PY' || fail "ledger records malformed"
@@ -102,10 +110,9 @@ _pids+=($!)
 "$TRIT" shadow --listen "127.0.0.1:$PX2" --primary "http://127.0.0.1:$PC" --candidate "http://127.0.0.1:$P2" \
   --ledger "$TMP/canned.jsonl" --quiet >"$TMP/shadow2.log" 2>&1 &
 _pids+=($!)
-sleep 1
 python3 - "$PX2" <<'PY' || fail "canned answer not passed through verbatim"
 import sys, time, urllib.request
-for _ in range(50):
+for _ in range(300):  # until the proxy and the canned primary both listen: 30 s at most
     try:
         req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/v1/completions", data=b'{"prompt":"x"}',
                                      headers={"Content-Type": "application/json"})

@@ -91,12 +91,12 @@ start_trit_serve "$M" "$P2"
 "$TRIT" shadow --listen "127.0.0.1:$PX" --primary "http://127.0.0.1:$P1" --candidate "http://127.0.0.1:$P2" \
   --ledger "$TMP/real.jsonl" --quiet >"$TMP/shadow.log" 2>&1 &
 _pids+=($!)
-wait_http "http://127.0.0.1:$PX/health" 30 || fail "shadow did not start"
+wait_http "http://127.0.0.1:$PX/health" 60 || fail "shadow did not start"
 for i in 1 2 3 4 5; do
   curl -sf -o /dev/null "http://127.0.0.1:$PX/v1/completions" -H 'Content-Type: application/json' \
     -d "{\"prompt\":\"Real round $i\",\"max_tokens\":6,\"temperature\":0}" || fail "request $i failed"
 done
-for ((i = 0; i < 100; i++)); do [ "$(grep -c '"type":"round"' "$TMP/real.jsonl" 2>/dev/null || echo 0)" -ge 5 ] && break; sleep 0.1; done
+for ((i = 0; i < 600; i++)); do [ "$(grep -c '"type":"round"' "$TMP/real.jsonl" 2>/dev/null || echo 0)" -ge 5 ] && break; sleep 0.1; done
 "$TRIT" report --ledger "$TMP/real.jsonl" -o "$TMP/real.html" 2>/dev/null || fail "report from a real ledger failed"
 grep -q 'exact 5' "$TMP/real.html" || fail "real report does not show 5 exact rounds"
 [ "$(stat -c %a "$TMP/real.html")" = 600 ] || fail "report not written 0600"

@@ -52,8 +52,10 @@ console.log(`${n} rounds once each, in order, up to ${most} in flight; gen-1 noi
 JS
 }
 
-# 1. a 4-lane run, killed with kill -9 once 12 rounds are written, then resumed
-"${RUN[@]}" --rounds $N --quiet 2>"$TMP/run1.err" &
+# 1. a 4-lane run, killed with kill -9 once 12 rounds are written, then resumed. Paced (the
+# last --pace wins) so the 28 rounds left take over 1.4 s by construction: the kill comes
+# on the event (12 rounds), and cannot lose a race with a fast machine finishing first
+"${RUN[@]}" --rounds $N --pace 0.2s --quiet 2>"$TMP/run1.err" &
 pid=$!
 for _ in $(seq 1200); do [ "$(rounds "$L")" -ge 12 ] && break; sleep 0.1; done
 kill -9 "$pid" 2>/dev/null || fail "burn-in finished before the kill"

@@ -41,7 +41,7 @@ PY
 start_fake() { # PORT LOG SWITCH_AFTER
   python3 "$FAKE" "$1" "$2" "$3" >"$TMP/fake-$1.err" 2>&1 &
   _pids+=($!)
-  wait_http "http://127.0.0.1:$1/health" 30 || fail "fake server on $1 did not start"
+  wait_http "http://127.0.0.1:$1/health" 60 || fail "fake server on $1 did not start"
 }
 P1=$(free_port); P2=$(free_port)
 start_fake "$P1" "$TMP/g1.log" 0

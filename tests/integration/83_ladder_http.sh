@@ -141,7 +141,8 @@ class H(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else None
         completion, ident = "completion" in self.path, self.path.startswith(("/props", "/v1/models"))
-        if MODE == "hang" and completion: time.sleep(5)
+        # hang: 30 s, far past the client's 2 s timeout (5 s left a loaded machine 3 s of slack)
+        if MODE == "hang" and completion: time.sleep(30)
         try: decode = completion and json.loads(body or b"{}").get("max_tokens", 16) > 1
         except ValueError: decode = False
         req = urllib.request.Request(UP + self.path, data=body, method=method,
@@ -180,7 +181,7 @@ stub() {
   python3 "$TMP/stub.py" "$sport" "$up" "$mode" &
   local spid=$!
   _pids+=("$spid")
-  wait_http "http://127.0.0.1:$sport/health" 20 || fail "stub ($mode) did not start"
+  wait_http "http://127.0.0.1:$sport/health" 60 || fail "stub ($mode) did not start"
   local broken="http://127.0.0.1:$sport?timeout=2" ref="$LREF" cand="$TCAND"
   if [ "$side" = ref ]; then ref="$broken"; else cand="$broken"; fi
   "$TRIT" ladder --ref "$ref" --cand "$cand" --prompt "$P1" -o "$TMP/stub-$mode-$side.json" \
@@ -215,7 +216,7 @@ python3 "$TMP/stub.py" "$nport" "$LREF" nogen &
 _pids+=($!)
 python3 "$TMP/stub.py" "$mport" "$TCAND" nogen &
 _pids+=($!)
-wait_http "http://127.0.0.1:$nport/health" 20 && wait_http "http://127.0.0.1:$mport/health" 20 ||
+wait_http "http://127.0.0.1:$nport/health" 60 && wait_http "http://127.0.0.1:$mport/health" 60 ||
   fail "nogen stubs did not start"
 rc=0
 "$TRIT" ladder --ref "http://127.0.0.1:$nport" --cand "http://127.0.0.1:$mport" --prompt "$P1" \

@@ -1,7 +1,9 @@
 # tests/integration/lib.sh — shared helpers for integration scripts (source it).
 # Provides: $TRIT (the binary), $TMP (per-script temp dir), ref_bin NAME, free_port,
 # tiny_model ARCH TYPE [extra mkmodel args...] (cached per test run), start_llama_server,
-# start_trit_serve, wait_http URL, and a trap that kills every process started here.
+# start_trit_serve, wait_http URL, metric / wait_metric (a /metrics sample, awaited as an event),
+# drop_client (a client that disconnects on an event), and a trap that kills every process
+# started here.
 set -euo pipefail
 ROOT="${TRIT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 TRIT="${TRIT:-$ROOT/build/trit}"
@@ -94,4 +96,59 @@ browser_test() {
   [ -f "${TRIT_CACHE:-$HOME/.cache/trit}/browser/node_modules/playwright-core/package.json" ] ||
     fail "playwright-core missing in ${TRIT_CACHE:-$HOME/.cache/trit}/browser (run scripts/setup)"
   node "$ROOT/tests/browser/$1" "${@:2}"
+}
+
+# metric URL NAME [curl args...] -> NAME's value in URL/metrics (NAME with its labels, as
+# printed: 'trit_requests_total{route="/v1/completions",code="499"}'); 0 when absent.
+metric() {
+  local u="$1" n="$2"; shift 2
+  curl -s -m 30 "$@" "$u/metrics" | awk -v n="$n" '$1 == n {v = $2} END {print v == "" ? 0 : v}'
+}
+
+# wait_metric URL NAME OP VALUE [seconds] — until NAME OP VALUE holds (OP: a
+# test(1) integer operator: -eq -ge -le ...). The wait is for an event, so its deadline is
+# generous (default 30 s): only a server that never gets there fails, a slow one does not.
+wait_metric() {
+  local u="$1" n="$2" op="$3" want="$4" t="${5:-30}" v i
+  for ((i = 0; i < t * 20; i++)); do
+    v=$(metric "$u" "$n")
+    [ "${v%.*}" "$op" "$want" ] && return 0
+    sleep 0.05
+  done
+  echo "wait_metric: $n is $v after $t s, want $op $want" >&2
+  return 1
+}
+
+# drop_client PORT PATH BODY WHEN [reset] — POST BODY and then disconnect on an event, never on
+# a timer: WHEN "data": after the first SSE data event arrived; "NAME>=N": once PORT's /metrics
+# shows the sample NAME at N or more (e.g. trit_queue_depth>=3: this client is queued). Closes
+# with FIN (a client that gave up), or with RST when "reset" is given (SO_LINGER 0: a reset
+# connection). Exits non-zero when the event never comes (60 s), or the reply ends before it.
+drop_client() {
+  python3 - "$@" <<'PY'
+import socket, sys, time, urllib.request
+import struct
+port, path, body, when = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode(), sys.argv[4]
+s = socket.create_connection(("127.0.0.1", port), timeout=60)
+s.sendall((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+           f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+deadline = time.time() + 60
+if when == "data":
+    buf = b""
+    while b"data: " not in buf:
+        chunk = s.recv(4096)
+        if not chunk: sys.exit("drop_client: the reply ended before its first event: %r" % buf[:300])
+        buf += chunk
+else:
+    name, want = when.split(">=")
+    while True:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60).read().decode()
+        v = [float(l.split()[1]) for l in text.splitlines() if l.split(" ")[0] == name]
+        if v and v[0] >= float(want): break
+        if time.time() > deadline: sys.exit(f"drop_client: {name} never reached {want} ({v})")
+        time.sleep(0.05)
+if sys.argv[5:] == ["reset"]:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+PY
 }
