@@ -33,7 +33,7 @@ static void chat_usage(FILE *f) {
 static int print_delta(void *user, const char *delta, size_t n, const trit_client_token *tok) {
     (void)tok;
     size_t *printed = user;
-    fwrite(delta, 1, n, stdout);
+    if (n) fwrite(delta, 1, n, stdout); /* an empty delta may come with a NULL pointer */
     fflush(stdout);
     *printed += n;
     return 0;

@@ -256,7 +256,7 @@ static int show_key(const gguf_file *f, const char *key, bool json) {
         free(s);
         json_decref(j);
     } else if (kv->type == GGUF_T_STRING) {
-        fwrite(kv->v.str.p, 1, (size_t)kv->v.str.n, stdout);
+        if (kv->v.str.n) fwrite(kv->v.str.p, 1, (size_t)kv->v.str.n, stdout); /* "" may be NULL */
         printf("\n");
     } else if (kv->type == GGUF_T_ARRAY) {
         trit_buf b = {0};
