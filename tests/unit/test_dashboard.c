@@ -270,7 +270,27 @@ Test(dashboard, routes) {
     cr_assert(!trit_dash_route("", "", &api));
 }
 
-Test(dashboard, fifty_thousand_rounds_fast, .timeout = 60) {
+/* Seconds jansson takes to parse every line of path: the baseline of the timing test. */
+static double jansson_parse_s(const char *path) {
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    char *line = NULL;
+    size_t cap = 0;
+    long parsed = 0;
+    double t0 = trit_now_s();
+    while (getline(&line, &cap, f) > 0) {
+        json_t *j = json_loads(line, 0, NULL);
+        parsed += j != NULL;
+        json_decref(j);
+    }
+    double dt = trit_now_s() - t0;
+    free(line);
+    fclose(f);
+    cr_assert_eq(parsed, 50000);
+    return dt;
+}
+
+Test(dashboard, fifty_thousand_rounds_fast, .timeout = 120) {
     const char *l = path_of("big.jsonl");
     FILE *f = fopen(l, "w");
     char text[601];
@@ -303,15 +323,16 @@ Test(dashboard, fifty_thousand_rounds_fast, .timeout = 60) {
     fprintf(stderr,
             "dashboard: 50000 rounds (%.0f MB) read in %.3f s; trend + misses answered in %.3f s\n",
             (double)st.st_size / 1e6, t_read, t_answer);
-    /* as stats::fifty_thousand_rounds_fast: the claim is the release build's; sanitizers and
-     * emulators scale the budget */
-    double budget = 1.0;
+    /* As stats::fifty_thousand_rounds_fast: the gate is a ratio to a baseline measured here
+     * and now (jansson parsing the same lines), never an absolute time, which a loaded or slow
+     * machine would fail at random. The "under a second" claim is the figure printed above
+     * (docs/parity.md). Fails when the follower or an answer costs more than parsing the
+     * whole file once; a sanitizer build slows this code, not the system's jansson: 5x room. */
+    double budget = jansson_parse_s(l);
 #if defined(__SANITIZE_ADDRESS__)
     budget *= 5;
 #endif
-    const char *scale = getenv("TRIT_TEST_TIME_SCALE");
-    if (scale && atof(scale) > 0) budget *= atof(scale);
-    cr_assert_lt(t_read, budget, "reading took %.3f s (budget %.1f s)", t_read, budget);
+    cr_assert_lt(t_read, budget, "reading took %.3f s (jansson alone %.3f s)", t_read, budget);
     cr_assert_lt(t_answer, budget, "answering took %.3f s (budget %.1f s)", t_answer, budget);
     trit_dash_free(d);
 }
