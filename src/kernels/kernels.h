@@ -48,14 +48,17 @@ size_t trit_act_row_size(uint32_t wtype, int64_t n);
 typedef struct trit_numerics_table {
     const char *name;      /* "avx512", "avx2" */
     const char *ref_build; /* the reference build it matches: "build-avx512vnni", "build-avx2" */
-    int lanes;             /* ggml's GGML_F32_EPR in that build: 16 or 8 */
+    int lanes;             /* ggml's GGML_F32_EPR in that build: 16, 8 or 4 (NEON) */
     bool repack_q2_k;      /* CPU_REPACK takes Q2_K (8-row interleave) in that build */
-    bool tq_one_acc;       /* TQ2_0 x Q8_K: one float, fma per block (NEON), not 8 lanes (x86) */
-    const char *partial;   /* NULL: every order is the build's; else what is not yet */
+    bool tq_one_acc;       /* TQ1_0/TQ2_0 x Q8_K: one float, fma per block (NEON), not 8 lanes */
+    bool f16_arith;        /* F16 dots, tinyBLAS and the attention's V sum in fp16 (NEON fp16) */
+    bool q8k_fma;        /* Q8_K quantizer: iscale * x + 1.5 * 2^23 fused (ggml-base on aarch64) */
+    const char *partial; /* NULL: every order is the build's; else what is not yet */
 } trit_numerics_table;
-/* arm64 (started, issue 20): the aarch64 NEON + dotprod build (build-arm64, cross-built by
- * TRIT_REF_SET=arm64 scripts/reference). Only the TQ2_0 dot follows it so far (.partial says
- * so); the other float orders are still the avx2 table's. The table of every aarch64 target. */
+/* arm64 (issue 20): the aarch64 NEON + dotprod + fp16 build (build-arm64, cross-built by
+ * TRIT_REF_SET=arm64 scripts/reference): 4 float lanes, fp16 arithmetic for F16 (ggml_order.h's
+ * arm64 orders), one float per TQ dot, the contracted Q8_K quantizer. .partial names what does
+ * not follow it yet. The table of every aarch64 target. */
 extern const trit_numerics_table trit_numerics_avx512, trit_numerics_avx2, trit_numerics_arm64;
 /* The table in use: the one paired with trit_kernels_best(), unless trit_numerics_use set one. */
 const trit_numerics_table *trit_numerics_table_get(void);
@@ -101,8 +104,11 @@ typedef struct trit_kernels {
  * The _rows forms: out[r] = dot(row r of nr rows row_bytes apart, act). Call the AVX2/AVX-512
  * ones only where trit_kernels_avx2()/avx512() is non-NULL. NAN for another type. */
 float trit_ref_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
-/* TQ2_0 x Q8_K in the arm64 table's order (ref.c; the scalar twin of the neon set's dot). */
+/* TQ2_0 / TQ1_0 x Q8_K in the arm64 table's order (ref.c; the scalar twins of the neon set's
+ * dots), and the arm64 table's Q8_K quantizer (ref.c; the neon set's). */
 float trit_ref_dot_tq2_0_one_acc(int64_t n, const block_tq2_0 *x, const block_q8_K *y);
+float trit_ref_dot_tq1_0_one_acc(int64_t n, const block_tq1_0 *x, const block_q8_K *y);
+void trit_ref_quantize_q8_K_fma(const float *x, block_q8_K *y, int64_t n);
 float trit_avx2_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
 void trit_avx2_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
                                int64_t nr, const void *act, float *out);
@@ -149,10 +155,11 @@ static inline bool trit_is_kquant(uint32_t wtype) {
  * use trit_kernels_avx2()/avx512(), which check the CPU first. */
 extern const trit_kernels trit_kernels_avx2_impl;
 extern const trit_kernels trit_kernels_avx512_impl;
-/* aarch64 NEON + dotprod (kernels/arm/kernels_neon.c; empty elsewhere): the TQ2_0 dot in the
- * arm64 table's order, every other kernel the scalar set's. trit_kernels_neon() checks HWCAP. */
+/* aarch64 NEON + dotprod + fp16 (kernels/arm/kernels_neon.c; empty elsewhere): the TQ1_0 and
+ * TQ2_0 dots (sdot) and the F16 dot (fp16 fma) in the arm64 table's order, every other kernel
+ * the scalar set's. trit_kernels_neon() checks HWCAP (asimddp, asimdhp). */
 extern const trit_kernels trit_kernels_neon_impl;
-const trit_kernels *trit_kernels_neon(void); /* NULL if not compiled or CPU lacks dotprod */
+const trit_kernels *trit_kernels_neon(void); /* NULL if not compiled or CPU lacks them */
 
 const trit_kernels *trit_kernels_ref(void);
 const trit_kernels *trit_kernels_avx2(void);   /* NULL if not compiled or CPU lacks it */
