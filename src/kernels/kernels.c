@@ -284,7 +284,7 @@ const trit_numerics_table trit_numerics_arm64 = {
     .tq_one_acc = true,
     .f16_arith = true,
     .q8k_fma = true,
-    .partial = "k-quant, legacy, Q8_0, BF16 dots and CPU_REPACK layouts in the x86 build's order"};
+    .partial = "k-quant, legacy and Q8_0 dots and CPU_REPACK layouts in the x86 build's order"};
 
 static _Atomic(const trit_numerics_table *) g_table_override;
 

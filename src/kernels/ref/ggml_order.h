@@ -25,8 +25,8 @@
  * The aarch64 build (TRIT_REF_SET=arm64: NEON, dotprod, FP16 vector arithmetic; the "arm64"
  * table) has GGML_F32_EPR 4 and does its F16 arithmetic in fp16 (simd-mappings.h, sgemm.cpp):
  *   lanes16  ggml_vec_dot_f32: four 4-lane accumulators over steps of 16, folded (0+2),
- *            (1+3), then (0+1), then vaddvq_f32 = (l0+l1) + (l2+l3) (go_reduce4); the tail is
- *            one fma per element into the float.
+ *            (1+3), then (0+1), then vaddvq_f32 = (l0+l1) + (l2+l3) (go_reduce4); the tail as
+ *            GCC vectorized it (go_dot_f32_lanes16).
  *   h32      ggml_vec_dot_f16: four 8-lane *fp16* accumulators over steps of 32 (vfmaq_f16:
  *            one rounding to fp16 per fma), folded in fp16 as lanes16, then the 8 fp16 lanes
  *            widened, low + high half, vaddvq_f32; the tail in double as on x86.
@@ -294,10 +294,18 @@ static inline float go_lanes16_body(int64_t np, const float *x, const float *y) 
     return go_reduce4(a[0]);
 }
 
+/* The tail as GCC compiled it for aarch64 (checked in build-arm64's libggml-cpu): with 4 or
+ * more left, whole groups of 4 multiplied as a vector and added one by one, then the last < 4
+ * as fmas; with 3 or fewer, fmas only. */
 static inline float go_dot_f32_lanes16(int64_t n, const float *x, const float *y) {
-    const int64_t np = n & ~(int64_t)15;
+    const int64_t np = n & ~(int64_t)15, m = n - np;
     float sum = go_lanes16_body(np, x, y);
-    for (int64_t i = np; i < n; i++) sum = fmaf(x[i], y[i], sum);
+    int64_t i = np;
+    for (const int64_t e = np + (m >= 4 ? m & ~(int64_t)3 : 0); i < e; i++) {
+        const float p = x[i] * y[i];
+        sum = sum + p;
+    }
+    for (; i < n; i++) sum = fmaf(x[i], y[i], sum);
     return sum;
 }
 

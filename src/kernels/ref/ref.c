@@ -307,11 +307,10 @@ static float ref_dot_bf16(int64_t n, const uint16_t *x, const uint16_t *y) {
                 c[j][l] = fmaf(xf[lanes * j + l], yf[lanes * j + l], c[j][l]);
     }
     double sum = 0.0;
-    if (lanes == 4) {
-    } else if (lanes == 16) {
+    if (lanes == 16) {
         sum = (double)go_reduce16(c[0]);
         sum += (double)go_reduce16(c[1]);
-    } else {
+    } else if (lanes == 8) {
         for (int l = 0; l < 8; l++) c[0][l] = (c[0][l] + c[2][l]) + (c[1][l] + c[3][l]);
         sum = (double)go_reduce8(c[0]);
     }
