@@ -23,15 +23,17 @@ static uint16_t *rand_f16(int64_t n, float scale) {
     return h;
 }
 
-/* Random ternary weights of a TQ type: nr rows of n (whole blocks), codes 0..2 per element
- * written through the quantizer of a random {-1, 0, 1} row times a scale. */
+/* Random weights of a TQ type (a random {-1, 0, 1} row times a scale, quantized) or of Q6_K
+ * (normal values): nr rows of n (whole blocks). */
 static void *rand_tq(uint32_t type, int64_t n, int64_t nr, size_t *rb) {
     *rb = trit_row_size(type, n);
     char *w = xmalloc(*rb * (size_t)nr);
     float *x = xmalloc(sizeof(float) * (size_t)n);
     for (int64_t r = 0; r < nr; r++) {
         const float s = 0.01f + rng_uniform();
-        for (int64_t i = 0; i < n; i++) x[i] = s * (float)((int)(rng_uniform() * 3.0f) - 1);
+        for (int64_t i = 0; i < n; i++)
+            x[i] =
+                type == TRIT_Q6_K ? s * rng_normal() : s * (float)((int)(rng_uniform() * 3.0f) - 1);
         trit_quantize_row(type, x, w + r * *rb, n);
     }
     free(x);
@@ -178,17 +180,18 @@ static void *arm_sym(const char *name) {
 }
 
 /* Against build-arm64's own libggml-cpu (aarch64 under qemu): the Q8_K quantizer, the TQ1_0,
- * TQ2_0, F16, F32 and BF16 dots, the softmax sum and SwiGLU, bit for bit. */
+ * TQ2_0, Q6_K, F16, F32 and BF16 dots, the softmax sum and SwiGLU, bit for bit. */
 Test(arm64_ggml, twins_match_ggml) {
     ggml_q_fn q8k = (ggml_q_fn)arm_sym("quantize_row_q8_K");
     ggml_dot_fn tq1 = (ggml_dot_fn)arm_sym("ggml_vec_dot_tq1_0_q8_K");
     ggml_dot_fn tq2 = (ggml_dot_fn)arm_sym("ggml_vec_dot_tq2_0_q8_K");
+    ggml_dot_fn q6k = (ggml_dot_fn)arm_sym("ggml_vec_dot_q6_K_q8_K");
     ggml_dot_fn f16 = (ggml_dot_fn)arm_sym("ggml_vec_dot_f16");
     ggml_dot_fn f32 = (ggml_dot_fn)arm_sym("ggml_vec_dot_f32");
     ggml_dot_fn bf16 = (ggml_dot_fn)arm_sym("ggml_vec_dot_bf16");
     ggml_softmax_fn smax = (ggml_softmax_fn)arm_sym("ggml_vec_soft_max_f32");
     ggml_swiglu_fn swiglu = (ggml_swiglu_fn)arm_sym("ggml_vec_swiglu_f32");
-    if (!q8k || !tq1 || !tq2 || !f16 || !f32 || !bf16) {
+    if (!q8k || !tq1 || !tq2 || !q6k || !f16 || !f32 || !bf16) {
         cr_skip_test("no aarch64 reference here (TRIT_REF_SET=arm64 under qemu: make test-arm64)");
         return;
     }
@@ -206,12 +209,12 @@ Test(arm64_ggml, twins_match_ggml) {
         cr_assert_eq(memcmp(a1, a2, asz), 0, "Q8_K row %d: not ggml's quantize_row_q8_K", row);
         trit_quantize_row(TRIT_Q8_K, x, a3, n); /* the x86 quantizer */
         q_rows_differ_x86 += memcmp(a1, a3, asz) != 0;
-        for (int ti = 0; ti < 2; ti++) {
-            const uint32_t t = ti ? TRIT_TQ1_0 : TRIT_TQ2_0;
+        for (int ti = 0; ti < 3; ti++) {
+            const uint32_t t = (uint32_t[]){TRIT_TQ2_0, TRIT_TQ1_0, TRIT_Q6_K}[ti];
             size_t rb;
             char *w = rand_tq(t, n, 1, &rb);
             float g;
-            (ti ? tq1 : tq2)((int)n, &g, 0, w, 0, a2, 0, 1);
+            (ti == 0 ? tq2 : ti == 1 ? tq1 : q6k)((int)n, &g, 0, w, 0, a2, 0, 1);
             const float v = ref->vec_dot(t, n, w, a1);
             cr_assert(memcmp(&g, &v, 4) == 0, "type %u row %d: %a vs ggml %a", t, row, v, g);
             free(w);

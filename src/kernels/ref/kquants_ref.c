@@ -161,7 +161,11 @@ static float dot_q5_K(int64_t nb, const block_q5_K *x, const block_q8_K *y) {
     return go_reduce8(acc) + summs;
 }
 
+/* Q6_K. The arm64 table (ggml's NEON dotprod ggml_vec_dot_q6_K_q8_K, and its repacked
+ * q6_K_8x4 gemv/gemm, which sum the same way): per block the exact integer
+ * sum(sc * q6 * q8) - 32 * sum(sc * bsums), then sum = fma(d, (float)isum, sum). */
 static float dot_q6_K(int64_t nb, const block_q6_K *x, const block_q8_K *y) {
+    const bool neon = trit_numerics_table_get()->lanes == 4;
     float acc[8] = {0};
     for (int64_t i = 0; i < nb; i++) {
         const float d = y[i].d * trit_fp16_to_fp32(x[i].d);
@@ -177,13 +181,20 @@ static float dot_q6_K(int64_t nb, const block_q6_K *x, const block_q8_K *y) {
         for (int g = 0; g < 16; g++) sc16[g] = x[i].scales[g];
         int32_t lane[8] = {0};
         lanes_scaled(q, sc16, y[i].qs, lane);
+        if (neon) { /* the block's whole integer, one float: sum = fma(d, isum, sum) */
+            int32_t isum = 0;
+            for (int L = 0; L < 8; L++) isum += lane[L];
+            for (int g = 0; g < 16; g++) isum -= 32 * y[i].bsums[g] * sc16[g];
+            acc[0] = fmaf(d, (float)isum, acc[0]);
+            continue;
+        }
         for (int L = 0; L < 8; L++) {
             lane[L] -=
                 32 * (y[i].bsums[2 * L] * sc16[2 * L] + y[i].bsums[2 * L + 1] * sc16[2 * L + 1]);
             acc[L] = fmaf(d, (float)lane[L], acc[L]);
         }
     }
-    return go_reduce8(acc);
+    return neon ? acc[0] : go_reduce8(acc);
 }
 
 /* ---- the reference's repacked order (TRIT_REPACK8 / _GEMM, kernels.h) ---- */
