@@ -18,9 +18,11 @@ source "$(dirname "$0")/../integration/lib.sh"
 file -L "$TRIT" 2>/dev/null | grep -q aarch64 || fail "TRIT=$TRIT is not an aarch64 binary (make arm64)"
 
 PROMPT="In the beginning God created the heaven and the earth. And the earth was"
+# >= 64 tokens: the tiled (prefill) attention and tinyBLAS; "Hello" (4 tokens): the vec paths
+LONG=$(head -c 400 "$ROOT/models/kjv-heldout.txt" | tr '\n' ' ')
 ladder() { # ladder MODEL TAG THREADS -> receipt $TMP/TAG.json, exit status in $rc
   rc=0
-  "$TRIT" ladder --ref "llama:$1" --cand "trit:$1" --prompt "$PROMPT" --prompt "Hello" \
+  "$TRIT" ladder --ref "llama:$1" --cand "trit:$1" --prompt "$PROMPT" --prompt "Hello" --prompt "$LONG" \
     --max-tokens 16 --all --threads "$3" -o "$TMP/$2.json" >"$TMP/$2.txt" 2>&1 || rc=$?
 }
 maxabs() { # maxabs RECEIPT -> the largest rung-3/4 max-abs over its prompts
