@@ -369,7 +369,20 @@ bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n
            n_in % trit_numerics_table_get()->lanes == 0 && n_out % 4 == 0;
 }
 
+/* ggml_repack_get_optimal_repack_type on an arm64 core with dotprod and no i8mm (the arm64
+ * table's build, run as a Neoverse-N1): Q4_K -> q4_K_8x4 (ne[1] % 8; its gemm sums as its
+ * gemv), Q6_K -> q6_K_8x4 (ne[1] % 8; gemv = vec_dot's order, the gemm's differs). Q4_0 ->
+ * q4_0_4x4, Q5_K/Q8_0/IQ4_NL are not reproduced yet (the type's own order is returned). */
+static uint32_t dot_type_arm64(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok) {
+    if (n_out % 8 != 0) return wtype;
+    if (wtype == TRIT_Q4_K) return wtype | TRIT_REPACK8;
+    if (wtype == TRIT_Q6_K) /* repacked: its gemv (| TRIT_REPACK8) sums as vec_dot */
+        return wtype | TRIT_REPACK8 | (tok < n_tok - n_tok % 4 ? TRIT_REPACK8_GEMM : 0);
+    return wtype;
+}
+
 uint32_t trit_matmul_dot_type(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok) {
+    if (trit_numerics_table_get()->lanes == 4) return dot_type_arm64(wtype, n_out, tok, n_tok);
     /* ggml-cpu repack.cpp's choice on x86: Q4_0 and Q4_K with AVX2, Q2_K with AVX-512 (a
      * compile-time check: the table's build), each only when ne[1] % 8 == 0 */
     const bool repacked = (wtype == TRIT_Q4_0 || wtype == TRIT_Q4_K ||
