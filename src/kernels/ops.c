@@ -97,6 +97,10 @@ void trit_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float fre
         cs[i0 + 1] = sinf(theta);
         theta *= theta_scale;
     }
+    /* aarch64's GCC vectorizes ggml's NORM rotate_pairs 4 pairs at a time (ld2/st2) and fuses
+     * the other product there: x0 * c - x1 * s as fma(-x1, s, x0 * c) for the first
+     * (n_rot / 2) & ~3 pairs (build-arm64's libggml-cpu); its scalar tail, NEOX and x86 as rot0 */
+    const int nv = trit_numerics_table_get()->lanes == 4 ? (n_rot / 2 & ~3) * 2 : 0;
     for (int h = 0; h < n_head; h++) {
         float *v = x + (size_t)h * head_dim;
         if (mode == 2) { /* NEOX: pairs (i, i + n_rot/2) */
@@ -111,7 +115,7 @@ void trit_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float fre
             for (int i0 = 0; i0 < n_rot; i0 += 2) {
                 const float c = cs[i0], s = cs[i0 + 1];
                 const float x0 = v[i0], x1 = v[i0 + 1];
-                v[i0] = rot0(x0, x1, c, s);
+                v[i0] = i0 < nv ? fmaf(-x1, s, x0 * c) : rot0(x0, x1, c, s);
                 v[i0 + 1] = rot1(x0, x1, c, s);
             }
         }

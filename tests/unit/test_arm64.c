@@ -264,3 +264,67 @@ Test(arm64_ggml, twins_match_ggml) {
     }
     trit_numerics_use(NULL);
 }
+
+/* get_rows of a quantized token embedding: trit's dequantizers against build-arm64's
+ * ggml-base (GCC fuses d * q - m on aarch64) for the k-quant types llama-quantize writes there */
+Test(arm64_ggml, dequant_matches_ggml) {
+    typedef void (*deq_fn)(const void *x, float *y, int64_t k);
+    const uint32_t types[] = {TRIT_Q4_K, TRIT_Q6_K, TRIT_Q5_K, TRIT_Q2_K, TRIT_Q3_K};
+    const char *names[] = {"dequantize_row_q4_K", "dequantize_row_q6_K", "dequantize_row_q5_K",
+                           "dequantize_row_q2_K", "dequantize_row_q3_K"};
+    if (!arm_sym(names[0])) {
+        cr_skip_test("no aarch64 reference here (TRIT_REF_SET=arm64 under qemu: make test-arm64)");
+        return;
+    }
+    const int64_t n = 2560;
+    for (size_t ti = 0; ti < TRIT_ARRAY_LEN(types); ti++) {
+        deq_fn g = (deq_fn)arm_sym(names[ti]);
+        cr_assert_not_null(g, "%s", names[ti]);
+        rng_state = 9100 + ti;
+        float *x = rand_floats(n, 0.05f), *y1 = xmalloc(4 * n), *y2 = xmalloc(4 * n);
+        void *q = xmalloc(trit_row_size(types[ti], n));
+        trit_quantize_row(types[ti], x, q, n);
+        g(q, y1, n);
+        trit_dequantize_row(types[ti], q, y2, n);
+        int bad = 0;
+        for (int64_t i = 0; i < n; i++) bad += memcmp(&y1[i], &y2[i], 4) != 0;
+        cr_expect_eq(bad, 0, "%s: %d of %lld values differ", names[ti], bad, (long long)n);
+        free(x), free(y1), free(y2), free(q);
+    }
+}
+
+/* The repacked gemm's activations (ggml_quantize_mat_q8_K_4x4: four rows, 4-byte interleave)
+ * are the rows trit's Q8_K quantizer makes, scale and values */
+Test(arm64_ggml, quantize_mat_matches_rows) {
+    typedef void (*qmat_fn)(const float *x, void *y, int64_t k);
+    qmat_fn qm = (qmat_fn)arm_sym("ggml_quantize_mat_q8_K_4x4");
+    if (!qm) {
+        cr_skip_test("no aarch64 reference here (TRIT_REF_SET=arm64 under qemu: make test-arm64)");
+        return;
+    }
+    trit_numerics_use(&trit_numerics_arm64);
+    const int64_t n = 256;
+    int bad = 0;
+    for (int it = 0; it < 200; it++) {
+        rng_state = 9500 + it;
+        float *x = rand_floats(4 * n, 1.0f);
+        struct {
+            float d[4];
+            int8_t qs[QK_K * 4];
+            int16_t bsums[QK_K / 4];
+        } m;
+        qm(x, &m, n);
+        for (int r = 0; r < 4; r++) {
+            block_q8_K b;
+            trit_kernels_ref()->quantize_act(TRIT_Q6_K, x + r * n, &b, n);
+            bad += memcmp(&b.d, &m.d[r], 4) != 0;
+            for (int j = 0; j < QK_K * 4; j++) {
+                const int src = (j / 16) * 4 + j % 4, row = (j % 16) / 4;
+                if (row == r) bad += b.qs[src] != m.qs[j];
+            }
+        }
+        free(x);
+    }
+    trit_numerics_use(NULL);
+    cr_assert_eq(bad, 0, "%d values differ from ggml_quantize_mat_q8_K_4x4", bad);
+}
