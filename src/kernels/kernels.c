@@ -284,7 +284,8 @@ const trit_numerics_table trit_numerics_arm64 = {
     .tq_one_acc = true,
     .f16_arith = true,
     .q8k_fma = true,
-    .partial = "k-quant, legacy and Q8_0 dots and CPU_REPACK layouts in the x86 build's order"};
+    .partial = "Q2_K/Q3_K/Q5_K, Q4_1/Q5_0/Q5_1, Q8_0 dots and the Q5_K/Q8_0/IQ4_NL repacks in "
+               "the x86 build's order"};
 
 static _Atomic(const trit_numerics_table *) g_table_override;
 
@@ -370,10 +371,12 @@ bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n
 }
 
 /* ggml_repack_get_optimal_repack_type on an arm64 core with dotprod and no i8mm (the arm64
- * table's build, run as a Neoverse-N1): Q4_K -> q4_K_8x4 (ne[1] % 8; its gemm sums as its
- * gemv), Q6_K -> q6_K_8x4 (ne[1] % 8; gemv = vec_dot's order, the gemm's differs). Q4_0 ->
- * q4_0_4x4, Q5_K/Q8_0/IQ4_NL are not reproduced yet (the type's own order is returned). */
+ * table's build, run as a Neoverse-N1): Q4_0 -> q4_0_4x4 (ne[1] % 4), Q4_K -> q4_K_8x4
+ * (ne[1] % 8; its gemm sums as its gemv), Q6_K -> q6_K_8x4 (ne[1] % 8; gemv = vec_dot's order,
+ * the gemm's differs). Q5_K/Q8_0/IQ4_NL are not reproduced yet (the type's own order). */
 static uint32_t dot_type_arm64(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok) {
+    /* q4_0_4x4: per block fma((float)isum, ad * wd, acc), gemv and gemm: the x86 8x8 order */
+    if (wtype == TRIT_Q4_0 && n_out % 4 == 0) return wtype | TRIT_REPACK8;
     if (n_out % 8 != 0) return wtype;
     if (wtype == TRIT_Q4_K) return wtype | TRIT_REPACK8;
     if (wtype == TRIT_Q6_K) /* repacked: its gemv (| TRIT_REPACK8) sums as vec_dot */

@@ -222,6 +222,18 @@ Test(arm64_ggml, twins_match_ggml) {
         free(x), free(a1), free(a2), free(a3);
     }
     cr_log_info("Q8_K: %d of 32 rows differ from the x86 quantizer", q_rows_differ_x86);
+    ggml_q_fn q80 = (ggml_q_fn)arm_sym("quantize_row_q8_0");
+    cr_assert_not_null(q80);
+    for (int row = 0; row < 32; row++) { /* Q8_0 (Q4_0 activations): NEON, id = 1/d */
+        rng_state = 7500 + row;
+        float *x = rand_floats(n, row % 2 ? 0.3f : 3.0f);
+        const size_t asz = trit_act_row_size(TRIT_Q4_0, n);
+        void *a1 = xmalloc(asz), *a2 = xmalloc(asz);
+        ref->quantize_act(TRIT_Q4_0, x, a1, n);
+        q80(x, a2, n);
+        cr_assert_eq(memcmp(a1, a2, asz), 0, "Q8_0 row %d: not ggml's quantize_row_q8_0", row);
+        free(x), free(a1), free(a2);
+    }
     const int64_t sizes[] = {256, 64, 100, 37, 2560, 2536, 5};
     for (size_t si = 0; si < TRIT_ARRAY_LEN(sizes); si++) {
         const int64_t m = sizes[si];

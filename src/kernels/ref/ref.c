@@ -5,7 +5,8 @@
  *   Q8_K  quantize = quantize_row_q8_K_ref (signed absmax, iscale = -127/max, nearest-even,
  *         bsums per 16), the quantizer ggml uses on x86 too.
  *   Q8_0  quantize = ggml's x86 quantize_row_q8_0 (d = amax/127, id = 127/amax, round half
- *         to even), what the reference runs (not quantize_row_q8_0_ref: id = 1/d, roundf).
+ *         to even), what the reference runs (not quantize_row_q8_0_ref: id = 1/d, roundf);
+ *         under the arm64 table its NEON one (id = 1/d, round half to even).
  *   F16/BF16 activations: round-to-nearest-even conversion; F32: a copy.
  *   I8 (for I2_S weights) = bitnet.cpp's quantize_row_i8_s: amax = max(1e-5, max|x|) in
  *         double, s = (float)(127/amax), q = clamp(nearest-even(x*s), -128, 127). Layout:
@@ -30,7 +31,10 @@ static void ref_quantize_q8_0(const float *x, block_q8_0 *y, int64_t n) {
         float amax = 0;
         for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
         const float d = amax / 127;
-        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        /* the NEON build (quantize_row_q8_0, quantize_mat_q8_0_4x4): id = 1 / d */
+        const float id = trit_numerics_table_get()->lanes == 4 ? (d != 0.0f ? 1.0f / d : 0.0f)
+                         : amax != 0.0f                        ? 127.f / amax
+                                                               : 0.0f;
         y[b].d = trit_fp32_to_fp16(d);
         for (int j = 0; j < QK8_0; j++) y[b].qs[j] = (int8_t)nearbyintf(x[j] * id);
     }
