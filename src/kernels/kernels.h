@@ -2,10 +2,11 @@
  * matmul, RMSNorm, RoPE, softmax, attention.
  *
  * Contract: every kernel exists as a scalar reference in kernels/ref/ (obviously right) and
- * optionally as optimized x86 versions (kernels/x86/..._avx2.c, ..._avx512.c), chosen at run
- * time by trit_kernels_best() from the CPU's features; $TRIT_KERNELS=ref|avx2|avx512 overrides.
- * Every set sums in the order of one reference llama.cpp build (ggml CPU, GCC; the numerics
- * table below: the AVX-512 build or the AVX2 one; see ref/ggml_order.h), so results are
+ * optionally as optimized x86 versions (kernels/x86/..._avx2.c, ..._avx512.c) or aarch64 ones
+ * (kernels/arm/..._neon.c), chosen at run time by trit_kernels_best() from the CPU's features
+ * (CPUID, HWCAP); $TRIT_KERNELS=ref|avx2|avx512|neon overrides. Every set sums in the order of
+ * one reference llama.cpp build (ggml CPU, GCC; the numerics table below: the AVX-512 build, the
+ * AVX2 one or the aarch64 one; see ref/ggml_order.h), so results are
  * bit-identical to that llama.cpp's for the same op and thread count. tests/unit/test_kernels.c
  * checks each optimized kernel against its reference (NMSE, as llama.cpp's test-backend-ops) and,
  * where the reference is built, against ggml's own x86 functions bit for bit. I2_S (not in ggml)
@@ -40,6 +41,9 @@ size_t trit_act_row_size(uint32_t wtype, int64_t n);
  *           Q2_K repacked (ggml_cpu_has_avx512()).
  *   avx2    the AVX2 + FMA + F16C build (build-avx2, TRIT_REF_SET=avx2): 8 lanes, the AVX2
  *           ggml_v_expf, Q2_K not repacked.
+ *   arm64   the aarch64 NEON + dotprod + fp16 build (build-arm64, TRIT_REF_SET=arm64), run as a
+ *           Neoverse-N1: 4 lanes, F16 sums in fp16, one float per TQ/Q6_K/Q4_K dot, the N1
+ *           repacks of Q4_0/Q4_K/Q6_K, fused Q8_K rounding, NORM RoPE's vectorized form.
  * The table goes with the kernel set chosen at start (trit_kernels_best(): avx512 -> avx512,
  * avx2 -> avx2, ref -> the CPU's own: avx512 where it has AVX-512, else avx2), so
  * TRIT_KERNELS=avx2 reproduces build-avx2 and the default reproduces the CPU's default
