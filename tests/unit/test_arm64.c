@@ -179,19 +179,14 @@ static void *arm_sym(const char *name) {
 #endif
 }
 
-/* Against build-arm64's own libggml-cpu (aarch64 under qemu): the Q8_K quantizer, the TQ1_0,
- * TQ2_0, Q6_K, F16, F32 and BF16 dots, the softmax sum and SwiGLU, bit for bit. */
+/* Against build-arm64's own libggml-cpu (aarch64 under qemu): the Q8_K and Q8_0 quantizers and
+ * the TQ1_0, TQ2_0 and Q6_K dots, bit for bit. */
 Test(arm64_ggml, twins_match_ggml) {
     ggml_q_fn q8k = (ggml_q_fn)arm_sym("quantize_row_q8_K");
     ggml_dot_fn tq1 = (ggml_dot_fn)arm_sym("ggml_vec_dot_tq1_0_q8_K");
     ggml_dot_fn tq2 = (ggml_dot_fn)arm_sym("ggml_vec_dot_tq2_0_q8_K");
     ggml_dot_fn q6k = (ggml_dot_fn)arm_sym("ggml_vec_dot_q6_K_q8_K");
-    ggml_dot_fn f16 = (ggml_dot_fn)arm_sym("ggml_vec_dot_f16");
-    ggml_dot_fn f32 = (ggml_dot_fn)arm_sym("ggml_vec_dot_f32");
-    ggml_dot_fn bf16 = (ggml_dot_fn)arm_sym("ggml_vec_dot_bf16");
-    ggml_softmax_fn smax = (ggml_softmax_fn)arm_sym("ggml_vec_soft_max_f32");
-    ggml_swiglu_fn swiglu = (ggml_swiglu_fn)arm_sym("ggml_vec_swiglu_f32");
-    if (!q8k || !tq1 || !tq2 || !q6k || !f16 || !f32 || !bf16) {
+    if (!q8k || !tq1 || !tq2 || !q6k) {
         cr_skip_test("no aarch64 reference here (TRIT_REF_SET=arm64 under qemu: make test-arm64)");
         return;
     }
@@ -234,6 +229,22 @@ Test(arm64_ggml, twins_match_ggml) {
         cr_assert_eq(memcmp(a1, a2, asz), 0, "Q8_0 row %d: not ggml's quantize_row_q8_0", row);
         free(x), free(a1), free(a2);
     }
+    trit_numerics_use(NULL);
+}
+
+/* Against build-arm64's libggml-cpu: the F16, F32 and BF16 dots, the softmax sum and SwiGLU. */
+Test(arm64_ggml, float_orders_match_ggml) {
+    ggml_dot_fn f16 = (ggml_dot_fn)arm_sym("ggml_vec_dot_f16");
+    ggml_dot_fn f32 = (ggml_dot_fn)arm_sym("ggml_vec_dot_f32");
+    ggml_dot_fn bf16 = (ggml_dot_fn)arm_sym("ggml_vec_dot_bf16");
+    ggml_softmax_fn smax = (ggml_softmax_fn)arm_sym("ggml_vec_soft_max_f32");
+    ggml_swiglu_fn swiglu = (ggml_swiglu_fn)arm_sym("ggml_vec_swiglu_f32");
+    if (!f16 || !f32 || !bf16 || !smax || !swiglu) {
+        cr_skip_test("no aarch64 reference here (TRIT_REF_SET=arm64 under qemu: make test-arm64)");
+        return;
+    }
+    trit_numerics_use(&trit_numerics_arm64);
+    const trit_kernels *ref = trit_kernels_ref();
     const int64_t sizes[] = {256, 64, 100, 37, 2560, 2536, 5};
     for (size_t si = 0; si < TRIT_ARRAY_LEN(sizes); si++) {
         const int64_t m = sizes[si];
@@ -252,7 +263,7 @@ Test(arm64_ggml, twins_match_ggml) {
         v = ref->vec_dot(TRIT_BF16, m, xb, yb);
         bf16((int)m, &g, 0, xb, 0, yb, 0, 1);
         cr_assert(memcmp(&g, &v, 4) == 0, "bf16 n %lld: %a vs ggml %a", (long long)m, v, g);
-        if (smax) { /* ggml_vec_soft_max_f32: 4-lane v_expf, vaddvq sums in double, libm tail */
+        { /* ggml_vec_soft_max_f32: 4-lane v_expf, vaddvq sums in double, libm tail */
             float *y1 = xmalloc(4 * m), *y2 = xmalloc(4 * m);
             const double s1 = smax((int)m, y1, xf, 0.5f);
             double s2 = 0.0;
@@ -265,7 +276,7 @@ Test(arm64_ggml, twins_match_ggml) {
             cr_assert(memcmp(y1, y2, 4 * m) == 0 && s1 == s2, "softmax n %lld", (long long)m);
             free(y1), free(y2);
         }
-        if (swiglu) { /* SwiGLU through trit_swiglu under the arm64 table */
+        { /* SwiGLU through trit_swiglu under the arm64 table */
             float *y1 = xmalloc(4 * m), *y2 = xmalloc(4 * m);
             swiglu((int)m, y1, xf, yf);
             trit_swiglu(xf, yf, y2, m);
