@@ -284,8 +284,8 @@ const trit_numerics_table trit_numerics_arm64 = {
     .tq_one_acc = true,
     .f16_arith = true,
     .q8k_fma = true,
-    .partial = "Q2_K/Q3_K/Q5_K, Q4_1/Q5_0/Q5_1, Q8_0 dots and the Q5_K/Q8_0/IQ4_NL repacks in "
-               "the x86 build's order"};
+    .partial = "Q2_K/Q3_K/Q5_K and Q4_1/Q5_0/Q5_1 dots, the non-repacked Q4_0 dot and the "
+               "Q5_K/Q8_0/IQ4_NL repacks in the x86 build's order"};
 
 static _Atomic(const trit_numerics_table *) g_table_override;
 

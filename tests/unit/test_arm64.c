@@ -218,7 +218,9 @@ Test(arm64_ggml, twins_match_ggml) {
     }
     cr_log_info("Q8_K: %d of 32 rows differ from the x86 quantizer", q_rows_differ_x86);
     ggml_q_fn q80 = (ggml_q_fn)arm_sym("quantize_row_q8_0");
+    ggml_dot_fn d80 = (ggml_dot_fn)arm_sym("ggml_vec_dot_q8_0_q8_0");
     cr_assert_not_null(q80);
+    cr_assert_not_null(d80);
     for (int row = 0; row < 32; row++) { /* Q8_0 (Q4_0 activations): NEON, id = 1/d */
         rng_state = 7500 + row;
         float *x = rand_floats(n, row % 2 ? 0.3f : 3.0f);
@@ -227,6 +229,15 @@ Test(arm64_ggml, twins_match_ggml) {
         ref->quantize_act(TRIT_Q4_0, x, a1, n);
         q80(x, a2, n);
         cr_assert_eq(memcmp(a1, a2, asz), 0, "Q8_0 row %d: not ggml's quantize_row_q8_0", row);
+        for (int64_t m = n; m >= n - 32; m -= 32) { /* Q8_0 x Q8_0: even and odd block counts */
+            void *w = xmalloc(trit_row_size(TRIT_Q8_0, m));
+            float *wf = rand_floats(m, 1.0f), g;
+            trit_quantize_row(TRIT_Q8_0, wf, w, m);
+            d80((int)m, &g, 0, w, 0, a2, 0, 1);
+            const float v = ref->vec_dot(TRIT_Q8_0, m, w, a1);
+            cr_assert(memcmp(&g, &v, 4) == 0, "q8_0 n %lld: %a vs ggml %a", (long long)m, v, g);
+            free(w), free(wf);
+        }
         free(x), free(a1), free(a2);
     }
     trit_numerics_use(NULL);

@@ -226,8 +226,38 @@ static float ref_dot_tq1_0(int64_t n, const block_tq1_0 *x, const block_q8_K *y)
     return go_reduce8(acc);
 }
 
+/* Q8_0 under the arm64 table (ggml's NEON dotprod ggml_vec_dot_q8_0_q8_0): blocks in pairs,
+ * even blocks into one 4-lane accumulator, odd into another; lane L of a block is the integer
+ * sum of bytes 4L..4L+3 and 16+4L..16+4L+3 (two sdot), added as acc[L] + round(lane * d)
+ * (vmlaq_n_f32: not fused); the total vaddvq(acc0) + vaddvq(acc1), then an odd last block as
+ * fma(isum, d, sum). */
+static float ref_dot_q8_0_neon(int64_t nb, const block_q8_0 *x, const block_q8_0 *y) {
+    float acc[2][4] = {{0}};
+    int64_t ib = 0;
+    for (; ib + 1 < nb; ib += 2)
+        for (int b = 0; b < 2; b++) {
+            const block_q8_0 *xb = &x[ib + b], *yb = &y[ib + b];
+            const float d = trit_fp16_to_fp32(xb->d) * trit_fp16_to_fp32(yb->d);
+            for (int L = 0; L < 4; L++) {
+                int lane = 0;
+                for (int j = 4 * L; j < 4 * L + 4; j++)
+                    lane += xb->qs[j] * yb->qs[j] + xb->qs[16 + j] * yb->qs[16 + j];
+                const float p = (float)lane * d;
+                acc[b][L] = acc[b][L] + p;
+            }
+        }
+    float sum = go_reduce4(acc[0]) + go_reduce4(acc[1]);
+    for (; ib < nb; ib++) {
+        int isum = 0;
+        for (int j = 0; j < QK8_0; j++) isum += x[ib].qs[j] * y[ib].qs[j];
+        sum = fmaf((float)isum, trit_fp16_to_fp32(x[ib].d) * trit_fp16_to_fp32(y[ib].d), sum);
+    }
+    return sum;
+}
+
 /* Q8_0: lane L = bytes 4L..4L+3 of the block, acc[L] = fma(d, lane, acc[L]), reduce8. */
 static float ref_dot_q8_0(int64_t n, const block_q8_0 *x, const block_q8_0 *y) {
+    if (trit_numerics_table_get()->lanes == 4) return ref_dot_q8_0_neon(n / QK8_0, x, y);
     float acc[8] = {0};
     for (int64_t i = 0; i < n / QK8_0; i++) {
         const float d = trit_fp16_to_fp32(x[i].d) * trit_fp16_to_fp32(y[i].d);
