@@ -19,9 +19,9 @@ AVX512  := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma 
 # Kernel files by target architecture ($(CC) -dumpmachine): the x86 files (src/kernels/x86/,
 # every *_avx2.c / *_avx512.c) and their -m flags only for an x86-64 target; elsewhere
 # kernels/generic/x86_absent.c stands in for them. The arm files (src/kernels/arm/*_neon.c) get
-# -march=armv8.2-a+dotprod only for an aarch64 target; elsewhere they compile to an empty set.
+# -march=armv8.2-a+dotprod+fp16 only for an aarch64 target; elsewhere they compile to an empty set.
 TARGET_CPU := $(firstword $(subst -, ,$(shell $(CC) -dumpmachine 2>/dev/null)))
-NEON    := -march=armv8.2-a+dotprod
+NEON    := -march=armv8.2-a+dotprod+fp16
 ifeq ($(TARGET_CPU),x86_64)
 ARCH_EXCLUDE :=
 else

@@ -43,7 +43,7 @@ struct trit_ctx {
     int cap_rows;
     float *x, *xn, *q, *kx, *vx, *att, *o, *gate, *up;
     row_span *span; /* cap_rows entries at most */
-    float *out_blk; /* OUT_BLOCK + 1 rows of logits */
+    float *out_blk; /* OUT_BLOCK + OUT_TAIL rows of logits */
 
     float *logits;     /* trit_eval's kept logits */
     size_t logits_cap; /* rows */
@@ -57,6 +57,9 @@ struct trit_ctx {
 /* Rows of logits computed per output matmul: bounds the logits memory of a step (a prompt
  * with every row's logits wanted never holds more than this many rows). */
 #define OUT_BLOCK 64
+/* the most rows a last block may take over from the next call: fewer than the reference's
+ * smallest tinyBLAS call (2 tokens on x86; 8 for F16 on the NEON build, 4 for F32) */
+#define OUT_TAIL 7
 
 static void ensure_rows(trit_ctx *c, int rows);
 
@@ -115,7 +118,7 @@ trit_ctx *trit_ctx_new(trit_model *m, const trit_ctx_params *pp, trit_err *err) 
 
     c->kv_layer_elems = (size_t)hp->n_head_kv * c->n_ctx * hp->head_dim;
     ensure_rows(c, c->n_batch);
-    c->out_blk = xmalloc((size_t)(OUT_BLOCK + 1) * hp->n_vocab * sizeof(float));
+    c->out_blk = xmalloc((size_t)(OUT_BLOCK + OUT_TAIL) * hp->n_vocab * sizeof(float));
     c->logits_cap = 1;
     c->logits = xmalloc((size_t)hp->n_vocab * sizeof(float));
     return c;
@@ -399,8 +402,9 @@ static void give_row(const fwd *f, int r, const float *logits, trit_logits_fn fn
 }
 
 /* result_output: logits of the wanted rows (xn, normed), OUT_BLOCK rows per matmul so a long
- * all-logits prompt never holds more; a block of tinyBLAS rows keeps >= 2 rows (a row's sum
- * does not depend on the other rows of its call, only on the call having >= 2 of them). */
+ * all-logits prompt never holds more; a block of tinyBLAS rows keeps as many rows as the
+ * reference's tinyBLAS needs (a row's sum does not depend on the other rows of its call, only
+ * on the call having enough of them: 2 on x86, 8 for F16 / 4 for F32 on the NEON build). */
 static void output_batch(trit_ctx *c, const fwd *f, const float *xn, trit_logits_fn fn, void *ud) {
     const trit_weight *w = &c->m->output;
     const int64_t V = c->hp.n_vocab;
@@ -414,7 +418,11 @@ static void output_batch(trit_ctx *c, const fwd *f, const float *xn, trit_logits
         /* blocks of OUT_BLOCK (a multiple of 4, so GROUP4's groups stay aligned) */
         for (int r = f->sp[i].r0; r < r1;) {
             int nr = TRIT_MIN(OUT_BLOCK, r1 - r);
-            if (r1 - r - nr == 1) nr++; /* never leave a single tinyBLAS row for the next call */
+            const int rest = r1 - r - nr; /* never leave too few tinyBLAS rows for the last call */
+            if (rest > 0 && rest <= OUT_TAIL &&
+                trit_matmul_tinyblas(w->type, w->ne[0], w->ne[1], nr + rest) &&
+                !trit_matmul_tinyblas(w->type, w->ne[0], w->ne[1], rest))
+                nr += rest;
             const trit_mm_part part = {
                 .W = w->data, .w_scale = w->scale, .n_out = w->ne[1], .Y = c->out_blk};
             trit_matmul_multi_order(c->k, c->pool, wt, w->ne[0], xn + (size_t)r * w->ne[0], nr, 1,

@@ -193,7 +193,14 @@ static char g_features[256];
 
 #if !defined(__x86_64__)
 static void features_init(void) {
-#if defined(__aarch64__)
+#if defined(__aarch64__) && defined(__linux__)
+    /* the HWCAP bits ggml's runtime checks read: asimddp 20, asimdhp 10, sve 22 (AT_HWCAP),
+     * i8mm 13 (AT_HWCAP2) */
+    const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    snprintf(g_features, sizeof g_features, "aarch64%s%s%s%s", (hw >> 20) & 1 ? " asimddp" : "",
+             (hw >> 10) & 1 ? " asimdhp" : "", (hw2 >> 13) & 1 ? " i8mm" : "",
+             (hw >> 22) & 1 ? " sve" : "");
+#elif defined(__aarch64__)
     snprintf(g_features, sizeof g_features, "aarch64");
 #else
     snprintf(g_features, sizeof g_features, "generic");
@@ -242,10 +249,12 @@ const trit_kernels *trit_kernels_avx512(void) {
     return trit_kernels_avx512_impl.name && have_avx512() ? &trit_kernels_avx512_impl : NULL;
 }
 
-/* aarch64 Linux reports dotprod (sdot/udot) as HWCAP_ASIMDDP, bit 20 of AT_HWCAP. */
+/* aarch64 Linux reports dotprod (sdot/udot) as HWCAP_ASIMDDP, bit 20 of AT_HWCAP, and fp16
+ * vector arithmetic as HWCAP_ASIMDHP, bit 10: the neon set needs both. */
 static bool have_dotprod(void) {
 #if defined(__aarch64__) && defined(__linux__)
-    return (getauxval(AT_HWCAP) >> 20) & 1;
+    const unsigned long hw = getauxval(AT_HWCAP);
+    return ((hw >> 20) & 1) && ((hw >> 10) & 1);
 #else
     return false;
 #endif
@@ -297,10 +306,13 @@ const trit_numerics_table trit_numerics_avx2 = {
 const trit_numerics_table trit_numerics_arm64 = {
     .name = "arm64",
     .ref_build = "build-arm64",
-    .lanes = 8,
+    .lanes = 4,
     .repack_q2_k = false,
     .tq_one_acc = true,
-    .partial = "TQ2_0 dots only; other sums in the avx2 build's order"};
+    .f16_arith = true,
+    .q8k_fma = true,
+    .partial = "Q2_K/Q3_K/Q5_K and Q4_1/Q5_0/Q5_1 dots, the non-repacked Q4_0 dot and the "
+               "Q5_K/Q8_0/IQ4_NL repacks in the x86 build's order"};
 
 static _Atomic(const trit_numerics_table *) g_table_override;
 
@@ -374,12 +386,33 @@ const trit_kernels *trit_kernels_for(const trit_kernels *k, int numerics) {
 /* ---- threaded matmul ---- */
 
 bool trit_matmul_tinyblas(uint32_t wtype, int64_t n_in, int64_t n_out, int64_t n_tok) {
-    /* tinyBLAS<KN> needs k % KN == 0, KN the build's lanes (16 on AVX-512, 8 on AVX2) */
+    /* tinyBLAS<KN> needs k % KN == 0, KN the build's lanes (16 on AVX-512, 8 on AVX2); the
+     * NEON build takes F32 from 4 tokens (KN 4) and F16 from 8 (fp16 KN 8), never BF16 */
+    const trit_numerics_table *t = trit_numerics_table_get();
+    if (t->lanes == 4)
+        return ((wtype == TRIT_F32 && n_tok >= 4 && n_in % 4 == 0) ||
+                (wtype == TRIT_F16 && n_tok >= 8 && n_in % 8 == 0)) &&
+               n_out % 4 == 0;
     return (wtype == TRIT_F32 || wtype == TRIT_F16 || wtype == TRIT_BF16) && n_tok >= 2 &&
            n_in % trit_numerics_table_get()->lanes == 0 && n_out % 4 == 0;
 }
 
+/* ggml_repack_get_optimal_repack_type on an arm64 core with dotprod and no i8mm (the arm64
+ * table's build, run as a Neoverse-N1): Q4_0 -> q4_0_4x4 (ne[1] % 4), Q4_K -> q4_K_8x4
+ * (ne[1] % 8; its gemm sums as its gemv), Q6_K -> q6_K_8x4 (ne[1] % 8; gemv = vec_dot's order,
+ * the gemm's differs). Q5_K/Q8_0/IQ4_NL are not reproduced yet (the type's own order). */
+static uint32_t dot_type_arm64(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok) {
+    /* q4_0_4x4: per block fma((float)isum, ad * wd, acc), gemv and gemm: the x86 8x8 order */
+    if (wtype == TRIT_Q4_0 && n_out % 4 == 0) return wtype | TRIT_REPACK8;
+    if (n_out % 8 != 0) return wtype;
+    if (wtype == TRIT_Q4_K) return wtype | TRIT_REPACK8;
+    if (wtype == TRIT_Q6_K) /* repacked: its gemv (| TRIT_REPACK8) sums as vec_dot */
+        return wtype | TRIT_REPACK8 | (tok < n_tok - n_tok % 4 ? TRIT_REPACK8_GEMM : 0);
+    return wtype;
+}
+
 uint32_t trit_matmul_dot_type(uint32_t wtype, int64_t n_out, int64_t tok, int64_t n_tok) {
+    if (trit_numerics_table_get()->lanes == 4) return dot_type_arm64(wtype, n_out, tok, n_tok);
     /* ggml-cpu repack.cpp's choice on x86: Q4_0 and Q4_K with AVX2, Q2_K with AVX-512 (a
      * compile-time check: the table's build), each only when ne[1] % 8 == 0 */
     const bool repacked = (wtype == TRIT_Q4_0 || wtype == TRIT_Q4_K ||

@@ -2,10 +2,11 @@
  * matmul, RMSNorm, RoPE, softmax, attention.
  *
  * Contract: every kernel exists as a scalar reference in kernels/ref/ (obviously right) and
- * optionally as optimized x86 versions (kernels/x86/..._avx2.c, ..._avx512.c), chosen at run
- * time by trit_kernels_best() from the CPU's features; $TRIT_KERNELS=ref|avx2|avx512 overrides.
- * Every set sums in the order of one reference llama.cpp build (ggml CPU, GCC; the numerics
- * table below: the AVX-512 build or the AVX2 one; see ref/ggml_order.h), so results are
+ * optionally as optimized x86 versions (kernels/x86/..._avx2.c, ..._avx512.c) or aarch64 ones
+ * (kernels/arm/..._neon.c), chosen at run time by trit_kernels_best() from the CPU's features
+ * (CPUID, HWCAP); $TRIT_KERNELS=ref|avx2|avx512|neon overrides. Every set sums in the order of
+ * one reference llama.cpp build (ggml CPU, GCC; the numerics table below: the AVX-512 build, the
+ * AVX2 one or the aarch64 one; see ref/ggml_order.h), so results are
  * bit-identical to that llama.cpp's for the same op and thread count. tests/unit/test_kernels.c
  * checks each optimized kernel against its reference (NMSE, as llama.cpp's test-backend-ops) and,
  * where the reference is built, against ggml's own x86 functions bit for bit. I2_S (not in ggml)
@@ -40,6 +41,9 @@ size_t trit_act_row_size(uint32_t wtype, int64_t n);
  *           Q2_K repacked (ggml_cpu_has_avx512()).
  *   avx2    the AVX2 + FMA + F16C build (build-avx2, TRIT_REF_SET=avx2): 8 lanes, the AVX2
  *           ggml_v_expf, Q2_K not repacked.
+ *   arm64   the aarch64 NEON + dotprod + fp16 build (build-arm64, TRIT_REF_SET=arm64), run as a
+ *           Neoverse-N1: 4 lanes, F16 sums in fp16, one float per TQ/Q6_K/Q4_K dot, the N1
+ *           repacks of Q4_0/Q4_K/Q6_K, fused Q8_K rounding, NORM RoPE's vectorized form.
  * The table goes with the kernel set chosen at start (trit_kernels_best(): avx512 -> avx512,
  * avx2 -> avx2, ref -> the CPU's own: avx512 where it has AVX-512, else avx2), so
  * TRIT_KERNELS=avx2 reproduces build-avx2 and the default reproduces the CPU's default
@@ -48,14 +52,17 @@ size_t trit_act_row_size(uint32_t wtype, int64_t n);
 typedef struct trit_numerics_table {
     const char *name;      /* "avx512", "avx2" */
     const char *ref_build; /* the reference build it matches: "build-avx512vnni", "build-avx2" */
-    int lanes;             /* ggml's GGML_F32_EPR in that build: 16 or 8 */
+    int lanes;             /* ggml's GGML_F32_EPR in that build: 16, 8 or 4 (NEON) */
     bool repack_q2_k;      /* CPU_REPACK takes Q2_K (8-row interleave) in that build */
-    bool tq_one_acc;       /* TQ2_0 x Q8_K: one float, fma per block (NEON), not 8 lanes (x86) */
-    const char *partial;   /* NULL: every order is the build's; else what is not yet */
+    bool tq_one_acc;       /* TQ1_0/TQ2_0 x Q8_K: one float, fma per block (NEON), not 8 lanes */
+    bool f16_arith;        /* F16 dots, tinyBLAS and the attention's V sum in fp16 (NEON fp16) */
+    bool q8k_fma;        /* Q8_K quantizer: iscale * x + 1.5 * 2^23 fused (ggml-base on aarch64) */
+    const char *partial; /* NULL: every order is the build's; else what is not yet */
 } trit_numerics_table;
-/* arm64 (started, issue 20): the aarch64 NEON + dotprod build (build-arm64, cross-built by
- * TRIT_REF_SET=arm64 scripts/reference). Only the TQ2_0 dot follows it so far (.partial says
- * so); the other float orders are still the avx2 table's. The table of every aarch64 target. */
+/* arm64 (issue 20): the aarch64 NEON + dotprod + fp16 build (build-arm64, cross-built by
+ * TRIT_REF_SET=arm64 scripts/reference): 4 float lanes, fp16 arithmetic for F16 (ggml_order.h's
+ * arm64 orders), one float per TQ dot, the contracted Q8_K quantizer. .partial names what does
+ * not follow it yet. The table of every aarch64 target. */
 extern const trit_numerics_table trit_numerics_avx512, trit_numerics_avx2, trit_numerics_arm64;
 /* The table in use: the one paired with trit_kernels_best(), unless trit_numerics_use set one. */
 const trit_numerics_table *trit_numerics_table_get(void);
@@ -101,8 +108,11 @@ typedef struct trit_kernels {
  * The _rows forms: out[r] = dot(row r of nr rows row_bytes apart, act). Call the AVX2/AVX-512
  * ones only where trit_kernels_avx2()/avx512() is non-NULL. NAN for another type. */
 float trit_ref_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
-/* TQ2_0 x Q8_K in the arm64 table's order (ref.c; the scalar twin of the neon set's dot). */
+/* TQ2_0 / TQ1_0 x Q8_K in the arm64 table's order (ref.c; the scalar twins of the neon set's
+ * dots), and the arm64 table's Q8_K quantizer (ref.c; the neon set's). */
 float trit_ref_dot_tq2_0_one_acc(int64_t n, const block_tq2_0 *x, const block_q8_K *y);
+float trit_ref_dot_tq1_0_one_acc(int64_t n, const block_tq1_0 *x, const block_q8_K *y);
+void trit_ref_quantize_q8_K_fma(const float *x, block_q8_K *y, int64_t n);
 float trit_avx2_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *act);
 void trit_avx2_dot_kquant_rows(uint32_t wtype, int64_t n, const void *w, size_t row_bytes,
                                int64_t nr, const void *act, float *out);
@@ -149,10 +159,11 @@ static inline bool trit_is_kquant(uint32_t wtype) {
  * use trit_kernels_avx2()/avx512(), which check the CPU first. */
 extern const trit_kernels trit_kernels_avx2_impl;
 extern const trit_kernels trit_kernels_avx512_impl;
-/* aarch64 NEON + dotprod (kernels/arm/kernels_neon.c; empty elsewhere): the TQ2_0 dot in the
- * arm64 table's order, every other kernel the scalar set's. trit_kernels_neon() checks HWCAP. */
+/* aarch64 NEON + dotprod + fp16 (kernels/arm/kernels_neon.c; empty elsewhere): the TQ1_0 and
+ * TQ2_0 dots (sdot) and the F16 dot (fp16 fma) in the arm64 table's order, every other kernel
+ * the scalar set's. trit_kernels_neon() checks HWCAP (asimddp, asimdhp). */
 extern const trit_kernels trit_kernels_neon_impl;
-const trit_kernels *trit_kernels_neon(void); /* NULL if not compiled or CPU lacks dotprod */
+const trit_kernels *trit_kernels_neon(void); /* NULL if not compiled or CPU lacks them */
 
 const trit_kernels *trit_kernels_ref(void);
 const trit_kernels *trit_kernels_avx2(void);   /* NULL if not compiled or CPU lacks it */

@@ -97,6 +97,10 @@ void trit_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float fre
         cs[i0 + 1] = sinf(theta);
         theta *= theta_scale;
     }
+    /* aarch64's GCC vectorizes ggml's NORM rotate_pairs 4 pairs at a time (ld2/st2) and fuses
+     * the other product there: x0 * c - x1 * s as fma(-x1, s, x0 * c) for the first
+     * (n_rot / 2) & ~3 pairs (build-arm64's libggml-cpu); its scalar tail, NEOX and x86 as rot0 */
+    const int nv = trit_numerics_table_get()->lanes == 4 ? (n_rot / 2 & ~3) * 2 : 0;
     for (int h = 0; h < n_head; h++) {
         float *v = x + (size_t)h * head_dim;
         if (mode == 2) { /* NEOX: pairs (i, i + n_rot/2) */
@@ -111,7 +115,7 @@ void trit_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float fre
             for (int i0 = 0; i0 < n_rot; i0 += 2) {
                 const float c = cs[i0], s = cs[i0 + 1];
                 const float x0 = v[i0], x1 = v[i0 + 1];
-                v[i0] = rot0(x0, x1, c, s);
+                v[i0] = i0 < nv ? fmaf(-x1, s, x0 * c) : rot0(x0, x1, c, s);
                 v[i0 + 1] = rot1(x0, x1, c, s);
             }
         }
@@ -193,6 +197,9 @@ HOT static void att_row_vec_range(const att_job *J, const float *qrow, const voi
     memset(acc, 0, (size_t)D * sizeof(float));
     float S = 0.0f, M = -INFINITY;
     const int w = trit_numerics_table_get()->lanes;
+    /* the NEON build's V sum is fp16 arithmetic (ggml_vec_scale_f16 / ggml_vec_mad_f16 with
+     * fp16 vectors, the factor rounded to fp16) for whole steps of 32, f32 + rounding after */
+    const int nh = f16 && trit_numerics_table_get()->f16_arith ? D & ~31 : 0;
     for (int ic = ic0; ic < ic1; ic++) {
         const float s =
             dot_kv(row_ptr(kh, J->kv_type, (size_t)ic, D), J->kv_type, q, D, w) * J->scale;
@@ -201,16 +208,20 @@ HOT static void att_row_vec_range(const att_job *J, const float *qrow, const voi
             const float Mold = M;
             M = s;
             ms = expf(Mold - M);
-            if (f16) /* ggml_vec_scale_f16: f32 multiply, rounded to fp16 */
-                for (int i = 0; i < D; i++) acc[i] = f16_round(acc[i] * ms);
-            else
+            if (f16) { /* ggml_vec_scale_f16: f32 multiply, rounded to fp16 */
+                const float msh = f16_round(ms);
+                for (int i = 0; i < nh; i++) acc[i] = f16_round(acc[i] * msh);
+                for (int i = nh; i < D; i++) acc[i] = f16_round(acc[i] * ms);
+            } else
                 for (int i = 0; i < D; i++) acc[i] *= ms;
         } else {
             vs = expf(s - M);
         }
         if (f16) { /* ggml_vec_mad_f16: f32 fma, rounded to fp16 */
             const uint16_t *v = (const uint16_t *)vh + (size_t)ic * D;
-            for (int i = 0; i < D; i++) acc[i] = f16_round(fmaf(h2f(v[i]), vs, acc[i]));
+            const float vsh = f16_round(vs);
+            for (int i = 0; i < nh; i++) acc[i] = go_fma_h(h2f(v[i]), vsh, acc[i]);
+            for (int i = nh; i < D; i++) acc[i] = f16_round(fmaf(h2f(v[i]), vs, acc[i]));
         } else {
             const float *v = (const float *)vh + (size_t)ic * D;
             for (int i = 0; i < D; i++) acc[i] = fmaf(v[i], vs, acc[i]);
@@ -271,7 +282,9 @@ HOT static void att_row_tiled(const att_job *J, const float *q, const void *kh, 
         double sum = 0.0; /* ggml_vec_soft_max_f32: w lanes at a time, each hsum in double */
         for (int g = 0; g < FA_TILE_KV; g += w) {
             for (int t = g; t < g + w; t++) kq[t] = go_v_expf_w(w, kq[t] - M);
-            sum += (double)(w == 16 ? go_reduce16(kq + g) : go_reduce8(kq + g));
+            sum += (double)(w == 16  ? go_reduce16(kq + g)
+                            : w == 8 ? go_reduce8(kq + g)
+                                     : go_reduce4(kq + g));
         }
         S = (float)((double)S + sum);
         for (int t = 0; t < nt; t++) {
@@ -407,8 +420,9 @@ static void attention_core(trit_pool *pool, trit_att_range_fn range, const float
     att_job J = {q,        kc,   vc,    kv_type, n_ctx, n_head, n_head_kv,
                  head_dim, pos0, n_tok, scale,   out,   false};
     /* ggml uses the tiled kernel when the batch has >= 64 query rows and DV is a multiple of
-     * the f32 SIMD width (16 on AVX-512, the reference's native build) */
-    J.tiled = n_tok >= FA_TILE_Q && head_dim % 16 == 0;
+     * the f32 SIMD width (16 on AVX-512, the reference's native build; 4 on NEON) */
+    J.tiled =
+        n_tok >= FA_TILE_Q && head_dim % (trit_numerics_table_get()->lanes == 4 ? 4 : 16) == 0;
     const int nth = pool ? trit_pool_size(pool) : 1;
     int L = 0;
     const int chunk = n_tok == 1 ? split_chunk(n_ctx, pos0 + 1, nth, &L) : 0;

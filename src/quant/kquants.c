@@ -417,8 +417,14 @@ static void dequantize_q4_K(const block_q4_K *x, float *y, int64_t nb) {
             const float d1 = d * sc, m1 = min * m;
             scale_min_k4(is + 1, x[i].scales, &sc, &m);
             const float d2 = d * sc, m2 = min * m;
+#if defined(__aarch64__)
+            /* aarch64's ggml-base (FMA in the base ISA, GCC contracting) fuses d * q - m */
+            for (int l = 0; l < 32; l++) *y++ = fmaf(d1, (float)(q[l] & 0xF), -m1);
+            for (int l = 0; l < 32; l++) *y++ = fmaf(d2, (float)(q[l] >> 4), -m2);
+#else
             for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xF) - m1;
             for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
+#endif
         }
     }
 }

@@ -11,7 +11,9 @@ TRIT_TEST_TMP="${TRIT_TEST_TMP:-/tmp/trit-test-$$}"
 mkdir -p "$TRIT_TEST_TMP/models"
 TMP="$(mktemp -d "$TRIT_TEST_TMP/$(basename "$0" .sh).XXXX")"
 REF_DIR="${TRIT_REF_DIR:-${TRIT_CACHE:-$HOME/.cache/trit}/llama.cpp-${TRIT_NLC_VERSION:-3.22.1}}"
-REF_BIN="$REF_DIR/build/bin"
+# TRIT_REF_SET=avx2|arm64|...: that reference build (build-<set>/), as trit_ref_path does; the
+# aarch64 one (arm64) runs through binfmt_misc's qemu entry (scripts/setup --arm64)
+REF_BIN="$REF_DIR/build${TRIT_REF_SET:+-$TRIT_REF_SET}/bin"
 _pids=()
 
 ref_bin() { echo "$REF_BIN/$1"; }

@@ -21,7 +21,21 @@
  *            first, ((0+4) + (1+5)) + ((2+6) + (3+7)) (go_reduce8_hadd); the f32 tail is
  *            go_f32_tail8 (groups of 8, one of 4, then fma), the f16 one in double as above.
  *   lanes8   tinyBLAS<8>: one 8-lane fma accumulator, then hsum (= reduce8), n % 8 == 0.
- *   v_expf8  the AVX2 ggml_v_expf: 2^n from z's bits, j without the 1, result fma(j, k, k). */
+ *   v_expf8  the AVX2 ggml_v_expf: 2^n from z's bits, j without the 1, result fma(j, k, k).
+ * The aarch64 build (TRIT_REF_SET=arm64: NEON, dotprod, FP16 vector arithmetic; the "arm64"
+ * table) has GGML_F32_EPR 4 and does its F16 arithmetic in fp16 (simd-mappings.h, sgemm.cpp):
+ *   lanes16  ggml_vec_dot_f32: four 4-lane accumulators over steps of 16, folded (0+2),
+ *            (1+3), then (0+1), then vaddvq_f32 = (l0+l1) + (l2+l3) (go_reduce4); the tail as
+ *            GCC vectorized it (go_dot_f32_lanes16).
+ *   h32      ggml_vec_dot_f16: four 8-lane *fp16* accumulators over steps of 32 (vfmaq_f16:
+ *            one rounding to fp16 per fma), folded in fp16 as lanes16, then the 8 fp16 lanes
+ *            widened, low + high half, vaddvq_f32; the tail in double as on x86.
+ *   blas4    tinyBLAS<4> (F32 weights, >= 4 tokens): one 4-lane fma accumulator, go_reduce4.
+ *   blash8   tinyBLAS<8, float16x8_t> (F16 weights, >= 8 tokens): one 8-lane fp16
+ *            accumulator, then as h32's last step.
+ *   v_expf4  the NEON ggml_v_expf: lane for lane the AVX2 form (v_expf8), 4 lanes at a time.
+ * go_fma_h / go_add_h / go_mul_h are fp16 arithmetic in plain C: the exact result rounded once
+ * to fp16 (nearest even), what the NEON fp16 instructions do. */
 #ifndef TRIT_KERNELS_GGML_ORDER_H
 #define TRIT_KERNELS_GGML_ORDER_H
 
@@ -137,15 +151,20 @@ static inline float go_lanes32_body(int64_t np, const float *x, const float *y) 
 }
 
 /* ggml_vec_dot_f32 of a build with w float lanes (16: AVX-512, 8: AVX2) */
+static inline float go_dot_f32_lanes16(int64_t n, const float *x, const float *y);
 static inline float go_dot_f32_w(int w, int64_t n, const float *x, const float *y) {
     if (w == 16) return go_dot_f32_lanes64(n, x, y);
+    if (w == 4) return go_dot_f32_lanes16(n, x, y);
     const int64_t np = n & ~(int64_t)31;
     return go_f32_tail8(go_lanes32_body(np, x, y), np, n, x, y);
 }
 
-/* ggml_vec_dot_f16 of a build with w float lanes (operands exact fp16 values as floats) */
+/* ggml_vec_dot_f16 of a build with w float lanes (operands exact fp16 values as floats; 4:
+ * the arm64 build, fp16 accumulators) */
+static inline float go_dot_f16_h32(int64_t n, const float *x, const float *y);
 static inline float go_dot_f16_w(int w, int64_t n, const float *x, const float *y) {
     if (w == 16) return go_dot_f16_lanes64(n, x, y);
+    if (w == 4) return go_dot_f16_h32(n, x, y);
     const int64_t np = n & ~(int64_t)31;
     double sum = (double)go_lanes32_body(np, x, y);
     for (int64_t i = np; i < n; i++) sum += (double)(x[i] * y[i]);
@@ -215,12 +234,121 @@ static inline float go_v_expf8(float x) {
     return fmaf(s2, j, s2) * s1;
 }
 
-/* ggml_v_expf / ggml_v_silu of a build with w float lanes */
+/* ggml_v_expf / ggml_v_silu of a build with w float lanes (4: NEON, the v_expf8 form) */
 static inline float go_v_expf_w(int w, float x) {
     return w == 16 ? go_v_expf(x) : go_v_expf8(x);
 }
 static inline float go_v_silu_w(int w, float x) {
     return x / (1.0f + go_v_expf_w(w, 0.0f - x));
+}
+
+/* ---- the arm64 build's orders (NEON, 4 float lanes, fp16 arithmetic) ---- */
+
+/* vaddvq_f32: pairwise, (l0 + l1) + (l2 + l3) */
+static inline float go_reduce4(const float a[4]) {
+    return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+/* f rounded to the nearest fp16 value (ties to even), as a float */
+static inline float go_h(float f) {
+    return trit_fp16_to_fp32(trit_fp32_to_fp16(f));
+}
+
+/* a * b + c rounded once to fp16 (vfmaq_f16), for fp16 values a, b, c. a * b is exact in a
+ * float (11 + 11 significant bits); s + e == a * b + c exactly (TwoSum). Rounding s to fp16
+ * is the answer unless s lies exactly halfway between two fp16 values and e != 0: then the
+ * exact value is past the midpoint on e's side. o, the other neighbour, is an fp16 value
+ * exactly when s is such a midpoint. */
+static inline float go_fma_h(float a, float b, float c) {
+    const float p = a * b, s = p + c;
+    const float bp = s - c, e = (p - bp) + (c - (s - bp));
+    const float r = go_h(s);
+    if (e == 0.0f || r == s) return r;
+    const float d = s - r, o = r + 2.0f * d;
+    if (go_h(o) != o) return r;
+    return (e > 0.0f) == (d > 0.0f) ? o : r;
+}
+
+/* a + b in fp16 (vaddq_f16) */
+static inline float go_add_h(float a, float b) {
+    return go_fma_h(a, 1.0f, b);
+}
+
+/* a * b in fp16 (vmulq_f16): the float product is exact, one rounding */
+static inline float go_mul_h(float a, float b) {
+    return go_h(a * b);
+}
+
+/* ggml_vec_dot_f32, 4 lanes: the whole-16 part (np = n & ~15) folded and reduced */
+static inline float go_lanes16_body(int64_t np, const float *x, const float *y) {
+    float a[4][4];
+    memset(a, 0, sizeof a);
+    for (int64_t i = 0; i < np; i += 16)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 4; l++) a[j][l] = fmaf(x[i + 4 * j + l], y[i + 4 * j + l], a[j][l]);
+    for (int l = 0; l < 4; l++) {
+        a[0][l] = a[0][l] + a[2][l];
+        a[1][l] = a[1][l] + a[3][l];
+        a[0][l] = a[0][l] + a[1][l];
+    }
+    return go_reduce4(a[0]);
+}
+
+/* The tail as GCC compiled it for aarch64 (checked in build-arm64's libggml-cpu): with 4 or
+ * more left, whole groups of 4 multiplied as a vector and added one by one, then the last < 4
+ * as fmas; with 3 or fewer, fmas only. */
+static inline float go_dot_f32_lanes16(int64_t n, const float *x, const float *y) {
+    const int64_t np = n & ~(int64_t)15, m = n - np;
+    float sum = go_lanes16_body(np, x, y);
+    int64_t i = np;
+    for (const int64_t e = np + (m >= 4 ? m & ~(int64_t)3 : 0); i < e; i++) {
+        const float p = x[i] * y[i];
+        sum = sum + p;
+    }
+    for (; i < n; i++) sum = fmaf(x[i], y[i], sum);
+    return sum;
+}
+
+/* GGML_F16x8_REDUCE's last step: 8 fp16 lanes widened, low + high half, vaddvq_f32 */
+static inline float go_reduce_h8(const float a[8]) {
+    float u[4];
+    for (int l = 0; l < 4; l++) u[l] = a[l] + a[l + 4];
+    return go_reduce4(u);
+}
+
+/* ggml_vec_dot_f16 with fp16 vector arithmetic (operands exact fp16 values as floats) */
+static inline float go_dot_f16_h32(int64_t n, const float *x, const float *y) {
+    const int64_t np = n & ~(int64_t)31;
+    float a[4][8];
+    memset(a, 0, sizeof a);
+    for (int64_t i = 0; i < np; i += 32)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 8; l++)
+                a[j][l] = go_fma_h(x[i + 8 * j + l], y[i + 8 * j + l], a[j][l]);
+    for (int l = 0; l < 8; l++) {
+        a[0][l] = go_add_h(a[0][l], a[2][l]);
+        a[1][l] = go_add_h(a[1][l], a[3][l]);
+        a[0][l] = go_add_h(a[0][l], a[1][l]);
+    }
+    double sum = (double)go_reduce_h8(a[0]);
+    for (int64_t i = np; i < n; i++) sum += (double)(x[i] * y[i]);
+    return (float)sum;
+}
+
+/* tinyBLAS<8, float16x8_t>: one 8-lane fp16 accumulator (n % 8 == 0) */
+static inline float go_dot_blas_h8(int64_t n, const float *x, const float *y) {
+    float a[8] = {0};
+    for (int64_t i = 0; i < n; i += 8)
+        for (int l = 0; l < 8; l++) a[l] = go_fma_h(x[i + l], y[i + l], a[l]);
+    return go_reduce_h8(a);
+}
+
+/* tinyBLAS<4, float32x4_t>: one 4-lane fma accumulator (n % 4 == 0) */
+static inline float go_dot_blas4(int64_t n, const float *x, const float *y) {
+    float a[4] = {0};
+    for (int64_t i = 0; i < n; i += 4)
+        for (int l = 0; l < 4; l++) a[l] = fmaf(x[i + l], y[i + l], a[l]);
+    return go_reduce4(a);
 }
 
 #endif

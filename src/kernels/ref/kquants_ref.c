@@ -127,7 +127,52 @@ static void q4_K_lanes(const block_q4_K *x, const block_q8_K *y, int32_t lane[8]
     lanes_scaled(q, sc16, y->qs, lane);
 }
 
+/* Q4_K under the arm64 table (ggml's NEON dotprod ggml_vec_dot_q4_K_q8_K): per block the
+ * mins first, sum = fma(-(float)sum(min * q8sum32), dmin, sum), then
+ * sum = fma((float)sum(sc * q4 * q8), d, sum). */
+static float dot_q4_K_neon(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * trit_fp16_to_fp32(x[i].d);
+        const float dmin = y[i].d * trit_fp16_to_fp32(x[i].dmin);
+        int sc[8], mn[8];
+        k4_scales_mins(x[i].scales, sc, mn);
+        int32_t isum = 0, imin = 0;
+        for (int m = 0; m < 8; m++) imin += mn[m] * q8_sum32(&y[i], m);
+        for (int k = 0; k < QK_K; k++) isum += sc[k / 32] * k4_nibble(x[i].qs, k) * y[i].qs[k];
+        sum = fmaf(-(float)imin, dmin, sum);
+        sum = fmaf((float)isum, d, sum);
+    }
+    return sum;
+}
+
+/* Q4_K | TRIT_REPACK8 under the arm64 table (ggml_gemv/gemm_q4_K_8x4_q8_K, NEON dotprod: one
+ * order for every token): per 64-element step acc = fma(d, (float)isum, acc) (vfmaq_f32),
+ * then per block acc = acc - (float)imin * dmin, not fused (vmlsq_f32 is a multiply and a
+ * subtract in GCC's arm_neon.h). */
+static float dot_q4_K_r8_neon(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
+    float acc = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = trit_fp16_to_fp32(x[i].d) * y[i].d;
+        const float dmin = trit_fp16_to_fp32(x[i].dmin) * y[i].d;
+        int sc[8], mn[8];
+        k4_scales_mins(x[i].scales, sc, mn);
+        int32_t imin = 0;
+        for (int m = 0; m < 8; m++) imin += mn[m] * q8_sum32(&y[i], m);
+        for (int k0 = 0; k0 < QK_K; k0 += 64) {
+            int32_t isum = 0;
+            for (int k = k0; k < k0 + 64; k++)
+                isum += sc[k / 32] * k4_nibble(x[i].qs, k) * y[i].qs[k];
+            acc = fmaf(d, (float)isum, acc);
+        }
+        const float m = (float)imin * dmin;
+        acc = acc - m;
+    }
+    return acc;
+}
+
 static float dot_q4_K(int64_t nb, const block_q4_K *x, const block_q8_K *y) {
+    if (trit_numerics_table_get()->lanes == 4) return dot_q4_K_neon(nb, x, y);
     float acc[8] = {0}, acc_m[4] = {0};
     for (int64_t i = 0; i < nb; i++) {
         const float d = y[i].d * trit_fp16_to_fp32(x[i].d);
@@ -161,7 +206,11 @@ static float dot_q5_K(int64_t nb, const block_q5_K *x, const block_q8_K *y) {
     return go_reduce8(acc) + summs;
 }
 
-static float dot_q6_K(int64_t nb, const block_q6_K *x, const block_q8_K *y) {
+/* Q6_K. The arm64 table (ggml's NEON dotprod ggml_vec_dot_q6_K_q8_K, and its repacked
+ * q6_K_8x4 gemv/gemm, which sum the same way): per block the exact integer
+ * sum(sc * q6 * q8) - 32 * sum(sc * bsums), then sum = fma(d, (float)isum, sum). */
+static float dot_q6_K_g(int64_t nb, const block_q6_K *x, const block_q8_K *y, bool gemm) {
+    const bool neon = trit_numerics_table_get()->lanes == 4;
     float acc[8] = {0};
     for (int64_t i = 0; i < nb; i++) {
         const float d = y[i].d * trit_fp16_to_fp32(x[i].d);
@@ -177,13 +226,29 @@ static float dot_q6_K(int64_t nb, const block_q6_K *x, const block_q8_K *y) {
         for (int g = 0; g < 16; g++) sc16[g] = x[i].scales[g];
         int32_t lane[8] = {0};
         lanes_scaled(q, sc16, y[i].qs, lane);
+        if (neon) { /* the block's whole integer, one float: sum = fma(d, isum, sum) */
+            int32_t isum = 0;
+            for (int L = 0; L < 8; L++) isum += lane[L];
+            for (int g = 0; g < 16; g++) isum -= 32 * y[i].bsums[g] * sc16[g];
+            if (gemm) { /* gemm_q6_K_8x4: vmlaq_f32, a multiply then an add */
+                const float p = (float)isum * d;
+                acc[0] = acc[0] + p;
+            } else {
+                acc[0] = fmaf(d, (float)isum, acc[0]);
+            }
+            continue;
+        }
         for (int L = 0; L < 8; L++) {
             lane[L] -=
                 32 * (y[i].bsums[2 * L] * sc16[2 * L] + y[i].bsums[2 * L + 1] * sc16[2 * L + 1]);
             acc[L] = fmaf(d, (float)lane[L], acc[L]);
         }
     }
-    return go_reduce8(acc);
+    return neon ? acc[0] : go_reduce8(acc);
+}
+
+static float dot_q6_K(int64_t nb, const block_q6_K *x, const block_q8_K *y) {
+    return dot_q6_K_g(nb, x, y, false);
 }
 
 /* ---- the reference's repacked order (TRIT_REPACK8 / _GEMM, kernels.h) ---- */
@@ -250,13 +315,19 @@ float trit_ref_dot_kquant(uint32_t wtype, int64_t n, const void *w, const void *
         return dot_q5_K(nb, w, act);
     case TRIT_Q6_K:
         return dot_q6_K(nb, w, act);
-    case TRIT_Q2_K | TRIT_REPACK8:
+    case TRIT_Q6_K | TRIT_REPACK8: /* arm64 only: q6_K_8x4 gemv = vec_dot's order */
+        return dot_q6_K(nb, w, act);
+    case TRIT_Q6_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM: /* arm64 only: q6_K_8x4 gemm */
+        return dot_q6_K_g(nb, w, act, true);
     case TRIT_Q4_K | TRIT_REPACK8:
-        return dot_repack8(wtype & ~TRIT_REPACK8, nb, w, act, QK_K);
+    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
+        if (trit_numerics_table_get()->lanes == 4) return dot_q4_K_r8_neon(nb, w, act);
+        if (wtype & TRIT_REPACK8_GEMM) return dot_repack8(TRIT_Q4_K, nb, w, act, 64);
+        return dot_repack8(TRIT_Q4_K, nb, w, act, QK_K);
+    case TRIT_Q2_K | TRIT_REPACK8:
+        return dot_repack8(TRIT_Q2_K, nb, w, act, QK_K);
     case TRIT_Q2_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
         return dot_repack8(TRIT_Q2_K, nb, w, act, 128);
-    case TRIT_Q4_K | TRIT_REPACK8 | TRIT_REPACK8_GEMM:
-        return dot_repack8(TRIT_Q4_K, nb, w, act, 64);
     default:
         return NAN;
     }

@@ -5,7 +5,8 @@
  *   Q8_K  quantize = quantize_row_q8_K_ref (signed absmax, iscale = -127/max, nearest-even,
  *         bsums per 16), the quantizer ggml uses on x86 too.
  *   Q8_0  quantize = ggml's x86 quantize_row_q8_0 (d = amax/127, id = 127/amax, round half
- *         to even), what the reference runs (not quantize_row_q8_0_ref: id = 1/d, roundf).
+ *         to even), what the reference runs (not quantize_row_q8_0_ref: id = 1/d, roundf);
+ *         under the arm64 table its NEON one (id = 1/d, round half to even).
  *   F16/BF16 activations: round-to-nearest-even conversion; F32: a copy.
  *   I8 (for I2_S weights) = bitnet.cpp's quantize_row_i8_s: amax = max(1e-5, max|x|) in
  *         double, s = (float)(127/amax), q = clamp(nearest-even(x*s), -128, 127). Layout:
@@ -30,7 +31,10 @@ static void ref_quantize_q8_0(const float *x, block_q8_0 *y, int64_t n) {
         float amax = 0;
         for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
         const float d = amax / 127;
-        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        /* the NEON build (quantize_row_q8_0, quantize_mat_q8_0_4x4): id = 1 / d */
+        const float id = trit_numerics_table_get()->lanes == 4 ? (d != 0.0f ? 1.0f / d : 0.0f)
+                         : amax != 0.0f                        ? 127.f / amax
+                                                               : 0.0f;
         y[b].d = trit_fp32_to_fp16(d);
         for (int j = 0; j < QK8_0; j++) y[b].qs[j] = (int8_t)nearbyintf(x[j] * id);
     }
@@ -52,10 +56,43 @@ static void ref_quantize_i8(const float *x, void *dst, int64_t n) {
     memcpy(q + n + sizeof(s), &sum, sizeof(sum));
 }
 
+/* The arm64 table's Q8_K quantizer: quantize_row_q8_K_ref as GCC compiles it for aarch64,
+ * where FMA is part of the base ISA and -ffp-contract=fast fuses nearest_int's
+ * iscale * x + 12582912.f into one fma (x86's ggml-base, built without -mfma, rounds the
+ * product first). Everything else as quant.c's Q8_K (signed absmax, -127/max, bsums per 16). */
+void trit_ref_quantize_q8_K_fma(const float *x, block_q8_K *y, int64_t n) {
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < QK_K; j++)
+            if (fabsf(x[j]) > amax) amax = fabsf(x[j]), max = x[j];
+        if (!amax) {
+            memset(&y[b], 0, sizeof y[b]);
+            continue;
+        }
+        const float iscale = -127.f / max;
+        for (int j = 0; j < QK_K; j++) {
+            const float v = fmaf(iscale, x[j], 12582912.f);
+            int32_t i;
+            memcpy(&i, &v, sizeof i);
+            const int q = (i & 0x007fffff) - 0x00400000;
+            y[b].qs[j] = (int8_t)(q < 127 ? q : 127);
+        }
+        for (int j = 0; j < QK_K / 16; j++) {
+            int sum = 0;
+            for (int i = 0; i < 16; i++) sum += y[b].qs[j * 16 + i];
+            y[b].bsums[j] = (int16_t)sum;
+        }
+        y[b].d = 1 / iscale;
+    }
+}
+
 static void ref_quantize_act(uint32_t wtype, const float *x, void *dst, int64_t n) {
     switch (trit_act_type(wtype)) { /* kernels.c: the one weight -> activation format rule */
     case TRIT_Q8_K:
-        trit_quantize_row(TRIT_Q8_K, x, dst, n); /* rows are whole QK_K blocks */
+        if (trit_numerics_table_get()->q8k_fma)
+            trit_ref_quantize_q8_K_fma(x, dst, n);
+        else
+            trit_quantize_row(TRIT_Q8_K, x, dst, n); /* rows are whole QK_K blocks */
         break;
     case TRIT_Q8_0: /* Q8_0, Q4_0, Q5_0 weights (x86 quantizers, as ggml's vec_dot_type) */
         ref_quantize_q8_0(x, dst, n);
@@ -128,7 +165,36 @@ static inline int tq1_digit(uint8_t q, int l) {
     return (int)(((uint16_t)v * 3) >> 8);
 }
 
+/* The arm64 table's TQ1_0 x Q8_K (ggml's NEON + dotprod build): the block's whole integer
+ * sum (base-3 digits times the activations, minus the block sums), then
+ * sumf = fma(d, (float)isum, sumf), as the TQ2_0 one. Digit l of byte j of qs[0, 32) pairs with
+ * activation 32 l + j, of qs[32, 48) with 160 + 16 l + (j - 32), of qh with 240 + 4 l + j. */
+float trit_ref_dot_tq1_0_one_acc(int64_t n, const block_tq1_0 *x, const block_q8_K *y) {
+    const int nqs = (int)sizeof(x->qs), nqh = (int)sizeof(x->qh), n32 = nqs - nqs % 32;
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int32_t isum = 0;
+        const int8_t *q = y[i].qs;
+        for (int j = 0; j < n32; j += 32)
+            for (int l = 0; l < 5; l++)
+                for (int m = 0; m < 32; m++)
+                    isum += tq1_digit(x[i].qs[j + m], l) * q[j * 5 + l * 32 + m];
+        for (int j = n32; j < nqs; j += 16)
+            for (int l = 0; l < 5; l++)
+                for (int m = 0; m < 16; m++)
+                    isum += tq1_digit(x[i].qs[j + m], l) * q[j * 5 + l * 16 + m];
+        for (int l = 0; l < 4; l++)
+            for (int j = 0; j < nqh; j++)
+                isum += tq1_digit(x[i].qh[j], l) * q[nqs * 5 + l * nqh + j];
+        for (int b = 0; b < QK_K / 16; b++) isum -= y[i].bsums[b];
+        const float d = trit_fp16_to_fp32(x[i].d) * y[i].d;
+        sumf = fmaf(d, (float)isum, sumf);
+    }
+    return sumf;
+}
+
 static float ref_dot_tq1_0(int64_t n, const block_tq1_0 *x, const block_q8_K *y) {
+    if (trit_numerics_table_get()->tq_one_acc) return trit_ref_dot_tq1_0_one_acc(n, x, y);
     const int nqs = (int)sizeof(x->qs), nqh = (int)sizeof(x->qh), n32 = nqs - nqs % 32;
     float acc[8] = {0};
     for (int64_t i = 0; i < n / QK_K; i++) {
@@ -160,8 +226,38 @@ static float ref_dot_tq1_0(int64_t n, const block_tq1_0 *x, const block_q8_K *y)
     return go_reduce8(acc);
 }
 
+/* Q8_0 under the arm64 table (ggml's NEON dotprod ggml_vec_dot_q8_0_q8_0): blocks in pairs,
+ * even blocks into one 4-lane accumulator, odd into another; lane L of a block is the integer
+ * sum of bytes 4L..4L+3 and 16+4L..16+4L+3 (two sdot), added as acc[L] + round(lane * d)
+ * (vmlaq_n_f32: not fused); the total vaddvq(acc0) + vaddvq(acc1), then an odd last block as
+ * fma(isum, d, sum). */
+static float ref_dot_q8_0_neon(int64_t nb, const block_q8_0 *x, const block_q8_0 *y) {
+    float acc[2][4] = {{0}};
+    int64_t ib = 0;
+    for (; ib + 1 < nb; ib += 2)
+        for (int b = 0; b < 2; b++) {
+            const block_q8_0 *xb = &x[ib + b], *yb = &y[ib + b];
+            const float d = trit_fp16_to_fp32(xb->d) * trit_fp16_to_fp32(yb->d);
+            for (int L = 0; L < 4; L++) {
+                int lane = 0;
+                for (int j = 4 * L; j < 4 * L + 4; j++)
+                    lane += xb->qs[j] * yb->qs[j] + xb->qs[16 + j] * yb->qs[16 + j];
+                const float p = (float)lane * d;
+                acc[b][L] = acc[b][L] + p;
+            }
+        }
+    float sum = go_reduce4(acc[0]) + go_reduce4(acc[1]);
+    for (; ib < nb; ib++) {
+        int isum = 0;
+        for (int j = 0; j < QK8_0; j++) isum += x[ib].qs[j] * y[ib].qs[j];
+        sum = fmaf((float)isum, trit_fp16_to_fp32(x[ib].d) * trit_fp16_to_fp32(y[ib].d), sum);
+    }
+    return sum;
+}
+
 /* Q8_0: lane L = bytes 4L..4L+3 of the block, acc[L] = fma(d, lane, acc[L]), reduce8. */
 static float ref_dot_q8_0(int64_t n, const block_q8_0 *x, const block_q8_0 *y) {
+    if (trit_numerics_table_get()->lanes == 4) return ref_dot_q8_0_neon(n / QK8_0, x, y);
     float acc[8] = {0};
     for (int64_t i = 0; i < n / QK8_0; i++) {
         const float d = trit_fp16_to_fp32(x[i].d) * trit_fp16_to_fp32(y[i].d);
@@ -206,10 +302,21 @@ static float ref_dot_f16(int64_t n, const uint16_t *x, const uint16_t *y) {
     return r;
 }
 
-/* tinyBLAS (lanes16 / lanes8 per table) on F32, F16 or BF16 rows, n % lanes == 0 */
+/* tinyBLAS (lanes16 / lanes8 per table; arm64: blas4 for F32, blash8 in fp16 for F16) on
+ * F32, F16 or BF16 rows, n % lanes == 0 */
 static float ref_dot_blas(uint32_t wtype, int64_t n, const void *w, const void *act) {
     const int lanes = trit_numerics_table_get()->lanes;
     float a[16] = {0}, x[16], y[16];
+    if (lanes == 4) {
+        const int kn = wtype == TRIT_F16 ? 8 : 4;
+        for (int64_t i = 0; i < n; i += kn) {
+            ref_row_f32(wtype, w, i, kn, x);
+            ref_row_f32(wtype, act, i, kn, y);
+            for (int l = 0; l < kn; l++)
+                a[l] = kn == 8 ? go_fma_h(x[l], y[l], a[l]) : fmaf(x[l], y[l], a[l]);
+        }
+        return kn == 8 ? go_reduce_h8(a) : go_reduce4(a);
+    }
     for (int64_t i = 0; i < n; i += lanes) {
         ref_row_f32(wtype, w, i, lanes, x);
         ref_row_f32(wtype, act, i, lanes, y);
@@ -218,25 +325,26 @@ static float ref_dot_blas(uint32_t wtype, int64_t n, const void *w, const void *
     return lanes == 16 ? go_reduce16(a) : go_reduce8(a);
 }
 
-/* ggml_vec_dot_bf16. AVX-512 build: two 16-lane accumulators over steps of 32, each reduced
+/* ggml_vec_dot_bf16. NEON build (no bf16 instructions): every product added in double, in
+ * order. AVX-512 build: two 16-lane accumulators over steps of 32, each reduced
  * into a double. AVX2 build: four 8-lane accumulators over steps of 32 (mul + add contracted
  * to fma), folded (0+2) + (1+3), one hsum (reduce8) into the double. Tail in double. */
 static float ref_dot_bf16(int64_t n, const uint16_t *x, const uint16_t *y) {
     const int lanes = trit_numerics_table_get()->lanes, na = 32 / lanes;
     float c[4][16] = {{0}}, xf[32], yf[32];
     int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
+    for (; lanes != 4 && i + 32 <= n; i += 32) { /* the NEON build: all of it the double tail */
         ref_row_f32(TRIT_BF16, x, i, 32, xf);
         ref_row_f32(TRIT_BF16, y, i, 32, yf);
         for (int j = 0; j < na; j++)
             for (int l = 0; l < lanes; l++)
                 c[j][l] = fmaf(xf[lanes * j + l], yf[lanes * j + l], c[j][l]);
     }
-    double sum;
+    double sum = 0.0;
     if (lanes == 16) {
         sum = (double)go_reduce16(c[0]);
         sum += (double)go_reduce16(c[1]);
-    } else {
+    } else if (lanes == 8) {
         for (int l = 0; l < 8; l++) c[0][l] = (c[0][l] + c[2][l]) + (c[1][l] + c[3][l]);
         sum = (double)go_reduce8(c[0]);
     }
