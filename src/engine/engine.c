@@ -649,3 +649,98 @@ const float *trit_get_logits(const trit_ctx *c, int i) {
     if (c->logits_all) return c->logits + (size_t)i * c->hp.n_vocab;
     return i == c->n_eval - 1 ? c->logits : NULL;
 }
+
+/* ---- prefix reuse ---- */
+
+/* Whether a layer weight of the model is multiplied in the group-of-4 order (order_of's
+ * GROUP4): then a row's sums depend on its place in its entry's groups of 4. */
+static bool has_group4(const trit_ctx *c) {
+    for (int il = 0; il < c->hp.n_layer; il++) {
+        const trit_layer *L = &c->m->layers[il];
+        const trit_weight *w[] = {&L->wq,     &L->wk,       &L->wv,      &L->wo,
+                                  &L->ffn_up, &L->ffn_gate, &L->ffn_down};
+        for (size_t i = 0; i < TRIT_ARRAY_LEN(w); i++)
+            if (order_of(w[i]->type, &w[i], 1) == ORDER_GROUP4) return true;
+    }
+    return false;
+}
+
+/* The numerics class of row r of a prefill entry of T tokens (engine.h): two rows of one
+ * class are summed alike whatever their entries. One row: single-token orders; >= 64 rows:
+ * tiled attention (ops.c's FA_TILE_Q, with head_dim % 16 == 0); group4: gemm or gemv row. */
+static int row_class(const trit_ctx *c, bool group4, int T, int r) {
+    if (T == 1) return 1;
+    int k = 2;
+    if (T >= 64 && c->hp.head_dim % 16 == 0) k |= 4;
+    if (group4 && r < T - T % 4) k |= 8;
+    return k;
+}
+
+/* The rule of trit_ctx_reuse_exact, with has_group4 computed once by the caller. */
+static bool reuse_exact(const trit_ctx *c, bool g4, int made, int n, int p) {
+    const int nb = c->n_batch;
+    if (p <= 0) return p == 0;
+    if (p > made || p >= n) return false;
+    const int k0 = p - p % nb; /* the cold chunk that holds cell p - 1 ... */
+    if (k0 == p) return true;  /* ... unless p ends one: whole chunks, made alike */
+    const int t_made = TRIT_MIN(made - k0, nb), t_cold = TRIT_MIN(n - k0, nb);
+    const int s = p - k0, t_rest = t_cold - s; /* the new prompt's first entry: s .. t_cold */
+    for (int r = 0; r < s; r++)
+        if (row_class(c, g4, t_made, r) != row_class(c, g4, t_cold, r)) return false;
+    for (int r = s; r < t_cold; r++)
+        if (row_class(c, g4, t_rest, r - s) != row_class(c, g4, t_cold, r)) return false;
+    return true;
+}
+
+bool trit_ctx_reuse_exact(const trit_ctx *c, int made, int n, int p) {
+    return reuse_exact(c, has_group4(c), made, n, p);
+}
+
+/* Downward from the most that could be shared: within one chunk of the first candidate a
+ * multiple of n_batch is exact, so this looks at n_batch candidates at most. */
+int trit_ctx_reuse_len(const trit_ctx *c, int made, int common, int n) {
+    const bool g4 = has_group4(c);
+    for (int p = TRIT_MIN(TRIT_MIN(common, made), n - 1); p > 0; p--)
+        if (reuse_exact(c, g4, made, n, p)) return p;
+    return 0;
+}
+
+int trit_ctx_chunk_at(const trit_ctx *c, int pos, int n) {
+    return TRIT_MIN(c->n_batch - pos % c->n_batch, n - pos);
+}
+
+size_t trit_seq_cells_bytes(const trit_ctx *c, int n) {
+    const size_t es = c->kv_type == TRIT_F16 ? 2 : 4;
+    return 2 * (size_t)c->hp.n_layer * c->hp.n_head_kv * (size_t)n * c->hp.head_dim * es;
+}
+
+/* Copy n cells of every (layer, kv head) between a cache and a compact block of n_block
+ * cells per (layer, head); to_block picks the direction. */
+static void copy_cells(const trit_ctx *c, void *cache, void *block, int n_block, int n,
+                       bool to_block) {
+    const size_t es = c->kv_type == TRIT_F16 ? 2 : 4;
+    const size_t D = (size_t)c->hp.head_dim, rows = (size_t)c->hp.n_layer * c->hp.n_head_kv;
+    for (size_t i = 0; i < rows; i++) {
+        char *cp = (char *)cache + i * (size_t)c->n_ctx * D * es; /* layer-major, then head */
+        char *bp = (char *)block + i * (size_t)n_block * D * es;
+        if (to_block)
+            memcpy(bp, cp, (size_t)n * D * es);
+        else
+            memcpy(cp, bp, (size_t)n * D * es);
+    }
+}
+
+void trit_seq_get_cells(const trit_ctx *c, const trit_seq *s, int n, void *out) {
+    assert(n >= 0 && n <= s->n_past); /* only cells the sequence holds */
+    const size_t half = trit_seq_cells_bytes(c, n) / 2;
+    copy_cells(c, s->kcache, out, n, n, true);
+    copy_cells(c, s->vcache, (char *)out + half, n, n, true);
+}
+
+void trit_seq_set_cells(const trit_ctx *c, trit_seq *s, const void *block, int n_block, int n) {
+    assert(n >= 0 && n <= n_block && n <= c->n_ctx); /* the block holds them, the cache too */
+    const size_t half = trit_seq_cells_bytes(c, n_block) / 2;
+    copy_cells(c, s->kcache, (void *)block, n_block, n, false);
+    copy_cells(c, s->vcache, (char *)block + half, n_block, n, false);
+    s->n_past = n;
+}
