@@ -305,6 +305,62 @@ static void emit_chunk(slot *sl, const char *text, size_t n, json_t *lp /* taken
  * steps. The engine's batch invariance makes every reply's bytes and logprobs independent of
  * the other requests, their arrival, the slot and --slots. */
 
+/* ---- the prompt cache ---- */
+
+/* The metrics' copy of the prompt cache's counters. */
+static void pcache_metrics(server *s) {
+    const srv_pcache_stats st = srv_pcache_stats_get(s->pcache);
+    const srv_metrics_pcache m = {.lookups = st.lookups,
+                                  .hits = st.hits,
+                                  .reused_tokens = st.reused_tokens,
+                                  .stores = st.stores,
+                                  .evictions = st.evictions,
+                                  .bytes = st.bytes,
+                                  .max_bytes = st.max_bytes,
+                                  .entries = (unsigned long long)st.entries};
+    srv_metrics_pcache_set(s->metrics, &m);
+}
+
+/* The engine rates an entry (srv_reuse_fn): its rule, never the server's guess. */
+static int reuse_len(void *ud, int made, int common, int n) {
+    return trit_ctx_reuse_len(ud, made, common, n);
+}
+
+/* A starting request takes the prompt cells the reuse rule allows from the best entry, so its
+ * prefill starts there; not with cache_prompt false, nor for echo + logprobs (every prompt
+ * row's logits are wanted). */
+static void slot_reuse(slot *sl) {
+    server *s = sl->srv;
+    const job *j = sl->j;
+    sl->n_reused = 0;
+    if (!s->pcache || !j->req.cache_prompt || sl->prompt_lp) return;
+    const void *block;
+    int n_block;
+    const int p = srv_pcache_best(s->pcache, j->prompt, (int)j->n_prompt, reuse_len, s->ctx, &block,
+                                  &n_block);
+    if (p > 0) {
+        trit_seq_set_cells(s->ctx, sl->seq, block, n_block, p);
+        sl->n_eval = sl->n_reused = p;
+    }
+    pcache_metrics(s);
+}
+
+/* An ending request whose prompt was evaluated whole gives its prompt's cells (prefill cells:
+ * generated tokens' cells lie after them) to the cache. */
+static void slot_keep_prompt(slot *sl) {
+    server *s = sl->srv;
+    const job *j = sl->j;
+    const int n = (int)j->n_prompt;
+    if (!s->pcache || !j->req.cache_prompt || sl->n_eval < n || n < 1) return;
+    const size_t bytes = trit_seq_cells_bytes(s->ctx, n);
+    if (bytes > srv_pcache_stats_get(s->pcache).max_bytes) return; /* never kept: no copy */
+    void *block = malloc(bytes);
+    if (!block) return; /* a cache entry is an optimization: skip it when memory is short */
+    trit_seq_get_cells(s->ctx, sl->seq, n, block);
+    srv_pcache_put(s->pcache, j->prompt, n, block, bytes);
+    pcache_metrics(s);
+}
+
 /* Start job j on free slot sl: the request's sampling, text and logprobs state. */
 static void slot_start(slot *sl, job *j) {
     server *s = sl->srv;
@@ -342,6 +398,7 @@ static void slot_start(slot *sl, job *j) {
         sl->smp = trit_sampler_new(&sp);
     }
     trit_buf_puts(&sl->text.gen, "");
+    slot_reuse(sl);
 }
 
 /* Release the request's state (the slot's buffers are kept for the next request). */
@@ -479,8 +536,9 @@ static void slot_finish(slot *sl, const char *finish, const srv_error *fail) {
     double now = trit_now_s();
     if (sl->n_eval >= (int)j->n_prompt)
         srv_metrics_tokens(s->metrics, (long)j->n_prompt, sl->n_gen, now - sl->t_gen);
-    trit_log(TRIT_LOG_INFO, "slot %d: %s prompt %zu tok, %ld generated in %.3f s (%s)", sl->id,
-             j->id, j->n_prompt, sl->n_gen, now - sl->t_start, finish ? finish : "cancelled");
+    trit_log(TRIT_LOG_INFO, "slot %d: %s prompt %zu tok (%d cached), %ld generated in %.3f s (%s)",
+             sl->id, j->id, j->n_prompt, sl->n_reused, sl->n_gen, now - sl->t_start,
+             finish ? finish : "cancelled");
     if (sl->n_drafted)
         trit_log(TRIT_LOG_INFO, "slot %d: drafts %ld proposed, %ld accepted", sl->id, sl->n_drafted,
                  sl->n_accepted);
@@ -521,6 +579,7 @@ static void slot_finish(slot *sl, const char *finish, const srv_error *fail) {
     } else {
         job_finish(j, 200, body);
     }
+    slot_keep_prompt(sl); /* after the reply: its copy does not delay the client */
     slot_clear(sl);
     slot_given_back(s, j);
 }
@@ -560,8 +619,9 @@ static void slot_take_rows(slot *sl) {
 static void slot_entry(slot *sl, trit_batch_entry *e) {
     const job *j = sl->j;
     if (sl->n_eval < (int)j->n_prompt) {
-        const int nb = trit_ctx_n_batch(sl->srv->ctx);
-        const int T = TRIT_MIN(nb, (int)j->n_prompt - sl->n_eval);
+        /* to the next multiple of n_batch: a prompt resumed from the cache keeps every later
+         * chunk as a cold prefill forms it */
+        const int T = trit_ctx_chunk_at(sl->srv->ctx, sl->n_eval, (int)j->n_prompt);
         const bool final = sl->n_eval + T == (int)j->n_prompt;
         /* echo + logprobs: every prompt row's logits (as trit_eval with logits_all) */
         *e = (trit_batch_entry){.seq = sl->seq,
@@ -755,6 +815,8 @@ void srv_slots_new(server *s) {
         sl->biased = xmalloc((size_t)s->n_vocab * sizeof *sl->biased);
         sl->hist = xmalloc((size_t)(s->n_ctx + 1) * sizeof *sl->hist);
     }
+    s->pcache = s->cfg.cache_mib > 0 ? srv_pcache_new((size_t)s->cfg.cache_mib << 20) : NULL;
+    if (s->pcache) pcache_metrics(s);
 }
 
 /* Their memory back (after the scheduler stopped). */
@@ -771,6 +833,8 @@ void srv_slots_free(server *s) {
     }
     free(s->slots);
     s->slots = NULL;
+    srv_pcache_free(s->pcache);
+    s->pcache = NULL;
 }
 
 /* One thread runs every step, so slots and the engine context need no lock. */
