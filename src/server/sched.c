@@ -624,12 +624,13 @@ static void slot_entry(slot *sl, trit_batch_entry *e) {
         const int T = trit_ctx_chunk_at(sl->srv->ctx, sl->n_eval, (int)j->n_prompt);
         const bool final = sl->n_eval + T == (int)j->n_prompt;
         /* echo + logprobs: every prompt row's logits (as trit_eval with logits_all) */
-        *e = (trit_batch_entry){.seq = sl->seq,
-                                .tokens = j->prompt + sl->n_eval,
-                                .n_tokens = T,
-                                .pos = sl->n_eval,
-                                .out = sl->prompt_lp ? TRIT_OUT_ALL
-                                                     : (final ? TRIT_OUT_LAST : TRIT_OUT_NONE)};
+        *e = (trit_batch_entry){
+            .seq = sl->seq,
+            .tokens = j->prompt + sl->n_eval,
+            .n_tokens = T,
+            .pos = sl->n_eval,
+            .out = sl->prompt_lp ? TRIT_OUT_ALL : (final ? TRIT_OUT_LAST : TRIT_OUT_NONE),
+            .chunk_rows = trit_ctx_chunk_rows(sl->srv->ctx, sl->n_eval, (int)j->n_prompt)};
         return;
     }
     *e = (trit_batch_entry){.seq = sl->seq,

@@ -1,6 +1,7 @@
 /* test_prefix — prefix reuse (engine.h): a prompt resumed from the first p KV cells of an
  * earlier prompt's cold prefill gets every cell and its last logits bit for bit as a cold
- * prefill whenever trit_ctx_reuse_exact says so, for every weight order the engine knows
+ * prefill whenever trit_ctx_reuse_exact says so (a resumed tail under 64 rows of a chunk of
+ * >= 64 takes the tiled attention through padding), for every weight order the engine knows
  * (F16 tinyBLAS, Q8_0/Q6_K/Q4_0/ternary row-free, Q4_K/Q2_K group-of-4 repacked, F16 and
  * Q4_K heads), chunk boundaries anywhere (n_batch 96: partial chunks on both sides of the
  * 64-row tiled attention), and the exact numerics and the fast ones. Every p is tried, not
@@ -82,7 +83,8 @@ static void prefill(trit_ctx *c, trit_seq *s, const int32_t *tok, int from, int 
                                     .tokens = tok + pos,
                                     .n_tokens = T,
                                     .pos = pos,
-                                    .out = pos + T == n ? TRIT_OUT_LAST : TRIT_OUT_NONE};
+                                    .out = pos + T == n ? TRIT_OUT_LAST : TRIT_OUT_NONE,
+                                    .chunk_rows = trit_ctx_chunk_rows(c, pos, n)};
         trit_err err = {0};
         cr_assert_eq(trit_batch_eval(c, &e, 1, keep_last, dst, &err), 0, "eval: %s", err.msg);
         pos += T;
@@ -120,7 +122,9 @@ static int check_case(trit_ctx *c, int made, int common, int n, const char *what
     const int most = TRIT_MIN(TRIT_MIN(common, made), n - 1);
     for (int p = 1; p <= most; p++) {
         const bool rule = trit_ctx_reuse_exact(c, made, n, p);
-        if (!rule && p % 7) continue; /* the refused p: a sample (what the rule costs) */
+        /* a third of the accepted p (every one near the end: short padded tails), and a
+         * seventh of the refused ones (what the rule costs): seconds, not minutes */
+        if (rule ? p % 3 && p + 6 < most : p % 7) continue;
         trit_seq_set_cells(c, s, earlier, made, p);
         prefill(c, s, a, p, n, got);
         trit_seq_get_cells(c, s, n, warm);
@@ -210,6 +214,9 @@ Test(prefix, rule_shape) {
     cr_expect(trit_ctx_reuse_exact(c, 300, 300, NB));
     cr_expect(trit_ctx_reuse_exact(c, 300, 300, 2 * NB));
     cr_expect(!trit_ctx_reuse_exact(c, 300, 300, 300));
+    cr_expect_eq(trit_ctx_reuse_len(c, 70, 70, 80), 68, "a padded tail; whole groups of 4");
+    cr_expect_eq(trit_ctx_chunk_rows(c, 100, 150), 150 - NB);
+    cr_expect_eq(trit_ctx_chunk_rows(c, 10, 150), NB);
     cr_expect(!trit_ctx_reuse_exact(c, 100, 300, 101));
     cr_expect(!trit_ctx_reuse_exact(c, 300, 30, 29), "a one-token entry is not a prefill row");
     /* an earlier 30-token prompt's rows 28, 29 are gemv rows, a 50-token prompt's gemm rows */
@@ -220,6 +227,26 @@ Test(prefix, rule_shape) {
     cr_expect_eq(trit_ctx_chunk_at(c, 0, 300), NB);
     cr_expect_eq(trit_ctx_chunk_at(c, 10, 300), NB - 10);
     cr_expect_eq(trit_ctx_chunk_at(c, 290, 300), 10);
+    trit_ctx_free(c);
+    trit_model_free(m);
+}
+
+/* A resumed entry's chunk_rows must fit n_batch and the rows before it must be cached. */
+Test(prefix, bad_chunk_rows_refused) {
+    trit_model *m = make_model(TRIT_ARCH_BITNET, TRIT_TQ2_0, 0);
+    trit_ctx *c = make_ctx(m, 0);
+    int32_t t[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    trit_seq *s = trit_seq_new(c);
+    trit_err err = {0};
+    trit_batch_entry e = {.seq = s, .tokens = t, .n_tokens = 4, .pos = 0, .chunk_rows = 8};
+    cr_expect_neq(trit_batch_eval(c, &e, 1, keep_last, NULL, &err), 0, "rows before pos 0");
+    e.chunk_rows = NB + 1;
+    cr_expect_neq(trit_batch_eval(c, &e, 1, keep_last, NULL, &err), 0, "over n_batch");
+    e.chunk_rows = 3;
+    cr_expect_neq(trit_batch_eval(c, &e, 1, keep_last, NULL, &err), 0, "under n_tokens");
+    e.chunk_rows = 4;
+    cr_expect_eq(trit_batch_eval(c, &e, 1, keep_last, NULL, &err), 0, "%s", err.msg);
+    trit_seq_free(s);
     trit_ctx_free(c);
     trit_model_free(m);
 }
