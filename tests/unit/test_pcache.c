@@ -1,7 +1,8 @@
 /* test_pcache — the server's prompt cache store (server/pcache.h) without a model: the best
  * entry by the caller's reuse rating, least recently used eviction by bytes, prompts that
- * supersede their prefixes, entries over the bound, counters. */
+ * supersede their prefixes, entries over the bound, counters; and the request field. */
 #include "server/pcache.h"
+#include "server/server.h"
 
 #include <criterion/criterion.h>
 
@@ -100,4 +101,21 @@ Test(pcache, zero_bound_keeps_nothing) {
     cr_expect_eq(best(pc, t, 3), 0);
     cr_expect_eq(srv_pcache_stats_get(pc).entries, 0);
     srv_pcache_free(pc);
+}
+
+/* "cache_prompt" per request, as llama-server has it: on unless false; a non-boolean is a 400. */
+Test(pcache, request_cache_prompt) {
+    srv_request r;
+    srv_error e;
+    const char *on = "{\"prompt\": \"hi\"}", *off = "{\"prompt\": \"hi\", \"cache_prompt\": false}",
+               *bad = "{\"prompt\": \"hi\", \"cache_prompt\": 1}";
+    cr_assert_eq(srv_parse_request(SRV_COMPLETION, on, strlen(on), &r, &e), 0, "%s", e.message);
+    cr_expect(r.cache_prompt);
+    srv_request_free(&r);
+    cr_assert_eq(srv_parse_request(SRV_COMPLETION, off, strlen(off), &r, &e), 0, "%s", e.message);
+    cr_expect(!r.cache_prompt);
+    srv_request_free(&r);
+    cr_expect_eq(srv_parse_request(SRV_COMPLETION, bad, strlen(bad), &r, &e), -1);
+    cr_expect_eq(e.status, 400);
+    cr_expect_str_eq(e.param, "cache_prompt");
 }
