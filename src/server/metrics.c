@@ -129,6 +129,10 @@ static void render_pcache(const srv_metrics_pcache *pc, trit_buf *out) {
         "# HELP trit_prompt_cache_reused_tokens_total Prompt tokens not evaluated (cells taken).\n"
         "# TYPE trit_prompt_cache_reused_tokens_total counter\n"
         "trit_prompt_cache_reused_tokens_total %llu\n"
+        "# HELP trit_prompt_cache_replayed_tokens_total Generated tokens re-evaluated as prompt "
+        "rows while idle.\n"
+        "# TYPE trit_prompt_cache_replayed_tokens_total counter\n"
+        "trit_prompt_cache_replayed_tokens_total %llu\n"
         "# HELP trit_prompt_cache_stores_total Prompts whose cells were kept.\n"
         "# TYPE trit_prompt_cache_stores_total counter\n"
         "trit_prompt_cache_stores_total %llu\n"
@@ -144,8 +148,8 @@ static void render_pcache(const srv_metrics_pcache *pc, trit_buf *out) {
         "# HELP trit_prompt_cache_max_bytes The bound (--cache-mib).\n"
         "# TYPE trit_prompt_cache_max_bytes gauge\n"
         "trit_prompt_cache_max_bytes %llu\n",
-        pc->lookups, pc->hits, pc->reused_tokens, pc->stores, pc->evictions, pc->entries, pc->bytes,
-        pc->max_bytes);
+        pc->lookups, pc->hits, pc->reused_tokens, pc->replayed_tokens, pc->stores, pc->evictions,
+        pc->entries, pc->bytes, pc->max_bytes);
 }
 
 /* Prometheus' text format, as llama-server names its counters where it has them. */

@@ -125,3 +125,7 @@ int srv_pcache_best(srv_pcache *pc, const int32_t *tok, int n, srv_reuse_fn fn, 
 srv_pcache_stats srv_pcache_stats_get(const srv_pcache *pc) {
     return pc->st;
 }
+
+void srv_pcache_count_replay(srv_pcache *pc, int n) {
+    pc->st.replayed_tokens += (unsigned long long)(n > 0 ? n : 0);
+}

@@ -26,6 +26,7 @@ typedef int (*srv_reuse_fn)(void *ud, int made, int common, int n);
 
 typedef struct srv_pcache_stats {
     unsigned long long lookups, hits, reused_tokens, stores, evictions;
+    unsigned long long replayed_tokens; /* generated tokens re-evaluated as prompt rows */
     size_t bytes, max_bytes;
     int entries;
 } srv_pcache_stats;
@@ -40,5 +41,8 @@ void srv_pcache_put(srv_pcache *pc, const int32_t *tok, int n, void *block, size
 int srv_pcache_best(srv_pcache *pc, const int32_t *tok, int n, srv_reuse_fn fn, void *ud,
                     const void **block, int *n_block);
 srv_pcache_stats srv_pcache_stats_get(const srv_pcache *pc);
+/* Count n generated tokens re-evaluated as prompt rows for the cache (the scheduler's idle
+ * replay of a finished reply). */
+void srv_pcache_count_replay(srv_pcache *pc, int n);
 
 #endif

@@ -315,6 +315,7 @@ static void pcache_metrics(server *s) {
                                   .reused_tokens = st.reused_tokens,
                                   .stores = st.stores,
                                   .evictions = st.evictions,
+                                  .replayed_tokens = st.replayed_tokens,
                                   .bytes = st.bytes,
                                   .max_bytes = st.max_bytes,
                                   .entries = (unsigned long long)st.entries};
@@ -345,19 +346,72 @@ static void slot_reuse(slot *sl) {
     pcache_metrics(s);
 }
 
-/* An ending request whose prompt was evaluated whole gives its prompt's cells (prefill cells:
- * generated tokens' cells lie after them) to the cache. */
-static void slot_keep_prompt(slot *sl) {
+/* Give the first n cells of sl's sequence (prefill cells of tok[0..n)) to the cache. */
+static void pcache_keep(slot *sl, const int32_t *tok, int n) {
     server *s = sl->srv;
-    const job *j = sl->j;
-    const int n = (int)j->n_prompt;
-    if (!s->pcache || !j->req.cache_prompt || sl->n_eval < n || n < 1) return;
     const size_t bytes = trit_seq_cells_bytes(s->ctx, n);
-    if (bytes > srv_pcache_stats_get(s->pcache).max_bytes) return; /* never kept: no copy */
+    if (n < 1 || bytes > srv_pcache_stats_get(s->pcache).max_bytes) return; /* no copy */
     void *block = malloc(bytes);
     if (!block) return; /* a cache entry is an optimization: skip it when memory is short */
     trit_seq_get_cells(s->ctx, sl->seq, n, block);
-    srv_pcache_put(s->pcache, j->prompt, n, block, bytes);
+    srv_pcache_put(s->pcache, tok, n, block, bytes);
+    pcache_metrics(s);
+}
+
+/* An ending request whose prompt was evaluated whole gives its prompt's cells (prefill cells:
+ * generated tokens' cells lie after them) to the cache, and a finished reply is marked for
+ * the idle replay: prompt + reply as one prompt, from the prompt cells the rule allows. */
+static void slot_keep_prompt(slot *sl, const char *finish) {
+    server *s = sl->srv;
+    const job *j = sl->j;
+    const int n = (int)j->n_prompt;
+    sl->replay_n = 0;
+    if (!s->pcache || !j->req.cache_prompt || sl->n_eval < n) return;
+    pcache_keep(sl, j->prompt, n);
+    if (!finish || sl->n_gen < 1) return; /* cancelled, failed, or nothing generated */
+    const int p = trit_ctx_reuse_len(s->ctx, n, n, sl->n_hist);
+    if (p < 1) return; /* the whole history again: not worth an idle pass */
+    sl->replay_n = sl->n_hist;
+    sl->replay_pos = p;
+}
+
+/* Whether a free slot has a reply to replay. */
+static bool replay_pending(const server *s) {
+    for (int i = 0; i < s->n_slots; i++)
+        if (!s->slots[i].j && s->slots[i].replay_n) return true;
+    return false;
+}
+
+/* One idle step: the next chunk of every pending replay (n_batch rows in all, the first
+ * always), as prompt rows of a cold prefill of prompt + reply; a finished one is kept. */
+static void run_replay(server *s) {
+    trit_batch_entry e[SRV_MAX_SLOTS];
+    slot *of[SRV_MAX_SLOTS];
+    int n = 0, rows = 0;
+    for (int i = 0; i < s->n_slots; i++) {
+        slot *sl = &s->slots[i];
+        if (sl->j || !sl->replay_n) continue;
+        const int T = trit_ctx_chunk_at(s->ctx, sl->replay_pos, sl->replay_n);
+        if (rows && rows + T > trit_ctx_n_batch(s->ctx)) continue;
+        e[n] = (trit_batch_entry){.seq = sl->seq,
+                                  .tokens = sl->hist + sl->replay_pos,
+                                  .n_tokens = T,
+                                  .pos = sl->replay_pos,
+                                  .chunk_rows =
+                                      trit_ctx_chunk_rows(s->ctx, sl->replay_pos, sl->replay_n)};
+        of[n++] = sl;
+        rows += T;
+    }
+    trit_err err = {0};
+    const bool ok = n && !trit_batch_eval(s->ctx, e, n, NULL, NULL, &err);
+    if (n && !ok) trit_log(TRIT_LOG_WARN, "prompt cache: replay failed: %s", err.msg);
+    for (int i = 0; i < n; i++) {
+        slot *sl = of[i];
+        sl->replay_pos += e[i].n_tokens;
+        if (ok) srv_pcache_count_replay(s->pcache, e[i].n_tokens);
+        if (ok && sl->replay_pos == sl->replay_n) pcache_keep(sl, sl->hist, sl->replay_n);
+        if (!ok || sl->replay_pos == sl->replay_n) sl->replay_n = 0;
+    }
     pcache_metrics(s);
 }
 
@@ -366,6 +420,7 @@ static void slot_start(slot *sl, job *j) {
     server *s = sl->srv;
     srv_request *r = &j->req;
     sl->j = j;
+    sl->replay_n = 0; /* the slot's cells are the new request's now */
     sl->n_eval = 0;
     sl->n_rows = 0;
     sl->n_gen = 0;
@@ -579,7 +634,7 @@ static void slot_finish(slot *sl, const char *finish, const srv_error *fail) {
     } else {
         job_finish(j, 200, body);
     }
-    slot_keep_prompt(sl); /* after the reply: its copy does not delay the client */
+    slot_keep_prompt(sl, fail ? NULL : finish); /* after the reply: no delay for the client */
     slot_clear(sl);
     slot_given_back(s, j);
 }
@@ -722,9 +777,11 @@ static void slot_take(server *s, slot *sl, job *j) {
     slot_given_back(s, j);
 }
 
-/* Between steps: move queued jobs into free slots. Returns the number of busy slots; waits
- * while there is no work at all; returns -1 once the server stops and nothing is left. */
+/* Between steps: move queued jobs into free slots. Returns the number of busy slots, or 0
+ * for an idle replay step (nothing busy or queued, a reply to replay); waits while there is
+ * no work at all; returns -1 once the server stops and nothing is left. */
 static int admit(server *s) {
+    bool replay = false;
     int busy = 0;
     pthread_mutex_lock(&s->qmu);
     for (;;) {
@@ -747,10 +804,11 @@ static int admit(server *s) {
         if (busy) break;            /* a step to run (jobs still queued join after it) */
         if (s->head) continue;      /* every job taken was refused: take the next ones */
         if (s->workers_exit) break; /* stopping, nothing left */
+        if ((replay = replay_pending(s))) break; /* idle: replay a finished reply */
         pthread_cond_wait(&s->qcv, &s->qmu);
     }
     pthread_mutex_unlock(&s->qmu);
-    return busy ? busy : -1;
+    return busy ? busy : replay ? 0 : -1;
 }
 
 /* One step: finish cancelled requests, consume the last step's rows, then evaluate every
@@ -798,7 +856,12 @@ static void run_step(server *s) {
 /* The scheduler thread: admit, step, until the server stops and nothing is left. */
 void *srv_scheduler(void *arg) {
     server *s = arg;
-    while (admit(s) >= 0) run_step(s);
+    for (int busy; (busy = admit(s)) >= 0;) {
+        if (busy)
+            run_step(s);
+        else
+            run_replay(s);
+    }
     return NULL;
 }
 

@@ -15,7 +15,9 @@
  *    allocation ends it with a 500 (an error event when streaming), never a partial 200.
  *  - The prompt cache (pcache.h) is the scheduler's: a starting request takes the cells the
  *    engine's reuse rule allows from it (copied into its slot's KV cache), and a request whose
- *    prompt was evaluated whole gives its prompt's cells to it when it ends.
+ *    prompt was evaluated whole gives its prompt's cells to it when it ends. A finished reply
+ *    is then replayed while no request waits: prompt + reply evaluated as a prompt (from the
+ *    cells the reuse rule allows) in idle steps, and kept; a new job on the slot drops it.
  *  - Bounds checked before any work (srv_check_bounds): logprobs entries kept for the reply.
  *  - References: a job has one for its connection (or its SSE response) and one while queued or
  *    running; srv_job_release frees it with the last one. */
@@ -82,8 +84,11 @@ typedef struct slot {
     int id;
     trit_seq *seq;
     job *j;
-    int n_eval;    /* prompt tokens evaluated (or taken from the prompt cache) */
-    int n_reused;  /* prompt tokens taken from the prompt cache */
+    int n_eval;   /* prompt tokens evaluated (or taken from the prompt cache) */
+    int n_reused; /* prompt tokens taken from the prompt cache */
+    /* idle replay of a finished request (no job): hist[0..replay_n) to hold as prefill cells,
+     * evaluated from replay_pos on; replay_n == 0: none */
+    int replay_n, replay_pos;
     int pos;       /* position of feed[0] in the next step */
     int32_t *feed; /* next step's tokens: the last chosen one, then drafts */
     int n_feed;

@@ -13,7 +13,9 @@
  * request skips it): the prefill KV cells of earlier prompts, kept LRU by bytes and shared by
  * every slot, of which a prompt takes what its longest shared prefix allows where the engine's
  * reuse rule (trit_ctx_reuse_len) keeps every cell and logit bit for bit as a cold prefill
- * (echo + logprobs prompts, which need every prompt row's logits, never take any). A reply's
+ * (echo + logprobs prompts, which need every prompt row's logits, never take any); while no
+ * request waits, a finished reply is re-evaluated as prompt rows (its decode cells are not
+ * what a cold prefill makes), so a next turn that resends it takes it too. A reply's
  * bytes and logprobs are the same whatever else runs (the engine's batch invariance) or ran
  * (the reuse rule): any load, arrival order, slot, --slots, --draft or cache state.
  *  - --draft N: every request evaluates up to N prompt-lookup
@@ -154,7 +156,7 @@ void srv_metrics_drafts(srv_metrics *m, long drafted, long accepted);
 void srv_metrics_step(srv_metrics *m, int seqs, int rows);
 /* The prompt cache's counters (cumulative) and size, as the scheduler last saw them. */
 typedef struct srv_metrics_pcache {
-    unsigned long long lookups, hits, reused_tokens, stores, evictions;
+    unsigned long long lookups, hits, reused_tokens, stores, evictions, replayed_tokens;
     unsigned long long bytes, max_bytes, entries;
 } srv_metrics_pcache;
 void srv_metrics_pcache_set(srv_metrics *m, const srv_metrics_pcache *pc);

@@ -2,8 +2,9 @@
 # 67_prefix_cache — the prompt cache changes no byte (issue 22 item 1): multi-turn
 # conversations (system prompt + 6 turns, each turn resending the whole history, as chat
 # clients do) on both routes, streamed and not, with logprobs, two conversations at once, a
-# sampled one (seeded), one with "cache_prompt": false and an echo + logprobs completion over a
-# cached prefix, against
+# sampled one (seeded), one with "cache_prompt": false, one that lets the server replay each
+# reply while idle (prompt + reply kept as prefill cells, so the next turn takes the reply
+# too) and an echo + logprobs completion over a cached prefix, against
 #   cold:   --cache-mib 0 (every prompt from position 0),
 #   cached: the default cache, and
 #   tiny:   --cache-mib 1 (entries evicted all the time, hits on what is left),
@@ -11,7 +12,8 @@
 # attention) at every turn, on a Q4_K_M model (repacked group-of-4 gemm rows: the strictest
 # reuse rule; also with the tiny cache) and a bitnet TQ2_0 one. Every reply's bytes (content, logprobs, finish, usage;
 # streamed chunks in order) must equal the cold server's, and /metrics must show hits and
-# reused tokens (the tiny cache: evictions too), so a cache that silently does nothing fails.
+# reused and replayed tokens (the tiny cache: evictions too), so a cache that silently does
+# nothing fails.
 source "$(dirname "$0")/lib.sh"
 
 F16=$(tiny_model llama f16)
@@ -23,11 +25,13 @@ Q4KM="$TRIT_TEST_TMP/models/tiny-llama-q4_k_m.gguf"
 [ -s "$Q4KM" ] || fail "quantize Q4_K_M"
 TQ2=$(tiny_model bitnet tq2_0)
 
-# chat.py URL OUT: the conversations, one canonical line per reply (sorted)
+# chat.py URL OUT WAIT: the conversations, one canonical line per reply (sorted); WAIT=1: before
+# each of its turns, chat-a waits until the server has replayed a finished reply (the idle
+# replay, /metrics), so its next turn can take the reply's cells
 cat >"$TMP/chat.py" <<'PY'
-import json, sys, urllib.request
+import json, sys, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
-url, out = sys.argv[1], sys.argv[2]
+url, out, wait = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 SYSTEM = " ".join("Rule %d: you are a terse assistant for a ternary inference engine; answer in "
                   "one line, never repeat the question, prefer numbers to words." % i
                   for i in range(12))  # ~300 tokens: 4 conversations overflow --cache-mib 1
@@ -63,9 +67,26 @@ def call(path, body):
                 text += (c.get("delta") or {}).get("content") or c.get("text") or ""
         return text, json.dumps(chunks, sort_keys=True)
 
+def replayed():
+    with urllib.request.urlopen(url + "/metrics", timeout=60) as f:
+        for line in f.read().decode().splitlines():
+            if line.startswith("trit_prompt_cache_replayed_tokens_total "):
+                return int(line.split()[1])
+    return 0
+
+def wait_replay(seen):  # an event, with a generous deadline (never a fixed sleep)
+    for _ in range(1200):
+        n = replayed()
+        if n > seen:
+            return n
+        time.sleep(0.05)
+    sys.exit("no idle replay within 60 s")
+
 def conversation(name, route, extra):
-    recs, hist = [], []
+    recs, hist, seen = [], [], 0
     for t, u in enumerate(USER):
+        if wait and name == "chat-a" and t > 0:
+            seen = wait_replay(seen)
         body = dict({"max_tokens": 12 + 3 * t, "temperature": 0, "stream": t % 2 == 1}, **extra)
         if route == "chat":
             hist.append({"role": "user", "content": u})
@@ -101,7 +122,8 @@ run() {
   local model="$1" name="$2"; shift 2
   local port; port=$(free_port)
   start_trit_serve "$model" "$port" --slots 2 --batch 96 "$@"
-  python3 "$TMP/chat.py" "http://127.0.0.1:$port" "$TMP/$name.txt" || fail "$name: client failed"
+  local wait=1; [ "$*" = "--cache-mib 0" ] && wait=0
+  python3 "$TMP/chat.py" "http://127.0.0.1:$port" "$TMP/$name.txt" "$wait" || fail "$name: client failed"
   curl -sf "http://127.0.0.1:$port/metrics" >"$TMP/$name.metrics" || fail "$name: /metrics"
   kill "${_pids[-1]}"; wait "${_pids[-1]}" 2>/dev/null || true
 }
@@ -123,7 +145,9 @@ for m in q4km tq2; do
     hits=$(metric "$TMP/$m-$v.metrics" trit_prompt_cache_hits_total)
     reused=$(metric "$TMP/$m-$v.metrics" trit_prompt_cache_reused_tokens_total)
     [ "${hits:-0}" -gt 0 ] && [ "${reused:-0}" -gt 0 ] || fail "$m $v: no cache hits ($hits, $reused tokens)"
-    pass "$m $v: 25 replies byte-identical to cold, $hits hits, $reused tokens reused"
+    replayed=$(metric "$TMP/$m-$v.metrics" trit_prompt_cache_replayed_tokens_total)
+    [ "${replayed:-0}" -gt 0 ] || fail "$m $v: no reply replayed"
+    pass "$m $v: 25 replies byte-identical to cold, $hits hits, $reused tokens reused, $replayed replayed"
   done
   [ -n "$tiny" ] || continue
   ev=$(metric "$TMP/$m-tiny.metrics" trit_prompt_cache_evictions_total)
