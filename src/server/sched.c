@@ -777,6 +777,19 @@ static void slot_take(server *s, slot *sl, job *j) {
     slot_given_back(s, j);
 }
 
+/* A free slot for the next job, one without a pending replay first (so a finished reply's
+ * replay survives while other slots are free); NULL when every slot is busy. */
+static slot *free_slot(server *s) {
+    slot *any = NULL;
+    for (int i = 0; i < s->n_slots; i++) {
+        slot *sl = &s->slots[i];
+        if (sl->j) continue;
+        if (!sl->replay_n) return sl;
+        if (!any) any = sl;
+    }
+    return any;
+}
+
 /* Between steps: move queued jobs into free slots. Returns the number of busy slots, or 0
  * for an idle replay step (nothing busy or queued, a reply to replay); waits while there is
  * no work at all; returns -1 once the server stops and nothing is left. */
@@ -785,9 +798,7 @@ static int admit(server *s) {
     int busy = 0;
     pthread_mutex_lock(&s->qmu);
     for (;;) {
-        for (int i = 0; i < s->n_slots && s->head; i++) {
-            slot *sl = &s->slots[i];
-            if (sl->j) continue;
+        for (slot *sl; s->head && (sl = free_slot(s));) {
             job *j = s->head;
             assert(j->state == JOB_QUEUED && s->qlen > 0); /* only queued jobs sit in the queue */
             s->head = j->next;
