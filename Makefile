@@ -179,6 +179,7 @@ coverage: setup
 bench: all
 	@bench/engine-vs-llama
 	@bench/serve-vs-llama
+	@bench/chat-vs-llama
 	@bench/targets
 
 # The demo's trained model (docs/TRAINING.md): corpus from Debian's bible-kjv, then

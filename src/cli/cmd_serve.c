@@ -29,6 +29,11 @@ static void serve_usage(FILE *f) {
             "  --numerics exact|fast  exact (default): bit-identical to llama.cpp; fast: faster\n"
             "                       attention order (deterministic, not bit-identical)\n"
             "  --queue N            requests that may wait for a slot (default 16); more -> 429\n"
+            "  --batch N            prompt tokens per prefill chunk (n_batch; default 512, as\n"
+            "                       llama-server's -ub)\n"
+            "  --cache-mib N        prompt cache: keep earlier prompts' KV cells (MiB, LRU) and\n"
+            "                       start prompts that share their prefix from them, replies\n"
+            "                       unchanged (default 256; 0 = off)\n"
             "  --ctx N              context length per slot (default: min(train ctx, 4096))\n"
             "  --api-key-file FILE  require 'Authorization: Bearer KEY' (all but /health); the\n"
             "                       file holds the key (chmod 600). Default $TRIT_API_KEY.\n"
@@ -76,7 +81,9 @@ enum {
     O_DRAFT,
     O_NUMERICS,
     O_INSECURE,
-    O_FAULT
+    O_FAULT,
+    O_CACHE,
+    O_BATCH
 };
 static const struct option serve_options[] = {{"host", required_argument, 0, O_HOST},
                                               {"port", required_argument, 0, O_PORT},
@@ -97,6 +104,8 @@ static const struct option serve_options[] = {{"host", required_argument, 0, O_H
                                               {"numerics", required_argument, 0, O_NUMERICS},
                                               {"insecure-no-key", no_argument, 0, O_INSECURE},
                                               {"fault", required_argument, 0, O_FAULT},
+                                              {"cache-mib", required_argument, 0, O_CACHE},
+                                              {"batch", required_argument, 0, O_BATCH},
                                               {"help", no_argument, 0, 'h'},
                                               {0, 0, 0, 0}};
 
@@ -165,6 +174,10 @@ static int serve_option(int c, char *v, serve_args *a) {
         return cli_opt_int("serve", flag, v, 1, 1024, &cfg->max_parsing);
     case O_DRAFT:
         return cli_opt_int("serve", flag, v, 0, 16, &cfg->n_draft);
+    case O_CACHE:
+        return cli_opt_int("serve", flag, v, 0, 1 << 20, &cfg->cache_mib);
+    case O_BATCH:
+        return cli_opt_int("serve", flag, v, 1, 1 << 16, &cfg->n_batch);
     case O_MAXBODY:
         return cli_opt_size("serve", flag, v, 64, (size_t)1 << 30, &cfg->max_body);
     case O_GRACE:

@@ -42,8 +42,9 @@ struct trit_ctx {
     /* scratch, cap_rows rows each */
     int cap_rows;
     float *x, *xn, *q, *kx, *vx, *att, *o, *gate, *up;
-    row_span *span; /* cap_rows entries at most */
-    float *out_blk; /* OUT_BLOCK + OUT_TAIL rows of logits */
+    row_span *span;         /* cap_rows entries at most */
+    float *out_blk;         /* OUT_BLOCK + OUT_TAIL rows of logits */
+    float *pad_q, *pad_att; /* ATT_TILE_ROWS query rows each: padded tiled attention */
 
     float *logits;     /* trit_eval's kept logits */
     size_t logits_cap; /* rows */
@@ -60,6 +61,9 @@ struct trit_ctx {
 /* the most rows a last block may take over from the next call: fewer than the reference's
  * smallest tinyBLAS call (2 tokens on x86; 8 for F16 on the NEON build, 4 for F32) */
 #define OUT_TAIL 7
+/* Query rows from which attention takes ggml's tiled kernel (ops.c's FA_TILE_Q), when
+ * head_dim % 16 == 0: a row's attention sums depend on its entry only through this. */
+#define ATT_TILE_ROWS 64
 
 static void ensure_rows(trit_ctx *c, int rows);
 
@@ -171,6 +175,8 @@ void trit_ctx_free(trit_ctx *c) {
     trit_seq_free(c->own);
     free(c->span);
     free(c->out_blk);
+    free(c->pad_q);
+    free(c->pad_att);
     free(c->x);
     free(c->xn);
     free(c->q);
@@ -346,6 +352,39 @@ static void store_kv(trit_ctx *c, int il, const float *src, void *cache, int T, 
     }
 }
 
+typedef void (*att_fn)(trit_pool *, const float *, const void *, const void *, uint32_t, int, int,
+                       int, int, int, int, float, float *);
+
+/* Whether entry e is the 2..63-row tail of a prefill chunk of >= 64 rows (chunk_rows): its
+ * rows must take the tiled kernel a cold prefill gives them, which a call with fewer rows
+ * would not. */
+static bool padded_tiles(const trit_ctx *c, const trit_batch_entry *e) {
+    return !e->steps && e->n_tokens >= 2 && e->n_tokens < ATT_TILE_ROWS &&
+           e->chunk_rows >= ATT_TILE_ROWS && c->hp.head_dim % 16 == 0;
+}
+
+/* Attention of such an entry: one call of ATT_TILE_ROWS rows ending with the entry's rows,
+ * the ones before it zero queries at the positions before the entry (cells the cache holds:
+ * check_batch's chunk rule), whose outputs are dropped. Each row's sums are its own (a row
+ * reads only its query and the cells up to its position), so the entry's rows get the tiled
+ * kernel's numbers, as in the cold chunk. */
+static void attention_padded(trit_ctx *c, att_fn att, const trit_batch_entry *e, const char *kc,
+                             const char *vc, const float *q, float kq_scale, float *out) {
+    const trit_hparams *hp = &c->hp;
+    const size_t NQ = (size_t)hp->head_dim * hp->n_head;
+    const int n = e->n_tokens, pad = ATT_TILE_ROWS - n;
+    assert(e->pos >= pad); /* check_batch: chunk_rows - n_tokens <= pos, chunk_rows >= 64 */
+    if (!c->pad_q) {
+        c->pad_q = xmalloc(ATT_TILE_ROWS * NQ * sizeof(float));
+        c->pad_att = xmalloc(ATT_TILE_ROWS * NQ * sizeof(float));
+    }
+    memset(c->pad_q, 0, (size_t)pad * NQ * sizeof(float));
+    memcpy(c->pad_q + pad * NQ, q, (size_t)n * NQ * sizeof(float));
+    att(c->pool, c->pad_q, kc, vc, c->kv_type, c->n_ctx, hp->n_head, hp->n_head_kv, hp->head_dim,
+        e->pos - pad, ATT_TILE_ROWS, kq_scale, c->pad_att);
+    memcpy(out, c->pad_att + pad * NQ, (size_t)n * NQ * sizeof(float));
+}
+
 /* Layer il's attention for every entry against its own cache: q rows -> att rows
  * ([rows][n_head][head_dim]). An entry runs as a trit_eval chunk of its size (tiled from 64
  * rows, split-KV for one row with the pool's threads); a steps entry runs one token at a time. */
@@ -357,13 +396,16 @@ static void attention_batch(trit_ctx *c, const fwd *f, int il) {
     const size_t layer = (size_t)il * c->kv_layer_elems * es;
     const float kq_scale = 1.0f / sqrtf((float)D);
     /* the kernel set's attention when it has one (same numerics as trit_attention) */
-    void (*att)(trit_pool *, const float *, const void *, const void *, uint32_t, int, int, int,
-                int, int, int, float, float *) = c->k->attention ? c->k->attention : trit_attention;
+    const att_fn att = c->k->attention ? c->k->attention : trit_attention;
     for (int i = 0; i < f->n; i++) {
         const trit_batch_entry *e = &f->e[i];
         const char *kc = (const char *)e->seq->kcache + layer;
         const char *vc = (const char *)e->seq->vcache + layer;
         const int r0 = f->sp[i].r0, per = e->steps ? 1 : e->n_tokens;
+        if (padded_tiles(c, e)) {
+            attention_padded(c, att, e, kc, vc, c->q + r0 * NQ, kq_scale, c->att + r0 * NQ);
+            continue;
+        }
         for (int t = 0; t < e->n_tokens; t += per)
             att(c->pool, c->q + (r0 + t) * NQ, kc, vc, c->kv_type, c->n_ctx, hp->n_head,
                 hp->n_head_kv, D, e->pos + t, per, kq_scale, c->att + (r0 + t) * NQ);
@@ -565,6 +607,13 @@ static int check_batch(const trit_ctx *c, const trit_batch_entry *e, int n, trit
         if ((int64_t)b->pos + b->n_tokens > c->n_ctx)
             return trit_fail(err, TRIT_ERANGE, "batch entry %d: context full: %d + %d > n_ctx %d",
                              i, b->pos, b->n_tokens, c->n_ctx);
+        if (b->chunk_rows && (b->chunk_rows < b->n_tokens || b->chunk_rows > c->n_batch ||
+                              b->chunk_rows - b->n_tokens > b->pos))
+            return trit_fail(err, TRIT_EINVAL,
+                             "batch entry %d: chunk_rows %d is not %d..n_batch %d with the "
+                             "rows before the entry (%d) in the cache (%d)",
+                             i, b->chunk_rows, b->n_tokens, c->n_batch, b->chunk_rows - b->n_tokens,
+                             b->pos);
         if (b->out != TRIT_OUT_NONE && b->out != TRIT_OUT_LAST && b->out != TRIT_OUT_ALL)
             return trit_fail(err, TRIT_EINVAL, "batch entry %d: out %d is not none/last/all", i,
                              (int)b->out);
@@ -656,4 +705,106 @@ const float *trit_get_logits(const trit_ctx *c, int i) {
     if (i >= c->n_eval) return NULL;
     if (c->logits_all) return c->logits + (size_t)i * c->hp.n_vocab;
     return i == c->n_eval - 1 ? c->logits : NULL;
+}
+
+/* ---- prefix reuse ---- */
+
+/* Whether a layer weight of the model is multiplied in the group-of-4 order (order_of's
+ * GROUP4): then a row's sums depend on its place in its entry's groups of 4. */
+static bool has_group4(const trit_ctx *c) {
+    for (int il = 0; il < c->hp.n_layer; il++) {
+        const trit_layer *L = &c->m->layers[il];
+        const trit_weight *w[] = {&L->wq,     &L->wk,       &L->wv,      &L->wo,
+                                  &L->ffn_up, &L->ffn_gate, &L->ffn_down};
+        for (size_t i = 0; i < TRIT_ARRAY_LEN(w); i++)
+            if (order_of(w[i]->type, &w[i], 1) == ORDER_GROUP4) return true;
+    }
+    return false;
+}
+
+/* The numerics class of row r of a prefill entry of T tokens, the tail of a chunk of
+ * `chunk` rows (engine.h): two rows of one class are summed alike whatever their entries.
+ * One row: single-token orders; a chunk of >= 64 rows: tiled attention (padded_tiles gives a
+ * shorter tail the chunk's kernel; head_dim % 16 == 0); group4: gemm or gemv row of T's. */
+static int row_class(const trit_ctx *c, bool group4, int T, int chunk, int r) {
+    if (T == 1) return 1;
+    int k = 2;
+    if (chunk >= ATT_TILE_ROWS && c->hp.head_dim % 16 == 0) k |= 4;
+    if (group4 && r < T - T % 4) k |= 8;
+    return k;
+}
+
+/* The rule of trit_ctx_reuse_exact, with has_group4 computed once by the caller. */
+static bool reuse_exact(const trit_ctx *c, bool g4, int made, int n, int p) {
+    const int nb = c->n_batch;
+    if (p <= 0) return p == 0;
+    if (p > made || p >= n) return false;
+    const int k0 = p - p % nb; /* the cold chunk that holds cell p - 1 ... */
+    if (k0 == p) return true;  /* ... unless p ends one: whole chunks, made alike */
+    const int t_made = TRIT_MIN(made - k0, nb), t_cold = TRIT_MIN(n - k0, nb);
+    const int s = p - k0, t_rest = t_cold - s; /* the new prompt's first entry: s .. t_cold */
+    for (int r = 0; r < s; r++)
+        if (row_class(c, g4, t_made, t_made, r) != row_class(c, g4, t_cold, t_cold, r))
+            return false;
+    for (int r = s; r < t_cold; r++)
+        if (row_class(c, g4, t_rest, t_cold, r - s) != row_class(c, g4, t_cold, t_cold, r))
+            return false;
+    return true;
+}
+
+bool trit_ctx_reuse_exact(const trit_ctx *c, int made, int n, int p) {
+    return reuse_exact(c, has_group4(c), made, n, p);
+}
+
+/* Downward from the most that could be shared: within one chunk of the first candidate a
+ * multiple of n_batch is exact, so this looks at n_batch candidates at most. */
+int trit_ctx_reuse_len(const trit_ctx *c, int made, int common, int n) {
+    const bool g4 = has_group4(c);
+    for (int p = TRIT_MIN(TRIT_MIN(common, made), n - 1); p > 0; p--)
+        if (reuse_exact(c, g4, made, n, p)) return p;
+    return 0;
+}
+
+int trit_ctx_chunk_at(const trit_ctx *c, int pos, int n) {
+    return TRIT_MIN(c->n_batch - pos % c->n_batch, n - pos);
+}
+
+int trit_ctx_chunk_rows(const trit_ctx *c, int pos, int n) {
+    return TRIT_MIN(c->n_batch, n - (pos - pos % c->n_batch));
+}
+
+size_t trit_seq_cells_bytes(const trit_ctx *c, int n) {
+    const size_t es = c->kv_type == TRIT_F16 ? 2 : 4;
+    return 2 * (size_t)c->hp.n_layer * c->hp.n_head_kv * (size_t)n * c->hp.head_dim * es;
+}
+
+/* Copy n cells of every (layer, kv head) between a cache and a compact block of n_block
+ * cells per (layer, head); to_block picks the direction. */
+static void copy_cells(const trit_ctx *c, void *cache, void *block, int n_block, int n,
+                       bool to_block) {
+    const size_t es = c->kv_type == TRIT_F16 ? 2 : 4;
+    const size_t D = (size_t)c->hp.head_dim, rows = (size_t)c->hp.n_layer * c->hp.n_head_kv;
+    for (size_t i = 0; i < rows; i++) {
+        char *cp = (char *)cache + i * (size_t)c->n_ctx * D * es; /* layer-major, then head */
+        char *bp = (char *)block + i * (size_t)n_block * D * es;
+        if (to_block)
+            memcpy(bp, cp, (size_t)n * D * es);
+        else
+            memcpy(cp, bp, (size_t)n * D * es);
+    }
+}
+
+void trit_seq_get_cells(const trit_ctx *c, const trit_seq *s, int n, void *out) {
+    assert(n >= 0 && n <= s->n_past); /* only cells the sequence holds */
+    const size_t half = trit_seq_cells_bytes(c, n) / 2;
+    copy_cells(c, s->kcache, out, n, n, true);
+    copy_cells(c, s->vcache, (char *)out + half, n, n, true);
+}
+
+void trit_seq_set_cells(const trit_ctx *c, trit_seq *s, const void *block, int n_block, int n) {
+    assert(n >= 0 && n <= n_block && n <= c->n_ctx); /* the block holds them, the cache too */
+    const size_t half = trit_seq_cells_bytes(c, n_block) / 2;
+    copy_cells(c, s->kcache, (void *)block, n_block, n, false);
+    copy_cells(c, s->vcache, (char *)block + half, n_block, n, false);
+    s->n_past = n;
 }

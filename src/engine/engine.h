@@ -69,6 +69,10 @@ typedef struct trit_batch_entry {
     int pos;               /* 0 .. seq's n_past; cache cells >= pos are discarded first */
     enum trit_out out;     /* which rows' logits to hand to the callback */
     bool steps;            /* single-token numerics for every token (draft verification) */
+    int chunk_rows;        /* 0, or the rows of the prefill chunk whose last n_tokens rows this
+                            * entry is (a prompt resumed from cached cells; <= n_batch, and
+                            * chunk_rows - n_tokens <= pos): its attention then takes that
+                            * chunk's kernel (tiled from 64 rows) */
 } trit_batch_entry;
 
 /* Receives the logits (n_vocab floats, valid during the call only) of token `tok` of entry
@@ -84,6 +88,39 @@ int trit_ctx_n_threads(const trit_ctx *c);
 /* The kernel set this context runs (its numerics applied: "avx512", "avx2", "ref", or a
  * fast set's name), for the identity a backend or server reports. */
 const char *trit_ctx_kernels_name(const trit_ctx *c);
+
+/* ---- prefix reuse (a server's prompt cache) ----
+ * A prompt of n tokens may start from the first p KV cells of an earlier prompt's prefill
+ * (made: that prompt's length; both prefilled cold, in trit_eval's chunks) instead of
+ * position 0, and still get every cell and its logits bit for bit as a cold prefill, when
+ * every row keeps its numerics class: a row's sums depend on the size T of the entry that
+ * computes it only through T == 1 (single-token orders, split-KV attention), T >= 64
+ * (tiled attention, head_dim % 16 == 0; an entry of 2..63 rows whose chunk_rows is >= 64
+ * takes it too) and, for weights the reference repacks with a group-of-4 gemm (order
+ * GROUP4), whether the row is in the entry's whole groups of 4 (r < T - T % 4). Cells of
+ * single-token decode steps are not prefill cells: never reuse them. trit_ctx_reuse_exact says
+ * whether reusing p cells is exact (the cold chunk holding cell p - 1, as the earlier prompt made
+ * it and as the new one would, and the new prompt's rows after p, evaluated from p in
+ * trit_ctx_chunk_at's entries with chunk_rows = trit_ctx_chunk_rows, all keep their class);
+ * trit_ctx_reuse_len is the largest such p <= common (the tokens both prompts share),
+ * p < n (the last prompt token is always evaluated: its logits), 0 when none. The rule is
+ * the engine's: a caller never guesses. */
+bool trit_ctx_reuse_exact(const trit_ctx *c, int made, int n, int p);
+int trit_ctx_reuse_len(const trit_ctx *c, int made, int common, int n);
+/* Tokens of the prompt entry that starts at pos (of an n-token prompt): up to the next
+ * multiple of n_batch (trit_eval's chunk boundaries), so a prompt resumed at any position
+ * keeps every later chunk as a cold prefill forms it. */
+int trit_ctx_chunk_at(const trit_ctx *c, int pos, int n);
+/* Rows of the cold prefill chunk (of an n-token prompt) that holds position pos: the
+ * chunk_rows of a resumed entry. */
+int trit_ctx_chunk_rows(const trit_ctx *c, int pos, int n);
+/* A sequence's first n cells (K and V, every layer) as one compact block of
+ * trit_seq_cells_bytes(c, n) bytes ([K|V][layer][kv head][cell][head_dim] of the KV type);
+ * get needs n <= the seq's n_past. set writes the first n cells of such a block of n_block
+ * cells into s, whose n_past becomes n (n <= n_block, n <= n_ctx). */
+size_t trit_seq_cells_bytes(const trit_ctx *c, int n);
+void trit_seq_get_cells(const trit_ctx *c, const trit_seq *s, int n, void *out);
+void trit_seq_set_cells(const trit_ctx *c, trit_seq *s, const void *block, int n_block, int n);
 
 /* Trace hook: called after each named tensor is computed, with ne0 = row length and
  * ne1 = rows (tokens) actually computed — the last layer's tail computes only the rows whose

@@ -36,6 +36,7 @@ struct srv_metrics {
     unsigned long long drafted, accepted;           /* prompt-lookup drafts (--draft) */
     unsigned long long steps, step_seqs, step_rows; /* batched forward passes, their sequences
                                                        and token rows */
+    srv_metrics_pcache pc;                          /* the prompt cache, as last set */
 };
 
 /* Counters start at zero with the process; /metrics reports them since the start. */
@@ -108,6 +109,49 @@ void srv_metrics_step(srv_metrics *m, int seqs, int rows) {
     pthread_mutex_unlock(&m->mu);
 }
 
+/* The prompt cache's counters: the scheduler copies them here after each lookup or store. */
+void srv_metrics_pcache_set(srv_metrics *m, const srv_metrics_pcache *pc) {
+    pthread_mutex_lock(&m->mu);
+    m->pc = *pc;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* The prompt cache's series (--cache-mib): lookups, hits, reused tokens; entries, bytes. */
+static void render_pcache(const srv_metrics_pcache *pc, trit_buf *out) {
+    trit_buf_printf(
+        out,
+        "# HELP trit_prompt_cache_lookups_total Prompts looked up in the prompt cache.\n"
+        "# TYPE trit_prompt_cache_lookups_total counter\n"
+        "trit_prompt_cache_lookups_total %llu\n"
+        "# HELP trit_prompt_cache_hits_total Prompts that took KV cells from the cache.\n"
+        "# TYPE trit_prompt_cache_hits_total counter\n"
+        "trit_prompt_cache_hits_total %llu\n"
+        "# HELP trit_prompt_cache_reused_tokens_total Prompt tokens not evaluated (cells taken).\n"
+        "# TYPE trit_prompt_cache_reused_tokens_total counter\n"
+        "trit_prompt_cache_reused_tokens_total %llu\n"
+        "# HELP trit_prompt_cache_replayed_tokens_total Generated tokens re-evaluated as prompt "
+        "rows while idle.\n"
+        "# TYPE trit_prompt_cache_replayed_tokens_total counter\n"
+        "trit_prompt_cache_replayed_tokens_total %llu\n"
+        "# HELP trit_prompt_cache_stores_total Prompts whose cells were kept.\n"
+        "# TYPE trit_prompt_cache_stores_total counter\n"
+        "trit_prompt_cache_stores_total %llu\n"
+        "# HELP trit_prompt_cache_evictions_total Entries evicted to fit the bound.\n"
+        "# TYPE trit_prompt_cache_evictions_total counter\n"
+        "trit_prompt_cache_evictions_total %llu\n"
+        "# HELP trit_prompt_cache_entries Prompts held.\n"
+        "# TYPE trit_prompt_cache_entries gauge\n"
+        "trit_prompt_cache_entries %llu\n"
+        "# HELP trit_prompt_cache_bytes Bytes of KV cells held.\n"
+        "# TYPE trit_prompt_cache_bytes gauge\n"
+        "trit_prompt_cache_bytes %llu\n"
+        "# HELP trit_prompt_cache_max_bytes The bound (--cache-mib).\n"
+        "# TYPE trit_prompt_cache_max_bytes gauge\n"
+        "trit_prompt_cache_max_bytes %llu\n",
+        pc->lookups, pc->hits, pc->reused_tokens, pc->replayed_tokens, pc->stores, pc->evictions,
+        pc->entries, pc->bytes, pc->max_bytes);
+}
+
 /* Prometheus' text format, as llama-server names its counters where it has them. */
 void srv_metrics_render(srv_metrics *m, int queue_depth, int busy_slots, int n_slots,
                         trit_buf *out) {
@@ -173,5 +217,6 @@ void srv_metrics_render(srv_metrics *m, int queue_depth, int busy_slots, int n_s
                     m->prompt_tokens, m->gen_tokens, m->gen_seconds, m->last_tps, m->drafted,
                     m->accepted, m->steps, m->step_seqs, m->step_rows, queue_depth, busy_slots,
                     n_slots);
+    render_pcache(&m->pc, out);
     pthread_mutex_unlock(&m->mu);
 }

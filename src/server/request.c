@@ -445,6 +445,8 @@ int srv_parse_request(int kind, const char *body, size_t n, srv_request *out, sr
         if (get_bool(so, "include_usage", &out->include_usage, e)) goto done;
     }
     if (kind == SRV_COMPLETION && get_bool(root, "echo", &out->echo, e)) goto done;
+    out->cache_prompt = true; /* llama-server's default */
+    if (get_bool(root, "cache_prompt", &out->cache_prompt, e)) goto done;
     if (parse_logprobs(root, out, e)) goto done;
     if (parse_logit_bias(root, out, e)) goto done;
     if (out->echo && out->stream) {

@@ -313,11 +313,122 @@ static void emit_chunk(slot *sl, const char *text, size_t n, json_t *lp /* taken
  * steps. The engine's batch invariance makes every reply's bytes and logprobs independent of
  * the other requests, their arrival, the slot and --slots. */
 
+/* ---- the prompt cache ---- */
+
+/* The metrics' copy of the prompt cache's counters. */
+static void pcache_metrics(server *s) {
+    const srv_pcache_stats st = srv_pcache_stats_get(s->pcache);
+    const srv_metrics_pcache m = {.lookups = st.lookups,
+                                  .hits = st.hits,
+                                  .reused_tokens = st.reused_tokens,
+                                  .stores = st.stores,
+                                  .evictions = st.evictions,
+                                  .replayed_tokens = st.replayed_tokens,
+                                  .bytes = st.bytes,
+                                  .max_bytes = st.max_bytes,
+                                  .entries = (unsigned long long)st.entries};
+    srv_metrics_pcache_set(s->metrics, &m);
+}
+
+/* The engine rates an entry (srv_reuse_fn): its rule, never the server's guess. */
+static int reuse_len(void *ud, int made, int common, int n) {
+    return trit_ctx_reuse_len(ud, made, common, n);
+}
+
+/* A starting request takes the prompt cells the reuse rule allows from the best entry, so its
+ * prefill starts there; not with cache_prompt false, nor for echo + logprobs (every prompt
+ * row's logits are wanted). */
+static void slot_reuse(slot *sl) {
+    server *s = sl->srv;
+    const job *j = sl->j;
+    sl->n_reused = 0;
+    if (!s->pcache || !j->req.cache_prompt || sl->prompt_lp) return;
+    const void *block;
+    int n_block;
+    const int p = srv_pcache_best(s->pcache, j->prompt, (int)j->n_prompt, reuse_len, s->ctx, &block,
+                                  &n_block);
+    if (p > 0) {
+        trit_seq_set_cells(s->ctx, sl->seq, block, n_block, p);
+        sl->n_eval = sl->n_reused = p;
+    }
+    pcache_metrics(s);
+}
+
+/* Give the first n cells of sl's sequence (prefill cells of tok[0..n)) to the cache. */
+static void pcache_keep(slot *sl, const int32_t *tok, int n) {
+    server *s = sl->srv;
+    const size_t bytes = trit_seq_cells_bytes(s->ctx, n);
+    if (n < 1 || bytes > srv_pcache_stats_get(s->pcache).max_bytes) return; /* no copy */
+    void *block = malloc(bytes);
+    if (!block) return; /* a cache entry is an optimization: skip it when memory is short */
+    trit_seq_get_cells(s->ctx, sl->seq, n, block);
+    srv_pcache_put(s->pcache, tok, n, block, bytes);
+    pcache_metrics(s);
+}
+
+/* An ending request whose prompt was evaluated whole gives its prompt's cells (prefill cells:
+ * generated tokens' cells lie after them) to the cache, and a finished reply is marked for
+ * the idle replay: prompt + reply as one prompt, from the prompt cells the rule allows. */
+static void slot_keep_prompt(slot *sl, const char *finish) {
+    server *s = sl->srv;
+    const job *j = sl->j;
+    const int n = (int)j->n_prompt;
+    sl->replay_n = 0;
+    if (!s->pcache || !j->req.cache_prompt || sl->n_eval < n) return;
+    pcache_keep(sl, j->prompt, n);
+    if (!finish || sl->n_gen < 1) return; /* cancelled, failed, or nothing generated */
+    const int p = trit_ctx_reuse_len(s->ctx, n, n, sl->n_hist);
+    if (p < 1) return; /* the whole history again: not worth an idle pass */
+    sl->replay_n = sl->n_hist;
+    sl->replay_pos = p;
+}
+
+/* Whether a free slot has a reply to replay. */
+static bool replay_pending(const server *s) {
+    for (int i = 0; i < s->n_slots; i++)
+        if (!s->slots[i].j && s->slots[i].replay_n) return true;
+    return false;
+}
+
+/* One idle step: the next chunk of every pending replay (n_batch rows in all, the first
+ * always), as prompt rows of a cold prefill of prompt + reply; a finished one is kept. */
+static void run_replay(server *s) {
+    trit_batch_entry e[SRV_MAX_SLOTS];
+    slot *of[SRV_MAX_SLOTS];
+    int n = 0, rows = 0;
+    for (int i = 0; i < s->n_slots; i++) {
+        slot *sl = &s->slots[i];
+        if (sl->j || !sl->replay_n) continue;
+        const int T = trit_ctx_chunk_at(s->ctx, sl->replay_pos, sl->replay_n);
+        if (rows && rows + T > trit_ctx_n_batch(s->ctx)) continue;
+        e[n] = (trit_batch_entry){.seq = sl->seq,
+                                  .tokens = sl->hist + sl->replay_pos,
+                                  .n_tokens = T,
+                                  .pos = sl->replay_pos,
+                                  .chunk_rows =
+                                      trit_ctx_chunk_rows(s->ctx, sl->replay_pos, sl->replay_n)};
+        of[n++] = sl;
+        rows += T;
+    }
+    trit_err err = {0};
+    const bool ok = n && !trit_batch_eval(s->ctx, e, n, NULL, NULL, &err);
+    if (n && !ok) trit_log(TRIT_LOG_WARN, "prompt cache: replay failed: %s", err.msg);
+    for (int i = 0; i < n; i++) {
+        slot *sl = of[i];
+        sl->replay_pos += e[i].n_tokens;
+        if (ok) srv_pcache_count_replay(s->pcache, e[i].n_tokens);
+        if (ok && sl->replay_pos == sl->replay_n) pcache_keep(sl, sl->hist, sl->replay_n);
+        if (!ok || sl->replay_pos == sl->replay_n) sl->replay_n = 0;
+    }
+    pcache_metrics(s);
+}
+
 /* Start job j on free slot sl: the request's sampling, text and logprobs state. */
 void srv_slot_start(slot *sl, job *j) {
     server *s = sl->srv;
     srv_request *r = &j->req;
     sl->j = j;
+    sl->replay_n = 0; /* the slot's cells are the new request's now */
     sl->n_eval = 0;
     sl->n_rows = 0;
     sl->n_gen = 0;
@@ -350,6 +461,7 @@ void srv_slot_start(slot *sl, job *j) {
         sl->smp = trit_sampler_new(&sp);
     }
     trit_buf_puts(&sl->text.gen, "");
+    slot_reuse(sl);
 }
 
 /* Release the request's state (the slot's buffers are kept for the next request). */
@@ -487,8 +599,9 @@ void srv_slot_finish(slot *sl, const char *finish, const srv_error *fail) {
     double now = trit_now_s();
     if (sl->n_eval >= (int)j->n_prompt)
         srv_metrics_tokens(s->metrics, (long)j->n_prompt, sl->n_gen, now - sl->t_gen);
-    trit_log(TRIT_LOG_INFO, "slot %d: %s prompt %zu tok, %ld generated in %.3f s (%s)", sl->id,
-             j->id, j->n_prompt, sl->n_gen, now - sl->t_start, finish ? finish : "cancelled");
+    trit_log(TRIT_LOG_INFO, "slot %d: %s prompt %zu tok (%d cached), %ld generated in %.3f s (%s)",
+             sl->id, j->id, j->n_prompt, sl->n_reused, sl->n_gen, now - sl->t_start,
+             finish ? finish : "cancelled");
     if (sl->n_drafted)
         trit_log(TRIT_LOG_INFO, "slot %d: drafts %ld proposed, %ld accepted", sl->id, sl->n_drafted,
                  sl->n_accepted);
@@ -529,6 +642,7 @@ void srv_slot_finish(slot *sl, const char *finish, const srv_error *fail) {
     } else {
         job_finish(j, 200, body);
     }
+    slot_keep_prompt(sl, fail ? NULL : finish); /* after the reply: no delay for the client */
     slot_clear(sl);
     slot_given_back(s, j);
 }
@@ -568,16 +682,18 @@ static void slot_take_rows(slot *sl) {
 static void slot_entry(slot *sl, trit_batch_entry *e) {
     const job *j = sl->j;
     if (sl->n_eval < (int)j->n_prompt) {
-        const int nb = trit_ctx_n_batch(sl->srv->ctx);
-        const int T = TRIT_MIN(nb, (int)j->n_prompt - sl->n_eval);
+        /* to the next multiple of n_batch: a prompt resumed from the cache keeps every later
+         * chunk as a cold prefill forms it */
+        const int T = trit_ctx_chunk_at(sl->srv->ctx, sl->n_eval, (int)j->n_prompt);
         const bool final = sl->n_eval + T == (int)j->n_prompt;
         /* echo + logprobs: every prompt row's logits (as trit_eval with logits_all) */
-        *e = (trit_batch_entry){.seq = sl->seq,
-                                .tokens = j->prompt + sl->n_eval,
-                                .n_tokens = T,
-                                .pos = sl->n_eval,
-                                .out = sl->prompt_lp ? TRIT_OUT_ALL
-                                                     : (final ? TRIT_OUT_LAST : TRIT_OUT_NONE)};
+        *e = (trit_batch_entry){
+            .seq = sl->seq,
+            .tokens = j->prompt + sl->n_eval,
+            .n_tokens = T,
+            .pos = sl->n_eval,
+            .out = sl->prompt_lp ? TRIT_OUT_ALL : (final ? TRIT_OUT_LAST : TRIT_OUT_NONE),
+            .chunk_rows = trit_ctx_chunk_rows(sl->srv->ctx, sl->n_eval, (int)j->n_prompt)};
         return;
     }
     *e = (trit_batch_entry){.seq = sl->seq,
@@ -669,15 +785,28 @@ static void slot_take(server *s, slot *sl, job *j) {
     slot_given_back(s, j);
 }
 
-/* Between steps: move queued jobs into free slots. Returns the number of busy slots; waits
- * while there is no work at all; returns -1 once the server stops and nothing is left. */
+/* A free slot for the next job, one without a pending replay first (so a finished reply's
+ * replay survives while other slots are free); NULL when every slot is busy. */
+static slot *free_slot(server *s) {
+    slot *any = NULL;
+    for (int i = 0; i < s->n_slots; i++) {
+        slot *sl = &s->slots[i];
+        if (sl->j) continue;
+        if (!sl->replay_n) return sl;
+        if (!any) any = sl;
+    }
+    return any;
+}
+
+/* Between steps: move queued jobs into free slots. Returns the number of busy slots, or 0
+ * for an idle replay step (nothing busy or queued, a reply to replay); waits while there is
+ * no work at all; returns -1 once the server stops and nothing is left. */
 static int admit(server *s) {
+    bool replay = false;
     int busy = 0;
     pthread_mutex_lock(&s->qmu);
     for (;;) {
-        for (int i = 0; i < s->n_slots && s->head; i++) {
-            slot *sl = &s->slots[i];
-            if (sl->j) continue;
+        for (slot *sl; s->head && (sl = free_slot(s));) {
             job *j = s->head;
             assert(j->state == JOB_QUEUED && s->qlen > 0); /* only queued jobs sit in the queue */
             s->head = j->next;
@@ -694,10 +823,11 @@ static int admit(server *s) {
         if (busy) break;            /* a step to run (jobs still queued join after it) */
         if (s->head) continue;      /* every job taken was refused: take the next ones */
         if (s->workers_exit) break; /* stopping, nothing left */
+        if ((replay = replay_pending(s))) break; /* idle: replay a finished reply */
         pthread_cond_wait(&s->qcv, &s->qmu);
     }
     pthread_mutex_unlock(&s->qmu);
-    return busy ? busy : -1;
+    return busy ? busy : replay ? 0 : -1;
 }
 
 /* One step: finish cancelled requests, consume the last step's rows, then evaluate every
@@ -747,9 +877,13 @@ static void run_step(server *s) {
  * enough that a test can disconnect or signal mid-generation on any machine). */
 void *srv_scheduler(void *arg) {
     server *s = arg;
-    while (admit(s) >= 0) {
-        run_step(s);
-        if (s->cfg.fault_step_ms) usleep((useconds_t)s->cfg.fault_step_ms * 1000);
+    for (int busy; (busy = admit(s)) >= 0;) {
+        if (busy) {
+            run_step(s);
+            if (s->cfg.fault_step_ms) usleep((useconds_t)s->cfg.fault_step_ms * 1000);
+        } else {
+            run_replay(s);
+        }
     }
     return NULL;
 }
@@ -768,6 +902,8 @@ void srv_slots_new(server *s) {
         sl->biased = xmalloc((size_t)s->n_vocab * sizeof *sl->biased);
         sl->hist = xmalloc((size_t)(s->n_ctx + 1) * sizeof *sl->hist);
     }
+    s->pcache = s->cfg.cache_mib > 0 ? srv_pcache_new((size_t)s->cfg.cache_mib << 20) : NULL;
+    if (s->pcache) pcache_metrics(s);
 }
 
 /* Their memory back (after the scheduler stopped). */
@@ -784,6 +920,8 @@ void srv_slots_free(server *s) {
     }
     free(s->slots);
     s->slots = NULL;
+    srv_pcache_free(s->pcache);
+    s->pcache = NULL;
 }
 
 /* One thread runs every step, so slots and the engine context need no lock. */

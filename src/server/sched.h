@@ -14,6 +14,11 @@
  *    batching, server.h's contract); it alone touches slots, the engine context and the jobs'
  *    replies. A job's reply is whole or an OpenAI error: a reply part lost to a failed JSON
  *    allocation ends it with a 500 (an error event when streaming), never a partial 200.
+ *  - The prompt cache (pcache.h) is the scheduler's: a starting request takes the cells the
+ *    engine's reuse rule allows from it (copied into its slot's KV cache), and a request whose
+ *    prompt was evaluated whole gives its prompt's cells to it when it ends. A finished reply
+ *    is then replayed while no request waits: prompt + reply evaluated as a prompt (from the
+ *    cells the reuse rule allows) in idle steps, and kept; a new job on the slot drops it.
  *  - Bounds checked before any work (srv_check_bounds): logprobs entries kept for the reply.
  *  - References: a job has one for its connection (or its SSE response) and one while queued or
  *    running; srv_job_release frees it with the last one. */
@@ -21,6 +26,7 @@
 #define TRIT_SERVER_SCHED_H
 
 #include "http/http.h"
+#include "server/pcache.h"
 #include "server/server.h"
 
 #include <jansson.h>
@@ -79,7 +85,11 @@ typedef struct slot {
     int id;
     trit_seq *seq;
     job *j;
-    int n_eval;    /* prompt tokens evaluated */
+    int n_eval;   /* prompt tokens evaluated (or taken from the prompt cache) */
+    int n_reused; /* prompt tokens taken from the prompt cache */
+    /* idle replay of a finished request (no job): hist[0..replay_n) to hold as prefill cells,
+     * evaluated from replay_pos on; replay_n == 0: none */
+    int replay_n, replay_pos;
     int pos;       /* position of feed[0] in the next step */
     int32_t *feed; /* next step's tokens: the last chosen one, then drafts */
     int n_feed;
@@ -110,8 +120,9 @@ struct server {
     trit_ctx *ctx; /* one engine context: the thread pool and scratch of every step */
     slot *slots;
     int n_slots;
-    int n_draft; /* drafted tokens per step at most (--draft) */
-    int rr;      /* the slot that comes first in the next step */
+    int n_draft;        /* drafted tokens per step at most (--draft) */
+    int rr;             /* the slot that comes first in the next step */
+    srv_pcache *pcache; /* the prompt cache (NULL: --cache-mib 0) */
     pthread_t sched;
     bool sched_started;
     pthread_mutex_t qmu;

@@ -742,6 +742,7 @@ void srv_config_default(srv_config *c) {
     c->grace_s = 10;
     c->max_body_total = (size_t)64 << 20;
     c->max_parsing = 4;
+    c->cache_mib = 256;
     c->fault_act = c->fault_rope = -1;
 }
 
@@ -901,6 +902,7 @@ static int server_start(server *s, trit_err *err) {
     const srv_config *cfg = &s->cfg;
     trit_ctx_params cp = trit_ctx_default_params();
     cp.n_ctx = cfg->n_ctx;
+    cp.n_batch = cfg->n_batch;
     cp.n_threads = cfg->n_threads;
     cp.numerics = cfg->numerics; /* exact (default) or --numerics fast */
     cp.act = cfg->fault_act;     /* -1: the model's; --fault act= */

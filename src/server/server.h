@@ -8,10 +8,16 @@
  *    cache per slot, one bounded FIFO queue. Continuous batching: each step evaluates the next
  *    token of every generating slot and prompt chunks (n_batch tokens, at trit_eval's
  *    boundaries; at most n_batch prompt rows per step, slots taking turns) in ONE batched
- *    forward pass; queued requests take free slots between steps. Every request evaluates its
- * prompt from position 0 (no state survives a request). A reply's bytes and logprobs are the same
- * whatever else runs (the engine's batch invariance): any load, arrival order, slot, --slots or
- * --draft.
+ *    forward pass; queued requests take free slots between steps. A request's prompt starts from
+ * position 0, or from the prompt cache (--cache-mib, default 256; "cache_prompt": false per
+ * request skips it): the prefill KV cells of earlier prompts, kept LRU by bytes and shared by
+ * every slot, of which a prompt takes what its longest shared prefix allows where the engine's
+ * reuse rule (trit_ctx_reuse_len) keeps every cell and logit bit for bit as a cold prefill
+ * (echo + logprobs prompts, which need every prompt row's logits, never take any); while no
+ * request waits, a finished reply is re-evaluated as prompt rows (its decode cells are not
+ * what a cold prefill makes), so a next turn that resends it takes it too. A reply's
+ * bytes and logprobs are the same whatever else runs (the engine's batch invariance) or ran
+ * (the reuse rule): any load, arrival order, slot, --slots, --draft or cache state.
  *  - --draft N: every request evaluates up to N prompt-lookup
  *    drafted tokens with each step, verified with single-token numerics: same output, fewer
  *    steps on repetitive text.
@@ -109,6 +115,7 @@ typedef struct srv_request {
     int32_t *bias_ids;
     float *bias;
     size_t n_bias;
+    bool cache_prompt; /* llama-server's: reuse and keep prompt KV cells (default true) */
 } srv_request;
 
 /* Parse and validate a request body (any bytes). 0 ok (free with srv_request_free), or -1
@@ -153,6 +160,12 @@ void srv_metrics_tokens(srv_metrics *m, long prompt, long generated, double gen_
 void srv_metrics_drafts(srv_metrics *m, long drafted, long accepted);
 /* One batched forward pass over `seqs` sequences, `rows` token rows in all. */
 void srv_metrics_step(srv_metrics *m, int seqs, int rows);
+/* The prompt cache's counters (cumulative) and size, as the scheduler last saw them. */
+typedef struct srv_metrics_pcache {
+    unsigned long long lookups, hits, reused_tokens, stores, evictions, replayed_tokens;
+    unsigned long long bytes, max_bytes, entries;
+} srv_metrics_pcache;
+void srv_metrics_pcache_set(srv_metrics *m, const srv_metrics_pcache *pc);
 /* Prometheus text exposition; queue depth and busy slots are sampled by the caller. */
 void srv_metrics_render(srv_metrics *m, int queue_depth, int busy_slots, int n_slots,
                         trit_buf *out);
@@ -198,6 +211,7 @@ typedef struct srv_config {
     int queue_cap;    /* requests waiting for a slot; default 16 */
     int n_threads;    /* the engine's threads, shared by every slot; 0 -> all CPUs */
     int n_ctx;        /* per slot; 0 -> engine default */
+    int n_batch;      /* prompt tokens per prefill chunk; 0 -> engine default (512) */
     const char *api_key;
     size_t max_body;        /* default 1 MiB */
     const char *alias;      /* model name in responses; default the file's basename */
@@ -211,6 +225,7 @@ typedef struct srv_config {
     int n_draft;            /* prompt-lookup drafts per step (0 = off, <= 16) */
     int numerics;           /* TRIT_NUMERICS_EXACT (default, bit-identical to llama.cpp) or _FAST */
     bool insecure_no_key;   /* start without a key where http's door rule wants one (warned) */
+    int cache_mib;          /* prompt cache bound (--cache-mib, MiB of prefill KV cells; 0 off) */
     /* --fault (a testing aid, warned and shown in /props): force the graph's activation /
      * RoPE (-1: the model's) so a parity ladder over HTTP must fail; fail every Nth JSON
      * allocation (0: never) so every route's out-of-memory answer can be tested; pause
