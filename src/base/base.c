@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,6 +303,33 @@ uint64_t trit_now_ns(void) {
 }
 double trit_now_s(void) {
     return (double)trit_now_ns() * 1e-9;
+}
+
+/* ---- waiting for a stop ---- */
+/* Set by the handler (async-signal-safe: one store) or by trit_stop_request. */
+static volatile sig_atomic_t stop_requested;
+
+static void stop_on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+void trit_stop_request(void) {
+    stop_requested = 1;
+}
+
+/* Polling rather than sigwait: the signal may land on any thread, and the flag is what a
+ * test's trit_stop_request sets too. */
+void trit_wait_for_stop(void) {
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = stop_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    while (!stop_requested) usleep(50 * 1000);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    stop_requested = 0;
 }
 double trit_wall_s(void) {
     struct timespec ts;

@@ -107,6 +107,13 @@ double trit_now_s(void);                        /* monotonic, seconds */
 double trit_wall_s(void);                       /* CLOCK_REALTIME seconds since epoch */
 void trit_iso8601(double wall_s, char out[32]); /* "2026-11-24T20:43:07.123Z" */
 
+/* ---- waiting for a stop (a foreground server's main thread: trit shadow, the dashboard) ----
+ * trit_wait_for_stop blocks until SIGINT or SIGTERM arrives or trit_stop_request is called
+ * (another thread, a test), polling every 50 ms; on return the previous signal handlers are
+ * back and the request is cleared. A request made before the wait starts ends it at once. */
+void trit_wait_for_stop(void);
+void trit_stop_request(void);
+
 /* ---- thread pool: fn(arg, ith, nth) runs on nth workers (the caller is worker 0) and
  * trit_pool_run returns when all are done. A pool of 1 runs fn inline. Not reentrant. ---- */
 typedef struct trit_pool trit_pool;

@@ -686,13 +686,8 @@ typedef struct dash_server {
     trit_http_intake in;
 } dash_server;
 
-static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig) {
-    (void)sig;
-    stop_flag = 1;
-}
 void trit_dash_request_stop(void) {
-    stop_flag = 1;
+    trit_stop_request();
 }
 
 /* An intake refusal as an OpenAI-shaped error. */
@@ -734,19 +729,6 @@ static void serve_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     trit_http_request_done(s->hd.guard, c);
 }
 
-/* Serve until SIGINT/SIGTERM (the previous handlers restored afterwards). */
-static void serve_until_stopped(void) {
-    struct sigaction sa = {0}, old_int, old_term;
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    while (!stop_flag) usleep(50 * 1000);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    stop_flag = 0;
-}
-
 int trit_dash_serve(trit_dash_opts *o, trit_err *err) {
     const trit_http_door door = {.who = "trit burnin dashboard",
                                  .host = o->host,
@@ -776,7 +758,7 @@ int trit_dash_serve(trit_dash_opts *o, trit_err *err) {
     o->bound_port = s.hd.port;
     printf("dashboard: http://%s:%d/\n", o->host, o->bound_port);
     fflush(stdout);
-    serve_until_stopped();
+    trit_wait_for_stop(); /* SIGINT/SIGTERM or trit_dash_request_stop */
     trit_http_stop(&s.hd);
     trit_dash_free(s.d);
     return 0;

@@ -26,15 +26,9 @@
 
 #define QUEUE_BYTES_MAX ((size_t)256 << 20) /* request + gen-1 reply bytes waiting for gen-2 */
 
-static volatile sig_atomic_t stop_flag;
-/* Tests and embedders stop the proxy the way a signal does. */
+/* Tests and embedders stop the proxy the way a signal does (base's stop request). */
 void trit_shadow_request_stop(void) {
-    stop_flag = 1;
-}
-/* SIGINT/SIGTERM: the main loop sees the flag and starts the bounded shutdown. */
-static void on_signal(int sig) {
-    (void)sig;
-    stop_flag = 1;
+    trit_stop_request();
 }
 
 /* The proxy's defaults (shadow.h): loopback, 1 MiB bodies, 16 MiB replies kept. */
@@ -1084,21 +1078,14 @@ static int shadow_open_ledger(proxy *px, trit_err *err) {
     return 0;
 }
 
-/* The listening proxy announces itself and serves until SIGINT/SIGTERM sets stop_flag; the
- * previous signal handlers are restored afterwards. */
+/* The listening proxy announces itself and serves until SIGINT/SIGTERM or a stop request
+ * (trit_wait_for_stop); then the bounded shutdown starts. */
 static void shadow_serve_until_stopped(const trit_shadow_opts *o) {
     if (!o->quiet)
         fprintf(stderr, "shadow: listening on http://%s:%d  primary %s  candidate %s  ledger %s\n",
                 o->host, o->bound_port, o->gen1_url, o->gen2_url,
                 o->ledger_path ? o->ledger_path : "(none)");
-    struct sigaction sa = {0}, old_int, old_term;
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    while (!stop_flag) usleep(50 * 1000);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    trit_wait_for_stop();
 }
 
 /* Shutdown, bounded: in-flight gen-1 calls and the gen-2 queue get grace_s; then every
@@ -1190,6 +1177,5 @@ int trit_shadow_run(trit_shadow_opts *o, trit_shadow_counts *counts, trit_err *e
     trit_dash_free(px.dash);
     pthread_mutex_destroy(&px.mu);
     pthread_cond_destroy(&px.cv);
-    stop_flag = 0;
     return rc;
 }
