@@ -1,7 +1,8 @@
 /* helpers.h — shared by the unit tests: a deterministic random stream (splitmix64) with
  * uniform [0, 1) and standard normal floats (each test file including it has its own state;
- * set rng_state to seed it), a GGUF string-value assertion, and the symbol lookup in the
- * reference's libggml-base / libggml-cpu (dlopen'd once per test process). */
+ * set rng_state to seed it), a GGUF string-value assertion, the symbol lookup in the
+ * reference's libggml-base / libggml-cpu (dlopen'd once per test process), and a loaded
+ * `tiny` mkmodel (test_tiny_model). */
 #ifndef TRIT_TEST_HELPERS_H
 #define TRIT_TEST_HELPERS_H
 
@@ -13,7 +14,12 @@
 #include <stdlib.h>
 
 #include "gguf/gguf.h"
+#include "model/mkmodel.h"
+#include "model/model.h"
 #include "reference/reference.h"
+
+#include <stdio.h>
+#include <unistd.h>
 
 static uint64_t rng_state;
 static inline uint64_t rng_next(void) {
@@ -59,6 +65,30 @@ static inline void *ggml_ref_sym(const char *name) {
     void *s = cpu ? dlsym(cpu, name) : NULL;
     if (!s && base) s = dlsym(base, name);
     return s;
+}
+
+/* A `tiny` mkmodel (the reference's llama-spm vocabulary) of arch, weight type and embedding
+ * type (0: mkmodel's default), written into dir and loaded; skips the test when the
+ * reference vocabulary is absent. Engines of the batch and prefix tests run on these. */
+static inline trit_model *test_tiny_model(const char *dir, enum trit_arch arch, uint32_t type,
+                                          uint32_t embd_type, uint64_t seed) {
+    static char vocab[1024];
+    snprintf(vocab, sizeof vocab, "%s/src/models/ggml-vocab-llama-spm.gguf", trit_ref_dir());
+    if (access(vocab, R_OK)) cr_skip_test("reference vocab %s not present (scripts/setup)", vocab);
+    char path[256];
+    snprintf(path, sizeof path, "%s/m-%d-%u-%u.gguf", dir, (int)arch, type, embd_type);
+    trit_mkmodel_params p = {.arch = arch,
+                             .preset = "tiny",
+                             .type = type,
+                             .embd_type = embd_type,
+                             .seed = seed,
+                             .vocab_path = vocab,
+                             .out_path = path};
+    trit_err err = {0};
+    cr_assert_eq(trit_mkmodel(&p, &err), 0, "mkmodel: %s", err.msg);
+    trit_model *m = trit_model_load(path, &err);
+    cr_assert_not_null(m, "load: %s", err.msg);
+    return m;
 }
 
 #endif

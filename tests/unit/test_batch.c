@@ -4,6 +4,7 @@
  * (draft verification) equal successive one-token evals; bad batches refused.
  * Models: synthetic tiny llama (F16: the tinyBLAS/vec_dot order switch) and bitnet (TQ2_0,
  * F16 tied output), written with mkmodel over the reference's SPM vocab (skips without). */
+#include "helpers.h"
 #include "engine/engine.h"
 #include "reference/reference.h"
 #include "kernels/kernels.h"
@@ -34,23 +35,7 @@ static void teardown(void) {
 TestSuite(batch, .init = setup, .fini = teardown);
 
 static trit_model *make_model_embd(enum trit_arch arch, uint32_t type, uint32_t embd_type) {
-    static char vocab[1024];
-    snprintf(vocab, sizeof vocab, "%s/src/models/ggml-vocab-llama-spm.gguf", trit_ref_dir());
-    if (access(vocab, R_OK)) cr_skip_test("reference vocab %s not present (scripts/setup)", vocab);
-    char path[256];
-    snprintf(path, sizeof path, "%s/m-%d-%u-%u.gguf", dir, (int)arch, type, embd_type);
-    trit_mkmodel_params p = {.arch = arch,
-                             .preset = "tiny",
-                             .type = type,
-                             .embd_type = embd_type,
-                             .seed = 5,
-                             .vocab_path = vocab,
-                             .out_path = path};
-    trit_err err = {0};
-    cr_assert_eq(trit_mkmodel(&p, &err), 0, "mkmodel: %s", err.msg);
-    trit_model *m = trit_model_load(path, &err);
-    cr_assert_not_null(m, "load: %s", err.msg);
-    return m;
+    return test_tiny_model(dir, arch, type, embd_type, 5);
 }
 
 static trit_model *make_model(enum trit_arch arch, uint32_t type) {

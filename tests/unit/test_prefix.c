@@ -8,6 +8,7 @@
  * only the rule's (a sample of the refused ones: the log reports those equal anyway). Also: the
  * cell copies round-trip, and cells of single-token decode steps are not prefill cells. Models:
  * mkmodel's tiny preset over the reference's SPM vocab (skips without). */
+#include "helpers.h"
 #include "engine/engine.h"
 #include "kernels/kernels.h"
 #include "model/mkmodel.h"
@@ -35,23 +36,7 @@ static void teardown(void) {
 TestSuite(prefix, .init = setup, .fini = teardown, .timeout = 600);
 
 static trit_model *make_model(enum trit_arch arch, uint32_t type, uint32_t embd_type) {
-    static char vocab[1024];
-    snprintf(vocab, sizeof vocab, "%s/src/models/ggml-vocab-llama-spm.gguf", trit_ref_dir());
-    if (access(vocab, R_OK)) cr_skip_test("reference vocab %s not present (scripts/setup)", vocab);
-    char path[256];
-    snprintf(path, sizeof path, "%s/m-%d-%u-%u.gguf", dir, (int)arch, type, embd_type);
-    trit_mkmodel_params p = {.arch = arch,
-                             .preset = "tiny",
-                             .type = type,
-                             .embd_type = embd_type,
-                             .seed = 7,
-                             .vocab_path = vocab,
-                             .out_path = path};
-    trit_err err = {0};
-    cr_assert_eq(trit_mkmodel(&p, &err), 0, "mkmodel: %s", err.msg);
-    trit_model *m = trit_model_load(path, &err);
-    cr_assert_not_null(m, "load: %s", err.msg);
-    return m;
+    return test_tiny_model(dir, arch, type, embd_type, 7);
 }
 
 static trit_ctx *make_ctx(trit_model *m, int numerics) {
