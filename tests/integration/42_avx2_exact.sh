@@ -7,6 +7,8 @@
 #  2. the in-process ladder (`--ref llama:M`, libllama from build-avx2 via TRIT_REF_SET) at
 #     max-abs 0 on every rung, 1 and 2 threads, on the demo model and on llama-quantize's
 #     default outputs TQ1_0 TQ2_0 Q4_0 Q4_K_M Q6_K of a synthetic f16 model;
+#  2b. a burn-in between build-avx2's llama-server and trit serve (TRIT_KERNELS=avx2) on the demo
+#     model: 20 of 20 rounds exact;
 #  3. `trit doctor` names the table and the build; and the check has teeth: the avx512 table
 #     (the default set on an AVX-512 CPU) against build-avx2 is not max-abs 0 on the demo model.
 # Builds nothing heavy: skipped (77) when build-avx2 is absent.
@@ -73,6 +75,26 @@ for ft in TQ1_0 TQ2_0 Q4_0 Q4_K_M Q6_K; do
   "$Q" "$SRC" "$M" "$ft" 1 >"$TMP/q-$ft.log" 2>&1 || { tail -20 "$TMP/q-$ft.log"; fail "llama-quantize $ft"; }
   exact "$M" "llama-$ft"
 done
+
+# 2b. burn-in: build-avx2's llama-server against trit serve under TRIT_KERNELS=avx2 on the demo
+#     model: every round exact (the tables agree bit for bit, so no near-tie may excuse a miss),
+#     and trit's recorded identity names the avx2 set.
+burnin_exact() { # burnin_exact MODEL LABEL
+  local p1 p2 l="$TMP/$2-ledger.jsonl" n e
+  p1=$(free_port); p2=$(free_port)
+  start_llama_server "$1" "$p1"
+  TRIT_KERNELS=avx2 start_trit_serve "$1" "$p2"
+  "$TRIT" burnin run --v1 "http://127.0.0.1:$p1" --v2 "http://127.0.0.1:$p2" \
+    --prompts "$ROOT/prompts/burnin.jsonl" --rounds 20 --pace 0 --max-tokens 16 --ledger "$l" \
+    --timeout 120 --quiet >"$TMP/$2-burnin.log" 2>&1 || { tail -20 "$TMP/$2-burnin.log"; fail "$2: burnin run exited"; }
+  n=$(grep -c '"type":"round"' "$l" || true)
+  e=$(grep '"type":"round"' "$l" | grep -c '"bucket":"exact"' || true)
+  [ "$n" -eq 20 ] && [ "$e" -eq 20 ] || fail "$2: burn-in $e of $n rounds exact, want 20 of 20"
+  grep '"type":"identity"' "$l" | grep '"side":"v2"' | grep -q 'avx2' ||
+    fail "$2: trit's identity in the ledger does not name the avx2 set"
+  pass "$2: burn-in against build-avx2's llama-server, 20 of 20 rounds exact"
+}
+burnin_exact "$DEMO" demo
 
 # 3b. teeth: the avx512 table against build-avx2 differs (only where the CPU has AVX-512)
 if grep -qw avx512f /proc/cpuinfo && grep -qw avx512_vnni /proc/cpuinfo; then
