@@ -29,17 +29,6 @@ ladder() { # ladder MODEL TAG THREADS [PROMPT...] -> receipt $TMP/TAG.json, exit
   "$TRIT" ladder --ref "llama:$m" --cand "trit:$m" --prompt "$PROMPT" --prompt "Hello" "${extra[@]}" \
     --max-tokens 16 --all --threads "$th" -o "$TMP/$tag.json" >"$TMP/$tag.txt" 2>&1 || rc=$?
 }
-maxabs() { # maxabs RECEIPT -> the largest rung-3/4 max-abs over its prompts
-  python3 - "$1" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1])); m = 0.0
-for p in r["prompts"]:
-    for x in p["rungs"]:
-        if x["rung"] in (3, 4) and "max_abs" in x.get("metrics", {}):
-            m = max(m, x["metrics"]["max_abs"])
-print(m)
-PY
-}
 bad=0
 exact() { # exact MODEL LABEL [PROMPT...]: pass or report (keeps going: every type a line)
   local model="$1" label="$2" th m

@@ -44,17 +44,6 @@ ladder() { # ladder MODEL TAG THREADS [ENV...] -> receipt $TMP/TAG.json, exit st
   env "$@" "$TRIT" ladder --ref "llama:$m" --cand "trit:$m" --prompt "$PROMPT" --prompt "Hello" \
     --max-tokens 16 --all --threads "$th" -o "$TMP/$tag.json" >"$TMP/$tag.txt" 2>&1 || rc=$?
 }
-maxabs() { # maxabs RECEIPT -> the largest rung-3/4 max-abs over its prompts
-  python3 - "$1" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1])); m = 0.0
-for p in r["prompts"]:
-    for x in p["rungs"]:
-        if x["rung"] in (3, 4) and "max_abs" in x.get("metrics", {}):
-            m = max(m, x["metrics"]["max_abs"])
-print(m)
-PY
-}
 exact() { # exact MODEL LABEL
   for th in 1 2; do
     ladder "$1" "$2-t$th" "$th" TRIT_KERNELS=avx2

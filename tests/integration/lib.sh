@@ -154,3 +154,17 @@ if sys.argv[5:] == ["reset"]:
 s.close()
 PY
 }
+
+# maxabs RECEIPT -> the largest rung-3/4 max-abs over a `trit ladder -o` receipt's prompts (the
+# exactness tests: 42_avx2_exact, tests/arm64/10_exact)
+maxabs() {
+  python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); m = 0.0
+for p in r["prompts"]:
+    for x in p["rungs"]:
+        if x["rung"] in (3, 4) and "max_abs" in x.get("metrics", {}):
+            m = max(m, x["metrics"]["max_abs"])
+print(m)
+PY
+}
